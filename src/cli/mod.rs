@@ -1,0 +1,45 @@
+//! The command line: one file per subcommand, argument handling and output only. Logic lives
+//! in the library modules; errors are `anyhow` here and mapped to exit codes in `main`.
+
+mod key;
+mod ledger;
+mod trace;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// seakeeper: a Git-native CI/CD reconciler with a signed ledger.
+#[derive(Debug, Parser)]
+#[command(name = "seakeeper", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// OpenPGP keys for signing the ledger.
+    #[command(subcommand)]
+    Key(key::KeyCommand),
+    /// The signed ledger: init, import, log, show, verify, keys.
+    #[command(subcommand)]
+    Ledger(ledger::LedgerCommand),
+    /// Trace an artifact digest or a build id through the ledger.
+    Trace(trace::TraceArgs),
+}
+
+/// Runs a parsed command line.
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Key(c) => key::run(c),
+        Command::Ledger(c) => ledger::run(c),
+        Command::Trace(a) => trace::run(a),
+    }
+}
+
+/// Prints a value as one line of JSON.
+fn print_json<T: serde::Serialize>(value: &T) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string(value)?);
+    Ok(())
+}

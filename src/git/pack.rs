@@ -1,0 +1,406 @@
+//! Durable pack files: seakeeper writes each batch of new objects as one pack (plus its v2
+//! index) and fsyncs both before any ref may point at them, and merges small packs
+//! geometrically so that lookups stay a few index probes however many batches were written.
+//!
+//! Packs are written without deltas: ledger objects are small and mostly unique, and a pack
+//! without deltas can be written in one pass and read by every git.
+
+use std::fs;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use flate2::Compression;
+use flate2::write::ZlibEncoder;
+
+use super::{ObjectId, ObjectKind, sync_dir, sync_file};
+
+/// An object to be written into a pack.
+#[derive(Debug, Clone)]
+pub struct PackObject {
+    /// Its kind.
+    pub kind: ObjectKind,
+    /// Its id (the caller computed it with [`super::object_id`]).
+    pub id: ObjectId,
+    /// Its raw content.
+    pub data: Vec<u8>,
+}
+
+/// A pack file and what its index says about it.
+#[derive(Debug, Clone)]
+pub struct PackInfo {
+    /// Path of the `.pack` file.
+    pub pack: PathBuf,
+    /// Path of the `.idx` file.
+    pub idx: PathBuf,
+    /// Number of objects in it.
+    pub objects: u32,
+}
+
+static TMP_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+fn tmp_name(dir: &Path, ext: &str) -> PathBuf {
+    let n = TMP_COUNTER.fetch_add(1, Ordering::Relaxed);
+    dir.join(format!("tmp_seakeeper_{}_{n}.{ext}", std::process::id()))
+}
+
+fn entry_header(kind: ObjectKind, size: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(10);
+    let mut size = size as u64;
+    let mut byte = (kind.pack_type() << 4) | (size & 0x0f) as u8;
+    size >>= 4;
+    while size > 0 {
+        out.push(byte | 0x80);
+        byte = (size & 0x7f) as u8;
+        size >>= 7;
+    }
+    out.push(byte);
+    out
+}
+
+fn deflate(data: &[u8]) -> Vec<u8> {
+    let mut enc = ZlibEncoder::new(Vec::with_capacity(data.len() / 2 + 64), Compression::fast());
+    enc.write_all(data).expect("writing to a Vec cannot fail");
+    enc.finish().expect("finishing a Vec encoder cannot fail")
+}
+
+/// Compresses the entries on all cores; returns each entry's bytes (header and deflated data).
+fn encode_entries(objects: &[&PackObject]) -> Vec<Vec<u8>> {
+    let encode = |o: &&PackObject| {
+        let mut e = entry_header(o.kind, o.data.len());
+        e.extend_from_slice(&deflate(&o.data));
+        e
+    };
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(8);
+    if objects.len() < 64 || threads == 1 {
+        return objects.iter().map(encode).collect();
+    }
+    let chunk = objects.len().div_ceil(threads);
+    std::thread::scope(|s| {
+        let handles: Vec<_> = objects
+            .chunks(chunk)
+            .map(|part| s.spawn(move || part.iter().map(encode).collect::<Vec<_>>()))
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().expect("pack encoding threads do not panic"))
+            .collect()
+    })
+}
+
+/// Writes `objects` (deduplicated by id) as one pack and index into `pack_dir`
+/// (`<git dir>/objects/pack`), durably: both files are fsynced, renamed into place (index
+/// last, since git only sees a pack through its index) and the directory is fsynced.
+/// Returns `None` when there was nothing to write.
+pub fn write_pack(pack_dir: &Path, objects: &[PackObject]) -> std::io::Result<Option<PackInfo>> {
+    let mut sorted: Vec<&PackObject> = objects.iter().collect();
+    sorted.sort_by(|a, b| a.id.cmp(&b.id));
+    sorted.dedup_by(|a, b| a.id == b.id);
+    let entries = encode_entries(&sorted);
+    write_entries(pack_dir, sorted.iter().map(|o| o.id).zip(entries).collect())
+}
+
+/// Writes already-encoded pack entries, sorted by id and without duplicates.
+fn write_entries(pack_dir: &Path, entries: Vec<(ObjectId, Vec<u8>)>) -> std::io::Result<Option<PackInfo>> {
+    use sha1::Digest as _;
+    if entries.is_empty() {
+        return Ok(None);
+    }
+    let mut pack_hash = sha1::Sha1::new();
+    let tmp_pack = tmp_name(pack_dir, "pack");
+    let mut offsets = Vec::with_capacity(entries.len());
+    let mut crcs = Vec::with_capacity(entries.len());
+    let file = fs::File::create(&tmp_pack)?;
+    let mut w = std::io::BufWriter::with_capacity(1 << 20, file);
+    let mut header = Vec::with_capacity(12);
+    header.extend_from_slice(b"PACK");
+    header.extend_from_slice(&2u32.to_be_bytes());
+    header.extend_from_slice(&(entries.len() as u32).to_be_bytes());
+    pack_hash.update(&header);
+    w.write_all(&header)?;
+    let mut offset = header.len() as u64;
+    for (_, e) in &entries {
+        offsets.push(offset);
+        crcs.push(crc32fast::hash(e));
+        pack_hash.update(e);
+        w.write_all(e)?;
+        offset += e.len() as u64;
+    }
+    let checksum: [u8; 20] = pack_hash.finalize().into();
+    w.write_all(&checksum)?;
+    let file = w.into_inner().map_err(|e| e.into_error())?;
+    file.sync_all()?;
+    let ids: Vec<ObjectId> = entries.iter().map(|(id, _)| *id).collect();
+    let idx = encode_index(&ids, &crcs, &offsets, &checksum);
+    let name = hex::encode(checksum);
+    let tmp_idx = tmp_name(pack_dir, "idx");
+    {
+        let mut f = fs::File::create(&tmp_idx)?;
+        f.write_all(&idx)?;
+        f.sync_all()?;
+    }
+    let pack = pack_dir.join(format!("pack-{name}.pack"));
+    let idx_path = pack_dir.join(format!("pack-{name}.idx"));
+    fs::rename(&tmp_pack, &pack)?;
+    fs::rename(&tmp_idx, &idx_path)?;
+    sync_dir(pack_dir)?;
+    Ok(Some(PackInfo {
+        pack,
+        idx: idx_path,
+        objects: ids.len() as u32,
+    }))
+}
+
+/// Merges packs into one by copying their entries as they are (no recompression). Packs that
+/// hold deltas (written by git rather than seakeeper) are left alone: their offsets would
+/// change. Returns the new pack and the packs it replaced; the caller removes those.
+pub fn merge_packs(pack_dir: &Path, packs: &[PackInfo]) -> std::io::Result<Option<(PackInfo, Vec<PackInfo>)>> {
+    let mut merged: Vec<(ObjectId, Vec<u8>)> = Vec::new();
+    let mut used = Vec::new();
+    for info in packs {
+        let (ids, offsets) = read_index_offsets(&info.idx)?;
+        let data = fs::read(&info.pack)?;
+        if data.len() < 32 || &data[..4] != b"PACK" {
+            continue;
+        }
+        let end_of_entries = data.len() - 20;
+        let mut by_offset: Vec<(u64, ObjectId)> = offsets.into_iter().zip(ids).collect();
+        by_offset.sort_by_key(|(o, _)| *o);
+        let mut entries = Vec::with_capacity(by_offset.len());
+        let mut has_delta = false;
+        for (k, (off, id)) in by_offset.iter().enumerate() {
+            let start = *off as usize;
+            let end = by_offset.get(k + 1).map_or(end_of_entries, |(o, _)| *o as usize);
+            let Some(bytes) = data.get(start..end).filter(|b| !b.is_empty()) else {
+                has_delta = true; // unreadable: leave this pack alone
+                break;
+            };
+            let kind = (bytes[0] >> 4) & 7;
+            if !(1..=4).contains(&kind) {
+                has_delta = true;
+                break;
+            }
+            entries.push((*id, bytes.to_vec()));
+        }
+        if !has_delta {
+            merged.extend(entries);
+            used.push(info.clone());
+        }
+    }
+    if used.len() < 2 {
+        return Ok(None);
+    }
+    merged.sort_by(|a, b| a.0.cmp(&b.0));
+    merged.dedup_by(|a, b| a.0 == b.0);
+    Ok(write_entries(pack_dir, merged)?.map(|new| (new, used)))
+}
+
+fn read_index_offsets(idx: &Path) -> std::io::Result<(Vec<ObjectId>, Vec<u64>)> {
+    let data = fs::read(idx)?;
+    let bad = || std::io::Error::new(std::io::ErrorKind::InvalidData, format!("{}: not a v2 pack index", idx.display()));
+    let ids = ids_of_index(&data).ok_or_else(bad)?;
+    let n = ids.len();
+    let off_start = 8 + 1024 + n * 24;
+    let large_start = off_start + n * 4;
+    let mut offsets = Vec::with_capacity(n);
+    for i in 0..n {
+        let raw = data.get(off_start + i * 4..off_start + i * 4 + 4).ok_or_else(bad)?;
+        let v = u32::from_be_bytes(raw.try_into().expect("4 bytes"));
+        if v & 0x8000_0000 == 0 {
+            offsets.push(u64::from(v));
+        } else {
+            let k = (v & 0x7fff_ffff) as usize;
+            let raw = data.get(large_start + k * 8..large_start + k * 8 + 8).ok_or_else(bad)?;
+            offsets.push(u64::from_be_bytes(raw.try_into().expect("8 bytes")));
+        }
+    }
+    Ok((ids, offsets))
+}
+
+fn ids_of_index(data: &[u8]) -> Option<Vec<ObjectId>> {
+    if data.len() < 8 + 1024 || &data[..4] != b"\xfftOc" || data[4..8] != 2u32.to_be_bytes() {
+        return None;
+    }
+    let n = u32::from_be_bytes(data[8 + 255 * 4..8 + 256 * 4].try_into().ok()?) as usize;
+    let start = 8 + 1024;
+    let ids = data.get(start..start + n * 20)?;
+    Some(
+        ids.chunks_exact(20)
+            .map(|c| ObjectId::from(<[u8; 20]>::try_from(c).expect("20 bytes")))
+            .collect(),
+    )
+}
+
+fn encode_index(sorted: &[ObjectId], crcs: &[u32], offsets: &[u64], pack_checksum: &[u8; 20]) -> Vec<u8> {
+    use sha1::Digest as _;
+    let n = sorted.len();
+    let mut out = Vec::with_capacity(8 + 1024 + n * 28 + 40);
+    out.extend_from_slice(b"\xfftOc");
+    out.extend_from_slice(&2u32.to_be_bytes());
+    let mut fanout = [0u32; 256];
+    for o in sorted {
+        fanout[o.as_bytes()[0] as usize] += 1;
+    }
+    let mut running = 0u32;
+    for count in fanout {
+        running += count;
+        out.extend_from_slice(&running.to_be_bytes());
+    }
+    for o in sorted {
+        out.extend_from_slice(o.as_bytes());
+    }
+    for crc in crcs {
+        out.extend_from_slice(&crc.to_be_bytes());
+    }
+    let mut large = Vec::new();
+    for &off in offsets {
+        if off < 0x8000_0000 {
+            out.extend_from_slice(&(off as u32).to_be_bytes());
+        } else {
+            out.extend_from_slice(&(0x8000_0000u32 | large.len() as u32).to_be_bytes());
+            large.push(off);
+        }
+    }
+    for off in large {
+        out.extend_from_slice(&off.to_be_bytes());
+    }
+    out.extend_from_slice(pack_checksum);
+    let idx_checksum: [u8; 20] = sha1::Sha1::digest(&out).into();
+    out.extend_from_slice(&idx_checksum);
+    out
+}
+
+/// Lists the packs in `pack_dir` that have an index and no `.keep` file, with their object
+/// counts read from the index's fan-out table.
+pub fn list_packs(pack_dir: &Path) -> std::io::Result<Vec<PackInfo>> {
+    let mut out = Vec::new();
+    let rd = match fs::read_dir(pack_dir) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+        Err(e) => return Err(e),
+    };
+    for entry in rd {
+        let path = entry?.path();
+        if path.extension().is_some_and(|e| e == "idx") {
+            let pack = path.with_extension("pack");
+            if !pack.exists() || path.with_extension("keep").exists() {
+                continue;
+            }
+            if let Some(objects) = read_index_count(&path)? {
+                out.push(PackInfo {
+                    pack,
+                    idx: path,
+                    objects,
+                });
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn read_index_count(idx: &Path) -> std::io::Result<Option<u32>> {
+    use std::io::{Read as _, Seek as _, SeekFrom};
+    let mut f = fs::File::open(idx)?;
+    let mut head = [0u8; 8];
+    if f.read_exact(&mut head).is_err() || &head[..4] != b"\xfftOc" {
+        return Ok(None);
+    }
+    f.seek(SeekFrom::Start(8 + 255 * 4))?;
+    let mut n = [0u8; 4];
+    f.read_exact(&mut n)?;
+    Ok(Some(u32::from_be_bytes(n)))
+}
+
+/// Reads the object ids an index lists.
+pub fn read_index_ids(idx: &Path) -> std::io::Result<Vec<ObjectId>> {
+    let data = fs::read(idx)?;
+    ids_of_index(&data).ok_or_else(|| {
+        std::io::Error::new(std::io::ErrorKind::InvalidData, format!("{}: not a v2 pack index", idx.display()))
+    })
+}
+
+/// Chooses which packs to merge so that, sorted by size, each remaining pack holds more than
+/// twice the objects of all smaller ones together (git's geometric repacking, factor 2). Merging
+/// the chosen packs keeps the number of packs logarithmic in the number of objects while each
+/// object is rewritten a logarithmic number of times.
+pub fn geometric_merge_set(mut packs: Vec<PackInfo>) -> Vec<PackInfo> {
+    packs.sort_by_key(|p| p.objects);
+    let mut sum = 0u64;
+    let mut take = 0;
+    for (i, p) in packs.iter().enumerate() {
+        if i == 0 || u64::from(p.objects) <= 2 * sum {
+            sum += u64::from(p.objects);
+            take = i + 1;
+        } else {
+            break;
+        }
+    }
+    // Also roll a run of small packs into the first one that is too big for the progression,
+    // if what was gathered so far is not itself alone.
+    packs.truncate(take);
+    if packs.len() < 2 { Vec::new() } else { packs }
+}
+
+/// Removes pack files (pack, index, and any reverse index or bitmap) after they were merged.
+pub fn remove_pack(info: &PackInfo) -> std::io::Result<()> {
+    for ext in ["idx", "pack", "rev", "bitmap"] {
+        match fs::remove_file(info.pack.with_extension(ext)) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// Removes temporary files of seakeeper pack writers that died, if older than `min_age`.
+pub fn remove_stale_temporaries(pack_dir: &Path, min_age: std::time::Duration) {
+    let Ok(rd) = fs::read_dir(pack_dir) else { return };
+    for entry in rd.flatten() {
+        let name = entry.file_name();
+        if !name.to_string_lossy().starts_with("tmp_seakeeper_") {
+            continue;
+        }
+        let old = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age >= min_age);
+        if old {
+            let _ = fs::remove_file(entry.path());
+        }
+    }
+}
+
+/// fsync a pack's files (used after copying packs from elsewhere).
+pub fn sync_pack(info: &PackInfo) -> std::io::Result<()> {
+    sync_file(&info.pack)?;
+    sync_file(&info.idx)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn info(n: u32) -> PackInfo {
+        PackInfo { pack: PathBuf::from(format!("{n}.pack")), idx: PathBuf::from(format!("{n}.idx")), objects: n }
+    }
+
+    #[test]
+    fn geometric_merge_picks_the_small_tail() {
+        let pick = |sizes: &[u32]| {
+            let mut v: Vec<u32> = geometric_merge_set(sizes.iter().map(|&n| info(n)).collect())
+                .iter()
+                .map(|p| p.objects)
+                .collect();
+            v.sort();
+            v
+        };
+        assert_eq!(pick(&[1000]), Vec::<u32>::new());
+        assert_eq!(pick(&[1000, 10]), Vec::<u32>::new());
+        assert_eq!(pick(&[1000, 10, 10]), vec![10, 10]);
+        assert_eq!(pick(&[1000, 10, 15, 30]), vec![10, 15, 30]);
+        assert_eq!(pick(&[40, 10, 15, 30]), vec![10, 15, 30, 40]);
+    }
+}

@@ -1,0 +1,125 @@
+//! Git tree objects: decoding, encoding and git's entry order.
+//!
+//! Written by hand (it is a small format) so that ledger code can edit trees in memory and
+//! write them into its own packs without a round trip through the object database.
+
+use std::cmp::Ordering;
+
+use super::ObjectId;
+
+/// Mode of a regular file entry.
+pub const MODE_BLOB: u32 = 0o100644;
+/// Mode of a subdirectory entry.
+pub const MODE_TREE: u32 = 0o040000;
+
+/// One entry of a tree.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TreeEntry {
+    /// Git file mode (`MODE_BLOB`, `MODE_TREE`, or another git mode such as 100755).
+    pub mode: u32,
+    /// File name, without slashes.
+    pub name: Vec<u8>,
+    /// The object the entry points at.
+    pub oid: ObjectId,
+}
+
+impl TreeEntry {
+    /// Whether the entry is a subdirectory.
+    pub fn is_tree(&self) -> bool {
+        self.mode == MODE_TREE
+    }
+}
+
+/// A malformed tree object.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("malformed tree object: {0}")]
+pub struct TreeDecodeError(pub &'static str);
+
+/// Decodes a raw tree object.
+pub fn decode(mut data: &[u8]) -> Result<Vec<TreeEntry>, TreeDecodeError> {
+    let mut out = Vec::new();
+    while !data.is_empty() {
+        let sp = data
+            .iter()
+            .position(|&b| b == b' ')
+            .ok_or(TreeDecodeError("entry without a mode"))?;
+        let mode_str = std::str::from_utf8(&data[..sp]).map_err(|_| TreeDecodeError("mode is not ASCII"))?;
+        let mode = u32::from_str_radix(mode_str, 8).map_err(|_| TreeDecodeError("mode is not octal"))?;
+        data = &data[sp + 1..];
+        let nul = data
+            .iter()
+            .position(|&b| b == 0)
+            .ok_or(TreeDecodeError("entry name is not terminated"))?;
+        let name = data[..nul].to_vec();
+        if name.is_empty() || name.contains(&b'/') {
+            return Err(TreeDecodeError("entry name is empty or holds a slash"));
+        }
+        data = &data[nul + 1..];
+        if data.len() < 20 {
+            return Err(TreeDecodeError("entry id is truncated"));
+        }
+        let mut id = [0u8; 20];
+        id.copy_from_slice(&data[..20]);
+        data = &data[20..];
+        out.push(TreeEntry {
+            mode,
+            name,
+            oid: ObjectId::from(id),
+        });
+    }
+    Ok(out)
+}
+
+/// Git's order of tree entries: by name, where a directory's name compares as if it ended
+/// in `/`.
+pub fn git_order(a_name: &[u8], a_is_tree: bool, b_name: &[u8], b_is_tree: bool) -> Ordering {
+    let common = a_name.len().min(b_name.len());
+    match a_name[..common].cmp(&b_name[..common]) {
+        Ordering::Equal => {}
+        other => return other,
+    }
+    let a_next = a_name.get(common).copied().or(a_is_tree.then_some(b'/'));
+    let b_next = b_name.get(common).copied().or(b_is_tree.then_some(b'/'));
+    a_next.cmp(&b_next)
+}
+
+/// Encodes entries into a raw tree object, sorting them into git's order first.
+pub fn encode(entries: &mut [TreeEntry]) -> Vec<u8> {
+    entries.sort_by(|a, b| git_order(&a.name, a.is_tree(), &b.name, b.is_tree()));
+    let mut out = Vec::with_capacity(entries.len() * 60);
+    for e in entries.iter() {
+        out.extend_from_slice(if e.mode == MODE_TREE {
+            b"40000"
+        } else {
+            b""
+        });
+        if e.mode != MODE_TREE {
+            out.extend_from_slice(format!("{:o}", e.mode).as_bytes());
+        }
+        out.push(b' ');
+        out.extend_from_slice(&e.name);
+        out.push(0);
+        out.extend_from_slice(e.oid.as_bytes());
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn directories_sort_as_if_slash_terminated() {
+        let id = ObjectId::null(gix::hash::Kind::Sha1);
+        let mut entries = vec![
+            TreeEntry { mode: MODE_TREE, name: b"foo".to_vec(), oid: id },
+            TreeEntry { mode: MODE_BLOB, name: b"foo.yaml".to_vec(), oid: id },
+            TreeEntry { mode: MODE_BLOB, name: b"foo0".to_vec(), oid: id },
+        ];
+        let raw = encode(&mut entries);
+        let names: Vec<_> = entries.iter().map(|e| e.name.clone()).collect();
+        assert_eq!(names, vec![b"foo.yaml".to_vec(), b"foo".to_vec(), b"foo0".to_vec()]);
+        assert_eq!(decode(&raw).unwrap(), entries);
+        assert!(raw.starts_with(b"100644 foo.yaml\0"));
+    }
+}

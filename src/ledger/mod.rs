@@ -1,0 +1,275 @@
+//! The ledger: an append-only git repository of signed commits, each holding records of what
+//! seakeeper did (builds, artifacts, attestations, promotions, freezes).
+//!
+//! Layout, sharding and the verification rules are documented in `state-schema/README.md`.
+//! The ledger ref (`refs/heads/main`) moves only by compare-and-swap after the objects it points
+//! at are durable; history is linear; every commit is signed by a key the previous commit
+//! allowed. This module must not talk to Gerrit, registries or executors.
+
+mod commit;
+mod diff;
+pub mod layout;
+mod overlay;
+mod reader;
+mod verify;
+mod writer;
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::git::{self, ObjectId};
+use crate::model::CommitId;
+use crate::signing::{SigningError, SigningKey};
+
+pub use commit::{RawCommit, parse_commit};
+pub use reader::{BuildRecords, CommitSummary, Snapshot, Trace, TraceAttestation, TracePromotion, TraceRecord};
+pub use verify::{VerifyFailure, VerifyOptions, VerifyReport, verify};
+pub use writer::{Receipt, RecordError, Writer, WriterOptions};
+
+/// The ref that holds the ledger's history.
+pub const LEDGER_REF: &str = "refs/heads/main";
+/// The ledger format this build reads and writes.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// An error while opening, reading or writing a ledger.
+#[derive(Debug, thiserror::Error)]
+pub enum LedgerError {
+    /// The path is not a git repository, or not one we can open.
+    #[error("{path}: not a ledger repository: {message}")]
+    Open {
+        /// The path given.
+        path: PathBuf,
+        /// Why it could not be opened.
+        message: String,
+    },
+    /// `ledger init` was pointed at a directory that already holds something.
+    #[error("{0}: already exists and is not empty")]
+    AlreadyExists(PathBuf),
+    /// The ledger has no commit yet.
+    #[error("the ledger has no commits (run `seakeeper ledger init`)")]
+    Empty,
+    /// The ledger's format is not one this build understands.
+    #[error("ledger format {found} is not supported (this seakeeper reads format {FORMAT_VERSION})")]
+    UnsupportedFormat {
+        /// The format the LEDGER file names.
+        found: u32,
+    },
+    /// The signing key is not one the ledger allows.
+    #[error("key {fingerprint} is not allowed to sign this ledger (allowed: {allowed})")]
+    KeyNotAllowed {
+        /// The key's fingerprint.
+        fingerprint: String,
+        /// The allowed fingerprints.
+        allowed: String,
+    },
+    /// A stored object is missing or malformed.
+    #[error("ledger data is corrupt: {0}")]
+    Corrupt(String),
+    /// Reading an object failed.
+    #[error("reading object {id}: {message}")]
+    Read {
+        /// The object.
+        id: String,
+        /// What went wrong.
+        message: String,
+    },
+    /// Writing to the object database or the filesystem failed.
+    #[error("{what}: {source}")]
+    Io {
+        /// What was being done.
+        what: String,
+        /// What the OS said.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Moving the ledger ref failed.
+    #[error(transparent)]
+    Ref(#[from] git::RefUpdateError),
+    /// Signing failed.
+    #[error(transparent)]
+    Signing(#[from] SigningError),
+    /// The writer gave up because the ref kept moving under it.
+    #[error("gave up after {0} attempts: other writers kept moving the ledger ref")]
+    TooManyConflicts(u32),
+    /// The writer thread is gone (it panicked or was shut down).
+    #[error("the ledger writer has stopped")]
+    WriterStopped,
+    /// A key rotation request was invalid.
+    #[error("{0}")]
+    Rotation(String),
+}
+
+impl LedgerError {
+    pub(crate) fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> LedgerError {
+        let what = what.into();
+        move |source| LedgerError::Io { what, source }
+    }
+}
+
+/// The `LEDGER` file at the root of every ledger commit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LedgerMeta {
+    /// The format version; readers refuse formats they do not know.
+    pub format: u32,
+    /// A random id chosen at `init`, so that two ledgers are never confused.
+    pub ledger_id: String,
+    /// Fingerprints (40 uppercase hex digits) of the certs allowed to sign the next commit.
+    /// Each has its public cert at `KEYS/<fingerprint>.asc`.
+    pub signers: Vec<String>,
+}
+
+impl LedgerMeta {
+    /// Parses and checks a LEDGER file.
+    pub fn parse(bytes: &[u8]) -> Result<LedgerMeta, String> {
+        let meta: LedgerMeta = serde_yaml_ng::from_slice(bytes).map_err(|e| format!("LEDGER: {e}"))?;
+        if meta.format != FORMAT_VERSION {
+            return Err(format!(
+                "LEDGER: format {} is not supported (this seakeeper reads format {FORMAT_VERSION})",
+                meta.format
+            ));
+        }
+        if meta.ledger_id.len() != 32 || !meta.ledger_id.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err("LEDGER: ledger_id must be 32 hex digits".into());
+        }
+        if meta.signers.is_empty() {
+            return Err("LEDGER: signers must name at least one key".into());
+        }
+        for s in &meta.signers {
+            if !is_fingerprint(s) {
+                return Err(format!("LEDGER: signer {s:?} is not a 40-hex-digit uppercase fingerprint"));
+            }
+        }
+        Ok(meta)
+    }
+
+    /// The file's canonical bytes.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        serde_yaml_ng::to_string(self)
+            .expect("LedgerMeta always serializes")
+            .into_bytes()
+    }
+}
+
+/// Whether `s` is a v4 fingerprint as seakeeper writes them (40 uppercase hex digits).
+pub fn is_fingerprint(s: &str) -> bool {
+    s.len() == 40 && s.bytes().all(|b| b.is_ascii_digit() || (b'A'..=b'F').contains(&b))
+}
+
+/// An open ledger repository.
+pub struct Ledger {
+    repo: gix::Repository,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for Ledger {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ledger").field("path", &self.path).finish()
+    }
+}
+
+pub(crate) fn open_repo(path: &Path) -> Result<gix::Repository, LedgerError> {
+    let mut repo = gix::open_opts(path, gix::open::Options::isolated()).map_err(|e| LedgerError::Open {
+        path: path.to_owned(),
+        message: e.to_string(),
+    })?;
+    repo.object_cache_size_if_unset(16 << 20);
+    Ok(repo)
+}
+
+impl Ledger {
+    /// Opens an existing ledger (a bare repository).
+    pub fn open(path: &Path) -> Result<Ledger, LedgerError> {
+        Ok(Ledger {
+            repo: open_repo(path)?,
+            path: path.to_owned(),
+        })
+    }
+
+    /// Creates a new ledger at `path`: a bare repository whose first commit, signed by `key`,
+    /// holds `LEDGER` (allowing only `key`) and the key's public cert under `KEYS/`.
+    pub fn init(path: &Path, key: &mut SigningKey) -> Result<(Ledger, CommitId), LedgerError> {
+        if path.exists() {
+            let mut entries = std::fs::read_dir(path).map_err(LedgerError::io(format!("reading {}", path.display())))?;
+            if entries.next().is_some() {
+                return Err(LedgerError::AlreadyExists(path.to_owned()));
+            }
+        }
+        let repo = gix::init_bare(path).map_err(|e| LedgerError::Open {
+            path: path.to_owned(),
+            message: e.to_string(),
+        })?;
+        std::fs::write(repo.git_dir().join("HEAD"), format!("ref: {LEDGER_REF}\n"))
+            .map_err(LedgerError::io("writing HEAD"))?;
+        drop(repo);
+        let ledger = Ledger::open(path)?;
+        let meta = LedgerMeta {
+            format: FORMAT_VERSION,
+            ledger_id: new_ledger_id(path, key.fingerprint()),
+            signers: vec![key.fingerprint().to_owned()],
+        };
+        let mut overlay = overlay::Overlay::new(&ledger.repo, None);
+        overlay.put_blob("LEDGER", meta.to_bytes())?;
+        overlay.put_blob(&layout::key_path(key.fingerprint()), key.public_cert_armored()?)?;
+        let message = format!(
+            "Initialize ledger {}\n\nLedger-Id: {}\nSigner: {}\n",
+            meta.ledger_id, meta.ledger_id, meta.signers[0]
+        );
+        let commit = commit::commit_overlay(&ledger.repo, overlay, None, key, &message)?;
+        Ok((ledger, commit))
+    }
+
+    /// The path of the repository.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The underlying repository, for readers in this crate.
+    pub(crate) fn repo(&self) -> &gix::Repository {
+        &self.repo
+    }
+
+    /// The commit the ledger ref points at, or `None` for an empty ledger.
+    pub fn tip(&self) -> Result<Option<ObjectId>, LedgerError> {
+        Ok(git::read_ref(&self.repo, LEDGER_REF)?)
+    }
+
+    /// A read view of the ledger at its current tip.
+    pub fn snapshot(&self) -> Result<Snapshot<'_>, LedgerError> {
+        let tip = self.tip()?.ok_or(LedgerError::Empty)?;
+        Snapshot::at(self, tip)
+    }
+
+    /// A read view at a given commit.
+    pub fn snapshot_at(&self, commit: ObjectId) -> Result<Snapshot<'_>, LedgerError> {
+        Snapshot::at(self, commit)
+    }
+
+    /// Changes the set of keys allowed to sign the *next* commits. The commit that does so is
+    /// signed by `key`, which must be allowed now. `add` are armored public certs.
+    pub fn rotate_keys(
+        &self,
+        key: &mut SigningKey,
+        add: &[Vec<u8>],
+        remove: &[String],
+    ) -> Result<CommitId, LedgerError> {
+        commit::rotate_keys(self, key, add, remove)
+    }
+}
+
+fn new_ledger_id(path: &Path, fingerprint: &str) -> String {
+    use sha2::Digest as _;
+    let mut h = sha2::Sha256::new();
+    h.update(path.as_os_str().as_encoded_bytes());
+    h.update(fingerprint.as_bytes());
+    h.update(std::process::id().to_le_bytes());
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    h.update(now.as_nanos().to_le_bytes());
+    if let Ok(random) = std::fs::read("/proc/sys/kernel/random/uuid") {
+        h.update(random);
+    }
+    hex::encode(&h.finalize()[..16])
+}

@@ -1,0 +1,237 @@
+//! An in-memory edit of a ledger tree: reads fall through to the object database, writes stay
+//! in memory until [`Overlay::finish`] turns them into new tree and blob objects for one pack.
+
+use std::collections::{BTreeMap, HashMap};
+
+use crate::git::tree::{self, MODE_BLOB, MODE_TREE, TreeEntry};
+use crate::git::{ObjectId, ObjectKind, object_id, pack::PackObject, read_object};
+
+use super::LedgerError;
+
+enum Slot {
+    /// An entry of a stored tree, not touched.
+    Stored { mode: u32, oid: ObjectId },
+    /// A blob written in this overlay.
+    Blob(ObjectId),
+    /// A directory we descended into.
+    Dir(Box<Dir>),
+}
+
+struct Dir {
+    base: Option<ObjectId>,
+    entries: Option<BTreeMap<Vec<u8>, Slot>>,
+    dirty: bool,
+}
+
+impl Dir {
+    fn new(base: Option<ObjectId>) -> Dir {
+        Dir {
+            base,
+            entries: if base.is_none() { Some(BTreeMap::new()) } else { None },
+            dirty: false,
+        }
+    }
+}
+
+/// What a path resolves to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Found {
+    /// A blob with this id.
+    Blob(ObjectId),
+    /// A directory.
+    Tree,
+}
+
+pub(crate) fn read_tree(repo: &gix::Repository, id: &ObjectId) -> Result<Vec<TreeEntry>, LedgerError> {
+    match read_object(repo, id) {
+        Ok(Some((gix::object::Kind::Tree, data))) => {
+            tree::decode(&data).map_err(|e| LedgerError::Corrupt(format!("tree {id}: {e}")))
+        }
+        Ok(Some((kind, _))) => Err(LedgerError::Corrupt(format!("{id} is a {kind}, expected a tree"))),
+        Ok(None) => Err(LedgerError::Corrupt(format!("tree {id} is missing"))),
+        Err(message) => Err(LedgerError::Read { id: id.to_string(), message }),
+    }
+}
+
+pub(crate) fn read_blob(repo: &gix::Repository, id: &ObjectId) -> Result<Vec<u8>, LedgerError> {
+    match read_object(repo, id) {
+        Ok(Some((gix::object::Kind::Blob, data))) => Ok(data),
+        Ok(Some((kind, _))) => Err(LedgerError::Corrupt(format!("{id} is a {kind}, expected a blob"))),
+        Ok(None) => Err(LedgerError::Corrupt(format!("blob {id} is missing"))),
+        Err(message) => Err(LedgerError::Read { id: id.to_string(), message }),
+    }
+}
+
+/// An editable view of a tree.
+pub(crate) struct Overlay<'r> {
+    repo: &'r gix::Repository,
+    root: Dir,
+    blobs: HashMap<ObjectId, Vec<u8>>,
+}
+
+impl<'r> Overlay<'r> {
+    /// An overlay over `base` (or over an empty tree).
+    pub fn new(repo: &'r gix::Repository, base: Option<ObjectId>) -> Overlay<'r> {
+        Overlay {
+            repo,
+            root: Dir::new(base),
+            blobs: HashMap::new(),
+        }
+    }
+
+    fn load(repo: &gix::Repository, dir: &mut Dir) -> Result<(), LedgerError> {
+        if dir.entries.is_none() {
+            let base = dir.base.expect("a directory without entries has a base");
+            let entries = read_tree(repo, &base)?
+                .into_iter()
+                .map(|e| (e.name, Slot::Stored { mode: e.mode, oid: e.oid }))
+                .collect();
+            dir.entries = Some(entries);
+        }
+        Ok(())
+    }
+
+    /// Resolves `path` (slash-separated, no leading slash).
+    pub fn get(&mut self, path: &str) -> Result<Option<Found>, LedgerError> {
+        let repo = self.repo;
+        let mut dir = &mut self.root;
+        let mut parts = path.split('/').peekable();
+        while let Some(part) = parts.next() {
+            Self::load(repo, dir)?;
+            let entries = dir.entries.as_mut().expect("loaded");
+            let Some(slot) = entries.get_mut(part.as_bytes()) else {
+                return Ok(None);
+            };
+            let last = parts.peek().is_none();
+            match slot {
+                Slot::Blob(oid) => return Ok(last.then_some(Found::Blob(*oid))),
+                Slot::Stored { mode, oid } if *mode != MODE_TREE => {
+                    return Ok(last.then_some(Found::Blob(*oid)));
+                }
+                Slot::Stored { oid, .. } => {
+                    if last {
+                        return Ok(Some(Found::Tree));
+                    }
+                    *slot = Slot::Dir(Box::new(Dir::new(Some(*oid))));
+                    let Slot::Dir(d) = slot else { unreachable!("just set") };
+                    dir = d;
+                }
+                Slot::Dir(d) => {
+                    if last {
+                        return Ok(Some(Found::Tree));
+                    }
+                    dir = d;
+                }
+            }
+        }
+        Ok(Some(Found::Tree))
+    }
+
+    /// The bytes of the blob at `path`, if there is one.
+    pub fn read(&mut self, path: &str) -> Result<Option<Vec<u8>>, LedgerError> {
+        match self.get(path)? {
+            Some(Found::Blob(oid)) => match self.blobs.get(&oid) {
+                Some(data) => Ok(Some(data.clone())),
+                None => read_blob(self.repo, &oid).map(Some),
+            },
+            _ => Ok(None),
+        }
+    }
+
+    /// Writes a blob at `path`, replacing a blob there. Fails if a directory is in the way.
+    pub fn put_blob(&mut self, path: &str, data: Vec<u8>) -> Result<ObjectId, LedgerError> {
+        let oid = object_id(ObjectKind::Blob, &data);
+        self.blobs.entry(oid).or_insert(data);
+        self.put_blob_id(path, oid)?;
+        Ok(oid)
+    }
+
+    /// Stores a blob without placing it anywhere yet; place it with [`Overlay::put_blob_id`].
+    pub fn put_blob_detached(&mut self, data: Vec<u8>) -> ObjectId {
+        let oid = object_id(ObjectKind::Blob, &data);
+        self.blobs.entry(oid).or_insert(data);
+        oid
+    }
+
+    /// Points `path` at a blob that exists already (in the repository or this overlay).
+    pub fn put_blob_id(&mut self, path: &str, oid: ObjectId) -> Result<(), LedgerError> {
+        let repo = self.repo;
+        let mut dir = &mut self.root;
+        let parts: Vec<&str> = path.split('/').collect();
+        let (name, dirs) = parts.split_last().expect("split yields at least one part");
+        for part in dirs {
+            Self::load(repo, dir)?;
+            dir.dirty = true;
+            let entries = dir.entries.as_mut().expect("loaded");
+            let slot = entries
+                .entry(part.as_bytes().to_vec())
+                .or_insert_with(|| Slot::Dir(Box::new(Dir::new(None))));
+            match slot {
+                Slot::Stored { mode, oid } if *mode == MODE_TREE => {
+                    *slot = Slot::Dir(Box::new(Dir::new(Some(*oid))));
+                }
+                Slot::Stored { .. } | Slot::Blob(_) => {
+                    return Err(LedgerError::Corrupt(format!(
+                        "cannot write {path}: {part} is a file"
+                    )));
+                }
+                Slot::Dir(_) => {}
+            }
+            let Slot::Dir(d) = slot else { unreachable!("made a directory above") };
+            dir = d;
+        }
+        Self::load(repo, dir)?;
+        dir.dirty = true;
+        let entries = dir.entries.as_mut().expect("loaded");
+        if let Some(Slot::Dir(_)) | Some(Slot::Stored { mode: MODE_TREE, .. }) = entries.get(name.as_bytes()) {
+            return Err(LedgerError::Corrupt(format!("cannot write {path}: it is a directory")));
+        }
+        entries.insert(name.as_bytes().to_vec(), Slot::Blob(oid));
+        Ok(())
+    }
+
+    /// Turns the edits into objects. Returns the root tree id and every new object.
+    pub fn finish(self) -> (ObjectId, Vec<PackObject>) {
+        let mut out = Vec::new();
+        let Overlay { root, mut blobs, .. } = self;
+        let root_id = Self::write_dir(root, &mut blobs, &mut out).unwrap_or_else(|| {
+            let mut empty = Vec::new();
+            let data = tree::encode(&mut empty);
+            let id = object_id(ObjectKind::Tree, &data);
+            out.push(PackObject { kind: ObjectKind::Tree, id, data });
+            id
+        });
+        (root_id, out)
+    }
+
+    /// Writes a directory; `None` if it ended up empty.
+    fn write_dir(dir: Dir, blobs: &mut HashMap<ObjectId, Vec<u8>>, out: &mut Vec<PackObject>) -> Option<ObjectId> {
+        if !dir.dirty {
+            return dir.base;
+        }
+        let mut entries = Vec::new();
+        for (name, slot) in dir.entries.expect("a dirty directory was loaded") {
+            match slot {
+                Slot::Stored { mode, oid } => entries.push(TreeEntry { mode, name, oid }),
+                Slot::Blob(oid) => {
+                    if let Some(data) = blobs.remove(&oid) {
+                        out.push(PackObject { kind: ObjectKind::Blob, id: oid, data });
+                    }
+                    entries.push(TreeEntry { mode: MODE_BLOB, name, oid });
+                }
+                Slot::Dir(d) => {
+                    if let Some(oid) = Self::write_dir(*d, blobs, out) {
+                        entries.push(TreeEntry { mode: MODE_TREE, name, oid });
+                    }
+                }
+            }
+        }
+        if entries.is_empty() {
+            return None;
+        }
+        let data = tree::encode(&mut entries);
+        let id = object_id(ObjectKind::Tree, &data);
+        out.push(PackObject { kind: ObjectKind::Tree, id, data });
+        Some(id)
+    }
+}

@@ -1,0 +1,461 @@
+//! Reading the ledger: lookups by path, build id and digest that read only the few trees on
+//! the path, never history; the commit that added a record (through `index/added-by`); and the
+//! trace of an artifact from its build to every promotion.
+
+use serde::Serialize;
+
+use crate::git::ObjectId;
+use crate::git::tree::TreeEntry;
+use crate::model::{
+    Artifact, Attestation, BuildId, BuildRequest, BuildResult, Digest, Promotion, Record,
+};
+
+use super::overlay::{read_blob, read_tree};
+use super::writer::read_commit;
+use super::{Ledger, LedgerError, LedgerMeta, layout};
+
+/// A read-only view of the ledger at one commit.
+pub struct Snapshot<'l> {
+    ledger: &'l Ledger,
+    commit: ObjectId,
+    tree: ObjectId,
+}
+
+/// A build's records.
+#[derive(Debug, Clone)]
+pub struct BuildRecords {
+    /// Its directory in the ledger.
+    pub dir: String,
+    /// The request.
+    pub request: BuildRequest,
+    /// The result, once recorded.
+    pub result: Option<BuildResult>,
+}
+
+/// One ledger commit, for `ledger log`.
+#[derive(Debug, Clone, Serialize)]
+pub struct CommitSummary {
+    /// The commit id.
+    pub commit: String,
+    /// Committer time, RFC 3339.
+    pub time: String,
+    /// The summary line.
+    pub summary: String,
+    /// The trailers (key, value).
+    pub trailers: Vec<(String, String)>,
+}
+
+/// A record in a trace, with the ledger commit that added it.
+#[derive(Debug, Clone, Serialize)]
+pub struct TraceRecord {
+    /// Record kind.
+    pub record: &'static str,
+    /// Its path in the ledger.
+    pub path: String,
+    /// The commit that added it.
+    pub ledger_commit: String,
+}
+
+/// An attestation in a trace.
+#[derive(Debug, Clone, Serialize)]
+pub struct TraceAttestation {
+    /// The predicate type.
+    pub predicate_type: String,
+    /// Its path.
+    pub path: String,
+    /// The key ids its envelope names.
+    pub keyids: Vec<String>,
+    /// The commit that added it.
+    pub ledger_commit: String,
+}
+
+/// A promotion in a trace.
+#[derive(Debug, Clone, Serialize)]
+pub struct TracePromotion {
+    /// The environment.
+    pub environment: String,
+    /// The image.
+    pub image: String,
+    /// The digest promoted.
+    pub digest: String,
+    /// What it replaced.
+    pub previous_digest: Option<String>,
+    /// Source registry.
+    pub from_registry: String,
+    /// Target registry.
+    pub to_registry: String,
+    /// The config commit that asked for it.
+    pub config_commit: String,
+    /// When.
+    pub promoted_at: String,
+    /// Whether the environment still runs this digest.
+    pub current: bool,
+    /// The commit that recorded it.
+    pub ledger_commit: String,
+}
+
+/// The chain of an artifact (or of a build): who built it from what, what vouches for it, and
+/// where it went.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Trace {
+    /// The artifact digest (absent when tracing a build that produced nothing).
+    pub digest: Option<String>,
+    /// The artifact's name and kind, when an artifact record exists.
+    pub name: Option<String>,
+    /// `image`, `file` or `log`.
+    pub kind: Option<String>,
+    /// The build that produced it.
+    pub build_id: Option<String>,
+    /// Its pipeline.
+    pub pipeline: Option<String>,
+    /// Its trust level.
+    pub trust: Option<String>,
+    /// Its outcome, once finished.
+    pub status: Option<String>,
+    /// Gerrit project.
+    pub project: Option<String>,
+    /// Gerrit change.
+    pub change: Option<u32>,
+    /// Patchset.
+    pub patchset: Option<u32>,
+    /// The ref that was built.
+    #[serde(rename = "ref")]
+    pub git_ref: Option<String>,
+    /// Exact source commit.
+    pub source_commit: Option<String>,
+    /// Config commit that planned the build.
+    pub config_commit: Option<String>,
+    /// Other builds that produced the same digest.
+    pub rebuilt_by: Vec<String>,
+    /// Attestations about the digest.
+    pub attestations: Vec<TraceAttestation>,
+    /// Every promotion of the digest, oldest first.
+    pub promotions: Vec<TracePromotion>,
+    /// For a build trace: the traces of the artifacts the build produced.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub artifacts: Vec<Trace>,
+    /// Every record of the chain with the commit that added it.
+    pub ledger_commits: Vec<TraceRecord>,
+}
+
+impl<'l> Snapshot<'l> {
+    pub(crate) fn at(ledger: &'l Ledger, commit: ObjectId) -> Result<Snapshot<'l>, LedgerError> {
+        let c = read_commit(ledger.repo(), commit)?;
+        Ok(Snapshot {
+            ledger,
+            commit,
+            tree: c.tree,
+        })
+    }
+
+    /// The commit this view is at.
+    pub fn commit(&self) -> ObjectId {
+        self.commit
+    }
+
+    /// Its root tree.
+    pub fn tree(&self) -> ObjectId {
+        self.tree
+    }
+
+    /// What this commit changed relative to its first parent: (`A`, `M` or `D`, path).
+    pub fn changed_paths(&self) -> Result<Vec<(&'static str, String)>, LedgerError> {
+        let c = read_commit(self.ledger.repo(), self.commit)?;
+        let parent_tree = match c.parents.first() {
+            Some(p) => Some(read_commit(self.ledger.repo(), *p)?.tree),
+            None => None,
+        };
+        Ok(super::diff::diff_trees(self.ledger.repo(), parent_tree, self.tree)?
+            .into_iter()
+            .map(|ch| match ch {
+                super::diff::Change::Added { path, .. } => ("A", path),
+                super::diff::Change::Modified { path, .. } => ("M", path),
+                super::diff::Change::Deleted { path } => ("D", path),
+            })
+            .collect())
+    }
+
+    /// The LEDGER file.
+    pub fn meta(&self) -> Result<LedgerMeta, LedgerError> {
+        let bytes = self
+            .read("LEDGER")?
+            .ok_or_else(|| LedgerError::Corrupt("the tree has no LEDGER file".into()))?;
+        LedgerMeta::parse(&bytes).map_err(LedgerError::Corrupt)
+    }
+
+    /// The entry at `path`, reading one tree per path segment.
+    pub fn lookup(&self, path: &str) -> Result<Option<TreeEntry>, LedgerError> {
+        let repo = self.ledger.repo();
+        let mut tree = self.tree;
+        let mut parts = path.split('/').filter(|p| !p.is_empty()).peekable();
+        while let Some(part) = parts.next() {
+            let entries = read_tree(repo, &tree)?;
+            let Some(entry) = entries.into_iter().find(|e| e.name == part.as_bytes()) else {
+                return Ok(None);
+            };
+            if parts.peek().is_none() {
+                return Ok(Some(entry));
+            }
+            if !entry.is_tree() {
+                return Ok(None);
+            }
+            tree = entry.oid;
+        }
+        Ok(Some(TreeEntry {
+            mode: crate::git::tree::MODE_TREE,
+            name: Vec::new(),
+            oid: self.tree,
+        }))
+    }
+
+    /// The bytes of the file at `path`.
+    pub fn read(&self, path: &str) -> Result<Option<Vec<u8>>, LedgerError> {
+        match self.lookup(path)? {
+            Some(e) if !e.is_tree() => read_blob(self.ledger.repo(), &e.oid).map(Some),
+            _ => Ok(None),
+        }
+    }
+
+    /// The entries of the directory at `path` (empty if there is none).
+    pub fn list(&self, path: &str) -> Result<Vec<TreeEntry>, LedgerError> {
+        match self.lookup(path)? {
+            Some(e) if e.is_tree() => read_tree(self.ledger.repo(), &e.oid),
+            _ => Ok(Vec::new()),
+        }
+    }
+
+    /// The record stored at `path`.
+    pub fn record(&self, path: &str) -> Result<Option<Record>, LedgerError> {
+        match self.read(path)? {
+            None => Ok(None),
+            Some(bytes) => parse_record(path, &bytes).map(Some),
+        }
+    }
+
+    /// The commit that added the record at `path`: from `index/added-by`, or this commit if
+    /// the record is here but not yet indexed (the index lags by one commit).
+    pub fn commit_of(&self, path: &str) -> Result<Option<ObjectId>, LedgerError> {
+        if let Some(bytes) = self.read(&layout::added_by_path(path))? {
+            let text = String::from_utf8_lossy(&bytes);
+            let id = ObjectId::from_hex(text.trim().as_bytes())
+                .map_err(|_| LedgerError::Corrupt(format!("index entry for {path} is not a commit id")))?;
+            return Ok(Some(id));
+        }
+        Ok(self.lookup(path)?.map(|_| self.commit))
+    }
+
+    /// A build's request and result, found through `index/builds`.
+    pub fn build(&self, id: &BuildId) -> Result<Option<BuildRecords>, LedgerError> {
+        let Some(dir) = self.read(&layout::build_index_path(id))? else {
+            return Ok(None);
+        };
+        let dir = String::from_utf8_lossy(&dir).trim_end().to_owned();
+        let request = match self.record(&format!("{dir}/request.yaml"))? {
+            Some(Record::BuildRequest(r)) => r,
+            _ => return Err(LedgerError::Corrupt(format!("{dir}: index names a build without a request"))),
+        };
+        let result = match self.record(&format!("{dir}/result.yaml"))? {
+            Some(Record::BuildResult(r)) => Some(r),
+            Some(_) => return Err(LedgerError::Corrupt(format!("{dir}/result.yaml is not a build-result"))),
+            None => None,
+        };
+        Ok(Some(BuildRecords { dir, request, result }))
+    }
+
+    /// The artifact record of a digest (the first build that produced it).
+    pub fn artifact(&self, digest: &Digest) -> Result<Option<Artifact>, LedgerError> {
+        match self.record(&layout::artifact_path(digest))? {
+            Some(Record::Artifact(a)) => Ok(Some(a)),
+            Some(_) => Err(LedgerError::Corrupt(format!("{} is not an artifact", layout::artifact_path(digest)))),
+            None => Ok(None),
+        }
+    }
+
+    fn commit_hex(&self, path: &str) -> Result<String, LedgerError> {
+        Ok(self.commit_of(path)?.map(|c| c.to_string()).unwrap_or_default())
+    }
+
+    fn fill_build(&self, t: &mut Trace, id: &BuildId) -> Result<(), LedgerError> {
+        t.build_id = Some(id.to_string());
+        let Some(b) = self.build(id)? else { return Ok(()) };
+        let r = &b.request;
+        t.pipeline = Some(r.pipeline.to_string());
+        t.trust = Some(r.trust.as_str().to_owned());
+        t.project = Some(r.project.to_string());
+        t.change = r.change.map(|c| c.get());
+        t.patchset = r.patchset.map(|p| p.get());
+        t.git_ref = Some(r.git_ref.to_string());
+        t.source_commit = Some(r.source_commit.to_string());
+        t.config_commit = Some(r.config_commit.to_string());
+        let path = format!("{}/request.yaml", b.dir);
+        t.ledger_commits.push(TraceRecord { record: "build-request", ledger_commit: self.commit_hex(&path)?, path });
+        if let Some(res) = &b.result {
+            t.status = Some(res.status.as_str().to_owned());
+            let path = format!("{}/result.yaml", b.dir);
+            t.ledger_commits.push(TraceRecord { record: "build-result", ledger_commit: self.commit_hex(&path)?, path });
+        }
+        Ok(())
+    }
+
+    /// The chain of an artifact digest; `None` if the ledger knows nothing of it.
+    pub fn trace_digest(&self, digest: &Digest) -> Result<Option<Trace>, LedgerError> {
+        let mut t = Trace { digest: Some(digest.to_string()), ..Trace::default() };
+        let mut known = false;
+        if let Some(a) = self.artifact(digest)? {
+            known = true;
+            t.name = Some(a.name.clone());
+            t.kind = Some(serde_plain(&a.kind));
+            let path = layout::artifact_path(digest);
+            t.ledger_commits.push(TraceRecord { record: "artifact", ledger_commit: self.commit_hex(&path)?, path });
+            self.fill_build(&mut t, &a.build_id)?;
+        }
+        let dir = layout::artifact_dir(digest);
+        for e in self.list(&format!("{dir}/rebuilt"))? {
+            let name = String::from_utf8_lossy(&e.name).into_owned();
+            if let Some(id) = name.strip_suffix(".yaml") {
+                known = true;
+                t.rebuilt_by.push(id.to_owned());
+                let path = format!("{dir}/rebuilt/{name}");
+                t.ledger_commits.push(TraceRecord { record: "artifact", ledger_commit: self.commit_hex(&path)?, path });
+            }
+        }
+        let att_dir = layout::attestation_dir(digest);
+        for e in self.list(&att_dir)? {
+            let path = format!("{att_dir}/{}", String::from_utf8_lossy(&e.name));
+            if let Some(Record::Attestation(a)) = self.record(&path)? {
+                known = true;
+                let ledger_commit = self.commit_hex(&path)?;
+                t.ledger_commits.push(TraceRecord { record: "attestation", path: path.clone(), ledger_commit: ledger_commit.clone() });
+                t.attestations.push(attestation_summary(&a, path, ledger_commit));
+            }
+        }
+        let promo_dir = format!("{dir}/promotions");
+        for env in self.list(&promo_dir)? {
+            let env_name = String::from_utf8_lossy(&env.name).into_owned();
+            for e in self.list(&format!("{promo_dir}/{env_name}"))? {
+                let path = format!("{promo_dir}/{env_name}/{}", String::from_utf8_lossy(&e.name));
+                if let Some(Record::Promotion(p)) = self.record(&path)? {
+                    known = true;
+                    let ledger_commit = self.commit_hex(&path)?;
+                    let current = self
+                        .read(&layout::promotion_pointer(&p.environment, &p.image))?
+                        .is_some_and(|b| b == self.read(&path).ok().flatten().unwrap_or_default());
+                    t.ledger_commits.push(TraceRecord { record: "promotion", path: path.clone(), ledger_commit: ledger_commit.clone() });
+                    t.promotions.push(promotion_summary(&p, current, ledger_commit));
+                }
+            }
+        }
+        t.promotions.sort_by(|a, b| a.promoted_at.cmp(&b.promoted_at));
+        Ok(known.then_some(t))
+    }
+
+    /// The chain of a build: its request and result, and the trace of each artifact it made.
+    pub fn trace_build(&self, id: &BuildId) -> Result<Option<Trace>, LedgerError> {
+        let Some(b) = self.build(id)? else { return Ok(None) };
+        let mut t = Trace { digest: None, ..Trace::default() };
+        self.fill_build(&mut t, id)?;
+        if let Some(result) = &b.result {
+            for a in &result.artifacts {
+                if let Some(sub) = self.trace_digest(&a.digest)? {
+                    t.artifacts.push(sub);
+                }
+            }
+        }
+        Ok(Some(t))
+    }
+
+    /// Build ids recorded for a change's patchset (or every patchset when `patchset` is None).
+    pub fn builds_of_change(
+        &self,
+        project: &crate::model::ProjectName,
+        change: crate::model::ChangeNumber,
+        patchset: Option<crate::model::PatchsetNumber>,
+    ) -> Result<Vec<(u32, String)>, LedgerError> {
+        let base = format!("changes/{project}/{:02}/{change}", change.get() % 100);
+        let mut out = Vec::new();
+        for ps in self.list(&base)? {
+            let ps_name = String::from_utf8_lossy(&ps.name).into_owned();
+            let Ok(n) = ps_name.parse::<u32>() else { continue };
+            if patchset.is_some_and(|p| p.get() != n) {
+                continue;
+            }
+            for b in self.list(&format!("{base}/{ps_name}"))? {
+                out.push((n, String::from_utf8_lossy(&b.name).into_owned()));
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+}
+
+fn serde_plain<T: Serialize>(v: &T) -> String {
+    serde_json::to_value(v)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default()
+}
+
+fn attestation_summary(a: &Attestation, path: String, ledger_commit: String) -> TraceAttestation {
+    TraceAttestation {
+        predicate_type: a.predicate_type.clone(),
+        path,
+        keyids: a.envelope.signatures.iter().map(|s| s.keyid.clone()).collect(),
+        ledger_commit,
+    }
+}
+
+fn promotion_summary(p: &Promotion, current: bool, ledger_commit: String) -> TracePromotion {
+    TracePromotion {
+        environment: p.environment.to_string(),
+        image: p.image.to_string(),
+        digest: p.digest.to_string(),
+        previous_digest: p.previous_digest.as_ref().map(ToString::to_string),
+        from_registry: p.from_registry.clone(),
+        to_registry: p.to_registry.clone(),
+        config_commit: p.config_commit.to_string(),
+        promoted_at: p.promoted_at.to_string(),
+        current,
+        ledger_commit,
+    }
+}
+
+/// Parses a record file (JSON for `.json`, YAML otherwise).
+pub(crate) fn parse_record(path: &str, bytes: &[u8]) -> Result<Record, LedgerError> {
+    let parsed = if path.ends_with(".json") {
+        serde_json::from_slice::<Record>(bytes).map_err(|e| e.to_string())
+    } else {
+        serde_yaml_ng::from_slice::<Record>(bytes).map_err(|e| e.to_string())
+    };
+    parsed.map_err(|e| LedgerError::Corrupt(format!("{path}: {e}")))
+}
+
+impl Ledger {
+    /// The first-parent history from the tip, newest first, at most `limit` commits.
+    pub fn log(&self, limit: usize) -> Result<Vec<CommitSummary>, LedgerError> {
+        let mut out = Vec::new();
+        let mut next = self.tip()?;
+        while let Some(id) = next {
+            if out.len() >= limit {
+                break;
+            }
+            let c = read_commit(self.repo(), id)?;
+            let mut lines = c.message.lines();
+            let summary = lines.next().unwrap_or_default().to_owned();
+            let trailers = c
+                .message
+                .rsplit("\n\n")
+                .next()
+                .unwrap_or_default()
+                .lines()
+                .filter_map(|l| l.split_once(": "))
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .collect();
+            let time = crate::model::Timestamp::from_second(c.time)
+                .map(|t| t.to_string())
+                .unwrap_or_default();
+            out.push(CommitSummary { commit: id.to_string(), time, summary, trailers });
+            next = c.parents.first().copied();
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,641 @@
+//! The ledger writer: one thread per process that group-commits records from any number of
+//! producers into signed commits.
+//!
+//! A producer's records are acknowledged only after the pack holding them and the ref that
+//! points at it are fsynced. The ref moves by compare-and-swap; when another process moved it
+//! first, the batch is re-planned on the new tip, so concurrent writers lose nothing. Writing a
+//! record that is already present with the same content is a no-op, so every write may be
+//! repeated safely.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crate::git::{self, ObjectId};
+use crate::model::{Artifact, BuildId, CommitId, Record, RecordKind};
+use crate::signing::SigningKey;
+
+use super::commit::{meta_from, parse_commit, signed_commit};
+use super::diff::{Change, diff_trees};
+use super::layout;
+use super::overlay::Overlay;
+use super::{LEDGER_REF, LedgerError};
+
+/// How the writer batches.
+#[derive(Debug, Clone)]
+pub struct WriterOptions {
+    /// Most records in one commit.
+    pub max_records: usize,
+    /// Most bytes of record files in one commit.
+    pub max_bytes: usize,
+    /// How long to wait for more records after the first one arrives, to fill a batch.
+    pub linger: Duration,
+    /// Whether to merge small packs after commits (geometric repacking).
+    pub compact: bool,
+}
+
+impl Default for WriterOptions {
+    fn default() -> Self {
+        WriterOptions {
+            max_records: 2000,
+            max_bytes: 8 << 20,
+            linger: Duration::from_millis(2),
+            compact: true,
+        }
+    }
+}
+
+/// A record that is durable in the ledger.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Receipt {
+    /// Where the record lives.
+    pub path: String,
+    /// A ledger commit that holds it: the new commit, or for a record that was already
+    /// present, the tip at the time of the write.
+    pub commit: CommitId,
+    /// Whether the record was there already (the write was a no-op).
+    pub already_present: bool,
+}
+
+/// Why one record was not written. Other records of the same batch are unaffected.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RecordError {
+    /// The record breaks a rule of its schema.
+    #[error("invalid {kind} record: {message}")]
+    Invalid {
+        /// The record kind.
+        kind: &'static str,
+        /// What is wrong, naming the field.
+        message: String,
+    },
+    /// The record refers to a build whose request is not in the ledger.
+    #[error("build {0} has no build-request in the ledger")]
+    UnknownBuild(BuildId),
+    /// A different record is already stored where this one belongs.
+    #[error("{path}: {message}")]
+    Conflict {
+        /// The path.
+        path: String,
+        /// What differs.
+        message: String,
+    },
+    /// The ledger could not be written; nothing of this batch was written.
+    #[error("{0}")]
+    Ledger(String),
+}
+
+enum Msg {
+    Records(Vec<Record>, mpsc::SyncSender<Vec<Result<Receipt, RecordError>>>),
+}
+
+/// A handle to the writer thread; clone it freely to share among producers.
+#[derive(Clone)]
+pub struct Writer {
+    tx: mpsc::Sender<Msg>,
+    thread: Arc<Mutex<Option<JoinHandle<()>>>>,
+}
+
+impl std::fmt::Debug for Writer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Writer").finish_non_exhaustive()
+    }
+}
+
+impl Writer {
+    /// Starts a writer for the ledger at `path`, signing with `key`. Fails before anything is
+    /// written if the ledger does not allow `key`.
+    pub fn open(path: &Path, key: SigningKey, options: WriterOptions) -> Result<Writer, LedgerError> {
+        let repo = super::open_repo(path)?;
+        let tip = git::read_ref(&repo, LEDGER_REF)?.ok_or(LedgerError::Empty)?;
+        check_key_allowed(&repo, tip, &key)?;
+        let pack_dir = repo.objects.store_ref().path().join("pack");
+        git::pack::remove_stale_temporaries(&pack_dir, Duration::from_secs(3600));
+        let (tx, rx) = mpsc::channel();
+        let mut state = State {
+            repo,
+            key,
+            options,
+            last: None,
+        };
+        let thread = std::thread::Builder::new()
+            .name("ledger-writer".into())
+            .spawn(move || state.run(rx))
+            .map_err(LedgerError::io("starting the ledger writer thread"))?;
+        Ok(Writer {
+            tx,
+            thread: Arc::new(Mutex::new(Some(thread))),
+        })
+    }
+
+    /// Writes one record and waits until it is durable.
+    pub fn append(&self, record: Record) -> Result<Receipt, RecordError> {
+        self.append_all(vec![record])
+            .pop()
+            .unwrap_or_else(|| Err(RecordError::Ledger(LedgerError::WriterStopped.to_string())))
+    }
+
+    /// Writes records (in order) and waits until all are durable; one result per record.
+    pub fn append_all(&self, records: Vec<Record>) -> Vec<Result<Receipt, RecordError>> {
+        let n = records.len();
+        let (reply_tx, reply_rx) = mpsc::sync_channel(1);
+        let stopped = || vec![Err(RecordError::Ledger(LedgerError::WriterStopped.to_string())); n];
+        if self.tx.send(Msg::Records(records, reply_tx)).is_err() {
+            return stopped();
+        }
+        reply_rx.recv().unwrap_or_else(|_| stopped())
+    }
+
+    /// Stops the writer after the records already submitted, and waits for it.
+    pub fn shutdown(self) {
+        let Writer { tx, thread } = self;
+        drop(tx);
+        if Arc::strong_count(&thread) == 1 {
+            if let Some(handle) = thread.lock().ok().and_then(|mut t| t.take()) {
+                let _ = handle.join();
+            }
+        }
+    }
+}
+
+fn check_key_allowed(repo: &gix::Repository, tip: ObjectId, key: &SigningKey) -> Result<(), LedgerError> {
+    let commit = read_commit(repo, tip)?;
+    let mut overlay = Overlay::new(repo, Some(commit.tree));
+    let meta = meta_from(&mut overlay)?;
+    if meta.signers.iter().any(|s| s == key.fingerprint()) {
+        Ok(())
+    } else {
+        Err(LedgerError::KeyNotAllowed {
+            fingerprint: key.fingerprint().to_owned(),
+            allowed: meta.signers.join(", "),
+        })
+    }
+}
+
+pub(crate) fn read_commit(repo: &gix::Repository, id: ObjectId) -> Result<super::RawCommit, LedgerError> {
+    match git::read_object(repo, &id) {
+        Ok(Some((gix::object::Kind::Commit, data))) => parse_commit(&id, &data),
+        Ok(Some((kind, _))) => Err(LedgerError::Corrupt(format!("{id} is a {kind}, expected a commit"))),
+        Ok(None) => Err(LedgerError::Corrupt(format!("commit {id} is missing"))),
+        Err(message) => Err(LedgerError::Read { id: id.to_string(), message }),
+    }
+}
+
+/// The indexed record paths a commit added relative to its first parent.
+pub(crate) fn record_additions(repo: &gix::Repository, commit: ObjectId) -> Result<Vec<String>, LedgerError> {
+    let c = read_commit(repo, commit)?;
+    let parent_tree = match c.parents.first() {
+        Some(p) => Some(read_commit(repo, *p)?.tree),
+        None => None,
+    };
+    Ok(diff_trees(repo, parent_tree, c.tree)?
+        .into_iter()
+        .filter_map(|ch| match ch {
+            Change::Added { path, .. } if layout::classify(&path).is_indexed_record() => Some(path),
+            _ => None,
+        })
+        .collect())
+}
+
+/// Adds `index/added-by` entries for the records `parent` added, pointing at `parent`. Every
+/// commit does this for its parent, so the index lags the tip by exactly one commit.
+pub(crate) fn index_parent_additions(
+    repo: &gix::Repository,
+    overlay: &mut Overlay<'_>,
+    parent: ObjectId,
+) -> Result<(), LedgerError> {
+    let additions = record_additions(repo, parent)?;
+    put_added_by(overlay, parent, &additions)
+}
+
+fn put_added_by(overlay: &mut Overlay<'_>, parent: ObjectId, additions: &[String]) -> Result<(), LedgerError> {
+    if additions.is_empty() {
+        return Ok(());
+    }
+    let blob = overlay.put_blob_detached(format!("{parent}\n").into_bytes());
+    for path in additions {
+        overlay.put_blob_id(&layout::added_by_path(path), blob)?;
+    }
+    Ok(())
+}
+
+struct State {
+    repo: gix::Repository,
+    key: SigningKey,
+    options: WriterOptions,
+    /// The last commit this writer made and the record paths it added, so that the next
+    /// commit can index them without diffing.
+    last: Option<(ObjectId, Vec<String>)>,
+}
+
+struct Pending {
+    records: Vec<Record>,
+    results: Vec<Option<Result<Receipt, RecordError>>>,
+    reply: mpsc::SyncSender<Vec<Result<Receipt, RecordError>>>,
+}
+
+/// What applying one record to the overlay did.
+enum Applied {
+    Written(String),
+    Present(String),
+}
+
+const MAX_ATTEMPTS: u32 = 50;
+
+impl State {
+    fn run(&mut self, rx: mpsc::Receiver<Msg>) {
+        while let Ok(first) = rx.recv() {
+            let mut pending = vec![first];
+            let deadline = Instant::now() + self.options.linger;
+            let mut count: usize = pending.iter().map(|Msg::Records(r, _)| r.len()).sum();
+            while count < self.options.max_records {
+                let now = Instant::now();
+                if now >= deadline {
+                    break;
+                }
+                match rx.recv_timeout(deadline - now) {
+                    Ok(msg) => {
+                        let Msg::Records(r, _) = &msg;
+                        count += r.len();
+                        pending.push(msg);
+                    }
+                    Err(_) => break,
+                }
+            }
+            let mut pending: Vec<Pending> = pending
+                .into_iter()
+                .map(|Msg::Records(records, reply)| Pending {
+                    results: vec![None; records.len()],
+                    records,
+                    reply,
+                })
+                .collect();
+            self.process(&mut pending);
+            for p in pending {
+                let results = p
+                    .results
+                    .into_iter()
+                    .map(|r| r.unwrap_or_else(|| Err(RecordError::Ledger("not processed".into()))))
+                    .collect();
+                let _ = p.reply.send(results);
+            }
+            if self.options.compact {
+                if let Err(e) = compact(&self.repo) {
+                    eprintln!("warning: merging ledger packs failed (will retry later): {e}");
+                }
+            }
+        }
+    }
+
+    fn process(&mut self, pending: &mut [Pending]) {
+        // Cut the queue into batches bounded by record count and bytes.
+        let mut slots: Vec<(usize, usize)> = Vec::new();
+        for (i, p) in pending.iter().enumerate() {
+            for j in 0..p.records.len() {
+                slots.push((i, j));
+            }
+        }
+        let mut start = 0;
+        while start < slots.len() {
+            let mut end = start;
+            let mut bytes = 0;
+            while end < slots.len() && end - start < self.options.max_records && bytes < self.options.max_bytes {
+                let (i, j) = slots[end];
+                bytes += approximate_size(&pending[i].records[j]);
+                end += 1;
+            }
+            let batch: Vec<&Record> = slots[start..end].iter().map(|&(i, j)| &pending[i].records[j]).collect();
+            let results = self.commit_batch(&batch);
+            for (&(i, j), r) in slots[start..end].iter().zip(results) {
+                pending[i].results[j] = Some(r);
+            }
+            start = end;
+        }
+    }
+
+    fn commit_batch(&mut self, records: &[&Record]) -> Vec<Result<Receipt, RecordError>> {
+        let fail_all = |e: LedgerError| vec![Err(RecordError::Ledger(e.to_string())); records.len()];
+        for _attempt in 0..MAX_ATTEMPTS {
+            match self.try_commit_batch(records) {
+                Ok(results) => return results,
+                Err(LedgerError::Ref(git::RefUpdateError::Conflict { .. })) => continue,
+                Err(e) => return fail_all(e),
+            }
+        }
+        fail_all(LedgerError::TooManyConflicts(MAX_ATTEMPTS))
+    }
+
+    fn try_commit_batch(&mut self, records: &[&Record]) -> Result<Vec<Result<Receipt, RecordError>>, LedgerError> {
+        let repo = &self.repo;
+        let tip = git::read_ref(repo, LEDGER_REF)?.ok_or(LedgerError::Empty)?;
+        let tip_commit = read_commit(repo, tip)?;
+        let mut overlay = Overlay::new(repo, Some(tip_commit.tree));
+        let meta = meta_from(&mut overlay)?;
+        if !meta.signers.iter().any(|s| s == self.key.fingerprint()) {
+            return Err(LedgerError::KeyNotAllowed {
+                fingerprint: self.key.fingerprint().to_owned(),
+                allowed: meta.signers.join(", "),
+            });
+        }
+        let mut outcomes = Vec::with_capacity(records.len());
+        let mut added = Vec::new();
+        for record in records {
+            let outcome = apply(&mut overlay, record);
+            if let Ok(Applied::Written(path)) = &outcome {
+                if layout::classify(path).is_indexed_record() {
+                    added.push(path.clone());
+                }
+            }
+            outcomes.push(outcome);
+        }
+        let written: Vec<&Record> = records
+            .iter()
+            .zip(&outcomes)
+            .filter(|(_, o)| matches!(o, Ok(Applied::Written(_))))
+            .map(|(r, _)| *r)
+            .collect();
+        let tip_id: CommitId = tip.to_string().parse().expect("object ids are 40 hex digits");
+        let commit_id = if written.is_empty() {
+            tip_id.clone()
+        } else {
+            let parent_additions = match &self.last {
+                Some((id, paths)) if *id == tip => paths.clone(),
+                _ => record_additions(repo, tip)?,
+            };
+            put_added_by(&mut overlay, tip, &parent_additions)?;
+            let message = commit_message(&written);
+            let (tree, mut objects) = overlay.finish();
+            let commit = signed_commit(&mut self.key, tree, Some(tip), &message)?;
+            let new_id = commit.id;
+            objects.push(commit);
+            let pack_dir = repo.objects.store_ref().path().join("pack");
+            std::fs::create_dir_all(&pack_dir).map_err(LedgerError::io("creating objects/pack"))?;
+            git::pack::write_pack(&pack_dir, &objects).map_err(LedgerError::io("writing a pack"))?;
+            let summary = message.lines().next().unwrap_or_default();
+            git::compare_and_swap_ref(repo, LEDGER_REF, Some(tip), new_id, &format!("seakeeper: {summary}"))?;
+            self.last = Some((new_id, added));
+            new_id.to_string().parse().expect("object ids are 40 hex digits")
+        };
+        Ok(outcomes
+            .into_iter()
+            .map(|o| {
+                o.map(|a| match a {
+                    Applied::Written(path) => Receipt { path, commit: commit_id.clone(), already_present: false },
+                    Applied::Present(path) => Receipt { path, commit: tip_id.clone(), already_present: true },
+                })
+            })
+            .collect())
+    }
+}
+
+fn approximate_size(r: &Record) -> usize {
+    match r {
+        Record::Attestation(a) => 512 + a.envelope.payload.len(),
+        Record::BuildResult(b) => 512 + 128 * (b.jobs.len() + b.artifacts.len()),
+        _ => 512,
+    }
+}
+
+fn invalid(record: &Record, message: String) -> RecordError {
+    RecordError::Invalid {
+        kind: record.kind().as_str(),
+        message,
+    }
+}
+
+/// Writes `content` at `path` unless the same bytes are there already; different bytes are a
+/// conflict.
+fn put_immutable(overlay: &mut Overlay<'_>, path: String, content: Vec<u8>, what: &str) -> Result<Applied, RecordError> {
+    match overlay.read(&path).map_err(|e| RecordError::Ledger(e.to_string()))? {
+        Some(existing) if existing == content => Ok(Applied::Present(path)),
+        Some(_) => Err(RecordError::Conflict {
+            path,
+            message: format!("a different {what} is already recorded here"),
+        }),
+        None => {
+            overlay
+                .put_blob(&path, content)
+                .map_err(|e| RecordError::Ledger(e.to_string()))?;
+            Ok(Applied::Written(path))
+        }
+    }
+}
+
+fn build_dir_of(overlay: &mut Overlay<'_>, id: &BuildId) -> Result<Option<String>, RecordError> {
+    Ok(overlay
+        .read(&layout::build_index_path(id))
+        .map_err(|e| RecordError::Ledger(e.to_string()))?
+        .map(|b| String::from_utf8_lossy(&b).trim_end().to_owned()))
+}
+
+fn apply(overlay: &mut Overlay<'_>, record: &Record) -> Result<Applied, RecordError> {
+    record.validate().map_err(|m| invalid(record, m))?;
+    let content = layout::encode_record(record);
+    let ledger_err = |e: LedgerError| RecordError::Ledger(e.to_string());
+    match record {
+        Record::BuildRequest(r) => {
+            let dir = layout::build_dir(r.requested_at, &r.build_id);
+            if let Some(existing) = build_dir_of(overlay, &r.build_id)? {
+                if existing != dir {
+                    return Err(RecordError::Conflict {
+                        path: format!("{dir}/request.yaml"),
+                        message: format!("build {} is already recorded at {existing}", r.build_id),
+                    });
+                }
+            }
+            let applied = put_immutable(overlay, format!("{dir}/request.yaml"), content, "build-request")?;
+            if let Applied::Written(_) = applied {
+                let pointer = format!("{dir}\n").into_bytes();
+                overlay
+                    .put_blob(&layout::build_index_path(&r.build_id), pointer.clone())
+                    .map_err(ledger_err)?;
+                if let Some(path) = layout::change_index_for(r) {
+                    overlay.put_blob(&path, pointer).map_err(ledger_err)?;
+                }
+            }
+            Ok(applied)
+        }
+        Record::BuildResult(r) => {
+            let dir = build_dir_of(overlay, &r.build_id)?.ok_or_else(|| RecordError::UnknownBuild(r.build_id.clone()))?;
+            put_immutable(overlay, format!("{dir}/result.yaml"), content, "build-result")
+        }
+        Record::Artifact(a) => {
+            if build_dir_of(overlay, &a.build_id)?.is_none() {
+                return Err(RecordError::UnknownBuild(a.build_id.clone()));
+            }
+            let path = layout::artifact_path(&a.digest);
+            match overlay.read(&path).map_err(ledger_err)? {
+                Some(existing) if existing == content => Ok(Applied::Present(path)),
+                None => put_immutable(overlay, path, content, "artifact"),
+                Some(existing) => {
+                    let first: Option<Artifact> = serde_yaml_ng::from_slice::<Record>(&existing)
+                        .ok()
+                        .and_then(|r| match r {
+                            Record::Artifact(a) => Some(a),
+                            _ => None,
+                        });
+                    match first {
+                        Some(first) if first.build_id != a.build_id => put_immutable(
+                            overlay,
+                            layout::rebuilt_path(&a.digest, &a.build_id),
+                            content,
+                            "artifact",
+                        ),
+                        _ => Err(RecordError::Conflict {
+                            path,
+                            message: "the same build already recorded this digest with other metadata".into(),
+                        }),
+                    }
+                }
+            }
+        }
+        Record::Attestation(a) => {
+            let path = layout::attestation_path(a, &content);
+            put_immutable(overlay, path, content, "attestation")
+        }
+        Record::Promotion(p) => {
+            let path = layout::promotion_history(p, &content);
+            let applied = put_immutable(overlay, path, content.clone(), "promotion")?;
+            if let Applied::Written(_) = applied {
+                let pointer = layout::promotion_pointer(&p.environment, &p.image);
+                let newer = match overlay.read(&pointer).map_err(ledger_err)? {
+                    None => true,
+                    Some(bytes) => match serde_yaml_ng::from_slice::<Record>(&bytes) {
+                        Ok(Record::Promotion(current)) => current.promoted_at <= p.promoted_at,
+                        _ => true,
+                    },
+                };
+                if newer {
+                    overlay.put_blob(&pointer, content).map_err(ledger_err)?;
+                }
+            }
+            Ok(applied)
+        }
+        Record::Freeze(f) => {
+            let applied = put_immutable(overlay, layout::freeze_history(f), content.clone(), "freeze")?;
+            if let Applied::Written(_) = applied {
+                overlay
+                    .put_blob(&layout::freeze_pointer(&f.name), content)
+                    .map_err(ledger_err)?;
+            }
+            Ok(applied)
+        }
+    }
+}
+
+/// One summary line, a blank line, and git trailers for every record written.
+pub(crate) fn commit_message(records: &[&Record]) -> String {
+    let summary = match records {
+        [one] => describe(one),
+        many => {
+            let mut counts = Vec::new();
+            for kind in RecordKind::ALL {
+                let n = many.iter().filter(|r| r.kind() == kind).count();
+                if n > 0 {
+                    counts.push(format!("{n} {}", kind.as_str()));
+                }
+            }
+            format!("Record {} entries: {}", many.len(), counts.join(", "))
+        }
+    };
+    let mut seen = BTreeSet::new();
+    let mut trailers = Vec::new();
+    let mut add = |key: &str, value: String| {
+        if seen.insert((key.to_owned(), value.clone())) {
+            trailers.push(format!("{key}: {value}"));
+        }
+    };
+    for r in records {
+        match r {
+            Record::BuildRequest(b) => {
+                add("Build-Id", b.build_id.to_string());
+                add("Project", b.project.to_string());
+                if let Some(c) = b.change {
+                    add("Change", c.to_string());
+                }
+                if let Some(p) = b.patchset {
+                    add("Patchset", p.to_string());
+                }
+                add("Source-Commit", b.source_commit.to_string());
+                add("Config-Commit", b.config_commit.to_string());
+                add("Trust", b.trust.as_str().to_owned());
+            }
+            Record::BuildResult(b) => add("Build-Id", b.build_id.to_string()),
+            Record::Artifact(a) => {
+                add("Build-Id", a.build_id.to_string());
+                add("Artifact-Digest", a.digest.to_string());
+            }
+            Record::Attestation(a) => add("Artifact-Digest", a.subject_digest.to_string()),
+            Record::Promotion(p) => {
+                add("Artifact-Digest", p.digest.to_string());
+                add("Environment", p.environment.to_string());
+                add("Config-Commit", p.config_commit.to_string());
+            }
+            Record::Freeze(f) => add("Config-Commit", f.config_commit.to_string()),
+        }
+    }
+    let mut message = summary;
+    message.push_str("\n\n");
+    for t in trailers {
+        message.push_str(&t);
+        message.push('\n');
+    }
+    message
+}
+
+fn describe(r: &Record) -> String {
+    match r {
+        Record::BuildRequest(b) => {
+            let change = match (b.change, b.patchset) {
+                (Some(c), Some(p)) => format!(" change {c},{p}"),
+                (Some(c), None) => format!(" change {c}"),
+                _ => String::new(),
+            };
+            format!("Request {} build {} of {}{}", b.pipeline, b.build_id, b.project, change)
+        }
+        Record::BuildResult(b) => format!("Build {} finished: {}", b.build_id, b.status.as_str()),
+        Record::Artifact(a) => format!("Artifact {} ({}) from build {}", a.digest, a.name, a.build_id),
+        Record::Attestation(a) => format!("Attest {} ({})", a.subject_digest, a.predicate_type),
+        Record::Promotion(p) => format!("Promote {}@{} to {}", p.image, p.digest, p.environment),
+        Record::Freeze(f) => format!("Freeze {} {}", f.name, f.state.as_str()),
+    }
+}
+
+/// Merges small packs (geometric repacking) under an advisory lock, so that two processes
+/// never merge the same packs. A busy lock means someone else is merging: skip.
+pub(crate) fn compact(repo: &gix::Repository) -> Result<(), LedgerError> {
+    let pack_dir = repo.objects.store_ref().path().join("pack");
+    let packs = git::pack::list_packs(&pack_dir).map_err(LedgerError::io("listing packs"))?;
+    if git::pack::geometric_merge_set(packs).is_empty() {
+        return Ok(());
+    }
+    let lock_path = repo.git_dir().join("seakeeper-compact.lock");
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(LedgerError::io(format!("opening {}", lock_path.display())))?;
+    match lock.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => return Ok(()),
+        Err(std::fs::TryLockError::Error(e)) => return Err(LedgerError::io("locking for compaction")(e)),
+    }
+    // Re-list under the lock: another process may have merged meanwhile.
+    let packs = git::pack::list_packs(&pack_dir).map_err(LedgerError::io("listing packs"))?;
+    let chosen = git::pack::geometric_merge_set(packs);
+    if chosen.len() < 2 {
+        return Ok(());
+    }
+    if let Some((_, replaced)) =
+        git::pack::merge_packs(&pack_dir, &chosen).map_err(LedgerError::io("merging packs"))?
+    {
+        for old in &replaced {
+            git::pack::remove_pack(old).map_err(LedgerError::io("removing a merged pack"))?;
+        }
+        git::sync_dir(&pack_dir).map_err(LedgerError::io("syncing objects/pack"))?;
+    }
+    Ok(())
+}

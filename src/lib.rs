@@ -1,0 +1,20 @@
+//! seakeeper: a Git-native CI/CD reconciler. Desired state lives in a reviewed config repo,
+//! what happened lives as signed commits in a ledger repo.
+//!
+//! The module map (dependency direction as in DESIGN.md: `model` depends on nothing; clients
+//! never on each other except `ledger` on `signing` and `git`; `cli` sits on top):
+
+/// Plain types and newtypes: identifiers, digests, timestamps, ledger records. No I/O.
+pub mod model;
+
+/// OpenPGP keys and detached signatures (Sequoia), for ledger commits.
+pub mod signing;
+
+/// gix helpers: object ids, trees, durable packs, compare-and-swap ref updates.
+pub mod git;
+
+/// The signed, append-only ledger: writer, reader, verifier, trace.
+pub mod ledger;
+
+/// Command-line subcommands: argument handling only, logic lives in the modules above.
+pub mod cli;

@@ -1,0 +1,19 @@
+//! Plain types and newtypes shared by every module: identifiers, digests, timestamps and the
+//! ledger's record kinds.
+//!
+//! Values are parsed and checked once, at the edge (`FromStr` and serde), so that past the edge
+//! nothing is a bare `String` that could be confused with another identifier. This module does
+//! no I/O and depends on no other module of the crate.
+
+mod ids;
+pub mod record;
+
+pub use ids::{
+    ArtifactKind, BuildId, BuildStatus, ChangeNumber, CommitId, Digest, EnvironmentName,
+    FreezeName, FreezeState, ImageName, InvalidId, PatchsetNumber, PipelineName, ProjectName,
+    RefName, Timestamp, Trust,
+};
+pub use record::{
+    Artifact, ArtifactRef, Attestation, BuildRequest, BuildResult, Freeze, JobResult, Promotion,
+    Record, RecordKind,
+};

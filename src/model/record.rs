@@ -1,0 +1,475 @@
+//! The ledger's record kinds: what seakeeper remembers about builds, artifacts, attestations,
+//! promotions and freezes.
+//!
+//! Each record is a plain struct that rejects unknown fields and wrong types when read, plus
+//! [`Record::validate`] for the rules a type cannot express (a patchset needs a change, job
+//! names are unique ...). The JSON Schemas in `state-schema/v1/` describe the same shapes for
+//! people and editors; a test keeps the two in agreement.
+
+use std::collections::HashSet;
+
+use base64::Engine as _;
+use serde::{Deserialize, Serialize};
+
+use super::ids::{
+    ArtifactKind, BuildId, BuildStatus, ChangeNumber, CommitId, Digest, EnvironmentName,
+    FreezeName, FreezeState, ImageName, PatchsetNumber, PipelineName, ProjectName, RefName,
+    Timestamp, Trust,
+};
+
+/// A build was requested: what will be built, from which commits, with what trust.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BuildRequest {
+    /// The build's id, derived from its content by the planner.
+    pub build_id: BuildId,
+    /// The pipeline that asked for it (`check`, `gate`, `post-merge`, `periodic`).
+    pub pipeline: PipelineName,
+    /// The Gerrit project.
+    pub project: ProjectName,
+    /// The Gerrit change, when the build is for a change.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub change: Option<ChangeNumber>,
+    /// The patchset of that change.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub patchset: Option<PatchsetNumber>,
+    /// The ref that was built (`refs/changes/11/4711/3`, `refs/heads/main`).
+    #[serde(rename = "ref")]
+    pub git_ref: RefName,
+    /// The exact commit under test.
+    pub source_commit: CommitId,
+    /// The config repo commit whose layout planned this build.
+    pub config_commit: CommitId,
+    /// Trust level of the pipeline.
+    pub trust: Trust,
+    /// When the build was requested.
+    pub requested_at: Timestamp,
+    /// The names of the jobs the build runs.
+    pub jobs: Vec<String>,
+}
+
+/// The outcome of one job of a build.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobResult {
+    /// The job's name.
+    pub name: String,
+    /// How it ended.
+    pub status: BuildStatus,
+    /// How long it ran.
+    pub duration_ms: u64,
+    /// The digest of its log in the artifact store, when one was kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_digest: Option<Digest>,
+}
+
+/// An artifact named in a build result.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ArtifactRef {
+    /// Its content digest.
+    pub digest: Digest,
+    /// Its name (an image name or a file path).
+    pub name: String,
+    /// What it is.
+    pub kind: ArtifactKind,
+}
+
+/// A build finished.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BuildResult {
+    /// The build this is the result of; its request must already be in the ledger.
+    pub build_id: BuildId,
+    /// The overall outcome.
+    pub status: BuildStatus,
+    /// When the first job started.
+    pub started_at: Timestamp,
+    /// When the last job ended.
+    pub finished_at: Timestamp,
+    /// One entry per job.
+    pub jobs: Vec<JobResult>,
+    /// What the build produced.
+    #[serde(default)]
+    pub artifacts: Vec<ArtifactRef>,
+}
+
+/// An artifact a build produced, addressed by its digest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Artifact {
+    /// Its content digest.
+    pub digest: Digest,
+    /// The build that produced it; its request must already be in the ledger.
+    pub build_id: BuildId,
+    /// Its name (an image name or a file path).
+    pub name: String,
+    /// What it is.
+    pub kind: ArtifactKind,
+    /// Its media type (`application/vnd.oci.image.manifest.v1+json`, `text/plain` ...).
+    pub media_type: String,
+    /// Its size in bytes.
+    pub size: u64,
+}
+
+/// One signature of a DSSE envelope.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DsseSignature {
+    /// The key id the signer names (may be empty).
+    #[serde(default)]
+    pub keyid: String,
+    /// The signature, base64.
+    pub sig: String,
+}
+
+/// A DSSE envelope (<https://github.com/secure-systems-lab/dsse>).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DsseEnvelope {
+    /// The type of the payload, `application/vnd.in-toto+json` for in-toto statements.
+    #[serde(rename = "payloadType")]
+    pub payload_type: String,
+    /// The payload, base64.
+    pub payload: String,
+    /// At least one signature.
+    pub signatures: Vec<DsseSignature>,
+}
+
+/// A signed statement about an artifact, for example SLSA provenance.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Attestation {
+    /// The digest the statement is about.
+    pub subject_digest: Digest,
+    /// The in-toto predicate type, e.g. `https://slsa.dev/provenance/v1`.
+    pub predicate_type: String,
+    /// The signed envelope.
+    pub envelope: DsseEnvelope,
+}
+
+/// An image digest entered an environment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Promotion {
+    /// The environment it entered.
+    pub environment: EnvironmentName,
+    /// The image name.
+    pub image: ImageName,
+    /// The digest now running there.
+    pub digest: Digest,
+    /// The digest it replaced, if any.
+    #[serde(default)]
+    pub previous_digest: Option<Digest>,
+    /// The registry it was copied from.
+    pub from_registry: String,
+    /// The registry it was copied to.
+    pub to_registry: String,
+    /// The config repo commit that asked for it.
+    pub config_commit: CommitId,
+    /// When the copy was verified at the target.
+    pub promoted_at: Timestamp,
+}
+
+/// A stop-the-line freeze was seen to start or end.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Freeze {
+    /// The freeze's name (its file name in the config repo).
+    pub name: FreezeName,
+    /// Whether it now holds.
+    pub state: FreezeState,
+    /// What it holds: `all`, `promote:<environment>`, `merge:<project glob>`.
+    pub scope: Vec<String>,
+    /// Why, in the words of whoever froze.
+    pub reason: String,
+    /// The config repo commit that made the transition.
+    pub config_commit: CommitId,
+    /// Who made that commit.
+    pub author: String,
+}
+
+/// Any record the ledger holds. In files and on the import stream the kind is the `record` field.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "record", rename_all = "kebab-case")]
+pub enum Record {
+    /// See [`BuildRequest`].
+    BuildRequest(BuildRequest),
+    /// See [`BuildResult`].
+    BuildResult(BuildResult),
+    /// See [`Artifact`].
+    Artifact(Artifact),
+    /// See [`Attestation`].
+    Attestation(Attestation),
+    /// See [`Promotion`].
+    Promotion(Promotion),
+    /// See [`Freeze`].
+    Freeze(Freeze),
+}
+
+/// The kind of a record, as named in the `record` field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum RecordKind {
+    /// `build-request`
+    BuildRequest,
+    /// `build-result`
+    BuildResult,
+    /// `artifact`
+    Artifact,
+    /// `attestation`
+    Attestation,
+    /// `promotion`
+    Promotion,
+    /// `freeze`
+    Freeze,
+}
+
+impl RecordKind {
+    /// Every kind, in the order summaries list them.
+    pub const ALL: [RecordKind; 6] = [
+        RecordKind::BuildRequest,
+        RecordKind::BuildResult,
+        RecordKind::Artifact,
+        RecordKind::Attestation,
+        RecordKind::Promotion,
+        RecordKind::Freeze,
+    ];
+
+    /// The name used in the `record` field and the schema file names.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RecordKind::BuildRequest => "build-request",
+            RecordKind::BuildResult => "build-result",
+            RecordKind::Artifact => "artifact",
+            RecordKind::Attestation => "attestation",
+            RecordKind::Promotion => "promotion",
+            RecordKind::Freeze => "freeze",
+        }
+    }
+}
+
+fn check_text(field: &str, value: &str, max: usize) -> Result<(), String> {
+    if value.trim().is_empty() {
+        return Err(format!("`{field}` must not be empty"));
+    }
+    if value.len() > max {
+        return Err(format!("`{field}` is longer than {max} bytes"));
+    }
+    if value.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
+        return Err(format!("`{field}` contains control characters"));
+    }
+    Ok(())
+}
+
+fn check_token(field: &str, value: &str, max: usize) -> Result<(), String> {
+    check_text(field, value, max)?;
+    if value.chars().any(char::is_whitespace) {
+        return Err(format!("`{field}` must not contain white space"));
+    }
+    Ok(())
+}
+
+fn check_job_names<'a>(names: impl Iterator<Item = &'a str>) -> Result<(), String> {
+    let mut seen = HashSet::new();
+    for name in names {
+        check_token("jobs[].name", name, 128)?;
+        if !seen.insert(name) {
+            return Err(format!("job `{name}` is listed twice"));
+        }
+    }
+    Ok(())
+}
+
+impl Record {
+    /// The kind of this record.
+    pub fn kind(&self) -> RecordKind {
+        match self {
+            Record::BuildRequest(_) => RecordKind::BuildRequest,
+            Record::BuildResult(_) => RecordKind::BuildResult,
+            Record::Artifact(_) => RecordKind::Artifact,
+            Record::Attestation(_) => RecordKind::Attestation,
+            Record::Promotion(_) => RecordKind::Promotion,
+            Record::Freeze(_) => RecordKind::Freeze,
+        }
+    }
+
+    /// The build this record belongs to, if any.
+    pub fn build_id(&self) -> Option<&BuildId> {
+        match self {
+            Record::BuildRequest(r) => Some(&r.build_id),
+            Record::BuildResult(r) => Some(&r.build_id),
+            Record::Artifact(r) => Some(&r.build_id),
+            _ => None,
+        }
+    }
+
+    /// Checks the rules that the types alone do not express. The message names the field.
+    pub fn validate(&self) -> Result<(), String> {
+        match self {
+            Record::BuildRequest(r) => {
+                if r.patchset.is_some() && r.change.is_none() {
+                    return Err("`patchset` is given without `change`".into());
+                }
+                check_job_names(r.jobs.iter().map(String::as_str))
+            }
+            Record::BuildResult(r) => {
+                if r.finished_at < r.started_at {
+                    return Err("`finished_at` is before `started_at`".into());
+                }
+                check_job_names(r.jobs.iter().map(|j| j.name.as_str()))?;
+                for a in &r.artifacts {
+                    check_text("artifacts[].name", &a.name, 1024)?;
+                }
+                Ok(())
+            }
+            Record::Artifact(r) => {
+                check_text("name", &r.name, 1024)?;
+                check_token("media_type", &r.media_type, 255)
+            }
+            Record::Attestation(r) => {
+                check_token("predicate_type", &r.predicate_type, 1024)?;
+                check_envelope(r)
+            }
+            Record::Promotion(r) => {
+                check_token("from_registry", &r.from_registry, 512)?;
+                check_token("to_registry", &r.to_registry, 512)?;
+                if r.previous_digest.as_ref() == Some(&r.digest) {
+                    return Err("`previous_digest` equals `digest`: nothing was promoted".into());
+                }
+                Ok(())
+            }
+            Record::Freeze(r) => {
+                check_text("reason", &r.reason, 64 * 1024)?;
+                check_text("author", &r.author, 1024)?;
+                if r.scope.is_empty() {
+                    return Err("`scope` must name at least one scope".into());
+                }
+                for s in &r.scope {
+                    let ok = s == "all"
+                        || ["promote:", "merge:"].iter().any(|p| {
+                            s.strip_prefix(p)
+                                .is_some_and(|rest| !rest.is_empty() && check_token("scope[]", rest, 255).is_ok())
+                        });
+                    if !ok {
+                        return Err(format!(
+                            "scope `{s}` is not `all`, `promote:<environment>` or `merge:<project glob>`"
+                        ));
+                    }
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+/// The in-toto Statement v1 fields that must agree with the attestation record.
+#[derive(Deserialize)]
+struct StatementHead {
+    #[serde(rename = "_type")]
+    kind: String,
+    #[serde(rename = "predicateType")]
+    predicate_type: String,
+    subject: Vec<StatementSubject>,
+}
+
+#[derive(Deserialize)]
+struct StatementSubject {
+    #[serde(default)]
+    digest: std::collections::BTreeMap<String, String>,
+}
+
+/// The payload type of in-toto statements in DSSE envelopes.
+pub const IN_TOTO_PAYLOAD_TYPE: &str = "application/vnd.in-toto+json";
+
+fn check_envelope(r: &Attestation) -> Result<(), String> {
+    let env = &r.envelope;
+    if env.signatures.is_empty() {
+        return Err("`envelope.signatures` is empty: the envelope is not signed".into());
+    }
+    let engine = base64::engine::general_purpose::STANDARD;
+    for s in &env.signatures {
+        engine
+            .decode(&s.sig)
+            .map_err(|e| format!("`envelope.signatures[].sig` is not base64: {e}"))?;
+    }
+    let payload = engine
+        .decode(&env.payload)
+        .map_err(|e| format!("`envelope.payload` is not base64: {e}"))?;
+    if env.payload_type != IN_TOTO_PAYLOAD_TYPE {
+        return Ok(());
+    }
+    let head: StatementHead = serde_json::from_slice(&payload)
+        .map_err(|e| format!("`envelope.payload` is not an in-toto statement: {e}"))?;
+    if !head.kind.starts_with("https://in-toto.io/Statement/") {
+        return Err(format!("`envelope.payload` has `_type` {:?}, not an in-toto Statement", head.kind));
+    }
+    if head.predicate_type != r.predicate_type {
+        return Err(format!(
+            "`predicate_type` is {:?} but the statement says {:?}",
+            r.predicate_type, head.predicate_type
+        ));
+    }
+    let hex = r.subject_digest.hex();
+    if !head
+        .subject
+        .iter()
+        .any(|s| s.digest.get("sha256").is_some_and(|d| d == hex))
+    {
+        return Err("the statement's subjects do not include `subject_digest`".into());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request_json() -> serde_json::Value {
+        serde_json::json!({
+            "record": "build-request",
+            "build_id": "b1",
+            "pipeline": "check",
+            "project": "mediawiki/core",
+            "change": 4711,
+            "patchset": 3,
+            "ref": "refs/changes/11/4711/3",
+            "source_commit": "1".repeat(40),
+            "config_commit": "2".repeat(40),
+            "trust": "untrusted",
+            "requested_at": "2026-11-22T02:30:00Z",
+            "jobs": ["lint", "unit"]
+        })
+    }
+
+    #[test]
+    fn request_round_trips_through_yaml() {
+        let r: Record = serde_json::from_value(request_json()).unwrap();
+        r.validate().unwrap();
+        let yaml = serde_yaml_ng::to_string(&r).unwrap();
+        assert!(yaml.starts_with("record: build-request\n"), "{yaml}");
+        let back: Record = serde_yaml_ng::from_str(&yaml).unwrap();
+        assert_eq!(back, r);
+    }
+
+    #[test]
+    fn unknown_fields_and_wrong_types_are_errors() {
+        let mut v = request_json();
+        v["colour"] = "blue".into();
+        let err = serde_json::from_value::<Record>(v).unwrap_err().to_string();
+        assert!(err.contains("colour"), "{err}");
+        let mut v = request_json();
+        v["change"] = "4711".into();
+        assert!(serde_json::from_value::<Record>(v).is_err());
+        let mut v = request_json();
+        v["record"] = "build-requestx".into();
+        assert!(serde_json::from_value::<Record>(v).is_err());
+    }
+
+    #[test]
+    fn patchset_needs_change() {
+        let mut v = request_json();
+        v.as_object_mut().unwrap().remove("change");
+        let r: Record = serde_json::from_value(v).unwrap();
+        assert!(r.validate().unwrap_err().contains("patchset"));
+    }
+}

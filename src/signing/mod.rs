@@ -1,0 +1,329 @@
+//! OpenPGP keys and signatures for ledger commits (Sequoia, in-process).
+//!
+//! Keys are OpenPGP v4 (RFC 4880) so that GnuPG 2.2, which cannot read v6 keys, verifies the
+//! ledger with plain `git verify-commit`. This module knows nothing of git or the ledger: it
+//! signs byte strings and checks signatures over byte strings against a set of certificates.
+
+use std::collections::HashMap;
+use std::fs;
+use std::io::Write as _;
+use std::os::unix::fs::OpenOptionsExt as _;
+use std::path::{Path, PathBuf};
+
+use sequoia_openpgp as openpgp;
+
+use openpgp::Packet;
+use openpgp::cert::prelude::*;
+use openpgp::crypto::KeyPair;
+use openpgp::packet::key::{PublicParts, UnspecifiedRole};
+use openpgp::packet::signature::SignatureBuilder;
+use openpgp::parse::Parse as _;
+use openpgp::policy::{HashAlgoSecurity, Policy as _, StandardPolicy};
+use openpgp::serialize::{Serialize as _, SerializeInto as _};
+use openpgp::types::SignatureType;
+
+/// An error from key handling or signature checking.
+#[derive(Debug, thiserror::Error)]
+pub enum SigningError {
+    /// A key or cert file could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// What the OS said.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A file or buffer does not hold what it should.
+    #[error("{what}: {message}")]
+    Parse {
+        /// What was being read (a path or a description).
+        what: String,
+        /// What was wrong.
+        message: String,
+    },
+    /// The key has no secret key material usable for signing.
+    #[error("{what}: no usable secret signing key (is this the public cert instead of the key?)")]
+    NoSigningKey {
+        /// The file or description.
+        what: String,
+    },
+    /// Sequoia refused an operation.
+    #[error("{what}: {message}")]
+    Openpgp {
+        /// The operation.
+        what: &'static str,
+        /// Sequoia's message.
+        message: String,
+    },
+}
+
+/// A bad or untrusted signature; the message says which and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum VerifyError {
+    /// The signature bytes are not an OpenPGP signature.
+    #[error("the signature is not a readable OpenPGP signature: {0}")]
+    Malformed(String),
+    /// No cert in the keyring holds the key that made the signature.
+    #[error("signed by unknown key {0}")]
+    UnknownKey(String),
+    /// The signature does not match the data (the data or signature was altered).
+    #[error("bad signature by {fingerprint}: {message}")]
+    Bad {
+        /// The cert whose key was tried.
+        fingerprint: String,
+        /// Sequoia's reason.
+        message: String,
+    },
+}
+
+fn policy() -> StandardPolicy<'static> {
+    StandardPolicy::new()
+}
+
+/// Generates a new v4 key: an Ed25519 certification primary key with an Ed25519 signing
+/// subkey, bound to `userid`. Returns the secret key and its public cert, both ASCII-armored.
+pub fn generate_key(userid: &str) -> Result<(Vec<u8>, Vec<u8>), SigningError> {
+    let oops = |what: &'static str| move |e: anyhow::Error| SigningError::Openpgp {
+        what,
+        message: e.to_string(),
+    };
+    let (cert, _revocation) = CertBuilder::new()
+        .set_profile(openpgp::Profile::RFC4880)
+        .map_err(oops("selecting the RFC 4880 profile"))?
+        .set_cipher_suite(CipherSuite::Cv25519)
+        .add_userid(userid)
+        .add_signing_subkey()
+        .generate()
+        .map_err(oops("generating the key"))?;
+    let secret = cert.as_tsk().armored().to_vec().map_err(oops("armoring the key"))?;
+    let public = cert.armored().to_vec().map_err(oops("armoring the cert"))?;
+    Ok((secret, public))
+}
+
+/// Writes `bytes` to a new file with the given mode; refuses to overwrite.
+pub fn write_new_file(path: &Path, bytes: &[u8], mode: u32) -> Result<(), SigningError> {
+    let io = |source| SigningError::Io {
+        path: path.to_owned(),
+        source,
+    };
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(path)
+        .map_err(io)?;
+    f.write_all(bytes).map_err(io)?;
+    f.sync_all().map_err(io)
+}
+
+/// A secret signing key, ready to sign.
+pub struct SigningKey {
+    cert: Cert,
+    keypair: KeyPair,
+    fingerprint: String,
+    userid: String,
+}
+
+impl std::fmt::Debug for SigningKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never print key material.
+        f.debug_struct("SigningKey")
+            .field("fingerprint", &self.fingerprint)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SigningKey {
+    /// Reads an armored (or binary) secret key from `path`.
+    pub fn load(path: &Path) -> Result<SigningKey, SigningError> {
+        let bytes = fs::read(path).map_err(|source| SigningError::Io {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::from_bytes(&bytes, &path.display().to_string())
+    }
+
+    /// Reads a secret key from bytes; `what` names the source in errors.
+    pub fn from_bytes(bytes: &[u8], what: &str) -> Result<SigningKey, SigningError> {
+        let cert = Cert::from_bytes(bytes).map_err(|e| SigningError::Parse {
+            what: what.to_owned(),
+            message: format!("not an OpenPGP key: {e}"),
+        })?;
+        let p = policy();
+        let key = cert
+            .keys()
+            .with_policy(&p, None)
+            .supported()
+            .alive()
+            .revoked(false)
+            .for_signing()
+            .secret()
+            .next()
+            .ok_or_else(|| SigningError::NoSigningKey {
+                what: what.to_owned(),
+            })?;
+        let keypair = key
+            .key()
+            .clone()
+            .into_keypair()
+            .map_err(|e| SigningError::Parse {
+                what: what.to_owned(),
+                message: format!("the signing key is not usable (is it password-protected?): {e}"),
+            })?;
+        let userid = cert
+            .userids()
+            .next()
+            .map(|u| String::from_utf8_lossy(u.userid().value()).into_owned())
+            .unwrap_or_else(|| "seakeeper".to_owned());
+        Ok(SigningKey {
+            fingerprint: cert.fingerprint().to_hex(),
+            cert,
+            keypair,
+            userid,
+        })
+    }
+
+    /// The cert's (primary key's) fingerprint, 40 uppercase hex digits.
+    pub fn fingerprint(&self) -> &str {
+        &self.fingerprint
+    }
+
+    /// The first user id, e.g. `seakeeper CI <ci@example.org>`.
+    pub fn userid(&self) -> &str {
+        &self.userid
+    }
+
+    /// The public cert, ASCII-armored.
+    pub fn public_cert_armored(&self) -> Result<Vec<u8>, SigningError> {
+        self.cert.armored().to_vec().map_err(|e| SigningError::Openpgp {
+            what: "armoring the cert",
+            message: e.to_string(),
+        })
+    }
+
+    /// A detached binary signature over `payload`, ASCII-armored as git's `gpgsig` expects.
+    pub fn sign_detached(&mut self, payload: &[u8]) -> Result<String, SigningError> {
+        let oops = |e: anyhow::Error| SigningError::Openpgp {
+            what: "signing",
+            message: e.to_string(),
+        };
+        let sig = SignatureBuilder::new(SignatureType::Binary)
+            .sign_message(&mut self.keypair, payload)
+            .map_err(oops)?;
+        let mut w = openpgp::armor::Writer::new(Vec::new(), openpgp::armor::Kind::Signature)
+            .map_err(|e| oops(e.into()))?;
+        Packet::from(sig).serialize(&mut w).map_err(oops)?;
+        let bytes = w.finalize().map_err(|e| oops(e.into()))?;
+        String::from_utf8(bytes).map_err(|e| oops(e.into()))
+    }
+}
+
+/// A set of public certs against which signatures are checked.
+#[derive(Default, Clone)]
+pub struct Keyring {
+    /// Signing-capable keys by their fingerprint and key id (uppercase hex), with the
+    /// fingerprint of the cert they belong to.
+    keys: HashMap<String, (String, openpgp::packet::Key<PublicParts, UnspecifiedRole>)>,
+    certs: HashMap<String, Cert>,
+}
+
+impl Keyring {
+    /// An empty keyring.
+    pub fn new() -> Keyring {
+        Keyring::default()
+    }
+
+    /// Parses a public cert; returns its fingerprint (40 uppercase hex digits).
+    pub fn add_cert_bytes(&mut self, bytes: &[u8], what: &str) -> Result<String, SigningError> {
+        let cert = Cert::from_bytes(bytes).map_err(|e| SigningError::Parse {
+            what: what.to_owned(),
+            message: format!("not an OpenPGP cert: {e}"),
+        })?;
+        let fpr = cert.fingerprint().to_hex();
+        let p = policy();
+        let valid = cert.with_policy(&p, None).map_err(|e| SigningError::Parse {
+            what: what.to_owned(),
+            message: format!("the cert is not valid: {e}"),
+        })?;
+        for ka in valid.keys().supported().for_signing() {
+            let key = ka.key().clone().role_into_unspecified();
+            let key = key.parts_into_public();
+            self.keys
+                .insert(key.fingerprint().to_hex(), (fpr.clone(), key.clone()));
+            self.keys.insert(key.keyid().to_hex(), (fpr.clone(), key));
+        }
+        self.certs.insert(fpr.clone(), cert.strip_secret_key_material());
+        Ok(fpr)
+    }
+
+    /// Whether a cert with this fingerprint is in the ring.
+    pub fn contains(&self, fingerprint: &str) -> bool {
+        self.certs.contains_key(fingerprint)
+    }
+
+    /// The fingerprints of every cert in the ring.
+    pub fn fingerprints(&self) -> impl Iterator<Item = &str> {
+        self.certs.keys().map(String::as_str)
+    }
+
+    /// Checks an armored detached signature over `payload`; returns the fingerprint of the cert
+    /// that made it.
+    pub fn verify(&self, payload: &[u8], armored_signature: &[u8]) -> Result<String, VerifyError> {
+        let packet = Packet::from_bytes(armored_signature)
+            .map_err(|e| VerifyError::Malformed(e.to_string()))?;
+        let Packet::Signature(sig) = packet else {
+            return Err(VerifyError::Malformed(format!(
+                "expected a signature packet, found {}",
+                packet.tag()
+            )));
+        };
+        let issuers = sig.get_issuers();
+        let Some((cert_fpr, key)) = issuers
+            .iter()
+            .find_map(|h| self.keys.get(&h.to_hex()))
+        else {
+            let named = issuers
+                .first()
+                .map(|h| h.to_hex())
+                .unwrap_or_else(|| "(no issuer named)".into());
+            return Err(VerifyError::UnknownKey(named));
+        };
+        let bad = |message: String| VerifyError::Bad {
+            fingerprint: cert_fpr.clone(),
+            message,
+        };
+        policy()
+            .signature(&sig, HashAlgoSecurity::CollisionResistance)
+            .map_err(|e| bad(e.to_string()))?;
+        sig.verify_message(key, payload)
+            .map_err(|e| bad(e.to_string()))?;
+        Ok(cert_fpr.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sign_and_verify_round_trip() {
+        let (secret, public) = generate_key("Test <test@example.org>").unwrap();
+        let mut key = SigningKey::from_bytes(&secret, "test key").unwrap();
+        let sig = key.sign_detached(b"hello").unwrap();
+        assert!(sig.starts_with("-----BEGIN PGP SIGNATURE-----"));
+        let mut ring = Keyring::new();
+        let fpr = ring.add_cert_bytes(&public, "cert").unwrap();
+        assert_eq!(fpr, key.fingerprint());
+        assert_eq!(ring.verify(b"hello", sig.as_bytes()).unwrap(), fpr);
+        assert!(matches!(
+            ring.verify(b"hellO", sig.as_bytes()),
+            Err(VerifyError::Bad { .. })
+        ));
+        assert!(matches!(
+            Keyring::new().verify(b"hello", sig.as_bytes()),
+            Err(VerifyError::UnknownKey(_))
+        ));
+        assert!(SigningKey::from_bytes(&public, "cert").is_err());
+    }
+}
