@@ -111,11 +111,19 @@ pub(super) fn run(cmd: LedgerCommand) -> anyhow::Result<ExitCode> {
         LedgerCommand::Init { ledger, key } => {
             let mut key = SigningKey::load(&key)?;
             let (_, commit) = Ledger::init(&ledger, &mut key)?;
-            println!("initialized ledger {} at commit {commit}, signer {}", ledger.display(), key.fingerprint());
+            println!(
+                "initialized ledger {} at commit {commit}, signer {}",
+                ledger.display(),
+                key.fingerprint()
+            );
             Ok(ExitCode::SUCCESS)
         }
         LedgerCommand::Import(args) => import(args),
-        LedgerCommand::Log { ledger, limit, json } => {
+        LedgerCommand::Log {
+            ledger,
+            limit,
+            json,
+        } => {
             let l = Ledger::open(&ledger)?;
             for c in l.log(limit)? {
                 if json {
@@ -126,14 +134,19 @@ pub(super) fn run(cmd: LedgerCommand) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        LedgerCommand::Show { ledger, target, json } => show(ledger, target, json),
+        LedgerCommand::Show {
+            ledger,
+            target,
+            json,
+        } => show(ledger, target, json),
         LedgerCommand::Verify { ledger, cert, json } => {
             let l = Ledger::open(&ledger)?;
             let mut options = VerifyOptions::default();
             if !cert.is_empty() {
                 let mut ring = Keyring::new();
                 for c in &cert {
-                    let bytes = std::fs::read(c).with_context(|| format!("reading {}", c.display()))?;
+                    let bytes =
+                        std::fs::read(c).with_context(|| format!("reading {}", c.display()))?;
                     ring.add_cert_bytes(&bytes, &c.display().to_string())?;
                 }
                 options.pinned = Some(ring);
@@ -149,14 +162,20 @@ pub(super) fn run(cmd: LedgerCommand) -> anyhow::Result<ExitCode> {
                             report.records,
                             report.tip,
                             report.signers.join(", "),
-                            if report.pinned { "" } else { " (trust root taken from the first commit; pin it with --cert)" }
+                            if report.pinned {
+                                ""
+                            } else {
+                                " (trust root taken from the first commit; pin it with --cert)"
+                            }
                         );
                     }
                     Ok(ExitCode::SUCCESS)
                 }
                 Err(failure) => {
                     if json {
-                        print_json(&serde_json::json!({"ok": false, "commit": failure.commit, "reason": failure.reason}))?;
+                        print_json(
+                            &serde_json::json!({"ok": false, "commit": failure.commit, "reason": failure.reason}),
+                        )?;
                     }
                     eprintln!("verification failed: {failure}");
                     Ok(ExitCode::from(1))
@@ -166,12 +185,17 @@ pub(super) fn run(cmd: LedgerCommand) -> anyhow::Result<ExitCode> {
         LedgerCommand::Keys(KeysCommand::Add { ledger, key, cert }) => {
             let l = Ledger::open(&ledger)?;
             let mut key = SigningKey::load(&key)?;
-            let bytes = std::fs::read(&cert).with_context(|| format!("reading {}", cert.display()))?;
+            let bytes =
+                std::fs::read(&cert).with_context(|| format!("reading {}", cert.display()))?;
             let commit = l.rotate_keys(&mut key, &[bytes], &[])?;
             println!("allowed signers changed at commit {commit}");
             Ok(ExitCode::SUCCESS)
         }
-        LedgerCommand::Keys(KeysCommand::Remove { ledger, key, fingerprint }) => {
+        LedgerCommand::Keys(KeysCommand::Remove {
+            ledger,
+            key,
+            fingerprint,
+        }) => {
             let l = Ledger::open(&ledger)?;
             let mut key = SigningKey::load(&key)?;
             let commit = l.rotate_keys(&mut key, &[], &[fingerprint.to_uppercase()])?;
@@ -214,7 +238,9 @@ fn import(args: ImportArgs) -> anyhow::Result<ExitCode> {
                 requested.insert(r.build_id.clone());
             }
             Record::BuildResult(_) | Record::Artifact(_) => {
-                let id = record.build_id().expect("results and artifacts name a build");
+                let id = record
+                    .build_id()
+                    .expect("results and artifacts name a build");
                 if !requested.contains(id) && snapshot.build(id)?.is_none() {
                     bad.push((n, format!("{} for build {id}, which has no build-request in the ledger or on an earlier line", record.kind().as_str())));
                     continue;
@@ -228,7 +254,10 @@ fn import(args: ImportArgs) -> anyhow::Result<ExitCode> {
         eprintln!("line {n}: {msg}");
     }
     if !bad.is_empty() && !args.skip_invalid {
-        eprintln!("import refused: {} invalid line(s), nothing written (use --skip-invalid to write the valid lines)", bad.len());
+        eprintln!(
+            "import refused: {} invalid line(s), nothing written (use --skip-invalid to write the valid lines)",
+            bad.len()
+        );
         return Ok(ExitCode::from(1));
     }
     let total = records.len();
@@ -265,7 +294,11 @@ fn import(args: ImportArgs) -> anyhow::Result<ExitCode> {
             commits.len()
         );
     }
-    Ok(if failed.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    Ok(if failed.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
 fn show(ledger: PathBuf, target: String, json: bool) -> anyhow::Result<ExitCode> {
@@ -274,16 +307,23 @@ fn show(ledger: PathBuf, target: String, json: bool) -> anyhow::Result<ExitCode>
     let looks_like_commit = target.len() == 40 && target.bytes().all(|b| b.is_ascii_hexdigit());
     if looks_like_commit {
         let id = gix::ObjectId::from_hex(target.as_bytes()).context("parsing the commit id")?;
-        let at = l.snapshot_at(id).with_context(|| format!("{target} is not a commit in this ledger"))?;
+        let at = l
+            .snapshot_at(id)
+            .with_context(|| format!("{target} is not a commit in this ledger"))?;
         let log = l.log(usize::MAX)?;
         let Some(summary) = log.into_iter().find(|c| c.commit == target) else {
             anyhow::bail!("{target} is not on the ledger's history");
         };
         let changes = at.changed_paths()?;
         if json {
-            print_json(&serde_json::json!({"commit": summary.commit, "time": summary.time, "summary": summary.summary, "trailers": summary.trailers, "changes": changes}))?;
+            print_json(
+                &serde_json::json!({"commit": summary.commit, "time": summary.time, "summary": summary.summary, "trailers": summary.trailers, "changes": changes}),
+            )?;
         } else {
-            println!("commit {}\ntime   {}\n\n    {}\n", summary.commit, summary.time, summary.summary);
+            println!(
+                "commit {}\ntime   {}\n\n    {}\n",
+                summary.commit, summary.time, summary.summary
+            );
             for (k, v) in &summary.trailers {
                 println!("    {k}: {v}");
             }
@@ -297,14 +337,19 @@ fn show(ledger: PathBuf, target: String, json: bool) -> anyhow::Result<ExitCode>
     let path = target.trim_matches('/');
     match snapshot.lookup(path)? {
         None => {
-            eprintln!("{path}: no such path in the ledger at {}", snapshot.commit());
+            eprintln!(
+                "{path}: no such path in the ledger at {}",
+                snapshot.commit()
+            );
             Ok(ExitCode::from(1))
         }
         Some(e) if e.is_tree() => {
             for entry in snapshot.list(path)? {
                 let name = String::from_utf8_lossy(&entry.name);
                 if json {
-                    print_json(&serde_json::json!({"name": name, "dir": entry.is_tree(), "oid": entry.oid.to_string()}))?;
+                    print_json(
+                        &serde_json::json!({"name": name, "dir": entry.is_tree(), "oid": entry.oid.to_string()}),
+                    )?;
                 } else {
                     println!("{name}{}", if entry.is_tree() { "/" } else { "" });
                 }
@@ -316,7 +361,9 @@ fn show(ledger: PathBuf, target: String, json: bool) -> anyhow::Result<ExitCode>
             if json {
                 let commit = snapshot.commit_of(path)?.map(|c| c.to_string());
                 let content = String::from_utf8_lossy(&bytes);
-                print_json(&serde_json::json!({"path": path, "ledger_commit": commit, "content": content}))?;
+                print_json(
+                    &serde_json::json!({"path": path, "ledger_commit": commit, "content": content}),
+                )?;
             } else {
                 use std::io::Write as _;
                 std::io::stdout().write_all(&bytes)?;

@@ -75,15 +75,28 @@ fn print_trace(t: &Trace, indent: &str) {
             (Some(c), None) => format!(" change {c}"),
             _ => String::new(),
         };
-        println!("{indent}source    {p}{change} {}", t.git_ref.as_deref().unwrap_or(""));
-        println!("{indent}          commit {}", t.source_commit.as_deref().unwrap_or("?"));
-        println!("{indent}config    {}", t.config_commit.as_deref().unwrap_or("?"));
+        println!(
+            "{indent}source    {p}{change} {}",
+            t.git_ref.as_deref().unwrap_or("")
+        );
+        println!(
+            "{indent}          commit {}",
+            t.source_commit.as_deref().unwrap_or("?")
+        );
+        println!(
+            "{indent}config    {}",
+            t.config_commit.as_deref().unwrap_or("?")
+        );
     }
     for r in &t.rebuilt_by {
         println!("{indent}rebuilt   by build {r}");
     }
     for a in &t.attestations {
-        println!("{indent}attested  {} (ledger {})", a.predicate_type, short(&a.ledger_commit));
+        println!(
+            "{indent}attested  {} (ledger {})",
+            a.predicate_type,
+            short(&a.ledger_commit)
+        );
     }
     for p in &t.promotions {
         println!(
@@ -99,7 +112,12 @@ fn print_trace(t: &Trace, indent: &str) {
         );
     }
     for r in &t.ledger_commits {
-        println!("{indent}ledger    {:<14} {} {}", r.record, short(&r.ledger_commit), r.path);
+        println!(
+            "{indent}ledger    {:<14} {} {}",
+            r.record,
+            short(&r.ledger_commit),
+            r.path
+        );
     }
     for a in &t.artifacts {
         println!();

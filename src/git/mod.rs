@@ -93,13 +93,16 @@ pub fn read_ref(repo: &gix::Repository, name: &str) -> Result<Option<ObjectId>, 
         name: name.to_owned(),
         message,
     };
-    match repo.try_find_reference(name).map_err(|e| other(e.to_string()))? {
+    match repo
+        .try_find_reference(name)
+        .map_err(|e| other(e.to_string()))?
+    {
         None => Ok(None),
         Some(r) => match r.target() {
             gix::refs::TargetRef::Object(id) => Ok(Some(id.to_owned())),
-            gix::refs::TargetRef::Symbolic(to) => {
-                Err(other(format!("is a symbolic ref to {to}, expected a commit")))
-            }
+            gix::refs::TargetRef::Symbolic(to) => Err(other(format!(
+                "is a symbolic ref to {to}, expected a commit"
+            ))),
         },
     }
 }
@@ -114,14 +117,16 @@ pub fn compare_and_swap_ref(
     new: ObjectId,
     reflog_message: &str,
 ) -> Result<(), RefUpdateError> {
-    use gix::refs::transaction::{Change, LogChange, PreviousValue, RefEdit, RefLog};
     use gix::refs::Target;
+    use gix::refs::transaction::{Change, LogChange, PreviousValue, RefEdit, RefLog};
 
     let other = |message: String| RefUpdateError::Other {
         name: name.to_owned(),
         message,
     };
-    let full_name: gix::refs::FullName = name.try_into().map_err(|e: gix::validate::reference::name::Error| other(e.to_string()))?;
+    let full_name: gix::refs::FullName = name
+        .try_into()
+        .map_err(|e: gix::validate::reference::name::Error| other(e.to_string()))?;
     let previous = match expected {
         Some(id) => PreviousValue::MustExistAndMatch(Target::Object(id)),
         None => PreviousValue::MustNotExist,

@@ -10,9 +10,6 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use flate2::Compression;
-use flate2::write::ZlibEncoder;
-
 use super::{ObjectId, ObjectKind, sync_dir, sync_file};
 
 /// An object to be written into a pack.
@@ -58,28 +55,50 @@ fn entry_header(kind: ObjectKind, size: usize) -> Vec<u8> {
     out
 }
 
+/// Deflates one object. Ledger objects are small (records, sharded trees), so the compressor
+/// uses a 4 KiB window and a small hash table: setting up zlib's default state (a 32 KiB window
+/// and a 64 KiB hash table, zeroed for every stream) costs more than compressing the object.
 fn deflate(data: &[u8]) -> Vec<u8> {
-    let mut enc = ZlibEncoder::new(Vec::with_capacity(data.len() / 2 + 64), Compression::fast());
-    enc.write_all(data).expect("writing to a Vec cannot fail");
-    enc.finish().expect("finishing a Vec encoder cannot fail")
+    let config = zlib_rs::DeflateConfig {
+        level: 1,
+        window_bits: 12,
+        mem_level: 3,
+        ..zlib_rs::DeflateConfig::default()
+    };
+    let mut out = vec![0u8; zlib_rs::compress_bound(data.len())];
+    let (compressed, rc) = zlib_rs::compress_slice(&mut out, data, config);
+    assert_eq!(
+        rc,
+        zlib_rs::ReturnCode::Ok,
+        "deflating into a buffer of compress_bound bytes cannot fail"
+    );
+    let n = compressed.len();
+    out.truncate(n);
+    out
 }
 
 /// Compresses the entries on all cores; returns each entry's bytes (header and deflated data).
 fn encode_entries(objects: &[&PackObject]) -> Vec<Vec<u8>> {
-    let encode = |o: &&PackObject| {
-        let mut e = entry_header(o.kind, o.data.len());
-        e.extend_from_slice(&deflate(&o.data));
-        e
+    let encode_all = |part: &[&PackObject]| {
+        part.iter()
+            .map(|o| {
+                let mut e = entry_header(o.kind, o.data.len());
+                e.extend_from_slice(&deflate(&o.data));
+                e
+            })
+            .collect::<Vec<_>>()
     };
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(8);
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(8);
     if objects.len() < 64 || threads == 1 {
-        return objects.iter().map(encode).collect();
+        return encode_all(objects);
     }
     let chunk = objects.len().div_ceil(threads);
     std::thread::scope(|s| {
         let handles: Vec<_> = objects
             .chunks(chunk)
-            .map(|part| s.spawn(move || part.iter().map(encode).collect::<Vec<_>>()))
+            .map(|part| s.spawn(move || encode_all(part)))
             .collect();
         handles
             .into_iter()
@@ -101,7 +120,10 @@ pub fn write_pack(pack_dir: &Path, objects: &[PackObject]) -> std::io::Result<Op
 }
 
 /// Writes already-encoded pack entries, sorted by id and without duplicates.
-fn write_entries(pack_dir: &Path, entries: Vec<(ObjectId, Vec<u8>)>) -> std::io::Result<Option<PackInfo>> {
+fn write_entries(
+    pack_dir: &Path,
+    entries: Vec<(ObjectId, Vec<u8>)>,
+) -> std::io::Result<Option<PackInfo>> {
     use sha1::Digest as _;
     if entries.is_empty() {
         return Ok(None);
@@ -154,7 +176,10 @@ fn write_entries(pack_dir: &Path, entries: Vec<(ObjectId, Vec<u8>)>) -> std::io:
 /// Merges packs into one by copying their entries as they are (no recompression). Packs that
 /// hold deltas (written by git rather than seakeeper) are left alone: their offsets would
 /// change. Returns the new pack and the packs it replaced; the caller removes those.
-pub fn merge_packs(pack_dir: &Path, packs: &[PackInfo]) -> std::io::Result<Option<(PackInfo, Vec<PackInfo>)>> {
+pub fn merge_packs(
+    pack_dir: &Path,
+    packs: &[PackInfo],
+) -> std::io::Result<Option<(PackInfo, Vec<PackInfo>)>> {
     let mut merged: Vec<(ObjectId, Vec<u8>)> = Vec::new();
     let mut used = Vec::new();
     for info in packs {
@@ -170,7 +195,9 @@ pub fn merge_packs(pack_dir: &Path, packs: &[PackInfo]) -> std::io::Result<Optio
         let mut has_delta = false;
         for (k, (off, id)) in by_offset.iter().enumerate() {
             let start = *off as usize;
-            let end = by_offset.get(k + 1).map_or(end_of_entries, |(o, _)| *o as usize);
+            let end = by_offset
+                .get(k + 1)
+                .map_or(end_of_entries, |(o, _)| *o as usize);
             let Some(bytes) = data.get(start..end).filter(|b| !b.is_empty()) else {
                 has_delta = true; // unreadable: leave this pack alone
                 break;
@@ -197,20 +224,29 @@ pub fn merge_packs(pack_dir: &Path, packs: &[PackInfo]) -> std::io::Result<Optio
 
 fn read_index_offsets(idx: &Path) -> std::io::Result<(Vec<ObjectId>, Vec<u64>)> {
     let data = fs::read(idx)?;
-    let bad = || std::io::Error::new(std::io::ErrorKind::InvalidData, format!("{}: not a v2 pack index", idx.display()));
+    let bad = || {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("{}: not a v2 pack index", idx.display()),
+        )
+    };
     let ids = ids_of_index(&data).ok_or_else(bad)?;
     let n = ids.len();
     let off_start = 8 + 1024 + n * 24;
     let large_start = off_start + n * 4;
     let mut offsets = Vec::with_capacity(n);
     for i in 0..n {
-        let raw = data.get(off_start + i * 4..off_start + i * 4 + 4).ok_or_else(bad)?;
+        let raw = data
+            .get(off_start + i * 4..off_start + i * 4 + 4)
+            .ok_or_else(bad)?;
         let v = u32::from_be_bytes(raw.try_into().expect("4 bytes"));
         if v & 0x8000_0000 == 0 {
             offsets.push(u64::from(v));
         } else {
             let k = (v & 0x7fff_ffff) as usize;
-            let raw = data.get(large_start + k * 8..large_start + k * 8 + 8).ok_or_else(bad)?;
+            let raw = data
+                .get(large_start + k * 8..large_start + k * 8 + 8)
+                .ok_or_else(bad)?;
             offsets.push(u64::from_be_bytes(raw.try_into().expect("8 bytes")));
         }
     }
@@ -231,7 +267,12 @@ fn ids_of_index(data: &[u8]) -> Option<Vec<ObjectId>> {
     )
 }
 
-fn encode_index(sorted: &[ObjectId], crcs: &[u32], offsets: &[u64], pack_checksum: &[u8; 20]) -> Vec<u8> {
+fn encode_index(
+    sorted: &[ObjectId],
+    crcs: &[u32],
+    offsets: &[u64],
+    pack_checksum: &[u8; 20],
+) -> Vec<u8> {
     use sha1::Digest as _;
     let n = sorted.len();
     let mut out = Vec::with_capacity(8 + 1024 + n * 28 + 40);
@@ -315,30 +356,30 @@ fn read_index_count(idx: &Path) -> std::io::Result<Option<u32>> {
 pub fn read_index_ids(idx: &Path) -> std::io::Result<Vec<ObjectId>> {
     let data = fs::read(idx)?;
     ids_of_index(&data).ok_or_else(|| {
-        std::io::Error::new(std::io::ErrorKind::InvalidData, format!("{}: not a v2 pack index", idx.display()))
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("{}: not a v2 pack index", idx.display()),
+        )
     })
 }
 
 /// Chooses which packs to merge so that, sorted by size, each remaining pack holds more than
-/// twice the objects of all smaller ones together (git's geometric repacking, factor 2). Merging
-/// the chosen packs keeps the number of packs logarithmic in the number of objects while each
-/// object is rewritten a logarithmic number of times.
+/// twice the objects of all smaller ones together (git's geometric repacking, factor 2): the
+/// largest `k` with `count[k] <= 2 * (count[0] + ... + count[k-1])` and merge packs `0..=k`.
+/// This keeps the number of packs logarithmic in the number of objects while each object is
+/// rewritten a logarithmic number of times.
 pub fn geometric_merge_set(mut packs: Vec<PackInfo>) -> Vec<PackInfo> {
     packs.sort_by_key(|p| p.objects);
     let mut sum = 0u64;
     let mut take = 0;
     for (i, p) in packs.iter().enumerate() {
-        if i == 0 || u64::from(p.objects) <= 2 * sum {
-            sum += u64::from(p.objects);
+        if i > 0 && u64::from(p.objects) <= 2 * sum {
             take = i + 1;
-        } else {
-            break;
         }
+        sum += u64::from(p.objects);
     }
-    // Also roll a run of small packs into the first one that is too big for the progression,
-    // if what was gathered so far is not itself alone.
     packs.truncate(take);
-    if packs.len() < 2 { Vec::new() } else { packs }
+    packs
 }
 
 /// Removes pack files (pack, index, and any reverse index or bitmap) after they were merged.
@@ -355,7 +396,9 @@ pub fn remove_pack(info: &PackInfo) -> std::io::Result<()> {
 
 /// Removes temporary files of seakeeper pack writers that died, if older than `min_age`.
 pub fn remove_stale_temporaries(pack_dir: &Path, min_age: std::time::Duration) {
-    let Ok(rd) = fs::read_dir(pack_dir) else { return };
+    let Ok(rd) = fs::read_dir(pack_dir) else {
+        return;
+    };
     for entry in rd.flatten() {
         let name = entry.file_name();
         if !name.to_string_lossy().starts_with("tmp_seakeeper_") {
@@ -384,7 +427,11 @@ mod tests {
     use super::*;
 
     fn info(n: u32) -> PackInfo {
-        PackInfo { pack: PathBuf::from(format!("{n}.pack")), idx: PathBuf::from(format!("{n}.idx")), objects: n }
+        PackInfo {
+            pack: PathBuf::from(format!("{n}.pack")),
+            idx: PathBuf::from(format!("{n}.idx")),
+            objects: n,
+        }
     }
 
     #[test]

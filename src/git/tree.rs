@@ -43,8 +43,10 @@ pub fn decode(mut data: &[u8]) -> Result<Vec<TreeEntry>, TreeDecodeError> {
             .iter()
             .position(|&b| b == b' ')
             .ok_or(TreeDecodeError("entry without a mode"))?;
-        let mode_str = std::str::from_utf8(&data[..sp]).map_err(|_| TreeDecodeError("mode is not ASCII"))?;
-        let mode = u32::from_str_radix(mode_str, 8).map_err(|_| TreeDecodeError("mode is not octal"))?;
+        let mode_str =
+            std::str::from_utf8(&data[..sp]).map_err(|_| TreeDecodeError("mode is not ASCII"))?;
+        let mode =
+            u32::from_str_radix(mode_str, 8).map_err(|_| TreeDecodeError("mode is not octal"))?;
         data = &data[sp + 1..];
         let nul = data
             .iter()
@@ -88,11 +90,7 @@ pub fn encode(entries: &mut [TreeEntry]) -> Vec<u8> {
     entries.sort_by(|a, b| git_order(&a.name, a.is_tree(), &b.name, b.is_tree()));
     let mut out = Vec::with_capacity(entries.len() * 60);
     for e in entries.iter() {
-        out.extend_from_slice(if e.mode == MODE_TREE {
-            b"40000"
-        } else {
-            b""
-        });
+        out.extend_from_slice(if e.mode == MODE_TREE { b"40000" } else { b"" });
         if e.mode != MODE_TREE {
             out.extend_from_slice(format!("{:o}", e.mode).as_bytes());
         }
@@ -112,13 +110,28 @@ mod tests {
     fn directories_sort_as_if_slash_terminated() {
         let id = ObjectId::null(gix::hash::Kind::Sha1);
         let mut entries = vec![
-            TreeEntry { mode: MODE_TREE, name: b"foo".to_vec(), oid: id },
-            TreeEntry { mode: MODE_BLOB, name: b"foo.yaml".to_vec(), oid: id },
-            TreeEntry { mode: MODE_BLOB, name: b"foo0".to_vec(), oid: id },
+            TreeEntry {
+                mode: MODE_TREE,
+                name: b"foo".to_vec(),
+                oid: id,
+            },
+            TreeEntry {
+                mode: MODE_BLOB,
+                name: b"foo.yaml".to_vec(),
+                oid: id,
+            },
+            TreeEntry {
+                mode: MODE_BLOB,
+                name: b"foo0".to_vec(),
+                oid: id,
+            },
         ];
         let raw = encode(&mut entries);
         let names: Vec<_> = entries.iter().map(|e| e.name.clone()).collect();
-        assert_eq!(names, vec![b"foo.yaml".to_vec(), b"foo".to_vec(), b"foo0".to_vec()]);
+        assert_eq!(
+            names,
+            vec![b"foo.yaml".to_vec(), b"foo".to_vec(), b"foo0".to_vec()]
+        );
         assert_eq!(decode(&raw).unwrap(), entries);
         assert!(raw.starts_with(b"100644 foo.yaml\0"));
     }

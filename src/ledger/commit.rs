@@ -34,7 +34,10 @@ pub(crate) fn signed_commit(
     let sig = gix::actor::Signature {
         name: name.into(),
         email: email.into(),
-        time: gix::date::Time { seconds: now, offset: 0 },
+        time: gix::date::Time {
+            seconds: now,
+            offset: 0,
+        },
     };
     let mut commit = gix::objs::Commit {
         tree,
@@ -58,7 +61,11 @@ pub(crate) fn signed_commit(
         .write_to(&mut data)
         .map_err(LedgerError::io("encoding a commit"))?;
     let id = object_id(ObjectKind::Commit, &data);
-    Ok(PackObject { kind: ObjectKind::Commit, id, data })
+    Ok(PackObject {
+        kind: ObjectKind::Commit,
+        id,
+        data,
+    })
 }
 
 /// Signs a commit over the overlay's tree, writes every new object as one durable pack, then
@@ -78,8 +85,17 @@ pub(crate) fn commit_overlay(
     std::fs::create_dir_all(&pack_dir).map_err(LedgerError::io("creating objects/pack"))?;
     git::pack::write_pack(&pack_dir, &objects).map_err(LedgerError::io("writing a pack"))?;
     let summary = message.lines().next().unwrap_or_default();
-    git::compare_and_swap_ref(repo, LEDGER_REF, parent, id, &format!("seakeeper: {summary}"))?;
-    Ok(id.to_string().parse().expect("object ids are 40 hex digits"))
+    git::compare_and_swap_ref(
+        repo,
+        LEDGER_REF,
+        parent,
+        id,
+        &format!("seakeeper: {summary}"),
+    )?;
+    Ok(id
+        .to_string()
+        .parse()
+        .expect("object ids are 40 hex digits"))
 }
 
 /// A commit taken apart for verification.
@@ -103,7 +119,8 @@ pub struct RawCommit {
 /// `verify-commit`.
 pub fn parse_commit(id: &ObjectId, data: &[u8]) -> Result<RawCommit, LedgerError> {
     let corrupt = |what: &str| LedgerError::Corrupt(format!("commit {id}: {what}"));
-    let decoded = gix::objs::CommitRef::from_bytes(data, gix::hash::Kind::Sha1).map_err(|e| corrupt(&e.to_string()))?;
+    let decoded = gix::objs::CommitRef::from_bytes(data, gix::hash::Kind::Sha1)
+        .map_err(|e| corrupt(&e.to_string()))?;
     let header_end = data
         .windows(2)
         .position(|w| w == b"\n\n")
@@ -135,7 +152,10 @@ pub fn parse_commit(id: &ObjectId, data: &[u8]) -> Result<RawCommit, LedgerError
         tree: decoded.tree(),
         parents: decoded.parents().collect(),
         message: String::from_utf8_lossy(decoded.message).into_owned(),
-        time: decoded.committer().map_err(|e| corrupt(&e.to_string()))?.seconds(),
+        time: decoded
+            .committer()
+            .map_err(|e| corrupt(&e.to_string()))?
+            .seconds(),
     })
 }
 
@@ -158,7 +178,7 @@ pub(crate) fn rotate_keys(
         });
     }
     let mut overlay = Overlay::new(repo, Some(snapshot.tree()));
-    super::writer::index_parent_additions(repo, &mut overlay, tip)?;
+    let sequence = put_chain_entry(&mut overlay, tip, &read_commit_message_sequence(repo, tip)?)?;
     let mut added = Vec::new();
     for cert in add {
         let mut ring = crate::signing::Keyring::new();
@@ -176,12 +196,15 @@ pub(crate) fn rotate_keys(
         let before = meta.signers.len();
         meta.signers.retain(|s| s != fpr);
         if meta.signers.len() == before {
-            return Err(LedgerError::Rotation(format!("{fpr} is not an allowed signer")));
+            return Err(LedgerError::Rotation(format!(
+                "{fpr} is not an allowed signer"
+            )));
         }
     }
     if meta.signers.is_empty() {
         return Err(LedgerError::Rotation(
-            "refusing to remove the last allowed signer: nobody could write the ledger again".into(),
+            "refusing to remove the last allowed signer: nobody could write the ledger again"
+                .into(),
         ));
     }
     if added.is_empty() && remove.is_empty() {
@@ -195,6 +218,7 @@ pub(crate) fn rotate_keys(
     for f in remove {
         message.push_str(&format!("Signer-Removed: {f}\n"));
     }
+    message.push_str(&sequence_trailer(sequence));
     commit_overlay(repo, overlay, Some(tip), key, &message)
 }
 
@@ -204,4 +228,48 @@ pub(crate) fn meta_from(overlay: &mut Overlay<'_>) -> Result<LedgerMeta, LedgerE
         .read("LEDGER")?
         .ok_or_else(|| LedgerError::Corrupt("the tree has no LEDGER file".into()))?;
     LedgerMeta::parse(&bytes).map_err(LedgerError::Corrupt)
+}
+
+/// The trailer that numbers every ledger commit; the root commit is 0.
+pub const SEQUENCE_TRAILER: &str = "Ledger-Sequence";
+
+/// `Ledger-Sequence: N` and a newline.
+pub(crate) fn sequence_trailer(sequence: u64) -> String {
+    format!("{SEQUENCE_TRAILER}: {sequence}\n")
+}
+
+/// The sequence number a commit message states, if any.
+pub fn message_sequence(message: &str) -> Option<u64> {
+    message.lines().rev().find_map(|l| {
+        l.strip_prefix(SEQUENCE_TRAILER)?
+            .strip_prefix(": ")?
+            .trim()
+            .parse()
+            .ok()
+    })
+}
+
+/// The sequence number of a stored commit.
+pub(crate) fn read_commit_message_sequence(
+    repo: &gix::Repository,
+    id: ObjectId,
+) -> Result<u64, LedgerError> {
+    let c = super::writer::read_commit(repo, id)?;
+    message_sequence(&c.message).ok_or_else(|| {
+        LedgerError::Corrupt(format!("commit {id} has no {SEQUENCE_TRAILER} trailer"))
+    })
+}
+
+/// Records `parent` (whose sequence number is `parent_sequence`) in the chain index and
+/// returns the sequence number of the commit being built.
+pub(crate) fn put_chain_entry(
+    overlay: &mut Overlay<'_>,
+    parent: ObjectId,
+    parent_sequence: &u64,
+) -> Result<u64, LedgerError> {
+    overlay.put_blob(
+        &layout::chain_path(*parent_sequence),
+        format!("{parent}\n").into_bytes(),
+    )?;
+    Ok(parent_sequence + 1)
 }

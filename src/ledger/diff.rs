@@ -12,15 +12,27 @@ use super::overlay::read_tree;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Change {
     /// A new file.
-    Added { path: String, oid: ObjectId, mode: u32 },
+    Added {
+        path: String,
+        oid: ObjectId,
+        mode: u32,
+    },
     /// A file whose content changed.
-    Modified { path: String, oid: ObjectId, mode: u32 },
+    Modified {
+        path: String,
+        oid: ObjectId,
+        mode: u32,
+    },
     /// A file that is gone.
     Deleted { path: String },
 }
 
 /// Files changed from `old` (or an empty tree) to `new`, in path order.
-pub fn diff_trees(repo: &gix::Repository, old: Option<ObjectId>, new: ObjectId) -> Result<Vec<Change>, LedgerError> {
+pub fn diff_trees(
+    repo: &gix::Repository,
+    old: Option<ObjectId>,
+    new: ObjectId,
+) -> Result<Vec<Change>, LedgerError> {
     let mut out = Vec::new();
     walk(repo, old, Some(new), "", &mut out)?;
     Ok(out)
@@ -76,7 +88,10 @@ fn pair(
     prefix: &str,
     out: &mut Vec<Change>,
 ) -> Result<(), LedgerError> {
-    let name = old.or(new).map(|e| e.name.as_slice()).expect("one side exists");
+    let name = old
+        .or(new)
+        .map(|e| e.name.as_slice())
+        .expect("one side exists");
     let path = join(prefix, name);
     fn tree_id(e: Option<&TreeEntry>) -> Option<ObjectId> {
         e.filter(|e| e.mode == tree::MODE_TREE).map(|e| e.oid)
@@ -92,8 +107,16 @@ fn pair(
         walk(repo, old_tree, new_tree, &path, out)?;
     }
     match (blob(old), blob(new)) {
-        (None, Some(b)) => out.push(Change::Added { path, oid: b.oid, mode: b.mode }),
-        (Some(_), Some(b)) => out.push(Change::Modified { path, oid: b.oid, mode: b.mode }),
+        (None, Some(b)) => out.push(Change::Added {
+            path,
+            oid: b.oid,
+            mode: b.mode,
+        }),
+        (Some(_), Some(b)) => out.push(Change::Modified {
+            path,
+            oid: b.oid,
+            mode: b.mode,
+        }),
         (Some(_), None) => out.push(Change::Deleted { path }),
         (None, None) => {}
     }

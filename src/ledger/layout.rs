@@ -43,7 +43,11 @@ pub fn rebuilt_path(digest: &Digest, build_id: &BuildId) -> String {
 
 /// `attestations/sha256/<2>/<2>/<64 hex>`.
 pub fn attestation_dir(digest: &Digest) -> String {
-    format!("attestations/sha256/{}/{}", shard(digest.hex()), digest.hex())
+    format!(
+        "attestations/sha256/{}/{}",
+        shard(digest.hex()),
+        digest.hex()
+    )
 }
 
 /// A short path-safe name for a predicate type:
@@ -54,7 +58,13 @@ pub fn predicate_slug(predicate_type: &str) -> String {
         .map_or(predicate_type, |(_, r)| r);
     let mut slug: String = rest
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '.' || c == '_' { c } else { '-' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' || c == '_' {
+                c
+            } else {
+                '-'
+            }
+        })
         .collect();
     while slug.contains("--") {
         slug = slug.replace("--", "-");
@@ -101,12 +111,20 @@ pub fn freeze_pointer(name: &FreezeName) -> String {
 
 /// The immutable record of one transition: `freezes/<name>/<config commit>-<state>.yaml`.
 pub fn freeze_history(f: &Freeze) -> String {
-    format!("freezes/{}/{}-{}.yaml", f.name, f.config_commit, f.state.as_str())
+    format!(
+        "freezes/{}/{}-{}.yaml",
+        f.name,
+        f.config_commit,
+        f.state.as_str()
+    )
 }
 
 /// `index/builds/<2>/<2>/<build-id>`: holds the build's directory.
 pub fn build_index_path(build_id: &BuildId) -> String {
-    format!("index/builds/{}/{build_id}", shard(&sha256_hex(build_id.as_str().as_bytes())))
+    format!(
+        "index/builds/{}/{build_id}",
+        shard(&sha256_hex(build_id.as_str().as_bytes()))
+    )
 }
 
 /// `changes/<project>/<XX>/<change>/<patchset>/<build-id>`: holds the build's directory.
@@ -124,14 +142,24 @@ pub fn change_index_path(
 
 /// The change index entry a build request implies, if it is for a change.
 pub fn change_index_for(r: &BuildRequest) -> Option<String> {
-    Some(change_index_path(&r.project, r.change?, r.patchset?, &r.build_id))
+    Some(change_index_path(
+        &r.project,
+        r.change?,
+        r.patchset?,
+        &r.build_id,
+    ))
 }
 
-/// `index/added-by/<2>/<2>/<36 hex>`: the commit that added the record at `record_path`
-/// (written by the commit after it).
-pub fn added_by_path(record_path: &str) -> String {
-    let h = sha256_hex(record_path.as_bytes());
-    format!("index/added-by/{}/{}", shard(&h), &h[4..40])
+/// `index/chain/<n / 10000>/<n / 100 % 100>/<n % 100>`: the id of the commit with sequence
+/// number `n` (the root commit is 0). Each commit writes the entry of its parent, so the chain
+/// gives random access to history for bisection without walking it.
+pub fn chain_path(sequence: u64) -> String {
+    format!(
+        "index/chain/{}/{:02}/{:02}",
+        sequence / 10_000,
+        (sequence / 100) % 100,
+        sequence % 100
+    )
 }
 
 /// `KEYS/<fingerprint>.asc`.
@@ -180,14 +208,14 @@ pub enum PathClass {
     BuildIndex,
     /// `changes/...`
     ChangeIndex,
-    /// `index/added-by/...`
-    AddedBy,
+    /// `index/chain/...`
+    Chain,
     /// Anything else: not allowed.
     Unknown,
 }
 
 impl PathClass {
-    /// Whether files of this class are immutable records that the added-by index covers.
+    /// Whether files of this class are immutable records.
     pub fn is_indexed_record(&self) -> bool {
         matches!(
             self,
@@ -220,7 +248,7 @@ pub fn classify(path: &str) -> PathClass {
         ["freezes", _] => PathClass::FreezePointer,
         ["freezes", _, _] => PathClass::FreezeHistory,
         ["index", "builds", _, _, _] => PathClass::BuildIndex,
-        ["index", "added-by", _, _, _] => PathClass::AddedBy,
+        ["index", "chain", _, _, _] => PathClass::Chain,
         ["changes", ..] if parts.len() >= 6 => PathClass::ChangeIndex,
         _ => PathClass::Unknown,
     }
@@ -229,7 +257,10 @@ pub fn classify(path: &str) -> PathClass {
 /// The path a record must live at (for records whose path depends only on their content).
 pub fn canonical_path(record: &Record, content: &[u8]) -> Option<String> {
     match record {
-        Record::BuildRequest(r) => Some(format!("{}/request.yaml", build_dir(r.requested_at, &r.build_id))),
+        Record::BuildRequest(r) => Some(format!(
+            "{}/request.yaml",
+            build_dir(r.requested_at, &r.build_id)
+        )),
         Record::Attestation(a) => Some(attestation_path(a, content)),
         Record::Promotion(p) => Some(promotion_history(p, content)),
         Record::Freeze(f) => Some(freeze_history(f)),
@@ -243,23 +274,40 @@ mod tests {
 
     #[test]
     fn slugs_are_path_safe() {
-        assert_eq!(predicate_slug("https://slsa.dev/provenance/v1"), "slsa.dev-provenance-v1");
+        assert_eq!(
+            predicate_slug("https://slsa.dev/provenance/v1"),
+            "slsa.dev-provenance-v1"
+        );
         assert_eq!(predicate_slug("///"), "predicate");
     }
 
     #[test]
     fn classification() {
         assert_eq!(classify("LEDGER"), PathClass::Meta);
-        assert_eq!(classify("builds/2026/11/22/02/b1/request.yaml"), PathClass::BuildRequest);
-        let d = format!("sha256:{}", "ab".repeat(32)).parse::<Digest>().unwrap();
+        assert_eq!(
+            classify("builds/2026/11/22/02/b1/request.yaml"),
+            PathClass::BuildRequest
+        );
+        let d = format!("sha256:{}", "ab".repeat(32))
+            .parse::<Digest>()
+            .unwrap();
         assert_eq!(classify(&artifact_path(&d)), PathClass::Artifact);
-        assert_eq!(classify(&added_by_path("x")), PathClass::AddedBy);
-        assert_eq!(classify("promotions/staging/releng/php.yaml"), PathClass::PromotionPointer);
+        assert_eq!(chain_path(1_234_567), "index/chain/123/45/67");
+        assert_eq!(classify(&chain_path(5)), PathClass::Chain);
+        assert_eq!(
+            classify("promotions/staging/releng/php.yaml"),
+            PathClass::PromotionPointer
+        );
         assert_eq!(classify("nonsense"), PathClass::Unknown);
         let id: BuildId = "b1".parse().unwrap();
         assert_eq!(classify(&build_index_path(&id)), PathClass::BuildIndex);
         let p: ProjectName = "mediawiki/core".parse().unwrap();
-        let c = change_index_path(&p, ChangeNumber::try_from(4711).unwrap(), PatchsetNumber::try_from(3).unwrap(), &id);
+        let c = change_index_path(
+            &p,
+            ChangeNumber::try_from(4711).unwrap(),
+            PatchsetNumber::try_from(3).unwrap(),
+            &id,
+        );
         assert_eq!(c, "changes/mediawiki/core/11/4711/3/b1");
         assert_eq!(classify(&c), PathClass::ChangeIndex);
     }

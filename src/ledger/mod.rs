@@ -11,6 +11,7 @@ mod diff;
 pub mod layout;
 mod overlay;
 mod reader;
+pub mod sample;
 mod verify;
 mod writer;
 
@@ -22,8 +23,10 @@ use crate::git::{self, ObjectId};
 use crate::model::CommitId;
 use crate::signing::{SigningError, SigningKey};
 
-pub use commit::{RawCommit, parse_commit};
-pub use reader::{BuildRecords, CommitSummary, Snapshot, Trace, TraceAttestation, TracePromotion, TraceRecord};
+pub use commit::{RawCommit, SEQUENCE_TRAILER, message_sequence, parse_commit};
+pub use reader::{
+    BuildRecords, CommitSummary, Snapshot, Trace, TraceAttestation, TracePromotion, TraceRecord,
+};
 pub use verify::{VerifyFailure, VerifyOptions, VerifyReport, verify};
 pub use writer::{Receipt, RecordError, Writer, WriterOptions};
 
@@ -50,7 +53,9 @@ pub enum LedgerError {
     #[error("the ledger has no commits (run `seakeeper ledger init`)")]
     Empty,
     /// The ledger's format is not one this build understands.
-    #[error("ledger format {found} is not supported (this seakeeper reads format {FORMAT_VERSION})")]
+    #[error(
+        "ledger format {found} is not supported (this seakeeper reads format {FORMAT_VERSION})"
+    )]
     UnsupportedFormat {
         /// The format the LEDGER file names.
         found: u32,
@@ -123,7 +128,8 @@ pub struct LedgerMeta {
 impl LedgerMeta {
     /// Parses and checks a LEDGER file.
     pub fn parse(bytes: &[u8]) -> Result<LedgerMeta, String> {
-        let meta: LedgerMeta = serde_yaml_ng::from_slice(bytes).map_err(|e| format!("LEDGER: {e}"))?;
+        let meta: LedgerMeta =
+            serde_yaml_ng::from_slice(bytes).map_err(|e| format!("LEDGER: {e}"))?;
         if meta.format != FORMAT_VERSION {
             return Err(format!(
                 "LEDGER: format {} is not supported (this seakeeper reads format {FORMAT_VERSION})",
@@ -138,7 +144,9 @@ impl LedgerMeta {
         }
         for s in &meta.signers {
             if !is_fingerprint(s) {
-                return Err(format!("LEDGER: signer {s:?} is not a 40-hex-digit uppercase fingerprint"));
+                return Err(format!(
+                    "LEDGER: signer {s:?} is not a 40-hex-digit uppercase fingerprint"
+                ));
             }
         }
         Ok(meta)
@@ -154,7 +162,9 @@ impl LedgerMeta {
 
 /// Whether `s` is a v4 fingerprint as seakeeper writes them (40 uppercase hex digits).
 pub fn is_fingerprint(s: &str) -> bool {
-    s.len() == 40 && s.bytes().all(|b| b.is_ascii_digit() || (b'A'..=b'F').contains(&b))
+    s.len() == 40
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'A'..=b'F').contains(&b))
 }
 
 /// An open ledger repository.
@@ -170,10 +180,11 @@ impl std::fmt::Debug for Ledger {
 }
 
 pub(crate) fn open_repo(path: &Path) -> Result<gix::Repository, LedgerError> {
-    let mut repo = gix::open_opts(path, gix::open::Options::isolated()).map_err(|e| LedgerError::Open {
-        path: path.to_owned(),
-        message: e.to_string(),
-    })?;
+    let mut repo =
+        gix::open_opts(path, gix::open::Options::isolated()).map_err(|e| LedgerError::Open {
+            path: path.to_owned(),
+            message: e.to_string(),
+        })?;
     repo.object_cache_size_if_unset(16 << 20);
     Ok(repo)
 }
@@ -191,7 +202,8 @@ impl Ledger {
     /// holds `LEDGER` (allowing only `key`) and the key's public cert under `KEYS/`.
     pub fn init(path: &Path, key: &mut SigningKey) -> Result<(Ledger, CommitId), LedgerError> {
         if path.exists() {
-            let mut entries = std::fs::read_dir(path).map_err(LedgerError::io(format!("reading {}", path.display())))?;
+            let mut entries = std::fs::read_dir(path)
+                .map_err(LedgerError::io(format!("reading {}", path.display())))?;
             if entries.next().is_some() {
                 return Err(LedgerError::AlreadyExists(path.to_owned()));
             }
@@ -211,10 +223,16 @@ impl Ledger {
         };
         let mut overlay = overlay::Overlay::new(&ledger.repo, None);
         overlay.put_blob("LEDGER", meta.to_bytes())?;
-        overlay.put_blob(&layout::key_path(key.fingerprint()), key.public_cert_armored()?)?;
+        overlay.put_blob(
+            &layout::key_path(key.fingerprint()),
+            key.public_cert_armored()?,
+        )?;
         let message = format!(
-            "Initialize ledger {}\n\nLedger-Id: {}\nSigner: {}\n",
-            meta.ledger_id, meta.ledger_id, meta.signers[0]
+            "Initialize ledger {}\n\nLedger-Id: {}\nSigner: {}\n{}",
+            meta.ledger_id,
+            meta.ledger_id,
+            meta.signers[0],
+            commit::sequence_trailer(0)
         );
         let commit = commit::commit_overlay(&ledger.repo, overlay, None, key, &message)?;
         Ok((ledger, commit))

@@ -27,7 +27,11 @@ impl Dir {
     fn new(base: Option<ObjectId>) -> Dir {
         Dir {
             base,
-            entries: if base.is_none() { Some(BTreeMap::new()) } else { None },
+            entries: if base.is_none() {
+                Some(BTreeMap::new())
+            } else {
+                None
+            },
             dirty: false,
         }
     }
@@ -42,23 +46,36 @@ pub enum Found {
     Tree,
 }
 
-pub(crate) fn read_tree(repo: &gix::Repository, id: &ObjectId) -> Result<Vec<TreeEntry>, LedgerError> {
+pub(crate) fn read_tree(
+    repo: &gix::Repository,
+    id: &ObjectId,
+) -> Result<Vec<TreeEntry>, LedgerError> {
     match read_object(repo, id) {
         Ok(Some((gix::object::Kind::Tree, data))) => {
             tree::decode(&data).map_err(|e| LedgerError::Corrupt(format!("tree {id}: {e}")))
         }
-        Ok(Some((kind, _))) => Err(LedgerError::Corrupt(format!("{id} is a {kind}, expected a tree"))),
+        Ok(Some((kind, _))) => Err(LedgerError::Corrupt(format!(
+            "{id} is a {kind}, expected a tree"
+        ))),
         Ok(None) => Err(LedgerError::Corrupt(format!("tree {id} is missing"))),
-        Err(message) => Err(LedgerError::Read { id: id.to_string(), message }),
+        Err(message) => Err(LedgerError::Read {
+            id: id.to_string(),
+            message,
+        }),
     }
 }
 
 pub(crate) fn read_blob(repo: &gix::Repository, id: &ObjectId) -> Result<Vec<u8>, LedgerError> {
     match read_object(repo, id) {
         Ok(Some((gix::object::Kind::Blob, data))) => Ok(data),
-        Ok(Some((kind, _))) => Err(LedgerError::Corrupt(format!("{id} is a {kind}, expected a blob"))),
+        Ok(Some((kind, _))) => Err(LedgerError::Corrupt(format!(
+            "{id} is a {kind}, expected a blob"
+        ))),
         Ok(None) => Err(LedgerError::Corrupt(format!("blob {id} is missing"))),
-        Err(message) => Err(LedgerError::Read { id: id.to_string(), message }),
+        Err(message) => Err(LedgerError::Read {
+            id: id.to_string(),
+            message,
+        }),
     }
 }
 
@@ -84,7 +101,15 @@ impl<'r> Overlay<'r> {
             let base = dir.base.expect("a directory without entries has a base");
             let entries = read_tree(repo, &base)?
                 .into_iter()
-                .map(|e| (e.name, Slot::Stored { mode: e.mode, oid: e.oid }))
+                .map(|e| {
+                    (
+                        e.name,
+                        Slot::Stored {
+                            mode: e.mode,
+                            oid: e.oid,
+                        },
+                    )
+                })
                 .collect();
             dir.entries = Some(entries);
         }
@@ -113,7 +138,9 @@ impl<'r> Overlay<'r> {
                         return Ok(Some(Found::Tree));
                     }
                     *slot = Slot::Dir(Box::new(Dir::new(Some(*oid))));
-                    let Slot::Dir(d) = slot else { unreachable!("just set") };
+                    let Slot::Dir(d) = slot else {
+                        unreachable!("just set")
+                    };
                     dir = d;
                 }
                 Slot::Dir(d) => {
@@ -146,13 +173,6 @@ impl<'r> Overlay<'r> {
         Ok(oid)
     }
 
-    /// Stores a blob without placing it anywhere yet; place it with [`Overlay::put_blob_id`].
-    pub fn put_blob_detached(&mut self, data: Vec<u8>) -> ObjectId {
-        let oid = object_id(ObjectKind::Blob, &data);
-        self.blobs.entry(oid).or_insert(data);
-        oid
-    }
-
     /// Points `path` at a blob that exists already (in the repository or this overlay).
     pub fn put_blob_id(&mut self, path: &str, oid: ObjectId) -> Result<(), LedgerError> {
         let repo = self.repo;
@@ -177,14 +197,22 @@ impl<'r> Overlay<'r> {
                 }
                 Slot::Dir(_) => {}
             }
-            let Slot::Dir(d) = slot else { unreachable!("made a directory above") };
+            let Slot::Dir(d) = slot else {
+                unreachable!("made a directory above")
+            };
             dir = d;
         }
         Self::load(repo, dir)?;
         dir.dirty = true;
         let entries = dir.entries.as_mut().expect("loaded");
-        if let Some(Slot::Dir(_)) | Some(Slot::Stored { mode: MODE_TREE, .. }) = entries.get(name.as_bytes()) {
-            return Err(LedgerError::Corrupt(format!("cannot write {path}: it is a directory")));
+        if let Some(Slot::Dir(_))
+        | Some(Slot::Stored {
+            mode: MODE_TREE, ..
+        }) = entries.get(name.as_bytes())
+        {
+            return Err(LedgerError::Corrupt(format!(
+                "cannot write {path}: it is a directory"
+            )));
         }
         entries.insert(name.as_bytes().to_vec(), Slot::Blob(oid));
         Ok(())
@@ -193,19 +221,29 @@ impl<'r> Overlay<'r> {
     /// Turns the edits into objects. Returns the root tree id and every new object.
     pub fn finish(self) -> (ObjectId, Vec<PackObject>) {
         let mut out = Vec::new();
-        let Overlay { root, mut blobs, .. } = self;
+        let Overlay {
+            root, mut blobs, ..
+        } = self;
         let root_id = Self::write_dir(root, &mut blobs, &mut out).unwrap_or_else(|| {
             let mut empty = Vec::new();
             let data = tree::encode(&mut empty);
             let id = object_id(ObjectKind::Tree, &data);
-            out.push(PackObject { kind: ObjectKind::Tree, id, data });
+            out.push(PackObject {
+                kind: ObjectKind::Tree,
+                id,
+                data,
+            });
             id
         });
         (root_id, out)
     }
 
     /// Writes a directory; `None` if it ended up empty.
-    fn write_dir(dir: Dir, blobs: &mut HashMap<ObjectId, Vec<u8>>, out: &mut Vec<PackObject>) -> Option<ObjectId> {
+    fn write_dir(
+        dir: Dir,
+        blobs: &mut HashMap<ObjectId, Vec<u8>>,
+        out: &mut Vec<PackObject>,
+    ) -> Option<ObjectId> {
         if !dir.dirty {
             return dir.base;
         }
@@ -215,13 +253,25 @@ impl<'r> Overlay<'r> {
                 Slot::Stored { mode, oid } => entries.push(TreeEntry { mode, name, oid }),
                 Slot::Blob(oid) => {
                     if let Some(data) = blobs.remove(&oid) {
-                        out.push(PackObject { kind: ObjectKind::Blob, id: oid, data });
+                        out.push(PackObject {
+                            kind: ObjectKind::Blob,
+                            id: oid,
+                            data,
+                        });
                     }
-                    entries.push(TreeEntry { mode: MODE_BLOB, name, oid });
+                    entries.push(TreeEntry {
+                        mode: MODE_BLOB,
+                        name,
+                        oid,
+                    });
                 }
                 Slot::Dir(d) => {
                     if let Some(oid) = Self::write_dir(*d, blobs, out) {
-                        entries.push(TreeEntry { mode: MODE_TREE, name, oid });
+                        entries.push(TreeEntry {
+                            mode: MODE_TREE,
+                            name,
+                            oid,
+                        });
                     }
                 }
             }
@@ -231,7 +281,11 @@ impl<'r> Overlay<'r> {
         }
         let data = tree::encode(&mut entries);
         let id = object_id(ObjectKind::Tree, &data);
-        out.push(PackObject { kind: ObjectKind::Tree, id, data });
+        out.push(PackObject {
+            kind: ObjectKind::Tree,
+            id,
+            data,
+        });
         Some(id)
     }
 }

@@ -1,5 +1,5 @@
 //! Reading the ledger: lookups by path, build id and digest that read only the few trees on
-//! the path, never history; the commit that added a record (through `index/added-by`); and the
+//! the path, never history; the commit that added a record (by bisection over `index/chain`); and the
 //! trace of an artifact from its build to every promotion.
 
 use serde::Serialize;
@@ -19,6 +19,7 @@ pub struct Snapshot<'l> {
     ledger: &'l Ledger,
     commit: ObjectId,
     tree: ObjectId,
+    sequence: Option<u64>,
 }
 
 /// A build's records.
@@ -145,6 +146,7 @@ impl<'l> Snapshot<'l> {
             ledger,
             commit,
             tree: c.tree,
+            sequence: super::message_sequence(&c.message),
         })
     }
 
@@ -165,14 +167,16 @@ impl<'l> Snapshot<'l> {
             Some(p) => Some(read_commit(self.ledger.repo(), *p)?.tree),
             None => None,
         };
-        Ok(super::diff::diff_trees(self.ledger.repo(), parent_tree, self.tree)?
-            .into_iter()
-            .map(|ch| match ch {
-                super::diff::Change::Added { path, .. } => ("A", path),
-                super::diff::Change::Modified { path, .. } => ("M", path),
-                super::diff::Change::Deleted { path } => ("D", path),
-            })
-            .collect())
+        Ok(
+            super::diff::diff_trees(self.ledger.repo(), parent_tree, self.tree)?
+                .into_iter()
+                .map(|ch| match ch {
+                    super::diff::Change::Added { path, .. } => ("A", path),
+                    super::diff::Change::Modified { path, .. } => ("M", path),
+                    super::diff::Change::Deleted { path } => ("D", path),
+                })
+                .collect(),
+        )
     }
 
     /// The LEDGER file.
@@ -185,8 +189,12 @@ impl<'l> Snapshot<'l> {
 
     /// The entry at `path`, reading one tree per path segment.
     pub fn lookup(&self, path: &str) -> Result<Option<TreeEntry>, LedgerError> {
+        self.lookup_in(self.tree, path)
+    }
+
+    fn lookup_in(&self, root: ObjectId, path: &str) -> Result<Option<TreeEntry>, LedgerError> {
         let repo = self.ledger.repo();
-        let mut tree = self.tree;
+        let mut tree = root;
         let mut parts = path.split('/').filter(|p| !p.is_empty()).peekable();
         while let Some(part) = parts.next() {
             let entries = read_tree(repo, &tree)?;
@@ -204,7 +212,7 @@ impl<'l> Snapshot<'l> {
         Ok(Some(TreeEntry {
             mode: crate::git::tree::MODE_TREE,
             name: Vec::new(),
-            oid: self.tree,
+            oid: root,
         }))
     }
 
@@ -232,16 +240,55 @@ impl<'l> Snapshot<'l> {
         }
     }
 
-    /// The commit that added the record at `path`: from `index/added-by`, or this commit if
-    /// the record is here but not yet indexed (the index lags by one commit).
-    pub fn commit_of(&self, path: &str) -> Result<Option<ObjectId>, LedgerError> {
-        if let Some(bytes) = self.read(&layout::added_by_path(path))? {
-            let text = String::from_utf8_lossy(&bytes);
-            let id = ObjectId::from_hex(text.trim().as_bytes())
-                .map_err(|_| LedgerError::Corrupt(format!("index entry for {path} is not a commit id")))?;
-            return Ok(Some(id));
+    /// This commit's sequence number (the root commit is 0).
+    pub fn sequence(&self) -> Result<u64, LedgerError> {
+        self.sequence.ok_or_else(|| {
+            LedgerError::Corrupt(format!(
+                "commit {} has no {} trailer",
+                self.commit,
+                super::SEQUENCE_TRAILER
+            ))
+        })
+    }
+
+    /// The commit with sequence number `n` (at most this snapshot's), from `index/chain`.
+    pub fn commit_at_sequence(&self, n: u64) -> Result<Option<ObjectId>, LedgerError> {
+        if n == self.sequence()? {
+            return Ok(Some(self.commit));
         }
-        Ok(self.lookup(path)?.map(|_| self.commit))
+        let Some(bytes) = self.read(&layout::chain_path(n))? else {
+            return Ok(None);
+        };
+        let text = String::from_utf8_lossy(&bytes);
+        ObjectId::from_hex(text.trim().as_bytes())
+            .map(Some)
+            .map_err(|_| {
+                LedgerError::Corrupt(format!("{} is not a commit id", layout::chain_path(n)))
+            })
+    }
+
+    /// The commit that added the record at `path`. Records are never removed, so whether a
+    /// path exists is monotonic along the history: a binary search over the sequence numbers
+    /// (through `index/chain`) finds the first commit that has it in a logarithmic number of
+    /// path lookups, without walking history.
+    pub fn commit_of(&self, path: &str) -> Result<Option<ObjectId>, LedgerError> {
+        if self.lookup(path)?.is_none() {
+            return Ok(None);
+        }
+        let (mut lo, mut hi) = (0, self.sequence()?);
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            let commit = self.commit_at_sequence(mid)?.ok_or_else(|| {
+                LedgerError::Corrupt(format!("{} is missing", layout::chain_path(mid)))
+            })?;
+            let tree = read_commit(self.ledger.repo(), commit)?.tree;
+            if self.lookup_in(tree, path)?.is_some() {
+                hi = mid;
+            } else {
+                lo = mid + 1;
+            }
+        }
+        self.commit_at_sequence(lo)
     }
 
     /// A build's request and result, found through `index/builds`.
@@ -252,32 +299,52 @@ impl<'l> Snapshot<'l> {
         let dir = String::from_utf8_lossy(&dir).trim_end().to_owned();
         let request = match self.record(&format!("{dir}/request.yaml"))? {
             Some(Record::BuildRequest(r)) => r,
-            _ => return Err(LedgerError::Corrupt(format!("{dir}: index names a build without a request"))),
+            _ => {
+                return Err(LedgerError::Corrupt(format!(
+                    "{dir}: index names a build without a request"
+                )));
+            }
         };
         let result = match self.record(&format!("{dir}/result.yaml"))? {
             Some(Record::BuildResult(r)) => Some(r),
-            Some(_) => return Err(LedgerError::Corrupt(format!("{dir}/result.yaml is not a build-result"))),
+            Some(_) => {
+                return Err(LedgerError::Corrupt(format!(
+                    "{dir}/result.yaml is not a build-result"
+                )));
+            }
             None => None,
         };
-        Ok(Some(BuildRecords { dir, request, result }))
+        Ok(Some(BuildRecords {
+            dir,
+            request,
+            result,
+        }))
     }
 
     /// The artifact record of a digest (the first build that produced it).
     pub fn artifact(&self, digest: &Digest) -> Result<Option<Artifact>, LedgerError> {
         match self.record(&layout::artifact_path(digest))? {
             Some(Record::Artifact(a)) => Ok(Some(a)),
-            Some(_) => Err(LedgerError::Corrupt(format!("{} is not an artifact", layout::artifact_path(digest)))),
+            Some(_) => Err(LedgerError::Corrupt(format!(
+                "{} is not an artifact",
+                layout::artifact_path(digest)
+            ))),
             None => Ok(None),
         }
     }
 
     fn commit_hex(&self, path: &str) -> Result<String, LedgerError> {
-        Ok(self.commit_of(path)?.map(|c| c.to_string()).unwrap_or_default())
+        Ok(self
+            .commit_of(path)?
+            .map(|c| c.to_string())
+            .unwrap_or_default())
     }
 
     fn fill_build(&self, t: &mut Trace, id: &BuildId) -> Result<(), LedgerError> {
         t.build_id = Some(id.to_string());
-        let Some(b) = self.build(id)? else { return Ok(()) };
+        let Some(b) = self.build(id)? else {
+            return Ok(());
+        };
         let r = &b.request;
         t.pipeline = Some(r.pipeline.to_string());
         t.trust = Some(r.trust.as_str().to_owned());
@@ -288,25 +355,40 @@ impl<'l> Snapshot<'l> {
         t.source_commit = Some(r.source_commit.to_string());
         t.config_commit = Some(r.config_commit.to_string());
         let path = format!("{}/request.yaml", b.dir);
-        t.ledger_commits.push(TraceRecord { record: "build-request", ledger_commit: self.commit_hex(&path)?, path });
+        t.ledger_commits.push(TraceRecord {
+            record: "build-request",
+            ledger_commit: self.commit_hex(&path)?,
+            path,
+        });
         if let Some(res) = &b.result {
             t.status = Some(res.status.as_str().to_owned());
             let path = format!("{}/result.yaml", b.dir);
-            t.ledger_commits.push(TraceRecord { record: "build-result", ledger_commit: self.commit_hex(&path)?, path });
+            t.ledger_commits.push(TraceRecord {
+                record: "build-result",
+                ledger_commit: self.commit_hex(&path)?,
+                path,
+            });
         }
         Ok(())
     }
 
     /// The chain of an artifact digest; `None` if the ledger knows nothing of it.
     pub fn trace_digest(&self, digest: &Digest) -> Result<Option<Trace>, LedgerError> {
-        let mut t = Trace { digest: Some(digest.to_string()), ..Trace::default() };
+        let mut t = Trace {
+            digest: Some(digest.to_string()),
+            ..Trace::default()
+        };
         let mut known = false;
         if let Some(a) = self.artifact(digest)? {
             known = true;
             t.name = Some(a.name.clone());
             t.kind = Some(serde_plain(&a.kind));
             let path = layout::artifact_path(digest);
-            t.ledger_commits.push(TraceRecord { record: "artifact", ledger_commit: self.commit_hex(&path)?, path });
+            t.ledger_commits.push(TraceRecord {
+                record: "artifact",
+                ledger_commit: self.commit_hex(&path)?,
+                path,
+            });
             self.fill_build(&mut t, &a.build_id)?;
         }
         let dir = layout::artifact_dir(digest);
@@ -316,7 +398,11 @@ impl<'l> Snapshot<'l> {
                 known = true;
                 t.rebuilt_by.push(id.to_owned());
                 let path = format!("{dir}/rebuilt/{name}");
-                t.ledger_commits.push(TraceRecord { record: "artifact", ledger_commit: self.commit_hex(&path)?, path });
+                t.ledger_commits.push(TraceRecord {
+                    record: "artifact",
+                    ledger_commit: self.commit_hex(&path)?,
+                    path,
+                });
             }
         }
         let att_dir = layout::attestation_dir(digest);
@@ -325,34 +411,53 @@ impl<'l> Snapshot<'l> {
             if let Some(Record::Attestation(a)) = self.record(&path)? {
                 known = true;
                 let ledger_commit = self.commit_hex(&path)?;
-                t.ledger_commits.push(TraceRecord { record: "attestation", path: path.clone(), ledger_commit: ledger_commit.clone() });
-                t.attestations.push(attestation_summary(&a, path, ledger_commit));
+                t.ledger_commits.push(TraceRecord {
+                    record: "attestation",
+                    path: path.clone(),
+                    ledger_commit: ledger_commit.clone(),
+                });
+                t.attestations
+                    .push(attestation_summary(&a, path, ledger_commit));
             }
         }
         let promo_dir = format!("{dir}/promotions");
         for env in self.list(&promo_dir)? {
             let env_name = String::from_utf8_lossy(&env.name).into_owned();
             for e in self.list(&format!("{promo_dir}/{env_name}"))? {
-                let path = format!("{promo_dir}/{env_name}/{}", String::from_utf8_lossy(&e.name));
+                let path = format!(
+                    "{promo_dir}/{env_name}/{}",
+                    String::from_utf8_lossy(&e.name)
+                );
                 if let Some(Record::Promotion(p)) = self.record(&path)? {
                     known = true;
                     let ledger_commit = self.commit_hex(&path)?;
                     let current = self
                         .read(&layout::promotion_pointer(&p.environment, &p.image))?
                         .is_some_and(|b| b == self.read(&path).ok().flatten().unwrap_or_default());
-                    t.ledger_commits.push(TraceRecord { record: "promotion", path: path.clone(), ledger_commit: ledger_commit.clone() });
-                    t.promotions.push(promotion_summary(&p, current, ledger_commit));
+                    t.ledger_commits.push(TraceRecord {
+                        record: "promotion",
+                        path: path.clone(),
+                        ledger_commit: ledger_commit.clone(),
+                    });
+                    t.promotions
+                        .push(promotion_summary(&p, current, ledger_commit));
                 }
             }
         }
-        t.promotions.sort_by(|a, b| a.promoted_at.cmp(&b.promoted_at));
+        t.promotions
+            .sort_by(|a, b| a.promoted_at.cmp(&b.promoted_at));
         Ok(known.then_some(t))
     }
 
     /// The chain of a build: its request and result, and the trace of each artifact it made.
     pub fn trace_build(&self, id: &BuildId) -> Result<Option<Trace>, LedgerError> {
-        let Some(b) = self.build(id)? else { return Ok(None) };
-        let mut t = Trace { digest: None, ..Trace::default() };
+        let Some(b) = self.build(id)? else {
+            return Ok(None);
+        };
+        let mut t = Trace {
+            digest: None,
+            ..Trace::default()
+        };
         self.fill_build(&mut t, id)?;
         if let Some(result) = &b.result {
             for a in &result.artifacts {
@@ -375,7 +480,9 @@ impl<'l> Snapshot<'l> {
         let mut out = Vec::new();
         for ps in self.list(&base)? {
             let ps_name = String::from_utf8_lossy(&ps.name).into_owned();
-            let Ok(n) = ps_name.parse::<u32>() else { continue };
+            let Ok(n) = ps_name.parse::<u32>() else {
+                continue;
+            };
             if patchset.is_some_and(|p| p.get() != n) {
                 continue;
             }
@@ -399,7 +506,12 @@ fn attestation_summary(a: &Attestation, path: String, ledger_commit: String) -> 
     TraceAttestation {
         predicate_type: a.predicate_type.clone(),
         path,
-        keyids: a.envelope.signatures.iter().map(|s| s.keyid.clone()).collect(),
+        keyids: a
+            .envelope
+            .signatures
+            .iter()
+            .map(|s| s.keyid.clone())
+            .collect(),
         ledger_commit,
     }
 }
@@ -453,7 +565,12 @@ impl Ledger {
             let time = crate::model::Timestamp::from_second(c.time)
                 .map(|t| t.to_string())
                 .unwrap_or_default();
-            out.push(CommitSummary { commit: id.to_string(), time, summary, trailers });
+            out.push(CommitSummary {
+                commit: id.to_string(),
+                time,
+                summary,
+                trailers,
+            });
             next = c.parents.first().copied();
         }
         Ok(out)

@@ -3,7 +3,7 @@
 //! change only appends records (pointers excepted), that every record matches its schema and
 //! its path, and that the derived indexes agree with the records.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 
 use crate::git::ObjectId;
 use crate::git::tree::MODE_BLOB;
@@ -52,7 +52,10 @@ pub struct VerifyFailure {
 
 impl From<LedgerError> for VerifyFailure {
     fn from(e: LedgerError) -> Self {
-        VerifyFailure { commit: "-".into(), reason: e.to_string() }
+        VerifyFailure {
+            commit: "-".into(),
+            reason: e.to_string(),
+        }
     }
 }
 
@@ -75,7 +78,9 @@ fn load_trust(repo: &gix::Repository, tree: ObjectId) -> Result<Trust, String> {
             .read(&path)
             .map_err(|e| e.to_string())?
             .ok_or_else(|| format!("LEDGER allows {fpr} but {path} is missing"))?;
-        let got = keyring.add_cert_bytes(&cert, &path).map_err(|e| e.to_string())?;
+        let got = keyring
+            .add_cert_bytes(&cert, &path)
+            .map_err(|e| e.to_string())?;
         if &got != fpr {
             return Err(format!("{path} holds the cert of {got}"));
         }
@@ -93,7 +98,10 @@ pub fn verify(ledger: &Ledger, options: &VerifyOptions) -> Result<VerifyReport, 
     while let Some(id) = next {
         let c = read_commit(repo, id)?;
         if c.parents.len() > 1 {
-            return Err(VerifyFailure { commit: id.to_string(), reason: "is a merge: ledger history must be linear".into() });
+            return Err(VerifyFailure {
+                commit: id.to_string(),
+                reason: "is a merge: ledger history must be linear".into(),
+            });
         }
         next = c.parents.first().copied();
         chain.push((id, c));
@@ -103,22 +111,30 @@ pub fn verify(ledger: &Ledger, options: &VerifyOptions) -> Result<VerifyReport, 
     let mut trust: Option<Trust> = None;
     let mut prev_tree: Option<ObjectId> = None;
     let mut prev_id: Option<ObjectId> = None;
-    let mut prev_additions: Vec<String> = Vec::new();
+    let mut prev_sequence: Option<u64> = None;
     let mut records = 0u64;
     for (id, c) in &chain {
-        let fail = |reason: String| VerifyFailure { commit: id.to_string(), reason };
+        let fail = |reason: String| VerifyFailure {
+            commit: id.to_string(),
+            reason,
+        };
         let is_root = trust.is_none();
         let current = match trust.take() {
             Some(t) => t,
             None => load_trust(repo, c.tree).map_err(|e| fail(format!("first commit: {e}")))?,
         };
         // Signature, against the keys allowed before this commit.
-        let sig = c.signature.as_ref().ok_or_else(|| fail("is not signed".into()))?;
+        let sig = c
+            .signature
+            .as_ref()
+            .ok_or_else(|| fail("is not signed".into()))?;
         let ring = match (&options.pinned, is_root) {
             (Some(pinned), true) => pinned,
             _ => &current.keyring,
         };
-        let signer = ring.verify(&c.payload, sig).map_err(|e| fail(e.to_string()))?;
+        let signer = ring
+            .verify(&c.payload, sig)
+            .map_err(|e| fail(e.to_string()))?;
         if !current.meta.signers.contains(&signer) {
             return Err(fail(format!(
                 "signed by {signer}, which the ledger does not allow (allowed: {})",
@@ -128,16 +144,25 @@ pub fn verify(ledger: &Ledger, options: &VerifyOptions) -> Result<VerifyReport, 
         if is_root && c.message.lines().next().is_none_or(str::is_empty) {
             return Err(fail("has no summary line".into()));
         }
+        let sequence = super::message_sequence(&c.message)
+            .ok_or_else(|| fail(format!("has no {} trailer", super::SEQUENCE_TRAILER)))?;
+        let expected_sequence = prev_sequence.map_or(0, |p| p + 1);
+        if sequence != expected_sequence {
+            return Err(fail(format!(
+                "has sequence number {sequence}, expected {expected_sequence}"
+            )));
+        }
         let changes = diff_trees(repo, prev_tree, c.tree).map_err(|e| fail(e.to_string()))?;
-        let checked = check_changes(repo, c.tree, &changes, prev_id, &prev_additions, is_root, &current.meta)
-            .map_err(fail)?;
+        let parent = prev_id.zip(prev_sequence);
+        let checked =
+            check_changes(repo, c.tree, &changes, parent, is_root, &current.meta).map_err(fail)?;
         records += checked.records;
         trust = Some(if checked.meta_changed {
             load_trust(repo, c.tree).map_err(fail)?
         } else {
             current
         });
-        prev_additions = checked.additions;
+        prev_sequence = Some(sequence);
         prev_tree = Some(c.tree);
         prev_id = Some(*id);
     }
@@ -153,7 +178,6 @@ pub fn verify(ledger: &Ledger, options: &VerifyOptions) -> Result<VerifyReport, 
 
 struct Checked {
     records: u64,
-    additions: Vec<String>,
     meta_changed: bool,
 }
 
@@ -161,13 +185,11 @@ fn check_changes(
     repo: &gix::Repository,
     tree: ObjectId,
     changes: &[Change],
-    parent: Option<ObjectId>,
-    parent_additions: &[String],
+    parent: Option<(ObjectId, u64)>,
     is_root: bool,
     meta_before: &LedgerMeta,
 ) -> Result<Checked, String> {
     let mut records = 0u64;
-    let mut additions = Vec::new();
     let mut meta_changed = false;
     let mut expected_build_index: HashMap<String, String> = HashMap::new();
     let mut expected_change_index: HashMap<String, String> = HashMap::new();
@@ -175,14 +197,15 @@ fn check_changes(
     let mut seen_change_index: HashMap<String, String> = HashMap::new();
     let mut history_blobs: HashSet<ObjectId> = HashSet::new();
     let mut pointers: Vec<(String, ObjectId, PathClass)> = Vec::new();
-    let mut added_by: BTreeSet<String> = BTreeSet::new();
-    let mut added_by_blobs: HashSet<ObjectId> = HashSet::new();
+    let mut chain: Vec<(String, ObjectId)> = Vec::new();
     let mut result_dirs: Vec<String> = Vec::new();
     let mut artifact_builds: Vec<(String, String)> = Vec::new();
 
     for change in changes {
         let (path, oid, mode, added) = match change {
-            Change::Deleted { path } => return Err(format!("deletes {path}: the ledger is append-only")),
+            Change::Deleted { path } => {
+                return Err(format!("deletes {path}: the ledger is append-only"));
+            }
             Change::Added { path, oid, mode } => (path, *oid, *mode, true),
             Change::Modified { path, oid, mode } => (path, *oid, *mode, false),
         };
@@ -190,7 +213,10 @@ fn check_changes(
             return Err(format!("{path} has mode {mode:o}, expected 100644"));
         }
         let class = layout::classify(path);
-        let mutable = matches!(class, PathClass::Meta | PathClass::PromotionPointer | PathClass::FreezePointer);
+        let mutable = matches!(
+            class,
+            PathClass::Meta | PathClass::PromotionPointer | PathClass::FreezePointer
+        );
         if !added && !mutable {
             return Err(format!("rewrites {path}: records are immutable"));
         }
@@ -206,21 +232,22 @@ fn check_changes(
             }
             PathClass::Key(fpr) => {
                 let mut ring = Keyring::new();
-                let got = ring.add_cert_bytes(&blob()?, path).map_err(|e| e.to_string())?;
+                let got = ring
+                    .add_cert_bytes(&blob()?, path)
+                    .map_err(|e| e.to_string())?;
                 if &got != fpr {
                     return Err(format!("{path} holds the cert of {got}"));
                 }
             }
             PathClass::BuildIndex => {
-                seen_build_index.insert(path.clone(), String::from_utf8_lossy(&blob()?).into_owned());
+                seen_build_index
+                    .insert(path.clone(), String::from_utf8_lossy(&blob()?).into_owned());
             }
             PathClass::ChangeIndex => {
-                seen_change_index.insert(path.clone(), String::from_utf8_lossy(&blob()?).into_owned());
+                seen_change_index
+                    .insert(path.clone(), String::from_utf8_lossy(&blob()?).into_owned());
             }
-            PathClass::AddedBy => {
-                added_by.insert(path.clone());
-                added_by_blobs.insert(oid);
-            }
+            PathClass::Chain => chain.push((path.clone(), oid)),
             PathClass::PromotionPointer | PathClass::FreezePointer => {
                 pointers.push((path.clone(), oid, class.clone()));
             }
@@ -232,76 +259,117 @@ fn check_changes(
                 match &record {
                     Record::BuildRequest(r) => {
                         let dir = path.trim_end_matches("/request.yaml").to_owned();
-                        expected_build_index.insert(layout::build_index_path(&r.build_id), format!("{dir}\n"));
+                        expected_build_index
+                            .insert(layout::build_index_path(&r.build_id), format!("{dir}\n"));
                         if let Some(c) = layout::change_index_for(r) {
                             expected_change_index.insert(c, format!("{dir}\n"));
                         }
                     }
-                    Record::BuildResult(_) => result_dirs.push(path.trim_end_matches("/result.yaml").to_owned()),
-                    Record::Artifact(a) => artifact_builds.push((path.clone(), a.build_id.to_string())),
+                    Record::BuildResult(_) => {
+                        result_dirs.push(path.trim_end_matches("/result.yaml").to_owned())
+                    }
+                    Record::Artifact(a) => {
+                        artifact_builds.push((path.clone(), a.build_id.to_string()))
+                    }
                     Record::Promotion(_) | Record::Freeze(_) => {
                         history_blobs.insert(oid);
                     }
                     Record::Attestation(_) => {}
                 }
                 records += 1;
-                additions.push(path.clone());
             }
         }
     }
     if expected_build_index != seen_build_index {
-        return Err(index_mismatch("index/builds", &expected_build_index, &seen_build_index));
+        return Err(index_mismatch(
+            "index/builds",
+            &expected_build_index,
+            &seen_build_index,
+        ));
     }
     if expected_change_index != seen_change_index {
-        return Err(index_mismatch("changes/", &expected_change_index, &seen_change_index));
+        return Err(index_mismatch(
+            "changes/",
+            &expected_change_index,
+            &seen_change_index,
+        ));
     }
     for (path, oid, _) in &pointers {
         if !history_blobs.contains(oid) {
-            return Err(format!("moves {path} to content that no record of this commit holds"));
+            return Err(format!(
+                "moves {path} to content that no record of this commit holds"
+            ));
         }
     }
-    // The added-by index of this commit covers exactly what the parent added.
-    let expected: BTreeSet<String> = parent_additions.iter().map(|p| layout::added_by_path(p)).collect();
-    if expected != added_by {
-        let missing = expected.difference(&added_by).next();
-        let extra = added_by.difference(&expected).next();
+    // Each commit adds exactly one chain entry: its parent's id under the parent's number.
+    let expected_chain: Vec<(String, ObjectId)> = parent
+        .map(|(id, seq)| {
+            let blob =
+                crate::git::object_id(crate::git::ObjectKind::Blob, format!("{id}\n").as_bytes());
+            vec![(layout::chain_path(seq), blob)]
+        })
+        .unwrap_or_default();
+    if chain != expected_chain {
         return Err(format!(
-            "index/added-by does not match the records of the parent commit (missing: {missing:?}, unexpected: {extra:?})"
+            "index/chain must gain exactly the parent's entry ({}), found {:?}",
+            expected_chain
+                .first()
+                .map_or("none at the root".to_owned(), |(p, _)| p.clone()),
+            chain.iter().map(|(p, _)| p).collect::<Vec<_>>()
         ));
-    }
-    if let Some(parent) = parent {
-        if !added_by.is_empty() {
-            let want = crate::git::object_id(crate::git::ObjectKind::Blob, format!("{parent}\n").as_bytes());
-            if added_by_blobs.len() != 1 || !added_by_blobs.contains(&want) {
-                return Err("index/added-by entries do not name the parent commit".into());
-            }
-        }
     }
     // Results and artifacts refer to builds whose requests exist in this tree.
     if !result_dirs.is_empty() || !artifact_builds.is_empty() {
         let mut tree_view = Overlay::new(repo, Some(tree));
         for dir in result_dirs {
-            if tree_view.get(&format!("{dir}/request.yaml")).map_err(|e| e.to_string())?.is_none() {
+            if tree_view
+                .get(&format!("{dir}/request.yaml"))
+                .map_err(|e| e.to_string())?
+                .is_none()
+            {
                 return Err(format!("{dir}/result.yaml has no request.yaml beside it"));
             }
         }
         for (path, build) in artifact_builds {
             let id: crate::model::BuildId = build.parse().map_err(|e| format!("{path}: {e}"))?;
-            if tree_view.get(&layout::build_index_path(&id)).map_err(|e| e.to_string())?.is_none() {
-                return Err(format!("{path} names build {build}, which has no build-request"));
+            if tree_view
+                .get(&layout::build_index_path(&id))
+                .map_err(|e| e.to_string())?
+                .is_none()
+            {
+                return Err(format!(
+                    "{path} names build {build}, which has no build-request"
+                ));
             }
         }
     }
-    Ok(Checked { records, additions, meta_changed })
+    Ok(Checked {
+        records,
+        meta_changed,
+    })
 }
 
-fn index_mismatch(what: &str, expected: &HashMap<String, String>, seen: &HashMap<String, String>) -> String {
-    let missing = expected.iter().find(|(k, v)| seen.get(*k) != Some(v)).map(|(k, _)| k);
+fn index_mismatch(
+    what: &str,
+    expected: &HashMap<String, String>,
+    seen: &HashMap<String, String>,
+) -> String {
+    let missing = expected
+        .iter()
+        .find(|(k, v)| seen.get(*k) != Some(v))
+        .map(|(k, _)| k);
     let extra = seen.keys().find(|k| !expected.contains_key(*k));
-    format!("{what} does not match the build requests of this commit (missing or wrong: {missing:?}, unexpected: {extra:?})")
+    format!(
+        "{what} does not match the build requests of this commit (missing or wrong: {missing:?}, unexpected: {extra:?})"
+    )
 }
 
-fn check_record_path(path: &str, class: &PathClass, record: &Record, bytes: &[u8]) -> Result<(), String> {
+fn check_record_path(
+    path: &str,
+    class: &PathClass,
+    record: &Record,
+    bytes: &[u8],
+) -> Result<(), String> {
     let kind_ok = matches!(
         (class, record),
         (PathClass::BuildRequest, Record::BuildRequest(_))
@@ -329,7 +397,8 @@ fn check_record_path(path: &str, class: &PathClass, record: &Record, bytes: &[u8
                 layout::artifact_path(&a.digest)
             }
         }
-        other => layout::canonical_path(other, bytes).expect("content-addressed kinds have a canonical path"),
+        other => layout::canonical_path(other, bytes)
+            .expect("content-addressed kinds have a canonical path"),
     };
     if expected != path {
         return Err(format!("{path} holds a record that belongs at {expected}"));

@@ -18,8 +18,10 @@ use crate::git::{self, ObjectId};
 use crate::model::{Artifact, BuildId, CommitId, Record, RecordKind};
 use crate::signing::SigningKey;
 
-use super::commit::{meta_from, parse_commit, signed_commit};
-use super::diff::{Change, diff_trees};
+use super::commit::{
+    SEQUENCE_TRAILER, message_sequence, meta_from, parse_commit, put_chain_entry, sequence_trailer,
+    signed_commit,
+};
 use super::layout;
 use super::overlay::Overlay;
 use super::{LEDGER_REF, LedgerError};
@@ -88,7 +90,10 @@ pub enum RecordError {
 }
 
 enum Msg {
-    Records(Vec<Record>, mpsc::SyncSender<Vec<Result<Receipt, RecordError>>>),
+    Records(
+        Vec<Record>,
+        mpsc::SyncSender<Vec<Result<Receipt, RecordError>>>,
+    ),
 }
 
 /// A handle to the writer thread; clone it freely to share among producers.
@@ -107,7 +112,11 @@ impl std::fmt::Debug for Writer {
 impl Writer {
     /// Starts a writer for the ledger at `path`, signing with `key`. Fails before anything is
     /// written if the ledger does not allow `key`.
-    pub fn open(path: &Path, key: SigningKey, options: WriterOptions) -> Result<Writer, LedgerError> {
+    pub fn open(
+        path: &Path,
+        key: SigningKey,
+        options: WriterOptions,
+    ) -> Result<Writer, LedgerError> {
         let repo = super::open_repo(path)?;
         let tip = git::read_ref(&repo, LEDGER_REF)?.ok_or(LedgerError::Empty)?;
         check_key_allowed(&repo, tip, &key)?;
@@ -115,10 +124,10 @@ impl Writer {
         git::pack::remove_stale_temporaries(&pack_dir, Duration::from_secs(3600));
         let (tx, rx) = mpsc::channel();
         let mut state = State {
+            path: path.to_owned(),
             repo,
             key,
             options,
-            last: None,
         };
         let thread = std::thread::Builder::new()
             .name("ledger-writer".into())
@@ -160,7 +169,11 @@ impl Writer {
     }
 }
 
-fn check_key_allowed(repo: &gix::Repository, tip: ObjectId, key: &SigningKey) -> Result<(), LedgerError> {
+fn check_key_allowed(
+    repo: &gix::Repository,
+    tip: ObjectId,
+    key: &SigningKey,
+) -> Result<(), LedgerError> {
     let commit = read_commit(repo, tip)?;
     let mut overlay = Overlay::new(repo, Some(commit.tree));
     let meta = meta_from(&mut overlay)?;
@@ -174,60 +187,30 @@ fn check_key_allowed(repo: &gix::Repository, tip: ObjectId, key: &SigningKey) ->
     }
 }
 
-pub(crate) fn read_commit(repo: &gix::Repository, id: ObjectId) -> Result<super::RawCommit, LedgerError> {
+pub(crate) fn read_commit(
+    repo: &gix::Repository,
+    id: ObjectId,
+) -> Result<super::RawCommit, LedgerError> {
     match git::read_object(repo, &id) {
         Ok(Some((gix::object::Kind::Commit, data))) => parse_commit(&id, &data),
-        Ok(Some((kind, _))) => Err(LedgerError::Corrupt(format!("{id} is a {kind}, expected a commit"))),
+        Ok(Some((kind, _))) => Err(LedgerError::Corrupt(format!(
+            "{id} is a {kind}, expected a commit"
+        ))),
         Ok(None) => Err(LedgerError::Corrupt(format!("commit {id} is missing"))),
-        Err(message) => Err(LedgerError::Read { id: id.to_string(), message }),
+        Err(message) => Err(LedgerError::Read {
+            id: id.to_string(),
+            message,
+        }),
     }
-}
-
-/// The indexed record paths a commit added relative to its first parent.
-pub(crate) fn record_additions(repo: &gix::Repository, commit: ObjectId) -> Result<Vec<String>, LedgerError> {
-    let c = read_commit(repo, commit)?;
-    let parent_tree = match c.parents.first() {
-        Some(p) => Some(read_commit(repo, *p)?.tree),
-        None => None,
-    };
-    Ok(diff_trees(repo, parent_tree, c.tree)?
-        .into_iter()
-        .filter_map(|ch| match ch {
-            Change::Added { path, .. } if layout::classify(&path).is_indexed_record() => Some(path),
-            _ => None,
-        })
-        .collect())
-}
-
-/// Adds `index/added-by` entries for the records `parent` added, pointing at `parent`. Every
-/// commit does this for its parent, so the index lags the tip by exactly one commit.
-pub(crate) fn index_parent_additions(
-    repo: &gix::Repository,
-    overlay: &mut Overlay<'_>,
-    parent: ObjectId,
-) -> Result<(), LedgerError> {
-    let additions = record_additions(repo, parent)?;
-    put_added_by(overlay, parent, &additions)
-}
-
-fn put_added_by(overlay: &mut Overlay<'_>, parent: ObjectId, additions: &[String]) -> Result<(), LedgerError> {
-    if additions.is_empty() {
-        return Ok(());
-    }
-    let blob = overlay.put_blob_detached(format!("{parent}\n").into_bytes());
-    for path in additions {
-        overlay.put_blob_id(&layout::added_by_path(path), blob)?;
-    }
-    Ok(())
 }
 
 struct State {
+    /// Where the ledger is, to re-open it: gix's object store has a bounded number of pack
+    /// index slots, and packs come and go as they are merged.
+    path: std::path::PathBuf,
     repo: gix::Repository,
     key: SigningKey,
     options: WriterOptions,
-    /// The last commit this writer made and the record paths it added, so that the next
-    /// commit can index them without diffing.
-    last: Option<(ObjectId, Vec<String>)>,
 }
 
 struct Pending {
@@ -282,10 +265,22 @@ impl State {
                 let _ = p.reply.send(results);
             }
             if self.options.compact {
-                if let Err(e) = compact(&self.repo) {
-                    eprintln!("warning: merging ledger packs failed (will retry later): {e}");
+                match compact(&self.repo) {
+                    Ok(false) => {}
+                    Ok(true) => self.reopen(),
+                    Err(e) => {
+                        eprintln!("warning: merging ledger packs failed (will retry later): {e}")
+                    }
                 }
             }
+        }
+    }
+
+    /// Opens the repository afresh, so that gix forgets packs that were merged away.
+    fn reopen(&mut self) {
+        match super::open_repo(&self.path) {
+            Ok(repo) => self.repo = repo,
+            Err(e) => eprintln!("warning: re-opening the ledger failed: {e}"),
         }
     }
 
@@ -301,12 +296,18 @@ impl State {
         while start < slots.len() {
             let mut end = start;
             let mut bytes = 0;
-            while end < slots.len() && end - start < self.options.max_records && bytes < self.options.max_bytes {
+            while end < slots.len()
+                && end - start < self.options.max_records
+                && bytes < self.options.max_bytes
+            {
                 let (i, j) = slots[end];
                 bytes += approximate_size(&pending[i].records[j]);
                 end += 1;
             }
-            let batch: Vec<&Record> = slots[start..end].iter().map(|&(i, j)| &pending[i].records[j]).collect();
+            let batch: Vec<&Record> = slots[start..end]
+                .iter()
+                .map(|&(i, j)| &pending[i].records[j])
+                .collect();
             let results = self.commit_batch(&batch);
             for (&(i, j), r) in slots[start..end].iter().zip(results) {
                 pending[i].results[j] = Some(r);
@@ -316,18 +317,24 @@ impl State {
     }
 
     fn commit_batch(&mut self, records: &[&Record]) -> Vec<Result<Receipt, RecordError>> {
-        let fail_all = |e: LedgerError| vec![Err(RecordError::Ledger(e.to_string())); records.len()];
+        let fail_all =
+            |e: LedgerError| vec![Err(RecordError::Ledger(e.to_string())); records.len()];
         for _attempt in 0..MAX_ATTEMPTS {
             match self.try_commit_batch(records) {
                 Ok(results) => return results,
                 Err(LedgerError::Ref(git::RefUpdateError::Conflict { .. })) => continue,
+                // Another process may have merged the packs we had loaded.
+                Err(LedgerError::Read { .. }) => self.reopen(),
                 Err(e) => return fail_all(e),
             }
         }
         fail_all(LedgerError::TooManyConflicts(MAX_ATTEMPTS))
     }
 
-    fn try_commit_batch(&mut self, records: &[&Record]) -> Result<Vec<Result<Receipt, RecordError>>, LedgerError> {
+    fn try_commit_batch(
+        &mut self,
+        records: &[&Record],
+    ) -> Result<Vec<Result<Receipt, RecordError>>, LedgerError> {
         let repo = &self.repo;
         let tip = git::read_ref(repo, LEDGER_REF)?.ok_or(LedgerError::Empty)?;
         let tip_commit = read_commit(repo, tip)?;
@@ -339,51 +346,64 @@ impl State {
                 allowed: meta.signers.join(", "),
             });
         }
-        let mut outcomes = Vec::with_capacity(records.len());
-        let mut added = Vec::new();
-        for record in records {
-            let outcome = apply(&mut overlay, record);
-            if let Ok(Applied::Written(path)) = &outcome {
-                if layout::classify(path).is_indexed_record() {
-                    added.push(path.clone());
-                }
-            }
-            outcomes.push(outcome);
-        }
+        let outcomes: Vec<_> = records
+            .iter()
+            .map(|record| apply(&mut overlay, record))
+            .collect();
         let written: Vec<&Record> = records
             .iter()
             .zip(&outcomes)
             .filter(|(_, o)| matches!(o, Ok(Applied::Written(_))))
             .map(|(r, _)| *r)
             .collect();
-        let tip_id: CommitId = tip.to_string().parse().expect("object ids are 40 hex digits");
+        let tip_id: CommitId = tip
+            .to_string()
+            .parse()
+            .expect("object ids are 40 hex digits");
         let commit_id = if written.is_empty() {
             tip_id.clone()
         } else {
-            let parent_additions = match &self.last {
-                Some((id, paths)) if *id == tip => paths.clone(),
-                _ => record_additions(repo, tip)?,
-            };
-            put_added_by(&mut overlay, tip, &parent_additions)?;
-            let message = commit_message(&written);
+            let parent_sequence = message_sequence(&tip_commit.message).ok_or_else(|| {
+                LedgerError::Corrupt(format!("commit {tip} has no {SEQUENCE_TRAILER} trailer"))
+            })?;
+            let sequence = put_chain_entry(&mut overlay, tip, &parent_sequence)?;
+            let mut message = commit_message(&written);
+            message.push_str(&sequence_trailer(sequence));
             let (tree, mut objects) = overlay.finish();
             let commit = signed_commit(&mut self.key, tree, Some(tip), &message)?;
             let new_id = commit.id;
             objects.push(commit);
             let pack_dir = repo.objects.store_ref().path().join("pack");
             std::fs::create_dir_all(&pack_dir).map_err(LedgerError::io("creating objects/pack"))?;
-            git::pack::write_pack(&pack_dir, &objects).map_err(LedgerError::io("writing a pack"))?;
+            git::pack::write_pack(&pack_dir, &objects)
+                .map_err(LedgerError::io("writing a pack"))?;
             let summary = message.lines().next().unwrap_or_default();
-            git::compare_and_swap_ref(repo, LEDGER_REF, Some(tip), new_id, &format!("seakeeper: {summary}"))?;
-            self.last = Some((new_id, added));
-            new_id.to_string().parse().expect("object ids are 40 hex digits")
+            git::compare_and_swap_ref(
+                repo,
+                LEDGER_REF,
+                Some(tip),
+                new_id,
+                &format!("seakeeper: {summary}"),
+            )?;
+            new_id
+                .to_string()
+                .parse()
+                .expect("object ids are 40 hex digits")
         };
         Ok(outcomes
             .into_iter()
             .map(|o| {
                 o.map(|a| match a {
-                    Applied::Written(path) => Receipt { path, commit: commit_id.clone(), already_present: false },
-                    Applied::Present(path) => Receipt { path, commit: tip_id.clone(), already_present: true },
+                    Applied::Written(path) => Receipt {
+                        path,
+                        commit: commit_id.clone(),
+                        already_present: false,
+                    },
+                    Applied::Present(path) => Receipt {
+                        path,
+                        commit: tip_id.clone(),
+                        already_present: true,
+                    },
                 })
             })
             .collect())
@@ -407,8 +427,16 @@ fn invalid(record: &Record, message: String) -> RecordError {
 
 /// Writes `content` at `path` unless the same bytes are there already; different bytes are a
 /// conflict.
-fn put_immutable(overlay: &mut Overlay<'_>, path: String, content: Vec<u8>, what: &str) -> Result<Applied, RecordError> {
-    match overlay.read(&path).map_err(|e| RecordError::Ledger(e.to_string()))? {
+fn put_immutable(
+    overlay: &mut Overlay<'_>,
+    path: String,
+    content: Vec<u8>,
+    what: &str,
+) -> Result<Applied, RecordError> {
+    match overlay
+        .read(&path)
+        .map_err(|e| RecordError::Ledger(e.to_string()))?
+    {
         Some(existing) if existing == content => Ok(Applied::Present(path)),
         Some(_) => Err(RecordError::Conflict {
             path,
@@ -445,7 +473,12 @@ fn apply(overlay: &mut Overlay<'_>, record: &Record) -> Result<Applied, RecordEr
                     });
                 }
             }
-            let applied = put_immutable(overlay, format!("{dir}/request.yaml"), content, "build-request")?;
+            let applied = put_immutable(
+                overlay,
+                format!("{dir}/request.yaml"),
+                content,
+                "build-request",
+            )?;
             if let Applied::Written(_) = applied {
                 let pointer = format!("{dir}\n").into_bytes();
                 overlay
@@ -458,8 +491,14 @@ fn apply(overlay: &mut Overlay<'_>, record: &Record) -> Result<Applied, RecordEr
             Ok(applied)
         }
         Record::BuildResult(r) => {
-            let dir = build_dir_of(overlay, &r.build_id)?.ok_or_else(|| RecordError::UnknownBuild(r.build_id.clone()))?;
-            put_immutable(overlay, format!("{dir}/result.yaml"), content, "build-result")
+            let dir = build_dir_of(overlay, &r.build_id)?
+                .ok_or_else(|| RecordError::UnknownBuild(r.build_id.clone()))?;
+            put_immutable(
+                overlay,
+                format!("{dir}/result.yaml"),
+                content,
+                "build-result",
+            )
         }
         Record::Artifact(a) => {
             if build_dir_of(overlay, &a.build_id)?.is_none() {
@@ -485,7 +524,9 @@ fn apply(overlay: &mut Overlay<'_>, record: &Record) -> Result<Applied, RecordEr
                         ),
                         _ => Err(RecordError::Conflict {
                             path,
-                            message: "the same build already recorded this digest with other metadata".into(),
+                            message:
+                                "the same build already recorded this digest with other metadata"
+                                    .into(),
                         }),
                     }
                 }
@@ -514,7 +555,12 @@ fn apply(overlay: &mut Overlay<'_>, record: &Record) -> Result<Applied, RecordEr
             Ok(applied)
         }
         Record::Freeze(f) => {
-            let applied = put_immutable(overlay, layout::freeze_history(f), content.clone(), "freeze")?;
+            let applied = put_immutable(
+                overlay,
+                layout::freeze_history(f),
+                content.clone(),
+                "freeze",
+            )?;
             if let Applied::Written(_) = applied {
                 overlay
                     .put_blob(&layout::freeze_pointer(&f.name), content)
@@ -593,10 +639,16 @@ fn describe(r: &Record) -> String {
                 (Some(c), None) => format!(" change {c}"),
                 _ => String::new(),
             };
-            format!("Request {} build {} of {}{}", b.pipeline, b.build_id, b.project, change)
+            format!(
+                "Request {} build {} of {}{}",
+                b.pipeline, b.build_id, b.project, change
+            )
         }
         Record::BuildResult(b) => format!("Build {} finished: {}", b.build_id, b.status.as_str()),
-        Record::Artifact(a) => format!("Artifact {} ({}) from build {}", a.digest, a.name, a.build_id),
+        Record::Artifact(a) => format!(
+            "Artifact {} ({}) from build {}",
+            a.digest, a.name, a.build_id
+        ),
         Record::Attestation(a) => format!("Attest {} ({})", a.subject_digest, a.predicate_type),
         Record::Promotion(p) => format!("Promote {}@{} to {}", p.image, p.digest, p.environment),
         Record::Freeze(f) => format!("Freeze {} {}", f.name, f.state.as_str()),
@@ -604,12 +656,13 @@ fn describe(r: &Record) -> String {
 }
 
 /// Merges small packs (geometric repacking) under an advisory lock, so that two processes
-/// never merge the same packs. A busy lock means someone else is merging: skip.
-pub(crate) fn compact(repo: &gix::Repository) -> Result<(), LedgerError> {
+/// never merge the same packs. A busy lock means someone else is merging: skip. Returns whether
+/// packs were replaced.
+pub(crate) fn compact(repo: &gix::Repository) -> Result<bool, LedgerError> {
     let pack_dir = repo.objects.store_ref().path().join("pack");
     let packs = git::pack::list_packs(&pack_dir).map_err(LedgerError::io("listing packs"))?;
     if git::pack::geometric_merge_set(packs).is_empty() {
-        return Ok(());
+        return Ok(false);
     }
     let lock_path = repo.git_dir().join("seakeeper-compact.lock");
     let lock = std::fs::OpenOptions::new()
@@ -620,14 +673,16 @@ pub(crate) fn compact(repo: &gix::Repository) -> Result<(), LedgerError> {
         .map_err(LedgerError::io(format!("opening {}", lock_path.display())))?;
     match lock.try_lock() {
         Ok(()) => {}
-        Err(std::fs::TryLockError::WouldBlock) => return Ok(()),
-        Err(std::fs::TryLockError::Error(e)) => return Err(LedgerError::io("locking for compaction")(e)),
+        Err(std::fs::TryLockError::WouldBlock) => return Ok(false),
+        Err(std::fs::TryLockError::Error(e)) => {
+            return Err(LedgerError::io("locking for compaction")(e));
+        }
     }
     // Re-list under the lock: another process may have merged meanwhile.
     let packs = git::pack::list_packs(&pack_dir).map_err(LedgerError::io("listing packs"))?;
     let chosen = git::pack::geometric_merge_set(packs);
     if chosen.len() < 2 {
-        return Ok(());
+        return Ok(false);
     }
     if let Some((_, replaced)) =
         git::pack::merge_packs(&pack_dir, &chosen).map_err(LedgerError::io("merging packs"))?
@@ -636,6 +691,7 @@ pub(crate) fn compact(repo: &gix::Repository) -> Result<(), LedgerError> {
             git::pack::remove_pack(old).map_err(LedgerError::io("removing a merged pack"))?;
         }
         git::sync_dir(&pack_dir).map_err(LedgerError::io("syncing objects/pack"))?;
+        return Ok(true);
     }
-    Ok(())
+    Ok(false)
 }

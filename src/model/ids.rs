@@ -73,7 +73,8 @@ macro_rules! string_newtype {
 }
 
 fn is_lower_hex(s: &str) -> bool {
-    s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    s.bytes()
+        .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 /// A git commit id: 40 lowercase hex digits (SHA-1 repositories).
@@ -113,7 +114,10 @@ impl Digest {
     /// The digest of `bytes`.
     pub fn of(bytes: &[u8]) -> Digest {
         use sha2::Digest as _;
-        Digest(format!("sha256:{}", hex::encode(sha2::Sha256::digest(bytes))))
+        Digest(format!(
+            "sha256:{}",
+            hex::encode(sha2::Sha256::digest(bytes))
+        ))
     }
 }
 
@@ -130,8 +134,7 @@ fn check_segment(
         && s != ".."
         && !s.starts_with('.')
         && !s.ends_with(".lock")
-        && s
-            .bytes()
+        && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b'+'));
     if ok {
         Ok(())
@@ -186,7 +189,8 @@ fn check_path(kind: &'static str, s: &str, expected: &'static str) -> Result<(),
         return Err(InvalidId::new(kind, s, expected));
     }
     for segment in s.split('/') {
-        check_segment(kind, segment, 255, expected).map_err(|_| InvalidId::new(kind, s, expected))?;
+        check_segment(kind, segment, 255, expected)
+            .map_err(|_| InvalidId::new(kind, s, expected))?;
     }
     Ok(())
 }
@@ -204,11 +208,14 @@ string_newtype!(ProjectName, |s| check_path(
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ImageName(String);
 string_newtype!(ImageName, |s| {
-    let expected = "slash-separated segments of lowercase a-z 0-9 . _ -, each starting with a letter or digit";
+    let expected =
+        "slash-separated segments of lowercase a-z 0-9 . _ -, each starting with a letter or digit";
     let ok = !s.is_empty()
         && s.len() <= 255
         && s.split('/').all(|seg| {
-            seg.bytes().next().is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+            seg.bytes()
+                .next()
+                .is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
                 && seg.bytes().all(|b| {
                     b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'-')
                 })
@@ -225,15 +232,16 @@ string_newtype!(ImageName, |s| {
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct RefName(String);
 string_newtype!(RefName, |s| {
-    let expected = "a full ref name starting with refs/, without spaces, `..` or control characters";
+    let expected =
+        "a full ref name starting with refs/, without spaces, `..` or control characters";
     let ok = s.starts_with("refs/")
         && s.len() <= 1024
         && !s.contains("..")
         && !s.ends_with('/')
         && !s.contains("//")
-        && s
-            .bytes()
-            .all(|b| b > b' ' && b != 0x7f && !matches!(b, b'~' | b'^' | b':' | b'?' | b'*' | b'[' | b'\\'));
+        && s.bytes().all(|b| {
+            b > b' ' && b != 0x7f && !matches!(b, b'~' | b'^' | b':' | b'?' | b'*' | b'[' | b'\\')
+        });
     if ok {
         Ok(())
     } else {
@@ -457,7 +465,11 @@ mod tests {
     fn digests_are_checked() {
         let ok = format!("sha256:{}", "a".repeat(64));
         assert!(ok.parse::<Digest>().is_ok());
-        assert!(format!("sha256:{}", "A".repeat(64)).parse::<Digest>().is_err());
+        assert!(
+            format!("sha256:{}", "A".repeat(64))
+                .parse::<Digest>()
+                .is_err()
+        );
         assert!("sha512:00".parse::<Digest>().is_err());
         let err = "md5:x".parse::<Digest>().unwrap_err().to_string();
         assert!(err.contains("sha256:"), "{err}");

@@ -255,7 +255,10 @@ fn check_text(field: &str, value: &str, max: usize) -> Result<(), String> {
     if value.len() > max {
         return Err(format!("`{field}` is longer than {max} bytes"));
     }
-    if value.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
+    if value
+        .chars()
+        .any(|c| c.is_control() && c != '\n' && c != '\t')
+    {
         return Err(format!("`{field}` contains control characters"));
     }
     Ok(())
@@ -347,8 +350,9 @@ impl Record {
                 for s in &r.scope {
                     let ok = s == "all"
                         || ["promote:", "merge:"].iter().any(|p| {
-                            s.strip_prefix(p)
-                                .is_some_and(|rest| !rest.is_empty() && check_token("scope[]", rest, 255).is_ok())
+                            s.strip_prefix(p).is_some_and(|rest| {
+                                !rest.is_empty() && check_token("scope[]", rest, 255).is_ok()
+                            })
                         });
                     if !ok {
                         return Err(format!(
@@ -401,7 +405,10 @@ fn check_envelope(r: &Attestation) -> Result<(), String> {
     let head: StatementHead = serde_json::from_slice(&payload)
         .map_err(|e| format!("`envelope.payload` is not an in-toto statement: {e}"))?;
     if !head.kind.starts_with("https://in-toto.io/Statement/") {
-        return Err(format!("`envelope.payload` has `_type` {:?}, not an in-toto Statement", head.kind));
+        return Err(format!(
+            "`envelope.payload` has `_type` {:?}, not an in-toto Statement",
+            head.kind
+        ));
     }
     if head.predicate_type != r.predicate_type {
         return Err(format!(

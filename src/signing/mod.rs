@@ -84,9 +84,11 @@ fn policy() -> StandardPolicy<'static> {
 /// Generates a new v4 key: an Ed25519 certification primary key with an Ed25519 signing
 /// subkey, bound to `userid`. Returns the secret key and its public cert, both ASCII-armored.
 pub fn generate_key(userid: &str) -> Result<(Vec<u8>, Vec<u8>), SigningError> {
-    let oops = |what: &'static str| move |e: anyhow::Error| SigningError::Openpgp {
-        what,
-        message: e.to_string(),
+    let oops = |what: &'static str| {
+        move |e: anyhow::Error| SigningError::Openpgp {
+            what,
+            message: e.to_string(),
+        }
     };
     let (cert, _revocation) = CertBuilder::new()
         .set_profile(openpgp::Profile::RFC4880)
@@ -96,7 +98,11 @@ pub fn generate_key(userid: &str) -> Result<(Vec<u8>, Vec<u8>), SigningError> {
         .add_signing_subkey()
         .generate()
         .map_err(oops("generating the key"))?;
-    let secret = cert.as_tsk().armored().to_vec().map_err(oops("armoring the key"))?;
+    let secret = cert
+        .as_tsk()
+        .armored()
+        .to_vec()
+        .map_err(oops("armoring the key"))?;
     let public = cert.armored().to_vec().map_err(oops("armoring the cert"))?;
     Ok((secret, public))
 }
@@ -196,10 +202,13 @@ impl SigningKey {
 
     /// The public cert, ASCII-armored.
     pub fn public_cert_armored(&self) -> Result<Vec<u8>, SigningError> {
-        self.cert.armored().to_vec().map_err(|e| SigningError::Openpgp {
-            what: "armoring the cert",
-            message: e.to_string(),
-        })
+        self.cert
+            .armored()
+            .to_vec()
+            .map_err(|e| SigningError::Openpgp {
+                what: "armoring the cert",
+                message: e.to_string(),
+            })
     }
 
     /// A detached binary signature over `payload`, ASCII-armored as git's `gpgsig` expects.
@@ -242,10 +251,12 @@ impl Keyring {
         })?;
         let fpr = cert.fingerprint().to_hex();
         let p = policy();
-        let valid = cert.with_policy(&p, None).map_err(|e| SigningError::Parse {
-            what: what.to_owned(),
-            message: format!("the cert is not valid: {e}"),
-        })?;
+        let valid = cert
+            .with_policy(&p, None)
+            .map_err(|e| SigningError::Parse {
+                what: what.to_owned(),
+                message: format!("the cert is not valid: {e}"),
+            })?;
         for ka in valid.keys().supported().for_signing() {
             let key = ka.key().clone().role_into_unspecified();
             let key = key.parts_into_public();
@@ -253,7 +264,8 @@ impl Keyring {
                 .insert(key.fingerprint().to_hex(), (fpr.clone(), key.clone()));
             self.keys.insert(key.keyid().to_hex(), (fpr.clone(), key));
         }
-        self.certs.insert(fpr.clone(), cert.strip_secret_key_material());
+        self.certs
+            .insert(fpr.clone(), cert.strip_secret_key_material());
         Ok(fpr)
     }
 
@@ -279,10 +291,7 @@ impl Keyring {
             )));
         };
         let issuers = sig.get_issuers();
-        let Some((cert_fpr, key)) = issuers
-            .iter()
-            .find_map(|h| self.keys.get(&h.to_hex()))
-        else {
+        let Some((cert_fpr, key)) = issuers.iter().find_map(|h| self.keys.get(&h.to_hex())) else {
             let named = issuers
                 .first()
                 .map(|h| h.to_hex())
