@@ -9,6 +9,7 @@
 //!   `git log --show-signature` over the same commits.
 //!
 //! Run: `cargo bench --bench ledger -- [--records N] [--baseline-records N] [--keep DIR]`.
+//! Under `cargo test` it runs as a quick smoke test with small sizes.
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};

@@ -1,6 +1,7 @@
 //! The command line: one file per subcommand, argument handling and output only. Logic lives
 //! in the library modules; errors are `anyhow` here and mapped to exit codes in `main`.
 
+mod demo;
 mod key;
 mod ledger;
 mod trace;
@@ -27,6 +28,8 @@ enum Command {
     Ledger(ledger::LedgerCommand),
     /// Trace an artifact digest or a build id through the ledger.
     Trace(trace::TraceArgs),
+    /// Build a demo world on this machine (no servers) and walk through it.
+    Demo(demo::DemoArgs),
 }
 
 /// Runs a parsed command line.
@@ -35,6 +38,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Key(c) => key::run(c),
         Command::Ledger(c) => ledger::run(c),
         Command::Trace(a) => trace::run(a),
+        Command::Demo(a) => demo::run(a),
     }
 }
 

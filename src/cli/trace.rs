@@ -53,7 +53,7 @@ fn short(s: &str) -> &str {
     &s[..s.len().min(12)]
 }
 
-fn print_trace(t: &Trace, indent: &str) {
+pub(super) fn print_trace(t: &Trace, indent: &str) {
     if let Some(d) = &t.digest {
         let what = match (&t.name, &t.kind) {
             (Some(n), Some(k)) => format!(" ({n}, {k})"),

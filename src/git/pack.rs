@@ -113,7 +113,7 @@ fn encode_entries(objects: &[&PackObject]) -> Vec<Vec<u8>> {
 /// Returns `None` when there was nothing to write.
 pub fn write_pack(pack_dir: &Path, objects: &[PackObject]) -> std::io::Result<Option<PackInfo>> {
     let mut sorted: Vec<&PackObject> = objects.iter().collect();
-    sorted.sort_by(|a, b| a.id.cmp(&b.id));
+    sorted.sort_by_key(|o| o.id);
     sorted.dedup_by(|a, b| a.id == b.id);
     let entries = encode_entries(&sorted);
     write_entries(pack_dir, sorted.iter().map(|o| o.id).zip(entries).collect())
@@ -217,7 +217,7 @@ pub fn merge_packs(
     if used.len() < 2 {
         return Ok(None);
     }
-    merged.sort_by(|a, b| a.0.cmp(&b.0));
+    merged.sort_by_key(|e| e.0);
     merged.dedup_by(|a, b| a.0 == b.0);
     Ok(write_entries(pack_dir, merged)?.map(|new| (new, used)))
 }

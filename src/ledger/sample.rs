@@ -34,7 +34,7 @@ pub fn build_records(n: u64) -> Vec<Record> {
     let at = |s: i64| Timestamp::from_second(base + s).expect("sample times are in range");
     let change = 100_000 + n / 3;
     let patchset = n % 3 + 1;
-    let trusted = n % 4 == 0;
+    let trusted = n.is_multiple_of(4);
     let pipeline = if trusted { "post-merge" } else { "check" };
     let git_ref = if trusted {
         "refs/heads/main".to_owned()
@@ -43,10 +43,7 @@ pub fn build_records(n: u64) -> Vec<Record> {
     };
     let image = Digest::of(format!("image {n}").as_bytes());
     let log = Digest::of(format!("log {n}").as_bytes());
-    let image_name = format!(
-        "{}",
-        project.rsplit('/').next().unwrap_or(project).to_lowercase()
-    );
+    let image_name = project.rsplit('/').next().unwrap_or(project).to_lowercase();
     let request = BuildRequest {
         build_id: build_id.parse().expect("sample ids are valid"),
         pipeline: pipeline.parse().expect("valid"),
@@ -149,7 +146,7 @@ pub fn build_records(n: u64) -> Vec<Record> {
         }),
         Record::Attestation(attestation),
     ];
-    if trusted && n % 20 == 0 {
+    if trusted && n.is_multiple_of(20) {
         out.push(Record::Promotion(Promotion {
             environment: "staging".parse().expect("valid"),
             image: image_name.parse().expect("valid"),

@@ -161,10 +161,10 @@ impl Writer {
     pub fn shutdown(self) {
         let Writer { tx, thread } = self;
         drop(tx);
-        if Arc::strong_count(&thread) == 1 {
-            if let Some(handle) = thread.lock().ok().and_then(|mut t| t.take()) {
-                let _ = handle.join();
-            }
+        if Arc::strong_count(&thread) == 1
+            && let Some(handle) = thread.lock().ok().and_then(|mut t| t.take())
+        {
+            let _ = handle.join();
         }
     }
 }
@@ -465,13 +465,13 @@ fn apply(overlay: &mut Overlay<'_>, record: &Record) -> Result<Applied, RecordEr
     match record {
         Record::BuildRequest(r) => {
             let dir = layout::build_dir(r.requested_at, &r.build_id);
-            if let Some(existing) = build_dir_of(overlay, &r.build_id)? {
-                if existing != dir {
-                    return Err(RecordError::Conflict {
-                        path: format!("{dir}/request.yaml"),
-                        message: format!("build {} is already recorded at {existing}", r.build_id),
-                    });
-                }
+            if let Some(existing) = build_dir_of(overlay, &r.build_id)?
+                && existing != dir
+            {
+                return Err(RecordError::Conflict {
+                    path: format!("{dir}/request.yaml"),
+                    message: format!("build {} is already recorded at {existing}", r.build_id),
+                });
             }
             let applied = put_immutable(
                 overlay,
