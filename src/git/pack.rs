@@ -55,14 +55,22 @@ fn entry_header(kind: ObjectKind, size: usize) -> Vec<u8> {
     out
 }
 
-/// Deflates one object. Ledger objects are small (records, sharded trees), so the compressor
-/// uses a 4 KiB window and a small hash table: setting up zlib's default state (a 32 KiB window
-/// and a 64 KiB hash table, zeroed for every stream) costs more than compressing the object.
+/// Compresses one object. Every pack entry is its own zlib stream, and setting up a deflate
+/// state zeroes tens of kilobytes, which costs more than compressing a small ledger object.
+/// Trees are mostly 20-byte ids that do not compress, and small blobs gain little, so both are
+/// written as stored (uncompressed) zlib blocks, which any zlib reads; larger blobs are
+/// deflated.
+fn compress(kind: ObjectKind, data: &[u8]) -> Vec<u8> {
+    if kind == ObjectKind::Tree || data.len() < 512 {
+        stored_zlib(data)
+    } else {
+        deflate(data)
+    }
+}
+
 fn deflate(data: &[u8]) -> Vec<u8> {
     let config = zlib_rs::DeflateConfig {
         level: 1,
-        window_bits: 12,
-        mem_level: 3,
         ..zlib_rs::DeflateConfig::default()
     };
     let mut out = vec![0u8; zlib_rs::compress_bound(data.len())];
@@ -77,13 +85,41 @@ fn deflate(data: &[u8]) -> Vec<u8> {
     out
 }
 
+/// A zlib stream of stored deflate blocks (RFC 1950/1951): no compression, no setup cost.
+fn stored_zlib(data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(data.len() + 11 + 5 * (data.len() / 65535));
+    out.extend_from_slice(&[0x78, 0x01]);
+    let mut chunks = data.chunks(65535).peekable();
+    if chunks.peek().is_none() {
+        out.extend_from_slice(&[0x01, 0x00, 0x00, 0xff, 0xff]);
+    }
+    while let Some(chunk) = chunks.next() {
+        out.push(u8::from(chunks.peek().is_none()));
+        let len = chunk.len() as u16;
+        out.extend_from_slice(&len.to_le_bytes());
+        out.extend_from_slice(&(!len).to_le_bytes());
+        out.extend_from_slice(chunk);
+    }
+    let (mut a, mut b) = (1u32, 0u32);
+    for part in data.chunks(5552) {
+        for &byte in part {
+            a += u32::from(byte);
+            b += a;
+        }
+        a %= 65521;
+        b %= 65521;
+    }
+    out.extend_from_slice(&((b << 16) | a).to_be_bytes());
+    out
+}
+
 /// Compresses the entries on all cores; returns each entry's bytes (header and deflated data).
 fn encode_entries(objects: &[&PackObject]) -> Vec<Vec<u8>> {
     let encode_all = |part: &[&PackObject]| {
         part.iter()
             .map(|o| {
                 let mut e = entry_header(o.kind, o.data.len());
-                e.extend_from_slice(&deflate(&o.data));
+                e.extend_from_slice(&compress(o.kind, &o.data));
                 e
             })
             .collect::<Vec<_>>()
@@ -425,6 +461,25 @@ pub fn sync_pack(info: &PackInfo) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stored_and_deflated_streams_inflate_back() {
+        use std::io::Read as _;
+        for data in [
+            Vec::new(),
+            b"hello".to_vec(),
+            vec![7u8; 70_000],
+            (0..3000u32).map(|i| (i % 251) as u8).collect(),
+        ] {
+            for stream in [stored_zlib(&data), deflate(&data)] {
+                let mut back = Vec::new();
+                flate2::read::ZlibDecoder::new(&stream[..])
+                    .read_to_end(&mut back)
+                    .unwrap();
+                assert_eq!(back, data);
+            }
+        }
+    }
 
     fn info(n: u32) -> PackInfo {
         PackInfo {

@@ -72,6 +72,38 @@ pub fn decode(mut data: &[u8]) -> Result<Vec<TreeEntry>, TreeDecodeError> {
     Ok(out)
 }
 
+/// Finds the entry called `name` in a raw tree object without decoding the rest.
+pub fn find(mut data: &[u8], name: &[u8]) -> Result<Option<(u32, ObjectId)>, TreeDecodeError> {
+    while !data.is_empty() {
+        let sp = data
+            .iter()
+            .position(|&b| b == b' ')
+            .ok_or(TreeDecodeError("entry without a mode"))?;
+        let mode_bytes = &data[..sp];
+        data = &data[sp + 1..];
+        let nul = data
+            .iter()
+            .position(|&b| b == 0)
+            .ok_or(TreeDecodeError("entry name is not terminated"))?;
+        let entry_name = &data[..nul];
+        data = &data[nul + 1..];
+        if data.len() < 20 {
+            return Err(TreeDecodeError("entry id is truncated"));
+        }
+        if entry_name == name {
+            let mode_str = std::str::from_utf8(mode_bytes)
+                .map_err(|_| TreeDecodeError("mode is not ASCII"))?;
+            let mode = u32::from_str_radix(mode_str, 8)
+                .map_err(|_| TreeDecodeError("mode is not octal"))?;
+            let mut id = [0u8; 20];
+            id.copy_from_slice(&data[..20]);
+            return Ok(Some((mode, ObjectId::from(id))));
+        }
+        data = &data[20..];
+    }
+    Ok(None)
+}
+
 /// Git's order of tree entries: by name, where a directory's name compares as if it ended
 /// in `/`.
 pub fn git_order(a_name: &[u8], a_is_tree: bool, b_name: &[u8], b_is_tree: bool) -> Ordering {

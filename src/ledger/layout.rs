@@ -1,8 +1,9 @@
 //! Where each record lives in the ledger tree, and what each path may hold.
 //!
 //! Paths are sharded so that no tree grows past about a thousand entries at ten million
-//! records: builds by the hour they were requested, digests and index keys by two levels of two
-//! hex digits (65,536 leaves), changes like Gerrit's `refs/changes/XX/N/P`.
+//! records: builds by the hour they were requested, digests and index keys by four levels of
+//! one hex digit (65,536 leaves under trees of 16 entries), changes like Gerrit's
+//! `refs/changes/XX/N/P`.
 //! `state-schema/README.md` documents the same table for people.
 
 use sha2::Digest as _;
@@ -18,20 +19,28 @@ pub fn build_dir(requested_at: Timestamp, build_id: &BuildId) -> String {
     format!("builds/{y:04}/{m:02}/{d:02}/{h:02}/{build_id}")
 }
 
+/// Four levels of one hex digit each: 65,536 leaves, and every tree above them has at most 16
+/// entries. A commit rewrites every tree on the path of each record it adds, so narrow trees
+/// keep the cost of a small commit to a few hundred bytes per level instead of the 7.7 KB of a
+/// 256-entry tree.
 fn shard(hex: &str) -> String {
-    format!("{}/{}", &hex[..2], &hex[2..4])
+    let b = hex.as_bytes();
+    format!(
+        "{}/{}/{}/{}",
+        b[0] as char, b[1] as char, b[2] as char, b[3] as char
+    )
 }
 
 fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(sha2::Sha256::digest(bytes))
 }
 
-/// `artifacts/sha256/<2>/<2>/<64 hex>.yaml`: the first build that produced the digest.
+/// `artifacts/sha256/<h0>/<h1>/<h2>/<h3>/<64 hex>.yaml`: the first build that produced the digest.
 pub fn artifact_path(digest: &Digest) -> String {
     format!("{}.yaml", artifact_dir(digest))
 }
 
-/// `artifacts/sha256/<2>/<2>/<64 hex>`: what else is known about the digest.
+/// `artifacts/sha256/<h0>/<h1>/<h2>/<h3>/<64 hex>`: what else is known about the digest.
 pub fn artifact_dir(digest: &Digest) -> String {
     format!("artifacts/sha256/{}/{}", shard(digest.hex()), digest.hex())
 }
@@ -41,7 +50,7 @@ pub fn rebuilt_path(digest: &Digest, build_id: &BuildId) -> String {
     format!("{}/rebuilt/{build_id}.yaml", artifact_dir(digest))
 }
 
-/// `attestations/sha256/<2>/<2>/<64 hex>`.
+/// `attestations/sha256/<h0>/<h1>/<h2>/<h3>/<64 hex>`.
 pub fn attestation_dir(digest: &Digest) -> String {
     format!(
         "attestations/sha256/{}/{}",
@@ -119,7 +128,7 @@ pub fn freeze_history(f: &Freeze) -> String {
     )
 }
 
-/// `index/builds/<2>/<2>/<build-id>`: holds the build's directory.
+/// `index/builds/<s0>/<s1>/<s2>/<s3>/<build-id>` (s: SHA-256 of the id): holds the build's directory.
 pub fn build_index_path(build_id: &BuildId) -> String {
     format!(
         "index/builds/{}/{build_id}",
@@ -240,14 +249,14 @@ pub fn classify(path: &str) -> PathClass {
         },
         ["builds", _, _, _, _, _, "request.yaml"] => PathClass::BuildRequest,
         ["builds", _, _, _, _, _, "result.yaml"] => PathClass::BuildResult,
-        ["artifacts", "sha256", _, _, _] => PathClass::Artifact,
-        ["artifacts", "sha256", _, _, _, "rebuilt", _] => PathClass::Artifact,
-        ["artifacts", "sha256", _, _, _, "promotions", _, _] => PathClass::PromotionHistory,
-        ["attestations", "sha256", _, _, _, _] => PathClass::Attestation,
+        ["artifacts", "sha256", _, _, _, _, _] => PathClass::Artifact,
+        ["artifacts", "sha256", _, _, _, _, _, "rebuilt", _] => PathClass::Artifact,
+        ["artifacts", "sha256", _, _, _, _, _, "promotions", _, _] => PathClass::PromotionHistory,
+        ["attestations", "sha256", _, _, _, _, _, _] => PathClass::Attestation,
         ["promotions", _, _, ..] => PathClass::PromotionPointer,
         ["freezes", _] => PathClass::FreezePointer,
         ["freezes", _, _] => PathClass::FreezeHistory,
-        ["index", "builds", _, _, _] => PathClass::BuildIndex,
+        ["index", "builds", _, _, _, _, _] => PathClass::BuildIndex,
         ["index", "chain", _, _, _] => PathClass::Chain,
         ["changes", ..] if parts.len() >= 6 => PathClass::ChangeIndex,
         _ => PathClass::Unknown,

@@ -2,6 +2,9 @@
 //! the path, never history; the commit that added a record (by bisection over `index/chain`); and the
 //! trace of an artifact from its build to every promotion.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
+
 use serde::Serialize;
 
 use crate::git::ObjectId;
@@ -20,6 +23,11 @@ pub struct Snapshot<'l> {
     commit: ObjectId,
     tree: ObjectId,
     sequence: Option<u64>,
+    /// Root trees of commits by sequence number, as bisection visits them.
+    trees_by_sequence: RefCell<HashMap<u64, ObjectId>>,
+    /// Sequence numbers that added records found so far: records of one build or one trace
+    /// usually come from the same commit, so these are tried before bisecting.
+    hints: RefCell<Vec<u64>>,
 }
 
 /// A build's records.
@@ -147,6 +155,8 @@ impl<'l> Snapshot<'l> {
             commit,
             tree: c.tree,
             sequence: super::message_sequence(&c.message),
+            trees_by_sequence: RefCell::default(),
+            hints: RefCell::default(),
         })
     }
 
@@ -197,9 +207,25 @@ impl<'l> Snapshot<'l> {
         let mut tree = root;
         let mut parts = path.split('/').filter(|p| !p.is_empty()).peekable();
         while let Some(part) = parts.next() {
-            let entries = read_tree(repo, &tree)?;
-            let Some(entry) = entries.into_iter().find(|e| e.name == part.as_bytes()) else {
+            let raw = match crate::git::read_object(repo, &tree) {
+                Ok(Some((gix::object::Kind::Tree, data))) => data,
+                Ok(_) => return Err(LedgerError::Corrupt(format!("tree {tree} is missing"))),
+                Err(message) => {
+                    return Err(LedgerError::Read {
+                        id: tree.to_string(),
+                        message,
+                    });
+                }
+            };
+            let found = crate::git::tree::find(&raw, part.as_bytes())
+                .map_err(|e| LedgerError::Corrupt(format!("tree {tree}: {e}")))?;
+            let Some((mode, oid)) = found else {
                 return Ok(None);
+            };
+            let entry = TreeEntry {
+                mode,
+                name: part.as_bytes().to_vec(),
+                oid,
             };
             if parts.peek().is_none() {
                 return Ok(Some(entry));
@@ -275,20 +301,39 @@ impl<'l> Snapshot<'l> {
         if self.lookup(path)?.is_none() {
             return Ok(None);
         }
+        let hints = self.hints.borrow().clone();
+        for s in hints {
+            if self.exists_at(s, path)? && (s == 0 || !self.exists_at(s - 1, path)?) {
+                return self.commit_at_sequence(s);
+            }
+        }
         let (mut lo, mut hi) = (0, self.sequence()?);
         while lo < hi {
             let mid = lo + (hi - lo) / 2;
-            let commit = self.commit_at_sequence(mid)?.ok_or_else(|| {
-                LedgerError::Corrupt(format!("{} is missing", layout::chain_path(mid)))
-            })?;
-            let tree = read_commit(self.ledger.repo(), commit)?.tree;
-            if self.lookup_in(tree, path)?.is_some() {
+            if self.exists_at(mid, path)? {
                 hi = mid;
             } else {
                 lo = mid + 1;
             }
         }
+        self.hints.borrow_mut().insert(0, lo);
         self.commit_at_sequence(lo)
+    }
+
+    fn exists_at(&self, sequence: u64, path: &str) -> Result<bool, LedgerError> {
+        let cached = self.trees_by_sequence.borrow().get(&sequence).copied();
+        let tree = match cached {
+            Some(t) => t,
+            None => {
+                let commit = self.commit_at_sequence(sequence)?.ok_or_else(|| {
+                    LedgerError::Corrupt(format!("{} is missing", layout::chain_path(sequence)))
+                })?;
+                let t = read_commit(self.ledger.repo(), commit)?.tree;
+                self.trees_by_sequence.borrow_mut().insert(sequence, t);
+                t
+            }
+        };
+        Ok(self.lookup_in(tree, path)?.is_some())
     }
 
     /// A build's request and result, found through `index/builds`.

@@ -108,6 +108,10 @@ pub fn verify(ledger: &Ledger, options: &VerifyOptions) -> Result<VerifyReport, 
     }
     chain.reverse();
 
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .clamp(1, 8);
+    let mut workers: Vec<gix::Repository> = (0..threads).map(|_| repo.clone()).collect();
     let mut trust: Option<Trust> = None;
     let mut prev_tree: Option<ObjectId> = None;
     let mut prev_id: Option<ObjectId> = None;
@@ -154,8 +158,16 @@ pub fn verify(ledger: &Ledger, options: &VerifyOptions) -> Result<VerifyReport, 
         }
         let changes = diff_trees(repo, prev_tree, c.tree).map_err(|e| fail(e.to_string()))?;
         let parent = prev_id.zip(prev_sequence);
-        let checked =
-            check_changes(repo, c.tree, &changes, parent, is_root, &current.meta).map_err(fail)?;
+        let checked = check_changes(
+            repo,
+            &mut workers,
+            c.tree,
+            &changes,
+            parent,
+            is_root,
+            &current.meta,
+        )
+        .map_err(fail)?;
         records += checked.records;
         trust = Some(if checked.meta_changed {
             load_trust(repo, c.tree).map_err(fail)?
@@ -183,6 +195,7 @@ struct Checked {
 
 fn check_changes(
     repo: &gix::Repository,
+    workers: &mut [gix::Repository],
     tree: ObjectId,
     changes: &[Change],
     parent: Option<(ObjectId, u64)>,
@@ -191,6 +204,7 @@ fn check_changes(
 ) -> Result<Checked, String> {
     let mut records = 0u64;
     let mut meta_changed = false;
+    let mut record_jobs: Vec<(String, ObjectId, PathClass)> = Vec::new();
     let mut expected_build_index: HashMap<String, String> = HashMap::new();
     let mut expected_change_index: HashMap<String, String> = HashMap::new();
     let mut seen_build_index: HashMap<String, String> = HashMap::new();
@@ -251,33 +265,30 @@ fn check_changes(
             PathClass::PromotionPointer | PathClass::FreezePointer => {
                 pointers.push((path.clone(), oid, class.clone()));
             }
-            _ => {
-                let bytes = blob()?;
-                let record = parse_record(path, &bytes).map_err(|e| e.to_string())?;
-                record.validate().map_err(|e| format!("{path}: {e}"))?;
-                check_record_path(path, &class, &record, &bytes)?;
-                match &record {
-                    Record::BuildRequest(r) => {
-                        let dir = path.trim_end_matches("/request.yaml").to_owned();
-                        expected_build_index
-                            .insert(layout::build_index_path(&r.build_id), format!("{dir}\n"));
-                        if let Some(c) = layout::change_index_for(r) {
-                            expected_change_index.insert(c, format!("{dir}\n"));
-                        }
-                    }
-                    Record::BuildResult(_) => {
-                        result_dirs.push(path.trim_end_matches("/result.yaml").to_owned())
-                    }
-                    Record::Artifact(a) => {
-                        artifact_builds.push((path.clone(), a.build_id.to_string()))
-                    }
-                    Record::Promotion(_) | Record::Freeze(_) => {
-                        history_blobs.insert(oid);
-                    }
-                    Record::Attestation(_) => {}
+            _ => record_jobs.push((path.clone(), oid, class.clone())),
+        }
+    }
+    // Records are parsed and checked on every core; what they imply is then folded in order.
+    for facts in check_records(workers, &record_jobs)? {
+        records += 1;
+        match facts {
+            Facts::Request {
+                dir,
+                build_id,
+                change_index,
+            } => {
+                expected_build_index
+                    .insert(layout::build_index_path(&build_id), format!("{dir}\n"));
+                if let Some(c) = change_index {
+                    expected_change_index.insert(c, format!("{dir}\n"));
                 }
-                records += 1;
             }
+            Facts::Result { dir } => result_dirs.push(dir),
+            Facts::Artifact { path, build_id } => artifact_builds.push((path, build_id)),
+            Facts::History { oid } => {
+                history_blobs.insert(oid);
+            }
+            Facts::Other => {}
         }
     }
     if expected_build_index != seen_build_index {
@@ -404,4 +415,84 @@ fn check_record_path(
         return Err(format!("{path} holds a record that belongs at {expected}"));
     }
     Ok(())
+}
+
+/// What a checked record implies for the rest of its commit.
+enum Facts {
+    Request {
+        dir: String,
+        build_id: crate::model::BuildId,
+        change_index: Option<String>,
+    },
+    Result {
+        dir: String,
+    },
+    Artifact {
+        path: String,
+        build_id: String,
+    },
+    History {
+        oid: ObjectId,
+    },
+    Other,
+}
+
+fn check_record(
+    repo: &gix::Repository,
+    path: &str,
+    oid: ObjectId,
+    class: &PathClass,
+) -> Result<Facts, String> {
+    let bytes = read_blob(repo, &oid).map_err(|e| e.to_string())?;
+    let record = parse_record(path, &bytes).map_err(|e| e.to_string())?;
+    record.validate().map_err(|e| format!("{path}: {e}"))?;
+    check_record_path(path, class, &record, &bytes)?;
+    Ok(match record {
+        Record::BuildRequest(r) => Facts::Request {
+            dir: path.trim_end_matches("/request.yaml").to_owned(),
+            change_index: layout::change_index_for(&r),
+            build_id: r.build_id,
+        },
+        Record::BuildResult(_) => Facts::Result {
+            dir: path.trim_end_matches("/result.yaml").to_owned(),
+        },
+        Record::Artifact(a) => Facts::Artifact {
+            path: path.to_owned(),
+            build_id: a.build_id.to_string(),
+        },
+        Record::Promotion(_) | Record::Freeze(_) => Facts::History { oid },
+        Record::Attestation(_) => Facts::Other,
+    })
+}
+
+/// Checks records in parallel, one repository handle per thread; results keep the input order.
+fn check_records(
+    workers: &mut [gix::Repository],
+    jobs: &[(String, ObjectId, PathClass)],
+) -> Result<Vec<Facts>, String> {
+    let run = |repo: &gix::Repository, part: &[(String, ObjectId, PathClass)]| {
+        part.iter()
+            .map(|(p, o, c)| check_record(repo, p, *o, c))
+            .collect::<Result<Vec<_>, _>>()
+    };
+    if jobs.len() < 64 || workers.len() < 2 {
+        return run(&workers[0], jobs);
+    }
+    let chunk = jobs.len().div_ceil(workers.len());
+    let parts: Vec<Result<Vec<Facts>, String>> = std::thread::scope(|s| {
+        let handles: Vec<_> = workers
+            .iter_mut()
+            .zip(jobs.chunks(chunk))
+            .map(|(repo, part)| s.spawn(move || run(repo, part)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("record checks do not panic"))
+            .collect()
+    });
+    let mut out = Vec::with_capacity(jobs.len());
+    for p in parts {
+        out.extend(p?);
+    }
+    Ok(out)
 }

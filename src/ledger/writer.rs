@@ -319,8 +319,9 @@ impl State {
     fn commit_batch(&mut self, records: &[&Record]) -> Vec<Result<Receipt, RecordError>> {
         let fail_all =
             |e: LedgerError| vec![Err(RecordError::Ledger(e.to_string())); records.len()];
+        let prepared = prepare(records);
         for _attempt in 0..MAX_ATTEMPTS {
-            match self.try_commit_batch(records) {
+            match self.try_commit_batch(records, &prepared) {
                 Ok(results) => return results,
                 Err(LedgerError::Ref(git::RefUpdateError::Conflict { .. })) => continue,
                 // Another process may have merged the packs we had loaded.
@@ -334,6 +335,7 @@ impl State {
     fn try_commit_batch(
         &mut self,
         records: &[&Record],
+        prepared: &[Result<Vec<u8>, RecordError>],
     ) -> Result<Vec<Result<Receipt, RecordError>>, LedgerError> {
         let repo = &self.repo;
         let tip = git::read_ref(repo, LEDGER_REF)?.ok_or(LedgerError::Empty)?;
@@ -348,7 +350,8 @@ impl State {
         }
         let outcomes: Vec<_> = records
             .iter()
-            .map(|record| apply(&mut overlay, record))
+            .zip(prepared)
+            .map(|(record, p)| apply(&mut overlay, record, p))
             .collect();
         let written: Vec<&Record> = records
             .iter()
@@ -458,9 +461,37 @@ fn build_dir_of(overlay: &mut Overlay<'_>, id: &BuildId) -> Result<Option<String
         .map(|b| String::from_utf8_lossy(&b).trim_end().to_owned()))
 }
 
-fn apply(overlay: &mut Overlay<'_>, record: &Record) -> Result<Applied, RecordError> {
-    record.validate().map_err(|m| invalid(record, m))?;
-    let content = layout::encode_record(record);
+/// Validates and encodes records on every core (the writer thread is the bottleneck).
+fn prepare(records: &[&Record]) -> Vec<Result<Vec<u8>, RecordError>> {
+    let one = |r: &&Record| -> Result<Vec<u8>, RecordError> {
+        r.validate().map_err(|m| invalid(r, m))?;
+        Ok(layout::encode_record(r))
+    };
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(8);
+    if records.len() < 64 || threads < 2 {
+        return records.iter().map(one).collect();
+    }
+    let chunk = records.len().div_ceil(threads);
+    std::thread::scope(|s| {
+        let handles: Vec<_> = records
+            .chunks(chunk)
+            .map(|part| s.spawn(move || part.iter().map(one).collect::<Vec<_>>()))
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().expect("encoding threads do not panic"))
+            .collect()
+    })
+}
+
+fn apply(
+    overlay: &mut Overlay<'_>,
+    record: &Record,
+    prepared: &Result<Vec<u8>, RecordError>,
+) -> Result<Applied, RecordError> {
+    let content = prepared.clone()?;
     let ledger_err = |e: LedgerError| RecordError::Ledger(e.to_string());
     match record {
         Record::BuildRequest(r) => {
