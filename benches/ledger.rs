@@ -34,6 +34,16 @@ fn parse_args() -> Args {
         cli_records: 100_000,
         keep: None,
     };
+    // `cargo test --all-targets` runs this binary without `--bench`: then it is a smoke test
+    // of the benchmark itself, on a small ledger.
+    if !std::env::args().any(|a| a == "--bench") {
+        a = Args {
+            records: 3_000,
+            baseline_records: 5,
+            cli_records: 500,
+            keep: None,
+        };
+    }
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
         let mut num = |name: &str| -> usize {

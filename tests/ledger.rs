@@ -466,6 +466,7 @@ fn kill_9_during_import_leaves_a_ledger_that_verifies() {
     let again = w.import(&ledger, &w.key, &input, &["--json"]);
     let summary: serde_json::Value = serde_json::from_slice(&again.stdout).unwrap();
     assert_eq!(summary["written"], 0);
+    w.gpg_verify_all(&ledger);
 }
 
 #[test]
@@ -627,4 +628,75 @@ fn many_small_commits_keep_few_packs() {
     );
     ok(w.git(&ledger).args(["fsck", "--strict", "--no-dangling"]));
     assert!(w.verify(&ledger).status.success());
+    w.gpg_verify_all(&ledger);
+}
+
+#[test]
+fn readers_refuse_a_ledger_format_they_do_not_know() {
+    let w = World::new();
+    let ledger = w.init_ledger("ledger.git");
+    assert!(
+        w.import(&ledger, &w.key, &sample_jsonl(0, 6), &[])
+            .status
+            .success()
+    );
+    // A future seakeeper wrote format 2 (crafted here with git plumbing).
+    let meta = ok(w.git(&ledger).args(["show", "HEAD:LEDGER"])).replace("format: 1", "format: 2");
+    let blob = stdout(&with_stdin(
+        w.git(&ledger).args(["hash-object", "-w", "--stdin"]),
+        meta.as_bytes(),
+    ));
+    let tree = ok(w.git(&ledger).args(["ls-tree", "HEAD"]))
+        .lines()
+        .map(|l| {
+            if l.ends_with("\tLEDGER") {
+                format!("100644 blob {}\tLEDGER", blob.trim())
+            } else {
+                l.to_owned()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+        + "\n";
+    let tree = stdout(&with_stdin(
+        w.git(&ledger).args(["mktree"]),
+        tree.as_bytes(),
+    ));
+    let commit = ok(w.git(&ledger).args([
+        "-c",
+        "user.name=future",
+        "-c",
+        "user.email=f@example.org",
+        "commit-tree",
+        "-p",
+        "HEAD",
+        "-m",
+        "Future\n\nLedger-Sequence: 2",
+        tree.trim(),
+    ]))
+    .trim()
+    .to_owned();
+    ok(w.git(&ledger)
+        .args(["update-ref", "refs/heads/main", &commit]));
+    let digest = seakeeper::model::Digest::of(b"image 0");
+    let out = output(
+        seakeeper()
+            .args(["trace", digest.as_str(), "--ledger"])
+            .arg(&ledger),
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("format 2 is not supported"),
+        "{}",
+        stderr(&out)
+    );
+    let out = w.import(&ledger, &w.key, &sample_jsonl(10, 6), &[]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("format 2 is not supported"),
+        "{}",
+        stderr(&out)
+    );
+    let out = w.verify(&ledger);
+    assert_eq!(out.status.code(), Some(1));
 }

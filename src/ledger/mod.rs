@@ -253,10 +253,13 @@ impl Ledger {
         Ok(git::read_ref(&self.repo, LEDGER_REF)?)
     }
 
-    /// A read view of the ledger at its current tip.
+    /// A read view of the ledger at its current tip. Refuses a ledger whose format this build
+    /// does not know.
     pub fn snapshot(&self) -> Result<Snapshot<'_>, LedgerError> {
         let tip = self.tip()?.ok_or(LedgerError::Empty)?;
-        Snapshot::at(self, tip)
+        let snapshot = Snapshot::at(self, tip)?;
+        snapshot.meta()?;
+        Ok(snapshot)
     }
 
     /// A read view at a given commit.

@@ -42,7 +42,7 @@ pub struct WriterOptions {
 impl Default for WriterOptions {
     fn default() -> Self {
         WriterOptions {
-            max_records: 2000,
+            max_records: 5000,
             max_bytes: 8 << 20,
             linger: Duration::from_millis(2),
             compact: true,
@@ -227,9 +227,20 @@ enum Applied {
 
 const MAX_ATTEMPTS: u32 = 50;
 
+/// How many packs may pile up while records keep arriving before the writer merges anyway.
+const MAX_PACKS_WHILE_BUSY: usize = 48;
+
 impl State {
     fn run(&mut self, rx: mpsc::Receiver<Msg>) {
-        while let Ok(first) = rx.recv() {
+        let mut stashed: Option<Msg> = None;
+        loop {
+            let first = match stashed.take() {
+                Some(m) => m,
+                None => match rx.recv() {
+                    Ok(m) => m,
+                    Err(_) => break,
+                },
+            };
             let mut pending = vec![first];
             let deadline = Instant::now() + self.options.linger;
             let mut count: usize = pending.iter().map(|Msg::Records(r, _)| r.len()).sum();
@@ -264,15 +275,35 @@ impl State {
                     .collect();
                 let _ = p.reply.send(results);
             }
-            if self.options.compact {
-                match compact(&self.repo) {
-                    Ok(false) => {}
-                    Ok(true) => self.reopen(),
-                    Err(e) => {
-                        eprintln!("warning: merging ledger packs failed (will retry later): {e}")
-                    }
+            // Merge packs when idle: under a burst, merging after every commit would rewrite
+            // the same objects again and again; a bound on the pack count keeps reads fast.
+            let busy = match rx.try_recv() {
+                Ok(m) => {
+                    stashed = Some(m);
+                    true
                 }
+                Err(_) => false,
+            };
+            self.maybe_compact(busy);
+        }
+        self.maybe_compact(false);
+    }
+
+    fn maybe_compact(&mut self, busy: bool) {
+        if !self.options.compact {
+            return;
+        }
+        if busy {
+            let pack_dir = self.repo.objects.store_ref().path().join("pack");
+            let packs = git::pack::list_packs(&pack_dir).map_or(0, |p| p.len());
+            if packs <= MAX_PACKS_WHILE_BUSY {
+                return;
             }
+        }
+        match compact(&self.repo) {
+            Ok(false) => {}
+            Ok(true) => self.reopen(),
+            Err(e) => eprintln!("warning: merging ledger packs failed (will retry later): {e}"),
         }
     }
 
