@@ -178,7 +178,12 @@ pub(crate) fn rotate_keys(
         });
     }
     let mut overlay = Overlay::new(repo, Some(snapshot.tree()));
-    let sequence = put_chain_entry(&mut overlay, tip, &read_commit_message_sequence(repo, tip)?)?;
+    let sequence = put_chain_entry(
+        &mut overlay,
+        tip,
+        snapshot.tree(),
+        read_commit_message_sequence(repo, tip)?,
+    )?;
     let mut added = Vec::new();
     for cert in add {
         let mut ring = crate::signing::Keyring::new();
@@ -260,16 +265,17 @@ pub(crate) fn read_commit_message_sequence(
     })
 }
 
-/// Records `parent` (whose sequence number is `parent_sequence`) in the chain index and
-/// returns the sequence number of the commit being built.
+/// Records `parent` (whose sequence number is `parent_sequence` and root tree `parent_tree`) in
+/// the chain index and returns the sequence number of the commit being built.
 pub(crate) fn put_chain_entry(
     overlay: &mut Overlay<'_>,
     parent: ObjectId,
-    parent_sequence: &u64,
+    parent_tree: ObjectId,
+    parent_sequence: u64,
 ) -> Result<u64, LedgerError> {
     overlay.put_blob(
-        &layout::chain_path(*parent_sequence),
-        format!("{parent}\n").into_bytes(),
+        &layout::chain_path(parent_sequence),
+        layout::chain_entry(&parent, &parent_tree).into_bytes(),
     )?;
     Ok(parent_sequence + 1)
 }

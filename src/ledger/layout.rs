@@ -171,6 +171,27 @@ pub fn chain_path(sequence: u64) -> String {
     )
 }
 
+/// The content of a chain entry: the commit and its root tree, so that bisection can look
+/// paths up at that commit without reading the commit object (whose message may be large).
+pub fn chain_entry(commit: &crate::git::ObjectId, tree: &crate::git::ObjectId) -> String {
+    format!("commit {commit}\ntree {tree}\n")
+}
+
+/// Parses a chain entry into (commit, tree).
+pub fn parse_chain_entry(bytes: &[u8]) -> Option<(crate::git::ObjectId, crate::git::ObjectId)> {
+    let text = std::str::from_utf8(bytes).ok()?;
+    let mut lines = text.lines();
+    let commit = lines.next()?.strip_prefix("commit ")?;
+    let tree = lines.next()?.strip_prefix("tree ")?;
+    if lines.next().is_some() {
+        return None;
+    }
+    Some((
+        crate::git::ObjectId::from_hex(commit.as_bytes()).ok()?,
+        crate::git::ObjectId::from_hex(tree.as_bytes()).ok()?,
+    ))
+}
+
 /// `KEYS/<fingerprint>.asc`.
 pub fn key_path(fingerprint: &str) -> String {
     format!("KEYS/{fingerprint}.asc")

@@ -282,15 +282,17 @@ impl<'l> Snapshot<'l> {
         if n == self.sequence()? {
             return Ok(Some(self.commit));
         }
+        Ok(self.chain_entry(n)?.map(|(commit, _)| commit))
+    }
+
+    /// The (commit, root tree) of sequence number `n`, from `index/chain`.
+    fn chain_entry(&self, n: u64) -> Result<Option<(ObjectId, ObjectId)>, LedgerError> {
         let Some(bytes) = self.read(&layout::chain_path(n))? else {
             return Ok(None);
         };
-        let text = String::from_utf8_lossy(&bytes);
-        ObjectId::from_hex(text.trim().as_bytes())
-            .map(Some)
-            .map_err(|_| {
-                LedgerError::Corrupt(format!("{} is not a commit id", layout::chain_path(n)))
-            })
+        layout::parse_chain_entry(&bytes).map(Some).ok_or_else(|| {
+            LedgerError::Corrupt(format!("{} is not a chain entry", layout::chain_path(n)))
+        })
     }
 
     /// The commit that added the record at `path`. Records are never removed, so whether a
@@ -325,10 +327,18 @@ impl<'l> Snapshot<'l> {
         let tree = match cached {
             Some(t) => t,
             None => {
-                let commit = self.commit_at_sequence(sequence)?.ok_or_else(|| {
-                    LedgerError::Corrupt(format!("{} is missing", layout::chain_path(sequence)))
-                })?;
-                let t = read_commit(self.ledger.repo(), commit)?.tree;
+                let t = if sequence == self.sequence()? {
+                    self.tree
+                } else {
+                    self.chain_entry(sequence)?
+                        .ok_or_else(|| {
+                            LedgerError::Corrupt(format!(
+                                "{} is missing",
+                                layout::chain_path(sequence)
+                            ))
+                        })?
+                        .1
+                };
                 self.trees_by_sequence.borrow_mut().insert(sequence, t);
                 t
             }

@@ -157,7 +157,10 @@ pub fn verify(ledger: &Ledger, options: &VerifyOptions) -> Result<VerifyReport, 
             )));
         }
         let changes = diff_trees(repo, prev_tree, c.tree).map_err(|e| fail(e.to_string()))?;
-        let parent = prev_id.zip(prev_sequence);
+        let parent = prev_id
+            .zip(prev_sequence)
+            .zip(prev_tree)
+            .map(|((id, seq), tree)| (id, seq, tree));
         let checked = check_changes(
             repo,
             &mut workers,
@@ -198,7 +201,7 @@ fn check_changes(
     workers: &mut [gix::Repository],
     tree: ObjectId,
     changes: &[Change],
-    parent: Option<(ObjectId, u64)>,
+    parent: Option<(ObjectId, u64, ObjectId)>,
     is_root: bool,
     meta_before: &LedgerMeta,
 ) -> Result<Checked, String> {
@@ -314,9 +317,9 @@ fn check_changes(
     }
     // Each commit adds exactly one chain entry: its parent's id under the parent's number.
     let expected_chain: Vec<(String, ObjectId)> = parent
-        .map(|(id, seq)| {
-            let blob =
-                crate::git::object_id(crate::git::ObjectKind::Blob, format!("{id}\n").as_bytes());
+        .map(|(id, seq, parent_tree)| {
+            let content = layout::chain_entry(&id, &parent_tree);
+            let blob = crate::git::object_id(crate::git::ObjectKind::Blob, content.as_bytes());
             vec![(layout::chain_path(seq), blob)]
         })
         .unwrap_or_default();

@@ -400,7 +400,7 @@ impl State {
             let parent_sequence = message_sequence(&tip_commit.message).ok_or_else(|| {
                 LedgerError::Corrupt(format!("commit {tip} has no {SEQUENCE_TRAILER} trailer"))
             })?;
-            let sequence = put_chain_entry(&mut overlay, tip, &parent_sequence)?;
+            let sequence = put_chain_entry(&mut overlay, tip, tip_commit.tree, parent_sequence)?;
             let mut message = commit_message(&written);
             message.push_str(&sequence_trailer(sequence));
             let (tree, mut objects) = overlay.finish();
