@@ -227,6 +227,10 @@ enum Applied {
 
 const MAX_ATTEMPTS: u32 = 50;
 
+/// How long the writer must have nothing to do before it merges packs. Producers that wait for
+/// each acknowledgement leave the queue empty for a moment between batches; that is not idle.
+const IDLE_BEFORE_MERGING: Duration = Duration::from_millis(50);
+
 /// How many packs may pile up while records keep arriving before the writer merges anyway.
 const MAX_PACKS_WHILE_BUSY: usize = 48;
 
@@ -277,7 +281,7 @@ impl State {
             }
             // Merge packs when idle: under a burst, merging after every commit would rewrite
             // the same objects again and again; a bound on the pack count keeps reads fast.
-            let busy = match rx.try_recv() {
+            let busy = match rx.recv_timeout(IDLE_BEFORE_MERGING) {
                 Ok(m) => {
                     stashed = Some(m);
                     true
