@@ -72,6 +72,70 @@ pub fn decode(mut data: &[u8]) -> Result<Vec<TreeEntry>, TreeDecodeError> {
     Ok(out)
 }
 
+/// A tree entry that borrows its name from the raw tree object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EntryRef<'a> {
+    /// Git file mode.
+    pub mode: u32,
+    /// File name.
+    pub name: &'a [u8],
+    /// The object the entry points at.
+    pub oid: ObjectId,
+}
+
+impl EntryRef<'_> {
+    /// Whether the entry is a subdirectory.
+    pub fn is_tree(&self) -> bool {
+        self.mode == MODE_TREE
+    }
+}
+
+/// Decodes a raw tree without copying names, and checks that entries are in git's order
+/// (which comparisons between two trees rely on).
+pub fn decode_sorted(mut data: &[u8]) -> Result<Vec<EntryRef<'_>>, TreeDecodeError> {
+    let mut out: Vec<EntryRef<'_>> = Vec::new();
+    while !data.is_empty() {
+        let sp = data
+            .iter()
+            .position(|&b| b == b' ')
+            .ok_or(TreeDecodeError("entry without a mode"))?;
+        let mode_str =
+            std::str::from_utf8(&data[..sp]).map_err(|_| TreeDecodeError("mode is not ASCII"))?;
+        let mode =
+            u32::from_str_radix(mode_str, 8).map_err(|_| TreeDecodeError("mode is not octal"))?;
+        data = &data[sp + 1..];
+        let nul = data
+            .iter()
+            .position(|&b| b == 0)
+            .ok_or(TreeDecodeError("entry name is not terminated"))?;
+        let (name, rest) = data.split_at(nul);
+        if name.is_empty() || name.contains(&b'/') {
+            return Err(TreeDecodeError("entry name is empty or holds a slash"));
+        }
+        data = &rest[1..];
+        if data.len() < 20 {
+            return Err(TreeDecodeError("entry id is truncated"));
+        }
+        let mut id = [0u8; 20];
+        id.copy_from_slice(&data[..20]);
+        data = &data[20..];
+        let entry = EntryRef {
+            mode,
+            name,
+            oid: ObjectId::from(id),
+        };
+        if let Some(prev) = out.last()
+            && git_order(prev.name, prev.is_tree(), entry.name, entry.is_tree()) != Ordering::Less
+        {
+            return Err(TreeDecodeError(
+                "entries are not sorted in git order, or repeat",
+            ));
+        }
+        out.push(entry);
+    }
+    Ok(out)
+}
+
 /// Finds the entry called `name` in a raw tree object without decoding the rest.
 pub fn find(mut data: &[u8], name: &[u8]) -> Result<Option<(u32, ObjectId)>, TreeDecodeError> {
     while !data.is_empty() {
@@ -166,5 +230,18 @@ mod tests {
         );
         assert_eq!(decode(&raw).unwrap(), entries);
         assert!(raw.starts_with(b"100644 foo.yaml\0"));
+        let borrowed = decode_sorted(&raw).unwrap();
+        assert_eq!(borrowed.len(), 3);
+        assert_eq!(find(&raw, b"foo0").unwrap().map(|(m, _)| m), Some(MODE_BLOB));
+        assert_eq!(find(&raw, b"nope").unwrap(), None);
+        // The same entries out of order are refused, so two trees can be merged in one pass.
+        let mut unsorted = Vec::new();
+        for e in entries.iter().rev() {
+            unsorted.extend_from_slice(format!("{:o} ", e.mode).as_bytes());
+            unsorted.extend_from_slice(&e.name);
+            unsorted.push(0);
+            unsorted.extend_from_slice(e.oid.as_bytes());
+        }
+        assert!(decode_sorted(&unsorted).is_err());
     }
 }

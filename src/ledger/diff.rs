@@ -3,10 +3,9 @@
 //! size of the ledger.
 
 use crate::git::ObjectId;
-use crate::git::tree::{self, TreeEntry};
+use crate::git::tree::{self, EntryRef};
 
 use super::LedgerError;
-use super::overlay::read_tree;
 
 /// One changed file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,6 +46,21 @@ fn join(prefix: &str, name: &[u8]) -> String {
     }
 }
 
+fn raw_tree(repo: &gix::Repository, id: Option<ObjectId>) -> Result<Vec<u8>, LedgerError> {
+    let Some(id) = id else { return Ok(Vec::new()) };
+    match crate::git::read_object(repo, &id) {
+        Ok(Some((gix::object::Kind::Tree, data))) => Ok(data),
+        Ok(Some((kind, _))) => Err(LedgerError::Corrupt(format!(
+            "{id} is a {kind}, expected a tree"
+        ))),
+        Ok(None) => Err(LedgerError::Corrupt(format!("tree {id} is missing"))),
+        Err(message) => Err(LedgerError::Read {
+            id: id.to_string(),
+            message,
+        }),
+    }
+}
+
 fn walk(
     repo: &gix::Repository,
     old: Option<ObjectId>,
@@ -57,66 +71,65 @@ fn walk(
     if old == new {
         return Ok(());
     }
-    let old_entries = match old {
-        Some(id) => read_tree(repo, &id)?,
-        None => Vec::new(),
+    let (old_raw, new_raw) = (raw_tree(repo, old)?, raw_tree(repo, new)?);
+    let decode = |raw, id: Option<ObjectId>| {
+        tree::decode_sorted(raw).map_err(|e| {
+            LedgerError::Corrupt(format!(
+                "tree {}: {e}",
+                id.map(|i| i.to_string()).unwrap_or_default()
+            ))
+        })
     };
-    let new_entries = match new {
-        Some(id) => read_tree(repo, &id)?,
-        None => Vec::new(),
-    };
-    // Trees are small (the ledger is sharded), so pairing entries by name through a map is
-    // cheap and avoids git's subtle order of directories against files.
-    let mut names: std::collections::BTreeMap<&[u8], (Option<&TreeEntry>, Option<&TreeEntry>)> =
-        std::collections::BTreeMap::new();
-    for e in &old_entries {
-        names.entry(e.name.as_slice()).or_default().0 = Some(e);
-    }
-    for e in &new_entries {
-        names.entry(e.name.as_slice()).or_default().1 = Some(e);
-    }
-    for (a, b) in names.into_values() {
-        pair(repo, a, b, prefix, out)?;
+    let (a, b) = (decode(&old_raw, old)?, decode(&new_raw, new)?);
+    // Both sides are in git order, so one merge pass pairs entries with the same name and
+    // kind; a file and a directory of the same name are a deletion and an addition.
+    let (mut i, mut j) = (0, 0);
+    while i < a.len() || j < b.len() {
+        let order = match (a.get(i), b.get(j)) {
+            (Some(x), Some(y)) => tree::git_order(x.name, x.is_tree(), y.name, y.is_tree()),
+            (Some(_), None) => std::cmp::Ordering::Less,
+            _ => std::cmp::Ordering::Greater,
+        };
+        match order {
+            std::cmp::Ordering::Equal => {
+                pair(repo, Some(&a[i]), Some(&b[j]), prefix, out)?;
+                i += 1;
+                j += 1;
+            }
+            std::cmp::Ordering::Less => {
+                pair(repo, Some(&a[i]), None, prefix, out)?;
+                i += 1;
+            }
+            std::cmp::Ordering::Greater => {
+                pair(repo, None, Some(&b[j]), prefix, out)?;
+                j += 1;
+            }
+        }
     }
     Ok(())
 }
 
 fn pair(
     repo: &gix::Repository,
-    old: Option<&TreeEntry>,
-    new: Option<&TreeEntry>,
+    old: Option<&EntryRef<'_>>,
+    new: Option<&EntryRef<'_>>,
     prefix: &str,
     out: &mut Vec<Change>,
 ) -> Result<(), LedgerError> {
-    let name = old
-        .or(new)
-        .map(|e| e.name.as_slice())
-        .expect("one side exists");
-    let path = join(prefix, name);
-    fn tree_id(e: Option<&TreeEntry>) -> Option<ObjectId> {
-        e.filter(|e| e.mode == tree::MODE_TREE).map(|e| e.oid)
-    }
-    fn blob(e: Option<&TreeEntry>) -> Option<&TreeEntry> {
-        e.filter(|e| e.mode != tree::MODE_TREE)
-    }
     if old.map(|e| (e.mode, e.oid)) == new.map(|e| (e.mode, e.oid)) {
         return Ok(());
     }
+    let name = old.or(new).map(|e| e.name).expect("one side exists");
+    let path = join(prefix, name);
+    let tree_id = |e: Option<&EntryRef<'_>>| e.filter(|e| e.is_tree()).map(|e| e.oid);
     let (old_tree, new_tree) = (tree_id(old), tree_id(new));
     if old_tree.is_some() || new_tree.is_some() {
         walk(repo, old_tree, new_tree, &path, out)?;
     }
+    let blob = |e: Option<&EntryRef<'_>>| e.filter(|e| !e.is_tree()).map(|e| (e.oid, e.mode));
     match (blob(old), blob(new)) {
-        (None, Some(b)) => out.push(Change::Added {
-            path,
-            oid: b.oid,
-            mode: b.mode,
-        }),
-        (Some(_), Some(b)) => out.push(Change::Modified {
-            path,
-            oid: b.oid,
-            mode: b.mode,
-        }),
+        (None, Some((oid, mode))) => out.push(Change::Added { path, oid, mode }),
+        (Some(_), Some((oid, mode))) => out.push(Change::Modified { path, oid, mode }),
         (Some(_), None) => out.push(Change::Deleted { path }),
         (None, None) => {}
     }

@@ -590,10 +590,40 @@ fn promotion_summary(p: &Promotion, current: bool, ledger_commit: String) -> Tra
 pub(crate) fn parse_record(path: &str, bytes: &[u8]) -> Result<Record, LedgerError> {
     let parsed = if path.ends_with(".json") {
         serde_json::from_slice::<Record>(bytes).map_err(|e| e.to_string())
+    } else if let Some(parsed) = parse_yaml_by_kind(bytes) {
+        parsed
     } else {
         serde_yaml_ng::from_slice::<Record>(bytes).map_err(|e| e.to_string())
     };
     parsed.map_err(|e| LedgerError::Corrupt(format!("{path}: {e}")))
+}
+
+/// seakeeper writes the kind first (`record: build-request`); parsing the rest straight into
+/// that kind's struct avoids serde's buffering of internally tagged enums, which dominates
+/// `verify`. Returns `None` when the file does not start that way (then the general parser
+/// decides).
+fn parse_yaml_by_kind(bytes: &[u8]) -> Option<Result<Record, String>> {
+    use crate::model::{Artifact, Attestation, BuildRequest, BuildResult, Freeze, Promotion};
+    let rest = bytes.strip_prefix(b"record: ")?;
+    let nl = rest.iter().position(|&b| b == b'\n')?;
+    let (kind, body) = (&rest[..nl], &rest[nl + 1..]);
+    fn typed<T: serde::de::DeserializeOwned>(
+        body: &[u8],
+        wrap: fn(T) -> Record,
+    ) -> Result<Record, String> {
+        serde_yaml_ng::from_slice::<T>(body)
+            .map(wrap)
+            .map_err(|e| e.to_string())
+    }
+    Some(match kind {
+        b"build-request" => typed::<BuildRequest>(body, Record::BuildRequest),
+        b"build-result" => typed::<BuildResult>(body, Record::BuildResult),
+        b"artifact" => typed::<Artifact>(body, Record::Artifact),
+        b"attestation" => typed::<Attestation>(body, Record::Attestation),
+        b"promotion" => typed::<Promotion>(body, Record::Promotion),
+        b"freeze" => typed::<Freeze>(body, Record::Freeze),
+        _ => return None,
+    })
 }
 
 impl Ledger {
@@ -629,5 +659,38 @@ impl Ledger {
             next = c.parents.first().copied();
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_fast_path_parses_like_the_general_one() {
+        for r in crate::ledger::sample::records(0, 30) {
+            let bytes = layout::encode_record(&r);
+            let path = if matches!(r, Record::Attestation(_)) {
+                "x.json"
+            } else {
+                "x.yaml"
+            };
+            assert_eq!(parse_record(path, &bytes).unwrap(), r);
+            if path == "x.yaml" {
+                let general: Record = serde_yaml_ng::from_slice(&bytes).unwrap();
+                assert_eq!(general, r);
+                let mut extra = bytes.clone();
+                extra.extend_from_slice(b"colour: blue\n");
+                let err = parse_record(path, &extra).unwrap_err().to_string();
+                assert!(err.contains("colour"), "{err}");
+            }
+        }
+        // A file that does not start with its kind still parses (or fails) through serde.
+        let reordered = b"build_id: b1\nrecord: build-result\nstatus: success\nstarted_at: 2026-11-22T02:30:00Z\nfinished_at: 2026-11-22T02:31:00Z\njobs: []\n";
+        assert!(matches!(
+            parse_record("x.yaml", reordered),
+            Ok(Record::BuildResult(_))
+        ));
+        assert!(parse_record("x.yaml", b"record: nonsense\nx: 1\n").is_err());
     }
 }
