@@ -7,6 +7,9 @@
 /// Plain types and newtypes: identifiers, digests, timestamps, ledger records. No I/O.
 pub mod model;
 
+/// The config repo at a commit -> a validated `Layout`, or every error with its position.
+pub mod config;
+
 /// OpenPGP keys and detached signatures (Sequoia), for ledger commits.
 pub mod signing;
 

@@ -1,6 +1,7 @@
 //! The command line: one file per subcommand, argument handling and output only. Logic lives
 //! in the library modules; errors are `anyhow` here and mapped to exit codes in `main`.
 
+mod config;
 mod demo;
 mod key;
 mod ledger;
@@ -23,6 +24,9 @@ enum Command {
     /// OpenPGP keys for signing the ledger.
     #[command(subcommand)]
     Key(key::KeyCommand),
+    /// The config repo: check it.
+    #[command(subcommand)]
+    Config(config::ConfigCommand),
     /// The signed ledger: init, import, log, show, verify, keys.
     #[command(subcommand)]
     Ledger(ledger::LedgerCommand),
@@ -37,6 +41,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Key(c) => key::run(c),
         Command::Ledger(c) => ledger::run(c),
+        Command::Config(c) => config::run(c),
         Command::Trace(a) => trace::run(a),
         Command::Demo(a) => demo::run(a),
     }

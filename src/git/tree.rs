@@ -232,7 +232,10 @@ mod tests {
         assert!(raw.starts_with(b"100644 foo.yaml\0"));
         let borrowed = decode_sorted(&raw).unwrap();
         assert_eq!(borrowed.len(), 3);
-        assert_eq!(find(&raw, b"foo0").unwrap().map(|(m, _)| m), Some(MODE_BLOB));
+        assert_eq!(
+            find(&raw, b"foo0").unwrap().map(|(m, _)| m),
+            Some(MODE_BLOB)
+        );
         assert_eq!(find(&raw, b"nope").unwrap(), None);
         // The same entries out of order are refused, so two trees can be merged in one pass.
         let mut unsorted = Vec::new();

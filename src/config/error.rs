@@ -1,0 +1,237 @@
+//! Configuration errors as data: each names the file, line, column and field path, says what
+//! was expected, and suggests the closest valid key or name for a typo. Errors are collected,
+//! never thrown one at a time, so that `config check` reports every problem in one run.
+
+use std::fmt;
+
+use serde::Serialize;
+
+/// One problem in one file of the config repo.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ConfigError {
+    /// The file, relative to the repository root.
+    pub file: String,
+    /// 1-based line, when known.
+    pub line: Option<usize>,
+    /// 1-based column, when known.
+    pub column: Option<usize>,
+    /// The field path, e.g. `environments[1].registry` (empty for the whole file).
+    pub field: String,
+    /// What is wrong and what was expected.
+    pub message: String,
+    /// The closest valid key or name, for typos.
+    pub suggestion: Option<String>,
+}
+
+impl ConfigError {
+    /// An error about a whole file or a field, without a known position.
+    pub fn new(
+        file: impl Into<String>,
+        field: impl Into<String>,
+        message: impl Into<String>,
+    ) -> ConfigError {
+        ConfigError {
+            file: file.into(),
+            line: None,
+            column: None,
+            field: field.into(),
+            message: message.into(),
+            suggestion: None,
+        }
+    }
+
+    /// Sets the position.
+    pub fn at(mut self, line: usize, column: usize) -> ConfigError {
+        self.line = Some(line);
+        self.column = Some(column);
+        self
+    }
+
+    /// Points at the first place `needle` appears in `text`; for errors found after parsing,
+    /// such as references to unknown names.
+    pub fn located(mut self, text: &str, needle: &str) -> ConfigError {
+        if let Some((line, column)) = locate(text, needle) {
+            self.line = Some(line);
+            self.column = Some(column);
+        }
+        self
+    }
+
+    /// Suggests the candidate closest to `wrong`, if one is close enough to be a typo.
+    pub fn suggest<'a>(
+        mut self,
+        wrong: &str,
+        candidates: impl IntoIterator<Item = &'a str>,
+    ) -> ConfigError {
+        self.suggestion = closest(wrong, candidates).map(str::to_owned);
+        self
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.file)?;
+        if let Some(line) = self.line {
+            write!(f, ":{line}")?;
+            if let Some(column) = self.column {
+                write!(f, ":{column}")?;
+            }
+        }
+        f.write_str(": ")?;
+        if !self.field.is_empty() {
+            write!(f, "{}: ", self.field)?;
+        }
+        f.write_str(&self.message)?;
+        if let Some(s) = &self.suggestion {
+            write!(f, " (did you mean `{s}`?)")?;
+        }
+        Ok(())
+    }
+}
+
+/// The 1-based (line, column) of the first occurrence of `needle` in `text`.
+pub fn locate(text: &str, needle: &str) -> Option<(usize, usize)> {
+    if needle.is_empty() {
+        return None;
+    }
+    text.lines().enumerate().find_map(|(i, line)| {
+        line.find(needle)
+            .map(|col| (i + 1, line[..col].chars().count() + 1))
+    })
+}
+
+/// Levenshtein distance between two short strings.
+fn distance(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.chars().collect();
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    let mut cur = vec![0; b.len() + 1];
+    for (i, ca) in a.iter().enumerate() {
+        cur[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let cost = usize::from(ca != cb);
+            cur[j + 1] = (prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1);
+        }
+        std::mem::swap(&mut prev, &mut cur);
+    }
+    prev[b.len()]
+}
+
+/// The candidate closest to `wrong`, if within a third of its length (at least 1, at most 3).
+pub fn closest<'a>(wrong: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    let limit = (wrong.chars().count() / 3).clamp(1, 3);
+    candidates
+        .into_iter()
+        .map(|c| (distance(wrong, c), c))
+        .filter(|(d, _)| *d <= limit)
+        .min_by_key(|(d, c)| (*d, c.len()))
+        .map(|(_, c)| c)
+}
+
+/// Parses YAML into `T`, turning serde's error into a [`ConfigError`] with the position, the
+/// field path, and for unknown keys the closest expected key.
+// Config errors are data that callers collect into lists; boxing each would only add noise.
+#[allow(clippy::result_large_err)]
+pub fn parse_yaml<T: serde::de::DeserializeOwned>(
+    file: &str,
+    text: &str,
+) -> Result<T, ConfigError> {
+    let de = serde_yaml_ng::Deserializer::from_str(text);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let field = e.path().to_string();
+        let field = if field == "." { String::new() } else { field };
+        let inner = e.into_inner();
+        let location = inner.location();
+        let raw = inner.to_string();
+        // serde_yaml appends " at line L column C"; the position is reported on its own.
+        let mut message = match raw.find(" at line ") {
+            Some(i) => raw[..i].to_owned(),
+            None => raw,
+        };
+        // serde_yaml also prefixes the path ("environments[0]: ..."); it is reported on its own.
+        if let Some((head, rest)) = message.split_once(": ")
+            && !head.is_empty()
+            && !head.contains(' ')
+        {
+            message = rest.to_owned();
+        }
+        let mut err = ConfigError::new(file, field, message.clone());
+        if let Some(loc) = location {
+            err = err.at(loc.line(), loc.column());
+        }
+        if let Some((wrong, expected)) = unknown_key(&message) {
+            err = err.suggest(&wrong, expected.iter().map(String::as_str));
+        }
+        err
+    })
+}
+
+/// Pulls (wrong key, expected keys) out of serde's "unknown field `x`, expected one of `a`, `b`"
+/// (or "unknown variant ...").
+fn unknown_key(message: &str) -> Option<(String, Vec<String>)> {
+    let rest = message
+        .strip_prefix("unknown field `")
+        .or_else(|| message.strip_prefix("unknown variant `"))?;
+    let end = rest.find('`')?;
+    let wrong = rest[..end].to_owned();
+    let expected = rest[end..]
+        .split('`')
+        .skip(2)
+        .step_by(2)
+        .map(str::to_owned)
+        .collect();
+    Some((wrong, expected))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Env {
+        name: String,
+        registry: String,
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct File {
+        environments: Vec<Env>,
+    }
+
+    #[test]
+    fn unknown_keys_name_line_column_path_and_suggestion() {
+        let text = "environments:\n  - name: testing\n    registry: a\n  - name: staging\n    registyr: b\n";
+        let err = parse_yaml::<File>("environments.yaml", text).unwrap_err();
+        assert_eq!(err.file, "environments.yaml");
+        assert_eq!(err.line, Some(5));
+        assert_eq!(err.column, Some(5));
+        assert_eq!(err.field, "environments[1].registyr");
+        assert_eq!(err.suggestion.as_deref(), Some("registry"));
+        assert_eq!(
+            err.to_string(),
+            "environments.yaml:5:5: environments[1].registyr: unknown field `registyr`, expected `name` or `registry` (did you mean `registry`?)"
+        );
+    }
+
+    #[test]
+    fn wrong_types_and_syntax_errors_have_positions() {
+        let err = parse_yaml::<File>("e.yaml", "environments: 3\n").unwrap_err();
+        assert_eq!(err.line, Some(1));
+        assert!(err.message.contains("invalid type"), "{err}");
+        let err = parse_yaml::<File>("e.yaml", "environments: [\n").unwrap_err();
+        assert!(err.line.is_some(), "{err}");
+    }
+
+    #[test]
+    fn suggestions_only_for_near_misses() {
+        assert_eq!(
+            closest("stagin", ["staging", "production"]),
+            Some("staging")
+        );
+        assert_eq!(closest("qa", ["staging", "production"]), None);
+    }
+}

@@ -1,0 +1,613 @@
+//! The config repo -> a validated `Layout`, or every error at once.
+//!
+//! Input is the repository's files at one commit (read from git objects by the caller, so this
+//! module does no I/O and depends only on `model`). A Layout is never half-valid: loading
+//! returns either a complete Layout or all errors, each naming file, line, column and field.
+//!
+//! Covered so far: `seakeeper.yaml`, `environments.yaml`, `projects/`, `promotions/`,
+//! `freezes/`. Still to come (issue 3): `schedules.yaml`, `templates/`, `policies/`, `keys/`
+//! and project `.pipeline/config.yaml` files.
+
+mod error;
+pub mod files;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::Serialize;
+
+pub use error::{ConfigError, closest, locate, parse_yaml};
+pub use files::{EnvironmentSpec, FreezeFile, ProjectFile, PromotionsFile, Settings};
+
+use crate::model::{Digest, EnvironmentName, FreezeName, ImageName, ProjectName};
+
+/// The validated desired state at one config commit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Layout {
+    /// `seakeeper.yaml`.
+    pub settings: Settings,
+    /// Environments in promotion order.
+    pub environments: Vec<EnvironmentSpec>,
+    /// Projects by Gerrit name.
+    pub projects: BTreeMap<ProjectName, ProjectFile>,
+    /// Desired digest per environment and image.
+    pub promotions: BTreeMap<EnvironmentName, BTreeMap<ImageName, Digest>>,
+    /// Active freezes by name.
+    pub freezes: BTreeMap<FreezeName, FreezeFile>,
+}
+
+/// A short account of a Layout, for `config check` and `config show`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Summary {
+    /// Environment names in order.
+    pub environments: Vec<String>,
+    /// Number of projects.
+    pub projects: usize,
+    /// Desired promotions per environment.
+    pub promotions: BTreeMap<String, BTreeMap<String, String>>,
+    /// Active freezes with their scope and reason.
+    pub freezes: BTreeMap<String, (Vec<String>, String)>,
+}
+
+impl Layout {
+    /// What the layout holds, briefly.
+    pub fn summary(&self) -> Summary {
+        Summary {
+            environments: self
+                .environments
+                .iter()
+                .map(|e| e.name.to_string())
+                .collect(),
+            projects: self.projects.len(),
+            promotions: self
+                .promotions
+                .iter()
+                .map(|(e, m)| {
+                    (
+                        e.to_string(),
+                        m.iter()
+                            .map(|(i, d)| (i.to_string(), d.to_string()))
+                            .collect(),
+                    )
+                })
+                .collect(),
+            freezes: self
+                .freezes
+                .iter()
+                .map(|(n, f)| (n.to_string(), (f.scope.clone(), f.reason.clone())))
+                .collect(),
+        }
+    }
+}
+
+/// Builds a Layout from the config repo's files (path -> bytes), or returns every error.
+pub fn load(files: &BTreeMap<String, Vec<u8>>) -> Result<Layout, Vec<ConfigError>> {
+    let mut errors = Vec::new();
+    let text = |path: &str, errors: &mut Vec<ConfigError>| -> Option<String> {
+        let bytes = files.get(path)?;
+        match std::str::from_utf8(bytes) {
+            Ok(t) => Some(t.to_owned()),
+            Err(e) => {
+                errors.push(ConfigError::new(
+                    path,
+                    "",
+                    format!("is not UTF-8 text: {e}"),
+                ));
+                None
+            }
+        }
+    };
+    // seakeeper.yaml
+    let settings_text = text("seakeeper.yaml", &mut errors);
+    let settings: Option<Settings> = match &settings_text {
+        None if !files.contains_key("seakeeper.yaml") => {
+            errors.push(ConfigError::new(
+                "seakeeper.yaml",
+                "",
+                "is missing: every config repo needs one",
+            ));
+            None
+        }
+        None => None,
+        Some(t) => parse_yaml("seakeeper.yaml", t)
+            .map_err(|e| errors.push(e))
+            .ok(),
+    };
+    if let (Some(s), Some(t)) = (&settings, &settings_text) {
+        check_settings(s, t, &mut errors);
+    }
+
+    // environments.yaml
+    let errors_before = errors.len();
+    let env_text = text("environments.yaml", &mut errors);
+    let environments: Vec<EnvironmentSpec> = match &env_text {
+        None if !files.contains_key("environments.yaml") => {
+            errors.push(ConfigError::new(
+                "environments.yaml",
+                "",
+                "is missing: declare at least one environment",
+            ));
+            Vec::new()
+        }
+        None => Vec::new(),
+        Some(t) => parse_yaml::<files::EnvironmentsFile>("environments.yaml", t)
+            .map(|f| f.environments)
+            .map_err(|e| errors.push(e))
+            .unwrap_or_default(),
+    };
+    if let Some(t) = &env_text {
+        let mut seen = BTreeSet::new();
+        for (i, env) in environments.iter().enumerate() {
+            let field = format!("environments[{i}]");
+            if !seen.insert(env.name.clone()) {
+                errors.push(
+                    ConfigError::new(
+                        "environments.yaml",
+                        format!("{field}.name"),
+                        format!("environment `{}` is declared twice", env.name),
+                    )
+                    .located(t, &format!("name: {}", env.name)),
+                );
+            }
+            if let Some(s) = &settings
+                && !s.registries.contains_key(&env.registry)
+            {
+                errors.push(
+                    ConfigError::new(
+                        "environments.yaml",
+                        format!("{field}.registry"),
+                        format!(
+                            "unknown registry `{}`: seakeeper.yaml declares {}",
+                            env.registry,
+                            list(s.registries.keys())
+                        ),
+                    )
+                    .located(t, &format!("registry: {}", env.registry))
+                    .suggest(&env.registry, s.registries.keys().map(String::as_str)),
+                );
+            }
+        }
+        if environments.is_empty() && errors.iter().all(|e| e.file != "environments.yaml") {
+            errors.push(ConfigError::new(
+                "environments.yaml",
+                "environments",
+                "declares no environment",
+            ));
+        }
+    }
+    let env_names: Vec<String> = environments.iter().map(|e| e.name.to_string()).collect();
+    // When environments.yaml itself is broken, references to environments are not checked:
+    // every one would be reported as unknown, burying the real error.
+    let environments_known = errors.len() == errors_before && !environments.is_empty();
+
+    // projects/
+    let mut projects = BTreeMap::new();
+    let mut project_texts = BTreeMap::new();
+    for (path, _) in files.range("projects/".to_owned()..) {
+        let Some(rest) = path.strip_prefix("projects/") else {
+            break;
+        };
+        let Some(name) = rest.strip_suffix(".yaml") else {
+            errors.push(ConfigError::new(
+                path.as_str(),
+                "",
+                "project files end in .yaml",
+            ));
+            continue;
+        };
+        let name: ProjectName = match name.parse() {
+            Ok(n) => n,
+            Err(e) => {
+                errors.push(ConfigError::new(
+                    path.as_str(),
+                    "",
+                    format!("the file name is not a project: {e}"),
+                ));
+                continue;
+            }
+        };
+        let Some(t) = text(path, &mut errors) else {
+            continue;
+        };
+        match parse_yaml::<ProjectFile>(path, &t) {
+            Ok(p) => {
+                projects.insert(name.clone(), p);
+                project_texts.insert(name, (path.clone(), t));
+            }
+            Err(e) => errors.push(e),
+        }
+    }
+    let projects_known = !errors.iter().any(|e| e.file.starts_with("projects/"));
+    if projects_known {
+        check_projects(&projects, &project_texts, &mut errors);
+    }
+    let images: BTreeSet<&ImageName> = projects.values().flat_map(|p| p.images.iter()).collect();
+
+    // promotions/
+    let mut promotions = BTreeMap::new();
+    for (path, _) in files.range("promotions/".to_owned()..) {
+        let Some(rest) = path.strip_prefix("promotions/") else {
+            break;
+        };
+        let env = rest.strip_suffix(".yaml").unwrap_or(rest);
+        if !rest.ends_with(".yaml") || rest.contains('/') {
+            errors.push(ConfigError::new(
+                path.as_str(),
+                "",
+                "promotion files are promotions/<environment>.yaml",
+            ));
+            continue;
+        }
+        let Some(t) = text(path, &mut errors) else {
+            continue;
+        };
+        if environments_known && !env_names.iter().any(|e| e == env) {
+            errors.push(
+                ConfigError::new(
+                    path.as_str(),
+                    "",
+                    format!(
+                        "unknown environment `{env}`: environments.yaml declares {}",
+                        list(env_names.iter())
+                    ),
+                )
+                .suggest(env, env_names.iter().map(String::as_str)),
+            );
+            continue;
+        }
+        match parse_yaml::<PromotionsFile>(path, &t) {
+            Ok(p) => {
+                for image in p.images.keys() {
+                    if projects_known && !images.contains(image) {
+                        errors.push(
+                            ConfigError::new(
+                                path.as_str(),
+                                format!("images.{image}"),
+                                format!("no project produces image `{image}`"),
+                            )
+                            .located(&t, &format!("{image}:"))
+                            .suggest(image.as_str(), images.iter().map(|i| i.as_str())),
+                        );
+                    }
+                }
+                match env.parse::<EnvironmentName>() {
+                    Ok(env) => {
+                        promotions.insert(env, p.images);
+                    }
+                    Err(e) => errors.push(ConfigError::new(path.as_str(), "", e.to_string())),
+                }
+            }
+            Err(e) => errors.push(e),
+        }
+    }
+
+    // freezes/
+    let mut freezes = BTreeMap::new();
+    for (path, _) in files.range("freezes/".to_owned()..) {
+        let Some(rest) = path.strip_prefix("freezes/") else {
+            break;
+        };
+        let Some(name) = rest.strip_suffix(".yaml").filter(|n| !n.contains('/')) else {
+            errors.push(ConfigError::new(
+                path.as_str(),
+                "",
+                "freeze files are freezes/<name>.yaml",
+            ));
+            continue;
+        };
+        let name: FreezeName = match name.parse() {
+            Ok(n) => n,
+            Err(e) => {
+                errors.push(ConfigError::new(
+                    path.as_str(),
+                    "",
+                    format!("the file name is not a freeze name: {e}"),
+                ));
+                continue;
+            }
+        };
+        let Some(t) = text(path, &mut errors) else {
+            continue;
+        };
+        match parse_yaml::<FreezeFile>(path, &t) {
+            Ok(f) => {
+                if environments_known && projects_known {
+                    check_freeze(path, &t, &f, &env_names, &projects, &mut errors);
+                }
+                freezes.insert(name, f);
+            }
+            Err(e) => errors.push(e),
+        }
+    }
+
+    match (settings, errors.is_empty()) {
+        (Some(settings), true) => Ok(Layout {
+            settings,
+            environments,
+            projects,
+            promotions,
+            freezes,
+        }),
+        _ => {
+            errors.sort_by(|a, b| (&a.file, a.line, a.column).cmp(&(&b.file, b.line, b.column)));
+            Err(errors)
+        }
+    }
+}
+
+fn list<'a>(names: impl Iterator<Item = &'a String>) -> String {
+    let names: Vec<String> = names.map(|n| format!("`{n}`")).collect();
+    if names.is_empty() {
+        "none".into()
+    } else {
+        names.join(", ")
+    }
+}
+
+fn check_settings(s: &Settings, text: &str, errors: &mut Vec<ConfigError>) {
+    let file = "seakeeper.yaml";
+    if !(s.public_url.starts_with("https://") || s.public_url.starts_with("http://")) {
+        errors.push(
+            ConfigError::new(file, "public_url", "expected an http:// or https:// URL")
+                .located(text, "public_url"),
+        );
+    }
+    for (name, r) in &s.registries {
+        let field = format!("registries.{name}.url");
+        let url = r.url.as_str();
+        let ok = if let Some(rest) = url.strip_prefix("http://") {
+            let host = rest.split(['/', ':']).next().unwrap_or("");
+            if !(host == "localhost" || host == "[::1]" || host.starts_with("127.")) {
+                errors.push(
+                    ConfigError::new(
+                        file,
+                        field.clone(),
+                        "plain http:// is allowed only for loopback registries; use https://",
+                    )
+                    .located(text, url),
+                );
+            }
+            true
+        } else {
+            url.starts_with("https://") || url.strip_prefix("oci:").is_some_and(|p| !p.is_empty())
+        };
+        if !ok {
+            errors.push(
+                ConfigError::new(
+                    file,
+                    field,
+                    "expected https://HOST[:PORT], http://127.0.0.1:PORT or oci:DIRECTORY",
+                )
+                .located(text, url),
+            );
+        }
+    }
+    if s.executor.concurrency == 0 {
+        errors.push(
+            ConfigError::new(file, "executor.concurrency", "must be at least 1")
+                .located(text, "concurrency"),
+        );
+    }
+}
+
+fn check_projects(
+    projects: &BTreeMap<ProjectName, ProjectFile>,
+    texts: &BTreeMap<ProjectName, (String, String)>,
+    errors: &mut Vec<ConfigError>,
+) {
+    let names: Vec<&str> = projects.keys().map(ProjectName::as_str).collect();
+    for (name, p) in projects {
+        let (path, text) = &texts[name];
+        for (i, dep) in p.depends_on.iter().enumerate() {
+            if !projects.contains_key(dep) {
+                errors.push(
+                    ConfigError::new(
+                        path.as_str(),
+                        format!("depends_on[{i}]"),
+                        format!("unknown project `{dep}`"),
+                    )
+                    .located(text, dep.as_str())
+                    .suggest(dep.as_str(), names.iter().copied()),
+                );
+            }
+        }
+        if let Some(q) = &p.queue
+            && (q.is_empty()
+                || !q
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'/')))
+        {
+            errors.push(
+                ConfigError::new(
+                    path.as_str(),
+                    "queue",
+                    "a queue name is letters, digits, `-`, `_`, `.` and `/`",
+                )
+                .located(text, "queue"),
+            );
+        }
+        let mut seen = BTreeSet::new();
+        for img in &p.images {
+            if !seen.insert(img) {
+                errors.push(
+                    ConfigError::new(
+                        path.as_str(),
+                        "images",
+                        format!("image `{img}` is listed twice"),
+                    )
+                    .located(text, img.as_str()),
+                );
+            }
+        }
+    }
+    // Images are produced by exactly one project.
+    let mut producers: BTreeMap<&ImageName, &ProjectName> = BTreeMap::new();
+    for (name, p) in projects {
+        for img in &p.images {
+            if let Some(other) = producers.insert(img, name)
+                && other != name
+            {
+                let (path, text) = &texts[name];
+                errors.push(
+                    ConfigError::new(
+                        path.as_str(),
+                        "images",
+                        format!("image `{img}` is also produced by `{other}`"),
+                    )
+                    .located(text, img.as_str()),
+                );
+            }
+        }
+    }
+    // Dependency cycles, reported once per cycle with its path.
+    let mut state: BTreeMap<&ProjectName, u8> = BTreeMap::new(); // 1 visiting, 2 done
+    let mut stack: Vec<&ProjectName> = Vec::new();
+    fn visit<'a>(
+        n: &'a ProjectName,
+        projects: &'a BTreeMap<ProjectName, ProjectFile>,
+        state: &mut BTreeMap<&'a ProjectName, u8>,
+        stack: &mut Vec<&'a ProjectName>,
+        cycles: &mut Vec<Vec<&'a ProjectName>>,
+    ) {
+        match state.get(n) {
+            Some(2) => return,
+            Some(1) => {
+                let start = stack
+                    .iter()
+                    .position(|s| *s == n)
+                    .expect("a visiting node is on the stack");
+                cycles.push(stack[start..].to_vec());
+                return;
+            }
+            _ => {}
+        }
+        state.insert(n, 1);
+        stack.push(n);
+        for dep in projects
+            .get(n)
+            .map(|p| p.depends_on.as_slice())
+            .unwrap_or_default()
+        {
+            if let Some((k, _)) = projects.get_key_value(dep) {
+                visit(k, projects, state, stack, cycles);
+            }
+        }
+        stack.pop();
+        state.insert(n, 2);
+    }
+    let mut cycles = Vec::new();
+    for n in projects.keys() {
+        visit(n, projects, &mut state, &mut stack, &mut cycles);
+    }
+    for cycle in cycles {
+        let first = cycle[0];
+        let (path, text) = &texts[first];
+        let mut names: Vec<String> = cycle.iter().map(|n| n.to_string()).collect();
+        names.push(first.to_string());
+        errors.push(
+            ConfigError::new(
+                path.as_str(),
+                "depends_on",
+                format!("dependency cycle: {}", names.join(" -> ")),
+            )
+            .located(text, "depends_on"),
+        );
+    }
+}
+
+/// Whether a project glob (`*` matches any run of characters) matches a name.
+pub fn glob_matches(glob: &str, name: &str) -> bool {
+    let parts: Vec<&str> = glob.split('*').collect();
+    if parts.len() == 1 {
+        return glob == name;
+    }
+    let (first, last) = (parts[0], parts[parts.len() - 1]);
+    if !name.starts_with(first)
+        || !name[first.len()..].ends_with(last)
+        || name.len() < first.len() + last.len()
+    {
+        return false;
+    }
+    let mut rest = &name[first.len()..name.len() - last.len()];
+    for mid in &parts[1..parts.len() - 1] {
+        match rest.find(mid) {
+            Some(i) => rest = &rest[i + mid.len()..],
+            None => return false,
+        }
+    }
+    true
+}
+
+fn check_freeze(
+    path: &str,
+    text: &str,
+    f: &FreezeFile,
+    envs: &[String],
+    projects: &BTreeMap<ProjectName, ProjectFile>,
+    errors: &mut Vec<ConfigError>,
+) {
+    if f.reason.trim().is_empty() {
+        errors.push(
+            ConfigError::new(
+                path,
+                "reason",
+                "must say why; it is shown wherever the freeze holds something",
+            )
+            .located(text, "reason"),
+        );
+    }
+    if f.scope.is_empty() {
+        errors.push(ConfigError::new(path, "scope", "must name at least one scope: `all`, `promote:<environment>` or `merge:<project glob>`").located(text, "scope"));
+    }
+    for (i, s) in f.scope.iter().enumerate() {
+        let field = format!("scope[{i}]");
+        if s == "all" {
+            continue;
+        }
+        if let Some(env) = s.strip_prefix("promote:") {
+            if !envs.iter().any(|e| e == env) {
+                errors.push(
+                    ConfigError::new(
+                        path,
+                        field,
+                        format!("`{s}` matches nothing: no environment `{env}`"),
+                    )
+                    .located(text, s)
+                    .suggest(env, envs.iter().map(String::as_str)),
+                );
+            }
+        } else if let Some(glob) = s.strip_prefix("merge:") {
+            if !projects.keys().any(|p| glob_matches(glob, p.as_str())) {
+                errors.push(
+                    ConfigError::new(path, field, format!("`{s}` matches no project"))
+                        .located(text, s),
+                );
+            }
+        } else {
+            errors.push(
+                ConfigError::new(
+                    path,
+                    field,
+                    format!(
+                        "`{s}` is not `all`, `promote:<environment>` or `merge:<project glob>`"
+                    ),
+                )
+                .located(text, s),
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn globs() {
+        assert!(glob_matches("mediawiki/*", "mediawiki/extensions/Cite"));
+        assert!(glob_matches("*", "x"));
+        assert!(glob_matches("a*c*e", "abcde"));
+        assert!(!glob_matches("mediawiki/*", "operations/puppet"));
+        assert!(glob_matches("releng/blubber", "releng/blubber"));
+        assert!(!glob_matches("a*a", "a"));
+    }
+}

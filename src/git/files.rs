@@ -1,0 +1,120 @@
+//! Reading files straight from git objects at a commit (no checkout), and resolving a revision
+//! given as a commit id or a ref name.
+
+use std::collections::BTreeMap;
+
+use super::tree::{self, MODE_TREE};
+use super::{ObjectId, read_object};
+
+/// An error while resolving a revision or reading files.
+#[derive(Debug, thiserror::Error)]
+pub enum FilesError {
+    /// The revision names nothing in the repository.
+    #[error("{0:?} is neither a commit id nor a branch, tag or ref in this repository")]
+    UnknownRevision(String),
+    /// An object is missing or malformed.
+    #[error("{0}")]
+    Corrupt(String),
+}
+
+/// A file read from a tree: its blob id and its bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct File {
+    /// The blob's id (unchanged blob, unchanged content: parsers may cache by it).
+    pub blob: ObjectId,
+    /// The content.
+    pub bytes: Vec<u8>,
+}
+
+/// Resolves `rev`: a full commit id, `HEAD`, a full ref name, or a branch, tag or remote name.
+pub fn resolve(repo: &gix::Repository, rev: &str) -> Result<ObjectId, FilesError> {
+    if rev.len() == 40
+        && let Ok(id) = ObjectId::from_hex(rev.as_bytes())
+    {
+        return Ok(id);
+    }
+    let candidates = [
+        rev.to_owned(),
+        format!("refs/heads/{rev}"),
+        format!("refs/tags/{rev}"),
+        format!("refs/remotes/{rev}"),
+    ];
+    for name in candidates {
+        if let Ok(Some(mut r)) = repo.try_find_reference(name.as_str())
+            && let Ok(id) = r.peel_to_id()
+        {
+            return Ok(id.detach());
+        }
+    }
+    Err(FilesError::UnknownRevision(rev.to_owned()))
+}
+
+fn object(
+    repo: &gix::Repository,
+    id: &ObjectId,
+) -> Result<(gix::object::Kind, Vec<u8>), FilesError> {
+    read_object(repo, id)
+        .map_err(|e| FilesError::Corrupt(format!("reading {id}: {e}")))?
+        .ok_or_else(|| FilesError::Corrupt(format!("object {id} is missing")))
+}
+
+/// The root tree of a commit.
+pub fn commit_tree(repo: &gix::Repository, commit: &ObjectId) -> Result<ObjectId, FilesError> {
+    let (kind, data) = object(repo, commit)?;
+    if kind != gix::object::Kind::Commit {
+        return Err(FilesError::Corrupt(format!(
+            "{commit} is a {kind}, not a commit"
+        )));
+    }
+    let decoded = gix::objs::CommitRef::from_bytes(&data, gix::hash::Kind::Sha1)
+        .map_err(|e| FilesError::Corrupt(format!("commit {commit}: {e}")))?;
+    Ok(decoded.tree())
+}
+
+/// Every regular file under the tree of `commit`, by path. Submodules and symlinks are skipped.
+pub fn read_all(
+    repo: &gix::Repository,
+    commit: &ObjectId,
+) -> Result<BTreeMap<String, File>, FilesError> {
+    let mut out = BTreeMap::new();
+    let root = commit_tree(repo, commit)?;
+    walk(repo, root, "", &mut out)?;
+    Ok(out)
+}
+
+fn walk(
+    repo: &gix::Repository,
+    id: ObjectId,
+    prefix: &str,
+    out: &mut BTreeMap<String, File>,
+) -> Result<(), FilesError> {
+    let (kind, data) = object(repo, &id)?;
+    if kind != gix::object::Kind::Tree {
+        return Err(FilesError::Corrupt(format!("{id} is a {kind}, not a tree")));
+    }
+    let entries =
+        tree::decode(&data).map_err(|e| FilesError::Corrupt(format!("tree {id}: {e}")))?;
+    for e in entries {
+        let name = String::from_utf8_lossy(&e.name);
+        let path = if prefix.is_empty() {
+            name.into_owned()
+        } else {
+            format!("{prefix}/{name}")
+        };
+        match e.mode {
+            MODE_TREE => walk(repo, e.oid, &path, out)?,
+            0o100644 | 0o100755 => {
+                let (kind, bytes) = object(repo, &e.oid)?;
+                if kind != gix::object::Kind::Blob {
+                    return Err(FilesError::Corrupt(format!(
+                        "{path}: {} is a {kind}, not a blob",
+                        e.oid
+                    )));
+                }
+                out.insert(path, File { blob: e.oid, bytes });
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
