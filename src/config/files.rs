@@ -227,3 +227,238 @@ pub struct FreezeFile {
     #[serde(default)]
     pub expires: Option<Timestamp>,
 }
+
+/// `schedules.yaml`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SchedulesFile {
+    /// Periodic builds.
+    #[serde(default)]
+    pub schedules: Vec<Schedule>,
+}
+
+/// One periodic build.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Schedule {
+    /// A name, unique in the file.
+    pub name: String,
+    /// When, in cron syntax (UTC).
+    pub cron: String,
+    /// Which project.
+    pub project: ProjectName,
+    /// Which branch.
+    #[serde(default = "main_branch")]
+    pub branch: String,
+}
+
+fn main_branch() -> String {
+    "main".into()
+}
+
+/// A job, as written in a project's `.pipeline/config.yaml` or in `templates/<name>.yaml`.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobSpec {
+    /// A template from the config repo whose fields this job starts from.
+    #[serde(default, rename = "use")]
+    pub template: Option<String>,
+    /// The image the steps run in (pinned by digest in trusted pipelines).
+    #[serde(default)]
+    pub image: Option<String>,
+    /// Shell commands, run in order.
+    #[serde(default)]
+    pub commands: Vec<String>,
+    /// Environment variables.
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    /// Hard time limit.
+    #[serde(default)]
+    pub timeout: Option<crate::model::Duration>,
+    /// Resources requested.
+    #[serde(default)]
+    pub resources: Option<Resources>,
+    /// Services started beside the job (databases for tests).
+    #[serde(default)]
+    pub services: Vec<Service>,
+    /// Secrets by name (trusted pipelines only).
+    #[serde(default)]
+    pub secrets: Vec<String>,
+    /// Whether the job needs the network (untrusted jobs have none unless they say so).
+    #[serde(default)]
+    pub network: bool,
+    /// What the job leaves behind.
+    #[serde(default)]
+    pub outputs: Option<Outputs>,
+}
+
+/// CPU and memory.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Resources {
+    /// Kubernetes quantity, e.g. `2` or `500m`.
+    #[serde(default)]
+    pub cpu: Option<String>,
+    /// Kubernetes quantity, e.g. `4Gi`.
+    #[serde(default)]
+    pub memory: Option<String>,
+}
+
+/// A service container for tests.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Service {
+    /// Its host name inside the job.
+    pub name: String,
+    /// Its image.
+    pub image: String,
+    /// Its environment.
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+}
+
+/// Outputs of a job.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Outputs {
+    /// File globs, relative to the workspace.
+    #[serde(default)]
+    pub files: Vec<String>,
+    /// Images assembled by seakeeper from output files.
+    #[serde(default)]
+    pub images: Vec<ImageOutput>,
+}
+
+/// A declarative image: output files on a base image.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImageOutput {
+    /// The image name.
+    pub name: ImageName,
+    /// The base image, pinned by digest (`...@sha256:<hex>`).
+    pub base: String,
+    /// Which output files go in (globs).
+    pub files: Vec<String>,
+    /// The entrypoint.
+    #[serde(default)]
+    pub entrypoint: Vec<String>,
+    /// Environment of the image.
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    /// OCI labels.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+}
+
+/// A project's `.pipeline/config.yaml`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PipelineFile {
+    /// Jobs by name.
+    #[serde(default)]
+    pub jobs: BTreeMap<String, JobSpec>,
+    /// Which jobs each pipeline runs.
+    #[serde(default)]
+    pub pipelines: BTreeMap<PipelineKind, Vec<String>>,
+}
+
+/// `policies/enforced-jobs.yaml`.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnforcedJobsPolicy {
+    /// Jobs added to every matching project's pipelines; projects cannot remove or redefine them.
+    #[serde(default)]
+    pub enforced: Vec<EnforcedJob>,
+}
+
+/// One enforced job.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnforcedJob {
+    /// The job's name.
+    pub name: String,
+    /// Project globs it applies to.
+    pub projects: Vec<String>,
+    /// Pipelines it runs in.
+    pub pipelines: Vec<PipelineKind>,
+    /// The job.
+    pub job: JobSpec,
+}
+
+/// `policies/trust.yaml`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrustPolicy {
+    /// Pipelines that run reviewed code and may use secrets.
+    pub trusted_pipelines: Vec<PipelineKind>,
+}
+
+/// `policies/images.yaml`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImagesPolicy {
+    /// Whether jobs of trusted pipelines must pin images by digest.
+    pub require_digest_in_trusted_pipelines: bool,
+}
+
+/// `policies/timeouts.yaml`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TimeoutsPolicy {
+    /// For jobs that name none.
+    pub default: crate::model::Duration,
+    /// No job may ask for more.
+    pub maximum: crate::model::Duration,
+}
+
+/// `policies/secrets.yaml`.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecretsPolicy {
+    /// Secret names jobs may ask for (values live in the secrets file, outside git).
+    #[serde(default)]
+    pub secrets: Vec<String>,
+}
+
+/// `policies/promotion.yaml`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PromotionPolicy {
+    /// Only digests with a trusted build attestation may be promoted.
+    pub require_trusted_attestation: bool,
+    /// How long a digest must have run in an environment before it may leave it.
+    #[serde(default)]
+    pub soak: BTreeMap<EnvironmentName, crate::model::Duration>,
+}
+
+/// `policies/retention.yaml`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionPolicy {
+    /// Rules, first match wins.
+    pub rules: Vec<RetentionRule>,
+    /// Days to keep anything that reached the last environment.
+    pub production_days: u32,
+}
+
+/// One retention rule.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionRule {
+    /// Artifact kind.
+    pub kind: crate::model::ArtifactKind,
+    /// Trust of the build that made it.
+    pub trust: crate::model::Trust,
+    /// Days to keep it.
+    pub days: u32,
+}
+
+/// `policies/limits.yaml`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsPolicy {
+    /// Pipelines by priority, highest first.
+    pub priorities: Vec<PipelineKind>,
+    /// Jobs of one project at once.
+    pub project_concurrency: u32,
+}

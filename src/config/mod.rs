@@ -4,19 +4,26 @@
 //! module does no I/O and depends only on `model`). A Layout is never half-valid: loading
 //! returns either a complete Layout or all errors, each naming file, line, column and field.
 //!
-//! Covered so far: `seakeeper.yaml`, `environments.yaml`, `projects/`, `promotions/`,
-//! `freezes/`. Still to come (issue 3): `schedules.yaml`, `templates/`, `policies/`, `keys/`
-//! and project `.pipeline/config.yaml` files.
+//! Files: `seakeeper.yaml`, `environments.yaml`, `projects/`, `promotions/`, `freezes/`,
+//! `schedules.yaml`, `templates/`, `policies/` and `keys/`; a project's `.pipeline/config.yaml`
+//! is checked against a Layout by [`pipeline::check`].
 
+pub mod cron;
 mod error;
 pub mod files;
+pub mod pipeline;
+pub mod policies;
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
 pub use error::{ConfigError, closest, locate, parse_yaml};
-pub use files::{EnvironmentSpec, FreezeFile, ProjectFile, PromotionsFile, Settings};
+pub use files::{
+    EnvironmentSpec, FreezeFile, JobSpec, PipelineKind, ProjectFile, PromotionsFile, Schedule,
+    Settings,
+};
+pub use policies::Policies;
 
 use crate::model::{Digest, EnvironmentName, FreezeName, ImageName, ProjectName};
 
@@ -33,6 +40,14 @@ pub struct Layout {
     pub promotions: BTreeMap<EnvironmentName, BTreeMap<ImageName, Digest>>,
     /// Active freezes by name.
     pub freezes: BTreeMap<FreezeName, FreezeFile>,
+    /// Periodic builds.
+    pub schedules: Vec<Schedule>,
+    /// Job templates by name.
+    pub templates: BTreeMap<String, JobSpec>,
+    /// Policies, defaults overridden by the config repo.
+    pub policies: Policies,
+    /// Public certs allowed to sign the ledger (`keys/<name>.asc`), armored.
+    pub keys: BTreeMap<String, Vec<u8>>,
 }
 
 /// A short account of a Layout, for `config check` and `config show`.
@@ -319,13 +334,159 @@ pub fn load(files: &BTreeMap<String, Vec<u8>>) -> Result<Layout, Vec<ConfigError
         }
     }
 
-    match (settings, errors.is_empty()) {
-        (Some(settings), true) => Ok(Layout {
+    // schedules.yaml
+    let mut schedules = Vec::new();
+    if let Some(t) = text("schedules.yaml", &mut errors) {
+        match parse_yaml::<files::SchedulesFile>("schedules.yaml", &t) {
+            Ok(f) => {
+                let mut seen = BTreeSet::new();
+                for (i, s) in f.schedules.iter().enumerate() {
+                    if !seen.insert(s.name.clone()) {
+                        errors.push(
+                            ConfigError::new(
+                                "schedules.yaml",
+                                format!("schedules[{i}].name"),
+                                format!("schedule `{}` is declared twice", s.name),
+                            )
+                            .located(&t, &s.name),
+                        );
+                    }
+                    if let Err(e) = s.cron.parse::<cron::Cron>() {
+                        errors.push(
+                            ConfigError::new(
+                                "schedules.yaml",
+                                format!("schedules[{i}].cron"),
+                                format!("`{}`: {e}", s.cron),
+                            )
+                            .located(&t, &s.cron),
+                        );
+                    }
+                    if projects_known && !projects.contains_key(&s.project) {
+                        errors.push(
+                            ConfigError::new(
+                                "schedules.yaml",
+                                format!("schedules[{i}].project"),
+                                format!("unknown project `{}`", s.project),
+                            )
+                            .located(&t, s.project.as_str())
+                            .suggest(s.project.as_str(), projects.keys().map(ProjectName::as_str)),
+                        );
+                    }
+                }
+                schedules = f.schedules;
+            }
+            Err(e) => errors.push(e),
+        }
+    }
+
+    // templates/
+    let mut templates = BTreeMap::new();
+    for (path, _) in files.range("templates/".to_owned()..) {
+        let Some(rest) = path.strip_prefix("templates/") else {
+            break;
+        };
+        let Some(name) = rest
+            .strip_suffix(".yaml")
+            .filter(|n| !n.contains('/') && !n.is_empty())
+        else {
+            errors.push(ConfigError::new(
+                path.as_str(),
+                "",
+                "template files are templates/<name>.yaml",
+            ));
+            continue;
+        };
+        let Some(t) = text(path, &mut errors) else {
+            continue;
+        };
+        match parse_yaml::<JobSpec>(path, &t) {
+            Ok(job) if job.template.is_some() => {
+                errors.push(
+                    ConfigError::new(
+                        path.as_str(),
+                        "use",
+                        "a template cannot use another template",
+                    )
+                    .located(&t, "use:"),
+                );
+            }
+            Ok(job) => {
+                templates.insert(name.to_owned(), job);
+            }
+            Err(e) => errors.push(e),
+        }
+    }
+
+    // policies/
+    let mut overrides = Vec::new();
+    for (path, _) in files.range("policies/".to_owned()..) {
+        let Some(rest) = path.strip_prefix("policies/") else {
+            break;
+        };
+        if let Some(t) = text(path, &mut errors) {
+            overrides.push((rest.to_owned(), t));
+        }
+    }
+    let policies = policies::resolve(&overrides, &mut errors);
+    if let Some(p) = &policies {
+        for (i, e) in p.enforced_jobs.enforced.iter().enumerate() {
+            let field = format!("enforced[{i}]");
+            if projects_known
+                && !e
+                    .projects
+                    .iter()
+                    .any(|g| projects.keys().any(|p| glob_matches(g, p.as_str())))
+            {
+                errors.push(ConfigError::new(
+                    "policies/enforced-jobs.yaml",
+                    format!("{field}.projects"),
+                    format!("enforced job `{}` matches no project", e.name),
+                ));
+            }
+            if let Some(tpl) = &e.job.template
+                && !templates.contains_key(tpl)
+            {
+                errors.push(
+                    ConfigError::new(
+                        "policies/enforced-jobs.yaml",
+                        format!("{field}.job.use"),
+                        format!("unknown template `{tpl}`"),
+                    )
+                    .suggest(tpl, templates.keys().map(String::as_str)),
+                );
+            }
+        }
+    }
+
+    // keys/
+    let mut keys = BTreeMap::new();
+    for (path, bytes) in files.range("keys/".to_owned()..) {
+        let Some(rest) = path.strip_prefix("keys/") else {
+            break;
+        };
+        let armored = bytes.starts_with(b"-----BEGIN PGP PUBLIC KEY BLOCK-----");
+        if !rest.ends_with(".asc") || rest.contains('/') || !armored {
+            errors.push(ConfigError::new(
+                path.as_str(),
+                "",
+                "keys are armored OpenPGP public certs at keys/<name>.asc",
+            ));
+            continue;
+        }
+        keys.insert(rest.trim_end_matches(".asc").to_owned(), bytes.clone());
+    }
+
+    match (settings, policies, errors.is_empty()) {
+        (Some(settings), Some(policies), true) => Ok(Layout {
             settings,
             environments,
             projects,
             promotions,
             freezes,
+            schedules,
+            templates,
+            policies,
+            keys,
         }),
         _ => {
             errors.sort_by(|a, b| (&a.file, a.line, a.column).cmp(&(&b.file, b.line, b.column)));

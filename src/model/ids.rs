@@ -504,3 +504,108 @@ mod tests {
         assert_eq!(ChangeNumber::try_from(4711).unwrap().get(), 4711);
     }
 }
+
+/// A duration written for people: `90s`, `30m`, `2h`, `1h30m` (or a number of seconds).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Duration(u64);
+
+impl Duration {
+    /// From seconds.
+    pub fn from_secs(secs: u64) -> Duration {
+        Duration(secs)
+    }
+    /// In seconds.
+    pub fn as_secs(self) -> u64 {
+        self.0
+    }
+}
+
+impl fmt::Display for Duration {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (h, m, s) = (self.0 / 3600, (self.0 / 60) % 60, self.0 % 60);
+        if h > 0 {
+            write!(f, "{h}h")?;
+        }
+        if m > 0 {
+            write!(f, "{m}m")?;
+        }
+        if s > 0 || self.0 == 0 {
+            write!(f, "{s}s")?;
+        }
+        Ok(())
+    }
+}
+
+impl FromStr for Duration {
+    type Err = InvalidId;
+    fn from_str(s: &str) -> Result<Self, InvalidId> {
+        let expected = "a duration such as 90s, 30m, 2h or 1h30m";
+        let bad = || InvalidId::new("duration", s, expected);
+        if let Ok(n) = s.parse::<u64>() {
+            return Ok(Duration(n));
+        }
+        let mut total: u64 = 0;
+        let mut num = String::new();
+        let mut any = false;
+        for c in s.chars() {
+            if c.is_ascii_digit() {
+                num.push(c);
+                continue;
+            }
+            let unit = match c {
+                'h' => 3600,
+                'm' => 60,
+                's' => 1,
+                _ => return Err(bad()),
+            };
+            let n: u64 = num.parse().map_err(|_| bad())?;
+            total = n
+                .checked_mul(unit)
+                .and_then(|v| total.checked_add(v))
+                .ok_or_else(bad)?;
+            num.clear();
+            any = true;
+        }
+        if !num.is_empty() || !any {
+            return Err(bad());
+        }
+        Ok(Duration(total))
+    }
+}
+
+impl Serialize for Duration {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Duration {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Secs(u64),
+            Text(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Secs(n) => Ok(Duration(n)),
+            Raw::Text(t) => t.parse().map_err(serde::de::Error::custom),
+        }
+    }
+}
+
+#[cfg(test)]
+mod duration_tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse_and_print() {
+        assert_eq!("90s".parse::<Duration>().unwrap().as_secs(), 90);
+        assert_eq!("1h30m".parse::<Duration>().unwrap().as_secs(), 5400);
+        assert_eq!("600".parse::<Duration>().unwrap().as_secs(), 600);
+        assert_eq!(Duration::from_secs(5400).to_string(), "1h30m");
+        assert!("30x".parse::<Duration>().is_err());
+        assert!("m".parse::<Duration>().is_err());
+        assert!("30".parse::<Duration>().is_ok());
+    }
+}

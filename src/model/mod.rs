@@ -9,7 +9,7 @@ mod ids;
 pub mod record;
 
 pub use ids::{
-    ArtifactKind, BuildId, BuildStatus, ChangeNumber, CommitId, Digest, EnvironmentName,
+    ArtifactKind, BuildId, BuildStatus, ChangeNumber, CommitId, Digest, Duration, EnvironmentName,
     FreezeName, FreezeState, ImageName, InvalidId, PatchsetNumber, PipelineName, ProjectName,
     RefName, Timestamp, Trust,
 };

@@ -1,0 +1,368 @@
+//! A project's `.pipeline/config.yaml`, checked against the config repo's Layout: templates
+//! resolved, enforced jobs merged in, and the policies on trust, images, timeouts and secrets
+//! applied. The result is the list of jobs each pipeline runs, exactly as CI would run them.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use super::error::{ConfigError, parse_yaml};
+use super::files::{JobSpec, PipelineFile, PipelineKind};
+use super::{Layout, Policies, glob_matches, policies};
+use crate::model::ProjectName;
+
+/// Where a project's pipeline file lives in its repository.
+pub const PIPELINE_FILE: &str = ".pipeline/config.yaml";
+
+/// A job ready to run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ResolvedJob {
+    /// Its name.
+    pub name: String,
+    /// Whether the config repo enforces it (the project cannot change it).
+    pub enforced: bool,
+    /// The image.
+    pub image: String,
+    /// The commands.
+    pub commands: Vec<String>,
+    /// The environment.
+    pub env: BTreeMap<String, String>,
+    /// The time limit in seconds.
+    pub timeout_seconds: u64,
+    /// Secrets by name.
+    pub secrets: Vec<String>,
+    /// Whether it may use the network.
+    pub network: bool,
+    /// Service images by name.
+    pub services: BTreeMap<String, String>,
+    /// Output file globs.
+    pub output_files: Vec<String>,
+    /// Names of images assembled from its outputs.
+    pub output_images: Vec<String>,
+}
+
+/// Which jobs each pipeline runs.
+pub type ResolvedPipelines = BTreeMap<PipelineKind, Vec<ResolvedJob>>;
+
+fn pipeline_name(p: PipelineKind) -> &'static str {
+    match p {
+        PipelineKind::Check => "check",
+        PipelineKind::Gate => "gate",
+        PipelineKind::PostMerge => "post-merge",
+        PipelineKind::Periodic => "periodic",
+    }
+}
+
+/// Starts from the template's fields; the job's own fields win.
+fn merge(template: &JobSpec, job: &JobSpec) -> JobSpec {
+    let mut env = template.env.clone();
+    env.extend(job.env.clone());
+    let mut secrets = template.secrets.clone();
+    for s in &job.secrets {
+        if !secrets.contains(s) {
+            secrets.push(s.clone());
+        }
+    }
+    JobSpec {
+        template: None,
+        image: job.image.clone().or_else(|| template.image.clone()),
+        commands: if job.commands.is_empty() {
+            template.commands.clone()
+        } else {
+            job.commands.clone()
+        },
+        env,
+        timeout: job.timeout.or(template.timeout),
+        resources: job.resources.clone().or_else(|| template.resources.clone()),
+        services: if job.services.is_empty() {
+            template.services.clone()
+        } else {
+            job.services.clone()
+        },
+        secrets,
+        network: job.network || template.network,
+        outputs: job.outputs.clone().or_else(|| template.outputs.clone()),
+    }
+}
+
+fn pinned(image: &str) -> bool {
+    image
+        .rsplit_once("@sha256:")
+        .is_some_and(|(_, hex)| hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
+/// Checks a project's pipeline file. `layout` is the config repo (templates, policies,
+/// enforced jobs, the project's declared pipelines); without one, seakeeper's default policies
+/// apply and templates cannot be used.
+pub fn check(
+    file: &str,
+    text: &str,
+    project: Option<&ProjectName>,
+    layout: Option<&Layout>,
+) -> Result<ResolvedPipelines, Vec<ConfigError>> {
+    let mut errors = Vec::new();
+    let parsed: PipelineFile = parse_yaml(file, text).map_err(|e| vec![e])?;
+    let default_policies;
+    let policies: &Policies = match layout {
+        Some(l) => &l.policies,
+        None => {
+            default_policies =
+                policies::resolve(&[], &mut errors).expect("the shipped policies are valid");
+            &default_policies
+        }
+    };
+    let no_templates = BTreeMap::new();
+    let templates = layout.map_or(&no_templates, |l| &l.templates);
+    let declared = project.and_then(|p| layout.and_then(|l| l.projects.get(p)));
+    if let (Some(p), Some(l)) = (project, layout)
+        && !l.projects.contains_key(p)
+    {
+        errors.push(
+            ConfigError::new(
+                file,
+                "",
+                format!("project `{p}` has no projects/{p}.yaml in the config repo"),
+            )
+            .suggest(p.as_str(), l.projects.keys().map(ProjectName::as_str)),
+        );
+    }
+
+    // Resolve each job through its template.
+    let mut jobs: BTreeMap<&str, JobSpec> = BTreeMap::new();
+    for (name, job) in &parsed.jobs {
+        let field = format!("jobs.{name}");
+        if name.is_empty()
+            || name.len() > 128
+            || !name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+        {
+            errors.push(
+                ConfigError::new(
+                    file,
+                    field.clone(),
+                    "job names are letters, digits, `-`, `_` and `.`",
+                )
+                .located(text, name),
+            );
+        }
+        let resolved = match &job.template {
+            None => job.clone(),
+            Some(t) => match templates.get(t) {
+                Some(tpl) => merge(tpl, job),
+                None => {
+                    let why = if layout.is_some() {
+                        ""
+                    } else {
+                        " (no config repo given: pass --config-repo)"
+                    };
+                    errors.push(
+                        ConfigError::new(
+                            file,
+                            format!("{field}.use"),
+                            format!("unknown template `{t}`{why}"),
+                        )
+                        .located(text, &format!("use: {t}"))
+                        .suggest(t, templates.keys().map(String::as_str)),
+                    );
+                    continue;
+                }
+            },
+        };
+        if resolved.image.as_deref().is_none_or(str::is_empty) {
+            errors.push(
+                ConfigError::new(
+                    file,
+                    format!("{field}.image"),
+                    "no image: name one, or `use:` a template that does",
+                )
+                .located(text, &format!("{name}:")),
+            );
+        }
+        if resolved.commands.is_empty() {
+            errors.push(
+                ConfigError::new(file, format!("{field}.commands"), "no commands to run")
+                    .located(text, &format!("{name}:")),
+            );
+        }
+        if let Some(t) = resolved.timeout
+            && t > policies.timeouts.maximum
+        {
+            errors.push(
+                ConfigError::new(
+                    file,
+                    format!("{field}.timeout"),
+                    format!(
+                        "{t} is above the maximum of {} (policies/timeouts.yaml)",
+                        policies.timeouts.maximum
+                    ),
+                )
+                .located(text, "timeout"),
+            );
+        }
+        for (i, s) in resolved.secrets.iter().enumerate() {
+            if !policies.secrets.secrets.contains(s) {
+                errors.push(
+                    ConfigError::new(
+                        file,
+                        format!("{field}.secrets[{i}]"),
+                        format!(
+                            "unknown secret `{s}` (policies/secrets.yaml declares {})",
+                            if policies.secrets.secrets.is_empty() {
+                                "none".to_owned()
+                            } else {
+                                policies.secrets.secrets.join(", ")
+                            }
+                        ),
+                    )
+                    .located(text, s)
+                    .suggest(s, policies.secrets.secrets.iter().map(String::as_str)),
+                );
+            }
+        }
+        if let Some(out) = &resolved.outputs {
+            for (i, img) in out.images.iter().enumerate() {
+                if !pinned(&img.base) {
+                    errors.push(
+                        ConfigError::new(
+                            file,
+                            format!("{field}.outputs.images[{i}].base"),
+                            "the base image must be pinned by digest (name@sha256:<64 hex>)",
+                        )
+                        .located(text, &img.base),
+                    );
+                }
+            }
+        }
+        jobs.insert(name.as_str(), resolved);
+    }
+
+    // Enforced jobs that apply to this project.
+    let enforced: Vec<_> = policies
+        .enforced_jobs
+        .enforced
+        .iter()
+        .filter(|e| project.is_some_and(|p| e.projects.iter().any(|g| glob_matches(g, p.as_str()))))
+        .collect();
+    for e in &enforced {
+        if parsed.jobs.contains_key(&e.name) {
+            errors.push(
+                ConfigError::new(file, format!("jobs.{}", e.name), format!("job `{}` is enforced by the config repo (policies/enforced-jobs.yaml); a project cannot redefine or weaken it", e.name))
+                    .located(text, &format!("{}:", e.name)),
+            );
+        }
+    }
+
+    let mut out: ResolvedPipelines = BTreeMap::new();
+    for (kind, names) in &parsed.pipelines {
+        let pname = pipeline_name(*kind);
+        if let Some(d) = declared
+            && !d.pipelines.contains(kind)
+        {
+            errors.push(
+                ConfigError::new(file, format!("pipelines.{pname}"), format!("the project does not take part in `{pname}` (see its projects/ file in the config repo)"))
+                    .located(text, &format!("{pname}:")),
+            );
+        }
+        let trusted = policies.is_trusted(*kind);
+        let mut list = Vec::new();
+        let mut seen = std::collections::BTreeSet::new();
+        for (i, n) in names.iter().enumerate() {
+            let field = format!("pipelines.{pname}[{i}]");
+            if !seen.insert(n) {
+                errors.push(
+                    ConfigError::new(file, field.clone(), format!("job `{n}` is listed twice"))
+                        .located(text, n),
+                );
+                continue;
+            }
+            let Some(job) = jobs.get(n.as_str()) else {
+                if !parsed.jobs.contains_key(n) {
+                    errors.push(
+                        ConfigError::new(file, field, format!("unknown job `{n}`"))
+                            .located(text, n)
+                            .suggest(n, parsed.jobs.keys().map(String::as_str)),
+                    );
+                }
+                continue;
+            };
+            if !trusted && !job.secrets.is_empty() {
+                errors.push(
+                    ConfigError::new(file, field.clone(), format!("job `{n}` names secrets but `{pname}` is untrusted: only trusted pipelines may use secrets"))
+                        .located(text, n),
+                );
+            }
+            if trusted && policies.images.require_digest_in_trusted_pipelines {
+                let image = job.image.as_deref().unwrap_or_default();
+                if !image.is_empty() && !pinned(image) {
+                    errors.push(
+                        ConfigError::new(file, format!("jobs.{n}.image"), format!("`{pname}` is trusted: pin the image by digest (name@sha256:<64 hex>)"))
+                            .located(text, image),
+                    );
+                }
+                for s in &job.services {
+                    if !pinned(&s.image) {
+                        errors.push(
+                            ConfigError::new(
+                                file,
+                                format!("jobs.{n}.services"),
+                                format!("`{pname}` is trusted: pin service `{}` by digest", s.name),
+                            )
+                            .located(text, &s.image),
+                        );
+                    }
+                }
+            }
+            list.push(resolve(n, job, false, policies));
+        }
+        out.insert(*kind, list);
+    }
+    for e in &enforced {
+        let job = match &e.job.template {
+            Some(t) => match templates.get(t) {
+                Some(tpl) => merge(tpl, &e.job),
+                None => continue, // reported when the Layout was loaded
+            },
+            None => e.job.clone(),
+        };
+        for kind in &e.pipelines {
+            out.entry(*kind)
+                .or_default()
+                .push(resolve(&e.name, &job, true, policies));
+        }
+    }
+    if errors.is_empty() {
+        Ok(out)
+    } else {
+        errors.sort_by(|a, b| (a.line, a.column).cmp(&(b.line, b.column)));
+        Err(errors)
+    }
+}
+
+fn resolve(name: &str, job: &JobSpec, enforced: bool, policies: &Policies) -> ResolvedJob {
+    ResolvedJob {
+        name: name.to_owned(),
+        enforced,
+        image: job.image.clone().unwrap_or_default(),
+        commands: job.commands.clone(),
+        env: job.env.clone(),
+        timeout_seconds: job.timeout.unwrap_or(policies.timeouts.default).as_secs(),
+        secrets: job.secrets.clone(),
+        network: job.network,
+        services: job
+            .services
+            .iter()
+            .map(|s| (s.name.clone(), s.image.clone()))
+            .collect(),
+        output_files: job
+            .outputs
+            .as_ref()
+            .map(|o| o.files.clone())
+            .unwrap_or_default(),
+        output_images: job
+            .outputs
+            .as_ref()
+            .map(|o| o.images.iter().map(|i| i.name.to_string()).collect())
+            .unwrap_or_default(),
+    }
+}
