@@ -27,10 +27,76 @@ pub(super) enum ConfigCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Print the resolved view: each project's pipelines with the enforced jobs merged in,
+    /// active freezes, desired promotions and schedules.
+    Show {
+        /// The config repository.
+        #[arg(long, default_value = ".")]
+        repo: PathBuf,
+        /// The revision.
+        #[arg(long, default_value = "HEAD")]
+        rev: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 pub(super) fn run(cmd: ConfigCommand) -> anyhow::Result<ExitCode> {
     match cmd {
+        ConfigCommand::Show { repo, rev, json } => {
+            let (commit, layout) = match super::pipeline::load_layout(&repo, &rev)? {
+                Ok(ok) => ok,
+                Err((commit, errors)) => {
+                    for e in &errors {
+                        println!("{e}");
+                    }
+                    eprintln!("{} error(s) in the config at {commit}", errors.len());
+                    return Ok(ExitCode::from(1));
+                }
+            };
+            let view = config::show(&layout);
+            if json {
+                print_json(&serde_json::json!({"commit": commit, "view": view}))?;
+            } else {
+                println!("config at {commit}");
+                println!("environments: {}", view.environments.join(" -> "));
+                for (name, p) in &view.projects {
+                    println!(
+                        "project {name}{}",
+                        p.queue
+                            .as_ref()
+                            .map(|q| format!(" (queue {q})"))
+                            .unwrap_or_default()
+                    );
+                    for (pipeline, enforced) in &p.pipelines {
+                        if enforced.is_empty() {
+                            println!("  {pipeline}");
+                        } else {
+                            println!("  {pipeline}: enforced {}", enforced.join(", "));
+                        }
+                    }
+                    if !p.depends_on.is_empty() {
+                        println!("  depends on {}", p.depends_on.join(", "));
+                    }
+                }
+                for (env, images) in &view.promotions {
+                    for (image, digest) in images {
+                        println!("promote {image} to {env}: {digest}");
+                    }
+                }
+                for (name, f) in &view.freezes {
+                    println!("freeze {name}: {} — {}", f.scope.join(", "), f.reason);
+                }
+                for s in &view.schedules {
+                    println!(
+                        "schedule {}: {} {} ({})",
+                        s.name, s.project, s.branch, s.cron
+                    );
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         ConfigCommand::Check { repo, rev, json } => {
             let r = gix::open_opts(&repo, gix::open::Options::isolated())
                 .with_context(|| format!("{} is not a git repository", repo.display()))?;

@@ -5,6 +5,7 @@ mod config;
 mod demo;
 mod key;
 mod ledger;
+mod pipeline;
 mod trace;
 
 use std::process::ExitCode;
@@ -24,9 +25,12 @@ enum Command {
     /// OpenPGP keys for signing the ledger.
     #[command(subcommand)]
     Key(key::KeyCommand),
-    /// The config repo: check it.
+    /// The config repo: check it, show the resolved view.
     #[command(subcommand)]
     Config(config::ConfigCommand),
+    /// A project's .pipeline/config.yaml: check it against the config repo.
+    #[command(subcommand)]
+    Pipeline(pipeline::PipelineCommand),
     /// The signed ledger: init, import, log, show, verify, keys.
     #[command(subcommand)]
     Ledger(ledger::LedgerCommand),
@@ -42,6 +46,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Key(c) => key::run(c),
         Command::Ledger(c) => ledger::run(c),
         Command::Config(c) => config::run(c),
+        Command::Pipeline(c) => pipeline::run(c),
         Command::Trace(a) => trace::run(a),
         Command::Demo(a) => demo::run(a),
     }

@@ -157,7 +157,9 @@ pub struct EnvironmentSpec {
 }
 
 /// The pipelines a project can use.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, Deserialize,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum PipelineKind {
     /// Every new patchset, untrusted.

@@ -94,6 +94,132 @@ impl Layout {
     }
 }
 
+/// The resolved view `config show` prints.
+#[derive(Debug, Clone, Serialize)]
+pub struct View {
+    /// Environments in order.
+    pub environments: Vec<String>,
+    /// Projects.
+    pub projects: BTreeMap<String, ProjectView>,
+    /// Desired promotions.
+    pub promotions: BTreeMap<String, BTreeMap<String, String>>,
+    /// Active freezes.
+    pub freezes: BTreeMap<String, FreezeView>,
+    /// Periodic builds.
+    pub schedules: Vec<ScheduleView>,
+}
+
+/// One project in the view.
+#[derive(Debug, Clone, Serialize)]
+pub struct ProjectView {
+    /// Its gate queue.
+    pub queue: Option<String>,
+    /// Each pipeline it takes part in, with the enforced jobs added to it.
+    pub pipelines: BTreeMap<String, Vec<String>>,
+    /// What it depends on.
+    pub depends_on: Vec<String>,
+    /// Images it produces.
+    pub images: Vec<String>,
+}
+
+/// A freeze in the view.
+#[derive(Debug, Clone, Serialize)]
+pub struct FreezeView {
+    /// What it holds.
+    pub scope: Vec<String>,
+    /// Why.
+    pub reason: String,
+    /// Ticket.
+    pub ticket: Option<String>,
+    /// When it ends on its own.
+    pub expires: Option<String>,
+}
+
+/// A schedule in the view.
+#[derive(Debug, Clone, Serialize)]
+pub struct ScheduleView {
+    /// Name.
+    pub name: String,
+    /// Cron expression.
+    pub cron: String,
+    /// Project.
+    pub project: String,
+    /// Branch.
+    pub branch: String,
+}
+
+/// The resolved view of a Layout.
+pub fn show(layout: &Layout) -> View {
+    let kind_name = |k: &PipelineKind| {
+        serde_json::to_value(k)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default()
+    };
+    View {
+        environments: layout
+            .environments
+            .iter()
+            .map(|e| e.name.to_string())
+            .collect(),
+        projects: layout
+            .projects
+            .iter()
+            .map(|(name, p)| {
+                let pipelines = p
+                    .pipelines
+                    .iter()
+                    .map(|k| {
+                        let enforced = layout
+                            .policies
+                            .enforced_jobs
+                            .enforced
+                            .iter()
+                            .filter(|e| {
+                                e.pipelines.contains(k)
+                                    && e.projects.iter().any(|g| glob_matches(g, name.as_str()))
+                            })
+                            .map(|e| e.name.clone())
+                            .collect();
+                        (kind_name(k), enforced)
+                    })
+                    .collect();
+                let view = ProjectView {
+                    queue: p.queue.clone(),
+                    pipelines,
+                    depends_on: p.depends_on.iter().map(ToString::to_string).collect(),
+                    images: p.images.iter().map(ToString::to_string).collect(),
+                };
+                (name.to_string(), view)
+            })
+            .collect(),
+        promotions: layout.summary().promotions,
+        freezes: layout
+            .freezes
+            .iter()
+            .map(|(n, f)| {
+                let view = FreezeView {
+                    scope: f.scope.clone(),
+                    reason: f.reason.clone(),
+                    ticket: f.ticket.clone(),
+                    expires: f.expires.map(|e| e.to_string()),
+                };
+                (n.to_string(), view)
+            })
+            .collect(),
+        schedules: layout
+            .schedules
+            .iter()
+            .map(|s| ScheduleView {
+                name: s.name.clone(),
+                cron: s.cron.clone(),
+                project: s.project.to_string(),
+                branch: s.branch.clone(),
+            })
+            .collect(),
+    }
+}
+
 /// Builds a Layout from the config repo's files (path -> bytes), or returns every error.
 pub fn load(files: &BTreeMap<String, Vec<u8>>) -> Result<Layout, Vec<ConfigError>> {
     let mut errors = Vec::new();

@@ -1,0 +1,128 @@
+//! `seakeeper pipeline check`: validates a project's `.pipeline/config.yaml` (as it is on disk,
+//! so developers can check before pushing) against the config repo.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::Subcommand;
+
+use crate::config::{self, pipeline};
+use crate::git::files;
+use crate::model::ProjectName;
+
+use super::print_json;
+
+#[derive(Debug, Subcommand)]
+pub(super) enum PipelineCommand {
+    /// Validate DIR/.pipeline/config.yaml; print every error; exit 1 if there is any. On
+    /// success, print the jobs each pipeline runs (enforced jobs included).
+    Check {
+        /// The project's checkout.
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+        /// The config repo, for templates, policies and enforced jobs.
+        #[arg(long)]
+        config_repo: Option<PathBuf>,
+        /// Revision of the config repo.
+        #[arg(long, default_value = "HEAD")]
+        rev: String,
+        /// The Gerrit project name (for enforced jobs and the project's declared pipelines).
+        #[arg(long)]
+        project: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Loads the config repo's Layout at `rev`, or explains why not.
+pub(super) fn load_layout(
+    repo: &std::path::Path,
+    rev: &str,
+) -> anyhow::Result<Result<(String, config::Layout), (String, Vec<config::ConfigError>)>> {
+    let r = gix::open_opts(repo, gix::open::Options::isolated())
+        .with_context(|| format!("{} is not a git repository", repo.display()))?;
+    let commit = files::resolve(&r, rev)?;
+    let all = files::read_all(&r, &commit)?;
+    let bytes: BTreeMap<String, Vec<u8>> = all.into_iter().map(|(p, f)| (p, f.bytes)).collect();
+    Ok(config::load(&bytes)
+        .map(|l| (commit.to_string(), l))
+        .map_err(|e| (commit.to_string(), e)))
+}
+
+pub(super) fn run(cmd: PipelineCommand) -> anyhow::Result<ExitCode> {
+    let PipelineCommand::Check {
+        dir,
+        config_repo,
+        rev,
+        project,
+        json,
+    } = cmd;
+    let project: Option<ProjectName> = project.map(|p| p.parse()).transpose()?;
+    let layout = match &config_repo {
+        None => None,
+        Some(repo) => match load_layout(repo, &rev)? {
+            Ok((_, l)) => Some(l),
+            Err((commit, errors)) => {
+                for e in &errors {
+                    eprintln!("{e}");
+                }
+                anyhow::bail!(
+                    "the config repo at {commit} is invalid ({} errors); run `seakeeper config check`",
+                    errors.len()
+                );
+            }
+        },
+    };
+    let path = dir.join(pipeline::PIPELINE_FILE);
+    let text =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    match pipeline::check(
+        pipeline::PIPELINE_FILE,
+        &text,
+        project.as_ref(),
+        layout.as_ref(),
+    ) {
+        Ok(resolved) => {
+            if json {
+                print_json(&serde_json::json!({"ok": true, "errors": [], "pipelines": resolved}))?;
+            } else {
+                println!("ok: {} is valid", pipeline::PIPELINE_FILE);
+                for (kind, jobs) in &resolved {
+                    let names: Vec<String> = jobs
+                        .iter()
+                        .map(|j| {
+                            if j.enforced {
+                                format!("{} (enforced)", j.name)
+                            } else {
+                                j.name.clone()
+                            }
+                        })
+                        .collect();
+                    println!(
+                        "  {}: {}",
+                        serde_json::to_value(kind)
+                            .ok()
+                            .and_then(|v| v.as_str().map(str::to_owned))
+                            .unwrap_or_default(),
+                        names.join(", ")
+                    );
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(errors) => {
+            if json {
+                print_json(&serde_json::json!({"ok": false, "errors": errors}))?;
+            } else {
+                for e in &errors {
+                    println!("{e}");
+                }
+                eprintln!("{} error(s) in {}", errors.len(), pipeline::PIPELINE_FILE);
+            }
+            Ok(ExitCode::from(1))
+        }
+    }
+}
