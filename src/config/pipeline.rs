@@ -334,7 +334,7 @@ pub fn check(
     if errors.is_empty() {
         Ok(out)
     } else {
-        errors.sort_by(|a, b| (a.line, a.column).cmp(&(b.line, b.column)));
+        errors.sort_by_key(|e| (e.line, e.column));
         Err(errors)
     }
 }
