@@ -37,11 +37,11 @@ pub(super) enum PipelineCommand {
     },
 }
 
+/// A Layout with the commit it was loaded from, or that commit and every error.
+pub(super) type Loaded = Result<(String, config::Layout), (String, Vec<config::ConfigError>)>;
+
 /// Loads the config repo's Layout at `rev`, or explains why not.
-pub(super) fn load_layout(
-    repo: &std::path::Path,
-    rev: &str,
-) -> anyhow::Result<Result<(String, config::Layout), (String, Vec<config::ConfigError>)>> {
+pub(super) fn load_layout(repo: &std::path::Path, rev: &str) -> anyhow::Result<Loaded> {
     let r = gix::open_opts(repo, gix::open::Options::isolated())
         .with_context(|| format!("{} is not a git repository", repo.display()))?;
     let commit = files::resolve(&r, rev)?;
