@@ -222,7 +222,7 @@ fn malformed_digests_cycles_and_empty_freezes_are_errors() {
         "freezes/all-hands.yaml",
         "scope[0]",
         "matches nothing",
-        None,
+        Some("production"),
     );
     let files = with(
         valid(),

@@ -94,38 +94,62 @@ pub fn locate(text: &str, needle: &str) -> Option<(usize, usize)> {
     if needle.is_empty() {
         return None;
     }
-    text.lines().enumerate().find_map(|(i, line)| {
-        line.find(needle)
-            .map(|col| (i + 1, line[..col].chars().count() + 1))
-    })
+    text.lines()
+        .enumerate()
+        .filter(|(_, line)| !line.trim_start().starts_with('#'))
+        .find_map(|(i, line)| {
+            line.find(needle)
+                .map(|col| (i + 1, line[..col].chars().count() + 1))
+        })
 }
 
-/// Levenshtein distance between two short strings.
+/// Edit distance between two short strings, counting a swap of neighbours as one edit
+/// (optimal string alignment), since that is the commonest typo.
 fn distance(a: &str, b: &str) -> usize {
     let a: Vec<char> = a.chars().collect();
     let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    let mut cur = vec![0; b.len() + 1];
-    for (i, ca) in a.iter().enumerate() {
-        cur[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let cost = usize::from(ca != cb);
-            cur[j + 1] = (prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1);
-        }
-        std::mem::swap(&mut prev, &mut cur);
+    let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
+    for (i, row) in d.iter_mut().enumerate() {
+        row[0] = i;
     }
-    prev[b.len()]
+    for (j, cell) in d[0].iter_mut().enumerate() {
+        *cell = j;
+    }
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            let mut v = (d[i - 1][j] + 1)
+                .min(d[i][j - 1] + 1)
+                .min(d[i - 1][j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                v = v.min(d[i - 2][j - 2] + 1);
+            }
+            d[i][j] = v;
+        }
+    }
+    d[a.len()][b.len()]
 }
 
 /// The candidate closest to `wrong`, if within a third of its length (at least 1, at most 3).
+/// An abbreviation (`prod` for `production`) counts too, when only one candidate starts with it.
 pub fn closest<'a>(wrong: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    let candidates: Vec<&str> = candidates.into_iter().collect();
     let limit = (wrong.chars().count() / 3).clamp(1, 3);
-    candidates
-        .into_iter()
-        .map(|c| (distance(wrong, c), c))
+    let near = candidates
+        .iter()
+        .map(|c| (distance(wrong, c), *c))
         .filter(|(d, _)| *d <= limit)
         .min_by_key(|(d, c)| (*d, c.len()))
-        .map(|(_, c)| c)
+        .map(|(_, c)| c);
+    near.or_else(|| {
+        let mut prefixed = candidates
+            .iter()
+            .filter(|c| wrong.chars().count() >= 3 && c.starts_with(wrong));
+        match (prefixed.next(), prefixed.next()) {
+            (Some(only), None) => Some(*only),
+            _ => None,
+        }
+    })
 }
 
 /// Parses YAML into `T`, turning serde's error into a [`ConfigError`] with the position, the
@@ -136,6 +160,21 @@ pub fn parse_yaml<T: serde::de::DeserializeOwned>(
     file: &str,
     text: &str,
 ) -> Result<T, ConfigError> {
+    // A key given twice in one mapping is a mistake (the second would silently win); the
+    // generic YAML value refuses it, with its position.
+    if let Err(e) = serde_yaml_ng::from_str::<serde_yaml_ng::Value>(text)
+        && e.to_string().contains("duplicate")
+    {
+        let raw = e.to_string();
+        let message = raw
+            .find(" at line ")
+            .map_or(raw.clone(), |i| raw[..i].to_owned());
+        let mut err = ConfigError::new(file, "", message);
+        if let Some(loc) = e.location() {
+            err = err.at(loc.line(), loc.column());
+        }
+        return Err(err);
+    }
     let de = serde_yaml_ng::Deserializer::from_str(text);
     serde_path_to_error::deserialize(de).map_err(|e| {
         let field = e.path().to_string();
@@ -160,6 +199,10 @@ pub fn parse_yaml<T: serde::de::DeserializeOwned>(
             err = err.at(loc.line(), loc.column());
         }
         if let Some((wrong, expected)) = unknown_key(&message) {
+            // serde_path_to_error writes a map key it could not read as `?`.
+            if let Some(parent) = err.field.strip_suffix('?') {
+                err.field = format!("{parent}{wrong}");
+            }
             err = err.suggest(&wrong, expected.iter().map(String::as_str));
         }
         err
@@ -227,11 +270,24 @@ mod tests {
     }
 
     #[test]
+    fn duplicate_keys_are_errors() {
+        let err = parse_yaml::<File>("e.yaml", "environments: []\nenvironments: []\n").unwrap_err();
+        assert!(err.message.contains("duplicate"), "{err}");
+        assert!(err.line.is_some(), "{err}");
+    }
+
+    #[test]
     fn suggestions_only_for_near_misses() {
         assert_eq!(
             closest("stagin", ["staging", "production"]),
             Some("staging")
         );
         assert_eq!(closest("qa", ["staging", "production"]), None);
+        assert_eq!(
+            closest("prod", ["staging", "production"]),
+            Some("production")
+        );
+        assert_eq!(closest("pr", ["production"]), None);
+        assert_eq!(closest("lnit", ["lint", "unit"]), Some("lint"));
     }
 }

@@ -555,6 +555,10 @@ pub fn load(files: &BTreeMap<String, Vec<u8>>) -> Result<Layout, Vec<ConfigError
     }
     let policies = policies::resolve(&overrides, &mut errors);
     if let Some(p) = &policies {
+        let enforced_text = overrides
+            .iter()
+            .find(|(n, _)| n == "enforced-jobs.yaml")
+            .map_or("", |(_, t)| t.as_str());
         for (i, e) in p.enforced_jobs.enforced.iter().enumerate() {
             let field = format!("enforced[{i}]");
             if projects_known
@@ -578,6 +582,7 @@ pub fn load(files: &BTreeMap<String, Vec<u8>>) -> Result<Layout, Vec<ConfigError
                         format!("{field}.job.use"),
                         format!("unknown template `{tpl}`"),
                     )
+                    .located(enforced_text, &format!("use: {tpl}"))
                     .suggest(tpl, templates.keys().map(String::as_str)),
                 );
             }

@@ -1,0 +1,202 @@
+//! Every error kind in `fixtures/invalid-config/` and `fixtures/invalid-pipeline/` is found,
+//! with the file, field, message and suggestion the `.expect` file names, on top of the sample
+//! world that `fixtures/make-sample-world` builds (which itself must be valid).
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use support::{ok, output, seakeeper, stdout};
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures")
+}
+
+fn sample_world(dir: &Path) -> PathBuf {
+    let world = dir.join("world");
+    ok(Command::new(fixtures().join("make-sample-world")).arg(&world));
+    world
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    ok(Command::new("cp").arg("-a").arg(from).arg(to));
+}
+
+fn commit_all(repo: &Path) {
+    ok(Command::new("git").arg("-C").arg(repo).args(["add", "-A"]));
+    ok(Command::new("git").arg("-C").arg(repo).args([
+        "-c",
+        "user.name=t",
+        "-c",
+        "user.email=t@example.org",
+        "commit",
+        "--quiet",
+        "-m",
+        "change",
+    ]));
+}
+
+#[test]
+fn the_sample_world_is_valid_and_deterministic() {
+    let dir = tempfile::tempdir().unwrap();
+    let world = sample_world(dir.path());
+    let out = ok(seakeeper()
+        .args(["config", "check", "--json", "--repo"])
+        .arg(world.join("config")));
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["ok"], true, "{v}");
+    // Fixed dates and identities: the same commit on every machine.
+    assert_eq!(v["commit"], "757722a60577c0df52583199be87b0a0bf5c06d4");
+    for p in [
+        "mediawiki/core",
+        "mediawiki/extensions/Cite",
+        "mediawiki/extensions/ParserFunctions",
+        "operations/software/thumbor",
+    ] {
+        let out = ok(seakeeper()
+            .args([
+                "pipeline",
+                "check",
+                "--json",
+                "--project",
+                p,
+                "--config-repo",
+            ])
+            .arg(world.join("config"))
+            .arg(world.join("repos").join(p)));
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(v["ok"], true, "{p}: {v}");
+    }
+}
+
+#[test]
+fn every_invalid_config_case_is_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let world = sample_world(dir.path());
+    let corpus = fixtures().join("invalid-config");
+    let mut cases: Vec<PathBuf> = std::fs::read_dir(&corpus)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "expect"))
+        .collect();
+    cases.sort();
+    assert!(cases.len() >= 15, "the corpus has one case per error kind");
+    for expect in cases {
+        let name = expect.file_stem().unwrap().to_string_lossy().into_owned();
+        let spec = std::fs::read_to_string(&expect).unwrap();
+        let parts: Vec<&str> = spec.trim_end().split('|').collect();
+        let (file, field, message, suggestion) = (
+            parts[0],
+            parts[1],
+            parts[2],
+            parts.get(3).copied().unwrap_or(""),
+        );
+        let repo = dir.path().join(format!("case-{name}"));
+        copy_dir(&world.join("config"), &repo);
+        let overlay = corpus.join(&name);
+        if overlay.join(".delete").exists() {
+            for path in std::fs::read_to_string(overlay.join(".delete"))
+                .unwrap()
+                .lines()
+            {
+                std::fs::remove_file(repo.join(path)).unwrap();
+            }
+        }
+        ok(Command::new("cp")
+            .arg("-a")
+            .arg(format!("{}/.", overlay.display()))
+            .arg(&repo));
+        let _ = std::fs::remove_file(repo.join(".delete"));
+        commit_all(&repo);
+        let out = output(
+            seakeeper()
+                .args(["config", "check", "--json", "--repo"])
+                .arg(&repo),
+        );
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "{name}: expected failure: {}",
+            stdout(&out)
+        );
+        let v: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+        let errors = v["errors"].as_array().unwrap();
+        let hit = errors.iter().find(|e| {
+            e["file"] == file
+                && (field.is_empty() || e["field"] == field)
+                && e["message"].as_str().unwrap().contains(message)
+        });
+        let e = hit.unwrap_or_else(|| panic!("{name}: no error {file}|{field}|{message} in {v:#}"));
+        if !suggestion.is_empty() {
+            assert_eq!(e["suggestion"], suggestion, "{name}: {e}");
+        }
+        if !file.is_empty() && message != "is missing" {
+            assert!(
+                e["line"].is_u64()
+                    || file.starts_with("promotions/stagign")
+                    || file.starts_with("policies/timeout"),
+                "{name}: no line in {e}"
+            );
+        }
+    }
+}
+
+#[test]
+fn every_invalid_pipeline_case_is_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let world = sample_world(dir.path());
+    let corpus = fixtures().join("invalid-pipeline");
+    let mut cases: Vec<PathBuf> = std::fs::read_dir(&corpus)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    cases.sort();
+    assert!(cases.len() >= 12);
+    for case in cases {
+        let name = case.file_stem().unwrap().to_string_lossy().into_owned();
+        let text = std::fs::read_to_string(&case).unwrap();
+        let project = text
+            .lines()
+            .find_map(|l| l.strip_prefix("# project: "))
+            .unwrap_or("mediawiki/core");
+        let expect = text
+            .lines()
+            .find_map(|l| l.strip_prefix("# expect: "))
+            .expect("every case says what it expects");
+        let parts: Vec<&str> = expect.split(" | ").collect();
+        let (field, message, suggestion) = (parts[0], parts[1], parts.get(2).copied());
+        let checkout = dir.path().join(format!("p-{name}"));
+        std::fs::create_dir_all(checkout.join(".pipeline")).unwrap();
+        std::fs::write(checkout.join(".pipeline/config.yaml"), &text).unwrap();
+        let out = output(
+            seakeeper()
+                .args([
+                    "pipeline",
+                    "check",
+                    "--json",
+                    "--project",
+                    project,
+                    "--config-repo",
+                ])
+                .arg(world.join("config"))
+                .arg(&checkout),
+        );
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "{name}: expected failure: {}",
+            stdout(&out)
+        );
+        let v: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+        let hit = v["errors"].as_array().unwrap().iter().find(|e| {
+            e["field"].as_str().unwrap().starts_with(field)
+                && e["message"].as_str().unwrap().contains(message)
+        });
+        let e = hit.unwrap_or_else(|| panic!("{name}: no error {field}|{message} in {v:#}"));
+        assert!(e["line"].is_u64(), "{name}: no line in {e}");
+        if let Some(s) = suggestion {
+            assert_eq!(e["suggestion"], s, "{name}: {e}");
+        }
+    }
+}
