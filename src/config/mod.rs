@@ -14,7 +14,9 @@ pub mod files;
 pub mod pipeline;
 pub mod policies;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::any::{Any, TypeId};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
 
 use serde::Serialize;
 
@@ -220,13 +222,148 @@ pub fn show(layout: &Layout) -> View {
     }
 }
 
+/// One file of the config repo: a key that changes whenever the content does (the git blob
+/// id, or a content hash) and the content.
+#[derive(Debug, Clone)]
+pub struct SourceFile {
+    /// The blob id or another content key.
+    pub key: String,
+    /// The bytes.
+    pub bytes: Arc<[u8]>,
+}
+
+/// Parsed files by (type, content key), so that a reload re-parses only what changed.
+#[derive(Default)]
+pub struct ParseCache {
+    entries: HashMap<(TypeId, String), Arc<dyn Any + Send + Sync>>,
+    used: HashSet<(TypeId, String)>,
+}
+
+impl ParseCache {
+    /// Parses `text` as `T`, or returns the result of an earlier parse of the same content.
+    // Config errors are data that callers collect into lists; boxing each would only add noise.
+    #[allow(clippy::result_large_err)]
+    pub fn parse<T>(&mut self, file: &str, key: &str, text: &str) -> Result<T, ConfigError>
+    where
+        T: serde::de::DeserializeOwned + Clone + Send + Sync + 'static,
+    {
+        // Keyed by content alone: the same content parses to the same value wherever it lives
+        // (errors are re-labelled with the file that asked).
+        let id = (TypeId::of::<T>(), key.to_owned());
+        if let Some(hit) = self.entries.get(&id)
+            && let Some(r) = hit.downcast_ref::<Result<T, ConfigError>>()
+        {
+            let r = r.clone().map_err(|mut e| {
+                e.file = file.to_owned();
+                e
+            });
+            self.used.insert(id);
+            return r;
+        }
+        let r = parse_yaml::<T>(file, text);
+        self.entries.insert(id.clone(), Arc::new(r.clone()));
+        self.used.insert(id);
+        r
+    }
+
+    /// Forgets every entry the last load did not use.
+    fn sweep(&mut self) {
+        let used = std::mem::take(&mut self.used);
+        self.entries.retain(|k, _| used.contains(k));
+    }
+}
+
 /// Builds a Layout from the config repo's files (path -> bytes), or returns every error.
 pub fn load(files: &BTreeMap<String, Vec<u8>>) -> Result<Layout, Vec<ConfigError>> {
+    use sha2::Digest as _;
+    let source = files
+        .iter()
+        .map(|(p, b)| {
+            let key = hex::encode(sha2::Sha256::digest(b));
+            (
+                p.clone(),
+                SourceFile {
+                    key,
+                    bytes: Arc::from(b.as_slice()),
+                },
+            )
+        })
+        .collect();
+    load_with(&source, &mut ParseCache::default())
+}
+
+/// The outcome of loading a config commit: the Layout to use and the errors to report.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    /// The commit that was asked for.
+    pub commit: String,
+    /// The Layout to run with: this commit's, or (when it is invalid) the last good one.
+    pub layout: Option<Arc<Layout>>,
+    /// The commit `layout` comes from.
+    pub layout_commit: Option<String>,
+    /// This commit's errors (empty when it is valid).
+    pub errors: Vec<ConfigError>,
+}
+
+/// Loads config commits one after another, re-parsing only files whose content changed, and
+/// keeping the last good Layout when a commit is invalid (so a bad config never stops CI).
+#[derive(Default)]
+pub struct Loader {
+    cache: ParseCache,
+    last_good: Option<(String, Arc<Layout>)>,
+}
+
+impl Loader {
+    /// A loader with nothing loaded yet.
+    pub fn new() -> Loader {
+        Loader::default()
+    }
+
+    /// Loads `commit`, whose files are `files`.
+    pub fn load(&mut self, commit: &str, files: &BTreeMap<String, SourceFile>) -> Loaded {
+        let result = load_with(files, &mut self.cache);
+        self.cache.sweep();
+        match result {
+            Ok(layout) => {
+                let layout = Arc::new(layout);
+                self.last_good = Some((commit.to_owned(), layout.clone()));
+                Loaded {
+                    commit: commit.to_owned(),
+                    layout: Some(layout),
+                    layout_commit: Some(commit.to_owned()),
+                    errors: Vec::new(),
+                }
+            }
+            Err(errors) => Loaded {
+                commit: commit.to_owned(),
+                layout: self.last_good.as_ref().map(|(_, l)| l.clone()),
+                layout_commit: self.last_good.as_ref().map(|(c, _)| c.clone()),
+                errors,
+            },
+        }
+    }
+
+    /// The last good Layout and its commit.
+    pub fn last_good(&self) -> Option<(&str, &Arc<Layout>)> {
+        self.last_good.as_ref().map(|(c, l)| (c.as_str(), l))
+    }
+}
+
+/// [`load`] with a parse cache, over files that carry content keys.
+pub fn load_with(
+    files: &BTreeMap<String, SourceFile>,
+    cache: &mut ParseCache,
+) -> Result<Layout, Vec<ConfigError>> {
     let mut errors = Vec::new();
-    let text = |path: &str, errors: &mut Vec<ConfigError>| -> Option<String> {
-        let bytes = files.get(path)?;
-        match std::str::from_utf8(bytes) {
-            Ok(t) => Some(t.to_owned()),
+    let key = |path: &str| files.get(path).map_or("", |f| f.key.as_str());
+    fn text_of<'a>(
+        files: &'a BTreeMap<String, SourceFile>,
+        path: &str,
+        errors: &mut Vec<ConfigError>,
+    ) -> Option<&'a str> {
+        let file = files.get(path)?;
+        match std::str::from_utf8(&file.bytes) {
+            Ok(t) => Some(t),
             Err(e) => {
                 errors.push(ConfigError::new(
                     path,
@@ -236,7 +373,8 @@ pub fn load(files: &BTreeMap<String, Vec<u8>>) -> Result<Layout, Vec<ConfigError
                 None
             }
         }
-    };
+    }
+    let text = |path: &str, errors: &mut Vec<ConfigError>| text_of(files, path, errors);
     // seakeeper.yaml
     let settings_text = text("seakeeper.yaml", &mut errors);
     let settings: Option<Settings> = match &settings_text {
@@ -249,7 +387,8 @@ pub fn load(files: &BTreeMap<String, Vec<u8>>) -> Result<Layout, Vec<ConfigError
             None
         }
         None => None,
-        Some(t) => parse_yaml("seakeeper.yaml", t)
+        Some(t) => cache
+            .parse::<Settings>("seakeeper.yaml", key("seakeeper.yaml"), t)
             .map_err(|e| errors.push(e))
             .ok(),
     };
@@ -270,7 +409,8 @@ pub fn load(files: &BTreeMap<String, Vec<u8>>) -> Result<Layout, Vec<ConfigError
             Vec::new()
         }
         None => Vec::new(),
-        Some(t) => parse_yaml::<files::EnvironmentsFile>("environments.yaml", t)
+        Some(t) => cache
+            .parse::<files::EnvironmentsFile>("environments.yaml", key("environments.yaml"), t)
             .map(|f| f.environments)
             .map_err(|e| errors.push(e))
             .unwrap_or_default(),
@@ -349,7 +489,7 @@ pub fn load(files: &BTreeMap<String, Vec<u8>>) -> Result<Layout, Vec<ConfigError
         let Some(t) = text(path, &mut errors) else {
             continue;
         };
-        match parse_yaml::<ProjectFile>(path, &t) {
+        match cache.parse::<ProjectFile>(path, key(path), &t) {
             Ok(p) => {
                 projects.insert(name.clone(), p);
                 project_texts.insert(name, (path.clone(), t));
@@ -395,7 +535,7 @@ pub fn load(files: &BTreeMap<String, Vec<u8>>) -> Result<Layout, Vec<ConfigError
             );
             continue;
         }
-        match parse_yaml::<PromotionsFile>(path, &t) {
+        match cache.parse::<PromotionsFile>(path, key(path), &t) {
             Ok(p) => {
                 for image in p.images.keys() {
                     if projects_known && !images.contains(image) {
@@ -449,7 +589,7 @@ pub fn load(files: &BTreeMap<String, Vec<u8>>) -> Result<Layout, Vec<ConfigError
         let Some(t) = text(path, &mut errors) else {
             continue;
         };
-        match parse_yaml::<FreezeFile>(path, &t) {
+        match cache.parse::<FreezeFile>(path, key(path), &t) {
             Ok(f) => {
                 if environments_known && projects_known {
                     check_freeze(path, &t, &f, &env_names, &projects, &mut errors);
@@ -463,7 +603,7 @@ pub fn load(files: &BTreeMap<String, Vec<u8>>) -> Result<Layout, Vec<ConfigError
     // schedules.yaml
     let mut schedules = Vec::new();
     if let Some(t) = text("schedules.yaml", &mut errors) {
-        match parse_yaml::<files::SchedulesFile>("schedules.yaml", &t) {
+        match cache.parse::<files::SchedulesFile>("schedules.yaml", key("schedules.yaml"), &t) {
             Ok(f) => {
                 let mut seen = BTreeSet::new();
                 for (i, s) in f.schedules.iter().enumerate() {
@@ -525,7 +665,7 @@ pub fn load(files: &BTreeMap<String, Vec<u8>>) -> Result<Layout, Vec<ConfigError
         let Some(t) = text(path, &mut errors) else {
             continue;
         };
-        match parse_yaml::<JobSpec>(path, &t) {
+        match cache.parse::<JobSpec>(path, key(path), &t) {
             Ok(job) if job.template.is_some() => {
                 errors.push(
                     ConfigError::new(
@@ -550,7 +690,7 @@ pub fn load(files: &BTreeMap<String, Vec<u8>>) -> Result<Layout, Vec<ConfigError
             break;
         };
         if let Some(t) = text(path, &mut errors) {
-            overrides.push((rest.to_owned(), t));
+            overrides.push((rest.to_owned(), t.to_owned()));
         }
     }
     let policies = policies::resolve(&overrides, &mut errors);
@@ -595,7 +735,9 @@ pub fn load(files: &BTreeMap<String, Vec<u8>>) -> Result<Layout, Vec<ConfigError
         let Some(rest) = path.strip_prefix("keys/") else {
             break;
         };
-        let armored = bytes.starts_with(b"-----BEGIN PGP PUBLIC KEY BLOCK-----");
+        let armored = bytes
+            .bytes
+            .starts_with(b"-----BEGIN PGP PUBLIC KEY BLOCK-----");
         if !rest.ends_with(".asc") || rest.contains('/') || !armored {
             errors.push(ConfigError::new(
                 path.as_str(),
@@ -604,7 +746,10 @@ pub fn load(files: &BTreeMap<String, Vec<u8>>) -> Result<Layout, Vec<ConfigError
             ));
             continue;
         }
-        keys.insert(rest.trim_end_matches(".asc").to_owned(), bytes.clone());
+        keys.insert(
+            rest.trim_end_matches(".asc").to_owned(),
+            bytes.bytes.to_vec(),
+        );
     }
 
     match (settings, policies, errors.is_empty()) {
@@ -683,7 +828,7 @@ fn check_settings(s: &Settings, text: &str, errors: &mut Vec<ConfigError>) {
 
 fn check_projects(
     projects: &BTreeMap<ProjectName, ProjectFile>,
-    texts: &BTreeMap<ProjectName, (String, String)>,
+    texts: &BTreeMap<ProjectName, (String, &str)>,
     errors: &mut Vec<ConfigError>,
 ) {
     let names: Vec<&str> = projects.keys().map(ProjectName::as_str).collect();
@@ -901,5 +1046,93 @@ mod tests {
         assert!(!glob_matches("mediawiki/*", "operations/puppet"));
         assert!(glob_matches("releng/blubber", "releng/blubber"));
         assert!(!glob_matches("a*a", "a"));
+    }
+}
+
+#[cfg(test)]
+mod loader_tests {
+    use super::*;
+
+    fn files(pairs: &[(&str, &str)]) -> BTreeMap<String, SourceFile> {
+        pairs
+            .iter()
+            .map(|(p, t)| {
+                (
+                    p.to_string(),
+                    SourceFile {
+                        key: format!(
+                            "{:x}",
+                            t.len() * 31 + t.bytes().map(usize::from).sum::<usize>()
+                        ),
+                        bytes: Arc::from(t.as_bytes()),
+                    },
+                )
+            })
+            .collect()
+    }
+
+    const SETTINGS: &str = "public_url: https://ci.example.org\nregistries:\n  r: { url: \"https://r.example.org\" }\n";
+    const ENVS: &str = "environments:\n  - name: staging\n    registry: r\n";
+
+    #[test]
+    fn an_invalid_commit_keeps_the_last_good_layout() {
+        let mut loader = Loader::new();
+        let good = loader.load(
+            "c1",
+            &files(&[("seakeeper.yaml", SETTINGS), ("environments.yaml", ENVS)]),
+        );
+        assert!(good.errors.is_empty(), "{:?}", good.errors);
+        assert_eq!(good.layout_commit.as_deref(), Some("c1"));
+        let bad = loader.load(
+            "c2",
+            &files(&[
+                ("seakeeper.yaml", SETTINGS),
+                ("environments.yaml", "environments: [\n"),
+            ]),
+        );
+        assert!(!bad.errors.is_empty());
+        assert_eq!(bad.commit, "c2");
+        assert_eq!(
+            bad.layout_commit.as_deref(),
+            Some("c1"),
+            "the last good layout keeps running"
+        );
+        assert!(Arc::ptr_eq(
+            bad.layout.as_ref().unwrap(),
+            good.layout.as_ref().unwrap()
+        ));
+        let fixed = loader.load(
+            "c3",
+            &files(&[("seakeeper.yaml", SETTINGS), ("environments.yaml", ENVS)]),
+        );
+        assert_eq!(fixed.layout_commit.as_deref(), Some("c3"));
+        // A loader that never saw a good commit has nothing to run with.
+        let mut fresh = Loader::new();
+        let none = fresh.load("c2", &files(&[("environments.yaml", ENVS)]));
+        assert!(none.layout.is_none() && !none.errors.is_empty());
+    }
+
+    #[test]
+    fn the_cache_only_keeps_what_the_last_load_used() {
+        let mut loader = Loader::new();
+        loader.load(
+            "c1",
+            &files(&[("seakeeper.yaml", SETTINGS), ("environments.yaml", ENVS)]),
+        );
+        let n = loader.cache.entries.len();
+        loader.load(
+            "c2",
+            &files(&[
+                ("seakeeper.yaml", SETTINGS),
+                ("environments.yaml", ENVS),
+                ("projects/a.yaml", "queue: q\n"),
+            ]),
+        );
+        assert_eq!(loader.cache.entries.len(), n + 1);
+        loader.load(
+            "c3",
+            &files(&[("seakeeper.yaml", SETTINGS), ("environments.yaml", ENVS)]),
+        );
+        assert_eq!(loader.cache.entries.len(), n);
     }
 }

@@ -118,3 +118,76 @@ fn walk(
     }
     Ok(())
 }
+
+/// Blob contents by id, kept between reads of successive commits: a file whose blob did not
+/// change is not read again.
+#[derive(Default)]
+pub struct BlobCache {
+    blobs: std::collections::HashMap<ObjectId, std::sync::Arc<[u8]>>,
+}
+
+impl BlobCache {
+    /// An empty cache.
+    pub fn new() -> BlobCache {
+        BlobCache::default()
+    }
+}
+
+/// Every regular file of `commit` with its blob id, reading only blobs not in `cache`; the
+/// cache then holds exactly this commit's blobs.
+pub fn read_all_cached(
+    repo: &gix::Repository,
+    commit: &ObjectId,
+    cache: &mut BlobCache,
+) -> Result<BTreeMap<String, (ObjectId, std::sync::Arc<[u8]>)>, FilesError> {
+    let mut ids = BTreeMap::new();
+    list(repo, commit_tree(repo, commit)?, "", &mut ids)?;
+    let mut fresh = std::collections::HashMap::with_capacity(ids.len());
+    let mut out = BTreeMap::new();
+    for (path, id) in ids {
+        let bytes = match cache.blobs.get(&id) {
+            Some(b) => b.clone(),
+            None => {
+                let (kind, bytes) = object(repo, &id)?;
+                if kind != gix::object::Kind::Blob {
+                    return Err(FilesError::Corrupt(format!(
+                        "{path}: {id} is a {kind}, not a blob"
+                    )));
+                }
+                std::sync::Arc::from(bytes)
+            }
+        };
+        fresh.insert(id, bytes.clone());
+        out.insert(path, (id, bytes));
+    }
+    cache.blobs = fresh;
+    Ok(out)
+}
+
+fn list(
+    repo: &gix::Repository,
+    id: ObjectId,
+    prefix: &str,
+    out: &mut BTreeMap<String, ObjectId>,
+) -> Result<(), FilesError> {
+    let (kind, data) = object(repo, &id)?;
+    if kind != gix::object::Kind::Tree {
+        return Err(FilesError::Corrupt(format!("{id} is a {kind}, not a tree")));
+    }
+    for e in tree::decode(&data).map_err(|e| FilesError::Corrupt(format!("tree {id}: {e}")))? {
+        let name = String::from_utf8_lossy(&e.name);
+        let path = if prefix.is_empty() {
+            name.into_owned()
+        } else {
+            format!("{prefix}/{name}")
+        };
+        match e.mode {
+            MODE_TREE => list(repo, e.oid, &path, out)?,
+            0o100644 | 0o100755 => {
+                out.insert(path, e.oid);
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
