@@ -489,7 +489,7 @@ pub fn load_with(
         let Some(t) = text(path, &mut errors) else {
             continue;
         };
-        match cache.parse::<ProjectFile>(path, key(path), &t) {
+        match cache.parse::<ProjectFile>(path, key(path), t) {
             Ok(p) => {
                 projects.insert(name.clone(), p);
                 project_texts.insert(name, (path.clone(), t));
@@ -535,7 +535,7 @@ pub fn load_with(
             );
             continue;
         }
-        match cache.parse::<PromotionsFile>(path, key(path), &t) {
+        match cache.parse::<PromotionsFile>(path, key(path), t) {
             Ok(p) => {
                 for image in p.images.keys() {
                     if projects_known && !images.contains(image) {
@@ -545,7 +545,7 @@ pub fn load_with(
                                 format!("images.{image}"),
                                 format!("no project produces image `{image}`"),
                             )
-                            .located(&t, &format!("{image}:"))
+                            .located(t, &format!("{image}:"))
                             .suggest(image.as_str(), images.iter().map(|i| i.as_str())),
                         );
                     }
@@ -589,10 +589,10 @@ pub fn load_with(
         let Some(t) = text(path, &mut errors) else {
             continue;
         };
-        match cache.parse::<FreezeFile>(path, key(path), &t) {
+        match cache.parse::<FreezeFile>(path, key(path), t) {
             Ok(f) => {
                 if environments_known && projects_known {
-                    check_freeze(path, &t, &f, &env_names, &projects, &mut errors);
+                    check_freeze(path, t, &f, &env_names, &projects, &mut errors);
                 }
                 freezes.insert(name, f);
             }
@@ -603,7 +603,7 @@ pub fn load_with(
     // schedules.yaml
     let mut schedules = Vec::new();
     if let Some(t) = text("schedules.yaml", &mut errors) {
-        match cache.parse::<files::SchedulesFile>("schedules.yaml", key("schedules.yaml"), &t) {
+        match cache.parse::<files::SchedulesFile>("schedules.yaml", key("schedules.yaml"), t) {
             Ok(f) => {
                 let mut seen = BTreeSet::new();
                 for (i, s) in f.schedules.iter().enumerate() {
@@ -614,7 +614,7 @@ pub fn load_with(
                                 format!("schedules[{i}].name"),
                                 format!("schedule `{}` is declared twice", s.name),
                             )
-                            .located(&t, &s.name),
+                            .located(t, &s.name),
                         );
                     }
                     if let Err(e) = s.cron.parse::<cron::Cron>() {
@@ -624,7 +624,7 @@ pub fn load_with(
                                 format!("schedules[{i}].cron"),
                                 format!("`{}`: {e}", s.cron),
                             )
-                            .located(&t, &s.cron),
+                            .located(t, &s.cron),
                         );
                     }
                     if projects_known && !projects.contains_key(&s.project) {
@@ -634,7 +634,7 @@ pub fn load_with(
                                 format!("schedules[{i}].project"),
                                 format!("unknown project `{}`", s.project),
                             )
-                            .located(&t, s.project.as_str())
+                            .located(t, s.project.as_str())
                             .suggest(s.project.as_str(), projects.keys().map(ProjectName::as_str)),
                         );
                     }
@@ -665,7 +665,7 @@ pub fn load_with(
         let Some(t) = text(path, &mut errors) else {
             continue;
         };
-        match cache.parse::<JobSpec>(path, key(path), &t) {
+        match cache.parse::<JobSpec>(path, key(path), t) {
             Ok(job) if job.template.is_some() => {
                 errors.push(
                     ConfigError::new(
@@ -673,7 +673,7 @@ pub fn load_with(
                         "use",
                         "a template cannot use another template",
                     )
-                    .located(&t, "use:"),
+                    .located(t, "use:"),
                 );
             }
             Ok(job) => {
