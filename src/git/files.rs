@@ -119,6 +119,9 @@ fn walk(
     Ok(())
 }
 
+/// A file's blob id and content, shared with the cache.
+pub type BlobFile = (ObjectId, std::sync::Arc<[u8]>);
+
 /// Blob contents by id, kept between reads of successive commits: a file whose blob did not
 /// change is not read again.
 #[derive(Default)]
@@ -139,7 +142,7 @@ pub fn read_all_cached(
     repo: &gix::Repository,
     commit: &ObjectId,
     cache: &mut BlobCache,
-) -> Result<BTreeMap<String, (ObjectId, std::sync::Arc<[u8]>)>, FilesError> {
+) -> Result<BTreeMap<String, BlobFile>, FilesError> {
     let mut ids = BTreeMap::new();
     list(repo, commit_tree(repo, commit)?, "", &mut ids)?;
     let mut fresh = std::collections::HashMap::with_capacity(ids.len());
