@@ -286,3 +286,22 @@ fn every_error_is_reported_at_once_in_text() {
         support::stderr(&out)
     );
 }
+
+#[test]
+fn a_config_repo_can_be_checked_by_url() {
+    let files = valid();
+    let dir = tempfile::tempdir().unwrap();
+    let borrowed: Vec<(&str, &str)> = files.iter().map(|(p, c)| (*p, c.as_str())).collect();
+    let repo = config_repo(dir.path(), &borrowed);
+    let url = format!("file://{}", repo.display());
+    let out = ok(seakeeper().args(["config", "check", "--json", "--repo", &url, "--rev", "main"]));
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["ok"], true, "{v}");
+    let out = output(seakeeper().args(["config", "check", "--repo", "file:///nonexistent/config"]));
+    assert!(!out.status.success());
+    assert!(
+        support::stderr(&out).contains("cloning file:///nonexistent/config"),
+        "{}",
+        support::stderr(&out)
+    );
+}

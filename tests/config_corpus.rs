@@ -71,6 +71,43 @@ fn the_sample_world_is_valid_and_deterministic() {
 }
 
 #[test]
+fn a_pipeline_file_is_read_at_a_commit_from_git_objects() {
+    let dir = tempfile::tempdir().unwrap();
+    let world = sample_world(dir.path());
+    let repo = gix::open(world.join("repos/mediawiki/core")).unwrap();
+    let head = seakeeper::git::files::resolve(&repo, "main").unwrap();
+    let bytes =
+        seakeeper::git::files::read_file(&repo, &head, seakeeper::config::pipeline::PIPELINE_FILE)
+            .unwrap()
+            .expect("core has a pipeline file");
+    let config_repo = gix::open(world.join("config")).unwrap();
+    let commit = seakeeper::git::files::resolve(&config_repo, "HEAD").unwrap();
+    let files = seakeeper::git::files::read_all(&config_repo, &commit).unwrap();
+    let layout =
+        seakeeper::config::load(&files.into_iter().map(|(p, f)| (p, f.bytes)).collect()).unwrap();
+    let project = "mediawiki/core".parse().unwrap();
+    let resolved = seakeeper::config::pipeline::check(
+        ".pipeline/config.yaml",
+        std::str::from_utf8(&bytes).unwrap(),
+        Some(&project),
+        Some(&layout),
+    )
+    .unwrap();
+    let check: Vec<_> = resolved[&seakeeper::config::PipelineKind::Check]
+        .iter()
+        .map(|j| (j.name.as_str(), j.enforced))
+        .collect();
+    assert_eq!(
+        check,
+        vec![("lint", false), ("unit", false), ("banned-phrases", true)]
+    );
+    assert_eq!(
+        seakeeper::git::files::read_file(&repo, &head, "no/such/file").unwrap(),
+        None
+    );
+}
+
+#[test]
 fn every_invalid_config_case_is_reported() {
     let dir = tempfile::tempdir().unwrap();
     let world = sample_world(dir.path());

@@ -1,14 +1,11 @@
 //! `seakeeper config check`: validates the config repo at a revision, from git objects.
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::Context as _;
 use clap::Subcommand;
 
 use crate::config;
-use crate::git::files;
 
 use super::print_json;
 
@@ -98,14 +95,9 @@ pub(super) fn run(cmd: ConfigCommand) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         ConfigCommand::Check { repo, rev, json } => {
-            let r = gix::open_opts(&repo, gix::open::Options::isolated())
-                .with_context(|| format!("{} is not a git repository", repo.display()))?;
-            let commit = files::resolve(&r, &rev)?;
-            let all = files::read_all(&r, &commit)?;
-            let bytes: BTreeMap<String, Vec<u8>> =
-                all.into_iter().map(|(p, f)| (p, f.bytes)).collect();
-            match config::load(&bytes) {
-                Ok(layout) => {
+            let loaded = super::pipeline::load_layout(&repo, &rev)?;
+            match loaded {
+                Ok((commit, layout)) => {
                     if json {
                         print_json(
                             &serde_json::json!({"ok": true, "commit": commit.to_string(), "errors": [], "summary": layout.summary()}),
@@ -122,7 +114,7 @@ pub(super) fn run(cmd: ConfigCommand) -> anyhow::Result<ExitCode> {
                     }
                     Ok(ExitCode::SUCCESS)
                 }
-                Err(errors) => {
+                Err((commit, errors)) => {
                     if json {
                         print_json(
                             &serde_json::json!({"ok": false, "commit": commit.to_string(), "errors": errors}),

@@ -37,13 +37,72 @@ pub(super) enum PipelineCommand {
     },
 }
 
+/// A temporary directory removed when dropped (for clones of remote config repos).
+mod tempfile_dir {
+    use std::path::{Path, PathBuf};
+
+    pub struct TempDir(PathBuf);
+
+    impl TempDir {
+        pub fn new() -> std::io::Result<TempDir> {
+            let base = std::env::temp_dir();
+            for n in 0..1000u32 {
+                let p = base.join(format!("seakeeper-{}-{n}", std::process::id()));
+                match std::fs::create_dir(&p) {
+                    Ok(()) => return Ok(TempDir(p)),
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                    Err(e) => return Err(e),
+                }
+            }
+            Err(std::io::Error::other("no free temporary directory name"))
+        }
+        pub fn path(&self) -> &Path {
+            &self.0
+        }
+    }
+
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
 /// A Layout with the commit it was loaded from, or that commit and every error.
 pub(super) type Loaded = Result<(String, config::Layout), (String, Vec<config::ConfigError>)>;
 
-/// Loads the config repo's Layout at `rev`, or explains why not.
-pub(super) fn load_layout(repo: &std::path::Path, rev: &str) -> anyhow::Result<Loaded> {
+/// Opens the config repo: a local repository, or a URL (`https://`, `ssh://`, `git://`,
+/// `file://`), which is cloned bare into a temporary directory with the git CLI first.
+fn open_config_repo(
+    repo: &std::path::Path,
+) -> anyhow::Result<(gix::Repository, Option<tempfile_dir::TempDir>)> {
+    let text = repo.to_string_lossy();
+    if text.contains("://") {
+        let tmp = tempfile_dir::TempDir::new()?;
+        let dest = tmp.path().join("config.git");
+        let out = std::process::Command::new("git")
+            .args(["clone", "--bare", "--quiet", "--no-tags", "--", &text])
+            .arg(&dest)
+            .output()
+            .context("running git clone (is git installed?)")?;
+        if !out.status.success() {
+            anyhow::bail!(
+                "cloning {text}: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
+        let r = gix::open_opts(&dest, gix::open::Options::isolated())
+            .with_context(|| format!("opening the clone of {text}"))?;
+        return Ok((r, Some(tmp)));
+    }
     let r = gix::open_opts(repo, gix::open::Options::isolated())
         .with_context(|| format!("{} is not a git repository", repo.display()))?;
+    Ok((r, None))
+}
+
+/// Loads the config repo's Layout at `rev`, or explains why not.
+pub(super) fn load_layout(repo: &std::path::Path, rev: &str) -> anyhow::Result<Loaded> {
+    let (r, _clone) = open_config_repo(repo)?;
     let commit = files::resolve(&r, rev)?;
     let all = files::read_all(&r, &commit)?;
     let bytes: BTreeMap<String, Vec<u8>> = all.into_iter().map(|(p, f)| (p, f.bytes)).collect();

@@ -194,3 +194,34 @@ fn list(
     }
     Ok(())
 }
+
+/// The content of one file at `commit` (e.g. a project's `.pipeline/config.yaml`), reading only
+/// the trees on its path; `None` if there is no such file.
+pub fn read_file(
+    repo: &gix::Repository,
+    commit: &ObjectId,
+    path: &str,
+) -> Result<Option<Vec<u8>>, FilesError> {
+    let mut id = commit_tree(repo, commit)?;
+    let mut parts = path.split('/').filter(|p| !p.is_empty()).peekable();
+    while let Some(part) = parts.next() {
+        let (kind, data) = object(repo, &id)?;
+        if kind != gix::object::Kind::Tree {
+            return Ok(None);
+        }
+        let Some((mode, oid)) = tree::find(&data, part.as_bytes())
+            .map_err(|e| FilesError::Corrupt(format!("tree {id}: {e}")))?
+        else {
+            return Ok(None);
+        };
+        if parts.peek().is_none() {
+            if mode == MODE_TREE {
+                return Ok(None);
+            }
+            let (kind, bytes) = object(repo, &oid)?;
+            return Ok((kind == gix::object::Kind::Blob).then_some(bytes));
+        }
+        id = oid;
+    }
+    Ok(None)
+}
