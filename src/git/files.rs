@@ -76,47 +76,19 @@ pub fn read_all(
     repo: &gix::Repository,
     commit: &ObjectId,
 ) -> Result<BTreeMap<String, File>, FilesError> {
-    let mut out = BTreeMap::new();
-    let root = commit_tree(repo, commit)?;
-    walk(repo, root, "", &mut out)?;
-    Ok(out)
-}
-
-fn walk(
-    repo: &gix::Repository,
-    id: ObjectId,
-    prefix: &str,
-    out: &mut BTreeMap<String, File>,
-) -> Result<(), FilesError> {
-    let (kind, data) = object(repo, &id)?;
-    if kind != gix::object::Kind::Tree {
-        return Err(FilesError::Corrupt(format!("{id} is a {kind}, not a tree")));
-    }
-    let entries =
-        tree::decode(&data).map_err(|e| FilesError::Corrupt(format!("tree {id}: {e}")))?;
-    for e in entries {
-        let name = String::from_utf8_lossy(&e.name);
-        let path = if prefix.is_empty() {
-            name.into_owned()
-        } else {
-            format!("{prefix}/{name}")
-        };
-        match e.mode {
-            MODE_TREE => walk(repo, e.oid, &path, out)?,
-            0o100644 | 0o100755 => {
-                let (kind, bytes) = object(repo, &e.oid)?;
-                if kind != gix::object::Kind::Blob {
-                    return Err(FilesError::Corrupt(format!(
-                        "{path}: {} is a {kind}, not a blob",
-                        e.oid
-                    )));
-                }
-                out.insert(path, File { blob: e.oid, bytes });
+    let mut ids = BTreeMap::new();
+    list(repo, commit_tree(repo, commit)?, "", &mut ids)?;
+    ids.into_iter()
+        .map(|(path, blob)| {
+            let (kind, bytes) = object(repo, &blob)?;
+            if kind != gix::object::Kind::Blob {
+                return Err(FilesError::Corrupt(format!(
+                    "{path}: {blob} is a {kind}, not a blob"
+                )));
             }
-            _ => {}
-        }
-    }
-    Ok(())
+            Ok((path, File { blob, bytes }))
+        })
+        .collect()
 }
 
 /// A file's blob id and content, shared with the cache.

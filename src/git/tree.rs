@@ -35,41 +35,16 @@ impl TreeEntry {
 #[error("malformed tree object: {0}")]
 pub struct TreeDecodeError(pub &'static str);
 
-/// Decodes a raw tree object.
-pub fn decode(mut data: &[u8]) -> Result<Vec<TreeEntry>, TreeDecodeError> {
-    let mut out = Vec::new();
-    while !data.is_empty() {
-        let sp = data
-            .iter()
-            .position(|&b| b == b' ')
-            .ok_or(TreeDecodeError("entry without a mode"))?;
-        let mode_str =
-            std::str::from_utf8(&data[..sp]).map_err(|_| TreeDecodeError("mode is not ASCII"))?;
-        let mode =
-            u32::from_str_radix(mode_str, 8).map_err(|_| TreeDecodeError("mode is not octal"))?;
-        data = &data[sp + 1..];
-        let nul = data
-            .iter()
-            .position(|&b| b == 0)
-            .ok_or(TreeDecodeError("entry name is not terminated"))?;
-        let name = data[..nul].to_vec();
-        if name.is_empty() || name.contains(&b'/') {
-            return Err(TreeDecodeError("entry name is empty or holds a slash"));
-        }
-        data = &data[nul + 1..];
-        if data.len() < 20 {
-            return Err(TreeDecodeError("entry id is truncated"));
-        }
-        let mut id = [0u8; 20];
-        id.copy_from_slice(&data[..20]);
-        data = &data[20..];
-        out.push(TreeEntry {
-            mode,
-            name,
-            oid: ObjectId::from(id),
-        });
-    }
-    Ok(out)
+/// Decodes a raw tree object (entries must be in git's order, as git itself requires).
+pub fn decode(data: &[u8]) -> Result<Vec<TreeEntry>, TreeDecodeError> {
+    Ok(decode_sorted(data)?
+        .into_iter()
+        .map(|e| TreeEntry {
+            mode: e.mode,
+            name: e.name.to_vec(),
+            oid: e.oid,
+        })
+        .collect())
 }
 
 /// A tree entry that borrows its name from the raw tree object.

@@ -6,6 +6,7 @@ use crate::git::ObjectId;
 use crate::git::tree::{self, EntryRef};
 
 use super::LedgerError;
+use super::overlay::read_raw_tree;
 
 /// One changed file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,18 +48,7 @@ fn join(prefix: &str, name: &[u8]) -> String {
 }
 
 fn raw_tree(repo: &gix::Repository, id: Option<ObjectId>) -> Result<Vec<u8>, LedgerError> {
-    let Some(id) = id else { return Ok(Vec::new()) };
-    match crate::git::read_object(repo, &id) {
-        Ok(Some((gix::object::Kind::Tree, data))) => Ok(data),
-        Ok(Some((kind, _))) => Err(LedgerError::Corrupt(format!(
-            "{id} is a {kind}, expected a tree"
-        ))),
-        Ok(None) => Err(LedgerError::Corrupt(format!("tree {id} is missing"))),
-        Err(message) => Err(LedgerError::Read {
-            id: id.to_string(),
-            message,
-        }),
-    }
+    id.map_or(Ok(Vec::new()), |id| read_raw_tree(repo, &id))
 }
 
 fn walk(

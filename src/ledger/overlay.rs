@@ -46,14 +46,10 @@ pub enum Found {
     Tree,
 }
 
-pub(crate) fn read_tree(
-    repo: &gix::Repository,
-    id: &ObjectId,
-) -> Result<Vec<TreeEntry>, LedgerError> {
+/// The raw bytes of a tree object.
+pub(crate) fn read_raw_tree(repo: &gix::Repository, id: &ObjectId) -> Result<Vec<u8>, LedgerError> {
     match read_object(repo, id) {
-        Ok(Some((gix::object::Kind::Tree, data))) => {
-            tree::decode(&data).map_err(|e| LedgerError::Corrupt(format!("tree {id}: {e}")))
-        }
+        Ok(Some((gix::object::Kind::Tree, data))) => Ok(data),
         Ok(Some((kind, _))) => Err(LedgerError::Corrupt(format!(
             "{id} is a {kind}, expected a tree"
         ))),
@@ -63,6 +59,15 @@ pub(crate) fn read_tree(
             message,
         }),
     }
+}
+
+/// A decoded tree object.
+pub(crate) fn read_tree(
+    repo: &gix::Repository,
+    id: &ObjectId,
+) -> Result<Vec<TreeEntry>, LedgerError> {
+    tree::decode(&read_raw_tree(repo, id)?)
+        .map_err(|e| LedgerError::Corrupt(format!("tree {id}: {e}")))
 }
 
 pub(crate) fn read_blob(repo: &gix::Repository, id: &ObjectId) -> Result<Vec<u8>, LedgerError> {
