@@ -10,6 +10,9 @@ pub mod model;
 /// The config repo at a commit -> a validated `Layout`, or every error with its position.
 pub mod config;
 
+/// Gerrit: stream-events parsing into domain events (ref watcher and REST client to come).
+pub mod gerrit;
+
 /// OpenPGP keys and detached signatures (Sequoia), for ledger commits.
 pub mod signing;
 

@@ -3,6 +3,7 @@
 
 mod config;
 mod demo;
+mod gerrit;
 mod key;
 mod ledger;
 mod pipeline;
@@ -31,6 +32,9 @@ enum Command {
     /// A project's .pipeline/config.yaml: check it against the config repo.
     #[command(subcommand)]
     Pipeline(pipeline::PipelineCommand),
+    /// Gerrit: normalize stream-events into domain events.
+    #[command(subcommand)]
+    Gerrit(gerrit::GerritCommand),
     /// The signed ledger: init, import, log, show, verify, keys.
     #[command(subcommand)]
     Ledger(ledger::LedgerCommand),
@@ -47,6 +51,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Ledger(c) => ledger::run(c),
         Command::Config(c) => config::run(c),
         Command::Pipeline(c) => pipeline::run(c),
+        Command::Gerrit(c) => gerrit::run(c),
         Command::Trace(a) => trace::run(a),
         Command::Demo(a) => demo::run(a),
     }
