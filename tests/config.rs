@@ -305,3 +305,30 @@ fn a_config_repo_can_be_checked_by_url() {
         support::stderr(&out)
     );
 }
+
+#[test]
+fn config_show_marks_expired_freezes() {
+    let files = with(
+        valid(),
+        "freezes/old.yaml",
+        "scope: [all]\nreason: Long gone\nexpires: 2020-01-01T00:00:00Z\n",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let borrowed: Vec<(&str, &str)> = files.iter().map(|(p, c)| (*p, c.as_str())).collect();
+    let repo = config_repo(dir.path(), &borrowed);
+    let out = ok(seakeeper()
+        .args(["config", "show", "--json", "--repo"])
+        .arg(&repo));
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["view"]["freezes"]["old"]["active"], false, "{v}");
+    assert_eq!(v["view"]["freezes"]["all-hands"]["active"], true, "{v}");
+    assert_eq!(
+        v["view"]["projects"]["mediawiki/core"]["pipelines"]["check"],
+        serde_json::json!([])
+    );
+    let text = ok(seakeeper().args(["config", "show", "--repo"]).arg(&repo));
+    assert!(
+        text.contains("freeze old (expired): all — Long gone"),
+        "{text}"
+    );
+}

@@ -52,7 +52,7 @@ pub(super) fn run(cmd: ConfigCommand) -> anyhow::Result<ExitCode> {
                     return Ok(ExitCode::from(1));
                 }
             };
-            let view = config::show(&layout);
+            let view = config::show(&layout, crate::model::Timestamp::now());
             if json {
                 print_json(&serde_json::json!({"commit": commit, "view": view}))?;
             } else {
@@ -83,7 +83,12 @@ pub(super) fn run(cmd: ConfigCommand) -> anyhow::Result<ExitCode> {
                     }
                 }
                 for (name, f) in &view.freezes {
-                    println!("freeze {name}: {} — {}", f.scope.join(", "), f.reason);
+                    let state = if f.active { "" } else { " (expired)" };
+                    println!(
+                        "freeze {name}{state}: {} — {}",
+                        f.scope.join(", "),
+                        f.reason
+                    );
                 }
                 for s in &view.schedules {
                     println!(

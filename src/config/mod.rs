@@ -135,6 +135,8 @@ pub struct FreezeView {
     pub ticket: Option<String>,
     /// When it ends on its own.
     pub expires: Option<String>,
+    /// Whether it holds at the time the view was made (false once `expires` has passed).
+    pub active: bool,
 }
 
 /// A schedule in the view.
@@ -150,8 +152,15 @@ pub struct ScheduleView {
     pub branch: String,
 }
 
-/// The resolved view of a Layout.
-pub fn show(layout: &Layout) -> View {
+impl FreezeFile {
+    /// Whether the freeze holds at `now` (a freeze file holds until its `expires`, if any).
+    pub fn is_active(&self, now: crate::model::Timestamp) -> bool {
+        self.expires.is_none_or(|e| now < e)
+    }
+}
+
+/// The resolved view of a Layout at time `now` (which decides whether freezes have expired).
+pub fn show(layout: &Layout, now: crate::model::Timestamp) -> View {
     let kind_name = |k: &PipelineKind| {
         serde_json::to_value(k)
             .ok()
@@ -205,6 +214,7 @@ pub fn show(layout: &Layout) -> View {
                     reason: f.reason.clone(),
                     ticket: f.ticket.clone(),
                     expires: f.expires.map(|e| e.to_string()),
+                    active: f.is_active(now),
                 };
                 (n.to_string(), view)
             })
