@@ -123,11 +123,18 @@ impl Writer {
         let pack_dir = repo.objects.store_ref().path().join("pack");
         git::pack::remove_stale_temporaries(&pack_dir, Duration::from_secs(3600));
         let (tx, rx) = mpsc::channel();
+        let (merge_tx, merge_rx) = mpsc::channel::<()>();
+        let merge_path = path.to_owned();
+        let merger = std::thread::Builder::new()
+            .name("ledger-merger".into())
+            .spawn(move || merge_packs_when_asked(&merge_path, merge_rx))
+            .map_err(LedgerError::io("starting the ledger pack merger thread"))?;
         let mut state = State {
             path: path.to_owned(),
             repo,
             key,
             options,
+            merger: Some((merge_tx, merger)),
         };
         let thread = std::thread::Builder::new()
             .name("ledger-writer".into())
@@ -204,6 +211,30 @@ pub(crate) fn read_commit(
     }
 }
 
+/// Merges packs each time it is asked (requests that pile up are served once), on its own
+/// repository handle, so that merging never holds up commits. Runs a last merge when the
+/// writer stops.
+fn merge_packs_when_asked(path: &Path, rx: mpsc::Receiver<()>) {
+    let mut repo = match super::open_repo(path) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("warning: the ledger pack merger cannot open the ledger: {e}");
+            return;
+        }
+    };
+    while rx.recv().is_ok() {
+        while rx.try_recv().is_ok() {}
+        match compact(&repo) {
+            Ok(true) => match super::open_repo(path) {
+                Ok(r) => repo = r,
+                Err(e) => eprintln!("warning: re-opening the ledger failed: {e}"),
+            },
+            Ok(false) => {}
+            Err(e) => eprintln!("warning: merging ledger packs failed (will retry later): {e}"),
+        }
+    }
+}
+
 struct State {
     /// Where the ledger is, to re-open it: gix's object store has a bounded number of pack
     /// index slots, and packs come and go as they are merged.
@@ -211,6 +242,8 @@ struct State {
     repo: gix::Repository,
     key: SigningKey,
     options: WriterOptions,
+    /// The pack merger thread and the channel that asks it to run.
+    merger: Option<(mpsc::Sender<()>, JoinHandle<()>)>,
 }
 
 struct Pending {
@@ -291,6 +324,10 @@ impl State {
             self.maybe_compact(busy);
         }
         self.maybe_compact(false);
+        if let Some((tx, handle)) = self.merger.take() {
+            drop(tx);
+            let _ = handle.join();
+        }
     }
 
     fn maybe_compact(&mut self, busy: bool) {
@@ -304,10 +341,8 @@ impl State {
                 return;
             }
         }
-        match compact(&self.repo) {
-            Ok(false) => {}
-            Ok(true) => self.reopen(),
-            Err(e) => eprintln!("warning: merging ledger packs failed (will retry later): {e}"),
+        if let Some((tx, _)) = &self.merger {
+            let _ = tx.send(());
         }
     }
 
@@ -355,12 +390,20 @@ impl State {
         let fail_all =
             |e: LedgerError| vec![Err(RecordError::Ledger(e.to_string())); records.len()];
         let prepared = prepare(records);
+        let mut reopened_for_missing = false;
         for _attempt in 0..MAX_ATTEMPTS {
             match self.try_commit_batch(records, &prepared) {
                 Ok(results) => return results,
                 Err(LedgerError::Ref(git::RefUpdateError::Conflict { .. })) => continue,
-                // Another process may have merged the packs we had loaded.
+                // The merger (ours or another process's) may have replaced the packs this handle
+                // had loaded: look again with a fresh handle.
                 Err(LedgerError::Read { .. }) => self.reopen(),
+                Err(LedgerError::Corrupt(m))
+                    if m.ends_with("is missing") && !reopened_for_missing =>
+                {
+                    reopened_for_missing = true;
+                    self.reopen();
+                }
                 Err(e) => return fail_all(e),
             }
         }
