@@ -105,12 +105,11 @@ pub(super) fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         started.elapsed().as_secs_f64()
     );
     let lp = ledger_path.display();
-    println!("   seakeeper ledger log {lp}");
-    println!("   seakeeper trace {digest} --ledger {lp}");
-    println!(
-        "   seakeeper ledger verify {lp} --cert {}",
-        cert_path.display()
-    );
+    let exe = std::env::current_exe()
+        .map_or_else(|_| "seakeeper".to_owned(), |p| p.display().to_string());
+    println!("   {exe} ledger log {lp}");
+    println!("   {exe} trace {digest} --ledger {lp}");
+    println!("   {exe} ledger verify {lp} --cert {}", cert_path.display());
     println!("   git -C {lp} log --format='%h %s' | head");
     println!(
         "   GNUPGHOME=$(mktemp -d) sh -c 'gpg --import {} && git -C {lp} verify-commit HEAD'",
