@@ -353,27 +353,13 @@ fn concurrent_writers_lose_nothing() {
         sample_jsonl(2000, 300),
         sample_jsonl(0, 150),
     ];
-    let mut children: Vec<_> = inputs
+    let children: Vec<_> = inputs
         .iter()
-        .map(|input| {
-            let mut child = seakeeper()
-                .args(["ledger", "import"])
-                .arg(&ledger)
-                .arg("--key")
-                .arg(&w.key)
-                .stdin(std::process::Stdio::piped())
-                .stdout(std::process::Stdio::piped())
-                .stderr(std::process::Stdio::piped())
-                .spawn()
-                .unwrap();
-            let mut stdin = child.stdin.take().unwrap();
-            let input = input.clone();
-            std::thread::spawn(move || std::io::Write::write_all(&mut stdin, &input).unwrap());
-            child
-        })
+        .map(|input| w.spawn_import(&ledger, input.clone()))
         .collect();
-    for c in children.drain(..) {
-        let out = c.wait_with_output().unwrap();
+    for (child, feeder) in children {
+        let out = child.wait_with_output().unwrap();
+        feeder.join().unwrap();
         assert!(out.status.success(), "{}", stderr(&out));
     }
     let v = w.verify(&ledger);
@@ -432,21 +418,7 @@ fn kill_9_during_import_leaves_a_ledger_that_verifies() {
     let ledger = w.init_ledger("ledger.git");
     let input = sample_jsonl(0, 40_000);
     for delay_ms in [150u64, 400, 900] {
-        let mut child = seakeeper()
-            .args(["ledger", "import"])
-            .arg(&ledger)
-            .arg("--key")
-            .arg(&w.key)
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut stdin = child.stdin.take().unwrap();
-        let feed = input.clone();
-        let feeder = std::thread::spawn(move || {
-            let _ = std::io::Write::write_all(&mut stdin, &feed);
-        });
+        let (mut child, feeder) = w.spawn_import(&ledger, input.clone());
         std::thread::sleep(std::time::Duration::from_millis(delay_ms));
         let _ = child.kill(); // SIGKILL
         let _ = child.wait();

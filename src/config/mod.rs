@@ -359,6 +359,16 @@ impl Loader {
     }
 }
 
+/// The files under `dir` (which ends in `/`), with their paths relative to it.
+fn under<'a>(
+    files: &'a BTreeMap<String, SourceFile>,
+    dir: &'a str,
+) -> impl Iterator<Item = (&'a String, &'a str, &'a SourceFile)> + 'a {
+    files
+        .range(dir.to_owned()..)
+        .map_while(move |(path, file)| path.strip_prefix(dir).map(|rest| (path, rest, file)))
+}
+
 /// [`load`] with a parse cache, over files that carry content keys.
 pub fn load_with(
     files: &BTreeMap<String, SourceFile>,
@@ -473,10 +483,7 @@ pub fn load_with(
     // projects/
     let mut projects = BTreeMap::new();
     let mut project_texts = BTreeMap::new();
-    for (path, _) in files.range("projects/".to_owned()..) {
-        let Some(rest) = path.strip_prefix("projects/") else {
-            break;
-        };
+    for (path, rest, _) in under(files, "projects/") {
         let Some(name) = rest.strip_suffix(".yaml") else {
             errors.push(ConfigError::new(
                 path.as_str(),
@@ -515,10 +522,7 @@ pub fn load_with(
 
     // promotions/
     let mut promotions = BTreeMap::new();
-    for (path, _) in files.range("promotions/".to_owned()..) {
-        let Some(rest) = path.strip_prefix("promotions/") else {
-            break;
-        };
+    for (path, rest, _) in under(files, "promotions/") {
         let env = rest.strip_suffix(".yaml").unwrap_or(rest);
         if !rest.ends_with(".yaml") || rest.contains('/') {
             errors.push(ConfigError::new(
@@ -573,10 +577,7 @@ pub fn load_with(
 
     // freezes/
     let mut freezes = BTreeMap::new();
-    for (path, _) in files.range("freezes/".to_owned()..) {
-        let Some(rest) = path.strip_prefix("freezes/") else {
-            break;
-        };
+    for (path, rest, _) in under(files, "freezes/") {
         let Some(name) = rest.strip_suffix(".yaml").filter(|n| !n.contains('/')) else {
             errors.push(ConfigError::new(
                 path.as_str(),
@@ -657,10 +658,7 @@ pub fn load_with(
 
     // templates/
     let mut templates = BTreeMap::new();
-    for (path, _) in files.range("templates/".to_owned()..) {
-        let Some(rest) = path.strip_prefix("templates/") else {
-            break;
-        };
+    for (path, rest, _) in under(files, "templates/") {
         let Some(name) = rest
             .strip_suffix(".yaml")
             .filter(|n| !n.contains('/') && !n.is_empty())
@@ -695,10 +693,7 @@ pub fn load_with(
 
     // policies/
     let mut overrides = Vec::new();
-    for (path, _) in files.range("policies/".to_owned()..) {
-        let Some(rest) = path.strip_prefix("policies/") else {
-            break;
-        };
+    for (path, rest, _) in under(files, "policies/") {
         if let Some(t) = text(path, &mut errors) {
             overrides.push((rest.to_owned(), t.to_owned()));
         }
@@ -741,10 +736,7 @@ pub fn load_with(
 
     // keys/
     let mut keys = BTreeMap::new();
-    for (path, bytes) in files.range("keys/".to_owned()..) {
-        let Some(rest) = path.strip_prefix("keys/") else {
-            break;
-        };
+    for (path, rest, bytes) in under(files, "keys/") {
         let armored = bytes
             .bytes
             .starts_with(b"-----BEGIN PGP PUBLIC KEY BLOCK-----");

@@ -10,7 +10,7 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use super::{ObjectId, ObjectKind, sync_dir, sync_file};
+use super::{ObjectId, ObjectKind, sync_dir};
 
 /// An object to be written into a pack.
 #[derive(Debug, Clone)]
@@ -388,17 +388,6 @@ fn read_index_count(idx: &Path) -> std::io::Result<Option<u32>> {
     Ok(Some(u32::from_be_bytes(n)))
 }
 
-/// Reads the object ids an index lists.
-pub fn read_index_ids(idx: &Path) -> std::io::Result<Vec<ObjectId>> {
-    let data = fs::read(idx)?;
-    ids_of_index(&data).ok_or_else(|| {
-        std::io::Error::new(
-            std::io::ErrorKind::InvalidData,
-            format!("{}: not a v2 pack index", idx.display()),
-        )
-    })
-}
-
 /// Chooses which packs to merge so that, sorted by size, each remaining pack holds more than
 /// twice the objects of all smaller ones together (git's geometric repacking, factor 2): the
 /// largest `k` with `count[k] <= 2 * (count[0] + ... + count[k-1])` and merge packs `0..=k`.
@@ -450,12 +439,6 @@ pub fn remove_stale_temporaries(pack_dir: &Path, min_age: std::time::Duration) {
             let _ = fs::remove_file(entry.path());
         }
     }
-}
-
-/// fsync a pack's files (used after copying packs from elsewhere).
-pub fn sync_pack(info: &PackInfo) -> std::io::Result<()> {
-    sync_file(&info.pack)?;
-    sync_file(&info.idx)
 }
 
 #[cfg(test)]

@@ -244,21 +244,6 @@ pub enum PathClass {
     Unknown,
 }
 
-impl PathClass {
-    /// Whether files of this class are immutable records.
-    pub fn is_indexed_record(&self) -> bool {
-        matches!(
-            self,
-            PathClass::BuildRequest
-                | PathClass::BuildResult
-                | PathClass::Artifact
-                | PathClass::PromotionHistory
-                | PathClass::Attestation
-                | PathClass::FreezeHistory
-        )
-    }
-}
-
 /// Classifies a path by its shape alone; `verify` then checks the content against the path.
 pub fn classify(path: &str) -> PathClass {
     let parts: Vec<&str> = path.split('/').collect();

@@ -52,14 +52,6 @@ pub enum LedgerError {
     /// The ledger has no commit yet.
     #[error("the ledger has no commits (run `seakeeper ledger init`)")]
     Empty,
-    /// The ledger's format is not one this build understands.
-    #[error(
-        "ledger format {found} is not supported (this seakeeper reads format {FORMAT_VERSION})"
-    )]
-    UnsupportedFormat {
-        /// The format the LEDGER file names.
-        found: u32,
-    },
     /// The signing key is not one the ledger allows.
     #[error("key {fingerprint} is not allowed to sign this ledger (allowed: {allowed})")]
     KeyNotAllowed {

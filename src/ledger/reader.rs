@@ -388,11 +388,19 @@ impl<'l> Snapshot<'l> {
         }
     }
 
-    fn commit_hex(&self, path: &str) -> Result<String, LedgerError> {
-        Ok(self
+    /// Adds the record at `path` to the trace's `ledger_commits`; returns the commit that
+    /// added it.
+    fn note(&self, t: &mut Trace, record: &'static str, path: &str) -> Result<String, LedgerError> {
+        let ledger_commit = self
             .commit_of(path)?
             .map(|c| c.to_string())
-            .unwrap_or_default())
+            .unwrap_or_default();
+        t.ledger_commits.push(TraceRecord {
+            record,
+            path: path.to_owned(),
+            ledger_commit: ledger_commit.clone(),
+        });
+        Ok(ledger_commit)
     }
 
     fn fill_build(&self, t: &mut Trace, id: &BuildId) -> Result<(), LedgerError> {
@@ -410,19 +418,11 @@ impl<'l> Snapshot<'l> {
         t.source_commit = Some(r.source_commit.to_string());
         t.config_commit = Some(r.config_commit.to_string());
         let path = format!("{}/request.yaml", b.dir);
-        t.ledger_commits.push(TraceRecord {
-            record: "build-request",
-            ledger_commit: self.commit_hex(&path)?,
-            path,
-        });
+        self.note(t, "build-request", &path)?;
         if let Some(res) = &b.result {
             t.status = Some(res.status.as_str().to_owned());
             let path = format!("{}/result.yaml", b.dir);
-            t.ledger_commits.push(TraceRecord {
-                record: "build-result",
-                ledger_commit: self.commit_hex(&path)?,
-                path,
-            });
+            self.note(t, "build-result", &path)?;
         }
         Ok(())
     }
@@ -439,11 +439,7 @@ impl<'l> Snapshot<'l> {
             t.name = Some(a.name.clone());
             t.kind = Some(serde_plain(&a.kind));
             let path = layout::artifact_path(digest);
-            t.ledger_commits.push(TraceRecord {
-                record: "artifact",
-                ledger_commit: self.commit_hex(&path)?,
-                path,
-            });
+            self.note(&mut t, "artifact", &path)?;
             self.fill_build(&mut t, &a.build_id)?;
         }
         let dir = layout::artifact_dir(digest);
@@ -453,11 +449,7 @@ impl<'l> Snapshot<'l> {
                 known = true;
                 t.rebuilt_by.push(id.to_owned());
                 let path = format!("{dir}/rebuilt/{name}");
-                t.ledger_commits.push(TraceRecord {
-                    record: "artifact",
-                    ledger_commit: self.commit_hex(&path)?,
-                    path,
-                });
+                self.note(&mut t, "artifact", &path)?;
             }
         }
         let att_dir = layout::attestation_dir(digest);
@@ -465,12 +457,7 @@ impl<'l> Snapshot<'l> {
             let path = format!("{att_dir}/{}", String::from_utf8_lossy(&e.name));
             if let Some(Record::Attestation(a)) = self.record(&path)? {
                 known = true;
-                let ledger_commit = self.commit_hex(&path)?;
-                t.ledger_commits.push(TraceRecord {
-                    record: "attestation",
-                    path: path.clone(),
-                    ledger_commit: ledger_commit.clone(),
-                });
+                let ledger_commit = self.note(&mut t, "attestation", &path)?;
                 t.attestations
                     .push(attestation_summary(&a, path, ledger_commit));
             }
@@ -485,15 +472,10 @@ impl<'l> Snapshot<'l> {
                 );
                 if let Some(Record::Promotion(p)) = self.record(&path)? {
                     known = true;
-                    let ledger_commit = self.commit_hex(&path)?;
-                    let current = self
-                        .read(&layout::promotion_pointer(&p.environment, &p.image))?
-                        .is_some_and(|b| b == self.read(&path).ok().flatten().unwrap_or_default());
-                    t.ledger_commits.push(TraceRecord {
-                        record: "promotion",
-                        path: path.clone(),
-                        ledger_commit: ledger_commit.clone(),
-                    });
+                    let ledger_commit = self.note(&mut t, "promotion", &path)?;
+                    // Current if the environment's pointer holds this very blob.
+                    let pointer = layout::promotion_pointer(&p.environment, &p.image);
+                    let current = self.lookup(&pointer)?.is_some_and(|ptr| ptr.oid == e.oid);
                     t.promotions
                         .push(promotion_summary(&p, current, ledger_commit));
                 }
@@ -522,31 +504,6 @@ impl<'l> Snapshot<'l> {
             }
         }
         Ok(Some(t))
-    }
-
-    /// Build ids recorded for a change's patchset (or every patchset when `patchset` is None).
-    pub fn builds_of_change(
-        &self,
-        project: &crate::model::ProjectName,
-        change: crate::model::ChangeNumber,
-        patchset: Option<crate::model::PatchsetNumber>,
-    ) -> Result<Vec<(u32, String)>, LedgerError> {
-        let base = format!("changes/{project}/{:02}/{change}", change.get() % 100);
-        let mut out = Vec::new();
-        for ps in self.list(&base)? {
-            let ps_name = String::from_utf8_lossy(&ps.name).into_owned();
-            let Ok(n) = ps_name.parse::<u32>() else {
-                continue;
-            };
-            if patchset.is_some_and(|p| p.get() != n) {
-                continue;
-            }
-            for b in self.list(&format!("{base}/{ps_name}"))? {
-                out.push((n, String::from_utf8_lossy(&b.name).into_owned()));
-            }
-        }
-        out.sort();
-        Ok(out)
     }
 }
 

@@ -175,6 +175,30 @@ impl World {
         )
     }
 
+    /// Starts `ledger import` without waiting: `input` is fed from a thread (whose write may
+    /// fail if the child is killed); stdout and stderr are piped.
+    pub fn spawn_import(
+        &self,
+        ledger: &Path,
+        input: Vec<u8>,
+    ) -> (std::process::Child, std::thread::JoinHandle<()>) {
+        let mut child = seakeeper()
+            .args(["ledger", "import"])
+            .arg(ledger)
+            .arg("--key")
+            .arg(&self.key)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawning seakeeper");
+        let mut stdin = child.stdin.take().expect("stdin was piped");
+        let feeder = std::thread::spawn(move || {
+            let _ = stdin.write_all(&input);
+        });
+        (child, feeder)
+    }
+
     pub fn verify(&self, ledger: &Path) -> Output {
         output(
             seakeeper()
