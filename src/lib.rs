@@ -10,7 +10,7 @@ pub mod model;
 /// The config repo at a commit -> a validated `Layout`, or every error with its position.
 pub mod config;
 
-/// Gerrit: stream-events parsing into domain events (ref watcher and REST client to come).
+/// Gerrit: ref watcher, REST client, stream-events and webhook intake, one domain model.
 pub mod gerrit;
 
 /// OpenPGP keys and detached signatures (Sequoia), for ledger commits.

@@ -11,6 +11,14 @@ use crate::model::{ChangeNumber, CommitId, PatchsetNumber, ProjectName, RefName}
 /// A Gerrit account as events name it (any part may be missing).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Account {
+    /// The numeric account id (REST `_account_id`; stream events rarely carry it).
+    #[serde(
+        default,
+        rename = "accountId",
+        alias = "_account_id",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub id: Option<u64>,
     /// Display name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
@@ -212,6 +220,23 @@ struct RawRefUpdate {
     project: Option<String>,
 }
 
+/// `"project":"a/b"` (stream-events), or `"project":{"name":"a/b"}` (some webhooks-plugin
+/// versions).
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum RawProject {
+    Name(String),
+    Object { name: String },
+}
+
+impl RawProject {
+    fn as_str(&self) -> &str {
+        match self {
+            RawProject::Name(n) | RawProject::Object { name: n } => n,
+        }
+    }
+}
+
 #[derive(Debug, Deserialize)]
 struct RawEvent {
     #[serde(default)]
@@ -219,7 +244,7 @@ struct RawEvent {
     #[serde(default, rename = "patchSet")]
     patch_set: Option<RawPatchSet>,
     #[serde(default)]
-    project: Option<String>,
+    project: Option<RawProject>,
     #[serde(default)]
     uploader: Option<Account>,
     #[serde(default)]
@@ -258,7 +283,8 @@ pub fn parse_line(line: &str) -> Result<DomainEvent, ParseError> {
     let project = || -> Result<ProjectName, ParseError> {
         let p = raw
             .project
-            .as_deref()
+            .as_ref()
+            .map(RawProject::as_str)
             .or(raw.change.as_ref().and_then(|c| c.project.as_deref()))
             .ok_or_else(|| field("project", "missing".into()))?;
         p.parse()
