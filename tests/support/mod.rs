@@ -1,7 +1,9 @@
 //! Helpers shared by integration tests: temp worlds, the real `seakeeper` binary, real git and
-//! real GnuPG. (The Gerrit and Kubernetes stand-ins will live here too.)
+//! real GnuPG, and the Gerrit stand-in (`gerrit/`).
 
 #![allow(dead_code)]
+
+pub mod gerrit;
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
