@@ -1165,3 +1165,142 @@ fn secrets_file_is_private_and_checked() {
     let err = gerrit::load_gerrit_credentials(&f).unwrap_err().to_string();
     assert!(err.contains("line 3") && !err.contains("hunter2"), "{err}");
 }
+
+#[test]
+fn native_ls_refs_answers_exactly_like_git_http_backend() {
+    let g = Gerrit::start();
+    g.create_project("acme/widgets");
+    let work = Work::clone(&g, "acme/widgets");
+    for i in 1..=3 {
+        work.upload(&g, "acme/widgets", &format!("f{i}"), &cid(i));
+    }
+    let repo = g.repo("acme/widgets");
+    let head = git(&repo, &["rev-parse", "refs/heads/main"]);
+    git(&repo, &["tag", "-a", "-m", "release", "v1", &head]);
+    git(&repo, &["tag", "light", &head]);
+    git(&repo, &["update-ref", "refs/heads/stable", &head]);
+    git(&repo, &["pack-refs", "--all"]);
+    git(&repo, &["update-ref", "refs/heads/loose", &head]);
+    // An empty project: HEAD is unborn.
+    let empty = g.repo("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    git(&empty, &["init", "-q", "--bare", "-b", "main"]);
+
+    let pkt = |lines: &[&str]| -> Vec<u8> {
+        let mut b = Vec::new();
+        for l in lines {
+            match *l {
+                "DELIM" => b.extend_from_slice(b"0001"),
+                l => {
+                    b.extend_from_slice(format!("{:04x}", l.len() + 5).as_bytes());
+                    b.extend_from_slice(l.as_bytes());
+                    b.push(b'\n');
+                }
+            }
+        }
+        b.extend_from_slice(b"0000");
+        b
+    };
+    let head_lines = [
+        "command=ls-refs",
+        "agent=git/2.47.3",
+        "object-format=sha1",
+        "DELIM",
+    ];
+    let bodies = [
+        // What `git ls-remote` sends.
+        [&head_lines[..], &["peel", "symrefs", "unborn"]].concat(),
+        // What seakeeper's watcher sends.
+        [
+            &head_lines[..],
+            &[
+                "ref-prefix refs/heads/",
+                "ref-prefix refs/tags/",
+                "ref-prefix refs/changes/",
+            ],
+        ]
+        .concat(),
+        [&head_lines[..], &["ref-prefix refs/changes/02/2/"]].concat(),
+        [
+            &head_lines[..],
+            &["peel", "ref-prefix refs/tags/v", "ref-prefix HEAD"],
+        ]
+        .concat(),
+    ];
+    for project in ["acme/widgets", "empty"] {
+        for body in &bodies {
+            let body = pkt(body);
+            let path = format!("/{project}/git-upload-pack");
+            let cgi = g.git_request("POST", &path, "version=2", &body, false);
+            let native = g.git_request("POST", &path, "version=2", &body, true);
+            assert_eq!(cgi.0, 200);
+            assert_eq!(
+                String::from_utf8_lossy(&native.2),
+                String::from_utf8_lossy(&cgi.2),
+                "{project}: {}",
+                String::from_utf8_lossy(&body)
+            );
+            assert_eq!(native.1, cgi.1);
+        }
+        let path = format!("/{project}/info/refs?service=git-upload-pack");
+        let cgi = g.git_request("GET", &path, "version=2", b"", false);
+        let native = g.git_request("GET", &path, "version=2", b"", true);
+        assert_eq!(native, cgi);
+    }
+}
+
+#[test]
+fn gerrit_poll_cli_reports_each_change_once() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let g = Gerrit::start();
+    g.create_project("acme/widgets");
+    let dir = tempfile::tempdir().unwrap();
+    let secrets = dir.path().join("secrets.yaml");
+    let ci = g.account("ci-bot");
+    std::fs::write(
+        &secrets,
+        format!("gerrit:\n  username: {}\n  password: {}\n", ci.username, ci.password),
+    )
+    .unwrap();
+    std::fs::set_permissions(&secrets, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let state = dir.path().join("state");
+    let poll = |extra: &[&str]| {
+        support::output(
+            support::seakeeper()
+                .args(["gerrit", "poll", "--url", &g.url, "--project", "acme/widgets"])
+                .arg("--state")
+                .arg(&state)
+                .arg("--secrets")
+                .arg(&secrets)
+                .args(extra),
+        )
+    };
+    let first = poll(&[]);
+    assert!(first.status.success(), "{}", support::stderr(&first));
+    assert!(support::stderr(&first).contains("acme/widgets: first sight, 1 refs"));
+    assert_eq!(support::stdout(&first), "");
+
+    let work = Work::clone(&g, "acme/widgets");
+    work.upload(&g, "acme/widgets", "a", &cid(1));
+    let second = poll(&["--details"]);
+    assert!(second.status.success(), "{}", support::stderr(&second));
+    let lines: Vec<serde_json::Value> = support::stdout(&second)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let kinds: Vec<&str> = lines.iter().map(|l| l["type"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["patchset-created", "change-meta-updated", "change-details"]);
+    assert_eq!(lines[0]["change"], 1);
+    assert_eq!(lines[0]["patchset"], 1);
+    assert_eq!(lines[2]["change"]["status"], "NEW");
+    assert!(g.requests().iter().any(|r| r.starts_with("GET /a/changes/acme%2Fwidgets~1?")));
+
+    let third = poll(&[]);
+    assert_eq!(support::stdout(&third), "", "nothing is reported twice");
+
+    std::fs::set_permissions(&secrets, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let refused = poll(&[]);
+    assert!(!refused.status.success());
+    assert!(support::stderr(&refused).contains("chmod 600"));
+    assert!(!support::stderr(&refused).contains(&ci.password));
+}

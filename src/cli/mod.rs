@@ -32,7 +32,7 @@ enum Command {
     /// A project's .pipeline/config.yaml: check it against the config repo.
     #[command(subcommand)]
     Pipeline(pipeline::PipelineCommand),
-    /// Gerrit: normalize stream-events into domain events.
+    /// Gerrit: normalize stream-events into domain events; poll refs.
     #[command(subcommand)]
     Gerrit(gerrit::GerritCommand),
     /// The signed ledger: init, import, log, show, verify, keys.

@@ -20,7 +20,9 @@
 #![allow(dead_code)]
 
 pub mod events;
+pub mod http;
 pub mod json;
+pub mod lsrefs;
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::Write as _;
@@ -76,24 +78,25 @@ impl LabelDef {
 pub struct Options {
     /// A directory of existing bare repositories to serve (`<root>/<project>.git`).
     pub root: Option<PathBuf>,
-    /// HTTP worker threads.
-    pub workers: usize,
     /// `change.strictLabels`.
     pub strict_labels: bool,
     /// Submit type FAST_FORWARD_ONLY (else MERGE_IF_NECESSARY).
     pub fast_forward_only: bool,
     /// The first change number handed out.
     pub first_change: u32,
+    /// Answer protocol v2 `ls-refs` in-process, as JGit does, instead of forking
+    /// `git http-backend` (everything else still goes through it). For benchmarks.
+    pub native_ls_refs: bool,
 }
 
 impl Default for Options {
     fn default() -> Self {
         Options {
             root: None,
-            workers: 4,
             strict_labels: false,
             fast_forward_only: false,
             first_change: 1,
+            native_ls_refs: false,
         }
     }
 }
@@ -188,6 +191,8 @@ struct Inner {
     requests: Mutex<Vec<String>>,
     /// Serializes pushes and their post-processing.
     push_lock: Mutex<()>,
+    native: lsrefs::Repos,
+    advertisement: Mutex<Option<Resp>>,
 }
 
 /// The running stand-in.
@@ -197,8 +202,7 @@ pub struct Gerrit {
     pub stream_addr: SocketAddr,
     pub root: PathBuf,
     inner: Arc<Inner>,
-    server: Arc<tiny_http::Server>,
-    workers: Vec<std::thread::JoinHandle<()>>,
+    _server: http::Server,
     _tmp: Option<tempfile::TempDir>,
 }
 
@@ -297,6 +301,7 @@ fn default_labels() -> Vec<LabelDef> {
     ]
 }
 
+#[derive(Clone)]
 struct Resp {
     status: u16,
     content_type: String,
@@ -359,20 +364,6 @@ fn encode(s: &str) -> String {
     out
 }
 
-/// Reads a broken response body: a few bytes, then an error, so the connection dies mid-answer.
-struct Broken(usize);
-impl std::io::Read for Broken {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        if self.0 == 0 {
-            return Err(std::io::Error::other("fault injected: connection dropped"));
-        }
-        let n = self.0.min(buf.len());
-        buf[..n].fill(b'x');
-        self.0 -= n;
-        Ok(n)
-    }
-}
-
 impl Gerrit {
     pub fn start() -> Gerrit {
         Gerrit::start_with(Options::default())
@@ -388,8 +379,13 @@ impl Gerrit {
                 (Some(t), root)
             }
         };
-        let server = Arc::new(tiny_http::Server::http("127.0.0.1:0").expect("bind"));
-        let addr = server.server_addr().to_ip().expect("ip");
+        // The address is only known once the server runs; the handler reads it from here.
+        let slot: Arc<std::sync::OnceLock<Arc<Inner>>> = Arc::new(std::sync::OnceLock::new());
+        let slot2 = slot.clone();
+        let server = http::Server::start(Arc::new(move |req| {
+            slot2.get().expect("the stand-in is ready").handle(req)
+        }));
+        let addr = server.addr;
         let url = format!("http://{addr}");
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind stream");
         let stream_addr = listener.local_addr().unwrap();
@@ -409,6 +405,8 @@ impl Gerrit {
             streams: Mutex::new(Vec::new()),
             requests: Mutex::new(Vec::new()),
             push_lock: Mutex::new(()),
+            native: lsrefs::Repos::default(),
+            advertisement: Mutex::new(None),
         });
         {
             let inner = inner.clone();
@@ -418,24 +416,14 @@ impl Gerrit {
                 }
             });
         }
-        let mut workers = Vec::new();
-        for _ in 0..options.workers.max(1) {
-            let server = server.clone();
-            let inner = inner.clone();
-            workers.push(std::thread::spawn(move || {
-                while let Ok(req) = server.recv() {
-                    inner.handle(req);
-                }
-            }));
-        }
+        let _ = slot.set(inner.clone());
         Gerrit {
             url,
             addr,
             stream_addr,
             root,
             inner,
-            server,
-            workers,
+            _server: server,
             _tmp: tmp,
         }
     }
@@ -469,6 +457,43 @@ impl Gerrit {
             "http://{}:{}@{}/a/{}",
             a.username, a.password, self.addr, project
         )
+    }
+
+    /// Sends a raw smart-HTTP request (for protocol tests): `(status, content type, body)`.
+    pub fn git_request(
+        &self,
+        method: &str,
+        path_and_query: &str,
+        git_protocol: &str,
+        body: &[u8],
+        native: bool,
+    ) -> (u16, String, Vec<u8>) {
+        let (path, query) = path_and_query
+            .split_once('?')
+            .unwrap_or((path_and_query, ""));
+        let (project, suffix) = ["/info/refs", "/git-upload-pack"]
+            .iter()
+            .find_map(|s| {
+                path.strip_suffix(s)
+                    .map(|p| (p.trim_start_matches('/'), *s))
+            })
+            .expect("a git path");
+        let headers = HashMap::from([
+            ("git-protocol".to_owned(), git_protocol.to_owned()),
+            (
+                "content-type".to_owned(),
+                "application/x-git-upload-pack-request".to_owned(),
+            ),
+        ]);
+        let r = if native {
+            self.inner
+                .native(method, project, suffix, query, &headers, body)
+                .expect("a native answer")
+        } else {
+            self.inner
+                .cgi(method, project, suffix, query, &headers, body, None)
+        };
+        (r.status, r.content_type, r.body)
     }
 
     pub fn repo(&self, project: &str) -> PathBuf {
@@ -593,12 +618,6 @@ impl Gerrit {
 
 impl Drop for Gerrit {
     fn drop(&mut self) {
-        for _ in 0..self.workers.len() {
-            self.server.unblock();
-        }
-        for w in self.workers.drain(..) {
-            let _ = w.join();
-        }
         self.drop_streams();
     }
 }
@@ -662,13 +681,11 @@ impl Inner {
         });
     }
 
-    fn handle(&self, mut req: tiny_http::Request) {
-        let method = req.method().as_str().to_owned();
-        let url = req.url().to_owned();
+    fn handle(&self, req: http::Request) -> Option<http::Response> {
         self.requests
             .lock()
             .unwrap()
-            .push(format!("{method} {url}"));
+            .push(format!("{} {}", req.method, req.url));
         let (fail, drop, delay) = {
             let mut f = self.faults.lock().unwrap();
             let fail = f.fail > 0;
@@ -691,42 +708,22 @@ impl Inner {
         if let Some(d) = delay {
             std::thread::sleep(d);
         }
-        let mut body = Vec::new();
-        let _ = req.as_reader().read_to_end(&mut body);
         if drop {
-            let resp = tiny_http::Response::new(
-                tiny_http::StatusCode(200),
-                vec![],
-                Broken(7),
-                Some(4096),
-                None,
-            );
-            let _ = req.respond(resp);
-            return;
+            return None;
         }
         let resp = if fail {
             text(500, "Internal server error")
         } else {
-            let headers: HashMap<String, String> = req
-                .headers()
-                .iter()
-                .map(|h| {
-                    (
-                        h.field.as_str().as_str().to_ascii_lowercase(),
-                        h.value.as_str().to_owned(),
-                    )
-                })
-                .collect();
-            self.route(&method, &url, &headers, &body)
+            let headers: HashMap<String, String> = req.headers.iter().cloned().collect();
+            self.route(&req.method, &req.url, &headers, &req.body)
         };
-        let mut r = tiny_http::Response::from_data(resp.body).with_status_code(resp.status);
-        r.add_header(
-            tiny_http::Header::from_bytes("Content-Type", resp.content_type.as_bytes()).unwrap(),
-        );
-        for (k, v) in resp.headers {
-            r.add_header(tiny_http::Header::from_bytes(k.as_bytes(), v.as_bytes()).unwrap());
-        }
-        let _ = req.respond(r);
+        let mut headers = vec![("Content-Type".to_owned(), resp.content_type)];
+        headers.extend(resp.headers);
+        Some(http::Response {
+            status: resp.status,
+            headers,
+            body: resp.body,
+        })
     }
 
     fn authenticate(&self, headers: &HashMap<String, String>) -> Option<&Account> {
@@ -784,6 +781,15 @@ impl Inner {
                 if suffix == "/git-receive-pack" && method == "POST" {
                     let user = user.expect("checked above");
                     return self.receive_pack(project, query, headers, body, &user);
+                }
+                let v2 = headers
+                    .get("git-protocol")
+                    .is_some_and(|p| p.contains("version=2"));
+                let native = (self.options.native_ls_refs && v2 && !receive)
+                    .then(|| self.native(method, project, suffix, query, headers, body))
+                    .flatten();
+                if let Some(r) = native {
+                    return r;
                 }
                 return self.cgi(method, project, suffix, query, headers, body, None);
             }
@@ -1181,6 +1187,51 @@ impl Inner {
             }
         }
         json(&J::Arr(items))
+    }
+
+    /// The in-process answers of [`Options::native_ls_refs`]: the v2 capability advertisement
+    /// (server-wide, taken once from `git http-backend`) and `ls-refs`.
+    fn native(
+        &self,
+        method: &str,
+        project: &str,
+        suffix: &str,
+        query: &str,
+        headers: &HashMap<String, String>,
+        body: &[u8],
+    ) -> Option<Resp> {
+        let repo = self.root.join(format!("{project}.git"));
+        match (method, suffix) {
+            ("GET", "/info/refs") if query == "service=git-upload-pack" => {
+                let mut cached = self.advertisement.lock().unwrap();
+                if cached.is_none() {
+                    let r = self.cgi(method, project, suffix, query, headers, body, None);
+                    if r.status != 200 {
+                        return Some(r);
+                    }
+                    *cached = Some(r);
+                }
+                cached.clone()
+            }
+            ("POST", "/git-upload-pack") => {
+                let req = lsrefs::parse(body)?;
+                let answer = self.native.answer(&repo, &req)?;
+                Some(Resp {
+                    status: 200,
+                    content_type: "application/x-git-upload-pack-result".into(),
+                    headers: vec![
+                        ("Expires".into(), "Fri, 01 Jan 1980 00:00:00 GMT".into()),
+                        ("Pragma".into(), "no-cache".into()),
+                        (
+                            "Cache-Control".into(),
+                            "no-cache, max-age=0, must-revalidate".into(),
+                        ),
+                    ],
+                    body: answer,
+                })
+            }
+            _ => None,
+        }
     }
 
     #[allow(clippy::too_many_arguments)]
