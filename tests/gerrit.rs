@@ -1259,7 +1259,10 @@ fn gerrit_poll_cli_reports_each_change_once() {
     let ci = g.account("ci-bot");
     std::fs::write(
         &secrets,
-        format!("gerrit:\n  username: {}\n  password: {}\n", ci.username, ci.password),
+        format!(
+            "gerrit:\n  username: {}\n  password: {}\n",
+            ci.username, ci.password
+        ),
     )
     .unwrap();
     std::fs::set_permissions(&secrets, std::fs::Permissions::from_mode(0o600)).unwrap();
@@ -1267,7 +1270,14 @@ fn gerrit_poll_cli_reports_each_change_once() {
     let poll = |extra: &[&str]| {
         support::output(
             support::seakeeper()
-                .args(["gerrit", "poll", "--url", &g.url, "--project", "acme/widgets"])
+                .args([
+                    "gerrit",
+                    "poll",
+                    "--url",
+                    &g.url,
+                    "--project",
+                    "acme/widgets",
+                ])
                 .arg("--state")
                 .arg(&state)
                 .arg("--secrets")
@@ -1289,11 +1299,18 @@ fn gerrit_poll_cli_reports_each_change_once() {
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
     let kinds: Vec<&str> = lines.iter().map(|l| l["type"].as_str().unwrap()).collect();
-    assert_eq!(kinds, ["patchset-created", "change-meta-updated", "change-details"]);
+    assert_eq!(
+        kinds,
+        ["patchset-created", "change-meta-updated", "change-details"]
+    );
     assert_eq!(lines[0]["change"], 1);
     assert_eq!(lines[0]["patchset"], 1);
     assert_eq!(lines[2]["change"]["status"], "NEW");
-    assert!(g.requests().iter().any(|r| r.starts_with("GET /a/changes/acme%2Fwidgets~1?")));
+    assert!(
+        g.requests()
+            .iter()
+            .any(|r| r.starts_with("GET /a/changes/acme%2Fwidgets~1?"))
+    );
 
     let third = poll(&[]);
     assert_eq!(support::stdout(&third), "", "nothing is reported twice");
