@@ -1321,3 +1321,57 @@ fn gerrit_poll_cli_reports_each_change_once() {
     assert!(support::stderr(&refused).contains("chmod 600"));
     assert!(!support::stderr(&refused).contains(&ci.password));
 }
+
+#[test]
+fn a_push_to_a_change_ref_adds_a_patchset_and_resets_votes() {
+    let g = Gerrit::start();
+    g.create_project("p");
+    let work = Work::clone(&g, "p");
+    work.upload(&g, "p", "a", &cid(1));
+    g.review("ci-bot", 1, &[("Verified", 1)], "").unwrap();
+    assert_eq!(g.change(1).vote("Verified", g.account("ci-bot").id), 1);
+    let w = work.path();
+    git(
+        &w,
+        &[
+            "commit",
+            "-q",
+            "--amend",
+            "-m",
+            &format!("Add a, take 2\n\nChange-Id: {}\n", cid(1)),
+        ],
+    );
+    let sha = git(&w, &["rev-parse", "HEAD"]);
+    git(
+        &w,
+        &[
+            "push",
+            "-q",
+            &g.push_url("p", "alice"),
+            "HEAD:refs/changes/01/1/2",
+        ],
+    );
+    let c = g.change(1);
+    assert_eq!(c.patchsets.len(), 2);
+    assert_eq!(c.current().revision, sha);
+    assert_eq!(
+        c.vote("Verified", g.account("ci-bot").id),
+        0,
+        "a new patchset drops votes"
+    );
+    let rest = rest_as(&g, "ci-bot");
+    let info = rest.get_change(&project("p"), change(1)).unwrap();
+    assert_eq!(info.current_patchset.unwrap().get(), 2);
+    assert_eq!(info.current_ref.unwrap().as_str(), "refs/changes/01/1/2");
+    let last = g.events().last().unwrap().clone();
+    assert!(last.contains("\"type\":\"patchset-created\"") && last.contains("\"number\":2"));
+    // Pushing needs authentication, as on Gerrit.
+    let out = Command::new("git")
+        .arg("-C")
+        .arg(&w)
+        .args(["push", "-q", &g.git_url("p"), "HEAD:refs/for/main"])
+        .env("GIT_TERMINAL_PROMPT", "0")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+}

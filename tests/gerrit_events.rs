@@ -83,10 +83,9 @@ fn the_cli_normalizes_a_stream_and_reports_bad_lines() {
         events[1]["commit"],
         "3b9f2e7c41d05a8e6f1c2b3d4e5f60718293a4b5"
     );
-    assert_eq!(
-        events[2]["type"], "ignored",
-        "reviewer-added is not acted on"
-    );
+    assert_eq!(events[2]["type"], "change-updated");
+    assert_eq!(events[2]["gerrit_type"], "reviewer-added");
+    assert_eq!(events[2]["change"], 4711);
     assert_eq!(events[3]["type"], "comment-added");
     assert_eq!(
         events[3]["approvals"][1],
@@ -119,4 +118,53 @@ fn the_cli_normalizes_a_stream_and_reports_bad_lines() {
     ]));
     assert!(out.status.success());
     assert_eq!(stdout(&out).lines().count(), 8);
+}
+
+/// Every event type of GERRIT-PROTOCOL.md §1.3 (and plugin types), written in Gerrit's form
+/// from the tables: each becomes a domain event, or `ignored`, never an error.
+#[test]
+fn every_event_type_in_the_catalogue_parses() {
+    let acct = r#"{"name":"Bob Reviewer","email":"bob@example.org","username":"bob"}"#;
+    let ps = r#"{"number":2,"revision":"a7c4e1f09b2d3c5e8f6a0b1c2d3e4f5a6b7c8d9e","parents":["e3d2c1b0a9f8e7d6c5b4a3928170f6e5d4c3b2a1"],"ref":"refs/changes/11/4711/2","uploader":{"name":"Alice Example","email":"alice@example.org","username":"alice"},"createdOn":1718003600,"author":{"name":"Alice Example","email":"alice@example.org","username":"alice"},"kind":"REWORK","sizeInsertions":42,"sizeDeletions":7}"#;
+    let change = r#"{"project":"acme/widgets","branch":"main","topic":"frob","id":"I8c2a5d61f0b74e3a9d1c6e2b7f40a9d35e18c7b2","number":4711,"subject":"Add frobnicator","owner":{"name":"Alice Example","email":"alice@example.org","username":"alice"},"url":"https://review.example.org/c/acme/widgets/+/4711","commitMessage":"Add frobnicator\n","createdOn":1718000000,"status":"NEW","wip":true}"#;
+    let envelope = |own: &str, with_ps: bool, kind: &str| {
+        let ps = if with_ps {
+            format!(",\"patchSet\":{ps}")
+        } else {
+            String::new()
+        };
+        format!(
+            "{{{own}{ps},\"change\":{change},\"project\":\"acme/widgets\",\"refName\":\"refs/heads/main\",\"changeKey\":{{\"id\":\"I8c2a5d61f0b74e3a9d1c6e2b7f40a9d35e18c7b2\"}},\"type\":\"{kind}\",\"eventCreatedOn\":1718007200}}"
+        )
+    };
+    let approvals = r#""approvals":[{"type":"Code-Review","description":"Code-Review","value":"0","oldValue":"-1"}]"#;
+    let upd = r#"{"oldRev":"0000000000000000000000000000000000000000","newRev":"a7c4e1f09b2d3c5e8f6a0b1c2d3e4f5a6b7c8d9e","refName":"refs/changes/11/4711/2","project":"acme/widgets"}"#;
+    let cases: Vec<(String, &str)> = vec![
+        (envelope(&format!(r#""reviewer":{acct},"adder":{acct}"#), true, "reviewer-added"), "change-updated"),
+        (envelope(&format!(r#""reviewer":{acct},"remover":{acct},{approvals},"comment":"Removed""#), true, "reviewer-deleted"), "change-updated"),
+        (envelope(&format!(r#""reviewer":{acct},"remover":{acct},{approvals},"comment":"Removed the vote""#), true, "vote-deleted"), "change-updated"),
+        (envelope(&format!(r#""changer":{acct}"#), true, "wip-state-changed"), "change-updated"),
+        (envelope(&format!(r#""changer":{acct}"#), true, "private-state-changed"), "change-updated"),
+        (envelope(&format!(r#""changer":{acct},"oldTopic":"old""#), false, "topic-changed"), "change-updated"),
+        (envelope(&format!(r#""editor":{acct},"added":["a"],"hashtags":["a"]"#), false, "hashtags-changed"), "change-updated"),
+        (envelope(&format!(r#""deleter":{acct}"#), false, "change-deleted"), "change-updated"),
+        (envelope(&format!(r#""changer":{acct},"oldAssignee":{acct}"#), false, "assignee-changed"), "change-updated"),
+        (envelope(&format!(r#""abandoner":{acct},"reason":"obsolete""#), true, "change-abandoned"), "change-abandoned"),
+        (envelope(&format!(r#""restorer":{acct},"reason":"still needed""#), true, "change-restored"), "change-restored"),
+        (format!(r#"{{"submitter":{acct},"refUpdates":[{upd},{upd}],"type":"batch-ref-updated","eventCreatedOn":1}}"#), "batch-ref-updated"),
+        (r#"{"projectName":"acme/new","headName":"refs/heads/main","type":"project-created","eventCreatedOn":1}"#.to_owned(), "project-created"),
+        (r#"{"projectName":"acme/new","oldHead":"refs/heads/master","newHead":"refs/heads/main","type":"project-head-updated","eventCreatedOn":1}"#.to_owned(), "ignored"),
+        (r#"{"project":"acme/widgets","ref":"refs/heads/main","targetNode":"replica","status":"succeeded","refStatus":"OK","type":"ref-replicated","eventCreatedOn":1}"#.to_owned(), "ignored"),
+        (r#"{"cacheName":"projects","key":"acme/widgets","type":"cache-eviction","eventCreatedOn":1}"#.to_owned(), "ignored"),
+        (r#"{"type":"dropped-output","eventCreatedOn":1718007300}"#.to_owned(), "dropped-output"),
+    ];
+    for (line, want) in &cases {
+        let e = seakeeper::gerrit::parse_line(line).unwrap_or_else(|err| panic!("{err}: {line}"));
+        let v = serde_json::to_value(&e).unwrap();
+        assert_eq!(v["type"], *want, "{line}");
+        if *want == "change-updated" {
+            assert_eq!(v["change"], 4711);
+            assert_eq!(v["project"], "acme/widgets");
+        }
+    }
 }

@@ -132,13 +132,52 @@ pub enum DomainEvent {
         #[serde(skip_serializing_if = "Option::is_none")]
         commit: Option<CommitId>,
     },
+    /// Several refs moved at once (`batch-ref-updated`, when Gerrit is configured to send it).
+    BatchRefUpdated {
+        /// Each update.
+        updates: Vec<RefUpdate>,
+    },
+    /// Something else about a change changed (reviewers, a vote deleted, WIP or private state,
+    /// topic, hashtags, deletion): seakeeper looks at the change's refs again.
+    ChangeUpdated {
+        /// Gerrit's event type, e.g. `vote-deleted`.
+        gerrit_type: String,
+        /// The project.
+        project: ProjectName,
+        /// The change.
+        change: ChangeNumber,
+    },
+    /// A project was created.
+    ProjectCreated {
+        /// The project.
+        project: ProjectName,
+        /// Its HEAD, e.g. `refs/heads/main`.
+        head: String,
+    },
     /// Gerrit dropped events for this connection: resync every project.
     DroppedOutput,
-    /// A valid event seakeeper does not act on (reviewer-added, topic-changed, plugin events ...).
+    /// A valid event seakeeper does not act on (project-head-updated, plugin events such as
+    /// ref-replicated or cache-eviction ...).
     Ignored {
         /// Gerrit's event type.
         gerrit_type: String,
     },
+}
+
+/// One ref update of a `batch-ref-updated` event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RefUpdate {
+    /// The project.
+    pub project: ProjectName,
+    /// The full ref name.
+    #[serde(rename = "ref")]
+    pub git_ref: RefName,
+    /// The old value (absent: created).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub old_commit: Option<CommitId>,
+    /// The new value (absent: deleted).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub commit: Option<CommitId>,
 }
 
 /// Why a line could not be read.
@@ -257,6 +296,51 @@ struct RawEvent {
     new_rev: Option<String>,
     #[serde(default, rename = "refUpdate")]
     ref_update: Option<RawRefUpdate>,
+    #[serde(default, rename = "refUpdates")]
+    ref_updates: Option<Vec<RawRefUpdate>>,
+    #[serde(default, rename = "projectName")]
+    project_name: Option<String>,
+    #[serde(default, rename = "headName")]
+    head_name: Option<String>,
+}
+
+fn parse_ref_update(
+    u: &RawRefUpdate,
+    field: &dyn Fn(&'static str, String) -> ParseError,
+) -> Result<RefUpdate, ParseError> {
+    let project: ProjectName = u
+        .project
+        .as_deref()
+        .ok_or_else(|| field("refUpdate.project", "missing".into()))?
+        .parse()
+        .map_err(|e: crate::model::InvalidId| field("refUpdate.project", e.to_string()))?;
+    let name = u
+        .ref_name
+        .as_deref()
+        .ok_or_else(|| field("refUpdate.refName", "missing".into()))?;
+    // Gerrit before 2.12 sent short branch names.
+    let full = if name.starts_with("refs/") {
+        name.to_owned()
+    } else {
+        format!("refs/heads/{name}")
+    };
+    let rev = |r: &Option<String>, f: &'static str| -> Result<Option<CommitId>, ParseError> {
+        match r.as_deref() {
+            None | Some(ZERO) => Ok(None),
+            Some(r) => r
+                .parse()
+                .map(Some)
+                .map_err(|e: crate::model::InvalidId| field(f, e.to_string())),
+        }
+    };
+    Ok(RefUpdate {
+        project,
+        git_ref: full
+            .parse()
+            .map_err(|e: crate::model::InvalidId| field("refUpdate.refName", e.to_string()))?,
+        old_commit: rev(&u.old_rev, "refUpdate.oldRev")?,
+        commit: rev(&u.new_rev, "refUpdate.newRev")?,
+    })
 }
 
 const ZERO: &str = "0000000000000000000000000000000000000000";
@@ -398,41 +482,47 @@ pub fn parse_line(line: &str) -> Result<DomainEvent, ParseError> {
                 .ref_update
                 .as_ref()
                 .ok_or_else(|| field("refUpdate", "missing".into()))?;
-            let project: ProjectName = u
-                .project
-                .as_deref()
-                .ok_or_else(|| field("refUpdate.project", "missing".into()))?
-                .parse()
-                .map_err(|e: crate::model::InvalidId| field("refUpdate.project", e.to_string()))?;
-            let name = u
-                .ref_name
-                .as_deref()
-                .ok_or_else(|| field("refUpdate.refName", "missing".into()))?;
-            // Gerrit before 2.12 sent short branch names.
-            let full = if name.starts_with("refs/") {
-                name.to_owned()
-            } else {
-                format!("refs/heads/{name}")
-            };
-            let rev =
-                |r: &Option<String>, f: &'static str| -> Result<Option<CommitId>, ParseError> {
-                    match r.as_deref() {
-                        None | Some(ZERO) => Ok(None),
-                        Some(r) => r
-                            .parse()
-                            .map(Some)
-                            .map_err(|e: crate::model::InvalidId| field(f, e.to_string())),
-                    }
-                };
+            let u = parse_ref_update(u, &field)?;
             DomainEvent::RefUpdated {
-                project,
-                git_ref: full.parse().map_err(|e: crate::model::InvalidId| {
-                    field("refUpdate.refName", e.to_string())
-                })?,
-                old_commit: rev(&u.old_rev, "refUpdate.oldRev")?,
-                commit: rev(&u.new_rev, "refUpdate.newRev")?,
+                project: u.project,
+                git_ref: u.git_ref,
+                old_commit: u.old_commit,
+                commit: u.commit,
             }
         }
+        "batch-ref-updated" => {
+            let list = raw
+                .ref_updates
+                .as_ref()
+                .ok_or_else(|| field("refUpdates", "missing".into()))?;
+            let mut updates = Vec::with_capacity(list.len());
+            for u in list {
+                updates.push(parse_ref_update(u, &field)?);
+            }
+            DomainEvent::BatchRefUpdated { updates }
+        }
+        "project-created" => DomainEvent::ProjectCreated {
+            project: raw
+                .project_name
+                .as_deref()
+                .ok_or_else(|| field("projectName", "missing".into()))?
+                .parse()
+                .map_err(|e: crate::model::InvalidId| field("projectName", e.to_string()))?,
+            head: raw.head_name.clone().unwrap_or_default(),
+        },
+        kind @ ("reviewer-added"
+        | "reviewer-deleted"
+        | "vote-deleted"
+        | "wip-state-changed"
+        | "private-state-changed"
+        | "topic-changed"
+        | "hashtags-changed"
+        | "change-deleted"
+        | "assignee-changed") => DomainEvent::ChangeUpdated {
+            gerrit_type: kind.to_owned(),
+            project: project()?,
+            change: change()?,
+        },
         "dropped-output" => DomainEvent::DroppedOutput,
         other => DomainEvent::Ignored {
             gerrit_type: other.to_owned(),

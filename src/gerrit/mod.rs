@@ -16,7 +16,7 @@ pub mod watch;
 
 use std::collections::BTreeMap;
 
-pub use events::{Account, Approval, DomainEvent, ParseError, parse_line};
+pub use events::{Account, Approval, DomainEvent, ParseError, RefUpdate, parse_line};
 pub use http::{Credentials, Endpoint, RetryPolicy, load_gerrit_credentials};
 pub use refs::RefSource;
 pub use rest::{Change, ChangeStatus, Notify, Rest, RestError, ReviewInput};

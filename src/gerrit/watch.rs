@@ -648,6 +648,20 @@ impl Hints {
                     .unwrap_or_else(|| Scope::Ref(git_ref.clone()));
                 self.add(project.clone(), scope);
             }
+            DomainEvent::BatchRefUpdated { updates } => {
+                for u in updates {
+                    self.add_event(&DomainEvent::RefUpdated {
+                        project: u.project.clone(),
+                        git_ref: u.git_ref.clone(),
+                        old_commit: u.old_commit.clone(),
+                        commit: u.commit.clone(),
+                    });
+                }
+            }
+            DomainEvent::ChangeUpdated {
+                project, change, ..
+            } => self.add(project.clone(), Scope::Change(*change)),
+            DomainEvent::ProjectCreated { project, .. } => self.add(project.clone(), Scope::All),
             DomainEvent::DroppedOutput => self.resync_all(),
             DomainEvent::Ignored { .. } => {}
         }
