@@ -19,8 +19,14 @@ pub mod signing;
 /// gix helpers: object ids, trees, durable packs, compare-and-swap ref updates.
 pub mod git;
 
+/// Running jobs: the Executor trait, the local sandbox and Kubernetes.
+pub mod executor;
+
 /// The signed, append-only ledger: writer, reader, verifier, trace.
 pub mod ledger;
+
+/// Diagnostics on stderr (`SEAKEEPER_LOG=debug`).
+pub mod telemetry;
 
 /// Command-line subcommands: argument handling only, logic lives in the modules above.
 pub mod cli;

@@ -530,7 +530,9 @@ fn standin_rest_answers_have_the_samples_form() {
         r.body_mut().read_to_string().unwrap()
     };
     let body = get(
-        "/changes/acme%2Fwidgets~1?o=CURRENT_REVISION&o=CURRENT_COMMIT&o=LABELS&o=DETAILED_ACCOUNTS",
+        // The sample shows `labels.*.all` and `values`, which Gerrit fills only with
+        // DETAILED_LABELS (LabelsJson): ask for it too.
+        "/changes/acme%2Fwidgets~1?o=CURRENT_REVISION&o=CURRENT_COMMIT&o=LABELS&o=DETAILED_LABELS&o=DETAILED_ACCOUNTS",
     );
     assert!(body.starts_with(")]}'\n") && body.ends_with("}\n"));
     let live = J::parse(body.strip_prefix(")]}'\n").unwrap()).unwrap();
@@ -550,7 +552,45 @@ fn standin_rest_answers_have_the_samples_form() {
     let sample = J::parse(sample_text.strip_prefix(")]}'\n").unwrap()).unwrap();
     assert_eq!(live.as_arr().unwrap()[0], sample.as_arr().unwrap()[0]);
     same_shape("branches", &sample, &live, &[]);
-    // The submit answer and the 409 text.
+    // LABELS alone: the summary only.
+    let summary = get("/changes/acme%2Fwidgets~1?o=LABELS");
+    let summary = J::parse(summary.strip_prefix(")]}'\n").unwrap()).unwrap();
+    let verified = summary.get("labels").unwrap().get("Verified").unwrap();
+    assert!(verified.get("approved").is_some() && verified.get("all").is_none());
+    // The review and submit answers.
+    let post = |path: &str, body: &str| -> String {
+        let mut r = agent
+            .post(&format!("{}/a{path}", g.url))
+            .header("Content-Type", "application/json")
+            .header(
+                "Authorization",
+                &format!(
+                    "Basic {}",
+                    base64::Engine::encode(
+                        &base64::engine::general_purpose::STANDARD,
+                        format!("{}:{}", a.username, a.password)
+                    )
+                ),
+            )
+            .send(body)
+            .unwrap();
+        r.body_mut().read_to_string().unwrap()
+    };
+    let shape_of = |file: &str, live: &str, optional: &[&str]| {
+        let sample_text = std::fs::read_to_string(dir.join(file)).unwrap();
+        let sample = J::parse(sample_text.strip_prefix(")]}'\n").unwrap()).unwrap();
+        assert!(live.starts_with(")]}'\n"), "{file}: {live}");
+        let live = J::parse(live.strip_prefix(")]}'\n").unwrap()).unwrap();
+        same_shape(file, &sample, &live, optional);
+    };
+    let review = post(
+        "/changes/acme%2Fwidgets~1/revisions/current/review",
+        &std::fs::read_to_string(dir.join("rest/POST_review.request.json")).unwrap(),
+    );
+    shape_of("rest/POST_review.response.body", &review, &[]);
+    let submitted = post("/changes/acme%2Fwidgets~1/submit", "{}");
+    shape_of("rest/POST_submit.response.body", &submitted, &[]);
+    // The 409 text.
     let rest = rest_as(&g, "bob");
     let other = w.upload(&g, "acme/widgets", "other.rs", &cid(2));
     let _ = other;
@@ -765,6 +805,22 @@ fn rest_client_retries_5xx_and_dropped_connections_but_not_4xx() {
         "a dropped connection is retried"
     );
 
+    g.truncate_next(1);
+    let before = g.requests().len();
+    ci.get_change(&p, change(1)).unwrap();
+    assert_eq!(
+        g.requests().len(),
+        before + 2,
+        "a truncated answer is retried"
+    );
+
+    // A submit whose answer is lost was applied: the retry's 409 "change is merged" is success.
+    g.review("ci-bot", 1, &[("Verified", 1)], "").unwrap();
+    g.review("bob", 1, &[("Code-Review", 2)], "").unwrap();
+    g.lose_answer_next(1);
+    let merged = ci.submit(&p, change(1)).unwrap();
+    assert_eq!(merged.status, ChangeStatus::Merged);
+
     g.fail_next(10);
     let err = ci.get_change(&p, change(1)).unwrap_err();
     assert_eq!(
@@ -935,7 +991,7 @@ fn watcher_reads_local_repositories_and_its_state_is_checked() {
     let w2 = RefWatcher::open(src, state.path()).unwrap();
     let err = w2.observe(&p, Scope::All).unwrap_err();
     assert!(
-        err.to_string().contains("tools%2Flint.log: line 7"),
+        err.to_string().contains("tools%2Flint.log: line 8"),
         "{err}"
     );
     // A torn last line (a crash mid-append) is ignored.
@@ -946,6 +1002,53 @@ fn watcher_reads_local_repositories_and_its_state_is_checked() {
     let src = RefSource::for_url(g.root.to_str().unwrap(), None).unwrap();
     let w3 = RefWatcher::open(src, state.path()).unwrap();
     assert!(w3.observe(&p, Scope::All).unwrap().events.is_empty());
+    work.upload(&g, "tools/lint", "f4", &cid(4));
+    let e = events_of(&w3, &p, Scope::All);
+    assert_eq!(e.len(), 2, "{e:?}");
+    let src = RefSource::for_url(g.root.to_str().unwrap(), None).unwrap();
+    let w4 = RefWatcher::open(src, state.path()).unwrap();
+    assert!(
+        w4.observe(&p, Scope::All).unwrap().events.is_empty(),
+        "reloads cleanly after a torn line"
+    );
+    // A crash between writing a compacted snapshot and removing the old journal: the journal
+    // (of the previous generation) must not be replayed over the newer snapshot.
+    let snapshot = state.path().join("tools%2Flint.refs");
+    assert!(
+        std::fs::read_to_string(&snapshot)
+            .unwrap()
+            .contains("# generation 1\n")
+    );
+    let refs = git(
+        &g.repo("tools/lint"),
+        &[
+            "for-each-ref",
+            "--format=%(objectname) %(refname)",
+            "refs/heads/",
+            "refs/tags/",
+            "refs/changes/",
+        ],
+    );
+    let mut lines: Vec<&str> = refs.lines().collect();
+    lines.sort_by_key(|l| l.split_once(' ').unwrap().1.to_owned());
+    std::fs::write(
+        &snapshot,
+        format!(
+            "# seakeeper gerrit ref state v1\n# generation 2\n{}\n",
+            lines.join("\n")
+        ),
+    )
+    .unwrap();
+    let mut journal = std::fs::read_to_string(&log).unwrap();
+    assert!(journal.starts_with("# generation 1\n"), "{journal}");
+    // An old value in the stale journal that would roll main back if replayed.
+    journal.push_str(&format!("{} refs/heads/main\n", "1".repeat(40)));
+    std::fs::write(&log, journal).unwrap();
+    let src = RefSource::for_url(g.root.to_str().unwrap(), None).unwrap();
+    let w5 = RefWatcher::open(src, state.path()).unwrap();
+    let e = w5.observe(&p, Scope::All).unwrap().events;
+    assert!(e.is_empty(), "a stale journal is ignored: {e:?}");
+    assert!(!log.exists(), "and removed");
 }
 
 // --- the event stream and webhooks -------------------------------------------------------------
@@ -972,6 +1075,7 @@ fn stream_reconnects_after_a_break_and_the_resync_finds_what_was_missed() {
     let (tx, rx) = mpsc::channel();
     let mut options = StreamOptions::new(&g.stream_command());
     options.initial_backoff = Duration::from_secs(1);
+    options.connected_after = Duration::from_millis(100);
     let stream = EventStream::spawn(options, tx);
     assert_eq!(next_item(&rx), StreamItem::Connected { attempt: 1 });
     while g.stream_clients() == 0 {

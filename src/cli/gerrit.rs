@@ -143,7 +143,7 @@ fn poll(a: PollArgs) -> anyhow::Result<ExitCode> {
     };
     let work: Vec<(ProjectName, gerrit::Scope)> =
         projects.into_iter().map(|p| (p, scope.clone())).collect();
-    let pass = gerrit::pass(
+    let mut pass = gerrit::pass(
         &watcher,
         rest.as_ref().filter(|_| a.details),
         &work,
@@ -151,7 +151,7 @@ fn poll(a: PollArgs) -> anyhow::Result<ExitCode> {
     );
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
-    for o in pass.observations {
+    for o in std::mem::take(&mut pass.observations) {
         if o.first_sight {
             eprintln!(
                 "{}: first sight, {} refs recorded as the baseline",
@@ -163,7 +163,24 @@ fn poll(a: PollArgs) -> anyhow::Result<ExitCode> {
             out.write_all(b"\n")?;
         }
         out.flush()?;
-        watcher.acknowledge(o)?;
+        // A vote whose change could not be read is not remembered: the next pass reports it again.
+        let unread = o.events.iter().any(|e| match e {
+            gerrit::RefEvent::ChangeMetaUpdated {
+                project, change, ..
+            } => pass
+                .changes
+                .get(&(project.clone(), *change))
+                .is_some_and(|r| r.is_err()),
+            _ => false,
+        });
+        if unread {
+            eprintln!(
+                "{}: not remembered (a change could not be read); it is reported again next time",
+                o.project
+            );
+        } else {
+            watcher.acknowledge(o)?;
+        }
     }
     for ((project, change), details) in &pass.changes {
         match details {

@@ -4,6 +4,7 @@
 mod config;
 mod demo;
 mod gerrit;
+mod job;
 mod key;
 mod ledger;
 mod pipeline;
@@ -35,6 +36,9 @@ enum Command {
     /// Gerrit: normalize stream-events into domain events; poll refs.
     #[command(subcommand)]
     Gerrit(gerrit::GerritCommand),
+    /// Jobs: run one locally exactly as CI would, render its Kubernetes manifest.
+    #[command(subcommand)]
+    Job(job::JobCommand),
     /// The signed ledger: init, import, log, show, verify, keys.
     #[command(subcommand)]
     Ledger(ledger::LedgerCommand),
@@ -52,6 +56,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Config(c) => config::run(c),
         Command::Pipeline(c) => pipeline::run(c),
         Command::Gerrit(c) => gerrit::run(c),
+        Command::Job(c) => job::run(c),
         Command::Trace(a) => trace::run(a),
         Command::Demo(a) => demo::run(a),
     }

@@ -39,6 +39,57 @@ pub struct ResolvedJob {
     pub output_files: Vec<String>,
     /// Names of images assembled from its outputs.
     pub output_images: Vec<String>,
+    /// CPU (a Kubernetes quantity), if the job asks.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cpu: Option<String>,
+    /// Memory (a Kubernetes quantity), if the job asks.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub memory: Option<String>,
+}
+
+/// What a run of a resolved job is about.
+#[derive(Debug, Clone)]
+pub struct RunContext<'a> {
+    /// The build.
+    pub build_id: crate::model::BuildId,
+    /// The pipeline.
+    pub pipeline: &'a str,
+    /// The project.
+    pub project: ProjectName,
+    /// The change and patchset, for check and gate.
+    pub change: Option<(crate::model::ChangeNumber, crate::model::PatchsetNumber)>,
+    /// Where the source comes from.
+    pub source: &'a str,
+    /// The commit.
+    pub commit: crate::model::CommitId,
+    /// Trusted or not (from the pipeline's policy).
+    pub trust: crate::model::Trust,
+}
+
+impl ResolvedJob {
+    /// The executor's view of this job, for one run.
+    pub fn to_spec(&self, ctx: &RunContext<'_>) -> crate::model::JobSpec {
+        crate::model::JobSpec {
+            build_id: ctx.build_id.clone(),
+            job: self.name.clone(),
+            pipeline: ctx.pipeline.to_owned(),
+            project: ctx.project.clone(),
+            change: ctx.change,
+            source: ctx.source.to_owned(),
+            commit: ctx.commit.clone(),
+            image: self.image.clone(),
+            commands: self.commands.clone(),
+            env: self.env.clone(),
+            timeout_seconds: self.timeout_seconds,
+            cpu: self.cpu.clone(),
+            memory: self.memory.clone(),
+            services: self.services.clone(),
+            secrets: self.secrets.clone(),
+            network: self.network,
+            outputs: self.output_files.clone(),
+            trust: ctx.trust,
+        }
+    }
 }
 
 /// Which jobs each pipeline runs.
@@ -343,6 +394,8 @@ fn resolve(name: &str, job: &JobSpec, enforced: bool, policies: &Policies) -> Re
     ResolvedJob {
         name: name.to_owned(),
         enforced,
+        cpu: job.resources.as_ref().and_then(|r| r.cpu.clone()),
+        memory: job.resources.as_ref().and_then(|r| r.memory.clone()),
         image: job.image.clone().unwrap_or_default(),
         commands: job.commands.clone(),
         env: job.env.clone(),

@@ -354,6 +354,31 @@ pub fn parse_line(line: &str) -> Result<DomainEvent, ParseError> {
         .and_then(|t| t.as_str())
         .ok_or(ParseError::NoType)?
         .to_owned();
+    // Only the types acted on are read field by field; anything else (plugins' events with
+    // their own shapes) is skipped whatever its fields look like.
+    const KNOWN: &[&str] = &[
+        "patchset-created",
+        "comment-added",
+        "change-merged",
+        "change-abandoned",
+        "change-restored",
+        "ref-updated",
+        "batch-ref-updated",
+        "project-created",
+        "dropped-output",
+        "reviewer-added",
+        "reviewer-deleted",
+        "vote-deleted",
+        "wip-state-changed",
+        "private-state-changed",
+        "topic-changed",
+        "hashtags-changed",
+        "change-deleted",
+        "assignee-changed",
+    ];
+    if !KNOWN.contains(&kind.as_str()) {
+        return Ok(DomainEvent::Ignored { gerrit_type: kind });
+    }
     let raw: RawEvent = serde_json::from_value(value).map_err(|e| ParseError::Field {
         event: kind.clone(),
         field: "(event)",

@@ -216,7 +216,7 @@ impl Endpoint {
         let rest = base
             .strip_prefix("https://")
             .or_else(|| base.strip_prefix("http://"))
-            .ok_or_else(|| format!("{base:?} is not an http:// or https:// URL"))?;
+            .ok_or_else(|| format!("{:?} is not an http:// or https:// URL", redact(base)))?;
         if rest.is_empty() || rest.contains('@') {
             return Err(format!(
                 "{} must name a host and carry no user or password (those go in the secrets file)",
@@ -283,9 +283,7 @@ impl Endpoint {
             attempt += 1;
             let last = attempt >= self.retry.attempts.max(1);
             match self.send_once(method, &url, headers, body) {
-                Ok(mut r) if r.status >= 500 && !last => {
-                    r.attempts = attempt;
-                }
+                Ok(r) if r.status >= 500 && !last => {}
                 Ok(mut r) => {
                     r.attempts = attempt;
                     return Ok(r);

@@ -9,7 +9,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, OnceLock};
+use std::sync::Mutex;
 
 use gix::ObjectId;
 
@@ -91,7 +91,10 @@ impl RefSource {
         } else {
             let path = url.strip_prefix("file://").unwrap_or(url);
             if !Path::new(path).is_dir() {
-                return Err(format!("{url}: not a directory of repositories"));
+                return Err(format!(
+                    "{}: not a directory of repositories",
+                    super::http::redact(url)
+                ));
             }
             Ok(RefSource::Local(LocalRefs::new(Path::new(path))))
         }
@@ -108,7 +111,7 @@ enum Protocol {
 /// Smart HTTP ref listing.
 pub struct HttpRefs {
     http: Endpoint,
-    protocol: OnceLock<Protocol>,
+    protocol: Mutex<Option<Protocol>>,
 }
 
 const UPLOAD_PACK_REQUEST: &str = "application/x-git-upload-pack-request";
@@ -118,7 +121,7 @@ impl HttpRefs {
     pub fn new(http: Endpoint) -> HttpRefs {
         HttpRefs {
             http,
-            protocol: OnceLock::new(),
+            protocol: Mutex::new(None),
         }
     }
 
@@ -127,20 +130,16 @@ impl HttpRefs {
     }
 
     fn list(&self, project: &ProjectName, prefixes: &[&str]) -> Result<Vec<Ref>, RefsError> {
-        let protocol = match self.protocol.get() {
-            Some(p) => *p,
-            None => {
-                let (protocol, refs) = self.handshake(project)?;
-                let _ = self.protocol.set(protocol);
-                if let Some(refs) = refs {
-                    return Ok(refs);
-                }
-                protocol
-            }
-        };
-        match protocol {
-            Protocol::V0 => Ok(self.handshake(project)?.1.unwrap_or_default()),
-            Protocol::V2 => self.ls_refs(project, prefixes),
+        let known = *self.protocol.lock().unwrap_or_else(|p| p.into_inner());
+        if known == Some(Protocol::V2) {
+            return self.ls_refs(project, prefixes);
+        }
+        // Unknown, or v0 last time: ask again (a server may have been upgraded to v2).
+        let (protocol, refs) = self.handshake(project)?;
+        *self.protocol.lock().unwrap_or_else(|p| p.into_inner()) = Some(protocol);
+        match refs {
+            Some(refs) => Ok(refs),
+            None => self.ls_refs(project, prefixes),
         }
     }
 
@@ -393,9 +392,8 @@ impl LocalRefs {
         let platform = repo.references().map_err(|e| err(e.to_string()))?;
         let mut out = Vec::new();
         for prefix in prefixes {
-            // gix matches prefixes by path components; a trailing slash is implied.
-            let dir = prefix.trim_end_matches('/');
-            let iter = platform.prefixed(dir).map_err(|e| err(e.to_string()))?;
+            // gix matches the prefix as a string (and only reads the directories under it).
+            let iter = platform.prefixed(*prefix).map_err(|e| err(e.to_string()))?;
             for r in iter {
                 let r = r.map_err(|e| err(e.to_string()))?;
                 if let Some(id) = r.target().try_id() {

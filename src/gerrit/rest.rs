@@ -239,9 +239,13 @@ pub struct Rest {
     http: Endpoint,
 }
 
-/// The options asked for on every change read.
+/// The options asked for on every change read (`DETAILED_LABELS` is what makes Gerrit list
+/// each vote in `labels.*.all`; `LABELS` alone gives only the summary).
 const CHANGE_OPTIONS: &str =
-    "o=CURRENT_REVISION&o=CURRENT_COMMIT&o=LABELS&o=DETAILED_ACCOUNTS&o=MESSAGES";
+    "o=CURRENT_REVISION&o=CURRENT_COMMIT&o=LABELS&o=DETAILED_LABELS&o=DETAILED_ACCOUNTS&o=MESSAGES";
+
+/// The most pages a query follows (a server that ignores `S` must not loop forever).
+const MAX_PAGES: usize = 1000;
 
 impl Rest {
     /// A client of `base` (`https://gerrit.example.org`), authenticated when credentials are
@@ -296,28 +300,40 @@ impl Rest {
     /// Every change matching `query` (e.g. `status:open project:acme/widgets`), following
     /// `_more_changes` page by page (`page` changes at a time).
     pub fn query_changes(&self, query: &str, page: u32) -> Result<Vec<Change>, RestError> {
-        let mut out = Vec::new();
-        loop {
+        let mut out: Vec<Change> = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        let mut skip = 0usize;
+        for _ in 0..MAX_PAGES {
             let path = format!(
                 "/changes/?q={}&n={}&S={}&{CHANGE_OPTIONS}",
                 encode_component(query),
                 page.max(1),
-                out.len()
+                skip
             );
             let wire: Vec<WireChange> = self.json("GET", &path, None)?;
             let more = wire.last().is_some_and(|c| c.more_changes);
             let got = wire.len();
+            skip += got;
             for w in wire {
-                out.push(w.into_change().map_err(|message| RestError::Decode {
+                let c = w.into_change().map_err(|message| RestError::Decode {
                     method: "GET",
                     path: path.clone(),
                     message,
-                })?);
+                })?;
+                // A change updated between two pages can appear on both.
+                if seen.insert(c.number) {
+                    out.push(c);
+                }
             }
             if !more || got == 0 {
                 return Ok(out);
             }
         }
+        Err(RestError::Decode {
+            method: "GET",
+            path: format!("/changes/?q={}", encode_component(query)),
+            message: format!("more than {MAX_PAGES} pages: the server keeps saying _more_changes"),
+        })
     }
 
     /// Posts a review on `revision` (a commit id, or `current`).
@@ -347,14 +363,27 @@ impl Rest {
 
     /// Submits a change. A refusal is a [`RestError::Status`] 409 whose text is Gerrit's
     /// (see [`RestError::conflict`]).
+    ///
+    /// If an attempt was applied but its answer lost (a 5xx or a dropped connection), the retry
+    /// gets `409 change is merged`; the change is then read and, if merged, that is success.
     pub fn submit(&self, project: &ProjectName, change: ChangeNumber) -> Result<Change, RestError> {
         let path = format!("{}/submit", Self::change_path(project, change));
-        let wire: WireChange = self.json("POST", &path, Some(b"{}"))?;
-        wire.into_change().map_err(|message| RestError::Decode {
-            method: "POST",
-            path,
-            message,
-        })
+        match self.json_attempts::<WireChange>("POST", &path, Some(b"{}")) {
+            Ok((wire, _)) => wire.into_change().map_err(|message| RestError::Decode {
+                method: "POST",
+                path,
+                message,
+            }),
+            Err((e, attempts)) if attempts > 1 && e.conflict() == Some("change is merged") => {
+                let c = self.get_change(project, change)?;
+                if c.status == ChangeStatus::Merged {
+                    Ok(c)
+                } else {
+                    Err(e)
+                }
+            }
+            Err((e, _)) => Err(e),
+        }
     }
 
     /// A project's branches (including Gerrit's `HEAD` entry).
@@ -387,20 +416,44 @@ impl Rest {
         path: &str,
         body: Option<&[u8]>,
     ) -> Result<T, RestError> {
-        let resp = self.http.send(
-            method,
-            path,
-            &[("Accept", "application/json")],
-            body.map(|b| ("application/json; charset=UTF-8", b)),
-        )?;
+        self.json_attempts(method, path, body)
+            .map(|(t, _)| t)
+            .map_err(|(e, _)| e)
+    }
+
+    /// Like `json`, also saying how many attempts it took.
+    fn json_attempts<T: for<'de> Deserialize<'de>>(
+        &self,
+        method: &'static str,
+        path: &str,
+        body: Option<&[u8]>,
+    ) -> Result<(T, u32), (RestError, u32)> {
+        let resp = self
+            .http
+            .send(
+                method,
+                path,
+                &[("Accept", "application/json")],
+                body.map(|b| ("application/json; charset=UTF-8", b)),
+            )
+            .map_err(|e| {
+                let attempts = match &e {
+                    HttpError::Transport { attempts, .. } => *attempts,
+                };
+                (RestError::from(e), attempts)
+            })?;
+        let attempts = resp.attempts;
         if !(200..300).contains(&resp.status) {
             let text = String::from_utf8_lossy(&resp.body).trim().to_owned();
-            return Err(RestError::Status {
-                method,
-                path: path.to_owned(),
-                status: resp.status,
-                text,
-            });
+            return Err((
+                RestError::Status {
+                    method,
+                    path: path.to_owned(),
+                    status: resp.status,
+                    text,
+                },
+                attempts,
+            ));
         }
         let decode = |message: String| RestError::Decode {
             method,
@@ -408,13 +461,18 @@ impl Rest {
             message,
         };
         let text = std::str::from_utf8(&resp.body)
-            .map_err(|_| decode("the body is not UTF-8".to_owned()))?;
+            .map_err(|_| (decode("the body is not UTF-8".to_owned()), attempts))?;
         let json = strip_xssi(text);
         let mut de = serde_json::Deserializer::from_str(json);
-        serde_path_to_error::deserialize(&mut de).map_err(|e| {
-            let field = e.path().to_string();
-            decode(format!("at `{field}`: {}", e.into_inner()))
-        })
+        serde_path_to_error::deserialize(&mut de)
+            .map(|t| (t, attempts))
+            .map_err(|e| {
+                let field = e.path().to_string();
+                (
+                    decode(format!("at `{field}`: {}", e.into_inner())),
+                    attempts,
+                )
+            })
     }
 }
 

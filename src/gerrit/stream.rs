@@ -6,6 +6,7 @@
 
 use std::io::{BufRead as _, BufReader, Read as _};
 use std::net::SocketAddr;
+use std::os::unix::process::CommandExt as _;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::Sender;
@@ -52,6 +53,10 @@ pub struct StreamOptions {
     pub max_backoff: Duration,
     /// A connection that lived this long resets the backoff.
     pub healthy_after: Duration,
+    /// The stream counts as connected (and [`StreamItem::Connected`] is sent) at its first
+    /// line or once it has stayed up this long, so a command that fails at once (bad
+    /// credentials) does not trigger a resync each time.
+    pub connected_after: Duration,
 }
 
 impl StreamOptions {
@@ -62,6 +67,7 @@ impl StreamOptions {
             initial_backoff: Duration::from_secs(1),
             max_backoff: Duration::from_secs(60),
             healthy_after: Duration::from_secs(30),
+            connected_after: Duration::from_secs(2),
         }
     }
 }
@@ -118,13 +124,25 @@ impl EventStream {
             .unwrap_or_else(|p| p.into_inner())
             .as_mut()
         {
-            let _ = c.kill();
+            kill_group(c);
         }
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
     }
 }
+
+/// Kills the command and everything it started (it runs in its own process group).
+fn kill_group(c: &mut Child) {
+    // SAFETY: signals the process group of a child we started with process_group(0).
+    unsafe {
+        libc::killpg(c.id() as i32, libc::SIGKILL);
+    }
+    let _ = c.kill();
+}
+
+/// The longest line read (a longer one is reported as malformed and skipped).
+const MAX_LINE: usize = 16 << 20;
 
 fn run(
     options: StreamOptions,
@@ -142,28 +160,51 @@ fn run(
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
+            .process_group(0)
             .spawn()
         {
             Err(e) => format!("could not start {:?}: {e}", options.command),
             Ok(mut child) => {
                 let stdout = child.stdout.take().expect("stdout is piped");
-                let mut stderr = child.stderr.take().expect("stderr is piped");
+                let stderr = child.stderr.take().expect("stderr is piped");
                 *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(child);
+                if stop.load(Ordering::SeqCst) {
+                    // stop() may have run before the child was in the slot.
+                    if let Some(c) = slot.lock().unwrap_or_else(|p| p.into_inner()).as_mut() {
+                        kill_group(c);
+                    }
+                }
                 let err_thread = std::thread::spawn(move || {
                     let mut s = String::new();
-                    let _ = stderr.read_to_string(&mut s);
+                    let _ = stderr.take(1 << 20).read_to_string(&mut s);
                     s
                 });
-                if tx.send(StreamItem::Connected { attempt }).is_err() {
-                    return;
-                }
+                // Connected: at the first line, or after `connected_after` of staying up.
+                let announced = Arc::new(AtomicBool::new(false));
+                let (a2, tx2, alive) = (
+                    announced.clone(),
+                    tx.clone(),
+                    Arc::new(AtomicBool::new(true)),
+                );
+                let alive2 = alive.clone();
+                let wait = options.connected_after;
+                std::thread::spawn(move || {
+                    std::thread::sleep(wait);
+                    if alive2.load(Ordering::SeqCst) && !a2.swap(true, Ordering::SeqCst) {
+                        let _ = tx2.send(StreamItem::Connected { attempt });
+                    }
+                });
                 let mut reader = BufReader::new(stdout);
                 let mut line = Vec::new();
                 let mut n = 0u64;
                 let mut read_error = None;
+                let mut gone = false;
                 loop {
                     line.clear();
-                    match reader.read_until(b'\n', &mut line) {
+                    match (&mut reader)
+                        .take(MAX_LINE as u64)
+                        .read_until(b'\n', &mut line)
+                    {
                         Ok(0) => break,
                         Ok(_) => {}
                         Err(e) => {
@@ -172,11 +213,37 @@ fn run(
                         }
                     }
                     n += 1;
+                    if !announced.swap(true, Ordering::SeqCst)
+                        && tx.send(StreamItem::Connected { attempt }).is_err()
+                    {
+                        gone = true;
+                        break;
+                    }
+                    if line.len() >= MAX_LINE && !line.ends_with(b"\n") {
+                        // Skip the rest of an overlong line.
+                        let mut rest = Vec::new();
+                        let _ = reader.read_until(b'\n', &mut rest);
+                        let item = StreamItem::Malformed {
+                            line: n,
+                            error: format!("a line longer than {MAX_LINE} bytes"),
+                        };
+                        if tx.send(item).is_err() {
+                            gone = true;
+                            break;
+                        }
+                        continue;
+                    }
                     let text = String::from_utf8_lossy(&line);
                     if text.trim().is_empty() {
                         continue;
                     }
                     let item = match parse_line(text.trim_end()) {
+                        Ok(DomainEvent::Ignored { gerrit_type }) => {
+                            crate::telemetry::debug(&format!(
+                                "gerrit stream: skipping a {gerrit_type} event (not acted on)"
+                            ));
+                            continue;
+                        }
                         Ok(e) => StreamItem::Event(e),
                         Err(e) => StreamItem::Malformed {
                             line: n,
@@ -184,17 +251,22 @@ fn run(
                         },
                     };
                     if tx.send(item).is_err() {
-                        return;
+                        gone = true;
+                        break;
                     }
                 }
+                alive.store(false, Ordering::SeqCst);
                 let status = slot
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
                     .take()
                     .map(|mut c| {
-                        let _ = c.kill();
+                        kill_group(&mut c);
                         c.wait()
                     });
+                if gone {
+                    return;
+                }
                 let stderr = err_thread.join().unwrap_or_default();
                 let stderr = stderr.trim();
                 let mut reason = match (read_error, status) {

@@ -165,6 +165,9 @@ pub struct Observation {
 struct ProjectState {
     refs: BTreeMap<String, ObjectId>,
     journal_lines: usize,
+    /// Bumped at every compaction; a journal of another generation is stale (left by a crash
+    /// between writing the new snapshot and removing the old journal) and is ignored.
+    generation: u64,
 }
 
 /// Watches projects' refs.
@@ -175,6 +178,7 @@ pub struct RefWatcher {
 }
 
 const SNAPSHOT_HEADER: &str = "# seakeeper gerrit ref state v1\n";
+const GENERATION: &str = "# generation ";
 
 impl RefWatcher {
     /// A watcher reading refs from `source` and keeping what it saw in `state_dir` (created if
@@ -229,6 +233,18 @@ impl RefWatcher {
         let prefix_refs: Vec<&str> = prefixes.iter().map(String::as_str).collect();
         let refs = self.source.list(project, &prefix_refs)?;
         let listed = refs.len();
+        if let (Scope::All, Some(state), true) = (&scope, &known, refs.is_empty())
+            && !state.refs.is_empty()
+        {
+            return Err(WatchError::State {
+                path: self.paths(project).0,
+                message: format!(
+                    "the server listed no refs for {project}, which had {}: refusing to report \
+                     them all deleted (was access to it removed?)",
+                    state.refs.len()
+                ),
+            });
+        }
         let events = match &known {
             None => Vec::new(),
             Some(state) => diff(project, &state.refs, &prefixes, &refs),
@@ -306,11 +322,12 @@ impl RefWatcher {
         }
         let (snapshot, journal) = self.paths(&obs.project);
         if !known || next.journal_lines + changes.len() > 1024 + next.refs.len() / 4 {
-            write_snapshot(&snapshot, &next.refs)?;
+            next.generation += 1;
+            write_snapshot(&snapshot, &next.refs, next.generation)?;
             remove_durably(&journal)?;
             next.journal_lines = 0;
         } else if !changes.is_empty() {
-            append_journal(&journal, &changes)?;
+            append_journal(&journal, &changes, next.generation)?;
             next.journal_lines += changes.len();
         }
         self.lock().insert(obs.project, Arc::new(next));
@@ -341,19 +358,45 @@ impl RefWatcher {
             if line.is_empty() {
                 continue;
             }
+            if let Some(g) = line.strip_prefix(GENERATION.as_bytes()) {
+                state.generation = std::str::from_utf8(g)
+                    .ok()
+                    .and_then(|g| g.parse().ok())
+                    .ok_or_else(|| bad(&snapshot, i + 2, "bad generation"))?;
+                continue;
+            }
             let (name, oid) = parse_state_line(line).map_err(|m| bad(&snapshot, i + 2, &m))?;
             let oid = oid.ok_or_else(|| bad(&snapshot, i + 2, "deletion in a snapshot"))?;
             state.refs.insert(name, oid);
         }
         match std::fs::read(&journal) {
             Ok(log) => {
-                // A torn last line (no newline) was never acknowledged: ignore it.
+                // A torn last line (no newline) was never acknowledged: cut it off, so the next
+                // append starts on a line of its own.
                 let complete = match log.iter().rposition(|b| *b == b'\n') {
                     Some(i) => &log[..=i],
                     None => &[][..],
                 };
+                if complete.len() != log.len() {
+                    let f = std::fs::OpenOptions::new()
+                        .write(true)
+                        .open(&journal)
+                        .map_err(|e| state_err(&journal, e))?;
+                    f.set_len(complete.len() as u64)
+                        .and_then(|()| f.sync_all())
+                        .map_err(|e| state_err(&journal, e))?;
+                }
+                // A journal of another generation predates the snapshot: drop it.
+                let generation = complete
+                    .strip_prefix(GENERATION.as_bytes())
+                    .and_then(|rest| rest.split(|b| *b == b'\n').next())
+                    .and_then(|g| std::str::from_utf8(g).ok()?.parse::<u64>().ok());
+                if generation != Some(state.generation) {
+                    remove_durably(&journal)?;
+                    return Ok(Some(state));
+                }
                 for (i, line) in complete.split(|b| *b == b'\n').enumerate() {
-                    if line.is_empty() {
+                    if line.is_empty() || line.starts_with(GENERATION.as_bytes()) {
                         continue;
                     }
                     let (name, oid) =
@@ -404,10 +447,15 @@ fn sync_dir(path: &Path) -> Result<(), WatchError> {
         .map_err(|e| state_err(dir, e))
 }
 
-fn write_snapshot(path: &Path, refs: &BTreeMap<String, ObjectId>) -> Result<(), WatchError> {
+fn write_snapshot(
+    path: &Path,
+    refs: &BTreeMap<String, ObjectId>,
+    generation: u64,
+) -> Result<(), WatchError> {
     let tmp = path.with_extension("refs.tmp");
     let mut out = Vec::with_capacity(SNAPSHOT_HEADER.len() + refs.len() * 80);
     out.extend_from_slice(SNAPSHOT_HEADER.as_bytes());
+    out.extend_from_slice(format!("{GENERATION}{generation}\n").as_bytes());
     for (name, oid) in refs {
         out.extend_from_slice(oid.to_hex().to_string().as_bytes());
         out.push(b' ');
@@ -430,9 +478,16 @@ fn remove_durably(path: &Path) -> Result<(), WatchError> {
     }
 }
 
-fn append_journal(path: &Path, changes: &[(String, Option<ObjectId>)]) -> Result<(), WatchError> {
+fn append_journal(
+    path: &Path,
+    changes: &[(String, Option<ObjectId>)],
+    generation: u64,
+) -> Result<(), WatchError> {
     let existed = path.exists();
-    let mut out = Vec::with_capacity(changes.len() * 80);
+    let mut out = Vec::with_capacity(changes.len() * 80 + 32);
+    if !existed {
+        out.extend_from_slice(format!("{GENERATION}{generation}\n").as_bytes());
+    }
     for (name, oid) in changes {
         let oid = oid.unwrap_or_else(|| ObjectId::null(gix::hash::Kind::Sha1));
         out.extend_from_slice(oid.to_hex().to_string().as_bytes());
@@ -630,11 +685,18 @@ impl Hints {
                 project, change, ..
             } => self.add(project.clone(), Scope::Change(*change)),
             DomainEvent::ChangeMerged {
-                project, change, ..
+                project,
+                change,
+                branch,
+                ..
             } => {
                 self.add(project.clone(), Scope::Change(*change));
                 // The branch moved too; its ref-updated may come later or never.
-                self.add(project.clone(), Scope::All);
+                let branch = format!("refs/heads/{}", branch.trim_start_matches("refs/heads/"));
+                match branch.parse() {
+                    Ok(r) => self.add(project.clone(), Scope::Ref(r)),
+                    Err(_) => self.add(project.clone(), Scope::All),
+                }
             }
             DomainEvent::RefUpdated {
                 project, git_ref, ..
@@ -672,16 +734,25 @@ impl Hints {
         !self.everything && self.scopes.is_empty()
     }
 
-    /// Takes the work: `(project, scope)` pairs, every project of `all` in full when a resync
-    /// was asked for; a project asked for in full is not also asked for in part.
+    /// Takes the work for the watched projects `all`: `(project, scope)` pairs, every project
+    /// in full when a resync was asked for; a project asked for in full is not also asked for in
+    /// part. Hints about other projects, or about refs outside the watched prefixes, are dropped.
     pub fn take(&mut self, all: &[ProjectName]) -> Vec<(ProjectName, Scope)> {
         let everything = std::mem::take(&mut self.everything);
         let scopes = std::mem::take(&mut self.scopes);
         if everything {
             return all.iter().map(|p| (p.clone(), Scope::All)).collect();
         }
+        let watched: std::collections::HashSet<&ProjectName> = all.iter().collect();
         let mut out = Vec::new();
-        for (project, set) in scopes {
+        for (project, mut set) in scopes {
+            if !watched.contains(&project) {
+                continue;
+            }
+            set.retain(|s| match s {
+                Scope::Ref(r) => WATCHED_PREFIXES.iter().any(|p| r.as_str().starts_with(p)),
+                _ => true,
+            });
             if set.contains(&Scope::All) {
                 out.push((project, Scope::All));
             } else {
@@ -746,6 +817,31 @@ mod tests {
             &new[..3],
         );
         assert_eq!(scoped.len(), 2);
+    }
+
+    #[test]
+    fn hints_keep_to_watched_projects_and_prefixes() {
+        let watched: ProjectName = "acme/widgets".parse().unwrap();
+        let mut h = Hints::default();
+        let merged = crate::gerrit::parse_line(r#"{"submitter":{"name":"B"},"newRev":"5f0e1d2c3b4a59687766554433221100ffeeddcc","patchSet":{"number":2,"revision":"a7c4e1f09b2d3c5e8f6a0b1c2d3e4f5a6b7c8d9e","ref":"refs/changes/11/4711/2"},"change":{"project":"acme/widgets","branch":"main","number":4711},"project":"acme/widgets","refName":"refs/heads/main","type":"change-merged","eventCreatedOn":1}"#).unwrap();
+        h.add_event(&merged);
+        h.add("All-Users".parse().unwrap(), Scope::All);
+        h.add(
+            watched.clone(),
+            Scope::Ref("refs/meta/config".parse().unwrap()),
+        );
+        let work = h.take(std::slice::from_ref(&watched));
+        assert_eq!(
+            work,
+            vec![
+                (
+                    watched.clone(),
+                    Scope::Change(ChangeNumber::try_from(4711u64).unwrap())
+                ),
+                (watched, Scope::Ref("refs/heads/main".parse().unwrap())),
+            ]
+        );
+        assert!(h.is_empty());
     }
 
     #[test]

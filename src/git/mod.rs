@@ -5,6 +5,7 @@
 //! returns: a caller may acknowledge a write to someone else as soon as these functions return.
 //! This module knows nothing of the ledger's layout or of signatures.
 
+pub mod checkout;
 pub mod files;
 pub mod pack;
 pub mod tree;

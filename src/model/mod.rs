@@ -6,6 +6,7 @@
 //! no I/O and depends on no other module of the crate.
 
 mod ids;
+pub mod job;
 pub mod record;
 
 pub use ids::{
@@ -13,6 +14,7 @@ pub use ids::{
     FreezeName, FreezeState, ImageName, InvalidId, PatchsetNumber, PipelineName, ProjectName,
     RefName, Timestamp, Trust,
 };
+pub use job::{JobKey, JobSpec, JobState, OutputFile};
 pub use record::{
     Artifact, ArtifactRef, Attestation, BuildRequest, BuildResult, Freeze, JobResult, Promotion,
     Record, RecordKind,

@@ -28,6 +28,8 @@ pub struct Response {
     pub status: u16,
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
+    /// A fault: send only this many body bytes (with the full Content-Length), then close.
+    pub truncate: Option<usize>,
 }
 
 pub type Handler = Arc<dyn Fn(Request) -> Option<Response> + Send + Sync>;
@@ -163,6 +165,12 @@ fn serve(conn: TcpStream, handler: Handler) -> std::io::Result<()> {
             bytes.extend_from_slice(b"Connection: close\r\n");
         }
         bytes.extend_from_slice(b"\r\n");
+        if let Some(n) = resp.truncate {
+            bytes.extend_from_slice(&resp.body[..n.min(resp.body.len())]);
+            out.write_all(&bytes)?;
+            let _ = out.shutdown(std::net::Shutdown::Both);
+            return Ok(());
+        }
         bytes.extend_from_slice(&resp.body);
         out.write_all(&bytes)?;
         if close {

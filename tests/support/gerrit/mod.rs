@@ -169,6 +169,8 @@ impl Change {
 struct Faults {
     fail: u32,
     drop: u32,
+    lose: u32,
+    truncate: u32,
     delay: Option<(u32, Duration)>,
 }
 
@@ -580,6 +582,18 @@ impl Gerrit {
         self.inner.faults.lock().unwrap().drop = n;
     }
 
+    /// The next `n` HTTP requests are carried out, then their connection is dropped without
+    /// an answer (the client cannot know it worked).
+    pub fn lose_answer_next(&self, n: u32) {
+        self.inner.faults.lock().unwrap().lose = n;
+    }
+
+    /// The next `n` HTTP requests are carried out and answered with half a body, then the
+    /// connection is dropped.
+    pub fn truncate_next(&self, n: u32) {
+        self.inner.faults.lock().unwrap().truncate = n;
+    }
+
     /// The next `n` HTTP requests are answered after `delay`.
     pub fn delay_next(&self, n: u32, delay: Duration) {
         self.inner.faults.lock().unwrap().delay = Some((n, delay));
@@ -638,6 +652,7 @@ struct Opts {
     all_revisions: bool,
     current_commit: bool,
     labels: bool,
+    detailed_labels: bool,
     detailed_accounts: bool,
     messages: bool,
 }
@@ -651,7 +666,11 @@ impl Opts {
                     "CURRENT_REVISION" => o.current_revision = true,
                     "ALL_REVISIONS" => o.all_revisions = true,
                     "CURRENT_COMMIT" | "ALL_COMMITS" => o.current_commit = true,
-                    "LABELS" | "DETAILED_LABELS" => o.labels = true,
+                    "LABELS" => o.labels = true,
+                    "DETAILED_LABELS" => {
+                        o.labels = true;
+                        o.detailed_labels = true;
+                    }
                     "DETAILED_ACCOUNTS" => o.detailed_accounts = true,
                     "MESSAGES" => o.messages = true,
                     _ => {}
@@ -686,16 +705,19 @@ impl Inner {
             .lock()
             .unwrap()
             .push(format!("{} {}", req.method, req.url));
-        let (fail, drop, delay) = {
+        let (fail, drop, lose, truncate, delay) = {
             let mut f = self.faults.lock().unwrap();
-            let fail = f.fail > 0;
-            if fail {
-                f.fail -= 1;
-            }
-            let drop = !fail && f.drop > 0;
-            if drop {
-                f.drop -= 1;
-            }
+            let take = |n: &mut u32| {
+                let hit = *n > 0;
+                if hit {
+                    *n -= 1;
+                }
+                hit
+            };
+            let fail = take(&mut f.fail);
+            let drop = !fail && take(&mut f.drop);
+            let lose = !fail && !drop && take(&mut f.lose);
+            let truncate = !fail && !drop && !lose && take(&mut f.truncate);
             let delay = match &mut f.delay {
                 Some((n, d)) if *n > 0 => {
                     *n -= 1;
@@ -703,7 +725,7 @@ impl Inner {
                 }
                 _ => None,
             };
-            (fail, drop, delay)
+            (fail, drop, lose, truncate, delay)
         };
         if let Some(d) = delay {
             std::thread::sleep(d);
@@ -717,11 +739,15 @@ impl Inner {
             let headers: HashMap<String, String> = req.headers.iter().cloned().collect();
             self.route(&req.method, &req.url, &headers, &req.body)
         };
+        if lose {
+            return None;
+        }
         let mut headers = vec![("Content-Type".to_owned(), resp.content_type)];
         headers.extend(resp.headers);
         Some(http::Response {
             status: resp.status,
             headers,
+            truncate: truncate.then_some(resp.body.len() / 2),
             body: resp.body,
         })
     }
@@ -913,7 +939,12 @@ impl Inner {
             .put("id", format!("{}~{}", encode(&c.project), c.number))
             .put(
                 "triplet_id",
-                format!("{}~{}~{}", encode(&c.project), c.branch, c.change_id),
+                format!(
+                    "{}~{}~{}",
+                    encode(&c.project),
+                    encode(&c.branch),
+                    c.change_id
+                ),
             )
             .put("project", &c.project)
             .put("branch", &c.branch)
@@ -985,17 +1016,21 @@ impl Inner {
                         e.build()
                     })
                     .collect();
-                lo = lo.opt("all", (!all.is_empty()).then_some(J::Arr(all)));
-                let mut values = Obj::new();
-                for (v, t) in &l.values {
-                    let key = match v.signum() {
-                        1 => format!("+{v}"),
-                        0 => " 0".to_owned(),
-                        _ => v.to_string(),
-                    };
-                    values = values.put(&key, t);
+                // `all`, `values` and `default_value` only with DETAILED_LABELS, as in Gerrit's
+                // LabelsJson (the recorded sample shows them; it was taken with both options).
+                if opts.detailed_labels {
+                    lo = lo.opt("all", (!all.is_empty()).then_some(J::Arr(all)));
+                    let mut values = Obj::new();
+                    for (v, t) in &l.values {
+                        let key = match v.signum() {
+                            1 => format!("+{v}"),
+                            0 => " 0".to_owned(),
+                            _ => v.to_string(),
+                        };
+                        values = values.put(&key, t);
+                    }
+                    lo = lo.put("values", values).put("default_value", 0i64);
                 }
-                lo = lo.put("values", values).put("default_value", 0i64);
                 labels = labels.put(&l.name, lo);
             }
             o = o.put("labels", labels);
@@ -1171,19 +1206,16 @@ impl Inner {
                 .put("revision", head.trim_start_matches("refs/heads/"))
                 .build(),
         ];
-        let list = git(
-            &repo,
-            &[
-                "for-each-ref",
-                "--format=%(refname) %(objectname)",
-                "refs/meta/config",
-                "refs/heads/",
-            ],
-        )
-        .unwrap_or_default();
-        for line in list.lines() {
-            if let Some((r, sha)) = line.split_once(' ') {
-                items.push(Obj::new().put("ref", r).put("revision", sha).build());
+        for pattern in ["refs/meta/config", "refs/heads/"] {
+            let list = git(
+                &repo,
+                &["for-each-ref", "--format=%(refname) %(objectname)", pattern],
+            )
+            .unwrap_or_default();
+            for line in list.lines() {
+                if let Some((r, sha)) = line.split_once(' ') {
+                    items.push(Obj::new().put("ref", r).put("revision", sha).build());
+                }
             }
         }
         json(&J::Arr(items))
@@ -1642,9 +1674,6 @@ impl Inner {
                 asked.push((k.clone(), v as i32));
             }
         }
-        if c.status == "ABANDONED" {
-            return text(409, "change is closed");
-        }
         let mut applied: Vec<(String, i32)> = Vec::new();
         for (label, value) in &asked {
             match self.labels.iter().find(|l| &l.name == label) {
@@ -1661,6 +1690,9 @@ impl Inner {
                 Some(l) if *value < l.min() || *value > l.max() => {}
                 Some(_) => applied.push((label.clone(), *value)),
             }
+        }
+        if c.status == "ABANDONED" && !applied.is_empty() {
+            return text(409, "change is closed");
         }
         if c.status == "MERGED" && !applied.is_empty() {
             let names: Vec<&str> = applied.iter().map(|(l, _)| l.as_str()).collect();
@@ -1698,7 +1730,10 @@ impl Inner {
             drop(st);
             let ci = self.change_info(
                 &self.state.lock().unwrap().changes[&number],
-                Opts::default(),
+                Opts {
+                    detailed_accounts: true,
+                    ..Opts::default()
+                },
             );
             return json(
                 &Obj::new()
@@ -1783,7 +1818,13 @@ impl Inner {
             &self.change_attr(&c),
             at,
         ));
-        let ci = self.change_info(&c, Opts::default());
+        let ci = self.change_info(
+            &c,
+            Opts {
+                detailed_accounts: true,
+                ..Opts::default()
+            },
+        );
         json(
             &Obj::new()
                 .put("labels", labels_json)

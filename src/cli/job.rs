@@ -1,0 +1,340 @@
+//! `seakeeper job run` (a job locally, exactly as CI runs it) and `seakeeper job render` (the
+//! Kubernetes Job manifest CI would submit).
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use clap::{Args, Subcommand};
+
+use crate::config::{self, files::PipelineKind, pipeline::RunContext};
+use crate::executor::local::{LocalConfig, LocalExecutor, Sandbox};
+use crate::executor::{Executor as _, kubernetes};
+use crate::git::files;
+use crate::model::{JobSpec, JobState, ProjectName, Trust};
+
+#[derive(Debug, Subcommand)]
+pub(super) enum JobCommand {
+    /// Run a job of this repository's .pipeline/config.yaml locally, exactly as CI would: a
+    /// fresh workspace holding only the commit (never the working tree), only the declared
+    /// environment, bubblewrap isolation when installed, the job's time limit. Prints the live
+    /// log and exits with the job's status; Ctrl-C cancels it.
+    Run(JobArgs),
+    /// Print the Kubernetes Job manifest CI would submit for a job (YAML), to apply to your own
+    /// cluster.
+    Render {
+        #[command(flatten)]
+        job: JobArgs,
+        /// The namespace of untrusted jobs.
+        #[arg(long, default_value = "seakeeper-untrusted")]
+        untrusted_namespace: String,
+        /// The namespace of trusted jobs.
+        #[arg(long, default_value = "seakeeper-trusted")]
+        trusted_namespace: String,
+        /// seakeeper's own image, for the fetch and collect containers.
+        #[arg(long, default_value = kubernetes::DEFAULT_SEAKEEPER_IMAGE)]
+        seakeeper_image: String,
+    },
+    /// (In a Kubernetes Job's collector container.) Wait for the job's end marker, store the
+    /// outputs by content, and report them as JSON on stdout and in the termination log.
+    Collect {
+        /// The job's workspace.
+        #[arg(long)]
+        workspace: PathBuf,
+        /// The file the job writes when it ends.
+        #[arg(long)]
+        wait_for: PathBuf,
+        /// The content-addressed store (`sha256/<hex>` under it).
+        #[arg(long)]
+        store: PathBuf,
+        /// An output glob (repeatable).
+        #[arg(long = "output")]
+        outputs: Vec<String>,
+        /// Where Kubernetes reads the container's termination message.
+        #[arg(long, default_value = "/dev/termination-log")]
+        termination_log: PathBuf,
+    },
+}
+
+#[derive(Debug, Args)]
+pub(super) struct JobArgs {
+    /// The job's name.
+    job: String,
+    /// The repository (its git objects are read; the working tree is ignored).
+    #[arg(long, default_value = ".")]
+    repo: PathBuf,
+    /// The commit to run (a commit id, branch, tag or HEAD).
+    #[arg(long, default_value = "HEAD")]
+    rev: String,
+    /// The pipeline (check, gate, post-merge, periodic); default: the first that has the job.
+    #[arg(long)]
+    pipeline: Option<String>,
+    /// The config repo (path or URL): its templates, policies and enforced jobs apply.
+    #[arg(long)]
+    config_repo: Option<PathBuf>,
+    /// The config repo revision.
+    #[arg(long, default_value = "HEAD")]
+    config_rev: String,
+    /// The Gerrit project name (default: the repository directory's name).
+    #[arg(long)]
+    project: Option<String>,
+    /// Where jobs and outputs are kept (default: ~/.cache/seakeeper/local).
+    #[arg(long)]
+    state: Option<PathBuf>,
+    /// Run without bubblewrap even when it is installed.
+    #[arg(long)]
+    no_sandbox: bool,
+}
+
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_sigint(_: libc::c_int) {
+    INTERRUPTED.store(true, Ordering::SeqCst);
+}
+
+fn pipeline_kind(name: &str) -> anyhow::Result<PipelineKind> {
+    Ok(match name {
+        "check" => PipelineKind::Check,
+        "gate" => PipelineKind::Gate,
+        "post-merge" => PipelineKind::PostMerge,
+        "periodic" => PipelineKind::Periodic,
+        other => bail!("--pipeline {other:?}: expected check, gate, post-merge or periodic"),
+    })
+}
+
+fn pipeline_name(kind: PipelineKind) -> &'static str {
+    match kind {
+        PipelineKind::Check => "check",
+        PipelineKind::Gate => "gate",
+        PipelineKind::PostMerge => "post-merge",
+        PipelineKind::Periodic => "periodic",
+    }
+}
+
+/// Resolves the job exactly as CI does; returns the spec and the opened repository.
+fn resolve(a: &JobArgs) -> anyhow::Result<(JobSpec, gix::ThreadSafeRepository)> {
+    let repo = gix::discover(&a.repo)
+        .with_context(|| format!("{}: not a git repository", a.repo.display()))?;
+    let commit = files::resolve(&repo, &a.rev)?;
+    let text =
+        files::read_file(&repo, &commit, config::pipeline::PIPELINE_FILE)?.with_context(|| {
+            format!(
+                "{} has no {} at {commit}",
+                a.repo.display(),
+                config::pipeline::PIPELINE_FILE
+            )
+        })?;
+    let text = String::from_utf8(text).context("the pipeline file is not UTF-8")?;
+    let project: ProjectName = match &a.project {
+        Some(p) => p.parse()?,
+        None => {
+            let base = repo.workdir().unwrap_or_else(|| repo.path());
+            let name = base
+                .canonicalize()
+                .ok()
+                .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+                .unwrap_or_else(|| "local".to_owned());
+            name.trim_end_matches(".git")
+                .parse()
+                .context("the repository's directory name is not a project name; give --project")?
+        }
+    };
+    let layout = match &a.config_repo {
+        None => None,
+        Some(path) => match super::pipeline::load_layout(path, &a.config_rev)? {
+            Ok((_, l)) => Some(l),
+            Err((c, errors)) => {
+                for e in &errors {
+                    eprintln!("{e}");
+                }
+                bail!("the config repo at {c} is invalid");
+            }
+        },
+    };
+    let resolved = config::pipeline::check(
+        config::pipeline::PIPELINE_FILE,
+        &text,
+        layout.as_ref().map(|_| &project),
+        layout.as_ref(),
+    )
+    .map_err(|errors| {
+        for e in &errors {
+            eprintln!("{e}");
+        }
+        anyhow::anyhow!("{} is invalid", config::pipeline::PIPELINE_FILE)
+    })?;
+    let wanted = a.pipeline.as_deref().map(pipeline_kind).transpose()?;
+    let (kind, job) = resolved
+        .iter()
+        .filter(|(k, _)| wanted.is_none_or(|w| w == **k))
+        .find_map(|(k, jobs)| jobs.iter().find(|j| j.name == a.job).map(|j| (*k, j)))
+        .with_context(|| {
+            let names: Vec<String> = resolved
+                .iter()
+                .flat_map(|(k, jobs)| {
+                    jobs.iter()
+                        .map(move |j| format!("{}/{}", pipeline_name(*k), j.name))
+                })
+                .collect();
+            format!("no job {:?} (jobs: {})", a.job, names.join(", "))
+        })?;
+    let mut errors = Vec::new();
+    let default_policies;
+    let policies = match &layout {
+        Some(l) => &l.policies,
+        None => {
+            default_policies = config::policies::resolve(&[], &mut errors)
+                .expect("the shipped policies are valid");
+            &default_policies
+        }
+    };
+    let trust = if policies.is_trusted(kind) {
+        Trust::Trusted
+    } else {
+        Trust::Untrusted
+    };
+    let commit_id: crate::model::CommitId = commit.to_string().parse()?;
+    let build_id = format!(
+        "local-{}-{}",
+        &commit_id.as_str()[..12],
+        crate::model::Timestamp::now().compact()
+    )
+    .parse()?;
+    let source = repo.path().display().to_string();
+    let spec = job.to_spec(&RunContext {
+        build_id,
+        pipeline: pipeline_name(kind),
+        project,
+        change: None,
+        source: &source,
+        commit: commit_id,
+        trust,
+    });
+    Ok((spec, repo.into_sync()))
+}
+
+pub(super) fn run(cmd: JobCommand) -> anyhow::Result<ExitCode> {
+    match cmd {
+        JobCommand::Run(a) => run_job(&a),
+        JobCommand::Render {
+            job,
+            untrusted_namespace,
+            trusted_namespace,
+            seakeeper_image,
+        } => {
+            let (spec, _) = resolve(&job)?;
+            let settings = kubernetes::KubeSettings {
+                untrusted_namespace,
+                trusted_namespace,
+                seakeeper_image,
+                ..kubernetes::KubeSettings::default()
+            };
+            print!("{}", kubernetes::render_yaml(&spec, &settings)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        JobCommand::Collect {
+            workspace,
+            wait_for,
+            store,
+            outputs,
+            termination_log,
+        } => {
+            while !wait_for.exists() {
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            let files = crate::executor::local::collect_outputs(&workspace, &outputs, &store)
+                .map_err(|e| anyhow::anyhow!(e))?;
+            let json = serde_json::to_string(&files)?;
+            println!("{json}");
+            if termination_log.parent().is_some_and(Path::exists) {
+                let _ = std::fs::write(&termination_log, &json);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn default_state() -> PathBuf {
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".cache")))
+        .unwrap_or_else(std::env::temp_dir);
+    base.join("seakeeper").join("local")
+}
+
+fn run_job(a: &JobArgs) -> anyhow::Result<ExitCode> {
+    let (spec, repo) = resolve(a)?;
+    let state = a.state.clone().unwrap_or_else(default_state);
+    let mut config = LocalConfig::new(&state);
+    if a.no_sandbox {
+        config.sandbox = Sandbox::None;
+    }
+    let commit = gix::ObjectId::from_hex(spec.commit.as_str().as_bytes())?;
+    let prepare: crate::executor::local::Prepare = Arc::new(move |_spec, dir| {
+        crate::git::checkout::checkout(&repo, &commit, dir, 4)
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    });
+    let exec = LocalExecutor::new(config, prepare)?;
+    if let Some(w) = exec.warning() {
+        eprintln!("warning: {w}");
+    }
+    eprintln!(
+        "seakeeper: {} {} of {} at {} ({}, time limit {} s)",
+        spec.pipeline,
+        spec.job,
+        spec.project,
+        &spec.commit.as_str()[..12],
+        spec.trust.as_str(),
+        spec.timeout_seconds
+    );
+    // SAFETY: installs a handler that only stores to an atomic.
+    unsafe {
+        libc::signal(libc::SIGINT, on_sigint as *const () as libc::sighandler_t);
+        libc::signal(libc::SIGTERM, on_sigint as *const () as libc::sighandler_t);
+    }
+    let key = spec.key();
+    exec.start(&spec)?;
+    let exec = Arc::new(exec);
+    let (e2, k2) = (exec.clone(), key.clone());
+    let canceller = std::thread::spawn(move || {
+        loop {
+            if INTERRUPTED.load(Ordering::SeqCst) {
+                eprintln!("seakeeper: interrupted, cancelling the job");
+                let _ = e2.cancel(&k2);
+                return;
+            }
+            if e2.state(&k2).ok().flatten().is_some_and(|s| s.is_final()) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    });
+    {
+        use std::io::Write as _;
+        let stdout = std::io::stdout();
+        exec.logs(&key, true, &mut |line| {
+            let mut out = stdout.lock();
+            let _ = writeln!(out, "{}", line.text);
+            let _ = out.flush();
+        })?;
+    }
+    let state = exec.wait(&key, None)?;
+    let _ = canceller.join();
+    for o in exec.outputs(&key)? {
+        eprintln!("output: {} {} ({} bytes)", o.path, o.digest, o.size);
+    }
+    eprintln!("seakeeper: {}", serde_json::to_string(&state)?);
+    Ok(match state {
+        JobState::Succeeded => ExitCode::SUCCESS,
+        JobState::Failed {
+            exit_code: Some(c), ..
+        } => ExitCode::from(c.clamp(1, 255) as u8),
+        JobState::TimedOut => ExitCode::from(124),
+        JobState::Cancelled => ExitCode::from(130),
+        _ => ExitCode::FAILURE,
+    })
+}

@@ -1,0 +1,761 @@
+//! The local executor (the embedded default): each job gets a fresh workspace holding exactly
+//! its commit, an environment holding only what it declares plus `SEAKEEPER_*`, bubblewrap
+//! isolation when `bwrap` is installed (new namespaces, a read-only system, only its own
+//! workspace writable, no network unless declared, no capabilities, dies with seakeeper), a
+//! hard timeout that kills the whole process tree, a live log with timestamps, and outputs
+//! copied into a content-addressed store. A concurrency limit queues the rest.
+//!
+//! On disk, per job: `<state>/jobs/<build id>/<job>/` with `state.json`, `log` (one
+//! `<RFC 3339 time> <line>` per line), `script.sh`, `outputs.json` and `workspace/`.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::{BufRead as _, BufReader, Write as _};
+use std::os::unix::process::CommandExt as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use super::{ExecError, Executor, LogLine, output_glob_matches, script, seakeeper_env};
+use crate::model::{Digest, JobKey, JobSpec, JobState, OutputFile, Trust};
+
+/// Prepares a job's workspace (writes exactly the commit's files into the directory).
+pub type Prepare = Arc<dyn Fn(&JobSpec, &Path) -> Result<(), String> + Send + Sync>;
+
+/// How jobs are isolated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Sandbox {
+    /// bubblewrap if `bwrap` is on the PATH, otherwise none (with a warning).
+    Auto,
+    /// bubblewrap at this path.
+    Bubblewrap(PathBuf),
+    /// No isolation: the job runs as seakeeper's user, with the host's filesystem and network.
+    None,
+}
+
+/// The local executor's settings.
+#[derive(Debug, Clone)]
+pub struct LocalConfig {
+    /// Where jobs live (`jobs/` under it).
+    pub state_dir: PathBuf,
+    /// The content-addressed output store (`sha256/<hex>` under it).
+    pub store_dir: PathBuf,
+    /// How many jobs run at once; the rest wait.
+    pub max_concurrent: usize,
+    /// The isolation.
+    pub sandbox: Sandbox,
+    /// Secret values by name, for trusted jobs that declare them.
+    pub secrets: BTreeMap<String, String>,
+}
+
+impl LocalConfig {
+    /// Defaults under `state_dir`: store at `state_dir/store`, as many jobs as CPUs, sandbox auto.
+    pub fn new(state_dir: &Path) -> LocalConfig {
+        LocalConfig {
+            state_dir: state_dir.to_owned(),
+            store_dir: state_dir.join("store"),
+            max_concurrent: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            sandbox: Sandbox::Auto,
+            secrets: BTreeMap::new(),
+        }
+    }
+}
+
+struct Job {
+    dir: PathBuf,
+    state: Mutex<JobState>,
+    changed: Condvar,
+    /// The process group of the running job (bwrap or sh).
+    pgid: Mutex<Option<i32>>,
+    cancelled: AtomicBool,
+}
+
+struct Slots {
+    free: Mutex<usize>,
+    freed: Condvar,
+}
+
+/// The local executor.
+pub struct LocalExecutor {
+    config: LocalConfig,
+    prepare: Prepare,
+    bwrap: Option<PathBuf>,
+    jobs: Mutex<HashMap<JobKey, Arc<Job>>>,
+    slots: Arc<Slots>,
+}
+
+fn backend(context: &str, e: impl std::fmt::Display) -> ExecError {
+    ExecError::Backend(format!("{context}: {e}"))
+}
+
+fn now_rfc3339() -> String {
+    jiff::Timestamp::now()
+        .strftime("%Y-%m-%dT%H:%M:%S%.3fZ")
+        .to_string()
+}
+
+fn find_on_path(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+}
+
+fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ExecError> {
+    let tmp = path.with_extension("tmp");
+    let mut f = std::fs::File::create(&tmp).map_err(|e| backend(&tmp.display().to_string(), e))?;
+    f.write_all(bytes)
+        .and_then(|()| f.sync_all())
+        .map_err(|e| backend(&tmp.display().to_string(), e))?;
+    std::fs::rename(&tmp, path).map_err(|e| backend(&path.display().to_string(), e))
+}
+
+impl LocalExecutor {
+    /// An executor with `config`; `prepare` fills each job's workspace.
+    pub fn new(config: LocalConfig, prepare: Prepare) -> Result<LocalExecutor, ExecError> {
+        std::fs::create_dir_all(config.state_dir.join("jobs"))
+            .map_err(|e| backend(&config.state_dir.display().to_string(), e))?;
+        std::fs::create_dir_all(config.store_dir.join("sha256"))
+            .map_err(|e| backend(&config.store_dir.display().to_string(), e))?;
+        let bwrap = match &config.sandbox {
+            Sandbox::Auto => find_on_path("bwrap"),
+            Sandbox::Bubblewrap(p) => Some(p.clone()),
+            Sandbox::None => None,
+        };
+        let slots = Arc::new(Slots {
+            free: Mutex::new(config.max_concurrent.max(1)),
+            freed: Condvar::new(),
+        });
+        Ok(LocalExecutor {
+            config,
+            prepare,
+            bwrap,
+            jobs: Mutex::new(HashMap::new()),
+            slots,
+        })
+    }
+
+    /// Whether jobs are isolated with bubblewrap; when not, [`LocalExecutor::warning`] says so.
+    pub fn isolated(&self) -> bool {
+        self.bwrap.is_some()
+    }
+
+    /// The warning to show when jobs are not isolated.
+    pub fn warning(&self) -> Option<&'static str> {
+        (!self.isolated()).then_some(
+            "bubblewrap (bwrap) is not installed: jobs run WITHOUT isolation, as this user, with \
+             this machine's files and network (install the bubblewrap package)",
+        )
+    }
+
+    fn job_dir(&self, key: &JobKey) -> PathBuf {
+        self.config
+            .state_dir
+            .join("jobs")
+            .join(key.build_id.as_str())
+            .join(&key.job)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<JobKey, Arc<Job>>> {
+        self.jobs.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A job known on disk but not in memory: ended (read its state), or lost when this
+    /// process started after it (jobs die with the seakeeper that ran them).
+    fn load(&self, key: &JobKey) -> Result<Option<Arc<Job>>, ExecError> {
+        if let Some(j) = self.lock().get(key) {
+            return Ok(Some(j.clone()));
+        }
+        let dir = self.job_dir(key);
+        let state = match std::fs::read(dir.join("state.json")) {
+            Ok(b) => serde_json::from_slice::<JobState>(&b)
+                .map_err(|e| backend(&dir.join("state.json").display().to_string(), e))?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(backend(&dir.display().to_string(), e)),
+        };
+        let state = if state.is_final() {
+            state
+        } else {
+            let lost = JobState::Failed {
+                exit_code: None,
+                reason: "lost: the seakeeper process that ran it stopped".into(),
+            };
+            write_atomic(
+                &dir.join("state.json"),
+                &serde_json::to_vec(&lost).expect("json"),
+            )?;
+            lost
+        };
+        let job = Arc::new(Job {
+            dir,
+            state: Mutex::new(state),
+            changed: Condvar::new(),
+            pgid: Mutex::new(None),
+            cancelled: AtomicBool::new(false),
+        });
+        Ok(Some(self.lock().entry(key.clone()).or_insert(job).clone()))
+    }
+
+    fn get(&self, key: &JobKey) -> Result<Arc<Job>, ExecError> {
+        self.load(key)?
+            .ok_or_else(|| ExecError::Unknown(key.clone()))
+    }
+}
+
+fn set_state(job: &Job, state: JobState) {
+    let bytes = serde_json::to_vec(&state).expect("a state serializes");
+    let _ = write_atomic(&job.dir.join("state.json"), &bytes);
+    *job.state.lock().unwrap_or_else(|p| p.into_inner()) = state;
+    job.changed.notify_all();
+}
+
+impl Executor for LocalExecutor {
+    fn start(&self, spec: &JobSpec) -> Result<(), ExecError> {
+        let key = spec.key();
+        if key.job.is_empty()
+            || key.job.contains('/')
+            || key.job.starts_with('.')
+            || key.job.contains('\0')
+        {
+            return Err(ExecError::Invalid {
+                key,
+                message: "a job name must be a non-empty path segment".into(),
+            });
+        }
+        if spec.trust == Trust::Untrusted && !spec.secrets.is_empty() {
+            return Err(ExecError::Invalid {
+                key,
+                message: "untrusted jobs get no secrets".into(),
+            });
+        }
+        for s in &spec.secrets {
+            if !self.config.secrets.contains_key(s) {
+                return Err(ExecError::Invalid {
+                    key,
+                    message: format!("secret {s:?} is not available to this executor"),
+                });
+            }
+        }
+        let mut jobs = self.lock();
+        if jobs.contains_key(&key) {
+            return Ok(());
+        }
+        drop(jobs);
+        if self.load(&key)?.is_some() {
+            return Ok(());
+        }
+        let dir = self.job_dir(&key);
+        std::fs::create_dir_all(&dir).map_err(|e| backend(&dir.display().to_string(), e))?;
+        let job = Arc::new(Job {
+            dir,
+            state: Mutex::new(JobState::Pending),
+            changed: Condvar::new(),
+            pgid: Mutex::new(None),
+            cancelled: AtomicBool::new(false),
+        });
+        jobs = self.lock();
+        if jobs.contains_key(&key) {
+            return Ok(());
+        }
+        jobs.insert(key.clone(), job.clone());
+        drop(jobs);
+        set_state(&job, JobState::Pending);
+        let run = Run {
+            spec: spec.clone(),
+            job,
+            prepare: self.prepare.clone(),
+            bwrap: self.bwrap.clone(),
+            store: self.config.store_dir.clone(),
+            secrets: spec
+                .secrets
+                .iter()
+                .filter_map(|s| self.config.secrets.get(s).map(|v| (s.clone(), v.clone())))
+                .collect(),
+            slots: self.slots.clone(),
+        };
+        std::thread::Builder::new()
+            .name(format!("job {key}"))
+            .spawn(move || run.run())
+            .map_err(|e| backend("starting the job thread", e))?;
+        Ok(())
+    }
+
+    fn state(&self, key: &JobKey) -> Result<Option<JobState>, ExecError> {
+        Ok(self
+            .load(key)?
+            .map(|j| j.state.lock().unwrap_or_else(|p| p.into_inner()).clone()))
+    }
+
+    fn wait(&self, key: &JobKey, timeout: Option<Duration>) -> Result<JobState, ExecError> {
+        let job = self.get(key)?;
+        let deadline = timeout.map(|t| Instant::now() + t);
+        let mut state = job.state.lock().unwrap_or_else(|p| p.into_inner());
+        while !state.is_final() {
+            match deadline {
+                None => state = job.changed.wait(state).unwrap_or_else(|p| p.into_inner()),
+                Some(d) => {
+                    let left = d.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        break;
+                    }
+                    state = job
+                        .changed
+                        .wait_timeout(state, left)
+                        .unwrap_or_else(|p| p.into_inner())
+                        .0;
+                }
+            }
+        }
+        Ok(state.clone())
+    }
+
+    fn logs(
+        &self,
+        key: &JobKey,
+        follow: bool,
+        sink: &mut dyn FnMut(LogLine),
+    ) -> Result<(), ExecError> {
+        let job = self.get(key)?;
+        let path = job.dir.join("log");
+        let mut offset = 0u64;
+        let mut partial = Vec::new();
+        loop {
+            let ended = job
+                .state
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .is_final();
+            if let Ok(mut f) = std::fs::File::open(&path) {
+                use std::io::{Read as _, Seek as _};
+                f.seek(std::io::SeekFrom::Start(offset))
+                    .map_err(|e| backend(&path.display().to_string(), e))?;
+                let mut buf = Vec::new();
+                f.read_to_end(&mut buf)
+                    .map_err(|e| backend(&path.display().to_string(), e))?;
+                offset += buf.len() as u64;
+                partial.extend_from_slice(&buf);
+                while let Some(i) = partial.iter().position(|b| *b == b'\n') {
+                    let line: Vec<u8> = partial.drain(..=i).collect();
+                    let line = String::from_utf8_lossy(&line[..line.len() - 1]).into_owned();
+                    let (time, text) = line.split_once(' ').unwrap_or(("", &line));
+                    sink(LogLine {
+                        time: time.to_owned(),
+                        text: text.to_owned(),
+                    });
+                }
+            }
+            if !follow || ended {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn cancel(&self, key: &JobKey) -> Result<(), ExecError> {
+        let job = self.get(key)?;
+        job.cancelled.store(true, Ordering::SeqCst);
+        if let Some(pgid) = *job.pgid.lock().unwrap_or_else(|p| p.into_inner()) {
+            // SAFETY: killpg only sends a signal to a process group we created.
+            unsafe {
+                libc::killpg(pgid, libc::SIGKILL);
+            }
+        }
+        let mut state = job.state.lock().unwrap_or_else(|p| p.into_inner());
+        if *state == JobState::Pending {
+            drop(state);
+            set_state(&job, JobState::Cancelled);
+        } else {
+            while !state.is_final() {
+                state = job.changed.wait(state).unwrap_or_else(|p| p.into_inner());
+            }
+        }
+        Ok(())
+    }
+
+    fn list(&self) -> Result<Vec<(JobKey, JobState)>, ExecError> {
+        let root = self.config.state_dir.join("jobs");
+        let mut out = Vec::new();
+        let builds =
+            std::fs::read_dir(&root).map_err(|e| backend(&root.display().to_string(), e))?;
+        for b in builds.flatten() {
+            let Some(build) = b
+                .file_name()
+                .to_str()
+                .and_then(|s| s.parse::<crate::model::BuildId>().ok())
+            else {
+                continue;
+            };
+            for j in std::fs::read_dir(b.path()).into_iter().flatten().flatten() {
+                let Some(name) = j.file_name().to_str().map(str::to_owned) else {
+                    continue;
+                };
+                let key = JobKey {
+                    build_id: build.clone(),
+                    job: name,
+                };
+                if let Some(state) = self.state(&key)? {
+                    out.push((key, state));
+                }
+            }
+        }
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(out)
+    }
+
+    fn outputs(&self, key: &JobKey) -> Result<Vec<OutputFile>, ExecError> {
+        let job = self.get(key)?;
+        match std::fs::read(job.dir.join("outputs.json")) {
+            Ok(b) => serde_json::from_slice(&b).map_err(|e| backend("outputs.json", e)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+            Err(e) => Err(backend("outputs.json", e)),
+        }
+    }
+}
+
+struct Run {
+    spec: JobSpec,
+    job: Arc<Job>,
+    prepare: Prepare,
+    bwrap: Option<PathBuf>,
+    store: PathBuf,
+    secrets: Vec<(String, String)>,
+    slots: Arc<Slots>,
+}
+
+/// `/etc` entries a job may see (never shadow files, never seakeeper's own configuration).
+const ETC: &[&str] = &[
+    "alternatives",
+    "ca-certificates",
+    "ca-certificates.conf",
+    "gai.conf",
+    "group",
+    "host.conf",
+    "hosts",
+    "ld.so.cache",
+    "ld.so.conf",
+    "ld.so.conf.d",
+    "localtime",
+    "mime.types",
+    "nsswitch.conf",
+    "passwd",
+    "protocols",
+    "resolv.conf",
+    "services",
+    "ssl",
+];
+
+impl Run {
+    fn run(self) {
+        // Wait for a slot.
+        {
+            let mut free = self.slots.free.lock().unwrap_or_else(|p| p.into_inner());
+            while *free == 0 {
+                free = self
+                    .slots
+                    .freed
+                    .wait(free)
+                    .unwrap_or_else(|p| p.into_inner());
+            }
+            *free -= 1;
+        }
+        let state = if self.job.cancelled.load(Ordering::SeqCst) {
+            JobState::Cancelled
+        } else {
+            match self.execute() {
+                Ok(s) => s,
+                Err(reason) => JobState::Failed {
+                    exit_code: None,
+                    reason,
+                },
+            }
+        };
+        set_state(&self.job, state);
+        *self.slots.free.lock().unwrap_or_else(|p| p.into_inner()) += 1;
+        self.slots.freed.notify_one();
+    }
+
+    fn log(&self, log: &Mutex<std::fs::File>, text: &str) {
+        let line = format!("{} {}\n", now_rfc3339(), text);
+        let _ = log
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .write_all(line.as_bytes());
+    }
+
+    fn execute(&self) -> Result<JobState, String> {
+        let dir = &self.job.dir;
+        let workspace = dir.join("workspace");
+        if workspace.exists() {
+            std::fs::remove_dir_all(&workspace)
+                .map_err(|e| format!("cleaning the workspace: {e}"))?;
+        }
+        std::fs::create_dir_all(&workspace).map_err(|e| format!("creating the workspace: {e}"))?;
+        let log = Mutex::new(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(dir.join("log"))
+                .map_err(|e| format!("opening the log: {e}"))?,
+        );
+        (self.prepare)(&self.spec, &workspace)
+            .map_err(|e| format!("checking out {}: {e}", self.spec.commit))?;
+        let script_path = dir.join("script.sh");
+        std::fs::write(&script_path, script(&self.spec)).map_err(|e| format!("script: {e}"))?;
+        let inside = if self.bwrap.is_some() {
+            "/workspace".to_owned()
+        } else {
+            workspace.display().to_string()
+        };
+        let mut env: Vec<(String, String)> = vec![
+            (
+                "PATH".into(),
+                "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into(),
+            ),
+            ("HOME".into(), inside.clone()),
+            ("LANG".into(), "C.UTF-8".into()),
+            ("TMPDIR".into(), "/tmp".into()),
+        ];
+        env.extend(self.spec.env.iter().map(|(k, v)| (k.clone(), v.clone())));
+        env.extend(self.secrets.iter().cloned());
+        env.extend(seakeeper_env(&self.spec, &inside));
+        let mut cmd = match &self.bwrap {
+            Some(bwrap) => {
+                let mut c = Command::new(bwrap);
+                c.args([
+                    "--unshare-all",
+                    "--unshare-user",
+                    "--uid",
+                    "65534",
+                    "--gid",
+                    "65534",
+                ]);
+                if self.spec.network {
+                    c.arg("--share-net");
+                }
+                c.args(["--die-with-parent", "--new-session", "--cap-drop", "ALL"]);
+                c.args(["--hostname", "seakeeper-job"]);
+                c.args(["--ro-bind", "/usr", "/usr"]);
+                for d in ["bin", "sbin", "lib", "lib64", "lib32", "libx32"] {
+                    let p = Path::new("/").join(d);
+                    match std::fs::read_link(&p) {
+                        Ok(target) => {
+                            c.arg("--symlink").arg(target).arg(&p);
+                        }
+                        Err(_) if p.is_dir() => {
+                            c.arg("--ro-bind").arg(&p).arg(&p);
+                        }
+                        Err(_) => {}
+                    }
+                }
+                for e in ETC {
+                    let p = Path::new("/etc").join(e);
+                    c.arg("--ro-bind-try").arg(&p).arg(&p);
+                }
+                c.args(["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]);
+                c.arg("--bind").arg(&workspace).arg("/workspace");
+                c.arg("--ro-bind")
+                    .arg(&script_path)
+                    .arg("/seakeeper/script.sh");
+                c.args([
+                    "--chdir",
+                    "/workspace",
+                    "--",
+                    "/bin/sh",
+                    "-e",
+                    "/seakeeper/script.sh",
+                ]);
+                c
+            }
+            None => {
+                let mut c = Command::new("/bin/sh");
+                c.arg("-e").arg(&script_path).current_dir(&workspace);
+                c
+            }
+        };
+        cmd.env_clear()
+            .envs(env)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0);
+        let started = Instant::now();
+        let mut child = cmd.spawn().map_err(|e| format!("starting the job: {e}"))?;
+        let pgid = child.id() as i32;
+        *self.job.pgid.lock().unwrap_or_else(|p| p.into_inner()) = Some(pgid);
+        set_state(&self.job, JobState::Running);
+        if self.job.cancelled.load(Ordering::SeqCst) {
+            // SAFETY: signals our own child's process group.
+            unsafe {
+                libc::killpg(pgid, libc::SIGKILL);
+            }
+        }
+        let log = Arc::new(log);
+        let readers: Vec<_> = [
+            child
+                .stdout
+                .take()
+                .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+            child
+                .stderr
+                .take()
+                .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+        ]
+        .into_iter()
+        .flatten()
+        .map(|r| {
+            let log = log.clone();
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(r);
+                let mut buf = Vec::new();
+                while reader.read_until(b'\n', &mut buf).unwrap_or(0) > 0 {
+                    let text = String::from_utf8_lossy(&buf);
+                    let line = format!(
+                        "{} {}\n",
+                        now_rfc3339(),
+                        text.trim_end_matches(['\n', '\r'])
+                    );
+                    let _ = log
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .write_all(line.as_bytes());
+                    buf.clear();
+                }
+            })
+        })
+        .collect();
+        let deadline = started + Duration::from_secs(self.spec.timeout_seconds);
+        let mut timed_out = false;
+        let status = loop {
+            match child.try_wait() {
+                Ok(Some(s)) => break s,
+                Ok(None) => {}
+                Err(e) => return Err(format!("waiting for the job: {e}")),
+            }
+            if Instant::now() >= deadline && !timed_out {
+                timed_out = true;
+                // SAFETY: signals our own child's process group.
+                unsafe {
+                    libc::killpg(pgid, libc::SIGKILL);
+                }
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        };
+        // Anything left in the group (daemons the job started) goes too.
+        // SAFETY: signals our own child's process group.
+        unsafe {
+            libc::killpg(pgid, libc::SIGKILL);
+        }
+        *self.job.pgid.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        for r in readers {
+            let _ = r.join();
+        }
+        let elapsed = started.elapsed();
+        let state = if self.job.cancelled.load(Ordering::SeqCst) {
+            JobState::Cancelled
+        } else if timed_out {
+            JobState::TimedOut
+        } else {
+            use std::os::unix::process::ExitStatusExt as _;
+            match (status.code(), status.signal()) {
+                (Some(0), _) => JobState::Succeeded,
+                (Some(c), _) => JobState::Failed {
+                    exit_code: Some(c),
+                    reason: format!("exited with {c}"),
+                },
+                (None, Some(s)) => JobState::Failed {
+                    exit_code: None,
+                    reason: format!("killed by signal {s}"),
+                },
+                _ => JobState::Failed {
+                    exit_code: None,
+                    reason: "ended without a status".into(),
+                },
+            }
+        };
+        let summary = match &state {
+            JobState::TimedOut => format!(
+                "seakeeper: killed at the time limit of {} s",
+                self.spec.timeout_seconds
+            ),
+            s => format!(
+                "seakeeper: {} after {:.1} s",
+                serde_json::to_value(s).expect("json")["state"]
+                    .as_str()
+                    .unwrap_or("ended"),
+                elapsed.as_secs_f64()
+            ),
+        };
+        self.log(&log, &summary);
+        let outputs = collect_outputs(&workspace, &self.spec.outputs, &self.store)?;
+        write_atomic(
+            &dir.join("outputs.json"),
+            &serde_json::to_vec_pretty(&outputs).expect("json"),
+        )
+        .map_err(|e| e.to_string())?;
+        Ok(state)
+    }
+}
+
+/// Copies the files matching `globs` into the store (by SHA-256) and lists them. Symlinks are
+/// never followed.
+pub fn collect_outputs(
+    workspace: &Path,
+    globs: &[String],
+    store: &Path,
+) -> Result<Vec<OutputFile>, String> {
+    use sha2::Digest as _;
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::create_dir_all(store.join("sha256"))
+        .map_err(|e| format!("{}: {e}", store.display()))?;
+    if globs.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut out = Vec::new();
+    let mut stack = vec![workspace.to_owned()];
+    while let Some(dir) = stack.pop() {
+        let entries = std::fs::read_dir(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        for e in entries.flatten() {
+            let ft = match e.file_type() {
+                Ok(t) => t,
+                Err(_) => continue,
+            };
+            let path = e.path();
+            if ft.is_dir() {
+                stack.push(path);
+                continue;
+            }
+            if !ft.is_file() {
+                continue;
+            }
+            let Ok(rel) = path.strip_prefix(workspace) else {
+                continue;
+            };
+            let rel = rel.to_string_lossy().into_owned();
+            if !globs.iter().any(|g| output_glob_matches(g, &rel)) {
+                continue;
+            }
+            let bytes = std::fs::read(&path).map_err(|e| format!("{rel}: {e}"))?;
+            let hex = hex::encode(sha2::Sha256::digest(&bytes));
+            let target = store.join("sha256").join(&hex);
+            if !target.exists() {
+                let tmp = store.join("sha256").join(format!(".{hex}.tmp"));
+                std::fs::write(&tmp, &bytes)
+                    .and_then(|()| std::fs::rename(&tmp, &target))
+                    .map_err(|e| format!("storing {rel}: {e}"))?;
+            }
+            let executable = e
+                .metadata()
+                .map(|m| m.permissions().mode() & 0o111 != 0)
+                .unwrap_or(false);
+            out.push(OutputFile {
+                path: rel,
+                digest: Digest::of(&bytes),
+                size: bytes.len() as u64,
+                executable,
+            });
+        }
+    }
+    out.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(out)
+}

@@ -1,0 +1,126 @@
+//! A job as executors run it: everything needed, nothing more. The same spec runs in the local
+//! sandbox and as a Kubernetes Job; `seakeeper job run` builds it exactly as CI does.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::{BuildId, ChangeNumber, CommitId, PatchsetNumber, ProjectName, Trust};
+
+/// One job of one build.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobSpec {
+    /// The build it belongs to.
+    pub build_id: BuildId,
+    /// The job's name within the pipeline (`unit`, `lint` ...).
+    pub job: String,
+    /// The pipeline (`check`, `gate`, `post-merge`, `periodic`).
+    pub pipeline: String,
+    /// The Gerrit project.
+    pub project: ProjectName,
+    /// The change and patchset under test, for check and gate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub change: Option<(ChangeNumber, PatchsetNumber)>,
+    /// Where the source comes from (a git URL, or a local repository path).
+    pub source: String,
+    /// Exactly the commit under test.
+    pub commit: CommitId,
+    /// The image the commands run in.
+    pub image: String,
+    /// Shell commands, run in order by `sh -e`.
+    pub commands: Vec<String>,
+    /// The only environment the job gets, besides `SEAKEEPER_*`.
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    /// Hard time limit in seconds.
+    pub timeout_seconds: u64,
+    /// CPU request/limit (a Kubernetes quantity).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu: Option<String>,
+    /// Memory request/limit (a Kubernetes quantity).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory: Option<String>,
+    /// Service images by host name.
+    #[serde(default)]
+    pub services: BTreeMap<String, String>,
+    /// Secrets by name (trusted jobs only).
+    #[serde(default)]
+    pub secrets: Vec<String>,
+    /// Whether the job may use the network.
+    #[serde(default)]
+    pub network: bool,
+    /// Output globs, relative to the workspace.
+    #[serde(default)]
+    pub outputs: Vec<String>,
+    /// Trusted (reviewed code) or untrusted.
+    pub trust: Trust,
+}
+
+impl JobSpec {
+    /// The job's key: `<build id>/<job>`, unique per executor.
+    pub fn key(&self) -> JobKey {
+        JobKey {
+            build_id: self.build_id.clone(),
+            job: self.job.clone(),
+        }
+    }
+}
+
+/// Names one job of one build.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct JobKey {
+    /// The build.
+    pub build_id: BuildId,
+    /// The job.
+    pub job: String,
+}
+
+impl std::fmt::Display for JobKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.build_id, self.job)
+    }
+}
+
+/// Where a job is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "kebab-case")]
+pub enum JobState {
+    /// Accepted, waiting for a slot or being scheduled.
+    Pending,
+    /// Running.
+    Running,
+    /// Ended with exit status 0.
+    Succeeded,
+    /// Ended otherwise.
+    Failed {
+        /// The exit code, when there was one.
+        exit_code: Option<i32>,
+        /// Why, for people.
+        reason: String,
+    },
+    /// Killed at its time limit.
+    TimedOut,
+    /// Cancelled.
+    Cancelled,
+}
+
+impl JobState {
+    /// Whether the job has ended.
+    pub fn is_final(&self) -> bool {
+        !matches!(self, JobState::Pending | JobState::Running)
+    }
+}
+
+/// A file a job left behind, stored by content.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutputFile {
+    /// Its path in the workspace.
+    pub path: String,
+    /// `sha256:<hex>` of its content.
+    pub digest: super::Digest,
+    /// Its size in bytes.
+    pub size: u64,
+    /// Whether it is executable.
+    pub executable: bool,
+}
