@@ -87,6 +87,9 @@ pub(super) struct JobArgs {
     /// Run without bubblewrap even when it is installed.
     #[arg(long)]
     no_sandbox: bool,
+    /// The build id (default: `local-<commit>-<time>`).
+    #[arg(long)]
+    build_id: Option<String>,
 }
 
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
@@ -197,12 +200,15 @@ fn resolve(a: &JobArgs) -> anyhow::Result<(JobSpec, gix::ThreadSafeRepository)> 
         Trust::Untrusted
     };
     let commit_id: crate::model::CommitId = commit.to_string().parse()?;
-    let build_id = format!(
-        "local-{}-{}",
-        &commit_id.as_str()[..12],
-        crate::model::Timestamp::now().compact()
-    )
-    .parse()?;
+    let build_id = match &a.build_id {
+        Some(b) => b.parse().context("--build-id")?,
+        None => format!(
+            "local-{}-{}",
+            &commit_id.as_str()[..12],
+            crate::model::Timestamp::now().compact()
+        )
+        .parse()?,
+    };
     let source = repo.path().display().to_string();
     let spec = job.to_spec(&RunContext {
         build_id,

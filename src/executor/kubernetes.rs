@@ -18,9 +18,9 @@ use std::time::Duration;
 use futures_util::{AsyncBufReadExt as _, StreamExt as _, TryStreamExt as _};
 use k8s_openapi::api::batch::v1::{Job, JobSpec as KubeJobSpec};
 use k8s_openapi::api::core::v1::{
-    Capabilities, Container, EmptyDirVolumeSource, EnvFromSource, EnvVar, Pod, PodSecurityContext,
-    PodSpec, PodTemplateSpec, ResourceRequirements, SeccompProfile, SecretEnvSource,
-    SecurityContext, Volume, VolumeMount,
+    Capabilities, Container, EmptyDirVolumeSource, EnvFromSource, EnvVar,
+    PersistentVolumeClaimVolumeSource, Pod, PodSecurityContext, PodSpec, PodTemplateSpec,
+    ResourceRequirements, SeccompProfile, SecretEnvSource, SecurityContext, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -59,6 +59,8 @@ pub struct KubeSettings {
     pub default_memory: String,
     /// The Secret holding the artifact store's credentials (collector only).
     pub store_secret: String,
+    /// The PersistentVolumeClaim of the output store, mounted at `/store` in the collector only.
+    pub store_claim: String,
     /// The uid jobs run as.
     pub run_as_user: i64,
 }
@@ -73,6 +75,7 @@ impl Default for KubeSettings {
             default_cpu: "1".into(),
             default_memory: "2Gi".into(),
             store_secret: "seakeeper-store".into(),
+            store_claim: "seakeeper-outputs".into(),
             run_as_user: 65_532,
         }
     }
@@ -284,9 +287,36 @@ pub fn manifest(spec: &JobSpec, s: &KubeSettings) -> Job {
                     ..workspace.clone()
                 },
                 tmp.clone(),
+                VolumeMount {
+                    name: "store".into(),
+                    mount_path: "/store".into(),
+                    ..VolumeMount::default()
+                },
             ]),
             security_context: Some(locked_down()),
             ..Container::default()
+        });
+    }
+    let mut volumes = vec![
+        Volume {
+            name: "workspace".into(),
+            empty_dir: Some(EmptyDirVolumeSource::default()),
+            ..Volume::default()
+        },
+        Volume {
+            name: "tmp".into(),
+            empty_dir: Some(EmptyDirVolumeSource::default()),
+            ..Volume::default()
+        },
+    ];
+    if !spec.outputs.is_empty() {
+        volumes.push(Volume {
+            name: "store".into(),
+            persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
+                claim_name: s.store_claim.clone(),
+                read_only: Some(false),
+            }),
+            ..Volume::default()
         });
     }
     let meta = ObjectMeta {
@@ -324,18 +354,7 @@ pub fn manifest(spec: &JobSpec, s: &KubeSettings) -> Job {
                     }),
                     init_containers: Some(vec![fetch]),
                     containers,
-                    volumes: Some(vec![
-                        Volume {
-                            name: "workspace".into(),
-                            empty_dir: Some(EmptyDirVolumeSource::default()),
-                            ..Volume::default()
-                        },
-                        Volume {
-                            name: "tmp".into(),
-                            empty_dir: Some(EmptyDirVolumeSource::default()),
-                            ..Volume::default()
-                        },
-                    ]),
+                    volumes: Some(volumes),
                     ..PodSpec::default()
                 }),
             },

@@ -1,0 +1,485 @@
+//! The local executor and `seakeeper job run|render`, for real: bubblewrap, process trees,
+//! timeouts, signals, the content-addressed output store, restarts.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use seakeeper::executor::Executor as _;
+use seakeeper::executor::local::{LocalConfig, LocalExecutor, Prepare};
+use seakeeper::model::{JobKey, JobSpec, JobState, Trust};
+
+fn git(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(args)
+        .env("GIT_AUTHOR_NAME", "Dev")
+        .env("GIT_AUTHOR_EMAIL", "dev@example.org")
+        .env("GIT_COMMITTER_NAME", "Dev")
+        .env("GIT_COMMITTER_EMAIL", "dev@example.org")
+        .env("GIT_AUTHOR_DATE", "2026-11-22T00:00:00Z")
+        .env("GIT_COMMITTER_DATE", "2026-11-22T00:00:00Z")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+fn bwrap_available() -> bool {
+    let found = Command::new("bwrap").arg("--version").output().is_ok();
+    assert!(
+        found || std::env::var_os("CI").is_none(),
+        "bubblewrap must be installed in CI (scripts/install-deps)"
+    );
+    found
+}
+
+/// A project repository with a pipeline file and a few files, committed; then the working tree
+/// is made dirty (which no job may see).
+fn project(pipeline: &str) -> (tempfile::TempDir, PathBuf, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("widgets");
+    std::fs::create_dir_all(repo.join(".pipeline")).unwrap();
+    git(&repo, &["init", "-q", "-b", "main"]);
+    std::fs::write(repo.join(".pipeline/config.yaml"), pipeline).unwrap();
+    std::fs::write(repo.join("a.txt"), "committed content\n").unwrap();
+    std::fs::create_dir_all(repo.join("src/deep")).unwrap();
+    std::fs::write(repo.join("src/deep/tool.sh"), "#!/bin/sh\necho tool ran\n").unwrap();
+    git(&repo, &["add", "."]);
+    git(&repo, &["update-index", "--chmod=+x", "src/deep/tool.sh"]);
+    git(&repo, &["commit", "-q", "-m", "Initial"]);
+    let commit = git(&repo, &["rev-parse", "HEAD"]);
+    std::fs::write(repo.join("a.txt"), "DIRTY working tree\n").unwrap();
+    std::fs::write(repo.join("untracked.txt"), "untracked\n").unwrap();
+    (dir, repo, commit)
+}
+
+const PIPELINE: &str = r#"
+jobs:
+  show:
+    image: debian:bookworm
+    commands:
+      - ls -A
+      - cat a.txt
+      - ./src/deep/tool.sh
+      - env | sort
+  fail:
+    image: debian:bookworm
+    commands: ["echo about to fail", "exit 3", "echo never"]
+  build:
+    image: debian:bookworm
+    commands:
+      - mkdir -p dist/sub
+      - echo artifact > dist/app.tar
+      - echo nested > dist/sub/x.whl
+      - echo ignored > other.txt
+    outputs:
+      files: ["dist/*.tar", "dist/**/*.whl"]
+  slow:
+    image: debian:bookworm
+    timeout: 2s
+    commands:
+      - (sleep 1000.4242 &) ; sleep 1000.4243 & sleep 1000.4244
+pipelines:
+  check: [show, fail, build, slow]
+"#;
+
+fn job_run(repo: &Path, state: &Path, job: &str, extra: &[&str]) -> std::process::Output {
+    support::output(
+        support::seakeeper()
+            .args(["job", "run", job, "--repo"])
+            .arg(repo)
+            .arg("--state")
+            .arg(state)
+            .args(extra)
+            .env("SECRET_TOKEN", "hunter2-should-not-leak"),
+    )
+}
+
+#[test]
+fn job_run_sees_exactly_the_commit_and_only_its_environment() {
+    let sandboxed = bwrap_available();
+    let (dir, repo, commit) = project(PIPELINE);
+    let state = dir.path().join("state");
+    let out = job_run(&repo, &state, "show", &[]);
+    let stdout = support::stdout(&out);
+    let stderr = support::stderr(&out);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains("committed content"), "{stdout}");
+    assert!(!stdout.contains("DIRTY"), "the working tree is never used");
+    assert!(!stdout.contains("untracked.txt"));
+    assert!(
+        !stdout.contains(".git"),
+        "no .git in the workspace: {stdout}"
+    );
+    assert!(stdout.contains("tool ran"), "executable bits are kept");
+    assert!(stdout.contains(&format!("SEAKEEPER_COMMIT={commit}")));
+    assert!(stdout.contains("SEAKEEPER_PIPELINE=check"));
+    assert!(stdout.contains("SEAKEEPER_TRUST=untrusted"));
+    assert!(stdout.contains("$ cat a.txt"), "commands are echoed");
+    assert!(
+        !stdout.contains("hunter2") && !stdout.contains("SECRET_TOKEN"),
+        "seakeeper's own environment is invisible to the job"
+    );
+    if sandboxed {
+        assert!(
+            stdout.contains("SEAKEEPER_WORKSPACE=/workspace"),
+            "{stdout}"
+        );
+        assert!(!stderr.contains("WITHOUT isolation"));
+    } else {
+        assert!(stderr.contains("WITHOUT isolation"), "{stderr}");
+    }
+    // --no-sandbox runs the same job unisolated, with a warning.
+    let out = job_run(&repo, &state, "show", &["--no-sandbox"]);
+    assert!(out.status.success());
+    assert!(support::stderr(&out).contains("WITHOUT isolation"));
+}
+
+#[test]
+fn job_run_exits_with_the_jobs_status_and_reports_bad_input() {
+    let (dir, repo, _) = project(PIPELINE);
+    let state = dir.path().join("state");
+    let out = job_run(&repo, &state, "fail", &[]);
+    assert_eq!(out.status.code(), Some(3), "{}", support::stderr(&out));
+    let stdout = support::stdout(&out);
+    assert!(stdout.contains("about to fail") && !stdout.contains("never"));
+
+    let out = job_run(&repo, &state, "nope", &[]);
+    assert!(!out.status.success());
+    let err = support::stderr(&out);
+    assert!(
+        err.contains("no job \"nope\"") && err.contains("check/show"),
+        "{err}"
+    );
+
+    let out = job_run(&repo, &state, "show", &["--pipeline", "deploy"]);
+    assert!(support::stderr(&out).contains("--pipeline \"deploy\""));
+
+    let out = job_run(&repo, &state, "show", &["--rev", "no-such-branch"]);
+    assert!(!out.status.success());
+    assert!(support::stderr(&out).contains("no-such-branch"));
+}
+
+#[test]
+fn outputs_go_to_the_content_addressed_store() {
+    let (dir, repo, _) = project(PIPELINE);
+    let state = dir.path().join("state");
+    let out = job_run(&repo, &state, "build", &[]);
+    assert!(out.status.success(), "{}", support::stderr(&out));
+    let err = support::stderr(&out);
+    let digest = seakeeper::model::Digest::of(b"artifact\n");
+    assert!(
+        err.contains(&format!("output: dist/app.tar {digest}")),
+        "{err}"
+    );
+    assert!(err.contains("output: dist/sub/x.whl"), "{err}");
+    assert!(!err.contains("other.txt"));
+    let stored = state.join("store/sha256").join(digest.hex());
+    assert_eq!(std::fs::read(stored).unwrap(), b"artifact\n");
+}
+
+fn leftover(marker: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        if let Ok(cmd) = std::fs::read(e.path().join("cmdline")) {
+            let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+            if cmd.contains(marker) {
+                found.push(format!("{}: {cmd}", e.file_name().to_string_lossy()));
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn the_timeout_kills_the_whole_tree_in_time() {
+    let (dir, repo, _) = project(PIPELINE);
+    let state = dir.path().join("state");
+    let started = Instant::now();
+    let out = job_run(&repo, &state, "slow", &[]);
+    let took = started.elapsed();
+    assert_eq!(out.status.code(), Some(124), "{}", support::stderr(&out));
+    assert!(
+        took < Duration::from_secs(2 + 2),
+        "killed within the deadline plus 2 s: {took:?}"
+    );
+    assert!(support::stdout(&out).contains("killed at the time limit of 2 s"));
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(
+        leftover("1000.424"),
+        Vec::<String>::new(),
+        "no process survives"
+    );
+}
+
+#[test]
+fn ctrl_c_cancels_the_job() {
+    let (dir, repo, _) = project(&PIPELINE.replace("timeout: 2s", "timeout: 60s"));
+    let state = dir.path().join("state");
+    let mut child = support::seakeeper()
+        .args(["job", "run", "slow", "--repo"])
+        .arg(&repo)
+        .arg("--state")
+        .arg(&state)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while leftover("1000.4244").is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // SAFETY: sends SIGINT to our own child.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGINT);
+    }
+    let started = Instant::now();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130));
+    assert!(started.elapsed() < Duration::from_secs(3));
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(leftover("1000.424"), Vec::<String>::new());
+}
+
+fn spec(commit: &str, job: &str, commands: &[&str]) -> JobSpec {
+    JobSpec {
+        build_id: format!("b-{job}").parse().unwrap(),
+        job: job.into(),
+        pipeline: "check".into(),
+        project: "widgets".parse().unwrap(),
+        change: Some((4711u64.try_into().unwrap(), 2u64.try_into().unwrap())),
+        source: "widgets".into(),
+        commit: commit.parse().unwrap(),
+        image: "debian:bookworm".into(),
+        commands: commands.iter().map(|c| c.to_string()).collect(),
+        env: [("MY_VAR".to_owned(), "declared".to_owned())].into(),
+        timeout_seconds: 60,
+        cpu: None,
+        memory: None,
+        services: Default::default(),
+        secrets: vec![],
+        network: false,
+        outputs: vec![],
+        trust: Trust::Untrusted,
+    }
+}
+
+fn executor(repo: &Path, state: &Path, max: usize) -> LocalExecutor {
+    let repo = gix::open(repo).unwrap().into_sync();
+    let prepare: Prepare = Arc::new(move |spec, dir| {
+        let commit = gix::ObjectId::from_hex(spec.commit.as_str().as_bytes()).unwrap();
+        seakeeper::git::checkout::checkout(&repo, &commit, dir, 2)
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    });
+    let mut config = LocalConfig::new(state);
+    config.max_concurrent = max;
+    LocalExecutor::new(config, prepare).unwrap()
+}
+
+fn log_of(e: &LocalExecutor, key: &JobKey) -> String {
+    let mut s = String::new();
+    e.logs(key, false, &mut |l| {
+        assert!(l.time.ends_with('Z') && l.time.len() == 24, "{l:?}");
+        s.push_str(&l.text);
+        s.push('\n');
+    })
+    .unwrap();
+    s
+}
+
+#[test]
+fn sandboxed_jobs_see_only_their_workspace_and_no_network() {
+    if !bwrap_available() {
+        return;
+    }
+    let (dir, repo, commit) = project(PIPELINE);
+    let state = dir.path().join("state");
+    let e = executor(&repo, &state, 2);
+    assert!(e.isolated());
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let state_path = state.display().to_string();
+    let probe = [
+        "echo secret-of-$SEAKEEPER_JOB > mine.txt",
+        "sleep 0.5",
+        &format!("test ! -e {state_path} && echo cannot-see-the-host-state"),
+        "ls / | tr '\\n' ' '; echo",
+        "test ! -e /etc/shadow && echo no-shadow",
+        "id -u",
+        &format!(
+            "if bash -c 'echo > /dev/tcp/127.0.0.1/{port}' 2>/dev/null; then echo net-yes; else echo net-no; fi"
+        ),
+        "echo MY_VAR=$MY_VAR change=$SEAKEEPER_CHANGE/$SEAKEEPER_PATCHSET",
+    ];
+    let a = spec(&commit, "a", &probe);
+    let mut b = spec(&commit, "b", &probe);
+    b.network = true;
+    e.start(&a).unwrap();
+    e.start(&b).unwrap();
+    assert_eq!(e.wait(&a.key(), None).unwrap(), JobState::Succeeded);
+    assert_eq!(e.wait(&b.key(), None).unwrap(), JobState::Succeeded);
+    let (la, lb) = (log_of(&e, &a.key()), log_of(&e, &b.key()));
+    for l in [&la, &lb] {
+        assert!(l.contains("cannot-see-the-host-state"), "{l}");
+        assert!(l.contains("no-shadow"), "{l}");
+        assert!(l.contains("65534"), "runs as nobody: {l}");
+        assert!(l.contains("MY_VAR=declared change=4711/2"), "{l}");
+    }
+    assert!(la.contains("net-no"), "untrusted without network: {la}");
+    assert!(lb.contains("net-yes"), "network when declared: {lb}");
+    // Each workspace holds only its own file.
+    let ws = |j: &str| {
+        state
+            .join("jobs")
+            .join(format!("b-{j}"))
+            .join(j)
+            .join("workspace")
+    };
+    assert_eq!(
+        std::fs::read_to_string(ws("a").join("mine.txt")).unwrap(),
+        "secret-of-a\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(ws("b").join("mine.txt")).unwrap(),
+        "secret-of-b\n"
+    );
+}
+
+#[test]
+fn restart_adopts_jobs_and_never_runs_one_twice() {
+    let (dir, repo, commit) = project(PIPELINE);
+    let state = dir.path().join("state");
+    let e = executor(&repo, &state, 1);
+    let done = spec(&commit, "done", &["echo ran once"]);
+    e.start(&done).unwrap();
+    assert_eq!(e.wait(&done.key(), None).unwrap(), JobState::Succeeded);
+    // A queued job (the only slot is busy), then cancel it and a running one.
+    let long = spec(&commit, "long", &["sleep 1000.5151"]);
+    let queued = spec(&commit, "queued", &["echo queued"]);
+    e.start(&long).unwrap();
+    e.start(&queued).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(e.state(&queued.key()).unwrap(), Some(JobState::Pending));
+    let t = Instant::now();
+    e.cancel(&long.key()).unwrap();
+    assert_eq!(e.wait(&long.key(), None).unwrap(), JobState::Cancelled);
+    assert!(t.elapsed() < Duration::from_secs(2));
+    assert_eq!(e.wait(&queued.key(), None).unwrap(), JobState::Succeeded);
+    drop(e);
+
+    // A new executor over the same state: every job is known, none runs again.
+    let e2 = executor(&repo, &state, 1);
+    let listed: Vec<(String, JobState)> = e2
+        .list()
+        .unwrap()
+        .into_iter()
+        .map(|(k, s)| (k.job, s))
+        .collect();
+    assert_eq!(
+        listed,
+        vec![
+            ("done".to_owned(), JobState::Succeeded),
+            ("long".to_owned(), JobState::Cancelled),
+            ("queued".to_owned(), JobState::Succeeded),
+        ]
+    );
+    e2.start(&done).unwrap();
+    assert_eq!(e2.wait(&done.key(), None).unwrap(), JobState::Succeeded);
+    assert_eq!(
+        log_of(&e2, &done.key()).matches("ran once").count(),
+        2,
+        "echoed + output, once"
+    );
+    // A job that was running when its seakeeper died is reported lost, not rerun.
+    let lost_dir = state.join("jobs/b-lost/lost");
+    std::fs::create_dir_all(&lost_dir).unwrap();
+    std::fs::write(lost_dir.join("state.json"), r#"{"state":"running"}"#).unwrap();
+    let lost = spec(&commit, "lost", &["echo should not run"]);
+    e2.start(&lost).unwrap();
+    match e2.state(&lost.key()).unwrap() {
+        Some(JobState::Failed { reason, .. }) => assert!(reason.contains("lost"), "{reason}"),
+        s => panic!("{s:?}"),
+    }
+    // Bad input is an error, not a panic.
+    let mut bad = spec(&commit, "x", &["true"]);
+    bad.job = "../escape".into();
+    assert!(e2.start(&bad).is_err());
+    let mut secret = spec(&commit, "s", &["true"]);
+    secret.secrets = vec!["TOKEN".into()];
+    assert!(
+        e2.start(&secret)
+            .unwrap_err()
+            .to_string()
+            .contains("untrusted")
+    );
+}
+
+#[test]
+fn a_tree_that_escapes_the_workspace_is_refused() {
+    let (dir, repo, _) = project(PIPELINE);
+    // A tree object naming "..": git mktree refuses it, so write it raw.
+    let blob = git(&repo, &["hash-object", "-w", "--stdin"]);
+    let mut raw = b"100644 ..\0".to_vec();
+    raw.extend_from_slice(&hex::decode(&blob).unwrap());
+    let tmp = dir.path().join("evil-tree");
+    std::fs::write(&tmp, &raw).unwrap();
+    let tree = git(
+        &repo,
+        &[
+            "hash-object",
+            "-t",
+            "tree",
+            "--literally",
+            "-w",
+            tmp.to_str().unwrap(),
+        ],
+    );
+    let commit = git(&repo, &["commit-tree", &tree, "-m", "evil"]);
+    let r = gix::open(&repo).unwrap().into_sync();
+    let dest = dir.path().join("ws");
+    let err = seakeeper::git::checkout::checkout(
+        &r,
+        &gix::ObjectId::from_hex(commit.as_bytes()).unwrap(),
+        &dest,
+        2,
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("refusing"), "{err}");
+    assert!(!dir.path().join("..").join("evil").exists());
+}
+
+#[test]
+fn job_render_prints_the_kubernetes_manifest() {
+    let (dir, repo, _) = project(PIPELINE);
+    let state = dir.path().join("state");
+    let out = support::output(
+        support::seakeeper()
+            .args(["job", "render", "build", "--repo"])
+            .arg(&repo)
+            .arg("--state")
+            .arg(&state)
+            .args(["--build-id", "b-render"]),
+    );
+    assert!(out.status.success(), "{}", support::stderr(&out));
+    let yaml = support::stdout(&out).replace(&repo.display().to_string(), "<repo>");
+    let snapshot = Path::new("tests/snapshots/job-render.yaml");
+    if std::env::var_os("UPDATE_SNAPSHOTS").is_some() {
+        std::fs::create_dir_all(snapshot.parent().unwrap()).unwrap();
+        std::fs::write(snapshot, &yaml).unwrap();
+    }
+    let want = std::fs::read_to_string(snapshot).expect("run with UPDATE_SNAPSHOTS=1 once");
+    assert_eq!(
+        yaml, want,
+        "the rendered manifest changed (UPDATE_SNAPSHOTS=1 to accept)"
+    );
+}
