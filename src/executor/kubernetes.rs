@@ -619,8 +619,13 @@ impl Executor for KubeExecutor {
                 if !follow {
                     return Ok(());
                 }
+                let now = self
+                    .jobs(&ns)
+                    .get_opt(&name)
+                    .await
+                    .map_err(|e| kube_err("get job", e))?;
                 if self
-                    .state_of(key, self.find(key)?.as_ref())
+                    .state_of(key, now.as_ref())
                     .is_none_or(|s| s.is_final())
                 {
                     return Ok(());

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod gerrit;
+pub mod kube;
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};

@@ -24,12 +24,42 @@ impl Request {
     }
 }
 
+/// Writes a streamed body.
+pub type StreamFn = Box<dyn FnOnce(&mut TcpStream) -> std::io::Result<()> + Send>;
+
 pub struct Response {
     pub status: u16,
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
     /// A fault: send only this many body bytes (with the full Content-Length), then close.
     pub truncate: Option<usize>,
+    /// A streamed body instead (chunked): the function writes chunks with [`write_chunk`]
+    /// until it returns; the connection then closes.
+    pub stream: Option<StreamFn>,
+}
+
+impl Response {
+    pub fn new(status: u16, content_type: &str, body: Vec<u8>) -> Response {
+        Response {
+            status,
+            headers: vec![("Content-Type".into(), content_type.into())],
+            body,
+            truncate: None,
+            stream: None,
+        }
+    }
+}
+
+/// Writes one chunk of a chunked body (and flushes it).
+pub fn write_chunk(out: &mut TcpStream, data: &[u8]) -> std::io::Result<()> {
+    if data.is_empty() {
+        return Ok(());
+    }
+    let mut b = format!("{:x}\r\n", data.len()).into_bytes();
+    b.extend_from_slice(data);
+    b.extend_from_slice(b"\r\n");
+    out.write_all(&b)?;
+    out.flush()
 }
 
 pub type Handler = Arc<dyn Fn(Request) -> Option<Response> + Send + Sync>;
@@ -72,6 +102,8 @@ fn reason(status: u16) -> &'static str {
     match status {
         100 => "Continue",
         200 => "OK",
+        201 => "Created",
+        202 => "Accepted",
         204 => "No Content",
         400 => "Bad Request",
         401 => "Unauthorized",
@@ -79,6 +111,8 @@ fn reason(status: u16) -> &'static str {
         404 => "Not Found",
         405 => "Method Not Allowed",
         409 => "Conflict",
+        410 => "Gone",
+        422 => "Unprocessable Entity",
         500 => "Internal Server Error",
         _ => "Unknown",
     }
@@ -159,6 +193,15 @@ fn serve(conn: TcpStream, handler: Handler) -> std::io::Result<()> {
             format!("HTTP/1.1 {} {}\r\n", resp.status, reason(resp.status)).into_bytes();
         for (k, v) in &resp.headers {
             bytes.extend_from_slice(format!("{k}: {v}\r\n").as_bytes());
+        }
+        if let Some(stream) = resp.stream {
+            bytes.extend_from_slice(b"Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n");
+            out.write_all(&bytes)?;
+            let mut conn = out.try_clone()?;
+            let _ = stream(&mut conn);
+            let _ = out.write_all(b"0\r\n\r\n");
+            let _ = out.shutdown(std::net::Shutdown::Both);
+            return Ok(());
         }
         bytes.extend_from_slice(format!("Content-Length: {}\r\n", resp.body.len()).as_bytes());
         if close {

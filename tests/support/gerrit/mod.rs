@@ -749,6 +749,7 @@ impl Inner {
             headers,
             truncate: truncate.then_some(resp.body.len() / 2),
             body: resp.body,
+            stream: None,
         })
     }
 

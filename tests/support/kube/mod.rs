@@ -1,0 +1,959 @@
+//! A Kubernetes API stand-in (no kube-apiserver can run offline here), speaking the real wire
+//! protocol to seakeeper's `kube` client and to Debian's `kubectl`:
+//!
+//! - discovery (`/version`, `/api`, `/apis`, `/api/v1`, `/apis/batch/v1`);
+//! - namespaces; `batch/v1` Jobs: create (409 AlreadyExists), get, list and watch with label and
+//!   field selectors, delete with `propagationPolicy` (Foreground: `deletionTimestamp` and the
+//!   `foregroundDeletion` finalizer until the pods are gone); `core/v1` pods: get, list, watch,
+//!   `log` with `follow`, `container` and `timestamps`;
+//! - resourceVersion semantics: one counter, list `metadata.resourceVersion`, watches from a
+//!   version replay what followed it, a version older than the kept history gets an `ERROR`
+//!   event with a `410 Expired` Status, `BOOKMARK` events when asked, `timeoutSeconds`;
+//! - a simulated Job controller: one pod per Job (`job-name` labels), Pending -> Running ->
+//!   Succeeded/Failed, the Job's `active`/`succeeded`/`failed` counts and `Complete`/`Failed`
+//!   conditions, `activeDeadlineSeconds` enforced (`DeadlineExceeded`), log lines written as
+//!   the "run" goes. What a run does comes from the job container's environment:
+//!   `STANDIN_OUTCOME` (`succeed`, `fail`, `hang`), `STANDIN_DURATION_MS`, `STANDIN_EXIT_CODE`,
+//!   and the collector's termination message from `STANDIN_OUTPUTS`.
+
+#![allow(dead_code)]
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::net::TcpStream;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use super::gerrit::http::{self, Request, Response};
+
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
+enum Kind {
+    Job,
+    Pod,
+    Namespace,
+}
+
+impl Kind {
+    fn api_version(self) -> &'static str {
+        match self {
+            Kind::Job => "batch/v1",
+            _ => "v1",
+        }
+    }
+    fn name(self) -> &'static str {
+        match self {
+            Kind::Job => "Job",
+            Kind::Pod => "Pod",
+            Kind::Namespace => "Namespace",
+        }
+    }
+}
+
+type Key = (Kind, String, String); // kind, namespace, name
+
+struct Event {
+    rv: u64,
+    kind: Kind,
+    ns: String,
+    kind_of_change: &'static str,
+    object: Value,
+}
+
+struct Sim {
+    started: Instant,
+    running_at: Option<Instant>,
+    duration: Duration,
+    outcome: String,
+    exit_code: i64,
+    lines: Vec<String>,
+    written: usize,
+}
+
+#[derive(Default)]
+struct State {
+    rv: u64,
+    objects: BTreeMap<Key, Value>,
+    history: VecDeque<Event>,
+    /// Versions at or below this were compacted away: watching from them is 410 Gone.
+    compacted: u64,
+    logs: HashMap<(String, String), Vec<String>>,
+    sims: HashMap<(String, String), Sim>,
+    uid: u64,
+}
+
+struct Inner {
+    state: Mutex<State>,
+    changed: Condvar,
+    stop: AtomicBool,
+    /// Bumped to cut every open watch (clients must reconnect).
+    watch_epoch: std::sync::atomic::AtomicU64,
+    requests: Mutex<Vec<String>>,
+    history_limit: usize,
+}
+
+/// The running stand-in.
+pub struct KubeApi {
+    pub url: String,
+    inner: Arc<Inner>,
+    _server: http::Server,
+}
+
+fn now_rfc3339() -> String {
+    jiff::Timestamp::now()
+        .strftime("%Y-%m-%dT%H:%M:%SZ")
+        .to_string()
+}
+
+fn status(code: u16, reason: &str, message: &str) -> Response {
+    let body = json!({
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Failure",
+        "message": message,
+        "reason": reason,
+        "code": code,
+    });
+    Response::new(code, "application/json", body.to_string().into_bytes())
+}
+
+fn ok_json(code: u16, v: &Value) -> Response {
+    Response::new(code, "application/json", v.to_string().into_bytes())
+}
+
+fn query(url: &str) -> HashMap<String, String> {
+    let q = url.split_once('?').map(|x| x.1).unwrap_or("");
+    q.split('&')
+        .filter(|s| !s.is_empty())
+        .map(|kv| {
+            let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+            (decode(k), decode(v))
+        })
+        .collect()
+}
+
+fn decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        let hex = if b[i] == b'%' && i + 2 < b.len() {
+            std::str::from_utf8(&b[i + 1..i + 3])
+                .ok()
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+        } else {
+            None
+        };
+        if let Some(v) = hex {
+            out.push(v);
+            i += 3;
+            continue;
+        }
+        out.push(if b[i] == b'+' { b' ' } else { b[i] });
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// `k=v,k!=v,k` label selectors.
+fn labels_match(selector: &str, obj: &Value) -> bool {
+    let labels = obj["metadata"]["labels"].as_object();
+    selector.split(',').filter(|s| !s.is_empty()).all(|term| {
+        let get = |k: &str| labels.and_then(|l| l.get(k)).and_then(Value::as_str);
+        if let Some((k, v)) = term.split_once("!=") {
+            get(k.trim()) != Some(v.trim())
+        } else if let Some((k, v)) = term.split_once("==").or_else(|| term.split_once('=')) {
+            get(k.trim()) == Some(v.trim())
+        } else {
+            get(term.trim()).is_some()
+        }
+    })
+}
+
+fn fields_match(selector: &str, obj: &Value) -> bool {
+    selector.split(',').filter(|s| !s.is_empty()).all(|term| {
+        let (k, v, neg) = match term.split_once("!=") {
+            Some((k, v)) => (k, v, true),
+            None => match term.split_once("==").or_else(|| term.split_once('=')) {
+                Some((k, v)) => (k, v, false),
+                None => return true,
+            },
+        };
+        let got = match k.trim() {
+            "metadata.name" => obj["metadata"]["name"].as_str(),
+            "metadata.namespace" => obj["metadata"]["namespace"].as_str(),
+            "status.phase" => obj["status"]["phase"].as_str(),
+            _ => None,
+        };
+        (got == Some(v.trim())) != neg
+    })
+}
+
+impl KubeApi {
+    pub fn start() -> KubeApi {
+        KubeApi::start_with_history(10_000)
+    }
+
+    /// Keeps at most `history_limit` watch events; older versions get 410 Gone.
+    pub fn start_with_history(history_limit: usize) -> KubeApi {
+        let inner = Arc::new(Inner {
+            state: Mutex::new(State::default()),
+            changed: Condvar::new(),
+            stop: AtomicBool::new(false),
+            watch_epoch: std::sync::atomic::AtomicU64::new(0),
+            requests: Mutex::new(Vec::new()),
+            history_limit,
+        });
+        let i2 = inner.clone();
+        let server = http::Server::start(Arc::new(move |req| Some(i2.route(req))));
+        let url = format!("http://{}", server.addr);
+        let i3 = inner.clone();
+        std::thread::spawn(move || {
+            while !i3.stop.load(Ordering::SeqCst) {
+                i3.reconcile();
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        });
+        let api = KubeApi {
+            url,
+            inner,
+            _server: server,
+        };
+        for ns in ["default", "seakeeper-untrusted", "seakeeper-trusted"] {
+            api.create_namespace(ns);
+        }
+        api
+    }
+
+    pub fn create_namespace(&self, ns: &str) {
+        let mut st = self.inner.state.lock().unwrap();
+        let obj = json!({"apiVersion":"v1","kind":"Namespace","metadata":{"name":ns},"status":{"phase":"Active"}});
+        self.inner
+            .put(&mut st, Kind::Namespace, "", ns, obj, "ADDED");
+    }
+
+    /// Cuts every open watch connection.
+    pub fn drop_watches(&self) {
+        self.inner.watch_epoch.fetch_add(1, Ordering::SeqCst);
+        self.inner.changed.notify_all();
+    }
+
+    /// Forgets the watch history up to now: resuming from an older version is 410 Gone.
+    pub fn compact(&self) {
+        let mut st = self.inner.state.lock().unwrap();
+        st.compacted = st.rv;
+        st.history.clear();
+    }
+
+    pub fn requests(&self) -> Vec<String> {
+        self.inner.requests.lock().unwrap().clone()
+    }
+
+    /// Every object of a kind, as JSON.
+    pub fn jobs(&self) -> Vec<Value> {
+        self.objects(Kind::Job)
+    }
+
+    pub fn pods(&self) -> Vec<Value> {
+        self.objects(Kind::Pod)
+    }
+
+    fn objects(&self, kind: Kind) -> Vec<Value> {
+        let st = self.inner.state.lock().unwrap();
+        st.objects
+            .iter()
+            .filter(|(k, _)| k.0 == kind)
+            .map(|(_, v)| v.clone())
+            .collect()
+    }
+
+    /// A kubeconfig file for kubectl.
+    pub fn kubeconfig(&self, dir: &std::path::Path) -> std::path::PathBuf {
+        let path = dir.join("kubeconfig");
+        std::fs::write(
+            &path,
+            format!(
+                "apiVersion: v1\nkind: Config\nclusters:\n- name: standin\n  cluster:\n    server: {}\ncontexts:\n- name: standin\n  context:\n    cluster: standin\n    user: tester\n    namespace: default\ncurrent-context: standin\nusers:\n- name: tester\n  user:\n    token: test-token\n",
+                self.url
+            ),
+        )
+        .unwrap();
+        path
+    }
+}
+
+impl Drop for KubeApi {
+    fn drop(&mut self) {
+        self.inner.stop.store(true, Ordering::SeqCst);
+        self.drop_watches();
+    }
+}
+
+impl Inner {
+    /// Stores an object under a new resourceVersion and records the watch event.
+    fn put(
+        &self,
+        st: &mut State,
+        kind: Kind,
+        ns: &str,
+        name: &str,
+        mut obj: Value,
+        change: &'static str,
+    ) -> Value {
+        st.rv += 1;
+        let rv = st.rv;
+        obj["metadata"]["resourceVersion"] = json!(rv.to_string());
+        let key = (kind, ns.to_owned(), name.to_owned());
+        if change == "DELETED" {
+            st.objects.remove(&key);
+        } else {
+            st.objects.insert(key, obj.clone());
+        }
+        st.history.push_back(Event {
+            rv,
+            kind,
+            ns: ns.to_owned(),
+            kind_of_change: change,
+            object: obj.clone(),
+        });
+        while st.history.len() > self.history_limit {
+            let e = st.history.pop_front().unwrap();
+            st.compacted = e.rv;
+        }
+        self.changed.notify_all();
+        obj
+    }
+
+    fn new_meta(st: &mut State, obj: &mut Value, ns: &str) {
+        st.uid += 1;
+        let m = &mut obj["metadata"];
+        if ns.is_empty() {
+            if let Some(map) = m.as_object_mut() {
+                map.remove("namespace");
+            }
+        } else {
+            m["namespace"] = json!(ns);
+        }
+        m["uid"] = json!(format!("00000000-0000-4000-8000-{:012x}", st.uid));
+        m["creationTimestamp"] = json!(now_rfc3339());
+        m["generation"] = json!(1);
+    }
+
+    fn route(self: &Arc<Self>, req: Request) -> Response {
+        self.requests
+            .lock()
+            .unwrap()
+            .push(format!("{} {}", req.method, req.url));
+        let path = req.url.split('?').next().unwrap_or("").to_owned();
+        let q = query(&req.url);
+        let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
+        match (req.method.as_str(), segs.as_slice()) {
+            ("GET", ["version"]) => ok_json(
+                200,
+                &json!({"major":"1","minor":"32","gitVersion":"v1.32.0","gitCommit":"standin","gitTreeState":"clean","buildDate":"2026-01-01T00:00:00Z","goVersion":"go1.23","compiler":"gc","platform":"linux/amd64"}),
+            ),
+            ("GET", ["api"]) => ok_json(
+                200,
+                &json!({"kind":"APIVersions","versions":["v1"],"serverAddressByClientCIDRs":[{"clientCIDR":"0.0.0.0/0","serverAddress":"127.0.0.1"}]}),
+            ),
+            ("GET", ["apis"]) => ok_json(
+                200,
+                &json!({"kind":"APIGroupList","apiVersion":"v1","groups":[{"name":"batch","versions":[{"groupVersion":"batch/v1","version":"v1"}],"preferredVersion":{"groupVersion":"batch/v1","version":"v1"}}]}),
+            ),
+            ("GET", ["api", "v1"]) => ok_json(
+                200,
+                &json!({"kind":"APIResourceList","groupVersion":"v1","resources":[
+                {"name":"namespaces","singularName":"namespace","namespaced":false,"kind":"Namespace","verbs":["create","delete","get","list","watch"],"shortNames":["ns"]},
+                {"name":"pods","singularName":"pod","namespaced":true,"kind":"Pod","verbs":["get","list","watch","delete"],"shortNames":["po"],"categories":["all"]},
+                {"name":"pods/log","singularName":"","namespaced":true,"kind":"Pod","verbs":["get"]}]}),
+            ),
+            ("GET", ["apis", "batch", "v1"]) => ok_json(
+                200,
+                &json!({"kind":"APIResourceList","apiVersion":"v1","groupVersion":"batch/v1","resources":[
+                {"name":"jobs","singularName":"job","namespaced":true,"kind":"Job","verbs":["create","delete","get","list","watch"],"categories":["all"]},
+                {"name":"jobs/status","singularName":"","namespaced":true,"kind":"Job","verbs":["get"]}]}),
+            ),
+            ("GET", ["api", "v1", "namespaces"]) => self.list(Kind::Namespace, None, &q),
+            ("GET", ["api", "v1", "namespaces", ns]) => self.get(Kind::Namespace, "", ns),
+            ("POST", ["api", "v1", "namespaces"]) => self.create(Kind::Namespace, "", &req.body),
+            ("GET", ["apis", "batch", "v1", "jobs"]) => self.list(Kind::Job, None, &q),
+            ("GET", ["apis", "batch", "v1", "namespaces", ns, "jobs"]) => {
+                self.list(Kind::Job, Some(ns), &q)
+            }
+            ("POST", ["apis", "batch", "v1", "namespaces", ns, "jobs"]) => {
+                self.create(Kind::Job, ns, &req.body)
+            }
+            ("GET", ["apis", "batch", "v1", "namespaces", ns, "jobs", name]) => {
+                self.get(Kind::Job, ns, name)
+            }
+            (
+                "GET",
+                [
+                    "apis",
+                    "batch",
+                    "v1",
+                    "namespaces",
+                    ns,
+                    "jobs",
+                    name,
+                    "status",
+                ],
+            ) => self.get(Kind::Job, ns, name),
+            ("DELETE", ["apis", "batch", "v1", "namespaces", ns, "jobs", name]) => {
+                self.delete_job(ns, name, &q, &req.body)
+            }
+            ("GET", ["api", "v1", "pods"]) => self.list(Kind::Pod, None, &q),
+            ("GET", ["api", "v1", "namespaces", ns, "pods"]) => self.list(Kind::Pod, Some(ns), &q),
+            ("GET", ["api", "v1", "namespaces", ns, "pods", name]) => self.get(Kind::Pod, ns, name),
+            ("GET", ["api", "v1", "namespaces", ns, "pods", name, "log"]) => self.log(ns, name, &q),
+            _ => status(
+                404,
+                "NotFound",
+                &format!(
+                    "the server could not find the requested resource ({} {})",
+                    req.method, path
+                ),
+            ),
+        }
+    }
+
+    fn get(&self, kind: Kind, ns: &str, name: &str) -> Response {
+        let st = self.state.lock().unwrap();
+        match st.objects.get(&(kind, ns.to_owned(), name.to_owned())) {
+            Some(o) => ok_json(200, o),
+            None => status(
+                404,
+                "NotFound",
+                &format!("{}s \"{name}\" not found", kind.name().to_lowercase()),
+            ),
+        }
+    }
+
+    fn create(&self, kind: Kind, ns: &str, body: &[u8]) -> Response {
+        let mut obj: Value = match serde_json::from_slice(body) {
+            Ok(v @ Value::Object(_)) => v,
+            _ => {
+                return status(
+                    400,
+                    "BadRequest",
+                    "the body of the request was in an unknown format",
+                );
+            }
+        };
+        if obj["kind"].as_str() != Some(kind.name()) {
+            return status(400, "BadRequest", &format!("expected kind {}", kind.name()));
+        }
+        let Some(name) = obj["metadata"]["name"].as_str().map(str::to_owned) else {
+            return status(
+                422,
+                "Invalid",
+                &format!(
+                    "{} is invalid: metadata.name: Required value: name or generateName is required",
+                    kind.name()
+                ),
+            );
+        };
+        let valid = name.len() <= 63
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            && !name.starts_with('-')
+            && !name.ends_with('-');
+        if !valid {
+            return status(
+                422,
+                "Invalid",
+                &format!(
+                    "{} \"{name}\" is invalid: metadata.name: Invalid value: \"{name}\": a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-'",
+                    kind.name()
+                ),
+            );
+        }
+        let mut st = self.state.lock().unwrap();
+        if kind != Kind::Namespace
+            && !st
+                .objects
+                .contains_key(&(Kind::Namespace, String::new(), ns.to_owned()))
+        {
+            return status(404, "NotFound", &format!("namespaces \"{ns}\" not found"));
+        }
+        if st
+            .objects
+            .contains_key(&(kind, ns.to_owned(), name.clone()))
+        {
+            let plural = format!("{}s", kind.name().to_lowercase());
+            let group = if kind == Kind::Job { ".batch" } else { "" };
+            let mut r = status(
+                409,
+                "AlreadyExists",
+                &format!("{plural}{group} \"{name}\" already exists"),
+            );
+            r.headers.push(("X-Standin".into(), "conflict".into()));
+            return r;
+        }
+        Self::new_meta(&mut st, &mut obj, ns);
+        if kind == Kind::Job {
+            obj["status"] = json!({});
+            let uid = obj["metadata"]["uid"].clone();
+            let labels = &mut obj["spec"]["template"]["metadata"]["labels"];
+            if !labels.is_object() {
+                *labels = json!({});
+            }
+            labels["batch.kubernetes.io/controller-uid"] = uid.clone();
+            labels["batch.kubernetes.io/job-name"] = json!(name);
+            labels["controller-uid"] = uid;
+            labels["job-name"] = json!(name);
+        }
+        let stored = self.put(&mut st, kind, ns, &name, obj, "ADDED");
+        ok_json(201, &stored)
+    }
+
+    fn delete_job(
+        &self,
+        ns: &str,
+        name: &str,
+        q: &HashMap<String, String>,
+        body: &[u8],
+    ) -> Response {
+        let body: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+        let policy = q
+            .get("propagationPolicy")
+            .cloned()
+            .or_else(|| body["propagationPolicy"].as_str().map(str::to_owned))
+            .unwrap_or_else(|| "Background".into());
+        let mut st = self.state.lock().unwrap();
+        let key = (Kind::Job, ns.to_owned(), name.to_owned());
+        let Some(mut job) = st.objects.get(&key).cloned() else {
+            return status(404, "NotFound", &format!("jobs.batch \"{name}\" not found"));
+        };
+        match policy.as_str() {
+            "Foreground" => {
+                job["metadata"]["deletionTimestamp"] = json!(now_rfc3339());
+                job["metadata"]["finalizers"] = json!(["foregroundDeletion"]);
+                let stored = self.put(&mut st, Kind::Job, ns, name, job, "MODIFIED");
+                ok_json(200, &stored)
+            }
+            _ => {
+                let stored = self.put(&mut st, Kind::Job, ns, name, job, "DELETED");
+                if policy != "Orphan" {
+                    self.delete_pods_of(&mut st, ns, name);
+                }
+                ok_json(200, &stored)
+            }
+        }
+    }
+
+    fn delete_pods_of(&self, st: &mut State, ns: &str, job: &str) {
+        let pods: Vec<Key> = st
+            .objects
+            .iter()
+            .filter(|(k, v)| {
+                k.0 == Kind::Pod && k.1 == ns && v["metadata"]["labels"]["job-name"] == json!(job)
+            })
+            .map(|(k, _)| k.clone())
+            .collect();
+        for k in pods {
+            let obj = st.objects[&k].clone();
+            st.sims.remove(&(k.1.clone(), k.2.clone()));
+            self.put(st, Kind::Pod, &k.1, &k.2, obj, "DELETED");
+        }
+    }
+
+    fn list(
+        self: &Arc<Self>,
+        kind: Kind,
+        ns: Option<&str>,
+        q: &HashMap<String, String>,
+    ) -> Response {
+        let labels = q.get("labelSelector").cloned().unwrap_or_default();
+        let fields = q.get("fieldSelector").cloned().unwrap_or_default();
+        let matches = move |k: &Key, v: &Value| {
+            k.0 == kind
+                && ns.is_none_or(|n| k.1 == n)
+                && labels_match(&labels, v)
+                && fields_match(&fields, v)
+        };
+        let watch = q.get("watch").is_some_and(|w| w == "true" || w == "1");
+        if !watch {
+            let st = self.state.lock().unwrap();
+            let items: Vec<Value> = st
+                .objects
+                .iter()
+                .filter(|(k, v)| matches(k, v))
+                .map(|(_, v)| v.clone())
+                .collect();
+            let list = json!({
+                "kind": format!("{}List", kind.name()),
+                "apiVersion": kind.api_version(),
+                "metadata": {"resourceVersion": st.rv.to_string()},
+                "items": items,
+            });
+            return ok_json(200, &list);
+        }
+        // A watch.
+        let from: Option<u64> = q
+            .get("resourceVersion")
+            .filter(|s| !s.is_empty())
+            .and_then(|s| s.parse().ok());
+        let bookmarks = q.get("allowWatchBookmarks").is_some_and(|b| b == "true");
+        let timeout = q
+            .get("timeoutSeconds")
+            .and_then(|t| t.parse().ok())
+            .map(Duration::from_secs)
+            .unwrap_or(Duration::from_secs(1800));
+        let inner = self.clone();
+        let ns = ns.map(str::to_owned);
+        let labels = q.get("labelSelector").cloned().unwrap_or_default();
+        let fields = q.get("fieldSelector").cloned().unwrap_or_default();
+        let mut resp = Response::new(200, "application/json", Vec::new());
+        resp.stream = Some(Box::new(move |out: &mut TcpStream| {
+            inner.stream_watch(out, kind, ns, labels, fields, from, bookmarks, timeout)
+        }));
+        resp
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn stream_watch(
+        &self,
+        out: &mut TcpStream,
+        kind: Kind,
+        ns: Option<String>,
+        labels: String,
+        fields: String,
+        from: Option<u64>,
+        bookmarks: bool,
+        timeout: Duration,
+    ) -> std::io::Result<()> {
+        let epoch = self.watch_epoch.load(Ordering::SeqCst);
+        let deadline = Instant::now() + timeout;
+        let matches = |k: Kind, n: &str, v: &Value| {
+            k == kind
+                && ns.as_deref().is_none_or(|x| x == n)
+                && labels_match(&labels, v)
+                && fields_match(&fields, v)
+        };
+        let send = |out: &mut TcpStream, kind_of: &str, obj: &Value| {
+            let mut line = json!({"type": kind_of, "object": obj}).to_string();
+            line.push('\n');
+            http::write_chunk(out, line.as_bytes())
+        };
+        let mut st = self.state.lock().unwrap();
+        let mut last = match from {
+            None | Some(0) => {
+                // Start at the current state: every matching object as ADDED.
+                let items: Vec<Value> = st
+                    .objects
+                    .iter()
+                    .filter(|(k, v)| matches(k.0, &k.1, v))
+                    .map(|(_, v)| v.clone())
+                    .collect();
+                let rv = st.rv;
+                drop(st);
+                for o in &items {
+                    send(out, "ADDED", o)?;
+                }
+                st = self.state.lock().unwrap();
+                rv
+            }
+            Some(v) if v < st.compacted => {
+                drop(st);
+                let gone = json!({"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure",
+                    "message": format!("too old resource version: {v} ({})", v + 1),
+                    "reason":"Expired","code":410});
+                return send(out, "ERROR", &gone);
+            }
+            Some(v) => v,
+        };
+        let mut last_bookmark = Instant::now();
+        loop {
+            if self.stop.load(Ordering::SeqCst) || self.watch_epoch.load(Ordering::SeqCst) != epoch
+            {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                return Ok(());
+            }
+            if last < st.compacted {
+                drop(st);
+                let gone = json!({"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure",
+                    "message": format!("too old resource version: {last}"), "reason":"Expired","code":410});
+                return send(out, "ERROR", &gone);
+            }
+            let pending: Vec<(u64, &'static str, Value)> = st
+                .history
+                .iter()
+                .filter(|e| e.rv > last && matches(e.kind, &e.ns, &e.object))
+                .map(|e| (e.rv, e.kind_of_change, e.object.clone()))
+                .collect();
+            let top = st.rv;
+            drop(st);
+            for (rv, change, obj) in &pending {
+                send(out, change, obj)?;
+                last = *rv;
+            }
+            last = last.max(top);
+            if bookmarks && last_bookmark.elapsed() > Duration::from_millis(500) {
+                let b = json!({"kind": kind.name(), "apiVersion": kind.api_version(),
+                    "metadata": {"resourceVersion": last.to_string(), "annotations": {"k8s.io/initial-events-end": "true"}}});
+                send(out, "BOOKMARK", &b)?;
+                last_bookmark = Instant::now();
+            }
+            st = self.state.lock().unwrap();
+            if st.rv == top {
+                st = self
+                    .changed
+                    .wait_timeout(st, Duration::from_millis(200))
+                    .unwrap()
+                    .0;
+            }
+        }
+    }
+
+    fn log(self: &Arc<Self>, ns: &str, name: &str, q: &HashMap<String, String>) -> Response {
+        let follow = q.get("follow").is_some_and(|f| f == "true");
+        let timestamps = q.get("timestamps").is_some_and(|f| f == "true");
+        {
+            let st = self.state.lock().unwrap();
+            if !st
+                .objects
+                .contains_key(&(Kind::Pod, ns.to_owned(), name.to_owned()))
+            {
+                return status(404, "NotFound", &format!("pods \"{name}\" not found"));
+            }
+        }
+        let key = (ns.to_owned(), name.to_owned());
+        let inner = self.clone();
+        let mut resp = Response::new(200, "text/plain", Vec::new());
+        resp.stream = Some(Box::new(move |out: &mut TcpStream| {
+            let mut sent = 0;
+            loop {
+                let (lines, done) = {
+                    let st = inner.state.lock().unwrap();
+                    let lines = st.logs.get(&key).cloned().unwrap_or_default();
+                    let phase = st
+                        .objects
+                        .get(&(Kind::Pod, key.0.clone(), key.1.clone()))
+                        .map(|p| p["status"]["phase"].as_str().unwrap_or("").to_owned());
+                    let done =
+                        matches!(phase.as_deref(), None | Some("Succeeded") | Some("Failed"));
+                    (lines, done)
+                };
+                for l in &lines[sent..] {
+                    let text = if timestamps {
+                        l.clone()
+                    } else {
+                        l.split_once(' ')
+                            .map(|x| x.1.to_owned())
+                            .unwrap_or_default()
+                    };
+                    http::write_chunk(out, format!("{text}\n").as_bytes())?;
+                }
+                sent = lines.len();
+                if !follow || done || inner.stop.load(Ordering::SeqCst) {
+                    return Ok(());
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }));
+        resp
+    }
+
+    /// The simulated Job controller and kubelet.
+    fn reconcile(&self) {
+        let mut st = self.state.lock().unwrap();
+        let jobs: Vec<(Key, Value)> = st
+            .objects
+            .iter()
+            .filter(|(k, _)| k.0 == Kind::Job)
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        for ((_, ns, name), job) in jobs {
+            let pods: Vec<(Key, Value)> = st
+                .objects
+                .iter()
+                .filter(|(k, v)| {
+                    k.0 == Kind::Pod
+                        && k.1 == ns
+                        && v["metadata"]["labels"]["job-name"] == json!(name)
+                })
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            // Foreground deletion: pods first, then the Job.
+            if job["metadata"]["deletionTimestamp"].is_string() {
+                self.delete_pods_of(&mut st, &ns, &name);
+                self.put(&mut st, Kind::Job, &ns, &name, job, "DELETED");
+                continue;
+            }
+            let finished = job["status"]["conditions"].as_array().is_some_and(|c| {
+                c.iter().any(|c| {
+                    (c["type"] == "Complete" || c["type"] == "Failed") && c["status"] == "True"
+                })
+            });
+            if finished {
+                continue;
+            }
+            if pods.is_empty() {
+                st.uid += 1;
+                let pod_name = format!("{name}-{:05x}", st.uid & 0xfffff);
+                let spec = job["spec"]["template"]["spec"].clone();
+                let labels = job["spec"]["template"]["metadata"]["labels"].clone();
+                let mut pod = json!({"apiVersion":"v1","kind":"Pod",
+                    "metadata":{"name": pod_name, "labels": labels,
+                        "ownerReferences":[{"apiVersion":"batch/v1","kind":"Job","name":name,"uid":job["metadata"]["uid"],"controller":true,"blockOwnerDeletion":true}]},
+                    "spec": spec, "status":{"phase":"Pending"}});
+                Self::new_meta(&mut st, &mut pod, &ns);
+                self.put(&mut st, Kind::Pod, &ns, &pod_name, pod, "ADDED");
+                let main = job["spec"]["template"]["spec"]["containers"]
+                    .as_array()
+                    .and_then(|c| c.iter().find(|c| c["name"] == "job").or(c.first()))
+                    .cloned()
+                    .unwrap_or(Value::Null);
+                let env = |k: &str| {
+                    main["env"]
+                        .as_array()
+                        .and_then(|e| e.iter().find(|v| v["name"] == k))
+                        .and_then(|v| v["value"].as_str())
+                        .map(str::to_owned)
+                };
+                let script = main["args"][0].as_str().unwrap_or("").to_owned();
+                let lines: Vec<String> = script
+                    .lines()
+                    .filter_map(|l| l.strip_prefix("printf '%s\\n' '"))
+                    .map(|l| l.trim_end_matches('\'').replace("'\\''", "'"))
+                    .flat_map(|cmd| [cmd, "(simulated by the Kubernetes API stand-in)".to_owned()])
+                    .collect();
+                st.sims.insert(
+                    (ns.clone(), pod_name.clone()),
+                    Sim {
+                        started: Instant::now(),
+                        running_at: None,
+                        duration: Duration::from_millis(
+                            env("STANDIN_DURATION_MS")
+                                .and_then(|d| d.parse().ok())
+                                .unwrap_or(300),
+                        ),
+                        outcome: env("STANDIN_OUTCOME").unwrap_or_else(|| "succeed".into()),
+                        exit_code: env("STANDIN_EXIT_CODE")
+                            .and_then(|d| d.parse().ok())
+                            .unwrap_or(1),
+                        lines,
+                        written: 0,
+                    },
+                );
+                let mut j = job.clone();
+                j["status"]["active"] = json!(1);
+                j["status"]["startTime"] = json!(now_rfc3339());
+                j["status"]["ready"] = json!(0);
+                self.put(&mut st, Kind::Job, &ns, &name, j, "MODIFIED");
+                continue;
+            }
+            // Deadline.
+            #[allow(clippy::collapsible_if)]
+            if let (Some(deadline), Some(sim)) = (
+                job["spec"]["activeDeadlineSeconds"].as_u64(),
+                pods.first()
+                    .and_then(|(k, _)| st.sims.get(&(k.1.clone(), k.2.clone()))),
+            ) {
+                if sim.started.elapsed() >= Duration::from_secs(deadline) {
+                    let (pk, pod) = pods[0].clone();
+                    let mut p = pod;
+                    p["status"]["phase"] = json!("Failed");
+                    p["status"]["reason"] = json!("DeadlineExceeded");
+                    p["status"]["message"] =
+                        json!("Pod was active on the node longer than the specified deadline");
+                    st.sims.remove(&(pk.1.clone(), pk.2.clone()));
+                    self.put(&mut st, Kind::Pod, &pk.1, &pk.2, p, "MODIFIED");
+                    let mut j = job.clone();
+                    j["status"]["active"] = json!(0);
+                    j["status"]["failed"] = json!(1);
+                    j["status"]["conditions"] = json!([{"type":"Failed","status":"True","reason":"DeadlineExceeded",
+                        "message":"Job was active longer than specified deadline","lastProbeTime":now_rfc3339(),"lastTransitionTime":now_rfc3339()}]);
+                    self.put(&mut st, Kind::Job, &ns, &name, j, "MODIFIED");
+                    continue;
+                }
+            }
+            let (pk, pod) = pods[0].clone();
+            let simkey = (pk.1.clone(), pk.2.clone());
+            let Some(sim) = st.sims.get_mut(&simkey) else {
+                continue;
+            };
+            // Pending -> Running after the init container's "fetch".
+            if sim.running_at.is_none() {
+                if sim.started.elapsed() >= Duration::from_millis(80) {
+                    sim.running_at = Some(Instant::now());
+                    let mut p = pod;
+                    p["status"] = json!({"phase":"Running","startTime":now_rfc3339(),
+                        "containerStatuses":[{"name":"job","ready":true,"restartCount":0,"state":{"running":{"startedAt":now_rfc3339()}}}]});
+                    self.put(&mut st, Kind::Pod, &pk.1, &pk.2, p, "MODIFIED");
+                    let mut j = job.clone();
+                    j["status"]["ready"] = json!(1);
+                    self.put(&mut st, Kind::Job, &ns, &name, j, "MODIFIED");
+                }
+                continue;
+            }
+            let ran = sim.running_at.unwrap().elapsed();
+            let total = sim.lines.len().max(1);
+            let due = if sim.outcome == "hang" {
+                total
+            } else {
+                ((ran.as_millis() as usize * total) / sim.duration.as_millis().max(1) as usize)
+                    .min(total)
+            };
+            let fresh: Vec<String> =
+                sim.lines[sim.written.min(sim.lines.len())..due.min(sim.lines.len())].to_vec();
+            sim.written = due;
+            let (outcome, exit_code) = (sim.outcome.clone(), sim.exit_code);
+            let done = outcome != "hang" && ran >= sim.duration;
+            for l in fresh {
+                st.logs.entry(simkey.clone()).or_default().push(format!(
+                    "{} {l}",
+                    jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%S%.9fZ")
+                ));
+            }
+            if !done {
+                continue;
+            }
+            st.sims.remove(&simkey);
+            let failed = outcome == "fail";
+            let code = if failed { exit_code } else { 0 };
+            let outputs = pod["spec"]["containers"]
+                .as_array()
+                .and_then(|c| c.iter().find(|c| c["name"] == "collect"))
+                .map(|_| {
+                    pod["spec"]["containers"]
+                        .as_array()
+                        .and_then(|c| c.iter().find(|c| c["name"] == "job"))
+                        .and_then(|c| c["env"].as_array())
+                        .and_then(|e| e.iter().find(|v| v["name"] == "STANDIN_OUTPUTS"))
+                        .and_then(|v| v["value"].as_str())
+                        .unwrap_or("[]")
+                        .to_owned()
+                });
+            let mut statuses = vec![json!({"name":"job","ready":false,"restartCount":0,
+                "state":{"terminated":{"exitCode":code,"reason": if failed {"Error"} else {"Completed"},"startedAt":now_rfc3339(),"finishedAt":now_rfc3339()}}})];
+            if let Some(msg) = outputs {
+                statuses.push(json!({"name":"collect","ready":false,"restartCount":0,
+                    "state":{"terminated":{"exitCode":0,"reason":"Completed","message":msg,"startedAt":now_rfc3339(),"finishedAt":now_rfc3339()}}}));
+            }
+            let mut p = pod;
+            p["status"]["phase"] = json!(if failed { "Failed" } else { "Succeeded" });
+            p["status"]["containerStatuses"] = json!(statuses);
+            self.put(&mut st, Kind::Pod, &pk.1, &pk.2, p, "MODIFIED");
+            let mut j = job.clone();
+            j["status"]["active"] = json!(0);
+            j["status"]["ready"] = json!(0);
+            j["status"]["completionTime"] = json!(now_rfc3339());
+            if failed {
+                j["status"]["failed"] = json!(1);
+                j["status"]["conditions"] = json!([{"type":"Failed","status":"True","reason":"BackoffLimitExceeded",
+                    "message":"Job has reached the specified backoff limit","lastProbeTime":now_rfc3339(),"lastTransitionTime":now_rfc3339()}]);
+            } else {
+                j["status"]["succeeded"] = json!(1);
+                j["status"]["conditions"] = json!([{"type":"Complete","status":"True","lastProbeTime":now_rfc3339(),"lastTransitionTime":now_rfc3339()}]);
+            }
+            self.put(&mut st, Kind::Job, &ns, &name, j, "MODIFIED");
+        }
+    }
+}
