@@ -414,6 +414,16 @@ fn restart_adopts_jobs_and_never_runs_one_twice() {
     let mut bad = spec(&commit, "x", &["true"]);
     bad.job = "../escape".into();
     assert!(e2.start(&bad).is_err());
+    let mut services = spec(&commit, "svc", &["true"]);
+    services
+        .services
+        .insert("mariadb".into(), "mariadb:11".into());
+    assert!(
+        e2.start(&services)
+            .unwrap_err()
+            .to_string()
+            .contains("services (mariadb)")
+    );
     let mut secret = spec(&commit, "s", &["true"]);
     secret.secrets = vec!["TOKEN".into()];
     assert!(

@@ -385,3 +385,19 @@ fn kubectl_creates_gets_watches_waits_for_and_deletes_jobs() {
             || String::from_utf8_lossy(&out.stderr).contains("not found")
     );
 }
+
+#[test]
+fn services_run_beside_the_job_and_resolve_by_name() {
+    let mut s = spec("db", &[], 600, Trust::Untrusted);
+    s.services
+        .insert("mariadb".into(), "docker.io/library/mariadb:11".into());
+    let job = manifest(&s, &KubeSettings::default());
+    let pod = job.spec.unwrap().template.spec.unwrap();
+    assert!(pod.containers.iter().any(|c| c.name == "service-mariadb"
+        && c.image.as_deref() == Some("docker.io/library/mariadb:11")));
+    let aliases = pod.host_aliases.unwrap();
+    assert_eq!(
+        aliases[0].hostnames.as_deref(),
+        Some(&["mariadb".to_owned()][..])
+    );
+}

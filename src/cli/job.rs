@@ -289,6 +289,11 @@ fn run_job(a: &JobArgs) -> anyhow::Result<ExitCode> {
         eprintln!("warning: {w}");
     }
     eprintln!(
+        "note: the local executor runs the commands with this machine's /usr (read-only), not \
+         inside the image {}",
+        spec.image
+    );
+    eprintln!(
         "seakeeper: {} {} of {} at {} ({}, time limit {} s)",
         spec.pipeline,
         spec.job,

@@ -18,7 +18,7 @@ use std::time::Duration;
 use futures_util::{AsyncBufReadExt as _, StreamExt as _, TryStreamExt as _};
 use k8s_openapi::api::batch::v1::{Job, JobSpec as KubeJobSpec};
 use k8s_openapi::api::core::v1::{
-    Capabilities, Container, EmptyDirVolumeSource, EnvFromSource, EnvVar,
+    Capabilities, Container, EmptyDirVolumeSource, EnvFromSource, EnvVar, HostAlias,
     PersistentVolumeClaimVolumeSource, Pod, PodSecurityContext, PodSpec, PodTemplateSpec,
     ResourceRequirements, SeccompProfile, SecretEnvSource, SecurityContext, Volume, VolumeMount,
 };
@@ -254,6 +254,24 @@ pub fn manifest(spec: &JobSpec, s: &KubeSettings) -> Job {
         ..Container::default()
     };
     let mut containers = vec![main];
+    // Services (databases for tests) run beside the job in the same pod; their names resolve to
+    // the pod's own address.
+    for (host, image) in &spec.services {
+        containers.push(Container {
+            name: format!(
+                "service-{}",
+                label_value(host)
+                    .to_ascii_lowercase()
+                    .replace(['_', '.'], "-")
+            ),
+            image: Some(image.clone()),
+            security_context: Some(SecurityContext {
+                read_only_root_filesystem: Some(false),
+                ..locked_down()
+            }),
+            ..Container::default()
+        });
+    }
     if !spec.outputs.is_empty() {
         let mut args = vec![
             "job".to_owned(),
@@ -353,6 +371,12 @@ pub fn manifest(spec: &JobSpec, s: &KubeSettings) -> Job {
                         ..PodSecurityContext::default()
                     }),
                     init_containers: Some(vec![fetch]),
+                    host_aliases: (!spec.services.is_empty()).then(|| {
+                        vec![HostAlias {
+                            ip: "127.0.0.1".into(),
+                            hostnames: Some(spec.services.keys().cloned().collect()),
+                        }]
+                    }),
                     containers,
                     volumes: Some(volumes),
                     ..PodSpec::default()

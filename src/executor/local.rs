@@ -223,6 +223,17 @@ impl Executor for LocalExecutor {
                 message: "a job name must be a non-empty path segment".into(),
             });
         }
+        if !spec.services.is_empty() {
+            let names: Vec<&str> = spec.services.keys().map(String::as_str).collect();
+            return Err(ExecError::Invalid {
+                key,
+                message: format!(
+                    "services ({}) need containers, which the local executor does not run; \
+                     use the Kubernetes executor (`seakeeper job render`) for this job",
+                    names.join(", ")
+                ),
+            });
+        }
         if spec.trust == Trust::Untrusted && !spec.secrets.is_empty() {
             return Err(ExecError::Invalid {
                 key,
