@@ -19,7 +19,7 @@ pub mod signing;
 /// gix helpers: object ids, trees, durable packs, compare-and-swap ref updates.
 pub mod git;
 
-/// Running jobs: the Executor trait, the local sandbox and Kubernetes.
+/// Running jobs: the Executor trait, the local sandbox (bubblewrap) and Kubernetes Jobs.
 pub mod executor;
 
 /// The signed, append-only ledger: writer, reader, verifier, trace.
