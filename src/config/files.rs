@@ -463,4 +463,70 @@ pub struct LimitsPolicy {
     pub priorities: Vec<PipelineKind>,
     /// Jobs of one project at once.
     pub project_concurrency: u32,
+    /// CPU and memory of jobs: what a job gets when it does not say, and the most it may ask.
+    #[serde(default)]
+    pub resources: ResourcePolicy,
+}
+
+/// `resources:` of `policies/limits.yaml`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResourcePolicy {
+    /// What a job gets when it does not say.
+    pub default: Resources,
+    /// The most a job may ask for.
+    pub maximum: Resources,
+}
+
+impl Default for ResourcePolicy {
+    fn default() -> Self {
+        ResourcePolicy {
+            default: Resources {
+                cpu: Some("1".into()),
+                memory: Some("2Gi".into()),
+            },
+            maximum: Resources {
+                cpu: Some("8".into()),
+                memory: Some("32Gi".into()),
+            },
+        }
+    }
+}
+
+/// A Kubernetes CPU quantity (`2`, `1.5`, `500m`) in millicores.
+pub fn cpu_millis(q: &str) -> Option<u64> {
+    let q = q.trim();
+    if let Some(m) = q.strip_suffix('m') {
+        return m.parse().ok();
+    }
+    let v: f64 = q.parse().ok()?;
+    (v.is_finite() && v >= 0.0).then(|| (v * 1000.0).round() as u64)
+}
+
+/// A Kubernetes memory quantity (`512Mi`, `2Gi`, `1G`, `1000`) in bytes.
+pub fn memory_bytes(q: &str) -> Option<u64> {
+    let q = q.trim();
+    let units: [(&str, u64); 10] = [
+        ("Ki", 1 << 10),
+        ("Mi", 1 << 20),
+        ("Gi", 1 << 30),
+        ("Ti", 1 << 40),
+        ("k", 1_000),
+        ("K", 1_000),
+        ("M", 1_000_000),
+        ("G", 1_000_000_000),
+        ("T", 1_000_000_000_000),
+        ("", 1),
+    ];
+    for (suffix, mul) in units {
+        if let Some(n) = q.strip_suffix(suffix) {
+            if let Ok(n) = n.parse::<u64>() {
+                return n.checked_mul(mul);
+            }
+            if suffix.is_empty() {
+                return None;
+            }
+        }
+    }
+    None
 }

@@ -251,6 +251,53 @@ pub fn check(
                 .located(text, "timeout"),
             );
         }
+        if let Some(r) = &resolved.resources {
+            let max = &policies.limits.resources.maximum;
+            let checks: [(
+                &str,
+                &Option<String>,
+                &Option<String>,
+                fn(&str) -> Option<u64>,
+                &str,
+            ); 2] = [
+                (
+                    "cpu",
+                    &r.cpu,
+                    &max.cpu,
+                    super::files::cpu_millis,
+                    "a CPU quantity such as 2, 1.5 or 500m",
+                ),
+                (
+                    "memory",
+                    &r.memory,
+                    &max.memory,
+                    super::files::memory_bytes,
+                    "a memory quantity such as 512Mi or 4Gi",
+                ),
+            ];
+            for (what, asked, limit, parse, expected) in checks {
+                let Some(asked) = asked else { continue };
+                let f = format!("{field}.resources.{what}");
+                match (parse(asked), limit.as_deref().and_then(parse)) {
+                    (None, _) => errors.push(
+                        ConfigError::new(file, f, format!("{asked:?} is not {expected}"))
+                            .located(text, what),
+                    ),
+                    (Some(a), Some(m)) if a > m => errors.push(
+                        ConfigError::new(
+                            file,
+                            f,
+                            format!(
+                                "{asked} is above the maximum of {} (policies/limits.yaml)",
+                                limit.as_deref().unwrap_or_default()
+                            ),
+                        )
+                        .located(text, what),
+                    ),
+                    _ => {}
+                }
+            }
+        }
         for (i, s) in resolved.secrets.iter().enumerate() {
             if !policies.secrets.secrets.contains(s) {
                 errors.push(
@@ -394,8 +441,16 @@ fn resolve(name: &str, job: &JobSpec, enforced: bool, policies: &Policies) -> Re
     ResolvedJob {
         name: name.to_owned(),
         enforced,
-        cpu: job.resources.as_ref().and_then(|r| r.cpu.clone()),
-        memory: job.resources.as_ref().and_then(|r| r.memory.clone()),
+        cpu: job
+            .resources
+            .as_ref()
+            .and_then(|r| r.cpu.clone())
+            .or_else(|| policies.limits.resources.default.cpu.clone()),
+        memory: job
+            .resources
+            .as_ref()
+            .and_then(|r| r.memory.clone())
+            .or_else(|| policies.limits.resources.default.memory.clone()),
         image: job.image.clone().unwrap_or_default(),
         commands: job.commands.clone(),
         env: job.env.clone(),
