@@ -47,6 +47,15 @@ pub struct ResolvedJob {
     pub memory: Option<String>,
 }
 
+/// (what, asked, maximum, parser, what it should look like)
+type QuantityCheck<'a> = (
+    &'static str,
+    &'a Option<String>,
+    &'a Option<String>,
+    fn(&str) -> Option<u64>,
+    &'static str,
+);
+
 /// What a run of a resolved job is about.
 #[derive(Debug, Clone)]
 pub struct RunContext<'a> {
@@ -253,13 +262,7 @@ pub fn check(
         }
         if let Some(r) = &resolved.resources {
             let max = &policies.limits.resources.maximum;
-            let checks: [(
-                &str,
-                &Option<String>,
-                &Option<String>,
-                fn(&str) -> Option<u64>,
-                &str,
-            ); 2] = [
+            let checks: [QuantityCheck<'_>; 2] = [
                 (
                     "cpu",
                     &r.cpu,
