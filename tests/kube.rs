@@ -117,8 +117,9 @@ fn failure_deadline_and_cancel_are_reported() {
         e.start(s).unwrap();
     }
     match e.wait(&fail.key(), Some(Duration::from_secs(20))).unwrap() {
-        JobState::Failed { reason, .. } => {
-            assert!(reason.contains("BackoffLimitExceeded"), "{reason}")
+        JobState::Failed { reason, exit_code } => {
+            assert!(reason.contains("BackoffLimitExceeded"), "{reason}");
+            assert_eq!(exit_code, Some(3), "the job container's own exit code");
         }
         s => panic!("{s:?}"),
     }
@@ -208,6 +209,10 @@ fn the_watch_survives_dropped_connections_and_410_gone() {
         .filter(|r| r.contains("watch=true"))
         .count();
     assert!(watches >= 2, "the watch was re-established: {watches}");
+    assert!(
+        api.gone_sent() >= 1,
+        "a resumed watch got 410 Gone and re-listed"
+    );
 }
 
 #[test]
@@ -393,8 +398,19 @@ fn services_run_beside_the_job_and_resolve_by_name() {
         .insert("mariadb".into(), "docker.io/library/mariadb:11".into());
     let job = manifest(&s, &KubeSettings::default());
     let pod = job.spec.unwrap().template.spec.unwrap();
-    assert!(pod.containers.iter().any(|c| c.name == "service-mariadb"
-        && c.image.as_deref() == Some("docker.io/library/mariadb:11")));
+    // A native sidecar: an init container that keeps running, so the pod ends with the job.
+    let sidecar = pod
+        .init_containers
+        .as_ref()
+        .unwrap()
+        .iter()
+        .find(|c| c.name == "service-mariadb")
+        .expect("the service is a sidecar");
+    assert_eq!(
+        sidecar.image.as_deref(),
+        Some("docker.io/library/mariadb:11")
+    );
+    assert_eq!(sidecar.restart_policy.as_deref(), Some("Always"));
     let aliases = pod.host_aliases.unwrap();
     assert_eq!(
         aliases[0].hostnames.as_deref(),

@@ -47,6 +47,10 @@ pub(super) enum JobCommand {
         /// The file the job writes when it ends.
         #[arg(long)]
         wait_for: PathBuf,
+        /// Also wait until no process of this uid is left (the job's containers, seen through
+        /// the pod's shared process namespace), so a job cannot fake its end.
+        #[arg(long)]
+        wait_for_uid: Option<u32>,
         /// The content-addressed store (`sha256/<hex>` under it).
         #[arg(long)]
         store: PathBuf,
@@ -244,19 +248,36 @@ pub(super) fn run(cmd: JobCommand) -> anyhow::Result<ExitCode> {
         JobCommand::Collect {
             workspace,
             wait_for,
+            wait_for_uid,
             store,
             outputs,
             termination_log,
         } => {
-            while !wait_for.exists() {
+            let mut seen = false;
+            loop {
+                let running = wait_for_uid.is_some_and(processes_of);
+                seen |= running;
+                let ended = wait_for.exists() || (wait_for_uid.is_some() && seen);
+                if ended && !running {
+                    break;
+                }
                 std::thread::sleep(Duration::from_millis(200));
             }
             let files = crate::executor::local::collect_outputs(&workspace, &outputs, &store)
                 .map_err(|e| anyhow::anyhow!(e))?;
             let json = serde_json::to_string(&files)?;
             println!("{json}");
+            // Kubernetes keeps 4096 bytes of a termination message.
+            let message = if json.len() <= 4096 {
+                json
+            } else {
+                format!(
+                    "{{\"error\":\"{} outputs do not fit in a termination message; see the collector's log\"}}",
+                    files.len()
+                )
+            };
             if termination_log.parent().is_some_and(Path::exists) {
-                let _ = std::fs::write(&termination_log, &json);
+                let _ = std::fs::write(&termination_log, &message);
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -348,4 +369,28 @@ fn run_job(a: &JobArgs) -> anyhow::Result<ExitCode> {
         JobState::Cancelled => ExitCode::from(130),
         _ => ExitCode::FAILURE,
     })
+}
+
+/// Whether any process of `uid` is running (read from /proc).
+fn processes_of(uid: u32) -> bool {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return false;
+    };
+    dir.flatten()
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .bytes()
+                .all(|b| b.is_ascii_digit())
+        })
+        .any(|e| {
+            std::fs::read_to_string(e.path().join("status"))
+                .ok()
+                .and_then(|s| {
+                    s.lines()
+                        .find_map(|l| l.strip_prefix("Uid:"))
+                        .and_then(|u| u.split_whitespace().next().map(str::to_owned))
+                })
+                .is_some_and(|u| u == uid.to_string())
+        })
 }

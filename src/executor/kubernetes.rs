@@ -15,12 +15,13 @@ use std::collections::{BTreeMap, HashSet};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use futures_util::{AsyncBufReadExt as _, StreamExt as _, TryStreamExt as _};
+use futures_util::{AsyncBufReadExt as _, StreamExt as _};
 use k8s_openapi::api::batch::v1::{Job, JobSpec as KubeJobSpec};
 use k8s_openapi::api::core::v1::{
-    Capabilities, Container, EmptyDirVolumeSource, EnvFromSource, EnvVar, HostAlias,
+    Capabilities, Container, EmptyDirVolumeSource, EnvFromSource, EnvVar, EnvVarSource, HostAlias,
     PersistentVolumeClaimVolumeSource, Pod, PodSecurityContext, PodSpec, PodTemplateSpec,
-    ResourceRequirements, SeccompProfile, SecretEnvSource, SecurityContext, Volume, VolumeMount,
+    ResourceRequirements, SeccompProfile, SecretEnvSource, SecretKeySelector, SecurityContext,
+    Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -61,8 +62,8 @@ pub struct KubeSettings {
     pub store_secret: String,
     /// The PersistentVolumeClaim of the output store, mounted at `/store` in the collector only.
     pub store_claim: String,
-    /// The uid jobs run as.
-    pub run_as_user: i64,
+    /// The Secret (in the trusted namespace) whose keys are the secrets trusted jobs may name.
+    pub job_secrets: String,
 }
 
 impl Default for KubeSettings {
@@ -76,7 +77,7 @@ impl Default for KubeSettings {
             default_memory: "2Gi".into(),
             store_secret: "seakeeper-store".into(),
             store_claim: "seakeeper-outputs".into(),
-            run_as_user: 65_532,
+            job_secrets: "seakeeper-job-secrets".into(),
         }
     }
 }
@@ -151,7 +152,13 @@ fn locked_down() -> SecurityContext {
     }
 }
 
-const DONE_MARKER: &str = "/workspace/.seakeeper-done";
+/// Where the job says it ended (outside the workspace, so it is never an output).
+const DONE_MARKER: &str = "/seakeeper-control/exit-status";
+/// The uid of the job's own containers; the collector runs as another uid, so the job cannot
+/// read its environment, and waits until no process of this uid is left.
+const JOB_UID: i64 = 65_532;
+const COLLECTOR_UID: i64 = 65_533;
+const SERVICE_UID: i64 = 65_531;
 
 /// Builds the Job for a spec.
 pub fn manifest(spec: &JobSpec, s: &KubeSettings) -> Job {
@@ -223,7 +230,7 @@ pub fn manifest(spec: &JobSpec, s: &KubeSettings) -> Job {
         image: Some(s.seakeeper_image.clone()),
         command: Some(vec!["/bin/sh".into(), "-e".into(), "-c".into()]),
         args: Some(vec![
-            "git init -q /workspace\ncd /workspace\ngit fetch -q --depth 1 \"$SEAKEEPER_SOURCE\" \"$SEAKEEPER_COMMIT\"\ngit checkout -q FETCH_HEAD\ntest \"$(git rev-parse HEAD)\" = \"$SEAKEEPER_COMMIT\"\nrm -rf .git\n".into(),
+            "git config --global --add safe.directory /workspace\ngit init -q /workspace\ncd /workspace\ngit fetch -q --depth 1 \"$SEAKEEPER_SOURCE\" \"$SEAKEEPER_COMMIT\"\ngit checkout -q FETCH_HEAD\ntest \"$(git rev-parse HEAD)\" = \"$SEAKEEPER_COMMIT\"\nrm -rf .git\n".into(),
         ]),
         env: Some(env(vec![
             ("SEAKEEPER_SOURCE".into(), spec.source.clone()),
@@ -247,30 +254,69 @@ pub fn manifest(spec: &JobSpec, s: &KubeSettings) -> Job {
         command: Some(vec!["/bin/sh".into(), "-e".into(), "-c".into()]),
         args: Some(vec![wrapped]),
         working_dir: Some("/workspace".into()),
-        env: Some(env(job_env)),
+        env: Some({
+            let mut e = env(job_env);
+            // Trusted jobs' secrets, each a key of the `seakeeper-job-secrets` Secret in the
+            // trusted namespace (untrusted jobs never get any: `start` refuses them).
+            for name in &spec.secrets {
+                e.push(EnvVar {
+                    name: name.clone(),
+                    value: None,
+                    value_from: Some(EnvVarSource {
+                        secret_key_ref: Some(SecretKeySelector {
+                            name: s.job_secrets.clone(),
+                            key: name.clone(),
+                            optional: Some(false),
+                        }),
+                        ..EnvVarSource::default()
+                    }),
+                });
+            }
+            e
+        }),
         resources: Some(resources),
         volume_mounts: Some(vec![workspace.clone(), tmp.clone()]),
         security_context: Some(locked_down()),
         ..Container::default()
     };
     let mut containers = vec![main];
-    // Services (databases for tests) run beside the job in the same pod; their names resolve to
-    // the pod's own address.
+    // Services (databases for tests) run beside the job as native sidecars (init containers
+    // that keep running, Kubernetes 1.29+), so the pod ends when the job does; their names
+    // resolve to the pod's own address.
+    let mut sidecars = Vec::new();
+    let mut used = std::collections::BTreeSet::new();
     for (host, image) in &spec.services {
-        containers.push(Container {
-            name: format!(
-                "service-{}",
-                label_value(host)
-                    .to_ascii_lowercase()
-                    .replace(['_', '.'], "-")
-            ),
+        let mut base: String = host
+            .to_ascii_lowercase()
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+            .collect();
+        base.truncate(40);
+        let mut name = format!("service-{}", base.trim_matches('-'));
+        let mut n = 1;
+        while !used.insert(name.clone()) {
+            n += 1;
+            name = format!("service-{}-{n}", base.trim_matches('-'));
+        }
+        sidecars.push(Container {
+            name,
             image: Some(image.clone()),
+            restart_policy: Some("Always".into()),
             security_context: Some(SecurityContext {
                 read_only_root_filesystem: Some(false),
+                run_as_user: Some(SERVICE_UID),
                 ..locked_down()
             }),
             ..Container::default()
         });
+    }
+    let control = VolumeMount {
+        name: "control".into(),
+        mount_path: "/seakeeper-control".into(),
+        ..VolumeMount::default()
+    };
+    if let Some(v) = containers[0].volume_mounts.as_mut() {
+        v.push(control.clone());
     }
     if !spec.outputs.is_empty() {
         let mut args = vec![
@@ -280,6 +326,8 @@ pub fn manifest(spec: &JobSpec, s: &KubeSettings) -> Job {
             "/workspace".to_owned(),
             "--wait-for".to_owned(),
             DONE_MARKER.to_owned(),
+            "--wait-for-uid".to_owned(),
+            JOB_UID.to_string(),
             "--store".to_owned(),
             "/store".to_owned(),
         ];
@@ -295,7 +343,7 @@ pub fn manifest(spec: &JobSpec, s: &KubeSettings) -> Job {
             env_from: Some(vec![EnvFromSource {
                 secret_ref: Some(SecretEnvSource {
                     name: s.store_secret.clone(),
-                    optional: Some(false),
+                    optional: Some(true),
                 }),
                 ..EnvFromSource::default()
             }]),
@@ -304,6 +352,10 @@ pub fn manifest(spec: &JobSpec, s: &KubeSettings) -> Job {
                     read_only: Some(true),
                     ..workspace.clone()
                 },
+                VolumeMount {
+                    read_only: Some(true),
+                    ..control.clone()
+                },
                 tmp.clone(),
                 VolumeMount {
                     name: "store".into(),
@@ -311,10 +363,15 @@ pub fn manifest(spec: &JobSpec, s: &KubeSettings) -> Job {
                     ..VolumeMount::default()
                 },
             ]),
-            security_context: Some(locked_down()),
+            security_context: Some(SecurityContext {
+                run_as_user: Some(COLLECTOR_UID),
+                ..locked_down()
+            }),
             ..Container::default()
         });
     }
+    let mut init_containers = vec![fetch];
+    init_containers.extend(sidecars);
     let mut volumes = vec![
         Volume {
             name: "workspace".into(),
@@ -323,6 +380,11 @@ pub fn manifest(spec: &JobSpec, s: &KubeSettings) -> Job {
         },
         Volume {
             name: "tmp".into(),
+            empty_dir: Some(EmptyDirVolumeSource::default()),
+            ..Volume::default()
+        },
+        Volume {
+            name: "control".into(),
             empty_dir: Some(EmptyDirVolumeSource::default()),
             ..Volume::default()
         },
@@ -348,7 +410,7 @@ pub fn manifest(spec: &JobSpec, s: &KubeSettings) -> Job {
         metadata: meta,
         spec: Some(KubeJobSpec {
             backoff_limit: Some(0),
-            active_deadline_seconds: Some(spec.timeout_seconds as i64),
+            active_deadline_seconds: Some(spec.timeout_seconds.clamp(1, i64::MAX as u64) as i64),
             ttl_seconds_after_finished: Some(s.ttl_seconds_after_finished),
             template: PodTemplateSpec {
                 metadata: Some(ObjectMeta {
@@ -361,16 +423,19 @@ pub fn manifest(spec: &JobSpec, s: &KubeSettings) -> Job {
                     enable_service_links: Some(false),
                     security_context: Some(PodSecurityContext {
                         run_as_non_root: Some(true),
-                        run_as_user: Some(s.run_as_user),
-                        run_as_group: Some(s.run_as_user),
-                        fs_group: Some(s.run_as_user),
+                        run_as_user: Some(JOB_UID),
+                        run_as_group: Some(JOB_UID),
+                        fs_group: Some(JOB_UID),
+                        fs_group_change_policy: Some("OnRootMismatch".into()),
                         seccomp_profile: Some(SeccompProfile {
                             type_: "RuntimeDefault".into(),
                             localhost_profile: None,
                         }),
                         ..PodSecurityContext::default()
                     }),
-                    init_containers: Some(vec![fetch]),
+                    init_containers: Some(init_containers),
+                    // The collector must see when the job's processes are gone.
+                    share_process_namespace: (!spec.outputs.is_empty()).then_some(true),
                     host_aliases: (!spec.services.is_empty()).then(|| {
                         vec![HostAlias {
                             ip: "127.0.0.1".into(),
@@ -521,11 +586,59 @@ impl KubeExecutor {
     }
 
     fn state_of(&self, key: &JobKey, job: Option<&Job>) -> Option<JobState> {
+        // An ended Job keeps its result, even while the TTL controller deletes it.
+        if let Some(state) = job.map(job_state).filter(JobState::is_final) {
+            return Some(state);
+        }
         match job {
             _ if self.was_cancelled(key) => Some(JobState::Cancelled),
             Some(j) if j.metadata.deletion_timestamp.is_some() => Some(JobState::Cancelled),
             Some(j) => Some(job_state(j)),
             None => None,
+        }
+    }
+
+    /// The job container's exit code and reason (e.g. OOMKilled), for a failed Job.
+    async fn failure_detail(&self, ns: &str, name: &str) -> Option<(i32, String)> {
+        let pods: Api<Pod> = Api::namespaced(self.client.clone(), ns);
+        let list = pods
+            .list(&ListParams::default().labels(&format!("job-name={name}")))
+            .await
+            .ok()?;
+        list.items.iter().find_map(|p| {
+            let cs = p.status.as_ref()?.container_statuses.as_ref()?;
+            let t = cs
+                .iter()
+                .find(|c| c.name == "job")?
+                .state
+                .as_ref()?
+                .terminated
+                .as_ref()?;
+            Some((t.exit_code, t.reason.clone().unwrap_or_default()))
+        })
+    }
+
+    /// Adds the container's exit code and reason to a Failed state.
+    fn with_detail(&self, ns: &str, name: &str, state: JobState) -> JobState {
+        match state {
+            JobState::Failed {
+                exit_code: None,
+                reason,
+            } => match self.runtime.block_on(self.failure_detail(ns, name)) {
+                Some((code, why)) => JobState::Failed {
+                    exit_code: Some(code),
+                    reason: if why.is_empty() {
+                        format!("exited with {code} ({reason})")
+                    } else {
+                        format!("exited with {code}: {why} ({reason})")
+                    },
+                },
+                None => JobState::Failed {
+                    exit_code: None,
+                    reason,
+                },
+            },
+            s => s,
         }
     }
 }
@@ -548,6 +661,12 @@ fn key_of(job: &Job) -> Option<JobKey> {
 
 impl Executor for KubeExecutor {
     fn start(&self, spec: &JobSpec) -> Result<(), ExecError> {
+        if spec.trust == Trust::Untrusted && !spec.secrets.is_empty() {
+            return Err(ExecError::Invalid {
+                key: spec.key(),
+                message: "untrusted jobs get no secrets".into(),
+            });
+        }
         let job = manifest(spec, &self.settings);
         let ns = namespace(spec, &self.settings).to_owned();
         match self
@@ -555,15 +674,30 @@ impl Executor for KubeExecutor {
             .block_on(self.jobs(&ns).create(&PostParams::default(), &job))
         {
             Ok(_) => Ok(()),
-            // Already there: started before (perhaps by an earlier daemon): adopt it.
-            Err(kube::Error::Api(s)) if s.code == 409 => Ok(()),
+            // Already there: started before (perhaps by an earlier daemon): adopt it, unless
+            // it is still being deleted after a cancel.
+            Err(kube::Error::Api(s)) if s.code == 409 => match self.find(&spec.key())? {
+                Some(j) if j.metadata.deletion_timestamp.is_some() => {
+                    Err(ExecError::Backend(format!(
+                        "{}: a cancelled run is still being deleted; try again",
+                        spec.key()
+                    )))
+                }
+                _ => Ok(()),
+            },
             Err(e) => Err(kube_err(&format!("create job in {ns}"), e)),
         }
     }
 
     fn state(&self, key: &JobKey) -> Result<Option<JobState>, ExecError> {
         let job = self.find(key)?;
-        Ok(self.state_of(key, job.as_ref()))
+        let ns = job
+            .as_ref()
+            .and_then(|j| j.metadata.namespace.clone())
+            .unwrap_or_default();
+        Ok(self
+            .state_of(key, job.as_ref())
+            .map(|s| self.with_detail(&ns, &job_name(key), s)))
     }
 
     fn wait(&self, key: &JobKey, timeout: Option<Duration>) -> Result<JobState, ExecError> {
@@ -577,39 +711,64 @@ impl Executor for KubeExecutor {
         let name = job_name(key);
         let first = self.state_of(key, Some(&job)).unwrap_or(JobState::Pending);
         if first.is_final() {
-            return Ok(first);
+            return Ok(self.with_detail(&ns, &name, first));
         }
         let api = self.jobs(&ns);
         let config = watcher::Config::default().fields(&format!("metadata.name={name}"));
         let fut = async {
             let mut stream = watcher::watcher(api, config).boxed();
             let mut last = first;
+            // After a reconnect (or 410 Gone) the watcher lists again: Init, InitApply for each
+            // object, InitDone. A Job missing from that list was deleted meanwhile.
+            let mut seen_in_relist = true;
+            let mut failures = 0u32;
             while let Some(ev) = stream.next().await {
                 match ev {
+                    Ok(watcher::Event::Init) => seen_in_relist = false,
+                    Ok(watcher::Event::InitDone) if !seen_in_relist => {
+                        return Ok(if last.is_final() {
+                            last
+                        } else {
+                            JobState::Cancelled
+                        });
+                    }
                     Ok(watcher::Event::Apply(j)) | Ok(watcher::Event::InitApply(j)) => {
+                        seen_in_relist = true;
+                        failures = 0;
                         last = self.state_of(key, Some(&j)).unwrap_or(JobState::Pending);
                         if last.is_final() {
                             return Ok(last);
                         }
                     }
-                    Ok(watcher::Event::Delete(_)) => return Ok(JobState::Cancelled),
+                    Ok(watcher::Event::Delete(j)) => {
+                        let ended = self.state_of(key, Some(&j)).filter(JobState::is_final);
+                        return Ok(ended.unwrap_or(JobState::Cancelled));
+                    }
                     Ok(_) => {}
-                    // The watcher re-lists and reconnects by itself; wait a little.
-                    Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+                    // The watcher re-lists and reconnects by itself; give up only when the
+                    // API keeps failing (a missing namespace, no permission).
+                    Err(e) => {
+                        failures += 1;
+                        if failures > 50 {
+                            return Err(kube_err(&format!("watching job {ns}/{name}"), e));
+                        }
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                    }
                 }
             }
             Ok(last)
         };
-        match timeout {
-            None => self.runtime.block_on(fut),
+        let state = match timeout {
+            None => self.runtime.block_on(fut)?,
             Some(t) => match self
                 .runtime
                 .block_on(async { tokio::time::timeout(t, fut).await })
             {
-                Ok(r) => r,
-                Err(_) => Ok(self.state(key)?.unwrap_or(JobState::Pending)),
+                Ok(r) => r?,
+                Err(_) => return Ok(self.state(key)?.unwrap_or(JobState::Pending)),
             },
-        }
+        };
+        Ok(self.with_detail(&ns, &name, state))
     }
 
     fn logs(
@@ -667,19 +826,26 @@ impl Executor for KubeExecutor {
                 .log_stream(&pod_name, &params)
                 .await
                 .map_err(|e| kube_err(&format!("logs of {ns}/{pod_name}"), e))?;
-            let mut lines = stream.lines();
-            while let Some(line) = lines
-                .try_next()
-                .await
-                .map_err(|e| kube_err("reading logs", e))?
-            {
-                let (time, text) = line.split_once(' ').unwrap_or(("", &line));
+            let mut stream = std::pin::pin!(stream);
+            let mut buf = Vec::new();
+            loop {
+                buf.clear();
+                let n = stream
+                    .read_until(b'\n', &mut buf)
+                    .await
+                    .map_err(|e| kube_err("reading logs", e))?;
+                if n == 0 {
+                    return Ok(());
+                }
+                // Job output need not be UTF-8.
+                let line = String::from_utf8_lossy(&buf);
+                let line = line.trim_end_matches(['\n', '\r']);
+                let (time, text) = line.split_once(' ').unwrap_or(("", line));
                 sink(LogLine {
                     time: time.to_owned(),
                     text: text.to_owned(),
                 });
             }
-            Ok(())
         })
     }
 

@@ -9,7 +9,7 @@
 //! `<RFC 3339 time> <line>` per line), `script.sh`, `outputs.json` and `workspace/`.
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::{BufRead as _, BufReader, Write as _};
+use std::io::{BufRead as _, BufReader, Read as _, Write as _};
 use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -103,12 +103,21 @@ fn find_on_path(name: &str) -> Option<PathBuf> {
 }
 
 fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ExecError> {
-    let tmp = path.with_extension("tmp");
+    static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let tmp = path.with_extension(format!(
+        "{}.{}.tmp",
+        std::process::id(),
+        SEQ.fetch_add(1, Ordering::Relaxed)
+    ));
     let mut f = std::fs::File::create(&tmp).map_err(|e| backend(&tmp.display().to_string(), e))?;
     f.write_all(bytes)
         .and_then(|()| f.sync_all())
         .map_err(|e| backend(&tmp.display().to_string(), e))?;
-    std::fs::rename(&tmp, path).map_err(|e| backend(&path.display().to_string(), e))
+    std::fs::rename(&tmp, path).map_err(|e| backend(&path.display().to_string(), e))?;
+    if let Some(dir) = path.parent() {
+        let _ = std::fs::File::open(dir).and_then(|d| d.sync_all());
+    }
+    Ok(())
 }
 
 impl LocalExecutor {
@@ -157,6 +166,24 @@ impl LocalExecutor {
             .join(&key.job)
     }
 
+    /// Job names become directory names: one non-empty path segment.
+    fn check_key(key: &JobKey) -> Result<(), ExecError> {
+        let j = &key.job;
+        if j.is_empty()
+            || j.len() > 128
+            || j.contains('/')
+            || j.starts_with('.')
+            || j.contains('\0')
+        {
+            return Err(ExecError::Invalid {
+                key: key.clone(),
+                message: "a job name must be one path segment (no `/`, not starting with `.`)"
+                    .into(),
+            });
+        }
+        Ok(())
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<JobKey, Arc<Job>>> {
         self.jobs.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -164,6 +191,7 @@ impl LocalExecutor {
     /// A job known on disk but not in memory: ended (read its state), or lost when this
     /// process started after it (jobs die with the seakeeper that ran them).
     fn load(&self, key: &JobKey) -> Result<Option<Arc<Job>>, ExecError> {
+        Self::check_key(key)?;
         if let Some(j) = self.lock().get(key) {
             return Ok(Some(j.clone()));
         }
@@ -203,24 +231,45 @@ impl LocalExecutor {
     }
 }
 
-fn set_state(job: &Job, state: JobState) {
+/// Moves a job to `state`, on disk then in memory, under the job's lock. A job that has
+/// ended stays ended (a cancel during checkout must not become Running again).
+fn set_state(job: &Job, state: JobState) -> bool {
+    let mut current = job.state.lock().unwrap_or_else(|p| p.into_inner());
+    if current.is_final() {
+        return false;
+    }
     let bytes = serde_json::to_vec(&state).expect("a state serializes");
-    let _ = write_atomic(&job.dir.join("state.json"), &bytes);
-    *job.state.lock().unwrap_or_else(|p| p.into_inner()) = state;
+    if let Err(e) = write_atomic(&job.dir.join("state.json"), &bytes) {
+        crate::telemetry::warn(&format!("recording a job's state: {e}"));
+    }
+    *current = state;
     job.changed.notify_all();
+    true
 }
 
 impl Executor for LocalExecutor {
     fn start(&self, spec: &JobSpec) -> Result<(), ExecError> {
         let key = spec.key();
-        if key.job.is_empty()
-            || key.job.contains('/')
-            || key.job.starts_with('.')
-            || key.job.contains('\0')
+        Self::check_key(&key)?;
+        if spec.timeout_seconds == 0 || spec.timeout_seconds > 7 * 24 * 3600 {
+            return Err(ExecError::Invalid {
+                key,
+                message: format!(
+                    "a time limit of {} s: it must be between 1 s and 7 days",
+                    spec.timeout_seconds
+                ),
+            });
+        }
+        if self.bwrap.is_none()
+            && self.config.sandbox == Sandbox::Auto
+            && spec.trust == Trust::Untrusted
         {
             return Err(ExecError::Invalid {
                 key,
-                message: "a job name must be a non-empty path segment".into(),
+                message: "untrusted code needs isolation and bubblewrap (bwrap) is not \
+                          installed: install bubblewrap, or choose to run without a sandbox \
+                          (`seakeeper job run --no-sandbox` for your own code)"
+                    .into(),
             });
         }
         if !spec.services.is_empty() {
@@ -405,8 +454,10 @@ impl Executor for LocalExecutor {
                     build_id: build.clone(),
                     job: name,
                 };
-                if let Some(state) = self.state(&key)? {
-                    out.push((key, state));
+                match self.state(&key) {
+                    Ok(Some(state)) => out.push((key, state)),
+                    Ok(None) => {}
+                    Err(e) => crate::telemetry::warn(&format!("skipping job {key}: {e}")),
                 }
             }
         }
@@ -470,6 +521,15 @@ impl Run {
             }
             *free -= 1;
         }
+        // The slot is given back however this ends (even by a panic).
+        struct SlotGuard(Arc<Slots>);
+        impl Drop for SlotGuard {
+            fn drop(&mut self) {
+                *self.0.free.lock().unwrap_or_else(|p| p.into_inner()) += 1;
+                self.0.freed.notify_one();
+            }
+        }
+        let _slot = SlotGuard(self.slots.clone());
         let state = if self.job.cancelled.load(Ordering::SeqCst) {
             JobState::Cancelled
         } else {
@@ -482,8 +542,6 @@ impl Run {
             }
         };
         set_state(&self.job, state);
-        *self.slots.free.lock().unwrap_or_else(|p| p.into_inner()) += 1;
-        self.slots.freed.notify_one();
     }
 
     fn log(&self, log: &Mutex<std::fs::File>, text: &str) {
@@ -563,7 +621,8 @@ impl Run {
                     let p = Path::new("/etc").join(e);
                     c.arg("--ro-bind-try").arg(&p).arg(&p);
                 }
-                c.args(["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]);
+                c.args(["--proc", "/proc", "--dev", "/dev"]);
+                c.args(["--size", &(2u64 << 30).to_string(), "--tmpfs", "/tmp"]);
                 c.arg("--bind").arg(&workspace).arg("/workspace");
                 c.arg("--ro-bind")
                     .arg(&script_path)
@@ -581,6 +640,13 @@ impl Run {
             None => {
                 let mut c = Command::new("/bin/sh");
                 c.arg("-e").arg(&script_path).current_dir(&workspace);
+                // SAFETY: prctl is async-signal-safe; it only asks for SIGKILL when we die.
+                unsafe {
+                    c.pre_exec(|| {
+                        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                        Ok(())
+                    });
+                }
                 c
             }
         };
@@ -591,11 +657,14 @@ impl Run {
             .stderr(Stdio::piped())
             .process_group(0);
         let started = Instant::now();
+        if self.job.cancelled.load(Ordering::SeqCst) {
+            return Ok(JobState::Cancelled);
+        }
         let mut child = cmd.spawn().map_err(|e| format!("starting the job: {e}"))?;
         let pgid = child.id() as i32;
         *self.job.pgid.lock().unwrap_or_else(|p| p.into_inner()) = Some(pgid);
-        set_state(&self.job, JobState::Running);
-        if self.job.cancelled.load(Ordering::SeqCst) {
+        if !set_state(&self.job, JobState::Running) || self.job.cancelled.load(Ordering::SeqCst) {
+            // Cancelled while starting.
             // SAFETY: signals our own child's process group.
             unsafe {
                 libc::killpg(pgid, libc::SIGKILL);
@@ -616,10 +685,18 @@ impl Run {
         .flatten()
         .map(|r| {
             let log = log.clone();
+            let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
             std::thread::spawn(move || {
+                let _done = done_tx;
                 let mut reader = BufReader::new(r);
                 let mut buf = Vec::new();
-                while reader.read_until(b'\n', &mut buf).unwrap_or(0) > 0 {
+                // Lines are cut at 64 KiB, so a job printing without newlines cannot exhaust memory.
+                while (&mut reader)
+                    .take(64 << 10)
+                    .read_until(b'\n', &mut buf)
+                    .unwrap_or(0)
+                    > 0
+                {
                     let text = String::from_utf8_lossy(&buf);
                     let line = format!(
                         "{} {}\n",
@@ -632,10 +709,13 @@ impl Run {
                         .write_all(line.as_bytes());
                     buf.clear();
                 }
-            })
+            });
+            done_rx
         })
         .collect();
-        let deadline = started + Duration::from_secs(self.spec.timeout_seconds);
+        let deadline = started
+            .checked_add(Duration::from_secs(self.spec.timeout_seconds))
+            .unwrap_or(started + Duration::from_secs(7 * 24 * 3600));
         let mut timed_out = false;
         let status = loop {
             match child.try_wait() {
@@ -658,8 +738,11 @@ impl Run {
             libc::killpg(pgid, libc::SIGKILL);
         }
         *self.job.pgid.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        // A process that escaped the group may still hold the pipes: wait for the readers a
+        // little, not forever.
+        let until = Instant::now() + Duration::from_secs(2);
         for r in readers {
-            let _ = r.join();
+            let _ = r.recv_timeout(until.saturating_duration_since(Instant::now()));
         }
         let elapsed = started.elapsed();
         let state = if self.job.cancelled.load(Ordering::SeqCst) {
@@ -668,8 +751,14 @@ impl Run {
             JobState::TimedOut
         } else {
             use std::os::unix::process::ExitStatusExt as _;
+            let sandboxed = self.bwrap.is_some();
             match (status.code(), status.signal()) {
                 (Some(0), _) => JobState::Succeeded,
+                // bubblewrap reports a job killed by a signal as 128 + the signal.
+                (Some(c), _) if sandboxed && c > 128 && c < 160 => JobState::Failed {
+                    exit_code: Some(c),
+                    reason: format!("killed by signal {}", c - 128),
+                },
                 (Some(c), _) => JobState::Failed {
                     exit_code: Some(c),
                     reason: format!("exited with {c}"),
@@ -722,41 +811,74 @@ pub fn collect_outputs(
     if globs.is_empty() {
         return Ok(Vec::new());
     }
+    use std::os::unix::fs::OpenOptionsExt as _;
+    use std::os::unix::io::AsRawFd as _;
+    // Every directory and file is opened relative to its parent's open descriptor, never
+    // following a symlink, so a job that swaps a path for a symlink (to /proc/self/environ,
+    // to the store) cannot make seakeeper read or write outside the workspace.
+    let open_dir = |path: &Path| {
+        std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_DIRECTORY)
+            .open(path)
+    };
+    let via = |dir: &std::fs::File| PathBuf::from(format!("/proc/self/fd/{}", dir.as_raw_fd()));
     let mut out = Vec::new();
-    let mut stack = vec![workspace.to_owned()];
-    while let Some(dir) = stack.pop() {
-        let entries = std::fs::read_dir(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let root = open_dir(workspace).map_err(|e| format!("{}: {e}", workspace.display()))?;
+    let mut stack: Vec<(std::fs::File, String)> = vec![(root, String::new())];
+    while let Some((dir, prefix)) = stack.pop() {
+        let entries = std::fs::read_dir(via(&dir)).map_err(|e| format!("{prefix}: {e}"))?;
         for e in entries.flatten() {
             let ft = match e.file_type() {
                 Ok(t) => t,
                 Err(_) => continue,
             };
-            let path = e.path();
-            if ft.is_dir() {
-                stack.push(path);
-                continue;
-            }
-            if !ft.is_file() {
-                continue;
-            }
-            let Ok(rel) = path.strip_prefix(workspace) else {
-                continue;
+            let name = e.file_name();
+            let rel = if prefix.is_empty() {
+                name.to_string_lossy().into_owned()
+            } else {
+                format!("{prefix}/{}", name.to_string_lossy())
             };
-            let rel = rel.to_string_lossy().into_owned();
-            if !globs.iter().any(|g| output_glob_matches(g, &rel)) {
+            if ft.is_dir() {
+                if let Ok(d) = open_dir(&via(&dir).join(&name)) {
+                    stack.push((d, rel));
+                }
                 continue;
             }
-            let bytes = std::fs::read(&path).map_err(|e| format!("{rel}: {e}"))?;
+            if !ft.is_file() || !globs.iter().any(|g| output_glob_matches(g, &rel)) {
+                continue;
+            }
+            let bytes = {
+                use std::io::Read as _;
+                let Ok(mut f) = std::fs::OpenOptions::new()
+                    .read(true)
+                    .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+                    .open(via(&dir).join(&name))
+                else {
+                    continue;
+                };
+                if !f.metadata().map_err(|e| format!("{rel}: {e}"))?.is_file() {
+                    continue;
+                }
+                let mut b = Vec::new();
+                f.read_to_end(&mut b).map_err(|e| format!("{rel}: {e}"))?;
+                b
+            };
             let hex = hex::encode(sha2::Sha256::digest(&bytes));
             let target = store.join("sha256").join(&hex);
             if !target.exists() {
-                let tmp = store.join("sha256").join(format!(".{hex}.tmp"));
+                static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+                let tmp = store.join("sha256").join(format!(
+                    ".{hex}.{}.{}.tmp",
+                    std::process::id(),
+                    SEQ.fetch_add(1, Ordering::Relaxed)
+                ));
                 std::fs::write(&tmp, &bytes)
+                    .and_then(|()| std::fs::File::open(&tmp)?.sync_all())
                     .and_then(|()| std::fs::rename(&tmp, &target))
                     .map_err(|e| format!("storing {rel}: {e}"))?;
             }
-            let executable = e
-                .metadata()
+            let executable = std::fs::symlink_metadata(via(&dir).join(&name))
                 .map(|m| m.permissions().mode() & 0o111 != 0)
                 .unwrap_or(false);
             out.push(OutputFile {

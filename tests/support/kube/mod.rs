@@ -91,6 +91,7 @@ struct Inner {
     watch_epoch: std::sync::atomic::AtomicU64,
     requests: Mutex<Vec<String>>,
     history_limit: usize,
+    gone: std::sync::atomic::AtomicUsize,
 }
 
 /// The running stand-in.
@@ -205,6 +206,7 @@ impl KubeApi {
             watch_epoch: std::sync::atomic::AtomicU64::new(0),
             requests: Mutex::new(Vec::new()),
             history_limit,
+            gone: std::sync::atomic::AtomicUsize::new(0),
         });
         let i2 = inner.clone();
         let server = http::Server::start(Arc::new(move |req| Some(i2.route(req))));
@@ -240,11 +242,23 @@ impl KubeApi {
         self.inner.changed.notify_all();
     }
 
-    /// Forgets the watch history up to now: resuming from an older version is 410 Gone.
+    /// Changes something, then forgets the watch history up to now: a watch resuming from
+    /// any version seen so far gets 410 Gone.
     pub fn compact(&self) {
         let mut st = self.inner.state.lock().unwrap();
+        let key = (Kind::Namespace, String::new(), "default".to_owned());
+        if let Some(mut ns) = st.objects.get(&key).cloned() {
+            ns["metadata"]["annotations"] = json!({"standin/compacted": st.rv.to_string()});
+            self.inner
+                .put(&mut st, Kind::Namespace, "", "default", ns, "MODIFIED");
+        }
         st.compacted = st.rv;
         st.history.clear();
+    }
+
+    /// How many watches were answered with 410 Gone.
+    pub fn gone_sent(&self) -> usize {
+        self.inner.gone.load(Ordering::SeqCst)
     }
 
     pub fn requests(&self) -> Vec<String> {
@@ -522,7 +536,8 @@ impl Inner {
             .get("propagationPolicy")
             .cloned()
             .or_else(|| body["propagationPolicy"].as_str().map(str::to_owned))
-            .unwrap_or_else(|| "Background".into());
+            // batch/v1 Jobs default to orphaning their pods (kubectl asks for Background).
+            .unwrap_or_else(|| "Orphan".into());
         let mut st = self.state.lock().unwrap();
         let key = (Kind::Job, ns.to_owned(), name.to_owned());
         let Some(mut job) = st.objects.get(&key).cloned() else {
@@ -659,6 +674,7 @@ impl Inner {
             }
             Some(v) if v < st.compacted => {
                 drop(st);
+                self.gone.fetch_add(1, Ordering::SeqCst);
                 let gone = json!({"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure",
                     "message": format!("too old resource version: {v} ({})", v + 1),
                     "reason":"Expired","code":410});
@@ -677,6 +693,7 @@ impl Inner {
             }
             if last < st.compacted {
                 drop(st);
+                self.gone.fetch_add(1, Ordering::SeqCst);
                 let gone = json!({"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure",
                     "message": format!("too old resource version: {last}"), "reason":"Expired","code":410});
                 return send(out, "ERROR", &gone);
