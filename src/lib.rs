@@ -22,6 +22,9 @@ pub mod git;
 /// Running jobs: the Executor trait, the local sandbox (bubblewrap) and Kubernetes Jobs.
 pub mod executor;
 
+/// Artifacts: the OCI image-layout store and deterministic image assembly.
+pub mod registry;
+
 /// The signed, append-only ledger: writer, reader, verifier, trace.
 pub mod ledger;
 

@@ -4,6 +4,7 @@
 mod config;
 mod demo;
 mod gerrit;
+mod image;
 mod job;
 mod key;
 mod ledger;
@@ -39,6 +40,9 @@ enum Command {
     /// Jobs: run one locally exactly as CI would, render its Kubernetes manifest.
     #[command(subcommand)]
     Job(job::JobCommand),
+    /// Images: assemble one deterministically into an OCI image layout.
+    #[command(subcommand)]
+    Image(image::ImageCommand),
     /// The signed ledger: init, import, log, show, verify, keys.
     #[command(subcommand)]
     Ledger(ledger::LedgerCommand),
@@ -57,6 +61,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Pipeline(c) => pipeline::run(c),
         Command::Gerrit(c) => gerrit::run(c),
         Command::Job(c) => job::run(c),
+        Command::Image(c) => image::run(c),
         Command::Trace(a) => trace::run(a),
         Command::Demo(a) => demo::run(a),
     }

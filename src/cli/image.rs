@@ -1,0 +1,102 @@
+//! `seakeeper image build`: assemble an OCI image from a directory, deterministically.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context as _, bail};
+use clap::Subcommand;
+
+use crate::registry::{self, ImageSpec, OciLayout};
+
+#[derive(Debug, Subcommand)]
+pub(super) enum ImageCommand {
+    /// Assemble an image from the files of a directory (and a base image in the same layout):
+    /// the same inputs give the same digest on any machine. Prints the manifest digest.
+    Build {
+        /// The OCI image layout to write into (created if missing), e.g. `oci:/srv/store`.
+        #[arg(long)]
+        layout: PathBuf,
+        /// The tag to give the image in the layout.
+        #[arg(long)]
+        tag: String,
+        /// The directory whose files become the new layer.
+        #[arg(long)]
+        from_dir: PathBuf,
+        /// Where the files go in the image (e.g. `srv/app`).
+        #[arg(long, default_value = "")]
+        prefix: String,
+        /// The base image: a tag or `sha256:` digest in the same layout (default: scratch).
+        #[arg(long)]
+        base: Option<String>,
+        /// The entrypoint, one argument per flag.
+        #[arg(long = "entrypoint")]
+        entrypoint: Vec<String>,
+        /// `KEY=VALUE` environment (repeatable).
+        #[arg(long = "env")]
+        env: Vec<String>,
+        /// `KEY=VALUE` label (repeatable).
+        #[arg(long = "label")]
+        labels: Vec<String>,
+        /// The working directory.
+        #[arg(long)]
+        workdir: Option<String>,
+    },
+}
+
+fn pairs(flag: &str, items: &[String]) -> anyhow::Result<BTreeMap<String, String>> {
+    items
+        .iter()
+        .map(|i| match i.split_once('=') {
+            Some((k, v)) if !k.is_empty() => Ok((k.to_owned(), v.to_owned())),
+            _ => bail!("--{flag} {i:?}: expected KEY=VALUE"),
+        })
+        .collect()
+}
+
+pub(super) fn run(cmd: ImageCommand) -> anyhow::Result<ExitCode> {
+    let ImageCommand::Build {
+        layout,
+        tag,
+        from_dir,
+        prefix,
+        base,
+        entrypoint,
+        env,
+        labels,
+        workdir,
+    } = cmd;
+    let dir = PathBuf::from(
+        layout
+            .to_string_lossy()
+            .strip_prefix("oci:")
+            .map(str::to_owned)
+            .unwrap_or_else(|| layout.to_string_lossy().into_owned()),
+    );
+    let store = OciLayout::open_or_init(&dir)?;
+    let base = match base {
+        Some(b) => Some(
+            store
+                .resolve(&b)
+                .with_context(|| format!("--base {b:?}"))?
+                .digest,
+        ),
+        None => None,
+    };
+    let spec = ImageSpec {
+        files: registry::assemble::files_under(&from_dir)?,
+        prefix,
+        base,
+        entrypoint,
+        env: pairs("env", &env)?,
+        labels: pairs("label", &labels)?,
+        working_dir: workdir,
+    };
+    if spec.files.is_empty() {
+        bail!("--from-dir {}: no files", from_dir.display());
+    }
+    let d = registry::assemble(&store, &spec)?;
+    store.tag(&tag, &d)?;
+    println!("{}", d.digest);
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,235 @@
+//! An OCI image-layout directory (the embedded default artifact store): `oci-layout`,
+//! `index.json` and `blobs/sha256/<hex>`, as the OCI image-layout specification describes and
+//! as `skopeo` reads with `oci:DIR[:TAG]`. Blobs are written to a temporary file, fsynced and
+//! renamed; every read checks the digest.
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use sha2::Digest as _;
+
+use crate::model::Digest;
+
+/// The media type of an OCI image manifest.
+pub const MANIFEST_V1: &str = "application/vnd.oci.image.manifest.v1+json";
+/// The media type of an OCI image index.
+pub const INDEX_V1: &str = "application/vnd.oci.image.index.v1+json";
+/// The annotation that names a manifest in `index.json`.
+pub const REF_NAME: &str = "org.opencontainers.image.ref.name";
+
+/// A store operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// Reading or writing failed.
+    #[error("{path}: {message}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// What went wrong.
+        message: String,
+    },
+    /// A blob's content does not match its digest (damaged store).
+    #[error("{path}: content does not match {digest}")]
+    Corrupt {
+        /// The blob file.
+        path: PathBuf,
+        /// The digest it should have.
+        digest: Digest,
+    },
+    /// Not there.
+    #[error("{0} is not in the store")]
+    Missing(String),
+    /// A file of the layout is not what the specification says.
+    #[error("{path}: {message}")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// A content descriptor.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Descriptor {
+    /// The media type of the content.
+    pub media_type: String,
+    /// `sha256:<hex>`.
+    pub digest: Digest,
+    /// Its size in bytes.
+    pub size: u64,
+    /// Annotations (a tag name in `index.json`).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub annotations: std::collections::BTreeMap<String, String>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Index {
+    schema_version: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    media_type: Option<String>,
+    #[serde(default)]
+    manifests: Vec<Descriptor>,
+}
+
+/// An OCI image layout on disk.
+#[derive(Debug, Clone)]
+pub struct OciLayout {
+    dir: PathBuf,
+}
+
+fn io(path: &Path, e: impl std::fmt::Display) -> StoreError {
+    StoreError::Io {
+        path: path.to_owned(),
+        message: e.to_string(),
+    }
+}
+
+fn write_durably(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
+    static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let tmp = path.with_file_name(format!(
+        ".{}.{}.{}.tmp",
+        path.file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        std::process::id(),
+        SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    ));
+    let mut f = std::fs::File::create(&tmp).map_err(|e| io(&tmp, e))?;
+    f.write_all(bytes)
+        .and_then(|()| f.sync_all())
+        .map_err(|e| io(&tmp, e))?;
+    std::fs::rename(&tmp, path).map_err(|e| io(path, e))?;
+    if let Some(dir) = path.parent() {
+        std::fs::File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| io(dir, e))?;
+    }
+    Ok(())
+}
+
+impl OciLayout {
+    /// Opens the layout at `dir`, creating an empty one if the directory is empty or missing.
+    pub fn open_or_init(dir: &Path) -> Result<OciLayout, StoreError> {
+        std::fs::create_dir_all(dir.join("blobs/sha256")).map_err(|e| io(dir, e))?;
+        let marker = dir.join("oci-layout");
+        match std::fs::read(&marker) {
+            Ok(b) => {
+                let v: serde_json::Value =
+                    serde_json::from_slice(&b).map_err(|e| StoreError::Invalid {
+                        path: marker.clone(),
+                        message: e.to_string(),
+                    })?;
+                if v["imageLayoutVersion"] != "1.0.0" {
+                    return Err(StoreError::Invalid {
+                        path: marker,
+                        message: "imageLayoutVersion is not 1.0.0".into(),
+                    });
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                write_durably(&marker, br#"{"imageLayoutVersion":"1.0.0"}"#)?;
+            }
+            Err(e) => return Err(io(&marker, e)),
+        }
+        let index = dir.join("index.json");
+        if !index.exists() {
+            write_durably(&index, br#"{"schemaVersion":2,"manifests":[]}"#)?;
+        }
+        Ok(OciLayout {
+            dir: dir.to_owned(),
+        })
+    }
+
+    /// The directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn blob_path(&self, digest: &Digest) -> PathBuf {
+        self.dir.join("blobs/sha256").join(digest.hex())
+    }
+
+    /// Whether a blob is present.
+    pub fn has_blob(&self, digest: &Digest) -> bool {
+        self.blob_path(digest).is_file()
+    }
+
+    /// Stores bytes; returns their digest. Storing the same bytes twice is a no-op.
+    pub fn put_blob(&self, bytes: &[u8]) -> Result<Digest, StoreError> {
+        let digest = Digest::of(bytes);
+        let path = self.blob_path(&digest);
+        if !path.exists() {
+            write_durably(&path, bytes)?;
+        }
+        Ok(digest)
+    }
+
+    /// Reads a blob, checking its digest.
+    pub fn read_blob(&self, digest: &Digest) -> Result<Vec<u8>, StoreError> {
+        let path = self.blob_path(digest);
+        let bytes = match std::fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(StoreError::Missing(digest.to_string()));
+            }
+            Err(e) => return Err(io(&path, e)),
+        };
+        if hex::encode(sha2::Sha256::digest(&bytes)) != digest.hex() {
+            return Err(StoreError::Corrupt {
+                path,
+                digest: digest.clone(),
+            });
+        }
+        Ok(bytes)
+    }
+
+    fn read_index(&self) -> Result<Index, StoreError> {
+        let path = self.dir.join("index.json");
+        let bytes = std::fs::read(&path).map_err(|e| io(&path, e))?;
+        serde_json::from_slice(&bytes).map_err(|e| StoreError::Invalid {
+            path,
+            message: e.to_string(),
+        })
+    }
+
+    /// Names a manifest `tag` in `index.json` (replacing what the tag named before).
+    pub fn tag(&self, tag: &str, manifest: &Descriptor) -> Result<(), StoreError> {
+        if tag.is_empty() || tag.len() > 128 || tag.contains(['/', ':', '@', ' ']) {
+            return Err(StoreError::Invalid {
+                path: self.dir.join("index.json"),
+                message: format!("{tag:?} is not a tag"),
+            });
+        }
+        let mut index = self.read_index()?;
+        index
+            .manifests
+            .retain(|d| d.annotations.get(REF_NAME).map(String::as_str) != Some(tag));
+        let mut d = manifest.clone();
+        d.annotations.insert(REF_NAME.into(), tag.into());
+        index.manifests.push(d);
+        let bytes = serde_json::to_vec(&index).expect("an index serializes");
+        write_durably(&self.dir.join("index.json"), &bytes)
+    }
+
+    /// The manifest a tag (or a `sha256:` digest) names.
+    pub fn resolve(&self, reference: &str) -> Result<Descriptor, StoreError> {
+        let index = self.read_index()?;
+        index
+            .manifests
+            .into_iter()
+            .find(|d| {
+                d.annotations.get(REF_NAME).map(String::as_str) == Some(reference)
+                    || d.digest.as_str() == reference
+            })
+            .ok_or_else(|| StoreError::Missing(reference.to_owned()))
+    }
+
+    /// Every tagged manifest.
+    pub fn list(&self) -> Result<Vec<Descriptor>, StoreError> {
+        Ok(self.read_index()?.manifests)
+    }
+}
