@@ -42,6 +42,21 @@ pub(super) enum ImageCommand {
         #[arg(long)]
         workdir: Option<String>,
     },
+    /// Copy an image by digest, with everything it references (index children, config, layers,
+    /// cosign `.sig`/`.att` tags), never re-serializing a manifest; the digest is checked at
+    /// the target before DST's tag is set. Each side is `docker://HOST/REPO` or `oci:DIR`.
+    Copy {
+        /// `docker://HOST/REPO@sha256:...` or `oci:DIR@sha256:...` (or with a tag, resolved once).
+        src: String,
+        /// `docker://HOST/REPO[:TAG]` or `oci:DIR[:TAG]`.
+        dst: String,
+        /// Use plain HTTP (allowed for loopback registries only).
+        #[arg(long)]
+        plain_http: bool,
+        /// Blobs copied at once.
+        #[arg(long, default_value_t = 4)]
+        parallel: usize,
+    },
 }
 
 fn pairs(flag: &str, items: &[String]) -> anyhow::Result<BTreeMap<String, String>> {
@@ -55,6 +70,15 @@ fn pairs(flag: &str, items: &[String]) -> anyhow::Result<BTreeMap<String, String
 }
 
 pub(super) fn run(cmd: ImageCommand) -> anyhow::Result<ExitCode> {
+    if let ImageCommand::Copy {
+        src,
+        dst,
+        plain_http,
+        parallel,
+    } = cmd
+    {
+        return copy(&src, &dst, plain_http, parallel);
+    }
     let ImageCommand::Build {
         layout,
         tag,
@@ -65,7 +89,10 @@ pub(super) fn run(cmd: ImageCommand) -> anyhow::Result<ExitCode> {
         env,
         labels,
         workdir,
-    } = cmd;
+    } = cmd
+    else {
+        unreachable!("copy is handled above")
+    };
     let dir = PathBuf::from(
         layout
             .to_string_lossy()
@@ -98,5 +125,33 @@ pub(super) fn run(cmd: ImageCommand) -> anyhow::Result<ExitCode> {
     let d = registry::assemble(&store, &spec)?;
     store.tag(&tag, &d)?;
     println!("{}", d.digest);
+    Ok(ExitCode::SUCCESS)
+}
+
+fn copy(src: &str, dst: &str, plain_http: bool, parallel: usize) -> anyhow::Result<ExitCode> {
+    use crate::registry::copy::{self, parse_location};
+    let (from, reference) = parse_location(src, plain_http, None)?;
+    let (to, tag) = parse_location(dst, plain_http, None)?;
+    let reference =
+        reference.with_context(|| format!("{src}: name a digest (@sha256:...) or a tag"))?;
+    let digest: crate::model::Digest = if reference.starts_with("sha256:") {
+        reference.parse()?
+    } else {
+        let d = match &from {
+            copy::Location::Registry(r, repo) => r.get_manifest(repo, &reference)?.digest,
+            copy::Location::Layout(l) => l.resolve(&reference)?.digest,
+        };
+        eprintln!("{src}: tag {reference} is {d}");
+        d
+    };
+    if tag.as_deref().is_some_and(|t| t.starts_with("sha256:")) {
+        bail!("{dst}: the target takes a tag, not a digest");
+    }
+    let stats = copy::copy(&from, &to, &digest, tag.as_deref(), parallel)?;
+    eprintln!(
+        "copied {} manifest(s); blobs: {} copied ({} bytes), {} already there, {} mounted",
+        stats.manifests, stats.blobs_copied, stats.bytes, stats.blobs_present, stats.blobs_mounted
+    );
+    println!("{digest}");
     Ok(ExitCode::SUCCESS)
 }

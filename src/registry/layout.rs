@@ -168,6 +168,55 @@ impl OciLayout {
         Ok(digest)
     }
 
+    /// Stores a stream that must hash to `digest` (checked before it becomes visible).
+    pub fn put_blob_from(
+        &self,
+        digest: &Digest,
+        mut content: impl std::io::Read,
+    ) -> Result<u64, StoreError> {
+        let path = self.blob_path(digest);
+        if path.exists() {
+            return Ok(std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0));
+        }
+        static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let tmp = path.with_file_name(format!(
+            ".{}.{}.{}.tmp",
+            digest.hex(),
+            std::process::id(),
+            SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        ));
+        let mut f = std::fs::File::create(&tmp).map_err(|e| io(&tmp, e))?;
+        let mut hasher = sha2::Sha256::new();
+        let mut buf = vec![0u8; 1 << 20];
+        let mut size = 0u64;
+        loop {
+            let n = content.read(&mut buf).map_err(|e| io(&tmp, e))?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buf[..n]);
+            f.write_all(&buf[..n]).map_err(|e| io(&tmp, e))?;
+            size += n as u64;
+        }
+        if hex::encode(hasher.finalize()) != digest.hex() {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(StoreError::Corrupt {
+                path,
+                digest: digest.clone(),
+            });
+        }
+        f.sync_all().map_err(|e| io(&tmp, e))?;
+        std::fs::rename(&tmp, &path).map_err(|e| io(&path, e))?;
+        Ok(size)
+    }
+
+    /// The size of a blob, if present.
+    pub fn blob_size(&self, digest: &Digest) -> Option<u64> {
+        std::fs::metadata(self.blob_path(digest))
+            .ok()
+            .map(|m| m.len())
+    }
+
     /// Reads a blob, checking its digest.
     pub fn read_blob(&self, digest: &Digest) -> Result<Vec<u8>, StoreError> {
         let path = self.blob_path(digest);

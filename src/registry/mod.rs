@@ -1,8 +1,10 @@
-//! Artifacts: the OCI image-layout store (the embedded default) and declarative, deterministic
-//! image assembly. (Copying by digest between registries, attestations and promotion follow in
-//! issue 6.)
+//! Artifacts: the OCI image-layout store (the embedded default), declarative deterministic image
+//! assembly, a registry client and copy by digest between registries and layouts.
+//! (Attestations, promotion policy and retention follow in issue 6.)
 
 pub mod assemble;
+pub mod copy;
+pub mod distribution;
 pub mod layout;
 
 pub use assemble::{AssembleError, ImageSpec, assemble};

@@ -5,6 +5,7 @@
 
 pub mod gerrit;
 pub mod kube;
+pub mod registry;
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};

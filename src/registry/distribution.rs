@@ -1,0 +1,531 @@
+//! A client of the OCI distribution API (registries), blocking, over ureq: manifests fetched and
+//! pushed as raw bytes (never re-serialized), blobs checked with HEAD, mounted across
+//! repositories of the same registry (falling back to a copy when the registry answers 202),
+//! streamed otherwise and pushed monolithically. Bearer-token and Basic authentication; plain
+//! HTTP only for loopback; retries with backoff on 5xx and transport errors.
+
+use std::collections::HashMap;
+use std::io::Read;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use base64::Engine as _;
+
+use crate::model::Digest;
+
+/// Media types a manifest may have.
+pub const ACCEPT_MANIFESTS: &str = "application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.docker.distribution.manifest.v2+json";
+
+/// A registry request failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    /// No answer, after retries.
+    #[error("{method} {url}: {message}")]
+    Transport {
+        /// The method.
+        method: &'static str,
+        /// The URL.
+        url: String,
+        /// What happened.
+        message: String,
+    },
+    /// The registry answered with an error.
+    #[error("{method} {url}: HTTP {status}: {body}")]
+    Status {
+        /// The method.
+        method: &'static str,
+        /// The URL.
+        url: String,
+        /// The status.
+        status: u16,
+        /// The body (trimmed).
+        body: String,
+    },
+    /// The registry answered something that breaks the protocol.
+    #[error("{url}: {message}")]
+    Protocol {
+        /// The URL.
+        url: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// The registry's settings are not usable.
+    #[error("{0}")]
+    Config(String),
+}
+
+impl RegistryError {
+    /// The HTTP status, when the registry answered.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            RegistryError::Status { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+}
+
+/// One registry.
+pub struct Registry {
+    base: String,
+    host: String,
+    agent: ureq::Agent,
+    basic: Option<(String, String)>,
+    tokens: Mutex<HashMap<String, String>>,
+    retry: (u32, Duration),
+}
+
+impl std::fmt::Debug for Registry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Registry")
+            .field("base", &self.base)
+            .finish()
+    }
+}
+
+/// The answer to a manifest read.
+#[derive(Debug, Clone)]
+pub struct Manifest {
+    /// Its media type (from `Content-Type`).
+    pub media_type: String,
+    /// The exact bytes.
+    pub bytes: Vec<u8>,
+    /// Their digest.
+    pub digest: Digest,
+}
+
+enum Body<'a> {
+    None,
+    Bytes(&'a str, &'a [u8]),
+    Reader(&'a str, u64, Box<dyn Read + Send + 'a>),
+}
+
+impl Registry {
+    /// A registry at `url` (`https://host[:port]`, or `http://127.0.0.1:port` for loopback),
+    /// with optional Basic credentials (used directly or to get bearer tokens).
+    pub fn new(
+        url: &str,
+        credentials: Option<(String, String)>,
+    ) -> Result<Registry, RegistryError> {
+        let base = url.trim_end_matches('/').to_owned();
+        let rest = if let Some(r) = base.strip_prefix("https://") {
+            r
+        } else if let Some(r) = base.strip_prefix("http://") {
+            let host = r.split([':', '/']).next().unwrap_or("");
+            if !(host == "localhost" || host == "::1" || host.starts_with("127.")) {
+                return Err(RegistryError::Config(format!(
+                    "{base}: plain HTTP is only allowed for loopback registries"
+                )));
+            }
+            r
+        } else {
+            return Err(RegistryError::Config(format!(
+                "{base:?}: a registry URL starts with https:// (or http:// on loopback)"
+            )));
+        };
+        if rest.contains('@') {
+            return Err(RegistryError::Config(
+                "credentials go in the secrets file, not in the registry URL".into(),
+            ));
+        }
+        let tls = ureq::tls::TlsConfig::builder()
+            .provider(ureq::tls::TlsProvider::NativeTls)
+            .build();
+        let config = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_connect(Some(Duration::from_secs(10)))
+            .timeout_recv_response(Some(Duration::from_secs(60)))
+            .max_idle_connections_per_host(16)
+            .tls_config(tls)
+            .build();
+        Ok(Registry {
+            host: rest.split('/').next().unwrap_or("").to_owned(),
+            base,
+            agent: config.into(),
+            basic: credentials,
+            tokens: Mutex::new(HashMap::new()),
+            retry: (4, Duration::from_millis(300)),
+        })
+    }
+
+    /// Sets the retry policy (attempts, first delay).
+    pub fn with_retry(mut self, attempts: u32, first_delay: Duration) -> Registry {
+        self.retry = (attempts.max(1), first_delay);
+        self
+    }
+
+    /// `host[:port]`.
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
+    fn token_for(
+        &self,
+        challenge: &str,
+        scope_hint: &str,
+    ) -> Result<Option<String>, RegistryError> {
+        // Bearer realm="...",service="...",scope="..."
+        let params: HashMap<String, String> = challenge
+            .trim_start_matches("Bearer ")
+            .split(',')
+            .filter_map(|kv| {
+                let (k, v) = kv.trim().split_once('=')?;
+                Some((k.to_owned(), v.trim_matches('"').to_owned()))
+            })
+            .collect();
+        let Some(realm) = params.get("realm") else {
+            return Ok(None);
+        };
+        let scope = params
+            .get("scope")
+            .cloned()
+            .unwrap_or_else(|| scope_hint.to_owned());
+        let mut url = format!("{realm}?scope={scope}");
+        if let Some(s) = params.get("service") {
+            url.push_str(&format!("&service={s}"));
+        }
+        let mut req = self.agent.get(&url);
+        if let Some((u, p)) = &self.basic {
+            let b = base64::engine::general_purpose::STANDARD.encode(format!("{u}:{p}"));
+            req = req.header("Authorization", &format!("Basic {b}"));
+        }
+        let mut resp = req.call().map_err(|e| RegistryError::Transport {
+            method: "GET",
+            url: realm.clone(),
+            message: e.to_string(),
+        })?;
+        let body = resp.body_mut().read_to_string().unwrap_or_default();
+        if resp.status().as_u16() != 200 {
+            return Err(RegistryError::Status {
+                method: "GET",
+                url: realm.clone(),
+                status: resp.status().as_u16(),
+                body: body.trim().chars().take(300).collect(),
+            });
+        }
+        let v: serde_json::Value =
+            serde_json::from_str(&body).map_err(|e| RegistryError::Protocol {
+                url: realm.clone(),
+                message: format!("token answer: {e}"),
+            })?;
+        Ok(v["token"]
+            .as_str()
+            .or_else(|| v["access_token"].as_str())
+            .map(str::to_owned))
+    }
+
+    fn send(
+        &self,
+        method: &'static str,
+        url: &str,
+        repo: &str,
+        headers: &[(&str, &str)],
+        mut body: Body<'_>,
+    ) -> Result<ureq::http::Response<ureq::Body>, RegistryError> {
+        let scope = format!("repository:{repo}:pull,push");
+        let mut delay = self.retry.1;
+        let mut attempt = 0;
+        let mut authed_once = false;
+        loop {
+            attempt += 1;
+            let auth = self
+                .tokens
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get(&scope)
+                .cloned();
+            let result = {
+                let add = |mut b: ureq::RequestBuilder<ureq::typestate::WithoutBody>| {
+                    for (k, v) in headers {
+                        b = b.header(*k, *v);
+                    }
+                    if let Some(a) = &auth {
+                        b = b.header("Authorization", a);
+                    }
+                    b
+                };
+                let addb = |mut b: ureq::RequestBuilder<ureq::typestate::WithBody>| {
+                    for (k, v) in headers {
+                        b = b.header(*k, *v);
+                    }
+                    if let Some(a) = &auth {
+                        b = b.header("Authorization", a);
+                    }
+                    b
+                };
+                match (method, &mut body) {
+                    ("GET", _) => add(self.agent.get(url)).call(),
+                    ("HEAD", _) => add(self.agent.head(url)).call(),
+                    ("DELETE", _) => add(self.agent.delete(url)).call(),
+                    (m, Body::None) => {
+                        let b = if m == "POST" {
+                            self.agent.post(url)
+                        } else {
+                            self.agent.put(url)
+                        };
+                        addb(b).send_empty()
+                    }
+                    (m, Body::Bytes(ct, bytes)) => {
+                        let b = if m == "POST" {
+                            self.agent.post(url)
+                        } else {
+                            self.agent.put(url)
+                        };
+                        addb(b).header("Content-Type", *ct).send(*bytes)
+                    }
+                    (m, Body::Reader(ct, size, reader)) => {
+                        let b = if m == "POST" {
+                            self.agent.post(url)
+                        } else {
+                            self.agent.put(url)
+                        };
+                        // A stream can be sent once: no retry after this.
+                        attempt = self.retry.0;
+                        addb(b)
+                            .header("Content-Type", *ct)
+                            .header("Content-Length", &size.to_string())
+                            .send(ureq::SendBody::from_reader(&mut **reader))
+                    }
+                }
+            };
+            let last = attempt >= self.retry.0;
+            match result {
+                Ok(resp) if resp.status().as_u16() == 401 && !authed_once => {
+                    authed_once = true;
+                    let challenge = resp
+                        .headers()
+                        .get("www-authenticate")
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or_default()
+                        .to_owned();
+                    let header = if challenge.starts_with("Bearer") {
+                        self.token_for(&challenge, &scope)?
+                            .map(|t| format!("Bearer {t}"))
+                    } else {
+                        self.basic.as_ref().map(|(u, p)| {
+                            format!(
+                                "Basic {}",
+                                base64::engine::general_purpose::STANDARD
+                                    .encode(format!("{u}:{p}"))
+                            )
+                        })
+                    };
+                    match header {
+                        Some(h) => {
+                            self.tokens
+                                .lock()
+                                .unwrap_or_else(|p| p.into_inner())
+                                .insert(scope.clone(), h);
+                            attempt -= 1;
+                            continue;
+                        }
+                        None => return Ok(resp),
+                    }
+                }
+                Ok(resp) if resp.status().as_u16() >= 500 && !last => {}
+                Ok(resp) => return Ok(resp),
+                Err(e) if last => {
+                    return Err(RegistryError::Transport {
+                        method,
+                        url: url.to_owned(),
+                        message: e.to_string(),
+                    });
+                }
+                Err(_) => {}
+            }
+            std::thread::sleep(delay);
+            delay = (delay * 2).min(Duration::from_secs(10));
+        }
+    }
+
+    fn fail(
+        method: &'static str,
+        url: &str,
+        mut resp: ureq::http::Response<ureq::Body>,
+    ) -> RegistryError {
+        let body = resp.body_mut().read_to_string().unwrap_or_default();
+        RegistryError::Status {
+            method,
+            url: url.to_owned(),
+            status: resp.status().as_u16(),
+            body: body.trim().chars().take(300).collect(),
+        }
+    }
+
+    /// Reads a manifest (by tag or digest) as raw bytes; a digest reference is checked.
+    pub fn get_manifest(&self, repo: &str, reference: &str) -> Result<Manifest, RegistryError> {
+        let url = format!("{}/v2/{repo}/manifests/{reference}", self.base);
+        let mut resp = self.send(
+            "GET",
+            &url,
+            repo,
+            &[("Accept", ACCEPT_MANIFESTS)],
+            Body::None,
+        )?;
+        if resp.status().as_u16() != 200 {
+            return Err(Self::fail("GET", &url, resp));
+        }
+        let media_type = resp
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .split(';')
+            .next()
+            .unwrap_or_default()
+            .to_owned();
+        let bytes = resp
+            .body_mut()
+            .with_config()
+            .limit(16 << 20)
+            .read_to_vec()
+            .map_err(|e| RegistryError::Transport {
+                method: "GET",
+                url: url.clone(),
+                message: e.to_string(),
+            })?;
+        let digest = Digest::of(&bytes);
+        if reference.starts_with("sha256:") && digest.as_str() != reference {
+            return Err(RegistryError::Protocol {
+                url,
+                message: format!("the manifest's bytes hash to {digest}, not {reference}"),
+            });
+        }
+        Ok(Manifest {
+            media_type,
+            bytes,
+            digest,
+        })
+    }
+
+    /// Whether a manifest exists (HEAD).
+    pub fn has_manifest(&self, repo: &str, reference: &str) -> Result<bool, RegistryError> {
+        let url = format!("{}/v2/{repo}/manifests/{reference}", self.base);
+        let resp = self.send(
+            "HEAD",
+            &url,
+            repo,
+            &[("Accept", ACCEPT_MANIFESTS)],
+            Body::None,
+        )?;
+        match resp.status().as_u16() {
+            200 => Ok(true),
+            404 => Ok(false),
+            _ => Err(Self::fail("HEAD", &url, resp)),
+        }
+    }
+
+    /// Pushes a manifest's exact bytes under `reference` (a tag or its digest); returns the
+    /// digest the registry computed.
+    pub fn put_manifest(
+        &self,
+        repo: &str,
+        reference: &str,
+        media_type: &str,
+        bytes: &[u8],
+    ) -> Result<Digest, RegistryError> {
+        let url = format!("{}/v2/{repo}/manifests/{reference}", self.base);
+        let resp = self.send("PUT", &url, repo, &[], Body::Bytes(media_type, bytes))?;
+        if resp.status().as_u16() != 201 {
+            return Err(Self::fail("PUT", &url, resp));
+        }
+        let said = resp
+            .headers()
+            .get("docker-content-digest")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|d| d.parse().ok());
+        Ok(said.unwrap_or_else(|| Digest::of(bytes)))
+    }
+
+    /// Whether a blob exists (HEAD).
+    pub fn has_blob(&self, repo: &str, digest: &Digest) -> Result<bool, RegistryError> {
+        let url = format!("{}/v2/{repo}/blobs/{digest}", self.base);
+        let resp = self.send("HEAD", &url, repo, &[], Body::None)?;
+        match resp.status().as_u16() {
+            200 => Ok(true),
+            404 => Ok(false),
+            _ => Err(Self::fail("HEAD", &url, resp)),
+        }
+    }
+
+    /// Streams a blob.
+    pub fn get_blob(
+        &self,
+        repo: &str,
+        digest: &Digest,
+    ) -> Result<(u64, Box<dyn Read + Send>), RegistryError> {
+        let url = format!("{}/v2/{repo}/blobs/{digest}", self.base);
+        let resp = self.send("GET", &url, repo, &[], Body::None)?;
+        if resp.status().as_u16() != 200 {
+            return Err(Self::fail("GET", &url, resp));
+        }
+        let size = resp
+            .headers()
+            .get("content-length")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        Ok((size, Box::new(resp.into_body().into_reader())))
+    }
+
+    /// Mounts a blob from another repository of this registry. `Ok(true)`: mounted; `Ok(false)`:
+    /// the registry answered 202 (it will not mount): copy it instead.
+    pub fn mount_blob(
+        &self,
+        repo: &str,
+        digest: &Digest,
+        from: &str,
+    ) -> Result<bool, RegistryError> {
+        let url = format!(
+            "{}/v2/{repo}/blobs/uploads/?mount={digest}&from={from}",
+            self.base
+        );
+        let resp = self.send("POST", &url, repo, &[], Body::None)?;
+        match resp.status().as_u16() {
+            201 => Ok(true),
+            202 => Ok(false),
+            _ => Err(Self::fail("POST", &url, resp)),
+        }
+    }
+
+    /// Pushes a blob in one request (POST for an upload location, then PUT with the digest).
+    pub fn push_blob(
+        &self,
+        repo: &str,
+        digest: &Digest,
+        size: u64,
+        content: Box<dyn Read + Send + '_>,
+    ) -> Result<(), RegistryError> {
+        let url = format!("{}/v2/{repo}/blobs/uploads/", self.base);
+        let resp = self.send("POST", &url, repo, &[], Body::None)?;
+        if resp.status().as_u16() != 202 {
+            return Err(Self::fail("POST", &url, resp));
+        }
+        let location = resp
+            .headers()
+            .get("location")
+            .and_then(|v| v.to_str().ok())
+            .ok_or_else(|| RegistryError::Protocol {
+                url: url.clone(),
+                message: "an upload without a Location".into(),
+            })?
+            .to_owned();
+        let location = if location.starts_with('/') {
+            format!("{}{location}", self.base)
+        } else {
+            location
+        };
+        let sep = if location.contains('?') { '&' } else { '?' };
+        let put = format!("{location}{sep}digest={digest}");
+        let resp = self.send(
+            "PUT",
+            &put,
+            repo,
+            &[],
+            Body::Reader("application/octet-stream", size, content),
+        )?;
+        if resp.status().as_u16() != 201 {
+            return Err(Self::fail("PUT", &url, resp));
+        }
+        Ok(())
+    }
+}
