@@ -54,7 +54,7 @@ pub(super) enum ImageCommand {
         #[arg(long)]
         plain_http: bool,
         /// Blobs copied at once.
-        #[arg(long, default_value_t = 4)]
+        #[arg(long, default_value_t = 8)]
         parallel: usize,
     },
 }
