@@ -10,6 +10,9 @@ pub mod model;
 /// The config repo at a commit -> a validated `Layout`, or every error with its position.
 pub mod config;
 
+/// The policy rules (promotion), pure.
+pub mod policy;
+
 /// Gerrit: ref watcher, REST client, stream-events and webhook intake, one domain model.
 pub mod gerrit;
 

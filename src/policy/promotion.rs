@@ -1,0 +1,259 @@
+//! May a digest enter an environment? Only if the ledger holds a trusted build attestation for
+//! it, it runs in the previous environment (long enough, when the policy asks for a soak), and
+//! no freeze holds the environment. A rollback (a digest that ran in the environment before) is
+//! just a promotion of a digest that is already known there.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::config::files::{EnvironmentSpec, FreezeFile, PromotionPolicy};
+use crate::model::{Digest, EnvironmentName, FreezeName, ImageName, Timestamp};
+
+/// What the ledger says about the digest's build.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Provenance {
+    /// No attestation at all.
+    None,
+    /// Built by an untrusted pipeline (a check of proposed code): never promotable.
+    Untrusted,
+    /// A trusted (post-merge) build attestation.
+    Trusted,
+}
+
+/// The facts about one wanted promotion.
+#[derive(Debug, Clone)]
+pub struct Facts<'a> {
+    /// The environment it should enter.
+    pub environment: &'a EnvironmentName,
+    /// The image.
+    pub image: &'a ImageName,
+    /// The digest.
+    pub digest: &'a Digest,
+    /// The environments, in promotion order.
+    pub environments: &'a [EnvironmentSpec],
+    /// The ledger's attestation for the digest.
+    pub provenance: Provenance,
+    /// Since when the digest runs in the previous environment, if it does.
+    pub in_previous_since: Option<Timestamp>,
+    /// Whether the digest ran in this environment before (a rollback).
+    pub ran_here_before: bool,
+    /// The freezes at the config commit.
+    pub freezes: &'a BTreeMap<FreezeName, FreezeFile>,
+    /// The promotion policy.
+    pub policy: &'a PromotionPolicy,
+    /// Now.
+    pub now: Timestamp,
+}
+
+/// The answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "decision", rename_all = "kebab-case")]
+pub enum Decision {
+    /// Go ahead.
+    Allow,
+    /// Not now: a freeze or a soak holds it; it goes ahead by itself once that ends.
+    Hold {
+        /// Why, for people.
+        reason: String,
+        /// The freeze holding it, if one does.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        freeze: Option<FreezeName>,
+    },
+    /// Never, as things are: the promotion line is wrong.
+    Deny {
+        /// Why, for people.
+        reason: String,
+    },
+}
+
+/// Decides.
+pub fn decide(f: &Facts<'_>) -> Decision {
+    let what = format!("{}@{}", f.image, f.digest);
+    let Some(pos) = f.environments.iter().position(|e| &e.name == f.environment) else {
+        return Decision::Deny {
+            reason: format!(
+                "{} is not an environment in environments.yaml",
+                f.environment
+            ),
+        };
+    };
+    // Freezes first: a held promotion shows the freeze's own words.
+    let scope = format!("promote:{}", f.environment);
+    for (name, freeze) in f.freezes {
+        if freeze.is_active(f.now) && freeze.scope.iter().any(|s| s == "all" || *s == scope) {
+            let ticket = freeze
+                .ticket
+                .as_deref()
+                .map(|t| format!(" ({t})"))
+                .unwrap_or_default();
+            return Decision::Hold {
+                reason: format!(
+                    "{} is frozen by {name}{ticket}: {}",
+                    f.environment,
+                    freeze.reason.trim()
+                ),
+                freeze: Some(name.clone()),
+            };
+        }
+    }
+    if f.policy.require_trusted_attestation {
+        match f.provenance {
+            Provenance::Trusted => {}
+            Provenance::Untrusted => {
+                return Decision::Deny {
+                    reason: format!(
+                        "{what} was built by an untrusted pipeline (proposed code); only trusted post-merge builds are promoted"
+                    ),
+                };
+            }
+            Provenance::None => {
+                return Decision::Deny {
+                    reason: format!("the ledger holds no trusted build attestation for {what}"),
+                };
+            }
+        }
+    }
+    if pos == 0 || f.ran_here_before {
+        return Decision::Allow;
+    }
+    let previous = &f.environments[pos - 1].name;
+    let Some(since) = f.in_previous_since else {
+        return Decision::Deny {
+            reason: format!("{what} does not run in {previous}; promote it there first"),
+        };
+    };
+    if let Some(soak) = f.policy.soak.get(previous) {
+        let ready = since.as_second().saturating_add(soak.as_secs() as i64);
+        if f.now.as_second() < ready {
+            let at = Timestamp::from_second(ready)
+                .map(|t| t.to_string())
+                .unwrap_or_default();
+            return Decision::Hold {
+                reason: format!("{what} soaks in {previous} for {soak} (until {at})"),
+                freeze: None,
+            };
+        }
+    }
+    Decision::Allow
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(name: &str) -> EnvironmentSpec {
+        serde_yaml_ng::from_str(&format!("{{name: {name}, registry: r}}")).unwrap()
+    }
+
+    struct World {
+        envs: Vec<EnvironmentSpec>,
+        freezes: BTreeMap<FreezeName, FreezeFile>,
+        policy: PromotionPolicy,
+        image: ImageName,
+        digest: Digest,
+    }
+
+    fn world() -> World {
+        World {
+            envs: vec![env("staging"), env("production")],
+            freezes: BTreeMap::new(),
+            policy: serde_yaml_ng::from_str(
+                "{require_trusted_attestation: true, soak: {staging: 1h}}",
+            )
+            .unwrap(),
+            image: "mediawiki".parse().unwrap(),
+            digest: format!("sha256:{}", "a".repeat(64)).parse().unwrap(),
+        }
+    }
+
+    fn t(s: i64) -> Timestamp {
+        Timestamp::from_second(1_800_000_000 + s).unwrap()
+    }
+
+    fn facts<'a>(w: &'a World, env: &'a EnvironmentName) -> Facts<'a> {
+        Facts {
+            environment: env,
+            image: &w.image,
+            digest: &w.digest,
+            environments: &w.envs,
+            provenance: Provenance::Trusted,
+            in_previous_since: Some(t(0)),
+            ran_here_before: false,
+            freezes: &w.freezes,
+            policy: &w.policy,
+            now: t(7200),
+        }
+    }
+
+    #[test]
+    fn the_rules_as_a_table() {
+        let mut w = world();
+        let staging: EnvironmentName = "staging".parse().unwrap();
+        let prod: EnvironmentName = "production".parse().unwrap();
+        let nowhere: EnvironmentName = "qa".parse().unwrap();
+        let kind = |d: Decision| match d {
+            Decision::Allow => "allow".to_owned(),
+            Decision::Hold { reason, .. } => format!("hold: {reason}"),
+            Decision::Deny { reason } => format!("deny: {reason}"),
+        };
+        // (case, decision starts with)
+        let mut cases: Vec<(&str, Facts<'_>, &str)> = Vec::new();
+        cases.push(("first environment, trusted", facts(&w, &staging), "allow"));
+        cases.push(("next environment after the soak", facts(&w, &prod), "allow"));
+        let mut f = facts(&w, &prod);
+        f.now = t(600);
+        cases.push(("still soaking", f, "hold: mediawiki@sha256:aaaa"));
+        let mut f = facts(&w, &prod);
+        f.in_previous_since = None;
+        cases.push((
+            "not in the previous environment",
+            f,
+            "deny: mediawiki@sha256:aaaa",
+        ));
+        let mut f = facts(&w, &prod);
+        f.in_previous_since = None;
+        f.ran_here_before = true;
+        cases.push(("rollback to a digest that ran here", f, "allow"));
+        let mut f = facts(&w, &staging);
+        f.provenance = Provenance::Untrusted;
+        cases.push(("untrusted build", f, "deny: mediawiki@sha256:aaaa"));
+        let mut f = facts(&w, &staging);
+        f.provenance = Provenance::None;
+        cases.push((
+            "no attestation",
+            f,
+            "deny: the ledger holds no trusted build attestation",
+        ));
+        cases.push((
+            "unknown environment",
+            facts(&w, &nowhere),
+            "deny: qa is not an environment",
+        ));
+        for (name, f, want) in cases {
+            let got = kind(decide(&f));
+            assert!(got.starts_with(want), "{name}: {got}");
+        }
+        // A freeze holds production only, with its reason and ticket; expired, it holds nothing.
+        w.freezes.insert(
+            "deploy-freeze".parse().unwrap(),
+            serde_yaml_ng::from_str(
+                "{scope: [promote:production], reason: Holiday freeze, ticket: T123}",
+            )
+            .unwrap(),
+        );
+        assert_eq!(
+            decide(&facts(&w, &prod)),
+            Decision::Hold {
+                reason: "production is frozen by deploy-freeze (T123): Holiday freeze".into(),
+                freeze: Some("deploy-freeze".parse().unwrap()),
+            }
+        );
+        assert_eq!(decide(&facts(&w, &staging)), Decision::Allow);
+        let mut expired = w.freezes.clone();
+        expired.values_mut().for_each(|f| f.expires = Some(t(100)));
+        let mut f = facts(&w, &prod);
+        f.freezes = &expired;
+        assert_eq!(decide(&f), Decision::Allow);
+    }
+}
