@@ -31,6 +31,9 @@ pub mod registry;
 /// The signed, append-only ledger: writer, reader, verifier, trace.
 pub mod ledger;
 
+/// The secrets file (credentials outside git, never printed).
+pub mod secrets;
+
 /// Diagnostics on stderr (`SEAKEEPER_LOG=debug`).
 pub mod telemetry;
 

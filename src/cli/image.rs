@@ -56,6 +56,9 @@ pub(super) enum ImageCommand {
         /// Blobs copied at once.
         #[arg(long, default_value_t = 8)]
         parallel: usize,
+        /// The secrets file with `registries: {HOST: {username, password}}` (mode 0600).
+        #[arg(long)]
+        secrets: Option<PathBuf>,
     },
 }
 
@@ -75,9 +78,10 @@ pub(super) fn run(cmd: ImageCommand) -> anyhow::Result<ExitCode> {
         dst,
         plain_http,
         parallel,
+        secrets,
     } = cmd
     {
-        return copy(&src, &dst, plain_http, parallel);
+        return copy(&src, &dst, plain_http, parallel, secrets.as_deref());
     }
     let ImageCommand::Build {
         layout,
@@ -128,10 +132,27 @@ pub(super) fn run(cmd: ImageCommand) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn copy(src: &str, dst: &str, plain_http: bool, parallel: usize) -> anyhow::Result<ExitCode> {
+fn copy(
+    src: &str,
+    dst: &str,
+    plain_http: bool,
+    parallel: usize,
+    secrets: Option<&std::path::Path>,
+) -> anyhow::Result<ExitCode> {
     use crate::registry::copy::{self, parse_location};
-    let (from, reference) = parse_location(src, plain_http, None)?;
-    let (to, tag) = parse_location(dst, plain_http, None)?;
+    let accounts = match secrets {
+        Some(p) => crate::secrets::SecretsFile::load(p)?.registries,
+        None => Default::default(),
+    };
+    let creds = |text: &str| {
+        let host = text
+            .strip_prefix("docker://")
+            .and_then(|r| r.split('/').next())
+            .unwrap_or_default();
+        accounts.get(host).map(|c| c.pair())
+    };
+    let (from, reference) = parse_location(src, plain_http, creds(src))?;
+    let (to, tag) = parse_location(dst, plain_http, creds(dst))?;
     let reference =
         reference.with_context(|| format!("{src}: name a digest (@sha256:...) or a tag"))?;
     let digest: crate::model::Digest = if reference.starts_with("sha256:") {

@@ -3,133 +3,14 @@
 //! appear in an error, a log line or a `Debug` print.
 
 use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
-use base64::Engine as _;
-use serde::Deserialize;
+pub use crate::secrets::{Credentials, SecretsError};
 
-/// The account seakeeper uses for Gerrit's REST API and authenticated git over HTTP.
-#[derive(Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Credentials {
-    /// The Gerrit user name.
-    pub username: String,
-    /// The HTTP password ("HTTP credentials" token), never printed.
-    password: String,
-}
-
-impl Credentials {
-    /// Credentials from a user name and password.
-    pub fn new(username: &str, password: &str) -> Credentials {
-        Credentials {
-            username: username.to_owned(),
-            password: password.to_owned(),
-        }
-    }
-
-    fn basic_header(&self) -> String {
-        let raw = format!("{}:{}", self.username, self.password);
-        format!(
-            "Basic {}",
-            base64::engine::general_purpose::STANDARD.encode(raw)
-        )
-    }
-}
-
-impl fmt::Debug for Credentials {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "Credentials {{ username: {:?}, password: <redacted> }}",
-            self.username
-        )
-    }
-}
-
-/// The secrets file could not be used.
-#[derive(Debug, thiserror::Error)]
-pub enum SecretsError {
-    /// It could not be read.
-    #[error("{path}: {message}")]
-    Read {
-        /// The file.
-        path: PathBuf,
-        /// What went wrong.
-        message: String,
-    },
-    /// Other users may read it.
-    #[error(
-        "{path}: the secrets file is readable by other users (mode {mode:o}); run `chmod 600 {path}`"
-    )]
-    Permissions {
-        /// The file.
-        path: PathBuf,
-        /// Its mode bits.
-        mode: u32,
-    },
-    /// Its content is not what seakeeper expects (the message never quotes a value).
-    #[error("{path}: {message}")]
-    Invalid {
-        /// The file.
-        path: PathBuf,
-        /// What is wrong, by field and line.
-        message: String,
-    },
-}
-
-/// The secrets file (YAML, outside git, mode 0600). Sections other than `gerrit` belong to
-/// other clients (registries) and are not read here.
-///
-/// ```yaml
-/// gerrit:
-///   username: seakeeper
-///   password: the-http-credentials-token
-/// ```
+/// The `gerrit:` credentials of the secrets file (see [`crate::secrets`]).
 pub fn load_gerrit_credentials(path: &Path) -> Result<Option<Credentials>, SecretsError> {
-    use std::os::unix::fs::PermissionsExt as _;
-    let meta = std::fs::metadata(path).map_err(|e| SecretsError::Read {
-        path: path.to_owned(),
-        message: e.to_string(),
-    })?;
-    let mode = meta.permissions().mode() & 0o777;
-    if mode & 0o077 != 0 {
-        return Err(SecretsError::Permissions {
-            path: path.to_owned(),
-            mode,
-        });
-    }
-    let text = std::fs::read_to_string(path).map_err(|e| SecretsError::Read {
-        path: path.to_owned(),
-        message: e.to_string(),
-    })?;
-    #[derive(Deserialize)]
-    struct File {
-        #[serde(default)]
-        gerrit: Option<Credentials>,
-    }
-    // Errors name the field and position; serde_yaml_ng never quotes scalar values in them
-    // for these types, but be strict anyway and keep only the location part.
-    let file: File = serde_yaml_ng::from_str(&text).map_err(|e| {
-        let location = e
-            .location()
-            .map(|l| format!(" at line {} column {}", l.line(), l.column()))
-            .unwrap_or_default();
-        let what = if e.to_string().contains("missing field `password`") {
-            "gerrit: missing field `password`".to_owned()
-        } else if e.to_string().contains("missing field `username`") {
-            "gerrit: missing field `username`".to_owned()
-        } else if e.to_string().contains("unknown field") {
-            "gerrit: unknown field (expected `username` and `password`)".to_owned()
-        } else {
-            "not a YAML mapping with a `gerrit: {username, password}` section".to_owned()
-        };
-        SecretsError::Invalid {
-            path: path.to_owned(),
-            message: format!("{what}{location}"),
-        }
-    })?;
-    Ok(file.gerrit)
+    Ok(crate::secrets::SecretsFile::load(path)?.gerrit)
 }
 
 /// How often and how patiently to retry.

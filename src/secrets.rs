@@ -1,0 +1,160 @@
+//! The secrets file: YAML outside git, mode 0600 (refused otherwise). Values never appear in
+//! errors, logs or `Debug` output.
+//!
+//! ```yaml
+//! gerrit:
+//!   username: seakeeper
+//!   password: the-http-credentials-token
+//! registries:
+//!   registry.example.org:          # by host[:port]
+//!     username: robot
+//!     password: token
+//! ```
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use base64::Engine as _;
+use serde::Deserialize;
+
+/// What the secrets file holds.
+#[derive(Debug, Default, Deserialize)]
+pub struct SecretsFile {
+    /// The Gerrit account.
+    #[serde(default)]
+    pub gerrit: Option<Credentials>,
+    /// Registry accounts by `host[:port]`.
+    #[serde(default)]
+    pub registries: BTreeMap<String, Credentials>,
+}
+
+impl SecretsFile {
+    /// Reads and checks the file.
+    pub fn load(path: &Path) -> Result<SecretsFile, SecretsError> {
+        load_file(path)
+    }
+}
+
+/// The account seakeeper uses for Gerrit's REST API and authenticated git over HTTP.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Credentials {
+    /// The Gerrit user name.
+    pub username: String,
+    /// The HTTP password ("HTTP credentials" token), never printed.
+    password: String,
+}
+
+impl Credentials {
+    /// Credentials from a user name and password.
+    pub fn new(username: &str, password: &str) -> Credentials {
+        Credentials {
+            username: username.to_owned(),
+            password: password.to_owned(),
+        }
+    }
+
+    /// `(username, password)`, for clients that build their own headers.
+    pub fn pair(&self) -> (String, String) {
+        (self.username.clone(), self.password.clone())
+    }
+
+    pub(crate) fn basic_header(&self) -> String {
+        let raw = format!("{}:{}", self.username, self.password);
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(raw)
+        )
+    }
+}
+
+impl fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "Credentials {{ username: {:?}, password: <redacted> }}",
+            self.username
+        )
+    }
+}
+
+/// The secrets file could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum SecretsError {
+    /// It could not be read.
+    #[error("{path}: {message}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// What went wrong.
+        message: String,
+    },
+    /// Other users may read it.
+    #[error(
+        "{path}: the secrets file is readable by other users (mode {mode:o}); run `chmod 600 {path}`"
+    )]
+    Permissions {
+        /// The file.
+        path: PathBuf,
+        /// Its mode bits.
+        mode: u32,
+    },
+    /// Its content is not what seakeeper expects (the message never quotes a value).
+    #[error("{path}: {message}")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong, by field and line.
+        message: String,
+    },
+}
+
+/// The secrets file (YAML, outside git, mode 0600). Sections other than `gerrit` belong to
+/// other clients (registries) and are not read here.
+///
+/// ```yaml
+/// gerrit:
+///   username: seakeeper
+///   password: the-http-credentials-token
+/// ```
+pub fn load_file(path: &Path) -> Result<SecretsFile, SecretsError> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let meta = std::fs::metadata(path).map_err(|e| SecretsError::Read {
+        path: path.to_owned(),
+        message: e.to_string(),
+    })?;
+    let mode = meta.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        return Err(SecretsError::Permissions {
+            path: path.to_owned(),
+            mode,
+        });
+    }
+    let text = std::fs::read_to_string(path).map_err(|e| SecretsError::Read {
+        path: path.to_owned(),
+        message: e.to_string(),
+    })?;
+    // Errors name the field and position; serde_yaml_ng never quotes scalar values in them
+    // for these types, but be strict anyway and keep only the location part.
+    let file: SecretsFile = serde_yaml_ng::from_str(&text).map_err(|e| {
+        let location = e
+            .location()
+            .map(|l| format!(" at line {} column {}", l.line(), l.column()))
+            .unwrap_or_default();
+        let what = if e.to_string().contains("missing field `password`") {
+            "missing field `password`".to_owned()
+        } else if e.to_string().contains("missing field `username`") {
+            "missing field `username`".to_owned()
+        } else if e.to_string().contains("unknown field") {
+            "unknown field (expected `username` and `password`)".to_owned()
+        } else {
+            "not a YAML mapping with `gerrit:` and `registries:` sections".to_owned()
+        };
+        SecretsError::Invalid {
+            path: path.to_owned(),
+            message: format!("{what}{location}"),
+        }
+    })?;
+    Ok(file)
+}
