@@ -7,25 +7,51 @@ use std::path::PathBuf;
 
 use support::{seakeeper, stderr, stdout, with_stdin};
 
-/// The recorded samples beside the checkout. CI always has them (a missing directory fails
-/// there); a developer checkout without `shared/` skips these tests with a message.
+/// The recorded samples, copied from `../shared/reference/gerrit-samples/` into
+/// `fixtures/gerrit-samples/` so the tests never depend on what sits beside the checkout.
 fn samples() -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/reference/gerrit-samples");
-    assert!(
-        dir.exists() || std::env::var_os("CI").is_none(),
-        "{} is missing: CI runs with shared/ beside the checkout",
-        dir.display()
-    );
-    dir
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/gerrit-samples")
+}
+
+/// When the reference is beside the checkout, the copy must not have drifted from it.
+#[test]
+fn the_fixture_copy_matches_the_reference() {
+    let reference =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/reference/gerrit-samples");
+    if !reference.exists() {
+        eprintln!(
+            "skipping: {} is not beside the checkout",
+            reference.display()
+        );
+        return;
+    }
+    let mut stack = vec![reference.clone()];
+    let mut n = 0;
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+                continue;
+            }
+            let rel = p.strip_prefix(&reference).unwrap();
+            let copy = samples().join(rel);
+            assert_eq!(
+                std::fs::read(&p).unwrap(),
+                std::fs::read(&copy).unwrap_or_default(),
+                "fixtures/gerrit-samples/{} differs from the reference",
+                rel.display()
+            );
+            n += 1;
+        }
+    }
+    assert!(n >= 10);
 }
 
 #[test]
 fn every_sample_event_parses() {
     let dir = samples();
-    if !dir.exists() {
-        eprintln!("skipping: {} is not beside this checkout", dir.display());
-        return;
-    }
+    assert!(dir.exists(), "{} is missing", dir.display());
     for name in [
         "patchset-created.json",
         "comment-added.json",
@@ -52,10 +78,7 @@ fn every_sample_event_parses() {
 #[test]
 fn the_cli_normalizes_a_stream_and_reports_bad_lines() {
     let dir = samples();
-    if !dir.exists() {
-        eprintln!("skipping: {} is not beside this checkout", dir.display());
-        return;
-    }
+    assert!(dir.exists(), "{} is missing", dir.display());
     let mut input = std::fs::read_to_string(dir.join("stream-sample.jsonl")).unwrap();
     input.push_str("this is not json\n{\"type\":\"patchset-created\"}\n{\"type\":\"dropped-output\",\"eventCreatedOn\":1}\n");
     let out = with_stdin(seakeeper().args(["gerrit", "events"]), input.as_bytes());
