@@ -1,6 +1,7 @@
 //! The command line: one file per subcommand, argument handling and output only. Logic lives
 //! in the library modules; errors are `anyhow` here and mapped to exit codes in `main`.
 
+mod attest;
 mod config;
 mod demo;
 mod gerrit;
@@ -40,6 +41,9 @@ enum Command {
     /// Jobs: run one locally exactly as CI would, render its Kubernetes manifest.
     #[command(subcommand)]
     Job(job::JobCommand),
+    /// Attestations: signed SLSA provenance (DSSE), and checking them against the ledger.
+    #[command(subcommand)]
+    Attest(attest::AttestCommand),
     /// Images: assemble one deterministically into an OCI image layout.
     #[command(subcommand)]
     Image(image::ImageCommand),
@@ -62,6 +66,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Gerrit(c) => gerrit::run(c),
         Command::Job(c) => job::run(c),
         Command::Image(c) => image::run(c),
+        Command::Attest(c) => attest::run(c),
         Command::Trace(a) => trace::run(a),
         Command::Demo(a) => demo::run(a),
     }

@@ -4,6 +4,9 @@
 //! ledger with plain `git verify-commit`. This module knows nothing of git or the ledger: it
 //! signs byte strings and checks signatures over byte strings against a set of certificates.
 
+pub mod dsse;
+pub mod provenance;
+
 use std::collections::HashMap;
 use std::fs;
 use std::io::Write as _;

@@ -1,0 +1,218 @@
+//! Signed SLSA provenance in DSSE envelopes: made with the ledger's key, verified by seakeeper,
+//! by an independent implementation (Python's securesystemslib), and against the ledger.
+
+mod support;
+
+use std::process::Command;
+
+use support::{World, output, seakeeper, stderr, stdout};
+
+const DIGEST: &str = "sha256:3d0a4a8b5ef6c0d1e2f3a4b5c6d7e8f90123456789abcdef0123456789abcdef";
+
+fn provenance(w: &World, trust: &str) -> String {
+    provenance_of(w, trust, "b-2026-11-22-1")
+}
+
+fn provenance_of(w: &World, trust: &str, build: &str) -> String {
+    let out = output(
+        seakeeper()
+            .args(["attest", "provenance", "--key"])
+            .arg(&w.key)
+            .args([
+                "--subject",
+                &format!("registry.example.org/mediawiki@{DIGEST}"),
+                "--build-id",
+                "b-2026-11-22-1",
+                "--trust",
+                trust,
+                "--project",
+                "mediawiki/core",
+                "--change",
+                "4711",
+                "--patchset",
+                "2",
+                "--source",
+                "https://gerrit.example.org/mediawiki/core",
+                "--source-commit",
+                "3b9f2e7c41d05a8e6f1c2b3d4e5f60718293a4b5",
+                "--config-repo",
+                "https://gerrit.example.org/seakeeper/config",
+                "--config-commit",
+                "757722a6e1c4b1d2e3f4a5b6c7d8e9f0a1b2c3d4",
+                "--base",
+                &format!("docker.io/library/php@sha256:{}", "b".repeat(64)),
+                "--byproduct",
+                &format!("build.log@sha256:{}", "c".repeat(64)),
+            ]),
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    stdout(&out).trim().to_owned()
+}
+
+#[test]
+fn provenance_is_signed_and_verifies_here_and_in_securesystemslib() {
+    let w = World::new();
+    let env = provenance(&w, "trusted");
+    let file = w.path("env.json");
+    std::fs::write(&file, &env).unwrap();
+    let verify = |extra: &[&str], digest: &str| {
+        output(
+            seakeeper()
+                .args(["attest", "verify", digest, "--cert"])
+                .arg(&w.cert)
+                .args(extra),
+        )
+    };
+    let out = verify(&["--envelope", file.to_str().unwrap()], DIGEST);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("signature ok, https://slsa.dev/provenance/v1"));
+
+    // The statement's shape.
+    let v: serde_json::Value = serde_json::from_str(&env).unwrap();
+    assert_eq!(v["payloadType"], "application/vnd.in-toto+json");
+    let payload = base64::Engine::decode(
+        &base64::engine::general_purpose::STANDARD,
+        v["payload"].as_str().unwrap(),
+    )
+    .unwrap();
+    let st: serde_json::Value = serde_json::from_slice(&payload).unwrap();
+    assert_eq!(st["_type"], "https://in-toto.io/Statement/v1");
+    assert_eq!(st["subject"][0]["digest"]["sha256"], &DIGEST[7..]);
+    let def = &st["predicate"]["buildDefinition"];
+    assert_eq!(def["externalParameters"]["change"], 4711);
+    assert_eq!(def["resolvedDependencies"].as_array().unwrap().len(), 3);
+    assert_eq!(
+        st["predicate"]["runDetails"]["builder"]["id"],
+        "https://seakeeper.dev/builders/trusted"
+    );
+
+    // Wrong digest, tampered payload, untrusted builder: refused.
+    let out = verify(
+        &["--envelope", file.to_str().unwrap()],
+        &format!("sha256:{}", "d".repeat(64)),
+    );
+    assert!(!out.status.success() && stderr(&out).contains("is not about"));
+    let mut t: serde_json::Value = v.clone();
+    let tampered = String::from_utf8(payload.clone())
+        .unwrap()
+        .replace("4711", "4712");
+    t["payload"] =
+        base64::Engine::encode(&base64::engine::general_purpose::STANDARD, tampered).into();
+    let tfile = w.path("tampered.json");
+    std::fs::write(&tfile, t.to_string()).unwrap();
+    let out = verify(&["--envelope", tfile.to_str().unwrap()], DIGEST);
+    assert!(
+        !out.status.success() && stderr(&out).contains("no signature"),
+        "{}",
+        stderr(&out)
+    );
+    let ufile = w.path("untrusted.json");
+    std::fs::write(&ufile, provenance(&w, "untrusted")).unwrap();
+    let out = verify(&["--envelope", ufile.to_str().unwrap()], DIGEST);
+    assert!(
+        stderr(&out).contains("not a trusted builder"),
+        "{}",
+        stderr(&out)
+    );
+
+    // An independent verifier: securesystemslib, with the public key in hex.
+    let out = output(
+        seakeeper()
+            .args(["attest", "public-key", "--cert"])
+            .arg(&w.cert),
+    );
+    let text = stdout(&out);
+    let (public, keyid) = text.trim().split_once(' ').unwrap();
+    let script = r#"
+import json, sys
+from securesystemslib.dsse import Envelope
+from securesystemslib.signer import SSlibKey
+env = Envelope.from_dict(json.load(open(sys.argv[1])))
+key = SSlibKey(sys.argv[3], "ed25519", "ed25519", {"public": sys.argv[2]})
+verified = env.verify([key], 1)
+print("verified", sorted(verified))
+"#;
+    let py = Command::new("python3")
+        .args(["-c", script, file.to_str().unwrap(), public, keyid])
+        .output()
+        .unwrap();
+    let have = Command::new("python3")
+        .args(["-c", "import securesystemslib"])
+        .status()
+        .unwrap()
+        .success();
+    if have {
+        assert!(
+            py.status.success(),
+            "securesystemslib: {}",
+            String::from_utf8_lossy(&py.stderr)
+        );
+        assert!(String::from_utf8_lossy(&py.stdout).contains(keyid));
+        let py = Command::new("python3")
+            .args(["-c", script, tfile.to_str().unwrap(), public, keyid])
+            .output()
+            .unwrap();
+        assert!(
+            !py.status.success(),
+            "securesystemslib rejects the tampered envelope"
+        );
+    } else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "securesystemslib must be installed in CI"
+        );
+    }
+    // The PEM form cosign reads.
+    let out = output(
+        seakeeper()
+            .args(["attest", "public-key", "--pem", "--cert"])
+            .arg(&w.cert),
+    );
+    assert!(stdout(&out).starts_with("-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEA"));
+}
+
+#[test]
+fn the_envelope_must_be_the_one_the_ledger_recorded() {
+    let w = World::new();
+    let ledger = w.init_ledger("ledger.git");
+    let env = provenance(&w, "trusted");
+    let record = format!(
+        "{{\"record\":\"attestation\",\"subject_digest\":\"{DIGEST}\",\"predicate_type\":\"https://slsa.dev/provenance/v1\",\"envelope\":{env}}}\n"
+    );
+    let out = w.import(&ledger, &w.key, record.as_bytes(), &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let file = w.path("env.json");
+    std::fs::write(&file, &env).unwrap();
+    let out = output(
+        seakeeper()
+            .args(["attest", "verify", DIGEST, "--cert"])
+            .arg(&w.cert)
+            .arg("--ledger")
+            .arg(&ledger)
+            .arg("--envelope")
+            .arg(&file),
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        stdout(&out).lines().count(),
+        2,
+        "the ledger's record and the envelope"
+    );
+    // Another (validly signed) envelope is not the recorded one.
+    let other = w.path("other.json");
+    std::fs::write(&other, provenance_of(&w, "trusted", "b-another")).unwrap();
+    let out = output(
+        seakeeper()
+            .args(["attest", "verify", DIGEST, "--cert"])
+            .arg(&w.cert)
+            .arg("--ledger")
+            .arg(&ledger)
+            .arg("--envelope")
+            .arg(&other),
+    );
+    assert!(
+        stderr(&out).contains("not one the ledger recorded"),
+        "{}",
+        stderr(&out)
+    );
+}
