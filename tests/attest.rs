@@ -22,7 +22,7 @@ fn provenance_of(w: &World, trust: &str, build: &str) -> String {
                 "--subject",
                 &format!("registry.example.org/mediawiki@{DIGEST}"),
                 "--build-id",
-                "b-2026-11-22-1",
+                build,
                 "--trust",
                 trust,
                 "--project",
