@@ -281,3 +281,146 @@ fn a_stopped_registry_fails_the_copy_without_a_tag_and_a_retry_succeeds() {
         support::stderr(&out)
     );
 }
+
+#[test]
+fn attestations_and_signatures_travel_with_the_image() {
+    let (Some(a), Some(b)) = (DockerRegistry::start(), DockerRegistry::start()) else {
+        return;
+    };
+    let w = support::World::new();
+    let (_base, app) = images(w.dir.path());
+    let store = w.dir.path().join("store");
+    let src = format!("docker://{}/w/app", a.host);
+    let out = copy(
+        &format!("oci:{}@{app}", store.display()),
+        &format!("{src}:1"),
+    );
+    assert!(out.status.success(), "{}", support::stderr(&out));
+    // Provenance about the image, attached as cosign does, and a signature.
+    let out = sk(&[
+        "attest",
+        "provenance",
+        "--key",
+        w.key.to_str().unwrap(),
+        "--subject",
+        &format!("{}/w/app@{app}", a.host),
+        "--build-id",
+        "b-1",
+        "--project",
+        "w/app",
+        "--source",
+        "https://gerrit.example.org/w/app",
+        "--source-commit",
+        "3b9f2e7c41d05a8e6f1c2b3d4e5f60718293a4b5",
+        "--config-repo",
+        "https://gerrit.example.org/config",
+        "--config-commit",
+        "757722a6e1c4b1d2e3f4a5b6c7d8e9f0a1b2c3d4",
+    ]);
+    assert!(out.status.success(), "{}", support::stderr(&out));
+    let envelope = support::stdout(&out).trim().to_owned();
+    let env_file = w.path("env.json");
+    std::fs::write(&env_file, &envelope).unwrap();
+    let out = sk(&[
+        "attest",
+        "attach",
+        "--plain-http",
+        &format!("{src}@{app}"),
+        "--envelope",
+        env_file.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", support::stderr(&out));
+    let out = sk(&[
+        "attest",
+        "sign",
+        "--plain-http",
+        &format!("{src}@{app}"),
+        "--key",
+        w.key.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", support::stderr(&out));
+
+    // Promote A -> B: the .att and .sig tags come along.
+    let out = copy(
+        &format!("{src}@{app}"),
+        &format!("docker://{}/prod/app:live", b.host),
+    );
+    assert!(out.status.success(), "{}", support::stderr(&out));
+    let hex = &app["sha256:".len()..];
+    let raw = |tag: &str| -> serde_json::Value {
+        let out = Command::new("skopeo")
+            .args([
+                "inspect",
+                "--tls-verify=false",
+                "--raw",
+                &format!("docker://{}/prod/app:sha256-{hex}.{tag}", b.host),
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{tag}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let att = raw("att");
+    let layer = &att["layers"][0];
+    assert_eq!(layer["mediaType"], "application/vnd.dsse.envelope.v1+json");
+    assert_eq!(
+        layer["annotations"]["predicateType"],
+        "https://slsa.dev/provenance/v1"
+    );
+    let reg = seakeeper::registry::distribution::Registry::new(&format!("http://{}", b.host), None)
+        .unwrap();
+    let fetch = |d: &str| {
+        let (_, mut r) = reg.get_blob("prod/app", &d.parse().unwrap()).unwrap();
+        let mut v = Vec::new();
+        std::io::Read::read_to_end(&mut r, &mut v).unwrap();
+        v
+    };
+    assert_eq!(
+        String::from_utf8(fetch(layer["digest"].as_str().unwrap())).unwrap(),
+        envelope
+    );
+    // The signature verifies with the published key (independently, with Python's cryptography).
+    let sig = raw("sig");
+    let sl = &sig["layers"][0];
+    assert_eq!(
+        sl["mediaType"],
+        "application/vnd.dev.cosign.simplesigning.v1+json"
+    );
+    let payload = fetch(sl["digest"].as_str().unwrap());
+    assert!(String::from_utf8_lossy(&payload).contains(&app));
+    let signature = sl["annotations"]["dev.cosignproject.cosign/signature"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let out = support::output(
+        support::seakeeper()
+            .args(["attest", "public-key", "--cert"])
+            .arg(&w.cert),
+    );
+    let public = support::stdout(&out)
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_owned();
+    let payload_file = w.path("payload.json");
+    std::fs::write(&payload_file, &payload).unwrap();
+    let py = Command::new("python3")
+        .args([
+            "-c",
+            "import sys,base64\nfrom cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey\nEd25519PublicKey.from_public_bytes(bytes.fromhex(sys.argv[1])).verify(base64.b64decode(sys.argv[2]), open(sys.argv[3],'rb').read())\nprint('ok')",
+            &public,
+            &signature,
+            payload_file.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        py.status.success(),
+        "{}",
+        String::from_utf8_lossy(&py.stderr)
+    );
+}

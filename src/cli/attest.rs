@@ -77,6 +77,29 @@ pub(super) enum AttestCommand {
         #[arg(long)]
         ledger: Option<PathBuf>,
     },
+    /// Attach an envelope to an image as cosign does (`sha256-<hex>.att`), in a registry
+    /// (`docker://HOST/REPO@sha256:...`) or a layout (`oci:DIR@sha256:...`).
+    Attach {
+        /// The image, by digest.
+        image: String,
+        /// The DSSE envelope file.
+        #[arg(long)]
+        envelope: PathBuf,
+        /// Plain HTTP (loopback registries only).
+        #[arg(long)]
+        plain_http: bool,
+    },
+    /// Sign an image as cosign does (`sha256-<hex>.sig`, Ed25519 over the simple-signing payload).
+    Sign {
+        /// The image, by digest.
+        image: String,
+        /// The secret key.
+        #[arg(long)]
+        key: PathBuf,
+        /// Plain HTTP (loopback registries only).
+        #[arg(long)]
+        plain_http: bool,
+    },
     /// Print the CI key's Ed25519 public key: hex (securesystemslib) or PEM (cosign).
     PublicKey {
         /// The public cert.
@@ -152,6 +175,56 @@ pub(super) fn run(cmd: AttestCommand) -> anyhow::Result<ExitCode> {
             let mut key = SigningKey::load(&key)?;
             let env = key.sign_dsse(dsse::IN_TOTO, &serde_json::to_vec(&statement)?)?;
             println!("{}", serde_json::to_string(&env)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        AttestCommand::Attach {
+            image,
+            envelope,
+            plain_http,
+        } => {
+            let (loc, reference) = crate::registry::copy::parse_location(&image, plain_http, None)?;
+            let subject: Digest = reference
+                .filter(|r| r.starts_with("sha256:"))
+                .with_context(|| format!("{image}: name the image by @sha256:..."))?
+                .parse()?;
+            let bytes = std::fs::read(&envelope).with_context(|| envelope.display().to_string())?;
+            let env: DsseEnvelope = serde_json::from_slice(&bytes)
+                .with_context(|| format!("{}: not a DSSE envelope", envelope.display()))?;
+            let payload =
+                base64::Engine::decode(&base64::engine::general_purpose::STANDARD, &env.payload)
+                    .context("the envelope's payload is not base64")?;
+            let statement: serde_json::Value =
+                serde_json::from_slice(&payload).context("the payload is not JSON")?;
+            let (subjects, predicate) = provenance::subjects(&statement);
+            if !subjects.iter().any(|s| s == subject.as_str()) {
+                bail!("the envelope is not about {subject}");
+            }
+            let d =
+                crate::registry::cosign::attach_attestation(&loc, &subject, &bytes, &predicate)?;
+            println!("{} {d}", crate::registry::cosign::tag(&subject, "att"));
+            Ok(ExitCode::SUCCESS)
+        }
+        AttestCommand::Sign {
+            image,
+            key,
+            plain_http,
+        } => {
+            let (loc, reference) = crate::registry::copy::parse_location(&image, plain_http, None)?;
+            let subject: Digest = reference
+                .filter(|r| r.starts_with("sha256:"))
+                .with_context(|| format!("{image}: name the image by @sha256:..."))?
+                .parse()?;
+            let name = image.split('@').next().unwrap_or_default();
+            let name = name
+                .strip_prefix("docker://")
+                .or_else(|| name.strip_prefix("oci:"))
+                .unwrap_or(name);
+            let payload = crate::registry::cosign::simple_signing_payload(name, &subject);
+            let mut key = SigningKey::load(&key)?;
+            let sig = key.sign_ed25519(&payload)?;
+            let b64 = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, sig);
+            let d = crate::registry::cosign::attach_signature(&loc, &subject, &payload, &b64)?;
+            println!("{} {d}", crate::registry::cosign::tag(&subject, "sig"));
             Ok(ExitCode::SUCCESS)
         }
         AttestCommand::PublicKey { cert, pem } => {

@@ -56,6 +56,40 @@ fn is_index(media_type: &str) -> bool {
 }
 
 impl Location {
+    /// Stores a small blob (a config, an attachment's layer).
+    pub fn put_blob(&self, bytes: &[u8]) -> Result<Digest, CopyError> {
+        let d = Digest::of(bytes);
+        match self {
+            Location::Registry(r, repo) => {
+                if !r.has_blob(repo, &d)? {
+                    r.push_blob(
+                        repo,
+                        &d,
+                        bytes.len() as u64,
+                        Box::new(std::io::Cursor::new(bytes.to_vec())),
+                    )?;
+                }
+            }
+            Location::Layout(l) => {
+                l.put_blob(bytes)?;
+            }
+        }
+        Ok(d)
+    }
+
+    /// A manifest by tag or digest, if there is one.
+    pub fn get_manifest_opt(&self, reference: &str) -> Result<Option<Manifest>, CopyError> {
+        if !self.has_manifest(reference)? {
+            return Ok(None);
+        }
+        self.get_manifest(reference).map(Some)
+    }
+
+    /// Pushes a manifest under `reference`.
+    pub fn put_manifest_pub(&self, reference: &str, m: &Manifest) -> Result<Digest, CopyError> {
+        self.put_manifest(reference, m)
+    }
+
     fn get_manifest(&self, reference: &str) -> Result<Manifest, CopyError> {
         match self {
             Location::Registry(r, repo) => Ok(r.get_manifest(repo, reference)?),

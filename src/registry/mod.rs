@@ -4,6 +4,7 @@
 
 pub mod assemble;
 pub mod copy;
+pub mod cosign;
 pub mod distribution;
 pub mod layout;
 

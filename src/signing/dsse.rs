@@ -69,6 +69,30 @@ impl SigningKey {
         })
     }
 
+    /// A raw Ed25519 signature over `message` (cosign's `.sig` for Ed25519 keys).
+    pub fn sign_ed25519(&mut self, message: &[u8]) -> Result<Vec<u8>, SigningError> {
+        let oops = |e: anyhow::Error| SigningError::Openpgp {
+            what: "Ed25519 signing",
+            message: e.to_string(),
+        };
+        match self
+            .keypair
+            .sign(HashAlgorithm::SHA512, message)
+            .map_err(oops)?
+        {
+            mpi::Signature::EdDSA { r, s } => {
+                let mut v = r.value_padded(32).map_err(oops)?.to_vec();
+                v.extend_from_slice(&s.value_padded(32).map_err(oops)?);
+                Ok(v)
+            }
+            mpi::Signature::Ed25519 { s } => Ok(s.to_vec()),
+            _ => Err(SigningError::Openpgp {
+                what: "Ed25519 signing",
+                message: "not an Ed25519 key".into(),
+            }),
+        }
+    }
+
     /// Signs `payload` into a DSSE envelope.
     pub fn sign_dsse(
         &mut self,
@@ -76,36 +100,7 @@ impl SigningKey {
         payload: &[u8],
     ) -> Result<DsseEnvelope, SigningError> {
         let public = self.ed25519_public()?;
-        let sig = self
-            .keypair
-            .sign(HashAlgorithm::SHA512, &pae(payload_type, payload))
-            .map_err(|e| SigningError::Openpgp {
-                what: "DSSE signing",
-                message: e.to_string(),
-            })?;
-        let raw: Vec<u8> = match sig {
-            mpi::Signature::EdDSA { r, s } => {
-                let mut v = r
-                    .value_padded(32)
-                    .map_err(|e| SigningError::Openpgp {
-                        what: "DSSE signing",
-                        message: e.to_string(),
-                    })?
-                    .to_vec();
-                v.extend_from_slice(&s.value_padded(32).map_err(|e| SigningError::Openpgp {
-                    what: "DSSE signing",
-                    message: e.to_string(),
-                })?);
-                v
-            }
-            mpi::Signature::Ed25519 { s } => s.to_vec(),
-            _ => {
-                return Err(SigningError::Openpgp {
-                    what: "DSSE signing",
-                    message: "not an Ed25519 signature".into(),
-                });
-            }
-        };
+        let raw = self.sign_ed25519(&pae(payload_type, payload))?;
         let b64 = base64::engine::general_purpose::STANDARD;
         Ok(DsseEnvelope {
             payload_type: payload_type.to_owned(),
