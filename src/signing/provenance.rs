@@ -119,3 +119,69 @@ pub fn subjects(statement: &Value) -> (Vec<String>, String) {
             .to_owned(),
     )
 }
+
+/// What a promotion statement says.
+#[derive(Debug, Clone)]
+pub struct PromotionFacts {
+    /// The image name.
+    pub image: String,
+    /// Its digest.
+    pub digest: Digest,
+    /// The environment it left (none: straight from the build).
+    pub from_environment: Option<String>,
+    /// The environment it entered.
+    pub to_environment: String,
+    /// Where it was copied from and to (`host/repo`).
+    pub from_registry: String,
+    /// To.
+    pub to_registry: String,
+    /// The config repo commit whose `promotions/` asked for it.
+    pub config_commit: String,
+    /// The ledger commit holding the build attestation it relied on.
+    pub ledger_commit: String,
+    /// When (RFC 3339).
+    pub at: String,
+}
+
+/// A promotion statement (in-toto Statement v1, seakeeper's promotion predicate).
+pub fn promotion_statement(p: &PromotionFacts) -> Value {
+    json!({
+        "_type": "https://in-toto.io/Statement/v1",
+        "subject": [{"name": p.image, "digest": hex_of(&p.digest)}],
+        "predicateType": PROMOTION_V1,
+        "predicate": {
+            "from": {"environment": p.from_environment, "registry": p.from_registry},
+            "to": {"environment": p.to_environment, "registry": p.to_registry},
+            "configCommit": p.config_commit,
+            "ledgerCommit": p.ledger_commit,
+            "promotedOn": p.at,
+            "promoter": {"id": builder_id(Trust::Trusted)},
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn promotion_statements_name_both_sides_and_the_commits() {
+        let d: Digest = format!("sha256:{}", "a".repeat(64)).parse().unwrap();
+        let s = promotion_statement(&PromotionFacts {
+            image: "mediawiki".into(),
+            digest: d.clone(),
+            from_environment: Some("staging".into()),
+            to_environment: "production".into(),
+            from_registry: "staging.example.org/mw".into(),
+            to_registry: "prod.example.org/mw".into(),
+            config_commit: "1".repeat(40),
+            ledger_commit: "2".repeat(40),
+            at: "2026-11-22T06:00:00Z".into(),
+        });
+        let (subjects, predicate) = subjects(&s);
+        assert_eq!(subjects, vec![d.to_string()]);
+        assert_eq!(predicate, PROMOTION_V1);
+        assert_eq!(s["predicate"]["to"]["environment"], "production");
+        assert_eq!(s["predicate"]["ledgerCommit"], "2".repeat(40));
+    }
+}
