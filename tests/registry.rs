@@ -424,3 +424,71 @@ fn attestations_and_signatures_travel_with_the_image() {
         String::from_utf8_lossy(&py.stderr)
     );
 }
+
+#[test]
+fn a_registry_stopped_in_the_middle_of_a_copy_leaves_no_tag_and_a_retry_finishes() {
+    use seakeeper::registry::copy::{Location, copy};
+    use seakeeper::registry::distribution::Registry;
+    use std::sync::Arc;
+    let (Some(a), Some(mut b)) = (DockerRegistry::start(), DockerRegistry::start()) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let store = seakeeper::registry::OciLayout::open_or_init(&dir.path().join("store")).unwrap();
+    // Three layers of 40 MB that do not compress: long enough to stop B in the middle.
+    let mut base = None;
+    let mut x: u64 = 0x9e3779b97f4a7c15;
+    for i in 0..3 {
+        let src = dir.path().join(format!("l{i}"));
+        std::fs::create_dir_all(&src).unwrap();
+        let mut data = vec![0u8; 40 << 20];
+        for c in data.chunks_mut(8) {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            c.copy_from_slice(&x.to_le_bytes()[..c.len()]);
+        }
+        std::fs::write(src.join("blob.bin"), &data).unwrap();
+        let spec = seakeeper::registry::ImageSpec {
+            files: seakeeper::registry::assemble::files_under(&src).unwrap(),
+            base: base.clone(),
+            ..Default::default()
+        };
+        base = Some(seakeeper::registry::assemble(&store, &spec).unwrap().digest);
+    }
+    let digest = base.unwrap();
+    let ra = Arc::new(Registry::new(&format!("http://{}", a.host), None).unwrap());
+    let rb = Arc::new(
+        Registry::new(&format!("http://{}", b.host), None)
+            .unwrap()
+            .with_retry(1, std::time::Duration::from_millis(10)),
+    );
+    let src = Location::Registry(ra.clone(), "w/big".into());
+    copy(
+        &Location::Layout(store.clone()),
+        &src,
+        &digest,
+        Some("1"),
+        4,
+    )
+    .unwrap();
+    let dst = Location::Registry(rb.clone(), "w/big".into());
+    let result = std::thread::scope(|s| {
+        let h = s.spawn(|| copy(&src, &dst, &digest, Some("prod"), 1));
+        std::thread::sleep(std::time::Duration::from_millis(150));
+        b.stop();
+        h.join().unwrap()
+    });
+    assert!(
+        result.is_err(),
+        "the copy must fail when the target goes away"
+    );
+    b.resume();
+    assert!(
+        !rb.has_manifest("w/big", "prod").unwrap(),
+        "nothing was tagged"
+    );
+    let stats = copy(&src, &dst, &digest, Some("prod"), 4).unwrap();
+    assert!(stats.blobs_copied >= 1, "{stats:?}");
+    assert_eq!(rb.get_manifest("w/big", "prod").unwrap().digest, digest);
+}

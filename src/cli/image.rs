@@ -168,7 +168,24 @@ fn copy(
     if tag.as_deref().is_some_and(|t| t.starts_with("sha256:")) {
         bail!("{dst}: the target takes a tag, not a digest");
     }
-    let stats = copy::copy(&from, &to, &digest, tag.as_deref(), parallel)?;
+    // SAFETY: isatty only inspects a file descriptor.
+    let terminal = unsafe { libc::isatty(2) } == 1;
+    let progress = |s: &copy::CopyStats| {
+        if terminal {
+            eprint!(
+                "\r\x1b[Kcopying {}: {} blob(s) copied ({:.1} MB), {} already there, {} mounted",
+                digest,
+                s.blobs_copied,
+                s.bytes as f64 / 1e6,
+                s.blobs_present,
+                s.blobs_mounted
+            );
+        }
+    };
+    let stats = copy::copy_with_progress(&from, &to, &digest, tag.as_deref(), parallel, &progress)?;
+    if terminal {
+        eprintln!();
+    }
     eprintln!(
         "copied {} manifest(s); blobs: {} copied ({} bytes), {} already there, {} mounted",
         stats.manifests, stats.blobs_copied, stats.bytes, stats.blobs_present, stats.blobs_mounted

@@ -158,13 +158,10 @@ impl Location {
         &self,
         src: &Location,
         d: &Digest,
-        stats: &Mutex<CopyStats>,
+        stats: &Progress<'_>,
     ) -> Result<(), CopyError> {
         if self.has_blob(d)? {
-            stats
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .blobs_present += 1;
+            stats.update(|s| s.blobs_present += 1);
             return Ok(());
         }
         if let (Location::Registry(dst, drepo), Location::Registry(s, srepo)) = (self, src)
@@ -172,10 +169,7 @@ impl Location {
             && drepo != srepo
             && dst.mount_blob(drepo, d, srepo)?
         {
-            stats
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .blobs_mounted += 1;
+            stats.update(|s| s.blobs_mounted += 1);
             return Ok(());
         }
         let (size, reader): (u64, Box<dyn std::io::Read + Send>) = match src {
@@ -193,9 +187,10 @@ impl Location {
                 l.put_blob_from(d, reader)?;
             }
         }
-        let mut s = stats.lock().unwrap_or_else(|p| p.into_inner());
-        s.blobs_copied += 1;
-        s.bytes += size;
+        stats.update(|s| {
+            s.blobs_copied += 1;
+            s.bytes += size;
+        });
         Ok(())
     }
 }
@@ -209,14 +204,30 @@ pub fn copy(
     tag: Option<&str>,
     parallel: usize,
 ) -> Result<CopyStats, CopyError> {
-    let stats = Mutex::new(CopyStats::default());
-    copy_manifest(src, dst, digest, &stats, parallel)?;
+    copy_with_progress(src, dst, digest, tag, parallel, &|_| {})
+}
+
+/// [`copy`], calling `progress` after each blob (for a progress line on a terminal).
+pub fn copy_with_progress(
+    src: &Location,
+    dst: &Location,
+    digest: &Digest,
+    tag: Option<&str>,
+    parallel: usize,
+    progress: &(dyn Fn(&CopyStats) + Sync),
+) -> Result<CopyStats, CopyError> {
+    let stats = Progress {
+        stats: Mutex::new(CopyStats::default()),
+        report: progress,
+    };
+    let stats = &stats;
+    copy_manifest(src, dst, digest, stats, parallel)?;
     // Cosign-style signatures and attestations live under tags named after the digest.
     for suffix in ["sig", "att"] {
         let t = format!("sha256-{}.{suffix}", digest.hex());
         if src.has_manifest(&t)? {
             let m = src.get_manifest(&t)?;
-            copy_manifest(src, dst, &m.digest, &stats, parallel)?;
+            copy_manifest(src, dst, &m.digest, stats, parallel)?;
             dst.put_manifest(&t, &m)?;
         }
     }
@@ -229,14 +240,35 @@ pub fn copy(
             )));
         }
     }
-    Ok(stats.into_inner().unwrap_or_else(|p| p.into_inner()))
+    Ok(*stats.stats.lock().unwrap_or_else(|p| p.into_inner()))
+}
+
+/// The running totals and who to tell.
+struct Progress<'a> {
+    stats: Mutex<CopyStats>,
+    report: &'a (dyn Fn(&CopyStats) + Sync),
+}
+
+impl Progress<'_> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, CopyStats> {
+        self.stats.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn update(&self, f: impl FnOnce(&mut CopyStats)) {
+        let snapshot = {
+            let mut s = self.lock();
+            f(&mut s);
+            *s
+        };
+        (self.report)(&snapshot);
+    }
 }
 
 fn copy_manifest(
     src: &Location,
     dst: &Location,
     digest: &Digest,
-    stats: &Mutex<CopyStats>,
+    stats: &Progress<'_>,
     parallel: usize,
 ) -> Result<(), CopyError> {
     let m = src.get_manifest(digest.as_str())?;
@@ -259,10 +291,7 @@ fn copy_manifest(
             })
     };
     if dst.has_manifest(digest.as_str())? {
-        stats
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .blobs_present += 1;
+        stats.update(|s| s.blobs_present += 1);
         return Ok(());
     }
     if is_index(&m.media_type) {
@@ -305,7 +334,7 @@ fn copy_manifest(
             "the target computed {got} for {digest}"
         )));
     }
-    stats.lock().unwrap_or_else(|p| p.into_inner()).manifests += 1;
+    stats.update(|s| s.manifests += 1);
     Ok(())
 }
 
