@@ -416,6 +416,28 @@ fn restart_adopts_jobs_and_never_runs_one_twice() {
         Some(JobState::Failed { reason, .. }) => assert!(reason.contains("lost"), "{reason}"),
         s => panic!("{s:?}"),
     }
+    // A job another seakeeper process is running (it holds the job's lock) is not lost.
+    let held_dir = state.join("jobs/b-held/held");
+    std::fs::create_dir_all(&held_dir).unwrap();
+    std::fs::write(held_dir.join("state.json"), r#"{"state":"running"}"#).unwrap();
+    let lock = std::fs::File::create(held_dir.join("lock")).unwrap();
+    // SAFETY: flock on a descriptor we own.
+    assert_eq!(
+        unsafe {
+            libc::flock(
+                std::os::unix::io::AsRawFd::as_raw_fd(&lock),
+                libc::LOCK_EX | libc::LOCK_NB,
+            )
+        },
+        0
+    );
+    let held = spec(&commit, "held", &["true"]);
+    assert_eq!(e2.state(&held.key()).unwrap(), Some(JobState::Running));
+    drop(lock);
+    assert!(matches!(
+        e2.state(&held.key()).unwrap(),
+        Some(JobState::Failed { .. })
+    ));
     // Bad input is an error, not a panic.
     let mut bad = spec(&commit, "x", &["true"]);
     bad.job = "../escape".into();

@@ -204,6 +204,15 @@ impl LocalExecutor {
         };
         let state = if state.is_final() {
             state
+        } else if held_elsewhere(&dir) {
+            // Another seakeeper process (sharing this state directory) is running it.
+            return Ok(Some(Arc::new(Job {
+                dir,
+                state: Mutex::new(state),
+                changed: Condvar::new(),
+                pgid: Mutex::new(None),
+                cancelled: AtomicBool::new(false),
+            })));
         } else {
             let lost = JobState::Failed {
                 exit_code: None,
@@ -233,6 +242,26 @@ impl LocalExecutor {
 
 /// Moves a job to `state`, on disk then in memory, under the job's lock. A job that has
 /// ended stays ended (a cancel during checkout must not become Running again).
+/// Takes the job's lock file (released when the file is closed, even by a crash).
+fn hold_lock(dir: &Path) -> std::io::Result<std::fs::File> {
+    use std::os::unix::io::AsRawFd as _;
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(dir.join("lock"))?;
+    // SAFETY: flock on a descriptor we own.
+    if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(f)
+}
+
+/// Whether a live process holds the job's lock.
+fn held_elsewhere(dir: &Path) -> bool {
+    matches!(hold_lock(dir), Err(e) if e.raw_os_error() == Some(libc::EWOULDBLOCK))
+}
+
 fn set_state(job: &Job, state: JobState) -> bool {
     let mut current = job.state.lock().unwrap_or_else(|p| p.into_inner());
     if current.is_final() {
@@ -554,6 +583,9 @@ impl Run {
 
     fn execute(&self) -> Result<JobState, String> {
         let dir = &self.job.dir;
+        // Held while the job runs: another process sharing the state directory sees the job as
+        // running, not lost.
+        let _lock = hold_lock(dir).map_err(|e| format!("locking the job directory: {e}"))?;
         let workspace = dir.join("workspace");
         if workspace.exists() {
             std::fs::remove_dir_all(&workspace)
