@@ -417,3 +417,39 @@ fn services_run_beside_the_job_and_resolve_by_name() {
         Some(&["mariadb".to_owned()][..])
     );
 }
+
+#[test]
+fn a_followed_log_that_breaks_reconnects_without_losing_or_repeating_lines() {
+    let api = KubeApi::start();
+    let e = executor(&api);
+    let mut s = spec(
+        "chatty",
+        &[("STANDIN_DURATION_MS", "1500")],
+        600,
+        Trust::Untrusted,
+    );
+    s.commands = (0..10).map(|i| format!("echo step {i}")).collect();
+    e.start(&s).unwrap();
+    let mut lines = Vec::new();
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            std::thread::sleep(Duration::from_millis(700));
+            api.drop_watches();
+        });
+        e.logs(&s.key(), true, &mut |l| lines.push(l.text)).unwrap();
+    });
+    let steps: Vec<&String> = lines
+        .iter()
+        .filter(|l| l.starts_with("$ echo step"))
+        .collect();
+    assert_eq!(steps.len(), 10, "every line once: {lines:#?}");
+    let log_requests = api
+        .requests()
+        .iter()
+        .filter(|r| r.contains("/log?"))
+        .count();
+    assert!(
+        log_requests >= 2,
+        "the stream was re-opened: {log_requests}"
+    );
+}

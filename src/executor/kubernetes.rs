@@ -816,35 +816,67 @@ impl Executor for KubeExecutor {
                 tokio::time::sleep(Duration::from_millis(200)).await;
             };
             let pod_name = pod.metadata.name.clone().unwrap_or_default();
-            let params = LogParams {
-                container: Some("job".into()),
-                follow,
-                timestamps: true,
-                ..LogParams::default()
-            };
-            let stream = pods
-                .log_stream(&pod_name, &params)
-                .await
-                .map_err(|e| kube_err(&format!("logs of {ns}/{pod_name}"), e))?;
-            let mut stream = std::pin::pin!(stream);
-            let mut buf = Vec::new();
+            // A followed stream can end while the job still runs (an API server or kubelet
+            // restart, log rotation): reconnect from the last line's time and skip what was
+            // already delivered.
+            let mut last_time = String::new();
+            let mut last_seen = std::time::Instant::now();
             loop {
-                buf.clear();
-                let n = stream
-                    .read_until(b'\n', &mut buf)
+                let params = LogParams {
+                    container: Some("job".into()),
+                    follow,
+                    timestamps: true,
+                    since_seconds: (!last_time.is_empty())
+                        .then(|| last_seen.elapsed().as_secs() as i64 + 2),
+                    ..LogParams::default()
+                };
+                let stream = pods
+                    .log_stream(&pod_name, &params)
                     .await
-                    .map_err(|e| kube_err("reading logs", e))?;
-                if n == 0 {
+                    .map_err(|e| kube_err(&format!("logs of {ns}/{pod_name}"), e))?;
+                let mut stream = std::pin::pin!(stream);
+                let mut buf = Vec::new();
+                loop {
+                    buf.clear();
+                    let n = match stream.read_until(b'\n', &mut buf).await {
+                        Ok(n) => n,
+                        Err(_) if follow => 0,
+                        Err(e) => return Err(kube_err("reading logs", e)),
+                    };
+                    if n == 0 {
+                        break;
+                    }
+                    // Job output need not be UTF-8.
+                    let line = String::from_utf8_lossy(&buf);
+                    let line = line.trim_end_matches(['\n', '\r']);
+                    let (time, text) = line.split_once(' ').unwrap_or(("", line));
+                    if !last_time.is_empty() && !time.is_empty() && time <= last_time.as_str() {
+                        continue;
+                    }
+                    if !time.is_empty() {
+                        last_time = time.to_owned();
+                        last_seen = std::time::Instant::now();
+                    }
+                    sink(LogLine {
+                        time: time.to_owned(),
+                        text: text.to_owned(),
+                    });
+                }
+                if !follow {
                     return Ok(());
                 }
-                // Job output need not be UTF-8.
-                let line = String::from_utf8_lossy(&buf);
-                let line = line.trim_end_matches(['\n', '\r']);
-                let (time, text) = line.split_once(' ').unwrap_or(("", line));
-                sink(LogLine {
-                    time: time.to_owned(),
-                    text: text.to_owned(),
-                });
+                let now = self
+                    .jobs(&ns)
+                    .get_opt(&name)
+                    .await
+                    .map_err(|e| kube_err("get job", e))?;
+                if self
+                    .state_of(key, now.as_ref())
+                    .is_none_or(|s| s.is_final())
+                {
+                    return Ok(());
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
             }
         })
     }

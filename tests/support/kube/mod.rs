@@ -236,7 +236,7 @@ impl KubeApi {
             .put(&mut st, Kind::Namespace, "", ns, obj, "ADDED");
     }
 
-    /// Cuts every open watch connection.
+    /// Cuts every open watch and followed log connection.
     pub fn drop_watches(&self) {
         self.inner.watch_epoch.fetch_add(1, Ordering::SeqCst);
         self.inner.changed.notify_all();
@@ -744,6 +744,7 @@ impl Inner {
         let inner = self.clone();
         let mut resp = Response::new(200, "text/plain", Vec::new());
         resp.stream = Some(Box::new(move |out: &mut TcpStream| {
+            let epoch = inner.watch_epoch.load(Ordering::SeqCst);
             let mut sent = 0;
             loop {
                 let (lines, done) = {
@@ -768,7 +769,11 @@ impl Inner {
                     http::write_chunk(out, format!("{text}\n").as_bytes())?;
                 }
                 sent = lines.len();
-                if !follow || done || inner.stop.load(Ordering::SeqCst) {
+                if !follow
+                    || done
+                    || inner.stop.load(Ordering::SeqCst)
+                    || inner.watch_epoch.load(Ordering::SeqCst) != epoch
+                {
                     return Ok(());
                 }
                 std::thread::sleep(Duration::from_millis(20));
