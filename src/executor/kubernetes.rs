@@ -956,6 +956,13 @@ impl Executor for KubeExecutor {
                     .and_then(|s| s.terminated.as_ref())
                     .and_then(|t| t.message.as_deref());
                 if let Some(msg) = msg {
+                    // More outputs than 4 KB of termination message holds: the collector says so.
+                    if let Ok(serde_json::Value::Object(o)) =
+                        serde_json::from_str::<serde_json::Value>(msg)
+                        && let Some(e) = o.get("error").and_then(|e| e.as_str())
+                    {
+                        return Err(ExecError::Backend(format!("{key}: the collector: {e}")));
+                    }
                     return serde_json::from_str(msg).map_err(|e| {
                         kube_err(
                             "the collector's termination message is not an output list",
