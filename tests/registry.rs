@@ -492,3 +492,87 @@ fn a_registry_stopped_in_the_middle_of_a_copy_leaves_no_tag_and_a_retry_finishes
     assert!(stats.blobs_copied >= 1, "{stats:?}");
     assert_eq!(rb.get_manifest("w/big", "prod").unwrap().digest, digest);
 }
+
+#[test]
+fn an_expired_image_is_deleted_and_recorded_in_the_ledger() {
+    let Some(a) = DockerRegistry::start() else {
+        return;
+    };
+    let w = support::World::new();
+    let ledger = w.init_ledger("ledger.git");
+    let (_base, app) = images(w.dir.path());
+    let store = w.dir.path().join("store");
+    let image = format!("docker://{}/w/app", a.host);
+    let out = copy(
+        &format!("oci:{}@{app}", store.display()),
+        &format!("{image}:1"),
+    );
+    assert!(out.status.success(), "{}", support::stderr(&out));
+    let out = sk(&[
+        "image",
+        "expire",
+        "--plain-http",
+        &format!("{image}@{app}"),
+        "--name",
+        "w/app",
+        "--rule",
+        "image, untrusted: 7 days (it is 10 days old)",
+        "--ledger",
+        ledger.to_str().unwrap(),
+        "--key",
+        w.key.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", support::stderr(&out));
+    assert!(
+        support::stdout(&out).contains("/expiries/"),
+        "{}",
+        support::stdout(&out)
+    );
+    let gone = Command::new("skopeo")
+        .args(["inspect", "--tls-verify=false", &format!("{image}@{app}")])
+        .output()
+        .unwrap();
+    assert!(
+        !gone.status.success(),
+        "the manifest is gone from the registry"
+    );
+    // The ledger says so, verifies, and the trace shows it.
+    let out = w.verify(&ledger);
+    assert!(out.status.success(), "{}", support::stderr(&out));
+    w.gpg_verify_all(&ledger);
+    let out = sk(&[
+        "trace",
+        &app,
+        "--ledger",
+        ledger.to_str().unwrap(),
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", support::stderr(&out));
+    assert!(
+        support::stdout(&out).contains("\"expiry\""),
+        "{}",
+        support::stdout(&out)
+    );
+    let log = support::ok(w.git(&ledger).args(["log", "-1", "--format=%B"]));
+    assert!(
+        log.contains(&format!("Expire w/app@{app}")) && log.contains("Artifact-Digest:"),
+        "{log}"
+    );
+    // A layout store too.
+    let out = sk(&[
+        "image",
+        "expire",
+        &format!("oci:{}@{app}", store.display()),
+        "--name",
+        "w/app",
+        "--rule",
+        "test",
+        "--ledger",
+        ledger.to_str().unwrap(),
+        "--key",
+        w.key.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", support::stderr(&out));
+    let l = seakeeper::registry::OciLayout::open_or_init(&store).unwrap();
+    assert!(l.resolve("app").is_err() && !l.has_blob(&app.parse().unwrap()));
+}

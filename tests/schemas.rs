@@ -53,8 +53,24 @@ fn schemas_and_parsers_agree() {
         ));
         expect_ok.push(true);
     }
+    let expiry = json!({
+        "record": "expiry",
+        "digest": format!("sha256:{}", "e".repeat(64)),
+        "name": "mediawiki",
+        "store": "docker://registry.example.org/mediawiki",
+        "rule": "image, untrusted: 7 days",
+        "expired_at": "2026-11-22T06:00:00Z",
+    });
+    cases.push(("expiry".to_owned(), expiry.clone()));
+    expect_ok.push(true);
     let request = serde_json::to_value(&samples[0]).unwrap();
     let mut broken = Vec::new();
+    let mut e = expiry.clone();
+    e["rule"] = json!("   ");
+    broken.push(e);
+    let mut e = expiry.clone();
+    e["store"] = json!("two words");
+    broken.push(e);
     let mut edit = |f: &dyn Fn(&mut Value)| {
         let mut v = request.clone();
         f(&mut v);

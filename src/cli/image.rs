@@ -60,6 +60,27 @@ pub(super) enum ImageCommand {
         #[arg(long)]
         secrets: Option<PathBuf>,
     },
+    /// Delete an image from a store and record the expiry in the ledger (the retention policy
+    /// decides; this carries a decision out). The ledger record is written after the deletion.
+    Expire {
+        /// `docker://HOST/REPO@sha256:...` or `oci:DIR@sha256:...`.
+        image: String,
+        /// The artifact's name, for the record.
+        #[arg(long)]
+        name: String,
+        /// The retention rule that expired it, in words.
+        #[arg(long)]
+        rule: String,
+        /// The ledger.
+        #[arg(long)]
+        ledger: PathBuf,
+        /// The key that signs ledger commits.
+        #[arg(long)]
+        key: PathBuf,
+        /// Plain HTTP (loopback registries only).
+        #[arg(long)]
+        plain_http: bool,
+    },
 }
 
 fn pairs(flag: &str, items: &[String]) -> anyhow::Result<BTreeMap<String, String>> {
@@ -73,6 +94,17 @@ fn pairs(flag: &str, items: &[String]) -> anyhow::Result<BTreeMap<String, String
 }
 
 pub(super) fn run(cmd: ImageCommand) -> anyhow::Result<ExitCode> {
+    if let ImageCommand::Expire {
+        image,
+        name,
+        rule,
+        ledger,
+        key,
+        plain_http,
+    } = cmd
+    {
+        return expire(&image, &name, &rule, &ledger, &key, plain_http);
+    }
     if let ImageCommand::Copy {
         src,
         dst,
@@ -83,6 +115,9 @@ pub(super) fn run(cmd: ImageCommand) -> anyhow::Result<ExitCode> {
     {
         return copy(&src, &dst, plain_http, parallel, secrets.as_deref());
     }
+    let ImageCommand::Build { .. } = &cmd else {
+        unreachable!("copy and expire are handled above")
+    };
     let ImageCommand::Build {
         layout,
         tag,
@@ -191,5 +226,45 @@ fn copy(
         stats.manifests, stats.blobs_copied, stats.bytes, stats.blobs_present, stats.blobs_mounted
     );
     println!("{digest}");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn expire(
+    image: &str,
+    name: &str,
+    rule: &str,
+    ledger: &std::path::Path,
+    key: &std::path::Path,
+    plain_http: bool,
+) -> anyhow::Result<ExitCode> {
+    use crate::ledger::{Writer, WriterOptions};
+    use crate::model::Record;
+    use crate::model::record::Expiry;
+    let (location, reference) = crate::registry::copy::parse_location(image, plain_http, None)?;
+    let digest: crate::model::Digest = reference
+        .filter(|r| r.starts_with("sha256:"))
+        .with_context(|| format!("{image}: name the image by @sha256:..."))?
+        .parse()?;
+    let record = Record::Expiry(Expiry {
+        digest: digest.clone(),
+        name: name.to_owned(),
+        store: image.split('@').next().unwrap_or(image).to_owned(),
+        rule: rule.to_owned(),
+        expired_at: crate::model::Timestamp::now(),
+    });
+    record
+        .validate()
+        .map_err(|e| anyhow::anyhow!("the expiry record: {e}"))?;
+    // The writer checks the key before anything is deleted.
+    let writer = Writer::open(
+        ledger,
+        crate::signing::SigningKey::load(key)?,
+        WriterOptions::default(),
+    )?;
+    location.delete_manifest(&digest)?;
+    let receipt = writer.append(record);
+    writer.shutdown();
+    let receipt = receipt?;
+    println!("{} {}", receipt.path, receipt.commit);
     Ok(ExitCode::SUCCESS)
 }

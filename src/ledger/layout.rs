@@ -113,6 +113,17 @@ pub fn promotion_history(p: &Promotion, content: &[u8]) -> String {
     )
 }
 
+/// An expiry, kept with the digest it deleted:
+/// `artifacts/.../<64 hex>/expiries/<yyyymmddThhmmssZ>-<12 hex>.yaml`.
+pub fn expiry_path(e: &crate::model::record::Expiry, content: &[u8]) -> String {
+    format!(
+        "{}/expiries/{}-{}.yaml",
+        artifact_dir(&e.digest),
+        e.expired_at.compact(),
+        &sha256_hex(content)[..12]
+    )
+}
+
 /// The freeze's latest observed state (rewritten on every transition).
 pub fn freeze_pointer(name: &FreezeName) -> String {
     format!("freezes/{name}.yaml")
@@ -228,6 +239,8 @@ pub enum PathClass {
     PromotionHistory,
     /// `attestations/...`
     Attestation,
+    /// `artifacts/.../<hex>/expiries/<ts>-<h>.yaml`
+    Expiry,
     /// `promotions/<env>/<image>.yaml`
     PromotionPointer,
     /// `freezes/<name>.yaml`
@@ -259,6 +272,7 @@ pub fn classify(path: &str) -> PathClass {
         ["artifacts", "sha256", _, _, _, _, _, "rebuilt", _] => PathClass::Artifact,
         ["artifacts", "sha256", _, _, _, _, _, "promotions", _, _] => PathClass::PromotionHistory,
         ["attestations", "sha256", _, _, _, _, _, _] => PathClass::Attestation,
+        ["artifacts", "sha256", _, _, _, _, _, "expiries", _] => PathClass::Expiry,
         ["promotions", _, _, ..] => PathClass::PromotionPointer,
         ["freezes", _] => PathClass::FreezePointer,
         ["freezes", _, _] => PathClass::FreezeHistory,
@@ -279,6 +293,7 @@ pub fn canonical_path(record: &Record, content: &[u8]) -> Option<String> {
         Record::Attestation(a) => Some(attestation_path(a, content)),
         Record::Promotion(p) => Some(promotion_history(p, content)),
         Record::Freeze(f) => Some(freeze_history(f)),
+        Record::Expiry(e) => Some(expiry_path(e, content)),
         Record::BuildResult(_) | Record::Artifact(_) => None,
     }
 }

@@ -462,6 +462,13 @@ impl<'l> Snapshot<'l> {
                     .push(attestation_summary(&a, path, ledger_commit));
             }
         }
+        for e in self.list(&format!("{dir}/expiries"))? {
+            let path = format!("{dir}/expiries/{}", String::from_utf8_lossy(&e.name));
+            if let Some(Record::Expiry(_)) = self.record(&path)? {
+                known = true;
+                self.note(&mut t, "expiry", &path)?;
+            }
+        }
         let promo_dir = format!("{dir}/promotions");
         for env in self.list(&promo_dir)? {
             let env_name = String::from_utf8_lossy(&env.name).into_owned();
@@ -577,6 +584,7 @@ fn parse_yaml_by_kind(bytes: &[u8]) -> Option<Result<Record, String>> {
         b"build-result" => typed::<BuildResult>(body, Record::BuildResult),
         b"artifact" => typed::<Artifact>(body, Record::Artifact),
         b"attestation" => typed::<Attestation>(body, Record::Attestation),
+        b"expiry" => typed::<crate::model::record::Expiry>(body, Record::Expiry),
         b"promotion" => typed::<Promotion>(body, Record::Promotion),
         b"freeze" => typed::<Freeze>(body, Record::Freeze),
         _ => return None,

@@ -392,6 +392,7 @@ fn check_record_path(
             | (PathClass::Attestation, Record::Attestation(_))
             | (PathClass::PromotionHistory, Record::Promotion(_))
             | (PathClass::FreezeHistory, Record::Freeze(_))
+            | (PathClass::Expiry, Record::Expiry(_))
     );
     if !kind_ok {
         return Err(format!("{path} holds a {} record", record.kind().as_str()));
@@ -463,7 +464,7 @@ fn check_record(
             path: path.to_owned(),
             build_id: a.build_id.to_string(),
         },
-        Record::Promotion(_) | Record::Freeze(_) => Facts::History { oid },
+        Record::Promotion(_) | Record::Freeze(_) | Record::Expiry(_) => Facts::History { oid },
         Record::Attestation(_) => Facts::Other,
     })
 }

@@ -645,6 +645,10 @@ fn apply(
             let path = layout::attestation_path(a, &content);
             put_immutable(overlay, path, content, "attestation")
         }
+        Record::Expiry(e) => {
+            let path = layout::expiry_path(e, &content);
+            put_immutable(overlay, path, content, "expiry")
+        }
         Record::Promotion(p) => {
             let path = layout::promotion_history(p, &content);
             let applied = put_immutable(overlay, path, content.clone(), "promotion")?;
@@ -729,6 +733,7 @@ pub(crate) fn commit_message(records: &[&Record]) -> String {
                 add("Config-Commit", p.config_commit.to_string());
             }
             Record::Freeze(f) => add("Config-Commit", f.config_commit.to_string()),
+            Record::Expiry(e) => add("Artifact-Digest", e.digest.to_string()),
         }
     }
     let mut message = summary;
@@ -761,6 +766,7 @@ fn describe(r: &Record) -> String {
         Record::Attestation(a) => format!("Attest {} ({})", a.subject_digest, a.predicate_type),
         Record::Promotion(p) => format!("Promote {}@{} to {}", p.image, p.digest, p.environment),
         Record::Freeze(f) => format!("Freeze {} {}", f.name, f.state.as_str()),
+        Record::Expiry(e) => format!("Expire {}@{} from {}", e.name, e.digest, e.store),
     }
 }
 

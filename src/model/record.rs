@@ -171,6 +171,22 @@ pub struct Promotion {
     pub promoted_at: Timestamp,
 }
 
+/// An artifact was deleted from a store by the retention policy.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Expiry {
+    /// The digest deleted.
+    pub digest: Digest,
+    /// The artifact's name (an image name, a file name).
+    pub name: String,
+    /// Where it was deleted from (`docker://host/repo`, `oci:DIR`).
+    pub store: String,
+    /// The retention rule that expired it, in words.
+    pub rule: String,
+    /// When it was deleted.
+    pub expired_at: Timestamp,
+}
+
 /// A stop-the-line freeze was seen to start or end.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -205,6 +221,8 @@ pub enum Record {
     Promotion(Promotion),
     /// See [`Freeze`].
     Freeze(Freeze),
+    /// See [`Expiry`].
+    Expiry(Expiry),
 }
 
 /// The kind of a record, as named in the `record` field.
@@ -222,17 +240,20 @@ pub enum RecordKind {
     Promotion,
     /// `freeze`
     Freeze,
+    /// `expiry`
+    Expiry,
 }
 
 impl RecordKind {
     /// Every kind, in the order summaries list them.
-    pub const ALL: [RecordKind; 6] = [
+    pub const ALL: [RecordKind; 7] = [
         RecordKind::BuildRequest,
         RecordKind::BuildResult,
         RecordKind::Artifact,
         RecordKind::Attestation,
         RecordKind::Promotion,
         RecordKind::Freeze,
+        RecordKind::Expiry,
     ];
 
     /// The name used in the `record` field and the schema file names.
@@ -244,6 +265,7 @@ impl RecordKind {
             RecordKind::Attestation => "attestation",
             RecordKind::Promotion => "promotion",
             RecordKind::Freeze => "freeze",
+            RecordKind::Expiry => "expiry",
         }
     }
 }
@@ -293,6 +315,7 @@ impl Record {
             Record::Attestation(_) => RecordKind::Attestation,
             Record::Promotion(_) => RecordKind::Promotion,
             Record::Freeze(_) => RecordKind::Freeze,
+            Record::Expiry(_) => RecordKind::Expiry,
         }
     }
 
@@ -340,6 +363,11 @@ impl Record {
                     return Err("`previous_digest` equals `digest`: nothing was promoted".into());
                 }
                 Ok(())
+            }
+            Record::Expiry(r) => {
+                check_text("name", &r.name, 1024)?;
+                check_token("store", &r.store, 1024)?;
+                check_text("rule", &r.rule, 1024)
             }
             Record::Freeze(r) => {
                 check_text("reason", &r.reason, 64 * 1024)?;

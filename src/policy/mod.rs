@@ -2,3 +2,4 @@
 //! person can read. No I/O; the reconciler gathers the facts.
 
 pub mod promotion;
+pub mod retention;

@@ -77,6 +77,14 @@ impl Location {
         Ok(d)
     }
 
+    /// Deletes a manifest by digest.
+    pub fn delete_manifest(&self, digest: &Digest) -> Result<(), CopyError> {
+        match self {
+            Location::Registry(r, repo) => Ok(r.delete_manifest(repo, digest)?),
+            Location::Layout(l) => Ok(l.delete_manifest(digest)?),
+        }
+    }
+
     /// A manifest by tag or digest, if there is one.
     pub fn get_manifest_opt(&self, reference: &str) -> Result<Option<Manifest>, CopyError> {
         if !self.has_manifest(reference)? {

@@ -436,6 +436,17 @@ impl Registry {
         Ok(said.unwrap_or_else(|| Digest::of(bytes)))
     }
 
+    /// Deletes a manifest by digest (the registry must allow deletes). A manifest already gone
+    /// is not an error.
+    pub fn delete_manifest(&self, repo: &str, digest: &Digest) -> Result<(), RegistryError> {
+        let url = format!("{}/v2/{repo}/manifests/{digest}", self.base);
+        let resp = self.send("DELETE", &url, repo, &[], Body::None)?;
+        match resp.status().as_u16() {
+            200 | 202 | 404 => Ok(()),
+            _ => Err(Self::fail("DELETE", &url, resp)),
+        }
+    }
+
     /// Whether a blob exists (HEAD).
     pub fn has_blob(&self, repo: &str, digest: &Digest) -> Result<bool, RegistryError> {
         let url = format!("{}/v2/{repo}/blobs/{digest}", self.base);

@@ -277,6 +277,20 @@ impl OciLayout {
             .ok_or_else(|| StoreError::Missing(reference.to_owned()))
     }
 
+    /// Removes a manifest: its tags in `index.json` and its blob (layers and configs, which
+    /// other images may share, stay).
+    pub fn delete_manifest(&self, digest: &Digest) -> Result<(), StoreError> {
+        let mut index = self.read_index()?;
+        index.manifests.retain(|d| &d.digest != digest);
+        let bytes = serde_json::to_vec(&index).expect("an index serializes");
+        write_durably(&self.dir.join("index.json"), &bytes)?;
+        match std::fs::remove_file(self.blob_path(digest)) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(io(&self.blob_path(digest), e)),
+        }
+    }
+
     /// Every tagged manifest.
     pub fn list(&self) -> Result<Vec<Descriptor>, StoreError> {
         Ok(self.read_index()?.manifests)
