@@ -214,3 +214,62 @@ fn bad_input_is_reported() {
             .contains("does not match")
     );
 }
+
+#[test]
+fn a_declared_image_is_built_from_outputs_on_a_base_fetched_by_digest() {
+    let dir = tempfile::tempdir().unwrap();
+    // The base lives in another store (standing in for a registry).
+    let base_store = dir.path().join("base-store");
+    let base_src = dir.path().join("base");
+    write(&base_src, "usr/bin/php", "#!/bin/sh\n", true);
+    let out = build(&base_store, "php", &base_src, &[]);
+    assert!(out.status.success(), "{}", support::stderr(&out));
+    let base = support::stdout(&out).trim().to_owned();
+    let ws = dir.path().join("workspace");
+    write(&ws, "dist/src/index.php", "<?php echo 1;\n", false);
+    write(&ws, "dist/README", "readme\n", false);
+    write(&ws, "other.txt", "not an output\n", false);
+    let decl: seakeeper::config::files::ImageOutput = serde_yaml_ng::from_str(&format!(
+        "{{name: mediawiki, base: \"docker.io/library/php@{base}\", files: [\"dist/**\"], entrypoint: [php, -S, \"0.0.0.0:8080\", -t, /srv/dist/src], labels: {{org.opencontainers.image.title: mediawiki}}}}"
+    ))
+    .unwrap();
+    let store = seakeeper::registry::OciLayout::open_or_init(&dir.path().join("store")).unwrap();
+    let from = seakeeper::registry::copy::Location::Layout(
+        seakeeper::registry::OciLayout::open_or_init(&base_store).unwrap(),
+    );
+    let d = seakeeper::registry::assemble::declared_image(&store, &decl, &ws, Some(&from)).unwrap();
+    assert!(
+        store.has_blob(&base.parse().unwrap()),
+        "the base was fetched by digest"
+    );
+    let m: serde_json::Value =
+        serde_json::from_slice(&store.read_blob(&d.digest).unwrap()).unwrap();
+    assert_eq!(m["layers"].as_array().unwrap().len(), 2);
+    let layer = store
+        .read_blob(&m["layers"][1]["digest"].as_str().unwrap().parse().unwrap())
+        .unwrap();
+    let mut ar = tar::Archive::new(flate2::read::GzDecoder::new(layer.as_slice()));
+    let names: Vec<String> = ar
+        .entries()
+        .unwrap()
+        .map(|e| e.unwrap().path().unwrap().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "srv/",
+            "srv/dist/",
+            "srv/dist/README",
+            "srv/dist/src/",
+            "srv/dist/src/index.php"
+        ]
+    );
+    // The same declaration gives the same digest again.
+    let again = seakeeper::registry::assemble::declared_image(&store, &decl, &ws, None).unwrap();
+    assert_eq!(again.digest, d.digest);
+    // An unpinned base is refused.
+    let mut bad = decl.clone();
+    bad.base = "docker.io/library/php:8".into();
+    let err = seakeeper::registry::assemble::declared_image(&store, &bad, &ws, None).unwrap_err();
+    assert!(err.to_string().contains("not pinned by digest"), "{err}");
+}

@@ -283,3 +283,68 @@ pub fn files_under(dir: &Path) -> Result<BTreeMap<String, PathBuf>, AssembleErro
     }
     Ok(out)
 }
+
+/// Assembles an image a pipeline declares (`outputs.images` in `.pipeline/config.yaml`): the
+/// workspace files matching its globs, under `/srv`, on its pinned base image. A base that is
+/// not yet in `store` is copied in by digest from `base_from` first.
+pub fn declared_image(
+    store: &OciLayout,
+    decl: &crate::config::files::ImageOutput,
+    workspace: &Path,
+    base_from: Option<&super::copy::Location>,
+) -> Result<Descriptor, AssembleError> {
+    let base: Digest = decl
+        .base
+        .rsplit_once('@')
+        .and_then(|(_, d)| d.parse().ok())
+        .ok_or_else(|| {
+            AssembleError::Invalid(format!(
+                "image {}: base {:?} is not pinned by digest",
+                decl.name, decl.base
+            ))
+        })?;
+    if !store.has_blob(&base) {
+        let src = base_from.ok_or_else(|| {
+            AssembleError::Invalid(format!(
+                "image {}: the base {base} is not in the store and no registry was given to fetch it",
+                decl.name
+            ))
+        })?;
+        super::copy::copy(
+            src,
+            &super::copy::Location::Layout(store.clone()),
+            &base,
+            None,
+            4,
+        )
+        .map_err(|e| {
+            AssembleError::Invalid(format!("image {}: fetching the base: {e}", decl.name))
+        })?;
+    }
+    let files: BTreeMap<String, PathBuf> = files_under(workspace)?
+        .into_iter()
+        .filter(|(rel, _)| {
+            decl.files
+                .iter()
+                .any(|g| crate::model::job::path_glob_matches(g, rel))
+        })
+        .collect();
+    if files.is_empty() {
+        return Err(AssembleError::Invalid(format!(
+            "image {}: no workspace file matches {:?}",
+            decl.name, decl.files
+        )));
+    }
+    assemble(
+        store,
+        &ImageSpec {
+            files,
+            prefix: "srv".into(),
+            base: Some(base),
+            entrypoint: decl.entrypoint.clone(),
+            env: decl.env.clone(),
+            labels: decl.labels.clone(),
+            working_dir: None,
+        },
+    )
+}

@@ -346,6 +346,30 @@ fn copy_manifest(
     Ok(())
 }
 
+/// The location of repository `repo` in a registry from `seakeeper.yaml` (`url`: `https://HOST`,
+/// `http://127.0.0.1:PORT`, or `oci:DIR`), with its account from the secrets file.
+pub fn location_for(
+    url: &str,
+    repo: &str,
+    secrets: &crate::secrets::SecretsFile,
+) -> Result<Location, CopyError> {
+    if let Some(dir) = url.strip_prefix("oci:") {
+        return Ok(Location::Layout(OciLayout::open_or_init(
+            std::path::Path::new(dir),
+        )?));
+    }
+    let host = url
+        .split("://")
+        .nth(1)
+        .and_then(|r| r.split('/').next())
+        .unwrap_or_default();
+    let creds = secrets.registries.get(host).map(|c| c.pair());
+    Ok(Location::Registry(
+        Arc::new(Registry::new(url, creds)?),
+        repo.to_owned(),
+    ))
+}
+
 /// Parses `docker://HOST/REPO[:TAG|@DIGEST]` or `oci:DIR[:TAG|@DIGEST]` into a location and the
 /// reference part.
 pub fn parse_location(
