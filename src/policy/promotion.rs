@@ -124,7 +124,9 @@ pub fn decide(f: &Facts<'_>) -> Decision {
         };
     };
     if let Some(soak) = f.policy.soak.get(previous) {
-        let ready = since.as_second().saturating_add(soak.as_secs() as i64);
+        let ready = since
+            .as_second()
+            .saturating_add(i64::try_from(soak.as_secs()).unwrap_or(i64::MAX));
         if f.now.as_second() < ready {
             let at = Timestamp::from_second(ready)
                 .map(|t| t.to_string())

@@ -85,7 +85,7 @@ fn layer(spec: &ImageSpec) -> Result<(Vec<u8>, Digest), AssembleError> {
         } else {
             format!("{prefix}/{path}")
         };
-        let meta = std::fs::metadata(src).map_err(|e| AssembleError::Input {
+        let meta = std::fs::symlink_metadata(src).map_err(|e| AssembleError::Input {
             path: src.clone(),
             message: e.to_string(),
         })?;
@@ -125,10 +125,29 @@ fn layer(spec: &ImageSpec) -> Result<(Vec<u8>, Digest), AssembleError> {
                         .map_err(|e| AssembleError::Invalid(format!("{name}: {e}")))?;
                 }
                 Some((src, mode)) => {
-                    let data = std::fs::read(src).map_err(|e| AssembleError::Input {
-                        path: (*src).clone(),
-                        message: e.to_string(),
-                    })?;
+                    // Opened without following a symlink swapped in after the scan.
+                    let data = {
+                        use std::io::Read as _;
+                        use std::os::unix::fs::OpenOptionsExt as _;
+                        let err = |e: std::io::Error| AssembleError::Input {
+                            path: (*src).clone(),
+                            message: e.to_string(),
+                        };
+                        let mut f = std::fs::OpenOptions::new()
+                            .read(true)
+                            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+                            .open(src)
+                            .map_err(err)?;
+                        if !f.metadata().map_err(err)?.is_file() {
+                            return Err(AssembleError::Input {
+                                path: (*src).clone(),
+                                message: "not a regular file".into(),
+                            });
+                        }
+                        let mut v = Vec::new();
+                        f.read_to_end(&mut v).map_err(err)?;
+                        v
+                    };
                     h.set_entry_type(tar::EntryType::Regular);
                     h.set_mode(*mode);
                     h.set_size(data.len() as u64);

@@ -175,7 +175,7 @@ impl Location {
         if let (Location::Registry(dst, drepo), Location::Registry(s, srepo)) = (self, src)
             && dst.host() == s.host()
             && drepo != srepo
-            && dst.mount_blob(drepo, d, srepo)?
+            && dst.mount_blob(drepo, d, srepo).unwrap_or(false)
         {
             stats.update(|s| s.blobs_mounted += 1);
             return Ok(());
@@ -236,10 +236,22 @@ pub fn copy_with_progress(
         if src.has_manifest(&t)? {
             let m = src.get_manifest(&t)?;
             copy_manifest(src, dst, &m.digest, stats, parallel)?;
-            dst.put_manifest(&t, &m)?;
+            let got = dst.put_manifest(&t, &m)?;
+            if got != m.digest {
+                return Err(CopyError::Invalid(format!(
+                    "{t}: the target computed {got}, not {}",
+                    m.digest
+                )));
+            }
         }
     }
     if let Some(tag) = tag {
+        // Only a digest the target holds (checked when it was pushed) is tagged.
+        if !dst.has_manifest(digest.as_str())? {
+            return Err(CopyError::Invalid(format!(
+                "{digest} is not at the target; not tagging"
+            )));
+        }
         let m = src.get_manifest(digest.as_str())?;
         let got = dst.put_manifest(tag, &m)?;
         if &got != digest {

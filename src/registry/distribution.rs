@@ -99,6 +99,38 @@ enum Body<'a> {
     Reader(&'a str, u64, Box<dyn Read + Send + 'a>),
 }
 
+/// Whether `host[:port][/...]` names the loopback interface (by address, or `localhost`).
+fn loopback(rest: &str) -> bool {
+    let authority = rest.split('/').next().unwrap_or("");
+    let host = if let Some(v6) = authority.strip_prefix('[') {
+        v6.split(']').next().unwrap_or("")
+    } else {
+        authority.rsplit_once(':').map_or(authority, |(h, _)| h)
+    };
+    host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// Whether a URL may receive credentials: https, or http on loopback.
+fn safe_for_credentials(url: &str) -> bool {
+    url.starts_with("https://") || url.strip_prefix("http://").is_some_and(loopback)
+}
+
+fn encode_query(s: &str) -> String {
+    let mut out = String::new();
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b':' | b'/' | b',')
+        {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
 impl Registry {
     /// A registry at `url` (`https://host[:port]`, or `http://127.0.0.1:port` for loopback),
     /// with optional Basic credentials (used directly or to get bearer tokens).
@@ -110,8 +142,7 @@ impl Registry {
         let rest = if let Some(r) = base.strip_prefix("https://") {
             r
         } else if let Some(r) = base.strip_prefix("http://") {
-            let host = r.split([':', '/']).next().unwrap_or("");
-            if !(host == "localhost" || host == "::1" || host.starts_with("127.")) {
+            if !loopback(r) {
                 return Err(RegistryError::Config(format!(
                     "{base}: plain HTTP is only allowed for loopback registries"
                 )));
@@ -175,13 +206,24 @@ impl Registry {
         let Some(realm) = params.get("realm") else {
             return Ok(None);
         };
+        if !safe_for_credentials(realm) {
+            return Err(RegistryError::Config(format!(
+                "{}: the registry's token server {realm:?} is neither https nor loopback; not sending credentials",
+                self.base
+            )));
+        }
         let scope = params
             .get("scope")
             .cloned()
             .unwrap_or_else(|| scope_hint.to_owned());
-        let mut url = format!("{realm}?scope={scope}");
+        let sep = if realm.contains('?') { '&' } else { '?' };
+        let mut url = realm.clone();
+        for (i, s) in scope.split(' ').filter(|s| !s.is_empty()).enumerate() {
+            url.push(if i == 0 { sep } else { '&' });
+            url.push_str(&format!("scope={}", encode_query(s)));
+        }
         if let Some(s) = params.get("service") {
-            url.push_str(&format!("&service={s}"));
+            url.push_str(&format!("&service={}", encode_query(s)));
         }
         let mut req = self.agent.get(&url);
         if let Some((u, p)) = &self.basic {
@@ -525,6 +567,13 @@ impl Registry {
         } else {
             location
         };
+        // Credentials go with the upload: only to this registry.
+        if !location.starts_with(&format!("{}/", self.base)) {
+            return Err(RegistryError::Protocol {
+                url,
+                message: format!("the upload location {location:?} is not on this registry"),
+            });
+        }
         let sep = if location.contains('?') { '&' } else { '?' };
         let put = format!("{location}{sep}digest={digest}");
         let resp = self.send(
@@ -543,5 +592,26 @@ impl Registry {
             return Err(Self::fail("PUT", &url, resp));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_http_and_credentials_only_on_loopback() {
+        assert!(loopback("127.0.0.1:5000/v2/"));
+        assert!(loopback("[::1]:5000"));
+        assert!(loopback("localhost:5000"));
+        assert!(!loopback("127.0.0.1.evil.example:5000"));
+        assert!(!loopback("registry.example.org"));
+        assert!(Registry::new("http://127.0.0.1.evil.example:5000", None).is_err());
+        assert!(safe_for_credentials("https://auth.example.org/token"));
+        assert!(!safe_for_credentials("http://evil.example/token"));
+        assert_eq!(
+            encode_query("repository:a/b:pull push"),
+            "repository:a/b:pull%20push"
+        );
     }
 }

@@ -128,7 +128,13 @@ pub fn cert_ed25519_keys(cert_bytes: &[u8]) -> Result<Vec<[u8; 32]>, SigningErro
             what: "cert".into(),
             message: e.to_string(),
         })?;
-        for k in cert.keys().with_policy(&p, None).for_signing() {
+        for k in cert
+            .keys()
+            .with_policy(&p, None)
+            .alive()
+            .revoked(false)
+            .for_signing()
+        {
             if let Some(raw) = raw_public(k.key().mpis()) {
                 out.push(raw);
             }
@@ -140,6 +146,12 @@ pub fn cert_ed25519_keys(cert_bytes: &[u8]) -> Result<Vec<[u8; 32]>, SigningErro
 /// Checks an envelope: some signature verifies with one of `keys` (raw Ed25519). Returns the
 /// decoded payload.
 pub fn verify(env: &DsseEnvelope, keys: &[[u8; 32]]) -> Result<Vec<u8>, String> {
+    if env.payload_type != IN_TOTO {
+        return Err(format!(
+            "payloadType {:?} is not {IN_TOTO}",
+            env.payload_type
+        ));
+    }
     let b64 = base64::engine::general_purpose::STANDARD;
     let payload = b64
         .decode(&env.payload)
