@@ -177,6 +177,7 @@ fn an_index_and_cosign_tags_are_copied_whole() {
             digest: idx.clone(),
             size: index.len() as u64,
             annotations: Default::default(),
+            extra: Default::default(),
         },
     )
     .unwrap();

@@ -88,6 +88,9 @@ pub(super) enum AttestCommand {
         /// Plain HTTP (loopback registries only).
         #[arg(long)]
         plain_http: bool,
+        /// The secrets file with the registry's account.
+        #[arg(long)]
+        secrets: Option<PathBuf>,
     },
     /// Sign an image as cosign does (`sha256-<hex>.sig`, Ed25519 over the simple-signing payload).
     Sign {
@@ -99,6 +102,9 @@ pub(super) enum AttestCommand {
         /// Plain HTTP (loopback registries only).
         #[arg(long)]
         plain_http: bool,
+        /// The secrets file with the registry's account.
+        #[arg(long)]
+        secrets: Option<PathBuf>,
     },
     /// Print the CI key's Ed25519 public key: hex (securesystemslib) or PEM (cosign).
     PublicKey {
@@ -181,8 +187,11 @@ pub(super) fn run(cmd: AttestCommand) -> anyhow::Result<ExitCode> {
             image,
             envelope,
             plain_http,
+            secrets,
         } => {
-            let (loc, reference) = crate::registry::copy::parse_location(&image, plain_http, None)?;
+            let creds = super::registry_credentials(secrets.as_deref(), &image)?;
+            let (loc, reference) =
+                crate::registry::copy::parse_location(&image, plain_http, creds)?;
             let subject: Digest = reference
                 .filter(|r| r.starts_with("sha256:"))
                 .with_context(|| format!("{image}: name the image by @sha256:..."))?
@@ -208,8 +217,11 @@ pub(super) fn run(cmd: AttestCommand) -> anyhow::Result<ExitCode> {
             image,
             key,
             plain_http,
+            secrets,
         } => {
-            let (loc, reference) = crate::registry::copy::parse_location(&image, plain_http, None)?;
+            let creds = super::registry_credentials(secrets.as_deref(), &image)?;
+            let (loc, reference) =
+                crate::registry::copy::parse_location(&image, plain_http, creds)?;
             let subject: Digest = reference
                 .filter(|r| r.starts_with("sha256:"))
                 .with_context(|| format!("{image}: name the image by @sha256:..."))?

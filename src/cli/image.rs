@@ -80,6 +80,9 @@ pub(super) enum ImageCommand {
         /// Plain HTTP (loopback registries only).
         #[arg(long)]
         plain_http: bool,
+        /// The secrets file with the registry's account.
+        #[arg(long)]
+        secrets: Option<PathBuf>,
     },
 }
 
@@ -101,9 +104,11 @@ pub(super) fn run(cmd: ImageCommand) -> anyhow::Result<ExitCode> {
         ledger,
         key,
         plain_http,
+        secrets,
     } = cmd
     {
-        return expire(&image, &name, &rule, &ledger, &key, plain_http);
+        let creds = super::registry_credentials(secrets.as_deref(), &image)?;
+        return expire(&image, &name, &rule, &ledger, &key, plain_http, creds);
     }
     if let ImageCommand::Copy {
         src,
@@ -236,11 +241,12 @@ fn expire(
     ledger: &std::path::Path,
     key: &std::path::Path,
     plain_http: bool,
+    creds: Option<(String, String)>,
 ) -> anyhow::Result<ExitCode> {
     use crate::ledger::{Writer, WriterOptions};
     use crate::model::Record;
     use crate::model::record::Expiry;
-    let (location, reference) = crate::registry::copy::parse_location(image, plain_http, None)?;
+    let (location, reference) = crate::registry::copy::parse_location(image, plain_http, creds)?;
     let digest: crate::model::Digest = reference
         .filter(|r| r.starts_with("sha256:"))
         .with_context(|| format!("{image}: name the image by @sha256:..."))?

@@ -72,6 +72,22 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// The account for the registry of `location` (`docker://HOST/...`) in the secrets file.
+fn registry_credentials(
+    secrets: Option<&std::path::Path>,
+    location: &str,
+) -> anyhow::Result<Option<(String, String)>> {
+    let Some(path) = secrets else {
+        return Ok(None);
+    };
+    let file = crate::secrets::SecretsFile::load(path)?;
+    let host = location
+        .strip_prefix("docker://")
+        .and_then(|r| r.split('/').next())
+        .unwrap_or_default();
+    Ok(file.registries.get(host).map(|c| c.pair()))
+}
+
 /// Prints a value as one line of JSON.
 fn print_json<T: serde::Serialize>(value: &T) -> anyhow::Result<()> {
     println!("{}", serde_json::to_string(value)?);

@@ -276,6 +276,7 @@ pub fn assemble(store: &OciLayout, spec: &ImageSpec) -> Result<Descriptor, Assem
         digest,
         size: bytes.len() as u64,
         annotations: BTreeMap::new(),
+        extra: Default::default(),
     })
 }
 

@@ -147,6 +147,7 @@ impl Location {
                             digest: d.clone(),
                             size: m.bytes.len() as u64,
                             annotations: Default::default(),
+                            extra: Default::default(),
                         },
                     )?;
                 }
@@ -166,6 +167,7 @@ impl Location {
         &self,
         src: &Location,
         d: &Digest,
+        expected: u64,
         stats: &Progress<'_>,
     ) -> Result<(), CopyError> {
         if self.has_blob(d)? {
@@ -180,7 +182,7 @@ impl Location {
             stats.update(|s| s.blobs_mounted += 1);
             return Ok(());
         }
-        let (size, reader): (u64, Box<dyn std::io::Read + Send>) = match src {
+        let (reported, reader): (u64, Box<dyn std::io::Read + Send>) = match src {
             Location::Registry(r, repo) => r.get_blob(repo, d)?,
             Location::Layout(l) => {
                 let path = l.dir().join("blobs/sha256").join(d.hex());
@@ -189,10 +191,24 @@ impl Location {
                 (l.blob_size(d).unwrap_or(0), Box::new(f))
             }
         };
+        // The manifest says how big the blob is: a source that claims or sends more is cut
+        // off (and fails its digest), so a hostile peer cannot fill the disk.
+        if reported != 0 && reported != expected {
+            return Err(CopyError::Invalid(format!(
+                "{d}: the source sends {reported} bytes, the manifest says {expected}"
+            )));
+        }
+        let size = expected;
+        let reader: Box<dyn std::io::Read + Send> = Box::new(std::io::Read::take(reader, expected));
         match self {
             Location::Registry(r, repo) => r.push_blob(repo, d, size, reader)?,
             Location::Layout(l) => {
-                l.put_blob_from(d, reader)?;
+                let written = l.put_blob_from(d, reader)?;
+                if written != expected {
+                    return Err(CopyError::Invalid(format!(
+                        "{d}: {written} bytes arrived, the manifest says {expected}"
+                    )));
+                }
             }
         }
         stats.update(|s| {
@@ -319,9 +335,15 @@ fn copy_manifest(
             copy_manifest(src, dst, &parse(child)?, stats, parallel)?;
         }
     } else {
-        let mut blobs = vec![parse(&v["config"])?];
+        let sized = |d: &serde_json::Value| -> Result<(Digest, u64), CopyError> {
+            let size = d["size"].as_u64().ok_or_else(|| {
+                CopyError::Invalid(format!("manifest {digest}: a descriptor without a size"))
+            })?;
+            Ok((parse(d)?, size))
+        };
+        let mut blobs = vec![sized(&v["config"])?];
         for l in v["layers"].as_array().into_iter().flatten() {
-            blobs.push(parse(l)?);
+            blobs.push(sized(l)?);
         }
         let next = AtomicUsize::new(0);
         let errors: Mutex<Vec<CopyError>> = Mutex::new(Vec::new());
@@ -331,7 +353,7 @@ fn copy_manifest(
                     loop {
                         let i = next.fetch_add(1, Ordering::Relaxed);
                         let Some(b) = blobs.get(i) else { break };
-                        if let Err(e) = dst.copy_blob_from(src, b, stats) {
+                        if let Err(e) = dst.copy_blob_from(src, &b.0, b.1, stats) {
                             errors.lock().unwrap_or_else(|p| p.into_inner()).push(e);
                             break;
                         }

@@ -63,6 +63,9 @@ pub struct Descriptor {
     /// Annotations (a tag name in `index.json`).
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub annotations: std::collections::BTreeMap<String, String>,
+    /// Other fields (`platform`, `artifactType`, `urls` ...), kept as they were.
+    #[serde(flatten)]
+    pub extra: serde_json::Map<String, serde_json::Value>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -73,6 +76,9 @@ struct Index {
     media_type: Option<String>,
     #[serde(default)]
     manifests: Vec<Descriptor>,
+    /// Other fields (`annotations` ...), kept as they were.
+    #[serde(flatten)]
+    extra: serde_json::Map<String, serde_json::Value>,
 }
 
 /// An OCI image layout on disk.
