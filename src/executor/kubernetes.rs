@@ -598,6 +598,18 @@ impl KubeExecutor {
         }
     }
 
+    /// Whether the Job has ended (or is gone), read now from the API.
+    async fn ended(&self, key: &JobKey, ns: &str, name: &str) -> Result<bool, ExecError> {
+        let now = self
+            .jobs(ns)
+            .get_opt(name)
+            .await
+            .map_err(|e| kube_err("get job", e))?;
+        Ok(self
+            .state_of(key, now.as_ref())
+            .is_none_or(|s| s.is_final()))
+    }
+
     /// The job container's exit code and reason (e.g. OOMKilled), for a failed Job.
     async fn failure_detail(&self, ns: &str, name: &str) -> Option<(i32, String)> {
         let pods: Api<Pod> = Api::namespaced(self.client.clone(), ns);
@@ -799,18 +811,7 @@ impl Executor for KubeExecutor {
                 if let Some(p) = running {
                     break p;
                 }
-                if !follow {
-                    return Ok(());
-                }
-                let now = self
-                    .jobs(&ns)
-                    .get_opt(&name)
-                    .await
-                    .map_err(|e| kube_err("get job", e))?;
-                if self
-                    .state_of(key, now.as_ref())
-                    .is_none_or(|s| s.is_final())
-                {
+                if !follow || self.ended(key, &ns, &name).await? {
                     return Ok(());
                 }
                 tokio::time::sleep(Duration::from_millis(200)).await;
@@ -862,18 +863,7 @@ impl Executor for KubeExecutor {
                         text: text.to_owned(),
                     });
                 }
-                if !follow {
-                    return Ok(());
-                }
-                let now = self
-                    .jobs(&ns)
-                    .get_opt(&name)
-                    .await
-                    .map_err(|e| kube_err("get job", e))?;
-                if self
-                    .state_of(key, now.as_ref())
-                    .is_none_or(|s| s.is_final())
-                {
+                if !follow || self.ended(key, &ns, &name).await? {
                     return Ok(());
                 }
                 tokio::time::sleep(Duration::from_millis(200)).await;
