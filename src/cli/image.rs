@@ -180,19 +180,9 @@ fn copy(
     secrets: Option<&std::path::Path>,
 ) -> anyhow::Result<ExitCode> {
     use crate::registry::copy::{self, parse_location};
-    let accounts = match secrets {
-        Some(p) => crate::secrets::SecretsFile::load(p)?.registries,
-        None => Default::default(),
-    };
-    let creds = |text: &str| {
-        let host = text
-            .strip_prefix("docker://")
-            .and_then(|r| r.split('/').next())
-            .unwrap_or_default();
-        accounts.get(host).map(|c| c.pair())
-    };
-    let (from, reference) = parse_location(src, plain_http, creds(src))?;
-    let (to, tag) = parse_location(dst, plain_http, creds(dst))?;
+    let (from, reference) =
+        parse_location(src, plain_http, super::registry_credentials(secrets, src)?)?;
+    let (to, tag) = parse_location(dst, plain_http, super::registry_credentials(secrets, dst)?)?;
     let reference =
         reference.with_context(|| format!("{src}: name a digest (@sha256:...) or a tag"))?;
     let digest: crate::model::Digest = if reference.starts_with("sha256:") {

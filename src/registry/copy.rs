@@ -93,11 +93,6 @@ impl Location {
         self.get_manifest(reference).map(Some)
     }
 
-    /// Pushes a manifest under `reference`.
-    pub fn put_manifest_pub(&self, reference: &str, m: &Manifest) -> Result<Digest, CopyError> {
-        self.put_manifest(reference, m)
-    }
-
     fn get_manifest(&self, reference: &str) -> Result<Manifest, CopyError> {
         match self {
             Location::Registry(r, repo) => Ok(r.get_manifest(repo, reference)?),
@@ -132,7 +127,8 @@ impl Location {
         }
     }
 
-    fn put_manifest(&self, reference: &str, m: &Manifest) -> Result<Digest, CopyError> {
+    /// Pushes a manifest under `reference` (a tag is added to a layout's `index.json`).
+    pub fn put_manifest(&self, reference: &str, m: &Manifest) -> Result<Digest, CopyError> {
         match self {
             Location::Registry(r, repo) => {
                 Ok(r.put_manifest(repo, reference, &m.media_type, &m.bytes)?)

@@ -83,7 +83,7 @@ fn attach(
         digest: Digest::of(&manifest),
         bytes: manifest,
     };
-    dst.put_manifest_pub(&t, &m)
+    dst.put_manifest(&t, &m)
 }
 
 /// Attaches a DSSE attestation to `subject` at `dst` (`sha256-<hex>.att`).
