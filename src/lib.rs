@@ -13,6 +13,9 @@ pub mod config;
 /// The policy rules (promotion), pure.
 pub mod policy;
 
+/// The reconcile loop's pure half: World, Action, plan().
+pub mod reconcile;
+
 /// Gerrit: ref watcher, REST client, stream-events and webhook intake, one domain model.
 pub mod gerrit;
 
@@ -30,6 +33,12 @@ pub mod registry;
 
 /// The signed, append-only ledger: writer, reader, verifier, trace.
 pub mod ledger;
+
+/// Carries out planned actions through the ledger and the clients, write-ahead.
+pub mod apply;
+
+/// The daemon: observe, plan, apply; `serve` and `reconcile --once`; status; replication.
+pub mod daemon;
 
 /// The secrets file (credentials outside git, never printed).
 pub mod secrets;

@@ -1,37 +1,109 @@
-//! `seakeeper demo [--dir DIR]`: builds a small world on this machine with no servers and
-//! walks through it. For now it demonstrates the signed ledger (key, init, import, trace,
-//! verify); the reconciler's end-to-end flow will join it.
+//! `seakeeper demo [--dir DIR]`: the whole flow on one machine with no servers (the embedded
+//! default: local executor, `file://` repositories, OCI image-layout registries, Gerrit
+//! reporting off). It builds a world (config repo, two projects, three environments), pushes a
+//! change and checks it, merges it (post-merge builds the image, attests it, pushes it to
+//! testing, and builds the dependent project), promotes the image to staging, shows a
+//! production freeze holding the next promotion, and traces the image through the ledger. The
+//! world stays in DIR to explore with `seakeeper` and plain git.
 
-use std::path::PathBuf;
-use std::process::ExitCode;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode, Stdio};
+use std::sync::Arc;
 
-use anyhow::Context as _;
+use anyhow::{Context as _, bail};
 use clap::Args;
 
-use crate::ledger::{self, Ledger, VerifyOptions, Writer, WriterOptions, sample};
-use crate::model::Digest;
-use crate::signing::{self, Keyring, SigningKey};
+use crate::daemon::{Daemon, Options, Settings};
+use crate::ledger::{self, Ledger, VerifyOptions};
+use crate::model::{Digest, EnvironmentName, ImageName, Record};
+use crate::signing::{self, Keyring};
 
 #[derive(Debug, Args)]
 pub(super) struct DemoArgs {
     /// Where to build the demo world (must not exist or be empty).
     #[arg(long, default_value = "seakeeper-demo")]
     dir: PathBuf,
-    /// How many sample builds to record (each is about five records).
-    #[arg(long, default_value_t = 200)]
-    builds: u64,
+}
+
+fn git(dir: &Path, args: &[&str]) -> anyhow::Result<String> {
+    let out = Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(args)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("GIT_AUTHOR_NAME", "Demo Developer")
+        .env("GIT_AUTHOR_EMAIL", "dev@demo.invalid")
+        .env("GIT_COMMITTER_NAME", "Demo Developer")
+        .env("GIT_COMMITTER_EMAIL", "dev@demo.invalid")
+        .stdin(Stdio::null())
+        .output()
+        .context("running git (is it installed?)")?;
+    if !out.status.success() {
+        bail!(
+            "git {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+}
+
+fn write(path: &Path, text: &str) -> anyhow::Result<()> {
+    if let Some(p) = path.parent() {
+        std::fs::create_dir_all(p)?;
+    }
+    std::fs::write(path, text).with_context(|| path.display().to_string())
+}
+
+/// Commits everything in the work tree `repo` as `author` and returns the commit.
+fn commit(repo: &Path, message: &str, author: &str) -> anyhow::Result<String> {
+    git(repo, &["add", "-A"])?;
+    git(
+        repo,
+        &["commit", "--quiet", "--author", author, "-m", message],
+    )?;
+    git(repo, &["rev-parse", "HEAD"])
+}
+
+/// A project: a bare repository (what Gerrit would serve) and a work tree to make commits in.
+struct Project {
+    work: PathBuf,
+}
+
+impl Project {
+    fn create(git_root: &Path, work_root: &Path, name: &str) -> anyhow::Result<Project> {
+        let bare = git_root.join(format!("{name}.git"));
+        let work = work_root.join(name);
+        std::fs::create_dir_all(&bare)?;
+        git(&bare, &["init", "--quiet", "--bare", "-b", "main"])?;
+        std::fs::create_dir_all(&work)?;
+        git(&work, &["init", "--quiet", "-b", "main"])?;
+        git(&work, &["remote", "add", "origin", &bare.display().to_string()])?;
+        Ok(Project { work })
+    }
+
+    /// Pushes the work tree's HEAD to `target` in the bare repository.
+    fn push(&self, target: &str) -> anyhow::Result<()> {
+        git(&self.work, &["push", "--quiet", "origin", &format!("HEAD:{target}")])?;
+        Ok(())
+    }
 }
 
 pub(super) fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     let dir = &args.dir;
     if dir.exists() && std::fs::read_dir(dir)?.next().is_some() {
-        anyhow::bail!(
+        bail!(
             "{} already exists and is not empty; pass --dir to choose another place",
             dir.display()
         );
     }
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let dir = dir.canonicalize()?;
     let started = std::time::Instant::now();
+    let exe = std::env::current_exe()
+        .map_or_else(|_| "seakeeper".to_owned(), |p| p.display().to_string());
 
     println!("1. A signing key for the CI (OpenPGP v4, Ed25519)");
     let (secret, public) = signing::generate_key("seakeeper demo CI <ci@demo.invalid>")?;
@@ -39,59 +111,217 @@ pub(super) fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     let cert_path = dir.join("ci-cert.asc");
     signing::write_new_file(&key_path, &secret, 0o600)?;
     signing::write_new_file(&cert_path, &public, 0o644)?;
-    let mut key = SigningKey::from_bytes(&secret, "the demo key")?;
-    println!("   {} -> {}", key.fingerprint(), key_path.display());
 
-    println!("2. The ledger: a bare git repository whose first commit is signed");
-    let ledger_path = dir.join("ledger");
-    let (_, first) = Ledger::init(&ledger_path, &mut key)?;
-    println!("   {} at {first}", ledger_path.display());
+    println!("2. Two projects (api, and web which depends on api), served from {}/git", dir.display());
+    let git_root = dir.join("git");
+    let work_root = dir.join("work");
+    let state = dir.join("state");
+    let images = crate::registry::layout::OciLayout::open_or_init(&state.join("images"))?;
+    // A small base image, pinned by digest as trusted pipelines require.
+    let base_dir = dir.join("work/base");
+    write(&base_dir.join("etc/demo-release"), "seakeeper demo base 1\n")?;
+    let base = crate::registry::assemble::assemble(
+        &images,
+        &crate::registry::assemble::ImageSpec {
+            files: BTreeMap::from([(
+                "etc/demo-release".to_owned(),
+                base_dir.join("etc/demo-release"),
+            )]),
+            prefix: String::new(),
+            base: None,
+            entrypoint: Vec::new(),
+            env: BTreeMap::new(),
+            labels: BTreeMap::new(),
+            working_dir: None,
+        },
+    )?;
+    let base_ref = format!("registry.demo.invalid/base@{}", base.digest);
+    let api = Project::create(&git_root, &work_root, "api")?;
+    write(
+        &api.work.join("src/app.sh"),
+        "#!/bin/sh\necho \"hello from api v1\"\n",
+    )?;
+    let pipeline = |image: &str, test: &str| {
+        format!(
+            r#"jobs:
+  test:
+    image: {base_ref}
+    commands:
+      - sh src/app.sh | grep -q hello
+      - {test}
+    timeout: 2m
+  build:
+    image: {base_ref}
+    commands:
+      - mkdir -p dist
+      - cp src/app.sh dist/app.sh
+    timeout: 2m
+    outputs:
+      files: ["dist/**"]
+      images:
+        - name: {image}
+          base: {base_ref}
+          files: ["dist/**"]
+          entrypoint: ["/bin/sh", "/srv/dist/app.sh"]
+pipelines:
+  check: [test]
+  post-merge: [build]
+"#
+        )
+    };
+    write(
+        &api.work.join(".pipeline/config.yaml"),
+        &pipeline("api", "echo unit tests pass"),
+    )?;
+    commit(&api.work, "Initial import of api", "Dev <dev@demo.invalid>")?;
+    api.push("refs/heads/main")?;
+    let web = Project::create(&git_root, &work_root, "web")?;
+    write(
+        &web.work.join("src/app.sh"),
+        "#!/bin/sh\necho \"hello from web\"\n",
+    )?;
+    write(
+        &web.work.join(".pipeline/config.yaml"),
+        &pipeline("web", "echo web tests pass"),
+    )?;
+    commit(&web.work, "Initial import of web", "Dev <dev@demo.invalid>")?;
+    web.push("refs/heads/main")?;
 
-    println!(
-        "3. Recording {} builds from several producers at once (group commit)",
-        args.builds
-    );
-    let writer = Writer::open(&ledger_path, key, WriterOptions::default())?;
-    let producers = 4;
-    let results: Vec<usize> = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..producers)
-            .map(|p| {
-                let writer = writer.clone();
-                let builds = args.builds;
-                s.spawn(move || {
-                    let mut n = 0;
-                    let mut b = p;
-                    while b < builds {
-                        for r in writer.append_all(sample::build_records(b)) {
-                            if r.is_ok() {
-                                n += 1;
-                            }
-                        }
-                        b += producers;
-                    }
-                    n
-                })
-            })
-            .collect();
-        handles.into_iter().map(|h| h.join().unwrap_or(0)).collect()
-    });
-    writer.shutdown();
-    let l = Ledger::open(&ledger_path)?;
-    let commits = l.log(usize::MAX)?.len();
-    println!(
-        "   {} records in {} signed commits",
-        results.iter().sum::<usize>(),
-        commits
-    );
+    println!("3. The config repo at {}/config: environments testing -> staging -> production", dir.display());
+    let config = dir.join("config");
+    std::fs::create_dir_all(&config)?;
+    git(&config, &["init", "--quiet", "-b", "main"])?;
+    let registry = |name: &str| format!("oci:{}/registries/{name}", dir.display());
+    write(
+        &config.join("seakeeper.yaml"),
+        &format!(
+            r#"public_url: https://ci.demo.invalid
+gerrit:
+  url: file://{git}
+  report: false
+registries:
+  testing: {{ url: "{t}" }}
+  staging: {{ url: "{s}" }}
+  production: {{ url: "{p}" }}
+executor:
+  kind: local
+  concurrency: 4
+"#,
+            git = git_root.display(),
+            t = registry("testing"),
+            s = registry("staging"),
+            p = registry("production"),
+        ),
+    )?;
+    write(
+        &config.join("environments.yaml"),
+        "environments:\n  - name: testing\n    registry: testing\n  - name: staging\n    registry: staging\n  - name: production\n    registry: production\n",
+    )?;
+    write(
+        &config.join("projects/api.yaml"),
+        "pipelines: [check, post-merge]\nimages: [api]\n",
+    )?;
+    write(
+        &config.join("projects/web.yaml"),
+        "pipelines: [check, post-merge]\ndepends_on: [api]\nimages: [web]\n",
+    )?;
+    commit(&config, "Initial configuration", "RelEng <releng@demo.invalid>")?;
 
-    println!("4. Tracing an image from its build to its promotion");
-    let digest = Digest::of(b"image 0");
-    let snapshot = l.snapshot()?;
-    if let Some(trace) = snapshot.trace_digest(&digest)? {
+    let sandbox = if which("bwrap") { "auto" } else { "none" };
+    if sandbox == "none" {
+        println!("   note: bubblewrap is not installed, so jobs run WITHOUT a sandbox (apt-get install bubblewrap)");
+    }
+    let settings_path = dir.join("settings.yaml");
+    write(
+        &settings_path,
+        &format!(
+            "state_dir: state\nledger_dir: ledger\nsigning_key: ci-key.asc\nconfig_repo: {}\nsandbox: {sandbox}\n",
+            config.display()
+        ),
+    )?;
+    let settings = Settings::load(&settings_path).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let reporter: crate::apply::Reporter =
+        Arc::new(|line: &str| {
+            for l in line.trim_end().lines() {
+                println!("   | {l}");
+            }
+        });
+    let mut daemon = Daemon::open(
+        settings,
+        Options {
+            reporter,
+            concurrency: None,
+        },
+    )?;
+    let pass = |d: &mut Daemon| -> anyhow::Result<()> {
+        let failed = super::serve::run_once(d, true)?;
+        if failed > 0 {
+            bail!("{failed} actions failed (see above)");
+        }
+        Ok(())
+    };
+
+    println!("4. First pass: seakeeper starts the ledger and takes the projects' refs as its baseline");
+    pass(&mut daemon)?;
+    println!("   ledger at {}/ledger", dir.display());
+
+    println!("5. A developer proposes a change to api (refs/changes/01/1/1); the check pipeline runs it");
+    write(
+        &api.work.join("src/app.sh"),
+        "#!/bin/sh\necho \"hello from api v2\"\n",
+    )?;
+    let change = commit(&api.work, "Say v2", "Dev <dev@demo.invalid>")?;
+    api.push("refs/changes/01/1/1")?;
+    pass(&mut daemon)?;
+
+    println!("6. The change merges: post-merge builds, attests and pushes the api image to testing, then builds web");
+    api.push("refs/heads/main")?;
+    pass(&mut daemon)?;
+    let l = Ledger::open(&dir.join("ledger"))?;
+    let testing: EnvironmentName = "testing".parse()?;
+    let image: ImageName = "api".parse()?;
+    let digest: Digest = match l
+        .snapshot()?
+        .record(&crate::ledger::layout::promotion_pointer(&testing, &image))?
+    {
+        Some(Record::Promotion(p)) => p.digest,
+        _ => bail!("the api image did not reach testing; see the output above"),
+    };
+    println!("   api {digest} runs in testing (built from {change})");
+
+    println!("7. The release manager promotes it to staging by changing one line of the config repo");
+    write(
+        &config.join("promotions/staging.yaml"),
+        &format!("images:\n  api: {digest}\n"),
+    )?;
+    commit(&config, "Promote api to staging", "Release Manager <rm@demo.invalid>")?;
+    pass(&mut daemon)?;
+
+    println!("8. RelEng freezes production; the next promotion is held, with the freeze's reason");
+    write(
+        &config.join("freezes/end-of-year.yaml"),
+        "scope: [\"promote:production\"]\nreason: End-of-year freeze; production changes need an exception.\nticket: T1234\n",
+    )?;
+    let freeze = commit(&config, "Freeze production for the end of the year", "RelEng <releng@demo.invalid>")?;
+    write(
+        &config.join("promotions/production.yaml"),
+        &format!("images:\n  api: {digest}\n"),
+    )?;
+    commit(&config, "Promote api to production", "Release Manager <rm@demo.invalid>")?;
+    pass(&mut daemon)?;
+    for line in daemon.status().render().lines() {
+        println!("   {line}");
+    }
+    daemon.shutdown();
+    drop(daemon);
+
+    println!("9. Tracing the image: build, source commit, attestation, every promotion");
+    let l = Ledger::open(&dir.join("ledger"))?;
+    if let Some(trace) = l.snapshot()?.trace_digest(&digest)? {
         super::trace::print_trace(&trace, "   ");
     }
 
-    println!("5. Verifying every commit: signatures, keys, schemas, indexes");
+    println!("10. Verifying every ledger commit: signatures, keys, schemas, indexes");
     let mut ring = Keyring::new();
     ring.add_cert_bytes(&public, "the demo cert")?;
     let report = ledger::verify(&l, &VerifyOptions { pinned: Some(ring) })?;
@@ -101,19 +331,29 @@ pub(super) fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     );
 
     println!(
-        "\nDone in {:.1} s. Explore with seakeeper and plain git:",
-        started.elapsed().as_secs_f64()
+        "\nDone in {:.1} s. The world is in {}; explore it with seakeeper and plain git:",
+        started.elapsed().as_secs_f64(),
+        dir.display()
     );
-    let lp = ledger_path.display();
-    let exe = std::env::current_exe()
-        .map_or_else(|_| "seakeeper".to_owned(), |p| p.display().to_string());
-    println!("   {exe} ledger log {lp}");
-    println!("   {exe} trace {digest} --ledger {lp}");
-    println!("   {exe} ledger verify {lp} --cert {}", cert_path.display());
-    println!("   git -C {lp} log --format='%h %s' | head");
+    let d = dir.display();
+    let s = settings_path.display();
+    println!("   {exe} status --settings {s}");
+    println!("   {exe} trace {digest} --ledger {d}/ledger");
+    println!("   git -C {d}/ledger log --format='%h %s'");
+    println!("   git -C {d}/config log --oneline");
+    println!("   # lift the freeze (a revert, as RelEng would merge it), then one more pass promotes api:");
     println!(
-        "   GNUPGHOME=$(mktemp -d) sh -c 'gpg --import {} && git -C {lp} verify-commit HEAD'",
+        "   git -C {d}/config -c user.name=RelEng -c user.email=releng@demo.invalid revert --no-edit {freeze}"
+    );
+    println!("   {exe} reconcile --once --settings {s}");
+    println!(
+        "   GNUPGHOME=$(mktemp -d) sh -c 'gpg -q --import {} && git -C {d}/ledger verify-commit HEAD'",
         cert_path.display()
     );
     Ok(ExitCode::SUCCESS)
+}
+
+fn which(name: &str) -> bool {
+    std::env::var_os("PATH")
+        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(name).is_file()))
 }

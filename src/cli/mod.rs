@@ -10,6 +10,7 @@ mod job;
 mod key;
 mod ledger;
 mod pipeline;
+mod serve;
 mod trace;
 
 use std::process::ExitCode;
@@ -54,6 +55,12 @@ enum Command {
     Trace(trace::TraceArgs),
     /// Build a demo world on this machine (no servers) and walk through it.
     Demo(demo::DemoArgs),
+    /// Run the reconciler daemon: check, post-merge, periodic, promotion, freezes.
+    Serve(serve::ServeArgs),
+    /// One reconcile pass (for cron and debugging).
+    Reconcile(serve::ReconcileArgs),
+    /// What the daemon is doing: queues, running jobs, freezes, held promotions.
+    Status(serve::StatusArgs),
 }
 
 /// Runs a parsed command line.
@@ -69,6 +76,9 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Attest(c) => attest::run(c),
         Command::Trace(a) => trace::run(a),
         Command::Demo(a) => demo::run(a),
+        Command::Serve(a) => serve::serve(a),
+        Command::Reconcile(a) => serve::reconcile(a),
+        Command::Status(a) => serve::status(a),
     }
 }
 

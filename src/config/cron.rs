@@ -88,6 +88,23 @@ impl std::str::FromStr for Cron {
     }
 }
 
+impl Cron {
+    /// Whether the schedule fires in the minute of `t` (UTC). As in cron, when both the day of
+    /// month and the day of week are restricted, either one matching is enough.
+    pub fn matches(&self, t: crate::model::Timestamp) -> bool {
+        let (month, day, hour, minute, weekday) = t.utc_calendar();
+        let dom_restricted = self.days.len() < 31;
+        let dow_restricted = self.weekdays.len() < 7;
+        let dom = self.days.contains(&day);
+        let dow = self.weekdays.contains(&weekday);
+        let day_ok = match (dom_restricted, dow_restricted) {
+            (true, true) => dom || dow,
+            _ => dom && dow,
+        };
+        self.minutes.contains(&minute) && self.hours.contains(&hour) && self.months.contains(&month) && day_ok
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -101,6 +118,21 @@ mod tests {
         let c: Cron = "0 0 1,15 * 7".parse().unwrap();
         assert_eq!(c.days, vec![1, 15]);
         assert_eq!(c.weekdays, vec![0]);
+    }
+
+    #[test]
+    fn matches_minutes_and_days() {
+        let t = |s: &str| s.parse::<crate::model::Timestamp>().unwrap();
+        let c: Cron = "30 2 * * *".parse().unwrap();
+        assert!(c.matches(t("2026-12-01T02:30:59Z")));
+        assert!(!c.matches(t("2026-12-01T02:31:00Z")));
+        // 2026-12-01 is a Tuesday.
+        let c: Cron = "0 0 * * 2".parse().unwrap();
+        assert!(c.matches(t("2026-12-01T00:00:00Z")));
+        assert!(!c.matches(t("2026-12-02T00:00:00Z")));
+        let c: Cron = "0 0 15 * 2".parse().unwrap();
+        assert!(c.matches(t("2026-12-15T00:00:00Z")), "day of month alone");
+        assert!(c.matches(t("2026-12-08T00:00:00Z")), "day of week alone");
     }
 
     #[test]

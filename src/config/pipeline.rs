@@ -39,6 +39,9 @@ pub struct ResolvedJob {
     pub output_files: Vec<String>,
     /// Names of images assembled from its outputs.
     pub output_images: Vec<String>,
+    /// The declarations of those images (base, files, entrypoint ...).
+    #[serde(skip)]
+    pub image_outputs: Vec<super::files::ImageOutput>,
     /// CPU (a Kubernetes quantity), if the job asks.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cpu: Option<String>,
@@ -474,6 +477,11 @@ fn resolve(name: &str, job: &JobSpec, enforced: bool, policies: &Policies) -> Re
             .outputs
             .as_ref()
             .map(|o| o.images.iter().map(|i| i.name.to_string()).collect())
+            .unwrap_or_default(),
+        image_outputs: job
+            .outputs
+            .as_ref()
+            .map(|o| o.images.clone())
             .unwrap_or_default(),
     }
 }

@@ -161,6 +161,13 @@ pub struct Observation {
     refs: Vec<Ref>,
 }
 
+impl Observation {
+    /// The refs listed (under the scope's prefixes), sorted by name.
+    pub fn refs(&self) -> &[Ref] {
+        &self.refs
+    }
+}
+
 #[derive(Debug, Default, Clone)]
 struct ProjectState {
     refs: BTreeMap<String, ObjectId>,

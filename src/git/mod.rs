@@ -7,6 +7,7 @@
 
 pub mod checkout;
 pub mod files;
+pub mod mirror;
 pub mod pack;
 pub mod tree;
 

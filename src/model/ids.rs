@@ -327,6 +327,18 @@ impl Timestamp {
         let dt = self.0.to_zoned(jiff::tz::TimeZone::UTC).datetime();
         (dt.year(), dt.month(), dt.day(), dt.hour())
     }
+    /// (month, day of month, hour, minute, day of week with Sunday 0) in UTC, for cron.
+    pub fn utc_calendar(self) -> (u8, u8, u8, u8, u8) {
+        let dt = self.0.to_zoned(jiff::tz::TimeZone::UTC).datetime();
+        let weekday = dt.weekday().to_sunday_zero_offset();
+        (
+            dt.month() as u8,
+            dt.day() as u8,
+            dt.hour() as u8,
+            dt.minute() as u8,
+            weekday as u8,
+        )
+    }
     /// A compact, sortable, path-safe form: `20261122T023000Z`.
     pub fn compact(self) -> String {
         self.0.strftime("%Y%m%dT%H%M%SZ").to_string()

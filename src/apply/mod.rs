@@ -1,0 +1,1050 @@
+//! Carries out the planner's [`Action`]s through the ledger and the clients, write-ahead:
+//! a build's request is in the ledger before any of its jobs starts, its result before anyone
+//! is told, and every outside effect is checked for before it is repeated (a request already
+//! in the ledger is adopted, a job already known to the executor is adopted, a Gerrit review
+//! that carries the build id is not posted again, a digest already at the target is not copied).
+//!
+//! Each function updates the daemon's [`World`] to match what it did, so the planner's next
+//! look sees it without another observation.
+
+use std::collections::BTreeMap;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use crate::config::Layout;
+use crate::config::pipeline::{ResolvedJob, RunContext};
+use crate::executor::{ExecError, Executor};
+use crate::gerrit::{Rest, ReviewInput};
+use crate::git::mirror::Sources;
+use crate::ledger::{Ledger, Writer};
+use crate::model::record::{
+    Artifact, ArtifactRef, Attestation, BuildResult, DsseEnvelope, Freeze, JobResult, Promotion,
+};
+use crate::model::{
+    ArtifactKind, BuildId, BuildStatus, CommitId, Digest, EnvironmentName, FreezeState, ImageName,
+    JobKey, JobState, Record, Timestamp,
+};
+use crate::reconcile::{self, Action, BuildState, JobRun, World};
+use crate::registry::copy::{self, Location};
+use crate::registry::layout::OciLayout;
+use crate::signing::SigningKey;
+
+/// Points at which a test can have the daemon kill itself with SIGKILL
+/// (`SEAKEEPER_TEST_CRASH_AT=<point>`), to prove that a restart loses and repeats nothing.
+pub const CRASH_POINTS: [&str; 5] = [
+    "after-request",
+    "after-start",
+    "after-result",
+    "after-review",
+    "before-review",
+];
+
+/// Dies like `kill -9` when the test asked for a crash at `point`.
+pub fn crash_point(point: &str) {
+    if std::env::var("SEAKEEPER_TEST_CRASH_AT").is_ok_and(|p| p == point) {
+        eprintln!("seakeeper: SEAKEEPER_TEST_CRASH_AT={point}: killing myself");
+        // SAFETY: raising a signal at ourselves.
+        unsafe {
+            libc::raise(libc::SIGKILL);
+        }
+    }
+}
+
+/// Where results go when they are not posted to Gerrit (and a copy of what is).
+pub type Reporter = Arc<dyn Fn(&str) + Send + Sync>;
+
+/// Gerrit, for reports.
+pub struct GerritReporting {
+    /// The REST client.
+    pub rest: Rest,
+    /// Whether reviews are posted (`gerrit.report` in `seakeeper.yaml`).
+    pub report: bool,
+}
+
+/// Everything actions touch.
+pub struct Services {
+    /// The ledger (reads).
+    pub ledger: Ledger,
+    /// The ledger (writes).
+    pub writer: Writer,
+    /// The key that signs DSSE envelopes (the ledger key's Ed25519 signing subkey).
+    pub dsse_key: Mutex<SigningKey>,
+    /// Runs jobs.
+    pub executor: Arc<dyn Executor>,
+    /// The content-addressed output and log store (`sha256/<hex>`).
+    pub store_dir: PathBuf,
+    /// Where images are assembled before they are pushed.
+    pub images: OciLayout,
+    /// Accounts.
+    pub secrets: crate::secrets::SecretsFile,
+    /// Project sources.
+    pub sources: Sources,
+    /// Gerrit, when configured with an http(s) URL.
+    pub gerrit: Option<GerritReporting>,
+    /// The config repo's URL (for provenance).
+    pub config_url: String,
+    /// `<state>/inflight`: one file per build not yet reported.
+    pub inflight: PathBuf,
+    /// Where reports go.
+    pub reporter: Reporter,
+    /// Called after every ledger write (replication).
+    pub on_write: Box<dyn Fn() + Send + Sync>,
+}
+
+/// Whether an action changed anything (the loop plans again while actions make progress).
+pub type Progress = bool;
+
+/// The executor's key of a job's `attempt`-th run.
+pub fn job_key(build: &BuildId, job: &str, attempt: u32) -> JobKey {
+    JobKey {
+        build_id: build.clone(),
+        job: if attempt <= 1 {
+            job.to_owned()
+        } else {
+            format!("{job}~{attempt}")
+        },
+    }
+}
+
+fn inflight_path(svc: &Services, id: &BuildId) -> PathBuf {
+    svc.inflight.join(id.as_str())
+}
+
+fn write_durably(path: &Path, bytes: &[u8]) -> Result<(), String> {
+    let tmp = path.with_extension("tmp");
+    let mut f = std::fs::File::create(&tmp).map_err(|e| format!("{}: {e}", tmp.display()))?;
+    f.write_all(bytes)
+        .and_then(|()| f.sync_all())
+        .map_err(|e| format!("{}: {e}", tmp.display()))?;
+    std::fs::rename(&tmp, path).map_err(|e| format!("{}: {e}", path.display()))?;
+    if let Some(d) = path.parent() {
+        let _ = crate::git::sync_dir(d);
+    }
+    Ok(())
+}
+
+/// The builds that were requested and not yet reported, by their marker files: `(id, depth)`.
+pub fn inflight(dir: &Path) -> Vec<(BuildId, u32)> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let Some(id) = e
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<BuildId>().ok())
+        else {
+            continue;
+        };
+        let depth = std::fs::read_to_string(e.path())
+            .ok()
+            .and_then(|t| t.trim().parse().ok())
+            .unwrap_or(0);
+        out.push((id, depth));
+    }
+    out.sort();
+    out
+}
+
+fn finish(svc: &Services, world: &mut World, id: &BuildId) {
+    let _ = std::fs::remove_file(inflight_path(svc, id));
+    world.builds.remove(id);
+    world.done.insert(id.clone());
+}
+
+/// Carries out one action.
+pub fn apply(
+    svc: &Services,
+    layout: &Layout,
+    world: &mut World,
+    action: &Action,
+) -> Result<Progress, String> {
+    match action {
+        Action::RequestBuild { request, depth } => request_build(svc, world, request, *depth),
+        Action::StartJob {
+            build_id,
+            job,
+            attempt,
+        } => start_job(svc, world, build_id, job, *attempt),
+        Action::CheckConfig { build_id } => check_config(svc, world, build_id),
+        Action::Cancel { build_id, reason } => cancel(svc, world, build_id, reason),
+        Action::RecordResult { build_id } => record_result(svc, layout, world, build_id),
+        Action::Report { build_id } => report(svc, layout, world, build_id),
+        Action::Promote {
+            environment,
+            image,
+            digest,
+            from,
+        } => promote(
+            svc,
+            layout,
+            world,
+            environment,
+            image,
+            digest,
+            from.as_ref(),
+        ),
+        Action::RecordFreeze { freeze } => record_freeze(svc, world, freeze),
+        Action::Hold { .. } | Action::Refuse { .. } => Ok(false),
+    }
+}
+
+/// Loads a build the ledger already holds into the World (after a restart, or when another
+/// process wrote it).
+pub fn adopt(
+    svc: &Services,
+    world: &mut World,
+    id: &BuildId,
+    depth: u32,
+) -> Result<bool, String> {
+    let snapshot = svc.ledger.snapshot().map_err(|e| e.to_string())?;
+    let Some(records) = snapshot.build(id).map_err(|e| e.to_string())? else {
+        return Ok(false);
+    };
+    let marked = inflight_path(svc, id).exists();
+    match &records.result {
+        Some(_) if !marked => {
+            world.done.insert(id.clone());
+        }
+        result => {
+            let recorded = match result {
+                Some(r) => {
+                    let path = format!("{}/result.yaml", records.dir);
+                    let commit = snapshot
+                        .commit_of(&path)
+                        .map_err(|e| e.to_string())?
+                        .map(|c| c.to_string().parse().expect("a commit id"));
+                    commit.map(|c| (r.clone(), c))
+                }
+                None => None,
+            };
+            world.builds.insert(
+                id.clone(),
+                BuildState {
+                    request: records.request.clone(),
+                    result: result.as_ref().map(|r| r.status),
+                    reported: false,
+                    cancelled: false,
+                    jobs: BTreeMap::new(),
+                    depth,
+                    recorded,
+                },
+            );
+        }
+    }
+    Ok(true)
+}
+
+fn request_build(
+    svc: &Services,
+    world: &mut World,
+    request: &crate::model::record::BuildRequest,
+    depth: u32,
+) -> Result<Progress, String> {
+    let id = &request.build_id;
+    // Requested before (by an earlier run of seakeeper): adopt it, never request twice.
+    if !inflight_path(svc, id).exists() && adopt(svc, world, id, depth)? {
+        return Ok(true);
+    }
+    std::fs::create_dir_all(&svc.inflight).map_err(|e| e.to_string())?;
+    write_durably(&inflight_path(svc, id), depth.to_string().as_bytes())?;
+    if adopt(svc, world, id, depth)? {
+        return Ok(true);
+    }
+    svc.writer
+        .append(Record::BuildRequest(request.clone()))
+        .map_err(|e| format!("recording the request of {id}: {e}"))?;
+    (svc.on_write)();
+    crash_point("after-request");
+    let what = match (request.change, request.patchset) {
+        (Some(c), Some(p)) => format!("{} change {c},{p}", request.project),
+        _ => format!("{} {}", request.project, request.git_ref),
+    };
+    (svc.reporter)(&format!(
+        "[{}] {what}: build {id} requested ({} jobs: {})",
+        request.pipeline,
+        request.jobs.len(),
+        request.jobs.join(", ")
+    ));
+    world.builds.insert(
+        id.clone(),
+        BuildState {
+            request: request.clone(),
+            result: None,
+            reported: false,
+            cancelled: false,
+            jobs: BTreeMap::new(),
+            depth,
+            recorded: None,
+        },
+    );
+    Ok(true)
+}
+
+fn start_job(
+    svc: &Services,
+    world: &mut World,
+    id: &BuildId,
+    job: &ResolvedJob,
+    attempt: u32,
+) -> Result<Progress, String> {
+    let Some(b) = world.builds.get(id) else {
+        return Ok(false);
+    };
+    let r = &b.request;
+    let state = match svc.sources.ensure(&r.project, r.git_ref.as_str(), &r.source_commit) {
+        Err(e) => JobState::Failed {
+            exit_code: None,
+            reason: format!("the source could not be fetched: {e}"),
+        },
+        Ok(_) => {
+            let mut spec = job.to_spec(&RunContext {
+                build_id: id.clone(),
+                pipeline: r.pipeline.as_str(),
+                project: r.project.clone(),
+                change: r.change.zip(r.patchset),
+                source: &svc.sources.url(&r.project),
+                commit: r.source_commit.clone(),
+                trust: r.trust,
+            });
+            spec.job = job_key(id, &job.name, attempt).job;
+            match svc.executor.start(&spec) {
+                Ok(()) => JobState::Pending,
+                Err(ExecError::Invalid { message, .. }) => JobState::Failed {
+                    exit_code: None,
+                    reason: message,
+                },
+                Err(e) => return Err(format!("starting {id}/{}: {e}", job.name)),
+            }
+        }
+    };
+    crash_point("after-start");
+    if let Some(b) = world.builds.get_mut(id) {
+        b.jobs.insert(
+            job.name.clone(),
+            JobRun {
+                attempt,
+                state: Some(state),
+            },
+        );
+    }
+    Ok(true)
+}
+
+/// Refreshes the World's job states from the executor.
+pub fn refresh_jobs(svc: &Services, world: &mut World) {
+    for (id, b) in world.builds.iter_mut() {
+        if b.result.is_some() || b.cancelled {
+            continue;
+        }
+        for name in &b.request.jobs {
+            if name == reconcile::CONFIG_CHECK_JOB {
+                continue;
+            }
+            let current = b.jobs.get(name).cloned();
+            if current
+                .as_ref()
+                .and_then(|r| r.state.as_ref())
+                .is_some_and(|s| s.is_final() && !reconcile::is_lost(s))
+            {
+                continue;
+            }
+            let mut attempt = current.as_ref().map_or(1, |r| r.attempt);
+            let mut state = match svc.executor.state(&job_key(id, name, attempt)) {
+                Ok(s) => s,
+                Err(e) => {
+                    crate::telemetry::warn(&format!("{id}/{name}: {e}"));
+                    continue;
+                }
+            };
+            // A restarted run of a lost job carries the next attempt number.
+            while state.as_ref().is_some_and(reconcile::is_lost)
+                && attempt < reconcile::MAX_JOB_ATTEMPTS
+            {
+                match svc.executor.state(&job_key(id, name, attempt + 1)) {
+                    Ok(Some(next)) => {
+                        attempt += 1;
+                        state = Some(next);
+                    }
+                    _ => break,
+                }
+            }
+            match (state, current) {
+                (Some(s), _) => {
+                    b.jobs.insert(
+                        name.clone(),
+                        JobRun {
+                            attempt,
+                            state: Some(s),
+                        },
+                    );
+                }
+                // A refusal recorded by start_job stays; nothing known stays unknown.
+                (None, Some(_)) => {}
+                (None, None) => {}
+            }
+        }
+    }
+}
+
+fn store_blob(store: &Path, bytes: &[u8]) -> Result<Digest, String> {
+    let digest = Digest::of(bytes);
+    let dir = store.join("sha256");
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    let path = dir.join(digest.hex());
+    if !path.exists() {
+        write_durably(&path, bytes)?;
+    }
+    Ok(digest)
+}
+
+/// A stored log's text (for reports).
+pub fn read_log(store: &Path, digest: &Digest) -> Option<String> {
+    std::fs::read(store.join("sha256").join(digest.hex()))
+        .ok()
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+}
+
+fn parse_time(s: &str) -> Option<jiff::Timestamp> {
+    s.parse().ok()
+}
+
+/// The job's log (stored by digest) and how long it ran, from the log's first and last times.
+fn job_log(svc: &Services, key: &JobKey) -> (Option<Digest>, u64) {
+    let mut text = String::new();
+    let mut first = None;
+    let mut last = None;
+    let _ = svc.executor.logs(key, false, &mut |line| {
+        if let Some(t) = parse_time(&line.time) {
+            first.get_or_insert(t);
+            last = Some(t);
+        }
+        text.push_str(&line.time);
+        text.push(' ');
+        text.push_str(&line.text);
+        text.push('\n');
+    });
+    let duration = match (first, last) {
+        (Some(a), Some(b)) => u64::try_from(b.duration_since(a).as_millis()).unwrap_or(0),
+        _ => 0,
+    };
+    let digest = if text.is_empty() {
+        None
+    } else {
+        store_blob(&svc.store_dir, text.as_bytes()).ok()
+    };
+    (digest, duration)
+}
+
+fn status_of(state: Option<&JobState>) -> BuildStatus {
+    match state {
+        Some(JobState::Succeeded) => BuildStatus::Success,
+        Some(JobState::Failed { .. }) => BuildStatus::Failure,
+        Some(JobState::TimedOut) => BuildStatus::TimedOut,
+        Some(JobState::Cancelled) => BuildStatus::Cancelled,
+        _ => BuildStatus::Error,
+    }
+}
+
+fn record_result(
+    svc: &Services,
+    layout: &Layout,
+    world: &mut World,
+    id: &BuildId,
+) -> Result<Progress, String> {
+    let Some(b) = world.builds.get(id).cloned() else {
+        return Ok(false);
+    };
+    let request = b.request.clone();
+    let pipeline_error = world
+        .pipelines
+        .get(&(request.project.clone(), request.source_commit.clone()))
+        .and_then(|p| p.as_ref().err().cloned());
+    let resolved: Vec<ResolvedJob> = reconcile::jobs_of(world, &request)
+        .map(<[ResolvedJob]>::to_vec)
+        .unwrap_or_default();
+    let mut jobs = Vec::new();
+    let mut states = Vec::new();
+    for name in &request.jobs {
+        let run = b.jobs.get(name);
+        let state = run.and_then(|r| r.state.clone());
+        let attempt = run.map_or(1, |r| r.attempt);
+        let key = job_key(id, name, attempt);
+        let (log_digest, duration_ms) = match &state {
+            Some(_) => job_log(svc, &key),
+            None => (None, 0),
+        };
+        jobs.push(JobResult {
+            name: name.clone(),
+            status: status_of(state.as_ref()),
+            duration_ms,
+            log_digest,
+        });
+        states.push(state.unwrap_or(JobState::Failed {
+            exit_code: None,
+            reason: "the pipeline file no longer names this job".into(),
+        }));
+    }
+    let mut status = reconcile::outcome(states);
+    if pipeline_error.is_some() {
+        status = BuildStatus::Failure;
+    }
+    let started_at = request.requested_at;
+    let mut records = Vec::new();
+    let mut artifacts = Vec::new();
+    let trusted_output = status == BuildStatus::Success
+        && request.trust == crate::model::Trust::Trusted
+        && matches!(request.pipeline.as_str(), "post-merge" | "periodic");
+    if trusted_output {
+        for job in &resolved {
+            if job.image_outputs.is_empty() {
+                continue;
+            }
+            let attempt = b.jobs.get(&job.name).map_or(1, |r| r.attempt);
+            let key = job_key(id, &job.name, attempt);
+            match publish_images(svc, layout, world, &request, job, &key) {
+                Ok(mut r) => {
+                    for rec in &r {
+                        if let Record::Artifact(a) = rec {
+                            artifacts.push(ArtifactRef {
+                                digest: a.digest.clone(),
+                                name: a.name.clone(),
+                                kind: a.kind,
+                            });
+                        }
+                    }
+                    records.append(&mut r);
+                }
+                Err(e) => {
+                    (svc.reporter)(&format!("[{}] {id}: {e}", request.pipeline));
+                    status = BuildStatus::Error;
+                    if let Some(j) = jobs.iter_mut().find(|j| j.name == job.name) {
+                        j.status = BuildStatus::Error;
+                    }
+                    records.clear();
+                    artifacts.clear();
+                    break;
+                }
+            }
+        }
+    }
+    let result = BuildResult {
+        build_id: id.clone(),
+        status,
+        started_at,
+        finished_at: Timestamp::now().max(started_at),
+        jobs,
+        artifacts,
+    };
+    records.push(Record::BuildResult(result.clone()));
+    let receipts = svc.writer.append_all(records);
+    let mut commit = None;
+    for r in receipts {
+        let receipt = r.map_err(|e| format!("recording the result of {id}: {e}"))?;
+        commit = Some(receipt.commit);
+    }
+    (svc.on_write)();
+    crash_point("after-result");
+    let commit = commit.expect("at least the result was written");
+    if let Some(b) = world.builds.get_mut(id) {
+        b.result = Some(status);
+        b.recorded = Some((result, commit));
+    }
+    Ok(true)
+}
+
+/// Assembles the images a job declares from its outputs, pushes them to the first
+/// environment's registry, and returns the records: artifact, attestation, promotion.
+fn publish_images(
+    svc: &Services,
+    layout: &Layout,
+    world: &mut World,
+    request: &crate::model::record::BuildRequest,
+    job: &ResolvedJob,
+    key: &JobKey,
+) -> Result<Vec<Record>, String> {
+    let outputs = svc.executor.outputs(key).map_err(|e| e.to_string())?;
+    let work = tempfile_dir(&svc.store_dir)?;
+    for o in &outputs {
+        let src = svc.store_dir.join("sha256").join(o.digest.hex());
+        let dst = work.join(&o.path);
+        if let Some(parent) = dst.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| e.to_string())?;
+        }
+        std::fs::copy(&src, &dst).map_err(|e| format!("{}: {e}", src.display()))?;
+        if o.executable {
+            use std::os::unix::fs::PermissionsExt as _;
+            let _ = std::fs::set_permissions(&dst, std::fs::Permissions::from_mode(0o755));
+        }
+    }
+    let first = layout
+        .environments
+        .first()
+        .ok_or("images need an environment to go to: environments.yaml is empty")?;
+    let registry = layout
+        .settings
+        .registries
+        .get(&first.registry)
+        .ok_or_else(|| format!("registry {} is not in seakeeper.yaml", first.registry))?;
+    let mut records = Vec::new();
+    let result = (|| {
+        for decl in &job.image_outputs {
+            let repo = format!("{}{}", first.repository_prefix, decl.name);
+            let target = copy::location_for(&registry.url, &repo, &svc.secrets)
+                .map_err(|e| e.to_string())?;
+            let desc = crate::registry::assemble::declared_image(
+                &svc.images,
+                decl,
+                &work,
+                Some(&target),
+            )
+            .map_err(|e| format!("image {}: {e}", decl.name))?;
+            copy::copy(
+                &Location::Layout(svc.images.clone()),
+                &target,
+                &desc.digest,
+                None,
+                4,
+            )
+            .map_err(|e| format!("pushing {} to {}: {e}", decl.name, registry.url))?;
+            let now = Timestamp::now();
+            let provenance = crate::signing::provenance::Provenance {
+                subject_name: repo.clone(),
+                digest: desc.digest.clone(),
+                trust: request.trust,
+                build_id: request.build_id.to_string(),
+                project: request.project.to_string(),
+                change: None,
+                git_ref: request.git_ref.to_string(),
+                source: svc.sources.url(&request.project),
+                source_commit: request.source_commit.to_string(),
+                config_commit: request.config_commit.to_string(),
+                config_repo: svc.config_url.clone(),
+                base_image: decl
+                    .base
+                    .rsplit_once('@')
+                    .and_then(|(n, d)| d.parse().ok().map(|d| (n.to_owned(), d))),
+                byproducts: Vec::new(),
+                started: request.requested_at.to_string(),
+                finished: now.to_string(),
+            };
+            let statement = crate::signing::provenance::statement(&provenance);
+            let envelope: DsseEnvelope = svc
+                .dsse_key
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .sign_dsse(
+                    crate::signing::dsse::IN_TOTO,
+                    &serde_json::to_vec(&statement).map_err(|e| e.to_string())?,
+                )
+                .map_err(|e| e.to_string())?;
+            let envelope_json = serde_json::to_vec(&envelope).map_err(|e| e.to_string())?;
+            if let Err(e) = crate::registry::cosign::attach_attestation(
+                &target,
+                &desc.digest,
+                &envelope_json,
+                crate::signing::provenance::SLSA_PROVENANCE_V1,
+            ) {
+                crate::telemetry::warn(&format!(
+                    "attaching the attestation of {}: {e}",
+                    desc.digest
+                ));
+            }
+            records.push(Record::Artifact(Artifact {
+                digest: desc.digest.clone(),
+                build_id: request.build_id.clone(),
+                name: decl.name.to_string(),
+                kind: ArtifactKind::Image,
+                media_type: desc.media_type.clone(),
+                size: desc.size,
+            }));
+            records.push(Record::Attestation(Attestation {
+                subject_digest: desc.digest.clone(),
+                predicate_type: crate::signing::provenance::SLSA_PROVENANCE_V1.to_owned(),
+                envelope,
+            }));
+            let slot = (first.name.clone(), decl.name.clone());
+            let previous = world.deployed.get(&slot).map(|(d, _)| d.clone());
+            records.push(Record::Promotion(Promotion {
+                environment: first.name.clone(),
+                image: decl.name.clone(),
+                digest: desc.digest.clone(),
+                previous_digest: previous.filter(|p| *p != desc.digest),
+                from_registry: format!("oci:{}", svc.images.dir().display()),
+                to_registry: registry.url.clone(),
+                config_commit: request.config_commit.clone(),
+                promoted_at: now,
+            }));
+            world.deployed.insert(slot, (desc.digest.clone(), now));
+            let facts = world
+                .digests
+                .entry(desc.digest.clone())
+                .or_insert(reconcile::DigestFacts {
+                    provenance: crate::policy::promotion::Provenance::Trusted,
+                    entered: BTreeMap::new(),
+                });
+            facts.provenance = crate::policy::promotion::Provenance::Trusted;
+            facts.entered.entry(first.name.clone()).or_insert(now);
+            (svc.reporter)(&format!(
+                "[{}] {}: image {} {} pushed to {} ({})",
+                request.pipeline, request.build_id, decl.name, desc.digest, first.name, registry.url
+            ));
+        }
+        Ok::<(), String>(())
+    })();
+    let _ = std::fs::remove_dir_all(&work);
+    result.map(|()| records)
+}
+
+fn tempfile_dir(store: &Path) -> Result<PathBuf, String> {
+    static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let dir = store.join("tmp").join(format!(
+        "assemble-{}-{}",
+        std::process::id(),
+        SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    Ok(dir)
+}
+
+fn check_config(svc: &Services, world: &mut World, id: &BuildId) -> Result<Progress, String> {
+    let Some(b) = world.builds.get(id) else {
+        return Ok(false);
+    };
+    let r = b.request.clone();
+    let started = std::time::Instant::now();
+    let (ok, text) = match svc
+        .sources
+        .ensure(&r.project, r.git_ref.as_str(), &r.source_commit)
+    {
+        Err(e) => (false, format!("the change could not be fetched: {e}\n")),
+        Ok(path) => match load_config_at(&path, &r.source_commit) {
+            Err(e) => (false, format!("{e}\n")),
+            Ok(Ok(layout)) => (
+                true,
+                format!(
+                    "config check: OK ({} environments, {} projects, {} freezes)\n",
+                    layout.environments.len(),
+                    layout.projects.len(),
+                    layout.freezes.len()
+                ),
+            ),
+            Ok(Err(errors)) => {
+                let mut t = format!("config check: {} errors\n", errors.len());
+                for e in errors {
+                    t.push_str(&format!("{e}\n"));
+                }
+                (false, t)
+            }
+        },
+    };
+    let log = store_blob(&svc.store_dir, text.as_bytes())?;
+    let status = if ok {
+        BuildStatus::Success
+    } else {
+        BuildStatus::Failure
+    };
+    let result = BuildResult {
+        build_id: id.clone(),
+        status,
+        started_at: r.requested_at,
+        finished_at: Timestamp::now().max(r.requested_at),
+        jobs: vec![JobResult {
+            name: reconcile::CONFIG_CHECK_JOB.to_owned(),
+            status,
+            duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+            log_digest: Some(log),
+        }],
+        artifacts: Vec::new(),
+    };
+    let receipt = svc
+        .writer
+        .append(Record::BuildResult(result.clone()))
+        .map_err(|e| format!("recording the result of {id}: {e}"))?;
+    (svc.on_write)();
+    if let Some(b) = world.builds.get_mut(id) {
+        b.result = Some(status);
+        b.recorded = Some((result, receipt.commit));
+    }
+    Ok(true)
+}
+
+/// The config repo at `commit` in the repository at `path`, loaded: `Err` when it cannot be
+/// read, `Ok(Err)` with every error when it is invalid.
+pub fn load_config_at(
+    path: &Path,
+    commit: &CommitId,
+) -> Result<Result<Layout, Vec<crate::config::ConfigError>>, String> {
+    let repo = gix::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let id = gix::ObjectId::from_hex(commit.as_str().as_bytes()).map_err(|e| e.to_string())?;
+    let files = crate::git::files::read_all(&repo, &id).map_err(|e| e.to_string())?;
+    let bytes: BTreeMap<String, Vec<u8>> = files.into_iter().map(|(p, f)| (p, f.bytes)).collect();
+    Ok(crate::config::load(&bytes))
+}
+
+fn cancel(
+    svc: &Services,
+    world: &mut World,
+    id: &BuildId,
+    reason: &str,
+) -> Result<Progress, String> {
+    let Some(b) = world.builds.get(id) else {
+        return Ok(false);
+    };
+    let mut jobs = Vec::new();
+    for name in &b.request.jobs {
+        let run = b.jobs.get(name);
+        if let Some(run) = run
+            && run.state.as_ref().is_some_and(|s| !s.is_final())
+        {
+            let key = job_key(id, name, run.attempt);
+            if let Err(e) = svc.executor.cancel(&key) {
+                crate::telemetry::warn(&format!("cancelling {key}: {e}"));
+            }
+        }
+        let state = run.and_then(|r| r.state.as_ref());
+        let status = match state {
+            Some(s) if s.is_final() => status_of(Some(s)),
+            _ => BuildStatus::Cancelled,
+        };
+        jobs.push(JobResult {
+            name: name.clone(),
+            status,
+            duration_ms: 0,
+            log_digest: None,
+        });
+    }
+    let result = BuildResult {
+        build_id: id.clone(),
+        status: BuildStatus::Cancelled,
+        started_at: b.request.requested_at,
+        finished_at: Timestamp::now().max(b.request.requested_at),
+        jobs,
+        artifacts: Vec::new(),
+    };
+    svc.writer
+        .append(Record::BuildResult(result))
+        .map_err(|e| format!("recording the cancellation of {id}: {e}"))?;
+    (svc.on_write)();
+    (svc.reporter)(&format!(
+        "[{}] {id}: cancelled, {reason}",
+        b.request.pipeline
+    ));
+    finish(svc, world, id);
+    Ok(true)
+}
+
+fn seconds(ms: u64) -> String {
+    if ms < 1000 {
+        format!("{ms} ms")
+    } else if ms < 60_000 {
+        format!("{:.1} s", ms as f64 / 1000.0)
+    } else {
+        format!("{} min {} s", ms / 60_000, (ms % 60_000) / 1000)
+    }
+}
+
+/// The text of a build's report: a headline, a line per job, the ledger link, the build id.
+pub fn report_text(
+    svc_store: &Path,
+    public_url: &str,
+    b: &BuildState,
+    pipeline_error: Option<&str>,
+) -> String {
+    let r = &b.request;
+    let base = public_url.trim_end_matches('/');
+    let status = b.result.map_or("UNKNOWN", |s| s.as_str());
+    let mut t = format!(
+        "seakeeper {}: {} (build {})\n\n",
+        r.pipeline,
+        status.to_uppercase(),
+        r.build_id
+    );
+    if let Some(e) = pipeline_error {
+        t.push_str(".pipeline/config.yaml is invalid:\n");
+        for line in e.lines().take(20) {
+            t.push_str(&format!("  {line}\n"));
+        }
+        t.push('\n');
+    }
+    if let Some((result, _)) = &b.recorded {
+        for j in &result.jobs {
+            let log = j
+                .log_digest
+                .as_ref()
+                .map(|d| format!(", log {base}/logs/{d}"))
+                .unwrap_or_default();
+            t.push_str(&format!(
+                "- {}: {} in {}{log}\n",
+                j.name,
+                j.status.as_str().to_uppercase(),
+                seconds(j.duration_ms)
+            ));
+            if j.name == reconcile::CONFIG_CHECK_JOB
+                && j.status != BuildStatus::Success
+                && let Some(text) = j.log_digest.as_ref().and_then(|d| read_log(svc_store, d))
+            {
+                for line in text.lines().skip(1).take(20) {
+                    t.push_str(&format!("    {line}\n"));
+                }
+            }
+        }
+        for a in &result.artifacts {
+            t.push_str(&format!("- produced {} {}\n", a.name, a.digest));
+        }
+    }
+    if let Some((_, commit)) = &b.recorded {
+        t.push_str(&format!("\nLedger: {base}/ledger/{commit}\n"));
+    }
+    t.push_str(&format!("Build-Id: {}\n", r.build_id));
+    t
+}
+
+fn report(
+    svc: &Services,
+    layout: &Layout,
+    world: &mut World,
+    id: &BuildId,
+) -> Result<Progress, String> {
+    let Some(b) = world.builds.get(id) else {
+        return Ok(false);
+    };
+    let r = &b.request;
+    let pipeline_error = world
+        .pipelines
+        .get(&(r.project.clone(), r.source_commit.clone()))
+        .and_then(|p| p.as_ref().err().cloned());
+    let text = report_text(
+        &svc.store_dir,
+        &layout.settings.public_url,
+        b,
+        pipeline_error.as_deref(),
+    );
+    let gerrit = svc.gerrit.as_ref().filter(|g| g.report);
+    match (gerrit, r.change) {
+        (Some(g), Some(change)) => {
+            crash_point("before-review");
+            // Reviews carry the build id: a review already posted (before a crash) is not
+            // posted again.
+            let posted = g
+                .rest
+                .get_change(&r.project, change)
+                .map_err(|e| format!("reading change {change} before reporting: {e}"))?
+                .messages
+                .iter()
+                .any(|m| {
+                    m.message
+                        .lines()
+                        .any(|l| l.trim() == format!("Build-Id: {id}"))
+                });
+            if !posted {
+                let verified = match b.result {
+                    Some(BuildStatus::Success) => Some(1),
+                    Some(BuildStatus::Cancelled) => None,
+                    _ => Some(-1),
+                };
+                g.rest
+                    .post_review(
+                        &r.project,
+                        change,
+                        r.source_commit.as_str(),
+                        &ReviewInput::for_pipeline(r.pipeline.as_str(), &text, verified),
+                    )
+                    .map_err(|e| format!("posting the review of {id} on change {change}: {e}"))?;
+                crash_point("after-review");
+            }
+            (svc.reporter)(&format!(
+                "[{}] {} change {change}: {} reported to Gerrit (build {id})",
+                r.pipeline,
+                r.project,
+                b.result.map_or("unknown", |s| s.as_str())
+            ));
+        }
+        _ => (svc.reporter)(&text),
+    }
+    finish(svc, world, id);
+    Ok(true)
+}
+
+fn promote(
+    svc: &Services,
+    layout: &Layout,
+    world: &mut World,
+    environment: &EnvironmentName,
+    image: &ImageName,
+    digest: &Digest,
+    from: Option<&EnvironmentName>,
+) -> Result<Progress, String> {
+    let location = |env: &EnvironmentName| -> Result<(Location, String), String> {
+        let spec = layout
+            .environments
+            .iter()
+            .find(|e| &e.name == env)
+            .ok_or_else(|| format!("no environment {env}"))?;
+        let registry = layout
+            .settings
+            .registries
+            .get(&spec.registry)
+            .ok_or_else(|| format!("registry {} is not in seakeeper.yaml", spec.registry))?;
+        let repo = format!("{}{image}", spec.repository_prefix);
+        Ok((
+            copy::location_for(&registry.url, &repo, &svc.secrets).map_err(|e| e.to_string())?,
+            registry.url.clone(),
+        ))
+    };
+    let (target, to_url) = location(environment)?;
+    let (source, from_url) = match from {
+        Some(env) => location(env)?,
+        None => (
+            Location::Layout(svc.images.clone()),
+            format!("oci:{}", svc.images.dir().display()),
+        ),
+    };
+    copy::copy(&source, &target, digest, None, 4)
+        .map_err(|e| format!("promoting {image}@{digest} to {environment}: {e}"))?;
+    let now = Timestamp::now();
+    let slot = (environment.clone(), image.clone());
+    let promotion = Promotion {
+        environment: environment.clone(),
+        image: image.clone(),
+        digest: digest.clone(),
+        previous_digest: world.deployed.get(&slot).map(|(d, _)| d.clone()),
+        from_registry: from_url,
+        to_registry: to_url,
+        config_commit: world.config.layout_commit.clone(),
+        promoted_at: now,
+    };
+    svc.writer
+        .append(Record::Promotion(promotion))
+        .map_err(|e| format!("recording the promotion of {image}@{digest}: {e}"))?;
+    (svc.on_write)();
+    world.deployed.insert(slot, (digest.clone(), now));
+    if let Some(f) = world.digests.get_mut(digest) {
+        f.entered.entry(environment.clone()).or_insert(now);
+    }
+    (svc.reporter)(&format!(
+        "[promote] {image}@{digest} now runs in {environment} (config {})",
+        world.config.layout_commit
+    ));
+    Ok(true)
+}
+
+fn record_freeze(svc: &Services, world: &mut World, freeze: &Freeze) -> Result<Progress, String> {
+    svc.writer
+        .append(Record::Freeze(freeze.clone()))
+        .map_err(|e| format!("recording freeze {}: {e}", freeze.name))?;
+    (svc.on_write)();
+    world.freezes.insert(freeze.name.clone(), freeze.state);
+    let verb = match freeze.state {
+        FreezeState::Active => "is ACTIVE",
+        FreezeState::Lifted => "was lifted",
+    };
+    (svc.reporter)(&format!(
+        "[freeze] {} {verb} ({}) by config commit {}: {}",
+        freeze.name,
+        freeze.scope.join(", "),
+        freeze.config_commit,
+        freeze.reason.trim()
+    ));
+    Ok(true)
+}

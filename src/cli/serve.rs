@@ -1,0 +1,150 @@
+//! `seakeeper serve` (the daemon), `seakeeper reconcile --once` (one pass, for cron and
+//! debugging) and `seakeeper status [--json]`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::Args;
+
+use crate::daemon::{Daemon, Options, Settings, Status};
+
+const DEFAULT_SETTINGS: &str = "/etc/seakeeper/settings.yaml";
+
+#[derive(Debug, Args)]
+pub(super) struct ServeArgs {
+    /// The local settings file.
+    #[arg(long, default_value = DEFAULT_SETTINGS)]
+    settings: PathBuf,
+    /// Seconds between full passes over every project (events trigger passes in between).
+    #[arg(long, default_value_t = 60)]
+    full_every: u64,
+    /// Seconds to wait for running jobs on SIGTERM before leaving them to the next start.
+    #[arg(long, default_value_t = 30)]
+    grace: u64,
+    /// Jobs at once (default: `executor.concurrency` from seakeeper.yaml).
+    #[arg(long)]
+    concurrency: Option<usize>,
+}
+
+#[derive(Debug, Args)]
+pub(super) struct ReconcileArgs {
+    /// The local settings file.
+    #[arg(long, default_value = DEFAULT_SETTINGS)]
+    settings: PathBuf,
+    /// One pass (the only mode: `serve` runs the loop).
+    #[arg(long)]
+    once: bool,
+    /// Wait for the jobs the pass starts, and record and report them, before returning.
+    #[arg(long)]
+    wait: bool,
+    /// Jobs at once.
+    #[arg(long)]
+    concurrency: Option<usize>,
+}
+
+#[derive(Debug, Args)]
+pub(super) struct StatusArgs {
+    /// The local settings file.
+    #[arg(long, default_value = DEFAULT_SETTINGS)]
+    settings: PathBuf,
+    /// JSON instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+static STOP: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_signal(_: libc::c_int) {
+    STOP.store(true, Ordering::SeqCst);
+}
+
+fn stdout_reporter() -> crate::apply::Reporter {
+    Arc::new(|line: &str| println!("{}", line.trim_end()))
+}
+
+fn load(path: &PathBuf) -> anyhow::Result<Settings> {
+    Settings::load(path).map_err(|e| anyhow::anyhow!("{e}"))
+}
+
+pub(super) fn serve(a: ServeArgs) -> anyhow::Result<ExitCode> {
+    let settings = load(&a.settings)?;
+    // SAFETY: installing a handler that only stores to an atomic.
+    unsafe {
+        libc::signal(libc::SIGTERM, on_signal as *const () as libc::sighandler_t);
+        libc::signal(libc::SIGINT, on_signal as *const () as libc::sighandler_t);
+    }
+    let mut d = Daemon::open(
+        settings,
+        Options {
+            reporter: stdout_reporter(),
+            concurrency: a.concurrency,
+        },
+    )?;
+    eprintln!("seakeeper: serving (pid {})", std::process::id());
+    d.serve(
+        &STOP,
+        Duration::from_secs(a.full_every.max(1)),
+        Duration::from_secs(a.grace),
+    )?;
+    eprintln!("seakeeper: stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+pub(super) fn reconcile(a: ReconcileArgs) -> anyhow::Result<ExitCode> {
+    if !a.once {
+        anyhow::bail!("reconcile runs one pass: pass --once (the loop is `seakeeper serve`)");
+    }
+    let settings = load(&a.settings)?;
+    let mut d = Daemon::open(
+        settings,
+        Options {
+            reporter: stdout_reporter(),
+            concurrency: a.concurrency,
+        },
+    )?;
+    let failed = run_once(&mut d, a.wait)?;
+    print!("{}", d.status().render());
+    d.shutdown();
+    Ok(if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// One pass; with `wait`, more passes until the builds it started are reported. Returns the
+/// number of actions that failed in the last pass.
+pub(super) fn run_once(d: &mut Daemon, wait: bool) -> anyhow::Result<usize> {
+    let mut report = d.pass(None)?;
+    while wait && report.busy {
+        std::thread::sleep(Duration::from_millis(20));
+        report = d.pass(Some(Vec::new()))?;
+    }
+    if !d.flush_replication(Duration::from_secs(30)) {
+        eprintln!("warning: the ledger is not yet replicated to its remote (see status)");
+    }
+    Ok(report.failed.len())
+}
+
+pub(super) fn status(a: StatusArgs) -> anyhow::Result<ExitCode> {
+    let settings = load(&a.settings)?;
+    let path = settings.state_dir.join("status.json");
+    let bytes = std::fs::read(&path).with_context(|| {
+        format!(
+            "{}: no status yet (has seakeeper serve or reconcile --once run with these settings?)",
+            path.display()
+        )
+    })?;
+    let status: Status = serde_json::from_slice(&bytes)
+        .with_context(|| format!("{}: not a status file", path.display()))?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&status)?);
+    } else {
+        print!("{}", status.render());
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,1074 @@
+//! The reconcile loop: observe into the [`World`], [`plan`](crate::reconcile::plan), apply,
+//! and again while actions make progress. `reconcile --once` is one [`Daemon::pass`];
+//! `serve` is [`Daemon::serve`]: a pass whenever Gerrit's stream hints at a change, whenever a
+//! job ends, and in full on a timer.
+//!
+//! What survives a crash is on disk: the ledger (requests, results, promotions, freezes), the
+//! ref watcher's acknowledged snapshot, the executor's job directories, and one marker file per
+//! build not yet reported (`<state>/inflight/<build id>`). A restarted daemon loads the marked
+//! builds from the ledger and adopts their jobs; everything else is observed again.
+
+pub mod replicate;
+pub mod settings;
+pub mod status;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::apply::{self, GerritReporting, Reporter, Services};
+use crate::config::files::{ExecutorKind, PipelineKind};
+use crate::config::{Layout, Loader, SourceFile, pipeline};
+use crate::executor::Executor;
+use crate::gerrit::{self, ChangeStatus, Hints, RefEvent, RefWatcher, Scope, StreamItem};
+use crate::git::mirror::{Sources, run_git};
+use crate::ledger::{Ledger, Writer, WriterOptions};
+use crate::model::{
+    ChangeNumber, CommitId, FreezeName, ProjectName, RefName, Timestamp,
+};
+use crate::reconcile::{self, Action, ConfigState, Patchset, World};
+use crate::signing::SigningKey;
+
+pub use settings::Settings;
+pub use status::Status;
+
+/// How the daemon runs.
+pub struct Options {
+    /// Where reports and progress lines go (stdout for the CLI).
+    pub reporter: Reporter,
+    /// Jobs at once (overrides `executor.concurrency`).
+    pub concurrency: Option<usize>,
+}
+
+/// The daemon's moving parts and its World.
+pub struct Daemon {
+    settings: Settings,
+    key_bytes: Vec<u8>,
+    reporter: Reporter,
+    concurrency: Option<usize>,
+    config_repo: PathBuf,
+    loader: Loader,
+    config_head: Option<CommitId>,
+    layout: Option<Arc<Layout>>,
+    layout_commit: Option<CommitId>,
+    last_config_fetch: Option<Instant>,
+    svc: Option<Services>,
+    watcher: Option<RefWatcher>,
+    sources_key: String,
+    replicator: Option<replicate::Replicator>,
+    world: World,
+    held: Vec<Action>,
+    status_written: Option<(Instant, String)>,
+    stream: Option<gerrit::EventStream>,
+    pub(crate) hints_tx: Option<std::sync::mpsc::Sender<StreamItem>>,
+}
+
+/// What a pass did.
+#[derive(Debug, Default, Clone)]
+pub struct PassReport {
+    /// Actions carried out.
+    pub applied: usize,
+    /// Actions that failed, with why (they are planned again next pass).
+    pub failed: Vec<String>,
+    /// Whether builds are still in flight.
+    pub busy: bool,
+}
+
+fn now() -> Timestamp {
+    Timestamp::now()
+}
+
+fn empty_world() -> World {
+    World {
+        now: now(),
+        config: ConfigState {
+            head: "0000000000000000000000000000000000000000"
+                .parse()
+                .expect("a commit id"),
+            layout_commit: "0000000000000000000000000000000000000000"
+                .parse()
+                .expect("a commit id"),
+            author: String::new(),
+            errors: Vec::new(),
+        },
+        config_project: None,
+        changes: BTreeMap::new(),
+        moved: BTreeMap::new(),
+        tips: BTreeMap::new(),
+        pipelines: BTreeMap::new(),
+        builds: BTreeMap::new(),
+        done: BTreeSet::new(),
+        deployed: BTreeMap::new(),
+        digests: BTreeMap::new(),
+        freezes: BTreeMap::new(),
+        capacity: 0,
+    }
+}
+
+fn is_remote(url: &str) -> bool {
+    url.starts_with("http://") || url.starts_with("https://")
+}
+
+impl Daemon {
+    /// Opens the state directory (creating it), but reads nothing remote yet.
+    pub fn open(settings: Settings, options: Options) -> anyhow::Result<Daemon> {
+        std::fs::create_dir_all(&settings.state_dir)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", settings.state_dir.display()))?;
+        let key_bytes = std::fs::read(&settings.signing_key)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", settings.signing_key.display()))?;
+        // Checked now, so a bad key is reported before anything runs.
+        SigningKey::from_bytes(&key_bytes, &settings.signing_key.display().to_string())?;
+        let config_repo = if is_remote(&settings.config_repo) {
+            settings.state_dir.join("config.git")
+        } else {
+            PathBuf::from(
+                settings
+                    .config_repo
+                    .strip_prefix("file://")
+                    .unwrap_or(&settings.config_repo),
+            )
+        };
+        let mut world = empty_world();
+        world.config_project = settings.config_project.clone();
+        Ok(Daemon {
+            settings,
+            key_bytes,
+            reporter: options.reporter,
+            concurrency: options.concurrency,
+            config_repo,
+            loader: Loader::new(),
+            config_head: None,
+            layout: None,
+            layout_commit: None,
+            last_config_fetch: None,
+            svc: None,
+            watcher: None,
+            sources_key: String::new(),
+            replicator: None,
+            world,
+            held: Vec::new(),
+            status_written: None,
+            stream: None,
+            hints_tx: None,
+        })
+    }
+
+    /// The World as last observed.
+    pub fn world(&self) -> &World {
+        &self.world
+    }
+
+    /// The Layout in use.
+    pub fn layout(&self) -> Option<&Arc<Layout>> {
+        self.layout.as_ref()
+    }
+
+    fn secrets(&self) -> anyhow::Result<crate::secrets::SecretsFile> {
+        Ok(match &self.settings.secrets {
+            Some(p) => crate::secrets::SecretsFile::load(p)?,
+            None => crate::secrets::SecretsFile::default(),
+        })
+    }
+
+    /// Fetches (when the config repo is remote) and loads the config HEAD.
+    fn observe_config(&mut self, fetch: bool) -> anyhow::Result<()> {
+        let branch = format!("refs/heads/{}", self.settings.config_branch);
+        if is_remote(&self.settings.config_repo) && (fetch || self.last_config_fetch.is_none()) {
+            if !self.config_repo.join("HEAD").exists() {
+                std::fs::create_dir_all(&self.config_repo)?;
+                run_git(&self.config_repo, &["init", "--quiet", "--bare"], None)
+                    .map_err(|e| anyhow::anyhow!("config mirror: {e}"))?;
+            }
+            let creds = self.secrets()?.gerrit.map(|c| c.pair());
+            let refspec = format!("+{branch}:{branch}");
+            run_git(
+                &self.config_repo,
+                &[
+                    "fetch",
+                    "--quiet",
+                    "--no-tags",
+                    "--",
+                    &self.settings.config_repo,
+                    &refspec,
+                ],
+                creds.as_ref(),
+            )
+            .map_err(|e| anyhow::anyhow!("fetching the config repo: {e}"))?;
+            self.last_config_fetch = Some(Instant::now());
+        }
+        let repo = gix::open(&self.config_repo)
+            .map_err(|e| anyhow::anyhow!("config repo {}: {e}", self.config_repo.display()))?;
+        let head = crate::git::files::resolve(&repo, &branch)
+            .map_err(|e| anyhow::anyhow!("config repo {}: {e}", self.config_repo.display()))?;
+        let head_id: CommitId = head.to_string().parse()?;
+        if self.config_head.as_ref() == Some(&head_id) {
+            return Ok(());
+        }
+        let mut cache = crate::git::files::BlobCache::new();
+        let files = crate::git::files::read_all_cached(&repo, &head, &mut cache)
+            .map_err(|e| anyhow::anyhow!("config repo at {head}: {e}"))?;
+        let files: BTreeMap<String, SourceFile> = files
+            .into_iter()
+            .map(|(p, (id, bytes))| {
+                (
+                    p,
+                    SourceFile {
+                        key: id.to_string(),
+                        bytes,
+                    },
+                )
+            })
+            .collect();
+        let loaded = self.loader.load(head_id.as_str(), &files);
+        let author = repo
+            .find_commit(head)
+            .ok()
+            .and_then(|c| {
+                c.author()
+                    .ok()
+                    .map(|a| format!("{} <{}>", a.name, a.email))
+            })
+            .unwrap_or_default();
+        self.world.config.head = head_id.clone();
+        self.world.config.author = author;
+        self.world.config.errors = loaded.errors.iter().map(ToString::to_string).collect();
+        if !loaded.errors.is_empty() {
+            (self.reporter)(&format!(
+                "[config] {head_id} is invalid ({} errors); running with the last good config {}",
+                loaded.errors.len(),
+                loaded.layout_commit.as_deref().unwrap_or("(none)")
+            ));
+            for e in &loaded.errors {
+                (self.reporter)(&format!("[config]   {e}"));
+            }
+        }
+        self.config_head = Some(head_id);
+        if let (Some(layout), Some(commit)) = (loaded.layout, loaded.layout_commit) {
+            let commit: CommitId = commit.parse()?;
+            if self.layout_commit.as_ref() != Some(&commit) {
+                // Pipelines resolve against the layout: resolve them again.
+                self.world.pipelines.clear();
+            }
+            self.world.config.layout_commit = commit.clone();
+            self.layout_commit = Some(commit);
+            self.layout = Some(layout);
+        }
+        Ok(())
+    }
+
+    /// Opens the ledger (from its remote on a fresh server), the executor and Gerrit once a
+    /// layout is known.
+    fn ensure_services(&mut self) -> anyhow::Result<()> {
+        let Some(layout) = self.layout.clone() else {
+            return Ok(());
+        };
+        let secrets = self.secrets()?;
+        let gerrit_creds = secrets.gerrit.as_ref().map(|c| c.pair());
+        let sources_key = format!("{:?}", layout.settings.gerrit);
+        if self.svc.is_some() && self.sources_key == sources_key {
+            return Ok(());
+        }
+        let ledger_dir = self.settings.ledger_dir();
+        let remote = layout
+            .settings
+            .ledger
+            .as_ref()
+            .and_then(|l| l.remote.clone());
+        let mut key = SigningKey::from_bytes(&self.key_bytes, "the signing key")?;
+        if !ledger_dir.join("HEAD").exists() {
+            replicate::bootstrap(&ledger_dir, remote.as_deref(), gerrit_creds.as_ref(), &mut key)?;
+        }
+        let ledger = Ledger::open(&ledger_dir)?;
+        let writer = match self.svc.take() {
+            Some(old) => old.writer,
+            None => Writer::open(&ledger_dir, key, WriterOptions::default())?,
+        };
+        let replicator = remote
+            .as_ref()
+            .map(|r| replicate::Replicator::start(&ledger_dir, r, gerrit_creds.clone()));
+        let notify = replicator.as_ref().map(replicate::Replicator::notifier);
+        let state = &self.settings.state_dir;
+        let (sources, gerrit_reporting, watcher) = match &layout.settings.gerrit {
+            None => (Sources::Local(state.join("no-gerrit")), None, None),
+            Some(g) => {
+                let sources = Sources::for_url(&g.url, gerrit_creds.clone(), &state.join("mirrors"));
+                let rest = if is_remote(&g.url) {
+                    Some(
+                        gerrit::Rest::new(
+                            &g.url,
+                            secrets.gerrit.clone(),
+                            Duration::from_secs(30),
+                        )
+                        .map_err(|e| anyhow::anyhow!("gerrit.url: {e}"))?,
+                    )
+                } else {
+                    None
+                };
+                let source = gerrit::RefSource::for_url(
+                    &g.url,
+                    rest.as_ref().map(|r| r.endpoint().clone()),
+                )
+                .map_err(|e| anyhow::anyhow!("gerrit.url: {e}"))?;
+                let watcher = RefWatcher::open(source, &state.join("watch"))?;
+                (
+                    sources,
+                    rest.map(|rest| GerritReporting {
+                        rest,
+                        report: g.report,
+                    }),
+                    Some(watcher),
+                )
+            }
+        };
+        let executor = self.executor(&layout, &sources, &secrets)?;
+        let dsse_key = SigningKey::from_bytes(&self.key_bytes, "the signing key")?;
+        let images = crate::registry::layout::OciLayout::open_or_init(&state.join("images"))?;
+        self.svc = Some(Services {
+            ledger,
+            writer,
+            dsse_key: Mutex::new(dsse_key),
+            executor,
+            store_dir: state.join("store"),
+            images,
+            secrets,
+            sources,
+            gerrit: gerrit_reporting,
+            config_url: self.settings.config_repo.clone(),
+            inflight: state.join("inflight"),
+            reporter: self.reporter.clone(),
+            on_write: Box::new(move || {
+                if let Some(n) = &notify {
+                    n();
+                }
+            }),
+        });
+        self.watcher = watcher;
+        self.replicator = replicator;
+        self.sources_key = sources_key;
+        self.load_state()?;
+        Ok(())
+    }
+
+    fn executor(
+        &self,
+        layout: &Layout,
+        sources: &Sources,
+        secrets: &crate::secrets::SecretsFile,
+    ) -> anyhow::Result<Arc<dyn Executor>> {
+        let state = &self.settings.state_dir;
+        let concurrency = self
+            .concurrency
+            .unwrap_or(layout.settings.executor.concurrency as usize)
+            .max(1);
+        Ok(match layout.settings.executor.kind {
+            ExecutorKind::Local => {
+                let mut config = crate::executor::local::LocalConfig::new(state);
+                config.store_dir = state.join("store");
+                config.max_concurrent = concurrency;
+                config.sandbox = match self.settings.sandbox {
+                    settings::SandboxSetting::Auto => crate::executor::local::Sandbox::Auto,
+                    settings::SandboxSetting::Bubblewrap => {
+                        crate::executor::local::Sandbox::Bubblewrap("bwrap".into())
+                    }
+                    settings::SandboxSetting::None => crate::executor::local::Sandbox::None,
+                };
+                let _ = secrets;
+                let sources = sources.clone();
+                let prepare: crate::executor::local::Prepare = Arc::new(move |spec, dir| {
+                    let path = sources.path(&spec.project);
+                    let repo = gix::open(&path)
+                        .map_err(|e| format!("{}: {e}", path.display()))?
+                        .into_sync();
+                    let commit = gix::ObjectId::from_hex(spec.commit.as_str().as_bytes())
+                        .map_err(|e| e.to_string())?;
+                    crate::git::checkout::checkout(&repo, &commit, dir, 2)
+                        .map(|_| ())
+                        .map_err(|e| e.to_string())
+                });
+                let exec = crate::executor::local::LocalExecutor::new(config, prepare)?;
+                if let Some(w) = exec.warning() {
+                    crate::telemetry::warn(w);
+                }
+                Arc::new(exec)
+            }
+            ExecutorKind::Kubernetes => {
+                let ns = &layout.settings.executor.namespaces;
+                let settings = crate::executor::kubernetes::KubeSettings {
+                    trusted_namespace: ns.trusted.clone(),
+                    untrusted_namespace: ns.untrusted.clone(),
+                    ..Default::default()
+                };
+                Arc::new(crate::executor::kubernetes::KubeExecutor::infer(settings)?)
+            }
+        })
+    }
+
+    /// After a (re)start: the builds not yet reported, and the freezes the ledger holds.
+    fn load_state(&mut self) -> anyhow::Result<()> {
+        let svc = self.svc.as_ref().expect("services are open");
+        for (id, depth) in apply::inflight(&svc.inflight) {
+            if self.world.builds.contains_key(&id) {
+                continue;
+            }
+            match apply::adopt(svc, &mut self.world, &id, depth) {
+                Ok(true) => {}
+                // Marked but never requested: the planner requests it again if still wanted.
+                Ok(false) => {
+                    let _ = std::fs::remove_file(svc.inflight.join(id.as_str()));
+                }
+                Err(e) => crate::telemetry::warn(&format!("adopting {id}: {e}")),
+            }
+        }
+        let snapshot = svc.ledger.snapshot()?;
+        for entry in snapshot.list("freezes")? {
+            let name = String::from_utf8_lossy(&entry.name).into_owned();
+            let Some(stem) = name.strip_suffix(".yaml") else {
+                continue;
+            };
+            let Ok(freeze) = stem.parse::<FreezeName>() else {
+                continue;
+            };
+            if let Some(crate::model::Record::Freeze(f)) =
+                snapshot.record(&format!("freezes/{name}"))?
+            {
+                self.world.freezes.insert(freeze, f.state);
+            }
+        }
+        Ok(())
+    }
+
+    /// The projects to watch: the config's, plus the config repo's own Gerrit project.
+    fn watched(&self) -> Vec<ProjectName> {
+        let mut v: Vec<ProjectName> = self
+            .layout
+            .as_ref()
+            .map(|l| l.projects.keys().cloned().collect())
+            .unwrap_or_default();
+        if let Some(p) = &self.settings.config_project
+            && !v.contains(p)
+        {
+            v.push(p.clone());
+        }
+        v
+    }
+
+    /// Observes Gerrit (`work`: which projects and scopes), updating the World. Returns the
+    /// observations to acknowledge once their builds are requested.
+    fn observe_gerrit(&mut self, work: &[(ProjectName, Scope)]) -> Vec<gerrit::Observation> {
+        let Some(watcher) = &self.watcher else {
+            return Vec::new();
+        };
+        let svc = self.svc.as_ref().expect("services are open");
+        let rest = svc.gerrit.as_ref().map(|g| &g.rest);
+        let mut pass = gerrit::pass(watcher, rest, work, 4);
+        for (project, e) in &pass.errors {
+            crate::telemetry::warn(&format!("{project}: {e}"));
+        }
+        let our_user = self
+            .layout
+            .as_ref()
+            .and_then(|l| l.settings.gerrit.as_ref())
+            .and_then(|g| g.user.clone());
+        let mut keep = Vec::new();
+        for o in std::mem::take(&mut pass.observations) {
+            let mut unread = false;
+            // A full listing is the truth about branch tips (a restarted daemon learns them
+            // here, without any event).
+            if o.scope == Scope::All {
+                let project = &o.project;
+                self.world.tips.retain(|(p, _), _| p != project);
+                for (name, id) in o.refs() {
+                    if let (true, Ok(r), Ok(c)) = (
+                        name.starts_with("refs/heads/"),
+                        name.parse::<RefName>(),
+                        id.to_string().parse::<CommitId>(),
+                    ) {
+                        self.world.tips.insert((project.clone(), r), c);
+                    }
+                }
+            }
+            for e in &o.events {
+                match e {
+                    RefEvent::PatchsetCreated {
+                        project,
+                        change,
+                        patchset,
+                        git_ref,
+                        commit,
+                    } => {
+                        if o.first_sight {
+                            continue;
+                        }
+                        let slot = (project.clone(), *change);
+                        let newer = self
+                            .world
+                            .changes
+                            .get(&slot)
+                            .is_none_or(|p| p.patchset < *patchset);
+                        if newer {
+                            self.world.changes.insert(
+                                slot,
+                                Patchset {
+                                    patchset: *patchset,
+                                    git_ref: git_ref.clone(),
+                                    commit: commit.clone(),
+                                    rechecks: 0,
+                                },
+                            );
+                        }
+                    }
+                    RefEvent::ChangeMetaUpdated {
+                        project, change, ..
+                    } => match pass.changes.get(&(project.clone(), *change)) {
+                        Some(Ok(c)) => {
+                            self.apply_change_details(project, *change, c, our_user.as_deref())
+                        }
+                        Some(Err(e)) => {
+                            crate::telemetry::warn(&format!("{project} change {change}: {e}"));
+                            unread = true;
+                        }
+                        None => {}
+                    },
+                    RefEvent::BranchCreated {
+                        project,
+                        git_ref,
+                        commit,
+                    }
+                    | RefEvent::BranchMoved {
+                        project,
+                        git_ref,
+                        commit,
+                        ..
+                    } => {
+                        let slot = (project.clone(), git_ref.clone());
+                        self.world.tips.insert(slot.clone(), commit.clone());
+                        if !o.first_sight {
+                            self.world.moved.insert(slot, commit.clone());
+                            // A change whose commit is now on the branch has merged.
+                            self.world
+                                .changes
+                                .retain(|(p, _), ps| !(p == project && ps.commit == *commit));
+                        }
+                    }
+                    RefEvent::BranchDeleted {
+                        project, git_ref, ..
+                    } => {
+                        let slot = (project.clone(), git_ref.clone());
+                        self.world.tips.remove(&slot);
+                        self.world.moved.remove(&slot);
+                    }
+                    RefEvent::RefUpdated { .. } => {}
+                }
+            }
+            if !unread {
+                keep.push(o);
+            }
+        }
+        keep
+    }
+
+    fn apply_change_details(
+        &mut self,
+        project: &ProjectName,
+        change: ChangeNumber,
+        c: &gerrit::Change,
+        our_user: Option<&str>,
+    ) {
+        let slot = (project.clone(), change);
+        if c.status != ChangeStatus::New {
+            self.world.changes.remove(&slot);
+            return;
+        }
+        let (Some(ps), Some(rev), Some(git_ref)) = (
+            c.current_patchset,
+            c.current_revision.clone(),
+            c.current_ref.clone(),
+        ) else {
+            return;
+        };
+        let rechecks = c
+            .messages
+            .iter()
+            .filter(|m| m.patchset == Some(ps))
+            .filter(|m| {
+                m.author
+                    .as_ref()
+                    .and_then(|a| a.username.as_deref())
+                    .is_none_or(|u| Some(u) != our_user)
+            })
+            .filter(|m| m.tag.as_deref().is_none_or(|t| !t.starts_with("autogenerated:")))
+            .filter(|m| is_recheck(&m.message))
+            .count() as u32;
+        let entry = self.world.changes.get(&slot);
+        if entry.is_some_and(|p| p.patchset > ps) {
+            return;
+        }
+        self.world.changes.insert(
+            slot,
+            Patchset {
+                patchset: ps,
+                git_ref,
+                commit: rev,
+                rechecks,
+            },
+        );
+    }
+
+    /// Reads (and caches) the pipeline file of every commit the planner may need.
+    fn observe_pipelines(&mut self) {
+        let (Some(layout), Some(svc)) = (&self.layout, &self.svc) else {
+            return;
+        };
+        let mut wanted: BTreeSet<(ProjectName, RefName, CommitId)> = BTreeSet::new();
+        for ((project, _), p) in &self.world.changes {
+            if Some(project) != self.settings.config_project.as_ref() {
+                wanted.insert((project.clone(), p.git_ref.clone(), p.commit.clone()));
+            }
+        }
+        for ((project, r), c) in &self.world.moved {
+            wanted.insert((project.clone(), r.clone(), c.clone()));
+        }
+        for b in self.world.builds.values() {
+            let r = &b.request;
+            if r.jobs.iter().all(|j| j != reconcile::CONFIG_CHECK_JOB) {
+                wanted.insert((r.project.clone(), r.git_ref.clone(), r.source_commit.clone()));
+            }
+        }
+        // Tips the planner may build: dependents and schedules.
+        let scheduled: BTreeSet<&ProjectName> = layout.schedules.iter().map(|s| &s.project).collect();
+        for ((project, r), c) in &self.world.tips {
+            let dependent = layout
+                .projects
+                .get(project)
+                .is_some_and(|f| !f.depends_on.is_empty());
+            if dependent || scheduled.contains(project) {
+                wanted.insert((project.clone(), r.clone(), c.clone()));
+            }
+        }
+        let mut fresh = BTreeMap::new();
+        for (project, git_ref, commit) in wanted {
+            let slot = (project.clone(), commit.clone());
+            if let Some(v) = self.world.pipelines.remove(&slot) {
+                fresh.insert(slot, v);
+                continue;
+            }
+            let read = svc
+                .sources
+                .ensure(&project, git_ref.as_str(), &commit)
+                .and_then(|_| svc.sources.read_file(&project, &commit, pipeline::PIPELINE_FILE));
+            let resolved = match read {
+                // Fetch failures are retried on the next pass.
+                Err(e) => {
+                    crate::telemetry::warn(&e.to_string());
+                    continue;
+                }
+                Ok(bytes) => {
+                    let text = bytes.map(|b| String::from_utf8_lossy(&b).into_owned());
+                    match pipeline::check(
+                        pipeline::PIPELINE_FILE,
+                        text.as_deref().unwrap_or("{}\n"),
+                        Some(&project),
+                        Some(layout),
+                    ) {
+                        Ok(p) => Ok(Arc::new(p)),
+                        Err(errors) => Err(errors
+                            .iter()
+                            .map(ToString::to_string)
+                            .collect::<Vec<_>>()
+                            .join("\n")),
+                    }
+                }
+            };
+            fresh.insert(slot, resolved);
+        }
+        self.world.pipelines = fresh;
+    }
+
+    /// The ledger's view of promotions the config asks for.
+    fn observe_promotions(&mut self) -> anyhow::Result<()> {
+        let (Some(layout), Some(svc)) = (&self.layout, &self.svc) else {
+            return Ok(());
+        };
+        let snapshot = svc.ledger.snapshot()?;
+        for (env, images) in &layout.promotions {
+            for (image, digest) in images {
+                let slot = (env.clone(), image.clone());
+                if !self.world.deployed.contains_key(&slot)
+                    && let Some(crate::model::Record::Promotion(p)) =
+                        snapshot.record(&crate::ledger::layout::promotion_pointer(env, image))?
+                {
+                    self.world.deployed.insert(slot.clone(), (p.digest, p.promoted_at));
+                }
+                let deployed = self.world.deployed.get(&slot).map(|(d, _)| d);
+                if deployed == Some(digest) || self.world.digests.contains_key(digest) {
+                    continue;
+                }
+                let facts = match snapshot.trace_digest(digest)? {
+                    None => reconcile::DigestFacts {
+                        provenance: crate::policy::promotion::Provenance::None,
+                        entered: BTreeMap::new(),
+                    },
+                    Some(t) => {
+                        let provenance = match t.trust.as_deref() {
+                            Some("trusted") if !t.attestations.is_empty() => {
+                                crate::policy::promotion::Provenance::Trusted
+                            }
+                            Some("untrusted") => crate::policy::promotion::Provenance::Untrusted,
+                            _ => crate::policy::promotion::Provenance::None,
+                        };
+                        let mut entered = BTreeMap::new();
+                        for p in &t.promotions {
+                            if let (Ok(e), Ok(at)) = (
+                                p.environment.parse(),
+                                p.promoted_at.parse::<Timestamp>(),
+                            ) {
+                                entered.entry(e).or_insert(at);
+                            }
+                        }
+                        reconcile::DigestFacts {
+                            provenance,
+                            entered,
+                        }
+                    }
+                };
+                self.world.digests.insert(digest.clone(), facts);
+            }
+        }
+        Ok(())
+    }
+
+    /// One pass. `work`: what Gerrit hinted at; `None` for a full pass (every watched project,
+    /// the config repo fetched).
+    pub fn pass(&mut self, work: Option<Vec<(ProjectName, Scope)>>) -> anyhow::Result<PassReport> {
+        let full = work.is_none();
+        let config_hinted = work.as_ref().is_some_and(|w| {
+            w.iter()
+                .any(|(p, _)| Some(p) == self.settings.config_project.as_ref())
+        });
+        let stale = self
+            .last_config_fetch
+            .is_none_or(|t| t.elapsed() > Duration::from_secs(30));
+        self.observe_config(full || config_hinted || stale)?;
+        if self.layout.is_none() {
+            anyhow::bail!(
+                "the config repo has never been valid at {}: fix it (seakeeper config check)",
+                self.world.config.head
+            );
+        }
+        self.ensure_services()?;
+        self.world.now = now();
+        let watched = self.watched();
+        let work: Vec<(ProjectName, Scope)> = match work {
+            None => watched.iter().map(|p| (p.clone(), Scope::All)).collect(),
+            Some(w) => w,
+        };
+        let observations = if work.is_empty() {
+            Vec::new()
+        } else {
+            self.observe_gerrit(&work)
+        };
+        self.observe_pipelines();
+        self.observe_promotions()?;
+        let report = self.settle();
+        // Acknowledge only what the ledger now accounts for.
+        if report.failed.is_empty()
+            && let Some(w) = &self.watcher
+        {
+            for o in observations {
+                if let Err(e) = w.acknowledge(o) {
+                    crate::telemetry::warn(&format!("acknowledging: {e}"));
+                }
+            }
+        }
+        self.prune();
+        self.write_status(false);
+        Ok(report)
+    }
+
+    /// Plans and applies until nothing more happens.
+    fn settle(&mut self) -> PassReport {
+        let mut report = PassReport::default();
+        let layout = self.layout.clone().expect("a layout");
+        let svc = self.svc.as_ref().expect("services are open");
+        for _ in 0..32 {
+            apply::refresh_jobs(svc, &mut self.world);
+            self.world.capacity = self.capacity();
+            self.world.now = now();
+            let actions = reconcile::plan(&self.world, &layout);
+            self.held = actions
+                .iter()
+                .filter(|a| matches!(a, Action::Hold { .. } | Action::Refuse { .. }))
+                .cloned()
+                .collect();
+            let mut progressed = false;
+            for a in &actions {
+                match apply::apply(svc, &layout, &mut self.world, a) {
+                    Ok(p) => {
+                        if p {
+                            report.applied += 1;
+                        }
+                        progressed |= p;
+                    }
+                    Err(e) => {
+                        crate::telemetry::warn(&e);
+                        report.failed.push(e);
+                    }
+                }
+            }
+            if !progressed {
+                break;
+            }
+        }
+        report.busy = !self.world.builds.is_empty();
+        report
+    }
+
+    fn capacity(&self) -> usize {
+        let limit = self
+            .concurrency
+            .or_else(|| {
+                self.layout
+                    .as_ref()
+                    .map(|l| l.settings.executor.concurrency as usize)
+            })
+            .unwrap_or(4)
+            .max(1);
+        let running = self
+            .world
+            .builds
+            .values()
+            .flat_map(|b| b.jobs.values())
+            .filter(|r| r.state.as_ref().is_some_and(|s| !s.is_final()))
+            .count();
+        limit.saturating_sub(running)
+    }
+
+    /// Forgets what no longer matters: moved tips whose build is done, finished builds'
+    /// ids that nothing can ask for again.
+    fn prune(&mut self) {
+        let done = &self.world.done;
+        let builds = &self.world.builds;
+        self.world.moved.retain(|(p, r), c| {
+            let id = reconcile::post_merge_build_id(p, r, c, None);
+            !(done.contains(&id) && !builds.contains_key(&id))
+        });
+        if self.world.done.len() > 100_000 {
+            // Every id the World can still produce is recomputed; the rest is dropped.
+            let mut keep = BTreeSet::new();
+            for ((p, c), ps) in &self.world.changes {
+                keep.insert(reconcile::check_build_id(p, *c, ps));
+            }
+            self.world.done.retain(|id| keep.contains(id));
+        }
+    }
+
+    /// The status as of the last pass.
+    pub fn status(&self) -> Status {
+        status::Status::of(self)
+    }
+
+    fn write_status(&mut self, force: bool) {
+        let status = self.status();
+        let Ok(text) = serde_json::to_string_pretty(&status.without_time()) else {
+            return;
+        };
+        let due = match &self.status_written {
+            None => true,
+            Some((at, last)) => *last != text || at.elapsed() > Duration::from_secs(10),
+        };
+        if force || due {
+            let path = self.settings.state_dir.join("status.json");
+            if let Ok(full) = serde_json::to_vec_pretty(&status) {
+                let tmp = path.with_extension("json.tmp");
+                if std::fs::write(&tmp, &full).is_ok() {
+                    let _ = std::fs::rename(&tmp, &path);
+                }
+            }
+            self.status_written = Some((Instant::now(), text));
+        }
+    }
+
+    /// Runs until `stop` is set: passes on hints, on job ends and on a timer; then waits up to
+    /// `grace` for running jobs, flushes the ledger and returns.
+    pub fn serve(
+        &mut self,
+        stop: &AtomicBool,
+        full_every: Duration,
+        grace: Duration,
+    ) -> anyhow::Result<()> {
+        let (tx, rx) = std::sync::mpsc::channel::<StreamItem>();
+        self.hints_tx = Some(tx.clone());
+        self.pass(None)?;
+        let command = self
+            .layout
+            .as_ref()
+            .and_then(|l| l.settings.gerrit.as_ref())
+            .and_then(|g| g.stream_command.clone());
+        if let Some(c) = command {
+            self.stream = Some(gerrit::EventStream::spawn(
+                gerrit::StreamOptions::new(&c),
+                tx,
+            ));
+        }
+        let mut hints = Hints::default();
+        let mut last_full = Instant::now();
+        while !stop.load(Ordering::SeqCst) {
+            let busy = !self.world.builds.is_empty();
+            let wait = if busy {
+                Duration::from_millis(20)
+            } else {
+                Duration::from_millis(500)
+            };
+            match rx.recv_timeout(wait) {
+                Ok(item) => {
+                    absorb(&mut hints, item);
+                    while let Ok(item) = rx.try_recv() {
+                        absorb(&mut hints, item);
+                    }
+                }
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+            }
+            if stop.load(Ordering::SeqCst) {
+                break;
+            }
+            let full = last_full.elapsed() >= full_every;
+            let result = if full {
+                hints = Hints::default();
+                last_full = Instant::now();
+                self.pass(None)
+            } else {
+                let watched = self.watched();
+                let work = hints.take(&watched);
+                if work.is_empty() && !busy {
+                    continue;
+                }
+                self.pass(Some(work))
+            };
+            if let Err(e) = result {
+                crate::telemetry::warn(&format!("pass: {e:#}"));
+            }
+        }
+        if let Some(s) = self.stream.take() {
+            s.stop();
+        }
+        // Graceful: no new jobs; wait for the running ones to end and record them.
+        let deadline = Instant::now() + grace;
+        self.concurrency = Some(0);
+        while !self.world.builds.is_empty() && Instant::now() < deadline {
+            let running = self
+                .world
+                .builds
+                .values()
+                .flat_map(|b| b.jobs.values())
+                .any(|r| r.state.as_ref().is_some_and(|s| !s.is_final()));
+            if !running {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+            let _ = self.pass(Some(Vec::new()));
+        }
+        self.write_status(true);
+        self.shutdown();
+        Ok(())
+    }
+
+    /// Flushes the ledger writer and stops replication.
+    pub fn shutdown(&mut self) {
+        if let Some(svc) = self.svc.take() {
+            svc.writer.shutdown();
+        }
+        if let Some(r) = self.replicator.take() {
+            r.stop();
+        }
+    }
+
+    /// The ledger's directory.
+    pub fn ledger_dir(&self) -> PathBuf {
+        self.settings.ledger_dir()
+    }
+
+    /// The state directory.
+    pub fn state_dir(&self) -> &Path {
+        &self.settings.state_dir
+    }
+
+    /// Replication's state, if a remote is configured.
+    pub fn replication(&self) -> Option<replicate::State> {
+        self.replicator.as_ref().map(replicate::Replicator::state)
+    }
+
+    /// The promotions being held or refused, from the last plan.
+    pub fn held(&self) -> &[Action] {
+        &self.held
+    }
+
+    /// Waits for replication to catch up (for `reconcile --once`), at most `timeout`.
+    pub fn flush_replication(&self, timeout: Duration) -> bool {
+        self.replicator
+            .as_ref()
+            .is_none_or(|r| r.wait_idle(timeout))
+    }
+}
+
+fn absorb(hints: &mut Hints, item: StreamItem) {
+    match item {
+        StreamItem::Event(e) => hints.add_event(&e),
+        StreamItem::Connected { .. } => hints.resync_all(),
+        StreamItem::Malformed { line, error } => {
+            crate::telemetry::debug(&format!("stream line {line}: {error}"))
+        }
+        StreamItem::Disconnected { reason, .. } => {
+            crate::telemetry::debug(&format!("stream: {reason}"))
+        }
+    }
+}
+
+/// Whether a Gerrit comment asks for a recheck: a line that is just `recheck`, after Gerrit's
+/// `Patch Set N:` header.
+pub fn is_recheck(message: &str) -> bool {
+    message.lines().any(|l| {
+        let l = l.trim();
+        let l = match l.strip_prefix("Patch Set ") {
+            Some(rest) => rest.split_once(':').map_or("", |(_, t)| t).trim(),
+            None => l,
+        };
+        l.eq_ignore_ascii_case("recheck")
+    })
+}
+
+/// The PipelineKind of a build's pipeline name.
+pub fn kind_of(name: &str) -> Option<PipelineKind> {
+    match name {
+        "check" => Some(PipelineKind::Check),
+        "gate" => Some(PipelineKind::Gate),
+        "post-merge" => Some(PipelineKind::PostMerge),
+        "periodic" => Some(PipelineKind::Periodic),
+        _ => None,
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(s) = self.stream.take() {
+            s.stop();
+        }
+        self.shutdown();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_recheck;
+
+    #[test]
+    fn recheck_comments() {
+        assert!(is_recheck("Patch Set 3:\n\nrecheck"));
+        assert!(is_recheck("recheck"));
+        assert!(is_recheck("Patch Set 2: Code-Review+1\n\n  Recheck  "));
+        assert!(!is_recheck("Patch Set 3:\n\nplease recheck this"));
+        assert!(!is_recheck("Patch Set 3: recheckx"));
+    }
+}

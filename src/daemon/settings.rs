@@ -1,0 +1,123 @@
+//! The local settings file (`/etc/seakeeper/settings.yaml`): the few things seakeeper must
+//! know before it can read the config repo. Everything else comes from the config repo.
+//!
+//! ```yaml
+//! state_dir: /var/lib/seakeeper        # mirrors, jobs, stores and the ledger live here
+//! ledger_dir: /var/lib/seakeeper/ledger # optional
+//! signing_key: /etc/seakeeper/ledger-key.asc
+//! secrets: /etc/seakeeper/secrets.yaml # optional: Gerrit and registry accounts (mode 0600)
+//! config_repo: https://gerrit.example.org/seakeeper-config   # or file:///srv/config.git
+//! config_branch: main                  # optional, main by default
+//! config_project: seakeeper-config     # optional: its Gerrit project, whose changes are checked
+//! sandbox: auto                        # local executor: auto (bubblewrap), bubblewrap, none
+//! ```
+//!
+//! Relative paths are relative to the settings file's directory.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::config::ConfigError;
+
+/// How the local executor isolates jobs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SandboxSetting {
+    /// bubblewrap when installed; untrusted jobs are refused without it.
+    #[default]
+    Auto,
+    /// Always bubblewrap.
+    Bubblewrap,
+    /// No isolation (only for your own code on your own machine).
+    None,
+}
+
+/// The settings file.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// Where seakeeper keeps its state.
+    pub state_dir: PathBuf,
+    /// The ledger repository (default: `<state_dir>/ledger`).
+    #[serde(default)]
+    pub ledger_dir: Option<PathBuf>,
+    /// The OpenPGP secret key that signs the ledger.
+    pub signing_key: PathBuf,
+    /// The secrets file.
+    #[serde(default)]
+    pub secrets: Option<PathBuf>,
+    /// The config repo's URL (`https://`, `file://` or a path).
+    pub config_repo: String,
+    /// Its branch.
+    #[serde(default = "main")]
+    pub config_branch: String,
+    /// Its Gerrit project, if it is reviewed in Gerrit.
+    #[serde(default)]
+    pub config_project: Option<crate::model::ProjectName>,
+    /// The local executor's isolation.
+    #[serde(default)]
+    pub sandbox: SandboxSetting,
+}
+
+fn main() -> String {
+    "main".into()
+}
+
+impl Settings {
+    /// Reads and checks `path`; errors name the file, line and field.
+    pub fn load(path: &Path) -> Result<Settings, ConfigError> {
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError::new(&file, "", format!("cannot be read: {e}")))?;
+        let mut s: Settings = crate::config::parse_yaml(&file, &text)?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        let absolute = |p: &mut PathBuf| {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        };
+        absolute(&mut s.state_dir);
+        absolute(&mut s.signing_key);
+        if let Some(p) = &mut s.ledger_dir {
+            absolute(p);
+        }
+        if let Some(p) = &mut s.secrets {
+            absolute(p);
+        }
+        if !(s.config_repo.starts_with("https://")
+            || s.config_repo.starts_with("http://")
+            || s.config_repo.starts_with("file://")
+            || s.config_repo.starts_with('/'))
+        {
+            let rel = base.join(&s.config_repo);
+            if rel.exists() {
+                s.config_repo = rel.display().to_string();
+            } else {
+                return Err(ConfigError::new(
+                    &file,
+                    "config_repo",
+                    format!(
+                        "{:?} is not an https://, http:// or file:// URL, nor a path that exists",
+                        s.config_repo
+                    ),
+                )
+                .located(&text, "config_repo"));
+            }
+        }
+        if s.config_branch.is_empty() || s.config_branch.starts_with('-') {
+            return Err(
+                ConfigError::new(&file, "config_branch", "is not a branch name")
+                    .located(&text, "config_branch"),
+            );
+        }
+        Ok(s)
+    }
+
+    /// The ledger repository.
+    pub fn ledger_dir(&self) -> PathBuf {
+        self.ledger_dir
+            .clone()
+            .unwrap_or_else(|| self.state_dir.join("ledger"))
+    }
+}

@@ -1,0 +1,265 @@
+//! `seakeeper status`: what the daemon is doing, from the file it rewrites after each pass
+//! (`<state>/status.json`): the config in use and its errors, queued and running jobs, active
+//! freezes with their reason and commit, held and refused promotions with why, replication.
+
+use serde::{Deserialize, Serialize};
+
+use super::Daemon;
+use crate::reconcile::Action;
+
+/// A build waiting for or running jobs.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BuildLine {
+    /// The build.
+    pub build_id: String,
+    /// Its pipeline.
+    pub pipeline: String,
+    /// Its project.
+    pub project: String,
+    /// `change,patchset` or the ref.
+    pub what: String,
+    /// Jobs not started yet.
+    pub queued: Vec<String>,
+    /// Jobs running (or pending in the executor).
+    pub running: Vec<String>,
+    /// Jobs ended.
+    pub ended: Vec<String>,
+}
+
+/// An active freeze.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FreezeLine {
+    /// Its name.
+    pub name: String,
+    /// What it holds.
+    pub scope: Vec<String>,
+    /// Why.
+    pub reason: String,
+    /// Its ticket.
+    pub ticket: Option<String>,
+    /// The config commit in use that has it.
+    pub config_commit: String,
+}
+
+/// A promotion that waits or is refused.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PromotionLine {
+    /// The environment.
+    pub environment: String,
+    /// The image.
+    pub image: String,
+    /// The digest asked for.
+    pub digest: String,
+    /// `held` or `refused`.
+    pub state: String,
+    /// Why.
+    pub reason: String,
+    /// The freeze holding it.
+    pub freeze: Option<String>,
+}
+
+/// The whole status.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Status {
+    /// When it was written.
+    #[serde(default)]
+    pub updated_at: String,
+    /// The daemon's process id.
+    #[serde(default)]
+    pub pid: u32,
+    /// The config HEAD.
+    pub config_head: String,
+    /// The config commit in use (HEAD, or the last good one).
+    pub config_in_use: String,
+    /// HEAD's errors when it is invalid.
+    pub config_errors: Vec<String>,
+    /// Builds in flight.
+    pub builds: Vec<BuildLine>,
+    /// Jobs queued in all.
+    pub queued_jobs: usize,
+    /// Jobs running in all.
+    pub running_jobs: usize,
+    /// Active freezes.
+    pub freezes: Vec<FreezeLine>,
+    /// Promotions held or refused.
+    pub promotions: Vec<PromotionLine>,
+    /// Ledger replication.
+    pub replication: Option<super::replicate::State>,
+}
+
+impl Status {
+    /// The status of `d` now.
+    pub fn of(d: &Daemon) -> Status {
+        let w = d.world();
+        let mut builds = Vec::new();
+        let (mut queued_jobs, mut running_jobs) = (0, 0);
+        for (id, b) in &w.builds {
+            let r = &b.request;
+            let mut line = BuildLine {
+                build_id: id.to_string(),
+                pipeline: r.pipeline.to_string(),
+                project: r.project.to_string(),
+                what: match (r.change, r.patchset) {
+                    (Some(c), Some(p)) => format!("{c},{p}"),
+                    _ => r.git_ref.to_string(),
+                },
+                queued: Vec::new(),
+                running: Vec::new(),
+                ended: Vec::new(),
+            };
+            for name in &r.jobs {
+                match b.jobs.get(name).and_then(|j| j.state.as_ref()) {
+                    None => line.queued.push(name.clone()),
+                    Some(s) if s.is_final() => line.ended.push(name.clone()),
+                    Some(_) => line.running.push(name.clone()),
+                }
+            }
+            queued_jobs += line.queued.len();
+            running_jobs += line.running.len();
+            builds.push(line);
+        }
+        let now = w.now;
+        let freezes = d
+            .layout()
+            .map(|l| {
+                l.freezes
+                    .iter()
+                    .filter(|(_, f)| f.is_active(now))
+                    .map(|(n, f)| FreezeLine {
+                        name: n.to_string(),
+                        scope: f.scope.clone(),
+                        reason: f.reason.trim().to_owned(),
+                        ticket: f.ticket.clone(),
+                        config_commit: w.config.layout_commit.to_string(),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let promotions = d
+            .held()
+            .iter()
+            .filter_map(|a| match a {
+                Action::Hold {
+                    environment,
+                    image,
+                    digest,
+                    reason,
+                    freeze,
+                } => Some(PromotionLine {
+                    environment: environment.to_string(),
+                    image: image.to_string(),
+                    digest: digest.to_string(),
+                    state: "held".into(),
+                    reason: reason.clone(),
+                    freeze: freeze.as_ref().map(ToString::to_string),
+                }),
+                Action::Refuse {
+                    environment,
+                    image,
+                    digest,
+                    reason,
+                } => Some(PromotionLine {
+                    environment: environment.to_string(),
+                    image: image.to_string(),
+                    digest: digest.to_string(),
+                    state: "refused".into(),
+                    reason: reason.clone(),
+                    freeze: None,
+                }),
+                _ => None,
+            })
+            .collect();
+        Status {
+            updated_at: crate::model::Timestamp::now().to_string(),
+            pid: std::process::id(),
+            config_head: w.config.head.to_string(),
+            config_in_use: w.config.layout_commit.to_string(),
+            config_errors: w.config.errors.clone(),
+            builds,
+            queued_jobs,
+            running_jobs,
+            freezes,
+            promotions,
+            replication: d.replication(),
+        }
+    }
+
+    /// The same without the time (to tell whether anything changed).
+    pub fn without_time(&self) -> Status {
+        Status {
+            updated_at: String::new(),
+            ..self.clone()
+        }
+    }
+
+    /// For people.
+    pub fn render(&self) -> String {
+        let mut t = String::new();
+        t.push_str(&format!("updated {} (pid {})\n", self.updated_at, self.pid));
+        if self.config_head == self.config_in_use {
+            t.push_str(&format!("config: {}\n", self.config_in_use));
+        } else {
+            t.push_str(&format!(
+                "config: HEAD {} is INVALID; running with {}\n",
+                self.config_head, self.config_in_use
+            ));
+        }
+        for e in &self.config_errors {
+            t.push_str(&format!("  {e}\n"));
+        }
+        t.push_str(&format!(
+            "jobs: {} running, {} queued\n",
+            self.running_jobs, self.queued_jobs
+        ));
+        for b in &self.builds {
+            t.push_str(&format!(
+                "  {} [{}] {} {}: running {:?} queued {:?} ended {:?}\n",
+                b.build_id, b.pipeline, b.project, b.what, b.running, b.queued, b.ended
+            ));
+        }
+        if self.freezes.is_empty() {
+            t.push_str("freezes: none\n");
+        } else {
+            t.push_str("freezes:\n");
+            for f in &self.freezes {
+                let ticket = f
+                    .ticket
+                    .as_deref()
+                    .map(|t| format!(" ({t})"))
+                    .unwrap_or_default();
+                t.push_str(&format!(
+                    "  {} [{}]{ticket}: {} (config {})\n",
+                    f.name,
+                    f.scope.join(", "),
+                    f.reason,
+                    f.config_commit
+                ));
+            }
+        }
+        if self.promotions.is_empty() {
+            t.push_str("promotions: nothing waiting\n");
+        } else {
+            t.push_str("promotions:\n");
+            for p in &self.promotions {
+                t.push_str(&format!(
+                    "  {} {}@{} {}: {}\n",
+                    p.environment, p.image, p.digest, p.state, p.reason
+                ));
+            }
+        }
+        if let Some(r) = &self.replication {
+            match &r.error {
+                None => t.push_str(&format!(
+                    "replication: {} at {}\n",
+                    r.remote,
+                    r.pushed.as_deref().unwrap_or("(nothing yet)")
+                )),
+                Some(e) => t.push_str(&format!(
+                    "replication: {} FAILING ({} attempts): {e}\n",
+                    r.remote, r.failures
+                )),
+            }
+        }
+        t
+    }
+}

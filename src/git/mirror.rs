@@ -1,0 +1,210 @@
+//! Where the reconciler reads project and config sources: bare repositories under a local
+//! directory (the embedded default, `file:///srv/git`), or mirrors in the state directory that
+//! are fetched from Gerrit over smart HTTP, one ref at a time, exactly when a build needs it.
+//!
+//! Fetching uses the `git` program: it speaks every protocol and auth scheme Gerrit does, and a
+//! fetch of one ref into a mirror is a single round trip. Credentials reach it through
+//! `GIT_CONFIG_*` environment variables, never through its command line.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use base64::Engine as _;
+
+use crate::model::{CommitId, ProjectName};
+
+/// Where projects' repositories are.
+#[derive(Debug, Clone)]
+pub enum Sources {
+    /// `<root>/<project>.git` or `<root>/<project>`, read in place.
+    Local(PathBuf),
+    /// Mirrors under `dir`, fetched from `<url>/<project>` (`<url>/a/<project>` with an account).
+    Remote {
+        /// The server, e.g. `https://gerrit.example.org`.
+        url: String,
+        /// Its account, if any.
+        credentials: Option<(String, String)>,
+        /// Where the mirrors live.
+        dir: PathBuf,
+    },
+}
+
+/// Fetching or reading failed.
+#[derive(Debug, thiserror::Error)]
+#[error("{project}: {message}")]
+pub struct SourceError {
+    /// The project.
+    pub project: String,
+    /// What went wrong.
+    pub message: String,
+}
+
+fn err(project: &ProjectName, message: impl Into<String>) -> SourceError {
+    SourceError {
+        project: project.to_string(),
+        message: message.into(),
+    }
+}
+
+impl Sources {
+    /// Sources for a Gerrit URL from `seakeeper.yaml`: `file://DIR` (or a path) is read in
+    /// place, `http(s)://` is mirrored under `mirrors`.
+    pub fn for_url(
+        url: &str,
+        credentials: Option<(String, String)>,
+        mirrors: &Path,
+    ) -> Sources {
+        if url.starts_with("http://") || url.starts_with("https://") {
+            Sources::Remote {
+                url: url.trim_end_matches('/').to_owned(),
+                credentials,
+                dir: mirrors.to_owned(),
+            }
+        } else {
+            Sources::Local(PathBuf::from(url.strip_prefix("file://").unwrap_or(url)))
+        }
+    }
+
+    /// The repository of `project` on this machine.
+    pub fn path(&self, project: &ProjectName) -> PathBuf {
+        match self {
+            Sources::Local(root) => {
+                let bare = root.join(format!("{project}.git"));
+                if bare.exists() {
+                    bare
+                } else {
+                    root.join(project.as_str())
+                }
+            }
+            Sources::Remote { dir, .. } => dir.join(format!("{project}.git")),
+        }
+    }
+
+    /// The URL jobs fetch `project` from (recorded as the build's source).
+    pub fn url(&self, project: &ProjectName) -> String {
+        match self {
+            Sources::Local(_) => format!("file://{}", self.path(project).display()),
+            Sources::Remote { url, .. } => format!("{url}/{project}"),
+        }
+    }
+
+    /// Makes sure `commit` (reachable from `git_ref` on the server) is in the local repository.
+    pub fn ensure(
+        &self,
+        project: &ProjectName,
+        git_ref: &str,
+        commit: &CommitId,
+    ) -> Result<PathBuf, SourceError> {
+        let path = self.path(project);
+        if has_commit(&path, commit) {
+            return Ok(path);
+        }
+        let Sources::Remote {
+            url, credentials, ..
+        } = self
+        else {
+            return Err(err(
+                project,
+                format!("{} does not have commit {commit}", path.display()),
+            ));
+        };
+        if !path.join("HEAD").exists() {
+            std::fs::create_dir_all(&path).map_err(|e| err(project, e.to_string()))?;
+            run_git(&path, &["init", "--quiet", "--bare"], None)
+                .map_err(|e| err(project, e))?;
+        }
+        let remote = match credentials {
+            Some(_) => format!("{url}/a/{project}"),
+            None => format!("{url}/{project}"),
+        };
+        let refspec = format!("+{git_ref}:{git_ref}");
+        run_git(
+            &path,
+            &["fetch", "--quiet", "--no-tags", "--", &remote, &refspec],
+            credentials.as_ref(),
+        )
+        .map_err(|e| err(project, format!("fetching {git_ref}: {e}")))?;
+        if has_commit(&path, commit) {
+            Ok(path)
+        } else {
+            Err(err(
+                project,
+                format!("{git_ref} no longer points at {commit} (it moved on)"),
+            ))
+        }
+    }
+
+    /// The bytes of `path` at `commit`, `None` when the commit has no such file.
+    pub fn read_file(
+        &self,
+        project: &ProjectName,
+        commit: &CommitId,
+        path: &str,
+    ) -> Result<Option<Vec<u8>>, SourceError> {
+        let repo = gix::open(self.path(project)).map_err(|e| err(project, e.to_string()))?;
+        let id = gix::ObjectId::from_hex(commit.as_str().as_bytes())
+            .map_err(|e| err(project, e.to_string()))?;
+        super::files::read_file(&repo, &id, path).map_err(|e| err(project, e.to_string()))
+    }
+}
+
+/// Whether the repository at `path` has the commit (cheap: one object lookup).
+pub fn has_commit(path: &Path, commit: &CommitId) -> bool {
+    let Ok(repo) = gix::open(path) else {
+        return false;
+    };
+    let Ok(id) = gix::ObjectId::from_hex(commit.as_str().as_bytes()) else {
+        return false;
+    };
+    repo.find_object(id).is_ok()
+}
+
+/// Runs `git` in `dir`, with an optional HTTP account passed through the environment.
+pub fn run_git(
+    dir: &Path,
+    args: &[&str],
+    credentials: Option<&(String, String)>,
+) -> Result<String, String> {
+    let mut c = Command::new("git");
+    c.arg("-C")
+        .arg(dir)
+        .args(args)
+        .stdin(Stdio::null())
+        .env("GIT_TERMINAL_PROMPT", "0")
+        .env("GIT_ASKPASS", "true");
+    if let Some((user, password)) = credentials {
+        let token = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+        c.env("GIT_CONFIG_COUNT", "1")
+            .env("GIT_CONFIG_KEY_0", "http.extraHeader")
+            .env("GIT_CONFIG_VALUE_0", format!("Authorization: Basic {token}"));
+    }
+    let out = c.output().map_err(|e| format!("running git: {e}"))?;
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).trim_end().to_owned())
+    } else {
+        Err(redact(String::from_utf8_lossy(&out.stderr).trim()))
+    }
+}
+
+/// `scheme://user:password@host` -> `scheme://***@host`, wherever it appears in `text`.
+fn redact(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find("://") {
+        let (head, tail) = rest.split_at(i + 3);
+        out.push_str(head);
+        let end = tail
+            .find(|c: char| c.is_whitespace() || c == '/' || c == '\'' || c == '"')
+            .unwrap_or(tail.len());
+        match tail[..end].rfind('@') {
+            Some(at) => {
+                out.push_str("***");
+                out.push_str(&tail[at..end]);
+            }
+            None => out.push_str(&tail[..end]),
+        }
+        rest = &tail[end..];
+    }
+    out.push_str(rest);
+    out
+}

@@ -1,0 +1,816 @@
+//! The reconcile loop's pure half: a [`World`] snapshot of everything observed, and
+//! [`plan`], which turns it into the [`Action`]s that bring what happened closer to what the
+//! config repo asks for. No I/O, no clock, no randomness: the same World always gives the same
+//! actions, and every action is named by its content so that planning twice is harmless.
+//!
+//! Build ids derive from the pipeline, project, ref, commit, trigger (patchset, branch move,
+//! upstream build or schedule tick) and attempt. Unlike DESIGN.md's first sketch they leave the
+//! config commit out: a config change must not re-run every open change. The config commit that
+//! planned a build is still recorded in its request.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use serde::Serialize;
+use sha2::Digest as _;
+
+use crate::config::files::PipelineKind;
+use crate::config::pipeline::{ResolvedJob, ResolvedPipelines};
+use crate::config::{Layout, glob_matches};
+use crate::model::record::{BuildRequest, Freeze};
+use crate::model::{
+    BuildId, BuildStatus, ChangeNumber, CommitId, Digest, EnvironmentName, FreezeName,
+    FreezeState, ImageName, JobState, PatchsetNumber, ProjectName, RefName,
+    Timestamp, Trust,
+};
+use crate::policy::promotion::{self, Decision, Provenance};
+
+/// The name of the job that checks a change to the config repo itself.
+pub const CONFIG_CHECK_JOB: &str = "config-check";
+
+/// How many times a job the executor lost (its seakeeper died) is started again.
+pub const MAX_JOB_ATTEMPTS: u32 = 2;
+
+/// How far back a schedule's tick still fires (a daemon down longer skips the missed ticks,
+/// as a Kubernetes CronJob's `startingDeadlineSeconds` does).
+pub const SCHEDULE_WINDOW_MINUTES: i64 = 10;
+
+/// How deep `depends_on` chains are followed from one merge.
+pub const MAX_DEPENDENCY_DEPTH: u32 = 8;
+
+/// The config repo as observed.
+#[derive(Debug, Clone)]
+pub struct ConfigState {
+    /// The commit at the config branch's HEAD.
+    pub head: CommitId,
+    /// The commit the Layout in use comes from (HEAD, or the last good one).
+    pub layout_commit: CommitId,
+    /// Who made the HEAD commit (for freeze records).
+    pub author: String,
+    /// HEAD's errors, one line each, when HEAD is invalid.
+    pub errors: Vec<String>,
+}
+
+/// The newest patchset of an open change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Patchset {
+    /// Its number.
+    pub patchset: PatchsetNumber,
+    /// `refs/changes/XX/N/P`.
+    pub git_ref: RefName,
+    /// Its commit.
+    pub commit: CommitId,
+    /// How many times "recheck" was asked on this patchset.
+    pub rechecks: u32,
+}
+
+/// One run of one job, as the executor reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobRun {
+    /// 1 for the first run, 2 after the executor lost the first, ...
+    pub attempt: u32,
+    /// Its state, `None` when the executor does not know it (not started).
+    pub state: Option<JobState>,
+}
+
+/// A build seakeeper has requested and not yet finished with.
+#[derive(Debug, Clone)]
+pub struct BuildState {
+    /// The request, as recorded in the ledger.
+    pub request: BuildRequest,
+    /// The build's overall outcome, once recorded.
+    pub result: Option<BuildStatus>,
+    /// Whether its outcome has been reported (Gerrit review, or stdout).
+    pub reported: bool,
+    /// Whether it was cancelled (superseded).
+    pub cancelled: bool,
+    /// The latest run of each job, by job name.
+    pub jobs: BTreeMap<String, JobRun>,
+    /// How deep in a `depends_on` chain it is (0: triggered by its own project).
+    pub depth: u32,
+    /// The recorded result and the ledger commit that holds it (for reports).
+    pub recorded: Option<(crate::model::record::BuildResult, CommitId)>,
+}
+
+/// What the ledger knows about a digest a promotion asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DigestFacts {
+    /// Its build's trust.
+    pub provenance: Provenance,
+    /// When it first entered each environment.
+    pub entered: BTreeMap<EnvironmentName, Timestamp>,
+}
+
+/// Everything observed, at one moment.
+#[derive(Debug, Clone)]
+pub struct World {
+    /// The moment.
+    pub now: Timestamp,
+    /// The config repo.
+    pub config: ConfigState,
+    /// The config repo's Gerrit project, whose changes are checked with `config check`.
+    pub config_project: Option<ProjectName>,
+    /// Open changes' newest patchsets.
+    pub changes: BTreeMap<(ProjectName, ChangeNumber), Patchset>,
+    /// Branch tips that moved since seakeeper first saw the project, not yet built.
+    pub moved: BTreeMap<(ProjectName, RefName), CommitId>,
+    /// Every known branch tip.
+    pub tips: BTreeMap<(ProjectName, RefName), CommitId>,
+    /// The jobs each commit's pipeline file asks for (read by the observer); an error when the
+    /// file is invalid.
+    pub pipelines: BTreeMap<(ProjectName, CommitId), Result<Arc<ResolvedPipelines>, String>>,
+    /// Builds in flight or recently finished.
+    pub builds: BTreeMap<BuildId, BuildState>,
+    /// Ids of builds the ledger already holds that are done with (so they are not requested
+    /// again).
+    pub done: BTreeSet<BuildId>,
+    /// The digest each image runs in each environment, per the ledger, and since when.
+    pub deployed: BTreeMap<(EnvironmentName, ImageName), (Digest, Timestamp)>,
+    /// Facts about digests that promotions ask for.
+    pub digests: BTreeMap<Digest, DigestFacts>,
+    /// Each freeze's last recorded state.
+    pub freezes: BTreeMap<FreezeName, FreezeState>,
+    /// Whether the executor has room for more jobs now (jobs beyond are queued by the planner).
+    pub capacity: usize,
+}
+
+/// Something to do.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "action", rename_all = "kebab-case")]
+pub enum Action {
+    /// Record a build request in the ledger (write-ahead), then start its jobs.
+    RequestBuild {
+        /// The request.
+        request: BuildRequest,
+        /// How deep in a dependency chain.
+        depth: u32,
+    },
+    /// Start (or restart, after the executor lost it) one job of a requested build.
+    StartJob {
+        /// The build.
+        build_id: BuildId,
+        /// The job.
+        job: ResolvedJob,
+        /// Which run.
+        attempt: u32,
+    },
+    /// Check a config repo change in-process (`config check`), as a build's only job.
+    CheckConfig {
+        /// The build.
+        build_id: BuildId,
+    },
+    /// A newer patchset supersedes this build: cancel its jobs and record it cancelled.
+    Cancel {
+        /// The build.
+        build_id: BuildId,
+        /// Why.
+        reason: String,
+    },
+    /// Every job has ended: collect outputs, assemble and attest images, record the result.
+    RecordResult {
+        /// The build.
+        build_id: BuildId,
+    },
+    /// Tell people: a Gerrit review for a change, a line on stdout otherwise.
+    Report {
+        /// The build.
+        build_id: BuildId,
+    },
+    /// Copy a digest into an environment's registry and record the promotion.
+    Promote {
+        /// The environment.
+        environment: EnvironmentName,
+        /// The image.
+        image: ImageName,
+        /// The digest.
+        digest: Digest,
+        /// The environment it comes from (none for the first).
+        from: Option<EnvironmentName>,
+    },
+    /// A promotion that must wait (shown in status; nothing to carry out).
+    Hold {
+        /// The environment.
+        environment: EnvironmentName,
+        /// The image.
+        image: ImageName,
+        /// The digest.
+        digest: Digest,
+        /// Why, in the words of the freeze or policy.
+        reason: String,
+        /// The freeze holding it.
+        freeze: Option<FreezeName>,
+    },
+    /// A promotion the policy refuses (shown in status; nothing to carry out).
+    Refuse {
+        /// The environment.
+        environment: EnvironmentName,
+        /// The image.
+        image: ImageName,
+        /// The digest.
+        digest: Digest,
+        /// Why.
+        reason: String,
+    },
+    /// A freeze started or ended at the config HEAD: record the transition.
+    RecordFreeze {
+        /// The record.
+        freeze: Freeze,
+    },
+}
+
+/// A build's id: `<pipeline>-<16 hex>` of the SHA-256 of what names it.
+pub fn build_id(
+    pipeline: &str,
+    project: &ProjectName,
+    git_ref: &str,
+    commit: &CommitId,
+    trigger: &str,
+    attempt: u32,
+) -> BuildId {
+    let mut h = sha2::Sha256::new();
+    for part in [
+        pipeline,
+        project.as_str(),
+        git_ref,
+        commit.as_str(),
+        trigger,
+        &attempt.to_string(),
+    ] {
+        h.update(part.as_bytes());
+        h.update([0]);
+    }
+    let hex = hex::encode(h.finalize());
+    format!("{pipeline}-{}", &hex[..16])
+        .parse()
+        .expect("a pipeline name and hex make a valid build id")
+}
+
+/// The id of the check build of a patchset's `attempt` (0, then one more per recheck).
+pub fn check_build_id(project: &ProjectName, c: ChangeNumber, p: &Patchset) -> BuildId {
+    build_id(
+        "check",
+        project,
+        p.git_ref.as_str(),
+        &p.commit,
+        &format!("{c}/{}", p.patchset),
+        p.rechecks,
+    )
+}
+
+/// The id of the post-merge build of a branch tip (`upstream`: the build whose success
+/// triggered it, for dependents).
+pub fn post_merge_build_id(
+    project: &ProjectName,
+    git_ref: &RefName,
+    commit: &CommitId,
+    upstream: Option<&BuildId>,
+) -> BuildId {
+    let trigger = upstream.map_or_else(|| "merge".to_owned(), |u| format!("after {u}"));
+    build_id("post-merge", project, git_ref.as_str(), commit, &trigger, 0)
+}
+
+/// The id of a periodic build at a schedule's tick.
+pub fn periodic_build_id(
+    schedule: &str,
+    project: &ProjectName,
+    git_ref: &RefName,
+    commit: &CommitId,
+    tick: Timestamp,
+) -> BuildId {
+    build_id(
+        "periodic",
+        project,
+        git_ref.as_str(),
+        commit,
+        &format!("{schedule}@{}", tick.as_second()),
+        0,
+    )
+}
+
+fn pipeline_kind(name: &str) -> Option<PipelineKind> {
+    match name {
+        "check" => Some(PipelineKind::Check),
+        "gate" => Some(PipelineKind::Gate),
+        "post-merge" => Some(PipelineKind::PostMerge),
+        "periodic" => Some(PipelineKind::Periodic),
+        _ => None,
+    }
+}
+
+/// The trust of a pipeline under the layout's policy.
+pub fn trust_of(layout: &Layout, kind: PipelineKind) -> Trust {
+    if layout.policies.trust.trusted_pipelines.contains(&kind) {
+        Trust::Trusted
+    } else {
+        Trust::Untrusted
+    }
+}
+
+/// The jobs a build runs, from the World's pipeline files.
+pub fn jobs_of<'w>(world: &'w World, request: &BuildRequest) -> Option<&'w [ResolvedJob]> {
+    let kind = pipeline_kind(request.pipeline.as_str())?;
+    let resolved = world
+        .pipelines
+        .get(&(request.project.clone(), request.source_commit.clone()))?
+        .as_ref()
+        .ok()?;
+    resolved.get(&kind).map(Vec::as_slice)
+}
+
+/// The outcome of a build whose jobs have all ended.
+pub fn outcome(jobs: impl IntoIterator<Item = JobState>) -> BuildStatus {
+    let mut status = BuildStatus::Success;
+    for s in jobs {
+        let this = match s {
+            JobState::Succeeded => BuildStatus::Success,
+            JobState::Failed { .. } => BuildStatus::Failure,
+            JobState::TimedOut => BuildStatus::TimedOut,
+            JobState::Cancelled => BuildStatus::Cancelled,
+            JobState::Pending | JobState::Running => BuildStatus::Error,
+        };
+        let rank = |b: BuildStatus| match b {
+            BuildStatus::Success => 0,
+            BuildStatus::Cancelled => 1,
+            BuildStatus::TimedOut => 2,
+            BuildStatus::Failure => 3,
+            BuildStatus::Error => 4,
+        };
+        if rank(this) > rank(status) {
+            status = this;
+        }
+    }
+    status
+}
+
+/// Whether the executor lost the job (its seakeeper stopped while it ran).
+pub fn is_lost(state: &JobState) -> bool {
+    matches!(state, JobState::Failed { exit_code: None, reason } if reason.starts_with("lost"))
+}
+
+fn request(
+    world: &World,
+    layout: &Layout,
+    kind: PipelineKind,
+    build_id: BuildId,
+    project: &ProjectName,
+    change: Option<(ChangeNumber, PatchsetNumber)>,
+    git_ref: &RefName,
+    commit: &CommitId,
+    jobs: Vec<String>,
+) -> BuildRequest {
+    BuildRequest {
+        build_id,
+        pipeline: kind_name(kind).parse().expect("pipeline names are valid"),
+        project: project.clone(),
+        change: change.map(|c| c.0),
+        patchset: change.map(|c| c.1),
+        git_ref: git_ref.clone(),
+        source_commit: commit.clone(),
+        config_commit: world.config.layout_commit.clone(),
+        trust: trust_of(layout, kind),
+        requested_at: world.now,
+        jobs,
+    }
+}
+
+fn kind_name(kind: PipelineKind) -> &'static str {
+    match kind {
+        PipelineKind::Check => "check",
+        PipelineKind::Gate => "gate",
+        PipelineKind::PostMerge => "post-merge",
+        PipelineKind::Periodic => "periodic",
+    }
+}
+
+fn known(world: &World, id: &BuildId) -> bool {
+    world.builds.contains_key(id) || world.done.contains(id)
+}
+
+fn branch_watched(layout: &Layout, project: &ProjectName, git_ref: &RefName) -> bool {
+    let Some(p) = layout.projects.get(project) else {
+        return false;
+    };
+    let Some(branch) = git_ref.as_str().strip_prefix("refs/heads/") else {
+        return false;
+    };
+    p.branches.iter().any(|g| glob_matches(g, branch))
+}
+
+/// The job names a pipeline file gives a pipeline, or `None` when the file is missing from
+/// the World (the observer has not read it yet) or invalid (then `Err` with why).
+fn job_names(
+    world: &World,
+    kind: PipelineKind,
+    project: &ProjectName,
+    commit: &CommitId,
+) -> Option<Result<Vec<String>, String>> {
+    match world.pipelines.get(&(project.clone(), commit.clone()))? {
+        Ok(p) => Some(Ok(p
+            .get(&kind)
+            .map(|jobs| jobs.iter().map(|j| j.name.clone()).collect())
+            .unwrap_or_default())),
+        Err(e) => Some(Err(e.clone())),
+    }
+}
+
+/// Decides what to do. Pure: the same World and Layout give the same actions.
+pub fn plan(world: &World, layout: &Layout) -> Vec<Action> {
+    let mut actions = Vec::new();
+    plan_checks(world, layout, &mut actions);
+    plan_post_merge(world, layout, &mut actions);
+    plan_periodic(world, layout, &mut actions);
+    plan_builds(world, layout, &mut actions);
+    plan_freezes(world, layout, &mut actions);
+    plan_promotions(world, layout, &mut actions);
+    actions
+}
+
+fn plan_checks(world: &World, layout: &Layout, actions: &mut Vec<Action>) {
+    // Builds of older patchsets that a newer one supersedes.
+    let mut newest: BTreeMap<(&ProjectName, ChangeNumber), (PatchsetNumber, u32)> =
+        BTreeMap::new();
+    for ((project, change), p) in &world.changes {
+        newest.insert((project, *change), (p.patchset, p.rechecks));
+        let is_config = world.config_project.as_ref() == Some(project);
+        let takes_part = layout
+            .projects
+            .get(project)
+            .is_some_and(|f| f.pipelines.contains(&PipelineKind::Check));
+        if !is_config && !takes_part {
+            continue;
+        }
+        let id = check_build_id(project, *change, p);
+        if known(world, &id) {
+            continue;
+        }
+        let jobs = if is_config {
+            vec![CONFIG_CHECK_JOB.to_owned()]
+        } else {
+            match job_names(world, PipelineKind::Check, project, &p.commit) {
+                None => continue,
+                // An invalid pipeline file is a build with no jobs; its result says why.
+                Some(Err(_)) => Vec::new(),
+                Some(Ok(names)) => names,
+            }
+        };
+        actions.push(Action::RequestBuild {
+            request: request(
+                world,
+                layout,
+                PipelineKind::Check,
+                id,
+                project,
+                Some((*change, p.patchset)),
+                &p.git_ref,
+                &p.commit,
+                jobs,
+            ),
+            depth: 0,
+        });
+    }
+    for (id, b) in &world.builds {
+        let r = &b.request;
+        if r.pipeline.as_str() != "check" || b.result.is_some() || b.cancelled {
+            continue;
+        }
+        let (Some(change), Some(patchset)) = (r.change, r.patchset) else {
+            continue;
+        };
+        if let Some((ps, rechecks)) = newest.get(&(&r.project, change)) {
+            let superseded = *ps > patchset
+                || (*ps == patchset
+                    && *id
+                        != check_build_id(
+                            &r.project,
+                            change,
+                            &Patchset {
+                                patchset,
+                                git_ref: r.git_ref.clone(),
+                                commit: r.source_commit.clone(),
+                                rechecks: *rechecks,
+                            },
+                        ));
+            if superseded {
+                actions.push(Action::Cancel {
+                    build_id: id.clone(),
+                    reason: if *ps > patchset {
+                        format!("superseded by patchset {ps}")
+                    } else {
+                        "superseded by a recheck".to_owned()
+                    },
+                });
+            }
+        }
+    }
+}
+
+fn takes_part(layout: &Layout, project: &ProjectName, kind: PipelineKind) -> bool {
+    layout
+        .projects
+        .get(project)
+        .is_some_and(|f| f.pipelines.contains(&kind))
+}
+
+fn plan_post_merge(world: &World, layout: &Layout, actions: &mut Vec<Action>) {
+    for ((project, git_ref), commit) in &world.moved {
+        if !takes_part(layout, project, PipelineKind::PostMerge)
+            || !branch_watched(layout, project, git_ref)
+        {
+            continue;
+        }
+        let id = post_merge_build_id(project, git_ref, commit, None);
+        if known(world, &id) {
+            continue;
+        }
+        let Some(jobs) = job_names(world, PipelineKind::PostMerge, project, commit) else {
+            continue;
+        };
+        actions.push(Action::RequestBuild {
+            request: request(
+                world,
+                layout,
+                PipelineKind::PostMerge,
+                id,
+                project,
+                None,
+                git_ref,
+                commit,
+                jobs.unwrap_or_default(),
+            ),
+            depth: 0,
+        });
+    }
+    // Dependents of a successful post-merge build are built next, at their own tips.
+    for (upstream, b) in &world.builds {
+        let r = &b.request;
+        if r.pipeline.as_str() != "post-merge"
+            || b.result != Some(BuildStatus::Success)
+            || b.depth >= MAX_DEPENDENCY_DEPTH
+        {
+            continue;
+        }
+        for (name, file) in &layout.projects {
+            if !file.depends_on.contains(&r.project)
+                || !file.pipelines.contains(&PipelineKind::PostMerge)
+            {
+                continue;
+            }
+            // The dependent's branch of the same name, else its first watched branch.
+            let tip = world
+                .tips
+                .get(&(name.clone(), r.git_ref.clone()))
+                .map(|c| (r.git_ref.clone(), c))
+                .or_else(|| {
+                    world
+                        .tips
+                        .iter()
+                        .find(|((p, g), _)| p == name && branch_watched(layout, p, g))
+                        .map(|((_, g), c)| (g.clone(), c))
+                });
+            let Some((git_ref, commit)) = tip else {
+                continue;
+            };
+            let id = post_merge_build_id(name, &git_ref, commit, Some(upstream));
+            if known(world, &id) {
+                continue;
+            }
+            let Some(jobs) = job_names(world, PipelineKind::PostMerge, name, commit) else {
+                continue;
+            };
+            actions.push(Action::RequestBuild {
+                request: request(
+                    world,
+                    layout,
+                    PipelineKind::PostMerge,
+                    id,
+                    name,
+                    None,
+                    &git_ref,
+                    commit,
+                    jobs.unwrap_or_default(),
+                ),
+                depth: b.depth + 1,
+            });
+        }
+    }
+}
+
+/// The schedule's tick in the last [`SCHEDULE_WINDOW_MINUTES`], if any (the newest).
+pub fn recent_tick(cron: &crate::config::cron::Cron, now: Timestamp) -> Option<Timestamp> {
+    let minute = now.as_second().div_euclid(60) * 60;
+    (0..SCHEDULE_WINDOW_MINUTES)
+        .map(|m| minute - m * 60)
+        .filter_map(|s| Timestamp::from_second(s).ok())
+        .find(|t| cron.matches(*t))
+}
+
+fn plan_periodic(world: &World, layout: &Layout, actions: &mut Vec<Action>) {
+    for s in &layout.schedules {
+        let Ok(cron) = s.cron.parse::<crate::config::cron::Cron>() else {
+            continue;
+        };
+        let Some(tick) = recent_tick(&cron, world.now) else {
+            continue;
+        };
+        let Ok(git_ref) = format!("refs/heads/{}", s.branch).parse::<RefName>() else {
+            continue;
+        };
+        let Some(commit) = world.tips.get(&(s.project.clone(), git_ref.clone())) else {
+            continue;
+        };
+        let id = periodic_build_id(&s.name, &s.project, &git_ref, commit, tick);
+        if known(world, &id) {
+            continue;
+        }
+        let Some(jobs) = job_names(world, PipelineKind::Periodic, &s.project, commit) else {
+            continue;
+        };
+        actions.push(Action::RequestBuild {
+            request: request(
+                world,
+                layout,
+                PipelineKind::Periodic,
+                id,
+                &s.project,
+                None,
+                &git_ref,
+                commit,
+                jobs.unwrap_or_default(),
+            ),
+            depth: 0,
+        });
+    }
+}
+
+fn plan_builds(world: &World, _layout: &Layout, actions: &mut Vec<Action>) {
+    let mut capacity = world.capacity;
+    // Oldest first, so that a busy system drains in order.
+    let mut order: Vec<(&BuildId, &BuildState)> = world.builds.iter().collect();
+    order.sort_by_key(|(id, b)| (b.request.requested_at, (*id).clone()));
+    for (id, b) in order {
+        if b.cancelled || (b.result.is_some() && b.reported) {
+            continue;
+        }
+        if b.result.is_some() {
+            if b.result != Some(BuildStatus::Cancelled) || b.request.change.is_none() {
+                actions.push(Action::Report {
+                    build_id: id.clone(),
+                });
+            }
+            continue;
+        }
+        if b.request.jobs.iter().any(|j| j == CONFIG_CHECK_JOB)
+            && world.config_project.as_ref() == Some(&b.request.project)
+        {
+            actions.push(Action::CheckConfig {
+                build_id: id.clone(),
+            });
+            continue;
+        }
+        let resolved = jobs_of(world, &b.request);
+        let mut ended = 0;
+        for name in &b.request.jobs {
+            let run = b.jobs.get(name);
+            match run.and_then(|r| r.state.as_ref()) {
+                Some(s) if s.is_final() => {
+                    let attempt = run.map_or(1, |r| r.attempt);
+                    if is_lost(s) && attempt < MAX_JOB_ATTEMPTS {
+                        if let Some(job) = resolved.and_then(|j| j.iter().find(|j| &j.name == name))
+                            && capacity > 0
+                        {
+                            capacity -= 1;
+                            actions.push(Action::StartJob {
+                                build_id: id.clone(),
+                                job: job.clone(),
+                                attempt: attempt + 1,
+                            });
+                        }
+                    } else {
+                        ended += 1;
+                    }
+                }
+                Some(_) => {}
+                None => {
+                    let attempt = run.map_or(1, |r| r.attempt);
+                    match resolved.and_then(|j| j.iter().find(|j| &j.name == name)) {
+                        Some(job) if capacity > 0 => {
+                            capacity -= 1;
+                            actions.push(Action::StartJob {
+                                build_id: id.clone(),
+                                job: job.clone(),
+                                attempt,
+                            });
+                        }
+                        Some(_) => {}
+                        // The pipeline file no longer names it (or is unreadable): the
+                        // result records the job as an error.
+                        None if world
+                            .pipelines
+                            .contains_key(&(b.request.project.clone(), b.request.source_commit.clone())) =>
+                        {
+                            ended += 1
+                        }
+                        None => {}
+                    }
+                }
+            }
+        }
+        if ended == b.request.jobs.len() {
+            actions.push(Action::RecordResult {
+                build_id: id.clone(),
+            });
+        }
+    }
+}
+
+fn plan_freezes(world: &World, layout: &Layout, actions: &mut Vec<Action>) {
+    for (name, f) in &layout.freezes {
+        let active = f.is_active(world.now);
+        let recorded = world.freezes.get(name).copied();
+        let state = if active {
+            FreezeState::Active
+        } else {
+            FreezeState::Lifted
+        };
+        if recorded == Some(state) || (recorded.is_none() && !active) {
+            continue;
+        }
+        actions.push(Action::RecordFreeze {
+            freeze: Freeze {
+                name: name.clone(),
+                state,
+                scope: f.scope.clone(),
+                reason: f.reason.clone(),
+                config_commit: world.config.layout_commit.clone(),
+                author: world.config.author.clone(),
+            },
+        });
+    }
+    for (name, state) in &world.freezes {
+        if *state == FreezeState::Active && !layout.freezes.contains_key(name) {
+            actions.push(Action::RecordFreeze {
+                freeze: Freeze {
+                    name: name.clone(),
+                    state: FreezeState::Lifted,
+                    scope: Vec::new(),
+                    reason: "the freeze file was removed".to_owned(),
+                    config_commit: world.config.layout_commit.clone(),
+                    author: world.config.author.clone(),
+                },
+            });
+        }
+    }
+}
+
+fn plan_promotions(world: &World, layout: &Layout, actions: &mut Vec<Action>) {
+    for (pos, env) in layout.environments.iter().enumerate() {
+        let Some(wanted) = layout.promotions.get(&env.name) else {
+            continue;
+        };
+        for (image, digest) in wanted {
+            let current = world.deployed.get(&(env.name.clone(), image.clone()));
+            if current.is_some_and(|(d, _)| d == digest) {
+                continue;
+            }
+            let facts = world.digests.get(digest);
+            let previous = pos.checked_sub(1).map(|p| &layout.environments[p].name);
+            let decision = promotion::decide(&promotion::Facts {
+                environment: &env.name,
+                image,
+                digest,
+                environments: &layout.environments,
+                provenance: facts.map_or(Provenance::None, |f| f.provenance),
+                in_previous_since: previous
+                    .and_then(|p| facts.and_then(|f| f.entered.get(p).copied())),
+                ran_here_before: facts.is_some_and(|f| f.entered.contains_key(&env.name)),
+                freezes: &layout.freezes,
+                policy: &layout.policies.promotion,
+                now: world.now,
+            });
+            actions.push(match decision {
+                Decision::Allow => Action::Promote {
+                    environment: env.name.clone(),
+                    image: image.clone(),
+                    digest: digest.clone(),
+                    from: previous.cloned(),
+                },
+                Decision::Hold { reason, freeze } => Action::Hold {
+                    environment: env.name.clone(),
+                    image: image.clone(),
+                    digest: digest.clone(),
+                    reason,
+                    freeze,
+                },
+                Decision::Deny { reason } => Action::Refuse {
+                    environment: env.name.clone(),
+                    image: image.clone(),
+                    digest: digest.clone(),
+                    reason,
+                },
+            });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

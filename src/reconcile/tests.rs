@@ -1,0 +1,434 @@
+//! plan() as tables: a World (and Layout) in, the actions out.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use super::*;
+use crate::config::pipeline;
+use crate::model::record::BuildRequest;
+
+const C0: &str = "c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0";
+
+fn commit(n: u32) -> CommitId {
+    format!("{n:040x}").parse().unwrap()
+}
+
+fn digest(s: &str) -> Digest {
+    Digest::of(s.as_bytes())
+}
+
+fn layout(extra: &[(&str, &str)]) -> Layout {
+    let mut files: BTreeMap<String, Vec<u8>> = BTreeMap::new();
+    let mut put = |p: &str, t: &str| {
+        files.insert(p.to_owned(), t.as_bytes().to_vec());
+    };
+    put(
+        "seakeeper.yaml",
+        "public_url: https://ci.example.org\nregistries:\n  t: { url: \"oci:/tmp/t\" }\n  s: { url: \"oci:/tmp/s\" }\n  p: { url: \"oci:/tmp/p\" }\n",
+    );
+    put(
+        "environments.yaml",
+        "environments:\n  - {name: testing, registry: t}\n  - {name: staging, registry: s}\n  - {name: production, registry: p}\n",
+    );
+    put("projects/api.yaml", "pipelines: [check, post-merge, periodic]\nimages: [api]\n");
+    put("projects/web.yaml", "pipelines: [check, post-merge]\ndepends_on: [api]\n");
+    put("projects/docs.yaml", "pipelines: [check]\n");
+    for (p, t) in extra {
+        put(p, t);
+    }
+    crate::config::load(&files).unwrap_or_else(|e| panic!("{e:?}"))
+}
+
+const PIPELINE: &str = "jobs:\n  unit:\n    image: x@sha256:0000000000000000000000000000000000000000000000000000000000000000\n    commands: [true]\n  lint:\n    image: x@sha256:0000000000000000000000000000000000000000000000000000000000000000\n    commands: [true]\n  build:\n    image: x@sha256:0000000000000000000000000000000000000000000000000000000000000000\n    commands: [true]\npipelines:\n  check: [unit, lint]\n  post-merge: [build]\n  periodic: [unit]\n";
+
+fn resolved(l: &Layout, project: &str) -> Result<Arc<pipeline::ResolvedPipelines>, String> {
+    let p: ProjectName = project.parse().unwrap();
+    let text = if project == "docs" {
+        PIPELINE.replace("  post-merge: [build]\n  periodic: [unit]\n", "")
+    } else if project == "web" {
+        PIPELINE.replace("  periodic: [unit]\n", "")
+    } else {
+        PIPELINE.to_owned()
+    };
+    pipeline::check(pipeline::PIPELINE_FILE, &text, Some(&p), Some(l))
+        .map(Arc::new)
+        .map_err(|e| format!("{e:?}"))
+}
+
+fn world(now: &str) -> World {
+    World {
+        now: now.parse().unwrap(),
+        config: ConfigState {
+            head: C0.parse().unwrap(),
+            layout_commit: C0.parse().unwrap(),
+            author: "RelEng <releng@example.org>".into(),
+            errors: Vec::new(),
+        },
+        config_project: Some("config".parse().unwrap()),
+        changes: BTreeMap::new(),
+        moved: BTreeMap::new(),
+        tips: BTreeMap::new(),
+        pipelines: BTreeMap::new(),
+        builds: BTreeMap::new(),
+        done: BTreeSet::new(),
+        deployed: BTreeMap::new(),
+        digests: BTreeMap::new(),
+        freezes: BTreeMap::new(),
+        capacity: 10,
+    }
+}
+
+const NOW: &str = "2026-12-01T10:00:30Z";
+
+fn p(s: &str) -> ProjectName {
+    s.parse().unwrap()
+}
+
+fn ps(n: u32, c: u32, rechecks: u32) -> Patchset {
+    Patchset {
+        patchset: u64::from(n).try_into().unwrap(),
+        git_ref: format!("refs/changes/11/4711/{n}").parse().unwrap(),
+        commit: commit(c),
+        rechecks,
+    }
+}
+
+fn change(n: u32) -> ChangeNumber {
+    u64::from(n).try_into().unwrap()
+}
+
+fn with_change(w: &mut World, l: &Layout, project: &str, patchset: Patchset) {
+    w.pipelines
+        .insert((p(project), patchset.commit.clone()), resolved(l, project));
+    w.changes.insert((p(project), change(4711)), patchset);
+}
+
+fn requested(actions: &[Action]) -> Vec<&BuildRequest> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::RequestBuild { request, .. } => Some(request),
+            _ => None,
+        })
+        .collect()
+}
+
+fn first_request(w: &World, l: &Layout) -> BuildRequest {
+    requested(&plan(w, l))[0].clone()
+}
+
+fn in_flight(w: &mut World, request: BuildRequest) -> BuildId {
+    let id = request.build_id.clone();
+    w.builds.insert(
+        id.clone(),
+        BuildState {
+            request,
+            result: None,
+            reported: false,
+            cancelled: false,
+            jobs: BTreeMap::new(),
+            depth: 0,
+            recorded: None,
+        },
+    );
+    id
+}
+
+#[test]
+fn a_new_patchset_is_requested_once_untrusted_with_its_check_jobs() {
+    let l = layout(&[]);
+    let mut w = world(NOW);
+    with_change(&mut w, &l, "api", ps(1, 1, 0));
+    let actions = plan(&w, &l);
+    let r = requested(&actions);
+    assert_eq!(r.len(), 1);
+    assert_eq!(r[0].pipeline.as_str(), "check");
+    assert_eq!(r[0].trust, Trust::Untrusted);
+    assert_eq!(r[0].jobs, ["unit", "lint"]);
+    assert_eq!(r[0].change, Some(change(4711)));
+    assert_eq!(r[0].config_commit.as_str(), C0);
+    assert_eq!(plan(&w, &l), actions, "planning twice gives the same actions");
+    // Once the ledger holds it, it is not requested again.
+    w.done.insert(r[0].build_id.clone());
+    assert!(requested(&plan(&w, &l)).is_empty());
+}
+
+#[test]
+fn nothing_is_requested_before_the_pipeline_file_is_read_or_for_unwatched_projects() {
+    let l = layout(&[]);
+    let mut w = world(NOW);
+    w.changes.insert((p("api"), change(4711)), ps(1, 1, 0));
+    w.changes.insert((p("unknown"), change(9)), ps(1, 2, 0));
+    assert!(plan(&w, &l).is_empty());
+}
+
+#[test]
+fn an_invalid_pipeline_file_gives_a_build_with_no_jobs_that_is_recorded_at_once() {
+    let l = layout(&[]);
+    let mut w = world(NOW);
+    w.changes.insert((p("api"), change(4711)), ps(1, 1, 0));
+    w.pipelines
+        .insert((p("api"), commit(1)), Err("jobs.unit: no commands".into()));
+    let actions = plan(&w, &l);
+    let r = requested(&actions)[0].clone();
+    assert!(r.jobs.is_empty());
+    let id = in_flight(&mut w, r);
+    assert_eq!(
+        plan(&w, &l),
+        vec![Action::RecordResult { build_id: id }]
+    );
+}
+
+#[test]
+fn a_newer_patchset_or_a_recheck_supersedes_the_running_build() {
+    let l = layout(&[]);
+    let mut w = world(NOW);
+    with_change(&mut w, &l, "api", ps(1, 1, 0));
+    let r = first_request(&w, &l);
+    let old = in_flight(&mut w, r);
+    // A recheck on the same patchset.
+    with_change(&mut w, &l, "api", ps(1, 1, 1));
+    let actions = plan(&w, &l);
+    assert!(actions.contains(&Action::Cancel {
+        build_id: old.clone(),
+        reason: "superseded by a recheck".into()
+    }));
+    let again = requested(&actions);
+    assert_eq!(again.len(), 1);
+    assert_ne!(again[0].build_id, old, "a recheck is a new attempt");
+    // A new patchset.
+    with_change(&mut w, &l, "api", ps(2, 2, 0));
+    let actions = plan(&w, &l);
+    assert!(actions.contains(&Action::Cancel {
+        build_id: old,
+        reason: "superseded by patchset 2".into()
+    }));
+}
+
+#[test]
+fn jobs_start_within_capacity_and_a_lost_job_runs_once_more() {
+    let l = layout(&[]);
+    let mut w = world(NOW);
+    with_change(&mut w, &l, "api", ps(1, 1, 0));
+    let r = first_request(&w, &l);
+    let id = in_flight(&mut w, r);
+    w.capacity = 1;
+    let starts: Vec<_> = plan(&w, &l)
+        .into_iter()
+        .filter(|a| matches!(a, Action::StartJob { .. }))
+        .collect();
+    assert_eq!(starts.len(), 1, "one slot, one start: {starts:?}");
+    let lost = JobState::Failed {
+        exit_code: None,
+        reason: "lost: the seakeeper process that ran it stopped".into(),
+    };
+    let b = w.builds.get_mut(&id).unwrap();
+    b.jobs.insert(
+        "unit".into(),
+        JobRun {
+            attempt: 1,
+            state: Some(lost.clone()),
+        },
+    );
+    b.jobs.insert(
+        "lint".into(),
+        JobRun {
+            attempt: 1,
+            state: Some(JobState::Succeeded),
+        },
+    );
+    let actions = plan(&w, &l);
+    assert!(
+        matches!(&actions[..], [Action::StartJob { job, attempt: 2, .. }] if job.name == "unit"),
+        "{actions:?}"
+    );
+    w.builds.get_mut(&id).unwrap().jobs.insert(
+        "unit".into(),
+        JobRun {
+            attempt: 2,
+            state: Some(lost),
+        },
+    );
+    assert_eq!(plan(&w, &l), vec![Action::RecordResult { build_id: id.clone() }]);
+    assert_eq!(
+        outcome([JobState::Succeeded, JobState::TimedOut]),
+        BuildStatus::TimedOut
+    );
+}
+
+#[test]
+fn a_recorded_result_is_reported_once_and_a_cancelled_check_not_at_all() {
+    let l = layout(&[]);
+    let mut w = world(NOW);
+    with_change(&mut w, &l, "api", ps(1, 1, 0));
+    let r = first_request(&w, &l);
+    let id = in_flight(&mut w, r);
+    w.builds.get_mut(&id).unwrap().result = Some(BuildStatus::Failure);
+    assert_eq!(plan(&w, &l), vec![Action::Report { build_id: id.clone() }]);
+    w.builds.get_mut(&id).unwrap().result = Some(BuildStatus::Cancelled);
+    assert!(plan(&w, &l).is_empty());
+}
+
+#[test]
+fn a_moved_branch_is_built_trusted_and_then_its_dependents() {
+    let l = layout(&[]);
+    let mut w = world(NOW);
+    let main: RefName = "refs/heads/main".parse().unwrap();
+    w.moved.insert((p("api"), main.clone()), commit(5));
+    w.tips.insert((p("api"), main.clone()), commit(5));
+    w.tips.insert((p("web"), main.clone()), commit(6));
+    w.pipelines.insert((p("api"), commit(5)), resolved(&l, "api"));
+    w.pipelines.insert((p("web"), commit(6)), resolved(&l, "web"));
+    // A branch the project does not watch.
+    w.moved
+        .insert((p("api"), "refs/heads/wip".parse().unwrap()), commit(7));
+    let actions = plan(&w, &l);
+    let r = requested(&actions);
+    assert_eq!(r.len(), 1, "{actions:?}");
+    assert_eq!(r[0].pipeline.as_str(), "post-merge");
+    assert_eq!(r[0].trust, Trust::Trusted);
+    assert_eq!(r[0].jobs, ["build"]);
+    let up = in_flight(&mut w, r[0].clone());
+    w.builds.get_mut(&up).unwrap().result = Some(BuildStatus::Success);
+    let actions = plan(&w, &l);
+    let deps: Vec<_> = actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::RequestBuild { request, depth } => Some((request, *depth)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(deps.len(), 1, "{actions:?}");
+    assert_eq!(deps[0].0.project.as_str(), "web");
+    assert_eq!(deps[0].0.source_commit, commit(6));
+    assert_eq!(deps[0].1, 1);
+    assert!(actions.contains(&Action::Report { build_id: up }));
+    // A failed build triggers nothing.
+    let mut w2 = w.clone();
+    for b in w2.builds.values_mut() {
+        b.result = Some(BuildStatus::Failure);
+    }
+    assert!(requested(&plan(&w2, &l)).is_empty());
+}
+
+#[test]
+fn schedules_fire_once_per_tick_within_the_window() {
+    let l = layout(&[(
+        "schedules.yaml",
+        "schedules:\n  - {name: nightly, cron: \"0 10 * * *\", project: api}\n",
+    )]);
+    let main: RefName = "refs/heads/main".parse().unwrap();
+    let mut w = world(NOW);
+    w.tips.insert((p("api"), main), commit(5));
+    w.pipelines.insert((p("api"), commit(5)), resolved(&l, "api"));
+    let actions = plan(&w, &l);
+    let r = requested(&actions);
+    assert_eq!(r.len(), 1);
+    assert_eq!(r[0].pipeline.as_str(), "periodic");
+    assert_eq!(r[0].jobs, ["unit"]);
+    w.done.insert(r[0].build_id.clone());
+    assert!(plan(&w, &l).is_empty());
+    // Long after the tick: nothing (missed ticks are skipped, not replayed).
+    let mut late = w.clone();
+    late.done.clear();
+    late.now = "2026-12-01T11:00:00Z".parse().unwrap();
+    assert!(plan(&late, &l).is_empty());
+}
+
+#[test]
+fn config_changes_are_checked_in_process() {
+    let l = layout(&[]);
+    let mut w = world(NOW);
+    w.changes.insert((p("config"), change(4711)), ps(1, 9, 0));
+    let r = requested(&plan(&w, &l))[0].clone();
+    assert_eq!(r.jobs, [CONFIG_CHECK_JOB]);
+    let id = in_flight(&mut w, r);
+    assert_eq!(plan(&w, &l), vec![Action::CheckConfig { build_id: id }]);
+}
+
+fn freeze_layout() -> Layout {
+    layout(&[
+        (
+            "freezes/eoy.yaml",
+            "scope: [\"promote:production\"]\nreason: End of year.\nticket: T1\n",
+        ),
+        (
+            "promotions/staging.yaml",
+            &format!("images:\n  api: {}\n", digest("good")),
+        ),
+        (
+            "promotions/production.yaml",
+            &format!("images:\n  api: {}\n", digest("good")),
+        ),
+        (
+            "promotions/testing.yaml",
+            &format!("images:\n  api: {}\n", digest("untrusted")),
+        ),
+    ])
+}
+
+#[test]
+fn promotions_follow_policy_and_freezes_hold_with_their_reason() {
+    let l = freeze_layout();
+    let mut w = world(NOW);
+    let at: Timestamp = "2026-12-01T09:00:00Z".parse().unwrap();
+    w.digests.insert(
+        digest("good"),
+        DigestFacts {
+            provenance: Provenance::Trusted,
+            entered: BTreeMap::from([("testing".parse().unwrap(), at)]),
+        },
+    );
+    w.digests.insert(
+        digest("untrusted"),
+        DigestFacts {
+            provenance: Provenance::Untrusted,
+            entered: BTreeMap::new(),
+        },
+    );
+    let actions = plan(&w, &l);
+    assert!(actions.contains(&Action::Promote {
+        environment: "staging".parse().unwrap(),
+        image: "api".parse().unwrap(),
+        digest: digest("good"),
+        from: Some("testing".parse().unwrap()),
+    }));
+    assert!(actions.iter().any(|a| matches!(a,
+        Action::Hold { environment, freeze: Some(f), reason, .. }
+            if environment.as_str() == "production" && f.as_str() == "eoy" && reason.contains("End of year") && reason.contains("T1"))));
+    assert!(actions.iter().any(|a| matches!(a,
+        Action::Refuse { environment, reason, .. }
+            if environment.as_str() == "testing" && reason.contains("untrusted"))));
+    // Already there: nothing to do.
+    w.deployed.insert(
+        ("staging".parse().unwrap(), "api".parse().unwrap()),
+        (digest("good"), at),
+    );
+    assert!(!plan(&w, &l).iter().any(|a| matches!(a, Action::Promote { .. })));
+}
+
+#[test]
+fn freeze_transitions_are_recorded_with_the_config_commit() {
+    let l = freeze_layout();
+    let mut w = world(NOW);
+    let actions = plan(&w, &l);
+    let recorded: Vec<_> = actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::RecordFreeze { freeze } => Some(freeze),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(recorded.len(), 1);
+    assert_eq!(recorded[0].state, FreezeState::Active);
+    assert_eq!(recorded[0].config_commit.as_str(), C0);
+    assert_eq!(recorded[0].author, "RelEng <releng@example.org>");
+    w.freezes
+        .insert("eoy".parse().unwrap(), FreezeState::Active);
+    assert!(!plan(&w, &l).iter().any(|a| matches!(a, Action::RecordFreeze { .. })));
+    // The revert removes the file: lifted.
+    let lifted = layout(&[]);
+    let actions = plan(&w, &lifted);
+    assert!(actions.iter().any(|a| matches!(a,
+        Action::RecordFreeze { freeze } if freeze.state == FreezeState::Lifted && freeze.name.as_str() == "eoy")));
+}

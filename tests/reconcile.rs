@@ -1,0 +1,663 @@
+//! The reconciler end to end: the check pipeline against the Gerrit stand-in (reviews with
+//! Verified and ledger links, rechecks, superseding patchsets), config changes checked and an
+//! invalid config at HEAD kept out, post-merge images pushed to a real registry and promoted
+//! to another, freezes holding and releasing promotions, ledger replication and a fresh server
+//! resuming from it, and `kill -9` at every step of a build.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use support::gerrit::Gerrit;
+use support::{ok, output, seakeeper, stderr, stdout};
+
+fn git(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(args)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("GIT_AUTHOR_NAME", "Alice Example")
+        .env("GIT_AUTHOR_EMAIL", "alice@example.org")
+        .env("GIT_COMMITTER_NAME", "Alice Example")
+        .env("GIT_COMMITTER_EMAIL", "alice@example.org")
+        .env("GIT_TERMINAL_PROMPT", "0")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+const CI_BOT: u64 = 1000042;
+const IMAGE: &str =
+    "registry.example.org/ci@sha256:1111111111111111111111111111111111111111111111111111111111111111";
+
+/// A Gerrit stand-in, a config repo, settings and a state directory.
+struct Site {
+    w: support::World,
+    g: Gerrit,
+    config: PathBuf,
+    settings: PathBuf,
+}
+
+impl Site {
+    fn new(registries: &str, extra_settings: &str) -> Site {
+        let w = support::World::new();
+        let g = Gerrit::start();
+        let config = w.path("config");
+        std::fs::create_dir_all(&config).unwrap();
+        git(&config, &["init", "-q", "-b", "main"]);
+        let site = Site {
+            w,
+            g,
+            config,
+            settings: PathBuf::new(),
+        };
+        site.write_config(
+            "seakeeper.yaml",
+            &format!(
+                "public_url: https://ci.example.org\ngerrit:\n  url: {}\n  user: ci-bot\n  report: true\n{registries}executor:\n  kind: local\n  concurrency: 4\n",
+                site.g.url
+            ),
+        );
+        site.write_config(
+            "environments.yaml",
+            "environments:\n  - {name: testing, registry: testing}\n  - {name: staging, registry: staging}\n",
+        );
+        site.write_config(
+            "projects/acme/api.yaml",
+            "pipelines: [check, post-merge]\nimages: [api]\n",
+        );
+        site.commit_config("Initial configuration");
+        let secrets = site.w.path("secrets.yaml");
+        std::fs::write(
+            &secrets,
+            "gerrit:\n  username: ci-bot\n  password: ci-bot-http-token\n",
+        )
+        .unwrap();
+        std::fs::set_permissions(
+            &secrets,
+            std::os::unix::fs::PermissionsExt::from_mode(0o600),
+        )
+        .unwrap();
+        let settings = site.w.path("settings.yaml");
+        std::fs::write(
+            &settings,
+            format!(
+                "state_dir: state\nsigning_key: {}\nsecrets: secrets.yaml\nconfig_repo: {}\n{extra_settings}",
+                site.w.key.display(),
+                site.config.display()
+            ),
+        )
+        .unwrap();
+        site.g.create_project("acme/api");
+        Site { settings, ..site }
+    }
+
+    fn write_config(&self, path: &str, text: &str) {
+        let p = self.config.join(path);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    }
+
+    fn commit_config(&self, message: &str) -> String {
+        git(&self.config, &["add", "-A"]);
+        git(&self.config, &["commit", "-q", "-m", message]);
+        git(&self.config, &["rev-parse", "HEAD"])
+    }
+
+    fn state(&self) -> PathBuf {
+        self.w.path("state")
+    }
+
+    fn ledger(&self) -> PathBuf {
+        self.state().join("ledger")
+    }
+
+    fn reconcile_cmd(&self) -> Command {
+        let mut c = seakeeper();
+        c.args(["reconcile", "--once", "--wait", "--settings"])
+            .arg(&self.settings);
+        c
+    }
+
+    fn reconcile(&self) -> String {
+        ok(&mut self.reconcile_cmd())
+    }
+
+    /// A clone of a project to make changes in.
+    fn clone(&self, project: &str) -> PathBuf {
+        let dir = self.w.path(&format!("work-{}", project.replace('/', "-")));
+        if !dir.exists() {
+            let out = Command::new("git")
+                .args(["clone", "-q", &self.g.git_url(project)])
+                .arg(&dir)
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        }
+        dir
+    }
+
+    /// Uploads a patchset: `files` written, committed with `change_id`, pushed for review.
+    fn upload(&self, project: &str, change_id: &str, files: &[(&str, &str)], amend: bool) -> String {
+        let w = self.clone(project);
+        for (p, t) in files {
+            let path = w.join(p);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, t).unwrap();
+        }
+        git(&w, &["add", "-A"]);
+        let msg = format!("Change {change_id}\n\nChange-Id: {change_id}\n");
+        if amend {
+            git(&w, &["commit", "-q", "--amend", "-m", &msg]);
+        } else {
+            git(&w, &["commit", "-q", "-m", &msg]);
+        }
+        git(
+            &w,
+            &["push", "-q", &self.g.push_url(project, "alice"), "HEAD:refs/for/main"],
+        );
+        git(&w, &["rev-parse", "HEAD"])
+    }
+
+    /// Pushes the clone's HEAD straight to main (a merge).
+    fn merge(&self, project: &str) {
+        let w = self.clone(project);
+        git(
+            &w,
+            &["push", "-q", &self.g.push_url(project, "alice"), "HEAD:refs/heads/main"],
+        );
+    }
+
+    fn reviews(&self, change: u32) -> Vec<String> {
+        self.g
+            .change(change)
+            .messages
+            .iter()
+            .filter(|m| m.author == Some(CI_BOT))
+            .map(|m| m.message.clone())
+            .collect()
+    }
+
+    fn verify_ledger(&self) {
+        ok(seakeeper()
+            .args(["ledger", "verify"])
+            .arg(self.ledger())
+            .arg("--cert")
+            .arg(&self.w.cert));
+        self.w.gpg_verify_all(&self.ledger());
+    }
+
+    fn ledger_log(&self) -> String {
+        git(&self.ledger(), &["log", "--format=%s%n%b", "refs/heads/main"])
+    }
+}
+
+fn pipeline(test: &str) -> String {
+    format!(
+        "jobs:\n  unit:\n    image: {IMAGE}\n    commands: [\"{test}\"]\n    timeout: 1m\n  build:\n    image: {IMAGE}\n    commands: [mkdir -p dist, cp msg.txt dist/]\n    timeout: 1m\n    outputs:\n      files: [\"dist/**\"]\npipelines:\n  check: [unit]\n  post-merge: [build]\n"
+    )
+}
+
+fn build_ids(text: &str) -> Vec<String> {
+    text.lines()
+        .filter_map(|l| l.trim().strip_prefix("Build-Id: "))
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn check_pipeline_reviews_once_per_build_with_links_rechecks_and_failures() {
+    let site = Site::new("", "");
+    site.reconcile(); // the baseline
+    let cid = "I0000000000000000000000000000000000000001";
+    site.upload(
+        "acme/api",
+        cid,
+        &[(".pipeline/config.yaml", &pipeline("grep -q ok msg.txt")), ("msg.txt", "ok\n")],
+        false,
+    );
+    let out = site.reconcile();
+    assert!(out.contains("reported to Gerrit"), "{out}");
+    let reviews = site.reviews(1);
+    assert_eq!(reviews.len(), 1, "{reviews:?}");
+    let r = &reviews[0];
+    assert!(r.contains("Verified+1"), "{r}");
+    assert!(r.contains("seakeeper check: SUCCESS"), "{r}");
+    assert!(r.contains("- unit: SUCCESS in "), "{r}");
+    assert!(r.contains(", log https://ci.example.org/logs/sha256:"), "{r}");
+    let ledger_link = r
+        .lines()
+        .find_map(|l| l.strip_prefix("Ledger: https://ci.example.org/ledger/"))
+        .expect("a ledger link");
+    // The link names a real ledger commit that holds the result.
+    let shown = git(&site.ledger(), &["show", "--stat", ledger_link]);
+    assert!(shown.contains("result.yaml"), "{shown}");
+    assert_eq!(site.g.change(1).vote("Verified", CI_BOT), 1);
+    let first = build_ids(r);
+    assert_eq!(first.len(), 1);
+
+    // Nothing new: nothing posted again.
+    site.reconcile();
+    assert_eq!(site.reviews(1).len(), 1);
+
+    // "recheck" runs the same patchset again, as a new build.
+    site.g.review("bob", 1, &[], "recheck").unwrap();
+    site.reconcile();
+    let reviews = site.reviews(1);
+    assert_eq!(reviews.len(), 2, "{reviews:?}");
+    let second = build_ids(&reviews[1]);
+    assert_ne!(first, second);
+
+    // A new patchset that fails: Verified -1.
+    site.upload(
+        "acme/api",
+        cid,
+        &[("msg.txt", "not good\n")],
+        true,
+    );
+    site.reconcile();
+    let reviews = site.reviews(1);
+    assert_eq!(reviews.len(), 3, "{reviews:?}");
+    assert!(reviews[2].contains("Verified-1"), "{}", reviews[2]);
+    assert!(reviews[2].contains("- unit: FAILURE"), "{}", reviews[2]);
+    assert_eq!(site.g.change(1).vote("Verified", CI_BOT), -1);
+
+    // Every fact is in the ledger, findable with plain git.
+    let log = site.ledger_log();
+    for id in first.iter().chain(&second) {
+        assert!(log.contains(&format!("Build-Id: {id}")), "{log}");
+    }
+    site.verify_ledger();
+
+    // An invalid pipeline file is reported with its errors, not ignored.
+    site.upload(
+        "acme/api",
+        cid,
+        &[(".pipeline/config.yaml", "jobs:\n  unit:\n    image: x\n")],
+        true,
+    );
+    site.reconcile();
+    let reviews = site.reviews(1);
+    assert_eq!(reviews.len(), 4);
+    assert!(reviews[3].contains(".pipeline/config.yaml is invalid"), "{}", reviews[3]);
+    assert!(reviews[3].contains("Verified-1"), "{}", reviews[3]);
+}
+
+fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+struct Daemon(std::process::Child);
+
+impl Daemon {
+    fn start(site: &Site) -> Daemon {
+        Daemon(
+            seakeeper()
+                .args(["serve", "--full-every", "1", "--grace", "5", "--settings"])
+                .arg(&site.settings)
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap(),
+        )
+    }
+
+    fn term(mut self) -> Output {
+        // SAFETY: signalling our own child.
+        unsafe {
+            libc::kill(self.0.id() as i32, libc::SIGTERM);
+        }
+        let child = std::mem::replace(
+            &mut self.0,
+            Command::new("true").spawn().unwrap(),
+        );
+        child.wait_with_output().unwrap()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn serve_supersedes_a_running_build_with_a_new_patchset_and_stops_on_sigterm() {
+    let site = Site::new("", "");
+    site.reconcile();
+    let daemon = Daemon::start(&site);
+    let cid = "I0000000000000000000000000000000000000002";
+    site.upload(
+        "acme/api",
+        cid,
+        &[(".pipeline/config.yaml", &pipeline("sleep 30")), ("msg.txt", "ok\n")],
+        false,
+    );
+    let status = || {
+        output(
+            seakeeper()
+                .args(["status", "--json", "--settings"])
+                .arg(&site.settings),
+        )
+    };
+    wait_for("the first job to run", Duration::from_secs(30), || {
+        let o = status();
+        o.status.success() && stdout(&o).contains("\"running_jobs\": 1")
+    });
+    site.upload(
+        "acme/api",
+        cid,
+        &[(".pipeline/config.yaml", &pipeline("true"))],
+        true,
+    );
+    wait_for("the review of patchset 2", Duration::from_secs(30), || {
+        !site.reviews(1).is_empty()
+    });
+    let out = daemon.term();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let reviews = site.reviews(1);
+    assert_eq!(reviews.len(), 1, "only the newest patchset is reported: {reviews:?}");
+    assert!(reviews[0].contains("Verified+1"));
+    let text = stdout(&out);
+    assert!(text.contains("cancelled, superseded by patchset 2"), "{text}");
+    let log = site.ledger_log();
+    assert!(log.contains("cancelled"), "the cancellation is in the ledger: {log}");
+    site.verify_ledger();
+}
+
+#[test]
+fn kill_9_at_any_step_loses_nothing_and_repeats_nothing() {
+    for point in ["after-request", "after-start", "after-result", "before-review", "after-review"] {
+        let site = Site::new("", "");
+        site.reconcile();
+        site.upload(
+            "acme/api",
+            "I0000000000000000000000000000000000000003",
+            &[(".pipeline/config.yaml", &pipeline("true")), ("msg.txt", "ok\n")],
+            false,
+        );
+        let out = output(site.reconcile_cmd().env("SEAKEEPER_TEST_CRASH_AT", point));
+        assert_eq!(
+            std::os::unix::process::ExitStatusExt::signal(&out.status),
+            Some(libc::SIGKILL),
+            "{point}: {}",
+            stderr(&out)
+        );
+        site.reconcile();
+        let reviews = site.reviews(1);
+        assert_eq!(reviews.len(), 1, "{point}: {reviews:?}");
+        let ids = build_ids(&reviews[0]);
+        assert!(reviews[0].contains("Verified+1"), "{point}: {}", reviews[0]);
+        // One request and one result for the build, nothing else requested.
+        let files = git(&site.ledger(), &["ls-tree", "-r", "--name-only", "refs/heads/main"]);
+        let requests = files.lines().filter(|f| f.ends_with("/request.yaml")).count();
+        let results = files.lines().filter(|f| f.ends_with("/result.yaml")).count();
+        assert_eq!((requests, results), (1, 1), "{point}: {files}");
+        assert!(site.ledger_log().contains(&format!("Build-Id: {}", ids[0])));
+        // The job ran once, except when seakeeper died while it ran: then once more.
+        let runs: Vec<String> = std::fs::read_dir(site.state().join("jobs").join(&ids[0]))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        let expected = if point == "after-start" { 2 } else { 1 };
+        assert_eq!(runs.len(), expected, "{point}: {runs:?}");
+        site.verify_ledger();
+        // Nothing is left in flight.
+        assert_eq!(
+            std::fs::read_dir(site.state().join("inflight")).unwrap().count(),
+            0,
+            "{point}"
+        );
+    }
+}
+
+#[test]
+fn config_changes_are_checked_and_an_invalid_head_keeps_the_last_good_config() {
+    let site = Site::new("", "config_project: seakeeper/config\n");
+    // The config repo is a Gerrit project too.
+    site.g.create_project("seakeeper/config");
+    site.reconcile();
+    let w = site.clone("seakeeper/config");
+    git(&w, &["fetch", "-q", site.config.to_str().unwrap(), "main"]);
+    git(&w, &["reset", "-q", "--hard", "FETCH_HEAD"]);
+    std::fs::write(
+        w.join("environments.yaml"),
+        "environments:\n  - {name: testing, registry: nowhere}\n",
+    )
+    .unwrap();
+    git(&w, &["add", "-A"]);
+    git(
+        &w,
+        &[
+            "commit",
+            "-q",
+            "-m",
+            "Break the config\n\nChange-Id: I0000000000000000000000000000000000000004",
+        ],
+    );
+    git(
+        &w,
+        &["push", "-q", &site.g.push_url("seakeeper/config", "alice"), "HEAD:refs/for/main"],
+    );
+    site.reconcile();
+    let reviews = site.reviews(1);
+    assert_eq!(reviews.len(), 1, "{reviews:?}");
+    assert!(reviews[0].contains("Verified-1"), "{}", reviews[0]);
+    assert!(reviews[0].contains("config-check: FAILURE"), "{}", reviews[0]);
+    assert!(reviews[0].contains("environments.yaml"), "{}", reviews[0]);
+
+    // The same mistake merged anyway: seakeeper keeps running with the last good config.
+    let good = git(&site.config, &["rev-parse", "HEAD"]);
+    site.write_config(
+        "environments.yaml",
+        "environments:\n  - {name: testing, registry: nowhere}\n",
+    );
+    let bad = site.commit_config("Break the config at HEAD");
+    let out = site.reconcile();
+    assert!(out.contains(&format!("{bad} is INVALID; running with {good}")), "{out}");
+    // Changes are still checked, with the good config.
+    site.upload(
+        "acme/api",
+        "I0000000000000000000000000000000000000005",
+        &[(".pipeline/config.yaml", &pipeline("true")), ("msg.txt", "ok\n")],
+        false,
+    );
+    site.reconcile();
+    assert_eq!(site.reviews(2).len(), 1);
+    let status = ok(seakeeper()
+        .args(["status", "--json", "--settings"])
+        .arg(&site.settings));
+    assert!(status.contains(&format!("\"config_in_use\": \"{good}\"")), "{status}");
+    assert!(status.contains("registry `nowhere`") || status.contains("nowhere"), "{status}");
+}
+
+#[test]
+fn post_merge_pushes_an_attested_image_to_a_real_registry_and_promotion_obeys_freezes() {
+    let (Some(testing), Some(staging)) = (
+        support::registry::DockerRegistry::start(),
+        support::registry::DockerRegistry::start(),
+    ) else {
+        return;
+    };
+    let registries = format!(
+        "registries:\n  testing: {{ url: \"http://{}\" }}\n  staging: {{ url: \"http://{}\" }}\n",
+        testing.host, staging.host
+    );
+    let site = Site::new(&registries, "");
+    // A base image, pinned by digest, in the registry the first environment uses.
+    let base_dir = site.w.path("base");
+    std::fs::create_dir_all(base_dir.join("etc")).unwrap();
+    std::fs::write(base_dir.join("etc/os-release"), "ID=base\n").unwrap();
+    let layout = site.w.path("base-layout");
+    let built = ok(seakeeper()
+        .args(["image", "build", "--from-dir"])
+        .arg(&base_dir)
+        .arg("--layout")
+        .arg(&layout)
+        .args(["--tag", "base"]));
+    let base_digest = built.trim().to_owned();
+    ok(seakeeper().args([
+        "image",
+        "copy",
+        &format!("oci:{}@{base_digest}", layout.display()),
+        &format!("docker://{}/base", testing.host),
+        "--plain-http",
+    ]));
+    site.reconcile();
+    let pipeline = format!(
+        "jobs:\n  build:\n    image: {IMAGE}\n    commands: [mkdir -p dist, cp msg.txt dist/]\n    timeout: 1m\n    outputs:\n      files: [\"dist/**\"]\n      images:\n        - name: api\n          base: {}/base@{base_digest}\n          files: [\"dist/**\"]\npipelines:\n  post-merge: [build]\n",
+        testing.host
+    );
+    let w = site.clone("acme/api");
+    std::fs::create_dir_all(w.join(".pipeline")).unwrap();
+    std::fs::write(w.join(".pipeline/config.yaml"), pipeline).unwrap();
+    std::fs::write(w.join("msg.txt"), "hello\n").unwrap();
+    git(&w, &["add", "-A"]);
+    git(&w, &["commit", "-q", "-m", "Build an image"]);
+    site.merge("acme/api");
+    let out = site.reconcile();
+    assert!(out.contains("pushed to testing"), "{out}");
+    let digest = out
+        .lines()
+        .find(|l| l.contains("image api sha256:"))
+        .and_then(|l| l.split_whitespace().find(|w| w.starts_with("sha256:")))
+        .unwrap()
+        .to_owned();
+    // skopeo, an independent client, reads it from the registry.
+    let inspect = Command::new("skopeo")
+        .args(["inspect", "--tls-verify=false", "--raw"])
+        .arg(format!("docker://{}/api@{digest}", testing.host))
+        .output();
+    if let Ok(o) = inspect {
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    // The ledger traces it to its build, with a trusted attestation.
+    let trace = ok(seakeeper()
+        .args(["trace", &digest, "--json", "--ledger"])
+        .arg(site.ledger()));
+    assert!(trace.contains("\"trust\":\"trusted\""), "{trace}");
+    assert!(trace.contains("https://slsa.dev/provenance/v1"), "{trace}");
+
+    // A freeze on staging holds the promotion, with its reason, on the status output.
+    site.write_config(
+        "freezes/eoy.yaml",
+        "scope: [\"promote:staging\"]\nreason: End of year.\nticket: T42\n",
+    );
+    let freeze = site.commit_config("Freeze staging");
+    site.write_config("promotions/staging.yaml", &format!("images:\n  api: {digest}\n"));
+    site.commit_config("Promote api to staging");
+    let out = site.reconcile();
+    assert!(out.contains("eoy is ACTIVE"), "{out}");
+    assert!(out.contains("held: staging is frozen by eoy (T42): End of year."), "{out}");
+    let status = ok(seakeeper().args(["status", "--settings"]).arg(&site.settings));
+    assert!(status.contains("eoy [promote:staging] (T42): End of year."), "{status}");
+    assert!(
+        output(Command::new("skopeo").args(["inspect", "--tls-verify=false", "--raw"]).arg(format!("docker://{}/api@{digest}", staging.host)))
+            .status
+            .code()
+            != Some(0),
+        "nothing reached staging"
+    );
+    // Reverting the freeze releases it on the next pass.
+    git(&site.config, &["revert", "--no-edit", &freeze]);
+    let out = site.reconcile();
+    assert!(out.contains("eoy was lifted"), "{out}");
+    assert!(out.contains(&format!("api@{digest} now runs in staging")), "{out}");
+    let log = site.ledger_log();
+    assert!(log.contains("Environment: staging"), "{log}");
+    site.verify_ledger();
+}
+
+#[test]
+fn the_ledger_is_replicated_and_a_fresh_server_resumes_from_its_remote() {
+    let remote_dir = tempfile::tempdir().unwrap();
+    let remote = remote_dir.path().join("ledger.git");
+    std::fs::create_dir_all(&remote).unwrap();
+    git(&remote, &["init", "-q", "--bare"]);
+    let site = Site::new("", "");
+    let s = std::fs::read_to_string(site.config.join("seakeeper.yaml")).unwrap();
+    site.write_config(
+        "seakeeper.yaml",
+        &format!("{s}ledger:\n  remote: {}\n", remote.display()),
+    );
+    site.commit_config("Replicate the ledger");
+    site.reconcile();
+    site.upload(
+        "acme/api",
+        "I0000000000000000000000000000000000000006",
+        &[(".pipeline/config.yaml", &pipeline("true")), ("msg.txt", "ok\n")],
+        false,
+    );
+    site.reconcile();
+    let local = git(&site.ledger(), &["rev-parse", "refs/heads/main"]);
+    assert_eq!(git(&remote, &["rev-parse", "refs/heads/main"]), local);
+    // The server is lost; a new one starts from an empty state directory.
+    std::fs::remove_dir_all(site.state()).unwrap();
+    let out = output(&mut site.reconcile_cmd());
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("ledger restored from"), "{}", stderr(&out));
+    let restored = git(&site.ledger(), &["rev-parse", "refs/heads/main"]);
+    assert!(
+        git(&site.ledger(), &["merge-base", "--is-ancestor", &local, &restored]).is_empty(),
+        "the old history is kept"
+    );
+    // It goes on recording, and the remote follows without a forced push.
+    site.upload(
+        "acme/api",
+        "I0000000000000000000000000000000000000007",
+        &[("msg.txt", "ok again\n")],
+        false,
+    );
+    site.reconcile();
+    assert_eq!(
+        git(&remote, &["rev-parse", "refs/heads/main"]),
+        git(&site.ledger(), &["rev-parse", "refs/heads/main"])
+    );
+    assert_eq!(site.reviews(2).len(), 1);
+    site.verify_ledger();
+}
+
+#[test]
+fn the_demo_runs_the_whole_flow_with_no_servers() {
+    let dir = tempfile::tempdir().unwrap();
+    let world = dir.path().join("demo");
+    let out = output(seakeeper().args(["demo", "--dir"]).arg(&world));
+    let text = stdout(&out);
+    assert!(out.status.success(), "{text}\n{}", stderr(&out));
+    for expected in [
+        "[check] api change 1,1: build check-",
+        "seakeeper check: SUCCESS",
+        "pushed to testing",
+        "[post-merge] web refs/heads/main: build post-merge-",
+        "now runs in staging",
+        "end-of-year is ACTIVE",
+        "held: production is frozen by end-of-year (T1234)",
+        "ok: ",
+    ] {
+        assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
+    }
+    assert!(world.join("ledger").is_dir() && world.join("config").is_dir());
+    // Lifting the freeze with a revert releases the promotion on the next pass.
+    let freeze = git(&world.join("config"), &["log", "--format=%H", "-1", "--", "freezes"]);
+    git(&world.join("config"), &["revert", "--no-edit", &freeze]);
+    let settings = world.join("settings.yaml");
+    let out = ok(seakeeper()
+        .args(["reconcile", "--once", "--settings"])
+        .arg(&settings));
+    assert!(out.contains("now runs in production"), "{out}");
+    assert!(out.contains("end-of-year was lifted"), "{out}");
+}
