@@ -36,8 +36,7 @@ fn git(dir: &Path, args: &[&str]) -> String {
 }
 
 const CI_BOT: u64 = 1000042;
-const IMAGE: &str =
-    "registry.example.org/ci@sha256:1111111111111111111111111111111111111111111111111111111111111111";
+const IMAGE: &str = "registry.example.org/ci@sha256:1111111111111111111111111111111111111111111111111111111111111111";
 
 /// A Gerrit stand-in, a config repo, settings and a state directory.
 struct Site {
@@ -54,6 +53,15 @@ impl Site {
         let config = w.path("config");
         std::fs::create_dir_all(&config).unwrap();
         git(&config, &["init", "-q", "-b", "main"]);
+        let d = w.dir.path().display().to_string();
+        let oci = format!(
+            "registries:\n  testing: {{ url: \"oci:{d}/reg/testing\" }}\n  staging: {{ url: \"oci:{d}/reg/staging\" }}\n"
+        );
+        let registries = if registries.is_empty() {
+            oci.as_str()
+        } else {
+            registries
+        };
         let site = Site {
             w,
             g,
@@ -141,13 +149,23 @@ impl Site {
                 .arg(&dir)
                 .output()
                 .unwrap();
-            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
         }
         dir
     }
 
     /// Uploads a patchset: `files` written, committed with `change_id`, pushed for review.
-    fn upload(&self, project: &str, change_id: &str, files: &[(&str, &str)], amend: bool) -> String {
+    fn upload(
+        &self,
+        project: &str,
+        change_id: &str,
+        files: &[(&str, &str)],
+        amend: bool,
+    ) -> String {
         let w = self.clone(project);
         for (p, t) in files {
             let path = w.join(p);
@@ -163,7 +181,12 @@ impl Site {
         }
         git(
             &w,
-            &["push", "-q", &self.g.push_url(project, "alice"), "HEAD:refs/for/main"],
+            &[
+                "push",
+                "-q",
+                &self.g.push_url(project, "alice"),
+                "HEAD:refs/for/main",
+            ],
         );
         git(&w, &["rev-parse", "HEAD"])
     }
@@ -173,7 +196,12 @@ impl Site {
         let w = self.clone(project);
         git(
             &w,
-            &["push", "-q", &self.g.push_url(project, "alice"), "HEAD:refs/heads/main"],
+            &[
+                "push",
+                "-q",
+                &self.g.push_url(project, "alice"),
+                "HEAD:refs/heads/main",
+            ],
         );
     }
 
@@ -197,7 +225,10 @@ impl Site {
     }
 
     fn ledger_log(&self) -> String {
-        git(&self.ledger(), &["log", "--format=%s%n%b", "refs/heads/main"])
+        git(
+            &self.ledger(),
+            &["log", "--format=%s%n%b", "refs/heads/main"],
+        )
     }
 }
 
@@ -222,7 +253,10 @@ fn check_pipeline_reviews_once_per_build_with_links_rechecks_and_failures() {
     site.upload(
         "acme/api",
         cid,
-        &[(".pipeline/config.yaml", &pipeline("grep -q ok msg.txt")), ("msg.txt", "ok\n")],
+        &[
+            (".pipeline/config.yaml", &pipeline("grep -q ok msg.txt")),
+            ("msg.txt", "ok\n"),
+        ],
         false,
     );
     let out = site.reconcile();
@@ -233,7 +267,10 @@ fn check_pipeline_reviews_once_per_build_with_links_rechecks_and_failures() {
     assert!(r.contains("Verified+1"), "{r}");
     assert!(r.contains("seakeeper check: SUCCESS"), "{r}");
     assert!(r.contains("- unit: SUCCESS in "), "{r}");
-    assert!(r.contains(", log https://ci.example.org/logs/sha256:"), "{r}");
+    assert!(
+        r.contains(", log https://ci.example.org/logs/sha256:"),
+        "{r}"
+    );
     let ledger_link = r
         .lines()
         .find_map(|l| l.strip_prefix("Ledger: https://ci.example.org/ledger/"))
@@ -258,12 +295,7 @@ fn check_pipeline_reviews_once_per_build_with_links_rechecks_and_failures() {
     assert_ne!(first, second);
 
     // A new patchset that fails: Verified -1.
-    site.upload(
-        "acme/api",
-        cid,
-        &[("msg.txt", "not good\n")],
-        true,
-    );
+    site.upload("acme/api", cid, &[("msg.txt", "not good\n")], true);
     site.reconcile();
     let reviews = site.reviews(1);
     assert_eq!(reviews.len(), 3, "{reviews:?}");
@@ -288,7 +320,11 @@ fn check_pipeline_reviews_once_per_build_with_links_rechecks_and_failures() {
     site.reconcile();
     let reviews = site.reviews(1);
     assert_eq!(reviews.len(), 4);
-    assert!(reviews[3].contains(".pipeline/config.yaml is invalid"), "{}", reviews[3]);
+    assert!(
+        reviews[3].contains(".pipeline/config.yaml is invalid"),
+        "{}",
+        reviews[3]
+    );
     assert!(reviews[3].contains("Verified-1"), "{}", reviews[3]);
 }
 
@@ -320,10 +356,7 @@ impl Daemon {
         unsafe {
             libc::kill(self.0.id() as i32, libc::SIGTERM);
         }
-        let child = std::mem::replace(
-            &mut self.0,
-            Command::new("true").spawn().unwrap(),
-        );
+        let child = std::mem::replace(&mut self.0, Command::new("true").spawn().unwrap());
         child.wait_with_output().unwrap()
     }
 }
@@ -344,7 +377,10 @@ fn serve_supersedes_a_running_build_with_a_new_patchset_and_stops_on_sigterm() {
     site.upload(
         "acme/api",
         cid,
-        &[(".pipeline/config.yaml", &pipeline("sleep 30")), ("msg.txt", "ok\n")],
+        &[
+            (".pipeline/config.yaml", &pipeline("sleep 30")),
+            ("msg.txt", "ok\n"),
+        ],
         false,
     );
     let status = || {
@@ -370,24 +406,43 @@ fn serve_supersedes_a_running_build_with_a_new_patchset_and_stops_on_sigterm() {
     let out = daemon.term();
     assert!(out.status.success(), "{}", stderr(&out));
     let reviews = site.reviews(1);
-    assert_eq!(reviews.len(), 1, "only the newest patchset is reported: {reviews:?}");
+    assert_eq!(
+        reviews.len(),
+        1,
+        "only the newest patchset is reported: {reviews:?}"
+    );
     assert!(reviews[0].contains("Verified+1"));
     let text = stdout(&out);
-    assert!(text.contains("cancelled, superseded by patchset 2"), "{text}");
+    assert!(
+        text.contains("cancelled, superseded by patchset 2"),
+        "{text}"
+    );
     let log = site.ledger_log();
-    assert!(log.contains("cancelled"), "the cancellation is in the ledger: {log}");
+    assert!(
+        log.contains("cancelled"),
+        "the cancellation is in the ledger: {log}"
+    );
     site.verify_ledger();
 }
 
 #[test]
 fn kill_9_at_any_step_loses_nothing_and_repeats_nothing() {
-    for point in ["after-request", "after-start", "after-result", "before-review", "after-review"] {
+    for point in [
+        "after-request",
+        "after-start",
+        "after-result",
+        "before-review",
+        "after-review",
+    ] {
         let site = Site::new("", "");
         site.reconcile();
         site.upload(
             "acme/api",
             "I0000000000000000000000000000000000000003",
-            &[(".pipeline/config.yaml", &pipeline("true")), ("msg.txt", "ok\n")],
+            &[
+                (".pipeline/config.yaml", &pipeline("true")),
+                ("msg.txt", "ok\n"),
+            ],
             false,
         );
         let out = output(site.reconcile_cmd().env("SEAKEEPER_TEST_CRASH_AT", point));
@@ -403,9 +458,18 @@ fn kill_9_at_any_step_loses_nothing_and_repeats_nothing() {
         let ids = build_ids(&reviews[0]);
         assert!(reviews[0].contains("Verified+1"), "{point}: {}", reviews[0]);
         // One request and one result for the build, nothing else requested.
-        let files = git(&site.ledger(), &["ls-tree", "-r", "--name-only", "refs/heads/main"]);
-        let requests = files.lines().filter(|f| f.ends_with("/request.yaml")).count();
-        let results = files.lines().filter(|f| f.ends_with("/result.yaml")).count();
+        let files = git(
+            &site.ledger(),
+            &["ls-tree", "-r", "--name-only", "refs/heads/main"],
+        );
+        let requests = files
+            .lines()
+            .filter(|f| f.ends_with("/request.yaml"))
+            .count();
+        let results = files
+            .lines()
+            .filter(|f| f.ends_with("/result.yaml"))
+            .count();
         assert_eq!((requests, results), (1, 1), "{point}: {files}");
         assert!(site.ledger_log().contains(&format!("Build-Id: {}", ids[0])));
         // The job ran once, except when seakeeper died while it ran: then once more.
@@ -418,7 +482,9 @@ fn kill_9_at_any_step_loses_nothing_and_repeats_nothing() {
         site.verify_ledger();
         // Nothing is left in flight.
         assert_eq!(
-            std::fs::read_dir(site.state().join("inflight")).unwrap().count(),
+            std::fs::read_dir(site.state().join("inflight"))
+                .unwrap()
+                .count(),
             0,
             "{point}"
         );
@@ -451,13 +517,22 @@ fn config_changes_are_checked_and_an_invalid_head_keeps_the_last_good_config() {
     );
     git(
         &w,
-        &["push", "-q", &site.g.push_url("seakeeper/config", "alice"), "HEAD:refs/for/main"],
+        &[
+            "push",
+            "-q",
+            &site.g.push_url("seakeeper/config", "alice"),
+            "HEAD:refs/for/main",
+        ],
     );
     site.reconcile();
     let reviews = site.reviews(1);
     assert_eq!(reviews.len(), 1, "{reviews:?}");
     assert!(reviews[0].contains("Verified-1"), "{}", reviews[0]);
-    assert!(reviews[0].contains("config-check: FAILURE"), "{}", reviews[0]);
+    assert!(
+        reviews[0].contains("config-check: FAILURE"),
+        "{}",
+        reviews[0]
+    );
     assert!(reviews[0].contains("environments.yaml"), "{}", reviews[0]);
 
     // The same mistake merged anyway: seakeeper keeps running with the last good config.
@@ -468,12 +543,18 @@ fn config_changes_are_checked_and_an_invalid_head_keeps_the_last_good_config() {
     );
     let bad = site.commit_config("Break the config at HEAD");
     let out = site.reconcile();
-    assert!(out.contains(&format!("{bad} is INVALID; running with {good}")), "{out}");
+    assert!(
+        out.contains(&format!("{bad} is INVALID; running with {good}")),
+        "{out}"
+    );
     // Changes are still checked, with the good config.
     site.upload(
         "acme/api",
         "I0000000000000000000000000000000000000005",
-        &[(".pipeline/config.yaml", &pipeline("true")), ("msg.txt", "ok\n")],
+        &[
+            (".pipeline/config.yaml", &pipeline("true")),
+            ("msg.txt", "ok\n"),
+        ],
         false,
     );
     site.reconcile();
@@ -481,8 +562,14 @@ fn config_changes_are_checked_and_an_invalid_head_keeps_the_last_good_config() {
     let status = ok(seakeeper()
         .args(["status", "--json", "--settings"])
         .arg(&site.settings));
-    assert!(status.contains(&format!("\"config_in_use\": \"{good}\"")), "{status}");
-    assert!(status.contains("registry `nowhere`") || status.contains("nowhere"), "{status}");
+    assert!(
+        status.contains(&format!("\"config_in_use\": \"{good}\"")),
+        "{status}"
+    );
+    assert!(
+        status.contains("registry `nowhere`") || status.contains("nowhere"),
+        "{status}"
+    );
 }
 
 #[test]
@@ -558,17 +645,32 @@ fn post_merge_pushes_an_attested_image_to_a_real_registry_and_promotion_obeys_fr
         "scope: [\"promote:staging\"]\nreason: End of year.\nticket: T42\n",
     );
     let freeze = site.commit_config("Freeze staging");
-    site.write_config("promotions/staging.yaml", &format!("images:\n  api: {digest}\n"));
+    site.write_config(
+        "promotions/staging.yaml",
+        &format!("images:\n  api: {digest}\n"),
+    );
     site.commit_config("Promote api to staging");
     let out = site.reconcile();
     assert!(out.contains("eoy is ACTIVE"), "{out}");
-    assert!(out.contains("held: staging is frozen by eoy (T42): End of year."), "{out}");
-    let status = ok(seakeeper().args(["status", "--settings"]).arg(&site.settings));
-    assert!(status.contains("eoy [promote:staging] (T42): End of year."), "{status}");
     assert!(
-        output(Command::new("skopeo").args(["inspect", "--tls-verify=false", "--raw"]).arg(format!("docker://{}/api@{digest}", staging.host)))
-            .status
-            .code()
+        out.contains("held: staging is frozen by eoy (T42): End of year."),
+        "{out}"
+    );
+    let status = ok(seakeeper()
+        .args(["status", "--settings"])
+        .arg(&site.settings));
+    assert!(
+        status.contains("eoy [promote:staging] (T42): End of year."),
+        "{status}"
+    );
+    assert!(
+        output(
+            Command::new("skopeo")
+                .args(["inspect", "--tls-verify=false", "--raw"])
+                .arg(format!("docker://{}/api@{digest}", staging.host))
+        )
+        .status
+        .code()
             != Some(0),
         "nothing reached staging"
     );
@@ -576,7 +678,10 @@ fn post_merge_pushes_an_attested_image_to_a_real_registry_and_promotion_obeys_fr
     git(&site.config, &["revert", "--no-edit", &freeze]);
     let out = site.reconcile();
     assert!(out.contains("eoy was lifted"), "{out}");
-    assert!(out.contains(&format!("api@{digest} now runs in staging")), "{out}");
+    assert!(
+        out.contains(&format!("api@{digest} now runs in staging")),
+        "{out}"
+    );
     let log = site.ledger_log();
     assert!(log.contains("Environment: staging"), "{log}");
     site.verify_ledger();
@@ -599,7 +704,10 @@ fn the_ledger_is_replicated_and_a_fresh_server_resumes_from_its_remote() {
     site.upload(
         "acme/api",
         "I0000000000000000000000000000000000000006",
-        &[(".pipeline/config.yaml", &pipeline("true")), ("msg.txt", "ok\n")],
+        &[
+            (".pipeline/config.yaml", &pipeline("true")),
+            ("msg.txt", "ok\n"),
+        ],
         false,
     );
     site.reconcile();
@@ -609,10 +717,18 @@ fn the_ledger_is_replicated_and_a_fresh_server_resumes_from_its_remote() {
     std::fs::remove_dir_all(site.state()).unwrap();
     let out = output(&mut site.reconcile_cmd());
     assert!(out.status.success(), "{}", stderr(&out));
-    assert!(stderr(&out).contains("ledger restored from"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("ledger restored from"),
+        "{}",
+        stderr(&out)
+    );
     let restored = git(&site.ledger(), &["rev-parse", "refs/heads/main"]);
     assert!(
-        git(&site.ledger(), &["merge-base", "--is-ancestor", &local, &restored]).is_empty(),
+        git(
+            &site.ledger(),
+            &["merge-base", "--is-ancestor", &local, &restored]
+        )
+        .is_empty(),
         "the old history is kept"
     );
     // It goes on recording, and the remote follows without a forced push.
@@ -652,7 +768,10 @@ fn the_demo_runs_the_whole_flow_with_no_servers() {
     }
     assert!(world.join("ledger").is_dir() && world.join("config").is_dir());
     // Lifting the freeze with a revert releases the promotion on the next pass.
-    let freeze = git(&world.join("config"), &["log", "--format=%H", "-1", "--", "freezes"]);
+    let freeze = git(
+        &world.join("config"),
+        &["log", "--format=%H", "-1", "--", "freezes"],
+    );
     git(&world.join("config"), &["revert", "--no-edit", &freeze]);
     let settings = world.join("settings.yaml");
     let out = ok(seakeeper()

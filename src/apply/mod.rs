@@ -190,12 +190,7 @@ pub fn apply(
 
 /// Loads a build the ledger already holds into the World (after a restart, or when another
 /// process wrote it).
-pub fn adopt(
-    svc: &Services,
-    world: &mut World,
-    id: &BuildId,
-    depth: u32,
-) -> Result<bool, String> {
+pub fn adopt(svc: &Services, world: &mut World, id: &BuildId, depth: u32) -> Result<bool, String> {
     let snapshot = svc.ledger.snapshot().map_err(|e| e.to_string())?;
     let Some(records) = snapshot.build(id).map_err(|e| e.to_string())? else {
         return Ok(false);
@@ -291,7 +286,10 @@ fn start_job(
         return Ok(false);
     };
     let r = &b.request;
-    let state = match svc.sources.ensure(&r.project, r.git_ref.as_str(), &r.source_commit) {
+    let state = match svc
+        .sources
+        .ensure(&r.project, r.git_ref.as_str(), &r.source_commit)
+    {
         Err(e) => JobState::Failed {
             exit_code: None,
             reason: format!("the source could not be fetched: {e}"),
@@ -591,11 +589,12 @@ fn publish_images(
             let repo = format!("{}{}", first.repository_prefix, decl.name);
             let target = copy::location_for(&registry.url, &repo, &svc.secrets)
                 .map_err(|e| e.to_string())?;
+            let base_from = base_location(layout, &svc.secrets, &decl.base);
             let desc = crate::registry::assemble::declared_image(
                 &svc.images,
                 decl,
                 &work,
-                Some(&target),
+                base_from.as_ref().or(Some(&target)),
             )
             .map_err(|e| format!("image {}: {e}", decl.name))?;
             copy::copy(
@@ -675,24 +674,47 @@ fn publish_images(
                 promoted_at: now,
             }));
             world.deployed.insert(slot, (desc.digest.clone(), now));
-            let facts = world
-                .digests
-                .entry(desc.digest.clone())
-                .or_insert(reconcile::DigestFacts {
-                    provenance: crate::policy::promotion::Provenance::Trusted,
-                    entered: BTreeMap::new(),
-                });
+            let facts =
+                world
+                    .digests
+                    .entry(desc.digest.clone())
+                    .or_insert(reconcile::DigestFacts {
+                        provenance: crate::policy::promotion::Provenance::Trusted,
+                        entered: BTreeMap::new(),
+                    });
             facts.provenance = crate::policy::promotion::Provenance::Trusted;
             facts.entered.entry(first.name.clone()).or_insert(now);
             (svc.reporter)(&format!(
                 "[{}] {}: image {} {} pushed to {} ({})",
-                request.pipeline, request.build_id, decl.name, desc.digest, first.name, registry.url
+                request.pipeline,
+                request.build_id,
+                decl.name,
+                desc.digest,
+                first.name,
+                registry.url
             ));
         }
         Ok::<(), String>(())
     })();
     let _ = std::fs::remove_dir_all(&work);
     result.map(|()| records)
+}
+
+/// Where a base image named `HOST[:PORT]/REPO@sha256:...` can be fetched: the registry of
+/// `seakeeper.yaml` on that host, with its account.
+fn base_location(
+    layout: &Layout,
+    secrets: &crate::secrets::SecretsFile,
+    base: &str,
+) -> Option<Location> {
+    let (name, _) = base.rsplit_once('@')?;
+    let (host, repo) = name.split_once('/')?;
+    layout.settings.registries.values().find_map(|r| {
+        let url_host = r.url.split("://").nth(1)?.split('/').next()?;
+        (url_host == host)
+            .then(|| copy::location_for(&r.url, repo, secrets).ok())
+            .flatten()
+    })
 }
 
 fn tempfile_dir(store: &Path) -> Result<PathBuf, String> {
@@ -1034,7 +1056,7 @@ fn record_freeze(svc: &Services, world: &mut World, freeze: &Freeze) -> Result<P
         .append(Record::Freeze(freeze.clone()))
         .map_err(|e| format!("recording freeze {}: {e}", freeze.name))?;
     (svc.on_write)();
-    world.freezes.insert(freeze.name.clone(), freeze.state);
+    world.freezes.insert(freeze.name.clone(), freeze.clone());
     let verb = match freeze.state {
         FreezeState::Active => "is ACTIVE",
         FreezeState::Lifted => "was lifted",

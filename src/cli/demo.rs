@@ -80,13 +80,19 @@ impl Project {
         git(&bare, &["init", "--quiet", "--bare", "-b", "main"])?;
         std::fs::create_dir_all(&work)?;
         git(&work, &["init", "--quiet", "-b", "main"])?;
-        git(&work, &["remote", "add", "origin", &bare.display().to_string()])?;
+        git(
+            &work,
+            &["remote", "add", "origin", &bare.display().to_string()],
+        )?;
         Ok(Project { work })
     }
 
     /// Pushes the work tree's HEAD to `target` in the bare repository.
     fn push(&self, target: &str) -> anyhow::Result<()> {
-        git(&self.work, &["push", "--quiet", "origin", &format!("HEAD:{target}")])?;
+        git(
+            &self.work,
+            &["push", "--quiet", "origin", &format!("HEAD:{target}")],
+        )?;
         Ok(())
     }
 }
@@ -112,14 +118,20 @@ pub(super) fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     signing::write_new_file(&key_path, &secret, 0o600)?;
     signing::write_new_file(&cert_path, &public, 0o644)?;
 
-    println!("2. Two projects (api, and web which depends on api), served from {}/git", dir.display());
+    println!(
+        "2. Two projects (api, and web which depends on api), served from {}/git",
+        dir.display()
+    );
     let git_root = dir.join("git");
     let work_root = dir.join("work");
     let state = dir.join("state");
     let images = crate::registry::layout::OciLayout::open_or_init(&state.join("images"))?;
     // A small base image, pinned by digest as trusted pipelines require.
     let base_dir = dir.join("work/base");
-    write(&base_dir.join("etc/demo-release"), "seakeeper demo base 1\n")?;
+    write(
+        &base_dir.join("etc/demo-release"),
+        "seakeeper demo base 1\n",
+    )?;
     let base = crate::registry::assemble::assemble(
         &images,
         &crate::registry::assemble::ImageSpec {
@@ -187,7 +199,10 @@ pipelines:
     commit(&web.work, "Initial import of web", "Dev <dev@demo.invalid>")?;
     web.push("refs/heads/main")?;
 
-    println!("3. The config repo at {}/config: environments testing -> staging -> production", dir.display());
+    println!(
+        "3. The config repo at {}/config: environments testing -> staging -> production",
+        dir.display()
+    );
     let config = dir.join("config");
     std::fs::create_dir_all(&config)?;
     git(&config, &["init", "--quiet", "-b", "main"])?;
@@ -225,11 +240,17 @@ executor:
         &config.join("projects/web.yaml"),
         "pipelines: [check, post-merge]\ndepends_on: [api]\nimages: [web]\n",
     )?;
-    commit(&config, "Initial configuration", "RelEng <releng@demo.invalid>")?;
+    commit(
+        &config,
+        "Initial configuration",
+        "RelEng <releng@demo.invalid>",
+    )?;
 
     let sandbox = if which("bwrap") { "auto" } else { "none" };
     if sandbox == "none" {
-        println!("   note: bubblewrap is not installed, so jobs run WITHOUT a sandbox (apt-get install bubblewrap)");
+        println!(
+            "   note: bubblewrap is not installed, so jobs run WITHOUT a sandbox (apt-get install bubblewrap)"
+        );
     }
     let settings_path = dir.join("settings.yaml");
     write(
@@ -240,12 +261,11 @@ executor:
         ),
     )?;
     let settings = Settings::load(&settings_path).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let reporter: crate::apply::Reporter =
-        Arc::new(|line: &str| {
-            for l in line.trim_end().lines() {
-                println!("   | {l}");
-            }
-        });
+    let reporter: crate::apply::Reporter = Arc::new(|line: &str| {
+        for l in line.trim_end().lines() {
+            println!("   | {l}");
+        }
+    });
     let mut daemon = Daemon::open(
         settings,
         Options {
@@ -261,11 +281,15 @@ executor:
         Ok(())
     };
 
-    println!("4. First pass: seakeeper starts the ledger and takes the projects' refs as its baseline");
+    println!(
+        "4. First pass: seakeeper starts the ledger and takes the projects' refs as its baseline"
+    );
     pass(&mut daemon)?;
     println!("   ledger at {}/ledger", dir.display());
 
-    println!("5. A developer proposes a change to api (refs/changes/01/1/1); the check pipeline runs it");
+    println!(
+        "5. A developer proposes a change to api (refs/changes/01/1/1); the check pipeline runs it"
+    );
     write(
         &api.work.join("src/app.sh"),
         "#!/bin/sh\necho \"hello from api v2\"\n",
@@ -274,7 +298,9 @@ executor:
     api.push("refs/changes/01/1/1")?;
     pass(&mut daemon)?;
 
-    println!("6. The change merges: post-merge builds, attests and pushes the api image to testing, then builds web");
+    println!(
+        "6. The change merges: post-merge builds, attests and pushes the api image to testing, then builds web"
+    );
     api.push("refs/heads/main")?;
     pass(&mut daemon)?;
     let l = Ledger::open(&dir.join("ledger"))?;
@@ -289,12 +315,18 @@ executor:
     };
     println!("   api {digest} runs in testing (built from {change})");
 
-    println!("7. The release manager promotes it to staging by changing one line of the config repo");
+    println!(
+        "7. The release manager promotes it to staging by changing one line of the config repo"
+    );
     write(
         &config.join("promotions/staging.yaml"),
         &format!("images:\n  api: {digest}\n"),
     )?;
-    commit(&config, "Promote api to staging", "Release Manager <rm@demo.invalid>")?;
+    commit(
+        &config,
+        "Promote api to staging",
+        "Release Manager <rm@demo.invalid>",
+    )?;
     pass(&mut daemon)?;
 
     println!("8. RelEng freezes production; the next promotion is held, with the freeze's reason");
@@ -302,12 +334,20 @@ executor:
         &config.join("freezes/end-of-year.yaml"),
         "scope: [\"promote:production\"]\nreason: End-of-year freeze; production changes need an exception.\nticket: T1234\n",
     )?;
-    let freeze = commit(&config, "Freeze production for the end of the year", "RelEng <releng@demo.invalid>")?;
+    let freeze = commit(
+        &config,
+        "Freeze production for the end of the year",
+        "RelEng <releng@demo.invalid>",
+    )?;
     write(
         &config.join("promotions/production.yaml"),
         &format!("images:\n  api: {digest}\n"),
     )?;
-    commit(&config, "Promote api to production", "Release Manager <rm@demo.invalid>")?;
+    commit(
+        &config,
+        "Promote api to production",
+        "Release Manager <rm@demo.invalid>",
+    )?;
     pass(&mut daemon)?;
     for line in daemon.status().render().lines() {
         println!("   {line}");
@@ -341,7 +381,9 @@ executor:
     println!("   {exe} trace {digest} --ledger {d}/ledger");
     println!("   git -C {d}/ledger log --format='%h %s'");
     println!("   git -C {d}/config log --oneline");
-    println!("   # lift the freeze (a revert, as RelEng would merge it), then one more pass promotes api:");
+    println!(
+        "   # lift the freeze (a revert, as RelEng would merge it), then one more pass promotes api:"
+    );
     println!(
         "   git -C {d}/config -c user.name=RelEng -c user.email=releng@demo.invalid revert --no-edit {freeze}"
     );

@@ -101,7 +101,10 @@ impl Cron {
             (true, true) => dom || dow,
             _ => dom && dow,
         };
-        self.minutes.contains(&minute) && self.hours.contains(&hour) && self.months.contains(&month) && day_ok
+        self.minutes.contains(&minute)
+            && self.hours.contains(&hour)
+            && self.months.contains(&month)
+            && day_ok
     }
 }
 

@@ -25,9 +25,7 @@ use crate::executor::Executor;
 use crate::gerrit::{self, ChangeStatus, Hints, RefEvent, RefWatcher, Scope, StreamItem};
 use crate::git::mirror::{Sources, run_git};
 use crate::ledger::{Ledger, Writer, WriterOptions};
-use crate::model::{
-    ChangeNumber, CommitId, FreezeName, ProjectName, RefName, Timestamp,
-};
+use crate::model::{ChangeNumber, CommitId, FreezeName, ProjectName, RefName, Timestamp};
 use crate::reconcile::{self, Action, ConfigState, Patchset, World};
 use crate::signing::SigningKey;
 
@@ -103,6 +101,7 @@ fn empty_world() -> World {
         deployed: BTreeMap::new(),
         digests: BTreeMap::new(),
         freezes: BTreeMap::new(),
+        freeze_origins: BTreeMap::new(),
         capacity: 0,
     }
 }
@@ -221,15 +220,19 @@ impl Daemon {
                 )
             })
             .collect();
-        let loaded = self.loader.load(head_id.as_str(), &files);
+        let mut loaded = self.loader.load(head_id.as_str(), &files);
+        if loaded.layout.is_none() {
+            // A fresh process with an invalid HEAD: the last good config is the newest valid
+            // commit on the branch's first-parent history.
+            if let Some((commit, layout)) = self.last_good_in_history(&repo, &head_id) {
+                loaded.layout = Some(Arc::new(layout));
+                loaded.layout_commit = Some(commit.to_string());
+            }
+        }
         let author = repo
             .find_commit(head)
             .ok()
-            .and_then(|c| {
-                c.author()
-                    .ok()
-                    .map(|a| format!("{} <{}>", a.name, a.email))
-            })
+            .and_then(|c| c.author().ok().map(|a| format!("{} <{}>", a.name, a.email)))
             .unwrap_or_default();
         self.world.config.head = head_id.clone();
         self.world.config.author = author;
@@ -255,7 +258,61 @@ impl Daemon {
             self.layout_commit = Some(commit);
             self.layout = Some(layout);
         }
+        self.observe_freeze_origins();
         Ok(())
+    }
+
+    fn last_good_in_history(
+        &self,
+        repo: &gix::Repository,
+        head: &CommitId,
+    ) -> Option<(CommitId, Layout)> {
+        let list = run_git(
+            &self.config_repo,
+            &[
+                "rev-list",
+                "--first-parent",
+                "--max-count=200",
+                head.as_str(),
+            ],
+            None,
+        )
+        .ok()?;
+        for line in list.lines().skip(1) {
+            let id = gix::ObjectId::from_hex(line.trim().as_bytes()).ok()?;
+            let files = crate::git::files::read_all(repo, &id).ok()?;
+            let bytes: BTreeMap<String, Vec<u8>> =
+                files.into_iter().map(|(p, f)| (p, f.bytes)).collect();
+            if let Ok(layout) = crate::config::load(&bytes) {
+                return Some((line.trim().parse().ok()?, layout));
+            }
+        }
+        None
+    }
+
+    /// The config commit that last changed each freeze file (the one that made its
+    /// transition), and its author.
+    fn observe_freeze_origins(&mut self) {
+        let Some(layout) = &self.layout else {
+            return;
+        };
+        let mut names: BTreeSet<FreezeName> = layout.freezes.keys().cloned().collect();
+        names.extend(self.world.freezes.keys().cloned());
+        let rev = self.world.config.layout_commit.to_string();
+        let mut origins = BTreeMap::new();
+        for name in names {
+            let path = format!("freezes/{name}.yaml");
+            if let Ok(line) = run_git(
+                &self.config_repo,
+                &["log", "-1", "--format=%H%x09%an <%ae>", &rev, "--", &path],
+                None,
+            ) && let Some((c, author)) = line.split_once('\t')
+                && let Ok(c) = c.parse::<CommitId>()
+            {
+                origins.insert(name, (c, author.to_owned()));
+            }
+        }
+        self.world.freeze_origins = origins;
     }
 
     /// Opens the ledger (from its remote on a fresh server), the executor and Gerrit once a
@@ -278,7 +335,12 @@ impl Daemon {
             .and_then(|l| l.remote.clone());
         let mut key = SigningKey::from_bytes(&self.key_bytes, "the signing key")?;
         if !ledger_dir.join("HEAD").exists() {
-            replicate::bootstrap(&ledger_dir, remote.as_deref(), gerrit_creds.as_ref(), &mut key)?;
+            replicate::bootstrap(
+                &ledger_dir,
+                remote.as_deref(),
+                gerrit_creds.as_ref(),
+                &mut key,
+            )?;
         }
         let ledger = Ledger::open(&ledger_dir)?;
         let writer = match self.svc.take() {
@@ -293,24 +355,19 @@ impl Daemon {
         let (sources, gerrit_reporting, watcher) = match &layout.settings.gerrit {
             None => (Sources::Local(state.join("no-gerrit")), None, None),
             Some(g) => {
-                let sources = Sources::for_url(&g.url, gerrit_creds.clone(), &state.join("mirrors"));
+                let sources =
+                    Sources::for_url(&g.url, gerrit_creds.clone(), &state.join("mirrors"));
                 let rest = if is_remote(&g.url) {
                     Some(
-                        gerrit::Rest::new(
-                            &g.url,
-                            secrets.gerrit.clone(),
-                            Duration::from_secs(30),
-                        )
-                        .map_err(|e| anyhow::anyhow!("gerrit.url: {e}"))?,
+                        gerrit::Rest::new(&g.url, secrets.gerrit.clone(), Duration::from_secs(30))
+                            .map_err(|e| anyhow::anyhow!("gerrit.url: {e}"))?,
                     )
                 } else {
                     None
                 };
-                let source = gerrit::RefSource::for_url(
-                    &g.url,
-                    rest.as_ref().map(|r| r.endpoint().clone()),
-                )
-                .map_err(|e| anyhow::anyhow!("gerrit.url: {e}"))?;
+                let source =
+                    gerrit::RefSource::for_url(&g.url, rest.as_ref().map(|r| r.endpoint().clone()))
+                        .map_err(|e| anyhow::anyhow!("gerrit.url: {e}"))?;
                 let watcher = RefWatcher::open(source, &state.join("watch"))?;
                 (
                     sources,
@@ -348,6 +405,7 @@ impl Daemon {
         self.replicator = replicator;
         self.sources_key = sources_key;
         self.load_state()?;
+        self.observe_freeze_origins();
         Ok(())
     }
 
@@ -433,7 +491,7 @@ impl Daemon {
             if let Some(crate::model::Record::Freeze(f)) =
                 snapshot.record(&format!("freezes/{name}"))?
             {
-                self.world.freezes.insert(freeze, f.state);
+                self.world.freezes.insert(freeze, f);
             }
         }
         Ok(())
@@ -598,7 +656,11 @@ impl Daemon {
                     .and_then(|a| a.username.as_deref())
                     .is_none_or(|u| Some(u) != our_user)
             })
-            .filter(|m| m.tag.as_deref().is_none_or(|t| !t.starts_with("autogenerated:")))
+            .filter(|m| {
+                m.tag
+                    .as_deref()
+                    .is_none_or(|t| !t.starts_with("autogenerated:"))
+            })
             .filter(|m| is_recheck(&m.message))
             .count() as u32;
         let entry = self.world.changes.get(&slot);
@@ -633,11 +695,16 @@ impl Daemon {
         for b in self.world.builds.values() {
             let r = &b.request;
             if r.jobs.iter().all(|j| j != reconcile::CONFIG_CHECK_JOB) {
-                wanted.insert((r.project.clone(), r.git_ref.clone(), r.source_commit.clone()));
+                wanted.insert((
+                    r.project.clone(),
+                    r.git_ref.clone(),
+                    r.source_commit.clone(),
+                ));
             }
         }
         // Tips the planner may build: dependents and schedules.
-        let scheduled: BTreeSet<&ProjectName> = layout.schedules.iter().map(|s| &s.project).collect();
+        let scheduled: BTreeSet<&ProjectName> =
+            layout.schedules.iter().map(|s| &s.project).collect();
         for ((project, r), c) in &self.world.tips {
             let dependent = layout
                 .projects
@@ -657,7 +724,10 @@ impl Daemon {
             let read = svc
                 .sources
                 .ensure(&project, git_ref.as_str(), &commit)
-                .and_then(|_| svc.sources.read_file(&project, &commit, pipeline::PIPELINE_FILE));
+                .and_then(|_| {
+                    svc.sources
+                        .read_file(&project, &commit, pipeline::PIPELINE_FILE)
+                });
             let resolved = match read {
                 // Fetch failures are retried on the next pass.
                 Err(e) => {
@@ -699,7 +769,9 @@ impl Daemon {
                     && let Some(crate::model::Record::Promotion(p)) =
                         snapshot.record(&crate::ledger::layout::promotion_pointer(env, image))?
                 {
-                    self.world.deployed.insert(slot.clone(), (p.digest, p.promoted_at));
+                    self.world
+                        .deployed
+                        .insert(slot.clone(), (p.digest, p.promoted_at));
                 }
                 let deployed = self.world.deployed.get(&slot).map(|(d, _)| d);
                 if deployed == Some(digest) || self.world.digests.contains_key(digest) {
@@ -720,10 +792,9 @@ impl Daemon {
                         };
                         let mut entered = BTreeMap::new();
                         for p in &t.promotions {
-                            if let (Ok(e), Ok(at)) = (
-                                p.environment.parse(),
-                                p.promoted_at.parse::<Timestamp>(),
-                            ) {
+                            if let (Ok(e), Ok(at)) =
+                                (p.environment.parse(), p.promoted_at.parse::<Timestamp>())
+                            {
                                 entered.entry(e).or_insert(at);
                             }
                         }

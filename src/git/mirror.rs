@@ -49,11 +49,7 @@ fn err(project: &ProjectName, message: impl Into<String>) -> SourceError {
 impl Sources {
     /// Sources for a Gerrit URL from `seakeeper.yaml`: `file://DIR` (or a path) is read in
     /// place, `http(s)://` is mirrored under `mirrors`.
-    pub fn for_url(
-        url: &str,
-        credentials: Option<(String, String)>,
-        mirrors: &Path,
-    ) -> Sources {
+    pub fn for_url(url: &str, credentials: Option<(String, String)>, mirrors: &Path) -> Sources {
         if url.starts_with("http://") || url.starts_with("https://") {
             Sources::Remote {
                 url: url.trim_end_matches('/').to_owned(),
@@ -110,8 +106,7 @@ impl Sources {
         };
         if !path.join("HEAD").exists() {
             std::fs::create_dir_all(&path).map_err(|e| err(project, e.to_string()))?;
-            run_git(&path, &["init", "--quiet", "--bare"], None)
-                .map_err(|e| err(project, e))?;
+            run_git(&path, &["init", "--quiet", "--bare"], None).map_err(|e| err(project, e))?;
         }
         let remote = match credentials {
             Some(_) => format!("{url}/a/{project}"),
@@ -176,7 +171,10 @@ pub fn run_git(
         let token = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
         c.env("GIT_CONFIG_COUNT", "1")
             .env("GIT_CONFIG_KEY_0", "http.extraHeader")
-            .env("GIT_CONFIG_VALUE_0", format!("Authorization: Basic {token}"));
+            .env(
+                "GIT_CONFIG_VALUE_0",
+                format!("Authorization: Basic {token}"),
+            );
     }
     let out = c.output().map_err(|e| format!("running git: {e}"))?;
     if out.status.success() {

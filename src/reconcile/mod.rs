@@ -19,9 +19,8 @@ use crate::config::pipeline::{ResolvedJob, ResolvedPipelines};
 use crate::config::{Layout, glob_matches};
 use crate::model::record::{BuildRequest, Freeze};
 use crate::model::{
-    BuildId, BuildStatus, ChangeNumber, CommitId, Digest, EnvironmentName, FreezeName,
-    FreezeState, ImageName, JobState, PatchsetNumber, ProjectName, RefName,
-    Timestamp, Trust,
+    BuildId, BuildStatus, ChangeNumber, CommitId, Digest, EnvironmentName, FreezeName, FreezeState,
+    ImageName, JobState, PatchsetNumber, ProjectName, RefName, Timestamp, Trust,
 };
 use crate::policy::promotion::{self, Decision, Provenance};
 
@@ -128,8 +127,11 @@ pub struct World {
     pub deployed: BTreeMap<(EnvironmentName, ImageName), (Digest, Timestamp)>,
     /// Facts about digests that promotions ask for.
     pub digests: BTreeMap<Digest, DigestFacts>,
-    /// Each freeze's last recorded state.
-    pub freezes: BTreeMap<FreezeName, FreezeState>,
+    /// Each freeze's last recorded transition.
+    pub freezes: BTreeMap<FreezeName, Freeze>,
+    /// The config commit (and its author) that last changed each freeze file, when known:
+    /// the commit that made a transition, which may be older than HEAD.
+    pub freeze_origins: BTreeMap<FreezeName, (CommitId, String)>,
     /// Whether the executor has room for more jobs now (jobs beyond are queued by the planner).
     pub capacity: usize,
 }
@@ -427,8 +429,7 @@ pub fn plan(world: &World, layout: &Layout) -> Vec<Action> {
 
 fn plan_checks(world: &World, layout: &Layout, actions: &mut Vec<Action>) {
     // Builds of older patchsets that a newer one supersedes.
-    let mut newest: BTreeMap<(&ProjectName, ChangeNumber), (PatchsetNumber, u32)> =
-        BTreeMap::new();
+    let mut newest: BTreeMap<(&ProjectName, ChangeNumber), (PatchsetNumber, u32)> = BTreeMap::new();
     for ((project, change), p) in &world.changes {
         newest.insert((project, *change), (p.patchset, p.rechecks));
         let is_config = world.config_project.as_ref() == Some(project);
@@ -704,9 +705,10 @@ fn plan_builds(world: &World, _layout: &Layout, actions: &mut Vec<Action>) {
                         Some(_) => {}
                         // The pipeline file no longer names it (or is unreadable): the
                         // result records the job as an error.
-                        None if world
-                            .pipelines
-                            .contains_key(&(b.request.project.clone(), b.request.source_commit.clone())) =>
+                        None if world.pipelines.contains_key(&(
+                            b.request.project.clone(),
+                            b.request.source_commit.clone(),
+                        )) =>
                         {
                             ended += 1
                         }
@@ -724,9 +726,17 @@ fn plan_builds(world: &World, _layout: &Layout, actions: &mut Vec<Action>) {
 }
 
 fn plan_freezes(world: &World, layout: &Layout, actions: &mut Vec<Action>) {
+    let origin = |name: &FreezeName| {
+        world.freeze_origins.get(name).cloned().unwrap_or_else(|| {
+            (
+                world.config.layout_commit.clone(),
+                world.config.author.clone(),
+            )
+        })
+    };
     for (name, f) in &layout.freezes {
         let active = f.is_active(world.now);
-        let recorded = world.freezes.get(name).copied();
+        let recorded = world.freezes.get(name).map(|r| r.state);
         let state = if active {
             FreezeState::Active
         } else {
@@ -735,27 +745,29 @@ fn plan_freezes(world: &World, layout: &Layout, actions: &mut Vec<Action>) {
         if recorded == Some(state) || (recorded.is_none() && !active) {
             continue;
         }
+        let (config_commit, author) = origin(name);
         actions.push(Action::RecordFreeze {
             freeze: Freeze {
                 name: name.clone(),
                 state,
                 scope: f.scope.clone(),
                 reason: f.reason.clone(),
-                config_commit: world.config.layout_commit.clone(),
-                author: world.config.author.clone(),
+                config_commit,
+                author,
             },
         });
     }
-    for (name, state) in &world.freezes {
-        if *state == FreezeState::Active && !layout.freezes.contains_key(name) {
+    for (name, r) in &world.freezes {
+        if r.state == FreezeState::Active && !layout.freezes.contains_key(name) {
+            let (config_commit, author) = origin(name);
             actions.push(Action::RecordFreeze {
                 freeze: Freeze {
                     name: name.clone(),
                     state: FreezeState::Lifted,
-                    scope: Vec::new(),
-                    reason: "the freeze file was removed".to_owned(),
-                    config_commit: world.config.layout_commit.clone(),
-                    author: world.config.author.clone(),
+                    scope: r.scope.clone(),
+                    reason: r.reason.clone(),
+                    config_commit,
+                    author,
                 },
             });
         }

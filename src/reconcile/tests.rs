@@ -30,8 +30,14 @@ fn layout(extra: &[(&str, &str)]) -> Layout {
         "environments.yaml",
         "environments:\n  - {name: testing, registry: t}\n  - {name: staging, registry: s}\n  - {name: production, registry: p}\n",
     );
-    put("projects/api.yaml", "pipelines: [check, post-merge, periodic]\nimages: [api]\n");
-    put("projects/web.yaml", "pipelines: [check, post-merge]\ndepends_on: [api]\n");
+    put(
+        "projects/api.yaml",
+        "pipelines: [check, post-merge, periodic]\nimages: [api]\n",
+    );
+    put(
+        "projects/web.yaml",
+        "pipelines: [check, post-merge]\ndepends_on: [api]\n",
+    );
     put("projects/docs.yaml", "pipelines: [check]\n");
     for (p, t) in extra {
         put(p, t);
@@ -74,6 +80,7 @@ fn world(now: &str) -> World {
         deployed: BTreeMap::new(),
         digests: BTreeMap::new(),
         freezes: BTreeMap::new(),
+        freeze_origins: BTreeMap::new(),
         capacity: 10,
     }
 }
@@ -147,7 +154,11 @@ fn a_new_patchset_is_requested_once_untrusted_with_its_check_jobs() {
     assert_eq!(r[0].jobs, ["unit", "lint"]);
     assert_eq!(r[0].change, Some(change(4711)));
     assert_eq!(r[0].config_commit.as_str(), C0);
-    assert_eq!(plan(&w, &l), actions, "planning twice gives the same actions");
+    assert_eq!(
+        plan(&w, &l),
+        actions,
+        "planning twice gives the same actions"
+    );
     // Once the ledger holds it, it is not requested again.
     w.done.insert(r[0].build_id.clone());
     assert!(requested(&plan(&w, &l)).is_empty());
@@ -173,10 +184,7 @@ fn an_invalid_pipeline_file_gives_a_build_with_no_jobs_that_is_recorded_at_once(
     let r = requested(&actions)[0].clone();
     assert!(r.jobs.is_empty());
     let id = in_flight(&mut w, r);
-    assert_eq!(
-        plan(&w, &l),
-        vec![Action::RecordResult { build_id: id }]
-    );
+    assert_eq!(plan(&w, &l), vec![Action::RecordResult { build_id: id }]);
 }
 
 #[test]
@@ -249,7 +257,12 @@ fn jobs_start_within_capacity_and_a_lost_job_runs_once_more() {
             state: Some(lost),
         },
     );
-    assert_eq!(plan(&w, &l), vec![Action::RecordResult { build_id: id.clone() }]);
+    assert_eq!(
+        plan(&w, &l),
+        vec![Action::RecordResult {
+            build_id: id.clone()
+        }]
+    );
     assert_eq!(
         outcome([JobState::Succeeded, JobState::TimedOut]),
         BuildStatus::TimedOut
@@ -264,7 +277,12 @@ fn a_recorded_result_is_reported_once_and_a_cancelled_check_not_at_all() {
     let r = first_request(&w, &l);
     let id = in_flight(&mut w, r);
     w.builds.get_mut(&id).unwrap().result = Some(BuildStatus::Failure);
-    assert_eq!(plan(&w, &l), vec![Action::Report { build_id: id.clone() }]);
+    assert_eq!(
+        plan(&w, &l),
+        vec![Action::Report {
+            build_id: id.clone()
+        }]
+    );
     w.builds.get_mut(&id).unwrap().result = Some(BuildStatus::Cancelled);
     assert!(plan(&w, &l).is_empty());
 }
@@ -277,8 +295,10 @@ fn a_moved_branch_is_built_trusted_and_then_its_dependents() {
     w.moved.insert((p("api"), main.clone()), commit(5));
     w.tips.insert((p("api"), main.clone()), commit(5));
     w.tips.insert((p("web"), main.clone()), commit(6));
-    w.pipelines.insert((p("api"), commit(5)), resolved(&l, "api"));
-    w.pipelines.insert((p("web"), commit(6)), resolved(&l, "web"));
+    w.pipelines
+        .insert((p("api"), commit(5)), resolved(&l, "api"));
+    w.pipelines
+        .insert((p("web"), commit(6)), resolved(&l, "web"));
     // A branch the project does not watch.
     w.moved
         .insert((p("api"), "refs/heads/wip".parse().unwrap()), commit(7));
@@ -320,7 +340,8 @@ fn schedules_fire_once_per_tick_within_the_window() {
     let main: RefName = "refs/heads/main".parse().unwrap();
     let mut w = world(NOW);
     w.tips.insert((p("api"), main), commit(5));
-    w.pipelines.insert((p("api"), commit(5)), resolved(&l, "api"));
+    w.pipelines
+        .insert((p("api"), commit(5)), resolved(&l, "api"));
     let actions = plan(&w, &l);
     let r = requested(&actions);
     assert_eq!(r.len(), 1);
@@ -404,7 +425,11 @@ fn promotions_follow_policy_and_freezes_hold_with_their_reason() {
         ("staging".parse().unwrap(), "api".parse().unwrap()),
         (digest("good"), at),
     );
-    assert!(!plan(&w, &l).iter().any(|a| matches!(a, Action::Promote { .. })));
+    assert!(
+        !plan(&w, &l)
+            .iter()
+            .any(|a| matches!(a, Action::Promote { .. }))
+    );
 }
 
 #[test]
@@ -412,10 +437,10 @@ fn freeze_transitions_are_recorded_with_the_config_commit() {
     let l = freeze_layout();
     let mut w = world(NOW);
     let actions = plan(&w, &l);
-    let recorded: Vec<_> = actions
+    let recorded: Vec<Freeze> = actions
         .iter()
         .filter_map(|a| match a {
-            Action::RecordFreeze { freeze } => Some(freeze),
+            Action::RecordFreeze { freeze } => Some(freeze.clone()),
             _ => None,
         })
         .collect();
@@ -424,11 +449,20 @@ fn freeze_transitions_are_recorded_with_the_config_commit() {
     assert_eq!(recorded[0].config_commit.as_str(), C0);
     assert_eq!(recorded[0].author, "RelEng <releng@example.org>");
     w.freezes
-        .insert("eoy".parse().unwrap(), FreezeState::Active);
-    assert!(!plan(&w, &l).iter().any(|a| matches!(a, Action::RecordFreeze { .. })));
-    // The revert removes the file: lifted.
+        .insert("eoy".parse().unwrap(), recorded[0].clone());
+    assert!(
+        !plan(&w, &l)
+            .iter()
+            .any(|a| matches!(a, Action::RecordFreeze { .. }))
+    );
+    // The revert removes the file: lifted, by the commit that removed it.
     let lifted = layout(&[]);
+    w.freeze_origins
+        .insert("eoy".parse().unwrap(), (commit(77), "Rel <r@e.org>".into()));
     let actions = plan(&w, &lifted);
     assert!(actions.iter().any(|a| matches!(a,
-        Action::RecordFreeze { freeze } if freeze.state == FreezeState::Lifted && freeze.name.as_str() == "eoy")));
+        Action::RecordFreeze { freeze } if freeze.state == FreezeState::Lifted
+            && freeze.name.as_str() == "eoy"
+            && freeze.scope == ["promote:production"]
+            && freeze.config_commit == commit(77))));
 }
