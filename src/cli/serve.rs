@@ -66,7 +66,7 @@ fn stdout_reporter() -> crate::apply::Reporter {
     Arc::new(|line: &str| println!("{}", line.trim_end()))
 }
 
-fn load(path: &PathBuf) -> anyhow::Result<Settings> {
+fn load(path: &std::path::Path) -> anyhow::Result<Settings> {
     Settings::load(path).map_err(|e| anyhow::anyhow!("{e}"))
 }
 
@@ -124,6 +124,7 @@ pub(super) fn run_once(d: &mut Daemon, wait: bool) -> anyhow::Result<usize> {
         std::thread::sleep(Duration::from_millis(20));
         report = d.pass(Some(Vec::new()))?;
     }
+    d.flush_status();
     if !d.flush_replication(Duration::from_secs(30)) {
         eprintln!("warning: the ledger is not yet replicated to its remote (see status)");
     }

@@ -923,7 +923,7 @@ impl Daemon {
         let builds = &self.world.builds;
         self.world.moved.retain(|(p, r), c| {
             let id = reconcile::post_merge_build_id(p, r, c, None);
-            !(done.contains(&id) && !builds.contains_key(&id))
+            !done.contains(&id) || builds.contains_key(&id)
         });
         if self.world.done.len() > 100_000 {
             // Every id the World can still produce is recomputed; the rest is dropped.
@@ -940,11 +940,25 @@ impl Daemon {
         status::Status::of(self)
     }
 
+    /// Writes `<state>/status.json` now.
+    pub fn flush_status(&mut self) {
+        self.write_status(true);
+    }
+
     fn write_status(&mut self, force: bool) {
+        if !force
+            && self
+                .status_written
+                .as_ref()
+                .is_some_and(|(at, _)| at.elapsed() < Duration::from_secs(1))
+        {
+            return;
+        }
         let status = self.status();
         let Ok(text) = serde_json::to_string_pretty(&status.without_time()) else {
             return;
         };
+        // At most once a second, and only when something changed (or every 10 s).
         let due = match &self.status_written {
             None => true,
             Some((at, last)) => *last != text || at.elapsed() > Duration::from_secs(10),

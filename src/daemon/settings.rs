@@ -66,6 +66,8 @@ fn main() -> String {
 
 impl Settings {
     /// Reads and checks `path`; errors name the file, line and field.
+    // Config errors are data shared with the config loader; boxing would only add noise.
+    #[allow(clippy::result_large_err)]
     pub fn load(path: &Path) -> Result<Settings, ConfigError> {
         let file = path.display().to_string();
         let text = std::fs::read_to_string(path)
