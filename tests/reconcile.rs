@@ -780,3 +780,40 @@ fn the_demo_runs_the_whole_flow_with_no_servers() {
     assert!(out.contains("now runs in production"), "{out}");
     assert!(out.contains("end-of-year was lifted"), "{out}");
 }
+
+#[test]
+fn schedules_run_the_periodic_pipeline_once_per_tick() {
+    let site = Site::new("", "");
+    site.write_config(
+        "schedules.yaml",
+        "schedules:\n  - {name: every-minute, cron: \"* * * * *\", project: acme/api}\n",
+    );
+    site.write_config(
+        "projects/acme/api.yaml",
+        "pipelines: [check, post-merge, periodic]\nimages: [api]\n",
+    );
+    site.commit_config("Run api every minute");
+    let w = site.clone("acme/api");
+    std::fs::create_dir_all(w.join(".pipeline")).unwrap();
+    std::fs::write(
+        w.join(".pipeline/config.yaml"),
+        format!(
+            "jobs:\n  nightly:\n    image: {IMAGE}\n    commands: [\"true\"]\n    timeout: 1m\npipelines:\n  periodic: [nightly]\n"
+        ),
+    )
+    .unwrap();
+    git(&w, &["add", "-A"]);
+    git(&w, &["commit", "-q", "-m", "Add a periodic job"]);
+    site.merge("acme/api");
+    let out = site.reconcile();
+    assert!(
+        out.contains("[periodic] acme/api refs/heads/main: build periodic-"),
+        "{out}"
+    );
+    assert!(out.contains("seakeeper periodic: SUCCESS"), "{out}");
+    // The same tick does not fire twice (unless the minute turned in between).
+    let again = site.reconcile();
+    let fired = again.matches("[periodic]").count();
+    assert!(fired <= 1, "{again}");
+    site.verify_ledger();
+}

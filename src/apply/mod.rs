@@ -64,8 +64,8 @@ pub struct GerritReporting {
 
 /// Everything actions touch.
 pub struct Services {
-    /// The ledger (reads).
-    pub ledger: Ledger,
+    /// The ledger's directory (read through [`Services::ledger`]).
+    pub ledger_dir: PathBuf,
     /// The ledger (writes).
     pub writer: Writer,
     /// The key that signs DSSE envelopes (the ledger key's Ed25519 signing subkey).
@@ -90,6 +90,15 @@ pub struct Services {
     pub reporter: Reporter,
     /// Called after every ledger write (replication).
     pub on_write: Box<dyn Fn() + Send + Sync>,
+}
+
+impl Services {
+    /// The ledger, opened afresh for reading. A long-lived object database handle must not be
+    /// kept while the writer adds and merges packs (gix-odb 0.87 can panic on a pack set that
+    /// changed under it), and opening is cheap.
+    pub fn ledger(&self) -> Result<Ledger, String> {
+        Ledger::open(&self.ledger_dir).map_err(|e| e.to_string())
+    }
 }
 
 /// Whether an action changed anything (the loop plans again while actions make progress).
@@ -191,7 +200,8 @@ pub fn apply(
 /// Loads a build the ledger already holds into the World (after a restart, or when another
 /// process wrote it).
 pub fn adopt(svc: &Services, world: &mut World, id: &BuildId, depth: u32) -> Result<bool, String> {
-    let snapshot = svc.ledger.snapshot().map_err(|e| e.to_string())?;
+    let ledger = svc.ledger()?;
+    let snapshot = ledger.snapshot().map_err(|e| e.to_string())?;
     let Some(records) = snapshot.build(id).map_err(|e| e.to_string())? else {
         return Ok(false);
     };
@@ -965,14 +975,29 @@ fn report(
                     Some(BuildStatus::Cancelled) => None,
                     _ => Some(-1),
                 };
-                g.rest
-                    .post_review(
-                        &r.project,
-                        change,
-                        r.source_commit.as_str(),
-                        &ReviewInput::for_pipeline(r.pipeline.as_str(), &text, verified),
-                    )
-                    .map_err(|e| format!("posting the review of {id} on change {change}: {e}"))?;
+                match g.rest.post_review(
+                    &r.project,
+                    change,
+                    r.source_commit.as_str(),
+                    &ReviewInput::for_pipeline(r.pipeline.as_str(), &text, verified),
+                ) {
+                    Ok(_) => {}
+                    // Gerrit refuses for good (the change was abandoned, the vote is not
+                    // allowed ...): say so here and move on, rather than retry forever.
+                    Err(e) if e.conflict().is_some() || e.status() == Some(404) => {
+                        (svc.reporter)(&format!(
+                            "[{}] {} change {change}: Gerrit refused the review ({e}); the result was:\n{text}",
+                            r.pipeline, r.project
+                        ));
+                        finish(svc, world, id);
+                        return Ok(true);
+                    }
+                    Err(e) => {
+                        return Err(format!(
+                            "posting the review of {id} on change {change}: {e}"
+                        ));
+                    }
+                }
                 crash_point("after-review");
             }
             (svc.reporter)(&format!(

@@ -342,7 +342,8 @@ impl Daemon {
                 &mut key,
             )?;
         }
-        let ledger = Ledger::open(&ledger_dir)?;
+        // Checked now (format, keys); read afresh by each pass.
+        Ledger::open(&ledger_dir)?;
         let writer = match self.svc.take() {
             Some(old) => old.writer,
             None => Writer::open(&ledger_dir, key, WriterOptions::default())?,
@@ -383,7 +384,7 @@ impl Daemon {
         let dsse_key = SigningKey::from_bytes(&self.key_bytes, "the signing key")?;
         let images = crate::registry::layout::OciLayout::open_or_init(&state.join("images"))?;
         self.svc = Some(Services {
-            ledger,
+            ledger_dir: ledger_dir.clone(),
             writer,
             dsse_key: Mutex::new(dsse_key),
             executor,
@@ -479,7 +480,8 @@ impl Daemon {
                 Err(e) => crate::telemetry::warn(&format!("adopting {id}: {e}")),
             }
         }
-        let snapshot = svc.ledger.snapshot()?;
+        let ledger = svc.ledger().map_err(|e| anyhow::anyhow!(e))?;
+        let snapshot = ledger.snapshot()?;
         for entry in snapshot.list("freezes")? {
             let name = String::from_utf8_lossy(&entry.name).into_owned();
             let Some(stem) = name.strip_suffix(".yaml") else {
@@ -761,7 +763,8 @@ impl Daemon {
         let (Some(layout), Some(svc)) = (&self.layout, &self.svc) else {
             return Ok(());
         };
-        let snapshot = svc.ledger.snapshot()?;
+        let ledger = svc.ledger().map_err(|e| anyhow::anyhow!(e))?;
+        let snapshot = ledger.snapshot()?;
         for (env, images) in &layout.promotions {
             for (image, digest) in images {
                 let slot = (env.clone(), image.clone());
@@ -921,9 +924,14 @@ impl Daemon {
     fn prune(&mut self) {
         let done = &self.world.done;
         let builds = &self.world.builds;
+        let pipelines = &self.world.pipelines;
         self.world.moved.retain(|(p, r), c| {
             let id = reconcile::post_merge_build_id(p, r, c, None);
-            !done.contains(&id) || builds.contains_key(&id)
+            let nothing_to_build = pipelines
+                .get(&(p.clone(), c.clone()))
+                .and_then(|r| r.as_ref().ok())
+                .is_some_and(|r| r.get(&PipelineKind::PostMerge).is_none_or(Vec::is_empty));
+            !nothing_to_build && (!done.contains(&id) || builds.contains_key(&id))
         });
         if self.world.done.len() > 100_000 {
             // Every id the World can still produce is recomputed; the rest is dropped.

@@ -456,6 +456,8 @@ fn plan_checks(world: &World, layout: &Layout, actions: &mut Vec<Action>) {
                 None => continue,
                 // An invalid pipeline file is a build with no jobs; its result says why.
                 Some(Err(_)) => Vec::new(),
+                // Nothing to run: no build, no vote (as Zuul does for a project without jobs).
+                Some(Ok(names)) if names.is_empty() => continue,
                 Some(Ok(names)) => names,
             }
         };
@@ -533,6 +535,9 @@ fn plan_post_merge(world: &World, layout: &Layout, actions: &mut Vec<Action>) {
         let Some(jobs) = job_names(world, PipelineKind::PostMerge, project, commit) else {
             continue;
         };
+        if jobs.as_ref().is_ok_and(Vec::is_empty) {
+            continue;
+        }
         actions.push(Action::RequestBuild {
             request: request(
                 world,
@@ -587,6 +592,9 @@ fn plan_post_merge(world: &World, layout: &Layout, actions: &mut Vec<Action>) {
             let Some(jobs) = job_names(world, PipelineKind::PostMerge, name, commit) else {
                 continue;
             };
+            if jobs.as_ref().is_ok_and(Vec::is_empty) {
+                continue;
+            }
             actions.push(Action::RequestBuild {
                 request: request(
                     world,
@@ -637,6 +645,9 @@ fn plan_periodic(world: &World, layout: &Layout, actions: &mut Vec<Action>) {
         let Some(jobs) = job_names(world, PipelineKind::Periodic, &s.project, commit) else {
             continue;
         };
+        if jobs.as_ref().is_ok_and(Vec::is_empty) {
+            continue;
+        }
         actions.push(Action::RequestBuild {
             request: request(
                 world,

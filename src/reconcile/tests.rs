@@ -466,3 +466,22 @@ fn freeze_transitions_are_recorded_with_the_config_commit() {
             && freeze.scope == ["promote:production"]
             && freeze.config_commit == commit(77))));
 }
+
+#[test]
+fn a_pipeline_with_no_jobs_for_the_pipeline_gives_no_build() {
+    let l = layout(&[]);
+    let mut w = world(NOW);
+    let main: RefName = "refs/heads/main".parse().unwrap();
+    w.moved.insert((p("api"), main.clone()), commit(5));
+    // docs' file has no post-merge jobs; read as api's, api has nothing to build after a merge.
+    w.pipelines
+        .insert((p("api"), commit(5)), resolved(&l, "docs"));
+    assert!(plan(&w, &l).is_empty());
+    // The same for a check of a file with no check jobs.
+    let empty = pipeline::check(pipeline::PIPELINE_FILE, "{}\n", Some(&p("api")), Some(&l))
+        .map(Arc::new)
+        .map_err(|e| format!("{e:?}"));
+    w.changes.insert((p("api"), change(4711)), ps(1, 6, 0));
+    w.pipelines.insert((p("api"), commit(6)), empty);
+    assert!(plan(&w, &l).is_empty());
+}
