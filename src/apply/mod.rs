@@ -56,8 +56,11 @@ pub type Reporter = Arc<dyn Fn(&str) + Send + Sync>;
 
 /// Gerrit, for reports.
 pub struct GerritReporting {
-    /// The REST client.
+    /// The REST client (reads, retried).
     pub rest: Rest,
+    /// The same without retries, for posting reviews (a retried post whose first answer was
+    /// lost would post twice).
+    pub post: Rest,
     /// Whether reviews are posted (`gerrit.report` in `seakeeper.yaml`).
     pub report: bool,
 }
@@ -200,6 +203,7 @@ pub fn apply(
 /// Loads a build the ledger already holds into the World (after a restart, or when another
 /// process wrote it).
 pub fn adopt(svc: &Services, world: &mut World, id: &BuildId, depth: u32) -> Result<bool, String> {
+    let _packs = crate::ledger::read_guard();
     let ledger = svc.ledger()?;
     let snapshot = ledger.snapshot().map_err(|e| e.to_string())?;
     let Some(records) = snapshot.build(id).map_err(|e| e.to_string())? else {
@@ -499,6 +503,7 @@ fn record_result(
     let started_at = request.requested_at;
     let mut records = Vec::new();
     let mut artifacts = Vec::new();
+    let mut published = Published::default();
     let trusted_output = status == BuildStatus::Success
         && request.trust == crate::model::Trust::Trusted
         && matches!(request.pipeline.as_str(), "post-merge" | "periodic");
@@ -510,8 +515,8 @@ fn record_result(
             let attempt = b.jobs.get(&job.name).map_or(1, |r| r.attempt);
             let key = job_key(id, &job.name, attempt);
             match publish_images(svc, layout, world, &request, job, &key) {
-                Ok(mut r) => {
-                    for rec in &r {
+                Ok(mut p) => {
+                    for rec in &p.records {
                         if let Record::Artifact(a) = rec {
                             artifacts.push(ArtifactRef {
                                 digest: a.digest.clone(),
@@ -520,7 +525,9 @@ fn record_result(
                             });
                         }
                     }
-                    records.append(&mut r);
+                    records.append(&mut p.records);
+                    published.entered.append(&mut p.entered);
+                    published.trusted.append(&mut p.trusted);
                 }
                 Err(e) => {
                     (svc.reporter)(&format!("[{}] {id}: {e}", request.pipeline));
@@ -530,6 +537,7 @@ fn record_result(
                     }
                     records.clear();
                     artifacts.clear();
+                    published = Published::default();
                     break;
                 }
             }
@@ -544,20 +552,82 @@ fn record_result(
         artifacts,
     };
     records.push(Record::BuildResult(result.clone()));
-    let receipts = svc.writer.append_all(records);
-    let mut commit = None;
-    for r in receipts {
-        let receipt = r.map_err(|e| format!("recording the result of {id}: {e}"))?;
-        commit = Some(receipt.commit);
-    }
+    let mut receipts = svc.writer.append_all(records);
     (svc.on_write)();
+    // The result is last. Other records may be refused on their own (an artifact another
+    // build recorded differently): that is worth a warning, not a build stuck forever.
+    let result_receipt = receipts.pop().expect("the result was submitted");
+    for r in receipts {
+        if let Err(e) = r {
+            crate::telemetry::warn(&format!("recording an output of {id}: {e}"));
+        }
+    }
+    let (result, commit) = match result_receipt {
+        Ok(receipt) => (result, receipt.commit),
+        // Recorded before (by a run that died before it could say so): adopt that one.
+        Err(e) => match recorded_result(svc, id)? {
+            Some(existing) => existing,
+            None => return Err(format!("recording the result of {id}: {e}")),
+        },
+    };
     crash_point("after-result");
-    let commit = commit.expect("at least the result was written");
+    published.apply_to(world);
     if let Some(b) = world.builds.get_mut(id) {
-        b.result = Some(status);
+        b.result = Some(result.status);
         b.recorded = Some((result, commit));
     }
     Ok(true)
+}
+
+/// The result the ledger already holds for `id`, with the commit that added it.
+fn recorded_result(
+    svc: &Services,
+    id: &BuildId,
+) -> Result<Option<(BuildResult, CommitId)>, String> {
+    let _packs = crate::ledger::read_guard();
+    let ledger = svc.ledger()?;
+    let snapshot = ledger.snapshot().map_err(|e| e.to_string())?;
+    let Some(records) = snapshot.build(id).map_err(|e| e.to_string())? else {
+        return Ok(None);
+    };
+    let Some(result) = records.result else {
+        return Ok(None);
+    };
+    let commit = snapshot
+        .commit_of(&format!("{}/result.yaml", records.dir))
+        .map_err(|e| e.to_string())?
+        .and_then(|c| c.to_string().parse().ok());
+    Ok(commit.map(|c| (result, c)))
+}
+
+/// What publishing images changes in the World once its records are durable: digests that
+/// entered the first environment, and digests with a trusted attestation.
+#[derive(Default)]
+struct Published {
+    records: Vec<Record>,
+    entered: Vec<((EnvironmentName, ImageName), Digest, Timestamp)>,
+    trusted: Vec<Digest>,
+}
+
+impl Published {
+    fn apply_to(self, world: &mut World) {
+        for d in self.trusted {
+            world
+                .digests
+                .entry(d)
+                .or_insert(reconcile::DigestFacts {
+                    provenance: crate::policy::promotion::Provenance::Trusted,
+                    entered: BTreeMap::new(),
+                })
+                .provenance = crate::policy::promotion::Provenance::Trusted;
+        }
+        for (slot, digest, at) in self.entered {
+            if let Some(f) = world.digests.get_mut(&digest) {
+                f.entered.entry(slot.0.clone()).or_insert(at);
+            }
+            world.deployed.insert(slot, (digest, at));
+        }
+    }
 }
 
 /// Assembles the images a job declares from its outputs, pushes them to the first
@@ -565,11 +635,11 @@ fn record_result(
 fn publish_images(
     svc: &Services,
     layout: &Layout,
-    world: &mut World,
+    world: &World,
     request: &crate::model::record::BuildRequest,
     job: &ResolvedJob,
     key: &JobKey,
-) -> Result<Vec<Record>, String> {
+) -> Result<Published, String> {
     let outputs = svc.executor.outputs(key).map_err(|e| e.to_string())?;
     let work = tempfile_dir(&svc.store_dir)?;
     for o in &outputs {
@@ -594,6 +664,8 @@ fn publish_images(
         .get(&first.registry)
         .ok_or_else(|| format!("registry {} is not in seakeeper.yaml", first.registry))?;
     let mut records = Vec::new();
+    let mut effects = Vec::new();
+    let mut trusted = Vec::new();
     let result = (|| {
         for decl in &job.image_outputs {
             let repo = format!("{}{}", first.repository_prefix, decl.name);
@@ -671,43 +743,59 @@ fn publish_images(
                 predicate_type: crate::signing::provenance::SLSA_PROVENANCE_V1.to_owned(),
                 envelope,
             }));
+            // The image enters the first environment, unless a freeze holds it: then it is
+            // only pushed and recorded, and enters once named in promotions/<first>.yaml.
+            let frozen = layout.freezes.iter().find(|(_, f)| {
+                f.is_active(now)
+                    && f.scope
+                        .iter()
+                        .any(|s| s == "all" || *s == format!("promote:{}", first.name))
+            });
             let slot = (first.name.clone(), decl.name.clone());
-            let previous = world.deployed.get(&slot).map(|(d, _)| d.clone());
-            records.push(Record::Promotion(Promotion {
-                environment: first.name.clone(),
-                image: decl.name.clone(),
-                digest: desc.digest.clone(),
-                previous_digest: previous.filter(|p| *p != desc.digest),
-                from_registry: format!("oci:{}", svc.images.dir().display()),
-                to_registry: registry.url.clone(),
-                config_commit: request.config_commit.clone(),
-                promoted_at: now,
-            }));
-            world.deployed.insert(slot, (desc.digest.clone(), now));
-            let facts =
-                world
-                    .digests
-                    .entry(desc.digest.clone())
-                    .or_insert(reconcile::DigestFacts {
-                        provenance: crate::policy::promotion::Provenance::Trusted,
-                        entered: BTreeMap::new(),
-                    });
-            facts.provenance = crate::policy::promotion::Provenance::Trusted;
-            facts.entered.entry(first.name.clone()).or_insert(now);
-            (svc.reporter)(&format!(
-                "[{}] {}: image {} {} pushed to {} ({})",
-                request.pipeline,
-                request.build_id,
-                decl.name,
-                desc.digest,
-                first.name,
-                registry.url
-            ));
+            match frozen {
+                Some((name, f)) => (svc.reporter)(&format!(
+                    "[{}] {}: image {} {} pushed to {} but held out of it by freeze {name}: {}",
+                    request.pipeline,
+                    request.build_id,
+                    decl.name,
+                    desc.digest,
+                    first.name,
+                    f.reason.trim()
+                )),
+                None => {
+                    let previous = world.deployed.get(&slot).map(|(d, _)| d.clone());
+                    records.push(Record::Promotion(Promotion {
+                        environment: first.name.clone(),
+                        image: decl.name.clone(),
+                        digest: desc.digest.clone(),
+                        previous_digest: previous.filter(|p| *p != desc.digest),
+                        from_registry: format!("oci:{}", svc.images.dir().display()),
+                        to_registry: registry.url.clone(),
+                        config_commit: request.config_commit.clone(),
+                        promoted_at: now,
+                    }));
+                    effects.push((slot, desc.digest.clone(), now));
+                    (svc.reporter)(&format!(
+                        "[{}] {}: image {} {} pushed to {} ({})",
+                        request.pipeline,
+                        request.build_id,
+                        decl.name,
+                        desc.digest,
+                        first.name,
+                        registry.url
+                    ));
+                }
+            }
+            trusted.push(desc.digest.clone());
         }
         Ok::<(), String>(())
     })();
     let _ = std::fs::remove_dir_all(&work);
-    result.map(|()| records)
+    result.map(|()| Published {
+        records,
+        entered: effects,
+        trusted,
+    })
 }
 
 /// Where a base image named `HOST[:PORT]/REPO@sha256:...` can be fetched: the registry of
@@ -932,13 +1020,34 @@ pub fn report_text(
     t
 }
 
+/// Whether Gerrit's answer is final: a 4xx other than 408 (timeout) and 429 (slow down).
+fn final_refusal(e: &crate::gerrit::RestError) -> bool {
+    e.status()
+        .is_some_and(|s| (400..500).contains(&s) && s != 408 && s != 429)
+}
+
+/// Whether the change already carries the review of build `id` (its `Build-Id:` line).
+fn already_posted(
+    rest: &Rest,
+    project: &crate::model::ProjectName,
+    change: crate::model::ChangeNumber,
+    id: &BuildId,
+) -> Result<bool, crate::gerrit::RestError> {
+    let line = format!("Build-Id: {id}");
+    Ok(rest
+        .get_change(project, change)?
+        .messages
+        .iter()
+        .any(|m| m.message.lines().any(|l| l.trim() == line)))
+}
+
 fn report(
     svc: &Services,
     layout: &Layout,
     world: &mut World,
     id: &BuildId,
 ) -> Result<Progress, String> {
-    let Some(b) = world.builds.get(id) else {
+    let Some(b) = world.builds.get(id).cloned() else {
         return Ok(false);
     };
     let r = &b.request;
@@ -949,66 +1058,65 @@ fn report(
     let text = report_text(
         &svc.store_dir,
         &layout.settings.public_url,
-        b,
+        &b,
         pipeline_error.as_deref(),
     );
-    let gerrit = svc.gerrit.as_ref().filter(|g| g.report);
-    match (gerrit, r.change) {
-        (Some(g), Some(change)) => {
-            crash_point("before-review");
-            // Reviews carry the build id: a review already posted (before a crash) is not
-            // posted again.
-            let posted = g
-                .rest
-                .get_change(&r.project, change)
-                .map_err(|e| format!("reading change {change} before reporting: {e}"))?
-                .messages
-                .iter()
-                .any(|m| {
-                    m.message
-                        .lines()
-                        .any(|l| l.trim() == format!("Build-Id: {id}"))
-                });
-            if !posted {
-                let verified = match b.result {
-                    Some(BuildStatus::Success) => Some(1),
-                    Some(BuildStatus::Cancelled) => None,
-                    _ => Some(-1),
-                };
-                match g.rest.post_review(
-                    &r.project,
-                    change,
-                    r.source_commit.as_str(),
-                    &ReviewInput::for_pipeline(r.pipeline.as_str(), &text, verified),
-                ) {
-                    Ok(_) => {}
-                    // Gerrit refuses for good (the change was abandoned, the vote is not
-                    // allowed ...): say so here and move on, rather than retry forever.
-                    Err(e) if e.conflict().is_some() || e.status() == Some(404) => {
-                        (svc.reporter)(&format!(
-                            "[{}] {} change {change}: Gerrit refused the review ({e}); the result was:\n{text}",
-                            r.pipeline, r.project
-                        ));
-                        finish(svc, world, id);
-                        return Ok(true);
-                    }
-                    Err(e) => {
-                        return Err(format!(
-                            "posting the review of {id} on change {change}: {e}"
-                        ));
-                    }
-                }
-                crash_point("after-review");
-            }
-            (svc.reporter)(&format!(
-                "[{}] {} change {change}: {} reported to Gerrit (build {id})",
-                r.pipeline,
-                r.project,
-                b.result.map_or("unknown", |s| s.as_str())
-            ));
-        }
-        _ => (svc.reporter)(&text),
+    // A superseded check is not reported: the newer patchset's build will be.
+    if b.result == Some(BuildStatus::Cancelled) && r.change.is_some() {
+        finish(svc, world, id);
+        return Ok(true);
     }
+    let gerrit = svc.gerrit.as_ref().filter(|g| g.report);
+    let (Some(g), Some(change)) = (gerrit, r.change) else {
+        (svc.reporter)(&text);
+        finish(svc, world, id);
+        return Ok(true);
+    };
+    let refused = |svc: &Services, world: &mut World, e: &dyn std::fmt::Display| {
+        (svc.reporter)(&format!(
+            "[{}] {} change {change}: Gerrit refused the review ({e}); the result was:\n{text}",
+            r.pipeline, r.project
+        ));
+        finish(svc, world, id);
+        Ok(true)
+    };
+    crash_point("before-review");
+    // Reviews carry the build id: a review already posted (before a crash, or whose answer
+    // was lost) is not posted again.
+    match already_posted(&g.rest, &r.project, change, id) {
+        Ok(true) => {}
+        Err(e) if final_refusal(&e) => return refused(svc, world, &e),
+        Err(e) => return Err(format!("reading change {change} before reporting: {e}")),
+        Ok(false) => {
+            let verified = match b.result {
+                Some(BuildStatus::Success) => Some(1),
+                _ => Some(-1),
+            };
+            // One attempt only: a retry after a lost answer would post the review twice.
+            // After a failure, the next pass looks for the Build-Id line first.
+            let posted = g.post.post_review(
+                &r.project,
+                change,
+                r.source_commit.as_str(),
+                &ReviewInput::for_pipeline(r.pipeline.as_str(), &text, verified),
+            );
+            match posted {
+                Ok(_) => crash_point("after-review"),
+                Err(e) if final_refusal(&e) => return refused(svc, world, &e),
+                Err(e) => {
+                    return Err(format!(
+                        "posting the review of {id} on change {change}: {e}"
+                    ));
+                }
+            }
+        }
+    }
+    (svc.reporter)(&format!(
+        "[{}] {} change {change}: {} reported to Gerrit (build {id})",
+        r.pipeline,
+        r.project,
+        b.result.map_or("unknown", |s| s.as_str())
+    ));
     finish(svc, world, id);
     Ok(true)
 }

@@ -303,6 +303,7 @@ executor:
     );
     api.push("refs/heads/main")?;
     pass(&mut daemon)?;
+    let packs = crate::ledger::read_guard();
     let l = Ledger::open(&dir.join("ledger"))?;
     let testing: EnvironmentName = "testing".parse()?;
     let image: ImageName = "api".parse()?;
@@ -313,6 +314,8 @@ executor:
         Some(Record::Promotion(p)) => p.digest,
         _ => bail!("the api image did not reach testing; see the output above"),
     };
+    drop(l);
+    drop(packs);
     println!("   api {digest} runs in testing (built from {change})");
 
     println!(

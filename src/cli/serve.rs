@@ -38,7 +38,8 @@ pub(super) struct ReconcileArgs {
     /// One pass (the only mode: `serve` runs the loop).
     #[arg(long)]
     once: bool,
-    /// Wait for the jobs the pass starts, and record and report them, before returning.
+    /// Wait for the jobs the pass starts, and record and report them, before returning
+    /// (always so with the local executor, whose jobs end with the process).
     #[arg(long)]
     wait: bool,
     /// Jobs at once.
@@ -120,6 +121,8 @@ pub(super) fn reconcile(a: ReconcileArgs) -> anyhow::Result<ExitCode> {
 /// number of actions that failed in the last pass.
 pub(super) fn run_once(d: &mut Daemon, wait: bool) -> anyhow::Result<usize> {
     let mut report = d.pass(None)?;
+    // Local jobs die with this process: a pass that starts them waits for them.
+    let wait = wait || d.jobs_die_with_process();
     while wait && report.busy {
         std::thread::sleep(Duration::from_millis(20));
         report = d.pass(Some(Vec::new()))?;

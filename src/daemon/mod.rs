@@ -32,6 +32,9 @@ use crate::signing::SigningKey;
 pub use settings::Settings;
 pub use status::Status;
 
+/// Fetches of one source before its build is recorded as an error.
+const MAX_FETCH_ATTEMPTS: u32 = 5;
+
 /// How the daemon runs.
 pub struct Options {
     /// Where reports and progress lines go (stdout for the CLI).
@@ -60,6 +63,16 @@ pub struct Daemon {
     held: Vec<Action>,
     status_written: Option<(Instant, String)>,
     stream: Option<gerrit::EventStream>,
+    /// Sources that could not be fetched: (failures, next attempt).
+    fetch_failures: BTreeMap<(ProjectName, CommitId), (u32, Instant)>,
+    /// Projects with a source not fetched this pass (their observations wait).
+    unfetched: BTreeSet<ProjectName>,
+    /// Shutting down: no new jobs.
+    draining: bool,
+    /// Where the executor's workspaces come from (follows the Gerrit settings).
+    sources_cell: Arc<std::sync::RwLock<Sources>>,
+    /// The executor settings the executor was made with.
+    executor_key: String,
     pub(crate) hints_tx: Option<std::sync::mpsc::Sender<StreamItem>>,
 }
 
@@ -72,6 +85,8 @@ pub struct PassReport {
     pub failed: Vec<String>,
     /// Whether builds are still in flight.
     pub busy: bool,
+    /// Projects whose build request failed to be recorded.
+    pub unrequested: BTreeSet<ProjectName>,
 }
 
 fn now() -> Timestamp {
@@ -150,6 +165,11 @@ impl Daemon {
             held: Vec::new(),
             status_written: None,
             stream: None,
+            fetch_failures: BTreeMap::new(),
+            unfetched: BTreeSet::new(),
+            draining: false,
+            sources_cell: Arc::new(std::sync::RwLock::new(Sources::Local(PathBuf::new()))),
+            executor_key: String::new(),
             hints_tx: None,
         })
     }
@@ -334,7 +354,7 @@ impl Daemon {
             .as_ref()
             .and_then(|l| l.remote.clone());
         let mut key = SigningKey::from_bytes(&self.key_bytes, "the signing key")?;
-        if !ledger_dir.join("HEAD").exists() {
+        if !ledger_dir.exists() {
             replicate::bootstrap(
                 &ledger_dir,
                 remote.as_deref(),
@@ -344,9 +364,18 @@ impl Daemon {
         }
         // Checked now (format, keys); read afresh by each pass.
         Ledger::open(&ledger_dir)?;
-        let writer = match self.svc.take() {
-            Some(old) => old.writer,
-            None => Writer::open(&ledger_dir, key, WriterOptions::default())?,
+        // The writer and the executor (with its running jobs) carry over when only the Gerrit
+        // settings changed; a new executor would not know the jobs the old one runs.
+        let executor_key = format!("{:?}", layout.settings.executor);
+        let (writer, old_executor) = match self.svc.take() {
+            Some(old) => (
+                old.writer,
+                (self.executor_key == executor_key).then_some(old.executor),
+            ),
+            None => (
+                Writer::open(&ledger_dir, key, WriterOptions::default())?,
+                None,
+            ),
         };
         let replicator = remote
             .as_ref()
@@ -358,13 +387,18 @@ impl Daemon {
             Some(g) => {
                 let sources =
                     Sources::for_url(&g.url, gerrit_creds.clone(), &state.join("mirrors"));
-                let rest = if is_remote(&g.url) {
-                    Some(
-                        gerrit::Rest::new(&g.url, secrets.gerrit.clone(), Duration::from_secs(30))
-                            .map_err(|e| anyhow::anyhow!("gerrit.url: {e}"))?,
-                    )
+                let client = || {
+                    gerrit::Rest::new(&g.url, secrets.gerrit.clone(), Duration::from_secs(30))
+                        .map_err(|e| anyhow::anyhow!("gerrit.url: {e}"))
+                };
+                let (rest, post) = if is_remote(&g.url) {
+                    let once = gerrit::RetryPolicy {
+                        attempts: 1,
+                        ..gerrit::RetryPolicy::default()
+                    };
+                    (Some(client()?), Some(client()?.with_retry(once)))
                 } else {
-                    None
+                    (None, None)
                 };
                 let source =
                     gerrit::RefSource::for_url(&g.url, rest.as_ref().map(|r| r.endpoint().clone()))
@@ -372,15 +406,21 @@ impl Daemon {
                 let watcher = RefWatcher::open(source, &state.join("watch"))?;
                 (
                     sources,
-                    rest.map(|rest| GerritReporting {
+                    rest.zip(post).map(|(rest, post)| GerritReporting {
                         rest,
+                        post,
                         report: g.report,
                     }),
                     Some(watcher),
                 )
             }
         };
-        let executor = self.executor(&layout, &sources, &secrets)?;
+        *self.sources_cell.write().unwrap_or_else(|p| p.into_inner()) = sources.clone();
+        let executor = match old_executor {
+            Some(e) => e,
+            None => self.executor(&layout, &secrets)?,
+        };
+        self.executor_key = executor_key;
         let dsse_key = SigningKey::from_bytes(&self.key_bytes, "the signing key")?;
         let images = crate::registry::layout::OciLayout::open_or_init(&state.join("images"))?;
         self.svc = Some(Services {
@@ -413,7 +453,6 @@ impl Daemon {
     fn executor(
         &self,
         layout: &Layout,
-        sources: &Sources,
         secrets: &crate::secrets::SecretsFile,
     ) -> anyhow::Result<Arc<dyn Executor>> {
         let state = &self.settings.state_dir;
@@ -434,9 +473,12 @@ impl Daemon {
                     settings::SandboxSetting::None => crate::executor::local::Sandbox::None,
                 };
                 let _ = secrets;
-                let sources = sources.clone();
+                let sources = self.sources_cell.clone();
                 let prepare: crate::executor::local::Prepare = Arc::new(move |spec, dir| {
-                    let path = sources.path(&spec.project);
+                    let path = sources
+                        .read()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .path(&spec.project);
                     let repo = gix::open(&path)
                         .map_err(|e| format!("{}: {e}", path.display()))?
                         .into_sync();
@@ -480,6 +522,7 @@ impl Daemon {
                 Err(e) => crate::telemetry::warn(&format!("adopting {id}: {e}")),
             }
         }
+        let _packs = crate::ledger::read_guard();
         let ledger = svc.ledger().map_err(|e| anyhow::anyhow!(e))?;
         let snapshot = ledger.snapshot()?;
         for entry in snapshot.list("freezes")? {
@@ -619,6 +662,22 @@ impl Daemon {
                         self.world.tips.remove(&slot);
                         self.world.moved.remove(&slot);
                     }
+                    RefEvent::RefUpdated {
+                        project,
+                        git_ref,
+                        commit: None,
+                        ..
+                    } => {
+                        // A change's patchset ref deleted: the change is gone.
+                        if let Some(n) = git_ref
+                            .as_str()
+                            .strip_prefix("refs/changes/")
+                            .and_then(|r| r.split('/').nth(1))
+                            .and_then(|n| n.parse::<ChangeNumber>().ok())
+                        {
+                            self.world.changes.remove(&(project.clone(), n));
+                        }
+                    }
                     RefEvent::RefUpdated { .. } => {}
                 }
             }
@@ -682,6 +741,7 @@ impl Daemon {
 
     /// Reads (and caches) the pipeline file of every commit the planner may need.
     fn observe_pipelines(&mut self) {
+        self.unfetched.clear();
         let (Some(layout), Some(svc)) = (&self.layout, &self.svc) else {
             return;
         };
@@ -723,6 +783,14 @@ impl Daemon {
                 fresh.insert(slot, v);
                 continue;
             }
+            // A source that keeps failing is retried with backoff, then given up on: the build
+            // records why, rather than waiting forever.
+            if let Some((_, next)) = self.fetch_failures.get(&slot)
+                && Instant::now() < *next
+            {
+                self.unfetched.insert(project.clone());
+                continue;
+            }
             let read = svc
                 .sources
                 .ensure(&project, git_ref.as_str(), &commit)
@@ -731,9 +799,23 @@ impl Daemon {
                         .read_file(&project, &commit, pipeline::PIPELINE_FILE)
                 });
             let resolved = match read {
-                // Fetch failures are retried on the next pass.
                 Err(e) => {
-                    crate::telemetry::warn(&e.to_string());
+                    let failures = self.fetch_failures.get(&slot).map_or(0, |f| f.0) + 1;
+                    crate::telemetry::warn(&format!("{e} (attempt {failures})"));
+                    if failures < MAX_FETCH_ATTEMPTS {
+                        let wait = Duration::from_secs(1 << failures.min(8));
+                        self.fetch_failures
+                            .insert(slot, (failures, Instant::now() + wait));
+                        self.unfetched.insert(project.clone());
+                        continue;
+                    }
+                    self.fetch_failures.remove(&slot);
+                    fresh.insert(
+                        slot,
+                        Err(format!(
+                            "the source could not be fetched after {failures} attempts: {e}"
+                        )),
+                    );
                     continue;
                 }
                 Ok(bytes) => {
@@ -756,6 +838,9 @@ impl Daemon {
             fresh.insert(slot, resolved);
         }
         self.world.pipelines = fresh;
+        let pipelines = &self.world.pipelines;
+        self.fetch_failures
+            .retain(|slot, _| !pipelines.contains_key(slot));
     }
 
     /// The ledger's view of promotions the config asks for.
@@ -763,6 +848,7 @@ impl Daemon {
         let (Some(layout), Some(svc)) = (&self.layout, &self.svc) else {
             return Ok(());
         };
+        let _packs = crate::ledger::read_guard();
         let ledger = svc.ledger().map_err(|e| anyhow::anyhow!(e))?;
         let snapshot = ledger.snapshot()?;
         for (env, images) in &layout.promotions {
@@ -824,7 +910,17 @@ impl Daemon {
         let stale = self
             .last_config_fetch
             .is_none_or(|t| t.elapsed() > Duration::from_secs(30));
-        self.observe_config(full || config_hinted || stale)?;
+        if let Err(e) = self.observe_config(full || config_hinted || stale) {
+            if self.layout.is_none() {
+                return Err(e);
+            }
+            // Carry on with the config we have; try again later.
+            crate::telemetry::warn(&format!(
+                "{e:#}; going on with config {}",
+                self.world.config.layout_commit
+            ));
+            self.last_config_fetch = Some(Instant::now());
+        }
         if self.layout.is_none() {
             anyhow::bail!(
                 "the config repo has never been valid at {}: fix it (seakeeper config check)",
@@ -846,11 +942,13 @@ impl Daemon {
         self.observe_pipelines();
         self.observe_promotions()?;
         let report = self.settle();
-        // Acknowledge only what the ledger now accounts for.
-        if report.failed.is_empty()
-            && let Some(w) = &self.watcher
-        {
+        // Acknowledge only what the ledger now accounts for: not a project whose source could
+        // not be read (its builds are not requested yet) nor one whose request failed.
+        if let Some(w) = &self.watcher {
             for o in observations {
+                if self.unfetched.contains(&o.project) || report.unrequested.contains(&o.project) {
+                    continue;
+                }
                 if let Err(e) = w.acknowledge(o) {
                     crate::telemetry::warn(&format!("acknowledging: {e}"));
                 }
@@ -887,6 +985,9 @@ impl Daemon {
                     }
                     Err(e) => {
                         crate::telemetry::warn(&e);
+                        if let Action::RequestBuild { request, .. } = a {
+                            report.unrequested.insert(request.project.clone());
+                        }
                         report.failed.push(e);
                     }
                 }
@@ -900,6 +1001,9 @@ impl Daemon {
     }
 
     fn capacity(&self) -> usize {
+        if self.draining {
+            return 0;
+        }
         let limit = self
             .concurrency
             .or_else(|| {
@@ -1049,7 +1153,7 @@ impl Daemon {
         }
         // Graceful: no new jobs; wait for the running ones to end and record them.
         let deadline = Instant::now() + grace;
-        self.concurrency = Some(0);
+        self.draining = true;
         while !self.world.builds.is_empty() && Instant::now() < deadline {
             let running = self
                 .world
@@ -1096,6 +1200,14 @@ impl Daemon {
     /// The promotions being held or refused, from the last plan.
     pub fn held(&self) -> &[Action] {
         &self.held
+    }
+
+    /// Whether jobs die with this process (the local executor): then a single pass must wait
+    /// for the jobs it starts.
+    pub fn jobs_die_with_process(&self) -> bool {
+        self.layout
+            .as_ref()
+            .is_some_and(|l| l.settings.executor.kind == ExecutorKind::Local)
     }
 
     /// Waits for replication to catch up (for `reconcile --once`), at most `timeout`.

@@ -47,6 +47,29 @@ pub fn bootstrap(
     credentials: Option<&(String, String)>,
     key: &mut SigningKey,
 ) -> anyhow::Result<()> {
+    // Built aside and renamed into place, so that a crash never leaves a half-made ledger
+    // that later starts would take for a real one.
+    let name = dir
+        .file_name()
+        .map_or_else(|| "ledger".into(), |n| n.to_string_lossy().into_owned());
+    let aside = dir.with_file_name(format!(".{name}.bootstrap"));
+    if aside.exists() {
+        std::fs::remove_dir_all(&aside)?;
+    }
+    bootstrap_into(&aside, remote, credentials, key)?;
+    std::fs::rename(&aside, dir)?;
+    if let Some(parent) = dir.parent() {
+        let _ = crate::git::sync_dir(parent);
+    }
+    Ok(())
+}
+
+fn bootstrap_into(
+    dir: &Path,
+    remote: Option<&str>,
+    credentials: Option<&(String, String)>,
+    key: &mut SigningKey,
+) -> anyhow::Result<()> {
     if let Some(remote) = remote {
         let parent = dir.parent().unwrap_or(Path::new("."));
         std::fs::create_dir_all(parent)?;

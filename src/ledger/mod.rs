@@ -30,6 +30,21 @@ pub use reader::{
 pub use verify::{VerifyFailure, VerifyOptions, VerifyReport, verify};
 pub use writer::{Receipt, RecordError, Writer, WriterOptions};
 
+/// Held (shared) while reading a ledger in a process whose writer merges packs in the
+/// background, and (exclusively) by the merger while it replaces packs: gix-odb 0.87 panics
+/// ("if the generation changed, the slot index must have changed") when packs are removed
+/// under a handle that is reading. Never hold it while waiting for the writer.
+pub static PACKS: std::sync::RwLock<()> = std::sync::RwLock::new(());
+
+/// Bumped after every merge of packs in this process; handles older than it are re-opened.
+pub(crate) static PACK_GENERATION: std::sync::atomic::AtomicU64 =
+    std::sync::atomic::AtomicU64::new(0);
+
+/// A shared hold on [`PACKS`], for a stretch of reads.
+pub fn read_guard() -> std::sync::RwLockReadGuard<'static, ()> {
+    PACKS.read().unwrap_or_else(|p| p.into_inner())
+}
+
 /// The ref that holds the ledger's history.
 pub const LEDGER_REF: &str = "refs/heads/main";
 /// The ledger format this build reads and writes.

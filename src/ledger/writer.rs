@@ -135,6 +135,7 @@ impl Writer {
             key,
             options,
             merger: Some((merge_tx, merger)),
+            generation: super::PACK_GENERATION.load(std::sync::atomic::Ordering::SeqCst),
         };
         let thread = std::thread::Builder::new()
             .name("ledger-writer".into())
@@ -224,7 +225,15 @@ fn merge_packs_when_asked(path: &Path, rx: mpsc::Receiver<()>) {
     };
     while rx.recv().is_ok() {
         while rx.try_recv().is_ok() {}
-        match compact(&repo) {
+        let merged = {
+            let _exclusive = super::PACKS.write().unwrap_or_else(|p| p.into_inner());
+            let r = compact(&repo);
+            if matches!(r, Ok(true)) {
+                super::PACK_GENERATION.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }
+            r
+        };
+        match merged {
             Ok(true) => match super::open_repo(path) {
                 Ok(r) => repo = r,
                 Err(e) => eprintln!("warning: re-opening the ledger failed: {e}"),
@@ -244,6 +253,8 @@ struct State {
     options: WriterOptions,
     /// The pack merger thread and the channel that asks it to run.
     merger: Option<(mpsc::Sender<()>, JoinHandle<()>)>,
+    /// The [`super::PACK_GENERATION`] `repo` was opened at.
+    generation: u64,
 }
 
 struct Pending {
@@ -390,6 +401,13 @@ impl State {
         let fail_all =
             |e: LedgerError| vec![Err(RecordError::Ledger(e.to_string())); records.len()];
         let prepared = prepare(records);
+        // No merge may replace packs while this batch reads the tip's trees.
+        let _shared = super::read_guard();
+        let generation = super::PACK_GENERATION.load(std::sync::atomic::Ordering::SeqCst);
+        if generation != self.generation {
+            self.reopen();
+            self.generation = generation;
+        }
         let mut reopened_for_missing = false;
         for _attempt in 0..MAX_ATTEMPTS {
             match self.try_commit_batch(records, &prepared) {

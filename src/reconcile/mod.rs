@@ -225,7 +225,7 @@ pub fn build_id(
     pipeline: &str,
     project: &ProjectName,
     git_ref: &str,
-    commit: &CommitId,
+    commit: &str,
     trigger: &str,
     attempt: u32,
 ) -> BuildId {
@@ -234,7 +234,7 @@ pub fn build_id(
         pipeline,
         project.as_str(),
         git_ref,
-        commit.as_str(),
+        commit,
         trigger,
         &attempt.to_string(),
     ] {
@@ -253,7 +253,7 @@ pub fn check_build_id(project: &ProjectName, c: ChangeNumber, p: &Patchset) -> B
         "check",
         project,
         p.git_ref.as_str(),
-        &p.commit,
+        p.commit.as_str(),
         &format!("{c}/{}", p.patchset),
         p.rechecks,
     )
@@ -268,22 +268,29 @@ pub fn post_merge_build_id(
     upstream: Option<&BuildId>,
 ) -> BuildId {
     let trigger = upstream.map_or_else(|| "merge".to_owned(), |u| format!("after {u}"));
-    build_id("post-merge", project, git_ref.as_str(), commit, &trigger, 0)
+    build_id(
+        "post-merge",
+        project,
+        git_ref.as_str(),
+        commit.as_str(),
+        &trigger,
+        0,
+    )
 }
 
-/// The id of a periodic build at a schedule's tick.
+/// The id of a periodic build at a schedule's tick. The commit is left out: a branch that
+/// moves after the tick fired must not make the same tick fire again.
 pub fn periodic_build_id(
     schedule: &str,
     project: &ProjectName,
     git_ref: &RefName,
-    commit: &CommitId,
     tick: Timestamp,
 ) -> BuildId {
     build_id(
         "periodic",
         project,
         git_ref.as_str(),
-        commit,
+        "",
         &format!("{schedule}@{}", tick.as_second()),
         0,
     )
@@ -557,44 +564,17 @@ fn plan_post_merge(world: &World, layout: &Layout, actions: &mut Vec<Action>) {
     }
     // Dependents of a successful post-merge build are built next, at their own tips.
     for (upstream, b) in &world.builds {
-        let r = &b.request;
-        if r.pipeline.as_str() != "post-merge"
-            || b.result != Some(BuildStatus::Success)
-            || b.depth >= MAX_DEPENDENCY_DEPTH
-        {
-            continue;
-        }
-        for (name, file) in &layout.projects {
-            if !file.depends_on.contains(&r.project)
-                || !file.pipelines.contains(&PipelineKind::PostMerge)
-            {
-                continue;
-            }
-            // The dependent's branch of the same name, else its first watched branch.
-            let tip = world
-                .tips
-                .get(&(name.clone(), r.git_ref.clone()))
-                .map(|c| (r.git_ref.clone(), c))
-                .or_else(|| {
-                    world
-                        .tips
-                        .iter()
-                        .find(|((p, g), _)| p == name && branch_watched(layout, p, g))
-                        .map(|((_, g), c)| (g.clone(), c))
-                });
-            let Some((git_ref, commit)) = tip else {
+        for d in dependents(world, layout, upstream, b) {
+            let Dependent::Wanted {
+                project,
+                git_ref,
+                commit,
+                jobs,
+            } = d
+            else {
                 continue;
             };
-            let id = post_merge_build_id(name, &git_ref, commit, Some(upstream));
-            if known(world, &id) {
-                continue;
-            }
-            let Some(jobs) = job_names(world, PipelineKind::PostMerge, name, commit) else {
-                continue;
-            };
-            if jobs.as_ref().is_ok_and(Vec::is_empty) {
-                continue;
-            }
+            let id = post_merge_build_id(project, git_ref, commit, Some(upstream));
             actions.push(Action::RequestBuild {
                 request: request(
                     world,
@@ -602,17 +582,88 @@ fn plan_post_merge(world: &World, layout: &Layout, actions: &mut Vec<Action>) {
                     PipelineKind::PostMerge,
                     id,
                     Target {
-                        project: name,
+                        project,
                         change: None,
-                        git_ref: &git_ref,
+                        git_ref,
                         commit,
                     },
-                    jobs.unwrap_or_default(),
+                    jobs,
                 ),
                 depth: b.depth + 1,
             });
         }
     }
+}
+
+/// Where a dependent build of an upstream post-merge build stands.
+enum Dependent<'w> {
+    /// Requested already (or nothing to build).
+    Settled,
+    /// Its pipeline file is not read yet: wait.
+    Waiting,
+    /// To be requested.
+    Wanted {
+        project: &'w ProjectName,
+        git_ref: &'w RefName,
+        commit: &'w CommitId,
+        jobs: Vec<String>,
+    },
+}
+
+/// The builds that `b`'s success asks for: every project whose `depends_on` names `b`'s
+/// project, at its branch of the same name (else its first watched branch).
+fn dependents<'w>(
+    world: &'w World,
+    layout: &'w Layout,
+    upstream: &BuildId,
+    b: &BuildState,
+) -> Vec<Dependent<'w>> {
+    let r = &b.request;
+    if r.pipeline.as_str() != "post-merge"
+        || b.result != Some(BuildStatus::Success)
+        || b.depth >= MAX_DEPENDENCY_DEPTH
+    {
+        return Vec::new();
+    }
+    let mut out = Vec::new();
+    for (name, file) in &layout.projects {
+        if !file.depends_on.contains(&r.project)
+            || !file.pipelines.contains(&PipelineKind::PostMerge)
+        {
+            continue;
+        }
+        let tip = world
+            .tips
+            .get_key_value(&(name.clone(), r.git_ref.clone()))
+            .or_else(|| {
+                world
+                    .tips
+                    .iter()
+                    .find(|((p, g), _)| p == name && branch_watched(layout, p, g))
+            });
+        let Some(((project, git_ref), commit)) = tip else {
+            out.push(Dependent::Settled);
+            continue;
+        };
+        let id = post_merge_build_id(project, git_ref, commit, Some(upstream));
+        if known(world, &id) {
+            out.push(Dependent::Settled);
+            continue;
+        }
+        out.push(
+            match job_names(world, PipelineKind::PostMerge, project, commit) {
+                None => Dependent::Waiting,
+                Some(Ok(jobs)) if jobs.is_empty() => Dependent::Settled,
+                Some(jobs) => Dependent::Wanted {
+                    project,
+                    git_ref,
+                    commit,
+                    jobs: jobs.unwrap_or_default(),
+                },
+            },
+        );
+    }
+    out
 }
 
 /// The schedule's tick in the last [`SCHEDULE_WINDOW_MINUTES`], if any (the newest).
@@ -638,7 +689,7 @@ fn plan_periodic(world: &World, layout: &Layout, actions: &mut Vec<Action>) {
         let Some(commit) = world.tips.get(&(s.project.clone(), git_ref.clone())) else {
             continue;
         };
-        let id = periodic_build_id(&s.name, &s.project, &git_ref, commit, tick);
+        let id = periodic_build_id(&s.name, &s.project, &git_ref, tick);
         if known(world, &id) {
             continue;
         }
@@ -667,7 +718,7 @@ fn plan_periodic(world: &World, layout: &Layout, actions: &mut Vec<Action>) {
     }
 }
 
-fn plan_builds(world: &World, _layout: &Layout, actions: &mut Vec<Action>) {
+fn plan_builds(world: &World, layout: &Layout, actions: &mut Vec<Action>) {
     let mut capacity = world.capacity;
     // Oldest first, so that a busy system drains in order.
     let mut order: Vec<(&BuildId, &BuildState)> = world.builds.iter().collect();
@@ -677,7 +728,13 @@ fn plan_builds(world: &World, _layout: &Layout, actions: &mut Vec<Action>) {
             continue;
         }
         if b.result.is_some() {
-            if b.result != Some(BuildStatus::Cancelled) || b.request.change.is_none() {
+            // A cancelled check is finished without a review (apply knows); a successful
+            // post-merge build is finished once its dependents are requested, so that a
+            // failure to request them is retried while it is still here.
+            let waiting = dependents(world, layout, id, b)
+                .iter()
+                .any(|d| !matches!(d, Dependent::Settled));
+            if !waiting {
                 actions.push(Action::Report {
                     build_id: id.clone(),
                 });

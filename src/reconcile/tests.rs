@@ -270,7 +270,7 @@ fn jobs_start_within_capacity_and_a_lost_job_runs_once_more() {
 }
 
 #[test]
-fn a_recorded_result_is_reported_once_and_a_cancelled_check_not_at_all() {
+fn a_recorded_result_is_reported_and_a_cancelled_check_finished() {
     let l = layout(&[]);
     let mut w = world(NOW);
     with_change(&mut w, &l, "api", ps(1, 1, 0));
@@ -283,8 +283,14 @@ fn a_recorded_result_is_reported_once_and_a_cancelled_check_not_at_all() {
             build_id: id.clone()
         }]
     );
+    // A cancelled check is finished too (apply finishes it without a review).
     w.builds.get_mut(&id).unwrap().result = Some(BuildStatus::Cancelled);
-    assert!(plan(&w, &l).is_empty());
+    assert_eq!(
+        plan(&w, &l),
+        vec![Action::Report {
+            build_id: id.clone()
+        }]
+    );
 }
 
 #[test]
@@ -322,7 +328,13 @@ fn a_moved_branch_is_built_trusted_and_then_its_dependents() {
     assert_eq!(deps[0].0.project.as_str(), "web");
     assert_eq!(deps[0].0.source_commit, commit(6));
     assert_eq!(deps[0].1, 1);
-    assert!(actions.contains(&Action::Report { build_id: up }));
+    // The upstream is finished only once its dependent is requested.
+    assert!(!actions.contains(&Action::Report {
+        build_id: up.clone()
+    }));
+    let dep = deps[0].0.clone();
+    in_flight(&mut w, dep);
+    assert!(plan(&w, &l).contains(&Action::Report { build_id: up }));
     // A failed build triggers nothing.
     let mut w2 = w.clone();
     for b in w2.builds.values_mut() {
