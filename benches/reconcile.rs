@@ -562,7 +562,16 @@ fn day_bench(projects: usize, patchsets: usize, idle_secs: u64) {
         ),
     )
     .unwrap();
-    let mut child = Command::new(&exe)
+    // SEAKEEPER_BENCH_WRAP=heaptrack (or another profiler) runs the daemon under it.
+    let mut command = match std::env::var("SEAKEEPER_BENCH_WRAP") {
+        Ok(w) if !w.is_empty() => {
+            let mut c = Command::new(w);
+            c.arg(&exe);
+            c
+        }
+        _ => Command::new(&exe),
+    };
+    let mut child = command
         .args([
             "serve",
             "--full-every",

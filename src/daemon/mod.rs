@@ -25,7 +25,9 @@ use crate::executor::Executor;
 use crate::gerrit::{self, ChangeStatus, Hints, RefEvent, RefWatcher, Scope, StreamItem};
 use crate::git::mirror::{Sources, run_git};
 use crate::ledger::{Ledger, Writer, WriterOptions};
-use crate::model::{ChangeNumber, CommitId, FreezeName, ProjectName, RefName, Timestamp};
+use crate::model::{
+    ChangeNumber, CommitId, FreezeName, JobKey, ProjectName, RefName, Timestamp,
+};
 use crate::reconcile::{self, Action, ConfigState, Patchset, World};
 use crate::signing::SigningKey;
 
@@ -73,7 +75,6 @@ pub struct Daemon {
     sources_cell: Arc<std::sync::RwLock<Sources>>,
     /// The executor settings the executor was made with.
     executor_key: String,
-    pub(crate) hints_tx: Option<std::sync::mpsc::Sender<StreamItem>>,
 }
 
 /// What a pass did.
@@ -170,7 +171,6 @@ impl Daemon {
             draining: false,
             sources_cell: Arc::new(std::sync::RwLock::new(Sources::Local(PathBuf::new()))),
             executor_key: String::new(),
-            hints_tx: None,
         })
     }
 
@@ -479,9 +479,7 @@ impl Daemon {
                         .read()
                         .unwrap_or_else(|p| p.into_inner())
                         .path(&spec.project);
-                    let repo = gix::open(&path)
-                        .map_err(|e| format!("{}: {e}", path.display()))?
-                        .into_sync();
+                    let repo = crate::git::mirror::REPOS.open(&path)?.into_sync();
                     let commit = gix::ObjectId::from_hex(spec.commit.as_str().as_bytes())
                         .map_err(|e| e.to_string())?;
                     crate::git::checkout::checkout(&repo, &commit, dir, 2)
@@ -939,8 +937,11 @@ impl Daemon {
         } else {
             self.observe_gerrit(&work)
         };
-        self.observe_pipelines();
-        self.observe_promotions()?;
+        // A pass woken only by a job's end learns nothing new about sources or promotions.
+        if full || !work.is_empty() || self.world.pipelines.is_empty() {
+            self.observe_pipelines();
+            self.observe_promotions()?;
+        }
         let report = self.settle();
         // Acknowledge only what the ledger now accounts for: not a project whose source could
         // not be read (its builds are not requested yet) nor one whose request failed.
@@ -1095,8 +1096,7 @@ impl Daemon {
         full_every: Duration,
         grace: Duration,
     ) -> anyhow::Result<()> {
-        let (tx, rx) = std::sync::mpsc::channel::<StreamItem>();
-        self.hints_tx = Some(tx.clone());
+        let (tx, rx) = std::sync::mpsc::channel::<Wake>();
         self.pass(None)?;
         let command = self
             .layout
@@ -1104,28 +1104,40 @@ impl Daemon {
             .and_then(|l| l.settings.gerrit.as_ref())
             .and_then(|g| g.stream_command.clone());
         if let Some(c) = command {
+            let (stx, srx) = std::sync::mpsc::channel::<StreamItem>();
+            let forward = tx.clone();
+            std::thread::Builder::new()
+                .name("gerrit-hints".into())
+                .spawn(move || {
+                    for item in srx {
+                        if forward.send(Wake::Gerrit(item)).is_err() {
+                            break;
+                        }
+                    }
+                })?;
             self.stream = Some(gerrit::EventStream::spawn(
                 gerrit::StreamOptions::new(&c),
-                tx,
+                stx,
             ));
         }
         let mut hints = Hints::default();
         let mut last_full = Instant::now();
+        let mut watching: BTreeSet<JobKey> = BTreeSet::new();
         while !stop.load(Ordering::SeqCst) {
+            self.watch_jobs(&mut watching, &tx);
             let busy = !self.world.builds.is_empty();
-            let wait = if busy {
-                Duration::from_millis(20)
-            } else {
-                Duration::from_millis(500)
-            };
-            match rx.recv_timeout(wait) {
-                Ok(item) => {
-                    absorb(&mut hints, item);
-                    while let Ok(item) = rx.try_recv() {
-                        absorb(&mut hints, item);
+            // Job ends and Gerrit events wake the loop; the timer is only a safety net.
+            let mut job_ended = false;
+            match rx.recv_timeout(Duration::from_millis(500)) {
+                Ok(first) => {
+                    for w in std::iter::once(first).chain(rx.try_iter()) {
+                        match w {
+                            Wake::Gerrit(item) => absorb(&mut hints, item),
+                            Wake::JobEnded => job_ended = true,
+                        }
                     }
                 }
-                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => job_ended = busy,
                 Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
             }
             if stop.load(Ordering::SeqCst) {
@@ -1139,7 +1151,7 @@ impl Daemon {
             } else {
                 let watched = self.watched();
                 let work = hints.take(&watched);
-                if work.is_empty() && !busy {
+                if work.is_empty() && !job_ended {
                     continue;
                 }
                 self.pass(Some(work))
@@ -1170,6 +1182,40 @@ impl Daemon {
         self.write_status(true);
         self.shutdown();
         Ok(())
+    }
+
+    /// Starts a waiter for every running job not yet watched: it wakes the loop when the job
+    /// ends, so that results are recorded and reported at once, without polling.
+    fn watch_jobs(&self, watching: &mut BTreeSet<JobKey>, tx: &std::sync::mpsc::Sender<Wake>) {
+        let Some(svc) = &self.svc else {
+            return;
+        };
+        let mut running = BTreeSet::new();
+        for (id, b) in &self.world.builds {
+            for (name, run) in &b.jobs {
+                if run.state.as_ref().is_some_and(|s| !s.is_final()) {
+                    running.insert(apply::job_key(id, name, run.attempt));
+                }
+            }
+        }
+        watching.retain(|k| running.contains(k));
+        for key in running {
+            if watching.contains(&key) {
+                continue;
+            }
+            let executor = svc.executor.clone();
+            let tx = tx.clone();
+            let k = key.clone();
+            let spawned = std::thread::Builder::new()
+                .name(format!("wait {k}"))
+                .spawn(move || {
+                    let _ = executor.wait(&k, None);
+                    let _ = tx.send(Wake::JobEnded);
+                });
+            if spawned.is_ok() {
+                watching.insert(key);
+            }
+        }
     }
 
     /// Flushes the ledger writer and stops replication.
@@ -1216,6 +1262,14 @@ impl Daemon {
             .as_ref()
             .is_none_or(|r| r.wait_idle(timeout))
     }
+}
+
+/// What wakes the loop.
+enum Wake {
+    /// A Gerrit event (a hint).
+    Gerrit(StreamItem),
+    /// A job ended.
+    JobEnded,
 }
 
 fn absorb(hints: &mut Hints, item: StreamItem) {

@@ -7,7 +7,6 @@
 //! The capability handshake (`GET info/refs`) is made once per server, not once per project:
 //! protocol v2 over HTTP is stateless and Gerrit's capabilities are server-wide.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -336,10 +335,10 @@ fn pkt_lines(mut data: &[u8]) -> Result<Vec<Option<&[u8]>>, String> {
     Ok(out)
 }
 
-/// Reads refs straight from bare repositories with gix.
+/// Reads refs straight from bare repositories, with gix's ref store alone: no object
+/// database is opened (opening one per project and pass costs far more than the listing).
 pub struct LocalRefs {
     root: PathBuf,
-    repos: Mutex<HashMap<ProjectName, gix::ThreadSafeRepository>>,
 }
 
 impl LocalRefs {
@@ -347,57 +346,40 @@ impl LocalRefs {
     pub fn new(root: &Path) -> LocalRefs {
         LocalRefs {
             root: root.to_owned(),
-            repos: Mutex::new(HashMap::new()),
         }
     }
 
-    fn open(&self, project: &ProjectName) -> Result<gix::Repository, RefsError> {
-        if let Some(r) = self
-            .repos
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(project)
-        {
-            return Ok(r.to_thread_local());
-        }
+    fn path(&self, project: &ProjectName) -> PathBuf {
         let with_git = self.root.join(format!("{}.git", project.as_str()));
-        let path = if with_git.is_dir() {
+        if with_git.is_dir() {
             with_git
         } else {
             self.root.join(project.as_str())
-        };
-        let repo = gix::open_opts(&path, gix::open::Options::isolated()).map_err(|e| {
-            RefsError::Local {
-                project: project.to_string(),
-                path: path.clone(),
-                message: e.to_string(),
-            }
-        })?;
-        let repo = repo.into_sync();
-        let local = repo.to_thread_local();
-        self.repos
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(project.clone(), repo);
-        Ok(local)
+        }
     }
 
     fn list(&self, project: &ProjectName, prefixes: &[&str]) -> Result<Vec<Ref>, RefsError> {
-        let repo = self.open(project)?;
+        let path = self.path(project);
         let err = |message: String| RefsError::Local {
             project: project.to_string(),
-            path: repo.path().to_owned(),
+            path: path.clone(),
             message,
         };
-        let platform = repo.references().map_err(|e| err(e.to_string()))?;
+        if !path.join("HEAD").is_file() {
+            return Err(err("not a git repository (no HEAD)".into()));
+        }
+        let store = gix::refs::file::Store::at(path.clone(), gix::hash::Kind::Sha1);
+        let platform = store.iter().map_err(|e| err(e.to_string()))?;
         let mut out = Vec::new();
         for prefix in prefixes {
-            // gix matches the prefix as a string (and only reads the directories under it).
-            let iter = platform.prefixed(*prefix).map_err(|e| err(e.to_string()))?;
+            let rel = <&gix::path::RelativePath>::try_from(*prefix)
+                .map_err(|e| err(e.to_string()))?;
+            // Only the directories under the prefix are read.
+            let iter = platform.prefixed(rel).map_err(|e| err(e.to_string()))?;
             for r in iter {
                 let r = r.map_err(|e| err(e.to_string()))?;
-                if let Some(id) = r.target().try_id() {
-                    out.push((r.name().as_bstr().to_string(), id.to_owned()));
+                if let gix::refs::Target::Object(id) = r.target {
+                    out.push((r.name.as_bstr().to_string(), id));
                 }
             }
         }

@@ -13,6 +13,49 @@ use base64::Engine as _;
 
 use crate::model::{CommitId, ProjectName};
 
+/// Opened repositories, the most recently used last. Opening one (its object database) costs
+/// far more than the reads a pass makes, so the last few are kept.
+#[derive(Default)]
+pub struct RepoCache {
+    repos: std::sync::Mutex<std::collections::VecDeque<(PathBuf, gix::ThreadSafeRepository)>>,
+}
+
+/// How many opened repositories are kept.
+const CACHED_REPOS: usize = 32;
+
+/// The process's cache of opened source repositories.
+pub static REPOS: std::sync::LazyLock<RepoCache> = std::sync::LazyLock::new(RepoCache::default);
+
+impl std::fmt::Debug for RepoCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RepoCache")
+    }
+}
+
+impl RepoCache {
+    /// The repository at `path`, opened once while it stays among the recently used.
+    pub fn open(&self, path: &Path) -> Result<gix::Repository, String> {
+        let mut repos = self.repos.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(i) = repos.iter().position(|(p, _)| p == path) {
+            let entry = repos.remove(i).expect("the position is in range");
+            let repo = entry.1.to_thread_local();
+            repos.push_back(entry);
+            return Ok(repo);
+        }
+        drop(repos);
+        let repo = gix::open_opts(path, gix::open::Options::isolated())
+            .map_err(|e| format!("{}: {e}", path.display()))?
+            .into_sync();
+        let local = repo.to_thread_local();
+        let mut repos = self.repos.lock().unwrap_or_else(|p| p.into_inner());
+        repos.push_back((path.to_owned(), repo));
+        while repos.len() > CACHED_REPOS {
+            repos.pop_front();
+        }
+        Ok(local)
+    }
+}
+
 /// Where projects' repositories are.
 #[derive(Debug, Clone)]
 pub enum Sources {
@@ -113,9 +156,19 @@ impl Sources {
             None => format!("{url}/{project}"),
         };
         let refspec = format!("+{git_ref}:{git_ref}");
+        // No automatic gc: it would replace packs under the handles that read this mirror.
         run_git(
             &path,
-            &["fetch", "--quiet", "--no-tags", "--", &remote, &refspec],
+            &[
+                "-c",
+                "gc.auto=0",
+                "fetch",
+                "--quiet",
+                "--no-tags",
+                "--",
+                &remote,
+                &refspec,
+            ],
             credentials.as_ref(),
         )
         .map_err(|e| err(project, format!("fetching {git_ref}: {e}")))?;
@@ -136,7 +189,9 @@ impl Sources {
         commit: &CommitId,
         path: &str,
     ) -> Result<Option<Vec<u8>>, SourceError> {
-        let repo = gix::open(self.path(project)).map_err(|e| err(project, e.to_string()))?;
+        let repo = REPOS
+            .open(&self.path(project))
+            .map_err(|e| err(project, e))?;
         let id = gix::ObjectId::from_hex(commit.as_str().as_bytes())
             .map_err(|e| err(project, e.to_string()))?;
         super::files::read_file(&repo, &id, path).map_err(|e| err(project, e.to_string()))
@@ -145,7 +200,10 @@ impl Sources {
 
 /// Whether the repository at `path` has the commit (cheap: one object lookup).
 pub fn has_commit(path: &Path, commit: &CommitId) -> bool {
-    let Ok(repo) = gix::open(path) else {
+    if !path.join("HEAD").exists() && !path.join(".git").exists() {
+        return false;
+    }
+    let Ok(repo) = REPOS.open(path) else {
         return false;
     };
     let Ok(id) = gix::ObjectId::from_hex(commit.as_str().as_bytes()) else {
