@@ -510,6 +510,30 @@ fn proc_stat(pid: u32) -> (f64, u64) {
     (cpu, hwm)
 }
 
+/// The daemon's resident memory by mapping (heap, stacks, files), largest first.
+fn print_mappings(pid: u32) {
+    let smaps = std::fs::read_to_string(format!("/proc/{pid}/smaps")).unwrap_or_default();
+    let mut by: BTreeMap<String, u64> = BTreeMap::new();
+    let mut current = String::new();
+    for line in smaps.lines() {
+        let first = line.split_whitespace().next().unwrap_or("");
+        if first.contains('-') && first.chars().next().is_some_and(|c| c.is_ascii_hexdigit()) {
+            current = line.split_whitespace().nth(5).unwrap_or("[anon]").to_owned();
+            if current.contains("/objects/pack/") {
+                current = "[git packs]".into();
+            }
+        } else if let Some(kb) = line.strip_prefix("Rss:") {
+            *by.entry(current.clone()).or_default() +=
+                kb.trim().trim_end_matches("kB").trim().parse::<u64>().unwrap_or(0);
+        }
+    }
+    let mut v: Vec<_> = by.into_iter().collect();
+    v.sort_by_key(|(_, kb)| std::cmp::Reverse(*kb));
+    for (name, kb) in v.iter().take(8) {
+        println!("day: resident {:>8.1} MB  {name}", *kb as f64 / 1024.0);
+    }
+}
+
 fn day_bench(projects: usize, patchsets: usize, idle_secs: u64) {
     let exe = PathBuf::from(env!("CARGO_BIN_EXE_seakeeper"));
     let dir = tempfile::tempdir().unwrap();
@@ -634,6 +658,9 @@ fn day_bench(projects: usize, patchsets: usize, idle_secs: u64) {
     }
     let elapsed = started.elapsed();
     let (cpu, hwm) = proc_stat(pid);
+    if std::env::var_os("SEAKEEPER_BENCH_SMAPS").is_some() {
+        print_mappings(pid);
+    }
     // SAFETY: signalling our own child.
     unsafe {
         libc::kill(pid as i32, libc::SIGTERM);

@@ -212,50 +212,111 @@ fn write_entries(
 /// Merges packs into one by copying their entries as they are (no recompression). Packs that
 /// hold deltas (written by git rather than seakeeper) are left alone: their offsets would
 /// change. Returns the new pack and the packs it replaced; the caller removes those.
+///
+/// Streams: only the indexes are held in memory, and one entry at a time is copied, so that
+/// merging a large ledger does not need its size in memory.
 pub fn merge_packs(
     pack_dir: &Path,
     packs: &[PackInfo],
 ) -> std::io::Result<Option<(PackInfo, Vec<PackInfo>)>> {
-    let mut merged: Vec<(ObjectId, Vec<u8>)> = Vec::new();
+    use sha1::Digest as _;
+    use std::os::unix::fs::FileExt as _;
+    // Where each object's entry is: (pack number, start, end); the first pack that has it wins.
+    let mut spans: std::collections::BTreeMap<ObjectId, (usize, u64, u64)> =
+        std::collections::BTreeMap::new();
+    let mut files = Vec::new();
     let mut used = Vec::new();
     for info in packs {
         let (ids, offsets) = read_index_offsets(&info.idx)?;
-        let data = fs::read(&info.pack)?;
-        if data.len() < 32 || &data[..4] != b"PACK" {
+        let file = fs::File::open(&info.pack)?;
+        let len = file.metadata()?.len();
+        let mut magic = [0u8; 4];
+        if len < 32 || file.read_exact_at(&mut magic, 0).is_err() || &magic != b"PACK" {
             continue;
         }
-        let end_of_entries = data.len() - 20;
+        let end_of_entries = len - 20;
         let mut by_offset: Vec<(u64, ObjectId)> = offsets.into_iter().zip(ids).collect();
         by_offset.sort_by_key(|(o, _)| *o);
-        let mut entries = Vec::with_capacity(by_offset.len());
+        let mut mine = Vec::with_capacity(by_offset.len());
         let mut has_delta = false;
-        for (k, (off, id)) in by_offset.iter().enumerate() {
-            let start = *off as usize;
-            let end = by_offset
-                .get(k + 1)
-                .map_or(end_of_entries, |(o, _)| *o as usize);
-            let Some(bytes) = data.get(start..end).filter(|b| !b.is_empty()) else {
+        for (k, (start, id)) in by_offset.iter().enumerate() {
+            let end = by_offset.get(k + 1).map_or(end_of_entries, |(o, _)| *o);
+            let mut first = [0u8; 1];
+            if end <= *start || end > end_of_entries || file.read_exact_at(&mut first, *start).is_err()
+            {
                 has_delta = true; // unreadable: leave this pack alone
                 break;
-            };
-            let kind = (bytes[0] >> 4) & 7;
+            }
+            let kind = (first[0] >> 4) & 7;
             if !(1..=4).contains(&kind) {
                 has_delta = true;
                 break;
             }
-            entries.push((*id, bytes.to_vec()));
+            mine.push((*id, *start, end));
         }
-        if !has_delta {
-            merged.extend(entries);
-            used.push(info.clone());
+        if has_delta {
+            continue;
         }
+        let n = files.len();
+        for (id, start, end) in mine {
+            spans.entry(id).or_insert((n, start, end));
+        }
+        files.push(file);
+        used.push(info.clone());
     }
     if used.len() < 2 {
         return Ok(None);
     }
-    merged.sort_by_key(|e| e.0);
-    merged.dedup_by(|a, b| a.0 == b.0);
-    Ok(write_entries(pack_dir, merged)?.map(|new| (new, used)))
+    let mut pack_hash = sha1::Sha1::new();
+    let tmp_pack = tmp_name(pack_dir, "pack");
+    let mut offsets = Vec::with_capacity(spans.len());
+    let mut crcs = Vec::with_capacity(spans.len());
+    let out = fs::File::create(&tmp_pack)?;
+    let mut w = std::io::BufWriter::with_capacity(1 << 20, out);
+    let mut header = Vec::with_capacity(12);
+    header.extend_from_slice(b"PACK");
+    header.extend_from_slice(&2u32.to_be_bytes());
+    header.extend_from_slice(&(spans.len() as u32).to_be_bytes());
+    pack_hash.update(&header);
+    w.write_all(&header)?;
+    let mut offset = header.len() as u64;
+    let mut buf = Vec::new();
+    for (n, start, end) in spans.values() {
+        buf.resize((end - start) as usize, 0);
+        files[*n].read_exact_at(&mut buf, *start)?;
+        offsets.push(offset);
+        crcs.push(crc32fast::hash(&buf));
+        pack_hash.update(&buf);
+        w.write_all(&buf)?;
+        offset += buf.len() as u64;
+    }
+    let checksum: [u8; 20] = pack_hash.finalize().into();
+    w.write_all(&checksum)?;
+    let file = w.into_inner().map_err(|e| e.into_error())?;
+    file.sync_all()?;
+    let ids: Vec<ObjectId> = spans.keys().copied().collect();
+    let idx = encode_index(&ids, &crcs, &offsets, &checksum);
+    let name = hex::encode(checksum);
+    let tmp_idx = tmp_name(pack_dir, "idx");
+    {
+        let mut f = fs::File::create(&tmp_idx)?;
+        f.write_all(&idx)?;
+        f.sync_all()?;
+    }
+    let pack = pack_dir.join(format!("pack-{name}.pack"));
+    let idx_path = pack_dir.join(format!("pack-{name}.idx"));
+    fs::rename(&tmp_pack, &pack)?;
+    fs::rename(&tmp_idx, &idx_path)?;
+    sync_dir(pack_dir)?;
+    let objects = ids.len() as u32;
+    Ok(Some((
+        PackInfo {
+            pack,
+            idx: idx_path,
+            objects,
+        },
+        used,
+    )))
 }
 
 fn read_index_offsets(idx: &Path) -> std::io::Result<(Vec<ObjectId>, Vec<u64>)> {
