@@ -518,13 +518,21 @@ fn print_mappings(pid: u32) {
     for line in smaps.lines() {
         let first = line.split_whitespace().next().unwrap_or("");
         if first.contains('-') && first.chars().next().is_some_and(|c| c.is_ascii_hexdigit()) {
-            current = line.split_whitespace().nth(5).unwrap_or("[anon]").to_owned();
+            current = line
+                .split_whitespace()
+                .nth(5)
+                .unwrap_or("[anon]")
+                .to_owned();
             if current.contains("/objects/pack/") {
                 current = "[git packs]".into();
             }
         } else if let Some(kb) = line.strip_prefix("Rss:") {
-            *by.entry(current.clone()).or_default() +=
-                kb.trim().trim_end_matches("kB").trim().parse::<u64>().unwrap_or(0);
+            *by.entry(current.clone()).or_default() += kb
+                .trim()
+                .trim_end_matches("kB")
+                .trim()
+                .parse::<u64>()
+                .unwrap_or(0);
         }
     }
     let mut v: Vec<_> = by.into_iter().collect();

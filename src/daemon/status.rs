@@ -37,7 +37,7 @@ pub struct FreezeLine {
     pub reason: String,
     /// Its ticket.
     pub ticket: Option<String>,
-    /// The config commit in use that has it.
+    /// The config commit that set it.
     pub config_commit: String,
 }
 
@@ -130,7 +130,11 @@ impl Status {
                         scope: f.scope.clone(),
                         reason: f.reason.trim().to_owned(),
                         ticket: f.ticket.clone(),
-                        config_commit: w.config.layout_commit.to_string(),
+                        // The commit that set the freeze (or, when unknown, the one in use).
+                        config_commit: w.freeze_origins.get(n).map_or_else(
+                            || w.config.layout_commit.to_string(),
+                            |(c, _)| c.to_string(),
+                        ),
                     })
                     .collect()
             })

@@ -372,8 +372,8 @@ impl LocalRefs {
         let platform = store.iter().map_err(|e| err(e.to_string()))?;
         let mut out = Vec::new();
         for prefix in prefixes {
-            let rel = <&gix::path::RelativePath>::try_from(*prefix)
-                .map_err(|e| err(e.to_string()))?;
+            let rel =
+                <&gix::path::RelativePath>::try_from(*prefix).map_err(|e| err(e.to_string()))?;
             // Only the directories under the prefix are read.
             let iter = platform.prefixed(rel).map_err(|e| err(e.to_string()))?;
             for r in iter {

@@ -242,7 +242,9 @@ pub fn merge_packs(
         for (k, (start, id)) in by_offset.iter().enumerate() {
             let end = by_offset.get(k + 1).map_or(end_of_entries, |(o, _)| *o);
             let mut first = [0u8; 1];
-            if end <= *start || end > end_of_entries || file.read_exact_at(&mut first, *start).is_err()
+            if end <= *start
+                || end > end_of_entries
+                || file.read_exact_at(&mut first, *start).is_err()
             {
                 has_delta = true; // unreadable: leave this pack alone
                 break;

@@ -186,6 +186,18 @@ impl std::fmt::Debug for Ledger {
     }
 }
 
+/// The ledger opened for the writer and the pack merger, which read little (the tip's trees):
+/// a small object cache keeps a long-running daemon small.
+pub(crate) fn open_repo_for_writing(path: &Path) -> Result<gix::Repository, LedgerError> {
+    let mut repo =
+        gix::open_opts(path, gix::open::Options::isolated()).map_err(|e| LedgerError::Open {
+            path: path.to_owned(),
+            message: e.to_string(),
+        })?;
+    repo.object_cache_size_if_unset(2 << 20);
+    Ok(repo)
+}
+
 pub(crate) fn open_repo(path: &Path) -> Result<gix::Repository, LedgerError> {
     let mut repo =
         gix::open_opts(path, gix::open::Options::isolated()).map_err(|e| LedgerError::Open {

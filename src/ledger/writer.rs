@@ -117,7 +117,7 @@ impl Writer {
         key: SigningKey,
         options: WriterOptions,
     ) -> Result<Writer, LedgerError> {
-        let repo = super::open_repo(path)?;
+        let repo = super::open_repo_for_writing(path)?;
         let tip = git::read_ref(&repo, LEDGER_REF)?.ok_or(LedgerError::Empty)?;
         check_key_allowed(&repo, tip, &key)?;
         let pack_dir = repo.objects.store_ref().path().join("pack");
@@ -216,7 +216,7 @@ pub(crate) fn read_commit(
 /// repository handle, so that merging never holds up commits. Runs a last merge when the
 /// writer stops.
 fn merge_packs_when_asked(path: &Path, rx: mpsc::Receiver<()>) {
-    let mut repo = match super::open_repo(path) {
+    let mut repo = match super::open_repo_for_writing(path) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("warning: the ledger pack merger cannot open the ledger: {e}");
@@ -234,7 +234,7 @@ fn merge_packs_when_asked(path: &Path, rx: mpsc::Receiver<()>) {
             r
         };
         match merged {
-            Ok(true) => match super::open_repo(path) {
+            Ok(true) => match super::open_repo_for_writing(path) {
                 Ok(r) => repo = r,
                 Err(e) => eprintln!("warning: re-opening the ledger failed: {e}"),
             },
@@ -359,7 +359,7 @@ impl State {
 
     /// Opens the repository afresh, so that gix forgets packs that were merged away.
     fn reopen(&mut self) {
-        match super::open_repo(&self.path) {
+        match super::open_repo_for_writing(&self.path) {
             Ok(repo) => self.repo = repo,
             Err(e) => eprintln!("warning: re-opening the ledger failed: {e}"),
         }

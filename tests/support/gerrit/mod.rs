@@ -1165,6 +1165,9 @@ impl Inner {
                     Some(("project", p)) => c.project == p,
                     Some(("branch", b)) => c.branch == b,
                     Some(("change", n)) => n == c.number.to_string() || n == c.change_id,
+                    Some(("commit", sha)) if sha.len() >= 4 => {
+                        c.patchsets.iter().any(|p| p.revision.starts_with(sha))
+                    }
                     _ => return text(400, &format!("Unsupported query: {term}")),
                 };
                 if !ok {
