@@ -1121,7 +1121,7 @@ impl Daemon {
                 .name("gerrit-hints".into())
                 .spawn(move || {
                     for item in srx {
-                        if forward.send(Wake::Gerrit(item)).is_err() {
+                        if forward.send(Wake::Gerrit(Box::new(item))).is_err() {
                             break;
                         }
                     }
@@ -1143,7 +1143,7 @@ impl Daemon {
                 Ok(first) => {
                     for w in std::iter::once(first).chain(rx.try_iter()) {
                         match w {
-                            Wake::Gerrit(item) => absorb(&mut hints, item),
+                            Wake::Gerrit(item) => absorb(&mut hints, *item),
                             Wake::JobEnded => job_ended = true,
                         }
                     }
@@ -1334,7 +1334,7 @@ impl Daemon {
 /// What wakes the loop.
 enum Wake {
     /// A Gerrit event (a hint).
-    Gerrit(StreamItem),
+    Gerrit(Box<StreamItem>),
     /// A job ended.
     JobEnded,
 }
