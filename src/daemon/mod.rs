@@ -1108,7 +1108,11 @@ impl Daemon {
         grace: Duration,
     ) -> anyhow::Result<()> {
         let (tx, rx) = std::sync::mpsc::channel::<Wake>();
-        self.pass(None)?;
+        // A first pass that fails (a config repo never valid, a ledger remote down) is retried
+        // by the loop's full passes rather than ending the daemon.
+        if let Err(e) = self.pass(None) {
+            crate::telemetry::warn(&format!("pass: {e:#}"));
+        }
         let command = self
             .layout
             .as_ref()
