@@ -20,7 +20,7 @@
 #[path = "../tests/support/gerrit/mod.rs"]
 mod standin;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::AtomicBool;
@@ -105,27 +105,16 @@ fn plan_bench(projects: usize, changes: usize, iterations: usize) {
     let layout = seakeeper::config::load(&files).unwrap_or_else(|e| panic!("{e:?}"));
     let load = t.elapsed();
     let zero: CommitId = "0000000000000000000000000000000000000000".parse().unwrap();
-    let mut world = World {
-        now: Timestamp::now(),
-        config: ConfigState {
+    let mut world = World::new(
+        Timestamp::now(),
+        ConfigState {
             head: zero.clone(),
             layout_commit: zero.clone(),
             author: "RelEng".into(),
             errors: Vec::new(),
         },
-        config_project: None,
-        changes: BTreeMap::new(),
-        moved: BTreeMap::new(),
-        tips: BTreeMap::new(),
-        pipelines: BTreeMap::new(),
-        builds: BTreeMap::new(),
-        done: BTreeSet::new(),
-        deployed: BTreeMap::new(),
-        digests: BTreeMap::new(),
-        freezes: BTreeMap::new(),
-        freeze_origins: BTreeMap::new(),
-        capacity: 40,
-    };
+    );
+    world.capacity = 40;
     let names: Vec<ProjectName> = layout.projects.keys().cloned().collect();
     let text = pipeline_file("true");
     for (i, p) in names.iter().enumerate() {

@@ -95,31 +95,18 @@ fn now() -> Timestamp {
 }
 
 fn empty_world() -> World {
-    World {
-        now: now(),
-        config: ConfigState {
-            head: "0000000000000000000000000000000000000000"
-                .parse()
-                .expect("a commit id"),
-            layout_commit: "0000000000000000000000000000000000000000"
-                .parse()
-                .expect("a commit id"),
+    let zero: CommitId = "0000000000000000000000000000000000000000"
+        .parse()
+        .expect("a commit id");
+    World::new(
+        now(),
+        ConfigState {
+            head: zero.clone(),
+            layout_commit: zero,
             author: String::new(),
             errors: Vec::new(),
         },
-        config_project: None,
-        changes: BTreeMap::new(),
-        moved: BTreeMap::new(),
-        tips: BTreeMap::new(),
-        pipelines: BTreeMap::new(),
-        builds: BTreeMap::new(),
-        done: BTreeSet::new(),
-        deployed: BTreeMap::new(),
-        digests: BTreeMap::new(),
-        freezes: BTreeMap::new(),
-        freeze_origins: BTreeMap::new(),
-        capacity: 0,
-    }
+    )
 }
 
 fn is_remote(url: &str) -> bool {

@@ -160,53 +160,91 @@ fn write_entries(
     pack_dir: &Path,
     entries: Vec<(ObjectId, Vec<u8>)>,
 ) -> std::io::Result<Option<PackInfo>> {
-    use sha1::Digest as _;
     if entries.is_empty() {
         return Ok(None);
     }
-    let mut pack_hash = sha1::Sha1::new();
-    let tmp_pack = tmp_name(pack_dir, "pack");
-    let mut offsets = Vec::with_capacity(entries.len());
-    let mut crcs = Vec::with_capacity(entries.len());
-    let file = fs::File::create(&tmp_pack)?;
-    let mut w = std::io::BufWriter::with_capacity(1 << 20, file);
-    let mut header = Vec::with_capacity(12);
-    header.extend_from_slice(b"PACK");
-    header.extend_from_slice(&2u32.to_be_bytes());
-    header.extend_from_slice(&(entries.len() as u32).to_be_bytes());
-    pack_hash.update(&header);
-    w.write_all(&header)?;
-    let mut offset = header.len() as u64;
-    for (_, e) in &entries {
-        offsets.push(offset);
-        crcs.push(crc32fast::hash(e));
-        pack_hash.update(e);
-        w.write_all(e)?;
-        offset += e.len() as u64;
+    let mut out = PackWriter::create(pack_dir, entries.len())?;
+    for (id, e) in &entries {
+        out.add(*id, e)?;
     }
-    let checksum: [u8; 20] = pack_hash.finalize().into();
-    w.write_all(&checksum)?;
-    let file = w.into_inner().map_err(|e| e.into_error())?;
-    file.sync_all()?;
-    let ids: Vec<ObjectId> = entries.iter().map(|(id, _)| *id).collect();
-    let idx = encode_index(&ids, &crcs, &offsets, &checksum);
-    let name = hex::encode(checksum);
-    let tmp_idx = tmp_name(pack_dir, "idx");
-    {
-        let mut f = fs::File::create(&tmp_idx)?;
-        f.write_all(&idx)?;
-        f.sync_all()?;
+    out.finish().map(Some)
+}
+
+/// A pack being written entry by entry (already encoded), then its index: both fsynced and
+/// renamed into place (index last, since git only sees a pack through its index), then the
+/// directory fsynced. Entries must come sorted by id, without duplicates.
+struct PackWriter<'d> {
+    pack_dir: &'d Path,
+    tmp_pack: PathBuf,
+    w: std::io::BufWriter<fs::File>,
+    hash: sha1::Sha1,
+    offset: u64,
+    ids: Vec<ObjectId>,
+    crcs: Vec<u32>,
+    offsets: Vec<u64>,
+}
+
+impl<'d> PackWriter<'d> {
+    fn create(pack_dir: &'d Path, count: usize) -> std::io::Result<PackWriter<'d>> {
+        use sha1::Digest as _;
+        let tmp_pack = tmp_name(pack_dir, "pack");
+        let file = fs::File::create(&tmp_pack)?;
+        let mut w = std::io::BufWriter::with_capacity(1 << 20, file);
+        let mut header = Vec::with_capacity(12);
+        header.extend_from_slice(b"PACK");
+        header.extend_from_slice(&2u32.to_be_bytes());
+        header.extend_from_slice(&(count as u32).to_be_bytes());
+        let mut hash = sha1::Sha1::new();
+        hash.update(&header);
+        w.write_all(&header)?;
+        Ok(PackWriter {
+            pack_dir,
+            tmp_pack,
+            w,
+            hash,
+            offset: header.len() as u64,
+            ids: Vec::with_capacity(count),
+            crcs: Vec::with_capacity(count),
+            offsets: Vec::with_capacity(count),
+        })
     }
-    let pack = pack_dir.join(format!("pack-{name}.pack"));
-    let idx_path = pack_dir.join(format!("pack-{name}.idx"));
-    fs::rename(&tmp_pack, &pack)?;
-    fs::rename(&tmp_idx, &idx_path)?;
-    sync_dir(pack_dir)?;
-    Ok(Some(PackInfo {
-        pack,
-        idx: idx_path,
-        objects: ids.len() as u32,
-    }))
+
+    fn add(&mut self, id: ObjectId, entry: &[u8]) -> std::io::Result<()> {
+        use sha1::Digest as _;
+        self.ids.push(id);
+        self.offsets.push(self.offset);
+        self.crcs.push(crc32fast::hash(entry));
+        self.hash.update(entry);
+        self.w.write_all(entry)?;
+        self.offset += entry.len() as u64;
+        Ok(())
+    }
+
+    fn finish(mut self) -> std::io::Result<PackInfo> {
+        use sha1::Digest as _;
+        let checksum: [u8; 20] = self.hash.finalize().into();
+        self.w.write_all(&checksum)?;
+        let file = self.w.into_inner().map_err(|e| e.into_error())?;
+        file.sync_all()?;
+        let idx = encode_index(&self.ids, &self.crcs, &self.offsets, &checksum);
+        let name = hex::encode(checksum);
+        let tmp_idx = tmp_name(self.pack_dir, "idx");
+        {
+            let mut f = fs::File::create(&tmp_idx)?;
+            f.write_all(&idx)?;
+            f.sync_all()?;
+        }
+        let pack = self.pack_dir.join(format!("pack-{name}.pack"));
+        let idx_path = self.pack_dir.join(format!("pack-{name}.idx"));
+        fs::rename(&self.tmp_pack, &pack)?;
+        fs::rename(&tmp_idx, &idx_path)?;
+        sync_dir(self.pack_dir)?;
+        Ok(PackInfo {
+            pack,
+            idx: idx_path,
+            objects: self.ids.len() as u32,
+        })
+    }
 }
 
 /// Merges packs into one by copying their entries as they are (no recompression). Packs that
@@ -219,7 +257,6 @@ pub fn merge_packs(
     pack_dir: &Path,
     packs: &[PackInfo],
 ) -> std::io::Result<Option<(PackInfo, Vec<PackInfo>)>> {
-    use sha1::Digest as _;
     use std::os::unix::fs::FileExt as _;
     // Where each object's entry is: (pack number, start, end); the first pack that has it wins.
     let mut spans: std::collections::BTreeMap<ObjectId, (usize, u64, u64)> =
@@ -269,56 +306,14 @@ pub fn merge_packs(
     if used.len() < 2 {
         return Ok(None);
     }
-    let mut pack_hash = sha1::Sha1::new();
-    let tmp_pack = tmp_name(pack_dir, "pack");
-    let mut offsets = Vec::with_capacity(spans.len());
-    let mut crcs = Vec::with_capacity(spans.len());
-    let out = fs::File::create(&tmp_pack)?;
-    let mut w = std::io::BufWriter::with_capacity(1 << 20, out);
-    let mut header = Vec::with_capacity(12);
-    header.extend_from_slice(b"PACK");
-    header.extend_from_slice(&2u32.to_be_bytes());
-    header.extend_from_slice(&(spans.len() as u32).to_be_bytes());
-    pack_hash.update(&header);
-    w.write_all(&header)?;
-    let mut offset = header.len() as u64;
+    let mut out = PackWriter::create(pack_dir, spans.len())?;
     let mut buf = Vec::new();
-    for (n, start, end) in spans.values() {
+    for (id, (n, start, end)) in &spans {
         buf.resize((end - start) as usize, 0);
         files[*n].read_exact_at(&mut buf, *start)?;
-        offsets.push(offset);
-        crcs.push(crc32fast::hash(&buf));
-        pack_hash.update(&buf);
-        w.write_all(&buf)?;
-        offset += buf.len() as u64;
+        out.add(*id, &buf)?;
     }
-    let checksum: [u8; 20] = pack_hash.finalize().into();
-    w.write_all(&checksum)?;
-    let file = w.into_inner().map_err(|e| e.into_error())?;
-    file.sync_all()?;
-    let ids: Vec<ObjectId> = spans.keys().copied().collect();
-    let idx = encode_index(&ids, &crcs, &offsets, &checksum);
-    let name = hex::encode(checksum);
-    let tmp_idx = tmp_name(pack_dir, "idx");
-    {
-        let mut f = fs::File::create(&tmp_idx)?;
-        f.write_all(&idx)?;
-        f.sync_all()?;
-    }
-    let pack = pack_dir.join(format!("pack-{name}.pack"));
-    let idx_path = pack_dir.join(format!("pack-{name}.idx"));
-    fs::rename(&tmp_pack, &pack)?;
-    fs::rename(&tmp_idx, &idx_path)?;
-    sync_dir(pack_dir)?;
-    let objects = ids.len() as u32;
-    Ok(Some((
-        PackInfo {
-            pack,
-            idx: idx_path,
-            objects,
-        },
-        used,
-    )))
+    Ok(Some((out.finish()?, used)))
 }
 
 fn read_index_offsets(idx: &Path) -> std::io::Result<(Vec<ObjectId>, Vec<u64>)> {

@@ -136,6 +136,28 @@ pub struct World {
     pub capacity: usize,
 }
 
+impl World {
+    /// A World that has seen nothing yet but the config: no changes, builds or promotions.
+    pub fn new(now: Timestamp, config: ConfigState) -> World {
+        World {
+            now,
+            config,
+            config_project: None,
+            changes: BTreeMap::new(),
+            moved: BTreeMap::new(),
+            tips: BTreeMap::new(),
+            pipelines: BTreeMap::new(),
+            builds: BTreeMap::new(),
+            done: BTreeSet::new(),
+            deployed: BTreeMap::new(),
+            digests: BTreeMap::new(),
+            freezes: BTreeMap::new(),
+            freeze_origins: BTreeMap::new(),
+            capacity: 0,
+        }
+    }
+}
+
 /// Something to do.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "action", rename_all = "kebab-case")]

@@ -1,6 +1,6 @@
 //! plan() as tables: a World (and Layout) in, the actions out.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use super::*;
@@ -62,27 +62,18 @@ fn resolved(l: &Layout, project: &str) -> Result<Arc<pipeline::ResolvedPipelines
 }
 
 fn world(now: &str) -> World {
-    World {
-        now: now.parse().unwrap(),
-        config: ConfigState {
+    let mut w = World::new(
+        now.parse().unwrap(),
+        ConfigState {
             head: C0.parse().unwrap(),
             layout_commit: C0.parse().unwrap(),
             author: "RelEng <releng@example.org>".into(),
             errors: Vec::new(),
         },
-        config_project: Some("config".parse().unwrap()),
-        changes: BTreeMap::new(),
-        moved: BTreeMap::new(),
-        tips: BTreeMap::new(),
-        pipelines: BTreeMap::new(),
-        builds: BTreeMap::new(),
-        done: BTreeSet::new(),
-        deployed: BTreeMap::new(),
-        digests: BTreeMap::new(),
-        freezes: BTreeMap::new(),
-        freeze_origins: BTreeMap::new(),
-        capacity: 10,
-    }
+    );
+    w.config_project = Some("config".parse().unwrap());
+    w.capacity = 10;
+    w
 }
 
 const NOW: &str = "2026-12-01T10:00:30Z";
