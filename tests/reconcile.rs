@@ -844,3 +844,49 @@ fn schedules_run_the_periodic_pipeline_once_per_tick() {
     assert!(fired <= 1, "{again}");
     site.verify_ledger();
 }
+
+#[test]
+fn with_the_kubernetes_executor_a_restart_adopts_the_running_job() {
+    let api = support::kube::KubeApi::start();
+    let site = Site::new("", "");
+    let s = std::fs::read_to_string(site.config.join("seakeeper.yaml")).unwrap();
+    site.write_config(
+        "seakeeper.yaml",
+        &s.replace("executor:\n  kind: local", "executor:\n  kind: kubernetes"),
+    );
+    site.commit_config("Run jobs on Kubernetes");
+    let kubeconfig = api.kubeconfig(site.w.dir.path());
+    let reconcile = || {
+        let mut c = site.reconcile_cmd();
+        c.env("KUBECONFIG", &kubeconfig);
+        c
+    };
+    ok(&mut reconcile());
+    let job = format!(
+        "jobs:\n  unit:\n    image: {IMAGE}\n    commands: [\"make test\"]\n    timeout: 1m\n    env: {{STANDIN_DURATION_MS: \"1500\"}}\npipelines:\n  check: [unit]\n"
+    );
+    site.upload(
+        "acme/api",
+        "I0000000000000000000000000000000000000008",
+        &[(".pipeline/config.yaml", &job)],
+        false,
+    );
+    // seakeeper dies right after creating the Job.
+    let out = output(reconcile().env("SEAKEEPER_TEST_CRASH_AT", "after-start"));
+    assert_eq!(
+        std::os::unix::process::ExitStatusExt::signal(&out.status),
+        Some(libc::SIGKILL),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(api.jobs().len(), 1);
+    // The next start adopts the Job that kept running: it is not created again.
+    let out = ok(&mut reconcile());
+    assert!(out.contains("reported to Gerrit"), "{out}");
+    assert_eq!(api.jobs().len(), 1, "the job ran once");
+    let reviews = site.reviews(1);
+    assert_eq!(reviews.len(), 1, "{reviews:?}");
+    assert!(reviews[0].contains("Verified+1"), "{}", reviews[0]);
+    assert!(reviews[0].contains("- unit: SUCCESS"), "{}", reviews[0]);
+    site.verify_ledger();
+}
