@@ -1100,28 +1100,7 @@ impl Daemon {
         if let Err(e) = self.pass(None) {
             crate::telemetry::warn(&format!("pass: {e:#}"));
         }
-        let command = self
-            .layout
-            .as_ref()
-            .and_then(|l| l.settings.gerrit.as_ref())
-            .and_then(|g| g.stream_command.clone());
-        if let Some(c) = command {
-            let (stx, srx) = std::sync::mpsc::channel::<StreamItem>();
-            let forward = tx.clone();
-            std::thread::Builder::new()
-                .name("gerrit-hints".into())
-                .spawn(move || {
-                    for item in srx {
-                        if forward.send(Wake::Gerrit(Box::new(item))).is_err() {
-                            break;
-                        }
-                    }
-                })?;
-            self.stream = Some(gerrit::EventStream::spawn(
-                gerrit::StreamOptions::new(&c),
-                stx,
-            ));
-        }
+        self.start_stream(&tx)?;
         let mut hints = Hints::default();
         let mut last_full = Instant::now();
         let mut watching: BTreeSet<JobKey> = BTreeSet::new();
@@ -1161,6 +1140,8 @@ impl Daemon {
             if let Err(e) = result {
                 crate::telemetry::warn(&format!("pass: {e:#}"));
             }
+            // Once a config is known (the first pass may have failed), listen to Gerrit.
+            self.start_stream(&tx)?;
         }
         if let Some(s) = self.stream.take() {
             s.stop();
@@ -1240,6 +1221,37 @@ impl Daemon {
             }
         }
         self.invalid_head = None;
+    }
+
+    /// Starts reading Gerrit's event stream, once, when the config names a stream command.
+    fn start_stream(&mut self, tx: &std::sync::mpsc::Sender<Wake>) -> anyhow::Result<()> {
+        if self.stream.is_some() {
+            return Ok(());
+        }
+        let Some(c) = self
+            .layout
+            .as_ref()
+            .and_then(|l| l.settings.gerrit.as_ref())
+            .and_then(|g| g.stream_command.clone())
+        else {
+            return Ok(());
+        };
+        let (stx, srx) = std::sync::mpsc::channel::<StreamItem>();
+        let forward = tx.clone();
+        std::thread::Builder::new()
+            .name("gerrit-hints".into())
+            .spawn(move || {
+                for item in srx {
+                    if forward.send(Wake::Gerrit(Box::new(item))).is_err() {
+                        break;
+                    }
+                }
+            })?;
+        self.stream = Some(gerrit::EventStream::spawn(
+            gerrit::StreamOptions::new(&c),
+            stx,
+        ));
+        Ok(())
     }
 
     /// Starts a waiter for every running job not yet watched: it wakes the loop when the job
