@@ -457,6 +457,14 @@ fn status_of(state: Option<&JobState>) -> BuildStatus {
     }
 }
 
+/// Why the build's pipeline file could not be used, when it could not.
+fn pipeline_error(world: &World, r: &crate::model::record::BuildRequest) -> Option<String> {
+    world
+        .pipelines
+        .get(&(r.project.clone(), r.source_commit.clone()))
+        .and_then(|p| p.as_ref().err().cloned())
+}
+
 fn record_result(
     svc: &Services,
     layout: &Layout,
@@ -467,10 +475,7 @@ fn record_result(
         return Ok(false);
     };
     let request = b.request.clone();
-    let pipeline_error = world
-        .pipelines
-        .get(&(request.project.clone(), request.source_commit.clone()))
-        .and_then(|p| p.as_ref().err().cloned());
+    let pipeline_error = pipeline_error(world, &request);
     let resolved: Vec<ResolvedJob> = reconcile::jobs_of(world, &request)
         .map(<[ResolvedJob]>::to_vec)
         .unwrap_or_default();
@@ -1051,10 +1056,7 @@ fn report(
         return Ok(false);
     };
     let r = &b.request;
-    let pipeline_error = world
-        .pipelines
-        .get(&(r.project.clone(), r.source_commit.clone()))
-        .and_then(|p| p.as_ref().err().cloned());
+    let pipeline_error = pipeline_error(world, r);
     let text = report_text(
         &svc.store_dir,
         &layout.settings.public_url,

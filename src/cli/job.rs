@@ -103,22 +103,9 @@ extern "C" fn on_sigint(_: libc::c_int) {
 }
 
 fn pipeline_kind(name: &str) -> anyhow::Result<PipelineKind> {
-    Ok(match name {
-        "check" => PipelineKind::Check,
-        "gate" => PipelineKind::Gate,
-        "post-merge" => PipelineKind::PostMerge,
-        "periodic" => PipelineKind::Periodic,
-        other => bail!("--pipeline {other:?}: expected check, gate, post-merge or periodic"),
+    PipelineKind::from_name(name).ok_or_else(|| {
+        anyhow::anyhow!("--pipeline {name:?}: expected check, gate, post-merge or periodic")
     })
-}
-
-fn pipeline_name(kind: PipelineKind) -> &'static str {
-    match kind {
-        PipelineKind::Check => "check",
-        PipelineKind::Gate => "gate",
-        PipelineKind::PostMerge => "post-merge",
-        PipelineKind::Periodic => "periodic",
-    }
 }
 
 /// Resolves the job exactly as CI does; returns the spec and the opened repository.
@@ -183,7 +170,7 @@ fn resolve(a: &JobArgs) -> anyhow::Result<(JobSpec, gix::ThreadSafeRepository)> 
                 .iter()
                 .flat_map(|(k, jobs)| {
                     jobs.iter()
-                        .map(move |j| format!("{}/{}", pipeline_name(*k), j.name))
+                        .map(move |j| format!("{}/{}", k.as_str(), j.name))
                 })
                 .collect();
             format!("no job {:?} (jobs: {})", a.job, names.join(", "))
@@ -216,7 +203,7 @@ fn resolve(a: &JobArgs) -> anyhow::Result<(JobSpec, gix::ThreadSafeRepository)> 
     let source = repo.path().display().to_string();
     let spec = job.to_spec(&RunContext {
         build_id,
-        pipeline: pipeline_name(kind),
+        pipeline: kind.as_str(),
         project,
         change: None,
         source: &source,

@@ -172,6 +172,30 @@ pub enum PipelineKind {
     Periodic,
 }
 
+impl PipelineKind {
+    /// The name used in files, ledger records and job specs (`post-merge` ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PipelineKind::Check => "check",
+            PipelineKind::Gate => "gate",
+            PipelineKind::PostMerge => "post-merge",
+            PipelineKind::Periodic => "periodic",
+        }
+    }
+
+    /// The pipeline named `name`, if it is one.
+    pub fn from_name(name: &str) -> Option<PipelineKind> {
+        [
+            PipelineKind::Check,
+            PipelineKind::Gate,
+            PipelineKind::PostMerge,
+            PipelineKind::Periodic,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == name)
+    }
+}
+
 fn default_pipelines() -> Vec<PipelineKind> {
     vec![
         PipelineKind::Check,

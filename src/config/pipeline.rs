@@ -107,15 +107,6 @@ impl ResolvedJob {
 /// Which jobs each pipeline runs.
 pub type ResolvedPipelines = BTreeMap<PipelineKind, Vec<ResolvedJob>>;
 
-fn pipeline_name(p: PipelineKind) -> &'static str {
-    match p {
-        PipelineKind::Check => "check",
-        PipelineKind::Gate => "gate",
-        PipelineKind::PostMerge => "post-merge",
-        PipelineKind::Periodic => "periodic",
-    }
-}
-
 /// Starts from the template's fields; the job's own fields win.
 fn merge(template: &JobSpec, job: &JobSpec) -> JobSpec {
     let mut env = template.env.clone();
@@ -359,7 +350,7 @@ pub fn check(
 
     let mut out: ResolvedPipelines = BTreeMap::new();
     for (kind, names) in &parsed.pipelines {
-        let pname = pipeline_name(*kind);
+        let pname = kind.as_str();
         if let Some(d) = declared
             && !d.pipelines.contains(kind)
         {

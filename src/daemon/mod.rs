@@ -1380,17 +1380,6 @@ pub fn is_recheck(message: &str) -> bool {
     })
 }
 
-/// The PipelineKind of a build's pipeline name.
-pub fn kind_of(name: &str) -> Option<PipelineKind> {
-    match name {
-        "check" => Some(PipelineKind::Check),
-        "gate" => Some(PipelineKind::Gate),
-        "post-merge" => Some(PipelineKind::PostMerge),
-        "periodic" => Some(PipelineKind::Periodic),
-        _ => None,
-    }
-}
-
 impl Drop for Daemon {
     fn drop(&mut self) {
         if let Some(s) = self.stream.take() {

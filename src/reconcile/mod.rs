@@ -318,16 +318,6 @@ pub fn periodic_build_id(
     )
 }
 
-fn pipeline_kind(name: &str) -> Option<PipelineKind> {
-    match name {
-        "check" => Some(PipelineKind::Check),
-        "gate" => Some(PipelineKind::Gate),
-        "post-merge" => Some(PipelineKind::PostMerge),
-        "periodic" => Some(PipelineKind::Periodic),
-        _ => None,
-    }
-}
-
 /// The trust of a pipeline under the layout's policy.
 pub fn trust_of(layout: &Layout, kind: PipelineKind) -> Trust {
     if layout.policies.trust.trusted_pipelines.contains(&kind) {
@@ -339,7 +329,7 @@ pub fn trust_of(layout: &Layout, kind: PipelineKind) -> Trust {
 
 /// The jobs a build runs, from the World's pipeline files.
 pub fn jobs_of<'w>(world: &'w World, request: &BuildRequest) -> Option<&'w [ResolvedJob]> {
-    let kind = pipeline_kind(request.pipeline.as_str())?;
+    let kind = PipelineKind::from_name(request.pipeline.as_str())?;
     let resolved = world
         .pipelines
         .get(&(request.project.clone(), request.source_commit.clone()))?
@@ -396,7 +386,7 @@ fn request(
 ) -> BuildRequest {
     BuildRequest {
         build_id,
-        pipeline: kind_name(kind).parse().expect("pipeline names are valid"),
+        pipeline: kind.as_str().parse().expect("pipeline names are valid"),
         project: target.project.clone(),
         change: target.change.map(|c| c.0),
         patchset: target.change.map(|c| c.1),
@@ -406,15 +396,6 @@ fn request(
         trust: trust_of(layout, kind),
         requested_at: world.now,
         jobs,
-    }
-}
-
-fn kind_name(kind: PipelineKind) -> &'static str {
-    match kind {
-        PipelineKind::Check => "check",
-        PipelineKind::Gate => "gate",
-        PipelineKind::PostMerge => "post-merge",
-        PipelineKind::Periodic => "periodic",
     }
 }
 
