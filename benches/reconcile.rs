@@ -342,6 +342,7 @@ fn latency_bench(samples: usize) {
             seakeeper::daemon::Options {
                 reporter,
                 concurrency: None,
+                supervisor: None,
             },
         )
         .unwrap();

@@ -292,6 +292,29 @@ fn executor(repo: &Path, state: &Path, max: usize) -> LocalExecutor {
     LocalExecutor::new(config, prepare).unwrap()
 }
 
+/// An executor whose jobs run under detached `seakeeper job supervise` processes.
+fn supervised(repo: &Path, state: &Path, max: usize) -> LocalExecutor {
+    let repo = gix::open(repo).unwrap().into_sync();
+    let prepare: Prepare = Arc::new(move |spec, dir| {
+        let commit = gix::ObjectId::from_hex(spec.commit.as_str().as_bytes()).unwrap();
+        seakeeper::git::checkout::checkout(&repo, &commit, dir, 2)
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    });
+    let mut config = LocalConfig::new(state);
+    config.max_concurrent = max;
+    config.supervisor = Some(env!("CARGO_BIN_EXE_seakeeper").into());
+    LocalExecutor::new(config, prepare).unwrap()
+}
+
+fn wait_running(e: &LocalExecutor, key: &JobKey) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while e.state(key).unwrap() != Some(JobState::Running) {
+        assert!(Instant::now() < deadline, "{key} never ran");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
 fn log_of(e: &LocalExecutor, key: &JobKey) -> String {
     let mut s = String::new();
     e.logs(key, false, &mut |l| {
@@ -460,6 +483,103 @@ fn restart_adopts_jobs_and_never_runs_one_twice() {
             .to_string()
             .contains("untrusted")
     );
+}
+
+#[test]
+fn supervised_jobs_outlive_the_seakeeper_that_started_them_and_are_adopted() {
+    if !bwrap_available() {
+        return;
+    }
+    let (dir, repo, commit) = project(PIPELINE);
+    let state = dir.path().join("state");
+    let first = supervised(&repo, &state, 4);
+    let mut survivor = spec(
+        &commit,
+        "survivor",
+        &[
+            "sleep 1.5",
+            "echo survived with $MY_VAR",
+            "mkdir -p out",
+            "echo x > out/f",
+        ],
+    );
+    survivor.outputs = vec!["out/**".into()];
+    let victim = spec(&commit, "victim", &["sleep 1000.6161"]);
+    let orphan = spec(&commit, "orphan", &["sleep 1000.7171"]);
+    for s in [&survivor, &victim, &orphan] {
+        first.start(s).unwrap();
+    }
+    for s in [&survivor, &victim, &orphan] {
+        wait_running(&first, &s.key());
+    }
+    // Each job runs under its own supervisor, in its own session, not under this process.
+    let supervisors = leftover("job supervise");
+    assert_eq!(supervisors.len(), 3, "{supervisors:?}");
+
+    // Another seakeeper over the same state directory (as after a restart): the running jobs
+    // are adopted (their supervisors hold their locks), not lost and not run again.
+    let second = supervised(&repo, &state, 4);
+    assert_eq!(
+        second.state(&survivor.key()).unwrap(),
+        Some(JobState::Running)
+    );
+    let t = Instant::now();
+    second.cancel(&victim.key()).unwrap();
+    assert_eq!(
+        second.wait(&victim.key(), None).unwrap(),
+        JobState::Cancelled
+    );
+    assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+    assert_eq!(
+        second.wait(&survivor.key(), None).unwrap(),
+        JobState::Succeeded
+    );
+    let outputs = second.outputs(&survivor.key()).unwrap();
+    assert_eq!(
+        outputs.iter().map(|o| o.path.as_str()).collect::<Vec<_>>(),
+        ["out/f"]
+    );
+    let log = log_of(&second, &survivor.key());
+    assert_eq!(
+        log.matches("survived with declared").count(),
+        1,
+        "the job's environment reaches it through its supervisor: {log}"
+    );
+    assert!(log.contains("seakeeper: succeeded after"), "{log}");
+    // The first seakeeper learns the same ends.
+    assert_eq!(
+        first.wait(&survivor.key(), None).unwrap(),
+        JobState::Succeeded
+    );
+    assert_eq!(
+        first.wait(&victim.key(), None).unwrap(),
+        JobState::Cancelled
+    );
+
+    // A supervisor killed with its job still running: the job dies with it (bubblewrap's
+    // --die-with-parent) and is lost, never silently running on.
+    let pid: i32 = leftover("job supervise")
+        .iter()
+        .find(|p| p.contains("b-orphan"))
+        .and_then(|p| p.split(':').next()?.parse().ok())
+        .expect("the orphan's supervisor");
+    // SAFETY: kills the supervisor this test started.
+    unsafe {
+        libc::kill(pid, libc::SIGKILL);
+    }
+    match second
+        .wait(&orphan.key(), Some(Duration::from_secs(10)))
+        .unwrap()
+    {
+        JobState::Failed {
+            exit_code: None, ..
+        } => {}
+        s => panic!("{s:?}"),
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(leftover("1000.6161"), Vec::<String>::new());
+    assert_eq!(leftover("1000.7171"), Vec::<String>::new());
+    assert_eq!(leftover("job supervise"), Vec::<String>::new());
 }
 
 #[test]

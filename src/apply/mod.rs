@@ -329,6 +329,16 @@ fn start_job(
             }
         }
     };
+    if std::env::var("SEAKEEPER_TEST_CRASH_AT").is_ok_and(|p| p == "after-start") {
+        // Die while the job runs, not before it has started.
+        let key = job_key(id, &job.name, attempt);
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while std::time::Instant::now() < until
+            && matches!(svc.executor.state(&key), Ok(Some(JobState::Pending)))
+        {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+    }
     crash_point("after-start");
     if let Some(b) = world.builds.get_mut(id) {
         b.jobs.insert(

@@ -271,6 +271,7 @@ executor:
         Options {
             reporter,
             concurrency: None,
+            supervisor: std::env::current_exe().ok(),
         },
     )?;
     let pass = |d: &mut Daemon| -> anyhow::Result<()> {

@@ -61,6 +61,17 @@ pub(super) enum JobCommand {
         #[arg(long, default_value = "/dev/termination-log")]
         termination_log: PathBuf,
     },
+    /// (Started by seakeeper.) Run the job prepared in DIR (its launch.json) detached from the
+    /// seakeeper that started it, so a restarted seakeeper adopts it; record its end in
+    /// DIR/state.json. SIGTERM or a DIR/cancel file cancels it.
+    #[command(hide = true)]
+    Supervise {
+        /// The job's directory.
+        dir: PathBuf,
+        /// The job's lock, handed down open (else it is taken).
+        #[arg(long)]
+        lock_fd: Option<i32>,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -230,6 +241,10 @@ pub(super) fn run(cmd: JobCommand) -> anyhow::Result<ExitCode> {
                 ..kubernetes::KubeSettings::default()
             };
             print!("{}", kubernetes::render_yaml(&spec, &settings)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        JobCommand::Supervise { dir, lock_fd } => {
+            crate::executor::local::supervise(&dir, lock_fd).map_err(|e| anyhow::anyhow!(e))?;
             Ok(ExitCode::SUCCESS)
         }
         JobCommand::Collect {

@@ -22,8 +22,10 @@ pub(super) struct ServeArgs {
     /// Seconds between full passes over every project (events trigger passes in between).
     #[arg(long, default_value_t = 60)]
     full_every: u64,
-    /// Seconds to wait for running jobs on SIGTERM before leaving them to the next start.
-    #[arg(long, default_value_t = 30)]
+    /// Seconds to wait on SIGTERM for running jobs to end and be recorded. They keep running
+    /// after seakeeper exits (each under its own supervisor) and the next start adopts them,
+    /// so the default is not to wait.
+    #[arg(long, default_value_t = 0)]
     grace: u64,
     /// Jobs at once (default: `executor.concurrency` from seakeeper.yaml).
     #[arg(long)]
@@ -83,6 +85,7 @@ pub(super) fn serve(a: ServeArgs) -> anyhow::Result<ExitCode> {
         Options {
             reporter: stdout_reporter(),
             concurrency: a.concurrency,
+            supervisor: std::env::current_exe().ok(),
         },
     )?;
     eprintln!("seakeeper: serving (pid {})", std::process::id());
@@ -105,6 +108,7 @@ pub(super) fn reconcile(a: ReconcileArgs) -> anyhow::Result<ExitCode> {
         Options {
             reporter: stdout_reporter(),
             concurrency: a.concurrency,
+            supervisor: std::env::current_exe().ok(),
         },
     )?;
     let failed = run_once(&mut d, a.wait)?;

@@ -41,6 +41,10 @@ pub struct Options {
     pub reporter: Reporter,
     /// Jobs at once (overrides `executor.concurrency`).
     pub concurrency: Option<usize>,
+    /// The seakeeper binary local jobs run under (`job supervise`), detached, so they outlive
+    /// this process and the next one adopts them; `None`: they run under this process's
+    /// threads and die with it.
+    pub supervisor: Option<PathBuf>,
 }
 
 /// The daemon's moving parts and its World.
@@ -49,6 +53,7 @@ pub struct Daemon {
     key_bytes: Vec<u8>,
     reporter: Reporter,
     concurrency: Option<usize>,
+    supervisor: Option<PathBuf>,
     config_repo: PathBuf,
     loader: Loader,
     config_head: Option<CommitId>,
@@ -147,6 +152,7 @@ impl Daemon {
             key_bytes,
             reporter: options.reporter,
             concurrency: options.concurrency,
+            supervisor: options.supervisor,
             config_repo,
             loader: Loader::new(),
             config_head: None,
@@ -462,6 +468,7 @@ impl Daemon {
                 let mut config = crate::executor::local::LocalConfig::new(state);
                 config.store_dir = state.join("store");
                 config.max_concurrent = concurrency;
+                config.supervisor = self.supervisor.clone();
                 config.sandbox = match self.settings.sandbox {
                     settings::SandboxSetting::Auto => crate::executor::local::Sandbox::Auto,
                     settings::SandboxSetting::Bubblewrap => {
@@ -1158,7 +1165,14 @@ impl Daemon {
         if let Some(s) = self.stream.take() {
             s.stop();
         }
-        // Graceful: no new jobs; wait for the running ones to end and record them.
+        // Graceful: no new jobs; wait up to `grace` for running jobs to end and be recorded.
+        // Jobs that die with this process get at least 30 s; supervised and Kubernetes jobs
+        // keep running after it and the next start adopts them.
+        let grace = if self.jobs_die_with_process() {
+            grace.max(Duration::from_secs(30))
+        } else {
+            grace
+        };
         let deadline = Instant::now() + grace;
         self.draining = true;
         while !self.world.builds.is_empty() && Instant::now() < deadline {
@@ -1330,12 +1344,14 @@ impl Daemon {
         &self.held
     }
 
-    /// Whether jobs die with this process (the local executor): then a single pass must wait
-    /// for the jobs it starts.
+    /// Whether jobs die with this process (the local executor without supervisors): then a
+    /// single pass must wait for the jobs it starts, and SIGTERM drains them.
     pub fn jobs_die_with_process(&self) -> bool {
-        self.layout
-            .as_ref()
-            .is_some_and(|l| l.settings.executor.kind == ExecutorKind::Local)
+        self.supervisor.is_none()
+            && self
+                .layout
+                .as_ref()
+                .is_some_and(|l| l.settings.executor.kind == ExecutorKind::Local)
     }
 
     /// Waits for replication to catch up (for `reconcile --once`), at most `timeout`.

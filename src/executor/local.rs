@@ -5,8 +5,18 @@
 //! hard timeout that kills the whole process tree, a live log with timestamps, and outputs
 //! copied into a content-addressed store. A concurrency limit queues the rest.
 //!
+//! A job runs either under a thread of this process (it dies with the process), or, with
+//! [`LocalConfig::supervisor`] (what the daemon uses), under a detached supervisor process
+//! (`seakeeper job supervise`, its own session) that owns the sandbox, the log, the time limit,
+//! the outputs and the final state, and holds the job directory's lock. A seakeeper killed
+//! while the job runs leaves it running; the next one finds the lock held, adopts the job and
+//! reads its state from disk. A job is only *lost* (and recorded as failed) when no process
+//! holds its lock and it has no final state: its supervisor died too, or the machine rebooted.
+//!
 //! On disk, per job: `<state>/jobs/<build id>/<job>/` with `state.json`, `log` (one
-//! `<RFC 3339 time> <line>` per line), `script.sh`, `outputs.json` and `workspace/`.
+//! `<RFC 3339 time> <line>` per line), `script.sh`, `outputs.json`, `workspace/`, `lock`, and
+//! for supervised jobs `launch.json` (what the supervisor runs; the environment is passed to it
+//! directly, never written) and `cancel` (created to ask the supervisor to stop the job).
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
@@ -47,6 +57,10 @@ pub struct LocalConfig {
     pub sandbox: Sandbox,
     /// Secret values by name, for trusted jobs that declare them.
     pub secrets: BTreeMap<String, String>,
+    /// The seakeeper binary to run each job under (`<it> job supervise`), detached, so jobs
+    /// outlive this process and are adopted by the next; `None`: jobs run under a thread of
+    /// this process and die with it.
+    pub supervisor: Option<PathBuf>,
 }
 
 impl LocalConfig {
@@ -58,6 +72,7 @@ impl LocalConfig {
             max_concurrent: std::thread::available_parallelism().map_or(2, |n| n.get()),
             sandbox: Sandbox::Auto,
             secrets: BTreeMap::new(),
+            supervisor: None,
         }
     }
 }
@@ -69,6 +84,66 @@ struct Job {
     /// The process group of the running job (bwrap or sh).
     pgid: Mutex<Option<i32>>,
     cancelled: AtomicBool,
+    /// Run by a process other than this one (a supervisor that outlived the seakeeper that
+    /// started it): its state is read from disk.
+    external: bool,
+}
+
+impl Job {
+    fn new(dir: PathBuf, state: JobState, external: bool) -> Arc<Job> {
+        Arc::new(Job {
+            dir,
+            state: Mutex::new(state),
+            changed: Condvar::new(),
+            pgid: Mutex::new(None),
+            cancelled: AtomicBool::new(false),
+            external,
+        })
+    }
+
+    /// The job's state; for a job another process runs, read from disk (and recorded as lost
+    /// when no process holds its lock and it never ended).
+    fn current(&self) -> Result<JobState, ExecError> {
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        if !self.external || state.is_final() {
+            return Ok(state.clone());
+        }
+        let mut disk = read_state(&self.dir)?.unwrap_or(JobState::Pending);
+        if !disk.is_final() && !held_elsewhere(&self.dir) {
+            // The supervisor may have recorded the end and exited since the first read.
+            disk = read_state(&self.dir)?.unwrap_or(JobState::Pending);
+            if !disk.is_final() {
+                disk = lost();
+                write_atomic(
+                    &self.dir.join("state.json"),
+                    &serde_json::to_vec(&disk).expect("json"),
+                )?;
+            }
+        }
+        if disk.is_final() {
+            self.changed.notify_all();
+        }
+        *state = disk.clone();
+        Ok(disk)
+    }
+}
+
+fn lost() -> JobState {
+    JobState::Failed {
+        exit_code: None,
+        reason: "lost: the seakeeper process that ran it stopped".into(),
+    }
+}
+
+fn read_state(dir: &Path) -> Result<Option<JobState>, ExecError> {
+    let path = dir.join("state.json");
+    match std::fs::read(&path) {
+        Ok(b) => serde_json::from_slice::<JobState>(&b)
+            .map(Some)
+            .map_err(|e| backend(&path.display().to_string(), e)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(backend(&path.display().to_string(), e)),
+    }
 }
 
 struct Slots {
@@ -188,49 +263,27 @@ impl LocalExecutor {
         self.jobs.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// A job known on disk but not in memory: ended (read its state), or lost when this
-    /// process started after it (jobs die with the seakeeper that ran them).
+    /// A job known on disk but not in memory: ended (read its state), running under a
+    /// supervisor that outlived the seakeeper that started it (adopted: its lock is held), or
+    /// lost (no process holds its lock).
     fn load(&self, key: &JobKey) -> Result<Option<Arc<Job>>, ExecError> {
         Self::check_key(key)?;
         if let Some(j) = self.lock().get(key) {
             return Ok(Some(j.clone()));
         }
         let dir = self.job_dir(key);
-        let state = match std::fs::read(dir.join("state.json")) {
-            Ok(b) => serde_json::from_slice::<JobState>(&b)
-                .map_err(|e| backend(&dir.join("state.json").display().to_string(), e))?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(backend(&dir.display().to_string(), e)),
+        let Some(state) = read_state(&dir)? else {
+            return Ok(None);
         };
-        let state = if state.is_final() {
-            state
-        } else if held_elsewhere(&dir) {
-            // Another seakeeper process (sharing this state directory) is running it.
-            return Ok(Some(Arc::new(Job {
-                dir,
-                state: Mutex::new(state),
-                changed: Condvar::new(),
-                pgid: Mutex::new(None),
-                cancelled: AtomicBool::new(false),
-            })));
+        let job = if state.is_final() {
+            Job::new(dir, state, false)
         } else {
-            let lost = JobState::Failed {
-                exit_code: None,
-                reason: "lost: the seakeeper process that ran it stopped".into(),
-            };
-            write_atomic(
-                &dir.join("state.json"),
-                &serde_json::to_vec(&lost).expect("json"),
-            )?;
-            lost
+            // Another process (a supervisor, or another seakeeper sharing this state
+            // directory) may be running it; `current` reads its state and finds it lost if not.
+            let job = Job::new(dir, state, true);
+            job.current()?;
+            job
         };
-        let job = Arc::new(Job {
-            dir,
-            state: Mutex::new(state),
-            changed: Condvar::new(),
-            pgid: Mutex::new(None),
-            cancelled: AtomicBool::new(false),
-        });
         Ok(Some(self.lock().entry(key.clone()).or_insert(job).clone()))
     }
 
@@ -336,13 +389,7 @@ impl Executor for LocalExecutor {
         }
         let dir = self.job_dir(&key);
         std::fs::create_dir_all(&dir).map_err(|e| backend(&dir.display().to_string(), e))?;
-        let job = Arc::new(Job {
-            dir,
-            state: Mutex::new(JobState::Pending),
-            changed: Condvar::new(),
-            pgid: Mutex::new(None),
-            cancelled: AtomicBool::new(false),
-        });
+        let job = Job::new(dir, JobState::Pending, false);
         jobs = self.lock();
         if jobs.contains_key(&key) {
             return Ok(());
@@ -362,6 +409,7 @@ impl Executor for LocalExecutor {
                 .filter_map(|s| self.config.secrets.get(s).map(|v| (s.clone(), v.clone())))
                 .collect(),
             slots: self.slots.clone(),
+            supervisor: self.config.supervisor.clone(),
         };
         std::thread::Builder::new()
             .name(format!("job {key}"))
@@ -371,14 +419,22 @@ impl Executor for LocalExecutor {
     }
 
     fn state(&self, key: &JobKey) -> Result<Option<JobState>, ExecError> {
-        Ok(self
-            .load(key)?
-            .map(|j| j.state.lock().unwrap_or_else(|p| p.into_inner()).clone()))
+        self.load(key)?.map(|j| j.current()).transpose()
     }
 
     fn wait(&self, key: &JobKey, timeout: Option<Duration>) -> Result<JobState, ExecError> {
         let job = self.get(key)?;
         let deadline = timeout.map(|t| Instant::now() + t);
+        if job.external {
+            // Another process runs it: its state is on disk.
+            loop {
+                let state = job.current()?;
+                if state.is_final() || deadline.is_some_and(|d| Instant::now() >= d) {
+                    return Ok(state);
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
         let mut state = job.state.lock().unwrap_or_else(|p| p.into_inner());
         while !state.is_final() {
             match deadline {
@@ -410,11 +466,7 @@ impl Executor for LocalExecutor {
         let mut offset = 0u64;
         let mut partial = Vec::new();
         loop {
-            let ended = job
-                .state
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .is_final();
+            let ended = job.current()?.is_final();
             if let Ok(mut f) = std::fs::File::open(&path) {
                 use std::io::{Read as _, Seek as _};
                 f.seek(std::io::SeekFrom::Start(offset))
@@ -444,22 +496,25 @@ impl Executor for LocalExecutor {
     fn cancel(&self, key: &JobKey) -> Result<(), ExecError> {
         let job = self.get(key)?;
         job.cancelled.store(true, Ordering::SeqCst);
+        if !job.current()?.is_final() {
+            // A supervisor (of this process or an earlier one) watches for this file.
+            let cancel = job.dir.join("cancel");
+            std::fs::write(&cancel, b"").map_err(|e| backend(&cancel.display().to_string(), e))?;
+        }
         if let Some(pgid) = *job.pgid.lock().unwrap_or_else(|p| p.into_inner()) {
             // SAFETY: killpg only sends a signal to a process group we created.
             unsafe {
                 libc::killpg(pgid, libc::SIGKILL);
             }
         }
-        let mut state = job.state.lock().unwrap_or_else(|p| p.into_inner());
-        if *state == JobState::Pending {
-            drop(state);
-            set_state(&job, JobState::Cancelled);
-        } else {
-            while !state.is_final() {
-                state = job.changed.wait(state).unwrap_or_else(|p| p.into_inner());
+        if !job.external {
+            let state = job.state.lock().unwrap_or_else(|p| p.into_inner());
+            if *state == JobState::Pending {
+                drop(state);
+                set_state(&job, JobState::Cancelled);
             }
         }
-        Ok(())
+        self.wait(key, None).map(drop)
     }
 
     fn list(&self) -> Result<Vec<(JobKey, JobState)>, ExecError> {
@@ -512,6 +567,7 @@ struct Run {
     store: PathBuf,
     secrets: Vec<(String, String)>,
     slots: Arc<Slots>,
+    supervisor: Option<PathBuf>,
 }
 
 /// `/etc` entries a job may see (never shadow files, never seakeeper's own configuration).
@@ -535,6 +591,50 @@ const ETC: &[&str] = &[
     "services",
     "ssl",
 ];
+
+/// What runs a job's commands, once its workspace is ready: the command line, the time limit
+/// and the outputs to keep. Written to `launch.json` for a supervisor; the environment is
+/// passed to the supervisor as its own, never written down.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct Launch {
+    /// The program (bwrap, or `/bin/sh` without a sandbox).
+    pub program: PathBuf,
+    /// Its arguments.
+    pub args: Vec<String>,
+    /// The directory to start in (without a sandbox; bwrap changes directory itself).
+    pub cwd: Option<PathBuf>,
+    /// Ask the kernel to kill the job when its parent dies (bwrap does this itself).
+    pub die_with_parent: bool,
+    /// Whether bwrap runs it (it reports a signal as 128 + the signal).
+    pub sandboxed: bool,
+    /// The time limit.
+    pub timeout_seconds: u64,
+    /// The workspace (outputs are collected from it).
+    pub workspace: PathBuf,
+    /// Output globs.
+    pub outputs: Vec<String>,
+    /// The content-addressed store.
+    pub store: PathBuf,
+}
+
+/// Whoever watches a running job: asked whether to stop it, told when it starts.
+trait Supervision {
+    /// Whether the job should be stopped.
+    fn cancelled(&self) -> bool;
+    /// The job's process group started (`Some`) or ended (`None`); `false`: kill it at once.
+    fn started(&self, pgid: Option<i32>) -> bool;
+}
+
+impl Supervision for Run {
+    fn cancelled(&self) -> bool {
+        self.job.cancelled.load(Ordering::SeqCst)
+    }
+
+    fn started(&self, pgid: Option<i32>) -> bool {
+        *self.job.pgid.lock().unwrap_or_else(|p| p.into_inner()) = pgid;
+        pgid.is_none() || (set_state(&self.job, JobState::Running) && !self.cancelled())
+    }
+}
 
 impl Run {
     fn run(self) {
@@ -563,7 +663,14 @@ impl Run {
             JobState::Cancelled
         } else {
             match self.execute() {
-                Ok(s) => s,
+                Ok(Ended::Recorded(s)) => {
+                    // The supervisor wrote it to disk; this process only learns it.
+                    let mut current = self.job.state.lock().unwrap_or_else(|p| p.into_inner());
+                    *current = s;
+                    self.job.changed.notify_all();
+                    return;
+                }
+                Ok(Ended::Unrecorded(s)) => s,
                 Err(reason) => JobState::Failed {
                     exit_code: None,
                     reason,
@@ -573,36 +680,34 @@ impl Run {
         set_state(&self.job, state);
     }
 
-    fn log(&self, log: &Mutex<std::fs::File>, text: &str) {
-        let line = format!("{} {}\n", now_rfc3339(), text);
-        let _ = log
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .write_all(line.as_bytes());
-    }
-
-    fn execute(&self) -> Result<JobState, String> {
+    fn execute(&self) -> Result<Ended, String> {
         let dir = &self.job.dir;
-        // Held while the job runs: another process sharing the state directory sees the job as
-        // running, not lost.
-        let _lock = hold_lock(dir).map_err(|e| format!("locking the job directory: {e}"))?;
+        // Held while the job runs (by the supervisor once it starts): another process sharing
+        // the state directory sees the job as running, not lost.
+        let lock = hold_lock(dir).map_err(|e| format!("locking the job directory: {e}"))?;
         let workspace = dir.join("workspace");
         if workspace.exists() {
             std::fs::remove_dir_all(&workspace)
                 .map_err(|e| format!("cleaning the workspace: {e}"))?;
         }
         std::fs::create_dir_all(&workspace).map_err(|e| format!("creating the workspace: {e}"))?;
-        let log = Mutex::new(
-            std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(dir.join("log"))
-                .map_err(|e| format!("opening the log: {e}"))?,
-        );
         (self.prepare)(&self.spec, &workspace)
             .map_err(|e| format!("checking out {}: {e}", self.spec.commit))?;
         let script_path = dir.join("script.sh");
         std::fs::write(&script_path, script(&self.spec)).map_err(|e| format!("script: {e}"))?;
+        let (launch, env) = self.launch(&workspace, &script_path)?;
+        match &self.supervisor {
+            None => run_launch(dir, &launch, Some(&env), self).map(Ended::Unrecorded),
+            Some(program) => self.supervise(program, &launch, env, lock),
+        }
+    }
+
+    /// The command line and environment of the job.
+    fn launch(
+        &self,
+        workspace: &Path,
+        script_path: &Path,
+    ) -> Result<(Launch, Vec<(String, String)>), String> {
         let inside = if self.bwrap.is_some() {
             "/workspace".to_owned()
         } else {
@@ -620,213 +725,440 @@ impl Run {
         env.extend(self.spec.env.iter().map(|(k, v)| (k.clone(), v.clone())));
         env.extend(self.secrets.iter().cloned());
         env.extend(seakeeper_env(&self.spec, &inside));
-        let mut cmd = match &self.bwrap {
+        let text = |p: &Path| {
+            p.to_str().map(str::to_owned).ok_or_else(|| {
+                format!(
+                    "{}: a path seakeeper runs jobs in must be UTF-8",
+                    p.display()
+                )
+            })
+        };
+        let mut args: Vec<String> = Vec::new();
+        let (program, cwd) = match &self.bwrap {
             Some(bwrap) => {
-                let mut c = Command::new(bwrap);
-                c.args([
-                    "--unshare-all",
-                    "--unshare-user",
-                    "--uid",
-                    "65534",
-                    "--gid",
-                    "65534",
-                ]);
+                args.extend(
+                    [
+                        "--unshare-all",
+                        "--unshare-user",
+                        "--uid",
+                        "65534",
+                        "--gid",
+                        "65534",
+                    ]
+                    .map(str::to_owned),
+                );
                 if self.spec.network {
-                    c.arg("--share-net");
+                    args.push("--share-net".into());
                 }
-                c.args(["--die-with-parent", "--new-session", "--cap-drop", "ALL"]);
-                c.args(["--hostname", "seakeeper-job"]);
-                c.args(["--ro-bind", "/usr", "/usr"]);
+                args.extend(
+                    ["--die-with-parent", "--new-session", "--cap-drop", "ALL"].map(str::to_owned),
+                );
+                args.extend(["--hostname", "seakeeper-job"].map(str::to_owned));
+                args.extend(["--ro-bind", "/usr", "/usr"].map(str::to_owned));
                 for d in ["bin", "sbin", "lib", "lib64", "lib32", "libx32"] {
                     let p = Path::new("/").join(d);
                     match std::fs::read_link(&p) {
                         Ok(target) => {
-                            c.arg("--symlink").arg(target).arg(&p);
+                            args.extend(["--symlink".into(), text(&target)?, text(&p)?]);
                         }
                         Err(_) if p.is_dir() => {
-                            c.arg("--ro-bind").arg(&p).arg(&p);
+                            args.extend(["--ro-bind".into(), text(&p)?, text(&p)?]);
                         }
                         Err(_) => {}
                     }
                 }
                 for e in ETC {
-                    let p = Path::new("/etc").join(e);
-                    c.arg("--ro-bind-try").arg(&p).arg(&p);
+                    let p = format!("/etc/{e}");
+                    args.extend(["--ro-bind-try".into(), p.clone(), p]);
                 }
-                c.args(["--proc", "/proc", "--dev", "/dev"]);
-                c.args(["--size", &(2u64 << 30).to_string(), "--tmpfs", "/tmp"]);
-                c.arg("--bind").arg(&workspace).arg("/workspace");
-                c.arg("--ro-bind")
-                    .arg(&script_path)
-                    .arg("/seakeeper/script.sh");
-                c.args([
-                    "--chdir",
-                    "/workspace",
-                    "--",
-                    "/bin/sh",
-                    "-e",
-                    "/seakeeper/script.sh",
+                args.extend(["--proc", "/proc", "--dev", "/dev"].map(str::to_owned));
+                args.extend([
+                    "--size".into(),
+                    (2u64 << 30).to_string(),
+                    "--tmpfs".into(),
+                    "/tmp".into(),
                 ]);
-                c
+                args.extend(["--bind".into(), text(workspace)?, "/workspace".into()]);
+                args.extend([
+                    "--ro-bind".into(),
+                    text(script_path)?,
+                    "/seakeeper/script.sh".into(),
+                ]);
+                args.extend(
+                    [
+                        "--chdir",
+                        "/workspace",
+                        "--",
+                        "/bin/sh",
+                        "-e",
+                        "/seakeeper/script.sh",
+                    ]
+                    .map(str::to_owned),
+                );
+                (bwrap.clone(), None)
             }
             None => {
-                let mut c = Command::new("/bin/sh");
-                c.arg("-e").arg(&script_path).current_dir(&workspace);
-                // SAFETY: prctl is async-signal-safe; it only asks for SIGKILL when we die.
-                unsafe {
-                    c.pre_exec(|| {
-                        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                        Ok(())
-                    });
-                }
-                c
+                args.extend(["-e".into(), text(script_path)?]);
+                (PathBuf::from("/bin/sh"), Some(workspace.to_owned()))
             }
         };
-        cmd.env_clear()
+        Ok((
+            Launch {
+                program,
+                args,
+                cwd,
+                die_with_parent: self.bwrap.is_none(),
+                sandboxed: self.bwrap.is_some(),
+                timeout_seconds: self.spec.timeout_seconds,
+                workspace: workspace.to_owned(),
+                outputs: self.spec.outputs.clone(),
+                store: self.store.clone(),
+            },
+            env,
+        ))
+    }
+
+    /// Hands the job to a detached supervisor process (its own session, holding the job's
+    /// lock through an inherited descriptor) and waits for it.
+    fn supervise(
+        &self,
+        program: &Path,
+        launch: &Launch,
+        env: Vec<(String, String)>,
+        lock: std::fs::File,
+    ) -> Result<Ended, String> {
+        use std::os::unix::io::AsRawFd as _;
+        let dir = &self.job.dir;
+        write_atomic(
+            &dir.join("launch.json"),
+            &serde_json::to_vec_pretty(launch).expect("json"),
+        )
+        .map_err(|e| e.to_string())?;
+        {
+            // From here the supervisor records the state; a cancel goes through `cancel`.
+            let mut state = self.job.state.lock().unwrap_or_else(|p| p.into_inner());
+            if state.is_final() {
+                return Ok(Ended::Recorded(state.clone()));
+            }
+            *state = JobState::Running;
+        }
+        let fd = lock.as_raw_fd();
+        let mut cmd = Command::new(program);
+        cmd.args(["job", "supervise", "--lock-fd", &fd.to_string()])
+            .arg(dir)
+            .env_clear()
             .envs(env)
             .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .process_group(0);
-        let started = Instant::now();
-        if self.job.cancelled.load(Ordering::SeqCst) {
-            return Ok(JobState::Cancelled);
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        // SAFETY: setsid and fcntl are async-signal-safe; the descriptor is the child's copy.
+        unsafe {
+            cmd.pre_exec(move || {
+                if libc::setsid() < 0 || libc::fcntl(fd, libc::F_SETFD, 0) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
         }
-        let mut child = cmd.spawn().map_err(|e| format!("starting the job: {e}"))?;
-        let pgid = child.id() as i32;
-        *self.job.pgid.lock().unwrap_or_else(|p| p.into_inner()) = Some(pgid);
-        if !set_state(&self.job, JobState::Running) || self.job.cancelled.load(Ordering::SeqCst) {
-            // Cancelled while starting.
+        let mut child = cmd
+            .spawn()
+            .map_err(|e| format!("starting the job's supervisor {}: {e}", program.display()))?;
+        // The supervisor's copy of the descriptor keeps the lock.
+        drop(lock);
+        let status = child
+            .wait()
+            .map_err(|e| format!("waiting for the job's supervisor: {e}"))?;
+        match read_state(dir) {
+            Ok(Some(s)) if s.is_final() => Ok(Ended::Recorded(s)),
+            Ok(_) => Err(format!(
+                "the job's supervisor ended ({status}) without recording how the job ended"
+            )),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+}
+
+/// How a job ended, and whether that is already on disk.
+enum Ended {
+    /// Recorded by its supervisor.
+    Recorded(JobState),
+    /// To be recorded.
+    Unrecorded(JobState),
+}
+
+fn log_line(log: &Mutex<std::fs::File>, text: &str) {
+    let line = format!("{} {}\n", now_rfc3339(), text);
+    let _ = log
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .write_all(line.as_bytes());
+}
+
+/// Runs a launched job to its end: the log with timestamps, the time limit, cancelling, the
+/// outputs. `env`: the job's whole environment (`None`: this process's own, in a supervisor).
+fn run_launch(
+    dir: &Path,
+    launch: &Launch,
+    env: Option<&[(String, String)]>,
+    watch: &dyn Supervision,
+) -> Result<JobState, String> {
+    let log = Arc::new(Mutex::new(
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("log"))
+            .map_err(|e| format!("opening the log: {e}"))?,
+    ));
+    let mut cmd = Command::new(&launch.program);
+    cmd.args(&launch.args);
+    if let Some(cwd) = &launch.cwd {
+        cmd.current_dir(cwd);
+    }
+    if launch.die_with_parent {
+        // SAFETY: prctl is async-signal-safe; it only asks for SIGKILL when we die.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
+    }
+    if let Some(env) = env {
+        cmd.env_clear().envs(env.iter().map(|(k, v)| (k, v)));
+    }
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0);
+    let started = Instant::now();
+    if watch.cancelled() {
+        return Ok(JobState::Cancelled);
+    }
+    let mut child = cmd.spawn().map_err(|e| format!("starting the job: {e}"))?;
+    let pgid = child.id() as i32;
+    if !watch.started(Some(pgid)) {
+        // Cancelled while starting.
+        // SAFETY: signals our own child's process group.
+        unsafe {
+            libc::killpg(pgid, libc::SIGKILL);
+        }
+    }
+    let readers: Vec<_> = [
+        child
+            .stdout
+            .take()
+            .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+        child
+            .stderr
+            .take()
+            .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+    ]
+    .into_iter()
+    .flatten()
+    .map(|r| {
+        let log = log.clone();
+        let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+        std::thread::spawn(move || {
+            let _done = done_tx;
+            let mut reader = BufReader::new(r);
+            let mut buf = Vec::new();
+            // Lines are cut at 64 KiB, so a job printing without newlines cannot exhaust memory.
+            while (&mut reader)
+                .take(64 << 10)
+                .read_until(b'\n', &mut buf)
+                .unwrap_or(0)
+                > 0
+            {
+                let text = String::from_utf8_lossy(&buf);
+                log_line(&log, text.trim_end_matches(['\n', '\r']));
+                buf.clear();
+            }
+        });
+        done_rx
+    })
+    .collect();
+    let deadline = started
+        .checked_add(Duration::from_secs(launch.timeout_seconds))
+        .unwrap_or(started + Duration::from_secs(7 * 24 * 3600));
+    let mut timed_out = false;
+    let mut killed = false;
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(s)) => break s,
+            Ok(None) => {}
+            Err(e) => return Err(format!("waiting for the job: {e}")),
+        }
+        let late = Instant::now() >= deadline;
+        if !killed && (late || watch.cancelled()) {
+            killed = true;
+            timed_out = late;
             // SAFETY: signals our own child's process group.
             unsafe {
                 libc::killpg(pgid, libc::SIGKILL);
             }
         }
-        let log = Arc::new(log);
-        let readers: Vec<_> = [
-            child
-                .stdout
-                .take()
-                .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
-            child
-                .stderr
-                .take()
-                .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
-        ]
-        .into_iter()
-        .flatten()
-        .map(|r| {
-            let log = log.clone();
-            let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
-            std::thread::spawn(move || {
-                let _done = done_tx;
-                let mut reader = BufReader::new(r);
-                let mut buf = Vec::new();
-                // Lines are cut at 64 KiB, so a job printing without newlines cannot exhaust memory.
-                while (&mut reader)
-                    .take(64 << 10)
-                    .read_until(b'\n', &mut buf)
-                    .unwrap_or(0)
-                    > 0
-                {
-                    let text = String::from_utf8_lossy(&buf);
-                    let line = format!(
-                        "{} {}\n",
-                        now_rfc3339(),
-                        text.trim_end_matches(['\n', '\r'])
-                    );
-                    let _ = log
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .write_all(line.as_bytes());
-                    buf.clear();
-                }
-            });
-            done_rx
-        })
-        .collect();
-        let deadline = started
-            .checked_add(Duration::from_secs(self.spec.timeout_seconds))
-            .unwrap_or(started + Duration::from_secs(7 * 24 * 3600));
-        let mut timed_out = false;
-        let status = loop {
-            match child.try_wait() {
-                Ok(Some(s)) => break s,
-                Ok(None) => {}
-                Err(e) => return Err(format!("waiting for the job: {e}")),
-            }
-            if Instant::now() >= deadline && !timed_out {
-                timed_out = true;
-                // SAFETY: signals our own child's process group.
-                unsafe {
-                    libc::killpg(pgid, libc::SIGKILL);
-                }
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        };
-        // Anything left in the group (daemons the job started) goes too.
-        // SAFETY: signals our own child's process group.
-        unsafe {
-            libc::killpg(pgid, libc::SIGKILL);
-        }
-        *self.job.pgid.lock().unwrap_or_else(|p| p.into_inner()) = None;
-        // A process that escaped the group may still hold the pipes: wait for the readers a
-        // little, not forever.
-        let until = Instant::now() + Duration::from_secs(2);
-        for r in readers {
-            let _ = r.recv_timeout(until.saturating_duration_since(Instant::now()));
-        }
-        let elapsed = started.elapsed();
-        let state = if self.job.cancelled.load(Ordering::SeqCst) {
-            JobState::Cancelled
-        } else if timed_out {
-            JobState::TimedOut
-        } else {
-            use std::os::unix::process::ExitStatusExt as _;
-            let sandboxed = self.bwrap.is_some();
-            match (status.code(), status.signal()) {
-                (Some(0), _) => JobState::Succeeded,
-                // bubblewrap reports a job killed by a signal as 128 + the signal.
-                (Some(c), _) if sandboxed && c > 128 && c < 160 => JobState::Failed {
-                    exit_code: Some(c),
-                    reason: format!("killed by signal {}", c - 128),
-                },
-                (Some(c), _) => JobState::Failed {
-                    exit_code: Some(c),
-                    reason: format!("exited with {c}"),
-                },
-                (None, Some(s)) => JobState::Failed {
-                    exit_code: None,
-                    reason: format!("killed by signal {s}"),
-                },
-                _ => JobState::Failed {
-                    exit_code: None,
-                    reason: "ended without a status".into(),
-                },
-            }
-        };
-        let summary = match &state {
-            JobState::TimedOut => format!(
-                "seakeeper: killed at the time limit of {} s",
-                self.spec.timeout_seconds
-            ),
-            s => format!(
-                "seakeeper: {} after {:.1} s",
-                serde_json::to_value(s).expect("json")["state"]
-                    .as_str()
-                    .unwrap_or("ended"),
-                elapsed.as_secs_f64()
-            ),
-        };
-        self.log(&log, &summary);
-        let outputs = collect_outputs(&workspace, &self.spec.outputs, &self.store)?;
-        write_atomic(
-            &dir.join("outputs.json"),
-            &serde_json::to_vec_pretty(&outputs).expect("json"),
-        )
-        .map_err(|e| e.to_string())?;
-        Ok(state)
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    // Anything left in the group (daemons the job started) goes too.
+    // SAFETY: signals our own child's process group.
+    unsafe {
+        libc::killpg(pgid, libc::SIGKILL);
     }
+    watch.started(None);
+    // A process that escaped the group may still hold the pipes: wait for the readers a
+    // little, not forever.
+    let until = Instant::now() + Duration::from_secs(2);
+    for r in readers {
+        let _ = r.recv_timeout(until.saturating_duration_since(Instant::now()));
+    }
+    let elapsed = started.elapsed();
+    let state = if watch.cancelled() {
+        JobState::Cancelled
+    } else if timed_out {
+        JobState::TimedOut
+    } else {
+        use std::os::unix::process::ExitStatusExt as _;
+        match (status.code(), status.signal()) {
+            (Some(0), _) => JobState::Succeeded,
+            // bubblewrap reports a job killed by a signal as 128 + the signal.
+            (Some(c), _) if launch.sandboxed && c > 128 && c < 160 => JobState::Failed {
+                exit_code: Some(c),
+                reason: format!("killed by signal {}", c - 128),
+            },
+            (Some(c), _) => JobState::Failed {
+                exit_code: Some(c),
+                reason: format!("exited with {c}"),
+            },
+            (None, Some(s)) => JobState::Failed {
+                exit_code: None,
+                reason: format!("killed by signal {s}"),
+            },
+            _ => JobState::Failed {
+                exit_code: None,
+                reason: "ended without a status".into(),
+            },
+        }
+    };
+    let summary = match &state {
+        JobState::TimedOut => format!(
+            "seakeeper: killed at the time limit of {} s",
+            launch.timeout_seconds
+        ),
+        s => format!(
+            "seakeeper: {} after {:.1} s",
+            serde_json::to_value(s).expect("json")["state"]
+                .as_str()
+                .unwrap_or("ended"),
+            elapsed.as_secs_f64()
+        ),
+    };
+    log_line(&log, &summary);
+    let outputs = collect_outputs(&launch.workspace, &launch.outputs, &launch.store)?;
+    write_atomic(
+        &dir.join("outputs.json"),
+        &serde_json::to_vec_pretty(&outputs).expect("json"),
+    )
+    .map_err(|e| e.to_string())?;
+    Ok(state)
+}
+
+static SIGNALLED: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_signal(_: libc::c_int) {
+    SIGNALLED.store(true, Ordering::SeqCst);
+}
+
+/// A supervisor process's view of its job.
+struct Supervisor<'a> {
+    dir: &'a Path,
+}
+
+impl Supervision for Supervisor<'_> {
+    fn cancelled(&self) -> bool {
+        SIGNALLED.load(Ordering::SeqCst) || self.dir.join("cancel").exists()
+    }
+
+    fn started(&self, pgid: Option<i32>) -> bool {
+        if pgid.is_none() {
+            return true;
+        }
+        if let Err(e) = write_atomic(
+            &self.dir.join("state.json"),
+            &serde_json::to_vec(&JobState::Running).expect("json"),
+        ) {
+            log_line_to(
+                self.dir,
+                &format!("seakeeper: recording the job's start: {e}"),
+            );
+        }
+        !self.cancelled()
+    }
+}
+
+fn log_line_to(dir: &Path, text: &str) {
+    if let Ok(f) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("log"))
+    {
+        log_line(&Mutex::new(f), text);
+    }
+}
+
+/// `seakeeper job supervise`: runs the job prepared in `dir` (its `launch.json`, with this
+/// process's environment), records its end in `state.json`, and returns. `lock_fd`: the job
+/// lock handed down by the seakeeper that started it (else it is taken here). SIGTERM, SIGINT
+/// or a `cancel` file in `dir` stop the job as cancelled.
+pub fn supervise(dir: &Path, lock_fd: Option<i32>) -> Result<JobState, String> {
+    use std::os::unix::io::FromRawFd as _;
+    let _lock = match lock_fd {
+        Some(fd) => {
+            // SAFETY: fcntl on a descriptor number; it fails cleanly if it is not open.
+            if unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) } < 0 {
+                return Err(format!(
+                    "--lock-fd {fd}: {}",
+                    std::io::Error::last_os_error()
+                ));
+            }
+            // SAFETY: the descriptor is open (checked above) and only owned here.
+            unsafe { std::fs::File::from_raw_fd(fd) }
+        }
+        None => hold_lock(dir).map_err(|e| {
+            format!(
+                "{}: the job is locked by another process ({e})",
+                dir.display()
+            )
+        })?,
+    };
+    let path = dir.join("launch.json");
+    let launch: Launch = std::fs::read(&path)
+        .map_err(|e| e.to_string())
+        .and_then(|b| serde_json::from_slice(&b).map_err(|e| e.to_string()))
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    // SAFETY: the handler only stores to an atomic; SIGHUP is ignored (no terminal).
+    unsafe {
+        libc::signal(libc::SIGTERM, on_signal as *const () as libc::sighandler_t);
+        libc::signal(libc::SIGINT, on_signal as *const () as libc::sighandler_t);
+        libc::signal(libc::SIGHUP, libc::SIG_IGN);
+    }
+    let watch = Supervisor { dir };
+    let state = if watch.cancelled() {
+        JobState::Cancelled
+    } else {
+        run_launch(dir, &launch, None, &watch).unwrap_or_else(|reason| {
+            log_line_to(dir, &format!("seakeeper: {reason}"));
+            JobState::Failed {
+                exit_code: None,
+                reason,
+            }
+        })
+    };
+    write_atomic(
+        &dir.join("state.json"),
+        &serde_json::to_vec(&state).expect("json"),
+    )
+    .map_err(|e| e.to_string())?;
+    Ok(state)
 }
 
 /// Copies the files matching `globs` into the store (by SHA-256) and lists them. Symlinks are
