@@ -478,6 +478,31 @@ fn light_repo(path: &Path, seed: &Path, main: &str) {
     write(&path.join("refs/heads/main"), &format!("{main}\n"));
 }
 
+/// CPU seconds of the process's children that it waited for (the jobs' supervisors and jobs).
+fn children_cpu(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, r)| r.split_whitespace().collect())
+        .unwrap_or_default();
+    // SAFETY: sysconf has no preconditions.
+    let tick = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    fields
+        .get(13)
+        .zip(fields.get(14))
+        .map(|(u, s)| (u.parse::<f64>().unwrap_or(0.0) + s.parse::<f64>().unwrap_or(0.0)) / tick)
+        .unwrap_or(0.0)
+}
+
+fn vm_rss_kb(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
 fn proc_stat(pid: u32) -> (f64, u64) {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     let fields: Vec<&str> = stat
@@ -625,6 +650,39 @@ fn day_bench(projects: usize, patchsets: usize, idle_secs: u64) {
     // The baseline: the same daemon, idle over the same world (after its first full pass).
     std::thread::sleep(Duration::from_secs(idle_secs));
     let (idle_cpu, idle_hwm) = proc_stat(pid);
+    let idle_children = children_cpu(pid);
+    // Resident memory over the day, sampled every 50 ms: (builds reported, kB).
+    let sampling = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let sampler = {
+        let sampling = sampling.clone();
+        let status_path = root.join("state/status.json");
+        let reported = reported.clone();
+        std::thread::spawn(move || {
+            let mut samples = Vec::new();
+            let mut heap = (0u64, 0u64);
+            let mut tick = 0u64;
+            while sampling.load(std::sync::atomic::Ordering::Relaxed) {
+                samples.push((
+                    reported.load(std::sync::atomic::Ordering::Relaxed),
+                    vm_rss_kb(pid),
+                ));
+                // The daemon's own view (status.json, rewritten about once a second).
+                tick += 1;
+                if tick.is_multiple_of(20)
+                    && let Some(m) = std::fs::read(&status_path)
+                        .ok()
+                        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+                        .and_then(|v| v.get("memory").cloned())
+                {
+                    let kb = |k: &str| m.get(k).and_then(|v| v.as_u64()).unwrap_or(0);
+                    heap.0 = heap.0.max(kb("heap_in_use_kb"));
+                    heap.1 = heap.1.max(kb("heap_free_kb"));
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            (samples, heap)
+        })
+    };
     // The day: patchsets in waves of 250 across random projects.
     let started = Instant::now();
     let mut created = 0;
@@ -656,8 +714,37 @@ fn day_bench(projects: usize, patchsets: usize, idle_secs: u64) {
     }
     let elapsed = started.elapsed();
     let (cpu, hwm) = proc_stat(pid);
+    let children = children_cpu(pid) - idle_children;
+    sampling.store(false, std::sync::atomic::Ordering::Relaxed);
+    let (samples, heap) = sampler.join().unwrap();
     if std::env::var_os("SEAKEEPER_BENCH_SMAPS").is_some() {
         print_mappings(pid);
+    }
+    // Where in the day resident memory was highest, and how it moved: the highest sample in
+    // each tenth of the builds.
+    if let Some(&(at, kb)) = samples.iter().max_by_key(|(_, kb)| *kb) {
+        let tenths: Vec<String> = (0..10)
+            .map(|t| {
+                let (lo, hi) = (patchsets * t / 10, patchsets * (t + 1) / 10);
+                let max = samples
+                    .iter()
+                    .filter(|(r, _)| *r >= lo && *r < hi)
+                    .map(|(_, kb)| *kb)
+                    .max()
+                    .unwrap_or(0);
+                format!("{:.0}", max as f64 / 1024.0)
+            })
+            .collect();
+        println!(
+            "day: highest sampled RSS {:.1} MB after {at} builds; highest per tenth of the day (MB): {}",
+            kb as f64 / 1024.0,
+            tenths.join(" ")
+        );
+        println!(
+            "day: the daemon's allocator (status.json, once a second): at most {:.1} MB in use, at most {:.1} MB freed but kept",
+            heap.0 as f64 / 1024.0,
+            heap.1 as f64 / 1024.0
+        );
     }
     // SAFETY: signalling our own child.
     unsafe {
@@ -669,6 +756,10 @@ fn day_bench(projects: usize, patchsets: usize, idle_secs: u64) {
         "day: {projects} projects, {patchsets} patchsets checked and reported in {:.1} s ({:.0} builds/s), 40 jobs at once",
         elapsed.as_secs_f64(),
         patchsets as f64 / elapsed.as_secs_f64()
+    );
+    println!(
+        "day: the jobs' supervisors and the jobs themselves (the daemon's children): CPU {children:.1} s ({:.2} ms per build)",
+        children * 1000.0 / patchsets as f64
     );
     println!(
         "day: daemon CPU {:.1} s ({:.2} ms per build), peak RSS {:.1} MB (target 150 MB); baseline \

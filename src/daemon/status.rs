@@ -85,6 +85,49 @@ pub struct Status {
     pub promotions: Vec<PromotionLine>,
     /// Ledger replication.
     pub replication: Option<super::replicate::State>,
+    /// The daemon's memory.
+    #[serde(default)]
+    pub memory: Option<Memory>,
+}
+
+/// The daemon's memory, in KiB.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Memory {
+    /// Resident (what the system counts).
+    pub resident_kb: u64,
+    /// The highest resident so far.
+    pub peak_resident_kb: u64,
+    /// Allocated and in use.
+    pub heap_in_use_kb: u64,
+    /// Freed but kept by the allocator.
+    pub heap_free_kb: u64,
+}
+
+impl Memory {
+    /// This process's memory now.
+    pub fn now() -> Option<Memory> {
+        let status = std::fs::read_to_string("/proc/self/status").ok()?;
+        let field = |name: &str| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(name))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+                .unwrap_or(0)
+        };
+        let mut m = Memory {
+            resident_kb: field("VmRSS:"),
+            peak_resident_kb: field("VmHWM:"),
+            ..Memory::default()
+        };
+        #[cfg(all(target_os = "linux", target_env = "gnu"))]
+        {
+            // SAFETY: mallinfo2 only reads the allocator's counters.
+            let i = unsafe { libc::mallinfo2() };
+            m.heap_in_use_kb = ((i.uordblks + i.hblkhd) / 1024) as u64;
+            m.heap_free_kb = (i.fordblks / 1024) as u64;
+        }
+        Some(m)
+    }
 }
 
 impl Status {
@@ -185,6 +228,7 @@ impl Status {
             freezes,
             promotions,
             replication: d.replication(),
+            memory: Memory::now(),
         }
     }
 
@@ -192,6 +236,7 @@ impl Status {
     pub fn without_time(&self) -> Status {
         Status {
             updated_at: String::new(),
+            memory: None,
             ..self.clone()
         }
     }
@@ -250,6 +295,15 @@ impl Status {
                     p.environment, p.image, p.digest, p.state, p.reason
                 ));
             }
+        }
+        if let Some(m) = &self.memory {
+            t.push_str(&format!(
+                "memory: {:.1} MB resident (peak {:.1} MB); heap {:.1} MB in use, {:.1} MB free\n",
+                m.resident_kb as f64 / 1024.0,
+                m.peak_resident_kb as f64 / 1024.0,
+                m.heap_in_use_kb as f64 / 1024.0,
+                m.heap_free_kb as f64 / 1024.0
+            ));
         }
         if let Some(r) = &self.replication {
             match &r.error {

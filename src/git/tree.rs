@@ -159,14 +159,41 @@ pub fn git_order(a_name: &[u8], a_is_tree: bool, b_name: &[u8], b_is_tree: bool)
 /// Encodes entries into a raw tree object, sorting them into git's order first.
 pub fn encode(entries: &mut [TreeEntry]) -> Vec<u8> {
     entries.sort_by(|a, b| git_order(&a.name, a.is_tree(), &b.name, b.is_tree()));
-    let mut out = Vec::with_capacity(entries.len() * 60);
+    let mut refs: Vec<EntryRef<'_>> = entries
+        .iter()
+        .map(|e| EntryRef {
+            mode: e.mode,
+            name: &e.name,
+            oid: e.oid,
+        })
+        .collect();
+    encode_refs(&mut refs)
+}
+
+/// [`encode`] for borrowed entries (no allocation per entry).
+pub fn encode_refs(entries: &mut [EntryRef<'_>]) -> Vec<u8> {
+    entries.sort_by(|a, b| git_order(a.name, a.is_tree(), b.name, b.is_tree()));
+    let mut out = Vec::with_capacity(entries.iter().map(|e| e.name.len() + 28).sum());
     for e in entries.iter() {
-        out.extend_from_slice(if e.mode == MODE_TREE { b"40000" } else { b"" });
-        if e.mode != MODE_TREE {
-            out.extend_from_slice(format!("{:o}", e.mode).as_bytes());
+        if e.mode == MODE_TREE {
+            out.extend_from_slice(b"40000");
+        } else {
+            // The mode in octal, without allocating.
+            let mut digits = [0u8; 11];
+            let mut i = digits.len();
+            let mut m = e.mode;
+            loop {
+                i -= 1;
+                digits[i] = b'0' + (m & 7) as u8;
+                m >>= 3;
+                if m == 0 {
+                    break;
+                }
+            }
+            out.extend_from_slice(&digits[i..]);
         }
         out.push(b' ');
-        out.extend_from_slice(&e.name);
+        out.extend_from_slice(e.name);
         out.push(0);
         out.extend_from_slice(e.oid.as_bytes());
     }

@@ -17,9 +17,15 @@ enum Slot {
     Dir(Box<Dir>),
 }
 
+/// A directory of the edit. Its stored tree stays in its raw form (one allocation however many
+/// entries it has: a ledger's hour directory holds hundreds of builds); only the entries read
+/// or written through the overlay are kept by name.
 struct Dir {
     base: Option<ObjectId>,
-    entries: Option<BTreeMap<Vec<u8>, Slot>>,
+    /// The stored tree's raw object, read on first use.
+    raw: Option<Vec<u8>>,
+    /// Entries looked at or written; the stored tree's other entries are unchanged.
+    touched: BTreeMap<Vec<u8>, Slot>,
     dirty: bool,
 }
 
@@ -27,13 +33,39 @@ impl Dir {
     fn new(base: Option<ObjectId>) -> Dir {
         Dir {
             base,
-            entries: if base.is_none() {
-                Some(BTreeMap::new())
-            } else {
-                None
-            },
+            raw: None,
+            touched: BTreeMap::new(),
             dirty: false,
         }
+    }
+
+    /// The entry called `name`, from the edits or else the stored tree.
+    fn slot(
+        &mut self,
+        repo: &gix::Repository,
+        name: &str,
+    ) -> Result<Option<&mut Slot>, LedgerError> {
+        if !self.touched.contains_key(name.as_bytes()) {
+            let Some(base) = self.base else {
+                return Ok(None);
+            };
+            if self.raw.is_none() {
+                let raw = read_raw_tree(repo, &base)?;
+                // Checked once here: writing the directory back relies on it.
+                tree::decode_sorted(&raw)
+                    .map_err(|e| LedgerError::Corrupt(format!("tree {base}: {e}")))?;
+                self.raw = Some(raw);
+            }
+            let raw = self.raw.as_deref().expect("just read");
+            let Some((mode, oid)) = tree::find(raw, name.as_bytes())
+                .map_err(|e| LedgerError::Corrupt(format!("tree {base}: {e}")))?
+            else {
+                return Ok(None);
+            };
+            self.touched
+                .insert(name.as_bytes().to_vec(), Slot::Stored { mode, oid });
+        }
+        Ok(self.touched.get_mut(name.as_bytes()))
     }
 }
 
@@ -101,35 +133,13 @@ impl<'r> Overlay<'r> {
         }
     }
 
-    fn load(repo: &gix::Repository, dir: &mut Dir) -> Result<(), LedgerError> {
-        if dir.entries.is_none() {
-            let base = dir.base.expect("a directory without entries has a base");
-            let entries = read_tree(repo, &base)?
-                .into_iter()
-                .map(|e| {
-                    (
-                        e.name,
-                        Slot::Stored {
-                            mode: e.mode,
-                            oid: e.oid,
-                        },
-                    )
-                })
-                .collect();
-            dir.entries = Some(entries);
-        }
-        Ok(())
-    }
-
     /// Resolves `path` (slash-separated, no leading slash).
     pub fn get(&mut self, path: &str) -> Result<Option<Found>, LedgerError> {
         let repo = self.repo;
         let mut dir = &mut self.root;
         let mut parts = path.split('/').peekable();
         while let Some(part) = parts.next() {
-            Self::load(repo, dir)?;
-            let entries = dir.entries.as_mut().expect("loaded");
-            let Some(slot) = entries.get_mut(part.as_bytes()) else {
+            let Some(slot) = dir.slot(repo, part)? else {
                 return Ok(None);
             };
             let last = parts.peek().is_none();
@@ -185,12 +195,14 @@ impl<'r> Overlay<'r> {
         let parts: Vec<&str> = path.split('/').collect();
         let (name, dirs) = parts.split_last().expect("split yields at least one part");
         for part in dirs {
-            Self::load(repo, dir)?;
             dir.dirty = true;
-            let entries = dir.entries.as_mut().expect("loaded");
-            let slot = entries
-                .entry(part.as_bytes().to_vec())
-                .or_insert_with(|| Slot::Dir(Box::new(Dir::new(None))));
+            if dir.slot(repo, part)?.is_none() {
+                dir.touched.insert(
+                    part.as_bytes().to_vec(),
+                    Slot::Dir(Box::new(Dir::new(None))),
+                );
+            }
+            let slot = dir.slot(repo, part)?.expect("present");
             match slot {
                 Slot::Stored { mode, oid } if *mode == MODE_TREE => {
                     *slot = Slot::Dir(Box::new(Dir::new(Some(*oid))));
@@ -207,20 +219,24 @@ impl<'r> Overlay<'r> {
             };
             dir = d;
         }
-        Self::load(repo, dir)?;
         dir.dirty = true;
-        let entries = dir.entries.as_mut().expect("loaded");
-        if let Some(Slot::Dir(_))
-        | Some(Slot::Stored {
-            mode: MODE_TREE, ..
-        }) = entries.get(name.as_bytes())
-        {
-            return Err(LedgerError::Corrupt(format!(
+        match dir.slot(repo, name)? {
+            Some(Slot::Dir(_))
+            | Some(Slot::Stored {
+                mode: MODE_TREE, ..
+            }) => Err(LedgerError::Corrupt(format!(
                 "cannot write {path}: it is a directory"
-            )));
+            ))),
+            Some(slot) => {
+                *slot = Slot::Blob(oid);
+                Ok(())
+            }
+            None => {
+                dir.touched
+                    .insert(name.as_bytes().to_vec(), Slot::Blob(oid));
+                Ok(())
+            }
         }
-        entries.insert(name.as_bytes().to_vec(), Slot::Blob(oid));
-        Ok(())
     }
 
     /// Turns the edits into objects. Returns the root tree id and every new object.
@@ -230,8 +246,7 @@ impl<'r> Overlay<'r> {
             root, mut blobs, ..
         } = self;
         let root_id = Self::write_dir(root, &mut blobs, &mut out).unwrap_or_else(|| {
-            let mut empty = Vec::new();
-            let data = tree::encode(&mut empty);
+            let data = tree::encode_refs(&mut []);
             let id = object_id(ObjectKind::Tree, &data);
             out.push(PackObject {
                 kind: ObjectKind::Tree,
@@ -252,10 +267,12 @@ impl<'r> Overlay<'r> {
         if !dir.dirty {
             return dir.base;
         }
-        let mut entries = Vec::new();
-        for (name, slot) in dir.entries.expect("a dirty directory was loaded") {
+        // The edited entries, in byte order of their names (the map's order).
+        let mut edited: Vec<(Vec<u8>, u32, ObjectId)> = Vec::with_capacity(dir.touched.len());
+        let mut names: Vec<Vec<u8>> = Vec::new();
+        for (name, slot) in dir.touched {
             match slot {
-                Slot::Stored { mode, oid } => entries.push(TreeEntry { mode, name, oid }),
+                Slot::Stored { mode, oid } => edited.push((name, mode, oid)),
                 Slot::Blob(oid) => {
                     if let Some(data) = blobs.remove(&oid) {
                         out.push(PackObject {
@@ -264,27 +281,37 @@ impl<'r> Overlay<'r> {
                             data,
                         });
                     }
-                    entries.push(TreeEntry {
-                        mode: MODE_BLOB,
-                        name,
-                        oid,
-                    });
+                    edited.push((name, MODE_BLOB, oid));
                 }
-                Slot::Dir(d) => {
-                    if let Some(oid) = Self::write_dir(*d, blobs, out) {
-                        entries.push(TreeEntry {
-                            mode: MODE_TREE,
-                            name,
-                            oid,
-                        });
-                    }
-                }
+                Slot::Dir(d) => match Self::write_dir(*d, blobs, out) {
+                    Some(oid) => edited.push((name, MODE_TREE, oid)),
+                    // An emptied directory is left out (and must not fall back to the stored one).
+                    None => names.push(name),
+                },
             }
         }
+        let is_edited = |name: &[u8]| {
+            edited
+                .binary_search_by(|(n, _, _)| n.as_slice().cmp(name))
+                .is_ok()
+                || names.iter().any(|n| n == name)
+        };
+        // A dirty directory with a base has read its raw tree (every edit looks the name up).
+        let stored = match &dir.raw {
+            Some(raw) => tree::decode_sorted(raw).expect("checked when it was read"),
+            None => Vec::new(),
+        };
+        let mut entries: Vec<tree::EntryRef<'_>> =
+            stored.into_iter().filter(|e| !is_edited(e.name)).collect();
+        entries.extend(edited.iter().map(|(name, mode, oid)| tree::EntryRef {
+            mode: *mode,
+            name,
+            oid: *oid,
+        }));
         if entries.is_empty() {
             return None;
         }
-        let data = tree::encode(&mut entries);
+        let data = tree::encode_refs(&mut entries);
         let id = object_id(ObjectKind::Tree, &data);
         out.push(PackObject {
             kind: ObjectKind::Tree,
