@@ -526,7 +526,7 @@ fn proc_stat(pid: u32) -> (f64, u64) {
 }
 
 /// The daemon's resident memory by mapping (heap, stacks, files), largest first.
-fn print_mappings(pid: u32) {
+fn mappings(pid: u32) -> String {
     let smaps = std::fs::read_to_string(format!("/proc/{pid}/smaps")).unwrap_or_default();
     let mut by: BTreeMap<String, u64> = BTreeMap::new();
     let mut current = String::new();
@@ -552,9 +552,11 @@ fn print_mappings(pid: u32) {
     }
     let mut v: Vec<_> = by.into_iter().collect();
     v.sort_by_key(|(_, kb)| std::cmp::Reverse(*kb));
-    for (name, kb) in v.iter().take(8) {
-        println!("day: resident {:>8.1} MB  {name}", *kb as f64 / 1024.0);
-    }
+    v.iter()
+        .take(6)
+        .map(|(name, kb)| format!("{:.1} MB {name}", *kb as f64 / 1024.0))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn day_bench(projects: usize, patchsets: usize, idle_secs: u64) {
@@ -661,11 +663,15 @@ fn day_bench(projects: usize, patchsets: usize, idle_secs: u64) {
             let mut samples = Vec::new();
             let mut heap = (0u64, 0u64);
             let mut tick = 0u64;
+            let (mut top, mut at_top) = (0u64, String::new());
             while sampling.load(std::sync::atomic::Ordering::Relaxed) {
-                samples.push((
-                    reported.load(std::sync::atomic::Ordering::Relaxed),
-                    vm_rss_kb(pid),
-                ));
+                let rss = vm_rss_kb(pid);
+                samples.push((reported.load(std::sync::atomic::Ordering::Relaxed), rss));
+                // What the memory is, each time it reaches a new high (by 2 MB).
+                if rss > top + 2048 {
+                    top = rss;
+                    at_top = mappings(pid);
+                }
                 // The daemon's own view (status.json, rewritten about once a second).
                 tick += 1;
                 if tick.is_multiple_of(20)
@@ -680,7 +686,7 @@ fn day_bench(projects: usize, patchsets: usize, idle_secs: u64) {
                 }
                 std::thread::sleep(Duration::from_millis(50));
             }
-            (samples, heap)
+            (samples, heap, at_top)
         })
     };
     // The day: patchsets in waves of 250 across random projects.
@@ -716,10 +722,9 @@ fn day_bench(projects: usize, patchsets: usize, idle_secs: u64) {
     let (cpu, hwm) = proc_stat(pid);
     let children = children_cpu(pid) - idle_children;
     sampling.store(false, std::sync::atomic::Ordering::Relaxed);
-    let (samples, heap) = sampler.join().unwrap();
-    if std::env::var_os("SEAKEEPER_BENCH_SMAPS").is_some() {
-        print_mappings(pid);
-    }
+    let (samples, heap, at_top) = sampler.join().unwrap();
+    println!("day: resident at the highest sample: {at_top}");
+    println!("day: resident at the end: {}", mappings(pid));
     // Where in the day resident memory was highest, and how it moved: the highest sample in
     // each tenth of the builds.
     if let Some(&(at, kb)) = samples.iter().max_by_key(|(_, kb)| *kb) {

@@ -513,7 +513,13 @@ fn supervised_jobs_outlive_the_seakeeper_that_started_them_and_are_adopted() {
         wait_running(&first, &s.key());
     }
     // Each job runs under its own supervisor, in its own session, not under this process.
-    let supervisors = leftover("job supervise");
+    let ours = || {
+        leftover("job supervise")
+            .into_iter()
+            .filter(|p| p.contains(&state.display().to_string()))
+            .collect::<Vec<_>>()
+    };
+    let supervisors = ours();
     assert_eq!(supervisors.len(), 3, "{supervisors:?}");
 
     // Another seakeeper over the same state directory (as after a restart): the running jobs
@@ -558,7 +564,7 @@ fn supervised_jobs_outlive_the_seakeeper_that_started_them_and_are_adopted() {
 
     // A supervisor killed with its job still running: the job dies with it (bubblewrap's
     // --die-with-parent) and is lost, never silently running on.
-    let pid: i32 = leftover("job supervise")
+    let pid: i32 = ours()
         .iter()
         .find(|p| p.contains("b-orphan"))
         .and_then(|p| p.split(':').next()?.parse().ok())
@@ -579,7 +585,7 @@ fn supervised_jobs_outlive_the_seakeeper_that_started_them_and_are_adopted() {
     std::thread::sleep(Duration::from_millis(200));
     assert_eq!(leftover("1000.6161"), Vec::<String>::new());
     assert_eq!(leftover("1000.7171"), Vec::<String>::new());
-    assert_eq!(leftover("job supervise"), Vec::<String>::new());
+    assert_eq!(ours(), Vec::<String>::new());
 }
 
 #[test]
