@@ -271,6 +271,30 @@ fn check_pipeline_reviews_once_per_build_with_links_rechecks_and_failures() {
         r.contains(", log https://ci.example.org/logs/sha256:"),
         "{r}"
     );
+    // The log is in the store under its digest: the job's timestamped lines, as the job wrote.
+    let hex = r
+        .split(", log https://ci.example.org/logs/sha256:")
+        .nth(1)
+        .and_then(|t| t.get(..64))
+        .expect("a log digest");
+    let stored = std::fs::read(site.state().join("store/sha256").join(hex)).unwrap();
+    {
+        use sha2::Digest as _;
+        assert_eq!(hex::encode(sha2::Sha256::digest(&stored)), hex);
+    }
+    let stored = String::from_utf8(stored).unwrap();
+    assert!(
+        stored.lines().any(|l| l.ends_with(" $ grep -q ok msg.txt")),
+        "{stored}"
+    );
+    assert!(
+        stored
+            .lines()
+            .last()
+            .unwrap()
+            .contains("seakeeper: succeeded after"),
+        "{stored}"
+    );
     let ledger_link = r
         .lines()
         .find_map(|l| l.strip_prefix("Ledger: https://ci.example.org/ledger/"))

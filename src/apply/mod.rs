@@ -430,29 +430,122 @@ fn parse_time(s: &str) -> Option<jiff::Timestamp> {
     s.parse().ok()
 }
 
+/// A blob written into the store as it comes (hashed on the way), so a large job log never
+/// has to be in memory whole.
+struct StoreWriter {
+    dir: PathBuf,
+    tmp: PathBuf,
+    out: std::io::BufWriter<std::fs::File>,
+    hash: sha2::Sha256,
+    len: u64,
+}
+
+impl StoreWriter {
+    fn create(store: &Path) -> Result<StoreWriter, String> {
+        use sha2::Digest as _;
+        static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let dir = store.join("sha256");
+        std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        let tmp = dir.join(format!(
+            ".log.{}.{}.tmp",
+            std::process::id(),
+            SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        ));
+        let f = std::fs::File::create(&tmp).map_err(|e| format!("{}: {e}", tmp.display()))?;
+        Ok(StoreWriter {
+            dir,
+            tmp,
+            out: std::io::BufWriter::new(f),
+            hash: sha2::Sha256::new(),
+            len: 0,
+        })
+    }
+
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        use sha2::Digest as _;
+        self.hash.update(bytes);
+        self.len += bytes.len() as u64;
+        self.out.write_all(bytes)
+    }
+
+    /// Stores what was written (durably) and returns its digest; `None` if nothing was.
+    fn finish(self) -> Result<Option<Digest>, String> {
+        use sha2::Digest as _;
+        let StoreWriter {
+            dir,
+            tmp,
+            out,
+            hash,
+            len,
+        } = self;
+        let result = (|| {
+            let f = out.into_inner().map_err(|e| e.into_error().to_string())?;
+            if len == 0 {
+                return Ok(None);
+            }
+            let digest: Digest = format!("sha256:{}", hex::encode(hash.finalize()))
+                .parse()
+                .expect("a sha256 digest");
+            let path = dir.join(digest.hex());
+            if !path.exists() {
+                f.sync_all()
+                    .map_err(|e| format!("{}: {e}", tmp.display()))?;
+                std::fs::rename(&tmp, &path).map_err(|e| format!("{}: {e}", path.display()))?;
+                let _ = crate::git::sync_dir(&dir);
+            }
+            Ok(Some(digest))
+        })();
+        let _ = std::fs::remove_file(&tmp);
+        result
+    }
+}
+
 /// The job's log (stored by digest) and how long it ran, from the log's first and last times.
+/// The log is streamed into the store, never held whole.
 fn job_log(svc: &Services, key: &JobKey) -> (Option<Digest>, u64) {
-    let mut text = String::new();
     let mut first = None;
     let mut last = None;
+    let mut store = match StoreWriter::create(&svc.store_dir) {
+        Ok(w) => Some(w),
+        Err(e) => {
+            crate::telemetry::warn(&format!("storing the log of {key}: {e}"));
+            None
+        }
+    };
+    let mut failed = None;
     let _ = svc.executor.logs(key, false, &mut |line| {
         if let Some(t) = parse_time(&line.time) {
             first.get_or_insert(t);
             last = Some(t);
         }
-        text.push_str(&line.time);
-        text.push(' ');
-        text.push_str(&line.text);
-        text.push('\n');
+        if let Some(w) = store.as_mut()
+            && failed.is_none()
+        {
+            let written = w
+                .write(line.time.as_bytes())
+                .and_then(|()| w.write(b" "))
+                .and_then(|()| w.write(line.text.as_bytes()))
+                .and_then(|()| w.write(b"\n"));
+            if let Err(e) = written {
+                failed = Some(e.to_string());
+            }
+        }
     });
     let duration = match (first, last) {
         (Some(a), Some(b)) => u64::try_from(b.duration_since(a).as_millis()).unwrap_or(0),
         _ => 0,
     };
-    let digest = if text.is_empty() {
-        None
-    } else {
-        store_blob(&svc.store_dir, text.as_bytes()).ok()
+    let digest = match (store, failed) {
+        (Some(w), None) => w.finish().unwrap_or_else(|e| {
+            crate::telemetry::warn(&format!("storing the log of {key}: {e}"));
+            None
+        }),
+        (Some(w), Some(e)) => {
+            crate::telemetry::warn(&format!("storing the log of {key}: {e}"));
+            let _ = w.finish();
+            None
+        }
+        (None, _) => None,
     };
     (digest, duration)
 }

@@ -383,6 +383,9 @@ impl Executor for LocalExecutor {
         if jobs.contains_key(&key) {
             return Ok(());
         }
+        // Ended jobs leave memory (their state is on disk and is read again when asked for),
+        // so a daemon that runs for months holds only the jobs that are running.
+        jobs.retain(|_, j| !j.state.lock().unwrap_or_else(|p| p.into_inner()).is_final());
         drop(jobs);
         if self.load(&key)?.is_some() {
             return Ok(());
@@ -467,23 +470,30 @@ impl Executor for LocalExecutor {
         let mut partial = Vec::new();
         loop {
             let ended = job.current()?.is_final();
-            if let Ok(mut f) = std::fs::File::open(&path) {
-                use std::io::{Read as _, Seek as _};
-                f.seek(std::io::SeekFrom::Start(offset))
+            if let Ok(f) = std::fs::File::open(&path) {
+                use std::io::Seek as _;
+                let mut reader = BufReader::new(f);
+                reader
+                    .seek(std::io::SeekFrom::Start(offset))
                     .map_err(|e| backend(&path.display().to_string(), e))?;
-                let mut buf = Vec::new();
-                f.read_to_end(&mut buf)
-                    .map_err(|e| backend(&path.display().to_string(), e))?;
-                offset += buf.len() as u64;
-                partial.extend_from_slice(&buf);
-                while let Some(i) = partial.iter().position(|b| *b == b'\n') {
-                    let line: Vec<u8> = partial.drain(..=i).collect();
-                    let line = String::from_utf8_lossy(&line[..line.len() - 1]).into_owned();
+                // Line by line: a large log is never in memory whole.
+                loop {
+                    let n = reader
+                        .read_until(b'\n', &mut partial)
+                        .map_err(|e| backend(&path.display().to_string(), e))?;
+                    if n == 0 || partial.last() != Some(&b'\n') {
+                        // The end, or a line still being written: read it again next time.
+                        partial.clear();
+                        break;
+                    }
+                    offset += partial.len() as u64;
+                    let line = String::from_utf8_lossy(&partial[..partial.len() - 1]);
                     let (time, text) = line.split_once(' ').unwrap_or(("", &line));
                     sink(LogLine {
                         time: time.to_owned(),
                         text: text.to_owned(),
                     });
+                    partial.clear();
                 }
             }
             if !follow || ended {
