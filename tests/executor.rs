@@ -439,6 +439,16 @@ fn restart_adopts_jobs_and_never_runs_one_twice() {
         Some(JobState::Failed { reason, .. }) => assert!(reason.contains("lost"), "{reason}"),
         s => panic!("{s:?}"),
     }
+    // A job accepted but never launched (queued when its seakeeper stopped) starts afresh.
+    let queued_dir = state.join("jobs/b-unlaunched/unlaunched");
+    std::fs::create_dir_all(&queued_dir).unwrap();
+    std::fs::write(queued_dir.join("state.json"), r#"{"state":"pending"}"#).unwrap();
+    let unlaunched = spec(&commit, "unlaunched", &["echo ran after all"]);
+    e2.start(&unlaunched).unwrap();
+    assert_eq!(
+        e2.wait(&unlaunched.key(), None).unwrap(),
+        JobState::Succeeded
+    );
     // A job another seakeeper process is running (it holds the job's lock) is not lost.
     let held_dir = state.join("jobs/b-held/held");
     std::fs::create_dir_all(&held_dir).unwrap();
@@ -506,29 +516,38 @@ fn supervised_jobs_outlive_the_seakeeper_that_started_them_and_are_adopted() {
     survivor.outputs = vec!["out/**".into()];
     let victim = spec(&commit, "victim", &["sleep 1000.6161"]);
     let orphan = spec(&commit, "orphan", &["sleep 1000.7171"]);
-    for s in [&survivor, &victim, &orphan] {
+    let shutdown = spec(&commit, "shutdown", &["sleep 1000.8181"]);
+    for s in [&survivor, &victim, &orphan, &shutdown] {
         first.start(s).unwrap();
     }
-    for s in [&survivor, &victim, &orphan] {
+    for s in [&survivor, &victim, &orphan, &shutdown] {
         wait_running(&first, &s.key());
     }
     // Each job runs under its own supervisor, in its own session, not under this process.
+    // (A supervisor starting its job forks: for a moment the child has the same command line,
+    // so processes are counted by job directory and the oldest is the supervisor.)
     let ours = || {
-        leftover("job supervise")
-            .into_iter()
-            .filter(|p| p.contains(&state.display().to_string()))
-            .collect::<Vec<_>>()
+        let mut by_dir: std::collections::BTreeMap<String, i32> = Default::default();
+        for p in leftover("job supervise") {
+            let (Some((pid, cmd)), true) =
+                (p.split_once(':'), p.contains(&state.display().to_string()))
+            else {
+                continue;
+            };
+            let pid: i32 = pid.parse().unwrap();
+            let dir = cmd.trim().rsplit(' ').next().unwrap().to_owned();
+            let e = by_dir.entry(dir).or_insert(pid);
+            *e = (*e).min(pid);
+        }
+        by_dir
     };
     let supervisors = ours();
-    assert_eq!(supervisors.len(), 3, "{supervisors:?}");
+    assert_eq!(supervisors.len(), 4, "{supervisors:?}");
 
     // Another seakeeper over the same state directory (as after a restart): the running jobs
     // are adopted (their supervisors hold their locks), not lost and not run again.
     let second = supervised(&repo, &state, 4);
-    assert_eq!(
-        second.state(&survivor.key()).unwrap(),
-        Some(JobState::Running)
-    );
+    wait_running(&second, &survivor.key());
     let t = Instant::now();
     second.cancel(&victim.key()).unwrap();
     assert_eq!(
@@ -564,11 +583,11 @@ fn supervised_jobs_outlive_the_seakeeper_that_started_them_and_are_adopted() {
 
     // A supervisor killed with its job still running: the job dies with it (bubblewrap's
     // --die-with-parent) and is lost, never silently running on.
-    let pid: i32 = ours()
+    let pid: i32 = *ours()
         .iter()
-        .find(|p| p.contains("b-orphan"))
-        .and_then(|p| p.split(':').next()?.parse().ok())
-        .expect("the orphan's supervisor");
+        .find(|(dir, _)| dir.contains("b-orphan"))
+        .expect("the orphan's supervisor")
+        .1;
     // SAFETY: kills the supervisor this test started.
     unsafe {
         libc::kill(pid, libc::SIGKILL);
@@ -578,14 +597,44 @@ fn supervised_jobs_outlive_the_seakeeper_that_started_them_and_are_adopted() {
         .unwrap()
     {
         JobState::Failed {
-            exit_code: None, ..
-        } => {}
+            exit_code: None,
+            reason,
+        } => assert!(reason.starts_with("lost"), "{reason}"),
         s => panic!("{s:?}"),
     }
+    // A supervisor stopped by SIGTERM (the machine shutting down) stops its job but does not
+    // call it cancelled: the job is lost, and so run again.
+    let pid: i32 = *ours()
+        .iter()
+        .find(|(dir, _)| dir.contains("b-shutdown"))
+        .expect("the shutdown job's supervisor")
+        .1;
+    // SAFETY: signals the supervisor this test started.
+    unsafe {
+        libc::kill(pid, libc::SIGTERM);
+    }
+    match second
+        .wait(&shutdown.key(), Some(Duration::from_secs(10)))
+        .unwrap()
+    {
+        JobState::Failed {
+            exit_code: None,
+            reason,
+        } => assert!(reason.starts_with("lost"), "{reason}"),
+        s => panic!("{s:?}"),
+    }
+    // Variables that change how programs load never reach seakeeper's own processes.
+    let mut preload = spec(&commit, "preload", &["true"]);
+    preload
+        .env
+        .insert("LD_PRELOAD".into(), "/workspace/evil.so".into());
+    let refused = second.start(&preload).unwrap_err().to_string();
+    assert!(refused.contains("LD_PRELOAD"), "{refused}");
     std::thread::sleep(Duration::from_millis(200));
     assert_eq!(leftover("1000.6161"), Vec::<String>::new());
     assert_eq!(leftover("1000.7171"), Vec::<String>::new());
-    assert_eq!(ours(), Vec::<String>::new());
+    assert_eq!(leftover("1000.8181"), Vec::<String>::new());
+    assert_eq!(ours(), Default::default());
 }
 
 #[test]

@@ -271,7 +271,7 @@ executor:
         Options {
             reporter,
             concurrency: None,
-            supervisor: std::env::current_exe().ok(),
+            supervisor: crate::daemon::this_program(),
         },
     )?;
     let pass = |d: &mut Daemon| -> anyhow::Result<()> {

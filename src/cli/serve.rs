@@ -85,7 +85,7 @@ pub(super) fn serve(a: ServeArgs) -> anyhow::Result<ExitCode> {
         Options {
             reporter: stdout_reporter(),
             concurrency: a.concurrency,
-            supervisor: std::env::current_exe().ok(),
+            supervisor: crate::daemon::this_program(),
         },
     )?;
     eprintln!("seakeeper: serving (pid {})", std::process::id());
@@ -108,7 +108,7 @@ pub(super) fn reconcile(a: ReconcileArgs) -> anyhow::Result<ExitCode> {
         Options {
             reporter: stdout_reporter(),
             concurrency: a.concurrency,
-            supervisor: std::env::current_exe().ok(),
+            supervisor: crate::daemon::this_program(),
         },
     )?;
     let failed = run_once(&mut d, a.wait)?;
@@ -125,8 +125,8 @@ pub(super) fn reconcile(a: ReconcileArgs) -> anyhow::Result<ExitCode> {
 /// number of actions that failed in the last pass.
 pub(super) fn run_once(d: &mut Daemon, wait: bool) -> anyhow::Result<usize> {
     let mut report = d.pass(None)?;
-    // Local jobs die with this process: a pass that starts them waits for them.
-    let wait = wait || d.jobs_die_with_process();
+    // A pass that starts local jobs waits for them (see `Daemon::local_jobs`).
+    let wait = wait || d.local_jobs();
     while wait && report.busy {
         std::thread::sleep(Duration::from_millis(20));
         report = d.pass(Some(Vec::new()))?;

@@ -41,7 +41,7 @@ pub struct Options {
     pub reporter: Reporter,
     /// Jobs at once (overrides `executor.concurrency`).
     pub concurrency: Option<usize>,
-    /// The seakeeper binary local jobs run under (`job supervise`), detached, so they outlive
+    /// The seakeeper binary (see [`this_program`]) local jobs run under (`job supervise`), detached, so they outlive
     /// this process and the next one adopts them; `None`: they run under this process's
     /// threads and die with it.
     pub supervisor: Option<PathBuf>,
@@ -1344,8 +1344,17 @@ impl Daemon {
         &self.held
     }
 
-    /// Whether jobs die with this process (the local executor without supervisors): then a
-    /// single pass must wait for the jobs it starts, and SIGTERM drains them.
+    /// Whether jobs run on this machine (the local executor): a single pass waits for the jobs
+    /// it starts (jobs still queued in this process when it exits would only start with the
+    /// next pass).
+    pub fn local_jobs(&self) -> bool {
+        self.layout
+            .as_ref()
+            .is_some_and(|l| l.settings.executor.kind == ExecutorKind::Local)
+    }
+
+    /// Whether jobs die with this process (the local executor without supervisors): then
+    /// SIGTERM drains them.
     pub fn jobs_die_with_process(&self) -> bool {
         self.supervisor.is_none()
             && self
@@ -1359,6 +1368,18 @@ impl Daemon {
         self.replicator
             .as_ref()
             .is_none_or(|r| r.wait_idle(timeout))
+    }
+}
+
+/// This program, to run job supervisors with: `/proc/self/exe`, which still names the running
+/// binary after a package upgrade replaced the file (the path would name the new one, or
+/// nothing for a moment).
+pub fn this_program() -> Option<PathBuf> {
+    let proc = PathBuf::from("/proc/self/exe");
+    if proc.exists() {
+        Some(proc)
+    } else {
+        std::env::current_exe().ok()
     }
 }
 

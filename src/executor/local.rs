@@ -277,6 +277,13 @@ impl LocalExecutor {
         };
         let job = if state.is_final() {
             Job::new(dir, state, false)
+        } else if state == JobState::Pending
+            && !dir.join("launch.json").exists()
+            && !held_elsewhere(&dir)
+        {
+            // Accepted but never launched (queued, or checking out, when its seakeeper
+            // stopped): nothing of it ran, so it is started afresh.
+            return Ok(None);
         } else {
             // Another process (a supervisor, or another seakeeper sharing this state
             // directory) may be running it; `current` reads its state and finds it lost if not.
@@ -291,6 +298,28 @@ impl LocalExecutor {
         self.load(key)?
             .ok_or_else(|| ExecError::Unknown(key.clone()))
     }
+}
+
+/// Whether an environment variable changes how the C library loads programs or resolves
+/// names (glibc's list of variables it drops for setuid programs): a job's own variables pass
+/// through host processes (its supervisor, bubblewrap) before the sandbox, so these are refused.
+fn loader_variable(name: &str) -> bool {
+    name.starts_with("LD_")
+        || matches!(
+            name,
+            "GCONV_PATH"
+                | "GETCONF_DIR"
+                | "GLIBC_TUNABLES"
+                | "HOSTALIASES"
+                | "LOCALDOMAIN"
+                | "LOCPATH"
+                | "MALLOC_TRACE"
+                | "NIS_PATH"
+                | "NLSPATH"
+                | "RESOLV_HOST_CONF"
+                | "RES_OPTIONS"
+                | "TZDIR"
+        )
 }
 
 /// Moves a job to `state`, on disk then in memory, under the job's lock. A job that has
@@ -362,6 +391,16 @@ impl Executor for LocalExecutor {
                     "services ({}) need containers, which the local executor does not run; \
                      use the Kubernetes executor (`seakeeper job render`) for this job",
                     names.join(", ")
+                ),
+            });
+        }
+        if let Some(name) = spec.env.keys().find(|k| loader_variable(k)) {
+            return Err(ExecError::Invalid {
+                key,
+                message: format!(
+                    "env: {name} changes how programs are loaded and would reach seakeeper's own \
+                     processes outside the sandbox; set it in the job's commands instead \
+                     (`export {name}=...`)"
                 ),
             });
         }
@@ -844,14 +883,17 @@ impl Run {
             &serde_json::to_vec_pretty(launch).expect("json"),
         )
         .map_err(|e| e.to_string())?;
-        {
-            // From here the supervisor records the state; a cancel goes through `cancel`.
-            let mut state = self.job.state.lock().unwrap_or_else(|p| p.into_inner());
-            if state.is_final() {
-                return Ok(Ended::Recorded(state.clone()));
-            }
-            *state = JobState::Running;
+        let now = self.job.current().map_err(|e| e.to_string())?;
+        if now.is_final() {
+            // Cancelled while it was being prepared (recorded by `cancel`).
+            return Ok(Ended::Recorded(now));
         }
+        // What the supervisor itself has to say (it cannot start, a bad launch.json).
+        let errors = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("supervisor.log"))
+            .map_err(|e| format!("supervisor.log: {e}"))?;
         let fd = lock.as_raw_fd();
         let mut cmd = Command::new(program);
         cmd.args(["job", "supervise", "--lock-fd", &fd.to_string()])
@@ -860,7 +902,7 @@ impl Run {
             .envs(env)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::null());
+            .stderr(errors);
         // SAFETY: setsid and fcntl are async-signal-safe; the descriptor is the child's copy.
         unsafe {
             cmd.pre_exec(move || {
@@ -875,14 +917,27 @@ impl Run {
             .map_err(|e| format!("starting the job's supervisor {}: {e}", program.display()))?;
         // The supervisor's copy of the descriptor keeps the lock.
         drop(lock);
+        {
+            // From here the supervisor records the state; a cancel goes through `cancel`.
+            let mut state = self.job.state.lock().unwrap_or_else(|p| p.into_inner());
+            if !state.is_final() {
+                *state = JobState::Running;
+            }
+        }
         let status = child
             .wait()
             .map_err(|e| format!("waiting for the job's supervisor: {e}"))?;
         match read_state(dir) {
             Ok(Some(s)) if s.is_final() => Ok(Ended::Recorded(s)),
-            Ok(_) => Err(format!(
-                "the job's supervisor ended ({status}) without recording how the job ended"
-            )),
+            // Killed, or stopped by a signal (a shutdown): the job died with it and may have
+            // run partly, so it is lost (and run once more), never silently passed or failed.
+            Ok(_) => {
+                log_line_to(
+                    dir,
+                    &format!("seakeeper: the job's supervisor ended ({status}) before the job did"),
+                );
+                Ok(Ended::Unrecorded(lost()))
+            }
             Err(e) => Err(e.to_string()),
         }
     }
@@ -924,14 +979,18 @@ fn run_launch(
     if let Some(cwd) = &launch.cwd {
         cmd.current_dir(cwd);
     }
-    if launch.die_with_parent {
-        // SAFETY: prctl is async-signal-safe; it only asks for SIGKILL when we die.
-        unsafe {
-            cmd.pre_exec(|| {
+    let die_with_parent = launch.die_with_parent;
+    // SAFETY: prctl and signal are async-signal-safe.
+    unsafe {
+        cmd.pre_exec(move || {
+            // A supervisor ignores SIGHUP; the job gets the default back.
+            libc::signal(libc::SIGHUP, libc::SIG_DFL);
+            if die_with_parent {
+                // Only asks for SIGKILL when the parent dies.
                 libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                Ok(())
-            });
-        }
+            }
+            Ok(())
+        });
     }
     if let Some(env) = env {
         cmd.env_clear().envs(env.iter().map(|(k, v)| (k, v)));
@@ -1141,10 +1200,26 @@ pub fn supervise(dir: &Path, lock_fd: Option<i32>) -> Result<JobState, String> {
         })?,
     };
     let path = dir.join("launch.json");
-    let launch: Launch = std::fs::read(&path)
+    let launch: Launch = match std::fs::read(&path)
         .map_err(|e| e.to_string())
         .and_then(|b| serde_json::from_slice(&b).map_err(|e| e.to_string()))
-        .map_err(|e| format!("{}: {e}", path.display()))?;
+    {
+        Ok(l) => l,
+        Err(e) => {
+            // The lock is ours: the job ends here, with the reason, rather than being lost.
+            let reason = format!("{}: {e}", path.display());
+            let failed = JobState::Failed {
+                exit_code: None,
+                reason: reason.clone(),
+            };
+            log_line_to(dir, &format!("seakeeper: {reason}"));
+            let _ = write_atomic(
+                &dir.join("state.json"),
+                &serde_json::to_vec(&failed).expect("json"),
+            );
+            return Err(reason);
+        }
+    };
     // SAFETY: the handler only stores to an atomic; SIGHUP is ignored (no terminal).
     unsafe {
         libc::signal(libc::SIGTERM, on_signal as *const () as libc::sighandler_t);
@@ -1163,6 +1238,15 @@ pub fn supervise(dir: &Path, lock_fd: Option<i32>) -> Result<JobState, String> {
             }
         })
     };
+    if SIGNALLED.load(Ordering::SeqCst) {
+        // A shutdown, not a decision about the job: it is left without an end, so whoever
+        // looks next finds it lost and runs it again.
+        log_line_to(
+            dir,
+            "seakeeper: the supervisor was stopped by a signal; the job will run again",
+        );
+        return Ok(lost());
+    }
     write_atomic(
         &dir.join("state.json"),
         &serde_json::to_vec(&state).expect("json"),
