@@ -136,6 +136,7 @@ impl Writer {
             options,
             merger: Some((merge_tx, merger)),
             generation: super::PACK_GENERATION.load(std::sync::atomic::Ordering::SeqCst),
+            batches_since_open: 0,
         };
         let thread = std::thread::Builder::new()
             .name("ledger-writer".into())
@@ -255,7 +256,15 @@ struct State {
     merger: Option<(mpsc::Sender<()>, JoinHandle<()>)>,
     /// The [`super::PACK_GENERATION`] `repo` was opened at.
     generation: u64,
+    /// Batches committed through `repo` since it was opened (see [`REOPEN_EVERY`]).
+    batches_since_open: u32,
 }
+
+/// The writer opens the ledger afresh after this many batches. Packs are mapped into memory,
+/// merged packs order objects by id, and the kernel maps the pages around each one read (an
+/// index entry, a directory on a record's path): a handle kept open for hours ends up with
+/// much of the ledger resident. Opening it again costs well under a millisecond.
+const REOPEN_EVERY: u32 = 8;
 
 struct Pending {
     records: Vec<Record>,
@@ -359,6 +368,7 @@ impl State {
 
     /// Opens the repository afresh, so that gix forgets packs that were merged away.
     fn reopen(&mut self) {
+        self.batches_since_open = 0;
         match super::open_repo_for_writing(&self.path) {
             Ok(repo) => self.repo = repo,
             Err(e) => eprintln!("warning: re-opening the ledger failed: {e}"),
@@ -404,7 +414,8 @@ impl State {
         // No merge may replace packs while this batch reads the tip's trees.
         let _shared = super::read_guard();
         let generation = super::PACK_GENERATION.load(std::sync::atomic::Ordering::SeqCst);
-        if generation != self.generation {
+        self.batches_since_open += 1;
+        if generation != self.generation || self.batches_since_open >= REOPEN_EVERY {
             self.reopen();
             self.generation = generation;
         }
