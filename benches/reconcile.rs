@@ -478,51 +478,45 @@ fn light_repo(path: &Path, seed: &Path, main: &str) {
     write(&path.join("refs/heads/main"), &format!("{main}\n"));
 }
 
-/// CPU seconds of the process's children that it waited for (the jobs' supervisors and jobs).
-fn children_cpu(pid: u32) -> f64 {
+/// A process's own CPU seconds and those of the children it waited for (the jobs' supervisors
+/// and jobs), from `/proc/<pid>/stat`.
+fn cpu_seconds(pid: u32) -> (f64, f64) {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let fields: Vec<&str> = stat
+    let fields: Vec<f64> = stat
         .rsplit_once(')')
-        .map(|(_, r)| r.split_whitespace().collect())
+        .map(|(_, r)| {
+            r.split_whitespace()
+                .map(|f| f.parse().unwrap_or(0.0))
+                .collect()
+        })
         .unwrap_or_default();
     // SAFETY: sysconf has no preconditions.
     let tick = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
-    fields
-        .get(13)
-        .zip(fields.get(14))
-        .map(|(u, s)| (u.parse::<f64>().unwrap_or(0.0) + s.parse::<f64>().unwrap_or(0.0)) / tick)
-        .unwrap_or(0.0)
+    let sum =
+        |a: usize, b: usize| (fields.get(a).unwrap_or(&0.0) + fields.get(b).unwrap_or(&0.0)) / tick;
+    (sum(11, 12), sum(13, 14))
 }
 
-fn vm_rss_kb(pid: u32) -> u64 {
+/// A `kB` field of `/proc/<pid>/status` (`VmRSS`, `VmHWM`).
+fn status_kb(pid: u32, field: &str) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .unwrap_or_default()
         .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
         .unwrap_or(0)
 }
 
 fn proc_stat(pid: u32) -> (f64, u64) {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .map(|(_, r)| r.split_whitespace().collect())
-        .unwrap_or_default();
-    // SAFETY: sysconf has no preconditions.
-    let tick = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
-    let cpu = fields
-        .get(11)
-        .zip(fields.get(12))
-        .map(|(u, s)| (u.parse::<f64>().unwrap_or(0.0) + s.parse::<f64>().unwrap_or(0.0)) / tick)
-        .unwrap_or(0.0);
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let hwm = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0);
-    (cpu, hwm)
+    (cpu_seconds(pid).0, status_kb(pid, "VmHWM"))
+}
+
+fn children_cpu(pid: u32) -> f64 {
+    cpu_seconds(pid).1
+}
+
+fn vm_rss_kb(pid: u32) -> u64 {
+    status_kb(pid, "VmRSS")
 }
 
 /// The daemon's resident memory by mapping (heap, stacks, files), largest first.

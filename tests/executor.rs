@@ -280,6 +280,15 @@ fn spec(commit: &str, job: &str, commands: &[&str]) -> JobSpec {
 }
 
 fn executor(repo: &Path, state: &Path, max: usize) -> LocalExecutor {
+    executor_with(repo, state, max, None)
+}
+
+fn executor_with(
+    repo: &Path,
+    state: &Path,
+    max: usize,
+    supervisor: Option<PathBuf>,
+) -> LocalExecutor {
     let repo = gix::open(repo).unwrap().into_sync();
     let prepare: Prepare = Arc::new(move |spec, dir| {
         let commit = gix::ObjectId::from_hex(spec.commit.as_str().as_bytes()).unwrap();
@@ -289,22 +298,18 @@ fn executor(repo: &Path, state: &Path, max: usize) -> LocalExecutor {
     });
     let mut config = LocalConfig::new(state);
     config.max_concurrent = max;
+    config.supervisor = supervisor;
     LocalExecutor::new(config, prepare).unwrap()
 }
 
 /// An executor whose jobs run under detached `seakeeper job supervise` processes.
 fn supervised(repo: &Path, state: &Path, max: usize) -> LocalExecutor {
-    let repo = gix::open(repo).unwrap().into_sync();
-    let prepare: Prepare = Arc::new(move |spec, dir| {
-        let commit = gix::ObjectId::from_hex(spec.commit.as_str().as_bytes()).unwrap();
-        seakeeper::git::checkout::checkout(&repo, &commit, dir, 2)
-            .map(|_| ())
-            .map_err(|e| e.to_string())
-    });
-    let mut config = LocalConfig::new(state);
-    config.max_concurrent = max;
-    config.supervisor = Some(env!("CARGO_BIN_EXE_seakeeper").into());
-    LocalExecutor::new(config, prepare).unwrap()
+    executor_with(
+        repo,
+        state,
+        max,
+        Some(env!("CARGO_BIN_EXE_seakeeper").into()),
+    )
 }
 
 fn wait_running(e: &LocalExecutor, key: &JobKey) {
@@ -581,48 +586,35 @@ fn supervised_jobs_outlive_the_seakeeper_that_started_them_and_are_adopted() {
         JobState::Cancelled
     );
 
+    // Signals a job's supervisor; the job must end up lost (and so run again), neither
+    // passed, failed nor cancelled.
+    let stop_supervisor = |job: &JobSpec, signal: i32| {
+        let pid = ours()
+            .into_iter()
+            .find(|(dir, _)| dir.ends_with(&format!("/{}/{}", job.build_id, job.job)))
+            .expect("the job's supervisor")
+            .1;
+        // SAFETY: signals a supervisor this test started.
+        unsafe {
+            libc::kill(pid, signal);
+        }
+        match second
+            .wait(&job.key(), Some(Duration::from_secs(10)))
+            .unwrap()
+        {
+            JobState::Failed {
+                exit_code: None,
+                reason,
+            } => assert!(reason.starts_with("lost"), "{reason}"),
+            s => panic!("{s:?}"),
+        }
+    };
     // A supervisor killed with its job still running: the job dies with it (bubblewrap's
-    // --die-with-parent) and is lost, never silently running on.
-    let pid: i32 = *ours()
-        .iter()
-        .find(|(dir, _)| dir.contains("b-orphan"))
-        .expect("the orphan's supervisor")
-        .1;
-    // SAFETY: kills the supervisor this test started.
-    unsafe {
-        libc::kill(pid, libc::SIGKILL);
-    }
-    match second
-        .wait(&orphan.key(), Some(Duration::from_secs(10)))
-        .unwrap()
-    {
-        JobState::Failed {
-            exit_code: None,
-            reason,
-        } => assert!(reason.starts_with("lost"), "{reason}"),
-        s => panic!("{s:?}"),
-    }
+    // --die-with-parent), never silently running on.
+    stop_supervisor(&orphan, libc::SIGKILL);
     // A supervisor stopped by SIGTERM (the machine shutting down) stops its job but does not
-    // call it cancelled: the job is lost, and so run again.
-    let pid: i32 = *ours()
-        .iter()
-        .find(|(dir, _)| dir.contains("b-shutdown"))
-        .expect("the shutdown job's supervisor")
-        .1;
-    // SAFETY: signals the supervisor this test started.
-    unsafe {
-        libc::kill(pid, libc::SIGTERM);
-    }
-    match second
-        .wait(&shutdown.key(), Some(Duration::from_secs(10)))
-        .unwrap()
-    {
-        JobState::Failed {
-            exit_code: None,
-            reason,
-        } => assert!(reason.starts_with("lost"), "{reason}"),
-        s => panic!("{s:?}"),
-    }
+    // call it cancelled.
+    stop_supervisor(&shutdown, libc::SIGTERM);
     // Variables that change how programs load never reach seakeeper's own processes.
     let mut preload = spec(&commit, "preload", &["true"]);
     preload
