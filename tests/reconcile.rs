@@ -536,6 +536,61 @@ fn kill_9_at_any_step_loses_nothing_and_repeats_nothing() {
 }
 
 #[test]
+fn sigterm_leaves_running_jobs_to_the_next_start_which_adopts_them() {
+    let site = Site::new("", "");
+    site.reconcile();
+    let daemon = Daemon(
+        seakeeper()
+            .args(["serve", "--full-every", "1", "--settings"])
+            .arg(&site.settings)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    site.upload(
+        "acme/api",
+        "I0000000000000000000000000000000000000005",
+        &[
+            (".pipeline/config.yaml", &pipeline("sleep 4")),
+            ("msg.txt", "ok\n"),
+        ],
+        false,
+    );
+    let job_state = || {
+        let builds: Vec<PathBuf> = std::fs::read_dir(site.state().join("jobs"))
+            .map(|d| d.flatten().map(|e| e.path()).collect())
+            .unwrap_or_default();
+        builds
+            .first()
+            .and_then(|b| std::fs::read_to_string(b.join("unit/state.json")).ok())
+            .unwrap_or_default()
+    };
+    wait_for("the job to run", Duration::from_secs(30), || {
+        job_state().contains("running")
+    });
+    // SIGTERM (a restart, an upgrade): the daemon exits without waiting for the job, which
+    // carries on under its supervisor.
+    let out = daemon.term();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(job_state().contains("running"), "{}", job_state());
+    assert!(site.reviews(1).is_empty());
+    // The next start adopts the job: it ran once, and is reported once.
+    site.reconcile();
+    let reviews = site.reviews(1);
+    assert_eq!(reviews.len(), 1, "{reviews:?}");
+    assert!(reviews[0].contains("Verified+1"), "{}", reviews[0]);
+    let ids = build_ids(&reviews[0]);
+    let dir = site.state().join("jobs").join(&ids[0]);
+    let runs: Vec<_> = std::fs::read_dir(&dir).unwrap().flatten().collect();
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    let log = std::fs::read_to_string(dir.join("unit/log")).unwrap();
+    assert_eq!(log.matches("$ sleep 4").count(), 1, "{log}");
+    assert_eq!(log.matches("seakeeper: succeeded").count(), 1, "{log}");
+    site.verify_ledger();
+}
+
+#[test]
 fn config_changes_are_checked_and_an_invalid_head_keeps_the_last_good_config() {
     let site = Site::new("", "config_project: seakeeper/config\n");
     // The config repo is a Gerrit project, read from Gerrit.
