@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use seakeeper::executor::Executor as _;
-use seakeeper::executor::local::{LocalConfig, LocalExecutor, Prepare};
+use seakeeper::executor::local::{LocalConfig, LocalExecutor, Prepare, Sandbox};
 use seakeeper::model::{JobKey, JobSpec, JobState, Trust};
 
 fn git(dir: &Path, args: &[&str]) -> String {
@@ -280,7 +280,7 @@ fn spec(commit: &str, job: &str, commands: &[&str]) -> JobSpec {
 }
 
 fn executor(repo: &Path, state: &Path, max: usize) -> LocalExecutor {
-    executor_with(repo, state, max, None)
+    executor_with(repo, state, max, None, Sandbox::Auto)
 }
 
 fn executor_with(
@@ -288,6 +288,7 @@ fn executor_with(
     state: &Path,
     max: usize,
     supervisor: Option<PathBuf>,
+    sandbox: Sandbox,
 ) -> LocalExecutor {
     let repo = gix::open(repo).unwrap().into_sync();
     let prepare: Prepare = Arc::new(move |spec, dir| {
@@ -299,6 +300,7 @@ fn executor_with(
     let mut config = LocalConfig::new(state);
     config.max_concurrent = max;
     config.supervisor = supervisor;
+    config.sandbox = sandbox;
     LocalExecutor::new(config, prepare).unwrap()
 }
 
@@ -309,6 +311,7 @@ fn supervised(repo: &Path, state: &Path, max: usize) -> LocalExecutor {
         state,
         max,
         Some(env!("CARGO_BIN_EXE_seakeeper").into()),
+        Sandbox::Auto,
     )
 }
 
@@ -627,6 +630,70 @@ fn supervised_jobs_outlive_the_seakeeper_that_started_them_and_are_adopted() {
     assert_eq!(leftover("1000.7171"), Vec::<String>::new());
     assert_eq!(leftover("1000.8181"), Vec::<String>::new());
     assert_eq!(ours(), Default::default());
+}
+
+/// Without a sandbox nothing ties a job's processes to its supervisor but the process group:
+/// a supervisor killed with SIGKILL takes only the job's first process with it. Whoever finds
+/// the job lost kills the rest, so its next attempt never runs beside them.
+#[test]
+fn a_lost_job_without_a_sandbox_leaves_no_processes_behind() {
+    let (dir, repo, commit) = project(PIPELINE);
+    let state = dir.path().join("state");
+    let bin: PathBuf = env!("CARGO_BIN_EXE_seakeeper").into();
+    let first = executor_with(&repo, &state, 4, Some(bin.clone()), Sandbox::None);
+    // Each leaves a background `sleep` in its group besides the one the shell waits for.
+    let watched = spec(&commit, "watched", &["sleep 1000.9131 & sleep 1000.9132"]);
+    let adopted = spec(&commit, "adopted", &["sleep 1000.9241 & sleep 1000.9242"]);
+    for s in [&watched, &adopted] {
+        first.start(s).unwrap();
+        wait_running(&first, &s.key());
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while leftover("sleep 1000.9").len() < 4 {
+        assert!(Instant::now() < deadline, "{:?}", leftover("sleep 1000.9"));
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let kill_supervisor = |job: &JobSpec| {
+        let dir = format!("/{}/{}", job.build_id, job.job);
+        let pid: i32 = leftover("job supervise")
+            .iter()
+            .filter(|p| p.trim_end().ends_with(&dir))
+            .map(|p| p.split_once(':').unwrap().0.parse().unwrap())
+            .min()
+            .expect("the job's supervisor");
+        // SAFETY: signals a supervisor this test started.
+        unsafe {
+            libc::kill(pid, libc::SIGKILL);
+        }
+    };
+    let is_lost = |s: JobState| matches!(&s, JobState::Failed { exit_code: None, reason } if reason.starts_with("lost"));
+    // Found lost by the seakeeper that started it, as it waits for the supervisor.
+    kill_supervisor(&watched);
+    let s = first
+        .wait(&watched.key(), Some(Duration::from_secs(10)))
+        .unwrap();
+    assert!(is_lost(s.clone()), "{s:?}");
+    // Found lost by a later seakeeper reading the job's state from disk (or by the first,
+    // still waiting for that supervisor too: either kills what is left).
+    let second = executor_with(&repo, &state, 4, Some(bin), Sandbox::None);
+    kill_supervisor(&adopted);
+    let s = second
+        .wait(&adopted.key(), Some(Duration::from_secs(10)))
+        .unwrap();
+    assert!(is_lost(s.clone()), "{s:?}");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !leftover("sleep 1000.9").is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "a lost job's processes run on: {:?}",
+            leftover("sleep 1000.9")
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    for s in [&watched, &adopted] {
+        let log = log_of(&second, &s.key());
+        assert!(log.contains("the lost job left running"), "{log}");
+    }
 }
 
 #[test]

@@ -12,10 +12,12 @@
 //! while the job runs leaves it running; the next one finds the lock held, adopts the job and
 //! reads its state from disk. A job is only *lost* (and recorded as failed) when no process
 //! holds its lock and it has no final state: its supervisor died too, or the machine rebooted.
+//! Whoever finds it lost kills what is left of its process group first (`group.json`).
 //!
 //! On disk, per job: `<state>/jobs/<build id>/<job>/` with `state.json`, `log` (one
-//! `<RFC 3339 time> <line>` per line), `script.sh`, `outputs.json`, `workspace/`, `lock`, and
-//! for supervised jobs `launch.json` (what the supervisor runs; the environment is passed to it
+//! `<RFC 3339 time> <line>` per line), `script.sh`, `outputs.json`, `workspace/`, `lock`,
+//! `group.json` (the running job's process group and session), and for supervised jobs
+//! `launch.json` (what the supervisor runs; the environment is passed to it
 //! directly, never written) and `cancel` (created to ask the supervisor to stop the job).
 
 use std::collections::{BTreeMap, HashMap};
@@ -113,6 +115,7 @@ impl Job {
             // The supervisor may have recorded the end and exited since the first read.
             disk = read_state(&self.dir)?.unwrap_or(JobState::Pending);
             if !disk.is_final() {
+                kill_leftovers(&self.dir);
                 disk = lost();
                 write_atomic(
                     &self.dir.join("state.json"),
@@ -125,6 +128,71 @@ impl Job {
         }
         *state = disk.clone();
         Ok(disk)
+    }
+}
+
+/// A running job's process group and the session it is in (`group.json`). Together they name
+/// the job's processes even after the process that started them is gone: a group never leaves
+/// its session, and its number is not reused while any member lives.
+#[derive(Debug, Clone, Copy, serde::Serialize, serde::Deserialize)]
+struct Group {
+    pgid: i32,
+    sid: i32,
+}
+
+/// How many live processes are in `group` (by `/proc/<pid>/stat`).
+fn group_members(group: Group) -> usize {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .bytes()
+                .all(|b| b.is_ascii_digit())
+        })
+        .filter_map(|e| std::fs::read_to_string(e.path().join("stat")).ok())
+        .filter(|stat| {
+            // "pid (comm) state ppid pgrp session ...": comm may hold anything, so split
+            // after its last ')'.
+            let Some((_, rest)) = stat.rsplit_once(')') else {
+                return false;
+            };
+            let f: Vec<&str> = rest.split_whitespace().take(4).collect();
+            f.len() == 4
+                && f[0] != "Z"
+                && f[2].parse() == Ok(group.pgid)
+                && f[3].parse() == Ok(group.sid)
+        })
+        .count()
+}
+
+/// Kills what a lost job left running: without a sandbox, a supervisor (or seakeeper) killed
+/// with SIGKILL takes only the job's first process with it, and the processes it started would
+/// run on beside the job's next attempt.
+fn kill_leftovers(dir: &Path) {
+    let Some(group) = std::fs::read(dir.join("group.json"))
+        .ok()
+        .and_then(|b| serde_json::from_slice::<Group>(&b).ok())
+    else {
+        return;
+    };
+    if group.pgid <= 1 {
+        return;
+    }
+    let n = group_members(group);
+    if n > 0 {
+        // SAFETY: signals a process group that still exists in the session that started the
+        // job; only the job's processes can be in it.
+        unsafe {
+            libc::killpg(group.pgid, libc::SIGKILL);
+        }
+        log_line_to(
+            dir,
+            &format!("seakeeper: killed {n} process(es) the lost job left running"),
+        );
     }
 }
 
@@ -936,6 +1004,7 @@ impl Run {
                     dir,
                     &format!("seakeeper: the job's supervisor ended ({status}) before the job did"),
                 );
+                kill_leftovers(dir);
                 Ok(Ended::Unrecorded(lost()))
             }
             Err(e) => Err(e.to_string()),
@@ -1005,6 +1074,22 @@ fn run_launch(
     }
     let mut child = cmd.spawn().map_err(|e| format!("starting the job: {e}"))?;
     let pgid = child.id() as i32;
+    // What names the job's processes if this process dies before them (see `kill_leftovers`).
+    let group = Group {
+        pgid,
+        // SAFETY: getsid(0) only reads this process's session id.
+        sid: unsafe { libc::getsid(0) },
+    };
+    // Not synced: after a crash of the machine the processes are gone too.
+    let tmp = dir.join("group.json.tmp");
+    if let Err(e) = std::fs::write(&tmp, serde_json::to_vec(&group).expect("json"))
+        .and_then(|()| std::fs::rename(&tmp, dir.join("group.json")))
+    {
+        log_line(
+            &log,
+            &format!("seakeeper: recording the job's process group: {e}"),
+        );
+    }
     if !watch.started(Some(pgid)) {
         // Cancelled while starting.
         // SAFETY: signals our own child's process group.
