@@ -770,6 +770,61 @@ fn day_bench(projects: usize, patchsets: usize, idle_secs: u64) {
         idle_hwm as f64 / 1024.0,
         hwm as f64 / idle_hwm.max(1) as f64
     );
+    ledger_size(&root.join("state/ledger"), patchsets);
+}
+
+/// The ledger's size on disk after the day, against git's own repack of a copy of it (deltas
+/// found by a window search: what `git gc --aggressive` would leave).
+fn ledger_size(ledger: &Path, builds: usize) {
+    let size = |dir: &Path| -> u64 {
+        fn walk(p: &Path) -> u64 {
+            let Ok(m) = std::fs::symlink_metadata(p) else {
+                return 0;
+            };
+            if m.is_dir() {
+                std::fs::read_dir(p)
+                    .map(|d| d.flatten().map(|e| walk(&e.path())).sum())
+                    .unwrap_or(0)
+            } else {
+                m.len()
+            }
+        }
+        walk(&dir.join("objects"))
+    };
+    let commits = git(ledger, &["rev-list", "--count", "--all"]);
+    let ours = size(ledger);
+    let copy = ledger.with_file_name("ledger-repacked");
+    let out = Command::new("cp")
+        .args(["-a"])
+        .arg(ledger)
+        .arg(&copy)
+        .status()
+        .unwrap();
+    assert!(out.success());
+    let started = Instant::now();
+    git(
+        &copy,
+        &[
+            "repack",
+            "-q",
+            "-a",
+            "-d",
+            "-f",
+            "--depth=50",
+            "--window=250",
+        ],
+    );
+    let took = started.elapsed();
+    let theirs = size(&copy);
+    println!(
+        "day: ledger objects after {builds} builds in {commits} commits: {:.1} MB ({:.1} KB per build); \
+         baseline `git repack -a -d -f --window=250` of a copy: {:.1} MB in {:.1} s; ours/git = {:.1}x",
+        ours as f64 / 1e6,
+        ours as f64 / 1e3 / builds as f64,
+        theirs as f64 / 1e6,
+        took.as_secs_f64(),
+        ours as f64 / theirs.max(1) as f64
+    );
 }
 
 fn main() {

@@ -291,9 +291,9 @@ mod tests {
         git(dir, &["rev-parse", "HEAD"])
     }
 
-    /// Mirrors are gc'd by git while seakeeper holds them open; `file://` sources by their
-    /// owners. An open handle must find every object in the new packs, and fail cleanly (never
-    /// panic) on objects that are gone.
+    /// `file://` sources are gc'd by their owners while seakeeper holds them open. Between
+    /// reads, an open handle finds every object in the new packs, and fails cleanly (never
+    /// panics) on objects that are gone.
     #[test]
     fn a_cached_repository_reads_on_after_git_gc_replaces_its_packs() {
         let tmp = tempfile::tempdir().unwrap();
