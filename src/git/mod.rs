@@ -6,6 +6,7 @@
 //! This module knows nothing of the ledger's layout or of signatures.
 
 pub mod checkout;
+pub mod delta;
 pub mod files;
 pub mod mirror;
 pub mod pack;

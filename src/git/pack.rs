@@ -2,8 +2,8 @@
 //! index) and fsyncs both before any ref may point at them, and merges small packs
 //! geometrically so that lookups stay a few index probes however many batches were written.
 //!
-//! Packs are written without deltas: ledger objects are small and mostly unique, and a pack
-//! without deltas can be written in one pass and read by every git.
+//! Batches are written without deltas, in one pass. Merging packs adds deltas for the trees
+//! that the ledger rewrites in every commit (see [`super::delta`]).
 
 use std::fs;
 use std::io::Write as _;
@@ -42,9 +42,13 @@ fn tmp_name(dir: &Path, ext: &str) -> PathBuf {
 }
 
 fn entry_header(kind: ObjectKind, size: usize) -> Vec<u8> {
+    entry_header_raw(kind.pack_type(), size as u64)
+}
+
+/// An entry header for a pack type number (6: a delta against an earlier entry).
+fn entry_header_raw(kind: u8, mut size: u64) -> Vec<u8> {
     let mut out = Vec::with_capacity(10);
-    let mut size = size as u64;
-    let mut byte = (kind.pack_type() << 4) | (size & 0x0f) as u8;
+    let mut byte = (kind << 4) | (size & 0x0f) as u8;
     size >>= 4;
     while size > 0 {
         out.push(byte | 0x80);
@@ -172,7 +176,7 @@ fn write_entries(
 
 /// A pack being written entry by entry (already encoded), then its index: both fsynced and
 /// renamed into place (index last, since git only sees a pack through its index), then the
-/// directory fsynced. Entries must come sorted by id, without duplicates.
+/// directory fsynced. Entries may come in any order, without duplicates.
 struct PackWriter<'d> {
     pack_dir: &'d Path,
     tmp_pack: PathBuf,
@@ -226,7 +230,14 @@ impl<'d> PackWriter<'d> {
         self.w.write_all(&checksum)?;
         let file = self.w.into_inner().map_err(|e| e.into_error())?;
         file.sync_all()?;
-        let idx = encode_index(&self.ids, &self.crcs, &self.offsets, &checksum);
+        let mut rows: Vec<(ObjectId, u32, u64)> = (0..self.ids.len())
+            .map(|i| (self.ids[i], self.crcs[i], self.offsets[i]))
+            .collect();
+        rows.sort_unstable_by_key(|r| r.0);
+        let ids: Vec<ObjectId> = rows.iter().map(|r| r.0).collect();
+        let crcs: Vec<u32> = rows.iter().map(|r| r.1).collect();
+        let offsets: Vec<u64> = rows.iter().map(|r| r.2).collect();
+        let idx = encode_index(&ids, &crcs, &offsets, &checksum);
         let name = hex::encode(checksum);
         let tmp_idx = tmp_name(self.pack_dir, "idx");
         {
@@ -247,58 +258,174 @@ impl<'d> PackWriter<'d> {
     }
 }
 
-/// Merges packs into one by copying their entries as they are (no recompression). Packs that
-/// hold deltas (written by git rather than seakeeper) are left alone: their offsets would
-/// change. Returns the new pack and the packs it replaced; the caller removes those.
+/// Where an entry of a source pack is, and what it holds.
+#[derive(Debug, Clone, Copy)]
+struct Source {
+    pack: usize,
+    start: u64,
+    end: u64,
+    /// Bytes before the zlib stream: type and size, then a delta's base offset or id.
+    header: usize,
+    /// The size the header gives (a delta's own size for a delta).
+    size: u64,
+    stored: super::delta::Stored,
+}
+
+/// Reads an entry header: its type, size, and length.
+fn parse_entry_header(b: &[u8]) -> Option<(u8, u64, usize)> {
+    let first = *b.first()?;
+    let kind = (first >> 4) & 7;
+    let mut size = u64::from(first & 0x0f);
+    let mut shift = 4;
+    let mut used = 1;
+    let mut c = first;
+    while c & 0x80 != 0 {
+        c = *b.get(used)?;
+        used += 1;
+        if shift > 57 {
+            return None;
+        }
+        size |= u64::from(c & 0x7f) << shift;
+        shift += 7;
+    }
+    Some((kind, size, used))
+}
+
+/// Reads an OFS_DELTA's distance back to its base.
+fn parse_ofs(b: &[u8]) -> Option<(u64, usize)> {
+    let mut c = *b.first()?;
+    let mut used = 1;
+    let mut ofs = u64::from(c & 0x7f);
+    while c & 0x80 != 0 {
+        c = *b.get(used)?;
+        used += 1;
+        ofs = ofs.checked_add(1)?.checked_mul(128)? | u64::from(c & 0x7f);
+    }
+    Some((ofs, used))
+}
+
+fn ofs_bytes(mut ofs: u64) -> Vec<u8> {
+    let mut out = vec![(ofs & 0x7f) as u8];
+    ofs >>= 7;
+    while ofs > 0 {
+        ofs -= 1;
+        out.push(0x80 | (ofs & 0x7f) as u8);
+        ofs >>= 7;
+    }
+    out.reverse();
+    out
+}
+
+/// The entries of one pack, by object, or `None` if it cannot be merged (unreadable, or a
+/// delta whose base is not in it).
+fn read_sources(
+    info: &PackInfo,
+    n: usize,
+    file: &fs::File,
+) -> std::io::Result<Option<Vec<(ObjectId, Source)>>> {
+    use super::delta::Stored;
+    use std::os::unix::fs::FileExt as _;
+    let (ids, offsets) = read_index_offsets(&info.idx)?;
+    let ids_sorted = {
+        let mut v = ids.clone();
+        v.sort_unstable();
+        v
+    };
+    let len = file.metadata()?.len();
+    let mut magic = [0u8; 4];
+    if len < 32 || file.read_exact_at(&mut magic, 0).is_err() || &magic != b"PACK" {
+        return Ok(None);
+    }
+    let end_of_entries = len - 20;
+    let mut by_offset: Vec<(u64, ObjectId)> = offsets.into_iter().zip(ids).collect();
+    by_offset.sort_by_key(|(o, _)| *o);
+    let at_offset: std::collections::HashMap<u64, ObjectId> = by_offset.iter().copied().collect();
+    let mut out = Vec::with_capacity(by_offset.len());
+    let mut head = [0u8; 32];
+    for (k, (start, id)) in by_offset.iter().enumerate() {
+        let end = by_offset.get(k + 1).map_or(end_of_entries, |(o, _)| *o);
+        if end <= *start || end > end_of_entries {
+            return Ok(None);
+        }
+        let want = ((end - start) as usize).min(head.len());
+        if file.read_exact_at(&mut head[..want], *start).is_err() {
+            return Ok(None);
+        }
+        let Some((kind, size, used)) = parse_entry_header(&head[..want]) else {
+            return Ok(None);
+        };
+        let (stored, header) = match kind {
+            1..=4 => (Stored::Whole(kind), used),
+            6 => {
+                let Some((ofs, more)) = parse_ofs(&head[used..want]) else {
+                    return Ok(None);
+                };
+                let Some(base) = start.checked_sub(ofs).and_then(|b| at_offset.get(&b)) else {
+                    return Ok(None);
+                };
+                (Stored::Delta(*base), used + more)
+            }
+            7 => {
+                let Some(raw) = head.get(used..used + 20).filter(|_| used + 20 <= want) else {
+                    return Ok(None);
+                };
+                let base = ObjectId::from(<[u8; 20]>::try_from(raw).expect("20 bytes"));
+                if ids_sorted.binary_search(&base).is_err() {
+                    return Ok(None);
+                }
+                (Stored::Delta(base), used + 20)
+            }
+            _ => return Ok(None),
+        };
+        out.push((
+            *id,
+            Source {
+                pack: n,
+                start: *start,
+                end,
+                header,
+                size,
+                stored,
+            },
+        ));
+    }
+    Ok(Some(out))
+}
+
+/// Merges packs into one. Entries are copied as they are (no recompression; a delta's base
+/// offset is rewritten), and, given the repository, trees stored whole get deltas against
+/// their versions in the parent commits ([`super::delta::tree_deltas`]). Bases are written
+/// before their deltas. Packs that cannot be read, or that are thin, are left alone. Returns
+/// the new pack and the packs it replaced; the caller removes those.
 ///
-/// Streams: only the indexes are held in memory, and one entry at a time is copied, so that
-/// merging a large ledger does not need its size in memory.
+/// Streams the entries: the indexes and the new deltas are held in memory, and one entry at a
+/// time is copied, so that merging a large ledger does not need its size in memory.
 pub fn merge_packs(
     pack_dir: &Path,
     packs: &[PackInfo],
+    repo: Option<&gix::Repository>,
 ) -> std::io::Result<Option<(PackInfo, Vec<PackInfo>)>> {
+    use super::delta::Stored;
+    use std::collections::HashMap;
     use std::os::unix::fs::FileExt as _;
-    // Where each object's entry is: (pack number, start, end); the first pack that has it wins.
-    let mut spans: std::collections::BTreeMap<ObjectId, (usize, u64, u64)> =
-        std::collections::BTreeMap::new();
+    // The largest (oldest) packs first: bases tend to come before the newer versions.
+    let mut packs: Vec<&PackInfo> = packs.iter().collect();
+    packs.sort_by_key(|p| std::cmp::Reverse(p.objects));
+    let mut sources: HashMap<ObjectId, Source> = HashMap::new();
+    let mut order: Vec<ObjectId> = Vec::new();
     let mut files = Vec::new();
     let mut used = Vec::new();
     for info in packs {
-        let (ids, offsets) = read_index_offsets(&info.idx)?;
         let file = fs::File::open(&info.pack)?;
-        let len = file.metadata()?.len();
-        let mut magic = [0u8; 4];
-        if len < 32 || file.read_exact_at(&mut magic, 0).is_err() || &magic != b"PACK" {
+        let Some(entries) = read_sources(info, files.len(), &file)? else {
             continue;
-        }
-        let end_of_entries = len - 20;
-        let mut by_offset: Vec<(u64, ObjectId)> = offsets.into_iter().zip(ids).collect();
-        by_offset.sort_by_key(|(o, _)| *o);
-        let mut mine = Vec::with_capacity(by_offset.len());
-        let mut has_delta = false;
-        for (k, (start, id)) in by_offset.iter().enumerate() {
-            let end = by_offset.get(k + 1).map_or(end_of_entries, |(o, _)| *o);
-            let mut first = [0u8; 1];
-            if end <= *start
-                || end > end_of_entries
-                || file.read_exact_at(&mut first, *start).is_err()
-            {
-                has_delta = true; // unreadable: leave this pack alone
-                break;
+        };
+        for (id, src) in entries {
+            // The first pack that has an object wins.
+            if let std::collections::hash_map::Entry::Vacant(v) = sources.entry(id) {
+                v.insert(src);
+                order.push(id);
             }
-            let kind = (first[0] >> 4) & 7;
-            if !(1..=4).contains(&kind) {
-                has_delta = true;
-                break;
-            }
-            mine.push((*id, *start, end));
-        }
-        if has_delta {
-            continue;
-        }
-        let n = files.len();
-        for (id, start, end) in mine {
-            spans.entry(id).or_insert((n, start, end));
         }
         files.push(file);
         used.push(info.clone());
@@ -306,12 +433,74 @@ pub fn merge_packs(
     if used.len() < 2 {
         return Ok(None);
     }
-    let mut out = PackWriter::create(pack_dir, spans.len())?;
+    let new_deltas = match repo {
+        Some(repo) => {
+            let stored: HashMap<ObjectId, Stored> =
+                sources.iter().map(|(id, s)| (*id, s.stored)).collect();
+            super::delta::tree_deltas(repo, &stored)
+        }
+        None => HashMap::new(),
+    };
+    let bad = |what: String| std::io::Error::new(std::io::ErrorKind::InvalidData, what);
+    let mut out = PackWriter::create(pack_dir, sources.len())?;
+    // Where each object went, and the length of its delta chain.
+    let mut written: HashMap<ObjectId, (u64, u32)> = HashMap::with_capacity(sources.len());
     let mut buf = Vec::new();
-    for (id, (n, start, end)) in &spans {
-        buf.resize((end - start) as usize, 0);
-        files[*n].read_exact_at(&mut buf, *start)?;
-        out.add(*id, &buf)?;
+    let mut stack = Vec::new();
+    for id in &order {
+        stack.push(*id);
+        while let Some(&top) = stack.last() {
+            if written.contains_key(&top) {
+                stack.pop();
+                continue;
+            }
+            let src = sources[&top];
+            let base = match (new_deltas.get(&top), src.stored) {
+                (Some(d), _) => Some(d.base),
+                (None, Stored::Delta(b)) => Some(b),
+                (None, Stored::Whole(_)) => None,
+            };
+            if let Some(b) = base
+                && !written.contains_key(&b)
+            {
+                if stack.contains(&b) || !sources.contains_key(&b) {
+                    return Err(bad(format!("the delta chain of {top} is broken at {b}")));
+                }
+                stack.push(b);
+                continue;
+            }
+            stack.pop();
+            buf.resize((src.end - src.start) as usize, 0);
+            files[src.pack].read_exact_at(&mut buf, src.start)?;
+            let here = out.offset;
+            let depth = match (new_deltas.get(&top), src.stored, base) {
+                (Some(d), Stored::Whole(_), Some(b)) if written[&b].1 < super::delta::MAX_DEPTH => {
+                    let (at, depth) = written[&b];
+                    let mut entry = entry_header_raw(6, d.delta.len() as u64);
+                    entry.extend_from_slice(&ofs_bytes(here - at));
+                    entry.extend_from_slice(&if d.delta.len() < 512 {
+                        stored_zlib(&d.delta)
+                    } else {
+                        deflate(&d.delta)
+                    });
+                    out.add(top, &entry)?;
+                    depth + 1
+                }
+                (_, Stored::Delta(_), Some(b)) => {
+                    let (at, depth) = written[&b];
+                    let mut entry = entry_header_raw(6, src.size);
+                    entry.extend_from_slice(&ofs_bytes(here - at));
+                    entry.extend_from_slice(&buf[src.header..]);
+                    out.add(top, &entry)?;
+                    depth + 1
+                }
+                _ => {
+                    out.add(top, &buf)?;
+                    0
+                }
+            };
+            written.insert(top, (here, depth));
+        }
     }
     Ok(Some((out.finish()?, used)))
 }
@@ -545,5 +734,197 @@ mod tests {
         assert_eq!(pick(&[1000, 10, 10]), vec![10, 10]);
         assert_eq!(pick(&[1000, 10, 15, 30]), vec![10, 15, 30]);
         assert_eq!(pick(&[40, 10, 15, 30]), vec![10, 15, 30, 40]);
+    }
+
+    fn git(dir: &Path, args: &[&str], input: Option<&[u8]>) -> Vec<u8> {
+        use std::io::Write as _;
+        let mut child = std::process::Command::new("git")
+            .arg("-C")
+            .arg(dir)
+            .args(args)
+            .env("GIT_AUTHOR_NAME", "t")
+            .env("GIT_AUTHOR_EMAIL", "t@example.org")
+            .env("GIT_COMMITTER_NAME", "t")
+            .env("GIT_COMMITTER_EMAIL", "t@example.org")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        if let Some(input) = input {
+            stdin.write_all(input).unwrap();
+        }
+        drop(stdin);
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "git {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out.stdout
+    }
+
+    /// Each object's type and content, by `git cat-file --batch`.
+    fn cat_all(dir: &Path, ids: &[&str]) -> Vec<(String, Vec<u8>)> {
+        let out = git(
+            dir,
+            &["cat-file", "--batch"],
+            Some(format!("{}\n", ids.join("\n")).as_bytes()),
+        );
+        let mut rest = &out[..];
+        let mut objects = Vec::new();
+        while !rest.is_empty() {
+            let nl = rest.iter().position(|&b| b == b'\n').unwrap();
+            let head = std::str::from_utf8(&rest[..nl]).unwrap().to_owned();
+            let mut f = head.split(' ');
+            let (_, kind, size) = (f.next(), f.next().unwrap(), f.next().unwrap());
+            let size: usize = size.parse().unwrap();
+            objects.push((kind.to_owned(), rest[nl + 1..nl + 1 + size].to_vec()));
+            rest = &rest[nl + 2 + size..];
+        }
+        objects
+    }
+
+    /// Commits `rounds` changes to a deep directory of many files, each commit's new objects
+    /// written as one pack of ours (as the ledger writes a batch).
+    fn commit_as_packs(dir: &Path, rounds: std::ops::Range<usize>) {
+        let pack_dir = dir.join(".git/objects/pack");
+        for round in rounds {
+            let deep = dir.join("builds/2026/12/01/05");
+            std::fs::create_dir_all(&deep).unwrap();
+            if round == 0 {
+                for i in 0..800 {
+                    std::fs::write(deep.join(format!("b{i:04}.yaml")), format!("{i}\n")).unwrap();
+                }
+            }
+            std::fs::write(deep.join(format!("r{round:04}.yaml")), format!("{round}\n")).unwrap();
+            std::fs::write(dir.join("HEAD-record"), format!("{round}\n")).unwrap();
+            git(dir, &["add", "-A"], None);
+            git(
+                dir,
+                &["commit", "-q", "-m", &format!("round {round}")],
+                None,
+            );
+            let range = if round == 0 {
+                "HEAD".to_owned()
+            } else {
+                "HEAD^..HEAD".to_owned()
+            };
+            let ids = git(dir, &["rev-list", "--objects", &range], None);
+            let ids: Vec<&str> = std::str::from_utf8(&ids)
+                .unwrap()
+                .lines()
+                .map(|l| l.split(' ').next().unwrap())
+                .collect();
+            let objects = cat_all(dir, &ids)
+                .into_iter()
+                .map(|(kind, data)| {
+                    let kind = match kind.as_str() {
+                        "commit" => ObjectKind::Commit,
+                        "tree" => ObjectKind::Tree,
+                        _ => ObjectKind::Blob,
+                    };
+                    PackObject {
+                        kind,
+                        id: super::super::object_id(kind, &data),
+                        data,
+                    }
+                })
+                .collect::<Vec<_>>();
+            write_pack(&pack_dir, &objects).unwrap();
+            git(dir, &["prune-packed"], None);
+        }
+    }
+
+    fn merge_all(dir: &Path) -> (u64, u64) {
+        let pack_dir = dir.join(".git/objects/pack");
+        let size = || -> u64 {
+            list_packs(&pack_dir)
+                .unwrap()
+                .iter()
+                .map(|p| std::fs::metadata(&p.pack).unwrap().len())
+                .sum()
+        };
+        let before = size();
+        let repo = gix::open(dir).unwrap();
+        let packs = list_packs(&pack_dir).unwrap();
+        let (_, replaced) = merge_packs(&pack_dir, &packs, Some(&repo))
+            .unwrap()
+            .unwrap();
+        assert_eq!(replaced.len(), packs.len());
+        for p in &replaced {
+            remove_pack(p).unwrap();
+        }
+        assert_eq!(list_packs(&pack_dir).unwrap().len(), 1);
+        git(dir, &["fsck", "--full", "--strict", "--no-dangling"], None);
+        (before, size())
+    }
+
+    /// The longest delta chain in the repository's packs, by `git verify-pack`.
+    fn longest_chain(dir: &Path) -> usize {
+        let mut longest = 0;
+        for p in list_packs(&dir.join(".git/objects/pack")).unwrap() {
+            let out = git(dir, &["verify-pack", "-v", p.idx.to_str().unwrap()], None);
+            for line in String::from_utf8(out).unwrap().lines() {
+                if let Some(rest) = line.strip_prefix("chain length = ") {
+                    longest = longest.max(rest.split(':').next().unwrap().parse().unwrap());
+                }
+            }
+        }
+        longest
+    }
+
+    #[test]
+    fn merging_packs_deltifies_tree_versions_and_git_reads_the_result() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        git(dir, &["init", "-q"], None);
+        commit_as_packs(dir, 0..30);
+        let (before, after) = merge_all(dir);
+        assert!(after * 4 < before, "{before} -> {after} bytes");
+        eprintln!("{before} -> {after} bytes");
+        assert!(longest_chain(dir) >= 20, "{}", longest_chain(dir));
+        // Merging again copies the deltas (their bases move) and adds the new versions' own,
+        // up to git's depth limit.
+        commit_as_packs(dir, 30..70);
+        merge_all(dir);
+        let longest = longest_chain(dir);
+        assert!(
+            (40..=super::super::delta::MAX_DEPTH as usize).contains(&longest),
+            "{longest}"
+        );
+        // A pack git wrote (with its own deltas) merges too.
+        for round in 70..75 {
+            std::fs::write(
+                dir.join(format!("builds/2026/12/01/05/r{round:04}.yaml")),
+                "x\n",
+            )
+            .unwrap();
+            git(dir, &["add", "-A"], None);
+            git(dir, &["commit", "-q", "-m", "loose"], None);
+        }
+        git(dir, &["repack", "-q", "-d"], None);
+        commit_as_packs(dir, 75..78);
+        assert!(list_packs(&dir.join(".git/objects/pack")).unwrap().len() >= 3);
+        merge_all(dir);
+        // Every object reads back through gix as git reads it.
+        let repo = gix::open(dir).unwrap();
+        let all = git(
+            dir,
+            &[
+                "cat-file",
+                "--batch-all-objects",
+                "--batch-check=%(objectname)",
+            ],
+            None,
+        );
+        let all = String::from_utf8(all).unwrap();
+        let ids: Vec<&str> = all.lines().collect();
+        for (id, (_, want)) in ids.iter().zip(cat_all(dir, &ids)) {
+            let id = ObjectId::from_hex(id.as_bytes()).unwrap();
+            let (_, data) = super::super::read_object(&repo, &id).unwrap().unwrap();
+            assert_eq!(data, want, "{id}");
+        }
     }
 }

@@ -828,8 +828,8 @@ pub(crate) fn compact(repo: &gix::Repository) -> Result<bool, LedgerError> {
     if chosen.len() < 2 {
         return Ok(false);
     }
-    if let Some((_, replaced)) =
-        git::pack::merge_packs(&pack_dir, &chosen).map_err(LedgerError::io("merging packs"))?
+    if let Some((_, replaced)) = git::pack::merge_packs(&pack_dir, &chosen, Some(repo))
+        .map_err(LedgerError::io("merging packs"))?
     {
         for old in &replaced {
             git::pack::remove_pack(old).map_err(LedgerError::io("removing a merged pack"))?;
