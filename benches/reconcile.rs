@@ -556,7 +556,19 @@ fn mappings(pid: u32) -> String {
 fn day_bench(projects: usize, patchsets: usize, idle_secs: u64) {
     let exe = PathBuf::from(env!("CARGO_BIN_EXE_seakeeper"));
     let dir = tempfile::tempdir().unwrap();
-    let root = dir.path();
+    // SEAKEEPER_BENCH_KEEP=1 leaves the day's world (ledger, state, repositories) behind.
+    let (_dir, root) = match std::env::var_os("SEAKEEPER_BENCH_KEEP") {
+        Some(_) => {
+            let kept = dir.keep();
+            println!("day: the world stays in {}", kept.display());
+            (None, kept)
+        }
+        None => {
+            let root = dir.path().to_owned();
+            (Some(dir), root)
+        }
+    };
+    let root = root.as_path();
     let seed = root.join("seed");
     std::fs::create_dir_all(&seed).unwrap();
     git(&seed, &["init", "-q", "-b", "main"]);

@@ -208,33 +208,6 @@ pub struct TreeDelta {
     pub delta: Vec<u8>,
 }
 
-/// Reads objects through `repo`, keeping those read recently (a tree's version in one commit
-/// is the base of the next).
-struct Reader<'r> {
-    repo: &'r gix::Repository,
-    cache: HashMap<ObjectId, std::rc::Rc<Vec<u8>>>,
-    bytes: usize,
-}
-
-impl Reader<'_> {
-    const BUDGET: usize = 32 << 20;
-
-    fn get(&mut self, id: &ObjectId) -> Option<std::rc::Rc<Vec<u8>>> {
-        if let Some(d) = self.cache.get(id) {
-            return Some(d.clone());
-        }
-        let (_, data) = super::read_object(self.repo, id).ok()??;
-        if self.bytes + data.len() > Self::BUDGET {
-            self.cache.clear();
-            self.bytes = 0;
-        }
-        self.bytes += data.len();
-        let data = std::rc::Rc::new(data);
-        self.cache.insert(*id, data.clone());
-        Some(data)
-    }
-}
-
 fn commit_tree_and_parent(data: &[u8]) -> Option<(ObjectId, Option<ObjectId>)> {
     let mut tree = None;
     let mut parent = None;
@@ -252,32 +225,26 @@ fn commit_tree_and_parent(data: &[u8]) -> Option<(ObjectId, Option<ObjectId>)> {
 }
 
 /// Finds deltas for the trees among `objects` (the packs being merged) that are stored whole:
-/// for each commit among them, each tree that differs from its version in the commit's first
-/// parent, where that version is among `objects` too, becomes a delta against it if the delta
-/// is less than half its size. Chains stay acyclic and at most [`MAX_DEPTH`] long. Objects that
-/// cannot be read are skipped: the pack stays as it was for them.
+/// for each commit among them whose first parent is among them too, each tree that differs
+/// from its version in the parent becomes a delta against it if the delta is less than half
+/// its size. Chains stay acyclic and at most [`MAX_DEPTH`] long. `read` gives an object's
+/// content (only objects among `objects` are asked for); objects it cannot give are skipped,
+/// and stay as they were.
 pub fn tree_deltas(
-    repo: &gix::Repository,
     objects: &HashMap<ObjectId, Stored>,
+    read: &mut dyn FnMut(&ObjectId) -> Option<std::rc::Rc<Vec<u8>>>,
 ) -> HashMap<ObjectId, TreeDelta> {
-    let mut reader = Reader {
-        repo,
-        cache: HashMap::new(),
-        bytes: 0,
-    };
     // The commits, oldest first, so that a version is paired with its base before it becomes
     // the base of the next.
     let mut commits: HashMap<ObjectId, (ObjectId, Option<ObjectId>)> = HashMap::new();
     for (id, stored) in objects {
         if *stored == Stored::Whole(1)
-            && let Some(data) = reader.get(id)
+            && let Some(data) = read(id)
             && let Some(tp) = commit_tree_and_parent(&data)
         {
             commits.insert(*id, tp);
         }
     }
-    reader.cache.clear();
-    reader.bytes = 0;
     let mut depth_in_set: HashMap<ObjectId, usize> = HashMap::new();
     for id in commits.keys() {
         let mut chain = vec![*id];
@@ -327,25 +294,23 @@ pub fn tree_deltas(
     };
     for commit in order {
         let (tree, parent) = commits[&commit];
-        let Some(parent) = parent else { continue };
-        let parent_tree = match commits.get(&parent) {
-            Some((t, _)) => *t,
-            None => match reader.get(&parent).and_then(|d| commit_tree_and_parent(&d)) {
-                Some((t, _)) => t,
-                None => continue,
-            },
+        // A parent outside the packs has its trees outside them too.
+        let Some(&(parent_tree, _)) = parent.and_then(|p| commits.get(&p)) else {
+            continue;
         };
         let mut pairs = vec![(tree, parent_tree)];
         while let Some((new, old)) = pairs.pop() {
             if new == old {
                 continue;
             }
-            let (Some(new_data), Some(old_data)) = (reader.get(&new), reader.get(&old)) else {
+            if !objects.contains_key(&new) || !objects.contains_key(&old) {
+                continue;
+            }
+            let (Some(new_data), Some(old_data)) = (read(&new), read(&old)) else {
                 continue;
             };
-            let pairable = objects.get(&new) == Some(&Stored::Whole(2))
-                && objects.contains_key(&old)
-                && !found.contains_key(&new);
+            let pairable =
+                objects.get(&new) == Some(&Stored::Whole(2)) && !found.contains_key(&new);
             if pairable
                 && chain(&found, old, new).is_some_and(|d| d < MAX_DEPTH)
                 && let Some(delta) = encode(&old_data, &new_data)

@@ -828,7 +828,7 @@ pub(crate) fn compact(repo: &gix::Repository) -> Result<bool, LedgerError> {
     if chosen.len() < 2 {
         return Ok(false);
     }
-    if let Some((_, replaced)) = git::pack::merge_packs(&pack_dir, &chosen, Some(repo))
+    if let Some((_, replaced)) = git::pack::merge_packs(&pack_dir, &chosen, true)
         .map_err(LedgerError::io("merging packs"))?
     {
         for old in &replaced {
