@@ -269,6 +269,34 @@ pub fn tree_deltas(
     order.sort_by_key(|c| (depth_in_set.get(c).copied().unwrap_or(0), *c));
 
     let mut found: HashMap<ObjectId, TreeDelta> = HashMap::new();
+    let base_of = |found: &HashMap<ObjectId, TreeDelta>, id: &ObjectId| {
+        found.get(id).map(|d| d.base).or(match objects.get(id) {
+            Some(Stored::Delta(b)) => Some(*b),
+            _ => None,
+        })
+    };
+    // How long the longest chain of deltas resting on each object is: a new delta under it
+    // makes all of them one longer.
+    let mut above: HashMap<ObjectId, u32> = HashMap::new();
+    let raise = |above: &mut HashMap<ObjectId, u32>,
+                 found: &HashMap<ObjectId, TreeDelta>,
+                 from: ObjectId,
+                 height: u32| {
+        let mut at = base_of(found, &from);
+        let mut k = height + 1;
+        while let Some(b) = at {
+            let e = above.entry(b).or_insert(0);
+            if *e >= k || k > 4 * MAX_DEPTH {
+                break;
+            }
+            *e = k;
+            at = base_of(found, &b);
+            k += 1;
+        }
+    };
+    for id in objects.keys() {
+        raise(&mut above, &found, *id, 0);
+    }
     // The delta chain below `id` (new deltas first, then those in the packs): its length, or
     // `None` if it reaches `avoid` (a delta there would close a cycle).
     let chain = |found: &HashMap<ObjectId, TreeDelta>, id: ObjectId, avoid: ObjectId| {
@@ -278,11 +306,7 @@ pub fn tree_deltas(
             if at == avoid {
                 return None;
             }
-            let next = found.get(&at).map(|d| d.base).or(match objects.get(&at) {
-                Some(Stored::Delta(b)) => Some(*b),
-                _ => None,
-            });
-            match next {
+            match base_of(found, &at) {
                 Some(b) if depth <= MAX_DEPTH => {
                     depth += 1;
                     at = b;
@@ -311,12 +335,14 @@ pub fn tree_deltas(
             };
             let pairable =
                 objects.get(&new) == Some(&Stored::Whole(2)) && !found.contains_key(&new);
+            let height = above.get(&new).copied().unwrap_or(0);
             if pairable
-                && chain(&found, old, new).is_some_and(|d| d < MAX_DEPTH)
+                && chain(&found, old, new).is_some_and(|d| d + 1 + height <= MAX_DEPTH)
                 && let Some(delta) = encode(&old_data, &new_data)
                 && delta.len() * 2 < new_data.len()
             {
                 found.insert(new, TreeDelta { base: old, delta });
+                raise(&mut above, &found, new, height);
             }
             let (Some(new_entries), Some(old_entries)) = (entries(&new_data), entries(&old_data))
             else {
