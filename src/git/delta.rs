@@ -2,9 +2,10 @@
 //!
 //! The ledger rewrites the trees along a record's path in every commit, and a directory that
 //! gains an entry an hour holds thousands: stored whole, each version costs its full size. When
-//! packs are merged, [`tree_deltas`] pairs each tree that is stored whole with the version of
-//! the same path in its commit's parent, and [`encode`] writes it as git's delta against that
-//! version: copies of the runs of entries that did not change, and the new entries inserted.
+//! packs are merged, [`tree_deltas`] pairs each version of a tree with the next version of the
+//! same path, and [`encode`] writes the older as git's delta against the newer: copies of the
+//! runs of entries the two share, and the other entries inserted. The newest versions stay
+//! whole, so the writer and the usual reads never resolve a delta.
 //! This is what `git repack` finds by a window search, found here by walking the commits, in
 //! time proportional to what changed.
 
@@ -225,17 +226,17 @@ fn commit_tree_and_parent(data: &[u8]) -> Option<(ObjectId, Option<ObjectId>)> {
 }
 
 /// Finds deltas for the trees among `objects` (the packs being merged) that are stored whole:
-/// for each commit among them whose first parent is among them too, each tree that differs
-/// from its version in the parent becomes a delta against it if the delta is less than half
-/// its size. Chains stay acyclic and at most [`MAX_DEPTH`] long. `read` gives an object's
+/// for each commit among them whose first parent is among them too, each tree of the parent
+/// that the commit changed becomes a delta against its new version, if the delta is less than
+/// half its size (older versions rest on newer ones, as in git's packs). Chains stay acyclic and at most [`MAX_DEPTH`] long. `read` gives an object's
 /// content (only objects among `objects` are asked for); objects it cannot give are skipped,
 /// and stay as they were.
 pub fn tree_deltas(
     objects: &HashMap<ObjectId, Stored>,
     read: &mut dyn FnMut(&ObjectId) -> Option<std::rc::Rc<Vec<u8>>>,
 ) -> HashMap<ObjectId, TreeDelta> {
-    // The commits, oldest first, so that a version is paired with its base before it becomes
-    // the base of the next.
+    // The commits, newest last (and walked newest first, so that a version is paired with its
+    // base before it becomes the base of the one before it).
     let mut commits: HashMap<ObjectId, (ObjectId, Option<ObjectId>)> = HashMap::new();
     for (id, stored) in objects {
         if *stored == Stored::Whole(1)
@@ -316,8 +317,8 @@ pub fn tree_deltas(
             }
         }
     };
-    for commit in order {
-        let (tree, parent) = commits[&commit];
+    for commit in order.iter().rev() {
+        let (tree, parent) = commits[commit];
         // A parent outside the packs has its trees outside them too.
         let Some(&(parent_tree, _)) = parent.and_then(|p| commits.get(&p)) else {
             continue;
@@ -333,16 +334,18 @@ pub fn tree_deltas(
             let (Some(new_data), Some(old_data)) = (read(&new), read(&old)) else {
                 continue;
             };
+            // The older version becomes the delta, as git does: the newest versions, which
+            // the writer and most reads need, stay whole.
             let pairable =
-                objects.get(&new) == Some(&Stored::Whole(2)) && !found.contains_key(&new);
-            let height = above.get(&new).copied().unwrap_or(0);
+                objects.get(&old) == Some(&Stored::Whole(2)) && !found.contains_key(&old);
+            let height = above.get(&old).copied().unwrap_or(0);
             if pairable
-                && chain(&found, old, new).is_some_and(|d| d + 1 + height <= MAX_DEPTH)
-                && let Some(delta) = encode(&old_data, &new_data)
-                && delta.len() * 2 < new_data.len()
+                && chain(&found, new, old).is_some_and(|d| d + 1 + height <= MAX_DEPTH)
+                && let Some(delta) = encode(&new_data, &old_data)
+                && delta.len() * 2 < old_data.len()
             {
-                found.insert(new, TreeDelta { base: old, delta });
-                raise(&mut above, &found, new, height);
+                found.insert(old, TreeDelta { base: new, delta });
+                raise(&mut above, &found, old, height);
             }
             let (Some(new_entries), Some(old_entries)) = (entries(&new_data), entries(&old_data))
             else {

@@ -957,7 +957,7 @@ mod tests {
         merge_all(dir);
         let longest = longest_chain(dir);
         assert!(
-            (40..=super::super::delta::MAX_DEPTH as usize).contains(&longest),
+            (35..=super::super::delta::MAX_DEPTH as usize).contains(&longest),
             "{longest}"
         );
         // The newest packs merged first (their oldest tree has no base among them, and the
@@ -973,6 +973,29 @@ mod tests {
             longest <= super::super::delta::MAX_DEPTH as usize,
             "{longest}"
         );
+        // The newest version of the directory is stored whole, its older versions as deltas.
+        let newest = git(dir, &["rev-parse", "HEAD:builds/2026/12/01/05"], None);
+        let older = git(dir, &["rev-parse", "HEAD~5:builds/2026/12/01/05"], None);
+        let pack = list_packs(&dir.join(".git/objects/pack"))
+            .unwrap()
+            .remove(0);
+        let listing = git(
+            dir,
+            &["verify-pack", "-v", pack.idx.to_str().unwrap()],
+            None,
+        );
+        let fields = |id: &[u8]| {
+            let id = std::str::from_utf8(id).unwrap().trim();
+            let listing = std::str::from_utf8(&listing).unwrap();
+            let line = listing.lines().find(|l| l.starts_with(id)).unwrap();
+            line.split_whitespace().count()
+        };
+        assert_eq!(
+            fields(&newest),
+            5,
+            "whole: id, type, size, size in pack, offset"
+        );
+        assert_eq!(fields(&older), 7, "a delta: also its depth and base");
         // A pack git wrote (with its own deltas) merges too.
         for round in 70..75 {
             std::fs::write(
