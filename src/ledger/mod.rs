@@ -31,7 +31,8 @@ pub use verify::{VerifyFailure, VerifyOptions, VerifyReport, verify};
 pub use writer::{Receipt, RecordError, Writer, WriterOptions};
 
 /// Held (shared) while reading a ledger in a process whose writer merges packs in the
-/// background, and (exclusively) by the merger while it replaces packs: gix-odb 0.87 panics
+/// background, and (exclusively) by the merger while it removes the packs it merged (writing
+/// the merged pack needs no lock: adding a pack is safe): gix-odb 0.87 panics
 /// ("if the generation changed, the slot index must have changed") when packs are removed
 /// under a handle that is reading. Never hold it while waiting for the writer.
 pub static PACKS: std::sync::RwLock<()> = std::sync::RwLock::new(());

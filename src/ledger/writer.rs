@@ -226,15 +226,7 @@ fn merge_packs_when_asked(path: &Path, rx: mpsc::Receiver<()>) {
     };
     while rx.recv().is_ok() {
         while rx.try_recv().is_ok() {}
-        let merged = {
-            let _exclusive = super::PACKS.write().unwrap_or_else(|p| p.into_inner());
-            let r = compact(&repo);
-            if matches!(r, Ok(true)) {
-                super::PACK_GENERATION.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            }
-            r
-        };
-        match merged {
+        match compact(&repo) {
             Ok(true) => match super::open_repo_for_writing(path) {
                 Ok(r) => repo = r,
                 Err(e) => eprintln!("warning: re-opening the ledger failed: {e}"),
@@ -828,9 +820,13 @@ pub(crate) fn compact(repo: &gix::Repository) -> Result<bool, LedgerError> {
     if chosen.len() < 2 {
         return Ok(false);
     }
+    // Merging reads the old packs with pread and only adds a pack, so readers go on meanwhile;
+    // only removing the old packs waits for them (see `PACKS`).
     if let Some((_, replaced)) = git::pack::merge_packs(&pack_dir, &chosen, true)
         .map_err(LedgerError::io("merging packs"))?
     {
+        let _exclusive = super::PACKS.write().unwrap_or_else(|p| p.into_inner());
+        super::PACK_GENERATION.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         for old in &replaced {
             git::pack::remove_pack(old).map_err(LedgerError::io("removing a merged pack"))?;
         }
