@@ -328,7 +328,9 @@ pub fn tree_deltas(
             if new == old {
                 continue;
             }
-            if !objects.contains_key(&new) || !objects.contains_key(&old) {
+            // An older version already stored as a delta was paired by an earlier merge, and
+            // so was everything under it: nothing to read again.
+            if !objects.contains_key(&new) || !matches!(objects.get(&old), Some(Stored::Whole(_))) {
                 continue;
             }
             let (Some(new_data), Some(old_data)) = (read(&new), read(&old)) else {

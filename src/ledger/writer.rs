@@ -253,9 +253,9 @@ struct State {
 }
 
 /// The writer opens the ledger afresh after this many batches. Packs are mapped into memory,
-/// merged packs order objects by id, and the kernel maps the pages around each one read (an
-/// index entry, a directory on a record's path): a handle kept open for hours ends up with
-/// much of the ledger resident. Opening it again costs well under a millisecond.
+/// a merged pack scatters what one read needs over the pack, and the kernel maps the pages
+/// around each one read (an index entry, a directory on a record's path): a handle kept open
+/// for hours ends up with much of the ledger resident. Opening it again costs well under a millisecond.
 const REOPEN_EVERY: u32 = 8;
 
 struct Pending {
