@@ -207,3 +207,40 @@ pub fn read_object(
         Err(e) => Err(e.to_string()),
     }
 }
+
+/// Helpers for this module's tests.
+#[cfg(test)]
+pub(crate) mod testing {
+    use std::path::Path;
+
+    /// Runs `git` in `dir` (with an author set and `input` on its standard input), asserts
+    /// that it succeeded, and returns its output.
+    pub fn git(dir: &Path, args: &[&str], input: Option<&[u8]>) -> Vec<u8> {
+        use std::io::Write as _;
+        let mut child = std::process::Command::new("git")
+            .arg("-C")
+            .arg(dir)
+            .args(args)
+            .env("GIT_AUTHOR_NAME", "t")
+            .env("GIT_AUTHOR_EMAIL", "t@example.org")
+            .env("GIT_COMMITTER_NAME", "t")
+            .env("GIT_COMMITTER_EMAIL", "t@example.org")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        let input = input.unwrap_or_default().to_vec();
+        // Written from another thread: git answers while it reads, and both pipes are bounded.
+        let writer = std::thread::spawn(move || stdin.write_all(&input));
+        let out = child.wait_with_output().unwrap();
+        writer.join().unwrap().unwrap();
+        assert!(
+            out.status.success(),
+            "git {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out.stdout
+    }
+}

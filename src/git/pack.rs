@@ -748,6 +748,7 @@ pub fn remove_stale_temporaries(pack_dir: &Path, min_age: std::time::Duration) {
 
 #[cfg(test)]
 mod tests {
+    use super::super::testing::git;
     use super::*;
 
     #[test]
@@ -792,35 +793,6 @@ mod tests {
         assert_eq!(pick(&[1000, 10, 10]), vec![10, 10]);
         assert_eq!(pick(&[1000, 10, 15, 30]), vec![10, 15, 30]);
         assert_eq!(pick(&[40, 10, 15, 30]), vec![10, 15, 30, 40]);
-    }
-
-    fn git(dir: &Path, args: &[&str], input: Option<&[u8]>) -> Vec<u8> {
-        use std::io::Write as _;
-        let mut child = std::process::Command::new("git")
-            .arg("-C")
-            .arg(dir)
-            .args(args)
-            .env("GIT_AUTHOR_NAME", "t")
-            .env("GIT_AUTHOR_EMAIL", "t@example.org")
-            .env("GIT_COMMITTER_NAME", "t")
-            .env("GIT_COMMITTER_EMAIL", "t@example.org")
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut stdin = child.stdin.take().unwrap();
-        let input = input.unwrap_or_default().to_vec();
-        // Written from another thread: git answers while it reads, and both pipes are bounded.
-        let writer = std::thread::spawn(move || stdin.write_all(&input));
-        let out = child.wait_with_output().unwrap();
-        writer.join().unwrap().unwrap();
-        assert!(
-            out.status.success(),
-            "git {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        out.stdout
     }
 
     /// Each object's type and content, by `git cat-file --batch`.
