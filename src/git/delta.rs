@@ -138,7 +138,7 @@ pub fn encode(base: &[u8], target: &[u8]) -> Option<Vec<u8>> {
     Some(out)
 }
 
-/// Applies a git delta (for tests and checks).
+/// Applies a git delta; `None` if it does not fit `base` or is malformed.
 pub fn apply(base: &[u8], delta: &[u8]) -> Option<Vec<u8>> {
     fn read_varint(d: &[u8], at: &mut usize) -> Option<usize> {
         let mut v = 0usize;
@@ -228,9 +228,9 @@ fn commit_tree_and_parent(data: &[u8]) -> Option<(ObjectId, Option<ObjectId>)> {
 /// Finds deltas for the trees among `objects` (the packs being merged) that are stored whole:
 /// for each commit among them whose first parent is among them too, each tree of the parent
 /// that the commit changed becomes a delta against its new version, if the delta is less than
-/// half its size (older versions rest on newer ones, as in git's packs). Chains stay acyclic and at most [`MAX_DEPTH`] long. `read` gives an object's
-/// content (only objects among `objects` are asked for); objects it cannot give are skipped,
-/// and stay as they were.
+/// half its size (older versions rest on newer ones, as in git's packs). Chains stay acyclic
+/// and at most [`MAX_DEPTH`] long. `read` gives an object's content (only objects among
+/// `objects` are asked for); objects it cannot give are skipped, and stay as they were.
 pub fn tree_deltas(
     objects: &HashMap<ObjectId, Stored>,
     read: &mut dyn FnMut(&ObjectId) -> Option<std::rc::Rc<Vec<u8>>>,

@@ -217,7 +217,9 @@ pub(crate) fn read_commit(
 /// repository handle, so that merging never holds up commits. Runs a last merge when the
 /// writer stops.
 fn merge_packs_when_asked(path: &Path, rx: mpsc::Receiver<()>) {
-    let mut repo = match super::open_repo_for_writing(path) {
+    // Only its paths are used: merging reads the packs itself, so this handle never gathers
+    // pack slots and need not be reopened.
+    let repo = match super::open_repo_for_writing(path) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("warning: the ledger pack merger cannot open the ledger: {e}");
@@ -227,11 +229,7 @@ fn merge_packs_when_asked(path: &Path, rx: mpsc::Receiver<()>) {
     while rx.recv().is_ok() {
         while rx.try_recv().is_ok() {}
         match compact(&repo) {
-            Ok(true) => match super::open_repo_for_writing(path) {
-                Ok(r) => repo = r,
-                Err(e) => eprintln!("warning: re-opening the ledger failed: {e}"),
-            },
-            Ok(false) => {}
+            Ok(_) => {}
             Err(e) => eprintln!("warning: merging ledger packs failed (will retry later): {e}"),
         }
     }
