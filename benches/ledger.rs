@@ -342,8 +342,14 @@ fn main() {
     let mut ring = seakeeper::signing::Keyring::new();
     ring.add_cert_bytes(&public, "cert").expect("cert");
     let t = Instant::now();
-    let report =
-        verify(&ledger, &VerifyOptions { pinned: Some(ring) }).expect("the ledger verifies");
+    let report = verify(
+        &ledger,
+        &VerifyOptions {
+            pinned: Some(ring),
+            authority: None,
+        },
+    )
+    .expect("the ledger verifies");
     let verify_time = t.elapsed();
     let t = Instant::now();
     let out = git(&ledger_path, &gnupghome)

@@ -189,7 +189,12 @@ fn plan_bench(projects: usize, changes: usize, iterations: usize) {
                 d.clone(),
                 DigestFacts {
                     provenance: seakeeper::policy::promotion::Provenance::Trusted,
-                    entered: BTreeMap::from([("testing".parse().unwrap(), world.now)]),
+                    images: [img.clone()].into(),
+                    problem: None,
+                    entered: BTreeMap::from([(
+                        ("testing".parse().unwrap(), img.clone()),
+                        world.now,
+                    )]),
                 },
             );
             if img.as_str().ends_with('0') {
@@ -343,6 +348,7 @@ fn latency_bench(samples: usize) {
                 reporter,
                 concurrency: None,
                 supervisor: None,
+                init_ledger: true,
             },
         )
         .unwrap();
@@ -629,6 +635,7 @@ fn day_bench(projects: usize, patchsets: usize, idle_secs: u64) {
     let mut child = command
         .args([
             "serve",
+            "--init-ledger",
             "--full-every",
             "2",
             "--concurrency",

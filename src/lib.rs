@@ -40,6 +40,9 @@ pub mod apply;
 /// The daemon: observe, plan, apply; `serve` and `reconcile --once`; status; replication.
 pub mod daemon;
 
+/// Durable writes (temporary file, fsync, rename).
+pub mod store;
+
 /// The secrets file (credentials outside git, never printed).
 pub mod secrets;
 

@@ -714,24 +714,26 @@ fn recorded_result(
 struct Published {
     records: Vec<Record>,
     entered: Vec<((EnvironmentName, ImageName), Digest, Timestamp)>,
-    trusted: Vec<Digest>,
+    /// Digests this server just attested (with its own builder key), as which image.
+    trusted: Vec<(Digest, ImageName)>,
 }
 
 impl Published {
     fn apply_to(self, world: &mut World) {
-        for d in self.trusted {
-            world
-                .digests
-                .entry(d)
-                .or_insert(reconcile::DigestFacts {
-                    provenance: crate::policy::promotion::Provenance::Trusted,
-                    entered: BTreeMap::new(),
-                })
-                .provenance = crate::policy::promotion::Provenance::Trusted;
+        for (d, image) in self.trusted {
+            let f = world.digests.entry(d).or_insert(reconcile::DigestFacts {
+                provenance: crate::policy::promotion::Provenance::Trusted,
+                images: Default::default(),
+                problem: None,
+                entered: BTreeMap::new(),
+            });
+            f.provenance = crate::policy::promotion::Provenance::Trusted;
+            f.problem = None;
+            f.images.insert(image);
         }
         for (slot, digest, at) in self.entered {
             if let Some(f) = world.digests.get_mut(&digest) {
-                f.entered.entry(slot.0.clone()).or_insert(at);
+                f.entered.entry(slot.clone()).or_insert(at);
             }
             world.deployed.insert(slot, (digest, at));
         }
@@ -853,12 +855,10 @@ fn publish_images(
             }));
             // The image enters the first environment, unless a freeze holds it: then it is
             // only pushed and recorded, and enters once named in promotions/<first>.yaml.
-            let frozen = layout.freezes.iter().find(|(_, f)| {
-                f.is_active(now)
-                    && f.scope
-                        .iter()
-                        .any(|s| s == "all" || *s == format!("promote:{}", first.name))
-            });
+            let frozen = layout
+                .freezes
+                .iter()
+                .find(|(_, f)| f.holds(crate::model::Held::Promotion(&first.name), now));
             let slot = (first.name.clone(), decl.name.clone());
             match frozen {
                 Some((name, f)) => (svc.reporter)(&format!(
@@ -894,7 +894,7 @@ fn publish_images(
                     ));
                 }
             }
-            trusted.push(desc.digest.clone());
+            trusted.push((desc.digest.clone(), decl.name.clone()));
         }
         Ok::<(), String>(())
     })();
@@ -1278,9 +1278,9 @@ fn promote(
         .append(Record::Promotion(promotion))
         .map_err(|e| format!("recording the promotion of {image}@{digest}: {e}"))?;
     (svc.on_write)();
-    world.deployed.insert(slot, (digest.clone(), now));
+    world.deployed.insert(slot.clone(), (digest.clone(), now));
     if let Some(f) = world.digests.get_mut(digest) {
-        f.entered.entry(environment.clone()).or_insert(now);
+        f.entered.entry(slot).or_insert(now);
     }
     (svc.reporter)(&format!(
         "[promote] {image}@{digest} now runs in {environment} (config {})",

@@ -272,6 +272,7 @@ executor:
             reporter,
             concurrency: None,
             supervisor: crate::daemon::this_program(),
+            init_ledger: true,
         },
     )?;
     let pass = |d: &mut Daemon| -> anyhow::Result<()> {
@@ -368,7 +369,13 @@ executor:
     println!("10. Verifying every ledger commit: signatures, keys, schemas, indexes");
     let mut ring = Keyring::new();
     ring.add_cert_bytes(&public, "the demo cert")?;
-    let report = ledger::verify(&l, &VerifyOptions { pinned: Some(ring) })?;
+    let report = ledger::verify(
+        &l,
+        &VerifyOptions {
+            pinned: Some(ring),
+            authority: None,
+        },
+    )?;
     println!(
         "   ok: {} commits, {} records",
         report.commits, report.records

@@ -56,13 +56,94 @@ pub(super) enum LedgerCommand {
         /// Pin the trust root: the first commit must be signed by one of these certs.
         #[arg(long)]
         cert: Vec<PathBuf>,
+        #[command(flatten)]
+        trust: TrustArgs,
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
     },
+    /// Adopt the commits of a ledger remote: fetched into a quarantine ref, then adopted only
+    /// when they extend this ledger (and its high-water mark) and every commit verifies
+    /// against the trusted keys and their roles. Exits 1, adopting nothing, on any refusal.
+    Pull {
+        /// The ledger repository (created empty when it does not exist).
+        ledger: PathBuf,
+        /// The remote (URL or path).
+        remote: String,
+        /// Certs trusted with every role (at least one of these or --config-repo is needed).
+        #[arg(long)]
+        cert: Vec<PathBuf>,
+        #[command(flatten)]
+        trust: TrustArgs,
+    },
     /// Change which keys may sign the ledger (signed by a key allowed now).
     #[command(subcommand)]
     Keys(KeysCommand),
+}
+
+/// Where the trusted keys and the high-water mark come from.
+#[derive(Debug, Args)]
+pub(super) struct TrustArgs {
+    /// Check every signer against the config repo's `keys/` and their roles (a local clone
+    /// or bare repository).
+    #[arg(long)]
+    config_repo: Option<PathBuf>,
+    /// The config revision whose `keys/` count.
+    #[arg(long, default_value = "HEAD")]
+    config_rev: String,
+    /// A high-water mark file (a server's `<state_dir>/ledger.mark`): the ledger's head must
+    /// be that commit or a descendant of it.
+    #[arg(long)]
+    mark: Option<PathBuf>,
+}
+
+/// The keys of `--config-repo` with their roles, and `certs` with every role; `None` when
+/// neither is given.
+fn authority(
+    certs: &[PathBuf],
+    trust: &TrustArgs,
+) -> anyhow::Result<Option<crate::signing::Authority>> {
+    use crate::model::KeyRole;
+    if certs.is_empty() && trust.config_repo.is_none() {
+        return Ok(None);
+    }
+    let mut authority = crate::signing::Authority::new();
+    for c in certs {
+        let bytes = std::fs::read(c).with_context(|| format!("reading {}", c.display()))?;
+        authority.add(&bytes, &c.display().to_string(), KeyRole::ALL)?;
+    }
+    if let Some(repo) = &trust.config_repo {
+        let layout = match super::pipeline::load_layout(repo, &trust.config_rev)? {
+            Ok((_, layout)) => layout,
+            Err((commit, errors)) => {
+                for e in &errors {
+                    eprintln!("{e}");
+                }
+                anyhow::bail!(
+                    "the config at {commit} is invalid ({} errors): its keys/ cannot be trusted",
+                    errors.len()
+                );
+            }
+        };
+        for (name, entry) in &layout.keys {
+            authority.add(
+                &entry.cert,
+                &format!("keys/{name}.asc"),
+                entry.roles.iter().copied(),
+            )?;
+        }
+    }
+    Ok(Some(authority))
+}
+
+fn read_mark(trust: &TrustArgs) -> anyhow::Result<Option<ledger::mark::Mark>> {
+    match &trust.mark {
+        None => Ok(None),
+        Some(p) => match ledger::mark::Mark::read(p)? {
+            Some(m) => Ok(Some(m)),
+            None => anyhow::bail!("{}: no such mark file", p.display()),
+        },
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -139,9 +220,85 @@ pub(super) fn run(cmd: LedgerCommand) -> anyhow::Result<ExitCode> {
             target,
             json,
         } => show(ledger, target, json),
-        LedgerCommand::Verify { ledger, cert, json } => {
+        LedgerCommand::Pull {
+            ledger,
+            remote,
+            cert,
+            trust,
+        } => {
+            let Some(authority) = authority(&cert, &trust)? else {
+                anyhow::bail!(
+                    "pull needs the keys to trust: --cert (every role) and/or --config-repo \
+                     (its keys/ with their roles)"
+                );
+            };
+            let mark = read_mark(&trust)?;
+            if !ledger.exists() {
+                std::fs::create_dir_all(&ledger)?;
+                crate::git::mirror::run_git(&ledger, &["init", "--quiet", "--bare"], None)
+                    .map_err(|e| anyhow::anyhow!("{}: {e}", ledger.display()))?;
+                std::fs::write(
+                    ledger.join("HEAD"),
+                    format!("ref: {}\n", ledger::LEDGER_REF),
+                )?;
+            }
+            let options = VerifyOptions {
+                pinned: None,
+                authority: Some(authority),
+            };
+            match ledger::pull::pull(&ledger, &remote, None, &options, mark.as_ref()) {
+                Ok(p) if p.before.as_deref() == Some(p.after.as_str()) => {
+                    println!("up to date at {}", p.after);
+                    Ok(ExitCode::SUCCESS)
+                }
+                Ok(p) => {
+                    println!(
+                        "adopted {} (was {}): {} commits, {} records verified",
+                        p.after,
+                        p.before.as_deref().unwrap_or("empty"),
+                        p.commits,
+                        p.records
+                    );
+                    if let Some(path) = &trust.mark
+                        && let Some(m) = ledger::mark::Mark::of(&Ledger::open(&ledger)?)?
+                    {
+                        m.write(path)?;
+                    }
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(e) => {
+                    eprintln!("refused: {e}");
+                    Ok(ExitCode::from(1))
+                }
+            }
+        }
+        LedgerCommand::Verify {
+            ledger,
+            cert,
+            trust,
+            json,
+        } => {
             let l = Ledger::open(&ledger)?;
-            let mut options = VerifyOptions::default();
+            // --cert alone pins the trust root (rotations inside the ledger are followed);
+            // with --config-repo every signer must also be a trusted key with its roles.
+            let mut options = VerifyOptions {
+                authority: match trust.config_repo {
+                    Some(_) => authority(&cert, &trust)?,
+                    None => None,
+                },
+                ..VerifyOptions::default()
+            };
+            if let Some(mark) = read_mark(&trust)?
+                && let Err(e) = mark.check(&l)
+            {
+                if json {
+                    print_json(
+                        &serde_json::json!({"ok": false, "commit": "-", "reason": e.to_string()}),
+                    )?;
+                }
+                eprintln!("verification failed: {e}");
+                return Ok(ExitCode::from(1));
+            }
             if !cert.is_empty() {
                 let mut ring = Keyring::new();
                 for c in &cert {
@@ -162,10 +319,12 @@ pub(super) fn run(cmd: LedgerCommand) -> anyhow::Result<ExitCode> {
                             report.records,
                             report.tip,
                             report.signers.join(", "),
-                            if report.pinned {
-                                ""
-                            } else {
-                                " (trust root taken from the first commit; pin it with --cert)"
+                            match (report.pinned, report.authorized) {
+                                (_, true) =>
+                                    " (every signer checked against the trusted keys and roles)",
+                                (true, false) => "",
+                                (false, false) =>
+                                    " (trust root taken from the first commit; pin it with --cert)",
                             }
                         );
                     }

@@ -30,6 +30,11 @@ pub(super) struct ServeArgs {
     /// Jobs at once (default: `executor.concurrency` from seakeeper.yaml).
     #[arg(long)]
     concurrency: Option<usize>,
+    /// Start a new ledger when this server has none and the config's ledger remote holds none
+    /// (once, for a new deployment; refused when a ledger exists). Without it a server never
+    /// starts a second ledger by itself.
+    #[arg(long)]
+    init_ledger: bool,
 }
 
 #[derive(Debug, Args)]
@@ -47,6 +52,11 @@ pub(super) struct ReconcileArgs {
     /// Jobs at once.
     #[arg(long)]
     concurrency: Option<usize>,
+    /// Start a new ledger when this server has none and the config's ledger remote holds none
+    /// (once, for a new deployment; refused when a ledger exists). Without it a server never
+    /// starts a second ledger by itself.
+    #[arg(long)]
+    init_ledger: bool,
 }
 
 #[derive(Debug, Args)]
@@ -86,6 +96,7 @@ pub(super) fn serve(a: ServeArgs) -> anyhow::Result<ExitCode> {
             reporter: stdout_reporter(),
             concurrency: a.concurrency,
             supervisor: crate::daemon::this_program(),
+            init_ledger: a.init_ledger,
         },
     )?;
     eprintln!("seakeeper: serving (pid {})", std::process::id());
@@ -109,6 +120,7 @@ pub(super) fn reconcile(a: ReconcileArgs) -> anyhow::Result<ExitCode> {
             reporter: stdout_reporter(),
             concurrency: a.concurrency,
             supervisor: crate::daemon::this_program(),
+            init_ledger: a.init_ledger,
         },
     )?;
     let failed = run_once(&mut d, a.wait)?;

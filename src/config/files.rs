@@ -254,6 +254,14 @@ pub struct FreezeFile {
     pub expires: Option<Timestamp>,
 }
 
+/// `keys/<name>.yaml`: the roles of the cert `keys/<name>.asc`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyRolesFile {
+    /// What the key may sign: `ledger`, `builder`, `promoter`.
+    pub roles: std::collections::BTreeSet<crate::model::KeyRole>,
+}
+
 /// `schedules.yaml`.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -48,8 +48,18 @@ pub struct Layout {
     pub templates: BTreeMap<String, JobSpec>,
     /// Policies, defaults overridden by the config repo.
     pub policies: Policies,
-    /// Public certs allowed to sign the ledger (`keys/<name>.asc`), armored.
-    pub keys: BTreeMap<String, Vec<u8>>,
+    /// Public certs trusted to sign, with their roles (`keys/<name>.asc` and
+    /// `keys/<name>.yaml`), by name.
+    pub keys: BTreeMap<String, KeyEntry>,
+}
+
+/// A trusted key of the config repo.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyEntry {
+    /// The armored public cert.
+    pub cert: Vec<u8>,
+    /// What it may sign.
+    pub roles: BTreeSet<crate::model::KeyRole>,
 }
 
 /// A short account of a Layout, for `config check` and `config show`.
@@ -156,6 +166,94 @@ impl FreezeFile {
     /// Whether the freeze holds at `now` (a freeze file holds until its `expires`, if any).
     pub fn is_active(&self, now: crate::model::Timestamp) -> bool {
         self.expires.is_none_or(|e| now < e)
+    }
+
+    /// Its scopes; one that cannot be read (or none at all) holds everything.
+    pub fn scopes(&self) -> Vec<crate::model::FreezeScope> {
+        if self.scope.is_empty() {
+            return vec![crate::model::FreezeScope::All];
+        }
+        self.scope
+            .iter()
+            .map(|s| crate::model::FreezeScope::parse_fail_closed(s))
+            .collect()
+    }
+
+    /// Whether the freeze holds `what` at `now`: the only place freezes are matched.
+    pub fn holds(&self, what: crate::model::Held<'_>, now: crate::model::Timestamp) -> bool {
+        self.is_active(now) && self.scopes().iter().any(|s| s.holds(what))
+    }
+}
+
+/// The freezes of a config commit, read on their own and fail closed, for a commit that is
+/// invalid as a whole (its Layout is not used, but a freeze it adds must hold): a freeze file
+/// that cannot be read or parsed, or whose scope names nothing known, becomes a freeze of
+/// everything (`all`), with the reason saying why and where; it never expires.
+pub fn freezes_fail_closed(
+    files: &BTreeMap<String, SourceFile>,
+    environments: &[EnvironmentSpec],
+) -> BTreeMap<FreezeName, FreezeFile> {
+    let mut out = BTreeMap::new();
+    let mut unnamed = 0;
+    for (path, rest, file) in under(files, "freezes/") {
+        let name = rest
+            .strip_suffix(".yaml")
+            .filter(|n| !n.contains('/'))
+            .and_then(|n| n.parse::<FreezeName>().ok())
+            .unwrap_or_else(|| {
+                unnamed += 1;
+                format!("unreadable-freeze-{unnamed}")
+                    .parse()
+                    .expect("a valid freeze name")
+            });
+        let broken = |why: String| FreezeFile {
+            scope: vec!["all".into()],
+            reason: format!("{path} cannot be read ({why}); it holds everything until it is fixed"),
+            ticket: None,
+            expires: None,
+        };
+        let parsed = std::str::from_utf8(&file.bytes)
+            .map_err(|e| format!("not UTF-8: {e}"))
+            .and_then(|t| parse_yaml::<FreezeFile>(path, t).map_err(|e| e.to_string()));
+        let freeze = match parsed {
+            Err(why) => broken(why),
+            Ok(mut f) => {
+                let known = |s: &str| match crate::model::FreezeScope::parse(s) {
+                    Ok(crate::model::FreezeScope::Promote(e)) => {
+                        environments.iter().any(|x| x.name == e)
+                    }
+                    Ok(_) => true,
+                    Err(_) => false,
+                };
+                let unknown: Vec<String> = f.scope.iter().filter(|s| !known(s)).cloned().collect();
+                if f.scope.is_empty() || !unknown.is_empty() {
+                    f.reason = format!(
+                        "{} (held as `all`: {path} names no scope it could mean for sure: {})",
+                        f.reason.trim(),
+                        if unknown.is_empty() {
+                            "none given".to_owned()
+                        } else {
+                            unknown.join(", ")
+                        }
+                    );
+                    f.scope = vec!["all".into()];
+                }
+                f
+            }
+        };
+        out.insert(name, freeze);
+    }
+    out
+}
+
+impl Layout {
+    /// This Layout with the freezes of another (invalid) commit's files added, fail closed
+    /// (see [`freezes_fail_closed`]); a freeze of the same name is replaced.
+    pub fn with_freezes_of(&self, files: &BTreeMap<String, SourceFile>) -> Layout {
+        let mut l = self.clone();
+        l.freezes
+            .extend(freezes_fail_closed(files, &self.environments));
+        l
     }
 }
 
@@ -734,9 +832,28 @@ pub fn load_with(
         }
     }
 
-    // keys/
+    // keys/: <name>.asc (the cert) and <name>.yaml (its roles), in pairs.
     let mut keys = BTreeMap::new();
+    let mut roles_files = BTreeMap::new();
     for (path, rest, bytes) in under(files, "keys/") {
+        if let Some(name) = rest.strip_suffix(".yaml").filter(|n| !n.contains('/')) {
+            let Some(t) = text(path, &mut errors) else {
+                continue;
+            };
+            match cache.parse::<files::KeyRolesFile>(path, key(path), t) {
+                Ok(f) => {
+                    if f.roles.is_empty() {
+                        errors.push(
+                            ConfigError::new(path.as_str(), "roles", "names no role")
+                                .located(t, "roles"),
+                        );
+                    }
+                    roles_files.insert(name.to_owned(), f.roles);
+                }
+                Err(e) => errors.push(e),
+            }
+            continue;
+        }
         let armored = bytes
             .bytes
             .starts_with(b"-----BEGIN PGP PUBLIC KEY BLOCK-----");
@@ -744,7 +861,8 @@ pub fn load_with(
             errors.push(ConfigError::new(
                 path.as_str(),
                 "",
-                "keys are armored OpenPGP public certs at keys/<name>.asc",
+                "keys are armored OpenPGP public certs at keys/<name>.asc, with their roles in \
+                 keys/<name>.yaml",
             ));
             continue;
         }
@@ -753,6 +871,30 @@ pub fn load_with(
             bytes.bytes.to_vec(),
         );
     }
+    let mut key_entries = BTreeMap::new();
+    for (name, cert) in keys {
+        match roles_files.remove(&name) {
+            Some(roles) => {
+                key_entries.insert(name, KeyEntry { cert, roles });
+            }
+            None => errors.push(ConfigError::new(
+                format!("keys/{name}.asc"),
+                "",
+                format!(
+                    "has no roles: add keys/{name}.yaml with `roles: [...]` (ledger, builder, \
+                     promoter); a key without roles would be trusted for nothing"
+                ),
+            )),
+        }
+    }
+    for name in roles_files.keys() {
+        errors.push(ConfigError::new(
+            format!("keys/{name}.yaml"),
+            "",
+            format!("names the roles of keys/{name}.asc, which does not exist"),
+        ));
+    }
+    let keys = key_entries;
 
     match (settings, policies, errors.is_empty()) {
         (Some(settings), Some(policies), true) => Ok(Layout {
@@ -953,28 +1095,7 @@ fn check_projects(
     }
 }
 
-/// Whether a project glob (`*` matches any run of characters) matches a name.
-pub fn glob_matches(glob: &str, name: &str) -> bool {
-    let parts: Vec<&str> = glob.split('*').collect();
-    if parts.len() == 1 {
-        return glob == name;
-    }
-    let (first, last) = (parts[0], parts[parts.len() - 1]);
-    if !name.starts_with(first)
-        || !name[first.len()..].ends_with(last)
-        || name.len() < first.len() + last.len()
-    {
-        return false;
-    }
-    let mut rest = &name[first.len()..name.len() - last.len()];
-    for mid in &parts[1..parts.len() - 1] {
-        match rest.find(mid) {
-            Some(i) => rest = &rest[i + mid.len()..],
-            None => return false,
-        }
-    }
-    true
-}
+pub use crate::model::glob_matches;
 
 fn check_freeze(
     path: &str,

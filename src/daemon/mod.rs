@@ -45,6 +45,9 @@ pub struct Options {
     /// this process and the next one adopts them; `None`: they run under this process's
     /// threads and die with it.
     pub supervisor: Option<PathBuf>,
+    /// Start a new ledger when there is none here and its remote holds none (`--init-ledger`:
+    /// explicit, once; refused when a ledger exists).
+    pub init_ledger: bool,
 }
 
 /// The daemon's moving parts and its World.
@@ -80,6 +83,12 @@ pub struct Daemon {
     sources_cell: Arc<std::sync::RwLock<Sources>>,
     /// The executor settings the executor was made with.
     executor_key: String,
+    /// `--init-ledger` was given and not yet used.
+    init_ledger: bool,
+    /// Why the ledger must not be written (see [`Status::ledger_alert`]).
+    ledger_alert: Option<String>,
+    /// The trusted keys at a config commit (see [`Daemon::authority`]).
+    authority: Option<(CommitId, crate::signing::Authority)>,
 }
 
 /// What a pass did.
@@ -114,6 +123,73 @@ fn empty_world() -> World {
     )
 }
 
+/// What the ledger proves about a digest a promotion asks for: its trust from attestations
+/// whose signatures verify with a builder key (not from what the build request says), the
+/// images those attestations name, and where it entered as which image.
+fn digest_facts(
+    snapshot: &crate::ledger::Snapshot<'_>,
+    digest: &crate::model::Digest,
+    builder_keys: &[[u8; 32]],
+) -> anyhow::Result<reconcile::DigestFacts> {
+    use crate::policy::promotion::Provenance;
+    let mut facts = reconcile::DigestFacts {
+        provenance: Provenance::None,
+        images: BTreeSet::new(),
+        problem: None,
+        entered: BTreeMap::new(),
+    };
+    let Some(t) = snapshot.trace_digest(digest)? else {
+        return Ok(facts);
+    };
+    if t.trust.as_deref() == Some("untrusted") {
+        facts.provenance = Provenance::Untrusted;
+    }
+    let mut problems = Vec::new();
+    for a in &t.attestations {
+        let Some(crate::model::Record::Attestation(r)) = snapshot.record(&a.path)? else {
+            continue;
+        };
+        match crate::signing::provenance::verify_build_attestation(
+            &r.envelope,
+            builder_keys,
+            digest,
+        ) {
+            Ok(v) => {
+                if facts.provenance == Provenance::None {
+                    facts.provenance = Provenance::Trusted;
+                }
+                // The artifact's own name is an image only when an attestation names it.
+                for name in &v.subject_names {
+                    for candidate in [t.name.as_deref(), name.rsplit('/').next()]
+                        .into_iter()
+                        .flatten()
+                    {
+                        if crate::signing::provenance::subject_names_image(name, candidate)
+                            && let Ok(image) = candidate.parse()
+                        {
+                            facts.images.insert(image);
+                        }
+                    }
+                }
+            }
+            Err(e) => problems.push(format!("{}: {e}", a.path)),
+        }
+    }
+    if facts.provenance == Provenance::None && !problems.is_empty() {
+        facts.problem = Some(problems.join("; "));
+    }
+    for p in &t.promotions {
+        if let (Ok(e), Ok(i), Ok(at)) = (
+            p.environment.parse(),
+            p.image.parse(),
+            p.promoted_at.parse::<Timestamp>(),
+        ) {
+            facts.entered.entry((e, i)).or_insert(at);
+        }
+    }
+    Ok(facts)
+}
+
 fn is_remote(url: &str) -> bool {
     url.starts_with("http://") || url.starts_with("https://")
 }
@@ -128,6 +204,12 @@ impl Daemon {
         // SAFETY: mallopt only changes an allocator parameter.
         unsafe {
             libc::mallopt(libc::M_MMAP_THRESHOLD, 128 * 1024);
+        }
+        if options.init_ledger && settings.ledger_dir().exists() {
+            anyhow::bail!(
+                "--init-ledger starts a new ledger, but {} already holds one: leave the flag out",
+                settings.ledger_dir().display()
+            );
         }
         std::fs::create_dir_all(&settings.state_dir)
             .map_err(|e| anyhow::anyhow!("{}: {e}", settings.state_dir.display()))?;
@@ -173,6 +255,9 @@ impl Daemon {
             invalid_head: None,
             sources_cell: Arc::new(std::sync::RwLock::new(Sources::Local(PathBuf::new()))),
             executor_key: String::new(),
+            init_ledger: options.init_ledger,
+            ledger_alert: None,
+            authority: None,
         })
     }
 
@@ -260,6 +345,11 @@ impl Daemon {
         self.world.config.author = author;
         self.world.config.errors = loaded.errors.iter().map(ToString::to_string).collect();
         if !loaded.errors.is_empty() {
+            // HEAD is not used, but a freeze it adds holds all the same (fail closed: a freeze
+            // file that cannot be read holds everything).
+            if let Some(l) = &loaded.layout {
+                loaded.layout = Some(Arc::new(l.with_freezes_of(&files)));
+            }
             self.invalid_head = Some(head_id.clone());
             (self.reporter)(&format!(
                 "[config] {head_id} is invalid ({} errors); running with the last good config {}",
@@ -358,15 +448,29 @@ impl Daemon {
             .and_then(|l| l.remote.clone());
         let mut key = SigningKey::from_bytes(&self.key_bytes, "the signing key")?;
         if !ledger_dir.exists() {
-            replicate::bootstrap(
+            let authority = self.authority(&layout)?;
+            let made = replicate::bootstrap(
                 &ledger_dir,
                 remote.as_deref(),
                 gerrit_creds.as_ref(),
                 &mut key,
-            )?;
+                &authority,
+                self.init_ledger,
+            );
+            if let Err(e) = made {
+                self.ledger_alert = Some(format!("{e:#}"));
+                self.write_status(true);
+                return Err(e);
+            }
+            self.init_ledger = false;
+            let ledger = Ledger::open(&ledger_dir)?;
+            if let Some(m) = crate::ledger::mark::Mark::of(&ledger)? {
+                m.write(&self.settings.ledger_mark())?;
+            }
         }
-        // Checked now (format, keys); read afresh by each pass.
+        // Checked now (format, keys, the high-water mark); read afresh by each pass.
         Ledger::open(&ledger_dir)?;
+        self.check_ledger_mark()?;
         // The writer and the executor (with its running jobs) carry over when only the Gerrit
         // settings changed; a new executor would not know the jobs the old one runs.
         let executor_key = format!("{:?}", layout.settings.executor);
@@ -451,6 +555,97 @@ impl Daemon {
         self.load_state()?;
         self.observe_freeze_origins();
         Ok(())
+    }
+
+    /// The keys this deployment trusts: the server's own (every role), the settings'
+    /// `trusted_certs` (every role), and the config repo's `keys/` with their roles.
+    pub fn authority(&self, layout: &Layout) -> anyhow::Result<crate::signing::Authority> {
+        use crate::model::KeyRole;
+        let mut authority = crate::signing::Authority::new();
+        let own = SigningKey::from_bytes(&self.key_bytes, "the signing key")?;
+        authority.add(
+            &own.public_cert_armored()?,
+            "the server's own key",
+            KeyRole::ALL,
+        )?;
+        for path in &self.settings.trusted_certs {
+            let bytes = std::fs::read(path)
+                .map_err(|e| anyhow::anyhow!("trusted_certs: {}: {e}", path.display()))?;
+            authority.add(
+                &bytes,
+                &format!("trusted_certs: {}", path.display()),
+                KeyRole::ALL,
+            )?;
+        }
+        for (name, entry) in &layout.keys {
+            authority.add(
+                &entry.cert,
+                &format!("keys/{name}.asc"),
+                entry.roles.iter().copied(),
+            )?;
+        }
+        Ok(authority)
+    }
+
+    /// Refuses to go on when the ledger's head is not the high-water mark or a descendant of
+    /// it (someone reset or truncated it); records the mark when there is none yet.
+    fn check_ledger_mark(&mut self) -> anyhow::Result<()> {
+        use crate::ledger::mark::Mark;
+        let path = self.settings.ledger_mark();
+        let ledger = Ledger::open(&self.settings.ledger_dir())?;
+        match Mark::read(&path)? {
+            Some(mark) => {
+                if let Err(e) = mark.check(&ledger) {
+                    let alert = format!("{e} (mark: {})", path.display());
+                    crate::telemetry::warn(&alert);
+                    self.ledger_alert = Some(alert.clone());
+                    self.write_status(true);
+                    anyhow::bail!(alert);
+                }
+            }
+            None => {
+                if let Some(m) = Mark::of(&ledger)? {
+                    m.write(&path)?;
+                }
+            }
+        }
+        self.ledger_alert = None;
+        Ok(())
+    }
+
+    /// Moves the high-water mark to the ledger's head (after a pass wrote to it).
+    fn advance_ledger_mark(&mut self) {
+        use crate::ledger::mark::Mark;
+        let path = self.settings.ledger_mark();
+        let Ok(ledger) = Ledger::open(&self.settings.ledger_dir()) else {
+            return;
+        };
+        let Ok(Some(now)) = Mark::of(&ledger) else {
+            return;
+        };
+        match Mark::read(&path) {
+            Ok(Some(old)) if old == now => {}
+            Ok(Some(old)) => {
+                // Only forward: a head that went back keeps the old mark (and the alert).
+                if let Err(e) = old.check(&ledger) {
+                    let alert = format!("{e} (mark: {})", path.display());
+                    crate::telemetry::warn(&alert);
+                    self.ledger_alert = Some(alert);
+                } else if let Err(e) = now.write(&path) {
+                    crate::telemetry::warn(&format!("{e}"));
+                }
+            }
+            _ => {
+                if let Err(e) = now.write(&path) {
+                    crate::telemetry::warn(&format!("{e}"));
+                }
+            }
+        }
+    }
+
+    /// Why the ledger is not written to, if it is not.
+    pub fn ledger_alert(&self) -> Option<&str> {
+        self.ledger_alert.as_deref()
     }
 
     fn executor(
@@ -847,54 +1042,55 @@ impl Daemon {
 
     /// The ledger's view of promotions the config asks for.
     fn observe_promotions(&mut self) -> anyhow::Result<()> {
-        let (Some(layout), Some(svc)) = (&self.layout, &self.svc) else {
+        let (Some(layout), Some(_)) = (self.layout.clone(), &self.svc) else {
             return Ok(());
         };
+        // Trust comes from keys/ at the config in use: when that changes, every digest's
+        // facts are checked again.
+        let commit = self.world.config.layout_commit.clone();
+        if self.authority.as_ref().is_none_or(|(c, _)| *c != commit) {
+            let authority = self.authority(&layout)?;
+            self.authority = Some((commit, authority));
+            self.world.digests.clear();
+        }
+        let (_, authority) = self.authority.as_ref().expect("set above");
+        let builder_keys: Vec<[u8; 32]> = authority
+            .dsse_keys(crate::model::KeyRole::Builder)
+            .into_iter()
+            .map(|(_, k)| k)
+            .collect();
+        let svc = self.svc.as_ref().expect("checked above");
         let _packs = crate::ledger::read_guard();
         let ledger = svc.ledger().map_err(|e| anyhow::anyhow!(e))?;
         let snapshot = ledger.snapshot()?;
         for (env, images) in &layout.promotions {
+            // The previous environment's pointer too: a promotion needs its source to run the
+            // digest now.
+            let previous = layout
+                .environments
+                .iter()
+                .position(|e| &e.name == env)
+                .and_then(|p| p.checked_sub(1))
+                .map(|p| layout.environments[p].name.clone());
             for (image, digest) in images {
-                let slot = (env.clone(), image.clone());
-                if !self.world.deployed.contains_key(&slot)
-                    && let Some(crate::model::Record::Promotion(p)) =
-                        snapshot.record(&crate::ledger::layout::promotion_pointer(env, image))?
+                for slot in std::iter::once((env.clone(), image.clone()))
+                    .chain(previous.clone().map(|p| (p, image.clone())))
                 {
-                    self.world
-                        .deployed
-                        .insert(slot.clone(), (p.digest, p.promoted_at));
+                    if !self.world.deployed.contains_key(&slot)
+                        && let Some(crate::model::Record::Promotion(p)) = snapshot
+                            .record(&crate::ledger::layout::promotion_pointer(&slot.0, &slot.1))?
+                    {
+                        self.world
+                            .deployed
+                            .insert(slot.clone(), (p.digest, p.promoted_at));
+                    }
                 }
+                let slot = (env.clone(), image.clone());
                 let deployed = self.world.deployed.get(&slot).map(|(d, _)| d);
                 if deployed == Some(digest) || self.world.digests.contains_key(digest) {
                     continue;
                 }
-                let facts = match snapshot.trace_digest(digest)? {
-                    None => reconcile::DigestFacts {
-                        provenance: crate::policy::promotion::Provenance::None,
-                        entered: BTreeMap::new(),
-                    },
-                    Some(t) => {
-                        let provenance = match t.trust.as_deref() {
-                            Some("trusted") if !t.attestations.is_empty() => {
-                                crate::policy::promotion::Provenance::Trusted
-                            }
-                            Some("untrusted") => crate::policy::promotion::Provenance::Untrusted,
-                            _ => crate::policy::promotion::Provenance::None,
-                        };
-                        let mut entered = BTreeMap::new();
-                        for p in &t.promotions {
-                            if let (Ok(e), Ok(at)) =
-                                (p.environment.parse(), p.promoted_at.parse::<Timestamp>())
-                            {
-                                entered.entry(e).or_insert(at);
-                            }
-                        }
-                        reconcile::DigestFacts {
-                            provenance,
-                            entered,
-                        }
-                    }
-                };
+                let facts = digest_facts(&snapshot, digest, &builder_keys)?;
                 self.world.digests.insert(digest.clone(), facts);
             }
         }
@@ -930,6 +1126,9 @@ impl Daemon {
             );
         }
         self.ensure_services()?;
+        if self.ledger_alert.is_some() || self.svc.is_some() {
+            self.check_ledger_mark()?;
+        }
         self.world.now = now();
         let watched = self.watched();
         let work: Vec<(ProjectName, Scope)> = match work {
@@ -961,6 +1160,7 @@ impl Daemon {
             }
         }
         self.prune();
+        self.advance_ledger_mark();
         self.write_status(false);
         Ok(report)
     }

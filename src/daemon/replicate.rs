@@ -10,8 +10,9 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use crate::git::mirror::run_git;
-use crate::ledger::{LEDGER_REF, Ledger};
-use crate::signing::SigningKey;
+use crate::ledger::pull::{PullError, pull};
+use crate::ledger::{LEDGER_REF, Ledger, VerifyOptions};
+use crate::signing::{Authority, SigningKey};
 
 /// Replication as last seen.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -39,13 +40,18 @@ pub struct Replicator {
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
-/// Creates the ledger at `dir`: from `remote` when it already holds one, else a new one (which
-/// replication then pushes).
+/// Creates the ledger at `dir` on a server that has none: from `remote` when it holds a
+/// ledger that verifies against `authority` (every commit, with the roles its records need),
+/// or, only when `init` says so, a new one (which replication then pushes). A server never
+/// starts a second ledger by itself: with no remote, or a remote that holds none, it fails
+/// naming `--init-ledger`; with a remote it cannot read, it fails naming the remote.
 pub fn bootstrap(
     dir: &Path,
     remote: Option<&str>,
     credentials: Option<&(String, String)>,
     key: &mut SigningKey,
+    authority: &Authority,
+    init: bool,
 ) -> anyhow::Result<()> {
     // Built aside and renamed into place, so that a crash never leaves a half-made ledger
     // that later starts would take for a real one.
@@ -56,7 +62,14 @@ pub fn bootstrap(
     if aside.exists() {
         std::fs::remove_dir_all(&aside)?;
     }
-    bootstrap_into(&aside, remote, credentials, key)?;
+    if let Some(parent) = aside.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    let made = bootstrap_into(&aside, dir, remote, credentials, key, authority, init);
+    if let Err(e) = made {
+        let _ = std::fs::remove_dir_all(&aside);
+        return Err(e);
+    }
     std::fs::rename(&aside, dir)?;
     if let Some(parent) = dir.parent() {
         let _ = crate::git::sync_dir(parent);
@@ -65,45 +78,63 @@ pub fn bootstrap(
 }
 
 fn bootstrap_into(
+    aside: &Path,
     dir: &Path,
     remote: Option<&str>,
     credentials: Option<&(String, String)>,
     key: &mut SigningKey,
+    authority: &Authority,
+    init: bool,
 ) -> anyhow::Result<()> {
-    if let Some(remote) = remote {
-        let parent = dir.parent().unwrap_or(Path::new("."));
-        std::fs::create_dir_all(parent)?;
-        let listed = run_git(
-            parent,
-            &["ls-remote", "--", remote, LEDGER_REF],
-            credentials_for(remote, credentials),
-        )
-        .map_err(|e| {
-            anyhow::anyhow!(
-                "the ledger remote cannot be read ({e}); not starting a new ledger that would \
-                 diverge from it"
-            )
-        })?;
-        if !listed.trim().is_empty() {
-            std::fs::create_dir_all(dir)?;
-            run_git(dir, &["init", "--quiet", "--bare"], None)
-                .map_err(|e| anyhow::anyhow!("{}: {e}", dir.display()))?;
-            let refspec = format!("{LEDGER_REF}:{LEDGER_REF}");
-            run_git(
-                dir,
-                &["fetch", "--quiet", "--no-tags", "--", remote, &refspec],
-                credentials_for(remote, credentials),
-            )
-            .map_err(|e| anyhow::anyhow!("fetching the ledger from its remote: {e}"))?;
-            let _ = crate::git::sync_dir(dir);
-            // The fetched ledger must verify as ours before we append to it.
-            Ledger::open(dir)?;
-            eprintln!("seakeeper: ledger restored from {}", redact(remote));
-            return Ok(());
+    let new_ledger = |key: &mut SigningKey| -> anyhow::Result<()> {
+        Ledger::init(aside, key)?;
+        eprintln!("seakeeper: started a new ledger at {}", dir.display());
+        Ok(())
+    };
+    let Some(remote) = remote else {
+        if init {
+            return new_ledger(key);
         }
+        anyhow::bail!(
+            "there is no ledger at {} and the config names no ledger.remote to restore it \
+             from; to start a new ledger (once, for a new deployment), run with --init-ledger",
+            dir.display()
+        );
+    };
+    // An empty repository to fetch into; HEAD names the ledger's branch, as `ledger init`'s does.
+    drop(gix::init_bare(aside).map_err(|e| anyhow::anyhow!("{}: {e}", aside.display()))?);
+    std::fs::write(aside.join("HEAD"), format!("ref: {LEDGER_REF}\n"))?;
+    let options = VerifyOptions {
+        pinned: None,
+        authority: Some(authority.clone()),
+    };
+    match pull(aside, remote, credentials, &options, None) {
+        Ok(pulled) => {
+            let _ = crate::git::sync_dir(aside);
+            eprintln!(
+                "seakeeper: ledger restored from {} at {} ({} commits verified)",
+                redact(remote),
+                pulled.after,
+                pulled.commits
+            );
+            Ok(())
+        }
+        Err(PullError::NoLedger { remote: shown }) => {
+            if init {
+                std::fs::remove_dir_all(aside)?;
+                return new_ledger(key);
+            }
+            anyhow::bail!(
+                "the ledger remote {shown} holds no ledger yet and there is none at {}; to \
+                 start a new ledger (once, for a new deployment), run with --init-ledger",
+                dir.display()
+            )
+        }
+        Err(e @ PullError::Unreachable { .. }) => Err(anyhow::anyhow!(
+            "{e}; not starting a new ledger that would diverge from it"
+        )),
+        Err(e) => Err(e.into()),
     }
-    Ledger::init(dir, key)?;
-    Ok(())
 }
 
 fn credentials_for<'a>(
@@ -114,13 +145,7 @@ fn credentials_for<'a>(
 }
 
 fn redact(url: &str) -> String {
-    match url.split_once("://") {
-        Some((scheme, rest)) => match rest.split_once('@') {
-            Some((_, host)) => format!("{scheme}://***@{host}"),
-            None => url.to_owned(),
-        },
-        None => url.to_owned(),
-    }
+    crate::git::mirror::redact(url)
 }
 
 impl Replicator {

@@ -10,6 +10,7 @@
 //! config_branch: main                  # optional, main by default
 //! config_project: seakeeper-config     # optional: its Gerrit project, whose changes are checked
 //! sandbox: auto                        # local executor: auto (bubblewrap), bubblewrap, none
+//! trusted_certs: [/etc/seakeeper/old-server.asc]  # optional: trusted with every role
 //! ```
 //!
 //! Relative paths are relative to the settings file's directory.
@@ -58,6 +59,11 @@ pub struct Settings {
     /// The local executor's isolation.
     #[serde(default)]
     pub sandbox: SandboxSetting,
+    /// Public certs trusted with every role, whatever the config repo's `keys/` says: the
+    /// deployment's trust root for adopting a ledger from its remote (for example the previous
+    /// server's key after a key change). The server's own key is always trusted.
+    #[serde(default)]
+    pub trusted_certs: Vec<PathBuf>,
 }
 
 fn main() -> String {
@@ -87,6 +93,9 @@ impl Settings {
         if let Some(p) = &mut s.secrets {
             absolute(p);
         }
+        for p in &mut s.trusted_certs {
+            absolute(p);
+        }
         if !(s.config_repo.starts_with("https://")
             || s.config_repo.starts_with("http://")
             || s.config_repo.starts_with("file://")
@@ -114,6 +123,11 @@ impl Settings {
             );
         }
         Ok(s)
+    }
+
+    /// The high-water mark of the ledger (outside the ledger repository).
+    pub fn ledger_mark(&self) -> PathBuf {
+        self.state_dir.join("ledger.mark")
     }
 
     /// The ledger repository.

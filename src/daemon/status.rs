@@ -88,6 +88,10 @@ pub struct Status {
     /// The daemon's memory.
     #[serde(default)]
     pub memory: Option<Memory>,
+    /// Why the daemon refuses to write to its ledger (rolled back, unverified remote, no
+    /// ledger): nothing is recorded or promoted while this is set.
+    #[serde(default)]
+    pub ledger_alert: Option<String>,
 }
 
 /// The daemon's memory, in KiB.
@@ -229,6 +233,7 @@ impl Status {
             promotions,
             replication: d.replication(),
             memory: Memory::now(),
+            ledger_alert: d.ledger_alert().map(str::to_owned),
         }
     }
 
@@ -245,6 +250,9 @@ impl Status {
     pub fn render(&self) -> String {
         let mut t = String::new();
         t.push_str(&format!("updated {} (pid {})\n", self.updated_at, self.pid));
+        if let Some(a) = &self.ledger_alert {
+            t.push_str(&format!("LEDGER ALERT: {a}\n"));
+        }
         if self.config_head == self.config_in_use {
             t.push_str(&format!("config: {}\n", self.config_in_use));
         } else {

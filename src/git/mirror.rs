@@ -8,6 +8,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use base64::Engine as _;
 
@@ -204,19 +205,39 @@ pub fn has_commit(path: &Path, commit: &CommitId) -> bool {
     repo.find_object(id).is_ok()
 }
 
-/// Runs `git` in `dir`, with an optional HTTP account passed through the environment.
+/// How long one `git` command may take before it is killed.
+pub const GIT_DEADLINE: Duration = Duration::from_secs(600);
+
+/// Runs `git` in `dir`, with an optional HTTP account passed through the environment, killed
+/// after [`GIT_DEADLINE`]; an HTTP transfer slower than 1 KiB/s for 60 s is abandoned by git.
 pub fn run_git(
     dir: &Path,
     args: &[&str],
     credentials: Option<&(String, String)>,
 ) -> Result<String, String> {
+    run_git_within(dir, args, credentials, GIT_DEADLINE)
+}
+
+/// [`run_git`] with another deadline.
+pub fn run_git_within(
+    dir: &Path,
+    args: &[&str],
+    credentials: Option<&(String, String)>,
+    deadline: Duration,
+) -> Result<String, String> {
+    use std::os::unix::process::CommandExt as _;
     let mut c = Command::new("git");
-    c.arg("-C")
+    c.args(["-c", "http.lowSpeedLimit=1024", "-c", "http.lowSpeedTime=60"])
+        .arg("-C")
         .arg(dir)
         .args(args)
         .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
         .env("GIT_TERMINAL_PROMPT", "0")
-        .env("GIT_ASKPASS", "true");
+        .env("GIT_ASKPASS", "true")
+        .env("GIT_SSH_COMMAND", "ssh -o BatchMode=yes -o ConnectTimeout=30 -o ServerAliveInterval=15 -o ServerAliveCountMax=4");
     if let Some((user, password)) = credentials {
         let token = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
         c.env("GIT_CONFIG_COUNT", "1")
@@ -226,7 +247,31 @@ pub fn run_git(
                 format!("Authorization: Basic {token}"),
             );
     }
-    let out = c.output().map_err(|e| format!("running git: {e}"))?;
+    let child = c.spawn().map_err(|e| format!("running git: {e}"))?;
+    let pid = child.id() as libc::pid_t;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::Builder::new()
+        .name("git-wait".into())
+        .spawn(move || {
+            let _ = tx.send(child.wait_with_output());
+        })
+        .map_err(|e| format!("running git: {e}"))?;
+    let out = match rx.recv_timeout(deadline) {
+        Ok(out) => out.map_err(|e| format!("running git: {e}"))?,
+        Err(_) => {
+            // SAFETY: kill(2) on the process group git leads (process_group(0) above); a
+            // stale group id only makes the call fail.
+            unsafe {
+                libc::kill(-pid, libc::SIGKILL);
+            }
+            let _ = rx.recv();
+            return Err(format!(
+                "git {} did not finish within {} s and was killed",
+                args.first().copied().unwrap_or(""),
+                deadline.as_secs()
+            ));
+        }
+    };
     if out.status.success() {
         Ok(String::from_utf8_lossy(&out.stdout).trim_end().to_owned())
     } else {
@@ -235,7 +280,7 @@ pub fn run_git(
 }
 
 /// `scheme://user:password@host` -> `scheme://***@host`, wherever it appears in `text`.
-fn redact(text: &str) -> String {
+pub fn redact(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
     while let Some(i) = rest.find("://") {

@@ -9,7 +9,9 @@
 mod commit;
 mod diff;
 pub mod layout;
+pub mod mark;
 mod overlay;
+pub mod pull;
 mod reader;
 pub mod sample;
 mod verify;
@@ -27,7 +29,7 @@ pub use commit::{RawCommit, SEQUENCE_TRAILER, message_sequence, parse_commit};
 pub use reader::{
     BuildRecords, CommitSummary, Snapshot, Trace, TraceAttestation, TracePromotion, TraceRecord,
 };
-pub use verify::{VerifyFailure, VerifyOptions, VerifyReport, verify};
+pub use verify::{VerifyFailure, VerifyOptions, VerifyReport, verify, verify_tip};
 pub use writer::{Receipt, RecordError, Writer, WriterOptions};
 
 /// Held (shared) while reading a ledger in a process whose writer merges packs in the
@@ -111,6 +113,18 @@ pub enum LedgerError {
     /// A key rotation request was invalid.
     #[error("{0}")]
     Rotation(String),
+    /// The ledger ref went back under a writer: it no longer descends from the last commit
+    /// this writer saw.
+    #[error(
+        "the ledger ref moved back: it is at {found}, which does not descend from {expected} \
+         (written or seen by this writer); refusing to write onto a rolled-back ledger"
+    )]
+    RolledBack {
+        /// What the writer saw last.
+        expected: String,
+        /// Where the ref is now.
+        found: String,
+    },
 }
 
 impl LedgerError {

@@ -7,8 +7,9 @@ use std::collections::{HashMap, HashSet};
 
 use crate::git::ObjectId;
 use crate::git::tree::MODE_BLOB;
+use crate::model::KeyRole;
 use crate::model::Record;
-use crate::signing::Keyring;
+use crate::signing::{Authority, Keyring};
 
 use super::diff::{Change, diff_trees};
 use super::layout::{self, PathClass};
@@ -23,6 +24,11 @@ pub struct VerifyOptions {
     /// Certs that must have signed the first commit. Without them, the first commit's own
     /// `KEYS/` is trusted as given (trust on first use).
     pub pinned: Option<Keyring>,
+    /// The deployment's trusted keys with their roles (the config repo's `keys/`, the
+    /// settings' pinned certs, the server's own key). When given, every commit's signer must
+    /// be one of them and hold every role its records need, besides being allowed by the
+    /// ledger's own `LEDGER`; the first commit must be signed by one of them.
+    pub authority: Option<Authority>,
 }
 
 /// What a successful verification covered.
@@ -38,6 +44,8 @@ pub struct VerifyReport {
     pub signers: Vec<String>,
     /// Whether the first commit was checked against pinned certs.
     pub pinned: bool,
+    /// Whether every signer was checked against the deployment's keys and roles.
+    pub authorized: bool,
 }
 
 /// The first bad commit and why.
@@ -90,8 +98,18 @@ fn load_trust(repo: &gix::Repository, tree: ObjectId) -> Result<Trust, String> {
 
 /// Verifies the whole ledger. Returns the first bad commit, oldest first.
 pub fn verify(ledger: &Ledger, options: &VerifyOptions) -> Result<VerifyReport, VerifyFailure> {
-    let repo = ledger.repo();
     let tip = ledger.tip()?.ok_or(LedgerError::Empty)?;
+    verify_tip(ledger, tip, options)
+}
+
+/// Verifies the history that ends at `tip` (which need not be the ledger ref: a pull checks
+/// what it fetched before adopting it).
+pub fn verify_tip(
+    ledger: &Ledger,
+    tip: ObjectId,
+    options: &VerifyOptions,
+) -> Result<VerifyReport, VerifyFailure> {
+    let repo = ledger.repo();
     // Collect the chain tip -> root, then check root -> tip.
     let mut chain = Vec::new();
     let mut next = Some(tip);
@@ -132,13 +150,21 @@ pub fn verify(ledger: &Ledger, options: &VerifyOptions) -> Result<VerifyReport, 
             .signature
             .as_ref()
             .ok_or_else(|| fail("is not signed".into()))?;
-        let ring = match (&options.pinned, is_root) {
-            (Some(pinned), true) => pinned,
+        let ring = match (&options.pinned, &options.authority, is_root) {
+            (Some(pinned), _, true) => pinned,
+            (None, Some(authority), true) => authority.keyring(),
             _ => &current.keyring,
         };
-        let signer = ring
-            .verify(&c.payload, sig)
-            .map_err(|e| fail(e.to_string()))?;
+        let signer = ring.verify(&c.payload, sig).map_err(|e| {
+            if is_root && options.pinned.is_none() && options.authority.is_some() {
+                fail(format!(
+                    "{e}: the first commit must be signed by a trusted key (the config repo's \
+                     keys/, the settings' trusted_certs, or the server's own key)"
+                ))
+            } else {
+                fail(e.to_string())
+            }
+        })?;
         if !current.meta.signers.contains(&signer) {
             return Err(fail(format!(
                 "signed by {signer}, which the ledger does not allow (allowed: {})",
@@ -172,6 +198,11 @@ pub fn verify(ledger: &Ledger, options: &VerifyOptions) -> Result<VerifyReport, 
         )
         .map_err(fail)?;
         records += checked.records;
+        if let Some(authority) = &options.authority {
+            for role in std::iter::once(KeyRole::Ledger).chain(checked.needs.iter().copied()) {
+                authority.require(&signer, role).map_err(fail)?;
+            }
+        }
         trust = Some(if checked.meta_changed {
             load_trust(repo, c.tree).map_err(fail)?
         } else {
@@ -188,12 +219,35 @@ pub fn verify(ledger: &Ledger, options: &VerifyOptions) -> Result<VerifyReport, 
         tip: tip.to_string(),
         signers: trust.meta.signers,
         pinned: options.pinned.is_some(),
+        authorized: options.authority.is_some(),
     })
 }
 
 struct Checked {
     records: u64,
     meta_changed: bool,
+    /// The roles the commit's records need of its signer.
+    needs: std::collections::BTreeSet<KeyRole>,
+}
+
+/// The role a key needs to add or change a file of this class.
+fn role_for(class: &PathClass) -> KeyRole {
+    match class {
+        PathClass::BuildRequest
+        | PathClass::BuildResult
+        | PathClass::Artifact
+        | PathClass::Attestation => KeyRole::Builder,
+        PathClass::PromotionHistory | PathClass::PromotionPointer => KeyRole::Promoter,
+        PathClass::Meta
+        | PathClass::Key(_)
+        | PathClass::Expiry
+        | PathClass::FreezePointer
+        | PathClass::FreezeHistory
+        | PathClass::BuildIndex
+        | PathClass::ChangeIndex
+        | PathClass::Chain
+        | PathClass::Unknown => KeyRole::Ledger,
+    }
 }
 
 fn check_changes(
@@ -207,6 +261,7 @@ fn check_changes(
 ) -> Result<Checked, String> {
     let mut records = 0u64;
     let mut meta_changed = false;
+    let mut needs = std::collections::BTreeSet::new();
     let mut record_jobs: Vec<(String, ObjectId, PathClass)> = Vec::new();
     let mut expected_build_index: HashMap<String, String> = HashMap::new();
     let mut expected_change_index: HashMap<String, String> = HashMap::new();
@@ -230,6 +285,7 @@ fn check_changes(
             return Err(format!("{path} has mode {mode:o}, expected 100644"));
         }
         let class = layout::classify(path);
+        needs.insert(role_for(&class));
         let mutable = matches!(
             class,
             PathClass::Meta | PathClass::PromotionPointer | PathClass::FreezePointer
@@ -360,6 +416,7 @@ fn check_changes(
     Ok(Checked {
         records,
         meta_changed,
+        needs,
     })
 }
 

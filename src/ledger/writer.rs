@@ -137,6 +137,7 @@ impl Writer {
             merger: Some((merge_tx, merger)),
             generation: super::PACK_GENERATION.load(std::sync::atomic::Ordering::SeqCst),
             batches_since_open: 0,
+            last_seen: Some(tip),
         };
         let thread = std::thread::Builder::new()
             .name("ledger-writer".into())
@@ -248,6 +249,9 @@ struct State {
     generation: u64,
     /// Batches committed through `repo` since it was opened (see [`REOPEN_EVERY`]).
     batches_since_open: u32,
+    /// The last tip this writer saw or wrote: the ref must only ever move forward from it.
+    /// Other writers may add commits; nobody may take them away.
+    last_seen: Option<ObjectId>,
 }
 
 /// The writer opens the ledger afresh after this many batches. Packs are mapped into memory,
@@ -436,6 +440,16 @@ impl State {
     ) -> Result<Vec<Result<Receipt, RecordError>>, LedgerError> {
         let repo = &self.repo;
         let tip = git::read_ref(repo, LEDGER_REF)?.ok_or(LedgerError::Empty)?;
+        if let Some(seen) = self.last_seen
+            && seen != tip
+            && !descends_from(repo, tip, seen)?
+        {
+            return Err(LedgerError::RolledBack {
+                expected: seen.to_string(),
+                found: tip.to_string(),
+            });
+        }
+        self.last_seen = Some(tip);
         let tip_commit = read_commit(repo, tip)?;
         let mut overlay = Overlay::new(repo, Some(tip_commit.tree));
         let meta = meta_from(&mut overlay)?;
@@ -485,6 +499,7 @@ impl State {
                 new_id,
                 &format!("seakeeper: {summary}"),
             )?;
+            self.last_seen = Some(new_id);
             new_id
                 .to_string()
                 .parse()
@@ -508,6 +523,26 @@ impl State {
             })
             .collect())
     }
+}
+
+/// Whether `tip` is `ancestor` or has it in its (linear) history. Walks back by sequence
+/// number, so only the commits added since `ancestor` are read.
+fn descends_from(
+    repo: &gix::Repository,
+    tip: ObjectId,
+    ancestor: ObjectId,
+) -> Result<bool, LedgerError> {
+    let target = super::commit::read_commit_message_sequence(repo, ancestor)?;
+    let mut id = tip;
+    let mut sequence = super::commit::read_commit_message_sequence(repo, id)?;
+    while sequence > target {
+        match read_commit(repo, id)?.parents.first() {
+            Some(p) => id = *p,
+            None => return Ok(false),
+        }
+        sequence = super::commit::read_commit_message_sequence(repo, id)?;
+    }
+    Ok(id == ancestor)
 }
 
 fn approximate_size(r: &Record) -> usize {

@@ -5,16 +5,20 @@
 //! nothing is a bare `String` that could be confused with another identifier. This module does
 //! no I/O and depends on no other module of the crate.
 
+mod freeze;
 mod ids;
 pub mod job;
+mod key;
 pub mod record;
 
+pub use freeze::{FreezeScope, Held, glob_matches};
 pub use ids::{
     ArtifactKind, BuildId, BuildStatus, ChangeNumber, CommitId, Digest, Duration, EnvironmentName,
     FreezeName, FreezeState, ImageName, InvalidId, PatchsetNumber, PipelineName, ProjectName,
     RefName, Timestamp, Trust,
 };
 pub use job::{JobKey, JobSpec, JobState, OutputFile};
+pub use key::KeyRole;
 pub use record::{
     Artifact, ArtifactRef, Attestation, BuildRequest, BuildResult, Freeze, JobResult, Promotion,
     Record, RecordKind,

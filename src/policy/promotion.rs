@@ -32,9 +32,14 @@ pub struct Facts<'a> {
     pub digest: &'a Digest,
     /// The environments, in promotion order.
     pub environments: &'a [EnvironmentSpec],
-    /// The ledger's attestation for the digest.
+    /// The ledger's attestation for the digest (checked signatures only).
     pub provenance: Provenance,
-    /// Since when the digest runs in the previous environment, if it does.
+    /// The images the digest's verified attestations name.
+    pub attested_images: &'a std::collections::BTreeSet<ImageName>,
+    /// Why no attestation of the digest verified, if none did.
+    pub provenance_problem: Option<&'a str>,
+    /// Since when the digest runs as this image in the previous environment, if it runs
+    /// there now.
     pub in_previous_since: Option<Timestamp>,
     /// Whether the digest ran in this environment before (a rollback).
     pub ran_here_before: bool,
@@ -79,9 +84,8 @@ pub fn decide(f: &Facts<'_>) -> Decision {
         };
     };
     // Freezes first: a held promotion shows the freeze's own words.
-    let scope = format!("promote:{}", f.environment);
     for (name, freeze) in f.freezes {
-        if freeze.is_active(f.now) && freeze.scope.iter().any(|s| s == "all" || *s == scope) {
+        if freeze.holds(crate::model::Held::Promotion(f.environment), f.now) {
             let ticket = freeze
                 .ticket
                 .as_deref()
@@ -109,9 +113,30 @@ pub fn decide(f: &Facts<'_>) -> Decision {
             }
             Provenance::None => {
                 return Decision::Deny {
-                    reason: format!("the ledger holds no trusted build attestation for {what}"),
+                    reason: match f.provenance_problem {
+                        Some(p) => format!(
+                            "the ledger holds no verified trusted build attestation for {what}: {p}"
+                        ),
+                        None => format!("the ledger holds no trusted build attestation for {what}"),
+                    },
                 };
             }
+        }
+        if !f.attested_images.contains(f.image) {
+            let names: Vec<String> = f.attested_images.iter().map(ToString::to_string).collect();
+            return Decision::Deny {
+                reason: format!(
+                    "{} was built and attested as {}, not as {}: an image is promoted only under \
+                     the name it was built as",
+                    f.digest,
+                    if names.is_empty() {
+                        "nothing".to_owned()
+                    } else {
+                        names.join(", ")
+                    },
+                    f.image
+                ),
+            };
         }
     }
     if pos == 0 || f.ran_here_before {
@@ -154,6 +179,7 @@ mod tests {
         policy: PromotionPolicy,
         image: ImageName,
         digest: Digest,
+        images: std::collections::BTreeSet<ImageName>,
     }
 
     fn world() -> World {
@@ -166,6 +192,7 @@ mod tests {
             .unwrap(),
             image: "mediawiki".parse().unwrap(),
             digest: format!("sha256:{}", "a".repeat(64)).parse().unwrap(),
+            images: ["mediawiki".parse().unwrap()].into(),
         }
     }
 
@@ -180,6 +207,8 @@ mod tests {
             digest: &w.digest,
             environments: &w.envs,
             provenance: Provenance::Trusted,
+            attested_images: &w.images,
+            provenance_problem: None,
             in_previous_since: Some(t(0)),
             ran_here_before: false,
             freezes: &w.freezes,
@@ -227,6 +256,22 @@ mod tests {
             f,
             "deny: the ledger holds no trusted build attestation",
         ));
+        let other_images: std::collections::BTreeSet<ImageName> = ["api".parse().unwrap()].into();
+        let mut f = facts(&w, &staging);
+        f.attested_images = &other_images;
+        cases.push((
+            "issue 14: a digest attested as another image",
+            f,
+            "deny: sha256:aaaa",
+        ));
+        let mut f = facts(&w, &staging);
+        f.provenance = Provenance::None;
+        f.provenance_problem = Some("its signature does not verify with a builder key");
+        cases.push((
+            "issue 14: an attestation whose signature does not verify",
+            f,
+            "deny: the ledger holds no verified trusted build attestation",
+        ));
         cases.push((
             "unknown environment",
             facts(&w, &nowhere),
@@ -257,5 +302,14 @@ mod tests {
         let mut f = facts(&w, &prod);
         f.freezes = &expired;
         assert_eq!(decide(&f), Decision::Allow);
+        // Issue 14: a scope that cannot be read holds everything.
+        let mut typo = BTreeMap::new();
+        typo.insert(
+            "typo".parse().unwrap(),
+            serde_yaml_ng::from_str("{scope: [promote-production], reason: Typo}").unwrap(),
+        );
+        let mut f = facts(&w, &staging);
+        f.freezes = &typo;
+        assert!(matches!(decide(&f), Decision::Hold { .. }));
     }
 }

@@ -94,10 +94,15 @@ pub struct BuildState {
 /// What the ledger knows about a digest a promotion asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DigestFacts {
-    /// Its build's trust.
+    /// Its build's trust, from attestations whose signatures were checked against the
+    /// builder keys (never from what a record says of itself).
     pub provenance: Provenance,
-    /// When it first entered each environment.
-    pub entered: BTreeMap<EnvironmentName, Timestamp>,
+    /// The images its verified attestations name: it is promoted only as one of these.
+    pub images: BTreeSet<ImageName>,
+    /// Why no attestation of it verified, when none did.
+    pub problem: Option<String>,
+    /// When it first entered each environment, as which image.
+    pub entered: BTreeMap<(EnvironmentName, ImageName), Timestamp>,
 }
 
 /// Everything observed, at one moment.
@@ -870,15 +875,32 @@ fn plan_promotions(world: &World, layout: &Layout, actions: &mut Vec<Action>) {
             }
             let facts = world.digests.get(digest);
             let previous = pos.checked_sub(1).map(|p| &layout.environments[p].name);
+            // The previous environment must run this digest as this image now, not merely
+            // have run it once, or under another name.
+            let in_previous_since = previous.and_then(|p| {
+                let slot = (p.clone(), image.clone());
+                world
+                    .deployed
+                    .get(&slot)
+                    .filter(|(d, _)| d == digest)
+                    .map(|(_, at)| {
+                        facts
+                            .and_then(|f| f.entered.get(&slot).copied())
+                            .map_or(*at, |first| first.min(*at))
+                    })
+            });
+            let no_images = BTreeSet::new();
             let decision = promotion::decide(&promotion::Facts {
                 environment: &env.name,
                 image,
                 digest,
                 environments: &layout.environments,
                 provenance: facts.map_or(Provenance::None, |f| f.provenance),
-                in_previous_since: previous
-                    .and_then(|p| facts.and_then(|f| f.entered.get(p).copied())),
-                ran_here_before: facts.is_some_and(|f| f.entered.contains_key(&env.name)),
+                attested_images: facts.map_or(&no_images, |f| &f.images),
+                provenance_problem: facts.and_then(|f| f.problem.as_deref()),
+                in_previous_since,
+                ran_here_before: facts
+                    .is_some_and(|f| f.entered.contains_key(&(env.name.clone(), image.clone()))),
                 freezes: &layout.freezes,
                 policy: &layout.policies.promotion,
                 now: world.now,

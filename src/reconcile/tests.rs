@@ -400,15 +400,24 @@ fn promotions_follow_policy_and_freezes_hold_with_their_reason() {
         digest("good"),
         DigestFacts {
             provenance: Provenance::Trusted,
-            entered: BTreeMap::from([("testing".parse().unwrap(), at)]),
+            images: ["api".parse().unwrap()].into(),
+            problem: None,
+            entered: BTreeMap::from([(("testing".parse().unwrap(), "api".parse().unwrap()), at)]),
         },
     );
     w.digests.insert(
         digest("untrusted"),
         DigestFacts {
             provenance: Provenance::Untrusted,
+            images: Default::default(),
+            problem: None,
             entered: BTreeMap::new(),
         },
+    );
+    // Staging takes what testing runs now.
+    w.deployed.insert(
+        ("testing".parse().unwrap(), "api".parse().unwrap()),
+        (digest("good"), at),
     );
     let actions = plan(&w, &l);
     assert!(actions.contains(&Action::Promote {
@@ -430,6 +439,66 @@ fn promotions_follow_policy_and_freezes_hold_with_their_reason() {
     );
     assert!(
         !plan(&w, &l)
+            .iter()
+            .any(|a| matches!(a, Action::Promote { .. }))
+    );
+}
+
+#[test]
+fn issue_14_a_digest_is_promoted_only_as_the_image_it_was_attested_as_and_from_where_it_runs() {
+    let mut l = freeze_layout();
+    l.freezes.clear();
+    let web: ImageName = "web".parse().unwrap();
+    let staging: EnvironmentName = "staging".parse().unwrap();
+    let testing: EnvironmentName = "testing".parse().unwrap();
+    l.promotions.clear();
+    l.promotions
+        .entry(staging.clone())
+        .or_default()
+        .insert(web.clone(), digest("good"));
+    let mut w = world(NOW);
+    let at: Timestamp = "2026-12-01T09:00:00Z".parse().unwrap();
+    w.digests.insert(
+        digest("good"),
+        DigestFacts {
+            provenance: Provenance::Trusted,
+            images: ["api".parse().unwrap()].into(),
+            problem: None,
+            entered: BTreeMap::from([((testing.clone(), "api".parse().unwrap()), at)]),
+        },
+    );
+    // `api`'s digest runs in testing as api; asked for as `web`, it is refused by name.
+    w.deployed.insert(
+        (testing.clone(), "api".parse().unwrap()),
+        (digest("good"), at),
+    );
+    w.deployed
+        .insert((testing.clone(), web.clone()), (digest("good"), at));
+    let actions = plan(&w, &l);
+    assert!(
+        actions.iter().any(|a| matches!(a,
+            Action::Refuse { image, reason, .. }
+                if *image == web && reason.contains("attested as api, not as web"))),
+        "{actions:?}"
+    );
+    // Attested as web but no longer running in testing: refused as not in the previous
+    // environment, whatever ran there once.
+    w.digests
+        .get_mut(&digest("good"))
+        .unwrap()
+        .images
+        .insert(web.clone());
+    w.deployed
+        .insert((testing.clone(), web.clone()), (digest("other"), at));
+    let actions = plan(&w, &l);
+    assert!(
+        actions.iter().any(|a| matches!(a,
+            Action::Refuse { reason, .. } if reason.contains("does not run in testing"))),
+        "{actions:?}"
+    );
+    w.deployed.insert((testing, web), (digest("good"), at));
+    assert!(
+        plan(&w, &l)
             .iter()
             .any(|a| matches!(a, Action::Promote { .. }))
     );

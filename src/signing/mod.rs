@@ -13,6 +13,8 @@ use std::io::Write as _;
 use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
 
+use crate::model::KeyRole;
+
 use sequoia_openpgp as openpgp;
 
 use openpgp::Packet;
@@ -311,6 +313,121 @@ impl Keyring {
         sig.verify_message(key, payload)
             .map_err(|e| bad(e.to_string()))?;
         Ok(cert_fpr.clone())
+    }
+}
+
+/// The keys a deployment trusts, each with its roles: the certs of the config repo's `keys/`
+/// (with `keys/<name>.yaml`), the certs the server's settings pin, and the server's own key.
+/// Every decision about whose signature counts is taken against one of these.
+#[derive(Default, Clone)]
+pub struct Authority {
+    ring: Keyring,
+    roles: HashMap<String, std::collections::BTreeSet<KeyRole>>,
+    /// Where each key came from, for messages.
+    sources: HashMap<String, String>,
+    /// The Ed25519 keys of each cert, which sign DSSE envelopes.
+    dsse: HashMap<String, Vec<[u8; 32]>>,
+}
+
+impl Authority {
+    /// An authority that trusts nothing.
+    pub fn new() -> Authority {
+        Authority::default()
+    }
+
+    /// Trusts the armored or binary cert `bytes` (named `what` in errors) with `roles`
+    /// (added to any roles the same cert already has). Returns its fingerprint.
+    pub fn add(
+        &mut self,
+        bytes: &[u8],
+        what: &str,
+        roles: impl IntoIterator<Item = KeyRole>,
+    ) -> Result<String, SigningError> {
+        let fpr = self.ring.add_cert_bytes(bytes, what)?;
+        self.roles.entry(fpr.clone()).or_default().extend(roles);
+        self.sources
+            .entry(fpr.clone())
+            .or_insert_with(|| what.to_owned());
+        let dsse = dsse::cert_ed25519_keys(bytes).unwrap_or_default();
+        self.dsse.insert(fpr.clone(), dsse);
+        Ok(fpr)
+    }
+
+    /// The certs, as a keyring (roles aside).
+    pub fn keyring(&self) -> &Keyring {
+        &self.ring
+    }
+
+    /// Whether `fingerprint` holds `role`.
+    pub fn allows(&self, fingerprint: &str, role: KeyRole) -> bool {
+        self.roles
+            .get(fingerprint)
+            .is_some_and(|r| r.contains(&role))
+    }
+
+    /// The roles of `fingerprint` (empty when unknown).
+    pub fn roles(&self, fingerprint: &str) -> Vec<KeyRole> {
+        self.roles
+            .get(fingerprint)
+            .map(|r| r.iter().copied().collect())
+            .unwrap_or_default()
+    }
+
+    /// The DSSE (Ed25519) public keys of every cert holding `role`, with the cert's
+    /// fingerprint.
+    pub fn dsse_keys(&self, role: KeyRole) -> Vec<(String, [u8; 32])> {
+        let mut out = Vec::new();
+        for (fpr, keys) in &self.dsse {
+            if self.allows(fpr, role) {
+                out.extend(keys.iter().map(|k| (fpr.clone(), *k)));
+            }
+        }
+        out.sort();
+        out
+    }
+
+    /// Whether no key is trusted.
+    pub fn is_empty(&self) -> bool {
+        self.roles.is_empty()
+    }
+
+    /// Each trusted fingerprint with where it came from and its roles, for `status` and logs.
+    pub fn describe(&self) -> Vec<(String, String, Vec<KeyRole>)> {
+        let mut out: Vec<_> = self
+            .roles
+            .iter()
+            .map(|(f, r)| {
+                (
+                    f.clone(),
+                    self.sources.get(f).cloned().unwrap_or_default(),
+                    r.iter().copied().collect(),
+                )
+            })
+            .collect();
+        out.sort();
+        out
+    }
+
+    /// Refuses `fingerprint` unless it holds `role`, saying which roles it has.
+    pub fn require(&self, fingerprint: &str, role: KeyRole) -> Result<(), String> {
+        if self.allows(fingerprint, role) {
+            return Ok(());
+        }
+        match self.roles.get(fingerprint) {
+            None => Err(format!(
+                "key {fingerprint} is not a trusted key (not in the config repo's keys/, the \
+                 settings' trusted_certs, nor the server's own)"
+            )),
+            Some(r) => Err(format!(
+                "key {fingerprint} ({}) does not hold the role `{role}` (it has: {})",
+                self.sources.get(fingerprint).map_or("", String::as_str),
+                if r.is_empty() {
+                    "none".to_owned()
+                } else {
+                    r.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(", ")
+                }
+            )),
+        }
     }
 }
 

@@ -99,6 +99,65 @@ pub fn statement(p: &Provenance) -> Value {
     })
 }
 
+/// What a verified build attestation says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifiedBuild {
+    /// The names of the subjects that carry the digest (e.g. `registry.example.org/api`).
+    pub subject_names: Vec<String>,
+}
+
+/// Checks a build attestation before anything is promoted on its word: the envelope is
+/// signed by one of `builder_keys` (the Ed25519 keys of certs holding the builder role), its
+/// statement is SLSA provenance v1 about `digest`, made by the trusted builder. Returns the
+/// subject names given to `digest`.
+pub fn verify_build_attestation(
+    envelope: &crate::model::record::DsseEnvelope,
+    builder_keys: &[[u8; 32]],
+    digest: &Digest,
+) -> Result<VerifiedBuild, String> {
+    if builder_keys.is_empty() {
+        return Err("no trusted key holds the builder role".into());
+    }
+    let payload = super::dsse::verify(envelope, builder_keys)
+        .map_err(|e| format!("its signature does not verify with a builder key: {e}"))?;
+    let statement: Value =
+        serde_json::from_slice(&payload).map_err(|e| format!("its payload is not JSON: {e}"))?;
+    if statement["predicateType"].as_str() != Some(SLSA_PROVENANCE_V1) {
+        return Err(format!(
+            "its predicate is {}, not SLSA provenance v1",
+            statement["predicateType"]
+        ));
+    }
+    let builder = statement["predicate"]["runDetails"]["builder"]["id"]
+        .as_str()
+        .unwrap_or_default();
+    if builder != builder_id(Trust::Trusted) {
+        return Err(format!(
+            "it was built by {builder:?}, not the trusted builder"
+        ));
+    }
+    let subject_names: Vec<String> = statement["subject"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|s| s["digest"]["sha256"].as_str() == Some(digest.hex()))
+        .filter_map(|s| s["name"].as_str().map(str::to_owned))
+        .collect();
+    if subject_names.is_empty() {
+        return Err(format!("its statement is not about {digest}"));
+    }
+    Ok(VerifiedBuild { subject_names })
+}
+
+/// Whether an attestation subject name is the image `image`: the name itself, or a registry
+/// repository ending in `/<image>` (subjects carry `<repository prefix><image>`).
+pub fn subject_names_image(subject: &str, image: &str) -> bool {
+    subject == image
+        || subject
+            .strip_suffix(image)
+            .is_some_and(|head| head.ends_with('/'))
+}
+
 /// The subjects' digests of a statement, and its predicate type.
 pub fn subjects(statement: &Value) -> (Vec<String>, String) {
     let digests = statement["subject"]

@@ -6,6 +6,7 @@
 pub mod gerrit;
 pub mod kube;
 pub mod registry;
+pub mod site;
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};

@@ -1,0 +1,121 @@
+//! What a freeze holds: the one place where a freeze's scope strings are read and matched.
+//! A scope that cannot be read holds everything (fail closed).
+
+use super::{EnvironmentName, ProjectName};
+
+/// One scope of a freeze file.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum FreezeScope {
+    /// Everything: promotions to every environment and every merge.
+    All,
+    /// Promotions into one environment.
+    Promote(EnvironmentName),
+    /// Landing changes of projects matching a glob (`*` matches any run of characters).
+    Merge(String),
+}
+
+/// What a freeze may hold.
+#[derive(Debug, Clone, Copy)]
+pub enum Held<'a> {
+    /// A promotion (or a new image entering) into an environment.
+    Promotion(&'a EnvironmentName),
+    /// A change of a project landing.
+    Merge(&'a ProjectName),
+}
+
+impl FreezeScope {
+    /// Reads one scope string: `all`, `promote:<environment>`, `merge:<project glob>`.
+    pub fn parse(s: &str) -> Result<FreezeScope, String> {
+        let s = s.trim();
+        if s == "all" {
+            return Ok(FreezeScope::All);
+        }
+        if let Some(env) = s.strip_prefix("promote:") {
+            return env
+                .parse()
+                .map(FreezeScope::Promote)
+                .map_err(|e| format!("`{s}`: {e}"));
+        }
+        if let Some(glob) = s.strip_prefix("merge:") {
+            if glob.is_empty() {
+                return Err(format!("`{s}` names no project glob"));
+            }
+            return Ok(FreezeScope::Merge(glob.to_owned()));
+        }
+        Err(format!(
+            "`{s}` is not `all`, `promote:<environment>` or `merge:<project glob>`"
+        ))
+    }
+
+    /// Reads one scope string; one that cannot be read holds everything.
+    pub fn parse_fail_closed(s: &str) -> FreezeScope {
+        FreezeScope::parse(s).unwrap_or(FreezeScope::All)
+    }
+
+    /// Whether this scope holds `what`.
+    pub fn holds(&self, what: Held<'_>) -> bool {
+        match (self, what) {
+            (FreezeScope::All, _) => true,
+            (FreezeScope::Promote(e), Held::Promotion(env)) => e == env,
+            (FreezeScope::Merge(glob), Held::Merge(project)) => {
+                glob_matches(glob, project.as_str())
+            }
+            _ => false,
+        }
+    }
+}
+
+impl std::fmt::Display for FreezeScope {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FreezeScope::All => f.write_str("all"),
+            FreezeScope::Promote(e) => write!(f, "promote:{e}"),
+            FreezeScope::Merge(g) => write!(f, "merge:{g}"),
+        }
+    }
+}
+
+/// `*` matches any run of characters (slashes included); everything else matches itself.
+pub fn glob_matches(glob: &str, name: &str) -> bool {
+    let parts: Vec<&str> = glob.split('*').collect();
+    if parts.len() == 1 {
+        return glob == name;
+    }
+    let (first, last) = (parts[0], parts[parts.len() - 1]);
+    if !name.starts_with(first) || name.len() < first.len() + last.len() || !name.ends_with(last) {
+        return false;
+    }
+    let mut rest = &name[first.len()..name.len() - last.len()];
+    for p in &parts[1..parts.len() - 1] {
+        match rest.find(p) {
+            Some(i) => rest = &rest[i + p.len()..],
+            None => return false,
+        }
+    }
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scopes_match_in_one_place_and_unreadable_ones_hold_everything() {
+        let prod: EnvironmentName = "production".parse().unwrap();
+        let staging: EnvironmentName = "staging".parse().unwrap();
+        let cite: ProjectName = "mediawiki/extensions/Cite".parse().unwrap();
+        let s = FreezeScope::parse("promote:production").unwrap();
+        assert!(s.holds(Held::Promotion(&prod)));
+        assert!(!s.holds(Held::Promotion(&staging)));
+        assert!(!s.holds(Held::Merge(&cite)));
+        let m = FreezeScope::parse("merge:mediawiki/*").unwrap();
+        assert!(m.holds(Held::Merge(&cite)));
+        assert!(!m.holds(Held::Promotion(&prod)));
+        for bad in ["promote-production", "promote:", "everything", "merge:"] {
+            assert!(FreezeScope::parse(bad).is_err(), "{bad}");
+            assert_eq!(FreezeScope::parse_fail_closed(bad), FreezeScope::All);
+        }
+        assert!(FreezeScope::All.holds(Held::Promotion(&staging)));
+        assert_eq!(s.to_string(), "promote:production");
+    }
+}

@@ -1,0 +1,34 @@
+//! Durable files: written whole to a temporary name, fsynced, renamed into place, and the
+//! directory fsynced, so that a crash leaves either the old file or the new one, never half.
+//! This module does no parsing and knows nothing of what it stores.
+
+use std::io::Write as _;
+use std::path::Path;
+
+/// Replaces `path` with `bytes` durably (temporary file, fsync, rename, fsync of the directory).
+pub fn write_durably(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = path.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
+    let result = (|| {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)?;
+        if let Some(dir) = path.parent() {
+            let dir = if dir.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                dir
+            };
+            std::fs::File::open(dir)?.sync_all()?;
+        }
+        Ok(())
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}

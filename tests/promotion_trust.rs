@@ -1,0 +1,263 @@
+//! Fail closed on promotion and freezes (issue 14, items 5 and 6): a digest is promoted only
+//! on an attestation whose signature verifies with a builder key, only under the image name
+//! it was attested as, only from an environment that runs it now; a freeze file that cannot be
+//! read holds everything instead of letting the last good config run without it.
+
+mod support;
+
+use std::path::Path;
+
+use seakeeper::model::{
+    Artifact, ArtifactKind, ArtifactRef, Attestation, BuildRequest, BuildResult, BuildStatus,
+    Digest, JobResult, Promotion, Record, Timestamp, Trust,
+};
+use support::site::{Site, git};
+use support::{ok, output, seakeeper, stderr};
+
+const COMMIT: &str = "1111111111111111111111111111111111111111";
+
+/// An image in the testing registry's layout; returns its digest.
+fn image_in_testing(site: &Site) -> Digest {
+    let from = site.w.path("image-root");
+    std::fs::create_dir_all(from.join("srv")).unwrap();
+    std::fs::write(from.join("srv/app"), "api v1\n").unwrap();
+    let out = ok(seakeeper()
+        .args(["image", "build", "--from-dir"])
+        .arg(&from)
+        .arg("--layout")
+        .arg(site.w.path("reg/testing"))
+        .args(["--tag", "api"]));
+    out.trim().parse().unwrap()
+}
+
+/// A DSSE envelope of SLSA provenance about `api@digest`, signed with `key`.
+fn envelope(key: &Path, digest: &Digest) -> seakeeper::model::record::DsseEnvelope {
+    let out = ok(seakeeper()
+        .args(["attest", "provenance", "--key"])
+        .arg(key)
+        .args([
+            "--subject",
+            &format!("api@{digest}"),
+            "--build-id",
+            "post-merge-api-1",
+            "--project",
+            "acme/api",
+            "--source",
+            "https://gerrit.example.org/acme/api",
+            "--source-commit",
+            COMMIT,
+            "--config-repo",
+            "https://gerrit.example.org/config",
+            "--config-commit",
+            COMMIT,
+        ]));
+    serde_json::from_str(out.trim()).unwrap()
+}
+
+/// Records a trusted build of `api` that made `digest`, attested with `envelope`, in testing.
+fn record_build(site: &Site, digest: &Digest, envelope: seakeeper::model::record::DsseEnvelope) {
+    let at: Timestamp = "2026-12-01T09:00:00Z".parse().unwrap();
+    let build_id = "post-merge-api-1".parse().unwrap();
+    let records = vec![
+        Record::BuildRequest(BuildRequest {
+            build_id: "post-merge-api-1".parse().unwrap(),
+            pipeline: "post-merge".parse().unwrap(),
+            project: "acme/api".parse().unwrap(),
+            change: None,
+            patchset: None,
+            git_ref: "refs/heads/main".parse().unwrap(),
+            source_commit: COMMIT.parse().unwrap(),
+            config_commit: COMMIT.parse().unwrap(),
+            trust: Trust::Trusted,
+            requested_at: at,
+            jobs: vec!["build".into()],
+        }),
+        Record::BuildResult(BuildResult {
+            build_id: "post-merge-api-1".parse().unwrap(),
+            status: BuildStatus::Success,
+            started_at: at,
+            finished_at: at,
+            jobs: vec![JobResult {
+                name: "build".into(),
+                status: BuildStatus::Success,
+                duration_ms: 10,
+                log_digest: None,
+            }],
+            artifacts: vec![ArtifactRef {
+                digest: digest.clone(),
+                name: "api".into(),
+                kind: ArtifactKind::Image,
+            }],
+        }),
+        Record::Artifact(Artifact {
+            digest: digest.clone(),
+            build_id,
+            name: "api".into(),
+            kind: ArtifactKind::Image,
+            media_type: "application/vnd.oci.image.manifest.v1+json".into(),
+            size: 500,
+        }),
+        Record::Attestation(Attestation {
+            subject_digest: digest.clone(),
+            predicate_type: "https://slsa.dev/provenance/v1".into(),
+            envelope,
+        }),
+        Record::Promotion(Promotion {
+            environment: "testing".parse().unwrap(),
+            image: "api".parse().unwrap(),
+            digest: digest.clone(),
+            previous_digest: None,
+            from_registry: "oci:build".into(),
+            to_registry: "oci:testing".into(),
+            config_commit: COMMIT.parse().unwrap(),
+            promoted_at: at,
+        }),
+    ];
+    import(site, &records);
+}
+
+fn import(site: &Site, records: &[Record]) {
+    let mut jsonl = Vec::new();
+    for r in records {
+        serde_json::to_writer(&mut jsonl, r).unwrap();
+        jsonl.push(b'\n');
+    }
+    let out = site.w.import(&site.ledger(), &site.w.key, &jsonl, &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+}
+
+fn in_staging(site: &Site, digest: &Digest) -> bool {
+    site.w
+        .path(&format!("reg/staging/blobs/sha256/{}", digest.hex()))
+        .exists()
+}
+
+#[test]
+fn issue_14_promotion_needs_a_verified_attestation_under_the_same_image_name() {
+    let site = Site::new("", "");
+    site.write_config(
+        "projects/acme/web.yaml",
+        "pipelines: [check, post-merge]\nimages: [web]\n",
+    );
+    site.commit_config("Add web");
+    site.reconcile();
+    let digest = image_in_testing(&site);
+    // A record says "trusted", but the attestation is signed by a key that is no builder's.
+    let (attacker, _, _) = site.w.another_key("attacker");
+    record_build(&site, &digest, envelope(&attacker, &digest));
+    site.write_config(
+        "promotions/staging.yaml",
+        &format!("images:\n  api: {digest}\n"),
+    );
+    site.commit_config("Promote api to staging");
+    let out = output(&mut site.reconcile_cmd());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("no verified trusted build attestation")
+            && text.contains("does not verify with a builder key"),
+        "{text}"
+    );
+    assert!(!in_staging(&site, &digest));
+    let status = ok(seakeeper()
+        .args(["status", "--settings"])
+        .arg(&site.settings));
+    assert!(status.contains("refused"), "{status}");
+
+    // The same digest attested by the server's own (builder) key is promoted as api...
+    import(
+        &site,
+        &[Record::Attestation(Attestation {
+            subject_digest: digest.clone(),
+            predicate_type: "https://slsa.dev/provenance/v1".into(),
+            envelope: envelope(&site.w.key, &digest),
+        })],
+    );
+    let out = site.reconcile();
+    assert!(
+        out.contains(&format!("api@{digest} now runs in staging")),
+        "{out}"
+    );
+    assert!(in_staging(&site, &digest));
+
+    // ...but never as web: the attestation names api.
+    site.write_config(
+        "promotions/staging.yaml",
+        &format!("images:\n  api: {digest}\n  web: {digest}\n"),
+    );
+    site.commit_config("Promote api's digest as web");
+    let out = output(&mut site.reconcile_cmd());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains(&format!(
+            "{digest} was built and attested as api, not as web"
+        )),
+        "{text}"
+    );
+    assert!(!text.contains(&format!("web@{digest} now runs")), "{text}");
+    site.verify_ledger();
+}
+
+#[test]
+fn issue_14_a_freeze_file_that_cannot_be_read_holds_everything() {
+    let site = Site::new("", "");
+    site.reconcile();
+    let digest = image_in_testing(&site);
+    record_build(&site, &digest, envelope(&site.w.key, &digest));
+    // The promotion is asked for, then a freeze that is broken YAML is merged: the config
+    // at HEAD is invalid, but its freeze holds all the same.
+    site.write_config(
+        "promotions/staging.yaml",
+        &format!("images:\n  api: {digest}\n"),
+    );
+    site.commit_config("Promote api to staging");
+    site.write_config(
+        "freezes/eoy.yaml",
+        "scope: [promote:staging\nreason: End of year.\n",
+    );
+    site.commit_config("Freeze (badly)");
+    let out = output(&mut site.reconcile_cmd());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("is invalid"), "{text}");
+    assert!(
+        text.contains("held: staging is frozen by eoy")
+            && text.contains("freezes/eoy.yaml cannot be read"),
+        "{text}"
+    );
+    assert!(!in_staging(&site, &digest));
+    // A readable freeze with a scope that means nothing known holds everything too.
+    site.write_config(
+        "freezes/eoy.yaml",
+        "scope: [promote:stagign]\nreason: End of year.\n",
+    );
+    site.commit_config("Freeze (typo)");
+    let out = output(&mut site.reconcile_cmd());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("held: staging is frozen by eoy") && text.contains("promote:stagign"),
+        "{text}"
+    );
+    assert!(!in_staging(&site, &digest));
+    // Config check points at the file, line and column.
+    let check = output(
+        seakeeper()
+            .args(["config", "check", "--repo"])
+            .arg(&site.config),
+    );
+    assert!(
+        String::from_utf8_lossy(&check.stdout).contains("freezes/eoy.yaml:1:"),
+        "{}",
+        String::from_utf8_lossy(&check.stdout)
+    );
+    // An expired freeze holds nothing; the promotion goes ahead.
+    site.write_config(
+        "freezes/eoy.yaml",
+        "scope: [promote:staging]\nreason: End of year.\nexpires: 2020-01-01T00:00:00Z\n",
+    );
+    site.commit_config("Freeze that has expired");
+    let out = site.reconcile();
+    assert!(
+        out.contains(&format!("api@{digest} now runs in staging")),
+        "{out}"
+    );
+    let _ = git;
+}
