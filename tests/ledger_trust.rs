@@ -135,6 +135,31 @@ fn keys_in_the_config_repo_are_trusted_only_for_their_roles() {
         "{}",
         stderr(&verify)
     );
+    // `trace` refuses to show what it cannot verify, and says when it verified nothing.
+    let digest = seakeeper::model::Digest::of(b"image 1").to_string();
+    let trace = |extra: &[&str]| {
+        output(
+            seakeeper()
+                .args(["trace", &digest, "--ledger"])
+                .arg(site.w.path("other"))
+                .args(extra),
+        )
+    };
+    let config = site.config.display().to_string();
+    let refused = trace(&["--config-repo", &config]);
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(
+        stderr(&refused).contains("not tracing an unverified ledger"),
+        "{}",
+        stderr(&refused)
+    );
+    let unverified = trace(&[]);
+    assert!(
+        stdout(&unverified).starts_with("NOT VERIFIED"),
+        "{}",
+        stdout(&unverified)
+    );
+    assert!(stdout(&trace(&["--json"])).contains("\"verified\":false"));
     // Given every role it needs, the same ledger verifies.
     site.write_config("keys/releng.yaml", "roles: [ledger, builder, promoter]\n");
     site.commit_config("releng's key builds too");
@@ -144,6 +169,13 @@ fn keys_in_the_config_repo_are_trusted_only_for_their_roles() {
         .arg("--config-repo")
         .arg(&site.config));
     assert!(verify.contains("every signer checked"), "{verify}");
+    let traced = trace(&["--config-repo", &config]);
+    assert!(
+        stdout(&traced).starts_with("verified ")
+            && stdout(&traced).contains("each signer a trusted key"),
+        "{}",
+        stdout(&traced)
+    );
     // A key without a roles file is a config error, not a silently trusted key.
     std::fs::remove_file(site.config.join("keys/releng.yaml")).unwrap();
     site.commit_config("Forget releng's roles");
@@ -410,4 +442,36 @@ fn ledger_pull_adopts_a_verified_extension_and_refuses_a_rewound_remote() {
     );
     assert!(!out.status.success());
     assert!(stderr(&out).contains("needs the keys to trust"));
+}
+
+#[test]
+fn replication_refuses_a_remote_that_was_rewound_or_written_by_someone_else() {
+    let (site, _keep, remote) = replicated_site();
+    let pushed = git(&remote, &["rev-parse", "refs/heads/main"]);
+    let older = git(&remote, &["rev-parse", "refs/heads/main~1"]);
+    // Someone rewinds the remote: the next push must not silently restore it.
+    git(&remote, &["update-ref", "refs/heads/main", &older]);
+    site.upload(
+        "acme/api",
+        "I0000000000000000000000000000000000000104",
+        &[("msg.txt", "more\n")],
+        false,
+    );
+    let out = output(&mut site.reconcile_cmd());
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(git(&remote, &["rev-parse", "refs/heads/main"]), older);
+    let status = status_text(&site);
+    assert!(
+        status.contains(&format!(
+            "REFUSED: the remote was rewound from {pushed} to {older}"
+        )),
+        "{status}"
+    );
+    // Put back where this server left it, replication goes on.
+    git(&remote, &["update-ref", "refs/heads/main", &pushed]);
+    site.reconcile();
+    assert_eq!(
+        git(&remote, &["rev-parse", "refs/heads/main"]),
+        git(&site.ledger(), &["rev-parse", "refs/heads/main"])
+    );
 }

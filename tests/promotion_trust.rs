@@ -261,3 +261,29 @@ fn issue_14_a_freeze_file_that_cannot_be_read_holds_everything() {
     );
     let _ = git;
 }
+
+#[test]
+fn issue_14_a_promotion_whose_source_lacks_the_digest_fails_visibly() {
+    let site = Site::new("", "");
+    site.reconcile();
+    // Recorded and attested, but the testing registry does not hold it.
+    let digest = Digest::of(b"an image nobody pushed");
+    record_build(&site, &digest, envelope(&site.w.key, &digest));
+    site.write_config(
+        "promotions/staging.yaml",
+        &format!("images:\n  api: {digest}\n"),
+    );
+    site.commit_config("Promote api to staging");
+    let out = output(&mut site.reconcile_cmd());
+    assert!(!out.status.success());
+    assert!(!in_staging(&site, &digest));
+    let status = ok(seakeeper()
+        .args(["status", "--settings"])
+        .arg(&site.settings));
+    assert!(
+        status.contains(&format!(
+            "staging api@{digest} failed: promoting api@{digest}"
+        )),
+        "{status}"
+    );
+}

@@ -99,7 +99,14 @@ pub(super) struct TrustArgs {
 
 /// The keys of `--config-repo` with their roles, and `certs` with every role; `None` when
 /// neither is given.
-fn authority(
+impl TrustArgs {
+    /// The config repo, when given.
+    pub(super) fn config_repo_given(&self) -> Option<&PathBuf> {
+        self.config_repo.as_ref()
+    }
+}
+
+pub(super) fn authority(
     certs: &[PathBuf],
     trust: &TrustArgs,
 ) -> anyhow::Result<Option<crate::signing::Authority>> {
@@ -136,7 +143,7 @@ fn authority(
     Ok(Some(authority))
 }
 
-fn read_mark(trust: &TrustArgs) -> anyhow::Result<Option<ledger::mark::Mark>> {
+pub(super) fn read_mark(trust: &TrustArgs) -> anyhow::Result<Option<ledger::mark::Mark>> {
     match &trust.mark {
         None => Ok(None),
         Some(p) => match ledger::mark::Mark::read(p)? {

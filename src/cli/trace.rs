@@ -20,10 +20,51 @@ pub(super) struct TraceArgs {
     /// Print one JSON object.
     #[arg(long)]
     json: bool,
+    /// Verify the ledger first, its trust root pinned to these certs (without --cert or
+    /// --config-repo the trace is shown unverified, and says so).
+    #[arg(long)]
+    cert: Vec<PathBuf>,
+    #[command(flatten)]
+    trust: super::ledger::TrustArgs,
 }
 
 pub(super) fn run(args: TraceArgs) -> anyhow::Result<ExitCode> {
     let ledger = Ledger::open(&args.ledger)?;
+    // What the trace shows is only as good as the signatures under it: check them first when
+    // told whom to trust, and say so plainly when not.
+    let verified = if args.cert.is_empty() && args.trust.config_repo_given().is_none() {
+        None
+    } else {
+        let mut options = crate::ledger::VerifyOptions {
+            authority: match args.trust.config_repo_given() {
+                Some(_) => super::ledger::authority(&args.cert, &args.trust)?,
+                None => None,
+            },
+            ..Default::default()
+        };
+        if !args.cert.is_empty() {
+            let mut ring = crate::signing::Keyring::new();
+            for c in &args.cert {
+                let bytes = std::fs::read(c)
+                    .map_err(|e| anyhow::anyhow!("reading {}: {e}", c.display()))?;
+                ring.add_cert_bytes(&bytes, &c.display().to_string())?;
+            }
+            options.pinned = Some(ring);
+        }
+        if let Some(mark) = super::ledger::read_mark(&args.trust)?
+            && let Err(e) = mark.check(&ledger)
+        {
+            eprintln!("not tracing: {e}");
+            return Ok(ExitCode::from(1));
+        }
+        match crate::ledger::verify(&ledger, &options) {
+            Ok(r) => Some(r),
+            Err(e) => {
+                eprintln!("not tracing an unverified ledger: verification failed: {e}");
+                return Ok(ExitCode::from(1));
+            }
+        }
+    };
     let snapshot = ledger.snapshot()?;
     let trace = if args.target.starts_with("sha256:") {
         let digest: Digest = args.target.parse()?;
@@ -41,9 +82,36 @@ pub(super) fn run(args: TraceArgs) -> anyhow::Result<ExitCode> {
         );
         return Ok(ExitCode::from(1));
     };
+    let verification = match &verified {
+        Some(r) => serde_json::json!({
+            "verified": true,
+            "commits": r.commits,
+            "tip": r.tip,
+            "signers_checked_against_trusted_keys": r.authorized,
+        }),
+        None => serde_json::json!({"verified": false}),
+    };
     if args.json {
-        print_json(&trace)?;
+        let mut value = serde_json::to_value(&trace)?;
+        value["verification"] = verification;
+        print_json(&value)?;
     } else {
+        match &verified {
+            Some(r) => println!(
+                "verified  {} commits up to {}: every signature{}",
+                r.commits,
+                r.tip,
+                if r.authorized {
+                    ", each signer a trusted key with the roles its records need"
+                } else {
+                    " (trust root pinned with --cert)"
+                }
+            ),
+            None => println!(
+                "NOT VERIFIED: read as the ledger stands, no signature checked (pass --cert or \
+                 --config-repo to verify first)"
+            ),
+        }
         print_trace(&trace, "");
     }
     Ok(ExitCode::SUCCESS)

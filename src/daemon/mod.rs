@@ -89,6 +89,11 @@ pub struct Daemon {
     ledger_alert: Option<String>,
     /// The trusted keys at a config commit (see [`Daemon::authority`]).
     authority: Option<(CommitId, crate::signing::Authority)>,
+    /// Promotions whose last attempt failed (copy or record), with why, for `status`.
+    failed_promotions: BTreeMap<
+        (crate::model::EnvironmentName, crate::model::ImageName),
+        (crate::model::Digest, String),
+    >,
 }
 
 /// What a pass did.
@@ -190,6 +195,16 @@ fn digest_facts(
     Ok(facts)
 }
 
+/// Whether the ledger remote's branch is at `head`.
+fn remote_holds(remote: &str, credentials: Option<&(String, String)>, head: &str) -> bool {
+    run_git(
+        Path::new("/"),
+        &["ls-remote", "--", remote, crate::ledger::LEDGER_REF],
+        credentials,
+    )
+    .is_ok_and(|l| l.split_whitespace().next() == Some(head))
+}
+
 fn is_remote(url: &str) -> bool {
     url.starts_with("http://") || url.starts_with("https://")
 }
@@ -258,6 +273,7 @@ impl Daemon {
             init_ledger: options.init_ledger,
             ledger_alert: None,
             authority: None,
+            failed_promotions: BTreeMap::new(),
         })
     }
 
@@ -466,6 +482,16 @@ impl Daemon {
             let ledger = Ledger::open(&ledger_dir)?;
             if let Some(m) = crate::ledger::mark::Mark::of(&ledger)? {
                 m.write(&self.settings.ledger_mark())?;
+                // Restored from the remote: that is where the remote is.
+                if let Some(r) = &remote
+                    && remote_holds(r, gerrit_creds.as_ref(), &m.head)
+                {
+                    replicate::RemoteMark {
+                        remote: crate::git::mirror::redact(r),
+                        head: m.head.clone(),
+                    }
+                    .write(&self.settings.state_dir.join("ledger.remote-mark"))?;
+                }
             }
         }
         // Checked now (format, keys, the high-water mark); read afresh by each pass.
@@ -484,9 +510,14 @@ impl Daemon {
                 None,
             ),
         };
-        let replicator = remote
-            .as_ref()
-            .map(|r| replicate::Replicator::start(&ledger_dir, r, gerrit_creds.clone()));
+        let replicator = remote.as_ref().map(|r| {
+            replicate::Replicator::start(
+                &ledger_dir,
+                r,
+                gerrit_creds.clone(),
+                self.settings.state_dir.join("ledger.remote-mark"),
+            )
+        });
         let notify = replicator.as_ref().map(replicate::Replicator::notifier);
         let state = &self.settings.state_dir;
         let (sources, gerrit_reporting, watcher) = match &layout.settings.gerrit {
@@ -641,6 +672,16 @@ impl Daemon {
                 }
             }
         }
+    }
+
+    /// Promotions whose last attempt failed, with why.
+    pub fn failed_promotions(
+        &self,
+    ) -> &BTreeMap<
+        (crate::model::EnvironmentName, crate::model::ImageName),
+        (crate::model::Digest, String),
+    > {
+        &self.failed_promotions
     }
 
     /// Why the ledger is not written to, if it is not.
@@ -1182,15 +1223,30 @@ impl Daemon {
                 .collect();
             let mut progressed = false;
             for a in &actions {
+                let promotion = match a {
+                    Action::Promote {
+                        environment,
+                        image,
+                        digest,
+                        ..
+                    } => Some(((environment.clone(), image.clone()), digest.clone())),
+                    _ => None,
+                };
                 match apply::apply(svc, &layout, &mut self.world, a) {
                     Ok(p) => {
                         if p {
                             report.applied += 1;
                         }
                         progressed |= p;
+                        if let Some((slot, _)) = promotion {
+                            self.failed_promotions.remove(&slot);
+                        }
                     }
                     Err(e) => {
                         crate::telemetry::warn(&e);
+                        if let Some((slot, digest)) = promotion {
+                            self.failed_promotions.insert(slot, (digest, e.clone()));
+                        }
                         if let Action::RequestBuild { request, .. } = a {
                             report.unrequested.insert(request.project.clone());
                         }

@@ -149,8 +149,15 @@ fn redact(url: &str) -> String {
 }
 
 impl Replicator {
-    /// Starts pushing `dir`'s ledger to `remote`.
-    pub fn start(dir: &Path, remote: &str, credentials: Option<(String, String)>) -> Replicator {
+    /// Starts pushing `dir`'s ledger to `remote`. `mark` is where the last head the remote
+    /// acknowledged is kept: a remote found anywhere else (rewound, emptied, moved by someone
+    /// else) is refused, not pushed over.
+    pub fn start(
+        dir: &Path,
+        remote: &str,
+        credentials: Option<(String, String)>,
+        mark: PathBuf,
+    ) -> Replicator {
         let shared = Arc::new(Shared {
             state: Mutex::new((
                 State {
@@ -167,7 +174,7 @@ impl Replicator {
         let remote = remote.to_owned();
         let thread = std::thread::Builder::new()
             .name("ledger-replication".into())
-            .spawn(move || run(&s, &dir, &remote, credentials))
+            .spawn(move || run(&s, &dir, &remote, credentials, &mark))
             .expect("spawning the replication thread");
         Replicator {
             shared,
@@ -195,11 +202,19 @@ impl Replicator {
             .clone()
     }
 
-    /// Waits until nothing is left to push, at most `timeout`.
+    /// Waits until nothing is left to push, at most `timeout`; gives up at once when the
+    /// remote was refused (that takes people, not time).
     pub fn wait_idle(&self, timeout: Duration) -> bool {
         let deadline = Instant::now() + timeout;
         let mut g = self.shared.state.lock().unwrap_or_else(|p| p.into_inner());
         while g.1 {
+            if g.0
+                .error
+                .as_deref()
+                .is_some_and(|e| e.starts_with("REFUSED"))
+            {
+                return false;
+            }
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 return false;
@@ -237,7 +252,82 @@ impl Drop for Replicator {
     }
 }
 
-fn run(s: &Shared, dir: &Path, remote: &str, credentials: Option<(String, String)>) {
+/// The remote's head as this server last pushed it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RemoteMark {
+    /// The remote (credentials removed).
+    pub remote: String,
+    /// The head it acknowledged.
+    pub head: String,
+}
+
+impl RemoteMark {
+    /// Reads the mark of `remote`; `None` when there is none (or it is another remote's).
+    pub fn read(path: &Path, remote: &str) -> Option<RemoteMark> {
+        let bytes = std::fs::read(path).ok()?;
+        serde_json::from_slice::<RemoteMark>(&bytes)
+            .ok()
+            .filter(|m| m.remote == redact(remote))
+    }
+
+    /// Writes it durably.
+    pub fn write(&self, path: &Path) -> std::io::Result<()> {
+        let bytes = serde_json::to_vec_pretty(self).expect("a mark serializes");
+        crate::store::write_durably(path, &bytes)
+    }
+}
+
+/// Whether the remote may be pushed to: it is where this server left it (or holds a head this
+/// server pushed since: a crash can lose the acknowledgement). Returns the head to record when
+/// the remote already has what we would push.
+fn check_remote(
+    dir: &Path,
+    remote: &str,
+    credentials: Option<&(String, String)>,
+    mark: Option<&RemoteMark>,
+    local: Option<&str>,
+) -> Result<(), String> {
+    let listed = run_git(dir, &["ls-remote", "--", remote, LEDGER_REF], credentials)?;
+    let remote_head = listed.split_whitespace().next();
+    let Some(mark) = mark else {
+        return Ok(());
+    };
+    let Some(r) = remote_head else {
+        return Err(format!(
+            "REFUSED: the remote lost its ledger ({LEDGER_REF} is gone; this server last left it \
+             at {}): not pushing over it",
+            mark.head
+        ));
+    };
+    if r == mark.head || Some(r) == local {
+        return Ok(());
+    }
+    let known = run_git(dir, &["cat-file", "-e", &format!("{r}^{{commit}}")], None).is_ok();
+    let is_ancestor =
+        |a: &str, d: &str| run_git(dir, &["merge-base", "--is-ancestor", a, d], None).is_ok();
+    if known && is_ancestor(r, &mark.head) {
+        return Err(format!(
+            "REFUSED: the remote was rewound from {} to {r}: not pushing over it",
+            mark.head
+        ));
+    }
+    if known && is_ancestor(&mark.head, r) && local.is_some_and(|l| is_ancestor(r, l)) {
+        return Ok(());
+    }
+    Err(format!(
+        "REFUSED: the remote's head {r} is not the {} this server left it at, nor one of its \
+         own commits: someone else wrote to it; not pushing over it",
+        mark.head
+    ))
+}
+
+fn run(
+    s: &Shared,
+    dir: &Path,
+    remote: &str,
+    credentials: Option<(String, String)>,
+    mark_path: &Path,
+) {
     let mut backoff = Duration::from_millis(500);
     loop {
         {
@@ -254,12 +344,23 @@ fn run(s: &Shared, dir: &Path, remote: &str, credentials: Option<(String, String
             .and_then(|l| l.tip().ok().flatten())
             .map(|t| t.to_string());
         let refspec = format!("{LEDGER_REF}:{LEDGER_REF}");
-        // Never forced: a remote that has diverged is an incident for people, not a retry.
-        let r = run_git(
-            dir,
-            &["push", "--quiet", "--", remote, &refspec],
-            credentials_for(remote, credentials.as_ref()),
-        );
+        let creds = credentials_for(remote, credentials.as_ref());
+        let mark = RemoteMark::read(mark_path, remote);
+        // Never forced, and never over a remote that is not where we left it: a remote that
+        // was rewound or written by someone else is an incident for people, not a retry.
+        let r = check_remote(dir, remote, creds, mark.as_ref(), tip.as_deref())
+            .and_then(|()| run_git(dir, &["push", "--quiet", "--", remote, &refspec], creds));
+        if r.is_ok()
+            && let Some(head) = &tip
+        {
+            let m = RemoteMark {
+                remote: redact(remote),
+                head: head.clone(),
+            };
+            if let Err(e) = m.write(mark_path) {
+                crate::telemetry::warn(&format!("{}: {e}", mark_path.display()));
+            }
+        }
         let stopping;
         {
             let mut g = s.state.lock().unwrap_or_else(|p| p.into_inner());

@@ -219,6 +219,18 @@ impl Status {
                 }),
                 _ => None,
             })
+            .chain(
+                d.failed_promotions()
+                    .iter()
+                    .map(|((env, image), (digest, error))| PromotionLine {
+                        environment: env.to_string(),
+                        image: image.to_string(),
+                        digest: digest.to_string(),
+                        state: "failed".into(),
+                        reason: error.clone(),
+                        freeze: None,
+                    }),
+            )
             .collect();
         Status {
             updated_at: crate::model::Timestamp::now().to_string(),
