@@ -287,3 +287,77 @@ fn issue_14_a_promotion_whose_source_lacks_the_digest_fails_visibly() {
         "{status}"
     );
 }
+
+#[test]
+fn issue_14_a_registry_that_stalls_mid_blob_holds_up_nothing_and_sigterm_still_stops() {
+    use std::sync::atomic::Ordering;
+    use std::time::{Duration, Instant};
+    use support::site::{Daemon, pipeline, wait_for};
+    let dirs = tempfile::tempdir().unwrap();
+    let source = dirs.path().join("testing-layout");
+    let from = dirs.path().join("root");
+    std::fs::create_dir_all(from.join("srv")).unwrap();
+    std::fs::write(from.join("srv/app"), "api v1\n".repeat(1000)).unwrap();
+    let digest: Digest = ok(seakeeper()
+        .args(["image", "build", "--from-dir"])
+        .arg(&from)
+        .arg("--layout")
+        .arg(&source)
+        .args(["--tag", "api"]))
+    .trim()
+    .parse()
+    .unwrap();
+    let stall = support::registry::StallingRegistry::start(source);
+    let staging = dirs.path().join("staging");
+    let site = Site::new(
+        &format!(
+            "registries:\n  testing: {{ url: \"http://{}\" }}\n  staging: {{ url: \"oci:{}\" }}\n",
+            stall.host,
+            staging.display()
+        ),
+        "",
+    );
+    site.reconcile();
+    record_build(&site, &digest, envelope(&site.w.key, &digest));
+    site.write_config(
+        "promotions/staging.yaml",
+        &format!("images:\n  api: {digest}\n"),
+    );
+    site.commit_config("Promote api to staging");
+    let daemon = Daemon::start(&site);
+    wait_for("the copy to stall", Duration::from_secs(30), || {
+        stall.stalled.load(Ordering::SeqCst) > 0
+    });
+    // While the copy hangs, a new patchset is still checked and reviewed.
+    site.upload(
+        "acme/api",
+        "I0000000000000000000000000000000000000201",
+        &[
+            (".pipeline/config.yaml", &pipeline("true")),
+            ("msg.txt", "ok\n"),
+        ],
+        false,
+    );
+    wait_for("the review", Duration::from_secs(60), || {
+        site.reviews(1).len() == 1
+    });
+    let status = ok(seakeeper()
+        .args(["status", "--settings"])
+        .arg(&site.settings));
+    assert!(
+        status.contains(&format!("staging api@{digest} copying")),
+        "{status}"
+    );
+    // SIGTERM ends the daemon promptly, the copy abandoned and nothing recorded for it.
+    let asked = Instant::now();
+    let out = daemon.term();
+    assert!(
+        asked.elapsed() < Duration::from_secs(15),
+        "stopped after {:?}: {}",
+        asked.elapsed(),
+        stderr(&out)
+    );
+    let log = site.ledger_log();
+    assert!(!log.contains("Environment: staging"), "{log}");
+    site.verify_ledger();
+}

@@ -93,6 +93,71 @@ pub struct Services {
     pub reporter: Reporter,
     /// Called after every ledger write (replication).
     pub on_write: Box<dyn Fn() + Send + Sync>,
+    /// Promotion copies running off the reconcile pass.
+    pub copies: Copies,
+}
+
+/// A promotion's copy: which digest, as which image, into which environment.
+pub type CopyKey = (EnvironmentName, ImageName, Digest);
+
+/// Copies run on threads of their own, so that a registry that is slow, or stalls until its
+/// deadline, holds up nothing else: the pass that wants a copy starts it and moves on; a later
+/// pass finds it done and records it (the record is still written only after the copy).
+#[derive(Default, Clone)]
+pub struct Copies {
+    state: Arc<Mutex<BTreeMap<CopyKey, CopyState>>>,
+}
+
+/// `None` while a copy runs, then its outcome.
+type CopyState = Option<Result<(), String>>;
+
+impl Copies {
+    /// The outcome of the copy `key` when it has ended (taking it), `None` while it runs; starts
+    /// it with `run` when it is not known.
+    fn poll_or_start(
+        &self,
+        key: &CopyKey,
+        run: impl FnOnce() -> Result<(), String> + Send + 'static,
+    ) -> Option<Result<(), String>> {
+        let mut g = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        match g.get(key) {
+            Some(Some(_)) => return g.remove(key).flatten(),
+            Some(None) => return None,
+            None => {}
+        }
+        g.insert(key.clone(), None);
+        drop(g);
+        let state = self.state.clone();
+        let k = key.clone();
+        let spawned = std::thread::Builder::new()
+            .name(format!("copy {}", key.2))
+            .spawn(move || {
+                let result = run();
+                state
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(k, Some(result));
+            });
+        if let Err(e) = spawned {
+            self.state
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(key);
+            return Some(Err(format!("starting the copy: {e}")));
+        }
+        None
+    }
+
+    /// The copies running now.
+    pub fn running(&self) -> Vec<CopyKey> {
+        self.state
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .filter(|(_, v)| v.is_none())
+            .map(|(k, _)| k.clone())
+            .collect()
+    }
 }
 
 impl Services {
@@ -1260,8 +1325,20 @@ fn promote(
             format!("oci:{}", svc.images.dir().display()),
         ),
     };
-    copy::copy(&source, &target, digest, None, 4)
-        .map_err(|e| format!("promoting {image}@{digest} to {environment}: {e}"))?;
+    let key = (environment.clone(), image.clone(), digest.clone());
+    let (d, what) = (
+        digest.clone(),
+        format!("promoting {image}@{digest} to {environment}"),
+    );
+    match svc.copies.poll_or_start(&key, move || {
+        copy::copy(&source, &target, &d, None, 4)
+            .map(|_| ())
+            .map_err(|e| format!("{what}: {e}"))
+    }) {
+        None => return Ok(false),
+        Some(Err(e)) => return Err(e),
+        Some(Ok(())) => {}
+    }
     let now = Timestamp::now();
     let slot = (environment.clone(), image.clone());
     let promotion = Promotion {

@@ -99,6 +99,7 @@ pub(super) fn serve(a: ServeArgs) -> anyhow::Result<ExitCode> {
             init_ledger: a.init_ledger,
         },
     )?;
+    exit_soon_after_stop(Duration::from_secs(a.grace) + STOP_DEADLINE);
     eprintln!("seakeeper: serving (pid {})", std::process::id());
     d.serve(
         &STOP,
@@ -107,6 +108,31 @@ pub(super) fn serve(a: ServeArgs) -> anyhow::Result<ExitCode> {
     )?;
     eprintln!("seakeeper: stopped");
     Ok(ExitCode::SUCCESS)
+}
+
+/// How long the daemon may take to stop after SIGTERM (beyond `--grace`), whatever it is
+/// doing: a pass blocked on a slow server is abandoned.
+const STOP_DEADLINE: Duration = Duration::from_secs(9);
+
+/// Ends the process `deadline` after SIGTERM if it has not ended by itself. What it abandons is
+/// safe to abandon: ledger records are durable before anything acts on them, a copy records
+/// nothing until it is checked at the target, and jobs run under their own supervisors (the
+/// next start adopts them) -- as after `kill -9`, which the tests do at every step.
+fn exit_soon_after_stop(deadline: Duration) {
+    let _ = std::thread::Builder::new()
+        .name("stop-deadline".into())
+        .spawn(move || {
+            while !STOP.load(Ordering::SeqCst) {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            std::thread::sleep(deadline);
+            eprintln!(
+                "seakeeper: still busy {} s after SIGTERM (a server is slow to answer); \
+                 stopping now, the next start picks up what was left",
+                deadline.as_secs()
+            );
+            std::process::exit(0);
+        });
 }
 
 pub(super) fn reconcile(a: ReconcileArgs) -> anyhow::Result<ExitCode> {

@@ -152,6 +152,93 @@ pub fn closest<'a>(wrong: &str, candidates: impl IntoIterator<Item = &'a str>) -
     })
 }
 
+/// The largest YAML file parsed.
+pub const MAX_YAML_BYTES: usize = 1 << 20;
+/// The deepest nesting of flow collections (`[`, `{`) or indentation levels.
+pub const MAX_YAML_DEPTH: usize = 64;
+/// The most aliases (`*name`) in one file: each may expand to a whole subtree.
+pub const MAX_YAML_ALIASES: usize = 64;
+
+/// Refuses YAML that is too large, too deep or has too many aliases, before any parser sees
+/// it: config and pipeline files come from patchsets, and a parser's cost grows with depth and
+/// alias expansion, not only size. The scan is a conservative over-approximation (it counts
+/// brackets outside quotes and comments, and indentation), never a second YAML parser.
+#[allow(clippy::result_large_err)]
+pub fn check_yaml_limits(file: &str, text: &str) -> Result<(), ConfigError> {
+    if text.len() > MAX_YAML_BYTES {
+        return Err(ConfigError::new(
+            file,
+            "",
+            format!(
+                "is {} bytes, over the limit of {MAX_YAML_BYTES} for one YAML file",
+                text.len()
+            ),
+        ));
+    }
+    let (mut depth, mut aliases) = (0usize, 0usize);
+    for (n, line) in text.lines().enumerate() {
+        let indent = line.len() - line.trim_start_matches([' ', '-']).len();
+        // Block nesting shows as indentation (at least one column per level).
+        if indent > MAX_YAML_DEPTH * 8 {
+            return Err(ConfigError::new(
+                file,
+                "",
+                format!("nests deeper than the limit of {MAX_YAML_DEPTH} levels"),
+            )
+            .at(n + 1, indent + 1));
+        }
+        let mut quote: Option<char> = None;
+        let mut prev = ' ';
+        for (col, c) in line.char_indices() {
+            match quote {
+                Some('"') if c == '\\' && prev != '\\' => {}
+                Some(q) if c == q && !(q == '"' && prev == '\\') => quote = None,
+                Some(_) => {}
+                None => match c {
+                    '#' if prev.is_whitespace() || col == 0 => break,
+                    '"' | '\'' if prev.is_whitespace() || matches!(prev, '[' | '{' | ',' | ':') => {
+                        quote = Some(c)
+                    }
+                    '[' | '{' => {
+                        depth += 1;
+                        if depth > MAX_YAML_DEPTH {
+                            return Err(ConfigError::new(
+                                file,
+                                "",
+                                format!("nests deeper than the limit of {MAX_YAML_DEPTH} levels"),
+                            )
+                            .at(n + 1, col + 1));
+                        }
+                    }
+                    ']' | '}' => depth = depth.saturating_sub(1),
+                    '*' if (prev.is_whitespace() || matches!(prev, '[' | '{' | ',' | ':'))
+                        && line[col + 1..]
+                            .chars()
+                            .next()
+                            .is_some_and(|n| n.is_alphanumeric() || n == '_') =>
+                    {
+                        aliases += 1;
+                        if aliases > MAX_YAML_ALIASES {
+                            return Err(ConfigError::new(
+                                file,
+                                "",
+                                format!(
+                                    "uses more than {MAX_YAML_ALIASES} aliases (each may expand to a \
+                                     whole subtree)"
+                                ),
+                            )
+                            .at(n + 1, col + 1));
+                        }
+                    }
+                    _ => {}
+                },
+            }
+            prev = if prev == '\\' && c == '\\' { ' ' } else { c };
+        }
+    }
+    Ok(())
+}
+
 /// Parses YAML into `T`, turning serde's error into a [`ConfigError`] with the position, the
 /// field path, and for unknown keys the closest expected key.
 // Config errors are data that callers collect into lists; boxing each would only add noise.
@@ -160,6 +247,7 @@ pub fn parse_yaml<T: serde::de::DeserializeOwned>(
     file: &str,
     text: &str,
 ) -> Result<T, ConfigError> {
+    check_yaml_limits(file, text)?;
     // A key given twice in one mapping is a mistake (the second would silently win); the
     // generic YAML value refuses it, with its position.
     if let Err(e) = serde_yaml_ng::from_str::<serde_yaml_ng::Value>(text)
@@ -228,6 +316,38 @@ fn unknown_key(message: &str) -> Option<(String, Vec<String>)> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn issue_14_yaml_limits_refuse_before_parsing() {
+        #[derive(serde::Deserialize, Debug)]
+        struct Any {
+            #[serde(rename = "a")]
+            _a: serde_yaml_ng::Value,
+        }
+        let deep = format!("a: {}1{}\n", "[".repeat(80_000), "]".repeat(80_000));
+        let e = super::parse_yaml::<Any>("p.yaml", &deep).unwrap_err();
+        // Refused by the scan (it names the limit and where it was passed), not by a parser.
+        assert!(e.to_string().contains("nests deeper than the limit"), "{e}");
+        assert!(e.to_string().starts_with("p.yaml:1:68:"), "{e}");
+        let big = format!("a: \"{}\"\n", "x".repeat(super::MAX_YAML_BYTES));
+        assert!(
+            super::parse_yaml::<Any>("p.yaml", &big)
+                .unwrap_err()
+                .to_string()
+                .contains("over the limit")
+        );
+        let mut bomb = String::from("a0: &a0 [x, x]\n");
+        for i in 1..40 {
+            bomb.push_str(&format!("a{i}: &a{i} [*a{}, *a{}]\n", i - 1, i - 1));
+        }
+        bomb.push_str("a: *a39\n");
+        let e = super::parse_yaml::<Any>("p.yaml", &bomb).unwrap_err();
+        assert!(e.to_string().contains("aliases"), "{e}");
+        // Ordinary YAML with quotes, comments, globs and a few aliases passes.
+        let fine =
+            "a: &base {image: \"x[\", cmd: 'echo }'}  # [[[\nb: *base\nc: [ls *.txt, cp * out]\n";
+        super::check_yaml_limits("p.yaml", fine).unwrap();
+    }
+
     use super::*;
 
     #[derive(Debug, serde::Deserialize)]

@@ -20,7 +20,7 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
-pub use error::{ConfigError, closest, locate, parse_yaml};
+pub use error::{ConfigError, check_yaml_limits, closest, locate, parse_yaml};
 pub use files::{
     EnvironmentSpec, FreezeFile, JobSpec, PipelineKind, ProjectFile, PromotionsFile, Schedule,
     Settings,
@@ -804,6 +804,17 @@ pub fn load_with(
             .map_or("", |(_, t)| t.as_str());
         for (i, e) in p.enforced_jobs.enforced.iter().enumerate() {
             let field = format!("enforced[{i}]");
+            if !pipeline::is_job_name(&e.name) {
+                errors.push(
+                    ConfigError::new(
+                        "policies/enforced-jobs.yaml",
+                        format!("{field}.name"),
+                        "job names are plain identifiers: a letter or digit, then letters, \
+                         digits, `-`, `_` and `.`",
+                    )
+                    .located(enforced_text, &e.name),
+                );
+            }
             if projects_known
                 && !e
                     .projects

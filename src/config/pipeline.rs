@@ -145,6 +145,17 @@ fn pinned(image: &str) -> bool {
         .is_some_and(|(_, hex)| hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
+/// Whether `name` is a plain identifier a job may have: it names directories, Kubernetes
+/// objects and ledger paths, so `.`, `..`, leading dots or dashes, and separators never pass.
+pub fn is_job_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 128
+        && name.as_bytes()[0].is_ascii_alphanumeric()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+}
+
 /// Checks a project's pipeline file. `layout` is the config repo (templates, policies,
 /// enforced jobs, the project's declared pipelines); without one, seakeeper's default policies
 /// apply and templates cannot be used.
@@ -185,17 +196,13 @@ pub fn check(
     let mut jobs: BTreeMap<&str, JobSpec> = BTreeMap::new();
     for (name, job) in &parsed.jobs {
         let field = format!("jobs.{name}");
-        if name.is_empty()
-            || name.len() > 128
-            || !name
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
-        {
+        if !is_job_name(name) {
             errors.push(
                 ConfigError::new(
                     file,
                     field.clone(),
-                    "job names are letters, digits, `-`, `_` and `.`",
+                    "job names are plain identifiers: a letter or digit, then letters, digits, \
+                     `-`, `_` and `.` (at most 128)",
                 )
                 .located(text, name),
             );
@@ -474,5 +481,28 @@ fn resolve(name: &str, job: &JobSpec, enforced: bool, policies: &Policies) -> Re
             .as_ref()
             .map(|o| o.images.clone())
             .unwrap_or_default(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn issue_14_job_names_are_plain_identifiers() {
+        for bad in [
+            ".",
+            "..",
+            "../x",
+            "x/y",
+            "-rf",
+            ".hidden",
+            "",
+            "a b",
+            &"x".repeat(129),
+        ] {
+            assert!(!super::is_job_name(bad), "{bad:?}");
+        }
+        for good in ["unit", "build.2", "lint-php_8", "0day"] {
+            assert!(super::is_job_name(good), "{good:?}");
+        }
     }
 }

@@ -561,6 +561,11 @@ impl Daemon {
         self.executor_key = executor_key;
         let dsse_key = SigningKey::from_bytes(&self.key_bytes, "the signing key")?;
         let images = crate::registry::layout::OciLayout::open_or_init(&state.join("images"))?;
+        let copies = self
+            .svc
+            .as_ref()
+            .map(|s| s.copies.clone())
+            .unwrap_or_default();
         self.svc = Some(Services {
             ledger_dir: ledger_dir.clone(),
             writer,
@@ -579,6 +584,7 @@ impl Daemon {
                     n();
                 }
             }),
+            copies,
         });
         self.watcher = watcher;
         self.replicator = replicator;
@@ -672,6 +678,14 @@ impl Daemon {
                 }
             }
         }
+    }
+
+    /// Promotion copies running now.
+    pub fn copies_running(&self) -> Vec<apply::CopyKey> {
+        self.svc
+            .as_ref()
+            .map(|s| s.copies.running())
+            .unwrap_or_default()
     }
 
     /// Promotions whose last attempt failed, with why.
@@ -1037,6 +1051,11 @@ impl Daemon {
                         .read_file(&project, &commit, pipeline::PIPELINE_FILE)
                 });
             let resolved = match read {
+                Err(e) if e.permanent => {
+                    self.fetch_failures.remove(&slot);
+                    fresh.insert(slot, Err(format!("{}: {e}", pipeline::PIPELINE_FILE)));
+                    continue;
+                }
                 Err(e) => {
                     let failures = self.fetch_failures.get(&slot).map_or(0, |f| f.0) + 1;
                     crate::telemetry::warn(&format!("{e} (attempt {failures})"));
@@ -1258,7 +1277,7 @@ impl Daemon {
                 break;
             }
         }
-        report.busy = !self.world.builds.is_empty();
+        report.busy = !self.world.builds.is_empty() || !self.copies_running().is_empty();
         report
     }
 
@@ -1370,7 +1389,7 @@ impl Daemon {
         let mut last_trim = Instant::now();
         while !stop.load(Ordering::SeqCst) {
             self.watch_jobs(&mut watching, &tx);
-            let busy = !self.world.builds.is_empty();
+            let busy = !self.world.builds.is_empty() || !self.copies_running().is_empty();
             // Job ends and Gerrit events wake the loop; the timer is only a safety net.
             let mut job_ended = false;
             match rx.recv_timeout(Duration::from_millis(500)) {

@@ -220,6 +220,18 @@ impl Status {
                 _ => None,
             })
             .chain(
+                d.copies_running()
+                    .into_iter()
+                    .map(|(env, image, digest)| PromotionLine {
+                        environment: env.to_string(),
+                        image: image.to_string(),
+                        digest: digest.to_string(),
+                        state: "copying".into(),
+                        reason: "copying to the environment's registry".into(),
+                        freeze: None,
+                    }),
+            )
+            .chain(
                 d.failed_promotions()
                     .iter()
                     .map(|((env, image), (digest, error))| PromotionLine {

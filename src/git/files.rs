@@ -15,6 +15,49 @@ pub enum FilesError {
     /// An object is missing or malformed.
     #[error("{0}")]
     Corrupt(String),
+    /// A file, or the tree as a whole, is larger than the limits allow: refused before it is
+    /// read, let alone parsed (files from patchsets are untrusted).
+    #[error("{0}")]
+    TooLarge(String),
+}
+
+/// How much of a tree is read: files from patchsets are untrusted, so their size is capped
+/// before a byte of them is read.
+pub const MAX_FILE: u64 = 1 << 20;
+/// The most bytes read from one tree (a config repo's every file together).
+pub const MAX_TREE: u64 = 16 << 20;
+/// The deepest directory nesting read.
+pub const MAX_DEPTH: usize = 32;
+/// The most files read from one tree.
+pub const MAX_FILES: usize = 50_000;
+
+fn blob_size(repo: &gix::Repository, id: &ObjectId) -> Result<u64, FilesError> {
+    use gix::prelude::Header as _;
+    match repo.objects.try_header(id) {
+        Ok(Some(h)) => Ok(h.size()),
+        Ok(None) => Err(FilesError::Corrupt(format!("object {id} is missing"))),
+        Err(e) => Err(FilesError::Corrupt(format!("reading {id}: {e}"))),
+    }
+}
+
+/// Refuses files over [`MAX_FILE`] and trees over [`MAX_TREE`], by the objects' headers.
+fn check_sizes(repo: &gix::Repository, ids: &BTreeMap<String, ObjectId>) -> Result<(), FilesError> {
+    let mut total = 0u64;
+    for (path, id) in ids {
+        let size = blob_size(repo, id)?;
+        if size > MAX_FILE {
+            return Err(FilesError::TooLarge(format!(
+                "{path} is {size} bytes, over the limit of {MAX_FILE}"
+            )));
+        }
+        total += size;
+        if total > MAX_TREE {
+            return Err(FilesError::TooLarge(format!(
+                "the files come to more than {MAX_TREE} bytes (the limit for one tree)"
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// A file read from a tree: its blob id and its bytes.
@@ -77,7 +120,8 @@ pub fn read_all(
     commit: &ObjectId,
 ) -> Result<BTreeMap<String, File>, FilesError> {
     let mut ids = BTreeMap::new();
-    list(repo, commit_tree(repo, commit)?, "", &mut ids)?;
+    list(repo, commit_tree(repo, commit)?, "", 0, &mut ids)?;
+    check_sizes(repo, &ids)?;
     ids.into_iter()
         .map(|(path, blob)| {
             let (kind, bytes) = object(repo, &blob)?;
@@ -116,7 +160,8 @@ pub fn read_all_cached(
     cache: &mut BlobCache,
 ) -> Result<BTreeMap<String, BlobFile>, FilesError> {
     let mut ids = BTreeMap::new();
-    list(repo, commit_tree(repo, commit)?, "", &mut ids)?;
+    list(repo, commit_tree(repo, commit)?, "", 0, &mut ids)?;
+    check_sizes(repo, &ids)?;
     let mut fresh = std::collections::HashMap::with_capacity(ids.len());
     let mut out = BTreeMap::new();
     for (path, id) in ids {
@@ -143,8 +188,19 @@ fn list(
     repo: &gix::Repository,
     id: ObjectId,
     prefix: &str,
+    depth: usize,
     out: &mut BTreeMap<String, ObjectId>,
 ) -> Result<(), FilesError> {
+    if depth > MAX_DEPTH {
+        return Err(FilesError::TooLarge(format!(
+            "{prefix}: directories nest deeper than {MAX_DEPTH} levels"
+        )));
+    }
+    if out.len() > MAX_FILES {
+        return Err(FilesError::TooLarge(format!(
+            "the tree holds more than {MAX_FILES} files"
+        )));
+    }
     let (kind, data) = object(repo, &id)?;
     if kind != gix::object::Kind::Tree {
         return Err(FilesError::Corrupt(format!("{id} is a {kind}, not a tree")));
@@ -157,7 +213,7 @@ fn list(
             format!("{prefix}/{name}")
         };
         match e.mode {
-            MODE_TREE => list(repo, e.oid, &path, out)?,
+            MODE_TREE => list(repo, e.oid, &path, depth + 1, out)?,
             0o100644 | 0o100755 => {
                 out.insert(path, e.oid);
             }
@@ -189,6 +245,12 @@ pub fn read_file(
         if parts.peek().is_none() {
             if mode == MODE_TREE {
                 return Ok(None);
+            }
+            let size = blob_size(repo, &oid)?;
+            if size > MAX_FILE {
+                return Err(FilesError::TooLarge(format!(
+                    "{path} is {size} bytes, over the limit of {MAX_FILE}"
+                )));
             }
             let (kind, bytes) = object(repo, &oid)?;
             return Ok((kind == gix::object::Kind::Blob).then_some(bytes));

@@ -81,12 +81,15 @@ pub struct SourceError {
     pub project: String,
     /// What went wrong.
     pub message: String,
+    /// Whether trying again cannot help (the content itself is refused, e.g. too large).
+    pub permanent: bool,
 }
 
 fn err(project: &ProjectName, message: impl Into<String>) -> SourceError {
     SourceError {
         project: project.to_string(),
         message: message.into(),
+        permanent: false,
     }
 }
 
@@ -187,7 +190,10 @@ impl Sources {
             .map_err(|e| err(project, e))?;
         let id = gix::ObjectId::from_hex(commit.as_str().as_bytes())
             .map_err(|e| err(project, e.to_string()))?;
-        super::files::read_file(&repo, &id, path).map_err(|e| err(project, e.to_string()))
+        super::files::read_file(&repo, &id, path).map_err(|e| SourceError {
+            permanent: matches!(e, super::files::FilesError::TooLarge(_)),
+            ..err(project, e.to_string())
+        })
     }
 }
 

@@ -64,6 +64,9 @@ impl RegistryError {
     }
 }
 
+/// How long one request or response body (a blob) may take.
+pub const BODY_DEADLINE: Duration = Duration::from_secs(15 * 60);
+
 /// One registry.
 pub struct Registry {
     base: String,
@@ -161,10 +164,16 @@ impl Registry {
         let tls = ureq::tls::TlsConfig::builder()
             .provider(ureq::tls::TlsProvider::NativeTls)
             .build();
+        // Every phase has a deadline, the bodies too: a registry that stalls mid-blob fails the
+        // copy (and copies run off the reconcile pass, so a stall holds nothing else up).
         let config = ureq::Agent::config_builder()
             .http_status_as_error(false)
+            .timeout_resolve(Some(Duration::from_secs(10)))
             .timeout_connect(Some(Duration::from_secs(10)))
+            .timeout_send_request(Some(Duration::from_secs(30)))
             .timeout_recv_response(Some(Duration::from_secs(60)))
+            .timeout_send_body(Some(BODY_DEADLINE))
+            .timeout_recv_body(Some(BODY_DEADLINE))
             .max_idle_connections_per_host(16)
             .tls_config(tls)
             .build();

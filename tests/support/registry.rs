@@ -90,3 +90,129 @@ impl Drop for DockerRegistry {
         self.stop();
     }
 }
+
+/// A registry that serves manifests from an OCI layout but stalls every blob download halfway
+/// (headers and half the bytes, then nothing), as a broken proxy or overloaded registry does.
+/// Connections are held until the registry is dropped.
+#[allow(dead_code)]
+pub struct StallingRegistry {
+    pub host: String,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// Blob downloads that reached the stall.
+    pub stalled: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+#[allow(dead_code)]
+impl StallingRegistry {
+    pub fn start(layout: PathBuf) -> StallingRegistry {
+        use std::io::{BufRead as _, BufReader, Write as _};
+        use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let host = listener.local_addr().unwrap().to_string();
+        let stop = std::sync::Arc::new(AtomicBool::new(false));
+        let stalled = std::sync::Arc::new(AtomicUsize::new(0));
+        let (s, n) = (stop.clone(), stalled.clone());
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(mut conn) = conn else { continue };
+                if s.load(Ordering::SeqCst) {
+                    return;
+                }
+                let (s, n, layout) = (s.clone(), n.clone(), layout.clone());
+                std::thread::spawn(move || {
+                    let mut reader = BufReader::new(conn.try_clone().unwrap());
+                    loop {
+                        let mut line = String::new();
+                        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                            return;
+                        }
+                        let mut parts = line.split_whitespace();
+                        let (method, path) = (
+                            parts.next().unwrap_or("").to_owned(),
+                            parts.next().unwrap_or("").to_owned(),
+                        );
+                        loop {
+                            let mut h = String::new();
+                            if reader.read_line(&mut h).unwrap_or(0) == 0 || h.trim().is_empty() {
+                                break;
+                            }
+                        }
+                        let hex = path.rsplit("sha256:").next().unwrap_or("").to_owned();
+                        let blob = std::fs::read(layout.join("blobs/sha256").join(&hex)).ok();
+                        let respond = |conn: &mut std::net::TcpStream,
+                                       status: &str,
+                                       headers: &str,
+                                       body: &[u8]| {
+                            let _ = write!(
+                                conn,
+                                "HTTP/1.1 {status}\r\nContent-Length: {}\r\n{headers}\r\n",
+                                body.len()
+                            );
+                            if method != "HEAD" {
+                                let _ = conn.write_all(body);
+                            }
+                        };
+                        if path == "/v2/" {
+                            respond(
+                                &mut conn,
+                                "200 OK",
+                                "Content-Type: application/json\r\n",
+                                b"{}",
+                            );
+                        } else if let (true, Some(body)) = (path.contains("/manifests/"), &blob) {
+                            let body = body.clone();
+                            let media = serde_json::from_slice::<serde_json::Value>(&body)
+                                .ok()
+                                .and_then(|v| v["mediaType"].as_str().map(str::to_owned))
+                                .unwrap_or_else(|| {
+                                    "application/vnd.oci.image.manifest.v1+json".into()
+                                });
+                            respond(
+                                &mut conn,
+                                "200 OK",
+                                &format!(
+                                    "Content-Type: {media}\r\nDocker-Content-Digest: sha256:{hex}\r\n"
+                                ),
+                                &body,
+                            );
+                        } else if let (true, Some(body)) =
+                            (path.contains("/blobs/") && method == "GET", &blob)
+                        {
+                            let _ = write!(
+                                conn,
+                                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nContent-Type: application/octet-stream\r\n\r\n",
+                                body.len()
+                            );
+                            let _ = conn.write_all(&body[..body.len() / 2]);
+                            let _ = conn.flush();
+                            n.fetch_add(1, Ordering::SeqCst);
+                            while !s.load(Ordering::SeqCst) {
+                                std::thread::sleep(Duration::from_millis(50));
+                            }
+                            return;
+                        } else {
+                            respond(
+                                &mut conn,
+                                "404 Not Found",
+                                "Content-Type: application/json\r\n",
+                                br#"{"errors":[{"code":"NOT_FOUND"}]}"#,
+                            );
+                        }
+                    }
+                });
+            }
+        });
+        StallingRegistry {
+            host,
+            stop,
+            stalled,
+        }
+    }
+}
+
+impl Drop for StallingRegistry {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        let _ = std::net::TcpStream::connect(&self.host);
+    }
+}
