@@ -174,19 +174,19 @@ fn main() {
     };
     let mut overhead = Vec::new();
     for n in 0..runs {
-        let s = spec(n, &commit, vec!["date +%s.%N > started".into()]);
+        let s = spec(n, &commit, vec!["date +%s.%N".into()]);
         let t0 = epoch_now();
         exec.start(&s).unwrap();
         assert_eq!(exec.wait(&s.key(), None).unwrap(), JobState::Succeeded);
-        let ws = state
-            .join("jobs")
-            .join(format!("bench-{n}"))
-            .join("j/workspace");
-        let started: f64 = std::fs::read_to_string(ws.join("started"))
-            .unwrap()
-            .trim()
-            .parse()
-            .unwrap();
+        // The first command's output, from the job's log (its workspace is gone once it ends).
+        let mut started = None;
+        exec.logs(&s.key(), false, &mut |l| {
+            if started.is_none() {
+                started = l.text.trim().parse::<f64>().ok();
+            }
+        })
+        .unwrap();
+        let started = started.expect("the job printed its start time");
         overhead.push(Duration::from_secs_f64((started - t0).max(0.0)));
     }
     let mut bare = Vec::new();

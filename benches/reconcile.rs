@@ -288,6 +288,11 @@ fn latency_bench(samples: usize) {
     g.create_project("acme/api");
     let (secret, _) = seakeeper::signing::generate_key("bench <b@example.org>").unwrap();
     std::fs::write(dir.path().join("key.asc"), secret).unwrap();
+    std::fs::set_permissions(
+        dir.path().join("key.asc"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
     let config = dir.path().join("config");
     std::fs::create_dir_all(config.join("projects/acme")).unwrap();
     git(&config, &["init", "-q", "-b", "main"]);
@@ -615,6 +620,11 @@ fn day_bench(projects: usize, patchsets: usize, idle_secs: u64) {
     git(&config, &["commit", "-q", "-m", "config"]);
     let (secret, _) = seakeeper::signing::generate_key("bench <b@example.org>").unwrap();
     std::fs::write(root.join("key.asc"), secret).unwrap();
+    std::fs::set_permissions(
+        root.join("key.asc"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
     std::fs::write(
         root.join("settings.yaml"),
         format!(

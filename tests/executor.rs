@@ -357,6 +357,7 @@ fn sandboxed_jobs_see_only_their_workspace_and_no_network() {
             "if bash -c 'echo > /dev/tcp/127.0.0.1/{port}' 2>/dev/null; then echo net-yes; else echo net-no; fi"
         ),
         "echo MY_VAR=$MY_VAR change=$SEAKEEPER_CHANGE/$SEAKEEPER_PATCHSET",
+        "echo workspace: $(ls | tr '\\n' ' ') mine=$(cat mine.txt)",
     ];
     let a = spec(&commit, "a", &probe);
     let mut b = spec(&commit, "b", &probe);
@@ -374,22 +375,131 @@ fn sandboxed_jobs_see_only_their_workspace_and_no_network() {
     }
     assert!(la.contains("net-no"), "untrusted without network: {la}");
     assert!(lb.contains("net-yes"), "network when declared: {lb}");
-    // Each workspace holds only its own file.
-    let ws = |j: &str| {
-        state
+    // Each workspace held only its own file, and is gone once the job ended.
+    assert!(
+        la.contains("mine=secret-of-a") && !la.contains("secret-of-b"),
+        "{la}"
+    );
+    assert!(
+        lb.contains("mine=secret-of-b") && !lb.contains("secret-of-a"),
+        "{lb}"
+    );
+    for j in ["a", "b"] {
+        let ws = state
             .join("jobs")
             .join(format!("b-{j}"))
             .join(j)
-            .join("workspace")
+            .join("workspace");
+        assert!(!ws.exists(), "{} is left behind", ws.display());
+    }
+}
+
+/// Issue 14, item 9: untrusted jobs are contained.
+#[test]
+fn issue_14_sandboxed_jobs_are_contained_by_seccomp_pids_log_and_workspace_limits() {
+    if !bwrap_available() {
+        return;
+    }
+    let (dir, repo, commit) = project(PIPELINE);
+    let state = dir.path().join("state");
+    let repo_handle = gix::open(&repo).unwrap().into_sync();
+    let prepare: Prepare = Arc::new(move |spec, dir| {
+        let commit = gix::ObjectId::from_hex(spec.commit.as_str().as_bytes()).unwrap();
+        seakeeper::git::checkout::checkout(&repo_handle, &commit, dir, 2)
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    });
+    let mut config = LocalConfig::new(&state);
+    config.max_concurrent = 4;
+    config.limits = seakeeper::executor::limits::JobLimits {
+        workspace_bytes: 1 << 20,
+        log_bytes: 4096,
+        pids: 16,
     };
-    assert_eq!(
-        std::fs::read_to_string(ws("a").join("mine.txt")).unwrap(),
-        "secret-of-a\n"
+    let e = LocalExecutor::new(config, prepare).unwrap();
+    // No nested namespaces, no mounts, no ptrace, no keyring.
+    let calls = spec(
+        &commit,
+        "calls",
+        &[
+            "if unshare --user --map-root-user true 2>/dev/null; then echo userns-yes; else echo userns-no; fi",
+            "if unshare --net true 2>/dev/null; then echo netns-yes; else echo netns-no; fi",
+            "mkdir -p /tmp/m",
+            "if mount -t tmpfs none /tmp/m 2>/dev/null; then echo mount-yes; else echo mount-no; fi",
+            "python3 -c 'import ctypes,os; libc=ctypes.CDLL(None, use_errno=True); r=libc.syscall(250, 0, 0, 0, 0); print(\"keyctl\", r, os.strerror(ctypes.get_errno()))'",
+            "python3 -c 'import ctypes,os; libc=ctypes.CDLL(None, use_errno=True); r=libc.syscall(101, 16, os.getppid(), 0, 0); print(\"ptrace\", r, os.strerror(ctypes.get_errno()))'",
+            "echo ordinary work still runs: $(echo a b | wc -w)",
+        ],
     );
-    assert_eq!(
-        std::fs::read_to_string(ws("b").join("mine.txt")).unwrap(),
-        "secret-of-b\n"
+    // A fork bomb meets the pids limit.
+    let forks = spec(
+        &commit,
+        "forks",
+        &["for i in $(seq 1 40); do sleep 3 & done; wait; echo all-forked"],
     );
+    // A chatty job's log is cut with a marker; the job still succeeds.
+    let chatty = spec(
+        &commit,
+        "chatty",
+        &[
+            "i=0; while [ $i -lt 2000 ]; do echo line $i of a very chatty job; i=$((i+1)); done",
+            "echo the-end",
+        ],
+    );
+    // A job filling its workspace is stopped.
+    let filler = spec(
+        &commit,
+        "filler",
+        &[
+            "head -c 5000000 /dev/zero > big",
+            "sleep 30",
+            "echo survived",
+        ],
+    );
+    for s in [&calls, &forks, &chatty, &filler] {
+        e.start(s).unwrap();
+    }
+    assert_eq!(e.wait(&calls.key(), None).unwrap(), JobState::Succeeded);
+    let log = log_of(&e, &calls.key());
+    for want in [
+        "userns-no",
+        "netns-no",
+        "mount-no",
+        "keyctl -1 Operation not permitted",
+        "ptrace -1 Operation not permitted",
+        "ordinary work still runs: 2",
+    ] {
+        assert!(log.contains(want), "{want}: {log}");
+    }
+    let forked = e.wait(&forks.key(), None).unwrap();
+    let log = log_of(&e, &forks.key());
+    if !log.contains("no pids limit") {
+        assert!(!log.lines().any(|l| l == "all-forked"), "{log}");
+        assert!(
+            matches!(forked, JobState::Failed { .. }),
+            "{forked:?}: {log}"
+        );
+    }
+    assert_eq!(e.wait(&chatty.key(), None).unwrap(), JobState::Succeeded);
+    let log = log_of(&e, &chatty.key());
+    assert!(
+        log.contains("the log is cut here, past 4096 bytes"),
+        "{log}"
+    );
+    assert!(
+        !log.lines().any(|l| l == "the-end") && !log.contains("line 1999 "),
+        "{log}"
+    );
+    match e.wait(&filler.key(), None).unwrap() {
+        JobState::Failed { reason, .. } => {
+            assert!(
+                reason.contains("workspace grew past its limit of 1048576 bytes"),
+                "{reason}"
+            )
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(!log_of(&e, &filler.key()).lines().any(|l| l == "survived"));
 }
 
 #[test]

@@ -453,3 +453,92 @@ fn a_followed_log_that_breaks_reconnects_without_losing_or_repeating_lines() {
         "the stream was re-opened: {log_requests}"
     );
 }
+
+/// Issue 14, item 9: a job's pod is fenced by a NetworkPolicy made before it, owned by its Job.
+#[test]
+fn issue_14_every_job_is_fenced_by_a_network_policy_that_goes_with_it() {
+    let api = KubeApi::start();
+    let settings = KubeSettings {
+        infrastructure_cidrs: vec!["203.0.113.10/32".into()],
+        ..KubeSettings::default()
+    };
+    let e = KubeExecutor::connect(&api.url, settings).unwrap();
+    let closed = spec(
+        "closed",
+        &[("STANDIN_DURATION_MS", "60000")],
+        600,
+        Trust::Untrusted,
+    );
+    let mut open = spec(
+        "open",
+        &[("STANDIN_DURATION_MS", "60000")],
+        600,
+        Trust::Trusted,
+    );
+    open.network = true;
+    e.start(&closed).unwrap();
+    e.start(&open).unwrap();
+    let policies = api.network_policies();
+    assert_eq!(policies.len(), 2, "{policies:?}");
+    let by_name = |n: &str| {
+        policies
+            .iter()
+            .find(|p| p["metadata"]["name"] == n)
+            .unwrap_or_else(|| panic!("no policy {n}: {policies:?}"))
+            .clone()
+    };
+    let jobs = api.jobs();
+    for (s, p) in [
+        (&closed, by_name(&job_name(&closed.key()))),
+        (&open, by_name(&job_name(&open.key()))),
+    ] {
+        let job = jobs
+            .iter()
+            .find(|j| j["metadata"]["name"] == job_name(&s.key()))
+            .unwrap();
+        assert_eq!(p["metadata"]["namespace"], job["metadata"]["namespace"]);
+        assert_eq!(
+            p["metadata"]["ownerReferences"][0]["uid"],
+            job["metadata"]["uid"]
+        );
+        // It selects the job's pod by labels the pod template carries.
+        for (k, v) in p["spec"]["podSelector"]["matchLabels"].as_object().unwrap() {
+            assert_eq!(&job["spec"]["template"]["metadata"]["labels"][k], v, "{k}");
+        }
+        assert_eq!(
+            p["spec"]["policyTypes"],
+            serde_json::json!(["Ingress", "Egress"])
+        );
+        assert_eq!(p["spec"]["ingress"], serde_json::json!([]));
+    }
+    let egress = |p: &serde_json::Value| p["spec"]["egress"].to_string();
+    let closed_egress = egress(&by_name(&job_name(&closed.key())));
+    assert!(closed_egress.contains("\"port\":53") && closed_egress.contains("203.0.113.10/32"));
+    assert!(!closed_egress.contains("0.0.0.0/0"), "{closed_egress}");
+    let open_egress = egress(&by_name(&job_name(&open.key())));
+    assert!(open_egress.contains("0.0.0.0/0"), "{open_egress}");
+    for private in [
+        "10.0.0.0/8",
+        "127.0.0.0/8",
+        "169.254.0.0/16",
+        "192.168.0.0/16",
+    ] {
+        assert!(
+            open_egress.contains(private),
+            "{private} is excepted: {open_egress}"
+        );
+    }
+    // Cancelled, the Job goes and its policy with it.
+    e.cancel(&closed.key()).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while api.network_policies().len() != 1 {
+        assert!(Instant::now() < deadline, "{:?}", api.network_policies());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // `job render` shows the policy before the Job.
+    let yaml =
+        seakeeper::executor::kubernetes::render_yaml(&closed, &KubeSettings::default()).unwrap();
+    let policy_at = yaml.find("kind: NetworkPolicy").unwrap();
+    let job_at = yaml.find("kind: Job").unwrap();
+    assert!(policy_at < job_at, "{yaml}");
+}

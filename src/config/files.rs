@@ -425,6 +425,10 @@ pub struct EnforcedJob {
 pub struct TrustPolicy {
     /// Pipelines that run reviewed code and may use secrets.
     pub trusted_pipelines: Vec<PipelineKind>,
+    /// Projects (globs) whose jobs in untrusted pipelines may ask for the network; by default
+    /// none may: a patchset cannot grant itself the network.
+    #[serde(default)]
+    pub untrusted_network: Vec<String>,
 }
 
 /// `policies/images.yaml`.

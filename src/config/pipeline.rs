@@ -388,6 +388,21 @@ pub fn check(
                 }
                 continue;
             };
+            if !trusted
+                && job.network
+                && !project.is_some_and(|p| {
+                    policies
+                        .trust
+                        .untrusted_network
+                        .iter()
+                        .any(|g| glob_matches(g, p.as_str()))
+                })
+            {
+                errors.push(
+                    ConfigError::new(file, field.clone(), format!("job `{n}` asks for the network but `{pname}` is untrusted: only projects that policies/trust.yaml names in `untrusted_network` get it there"))
+                        .located(text, n),
+                );
+            }
             if !trusted && !job.secrets.is_empty() {
                 errors.push(
                     ConfigError::new(file, field.clone(), format!("job `{n}` names secrets but `{pname}` is untrusted: only trusted pipelines may use secrets"))

@@ -228,6 +228,23 @@ impl Daemon {
         }
         std::fs::create_dir_all(&settings.state_dir)
             .map_err(|e| anyhow::anyhow!("{}: {e}", settings.state_dir.display()))?;
+        // The key signs the ledger: readable by anyone else, it is no proof of anything.
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            let mode = std::fs::metadata(&settings.signing_key)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", settings.signing_key.display()))?
+                .permissions()
+                .mode();
+            if mode & 0o077 != 0 {
+                anyhow::bail!(
+                    "{}: the signing key is readable or writable by others (mode {:o}); it must be \
+                     0600 (chmod 600 {})",
+                    settings.signing_key.display(),
+                    mode & 0o777,
+                    settings.signing_key.display()
+                );
+            }
+        }
         let key_bytes = std::fs::read(&settings.signing_key)
             .map_err(|e| anyhow::anyhow!("{}: {e}", settings.signing_key.display()))?;
         // Checked now, so a bad key is reported before anything runs.

@@ -64,6 +64,10 @@ pub struct KubeSettings {
     pub store_claim: String,
     /// The Secret (in the trusted namespace) whose keys are the secrets trusted jobs may name.
     pub job_secrets: String,
+    /// Where the pod itself must reach (the source server its init container fetches from,
+    /// the artifact store its collector pushes to), as CIDRs: the only egress a job without
+    /// the network gets (with DNS).
+    pub infrastructure_cidrs: Vec<String>,
 }
 
 impl Default for KubeSettings {
@@ -78,7 +82,111 @@ impl Default for KubeSettings {
             store_secret: "seakeeper-store".into(),
             store_claim: "seakeeper-outputs".into(),
             job_secrets: "seakeeper-job-secrets".into(),
+            infrastructure_cidrs: Vec::new(),
         }
+    }
+}
+
+/// Addresses a job never reaches, with or without the network: loopback, link-local (cloud
+/// metadata), and the private ranges where the cluster's and the server's own services live.
+const NEVER: &[&str] = &[
+    "10.0.0.0/8",
+    "172.16.0.0/12",
+    "192.168.0.0/16",
+    "169.254.0.0/16",
+    "127.0.0.0/8",
+    "100.64.0.0/10",
+];
+
+/// The NetworkPolicy that goes with a job's pod (same name and namespace): no ingress; egress
+/// only to DNS and `infrastructure_cidrs` (for the init container and the collector), and, for
+/// a job that has the network, to the internet but never to private, loopback or link-local
+/// addresses (the cluster's and seakeeper's own services).
+pub fn network_policy(
+    spec: &JobSpec,
+    s: &KubeSettings,
+) -> k8s_openapi::api::networking::v1::NetworkPolicy {
+    use k8s_openapi::api::networking::v1::{
+        IPBlock, NetworkPolicy, NetworkPolicyEgressRule, NetworkPolicyPeer, NetworkPolicyPort,
+        NetworkPolicySpec,
+    };
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+    use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+    let key = spec.key();
+    let selector = BTreeMap::from([
+        (BUILD_ID.to_owned(), label_value(spec.build_id.as_str())),
+        (JOB.to_owned(), label_value(&spec.job)),
+    ]);
+    let block = |cidr: &str, except: Option<Vec<String>>| NetworkPolicyPeer {
+        ip_block: Some(IPBlock {
+            cidr: cidr.to_owned(),
+            except,
+        }),
+        ..NetworkPolicyPeer::default()
+    };
+    let dns = NetworkPolicyEgressRule {
+        to: None,
+        ports: Some(
+            ["UDP", "TCP"]
+                .map(|protocol| NetworkPolicyPort {
+                    protocol: Some(protocol.into()),
+                    port: Some(IntOrString::Int(53)),
+                    end_port: None,
+                })
+                .to_vec(),
+        ),
+    };
+    let mut egress = vec![dns];
+    if !s.infrastructure_cidrs.is_empty() {
+        egress.push(NetworkPolicyEgressRule {
+            to: Some(
+                s.infrastructure_cidrs
+                    .iter()
+                    .map(|c| block(c, None))
+                    .collect(),
+            ),
+            ports: None,
+        });
+    }
+    if spec.network {
+        egress.push(NetworkPolicyEgressRule {
+            to: Some(vec![
+                block(
+                    "0.0.0.0/0",
+                    Some(NEVER.iter().map(|c| (*c).to_owned()).collect()),
+                ),
+                block(
+                    "::/0",
+                    Some(vec![
+                        "fc00::/7".into(),
+                        "fe80::/10".into(),
+                        "::1/128".into(),
+                    ]),
+                ),
+            ]),
+            ports: None,
+        });
+    }
+    NetworkPolicy {
+        metadata: ObjectMeta {
+            name: Some(job_name(&key)),
+            namespace: Some(namespace(spec, s).to_owned()),
+            labels: Some(BTreeMap::from([
+                (MANAGED_BY.to_owned(), "seakeeper".to_owned()),
+                (BUILD_ID.to_owned(), label_value(spec.build_id.as_str())),
+                (JOB.to_owned(), label_value(&spec.job)),
+            ])),
+            ..ObjectMeta::default()
+        },
+        spec: Some(NetworkPolicySpec {
+            pod_selector: Some(LabelSelector {
+                match_labels: Some(selector),
+                match_expressions: None,
+            }),
+            policy_types: Some(vec!["Ingress".into(), "Egress".into()]),
+            ingress: Some(Vec::new()),
+            egress: Some(egress),
+        }),
     }
 }
 
@@ -453,23 +561,33 @@ pub fn manifest(spec: &JobSpec, s: &KubeSettings) -> Job {
     }
 }
 
-/// The manifest as YAML, for `seakeeper job render`.
+/// The manifests as YAML, for `seakeeper job render`: the NetworkPolicy, then the Job.
 pub fn render_yaml(spec: &JobSpec, s: &KubeSettings) -> Result<String, ExecError> {
-    let job = manifest(spec, s);
-    let mut value = serde_json::to_value(&job).map_err(|e| ExecError::Backend(e.to_string()))?;
-    if let Some(o) = value.as_object_mut() {
-        // apiVersion and kind first, as people write them.
-        let mut ordered = serde_json::Map::new();
-        ordered.insert("apiVersion".into(), "batch/v1".into());
-        ordered.insert("kind".into(), "Job".into());
-        for (k, v) in std::mem::take(o) {
-            if k != "apiVersion" && k != "kind" {
-                ordered.insert(k, v);
+    let ordered = |value: serde_json::Value, api: &str, kind: &str| {
+        let mut value = value;
+        if let Some(o) = value.as_object_mut() {
+            // apiVersion and kind first, as people write them.
+            let mut ordered = serde_json::Map::new();
+            ordered.insert("apiVersion".into(), api.into());
+            ordered.insert("kind".into(), kind.into());
+            for (k, v) in std::mem::take(o) {
+                if k != "apiVersion" && k != "kind" {
+                    ordered.insert(k, v);
+                }
             }
+            *o = ordered;
         }
-        *o = ordered;
-    }
-    serde_yaml_ng::to_string(&value).map_err(|e| ExecError::Backend(e.to_string()))
+        serde_yaml_ng::to_string(&value).map_err(|e| ExecError::Backend(e.to_string()))
+    };
+    let policy = serde_json::to_value(network_policy(spec, s))
+        .map_err(|e| ExecError::Backend(e.to_string()))?;
+    let job =
+        serde_json::to_value(manifest(spec, s)).map_err(|e| ExecError::Backend(e.to_string()))?;
+    Ok(format!(
+        "{}---\n{}",
+        ordered(policy, "networking.k8s.io/v1", "NetworkPolicy")?,
+        ordered(job, "batch/v1", "Job")?
+    ))
 }
 
 /// A Job's state from its status.
@@ -681,24 +799,54 @@ impl Executor for KubeExecutor {
         }
         let job = manifest(spec, &self.settings);
         let ns = namespace(spec, &self.settings).to_owned();
-        match self
+        // The pod's network is fenced before the pod exists.
+        let policies: Api<k8s_openapi::api::networking::v1::NetworkPolicy> =
+            Api::namespaced(self.client.clone(), &ns);
+        match self.runtime.block_on(policies.create(
+            &PostParams::default(),
+            &network_policy(spec, &self.settings),
+        )) {
+            Ok(_) => {}
+            Err(kube::Error::Api(s)) if s.code == 409 => {}
+            Err(e) => return Err(kube_err(&format!("create network policy in {ns}"), e)),
+        }
+        let created = match self
             .runtime
             .block_on(self.jobs(&ns).create(&PostParams::default(), &job))
         {
-            Ok(_) => Ok(()),
+            Ok(j) => j,
             // Already there: started before (perhaps by an earlier daemon): adopt it, unless
             // it is still being deleted after a cancel.
             Err(kube::Error::Api(s)) if s.code == 409 => match self.find(&spec.key())? {
                 Some(j) if j.metadata.deletion_timestamp.is_some() => {
-                    Err(ExecError::Backend(format!(
+                    return Err(ExecError::Backend(format!(
                         "{}: a cancelled run is still being deleted; try again",
                         spec.key()
-                    )))
+                    )));
                 }
-                _ => Ok(()),
+                Some(j) => j,
+                None => return Ok(()),
             },
-            Err(e) => Err(kube_err(&format!("create job in {ns}"), e)),
+            Err(e) => return Err(kube_err(&format!("create job in {ns}"), e)),
+        };
+        // The policy goes when the Job goes (Kubernetes' garbage collector).
+        if let Some(uid) = &created.metadata.uid {
+            let owner = serde_json::json!({"metadata": {"ownerReferences": [{
+                "apiVersion": "batch/v1",
+                "kind": "Job",
+                "name": job_name(&spec.key()),
+                "uid": uid,
+                "blockOwnerDeletion": true,
+            }]}});
+            self.runtime
+                .block_on(policies.patch(
+                    &job_name(&spec.key()),
+                    &kube::api::PatchParams::default(),
+                    &kube::api::Patch::Merge(&owner),
+                ))
+                .map_err(|e| kube_err(&format!("own the network policy in {ns}"), e))?;
         }
+        Ok(())
     }
 
     fn state(&self, key: &JobKey) -> Result<Option<JobState>, ExecError> {

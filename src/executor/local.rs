@@ -63,6 +63,8 @@ pub struct LocalConfig {
     /// outlive this process and are adopted by the next; `None`: jobs run under a thread of
     /// this process and die with it.
     pub supervisor: Option<PathBuf>,
+    /// What each job may consume.
+    pub limits: super::limits::JobLimits,
 }
 
 impl LocalConfig {
@@ -75,6 +77,7 @@ impl LocalConfig {
             sandbox: Sandbox::Auto,
             secrets: BTreeMap::new(),
             supervisor: None,
+            limits: super::limits::JobLimits::default(),
         }
     }
 }
@@ -520,6 +523,7 @@ impl Executor for LocalExecutor {
                 .collect(),
             slots: self.slots.clone(),
             supervisor: self.config.supervisor.clone(),
+            limits: self.config.limits,
         };
         std::thread::Builder::new()
             .name(format!("job {key}"))
@@ -685,6 +689,7 @@ struct Run {
     secrets: Vec<(String, String)>,
     slots: Arc<Slots>,
     supervisor: Option<PathBuf>,
+    limits: super::limits::JobLimits,
 }
 
 /// `/etc` entries a job may see (never shadow files, never seakeeper's own configuration).
@@ -732,6 +737,12 @@ pub struct Launch {
     pub outputs: Vec<String>,
     /// The content-addressed store.
     pub store: PathBuf,
+    /// What the job may consume.
+    #[serde(default)]
+    pub limits: super::limits::JobLimits,
+    /// The seccomp program bubblewrap installs (`--seccomp`), when sandboxed.
+    #[serde(default)]
+    pub seccomp: Option<PathBuf>,
 }
 
 /// Whoever watches a running job: asked whether to stop it, told when it starts.
@@ -870,6 +881,9 @@ impl Run {
                 args.extend(
                     ["--die-with-parent", "--new-session", "--cap-drop", "ALL"].map(str::to_owned),
                 );
+                if bwrap_can_disable_userns(bwrap) {
+                    args.push("--disable-userns".into());
+                }
                 args.extend(["--hostname", "seakeeper-job"].map(str::to_owned));
                 args.extend(["--ro-bind", "/usr", "/usr"].map(str::to_owned));
                 for d in ["bin", "sbin", "lib", "lib64", "lib32", "libx32"] {
@@ -930,6 +944,16 @@ impl Run {
                 workspace: workspace.to_owned(),
                 outputs: self.spec.outputs.clone(),
                 store: self.store.clone(),
+                limits: self.limits,
+                seccomp: match &self.bwrap {
+                    Some(_) => {
+                        let path = self.job.dir.join("seccomp.bpf");
+                        std::fs::write(&path, super::limits::seccomp_program())
+                            .map_err(|e| format!("writing the seccomp filter: {e}"))?;
+                        Some(path)
+                    }
+                    None => None,
+                },
             },
             env,
         ))
@@ -1044,12 +1068,42 @@ fn run_launch(
             .map_err(|e| format!("opening the log: {e}"))?,
     ));
     let mut cmd = Command::new(&launch.program);
+    // The seccomp filter goes to bubblewrap through a descriptor the job inherits.
+    let seccomp = match &launch.seccomp {
+        Some(path) => {
+            Some(std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?)
+        }
+        None => None,
+    };
+    let seccomp_fd = seccomp.as_ref().map(std::os::unix::io::AsRawFd::as_raw_fd);
+    if let Some(fd) = seccomp_fd {
+        cmd.args(["--seccomp".to_owned(), fd.to_string()]);
+    }
     cmd.args(&launch.args);
     if let Some(cwd) = &launch.cwd {
         cmd.current_dir(cwd);
     }
+    // A pids cgroup of its own, where the machine lets seakeeper make one.
+    let cgroup_name = format!(
+        "job-{}-{}",
+        std::process::id(),
+        dir.file_name()
+            .map_or_else(String::new, |n| n.to_string_lossy().into_owned())
+    );
+    let cgroup = super::limits::PidsCgroup::create(&cgroup_name, launch.limits.pids);
+    match &cgroup {
+        Some(_) => {}
+        None => log_line(
+            &log,
+            "seakeeper: no pids limit for this job (no writable pids cgroup on this machine)",
+        ),
+    }
+    let cgroup_procs = cgroup
+        .as_ref()
+        .and_then(|c| std::ffi::CString::new(c.procs().as_os_str().as_encoded_bytes()).ok());
     let die_with_parent = launch.die_with_parent;
-    // SAFETY: prctl and signal are async-signal-safe.
+    // SAFETY: prctl, signal, fcntl, open, write and close are async-signal-safe, and the
+    // strings they use were made before the fork.
     unsafe {
         cmd.pre_exec(move || {
             // A supervisor ignores SIGHUP; the job gets the default back.
@@ -1057,6 +1111,16 @@ fn run_launch(
             if die_with_parent {
                 // Only asks for SIGKILL when the parent dies.
                 libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            }
+            if let Some(fd) = seccomp_fd {
+                libc::fcntl(fd, libc::F_SETFD, 0);
+            }
+            if let Some(procs) = &cgroup_procs {
+                let fd = libc::open(procs.as_ptr(), libc::O_WRONLY);
+                if fd < 0 || libc::write(fd, b"0".as_ptr().cast(), 1) != 1 {
+                    return Err(std::io::Error::other("entering the job's pids cgroup"));
+                }
+                libc::close(fd);
             }
             Ok(())
         });
@@ -1097,6 +1161,8 @@ fn run_launch(
             libc::killpg(pgid, libc::SIGKILL);
         }
     }
+    let cap = launch.limits.log_bytes;
+    let logged = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let readers: Vec<_> = [
         child
             .stdout
@@ -1111,6 +1177,7 @@ fn run_launch(
     .flatten()
     .map(|r| {
         let log = log.clone();
+        let logged = logged.clone();
         let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
         std::thread::spawn(move || {
             let _done = done_tx;
@@ -1123,8 +1190,22 @@ fn run_launch(
                 .unwrap_or(0)
                 > 0
             {
-                let text = String::from_utf8_lossy(&buf);
-                log_line(&log, text.trim_end_matches(['\n', '\r']));
+                // Past the cap the job goes on, its output is read and dropped, and the log
+                // says once where it was cut.
+                let before = logged.fetch_add(buf.len() as u64, Ordering::SeqCst);
+                if before < cap {
+                    let text = String::from_utf8_lossy(&buf);
+                    log_line(&log, text.trim_end_matches(['\n', '\r']));
+                    if before + buf.len() as u64 >= cap {
+                        log_line(
+                            &log,
+                            &format!(
+                                "seakeeper: the log is cut here, past {cap} bytes; the job goes on \
+                                 and its exit status still counts"
+                            ),
+                        );
+                    }
+                }
                 buf.clear();
             }
         });
@@ -1136,6 +1217,8 @@ fn run_launch(
         .unwrap_or(started + Duration::from_secs(7 * 24 * 3600));
     let mut timed_out = false;
     let mut killed = false;
+    let mut over_quota: Option<u64> = None;
+    let mut last_measured = Instant::now();
     let status = loop {
         match child.try_wait() {
             Ok(Some(s)) => break s,
@@ -1143,7 +1226,16 @@ fn run_launch(
             Err(e) => return Err(format!("waiting for the job: {e}")),
         }
         let late = Instant::now() >= deadline;
-        if !killed && (late || watch.cancelled()) {
+        // The workspace is measured every few seconds (a walk of its tree).
+        if !killed && last_measured.elapsed() >= WORKSPACE_CHECK_EVERY {
+            last_measured = Instant::now();
+            let limit = launch.limits.workspace_bytes;
+            let size = super::limits::dir_size(&launch.workspace, limit);
+            if size > limit {
+                over_quota = Some(size);
+            }
+        }
+        if !killed && (late || watch.cancelled() || over_quota.is_some()) {
             killed = true;
             timed_out = late;
             // SAFETY: signals our own child's process group.
@@ -1166,10 +1258,20 @@ fn run_launch(
         let _ = r.recv_timeout(until.saturating_duration_since(Instant::now()));
     }
     let elapsed = started.elapsed();
+    drop(seccomp);
+    drop(cgroup);
     let state = if watch.cancelled() {
         JobState::Cancelled
     } else if timed_out {
         JobState::TimedOut
+    } else if let Some(size) = over_quota {
+        JobState::Failed {
+            exit_code: None,
+            reason: format!(
+                "stopped: the workspace grew past its limit of {} bytes (at least {size})",
+                launch.limits.workspace_bytes
+            ),
+        }
     } else {
         use std::os::unix::process::ExitStatusExt as _;
         match (status.code(), status.signal()) {
@@ -1207,13 +1309,35 @@ fn run_launch(
         ),
     };
     log_line(&log, &summary);
-    let outputs = collect_outputs(&launch.workspace, &launch.outputs, &launch.store)?;
+    let outputs = match over_quota {
+        // Nothing of an oversized workspace is kept.
+        Some(_) => Vec::new(),
+        None => collect_outputs(&launch.workspace, &launch.outputs, &launch.store)?,
+    };
     write_atomic(
         &dir.join("outputs.json"),
         &serde_json::to_vec_pretty(&outputs).expect("json"),
     )
     .map_err(|e| e.to_string())?;
+    // The outputs are in the store: the workspace goes (a job's files never outlive it).
+    if let Err(e) = std::fs::remove_dir_all(&launch.workspace) {
+        log_line(&log, &format!("seakeeper: removing the workspace: {e}"));
+    }
     Ok(state)
+}
+
+/// How often a running job's workspace is measured against its quota.
+const WORKSPACE_CHECK_EVERY: Duration = Duration::from_secs(2);
+
+/// Whether this bubblewrap can forbid user namespaces inside the sandbox (0.8 and later).
+fn bwrap_can_disable_userns(bwrap: &Path) -> bool {
+    static ANSWER: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ANSWER.get_or_init(|| {
+        Command::new(bwrap)
+            .arg("--help")
+            .output()
+            .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("--disable-userns"))
+    })
 }
 
 static SIGNALLED: AtomicBool = AtomicBool::new(false);

@@ -9,6 +9,7 @@
 //! fetches the commit inside the cluster.
 
 pub mod kubernetes;
+pub mod limits;
 pub mod local;
 
 use std::time::Duration;

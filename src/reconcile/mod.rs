@@ -728,10 +728,41 @@ fn plan_periodic(world: &World, layout: &Layout, actions: &mut Vec<Action>) {
 
 fn plan_builds(world: &World, layout: &Layout, actions: &mut Vec<Action>) {
     let mut capacity = world.capacity;
-    // Oldest first, so that a busy system drains in order.
+    let limits = &layout.policies.limits;
+    // Higher priority first (policies/limits.yaml `priorities`; a pipeline it does not list
+    // comes last), then oldest first, so that a busy system drains in order.
+    let rank = |pipeline: &str| {
+        limits
+            .priorities
+            .iter()
+            .position(|k| k.as_str() == pipeline)
+            .unwrap_or(limits.priorities.len())
+    };
     let mut order: Vec<(&BuildId, &BuildState)> = world.builds.iter().collect();
-    order.sort_by_key(|(id, b)| (b.request.requested_at, (*id).clone()));
+    order.sort_by_key(|(id, b)| {
+        (
+            rank(b.request.pipeline.as_str()),
+            b.request.requested_at,
+            (*id).clone(),
+        )
+    });
+    // Jobs of one project at once (`project_concurrency`), counting those running now.
+    let mut per_project: BTreeMap<&ProjectName, u32> = BTreeMap::new();
+    for b in world.builds.values() {
+        let running = b
+            .jobs
+            .values()
+            .filter(|r| r.state.as_ref().is_some_and(|s| !s.is_final()))
+            .count() as u32;
+        *per_project.entry(&b.request.project).or_default() += running;
+    }
+    let project_limit = limits.project_concurrency.max(1);
     for (id, b) in order {
+        let project_room = |per_project: &BTreeMap<&ProjectName, u32>| {
+            per_project
+                .get(&b.request.project)
+                .is_none_or(|n| *n < project_limit)
+        };
         if b.cancelled || (b.result.is_some() && b.reported) {
             continue;
         }
@@ -767,8 +798,10 @@ fn plan_builds(world: &World, layout: &Layout, actions: &mut Vec<Action>) {
                     if is_lost(s) && attempt < MAX_JOB_ATTEMPTS {
                         if let Some(job) = resolved.and_then(|j| j.iter().find(|j| &j.name == name))
                             && capacity > 0
+                            && project_room(&per_project)
                         {
                             capacity -= 1;
+                            *per_project.entry(&b.request.project).or_default() += 1;
                             actions.push(Action::StartJob {
                                 build_id: id.clone(),
                                 job: job.clone(),
@@ -783,8 +816,9 @@ fn plan_builds(world: &World, layout: &Layout, actions: &mut Vec<Action>) {
                 None => {
                     let attempt = run.map_or(1, |r| r.attempt);
                     match resolved.and_then(|j| j.iter().find(|j| &j.name == name)) {
-                        Some(job) if capacity > 0 => {
+                        Some(job) if capacity > 0 && project_room(&per_project) => {
                             capacity -= 1;
+                            *per_project.entry(&b.request.project).or_default() += 1;
                             actions.push(Action::StartJob {
                                 build_id: id.clone(),
                                 job: job.clone(),

@@ -557,3 +557,61 @@ fn a_pipeline_with_no_jobs_for_the_pipeline_gives_no_build() {
     w.pipelines.insert((p("api"), commit(6)), empty);
     assert!(plan(&w, &l).is_empty());
 }
+
+#[test]
+fn issue_14_priorities_order_the_queue_and_project_concurrency_caps_each_project() {
+    // post-merge before check, one job of a project at a time.
+    let l = layout(&[(
+        "policies/limits.yaml",
+        "priorities: [post-merge, check, gate, periodic]\nproject_concurrency: 1\n",
+    )]);
+    let mut w = world(NOW);
+    with_change(&mut w, &l, "api", ps(1, 1, 0));
+    let mut check = first_request(&w, &l);
+    check.requested_at = "2026-12-01T09:00:00Z".parse().unwrap();
+    let check = in_flight(&mut w, check);
+    // A post-merge build of web, requested later than the check.
+    let mut merge = BuildRequest {
+        build_id: "post-merge-web-1".parse().unwrap(),
+        pipeline: "post-merge".parse().unwrap(),
+        project: p("web"),
+        change: None,
+        patchset: None,
+        git_ref: "refs/heads/main".parse().unwrap(),
+        source_commit: commit(9),
+        config_commit: C0.parse().unwrap(),
+        trust: Trust::Trusted,
+        requested_at: "2026-12-01T09:30:00Z".parse().unwrap(),
+        jobs: vec!["build".into()],
+    };
+    w.pipelines
+        .insert((p("web"), commit(9)), resolved(&l, "web"));
+    merge.requested_at = "2026-12-01T09:30:00Z".parse().unwrap();
+    let merge = in_flight(&mut w, merge);
+    let starts = |w: &World| -> Vec<(BuildId, String)> {
+        plan(w, &l)
+            .into_iter()
+            .filter_map(|a| match a {
+                Action::StartJob { build_id, job, .. } => Some((build_id, job.name.clone())),
+                _ => None,
+            })
+            .collect()
+    };
+    // One slot: the later post-merge goes first, by priority.
+    w.capacity = 1;
+    assert_eq!(starts(&w), vec![(merge.clone(), "build".to_owned())]);
+    // Plenty of slots: still one job of api (two queued), one of web.
+    w.capacity = 10;
+    let s = starts(&w);
+    assert_eq!(s.len(), 2, "{s:?}");
+    assert_eq!(s.iter().filter(|(b, _)| *b == check).count(), 1, "{s:?}");
+    // With api's first job running, none of its others starts.
+    w.builds.get_mut(&check).unwrap().jobs.insert(
+        "unit".into(),
+        JobRun {
+            attempt: 1,
+            state: Some(JobState::Running),
+        },
+    );
+    assert!(starts(&w).iter().all(|(b, _)| *b != check));
+}

@@ -33,12 +33,14 @@ enum Kind {
     Job,
     Pod,
     Namespace,
+    NetworkPolicy,
 }
 
 impl Kind {
     fn api_version(self) -> &'static str {
         match self {
             Kind::Job => "batch/v1",
+            Kind::NetworkPolicy => "networking.k8s.io/v1",
             _ => "v1",
         }
     }
@@ -47,6 +49,16 @@ impl Kind {
             Kind::Job => "Job",
             Kind::Pod => "Pod",
             Kind::Namespace => "Namespace",
+            Kind::NetworkPolicy => "NetworkPolicy",
+        }
+    }
+    /// The resource as named in errors (`jobs.batch`, `networkpolicies.networking.k8s.io`).
+    fn resource(self) -> &'static str {
+        match self {
+            Kind::Job => "jobs.batch",
+            Kind::Pod => "pods",
+            Kind::Namespace => "namespaces",
+            Kind::NetworkPolicy => "networkpolicies.networking.k8s.io",
         }
     }
 }
@@ -274,6 +286,10 @@ impl KubeApi {
         self.objects(Kind::Pod)
     }
 
+    pub fn network_policies(&self) -> Vec<Value> {
+        self.objects(Kind::NetworkPolicy)
+    }
+
     fn objects(&self, kind: Kind) -> Vec<Value> {
         let st = self.inner.state.lock().unwrap();
         st.objects
@@ -374,7 +390,7 @@ impl Inner {
             ),
             ("GET", ["apis"]) => ok_json(
                 200,
-                &json!({"kind":"APIGroupList","apiVersion":"v1","groups":[{"name":"batch","versions":[{"groupVersion":"batch/v1","version":"v1"}],"preferredVersion":{"groupVersion":"batch/v1","version":"v1"}}]}),
+                &json!({"kind":"APIGroupList","apiVersion":"v1","groups":[{"name":"batch","versions":[{"groupVersion":"batch/v1","version":"v1"}],"preferredVersion":{"groupVersion":"batch/v1","version":"v1"}},{"name":"networking.k8s.io","versions":[{"groupVersion":"networking.k8s.io/v1","version":"v1"}],"preferredVersion":{"groupVersion":"networking.k8s.io/v1","version":"v1"}}]}),
             ),
             ("GET", ["api", "v1"]) => ok_json(
                 200,
@@ -389,6 +405,57 @@ impl Inner {
                 {"name":"jobs","singularName":"job","namespaced":true,"kind":"Job","verbs":["create","delete","get","list","watch"],"categories":["all"]},
                 {"name":"jobs/status","singularName":"","namespaced":true,"kind":"Job","verbs":["get"]}]}),
             ),
+            ("GET", ["apis", "networking.k8s.io", "v1"]) => ok_json(
+                200,
+                &json!({"kind":"APIResourceList","apiVersion":"v1","groupVersion":"networking.k8s.io/v1","resources":[
+                {"name":"networkpolicies","singularName":"networkpolicy","namespaced":true,"kind":"NetworkPolicy","verbs":["create","delete","get","list","patch","watch"],"shortNames":["netpol"]}]}),
+            ),
+            (
+                "POST",
+                [
+                    "apis",
+                    "networking.k8s.io",
+                    "v1",
+                    "namespaces",
+                    ns,
+                    "networkpolicies",
+                ],
+            ) => self.create(Kind::NetworkPolicy, ns, &req.body),
+            (
+                "GET",
+                [
+                    "apis",
+                    "networking.k8s.io",
+                    "v1",
+                    "namespaces",
+                    ns,
+                    "networkpolicies",
+                ],
+            ) => self.list(Kind::NetworkPolicy, Some(ns), &q),
+            (
+                "GET",
+                [
+                    "apis",
+                    "networking.k8s.io",
+                    "v1",
+                    "namespaces",
+                    ns,
+                    "networkpolicies",
+                    name,
+                ],
+            ) => self.get(Kind::NetworkPolicy, ns, name),
+            (
+                "PATCH",
+                [
+                    "apis",
+                    "networking.k8s.io",
+                    "v1",
+                    "namespaces",
+                    ns,
+                    "networkpolicies",
+                    name,
+                ],
+            ) => self.merge_patch(Kind::NetworkPolicy, ns, name, &req),
             ("GET", ["api", "v1", "namespaces"]) => self.list(Kind::Namespace, None, &q),
             ("GET", ["api", "v1", "namespaces", ns]) => self.get(Kind::Namespace, "", ns),
             ("POST", ["api", "v1", "namespaces"]) => self.create(Kind::Namespace, "", &req.body),
@@ -497,12 +564,10 @@ impl Inner {
             .objects
             .contains_key(&(kind, ns.to_owned(), name.clone()))
         {
-            let plural = format!("{}s", kind.name().to_lowercase());
-            let group = if kind == Kind::Job { ".batch" } else { "" };
             let mut r = status(
                 409,
                 "AlreadyExists",
-                &format!("{plural}{group} \"{name}\" already exists"),
+                &format!("{} \"{name}\" already exists", kind.resource()),
             );
             r.headers.push(("X-Standin".into(), "conflict".into()));
             return r;
@@ -522,6 +587,82 @@ impl Inner {
         }
         let stored = self.put(&mut st, kind, ns, &name, obj, "ADDED");
         ok_json(201, &stored)
+    }
+
+    /// The garbage collector: objects owned by `uid` (network policies) go with their owner.
+    fn collect_garbage(&self, st: &mut State, ns: &str, uid: &Value) {
+        let owned: Vec<Key> = st
+            .objects
+            .iter()
+            .filter(|((k, n, _), o)| {
+                *k == Kind::NetworkPolicy
+                    && n == ns
+                    && o["metadata"]["ownerReferences"]
+                        .as_array()
+                        .is_some_and(|r| r.iter().any(|r| &r["uid"] == uid))
+            })
+            .map(|(k, _)| k.clone())
+            .collect();
+        for (k, n, name) in owned {
+            if let Some(o) = st.objects.get(&(k, n.clone(), name.clone())).cloned() {
+                self.put(st, k, &n, &name, o, "DELETED");
+            }
+        }
+    }
+
+    /// A JSON merge patch (RFC 7386), the only patch kind the clients here send.
+    fn merge_patch(&self, kind: Kind, ns: &str, name: &str, req: &Request) -> Response {
+        let content_type = req
+            .headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case("content-type"))
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default();
+        if !content_type.starts_with("application/merge-patch+json") {
+            return status(
+                415,
+                "UnsupportedMediaType",
+                &format!(
+                    "the body of the request was in an unknown format - accepted media types include: application/merge-patch+json (got {content_type})"
+                ),
+            );
+        }
+        let Ok(patch) = serde_json::from_slice::<Value>(&req.body) else {
+            return status(
+                400,
+                "BadRequest",
+                "the body of the request was in an unknown format",
+            );
+        };
+        fn merge(target: &mut Value, patch: &Value) {
+            match patch {
+                Value::Object(p) => {
+                    if !target.is_object() {
+                        *target = json!({});
+                    }
+                    for (k, v) in p {
+                        if v.is_null() {
+                            target.as_object_mut().expect("an object").remove(k);
+                        } else {
+                            merge(&mut target[k.as_str()], v);
+                        }
+                    }
+                }
+                other => *target = other.clone(),
+            }
+        }
+        let mut st = self.state.lock().unwrap();
+        let key = (kind, ns.to_owned(), name.to_owned());
+        let Some(mut obj) = st.objects.get(&key).cloned() else {
+            return status(
+                404,
+                "NotFound",
+                &format!("{} \"{name}\" not found", kind.resource()),
+            );
+        };
+        merge(&mut obj, &patch);
+        let stored = self.put(&mut st, kind, ns, name, obj, "MODIFIED");
+        ok_json(200, &stored)
     }
 
     fn delete_job(
@@ -551,10 +692,12 @@ impl Inner {
                 ok_json(200, &stored)
             }
             _ => {
+                let uid = job["metadata"]["uid"].clone();
                 let stored = self.put(&mut st, Kind::Job, ns, name, job, "DELETED");
                 if policy != "Orphan" {
                     self.delete_pods_of(&mut st, ns, name);
                 }
+                self.collect_garbage(&mut st, ns, &uid);
                 ok_json(200, &stored)
             }
         }
@@ -805,7 +948,9 @@ impl Inner {
             // Foreground deletion: pods first, then the Job.
             if job["metadata"]["deletionTimestamp"].is_string() {
                 self.delete_pods_of(&mut st, &ns, &name);
+                let uid = job["metadata"]["uid"].clone();
                 self.put(&mut st, Kind::Job, &ns, &name, job, "DELETED");
+                self.collect_garbage(&mut st, &ns, &uid);
                 continue;
             }
             let finished = job["status"]["conditions"].as_array().is_some_and(|c| {
