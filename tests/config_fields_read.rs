@@ -44,7 +44,10 @@ fn sources(dir: &Path, out: &mut Vec<(String, String)>) {
 fn every_config_field_is_read_by_something() {
     let mut fields = BTreeSet::new();
     let mut schemas = 0;
-    for e in std::fs::read_dir("state-schema/config/v1").unwrap().flatten() {
+    for e in std::fs::read_dir("state-schema/config/v1")
+        .unwrap()
+        .flatten()
+    {
         if e.path().extension().is_some_and(|x| x == "json") {
             let v: serde_json::Value =
                 serde_json::from_slice(&std::fs::read(e.path()).unwrap()).unwrap();
@@ -52,7 +55,10 @@ fn every_config_field_is_read_by_something() {
             schemas += 1;
         }
     }
-    assert!(schemas >= 10 && fields.len() > 40, "{schemas} schemas, {fields:?}");
+    assert!(
+        schemas >= 10 && fields.len() > 40,
+        "{schemas} schemas, {fields:?}"
+    );
     let mut files = Vec::new();
     sources(Path::new("src"), &mut files);
     // Where fields are only declared or displayed does not count as reading them.
