@@ -332,3 +332,56 @@ fn config_show_marks_expired_freezes() {
         "{text}"
     );
 }
+
+/// Issue 14, item 10: the working tree is what is checked by default (what you are about to
+/// commit), and `--rev` takes any revision expression.
+#[test]
+fn config_check_reads_the_working_tree_by_default_and_any_revision_with_rev() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = valid();
+    let refs: Vec<(&str, &str)> = files.iter().map(|(p, t)| (*p, t.as_str())).collect();
+    let repo = config_repo(dir.path(), &refs);
+    // A second commit that breaks environments.yaml, then a working tree that fixes it again.
+    std::fs::write(repo.join("environments.yaml"), "environments: [oops\n").unwrap();
+    ok(Command::new("git").arg("-C").arg(&repo).args([
+        "-c",
+        "user.name=R",
+        "-c",
+        "user.email=r@example.org",
+        "commit",
+        "-qam",
+        "break",
+    ]));
+    let fixed = files
+        .iter()
+        .find(|(p, _)| *p == "environments.yaml")
+        .map(|(_, t)| t.clone())
+        .unwrap();
+    std::fs::write(repo.join("environments.yaml"), &fixed).unwrap();
+    let check = |extra: &[&str]| {
+        output(
+            seakeeper()
+                .args(["config", "check", "--repo"])
+                .arg(&repo)
+                .args(extra),
+        )
+    };
+    let tree = check(&[]);
+    assert!(tree.status.success(), "{}", stdout(&tree));
+    assert!(
+        stdout(&tree).contains("the working tree"),
+        "{}",
+        stdout(&tree)
+    );
+    let head = check(&["--rev", "HEAD"]);
+    assert_eq!(head.status.code(), Some(1));
+    assert!(
+        stdout(&head).contains("environments.yaml:1:"),
+        "{}",
+        stdout(&head)
+    );
+    let before = check(&["--rev", "HEAD~1"]);
+    assert!(before.status.success(), "{}", stdout(&before));
+    let nonsense = check(&["--rev", "no-such-thing~3"]);
+    assert!(!nonsense.status.success());
+}

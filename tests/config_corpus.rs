@@ -42,7 +42,7 @@ fn the_sample_world_is_valid_and_deterministic() {
     let dir = tempfile::tempdir().unwrap();
     let world = sample_world(dir.path());
     let out = ok(seakeeper()
-        .args(["config", "check", "--json", "--repo"])
+        .args(["config", "check", "--json", "--rev", "HEAD", "--repo"])
         .arg(world.join("config")));
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["ok"], true, "{v}");

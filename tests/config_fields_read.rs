@@ -40,6 +40,14 @@ fn sources(dir: &Path, out: &mut Vec<(String, String)>) {
     }
 }
 
+/// Fields accepted ahead of the code that reads them, each with why and until when. Keep this
+/// short: every entry is a key a user can set to no effect.
+const NOT_YET_READ: &[(&str, &str)] = &[(
+    "public_url",
+    "where seakeeper's pages will be served; reports print no link until the web module \
+     (issue 17) serves them",
+)];
+
 #[test]
 fn every_config_field_is_read_by_something() {
     let mut fields = BTreeSet::new();
@@ -79,6 +87,7 @@ fn every_config_field_is_read_by_something() {
     }
     let unread: Vec<&String> = fields
         .iter()
+        .filter(|f| !NOT_YET_READ.iter().any(|(n, _)| n == f))
         .filter(|f| {
             let needle = format!(".{}", renamed(f));
             !readers.iter().any(|(_, text)| {

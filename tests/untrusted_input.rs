@@ -60,3 +60,36 @@ fn issue_14_an_oversized_or_deeply_nested_pipeline_file_is_refused_and_reported(
         reviews[0]
     );
 }
+
+/// Issue 14, item 10: `status` says whether Gerrit answers, and a pass that could not read it
+/// exits non-zero.
+#[test]
+fn issue_14_an_unreachable_gerrit_shows_in_status_and_fails_the_pass() {
+    let site = Site::new("", "");
+    site.reconcile();
+    let status = support::ok(
+        support::seakeeper()
+            .args(["status", "--settings"])
+            .arg(&site.settings),
+    );
+    assert!(
+        status.contains(&format!("gerrit: {} reachable", site.g.url)),
+        "{status}"
+    );
+    // Every request fails from now on (more than the client's retries).
+    site.g.fail_next(1000);
+    let out = support::output(&mut site.reconcile_cmd());
+    assert!(!out.status.success(), "{}", support::stdout(&out));
+    let status = support::ok(
+        support::seakeeper()
+            .args(["status", "--settings"])
+            .arg(&site.settings),
+    );
+    assert!(
+        status.contains(&format!(
+            "gerrit: {} UNREACHABLE: 1 of 1 projects could not be read",
+            site.g.url
+        )),
+        "{status}"
+    );
+}

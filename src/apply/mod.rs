@@ -245,7 +245,7 @@ pub fn apply(
         Action::CheckConfig { build_id } => check_config(svc, world, build_id),
         Action::Cancel { build_id, reason } => cancel(svc, world, build_id, reason),
         Action::RecordResult { build_id } => record_result(svc, layout, world, build_id),
-        Action::Report { build_id } => report(svc, layout, world, build_id),
+        Action::Report { build_id } => report(svc, world, build_id),
         Action::Promote {
             environment,
             image,
@@ -1137,15 +1137,20 @@ fn seconds(ms: u64) -> String {
     }
 }
 
-/// The text of a build's report: a headline, a line per job, the ledger link, the build id.
+/// Lines of a failing job's log shown in its report.
+pub const FAILURE_TAIL: usize = 30;
+
+/// The text of a build's report: a headline, a line per job (with its log's digest), for each
+/// failed job its exit code, the last lines of its log (secrets masked) and the command that
+/// runs it locally, the ledger commit and the build id. No link is printed: nothing serves
+/// pages yet (the web module), and a link that leads nowhere is worse than none.
 pub fn report_text(
     svc_store: &Path,
-    public_url: &str,
     b: &BuildState,
     pipeline_error: Option<&str>,
+    mask: &[String],
 ) -> String {
     let r = &b.request;
-    let base = public_url.trim_end_matches('/');
     let status = b.result.map_or("UNKNOWN", |s| s.as_str());
     let mut t = format!(
         "seakeeper {}: {} (build {})\n\n",
@@ -1160,15 +1165,27 @@ pub fn report_text(
         }
         t.push('\n');
     }
+    let exit_code = |name: &str| match b.jobs.get(name).and_then(|j| j.state.as_ref()) {
+        Some(crate::model::JobState::Failed { exit_code, reason }) => {
+            Some((*exit_code, reason.clone()))
+        }
+        _ => None,
+    };
+    let mut failures = String::new();
     if let Some((result, _)) = &b.recorded {
         for j in &result.jobs {
             let log = j
                 .log_digest
                 .as_ref()
-                .map(|d| format!(", log {base}/logs/{d}"))
+                .map(|d| format!(", log {d}"))
                 .unwrap_or_default();
+            let how = match exit_code(&j.name) {
+                Some((Some(c), _)) => format!(" (exit code {c})"),
+                Some((None, reason)) => format!(" ({reason})"),
+                None => String::new(),
+            };
             t.push_str(&format!(
-                "- {}: {} in {}{log}\n",
+                "- {}: {} in {}{how}{log}\n",
                 j.name,
                 j.status.as_str().to_uppercase(),
                 seconds(j.duration_ms)
@@ -1180,17 +1197,60 @@ pub fn report_text(
                 for line in text.lines().skip(1).take(20) {
                     t.push_str(&format!("    {line}\n"));
                 }
+                continue;
+            }
+            if matches!(j.status, BuildStatus::Failure | BuildStatus::Error)
+                && let Some(text) = j.log_digest.as_ref().and_then(|d| read_log(svc_store, d))
+            {
+                let lines: Vec<&str> = text.lines().collect();
+                let tail = &lines[lines.len().saturating_sub(FAILURE_TAIL)..];
+                failures.push_str(&format!(
+                    "\n{} failed{how}; the last {} lines of its log:\n",
+                    j.name,
+                    tail.len()
+                ));
+                for line in tail {
+                    // The log's own timestamps are dropped: the text is what people read.
+                    let text = line.split_once(' ').map_or(*line, |(_, rest)| rest);
+                    failures.push_str(&format!("    {}\n", masked(text, mask)));
+                }
+                failures.push_str(&format!(
+                    "Run it yourself, in a clone of {}: seakeeper job run {} --rev {} --pipeline {}\n",
+                    r.project, j.name, r.source_commit, r.pipeline
+                ));
             }
         }
         for a in &result.artifacts {
             t.push_str(&format!("- produced {} {}\n", a.name, a.digest));
         }
     }
+    t.push_str(&failures);
     if let Some((_, commit)) = &b.recorded {
-        t.push_str(&format!("\nLedger: {base}/ledger/{commit}\n"));
+        t.push_str(&format!("\nLedger commit: {commit}\n"));
     }
     t.push_str(&format!("Build-Id: {}\n", r.build_id));
     t
+}
+
+/// `text` with every secret value (of 4 characters or more) replaced by `***`.
+fn masked(text: &str, secrets: &[String]) -> String {
+    let mut out = text.to_owned();
+    for s in secrets.iter().filter(|s| s.len() >= 4) {
+        if out.contains(s.as_str()) {
+            out = out.replace(s.as_str(), "***");
+        }
+    }
+    out
+}
+
+/// The secret values seakeeper holds, to be masked wherever logs are shown.
+fn secret_values(secrets: &crate::secrets::SecretsFile) -> Vec<String> {
+    secrets
+        .gerrit
+        .iter()
+        .chain(secrets.registries.values())
+        .map(|c| c.pair().1)
+        .collect()
 }
 
 /// Whether Gerrit's answer is final: a 4xx other than 408 (timeout) and 429 (slow down).
@@ -1214,12 +1274,7 @@ fn already_posted(
         .any(|m| m.message.lines().any(|l| l.trim() == line)))
 }
 
-fn report(
-    svc: &Services,
-    layout: &Layout,
-    world: &mut World,
-    id: &BuildId,
-) -> Result<Progress, String> {
+fn report(svc: &Services, world: &mut World, id: &BuildId) -> Result<Progress, String> {
     let Some(b) = world.builds.get(id).cloned() else {
         return Ok(false);
     };
@@ -1227,9 +1282,9 @@ fn report(
     let pipeline_error = pipeline_error(world, r);
     let text = report_text(
         &svc.store_dir,
-        &layout.settings.public_url,
         &b,
         pipeline_error.as_deref(),
+        &secret_values(&svc.secrets),
     );
     // A superseded check is not reported: the newer patchset's build will be.
     if b.result == Some(BuildStatus::Cancelled) && r.change.is_some() {

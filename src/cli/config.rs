@@ -11,14 +11,17 @@ use super::print_json;
 
 #[derive(Debug, Subcommand)]
 pub(super) enum ConfigCommand {
-    /// Validate the config repo at a revision; print every error; exit 1 if there is any.
+    /// Validate the config: the working tree as it is on disk (by default), or the repository
+    /// at a revision; print every error; exit 1 if there is any.
     Check {
-        /// The config repository (a local clone or bare repository).
+        /// The config repository (a clone, whose working tree is checked by default, or a bare
+        /// repository, whose HEAD is).
         #[arg(long, default_value = ".")]
         repo: PathBuf,
-        /// The revision: a commit id, a branch, a tag or a full ref name.
-        #[arg(long, default_value = "HEAD")]
-        rev: String,
+        /// A revision instead of the working tree: a commit id, a branch, a tag, a ref, or any
+        /// expression git knows (`HEAD~1`).
+        #[arg(long)]
+        rev: Option<String>,
         /// Print one JSON object: `ok`, `commit`, `errors` (file, line, column, field,
         /// message, suggestion) and, when valid, a `summary`.
         #[arg(long)]
@@ -100,7 +103,13 @@ pub(super) fn run(cmd: ConfigCommand) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         ConfigCommand::Check { repo, rev, json } => {
-            let loaded = super::pipeline::load_layout(&repo, &rev)?;
+            let worktree = rev.is_none()
+                && !repo.to_string_lossy().contains("://")
+                && repo.join(".git").exists();
+            let loaded = match (&rev, worktree) {
+                (None, true) => super::pipeline::load_layout_worktree(&repo)?,
+                (rev, _) => super::pipeline::load_layout(&repo, rev.as_deref().unwrap_or("HEAD"))?,
+            };
             match loaded {
                 Ok((commit, layout)) => {
                     if json {

@@ -100,10 +100,80 @@ fn open_config_repo(
     Ok((r, None))
 }
 
+/// Loads the config from a working tree as it is on disk (`.git` aside), with the same size
+/// limits as files read from git.
+pub(super) fn load_layout_worktree(dir: &std::path::Path) -> anyhow::Result<Loaded> {
+    fn walk(
+        root: &std::path::Path,
+        dir: &std::path::Path,
+        depth: usize,
+        total: &mut u64,
+        out: &mut BTreeMap<String, Vec<u8>>,
+    ) -> anyhow::Result<()> {
+        if depth > files::MAX_DEPTH {
+            anyhow::bail!("{}: directories nest too deep", dir.display());
+        }
+        for e in std::fs::read_dir(dir).with_context(|| dir.display().to_string())? {
+            let e = e?;
+            let path = e.path();
+            if e.file_name() == ".git" {
+                continue;
+            }
+            let kind = e.file_type()?;
+            if kind.is_dir() {
+                walk(root, &path, depth + 1, total, out)?;
+            } else if kind.is_file() {
+                let size = e.metadata()?.len();
+                if size > files::MAX_FILE {
+                    anyhow::bail!(
+                        "{} is {size} bytes, over the limit of {}",
+                        path.display(),
+                        files::MAX_FILE
+                    );
+                }
+                *total += size;
+                if *total > files::MAX_TREE {
+                    anyhow::bail!("the files come to more than {} bytes", files::MAX_TREE);
+                }
+                let rel = path
+                    .strip_prefix(root)
+                    .expect("under the root")
+                    .to_string_lossy()
+                    .into_owned();
+                out.insert(rel, std::fs::read(&path)?);
+            }
+        }
+        Ok(())
+    }
+    let mut bytes = BTreeMap::new();
+    walk(dir, dir, 0, &mut 0, &mut bytes)?;
+    let what = format!("the working tree {}", dir.display());
+    Ok(config::load(&bytes)
+        .map(|l| (what.clone(), l))
+        .map_err(|e| (what, e)))
+}
+
 /// Loads the config repo's Layout at `rev`, or explains why not.
 pub(super) fn load_layout(repo: &std::path::Path, rev: &str) -> anyhow::Result<Loaded> {
     let (r, _clone) = open_config_repo(repo)?;
-    let commit = files::resolve(&r, rev)?;
+    let commit = match files::resolve(&r, rev) {
+        Ok(c) => c,
+        // Any revision expression git knows (`HEAD~1`, `main@{yesterday}`, `v1^{}`).
+        Err(e) => {
+            let out = std::process::Command::new("git")
+                .arg("-C")
+                .arg(r.git_dir())
+                .args(["rev-parse", "--verify", "--quiet", "--end-of-options"])
+                .arg(format!("{rev}^{{commit}}"))
+                .output()
+                .context("running git rev-parse")?;
+            let text = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+            match gix::ObjectId::from_hex(text.as_bytes()) {
+                Ok(id) if out.status.success() => id,
+                _ => return Err(e.into()),
+            }
+        }
+    };
     let all = files::read_all(&r, &commit)?;
     let bytes: BTreeMap<String, Vec<u8>> = all.into_iter().map(|(p, f)| (p, f.bytes)).collect();
     Ok(config::load(&bytes)

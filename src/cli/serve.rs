@@ -151,8 +151,12 @@ pub(super) fn reconcile(a: ReconcileArgs) -> anyhow::Result<ExitCode> {
     )?;
     let failed = run_once(&mut d, a.wait)?;
     print!("{}", d.status().render());
+    let gerrit_down = d.gerrit_error().is_some();
     d.shutdown();
-    Ok(if failed == 0 {
+    if gerrit_down {
+        eprintln!("seakeeper: Gerrit could not be read (see status)");
+    }
+    Ok(if failed == 0 && !gerrit_down {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE

@@ -89,6 +89,8 @@ pub struct Daemon {
     ledger_alert: Option<String>,
     /// The trusted keys at a config commit (see [`Daemon::authority`]).
     authority: Option<(CommitId, crate::signing::Authority)>,
+    /// Why Gerrit could not be read in the last pass (`None`: it could, or is not used).
+    gerrit_error: Option<String>,
     /// Promotions whose last attempt failed (copy or record), with why, for `status`.
     failed_promotions: BTreeMap<
         (crate::model::EnvironmentName, crate::model::ImageName),
@@ -290,6 +292,7 @@ impl Daemon {
             init_ledger: options.init_ledger,
             ledger_alert: None,
             authority: None,
+            gerrit_error: None,
             failed_promotions: BTreeMap::new(),
         })
     }
@@ -705,6 +708,11 @@ impl Daemon {
             .unwrap_or_default()
     }
 
+    /// Why Gerrit could not be read in the last pass, if it could not.
+    pub fn gerrit_error(&self) -> Option<&str> {
+        self.gerrit_error.as_deref()
+    }
+
     /// Promotions whose last attempt failed, with why.
     pub fn failed_promotions(
         &self,
@@ -838,6 +846,17 @@ impl Daemon {
         for (project, e) in &pass.errors {
             crate::telemetry::warn(&format!("{project}: {e}"));
         }
+        // Gerrit is unreachable when nothing of what was asked could be read.
+        self.gerrit_error = if !pass.errors.is_empty() && pass.observations.is_empty() {
+            let (project, e) = &pass.errors[0];
+            Some(format!(
+                "{} of {} projects could not be read ({project}: {e})",
+                pass.errors.len(),
+                work.len()
+            ))
+        } else {
+            None
+        };
         let our_user = self
             .layout
             .as_ref()

@@ -92,6 +92,20 @@ pub struct Status {
     /// ledger): nothing is recorded or promoted while this is set.
     #[serde(default)]
     pub ledger_alert: Option<String>,
+    /// Gerrit as last seen: its URL and, when it could not be read, why.
+    #[serde(default)]
+    pub gerrit: Option<GerritLine>,
+}
+
+/// Whether Gerrit answers.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct GerritLine {
+    /// The URL.
+    pub url: String,
+    /// Whether the last pass could read it.
+    pub reachable: bool,
+    /// Why not.
+    pub error: Option<String>,
 }
 
 /// The daemon's memory, in KiB.
@@ -258,6 +272,14 @@ impl Status {
             replication: d.replication(),
             memory: Memory::now(),
             ledger_alert: d.ledger_alert().map(str::to_owned),
+            gerrit: d
+                .layout()
+                .and_then(|l| l.settings.gerrit.as_ref())
+                .map(|g| GerritLine {
+                    url: g.url.clone(),
+                    reachable: d.gerrit_error().is_none(),
+                    error: d.gerrit_error().map(str::to_owned),
+                }),
         }
     }
 
@@ -276,6 +298,12 @@ impl Status {
         t.push_str(&format!("updated {} (pid {})\n", self.updated_at, self.pid));
         if let Some(a) = &self.ledger_alert {
             t.push_str(&format!("LEDGER ALERT: {a}\n"));
+        }
+        if let Some(g) = &self.gerrit {
+            match &g.error {
+                None => t.push_str(&format!("gerrit: {} reachable\n", g.url)),
+                Some(e) => t.push_str(&format!("gerrit: {} UNREACHABLE: {e}\n", g.url)),
+            }
         }
         if self.config_head == self.config_in_use {
             t.push_str(&format!("config: {}\n", self.config_in_use));
