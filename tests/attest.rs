@@ -162,13 +162,153 @@ print("verified", sorted(verified))
             "securesystemslib must be installed in CI"
         );
     }
-    // The PEM form cosign reads.
+    // The same Ed25519 key as PEM (for openssl and securesystemslib; not what cosign takes).
     let out = output(
         seakeeper()
             .args(["attest", "public-key", "--pem", "--cert"])
             .arg(&w.cert),
     );
     assert!(stdout(&out).starts_with("-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEA"));
+    // cosign's key is the P-256 subkey (tests/standard_tools.rs verifies with it).
+    let out = output(
+        seakeeper()
+            .args(["attest", "public-key", "--cosign", "--cert"])
+            .arg(&w.cert),
+    );
+    assert!(
+        stdout(&out)
+            .starts_with("-----BEGIN PUBLIC KEY-----\nMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+/// A key made before `key generate` added the P-256 subkey: Ed25519 only.
+fn ed25519_only_key(w: &World) -> (std::path::PathBuf, std::path::PathBuf) {
+    use openpgp::serialize::SerializeInto as _;
+    use sequoia_openpgp as openpgp;
+    let (cert, _) = openpgp::cert::CertBuilder::new()
+        .set_profile(openpgp::Profile::RFC4880)
+        .unwrap()
+        .set_cipher_suite(openpgp::cert::CipherSuite::Cv25519)
+        .add_userid("old CI <old@example.org>")
+        .add_signing_subkey()
+        .generate()
+        .unwrap();
+    let key = w.path("old.key.asc");
+    let public = w.path("old.cert.asc");
+    std::fs::write(&key, cert.as_tsk().armored().to_vec().unwrap()).unwrap();
+    std::fs::write(&public, cert.armored().to_vec().unwrap()).unwrap();
+    (key, public)
+}
+
+#[test]
+fn a_key_without_a_p256_subkey_keeps_the_ledger_and_says_it_cannot_sign_for_cosign() {
+    let w = World::new();
+    let (key, cert) = ed25519_only_key(&w);
+    // The ledger and its attestations work as before.
+    let ledger = w.path("ledger.git");
+    let out = output(
+        seakeeper()
+            .args(["ledger", "init"])
+            .arg(&ledger)
+            .arg("--key")
+            .arg(&key),
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = w.import(&ledger, &key, &support::sample_jsonl(0, 6), &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = output(
+        seakeeper()
+            .args(["ledger", "verify"])
+            .arg(&ledger)
+            .arg("--cert")
+            .arg(&cert),
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = output(
+        seakeeper()
+            .args(["attest", "provenance", "--key"])
+            .arg(&key)
+            .args([
+                "--subject",
+                &format!("registry.example.org/app@{DIGEST}"),
+                "--build-id",
+                "b-1",
+                "--project",
+                "app",
+                "--source",
+                "https://gerrit.example.org/app",
+                "--source-commit",
+                "3b9f2e7c41d05a8e6f1c2b3d4e5f60718293a4b5",
+                "--config-repo",
+                "https://gerrit.example.org/config",
+                "--config-commit",
+                "757722a6e1c4b1d2e3f4a5b6c7d8e9f0a1b2c3d4",
+            ]),
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let env = w.path("env.json");
+    std::fs::write(&env, stdout(&out)).unwrap();
+
+    // cosign signatures: refused, saying why, before the image store is touched.
+    let store = w.path("store");
+    let image = format!("oci:{}@{DIGEST}", store.display());
+    for args in [
+        vec!["attest", "sign", &image, "--key", key.to_str().unwrap()],
+        vec![
+            "attest",
+            "attach",
+            &image,
+            "--envelope",
+            env.to_str().unwrap(),
+            "--key",
+            key.to_str().unwrap(),
+        ],
+    ] {
+        let out = output(seakeeper().args(&args));
+        assert!(!out.status.success(), "{args:?}");
+        let err = stderr(&out);
+        assert!(
+            err.contains("cannot make a cosign") && err.contains("no usable ECDSA P-256"),
+            "{args:?}: {err}"
+        );
+        assert!(err.contains("still sign the ledger"), "{err}");
+    }
+    assert!(!store.exists(), "nothing was written");
+    let out = output(
+        seakeeper()
+            .args(["attest", "public-key", "--cosign", "--cert"])
+            .arg(&cert),
+    );
+    assert!(
+        !out.status.success() && stderr(&out).contains("no ECDSA P-256 signing subkey"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn attach_only_signs_again_what_the_key_signed() {
+    let w = World::new();
+    let (other_key, _, _) = w.another_key("other");
+    let env = w.path("env.json");
+    std::fs::write(&env, provenance(&w, "trusted")).unwrap();
+    let store = w.path("store");
+    let out = output(
+        seakeeper()
+            .args(["attest", "attach"])
+            .arg(format!("oci:{}@{DIGEST}", store.display()))
+            .arg("--envelope")
+            .arg(&env)
+            .arg("--key")
+            .arg(&other_key),
+    );
+    assert!(
+        !out.status.success() && stderr(&out).contains("not signed by"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]

@@ -1,5 +1,6 @@
-//! `seakeeper attest provenance` (a signed SLSA provenance statement in a DSSE envelope) and
-//! `seakeeper attest verify` (the signature, the statement and the ledger's records agree).
+//! `seakeeper attest provenance` (a signed SLSA provenance statement in a DSSE envelope),
+//! `seakeeper attest verify` (the signature, the statement and the ledger's records agree), and
+//! the cosign attachments `attest attach` and `attest sign` (ECDSA P-256, see `signing::dsse`).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -77,14 +78,19 @@ pub(super) enum AttestCommand {
         #[arg(long)]
         ledger: Option<PathBuf>,
     },
-    /// Attach an envelope to an image as cosign does (`sha256-<hex>.att`), in a registry
-    /// (`docker://HOST/REPO@sha256:...`) or a layout (`oci:DIR@sha256:...`).
+    /// Attach a statement to an image as cosign does (`sha256-<hex>.att`), in a registry
+    /// (`docker://HOST/REPO@sha256:...`) or a layout (`oci:DIR@sha256:...`): the statement of
+    /// the envelope (which the key's Ed25519 subkey must have signed) is signed again by the
+    /// key's ECDSA P-256 subkey, the signature cosign verifies, and that envelope is attached.
     Attach {
         /// The image, by digest.
         image: String,
-        /// The DSSE envelope file.
+        /// The DSSE envelope file (from `attest provenance`).
         #[arg(long)]
         envelope: PathBuf,
+        /// The secret key.
+        #[arg(long)]
+        key: PathBuf,
         /// Plain HTTP (loopback registries only).
         #[arg(long)]
         plain_http: bool,
@@ -92,7 +98,8 @@ pub(super) enum AttestCommand {
         #[arg(long)]
         secrets: Option<PathBuf>,
     },
-    /// Sign an image as cosign does (`sha256-<hex>.sig`, Ed25519 over the simple-signing payload).
+    /// Sign an image as cosign does (`sha256-<hex>.sig`: ECDSA P-256 over the simple-signing
+    /// payload, by the key's P-256 subkey).
     Sign {
         /// The image, by digest.
         image: String,
@@ -106,14 +113,19 @@ pub(super) enum AttestCommand {
         #[arg(long)]
         secrets: Option<PathBuf>,
     },
-    /// Print the CI key's Ed25519 public key: hex (securesystemslib) or PEM (cosign).
+    /// Print the CI key's Ed25519 public key (which signs the ledger's envelopes) as hex and key
+    /// id (securesystemslib) or PEM; or, with --cosign, its ECDSA P-256 public key as PEM (what
+    /// `cosign verify --key` takes).
     PublicKey {
         /// The public cert.
         #[arg(long)]
         cert: PathBuf,
-        /// PEM instead of hex.
+        /// The Ed25519 key as PEM instead of hex.
         #[arg(long)]
         pem: bool,
+        /// The P-256 key that signs the cosign `.sig` and `.att`, as PEM.
+        #[arg(long, conflicts_with = "pem")]
+        cosign: bool,
     },
 }
 
@@ -186,9 +198,15 @@ pub(super) fn run(cmd: AttestCommand) -> anyhow::Result<ExitCode> {
         AttestCommand::Attach {
             image,
             envelope,
+            key,
             plain_http,
             secrets,
         } => {
+            // The keys first: a key that cannot sign for cosign touches no registry.
+            let ledger_key = SigningKey::load(&key)?;
+            let mut cosign_key = ledger_key
+                .cosign_key()
+                .context("cannot make a cosign attestation")?;
             let creds = super::registry_credentials(secrets.as_deref(), &image)?;
             let (loc, reference) =
                 crate::registry::copy::parse_location(&image, plain_http, creds)?;
@@ -208,8 +226,22 @@ pub(super) fn run(cmd: AttestCommand) -> anyhow::Result<ExitCode> {
             if !subjects.iter().any(|s| s == subject.as_str()) {
                 bail!("the envelope is not about {subject}");
             }
-            let d =
-                crate::registry::cosign::attach_attestation(&loc, &subject, &bytes, &predicate)?;
+            // Only a statement this key made is signed again: the P-256 signature must not
+            // vouch for more than the Ed25519 one does.
+            dsse::verify(&env, &[ledger_key.ed25519_public()?]).map_err(|e| {
+                anyhow::anyhow!(
+                    "{}: not signed by {}'s Ed25519 subkey: {e}",
+                    envelope.display(),
+                    key.display()
+                )
+            })?;
+            let cosign_env = cosign_key.sign_dsse(&env.payload_type, &payload)?;
+            let d = crate::registry::cosign::attach_attestation(
+                &loc,
+                &subject,
+                &serde_json::to_vec(&cosign_env)?,
+                &predicate,
+            )?;
             println!("{} {d}", crate::registry::cosign::tag(&subject, "att"));
             Ok(ExitCode::SUCCESS)
         }
@@ -219,6 +251,8 @@ pub(super) fn run(cmd: AttestCommand) -> anyhow::Result<ExitCode> {
             plain_http,
             secrets,
         } => {
+            let mut cosign_key =
+                dsse::CosignKey::load(&key).context("cannot make a cosign signature")?;
             let creds = super::registry_credentials(secrets.as_deref(), &image)?;
             let (loc, reference) =
                 crate::registry::copy::parse_location(&image, plain_http, creds)?;
@@ -232,15 +266,26 @@ pub(super) fn run(cmd: AttestCommand) -> anyhow::Result<ExitCode> {
                 .or_else(|| name.strip_prefix("oci:"))
                 .unwrap_or(name);
             let payload = crate::registry::cosign::simple_signing_payload(name, &subject);
-            let mut key = SigningKey::load(&key)?;
-            let sig = key.sign_ed25519(&payload)?;
+            let sig = cosign_key.sign(&payload)?;
             let b64 = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, sig);
             let d = crate::registry::cosign::attach_signature(&loc, &subject, &payload, &b64)?;
             println!("{} {d}", crate::registry::cosign::tag(&subject, "sig"));
             Ok(ExitCode::SUCCESS)
         }
-        AttestCommand::PublicKey { cert, pem } => {
+        AttestCommand::PublicKey { cert, pem, cosign } => {
             let bytes = std::fs::read(&cert).with_context(|| cert.display().to_string())?;
+            if cosign {
+                let keys = dsse::cert_p256_keys(&bytes)?;
+                let k = keys.first().with_context(|| {
+                    format!(
+                        "{}: no ECDSA P-256 signing subkey, so no cosign signatures (keys made \
+                         by `seakeeper key generate` before it added one have only Ed25519)",
+                        cert.display()
+                    )
+                })?;
+                print!("{}", dsse::p256_pem(k));
+                return Ok(ExitCode::SUCCESS);
+            }
             let keys = dsse::cert_ed25519_keys(&bytes)?;
             let k = keys
                 .first()

@@ -10,7 +10,8 @@ use crate::signing;
 
 #[derive(Debug, Subcommand)]
 pub(super) enum KeyCommand {
-    /// Generate an OpenPGP v4 key (Ed25519) for signing ledger commits.
+    /// Generate an OpenPGP v4 key: an Ed25519 signing subkey for ledger commits and the
+    /// ledger's attestations, and an ECDSA P-256 signing subkey for cosign signatures on images.
     Generate(GenerateArgs),
 }
 

@@ -3,6 +3,12 @@
 //! signature of the image under `sha256-<hex>.sig`, each an OCI manifest whose layers carry the
 //! envelope or the signed payload, as cosign writes and reads them. A second attestation is
 //! added as another layer of the same manifest.
+//!
+//! This module only lays out what it is given; it never signs (the registry clients do not
+//! depend on `signing`). For `cosign verify --key` and `cosign verify-attestation --key` to
+//! accept them, the `.sig` signature and the `.att` envelope must be ECDSA P-256 (ASN.1 DER over
+//! SHA-256), as `signing::dsse::CosignKey` makes them: cosign does not verify Ed25519
+//! attestations.
 
 use serde_json::{Value, json};
 
@@ -86,7 +92,8 @@ fn attach(
     dst.put_manifest(&t, &m)
 }
 
-/// Attaches a DSSE attestation to `subject` at `dst` (`sha256-<hex>.att`).
+/// Attaches a DSSE attestation to `subject` at `dst` (`sha256-<hex>.att`); `envelope_json`
+/// should be signed with the P-256 key cosign is given.
 pub fn attach_attestation(
     dst: &Location,
     subject: &Digest,
@@ -103,7 +110,8 @@ pub fn attach_attestation(
     )
 }
 
-/// Attaches a signature of `subject` (`sha256-<hex>.sig`): `signature_b64` is over `payload`.
+/// Attaches a signature of `subject` (`sha256-<hex>.sig`): `signature_b64` is the base64 of an
+/// ASN.1 DER ECDSA P-256 signature over `payload` (a [`simple_signing_payload`]).
 pub fn attach_signature(
     dst: &Location,
     subject: &Digest,

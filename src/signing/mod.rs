@@ -86,8 +86,15 @@ fn policy() -> StandardPolicy<'static> {
     StandardPolicy::new()
 }
 
-/// Generates a new v4 key: an Ed25519 certification primary key with an Ed25519 signing
-/// subkey, bound to `userid`. Returns the secret key and its public cert, both ASCII-armored.
+/// Generates a new v4 key bound to `userid`: an Ed25519 certification primary key, an Ed25519
+/// signing subkey (ledger commits and the ledger's DSSE envelopes) and an ECDSA P-256 signing
+/// subkey (the cosign `.sig` and `.att` signatures, see [`dsse::CosignKey`]: cosign verifies
+/// ECDSA P-256 everywhere, Ed25519 not on attestations). Returns the secret key and its public
+/// cert, both ASCII-armored.
+///
+/// [`SigningKey`] takes the first signing subkey it finds; Sequoia orders subkeys by their
+/// public key material, EdDSA before ECDSA, so that is the Ed25519 one (the tests check that
+/// commits and envelopes are made with it).
 pub fn generate_key(userid: &str) -> Result<(Vec<u8>, Vec<u8>), SigningError> {
     let oops = |what: &'static str| {
         move |e: anyhow::Error| SigningError::Openpgp {
@@ -101,6 +108,11 @@ pub fn generate_key(userid: &str) -> Result<(Vec<u8>, Vec<u8>), SigningError> {
         .set_cipher_suite(CipherSuite::Cv25519)
         .add_userid(userid)
         .add_signing_subkey()
+        .add_subkey(
+            openpgp::types::KeyFlags::empty().set_signing(),
+            None,
+            CipherSuite::P256,
+        )
         .generate()
         .map_err(oops("generating the key"))?;
     let secret = cert
