@@ -158,6 +158,7 @@ fn plan_bench(projects: usize, changes: usize, iterations: usize) {
                         trust: Trust::Untrusted,
                         requested_at: world.now,
                         jobs: vec!["unit".into()],
+                        cause: None,
                     },
                     result: None,
                     reported: false,

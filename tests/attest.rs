@@ -5,7 +5,7 @@ mod support;
 
 use std::process::Command;
 
-use support::{World, output, seakeeper, stderr, stdout};
+use support::{World, ok, output, seakeeper, stderr, stdout};
 
 const DIGEST: &str = "sha256:3d0a4a8b5ef6c0d1e2f3a4b5c6d7e8f90123456789abcdef0123456789abcdef";
 
@@ -338,6 +338,29 @@ fn the_envelope_must_be_the_one_the_ledger_recorded() {
         2,
         "the ledger's record and the envelope"
     );
+    // Issue 14, item 10: the ledger's own attestation file, as git shows it, is accepted.
+    let path = ok(w.git(&ledger).args([
+        "ls-tree",
+        "-r",
+        "--name-only",
+        "refs/heads/main",
+        "attestations/",
+    ]))
+    .trim()
+    .to_owned();
+    let stored = ok(w
+        .git(&ledger)
+        .args(["show", &format!("refs/heads/main:{path}")]));
+    let ledger_file = w.path("from-ledger.json");
+    std::fs::write(&ledger_file, stored).unwrap();
+    let out = output(
+        seakeeper()
+            .args(["attest", "verify", DIGEST, "--cert"])
+            .arg(&w.cert)
+            .arg("--envelope")
+            .arg(&ledger_file),
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
     // Another (validly signed) envelope is not the recorded one.
     let other = w.path("other.json");
     std::fs::write(&other, provenance_of(&w, "trusted", "b-another")).unwrap();

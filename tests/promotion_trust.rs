@@ -71,6 +71,7 @@ fn record_build(site: &Site, digest: &Digest, envelope: seakeeper::model::record
             trust: Trust::Trusted,
             requested_at: at,
             jobs: vec!["build".into()],
+            cause: None,
         }),
         Record::BuildResult(BuildResult {
             build_id: "post-merge-api-1".parse().unwrap(),

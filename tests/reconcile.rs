@@ -633,6 +633,53 @@ fn the_demo_runs_the_whole_flow_with_no_servers() {
         assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
     }
     assert!(world.join("ledger").is_dir() && world.join("config").is_dir());
+    // Issue 14: web's image traces to the api build that caused it; its provenance names that
+    // build as a resolved dependency, with well-formed git URIs; its build started when its
+    // first job did.
+    let web = text
+        .lines()
+        .find(|l| l.contains("image web sha256:"))
+        .and_then(|l| l.split_whitespace().find(|w| w.starts_with("sha256:")))
+        .unwrap_or_else(|| panic!("no web image in:\n{text}"))
+        .to_owned();
+    let trace = ok(seakeeper()
+        .args(["trace", &web, "--json", "--ledger"])
+        .arg(world.join("ledger")));
+    let v: serde_json::Value = serde_json::from_str(&trace).unwrap();
+    assert_eq!(v["cause"]["kind"], "upstream", "{trace}");
+    assert_eq!(v["cause"]["project"], "api", "{trace}");
+    let envelope_path = v["attestations"][0]["path"].as_str().unwrap().to_owned();
+    let record = ok(seakeeper()
+        .args(["ledger", "show", "--json"])
+        .arg(world.join("ledger"))
+        .arg(&envelope_path));
+    let shown: serde_json::Value = serde_json::from_str(&record).unwrap();
+    let record: serde_json::Value =
+        serde_json::from_str(shown["content"].as_str().unwrap()).unwrap();
+    let payload = record["envelope"]["payload"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{record}"));
+    let statement: serde_json::Value = {
+        use base64::Engine as _;
+        serde_json::from_slice(
+            &base64::engine::general_purpose::STANDARD
+                .decode(payload)
+                .unwrap(),
+        )
+        .unwrap()
+    };
+    let deps = statement["predicate"]["buildDefinition"]["resolvedDependencies"]
+        .as_array()
+        .unwrap();
+    let upstream = deps.iter().find(|d| d["name"] == "upstream").unwrap();
+    assert_eq!(upstream["annotations"]["buildId"], v["cause"]["build_id"]);
+    for d in deps {
+        let uri = d["uri"].as_str().unwrap();
+        assert!(
+            uri.starts_with("git+file:///") || !uri.starts_with("git+"),
+            "{uri}"
+        );
+    }
     // Lifting the freeze with a revert releases the promotion on the next pass.
     let freeze = git(
         &world.join("config"),

@@ -329,6 +329,8 @@ fn attestations_and_signatures_travel_with_the_image() {
         &format!("{src}@{app}"),
         "--envelope",
         env_file.to_str().unwrap(),
+        "--key",
+        w.key.to_str().unwrap(),
     ]);
     assert!(out.status.success(), "{}", support::stderr(&out));
     let out = sk(&[
@@ -380,10 +382,11 @@ fn attestations_and_signatures_travel_with_the_image() {
         std::io::Read::read_to_end(&mut r, &mut v).unwrap();
         v
     };
-    assert_eq!(
-        String::from_utf8(fetch(layer["digest"].as_str().unwrap())).unwrap(),
-        envelope
-    );
+    // The attached envelope carries the same statement, signed again for cosign.
+    let attached: serde_json::Value =
+        serde_json::from_slice(&fetch(layer["digest"].as_str().unwrap())).unwrap();
+    let given: serde_json::Value = serde_json::from_str(&envelope).unwrap();
+    assert_eq!(attached["payload"], given["payload"]);
     // The signature verifies with the published key (independently, with Python's cryptography).
     let sig = raw("sig");
     let sl = &sig["layers"][0];
@@ -397,23 +400,21 @@ fn attestations_and_signatures_travel_with_the_image() {
         .as_str()
         .unwrap()
         .to_owned();
+    // As cosign verify --key checks it: ECDSA P-256 with SHA-256 over the payload.
     let out = support::output(
         support::seakeeper()
-            .args(["attest", "public-key", "--cert"])
+            .args(["attest", "public-key", "--cosign", "--cert"])
             .arg(&w.cert),
     );
-    let public = support::stdout(&out)
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .to_owned();
+    let pem = w.path("cosign.pub");
+    std::fs::write(&pem, support::stdout(&out)).unwrap();
     let payload_file = w.path("payload.json");
     std::fs::write(&payload_file, &payload).unwrap();
     let py = Command::new("python3")
         .args([
             "-c",
-            "import sys,base64\nfrom cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey\nEd25519PublicKey.from_public_bytes(bytes.fromhex(sys.argv[1])).verify(base64.b64decode(sys.argv[2]), open(sys.argv[3],'rb').read())\nprint('ok')",
-            &public,
+            "import sys,base64\nfrom cryptography.hazmat.primitives import hashes, serialization\nfrom cryptography.hazmat.primitives.asymmetric import ec\nkey = serialization.load_pem_public_key(open(sys.argv[1],'rb').read())\nkey.verify(base64.b64decode(sys.argv[2]), open(sys.argv[3],'rb').read(), ec.ECDSA(hashes.SHA256()))\nprint('ok')",
+            pem.to_str().unwrap(),
             &signature,
             payload_file.to_str().unwrap(),
         ])

@@ -567,7 +567,7 @@ impl StoreWriter {
 
 /// The job's log (stored by digest) and how long it ran, from the log's first and last times.
 /// The log is streamed into the store, never held whole.
-fn job_log(svc: &Services, key: &JobKey) -> (Option<Digest>, u64) {
+fn job_log(svc: &Services, key: &JobKey) -> (Option<Digest>, u64, Option<Timestamp>) {
     let mut first = None;
     let mut last = None;
     let mut store = match StoreWriter::create(&svc.store_dir) {
@@ -600,6 +600,7 @@ fn job_log(svc: &Services, key: &JobKey) -> (Option<Digest>, u64) {
         (Some(a), Some(b)) => u64::try_from(b.duration_since(a).as_millis()).unwrap_or(0),
         _ => 0,
     };
+    let started = first.and_then(|t| t.to_string().parse::<Timestamp>().ok());
     let digest = match (store, failed) {
         (Some(w), None) => w.finish().unwrap_or_else(|e| {
             crate::telemetry::warn(&format!("storing the log of {key}: {e}"));
@@ -612,7 +613,7 @@ fn job_log(svc: &Services, key: &JobKey) -> (Option<Digest>, u64) {
         }
         (None, _) => None,
     };
-    (digest, duration)
+    (digest, duration, started)
 }
 
 fn status_of(state: Option<&JobState>) -> BuildStatus {
@@ -649,15 +650,20 @@ fn record_result(
         .unwrap_or_default();
     let mut jobs = Vec::new();
     let mut states = Vec::new();
+    // When its first job started (its log's first line), not when it was requested.
+    let mut first_start: Option<Timestamp> = None;
     for name in &request.jobs {
         let run = b.jobs.get(name);
         let state = run.and_then(|r| r.state.clone());
         let attempt = run.map_or(1, |r| r.attempt);
         let key = job_key(id, name, attempt);
-        let (log_digest, duration_ms) = match &state {
+        let (log_digest, duration_ms, started) = match &state {
             Some(_) => job_log(svc, &key),
-            None => (None, 0),
+            None => (None, 0, None),
         };
+        if let Some(s) = started {
+            first_start = Some(first_start.map_or(s, |f| f.min(s)));
+        }
         jobs.push(JobResult {
             name: name.clone(),
             status: status_of(state.as_ref()),
@@ -673,7 +679,7 @@ fn record_result(
     if pipeline_error.is_some() {
         status = BuildStatus::Failure;
     }
-    let started_at = request.requested_at;
+    let started_at = first_start.map_or(request.requested_at, |s| s.max(request.requested_at));
     let mut records = Vec::new();
     let mut artifacts = Vec::new();
     let mut published = Published::default();
@@ -687,7 +693,7 @@ fn record_result(
             }
             let attempt = b.jobs.get(&job.name).map_or(1, |r| r.attempt);
             let key = job_key(id, &job.name, attempt);
-            match publish_images(svc, layout, world, &request, job, &key) {
+            match publish_images(svc, layout, world, &request, job, &key, started_at) {
                 Ok(mut p) => {
                     for rec in &p.records {
                         if let Record::Artifact(a) = rec {
@@ -814,6 +820,7 @@ fn publish_images(
     request: &crate::model::record::BuildRequest,
     job: &ResolvedJob,
     key: &JobKey,
+    started_at: Timestamp,
 ) -> Result<Published, String> {
     let outputs = svc.executor.outputs(key).map_err(|e| e.to_string())?;
     let work = tempfile_dir(&svc.store_dir)?;
@@ -880,28 +887,52 @@ fn publish_images(
                     .rsplit_once('@')
                     .and_then(|(n, d)| d.parse().ok().map(|d| (n.to_owned(), d))),
                 byproducts: Vec::new(),
-                started: request.requested_at.to_string(),
+                started: started_at.to_string(),
                 finished: now.to_string(),
             };
-            let statement = crate::signing::provenance::statement(&provenance);
-            let envelope: DsseEnvelope = svc
-                .dsse_key
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .sign_dsse(
-                    crate::signing::dsse::IN_TOTO,
-                    &serde_json::to_vec(&statement).map_err(|e| e.to_string())?,
+            let mut statement = crate::signing::provenance::statement(&provenance);
+            if let Some(crate::model::record::BuildCause::Upstream {
+                build_id,
+                project,
+                commit,
+            }) = &request.cause
+            {
+                crate::signing::provenance::add_upstream(
+                    &mut statement,
+                    &svc.sources.url(project),
+                    request.git_ref.as_str(),
+                    commit.as_str(),
+                    build_id.as_str(),
+                );
+            }
+            let statement_bytes = serde_json::to_vec(&statement).map_err(|e| e.to_string())?;
+            // The ledger's envelope is signed with the Ed25519 subkey (what ledger verify and
+            // promotion check); the one attached to the image for cosign with the P-256 subkey
+            // (cosign does not verify Ed25519 attestations under its defaults).
+            let (envelope, attached): (DsseEnvelope, Result<DsseEnvelope, String>) = {
+                let mut key = svc.dsse_key.lock().unwrap_or_else(|p| p.into_inner());
+                let envelope = key
+                    .sign_dsse(crate::signing::dsse::IN_TOTO, &statement_bytes)
+                    .map_err(|e| e.to_string())?;
+                let attached = key
+                    .cosign_key()
+                    .and_then(|mut c| c.sign_dsse(crate::signing::dsse::IN_TOTO, &statement_bytes))
+                    .map_err(|e| e.to_string());
+                (envelope, attached)
+            };
+            let attached = attached.and_then(|a| {
+                let json = serde_json::to_vec(&a).map_err(|e| e.to_string())?;
+                crate::registry::cosign::attach_attestation(
+                    &target,
+                    &desc.digest,
+                    &json,
+                    crate::signing::provenance::SLSA_PROVENANCE_V1,
                 )
-                .map_err(|e| e.to_string())?;
-            let envelope_json = serde_json::to_vec(&envelope).map_err(|e| e.to_string())?;
-            if let Err(e) = crate::registry::cosign::attach_attestation(
-                &target,
-                &desc.digest,
-                &envelope_json,
-                crate::signing::provenance::SLSA_PROVENANCE_V1,
-            ) {
+                .map_err(|e| e.to_string())
+            });
+            if let Err(e) = attached {
                 crate::telemetry::warn(&format!(
-                    "attaching the attestation of {}: {e}",
+                    "attaching a cosign attestation to {}: {e}",
                     desc.digest
                 ));
             }

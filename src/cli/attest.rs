@@ -309,13 +309,24 @@ pub(super) fn run(cmd: AttestCommand) -> anyhow::Result<ExitCode> {
             if keys.is_empty() {
                 bail!("{}: no Ed25519 signing key", cert.display());
             }
+            // A DSSE envelope, or the ledger's own attestation file (its record, which holds
+            // the envelope under `envelope`), as `git show` or `ledger show` gives it.
             let given: Option<DsseEnvelope> = match &envelope {
-                Some(p) => Some(
-                    serde_json::from_slice(
-                        &std::fs::read(p).with_context(|| p.display().to_string())?,
-                    )
-                    .with_context(|| format!("{}: not a DSSE envelope", p.display()))?,
-                ),
+                Some(p) => {
+                    let bytes = std::fs::read(p).with_context(|| p.display().to_string())?;
+                    let value: serde_json::Value = serde_json::from_slice(&bytes)
+                        .with_context(|| format!("{}: not JSON", p.display()))?;
+                    let inner = match value.get("envelope") {
+                        Some(e) if value.get("record").is_some() => e.clone(),
+                        _ => value,
+                    };
+                    Some(serde_json::from_value(inner).with_context(|| {
+                        format!(
+                            "{}: neither a DSSE envelope nor a ledger attestation file",
+                            p.display()
+                        )
+                    })?)
+                }
                 None => None,
             };
             let mut recorded = Vec::new();

@@ -137,6 +137,19 @@ pub(super) fn print_trace(t: &Trace, indent: &str) {
             t.status.as_deref().unwrap_or("no result yet")
         );
     }
+    match &t.cause {
+        Some(crate::model::record::BuildCause::Upstream {
+            build_id,
+            project,
+            commit,
+        }) => {
+            println!("{indent}cause     after upstream build {build_id} of {project} at {commit}")
+        }
+        Some(crate::model::record::BuildCause::Schedule { name, tick }) => {
+            println!("{indent}cause     schedule {name}, tick {tick}")
+        }
+        None => {}
+    }
     if let Some(p) = &t.project {
         let change = match (t.change, t.patchset) {
             (Some(c), Some(p)) => format!(" change {c} patchset {p}"),

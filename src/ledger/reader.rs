@@ -134,6 +134,9 @@ pub struct Trace {
     pub source_commit: Option<String>,
     /// Config commit that planned the build.
     pub config_commit: Option<String>,
+    /// What caused the build: the upstream build it followed, or its schedule tick.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cause: Option<crate::model::record::BuildCause>,
     /// Other builds that produced the same digest.
     pub rebuilt_by: Vec<String>,
     /// Attestations about the digest.
@@ -417,6 +420,7 @@ impl<'l> Snapshot<'l> {
         t.git_ref = Some(r.git_ref.to_string());
         t.source_commit = Some(r.source_commit.to_string());
         t.config_commit = Some(r.config_commit.to_string());
+        t.cause = r.cause.clone();
         let path = format!("{}/request.yaml", b.dir);
         self.note(t, "build-request", &path)?;
         if let Some(res) = &b.result {

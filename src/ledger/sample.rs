@@ -62,6 +62,7 @@ pub fn build_records(n: u64) -> Vec<Record> {
         },
         requested_at: at(0),
         jobs: vec!["lint".into(), "test".into(), "build".into()],
+        cause: None,
     };
     let status = if n % 17 == 5 {
         BuildStatus::Failure

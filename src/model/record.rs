@@ -46,9 +46,33 @@ pub struct BuildRequest {
     pub requested_at: Timestamp,
     /// The names of the jobs the build runs.
     pub jobs: Vec<String>,
+    /// What caused it beyond its pipeline and ref: the upstream build a dependent build
+    /// follows, or the schedule tick of a periodic build.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cause: Option<BuildCause>,
 }
 
-/// The outcome of one job of a build.
+/// Why a build was requested, when its ref alone does not say.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum BuildCause {
+    /// A post-merge build of a project that depends on one just built.
+    Upstream {
+        /// The upstream build.
+        build_id: BuildId,
+        /// Its project.
+        project: ProjectName,
+        /// The commit it built.
+        commit: CommitId,
+    },
+    /// A periodic build at a schedule's tick.
+    Schedule {
+        /// The schedule's name in `schedules.yaml`.
+        name: String,
+        /// The tick it fired for.
+        tick: Timestamp,
+    },
+}
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct JobResult {

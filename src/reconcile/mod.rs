@@ -401,6 +401,7 @@ fn request(
         trust: trust_of(layout, kind),
         requested_at: world.now,
         jobs,
+        cause: None,
     }
 }
 
@@ -583,20 +584,26 @@ fn plan_post_merge(world: &World, layout: &Layout, actions: &mut Vec<Action>) {
                 continue;
             };
             let id = post_merge_build_id(project, git_ref, commit, Some(upstream));
+            let mut r = request(
+                world,
+                layout,
+                PipelineKind::PostMerge,
+                id,
+                Target {
+                    project,
+                    change: None,
+                    git_ref,
+                    commit,
+                },
+                jobs,
+            );
+            r.cause = Some(crate::model::record::BuildCause::Upstream {
+                build_id: upstream.clone(),
+                project: b.request.project.clone(),
+                commit: b.request.source_commit.clone(),
+            });
             actions.push(Action::RequestBuild {
-                request: request(
-                    world,
-                    layout,
-                    PipelineKind::PostMerge,
-                    id,
-                    Target {
-                        project,
-                        change: None,
-                        git_ref,
-                        commit,
-                    },
-                    jobs,
-                ),
+                request: r,
                 depth: b.depth + 1,
             });
         }
@@ -707,20 +714,25 @@ fn plan_periodic(world: &World, layout: &Layout, actions: &mut Vec<Action>) {
         if jobs.as_ref().is_ok_and(Vec::is_empty) {
             continue;
         }
+        let mut r = request(
+            world,
+            layout,
+            PipelineKind::Periodic,
+            id,
+            Target {
+                project: &s.project,
+                change: None,
+                git_ref: &git_ref,
+                commit,
+            },
+            jobs.unwrap_or_default(),
+        );
+        r.cause = Some(crate::model::record::BuildCause::Schedule {
+            name: s.name.clone(),
+            tick,
+        });
         actions.push(Action::RequestBuild {
-            request: request(
-                world,
-                layout,
-                PipelineKind::Periodic,
-                id,
-                Target {
-                    project: &s.project,
-                    change: None,
-                    git_ref: &git_ref,
-                    commit,
-                },
-                jobs.unwrap_or_default(),
-            ),
+            request: r,
             depth: 0,
         });
     }

@@ -319,6 +319,15 @@ fn a_moved_branch_is_built_trusted_and_then_its_dependents() {
     assert_eq!(deps[0].0.project.as_str(), "web");
     assert_eq!(deps[0].0.source_commit, commit(6));
     assert_eq!(deps[0].1, 1);
+    // Issue 14: the dependent's request names the build and commit that caused it.
+    assert_eq!(
+        deps[0].0.cause,
+        Some(crate::model::record::BuildCause::Upstream {
+            build_id: up.clone(),
+            project: p("api"),
+            commit: commit(5),
+        })
+    );
     // The upstream is finished only once its dependent is requested.
     assert!(!actions.contains(&Action::Report {
         build_id: up.clone()
@@ -350,6 +359,14 @@ fn schedules_fire_once_per_tick_within_the_window() {
     assert_eq!(r.len(), 1);
     assert_eq!(r[0].pipeline.as_str(), "periodic");
     assert_eq!(r[0].jobs, ["unit"]);
+    // Issue 14: a periodic build names its schedule and tick.
+    assert_eq!(
+        r[0].cause,
+        Some(crate::model::record::BuildCause::Schedule {
+            name: "nightly".into(),
+            tick: "2026-12-01T10:00:00Z".parse().unwrap(),
+        })
+    );
     w.done.insert(r[0].build_id.clone());
     assert!(plan(&w, &l).is_empty());
     // Long after the tick: nothing (missed ticks are skipped, not replayed).
@@ -583,6 +600,7 @@ fn issue_14_priorities_order_the_queue_and_project_concurrency_caps_each_project
         trust: Trust::Trusted,
         requested_at: "2026-12-01T09:30:00Z".parse().unwrap(),
         jobs: vec!["build".into()],
+        cause: None,
     };
     w.pipelines
         .insert((p("web"), commit(9)), resolved(&l, "web"));

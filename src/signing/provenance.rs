@@ -52,6 +52,42 @@ pub struct Provenance {
     pub finished: String,
 }
 
+/// Adds to a provenance statement the upstream build a dependent build followed: its
+/// source (`source` at `git_ref`), the commit it built and its build id.
+pub fn add_upstream(
+    statement: &mut Value,
+    source: &str,
+    git_ref: &str,
+    commit: &str,
+    build_id: &str,
+) {
+    if let Some(deps) =
+        statement["predicate"]["buildDefinition"]["resolvedDependencies"].as_array_mut()
+    {
+        deps.push(json!({
+            "uri": format!("{}@{}", git_uri(source), git_ref),
+            "digest": {"gitCommit": commit},
+            "name": "upstream",
+            "annotations": {"buildId": build_id},
+        }));
+    }
+}
+
+/// A git source as an SPDX-style download location: `git+https://host/repo`, and for a path
+/// on this machine `git+file:///path` (never `git+/path`).
+pub fn git_uri(source: &str) -> String {
+    if source.contains("://") {
+        format!("git+{source}")
+    } else if source.starts_with('/') {
+        format!("git+file://{source}")
+    } else {
+        let absolute = std::path::absolute(source)
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|_| source.to_owned());
+        format!("git+file://{absolute}")
+    }
+}
+
 fn hex_of(d: &Digest) -> Value {
     json!({"sha256": d.hex()})
 }
@@ -68,9 +104,10 @@ pub fn statement(p: &Provenance) -> Value {
         external["patchset"] = json!(ps);
     }
     let mut deps = vec![
-        json!({"uri": format!("git+{}@{}", p.source, p.git_ref), "digest": {"gitCommit": p.source_commit}}),
-        json!({"uri": format!("git+{}", p.config_repo), "digest": {"gitCommit": p.config_commit}, "name": "config"}),
+        json!({"uri": format!("{}@{}", git_uri(&p.source), p.git_ref), "digest": {"gitCommit": p.source_commit}}),
+        json!({"uri": git_uri(&p.config_repo), "digest": {"gitCommit": p.config_commit}, "name": "config"}),
     ];
+
     if let Some((name, d)) = &p.base_image {
         deps.push(json!({"uri": name, "digest": hex_of(d), "name": "base-image"}));
     }
