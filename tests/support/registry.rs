@@ -102,9 +102,25 @@ pub struct StallingRegistry {
     pub stalled: std::sync::Arc<std::sync::atomic::AtomicUsize>,
 }
 
+/// How a misbehaving registry misbehaves.
+#[allow(dead_code)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Misbehaviour {
+    /// Blob downloads stop halfway and hang.
+    Stall,
+    /// Manifests come back with bytes that are not the digest asked for.
+    Lie,
+    /// Blob downloads stop halfway and the connection is reset.
+    Reset,
+}
+
 #[allow(dead_code)]
 impl StallingRegistry {
     pub fn start(layout: PathBuf) -> StallingRegistry {
+        StallingRegistry::start_with(layout, Misbehaviour::Stall)
+    }
+
+    pub fn start_with(layout: PathBuf, mode: Misbehaviour) -> StallingRegistry {
         use std::io::{BufRead as _, BufReader, Write as _};
         use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -160,7 +176,11 @@ impl StallingRegistry {
                                 b"{}",
                             );
                         } else if let (true, Some(body)) = (path.contains("/manifests/"), &blob) {
-                            let body = body.clone();
+                            let mut body = body.clone();
+                            if mode == Misbehaviour::Lie {
+                                // Other bytes under the same name.
+                                body.push(b' ');
+                            }
                             let media = serde_json::from_slice::<serde_json::Value>(&body)
                                 .ok()
                                 .and_then(|v| v["mediaType"].as_str().map(str::to_owned))
@@ -186,6 +206,10 @@ impl StallingRegistry {
                             let _ = conn.write_all(&body[..body.len() / 2]);
                             let _ = conn.flush();
                             n.fetch_add(1, Ordering::SeqCst);
+                            if mode == Misbehaviour::Reset {
+                                let _ = conn.shutdown(std::net::Shutdown::Both);
+                                return;
+                            }
                             while !s.load(Ordering::SeqCst) {
                                 std::thread::sleep(Duration::from_millis(50));
                             }

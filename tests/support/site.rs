@@ -6,7 +6,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use super::gerrit::Gerrit;
-use super::{ok, seakeeper};
+use super::{ok, seakeeper, stderr};
 
 /// Runs git with a fixed identity and no user or system config; returns trimmed stdout.
 pub fn git(dir: &Path, args: &[&str]) -> String {
@@ -292,4 +292,135 @@ impl Drop for Daemon {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
+}
+
+// Ledger data for promotion tests: an image in the testing layout, an attestation of it
+// signed by a given key, and the records of a trusted build that made it.
+
+use seakeeper::model::{
+    Artifact, ArtifactKind, ArtifactRef, Attestation, BuildRequest, BuildResult, BuildStatus,
+    Digest, JobResult, Promotion, Record, Timestamp, Trust,
+};
+
+pub const COMMIT: &str = "1111111111111111111111111111111111111111";
+
+/// An image in the testing registry's layout; returns its digest.
+pub fn image_in_testing(site: &Site) -> Digest {
+    let from = site.w.path("image-root");
+    std::fs::create_dir_all(from.join("srv")).unwrap();
+    std::fs::write(from.join("srv/app"), "api v1\n").unwrap();
+    let out = ok(seakeeper()
+        .args(["image", "build", "--from-dir"])
+        .arg(&from)
+        .arg("--layout")
+        .arg(site.w.path("reg/testing"))
+        .args(["--tag", "api"]));
+    out.trim().parse().unwrap()
+}
+
+/// A DSSE envelope of SLSA provenance about `api@digest`, signed with `key`.
+pub fn envelope(key: &Path, digest: &Digest) -> seakeeper::model::record::DsseEnvelope {
+    let out = ok(seakeeper()
+        .args(["attest", "provenance", "--key"])
+        .arg(key)
+        .args([
+            "--subject",
+            &format!("api@{digest}"),
+            "--build-id",
+            "post-merge-api-1",
+            "--project",
+            "acme/api",
+            "--source",
+            "https://gerrit.example.org/acme/api",
+            "--source-commit",
+            COMMIT,
+            "--config-repo",
+            "https://gerrit.example.org/config",
+            "--config-commit",
+            COMMIT,
+        ]));
+    serde_json::from_str(out.trim()).unwrap()
+}
+
+/// Records a trusted build of `api` that made `digest`, attested with `envelope`, in testing.
+pub fn record_build(
+    site: &Site,
+    digest: &Digest,
+    envelope: seakeeper::model::record::DsseEnvelope,
+) {
+    let at: Timestamp = "2026-12-01T09:00:00Z".parse().unwrap();
+    let build_id = "post-merge-api-1".parse().unwrap();
+    let records = vec![
+        Record::BuildRequest(BuildRequest {
+            build_id: "post-merge-api-1".parse().unwrap(),
+            pipeline: "post-merge".parse().unwrap(),
+            project: "acme/api".parse().unwrap(),
+            change: None,
+            patchset: None,
+            git_ref: "refs/heads/main".parse().unwrap(),
+            source_commit: COMMIT.parse().unwrap(),
+            config_commit: COMMIT.parse().unwrap(),
+            trust: Trust::Trusted,
+            requested_at: at,
+            jobs: vec!["build".into()],
+            cause: None,
+        }),
+        Record::BuildResult(BuildResult {
+            build_id: "post-merge-api-1".parse().unwrap(),
+            status: BuildStatus::Success,
+            started_at: at,
+            finished_at: at,
+            jobs: vec![JobResult {
+                name: "build".into(),
+                status: BuildStatus::Success,
+                duration_ms: 10,
+                log_digest: None,
+            }],
+            artifacts: vec![ArtifactRef {
+                digest: digest.clone(),
+                name: "api".into(),
+                kind: ArtifactKind::Image,
+            }],
+        }),
+        Record::Artifact(Artifact {
+            digest: digest.clone(),
+            build_id,
+            name: "api".into(),
+            kind: ArtifactKind::Image,
+            media_type: "application/vnd.oci.image.manifest.v1+json".into(),
+            size: 500,
+        }),
+        Record::Attestation(Attestation {
+            subject_digest: digest.clone(),
+            predicate_type: "https://slsa.dev/provenance/v1".into(),
+            envelope,
+        }),
+        Record::Promotion(Promotion {
+            environment: "testing".parse().unwrap(),
+            image: "api".parse().unwrap(),
+            digest: digest.clone(),
+            previous_digest: None,
+            from_registry: "oci:build".into(),
+            to_registry: "oci:testing".into(),
+            config_commit: COMMIT.parse().unwrap(),
+            promoted_at: at,
+        }),
+    ];
+    import(site, &records);
+}
+
+pub fn import(site: &Site, records: &[Record]) {
+    let mut jsonl = Vec::new();
+    for r in records {
+        serde_json::to_writer(&mut jsonl, r).unwrap();
+        jsonl.push(b'\n');
+    }
+    let out = site.w.import(&site.ledger(), &site.w.key, &jsonl, &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+}
+
+pub fn in_staging(site: &Site, digest: &Digest) -> bool {
+    site.w
+        .path(&format!("reg/staging/blobs/sha256/{}", digest.hex()))
+        .exists()
 }
