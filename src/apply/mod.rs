@@ -97,6 +97,22 @@ pub struct Services {
     pub copies: Copies,
 }
 
+/// The ref an image gets in an OCI image-layout directory (`skopeo inspect oci:DIR:api`);
+/// registries keep images by repository and digest, and get no tag.
+fn layout_ref<'a>(target: &Location, image: &'a ImageName) -> Option<&'a str> {
+    matches!(target, Location::Layout(_)).then_some(image.as_str())
+}
+
+/// A registry URL as the ledger records it: an `oci:` layout directory given relative to where
+/// seakeeper runs is made absolute, so the record names it wherever it is read.
+fn recorded_url(url: &str) -> String {
+    match url.strip_prefix("oci:") {
+        Some(dir) if !dir.starts_with('/') => std::path::absolute(dir)
+            .map_or_else(|_| url.to_owned(), |p| format!("oci:{}", p.display())),
+        _ => url.to_owned(),
+    }
+}
+
 /// A promotion's copy: which digest, as which image, into which environment.
 pub type CopyKey = (EnvironmentName, ImageName, Digest);
 
@@ -865,7 +881,7 @@ fn publish_images(
                 &Location::Layout(svc.images.clone()),
                 &target,
                 &desc.digest,
-                None,
+                layout_ref(&target, &decl.name),
                 4,
             )
             .map_err(|e| format!("pushing {} to {}: {e}", decl.name, registry.url))?;
@@ -974,7 +990,7 @@ fn publish_images(
                         digest: desc.digest.clone(),
                         previous_digest: previous.filter(|p| *p != desc.digest),
                         from_registry: format!("oci:{}", svc.images.dir().display()),
-                        to_registry: registry.url.clone(),
+                        to_registry: recorded_url(&registry.url),
                         config_commit: request.config_commit.clone(),
                         promoted_at: now,
                     }));
@@ -1432,8 +1448,8 @@ fn promote(
         image: image.clone(),
         digest: digest.clone(),
         previous_digest: world.deployed.get(&slot).map(|(d, _)| d.clone()),
-        from_registry: from_url,
-        to_registry: to_url,
+        from_registry: recorded_url(&from_url),
+        to_registry: recorded_url(&to_url),
         config_commit: world.config.layout_commit.clone(),
         promoted_at: now,
     };
