@@ -389,7 +389,7 @@ executor:
     let d = dir.display();
     let s = settings_path.display();
     println!("   {exe} status --settings {s}");
-    println!("   {exe} trace {digest} --ledger {d}/ledger");
+    println!("   {exe} trace {digest} --ledger {d}/ledger --cert {d}/ci-cert.asc");
     println!("   git -C {d}/ledger log --format='%h %s'");
     println!("   git -C {d}/config log --oneline");
     println!(
