@@ -71,6 +71,29 @@ fn issue_14_promotion_needs_a_verified_attestation_under_the_same_image_name() {
         "{text}"
     );
     assert!(!text.contains(&format!("web@{digest} now runs")), "{text}");
+    // Each refusal is a ledger record with its reason (once, however many passes refuse it).
+    let log = site.ledger_log();
+    assert_eq!(
+        log.matches(&format!(
+            "Refuse web@{digest} in staging: {digest} was built and attested as api"
+        ))
+        .count(),
+        1,
+        "{log}"
+    );
+    site.reconcile_cmd().output().unwrap();
+    assert_eq!(
+        site.ledger_log()
+            .matches(&format!("Refuse web@{digest} in staging"))
+            .count(),
+        1
+    );
+    assert!(
+        log.contains(&format!(
+            "Refuse api@{digest} in staging: the ledger holds no verified"
+        )),
+        "{log}"
+    );
     site.verify_ledger();
 }
 

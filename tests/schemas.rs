@@ -63,11 +63,30 @@ fn schemas_and_parsers_agree() {
     });
     cases.push(("expiry".to_owned(), expiry.clone()));
     expect_ok.push(true);
+    let refusal = json!({
+        "record": "promotion-refusal",
+        "environment": "staging",
+        "image": "web",
+        "digest": format!("sha256:{}", "f".repeat(64)),
+        "reason": "sha256:ff.. was built and attested as api, not as web",
+        "config_commit": "757722a60577c0df52583199be87b0a0bf5c06d4",
+        "refused_at": "2026-11-22T06:00:00Z",
+    });
+    cases.push(("promotion-refusal".to_owned(), refusal.clone()));
+    expect_ok.push(true);
+    // With an upstream cause, a build request is still valid to both.
+    let mut caused = serde_json::to_value(&samples[0]).unwrap();
+    caused["cause"] = json!({"kind": "upstream", "build_id": "post-merge-1", "project": "api", "commit": "757722a60577c0df52583199be87b0a0bf5c06d4"});
+    cases.push(("build-request".to_owned(), caused));
+    expect_ok.push(true);
     let request = serde_json::to_value(&samples[0]).unwrap();
     let mut broken = Vec::new();
     let mut e = expiry.clone();
     e["rule"] = json!("   ");
     broken.push(e);
+    let mut r = refusal.clone();
+    r["reason"] = json!(" ");
+    broken.push(r);
     let mut e = expiry.clone();
     e["store"] = json!("two words");
     broken.push(e);

@@ -97,6 +97,46 @@ pub struct Services {
     pub copies: Copies,
 }
 
+/// Records a refused promotion in the ledger, once per environment, image, digest and config
+/// commit (and day): auditors see what was asked and why it was not done.
+fn refuse(
+    svc: &Services,
+    world: &mut World,
+    environment: &EnvironmentName,
+    image: &ImageName,
+    digest: &Digest,
+    reason: &str,
+) -> Result<Progress, String> {
+    let key = (
+        environment.clone(),
+        image.clone(),
+        digest.clone(),
+        world.config.layout_commit.clone(),
+    );
+    if world.refused.contains(&key) {
+        return Ok(false);
+    }
+    let record = Record::PromotionRefusal(crate::model::record::PromotionRefusal {
+        environment: environment.clone(),
+        image: image.clone(),
+        digest: digest.clone(),
+        reason: reason.to_owned(),
+        config_commit: world.config.layout_commit.clone(),
+        refused_at: Timestamp::now(),
+    });
+    match svc.writer.append(record) {
+        // Refused already today (with another time): the same fact.
+        Ok(_) | Err(crate::ledger::RecordError::Conflict { .. }) => {
+            (svc.on_write)();
+            world.refused.insert(key);
+            Ok(false)
+        }
+        Err(e) => Err(format!(
+            "recording the refusal of {image}@{digest} in {environment}: {e}"
+        )),
+    }
+}
+
 /// The ref an image gets in an OCI image-layout directory (`skopeo inspect oci:DIR:api`);
 /// registries keep images by repository and digest, and get no tag.
 fn layout_ref<'a>(target: &Location, image: &'a ImageName) -> Option<&'a str> {
@@ -277,7 +317,13 @@ pub fn apply(
             from.as_ref(),
         ),
         Action::RecordFreeze { freeze } => record_freeze(svc, world, freeze),
-        Action::Hold { .. } | Action::Refuse { .. } => Ok(false),
+        Action::Hold { .. } => Ok(false),
+        Action::Refuse {
+            environment,
+            image,
+            digest,
+            reason,
+        } => refuse(svc, world, environment, image, digest, reason),
     }
 }
 

@@ -113,6 +113,20 @@ pub fn promotion_history(p: &Promotion, content: &[u8]) -> String {
     )
 }
 
+/// A refused promotion, kept with the digest: one a day per environment, image and config
+/// commit (`<12 hex>` names those), so refusing the same thing again that day is a no-op:
+/// `artifacts/.../<64 hex>/refusals/<env>/<yyyymmdd>-<12 hex>.yaml`.
+pub fn refusal_path(r: &crate::model::record::PromotionRefusal) -> String {
+    let who = format!("{}\n{}\n{}", r.environment, r.image, r.config_commit);
+    format!(
+        "{}/refusals/{}/{}-{}.yaml",
+        artifact_dir(&r.digest),
+        r.environment,
+        &r.refused_at.compact()[..8],
+        &sha256_hex(who.as_bytes())[..12]
+    )
+}
+
 /// An expiry, kept with the digest it deleted:
 /// `artifacts/.../<64 hex>/expiries/<yyyymmddThhmmssZ>-<12 hex>.yaml`.
 pub fn expiry_path(e: &crate::model::record::Expiry, content: &[u8]) -> String {
@@ -239,6 +253,8 @@ pub enum PathClass {
     PromotionHistory,
     /// `attestations/...`
     Attestation,
+    /// `artifacts/.../<hex>/refusals/<env>/<yyyymmdd>-<h>.yaml`
+    Refusal,
     /// `artifacts/.../<hex>/expiries/<ts>-<h>.yaml`
     Expiry,
     /// `promotions/<env>/<image>.yaml`
@@ -273,6 +289,7 @@ pub fn classify(path: &str) -> PathClass {
         ["artifacts", "sha256", _, _, _, _, _, "promotions", _, _] => PathClass::PromotionHistory,
         ["attestations", "sha256", _, _, _, _, _, _] => PathClass::Attestation,
         ["artifacts", "sha256", _, _, _, _, _, "expiries", _] => PathClass::Expiry,
+        ["artifacts", "sha256", _, _, _, _, _, "refusals", _, _] => PathClass::Refusal,
         ["promotions", _, _, ..] => PathClass::PromotionPointer,
         ["freezes", _] => PathClass::FreezePointer,
         ["freezes", _, _] => PathClass::FreezeHistory,
@@ -294,6 +311,7 @@ pub fn canonical_path(record: &Record, content: &[u8]) -> Option<String> {
         Record::Promotion(p) => Some(promotion_history(p, content)),
         Record::Freeze(f) => Some(freeze_history(f)),
         Record::Expiry(e) => Some(expiry_path(e, content)),
+        Record::PromotionRefusal(r) => Some(refusal_path(r)),
         Record::BuildResult(_) | Record::Artifact(_) => None,
     }
 }

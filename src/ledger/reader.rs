@@ -589,6 +589,9 @@ fn parse_yaml_by_kind(bytes: &[u8]) -> Option<Result<Record, String>> {
         b"artifact" => typed::<Artifact>(body, Record::Artifact),
         b"attestation" => typed::<Attestation>(body, Record::Attestation),
         b"expiry" => typed::<crate::model::record::Expiry>(body, Record::Expiry),
+        b"promotion-refusal" => {
+            typed::<crate::model::record::PromotionRefusal>(body, Record::PromotionRefusal)
+        }
         b"promotion" => typed::<Promotion>(body, Record::Promotion),
         b"freeze" => typed::<Freeze>(body, Record::Freeze),
         _ => return None,

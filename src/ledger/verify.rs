@@ -237,7 +237,9 @@ fn role_for(class: &PathClass) -> KeyRole {
         | PathClass::BuildResult
         | PathClass::Artifact
         | PathClass::Attestation => KeyRole::Builder,
-        PathClass::PromotionHistory | PathClass::PromotionPointer => KeyRole::Promoter,
+        PathClass::PromotionHistory | PathClass::PromotionPointer | PathClass::Refusal => {
+            KeyRole::Promoter
+        }
         PathClass::Meta
         | PathClass::Key(_)
         | PathClass::Expiry
@@ -450,6 +452,7 @@ fn check_record_path(
             | (PathClass::PromotionHistory, Record::Promotion(_))
             | (PathClass::FreezeHistory, Record::Freeze(_))
             | (PathClass::Expiry, Record::Expiry(_))
+            | (PathClass::Refusal, Record::PromotionRefusal(_))
     );
     if !kind_ok {
         return Err(format!("{path} holds a {} record", record.kind().as_str()));
@@ -521,7 +524,10 @@ fn check_record(
             path: path.to_owned(),
             build_id: a.build_id.to_string(),
         },
-        Record::Promotion(_) | Record::Freeze(_) | Record::Expiry(_) => Facts::History { oid },
+        Record::Promotion(_)
+        | Record::Freeze(_)
+        | Record::Expiry(_)
+        | Record::PromotionRefusal(_) => Facts::History { oid },
         Record::Attestation(_) => Facts::Other,
     })
 }

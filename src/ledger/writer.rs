@@ -703,6 +703,10 @@ fn apply(
             let path = layout::expiry_path(e, &content);
             put_immutable(overlay, path, content, "expiry")
         }
+        Record::PromotionRefusal(r) => {
+            let path = layout::refusal_path(r);
+            put_immutable(overlay, path, content, "promotion-refusal")
+        }
         Record::Promotion(p) => {
             let path = layout::promotion_history(p, &content);
             let applied = put_immutable(overlay, path, content.clone(), "promotion")?;
@@ -788,6 +792,11 @@ pub(crate) fn commit_message(records: &[&Record]) -> String {
             }
             Record::Freeze(f) => add("Config-Commit", f.config_commit.to_string()),
             Record::Expiry(e) => add("Artifact-Digest", e.digest.to_string()),
+            Record::PromotionRefusal(r) => {
+                add("Artifact-Digest", r.digest.to_string());
+                add("Environment", r.environment.to_string());
+                add("Config-Commit", r.config_commit.to_string());
+            }
         }
     }
     let mut message = summary;
@@ -821,6 +830,13 @@ fn describe(r: &Record) -> String {
         Record::Promotion(p) => format!("Promote {}@{} to {}", p.image, p.digest, p.environment),
         Record::Freeze(f) => format!("Freeze {} {}", f.name, f.state.as_str()),
         Record::Expiry(e) => format!("Expire {}@{} from {}", e.name, e.digest, e.store),
+        Record::PromotionRefusal(r) => format!(
+            "Refuse {}@{} in {}: {}",
+            r.image,
+            r.digest,
+            r.environment,
+            r.reason.lines().next().unwrap_or_default()
+        ),
     }
 }
 

@@ -211,6 +211,25 @@ pub struct Expiry {
     pub expired_at: Timestamp,
 }
 
+/// A promotion the config asked for was refused, with why: the promoter's decision, kept for
+/// auditors (written once a day per environment, image, digest and config commit).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PromotionRefusal {
+    /// The environment it was to enter.
+    pub environment: EnvironmentName,
+    /// The image it was asked for as.
+    pub image: ImageName,
+    /// The digest asked for.
+    pub digest: Digest,
+    /// Why not.
+    pub reason: String,
+    /// The config commit that asked for it.
+    pub config_commit: CommitId,
+    /// When it was refused.
+    pub refused_at: Timestamp,
+}
+
 /// A stop-the-line freeze was seen to start or end.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -247,6 +266,8 @@ pub enum Record {
     Freeze(Freeze),
     /// See [`Expiry`].
     Expiry(Expiry),
+    /// See [`PromotionRefusal`].
+    PromotionRefusal(PromotionRefusal),
 }
 
 /// The kind of a record, as named in the `record` field.
@@ -266,11 +287,13 @@ pub enum RecordKind {
     Freeze,
     /// `expiry`
     Expiry,
+    /// `promotion-refusal`
+    PromotionRefusal,
 }
 
 impl RecordKind {
     /// Every kind, in the order summaries list them.
-    pub const ALL: [RecordKind; 7] = [
+    pub const ALL: [RecordKind; 8] = [
         RecordKind::BuildRequest,
         RecordKind::BuildResult,
         RecordKind::Artifact,
@@ -278,6 +301,7 @@ impl RecordKind {
         RecordKind::Promotion,
         RecordKind::Freeze,
         RecordKind::Expiry,
+        RecordKind::PromotionRefusal,
     ];
 
     /// The name used in the `record` field and the schema file names.
@@ -290,6 +314,7 @@ impl RecordKind {
             RecordKind::Promotion => "promotion",
             RecordKind::Freeze => "freeze",
             RecordKind::Expiry => "expiry",
+            RecordKind::PromotionRefusal => "promotion-refusal",
         }
     }
 }
@@ -340,6 +365,7 @@ impl Record {
             Record::Promotion(_) => RecordKind::Promotion,
             Record::Freeze(_) => RecordKind::Freeze,
             Record::Expiry(_) => RecordKind::Expiry,
+            Record::PromotionRefusal(_) => RecordKind::PromotionRefusal,
         }
     }
 
@@ -388,6 +414,7 @@ impl Record {
                 }
                 Ok(())
             }
+            Record::PromotionRefusal(r) => check_text("reason", &r.reason, 64 * 1024),
             Record::Expiry(r) => {
                 check_text("name", &r.name, 1024)?;
                 check_token("store", &r.store, 1024)?;

@@ -132,6 +132,8 @@ pub struct World {
     pub deployed: BTreeMap<(EnvironmentName, ImageName), (Digest, Timestamp)>,
     /// Facts about digests that promotions ask for.
     pub digests: BTreeMap<Digest, DigestFacts>,
+    /// Refusals already in the ledger: (environment, image, digest, config commit).
+    pub refused: BTreeSet<(EnvironmentName, ImageName, Digest, CommitId)>,
     /// Each freeze's last recorded transition.
     pub freezes: BTreeMap<FreezeName, Freeze>,
     /// The config commit (and its author) that last changed each freeze file, when known:
@@ -156,6 +158,7 @@ impl World {
             done: BTreeSet::new(),
             deployed: BTreeMap::new(),
             digests: BTreeMap::new(),
+            refused: BTreeSet::new(),
             freezes: BTreeMap::new(),
             freeze_origins: BTreeMap::new(),
             capacity: 0,
