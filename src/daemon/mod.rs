@@ -11,6 +11,7 @@
 pub mod replicate;
 pub mod settings;
 pub mod status;
+mod tasks;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -31,6 +32,9 @@ use crate::signing::SigningKey;
 
 pub use settings::Settings;
 pub use status::Status;
+
+/// How long a pass waits for the pipeline files it asked for before moving on.
+const PIPELINE_TASK_WAIT: Duration = Duration::from_millis(100);
 
 /// Fetches of one source before its build is recorded as an error.
 const MAX_FETCH_ATTEMPTS: u32 = 5;
@@ -91,12 +95,19 @@ pub struct Daemon {
     authority: Option<(CommitId, crate::signing::Authority)>,
     /// Why Gerrit could not be read in the last pass (`None`: it could, or is not used).
     gerrit_error: Option<String>,
+    /// Source fetches and pipeline-file parses running off the pass, by (project, commit).
+    pipeline_tasks: tasks::Tasks<(ProjectName, CommitId), PipelineRead>,
     /// Promotions whose last attempt failed (copy or record), with why, for `status`.
     failed_promotions: BTreeMap<
         (crate::model::EnvironmentName, crate::model::ImageName),
         (crate::model::Digest, String),
     >,
 }
+
+/// A project's pipeline file at a commit, fetched and checked: the source could not be
+/// fetched (`Err`), or the file's resolved pipelines or its errors.
+type PipelineRead =
+    Result<Result<Arc<pipeline::ResolvedPipelines>, String>, crate::git::mirror::SourceError>;
 
 /// What a pass did.
 #[derive(Debug, Default, Clone)]
@@ -293,6 +304,7 @@ impl Daemon {
             ledger_alert: None,
             authority: None,
             gerrit_error: None,
+            pipeline_tasks: tasks::Tasks::new("pipeline-file"),
             failed_promotions: BTreeMap::new(),
         })
     }
@@ -1030,9 +1042,11 @@ impl Daemon {
     /// Reads (and caches) the pipeline file of every commit the planner may need.
     fn observe_pipelines(&mut self) {
         self.unfetched.clear();
-        let (Some(layout), Some(svc)) = (&self.layout, &self.svc) else {
+        let (Some(layout), Some(svc)) = (self.layout.clone(), &self.svc) else {
             return;
         };
+        let layout = &layout;
+        let sources = svc.sources.clone();
         let mut wanted: BTreeSet<(ProjectName, RefName, CommitId)> = BTreeSet::new();
         for ((project, _), p) in &self.world.changes {
             if Some(project) != self.settings.config_project.as_ref() {
@@ -1064,9 +1078,40 @@ impl Daemon {
                 wanted.insert((project.clone(), r.clone(), c.clone()));
             }
         }
+        // Start what is missing, give it a moment (local sources take milliseconds), then
+        // take what has ended; what has not is taken by a later pass.
         let mut fresh = BTreeMap::new();
-        for (project, git_ref, commit) in wanted {
+        for sweep in 0..2 {
+            if sweep == 1 {
+                self.pipeline_tasks.settle(PIPELINE_TASK_WAIT);
+                self.unfetched.clear();
+            }
+            self.sweep_pipelines(&wanted, &mut fresh, layout, &sources);
+        }
+        self.world.pipelines = fresh;
+        let pipelines = &self.world.pipelines;
+        self.fetch_failures
+            .retain(|slot, _| !pipelines.contains_key(slot));
+    }
+
+    /// One look at every wanted pipeline file: kept, started, taken, or failed (see
+    /// [`Daemon::observe_pipelines`]).
+    fn sweep_pipelines(
+        &mut self,
+        wanted: &BTreeSet<(ProjectName, RefName, CommitId)>,
+        fresh: &mut BTreeMap<
+            (ProjectName, CommitId),
+            Result<Arc<pipeline::ResolvedPipelines>, String>,
+        >,
+        layout: &Arc<Layout>,
+        sources: &Sources,
+    ) {
+        for item in wanted {
+            let (project, git_ref, commit) = item.clone();
             let slot = (project.clone(), commit.clone());
+            if fresh.contains_key(&slot) {
+                continue;
+            }
             if let Some(v) = self.world.pipelines.remove(&slot) {
                 fresh.insert(slot, v);
                 continue;
@@ -1079,13 +1124,33 @@ impl Daemon {
                 self.unfetched.insert(project.clone());
                 continue;
             }
-            let read = svc
-                .sources
-                .ensure(&project, git_ref.as_str(), &commit)
-                .and_then(|_| {
-                    svc.sources
-                        .read_file(&project, &commit, pipeline::PIPELINE_FILE)
-                });
+            // Fetching the source and parsing its (untrusted) pipeline file run on a thread
+            // of their own: a slow server or a large file holds up no other work.
+            let (sources, layout_now) = (sources.clone(), layout.clone());
+            let (p, r, c) = (project.clone(), git_ref.clone(), commit.clone());
+            let Some(read) = self.pipeline_tasks.poll_or_start(&slot, move || {
+                let read = sources
+                    .ensure(&p, r.as_str(), &c)
+                    .and_then(|_| sources.read_file(&p, &c, pipeline::PIPELINE_FILE))?;
+                let text = read.map(|b| String::from_utf8_lossy(&b).into_owned());
+                Ok(pipeline::check(
+                    pipeline::PIPELINE_FILE,
+                    text.as_deref().unwrap_or("{}\n"),
+                    Some(&p),
+                    Some(&layout_now),
+                )
+                .map(Arc::new)
+                .map_err(|errors| {
+                    errors
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join("\n")
+                }))
+            }) else {
+                self.unfetched.insert(project.clone());
+                continue;
+            };
             let resolved = match read {
                 Err(e) if e.permanent => {
                     self.fetch_failures.remove(&slot);
@@ -1111,29 +1176,10 @@ impl Daemon {
                     );
                     continue;
                 }
-                Ok(bytes) => {
-                    let text = bytes.map(|b| String::from_utf8_lossy(&b).into_owned());
-                    match pipeline::check(
-                        pipeline::PIPELINE_FILE,
-                        text.as_deref().unwrap_or("{}\n"),
-                        Some(&project),
-                        Some(layout),
-                    ) {
-                        Ok(p) => Ok(Arc::new(p)),
-                        Err(errors) => Err(errors
-                            .iter()
-                            .map(ToString::to_string)
-                            .collect::<Vec<_>>()
-                            .join("\n")),
-                    }
-                }
+                Ok(resolved) => resolved,
             };
             fresh.insert(slot, resolved);
         }
-        self.world.pipelines = fresh;
-        let pipelines = &self.world.pipelines;
-        self.fetch_failures
-            .retain(|slot, _| !pipelines.contains_key(slot));
     }
 
     /// The ledger's view of promotions the config asks for.
@@ -1237,7 +1283,11 @@ impl Daemon {
             self.observe_gerrit(&work)
         };
         // A pass woken only by a job's end learns nothing new about sources or promotions.
-        if full || !work.is_empty() || self.world.pipelines.is_empty() {
+        if full
+            || !work.is_empty()
+            || self.world.pipelines.is_empty()
+            || self.pipeline_tasks.pending()
+        {
             self.observe_pipelines();
             self.observe_promotions()?;
         }
@@ -1313,7 +1363,9 @@ impl Daemon {
                 break;
             }
         }
-        report.busy = !self.world.builds.is_empty() || !self.copies_running().is_empty();
+        report.busy = !self.world.builds.is_empty()
+            || !self.copies_running().is_empty()
+            || self.pipeline_tasks.pending();
         report
     }
 
@@ -1425,7 +1477,9 @@ impl Daemon {
         let mut last_trim = Instant::now();
         while !stop.load(Ordering::SeqCst) {
             self.watch_jobs(&mut watching, &tx);
-            let busy = !self.world.builds.is_empty() || !self.copies_running().is_empty();
+            let busy = !self.world.builds.is_empty()
+                || !self.copies_running().is_empty()
+                || self.pipeline_tasks.pending();
             // Job ends and Gerrit events wake the loop; the timer is only a safety net.
             let mut job_ended = false;
             match rx.recv_timeout(Duration::from_millis(500)) {
