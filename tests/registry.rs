@@ -510,6 +510,26 @@ fn an_expired_image_is_deleted_and_recorded_in_the_ledger() {
         &format!("{image}:1"),
     );
     assert!(out.status.success(), "{}", support::stderr(&out));
+    // Signed as cosign does: the signature goes with the image (issue 14, item 13).
+    let out = sk(&[
+        "attest",
+        "sign",
+        "--plain-http",
+        &format!("{image}@{app}"),
+        "--key",
+        w.key.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", support::stderr(&out));
+    let sig_tag = format!("{image}:sha256-{}.sig", &app["sha256:".len()..]);
+    let inspect = |reference: &str| {
+        Command::new("skopeo")
+            .args(["inspect", "--tls-verify=false", "--raw", reference])
+            .output()
+            .unwrap()
+            .status
+            .success()
+    };
+    assert!(inspect(&sig_tag));
     let out = sk(&[
         "image",
         "expire",
@@ -538,6 +558,7 @@ fn an_expired_image_is_deleted_and_recorded_in_the_ledger() {
         !gone.status.success(),
         "the manifest is gone from the registry"
     );
+    assert!(!inspect(&sig_tag), "its cosign signature is gone too");
     // The ledger says so, verifies, and the trace shows it.
     let out = w.verify(&ledger);
     assert!(out.status.success(), "{}", support::stderr(&out));

@@ -257,6 +257,13 @@ fn expire(
         crate::signing::SigningKey::load(key)?,
         WriterOptions::default(),
     )?;
+    // The cosign signature and attestations go with the image (they name only it).
+    for suffix in ["sig", "att"] {
+        let tag = format!("sha256-{}.{suffix}", digest.hex());
+        if let Some(m) = location.get_manifest_opt(&tag)? {
+            location.delete_manifest(&m.digest)?;
+        }
+    }
     location.delete_manifest(&digest)?;
     let receipt = writer.append(record);
     writer.shutdown();

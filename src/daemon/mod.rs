@@ -93,6 +93,8 @@ pub struct Daemon {
     ledger_alert: Option<String>,
     /// The trusted keys at a config commit (see [`Daemon::authority`]).
     authority: Option<(CommitId, crate::signing::Authority)>,
+    /// When the high-water mark was last written.
+    mark_written: Option<Instant>,
     /// Why Gerrit could not be read in the last pass (`None`: it could, or is not used).
     gerrit_error: Option<String>,
     /// Source fetches and pipeline-file parses running off the pass, by (project, commit).
@@ -304,6 +306,7 @@ impl Daemon {
             ledger_alert: None,
             authority: None,
             gerrit_error: None,
+            mark_written: None,
             pipeline_tasks: tasks::Tasks::new("pipeline-file"),
             failed_promotions: BTreeMap::new(),
         })
@@ -1306,7 +1309,16 @@ impl Daemon {
             }
         }
         self.prune();
-        self.advance_ledger_mark();
+        // At most once a second (two fsyncs on the way of the next event otherwise): while
+        // the daemon runs, its writer itself refuses a ledger that went back; the mark is for
+        // what happens while it does not, and shutdown writes it last.
+        if self
+            .mark_written
+            .is_none_or(|t| t.elapsed() >= Duration::from_secs(1))
+        {
+            self.advance_ledger_mark();
+            self.mark_written = Some(Instant::now());
+        }
         self.write_status(false);
         Ok(report)
     }
@@ -1683,6 +1695,7 @@ impl Daemon {
     pub fn shutdown(&mut self) {
         if let Some(svc) = self.svc.take() {
             svc.writer.shutdown();
+            self.advance_ledger_mark();
         }
         if let Some(r) = self.replicator.take() {
             r.stop();
