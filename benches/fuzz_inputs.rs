@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use seakeeper::config;
 use seakeeper::gerrit::http::HttpError;
 use seakeeper::gerrit::{self, Rest, RestError, RetryPolicy, ReviewInput};
-use seakeeper::ledger::layout::{self, PathClass};
+use seakeeper::ledger::layout;
 use seakeeper::ledger::{self, Ledger};
 use seakeeper::model::{self, Record};
 
@@ -1117,51 +1117,6 @@ fn ledger_seeds() -> Vec<(String, Record)> {
         .collect()
 }
 
-/// `ledger verify`'s check that a record is the kind its path holds and lives where its content
-/// says (a copy of the private `check_record_path` in `src/ledger/verify.rs`).
-fn check_record_path(
-    path: &str,
-    class: &PathClass,
-    record: &Record,
-    bytes: &[u8],
-) -> Result<(), String> {
-    let kind_ok = matches!(
-        (class, record),
-        (PathClass::BuildRequest, Record::BuildRequest(_))
-            | (PathClass::BuildResult, Record::BuildResult(_))
-            | (PathClass::Artifact, Record::Artifact(_))
-            | (PathClass::Attestation, Record::Attestation(_))
-            | (PathClass::PromotionHistory, Record::Promotion(_))
-            | (PathClass::FreezeHistory, Record::Freeze(_))
-            | (PathClass::Expiry, Record::Expiry(_))
-    );
-    if !kind_ok {
-        return Err(format!("<path> holds a {} record", record.kind().as_str()));
-    }
-    let expected = match record {
-        Record::BuildResult(r) => {
-            let dir = path.trim_end_matches("/result.yaml");
-            if !dir.ends_with(&format!("/{}", r.build_id)) {
-                return Err(format!("<path> holds the result of build {}", r.build_id));
-            }
-            return Ok(());
-        }
-        Record::Artifact(a) => {
-            if path.contains("/rebuilt/") {
-                layout::rebuilt_path(&a.digest, &a.build_id)
-            } else {
-                layout::artifact_path(&a.digest)
-            }
-        }
-        other => layout::canonical_path(other, bytes)
-            .expect("content-addressed kinds have a canonical path"),
-    };
-    if expected != path {
-        return Err("<path> holds a record that belongs elsewhere".into());
-    }
-    Ok(())
-}
-
 /// A bare repository whose `refs/heads/main` (the ledger ref) holds `files`, by `git
 /// fast-import`: one process per batch keeps the cost per record small.
 fn write_repository(repo: &Path, files: &[(String, Vec<u8>)]) {
@@ -1292,7 +1247,12 @@ fn fuzz_ledger(fz: &Fuzz, rng: &mut Rng, execs: u64) -> Tally {
                         })?
                         .ok_or("the fuzz repository lost the file")?;
                     record.validate()?;
-                    check_record_path(path, &layout::classify(path), &record, bytes)?;
+                    seakeeper::ledger::check_record_path(
+                        path,
+                        &layout::classify(path),
+                        &record,
+                        bytes,
+                    )?;
                     if let Record::BuildRequest(r) = &record {
                         let _ = layout::change_index_for(r);
                     }

@@ -6,7 +6,9 @@
 mod support;
 
 use seakeeper::model::{Attestation, Digest, Record};
-use support::site::{Site, envelope, git, image_in_testing, import, in_staging, record_build};
+use support::site::{
+    Site, envelope, git, image_in_layout, image_in_testing, import, in_staging, record_build,
+};
 use support::{ok, output, seakeeper, stderr};
 
 #[test]
@@ -195,18 +197,7 @@ fn issue_14_a_registry_that_stalls_mid_blob_holds_up_nothing_and_sigterm_still_s
     use support::site::{Daemon, pipeline, wait_for};
     let dirs = tempfile::tempdir().unwrap();
     let source = dirs.path().join("testing-layout");
-    let from = dirs.path().join("root");
-    std::fs::create_dir_all(from.join("srv")).unwrap();
-    std::fs::write(from.join("srv/app"), "api v1\n".repeat(1000)).unwrap();
-    let digest: Digest = ok(seakeeper()
-        .args(["image", "build", "--from-dir"])
-        .arg(&from)
-        .arg("--layout")
-        .arg(&source)
-        .args(["--tag", "api"]))
-    .trim()
-    .parse()
-    .unwrap();
+    let digest = image_in_layout(&dirs.path().join("root"), &source, &"api v1\n".repeat(1000));
     let stall = support::registry::StallingRegistry::start(source);
     let staging = dirs.path().join("staging");
     let site = Site::new(

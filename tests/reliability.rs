@@ -23,7 +23,8 @@ use std::time::{Duration, Instant};
 use seakeeper::model::Digest;
 use support::registry::{Misbehaviour, StallingRegistry};
 use support::site::{
-    Daemon, Site, build_ids, envelope, git, image_in_testing, pipeline, record_build, wait_for,
+    Daemon, Site, build_ids, envelope, git, image_in_layout, image_in_testing, pipeline,
+    record_build, wait_for,
 };
 use support::{ok, output, seakeeper, stderr};
 
@@ -332,18 +333,7 @@ fn wrong_images(f: &mut Figures) {
     for mode in [Misbehaviour::Lie, Misbehaviour::Reset] {
         let dirs = tempfile::tempdir().unwrap();
         let source = dirs.path().join("testing-layout");
-        let from = dirs.path().join("root");
-        std::fs::create_dir_all(from.join("srv")).unwrap();
-        std::fs::write(from.join("srv/app"), "x\n".repeat(5000)).unwrap();
-        let digest: Digest = ok(seakeeper()
-            .args(["image", "build", "--from-dir"])
-            .arg(&from)
-            .arg("--layout")
-            .arg(&source)
-            .args(["--tag", "api"]))
-        .trim()
-        .parse()
-        .unwrap();
+        let digest = image_in_layout(&dirs.path().join("root"), &source, &"x\n".repeat(5000));
         let registry = StallingRegistry::start_with(source, mode);
         let site = Site::new(
             &format!(
@@ -375,18 +365,7 @@ fn wrong_images(f: &mut Figures) {
 fn stall(f: &mut Figures) {
     let dirs = tempfile::tempdir().unwrap();
     let source = dirs.path().join("testing-layout");
-    let from = dirs.path().join("root");
-    std::fs::create_dir_all(from.join("srv")).unwrap();
-    std::fs::write(from.join("srv/app"), "y\n".repeat(5000)).unwrap();
-    let digest: Digest = ok(seakeeper()
-        .args(["image", "build", "--from-dir"])
-        .arg(&from)
-        .arg("--layout")
-        .arg(&source)
-        .args(["--tag", "api"]))
-    .trim()
-    .parse()
-    .unwrap();
+    let digest = image_in_layout(&dirs.path().join("root"), &source, &"y\n".repeat(5000));
     let registry = StallingRegistry::start(source);
     let site = Site::new(
         &format!(

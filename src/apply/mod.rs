@@ -7,6 +7,8 @@
 //! Each function updates the daemon's [`World`] to match what it did, so the planner's next
 //! look sees it without another observation.
 
+pub mod tasks;
+
 use std::collections::BTreeMap;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -156,65 +158,10 @@ fn recorded_url(url: &str) -> String {
 /// A promotion's copy: which digest, as which image, into which environment.
 pub type CopyKey = (EnvironmentName, ImageName, Digest);
 
-/// Copies run on threads of their own, so that a registry that is slow, or stalls until its
-/// deadline, holds up nothing else: the pass that wants a copy starts it and moves on; a later
-/// pass finds it done and records it (the record is still written only after the copy).
-#[derive(Default, Clone)]
-pub struct Copies {
-    state: Arc<Mutex<BTreeMap<CopyKey, CopyState>>>,
-}
-
-/// `None` while a copy runs, then its outcome.
-type CopyState = Option<Result<(), String>>;
-
-impl Copies {
-    /// The outcome of the copy `key` when it has ended (taking it), `None` while it runs; starts
-    /// it with `run` when it is not known.
-    fn poll_or_start(
-        &self,
-        key: &CopyKey,
-        run: impl FnOnce() -> Result<(), String> + Send + 'static,
-    ) -> Option<Result<(), String>> {
-        let mut g = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        match g.get(key) {
-            Some(Some(_)) => return g.remove(key).flatten(),
-            Some(None) => return None,
-            None => {}
-        }
-        g.insert(key.clone(), None);
-        drop(g);
-        let state = self.state.clone();
-        let k = key.clone();
-        let spawned = std::thread::Builder::new()
-            .name(format!("copy {}", key.2))
-            .spawn(move || {
-                let result = run();
-                state
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .insert(k, Some(result));
-            });
-        if let Err(e) = spawned {
-            self.state
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .remove(key);
-            return Some(Err(format!("starting the copy: {e}")));
-        }
-        None
-    }
-
-    /// The copies running now.
-    pub fn running(&self) -> Vec<CopyKey> {
-        self.state
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .iter()
-            .filter(|(_, v)| v.is_none())
-            .map(|(k, _)| k.clone())
-            .collect()
-    }
-}
+/// Promotion copies, on threads of their own, so that a registry that is slow, or stalls
+/// until its deadline, holds up nothing else: the pass that wants a copy starts it and moves on;
+/// a later pass finds it done and records it (the record is still written only after the copy).
+pub type Copies = tasks::Tasks<CopyKey, Result<(), String>>;
 
 impl Services {
     /// The ledger, opened afresh for reading. A long-lived object database handle must not be

@@ -11,7 +11,6 @@
 pub mod replicate;
 pub mod settings;
 pub mod status;
-mod tasks;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -98,7 +97,7 @@ pub struct Daemon {
     /// Why Gerrit could not be read in the last pass (`None`: it could, or is not used).
     gerrit_error: Option<String>,
     /// Source fetches and pipeline-file parses running off the pass, by (project, commit).
-    pipeline_tasks: tasks::Tasks<(ProjectName, CommitId), PipelineRead>,
+    pipeline_tasks: apply::tasks::Tasks<(ProjectName, CommitId), PipelineRead>,
     /// Promotions whose last attempt failed (copy or record), with why, for `status`.
     failed_promotions: BTreeMap<
         (crate::model::EnvironmentName, crate::model::ImageName),
@@ -307,7 +306,7 @@ impl Daemon {
             authority: None,
             gerrit_error: None,
             mark_written: None,
-            pipeline_tasks: tasks::Tasks::new("pipeline-file"),
+            pipeline_tasks: apply::tasks::Tasks::new("pipeline-file"),
             failed_promotions: BTreeMap::new(),
         })
     }
@@ -600,7 +599,7 @@ impl Daemon {
             .svc
             .as_ref()
             .map(|s| s.copies.clone())
-            .unwrap_or_default();
+            .unwrap_or_else(|| apply::Copies::new("copy"));
         self.svc = Some(Services {
             ledger_dir: ledger_dir.clone(),
             writer,
@@ -665,7 +664,18 @@ impl Daemon {
         use crate::ledger::mark::Mark;
         let path = self.settings.ledger_mark();
         let ledger = Ledger::open(&self.settings.ledger_dir())?;
-        match Mark::read(&path)? {
+        // A mark that cannot be read is no proof of anything: refuse, and say why.
+        let mark = match Mark::read(&path) {
+            Ok(m) => m,
+            Err(e) => {
+                let alert = format!("{e}: refusing to write until it is repaired or removed");
+                crate::telemetry::warn(&alert);
+                self.ledger_alert = Some(alert.clone());
+                self.write_status(true);
+                anyhow::bail!(alert);
+            }
+        };
+        match mark {
             Some(mark) => {
                 if let Err(e) = mark.check(&ledger) {
                     let alert = format!("{e} (mark: {})", path.display());

@@ -29,7 +29,9 @@ pub use commit::{RawCommit, SEQUENCE_TRAILER, message_sequence, parse_commit};
 pub use reader::{
     BuildRecords, CommitSummary, Snapshot, Trace, TraceAttestation, TracePromotion, TraceRecord,
 };
-pub use verify::{VerifyFailure, VerifyOptions, VerifyReport, verify, verify_tip};
+pub use verify::{
+    VerifyFailure, VerifyOptions, VerifyReport, check_record_path, verify, verify_tip,
+};
 pub use writer::{Receipt, RecordError, Writer, WriterOptions};
 
 /// Held (shared) while reading a ledger in a process whose writer merges packs in the

@@ -437,7 +437,9 @@ fn index_mismatch(
     )
 }
 
-fn check_record_path(
+/// Whether `record` is the kind of record `path` (of `class`) holds and lives exactly where its
+/// content says (public for the fuzzer, which checks records as `verify` does).
+pub fn check_record_path(
     path: &str,
     class: &PathClass,
     record: &Record,

@@ -319,14 +319,23 @@ pub const COMMIT: &str = "1111111111111111111111111111111111111111";
 
 /// An image in the testing registry's layout; returns its digest.
 pub fn image_in_testing(site: &Site) -> Digest {
-    let from = site.w.path("image-root");
-    std::fs::create_dir_all(from.join("srv")).unwrap();
-    std::fs::write(from.join("srv/app"), "api v1\n").unwrap();
+    image_in_layout(
+        &site.w.path("image-root"),
+        &site.w.path("reg/testing"),
+        "api v1\n",
+    )
+}
+
+/// An image of one file (`/srv/app` holding `content`, built under `root`) in the OCI layout
+/// `layout`, tagged `api`; returns its digest.
+pub fn image_in_layout(root: &Path, layout: &Path, content: &str) -> Digest {
+    std::fs::create_dir_all(root.join("srv")).unwrap();
+    std::fs::write(root.join("srv/app"), content).unwrap();
     let out = ok(seakeeper()
         .args(["image", "build", "--from-dir"])
-        .arg(&from)
+        .arg(root)
         .arg("--layout")
-        .arg(site.w.path("reg/testing"))
+        .arg(layout)
         .args(["--tag", "api"]));
     out.trim().parse().unwrap()
 }

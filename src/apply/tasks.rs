@@ -1,6 +1,6 @@
-//! Work the reconcile pass hands to threads of its own (fetching a patchset's source and
-//! parsing its pipeline file), so that a slow server or a large untrusted file holds up
-//! nothing else: a pass starts a task and moves on, a later pass takes its result.
+//! Work the reconcile pass hands to threads of its own (promotion copies, fetching a
+//! patchset's source and parsing its pipeline file), so that a slow server or a large untrusted
+//! file holds up nothing else: a pass starts a task and moves on, a later pass takes its result.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Condvar, Mutex};
@@ -12,6 +12,15 @@ type Shared<K, V> = Arc<(Mutex<BTreeMap<K, Option<V>>>, Condvar)>;
 pub struct Tasks<K, V> {
     state: Shared<K, V>,
     name: &'static str,
+}
+
+impl<K, V> Clone for Tasks<K, V> {
+    fn clone(&self) -> Self {
+        Tasks {
+            state: self.state.clone(),
+            name: self.name,
+        }
+    }
 }
 
 impl<K, V> Tasks<K, V>
@@ -60,6 +69,18 @@ where
                 .remove(key);
         }
         None
+    }
+
+    /// The tasks running now.
+    pub fn running(&self) -> Vec<K> {
+        self.state
+            .0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .filter(|(_, v)| v.is_none())
+            .map(|(k, _)| k.clone())
+            .collect()
     }
 
     /// Whether any task runs or has an outcome not yet taken.
