@@ -7,6 +7,7 @@
 //! Each function updates the daemon's [`World`] to match what it did, so the planner's next
 //! look sees it without another observation.
 
+pub mod retention;
 pub mod tasks;
 
 use std::collections::BTreeMap;
@@ -486,8 +487,10 @@ fn store_blob(store: &Path, bytes: &[u8]) -> Result<Digest, String> {
     let digest = Digest::of(bytes);
     let dir = store.join("sha256");
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
-    let path = dir.join(digest.hex());
-    if !path.exists() {
+    let path = crate::store::blob_path(store, &digest);
+    if path.exists() {
+        crate::store::touch(&path);
+    } else {
         write_durably(&path, bytes)?;
     }
     Ok(digest)
@@ -495,7 +498,7 @@ fn store_blob(store: &Path, bytes: &[u8]) -> Result<Digest, String> {
 
 /// A stored log's text (for reports).
 pub fn read_log(store: &Path, digest: &Digest) -> Option<String> {
-    std::fs::read(store.join("sha256").join(digest.hex()))
+    std::fs::read(crate::store::blob_path(store, digest))
         .ok()
         .map(|b| String::from_utf8_lossy(&b).into_owned())
 }
@@ -561,7 +564,9 @@ impl StoreWriter {
                 .parse()
                 .expect("a sha256 digest");
             let path = dir.join(digest.hex());
-            if !path.exists() {
+            if path.exists() {
+                crate::store::touch(&path);
+            } else {
                 f.sync_all()
                     .map_err(|e| format!("{}: {e}", tmp.display()))?;
                 std::fs::rename(&tmp, &path).map_err(|e| format!("{}: {e}", path.display()))?;
@@ -834,7 +839,7 @@ fn publish_images(
     let outputs = svc.executor.outputs(key).map_err(|e| e.to_string())?;
     let work = tempfile_dir(&svc.store_dir)?;
     for o in &outputs {
-        let src = svc.store_dir.join("sha256").join(o.digest.hex());
+        let src = crate::store::blob_path(&svc.store_dir, &o.digest);
         let dst = work.join(&o.path);
         if let Some(parent) = dst.parent() {
             std::fs::create_dir_all(parent).map_err(|e| e.to_string())?;

@@ -61,6 +61,17 @@ enum Command {
     Reconcile(serve::ReconcileArgs),
     /// What the daemon is doing: queues, running jobs, freezes, held promotions.
     Status(serve::StatusArgs),
+    /// The retention policy: delete what it lets go now, an expiry record each (the daemon
+    /// does this every `every` of policies/retention.yaml).
+    #[command(subcommand)]
+    Retention(RetentionCommand),
+}
+
+/// `seakeeper retention ...`
+#[derive(Debug, clap::Subcommand)]
+enum RetentionCommand {
+    /// One sweep now.
+    Run(serve::RetentionArgs),
 }
 
 /// Runs a parsed command line.
@@ -79,6 +90,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Serve(a) => serve::serve(a),
         Command::Reconcile(a) => serve::reconcile(a),
         Command::Status(a) => serve::status(a),
+        Command::Retention(RetentionCommand::Run(a)) => serve::retention(a),
     }
 }
 

@@ -69,6 +69,62 @@ pub(super) struct StatusArgs {
     json: bool,
 }
 
+/// `seakeeper retention run`.
+#[derive(Debug, Args)]
+pub(super) struct RetentionArgs {
+    /// The local settings file.
+    #[arg(long, default_value = DEFAULT_SETTINGS)]
+    settings: PathBuf,
+    /// Say what would be deleted, delete nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// JSON instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+/// One retention sweep now (the daemon runs one every `every` of `policies/retention.yaml`).
+pub(super) fn retention(a: RetentionArgs) -> anyhow::Result<ExitCode> {
+    let settings = load(&a.settings)?;
+    let mut d = Daemon::open(
+        settings,
+        Options {
+            reporter: stdout_reporter(),
+            concurrency: None,
+            supervisor: crate::daemon::this_program(),
+            init_ledger: false,
+        },
+    )?;
+    let report = d.retention_now(a.dry_run);
+    d.shutdown();
+    let report = report?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        let verb = if a.dry_run { "would delete" } else { "deleted" };
+        for e in &report.expired {
+            println!(
+                "{verb} {} {} from {}: {}",
+                e.name, e.digest, e.store, e.rule
+            );
+        }
+        println!(
+            "{} {verb}; {} builds read; {} kept for now and decided again next sweep",
+            report.expired.len(),
+            report.builds_read,
+            report.pending
+        );
+        for e in &report.errors {
+            eprintln!("error: {e}");
+        }
+    }
+    Ok(if report.errors.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
 static STOP: AtomicBool = AtomicBool::new(false);
 
 extern "C" fn on_signal(_: libc::c_int) {

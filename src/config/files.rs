@@ -477,6 +477,13 @@ pub struct RetentionPolicy {
     pub rules: Vec<RetentionRule>,
     /// Days to keep anything that reached the last environment.
     pub production_days: u32,
+    /// How often the daemon applies the policy (default one hour).
+    #[serde(default = "default_retention_every")]
+    pub every: crate::model::Duration,
+}
+
+fn default_retention_every() -> crate::model::Duration {
+    crate::model::Duration::from_secs(3600)
 }
 
 /// One retention rule.

@@ -66,7 +66,7 @@ pub struct Daemon {
     layout: Option<Arc<Layout>>,
     layout_commit: Option<CommitId>,
     last_config_fetch: Option<Instant>,
-    svc: Option<Services>,
+    svc: Option<Arc<Services>>,
     watcher: Option<RefWatcher>,
     sources_key: String,
     replicator: Option<replicate::Replicator>,
@@ -103,6 +103,14 @@ pub struct Daemon {
         (crate::model::EnvironmentName, crate::model::ImageName),
         (crate::model::Digest, String),
     >,
+    /// The retention sweep running off the pass (only under `serve`).
+    retention: apply::tasks::Tasks<(), Result<apply::retention::Report, String>>,
+    /// When the next sweep is due (`None`: not known yet, or sweeps are off).
+    retention_due: Option<Instant>,
+    /// Whether this daemon sweeps (`serve` does; one-shot passes do not).
+    retention_on: bool,
+    /// The last sweep, for `status`.
+    retention_line: Option<status::RetentionLine>,
 }
 
 /// A project's pipeline file at a commit, fetched and checked: the source could not be
@@ -308,6 +316,10 @@ impl Daemon {
             mark_written: None,
             pipeline_tasks: apply::tasks::Tasks::new("pipeline-file"),
             failed_promotions: BTreeMap::new(),
+            retention: apply::tasks::Tasks::new("retention"),
+            retention_due: None,
+            retention_on: false,
+            retention_line: None,
         })
     }
 
@@ -536,8 +548,8 @@ impl Daemon {
         let executor_key = format!("{:?}", layout.settings.executor);
         let (writer, old_executor) = match self.svc.take() {
             Some(old) => (
-                old.writer,
-                (self.executor_key == executor_key).then_some(old.executor),
+                old.writer.clone(),
+                (self.executor_key == executor_key).then(|| old.executor.clone()),
             ),
             None => (
                 Writer::open(&ledger_dir, key, WriterOptions::default())?,
@@ -600,7 +612,7 @@ impl Daemon {
             .as_ref()
             .map(|s| s.copies.clone())
             .unwrap_or_else(|| apply::Copies::new("copy"));
-        self.svc = Some(Services {
+        self.svc = Some(Arc::new(Services {
             ledger_dir: ledger_dir.clone(),
             writer,
             dsse_key: Mutex::new(dsse_key),
@@ -619,7 +631,7 @@ impl Daemon {
                 }
             }),
             copies,
-        });
+        }));
         self.watcher = watcher;
         self.replicator = replicator;
         self.sources_key = sources_key;
@@ -1306,6 +1318,7 @@ impl Daemon {
         }
         self.report_invalid_head();
         let report = self.settle();
+        self.tend_retention();
         // Acknowledge only what the ledger now accounts for: not a project whose source could
         // not be read (its builds are not requested yet) nor one whose request failed.
         if let Some(w) = &self.watcher {
@@ -1487,6 +1500,7 @@ impl Daemon {
         grace: Duration,
     ) -> anyhow::Result<()> {
         let (tx, rx) = std::sync::mpsc::channel::<Wake>();
+        self.retention_on = true;
         // A first pass that fails (a config repo never valid, a ledger remote down) is retried
         // by the loop's full passes rather than ending the daemon.
         if let Err(e) = self.pass(None) {
@@ -1578,6 +1592,107 @@ impl Daemon {
         self.write_status(true);
         self.shutdown();
         Ok(())
+    }
+
+    /// `<state>/retention.json`.
+    fn retention_state(&self) -> PathBuf {
+        self.settings.state_dir.join("retention.json")
+    }
+
+    /// Starts a retention sweep when one is due (every `every` of `policies/retention.yaml`,
+    /// counted from the last sweep's end, kept in the state directory across restarts), and
+    /// takes the outcome of one that ended. Sweeps run off the pass: a slow registry holds
+    /// up nothing else.
+    fn tend_retention(&mut self) {
+        if !self.retention_on || self.ledger_alert.is_some() {
+            return;
+        }
+        let (Some(layout), Some(svc)) = (self.layout.clone(), self.svc.clone()) else {
+            return;
+        };
+        let every = Duration::from_secs(layout.policies.retention.every.as_secs().max(1));
+        let due = *self.retention_due.get_or_insert_with(|| {
+            let last =
+                apply::retention::State::load(&self.settings.state_dir.join("retention.json"))
+                    .ok()
+                    .and_then(|s| s.last_run);
+            let wait = last.map_or(0, |l| {
+                (l.as_second() + every.as_secs() as i64 - Timestamp::now().as_second())
+                    .clamp(0, every.as_secs() as i64)
+            });
+            Instant::now() + Duration::from_secs(wait as u64)
+        });
+        if !self.retention.pending() && Instant::now() < due {
+            return;
+        }
+        let state_path = self.retention_state();
+        let outcome = self.retention.poll_or_start(&(), move || {
+            apply::retention::run(
+                &svc,
+                &apply::retention::Sweep {
+                    layout: &layout,
+                    now: Timestamp::now(),
+                    state_path,
+                    dry_run: false,
+                },
+            )
+        });
+        let Some(outcome) = outcome else {
+            return;
+        };
+        self.retention_due = Some(Instant::now() + every);
+        let report = outcome.unwrap_or_else(|e| apply::retention::Report {
+            errors: vec![e],
+            ..Default::default()
+        });
+        for e in &report.expired {
+            (self.reporter)(&format!(
+                "retention: deleted {} {} from {}: {}",
+                e.name, e.digest, e.store, e.rule
+            ));
+        }
+        for e in &report.errors {
+            crate::telemetry::warn(&format!("retention: {e}"));
+        }
+        self.retention_line = Some(status::RetentionLine {
+            at: Timestamp::now().to_string(),
+            expired: report.expired.len(),
+            errors: report.errors,
+        });
+    }
+
+    /// The last retention sweep, for `status`.
+    pub fn retention_line(&self) -> Option<&status::RetentionLine> {
+        self.retention_line.as_ref()
+    }
+
+    /// One retention sweep now, here (`seakeeper retention run`): the config and the ledger
+    /// are read as a pass would, nothing else is reconciled.
+    pub fn retention_now(&mut self, dry_run: bool) -> anyhow::Result<apply::retention::Report> {
+        self.observe_config(true)?;
+        if self.layout.is_none() {
+            anyhow::bail!(
+                "the config repo has never been valid at {}: fix it (seakeeper config check)",
+                self.world.config.head
+            );
+        }
+        self.ensure_services()?;
+        self.check_ledger_mark()?;
+        if let Some(a) = &self.ledger_alert {
+            anyhow::bail!("LEDGER ALERT: {a}; nothing is deleted");
+        }
+        let layout = self.layout.clone().expect("checked above");
+        let svc = self.svc.clone().expect("opened above");
+        apply::retention::run(
+            &svc,
+            &apply::retention::Sweep {
+                layout: &layout,
+                now: Timestamp::now(),
+                state_path: self.retention_state(),
+                dry_run,
+            },
+        )
+        .map_err(|e| anyhow::anyhow!(e))
     }
 
     /// An invalid config at HEAD (merged despite its check) is reported on the Gerrit change
@@ -1704,7 +1819,9 @@ impl Daemon {
     /// Flushes the ledger writer and stops replication.
     pub fn shutdown(&mut self) {
         if let Some(svc) = self.svc.take() {
-            svc.writer.shutdown();
+            // A retention sweep still running holds its own handle; its records wait for
+            // nothing (each append is durable before it returns).
+            svc.writer.clone().shutdown();
             self.advance_ledger_mark();
         }
         if let Some(r) = self.replicator.take() {

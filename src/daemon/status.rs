@@ -95,6 +95,20 @@ pub struct Status {
     /// Gerrit as last seen: its URL and, when it could not be read, why.
     #[serde(default)]
     pub gerrit: Option<GerritLine>,
+    /// The retention policy's last sweep by this daemon, if one ran.
+    #[serde(default)]
+    pub retention: Option<RetentionLine>,
+}
+
+/// The retention policy's last sweep.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RetentionLine {
+    /// When it ended.
+    pub at: String,
+    /// Deletions (each an expiry record).
+    pub expired: usize,
+    /// What could not be done (retried next sweep).
+    pub errors: Vec<String>,
 }
 
 /// Whether Gerrit answers.
@@ -280,6 +294,7 @@ impl Status {
                     reachable: d.gerrit_error().is_none(),
                     error: d.gerrit_error().map(str::to_owned),
                 }),
+            retention: d.retention_line().cloned(),
         }
     }
 
@@ -304,6 +319,18 @@ impl Status {
                 None => t.push_str(&format!("gerrit: {} reachable\n", g.url)),
                 Some(e) => t.push_str(&format!("gerrit: {} UNREACHABLE: {e}\n", g.url)),
             }
+        }
+        if let Some(r) = &self.retention {
+            t.push_str(&format!(
+                "retention: last sweep {}, {} deleted{}\n",
+                r.at,
+                r.expired,
+                if r.errors.is_empty() {
+                    String::new()
+                } else {
+                    format!(", {} FAILED: {}", r.errors.len(), r.errors.join("; "))
+                }
+            ));
         }
         if self.config_head == self.config_in_use {
             t.push_str(&format!("config: {}\n", self.config_in_use));

@@ -1533,7 +1533,9 @@ pub fn collect_outputs(
             };
             let hex = hex::encode(sha2::Sha256::digest(&bytes));
             let target = store.join("sha256").join(&hex);
-            if !target.exists() {
+            if target.exists() {
+                crate::store::touch(&target);
+            } else {
                 static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
                 let tmp = store.join("sha256").join(format!(
                     ".{hex}.{}.{}.tmp",

@@ -389,7 +389,7 @@ impl<'de> Deserialize<'de> for Timestamp {
 }
 
 /// Whether a pipeline runs trusted (reviewed, merged) or untrusted (proposed) code.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Trust {
     /// Reviewed code: may use secrets, its outputs may be promoted.
@@ -438,7 +438,7 @@ impl BuildStatus {
 }
 
 /// What an artifact is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ArtifactKind {
     /// An OCI image (manifest or index).

@@ -1,6 +1,6 @@
 //! When may an artifact leave the stores? The first retention rule matching its kind and trust
 //! gives its age limit; anything that reached production is kept `production_days` after it
-//! last ran there; what production runs now is never expired.
+//! last ran there; what any environment runs now is never expired.
 
 use serde::Serialize;
 
@@ -8,7 +8,7 @@ use crate::config::files::RetentionPolicy;
 use crate::model::{ArtifactKind, Timestamp, Trust};
 
 /// The facts about one artifact.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Facts {
     /// Its kind.
     pub kind: ArtifactKind,
@@ -16,8 +16,8 @@ pub struct Facts {
     pub trust: Trust,
     /// When it was built.
     pub created: Timestamp,
-    /// Whether production runs it now.
-    pub runs_in_production: bool,
+    /// The environment that runs it now, if one does.
+    pub runs_in: Option<crate::model::EnvironmentName>,
     /// When it last ran in production (it was replaced then), if it ever did.
     pub left_production: Option<Timestamp>,
     /// Now.
@@ -52,9 +52,9 @@ fn kind_name(k: ArtifactKind) -> &'static str {
 
 /// Decides.
 pub fn decide(f: &Facts, policy: &RetentionPolicy) -> Decision {
-    if f.runs_in_production {
+    if let Some(env) = &f.runs_in {
         return Decision::Keep {
-            reason: "production runs it".into(),
+            reason: format!("{env} runs it"),
         };
     }
     if let Some(left) = f.left_production {
@@ -121,7 +121,7 @@ mod tests {
             kind: ArtifactKind::Image,
             trust: Trust::Untrusted,
             created: t(0),
-            runs_in_production: false,
+            runs_in: None,
             left_production: None,
             now: t(10),
         };
@@ -130,17 +130,20 @@ mod tests {
             Decision::Expire { .. } => "expire",
         };
         let cases: Vec<(&str, Facts, &str)> = vec![
-            ("untrusted image, 10 of 7 days", base, "expire"),
+            ("untrusted image, 10 of 7 days", base.clone(), "expire"),
             (
                 "untrusted image, 3 days",
-                Facts { now: t(3), ..base },
+                Facts {
+                    now: t(3),
+                    ..base.clone()
+                },
                 "keep",
             ),
             (
                 "trusted image, 10 of 90 days",
                 Facts {
                     trust: Trust::Trusted,
-                    ..base
+                    ..base.clone()
                 },
                 "keep",
             ),
@@ -148,16 +151,16 @@ mod tests {
                 "untrusted log, 10 of 30 days",
                 Facts {
                     kind: ArtifactKind::Log,
-                    ..base
+                    ..base.clone()
                 },
                 "keep",
             ),
             (
-                "production runs it, however old",
+                "an environment runs it, however old",
                 Facts {
-                    runs_in_production: true,
+                    runs_in: Some("production".parse().unwrap()),
                     now: t(5000),
-                    ..base
+                    ..base.clone()
                 },
                 "keep",
             ),
@@ -166,7 +169,7 @@ mod tests {
                 Facts {
                     left_production: Some(t(0)),
                     now: t(100),
-                    ..base
+                    ..base.clone()
                 },
                 "keep",
             ),
@@ -175,7 +178,7 @@ mod tests {
                 Facts {
                     left_production: Some(t(0)),
                     now: t(400),
-                    ..base
+                    ..base.clone()
                 },
                 "expire",
             ),

@@ -32,3 +32,18 @@ pub fn write_durably(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     }
     result
 }
+
+/// Where the content-addressed store under `store` keeps the blob `digest`:
+/// `<store>/sha256/<hex>`.
+pub fn blob_path(store: &Path, digest: &crate::model::Digest) -> std::path::PathBuf {
+    store.join("sha256").join(digest.hex())
+}
+
+/// Marks a blob that was stored again as new (its modification time is now): retention only
+/// deletes blobs nobody stored within the rule's age, so a blob an old build and a running one
+/// share is never taken from under the running one.
+pub fn touch(path: &Path) {
+    if let Ok(f) = std::fs::File::options().append(true).open(path) {
+        let _ = f.set_modified(std::time::SystemTime::now());
+    }
+}
