@@ -279,6 +279,24 @@ fn spec(commit: &str, job: &str, commands: &[&str]) -> JobSpec {
     }
 }
 
+/// Whether a line of the log is exactly `word` (the command lines echoed hold it too).
+fn said(log: &str, word: &str) -> bool {
+    log.lines().any(|l| l == word)
+}
+
+/// One IPv4 address of this host other than loopback.
+fn host_ipv4() -> String {
+    let out = Command::new("hostname").arg("-I").output().unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .find(|a| {
+            a.parse::<std::net::Ipv4Addr>()
+                .is_ok_and(|ip| !ip.is_loopback())
+        })
+        .expect("a non-loopback IPv4 address")
+        .to_owned()
+}
+
 fn executor(repo: &Path, state: &Path, max: usize) -> LocalExecutor {
     executor_with(repo, state, max, None, Sandbox::Auto)
 }
@@ -343,8 +361,12 @@ fn sandboxed_jobs_see_only_their_workspace_and_no_network() {
     let state = dir.path().join("state");
     let e = executor(&repo, &state, 2);
     assert!(e.isolated());
+    // A service of the server's on loopback, and one on all of the host's addresses.
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
+    let everywhere = std::net::TcpListener::bind("0.0.0.0:0").unwrap();
+    let port_everywhere = everywhere.local_addr().unwrap().port();
+    let host_ip = host_ipv4();
     let state_path = state.display().to_string();
     let probe = [
         "echo secret-of-$SEAKEEPER_JOB > mine.txt",
@@ -356,25 +378,49 @@ fn sandboxed_jobs_see_only_their_workspace_and_no_network() {
         &format!(
             "if bash -c 'echo > /dev/tcp/127.0.0.1/{port}' 2>/dev/null; then echo net-yes; else echo net-no; fi"
         ),
+        &format!(
+            "if timeout 5 bash -c 'echo > /dev/tcp/{host_ip}/{port_everywhere}' 2>/dev/null; then echo host-yes; else echo host-no; fi"
+        ),
+        "if grep -q tap0 /proc/net/route; then echo has-route; fi",
         "echo MY_VAR=$MY_VAR change=$SEAKEEPER_CHANGE/$SEAKEEPER_PATCHSET",
         "echo workspace: $(ls | tr '\\n' ' ') mine=$(cat mine.txt)",
     ];
     let a = spec(&commit, "a", &probe);
     let mut b = spec(&commit, "b", &probe);
     b.network = true;
+    let mut c = spec(&commit, "c", &probe);
+    c.network = true;
+    c.trust = Trust::Trusted;
     e.start(&a).unwrap();
     e.start(&b).unwrap();
     assert_eq!(e.wait(&a.key(), None).unwrap(), JobState::Succeeded);
     assert_eq!(e.wait(&b.key(), None).unwrap(), JobState::Succeeded);
-    let (la, lb) = (log_of(&e, &a.key()), log_of(&e, &b.key()));
-    for l in [&la, &lb] {
+    e.start(&c).unwrap();
+    assert_eq!(e.wait(&c.key(), None).unwrap(), JobState::Succeeded);
+    let (la, lb, lc) = (
+        log_of(&e, &a.key()),
+        log_of(&e, &b.key()),
+        log_of(&e, &c.key()),
+    );
+    for l in [&la, &lb, &lc] {
         assert!(l.contains("cannot-see-the-host-state"), "{l}");
         assert!(l.contains("no-shadow"), "{l}");
         assert!(l.contains("65534"), "runs as nobody: {l}");
         assert!(l.contains("MY_VAR=declared change=4711/2"), "{l}");
     }
-    assert!(la.contains("net-no"), "untrusted without network: {la}");
-    assert!(lb.contains("net-yes"), "network when declared: {lb}");
+    assert!(said(&la, "net-no"), "untrusted without network: {la}");
+    assert!(!said(&la, "has-route"), "untrusted without network: {la}");
+    // Issue 14, item 9: an untrusted job the policy gives the network has a network of its
+    // own (a route out), but neither the host's loopback nor the host's own addresses.
+    assert!(said(&lb, "has-route"), "untrusted with network: {lb}");
+    assert!(
+        said(&lb, "net-no"),
+        "untrusted jobs never reach the host's loopback: {lb}"
+    );
+    assert!(said(&lb, "host-no"), "nor the host's addresses: {lb}");
+    // A trusted job with the network has the host's.
+    assert!(said(&lc, "net-yes"), "trusted with network: {lc}");
+    drop((listener, everywhere));
     // Each workspace held only its own file, and is gone once the job ended.
     assert!(
         la.contains("mine=secret-of-a") && !la.contains("secret-of-b"),

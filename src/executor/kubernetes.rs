@@ -87,16 +87,7 @@ impl Default for KubeSettings {
     }
 }
 
-/// Addresses a job never reaches, with or without the network: loopback, link-local (cloud
-/// metadata), and the private ranges where the cluster's and the server's own services live.
-const NEVER: &[&str] = &[
-    "10.0.0.0/8",
-    "172.16.0.0/12",
-    "192.168.0.0/16",
-    "169.254.0.0/16",
-    "127.0.0.0/8",
-    "100.64.0.0/10",
-];
+use super::NEVER_REACHED as NEVER;
 
 /// The NetworkPolicy that goes with a job's pod (same name and namespace): no ingress; egress
 /// only to DNS and `infrastructure_cidrs` (for the init container and the collector), and, for

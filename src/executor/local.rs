@@ -22,6 +22,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+use std::os::fd::AsRawFd as _;
 use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -743,6 +744,10 @@ pub struct Launch {
     /// The seccomp program bubblewrap installs (`--seccomp`), when sandboxed.
     #[serde(default)]
     pub seccomp: Option<PathBuf>,
+    /// An untrusted job with the network: its own namespace, fenced (see
+    /// [`super::netns`]), instead of the host's.
+    #[serde(default)]
+    pub fenced_network: bool,
 }
 
 /// Whoever watches a running job: asked whether to stop it, told when it starts.
@@ -861,6 +866,11 @@ impl Run {
                 )
             })
         };
+        let fenced_network =
+            self.bwrap.is_some() && self.spec.network && self.spec.trust == Trust::Untrusted;
+        if fenced_network {
+            super::netns::available()?;
+        }
         let mut args: Vec<String> = Vec::new();
         let (program, cwd) = match &self.bwrap {
             Some(bwrap) => {
@@ -875,7 +885,9 @@ impl Run {
                     ]
                     .map(str::to_owned),
                 );
-                if self.spec.network {
+                // A trusted job with the network shares the host's; an untrusted one gets a
+                // fenced namespace of its own (set up when it starts).
+                if self.spec.network && self.spec.trust == Trust::Trusted {
                     args.push("--share-net".into());
                 }
                 args.extend(
@@ -901,6 +913,10 @@ impl Run {
                 for e in ETC {
                     let p = format!("/etc/{e}");
                     args.extend(["--ro-bind-try".into(), p.clone(), p]);
+                }
+                if fenced_network {
+                    let conf = super::netns::resolv_conf(&self.job.dir)?;
+                    args.extend(["--ro-bind".into(), text(&conf)?, "/etc/resolv.conf".into()]);
                 }
                 args.extend(["--proc", "/proc", "--dev", "/dev"].map(str::to_owned));
                 args.extend([
@@ -954,6 +970,7 @@ impl Run {
                     }
                     None => None,
                 },
+                fenced_network,
             },
             env,
         ))
@@ -1079,6 +1096,17 @@ fn run_launch(
     if let Some(fd) = seccomp_fd {
         cmd.args(["--seccomp".to_owned(), fd.to_string()]);
     }
+    let net = if launch.fenced_network {
+        Some(super::netns::Pipes::new()?)
+    } else {
+        None
+    };
+    let net_fds = net
+        .as_ref()
+        .map(|p| (p.info_w.as_raw_fd(), p.block_r.as_raw_fd()));
+    if let Some(p) = &net {
+        cmd.args(p.args());
+    }
     cmd.args(&launch.args);
     if let Some(cwd) = &launch.cwd {
         cmd.current_dir(cwd);
@@ -1114,6 +1142,10 @@ fn run_launch(
             }
             if let Some(fd) = seccomp_fd {
                 libc::fcntl(fd, libc::F_SETFD, 0);
+            }
+            if let Some((info, block)) = net_fds {
+                libc::fcntl(info, libc::F_SETFD, 0);
+                libc::fcntl(block, libc::F_SETFD, 0);
             }
             if let Some(procs) = &cgroup_procs {
                 let fd = libc::open(procs.as_ptr(), libc::O_WRONLY);
@@ -1161,6 +1193,25 @@ fn run_launch(
             libc::killpg(pgid, libc::SIGKILL);
         }
     }
+    // The job waits in its namespace until the fence is up; no fence, no job.
+    let _fence = match net.map(super::netns::Pipes::fence) {
+        None => None,
+        Some(Ok(f)) => Some(f),
+        Some(Err(e)) => {
+            // SAFETY: signals our own child's process group.
+            unsafe {
+                libc::killpg(pgid, libc::SIGKILL);
+            }
+            let _ = child.wait();
+            watch.started(None);
+            log_line(&log, &format!("seakeeper: {e}; the job did not run"));
+            let _ = std::fs::remove_dir_all(&launch.workspace);
+            return Ok(JobState::Failed {
+                exit_code: None,
+                reason: format!("its network could not be fenced: {e}"),
+            });
+        }
+    };
     let cap = launch.limits.log_bytes;
     let logged = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let readers: Vec<_> = [

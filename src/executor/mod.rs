@@ -11,6 +11,19 @@
 pub mod kubernetes;
 pub mod limits;
 pub mod local;
+pub mod netns;
+
+/// Addresses a job never reaches, with or without the network: loopback, link-local (cloud
+/// metadata), and the private ranges where the cluster's and the server's own services live
+/// (the Kubernetes NetworkPolicy and the local executor's fenced namespace both refuse them).
+pub const NEVER_REACHED: &[&str] = &[
+    "10.0.0.0/8",
+    "172.16.0.0/12",
+    "192.168.0.0/16",
+    "169.254.0.0/16",
+    "127.0.0.0/8",
+    "100.64.0.0/10",
+];
 
 use std::time::Duration;
 
