@@ -103,6 +103,39 @@ pub fn locate(text: &str, needle: &str) -> Option<(usize, usize)> {
         })
 }
 
+/// The 1-based (line, column) of a key path such as `jobs`, `unit`, `timout`: each key is
+/// looked for as `key:` after the line where the one before it was found.
+pub fn locate_path(text: &str, path: &[&str]) -> Option<(usize, usize)> {
+    let lines: Vec<&str> = text.lines().collect();
+    let mut from = 0;
+    let mut found = None;
+    for key in path {
+        let needle = format!("{key}:");
+        let (i, col) = lines
+            .iter()
+            .enumerate()
+            .skip(from)
+            .filter(|(_, l)| !l.trim_start().starts_with('#'))
+            .find_map(|(i, l)| {
+                l.find(&needle)
+                    .filter(|c| {
+                        // A whole key: at the start of the line's content, after `- `, or in a
+                        // flow mapping.
+                        let before = l[..*c].trim_end();
+                        before.is_empty()
+                            || before.ends_with('-')
+                            || before.ends_with('{')
+                            || before.ends_with(',')
+                    })
+                    .map(|c| (i, c))
+            })?;
+        found = Some((i + 1, lines[i][..col].chars().count() + 1));
+        // The next key is on a later line, or on this one in a flow mapping.
+        from = if lines[i].contains('{') { i } else { i + 1 };
+    }
+    found
+}
+
 /// Edit distance between two short strings, counting a swap of neighbours as one edit
 /// (optimal string alignment), since that is the commonest typo.
 fn distance(a: &str, b: &str) -> usize {

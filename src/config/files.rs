@@ -385,7 +385,7 @@ pub struct ImageOutput {
 }
 
 /// A project's `.pipeline/config.yaml`.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PipelineFile {
     /// Jobs by name.

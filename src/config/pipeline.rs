@@ -2,7 +2,7 @@
 //! resolved, enforced jobs merged in, and the policies on trust, images, timeouts and secrets
 //! applied. The result is the list of jobs each pipeline runs, exactly as CI would run them.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
@@ -145,6 +145,10 @@ fn pinned(image: &str) -> bool {
         .is_some_and(|(_, hex)| hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
+/// What [`is_job_name`] asks, in words.
+const JOB_NAME_RULE: &str = "job names are plain identifiers: a letter or digit, then letters, \
+                             digits, `-`, `_` and `.` (at most 128)";
+
 /// Whether `name` is a plain identifier a job may have: it names directories, Kubernetes
 /// objects and ledger paths, so `.`, `..`, leading dots or dashes, and separators never pass.
 pub fn is_job_name(name: &str) -> bool {
@@ -165,8 +169,7 @@ pub fn check(
     project: Option<&ProjectName>,
     layout: Option<&Layout>,
 ) -> Result<ResolvedPipelines, Vec<ConfigError>> {
-    let mut errors = Vec::new();
-    let parsed: PipelineFile = parse_yaml(file, text).map_err(|e| vec![e])?;
+    let (parsed, mut errors, broken) = parse_every_job(file, text)?;
     let default_policies;
     let policies: &Policies = match layout {
         Some(l) => &l.policies,
@@ -197,15 +200,7 @@ pub fn check(
     for (name, job) in &parsed.jobs {
         let field = format!("jobs.{name}");
         if !is_job_name(name) {
-            errors.push(
-                ConfigError::new(
-                    file,
-                    field.clone(),
-                    "job names are plain identifiers: a letter or digit, then letters, digits, \
-                     `-`, `_` and `.` (at most 128)",
-                )
-                .located(text, name),
-            );
+            errors.push(ConfigError::new(file, field.clone(), JOB_NAME_RULE).located(text, name));
         }
         let resolved = match &job.template {
             None => job.clone(),
@@ -448,12 +443,153 @@ pub fn check(
                 .push(resolve(&e.name, &job, true, policies));
         }
     }
+    // A pipeline naming a job that could not be read is not a second error about that job.
+    errors.retain(|e| {
+        !(e.field.starts_with("pipelines")
+            && broken.iter().any(|b| e.message.contains(&format!("`{b}`"))))
+    });
     if errors.is_empty() {
         Ok(out)
     } else {
         errors.sort_by_key(|e| (e.line, e.column));
+        errors.dedup_by(|a, b| a.field == b.field && a.message == b.message);
         Err(errors)
     }
+}
+
+/// Reads a pipeline file so that every error in it is reported at once, each at its line: the
+/// file is read whole first (exact positions); when that fails, each job and each pipeline is
+/// read on its own, so one bad job does not hide the next, and the jobs that are fine are still
+/// checked. Returns the jobs and pipelines that could be read, the errors, and the names of
+/// the jobs that could not. A file that is not YAML at all has only its first error.
+#[allow(clippy::type_complexity)]
+fn parse_every_job(
+    file: &str,
+    text: &str,
+) -> Result<(PipelineFile, Vec<ConfigError>, BTreeSet<String>), Vec<ConfigError>> {
+    use serde_yaml_ng::Value;
+    let first = match parse_yaml::<PipelineFile>(file, text) {
+        Ok(p) => return Ok((p, Vec::new(), BTreeSet::new())),
+        Err(e) => e,
+    };
+    let Ok(Value::Mapping(top)) = serde_yaml_ng::from_str::<Value>(text) else {
+        return Err(vec![first]);
+    };
+    let mut errors = vec![first];
+    let mut broken = BTreeSet::new();
+    let mut parsed = PipelineFile::default();
+    let at = |path: &[&str]| crate::config::error::locate_path(text, path);
+    for (key, value) in &top {
+        match key.as_str() {
+            Some("jobs") => {
+                let Value::Mapping(jobs) = value else {
+                    let mut e =
+                        ConfigError::new(file, "jobs", "expected a mapping of jobs by name");
+                    if let Some((l, c)) = at(&["jobs"]) {
+                        e = e.at(l, c);
+                    }
+                    errors.push(e);
+                    continue;
+                };
+                for (name, job) in jobs {
+                    let name = match name {
+                        Value::String(s) => s.clone(),
+                        other => serde_yaml_ng::to_string(other)
+                            .unwrap_or_default()
+                            .trim()
+                            .to_owned(),
+                    };
+                    match serde_path_to_error::deserialize::<_, JobSpec>(job.clone()) {
+                        Ok(j) => {
+                            parsed.jobs.insert(name, j);
+                        }
+                        Err(err) => {
+                            let inner = err.path().to_string();
+                            let message = err.into_inner().to_string();
+                            let mut segments = vec!["jobs", name.as_str()];
+                            // The key serde could not take is named in the message, not the path.
+                            let wrong = message
+                                .strip_prefix("unknown field `")
+                                .and_then(|r| r.split('`').next())
+                                .map(str::to_owned);
+                            let inner_segments: Vec<&str> = inner
+                                .split('.')
+                                .filter(|s| !s.is_empty() && *s != "?")
+                                .map(|s| s.split('[').next().unwrap_or(s))
+                                .collect();
+                            segments.extend(inner_segments.iter().copied());
+                            if let Some(w) = &wrong
+                                && segments.last() != Some(&w.as_str())
+                            {
+                                segments.push(w);
+                            }
+                            let field = segments.join(".");
+                            let mut e = ConfigError::new(file, field, message.clone());
+                            if let Some((l, c)) = at(&segments) {
+                                e = e.at(l, c);
+                            }
+                            if let Some(w) = &wrong {
+                                let expected: Vec<&str> =
+                                    message.split('`').skip(3).step_by(2).collect();
+                                e = e.suggest(w, expected);
+                            }
+                            errors.push(e);
+                            if !is_job_name(&name) {
+                                errors.push(
+                                    ConfigError::new(file, format!("jobs.{name}"), JOB_NAME_RULE)
+                                        .located(text, &name),
+                                );
+                            }
+                            broken.insert(name);
+                        }
+                    }
+                }
+            }
+            Some("pipelines") => {
+                let Value::Mapping(pipelines) = value else {
+                    continue;
+                };
+                for (kind, jobs) in pipelines {
+                    let name = kind.as_str().unwrap_or_default();
+                    let read = serde_yaml_ng::from_value::<PipelineKind>(kind.clone())
+                        .map_err(|e| e.to_string())
+                        .and_then(|k| {
+                            serde_yaml_ng::from_value::<Vec<String>>(jobs.clone())
+                                .map(|j| (k, j))
+                                .map_err(|e| e.to_string())
+                        });
+                    match read {
+                        Ok((k, j)) => {
+                            parsed.pipelines.insert(k, j);
+                        }
+                        Err(message) => {
+                            let mut e =
+                                ConfigError::new(file, format!("pipelines.{name}"), message);
+                            if let Some((l, c)) = at(&["pipelines", name]) {
+                                e = e.at(l, c);
+                            }
+                            errors
+                                .push(e.suggest(name, ["check", "gate", "post-merge", "periodic"]));
+                        }
+                    }
+                }
+            }
+            _ => {} // reported by the whole-file read, which found it first
+        }
+    }
+    // The whole-file error is the precise one; the same error found again is dropped.
+    let first_field = errors[0].field.clone();
+    let mut seen_first = false;
+    errors.retain(|e| {
+        if e.field == first_field {
+            let keep = !seen_first;
+            seen_first = true;
+            keep
+        } else {
+            true
+        }
+    });
+    Ok((parsed, errors, broken))
 }
 
 fn resolve(name: &str, job: &JobSpec, enforced: bool, policies: &Policies) -> ResolvedJob {
@@ -519,5 +655,34 @@ mod tests {
         for good in ["unit", "build.2", "lint-php_8", "0day"] {
             assert!(super::is_job_name(good), "{good:?}");
         }
+    }
+
+    #[test]
+    fn issue_14_every_error_in_a_pipeline_file_at_once_each_at_its_line() {
+        let text = "jobs:\n  unit:\n    image: r.example.org/ci@sha256:1111111111111111111111111111111111111111111111111111111111111111\n    commands: [make test]\n    timout: 1m\n  lint:\n    image: r.example.org/ci@sha256:1111111111111111111111111111111111111111111111111111111111111111\n    commands: make lint\n  ../x:\n    commands: [true]\n  fine:\n    commands: [make]\npipelines:\n  check: [unit, lint, missing, fine]\n  gaet: [unit]\n";
+        let errors = super::check(".pipeline/config.yaml", text, None, None).unwrap_err();
+        let got: Vec<String> = errors
+            .iter()
+            .map(|e| format!("{}:{} {}", e.line.unwrap_or(0), e.field, e.message))
+            .collect();
+        let want = [
+            "5:jobs.unit.timout unknown field `timout`",
+            "8:jobs.lint.commands invalid type: string \"make lint\", expected a sequence",
+            "9:jobs.../x job names are plain identifiers",
+            "10:jobs.../x.commands invalid type: boolean `true`",
+            // A job that reads fine is still checked.
+            "11:jobs.fine.image no image",
+            "14:pipelines.check[2] unknown job `missing`",
+            "15:pipelines.gaet unknown variant `gaet`",
+        ];
+        assert_eq!(got.len(), want.len(), "{got:#?}");
+        for (g, w) in got.iter().zip(want) {
+            assert!(g.starts_with(w), "{g} / {w}");
+        }
+        // Jobs that could not be read are not also "unknown" to the pipelines naming them.
+        assert!(
+            !got.iter().any(|g| g.contains("unknown job `lint`")),
+            "{got:#?}"
+        );
     }
 }
