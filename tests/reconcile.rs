@@ -776,3 +776,100 @@ fn with_the_kubernetes_executor_a_restart_adopts_the_running_job() {
     assert!(reviews[0].contains("- unit: SUCCESS"), "{}", reviews[0]);
     site.verify_ledger();
 }
+
+/// Issue 14, item 10: a post-merge build names the Gerrit change whose submission made the
+/// commit it builds (fast-forward or Gerrit's merge commit), in its request, its trace and the
+/// change's ledger index; a direct push names none.
+#[test]
+fn issue_14_post_merge_builds_name_the_change_that_merged_them() {
+    let site = Site::new("", "");
+    site.reconcile();
+    let ledger = site.ledger();
+    let trace_of = |id: &str| ok(seakeeper().args(["trace", id, "--ledger"]).arg(&ledger));
+    let post_merge_id = |out: &str| {
+        build_ids(out)
+            .into_iter()
+            .find(|i| i.starts_with("post-merge"))
+            .unwrap_or_else(|| panic!("no post-merge build: {out}"))
+    };
+    // Two changes on the same base: the first fast-forwards, the second is merged by a merge
+    // commit Gerrit makes.
+    site.upload(
+        "acme/api",
+        "I0000000000000000000000000000000000000a01",
+        &[
+            (".pipeline/config.yaml", &pipeline("true")),
+            ("msg.txt", "one\n"),
+        ],
+        false,
+    );
+    site.reconcile();
+    for label in [("Code-Review", 2), ("Verified", 1)] {
+        site.g.review("alice", 1, &[label], "ok").unwrap();
+    }
+    site.g.submit("alice", 1).unwrap();
+    let out = site.reconcile();
+    let first = post_merge_id(&out);
+    let trace = trace_of(&first);
+    assert!(
+        trace.contains("cause     merge of change 1 patchset 1"),
+        "{trace}"
+    );
+
+    let w = site.clone("acme/api");
+    git(&w, &["reset", "-q", "--hard", "HEAD~1"]);
+    site.upload(
+        "acme/api",
+        "I0000000000000000000000000000000000000a02",
+        &[
+            (".pipeline/config.yaml", &pipeline("true")),
+            ("other.txt", "two\n"),
+        ],
+        false,
+    );
+    site.reconcile();
+    for label in [("Code-Review", 2), ("Verified", 1)] {
+        site.g.review("alice", 2, &[label], "ok").unwrap();
+    }
+    site.g.submit("alice", 2).unwrap();
+    let out = site.reconcile();
+    let second = post_merge_id(&out);
+    assert_ne!(first, second);
+    let trace = trace_of(&second);
+    assert!(
+        trace.contains("cause     merge of change 2 patchset 1"),
+        "{trace}"
+    );
+    // The change's entries in the ledger lead to its post-merge build too.
+    let tree = git(
+        &ledger,
+        &[
+            "ls-tree",
+            "-r",
+            "--name-only",
+            "HEAD",
+            "changes/acme/api/02/2/1",
+        ],
+    );
+    assert!(tree.contains(&second), "{tree}");
+
+    // A direct push names no change.
+    let w = site.clone("acme/api");
+    git(
+        &w,
+        &[
+            "pull",
+            "-q",
+            "--rebase",
+            &site.g.push_url("acme/api", "alice"),
+            "main",
+        ],
+    );
+    std::fs::write(w.join("msg.txt"), "pushed\n").unwrap();
+    git(&w, &["commit", "-qam", "Pushed straight"]);
+    site.merge("acme/api");
+    let out = site.reconcile();
+    let third = post_merge_id(&out);
+    assert!(!trace_of(&third).contains("cause"), "{}", trace_of(&third));
+    site.verify_ledger();
+}

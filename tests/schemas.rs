@@ -79,6 +79,15 @@ fn schemas_and_parsers_agree() {
     caused["cause"] = json!({"kind": "upstream", "build_id": "post-merge-1", "project": "api", "commit": "757722a60577c0df52583199be87b0a0bf5c06d4"});
     cases.push(("build-request".to_owned(), caused));
     expect_ok.push(true);
+    // ...and with the change that merged it.
+    let mut merged = serde_json::to_value(&samples[0]).unwrap();
+    merged["cause"] = json!({"kind": "merge", "change": 4711, "patchset": 3});
+    cases.push(("build-request".to_owned(), merged));
+    expect_ok.push(true);
+    let mut merged = serde_json::to_value(&samples[0]).unwrap();
+    merged["cause"] = json!({"kind": "merge", "change": 0, "patchset": 3});
+    cases.push(("build-request".to_owned(), merged));
+    expect_ok.push(false);
     let request = serde_json::to_value(&samples[0]).unwrap();
     let mut broken = Vec::new();
     let mut e = expiry.clone();

@@ -890,7 +890,13 @@ fn publish_images(
                 trust: request.trust,
                 build_id: request.build_id.to_string(),
                 project: request.project.to_string(),
-                change: None,
+                // A post-merge image names the change whose merge it was built from.
+                change: match &request.cause {
+                    Some(crate::model::record::BuildCause::Merge { change, patchset }) => {
+                        Some((change.get(), patchset.get()))
+                    }
+                    _ => None,
+                },
                 git_ref: request.git_ref.to_string(),
                 source: svc.sources.url(&request.project),
                 source_commit: request.source_commit.to_string(),

@@ -148,6 +148,9 @@ pub(super) fn print_trace(t: &Trace, indent: &str) {
         Some(crate::model::record::BuildCause::Schedule { name, tick }) => {
             println!("{indent}cause     schedule {name}, tick {tick}")
         }
+        Some(crate::model::record::BuildCause::Merge { change, patchset }) => {
+            println!("{indent}cause     merge of change {change} patchset {patchset}")
+        }
         None => {}
     }
     if let Some(p) = &t.project {

@@ -96,6 +96,11 @@ pub struct Daemon {
     mark_written: Option<Instant>,
     /// Why Gerrit could not be read in the last pass (`None`: it could, or is not used).
     gerrit_error: Option<String>,
+    /// Lookups of the change that merged a moved tip, running off the pass.
+    merge_tasks: apply::tasks::Tasks<
+        (ProjectName, CommitId),
+        Option<(ChangeNumber, crate::model::PatchsetNumber)>,
+    >,
     /// Source fetches and pipeline-file parses running off the pass, by (project, commit).
     pipeline_tasks: apply::tasks::Tasks<(ProjectName, CommitId), PipelineRead>,
     /// Promotions whose last attempt failed (copy or record), with why, for `status`.
@@ -217,6 +222,56 @@ fn digest_facts(
     Ok(facts)
 }
 
+/// The change whose submission made `commit` the tip: the merged change whose current patchset
+/// is that commit, or, for a merge commit Gerrit made, one of its other parents. `None` for a
+/// direct push, or when Gerrit could not be asked (then the build goes on without the link,
+/// with a warning: the link is for people, nothing is decided on it).
+fn merged_by(
+    rest: &gerrit::Rest,
+    sources: &Sources,
+    project: &ProjectName,
+    commit: &CommitId,
+) -> Option<(ChangeNumber, crate::model::PatchsetNumber)> {
+    let ask = |c: &str| -> Result<Option<(ChangeNumber, crate::model::PatchsetNumber)>, String> {
+        let changes = rest
+            .query_changes(&format!("commit:{c} project:{project} status:merged"), 10)
+            .map_err(|e| e.to_string())?;
+        Ok(changes.into_iter().find_map(|ch| {
+            (ch.current_revision.as_ref().map(CommitId::as_str) == Some(c)
+                && ch.status == ChangeStatus::Merged)
+                .then_some(ch.current_patchset.map(|p| (ch.number, p)))
+                .flatten()
+        }))
+    };
+    let attempt = || -> Result<Option<(ChangeNumber, crate::model::PatchsetNumber)>, String> {
+        if let Some(found) = ask(commit.as_str())? {
+            return Ok(Some(found));
+        }
+        let parents = run_git(
+            &sources.path(project),
+            &["rev-list", "--parents", "-n", "1", commit.as_str()],
+            None,
+        )
+        .unwrap_or_default();
+        for parent in parents.split_whitespace().skip(2) {
+            if let Some(found) = ask(parent)? {
+                return Ok(Some(found));
+            }
+        }
+        Ok(None)
+    };
+    match attempt() {
+        Ok(found) => found,
+        Err(e) => {
+            crate::telemetry::warn(&format!(
+                "which change merged {project} {commit}: {e}; its post-merge build goes on \
+                 without naming the change"
+            ));
+            None
+        }
+    }
+}
+
 /// Whether the ledger remote's branch is at `head`.
 fn remote_holds(remote: &str, credentials: Option<&(String, String)>, head: &str) -> bool {
     run_git(
@@ -315,6 +370,7 @@ impl Daemon {
             gerrit_error: None,
             mark_written: None,
             pipeline_tasks: apply::tasks::Tasks::new("pipeline-file"),
+            merge_tasks: apply::tasks::Tasks::new("merged-by"),
             failed_promotions: BTreeMap::new(),
             retention: apply::tasks::Tasks::new("retention"),
             retention_due: None,
@@ -1119,6 +1175,51 @@ impl Daemon {
             .retain(|slot, _| !pipelines.contains_key(slot));
     }
 
+    /// Whether source, pipeline-file or merged-by reads are still running off the pass.
+    fn reads_pending(&self) -> bool {
+        self.pipeline_tasks.pending() || self.merge_tasks.pending()
+    }
+
+    /// Looks up, off the pass, which Gerrit change's submission made each moved tip, so that
+    /// its post-merge build's request names the change (and the change's ledger index leads to
+    /// it). Without Gerrit's REST API nothing is looked up and nothing waits.
+    fn observe_merges(&mut self) {
+        let Some(svc) = self.svc.clone() else {
+            return;
+        };
+        let Some(g) = &svc.gerrit else {
+            self.world.merges_looked_up = false;
+            return;
+        };
+        self.world.merges_looked_up = true;
+        let wanted: BTreeSet<(ProjectName, CommitId)> = self
+            .world
+            .moved
+            .iter()
+            .map(|((p, _), c)| (p.clone(), c.clone()))
+            .collect();
+        self.world.merged_by.retain(|k, _| wanted.contains(k));
+        for sweep in 0..2 {
+            if sweep == 1 {
+                self.merge_tasks.settle(PIPELINE_TASK_WAIT);
+            }
+            for key in &wanted {
+                // After its source is fetched (a merge commit's parents are read from it).
+                if self.world.merged_by.contains_key(key) || !self.world.pipelines.contains_key(key)
+                {
+                    continue;
+                }
+                let (rest, sources, k) = (g.rest.clone(), svc.sources.clone(), key.clone());
+                if let Some(found) = self
+                    .merge_tasks
+                    .poll_or_start(key, move || merged_by(&rest, &sources, &k.0, &k.1))
+                {
+                    self.world.merged_by.insert(key.clone(), found);
+                }
+            }
+        }
+    }
+
     /// One look at every wanted pipeline file: kept, started, taken, or failed (see
     /// [`Daemon::observe_pipelines`]).
     fn sweep_pipelines(
@@ -1308,12 +1409,9 @@ impl Daemon {
             self.observe_gerrit(&work)
         };
         // A pass woken only by a job's end learns nothing new about sources or promotions.
-        if full
-            || !work.is_empty()
-            || self.world.pipelines.is_empty()
-            || self.pipeline_tasks.pending()
-        {
+        if full || !work.is_empty() || self.world.pipelines.is_empty() || self.reads_pending() {
             self.observe_pipelines();
+            self.observe_merges();
             self.observe_promotions()?;
         }
         self.report_invalid_head();
@@ -1400,7 +1498,7 @@ impl Daemon {
         }
         report.busy = !self.world.builds.is_empty()
             || !self.copies_running().is_empty()
-            || self.pipeline_tasks.pending();
+            || self.reads_pending();
         report
     }
 
@@ -1515,7 +1613,7 @@ impl Daemon {
             self.watch_jobs(&mut watching, &tx);
             let busy = !self.world.builds.is_empty()
                 || !self.copies_running().is_empty()
-                || self.pipeline_tasks.pending();
+                || self.reads_pending();
             // Job ends and Gerrit events wake the loop; the timer is only a safety net.
             let mut job_ended = false;
             match rx.recv_timeout(Duration::from_millis(500)) {

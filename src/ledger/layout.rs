@@ -174,14 +174,18 @@ pub fn change_index_path(
     )
 }
 
-/// The change index entry a build request implies, if it is for a change.
+/// The change index entry a build request implies, if it is for a change: a check of one of
+/// its patchsets, or the post-merge build of the commit its submission made (so a change's
+/// entries lead to what was built from it after it merged, too).
 pub fn change_index_for(r: &BuildRequest) -> Option<String> {
-    Some(change_index_path(
-        &r.project,
-        r.change?,
-        r.patchset?,
-        &r.build_id,
-    ))
+    let (change, patchset) = match (&r.change, &r.patchset, &r.cause) {
+        (Some(c), Some(p), _) => (*c, *p),
+        (_, _, Some(crate::model::record::BuildCause::Merge { change, patchset })) => {
+            (*change, *patchset)
+        }
+        _ => return None,
+    };
+    Some(change_index_path(&r.project, change, patchset, &r.build_id))
 }
 
 /// `index/chain/<n / 10000>/<n / 100 % 100>/<n % 100>`: the id of the commit with sequence

@@ -65,6 +65,14 @@ pub enum BuildCause {
         /// The commit it built.
         commit: CommitId,
     },
+    /// A post-merge build of the commit a Gerrit change's submission put on the branch (the
+    /// change's current patchset, or the merge commit Gerrit made with it).
+    Merge {
+        /// The change.
+        change: ChangeNumber,
+        /// Its patchset that was merged.
+        patchset: PatchsetNumber,
+    },
     /// A periodic build at a schedule's tick.
     Schedule {
         /// The schedule's name in `schedules.yaml`.

@@ -141,6 +141,13 @@ pub struct World {
     pub freeze_origins: BTreeMap<FreezeName, (CommitId, String)>,
     /// Whether the executor has room for more jobs now (jobs beyond are queued by the planner).
     pub capacity: usize,
+    /// Whether the observer looks up the change that merged each moved tip (Gerrit's REST
+    /// API is configured): then a post-merge build waits for the answer, so that its request
+    /// names the change ([`crate::model::record::BuildCause::Merge`]).
+    pub merges_looked_up: bool,
+    /// The change (and patchset) whose submission made each moved tip, as looked up; `None`
+    /// when none did (a direct push) or Gerrit could not say.
+    pub merged_by: BTreeMap<(ProjectName, CommitId), Option<(ChangeNumber, PatchsetNumber)>>,
 }
 
 impl World {
@@ -162,6 +169,8 @@ impl World {
             freezes: BTreeMap::new(),
             freeze_origins: BTreeMap::new(),
             capacity: 0,
+            merges_looked_up: false,
+            merged_by: BTreeMap::new(),
         }
     }
 }
@@ -557,20 +566,32 @@ fn plan_post_merge(world: &World, layout: &Layout, actions: &mut Vec<Action>) {
         if jobs.as_ref().is_ok_and(Vec::is_empty) {
             continue;
         }
+        let merged_by = world.merged_by.get(&(project.clone(), commit.clone()));
+        if world.merges_looked_up && merged_by.is_none() {
+            // Which change merged it is being looked up: the request names it.
+            continue;
+        }
+        let mut r = request(
+            world,
+            layout,
+            PipelineKind::PostMerge,
+            id,
+            Target {
+                project,
+                change: None,
+                git_ref,
+                commit,
+            },
+            jobs.unwrap_or_default(),
+        );
+        if let Some(Some((change, patchset))) = merged_by {
+            r.cause = Some(crate::model::record::BuildCause::Merge {
+                change: *change,
+                patchset: *patchset,
+            });
+        }
         actions.push(Action::RequestBuild {
-            request: request(
-                world,
-                layout,
-                PipelineKind::PostMerge,
-                id,
-                Target {
-                    project,
-                    change: None,
-                    git_ref,
-                    commit,
-                },
-                jobs.unwrap_or_default(),
-            ),
+            request: r,
             depth: 0,
         });
     }

@@ -599,6 +599,17 @@ impl Gerrit {
         self.inner.faults.lock().unwrap().delay = Some((n, delay));
     }
 
+    /// Submits change `number` as `user` through the same code as the REST endpoint.
+    pub fn submit(&self, user: &str, number: u32) -> Result<(), String> {
+        let account = self.account(user);
+        let r = self.inner.submit(&account, number);
+        if r.status == 200 {
+            Ok(())
+        } else {
+            Err(String::from_utf8_lossy(&r.body).into_owned())
+        }
+    }
+
     /// Posts a review as `user` through the same code as the REST endpoint.
     pub fn review(
         &self,
