@@ -347,6 +347,7 @@ fn main() {
         &VerifyOptions {
             pinned: Some(ring),
             authority: None,
+            history: None,
         },
     )
     .expect("the ledger verifies");

@@ -475,3 +475,66 @@ fn replication_refuses_a_remote_that_was_rewound_or_written_by_someone_else() {
         git(&site.ledger(), &["rev-parse", "refs/heads/main"])
     );
 }
+
+/// Issue 14, item 1: each record is judged by the keys of the config commit it names, so a key
+/// retired from keys/ still vouches for what it signed while it was trusted, and never for a
+/// record naming a config where it was not.
+#[test]
+fn issue_14_records_are_judged_by_the_keys_of_the_config_commit_they_name() {
+    let site = Site::new("", "");
+    let (old, old_cert, old_fpr) = site.w.another_key("old");
+    let (_, new_cert, _) = site.w.another_key("new");
+    std::fs::create_dir_all(site.config.join("keys")).unwrap();
+    std::fs::copy(&old_cert, site.config.join("keys/old.asc")).unwrap();
+    site.write_config("keys/old.yaml", "roles: [ledger, builder, promoter]\n");
+    let then = site.commit_config("Trust the old key");
+    let ledger = site.w.path("history");
+    ok(seakeeper()
+        .args(["ledger", "init"])
+        .arg(&ledger)
+        .arg("--key")
+        .arg(&old));
+    let naming = |config: &str, first: u64| {
+        let jsonl = String::from_utf8(sample_jsonl(first, 6)).unwrap();
+        let mut out = String::new();
+        for line in jsonl.lines() {
+            let mut v: serde_json::Value = serde_json::from_str(line).unwrap();
+            if v.get("config_commit").is_some() {
+                v["config_commit"] = serde_json::json!(config);
+            }
+            out.push_str(&v.to_string());
+            out.push('\n');
+        }
+        out.into_bytes()
+    };
+    let out = site.w.import(&ledger, &old, &naming(&then, 1), &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    // The key is retired: keys/ now holds another.
+    std::fs::remove_file(site.config.join("keys/old.asc")).unwrap();
+    std::fs::remove_file(site.config.join("keys/old.yaml")).unwrap();
+    std::fs::copy(&new_cert, site.config.join("keys/new.asc")).unwrap();
+    site.write_config("keys/new.yaml", "roles: [ledger, builder, promoter]\n");
+    let now = site.commit_config("Rotate to the new key");
+    let verify = || {
+        output(
+            seakeeper()
+                .args(["ledger", "verify"])
+                .arg(&ledger)
+                .arg("--config-repo")
+                .arg(&site.config),
+        )
+    };
+    let out = verify();
+    assert!(out.status.success(), "{}", stderr(&out));
+    // What the retired key signs naming the config that retired it is refused.
+    let out = site.w.import(&ledger, &old, &naming(&now, 7), &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = verify();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains(&format!("key {old_fpr} is not a trusted key"))
+            && stderr(&out).contains(&format!("at config commit {now}")),
+        "{}",
+        stderr(&out)
+    );
+}

@@ -374,6 +374,7 @@ executor:
         &VerifyOptions {
             pinned: Some(ring),
             authority: None,
+            history: None,
         },
     )?;
     println!(

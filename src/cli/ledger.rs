@@ -106,6 +106,30 @@ impl TrustArgs {
     }
 }
 
+/// The keys at each config commit of `--config-repo` (with `certs`), for judging each record
+/// at the config commit it names; `None` without a config repo.
+pub(super) fn history(
+    certs: &[PathBuf],
+    trust: &TrustArgs,
+) -> anyhow::Result<Option<crate::ledger::verify::History>> {
+    use crate::model::KeyRole;
+    let Some(repo) = &trust.config_repo else {
+        return Ok(None);
+    };
+    let mut base = crate::signing::Authority::new();
+    for c in certs {
+        let bytes = std::fs::read(c).with_context(|| format!("reading {}", c.display()))?;
+        base.add(&bytes, &c.display().to_string(), KeyRole::ALL)?;
+    }
+    // A worktree's repository is its .git directory.
+    let git_dir = if repo.join(".git").is_dir() {
+        repo.join(".git")
+    } else {
+        repo.clone()
+    };
+    Ok(Some(crate::daemon::key_history(git_dir, base)))
+}
+
 pub(super) fn authority(
     certs: &[PathBuf],
     trust: &TrustArgs,
@@ -252,6 +276,7 @@ pub(super) fn run(cmd: LedgerCommand) -> anyhow::Result<ExitCode> {
             let options = VerifyOptions {
                 pinned: None,
                 authority: Some(authority),
+                history: history(&cert, &trust)?,
             };
             match ledger::pull::pull(&ledger, &remote, None, &options, mark.as_ref()) {
                 Ok(p) if p.before.as_deref() == Some(p.after.as_str()) => {
@@ -293,6 +318,7 @@ pub(super) fn run(cmd: LedgerCommand) -> anyhow::Result<ExitCode> {
                     Some(_) => authority(&cert, &trust)?,
                     None => None,
                 },
+                history: history(&cert, &trust)?,
                 ..VerifyOptions::default()
             };
             if let Some(mark) = read_mark(&trust)?

@@ -40,6 +40,7 @@ pub(super) fn run(args: TraceArgs) -> anyhow::Result<ExitCode> {
                 Some(_) => super::ledger::authority(&args.cert, &args.trust)?,
                 None => None,
             },
+            history: super::ledger::history(&args.cert, &args.trust)?,
             ..Default::default()
         };
         if !args.cert.is_empty() {

@@ -272,6 +272,41 @@ fn merged_by(
     }
 }
 
+/// The trusted keys at any config commit: `base` (the server's own key, the settings'
+/// certs) and the `keys/` of the config repo at `config_repo` at that commit, when the repo
+/// has it and it is valid there (cached per commit). See [`crate::ledger::VerifyOptions::history`].
+pub fn key_history(
+    config_repo: PathBuf,
+    base: crate::signing::Authority,
+) -> crate::ledger::verify::History {
+    let cache: Mutex<BTreeMap<String, Option<crate::signing::Authority>>> =
+        Mutex::new(BTreeMap::new());
+    Arc::new(move |commit: &str| {
+        let mut cache = cache.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(a) = cache.get(commit) {
+            return a.clone();
+        }
+        let found = commit.parse::<CommitId>().ok().and_then(|c| {
+            let layout = apply::load_config_at(&config_repo, &c).ok()?.ok()?;
+            let mut a = base.clone();
+            for (name, entry) in &layout.keys {
+                a.add(
+                    &entry.cert,
+                    &format!("keys/{name}.asc"),
+                    entry.roles.iter().copied(),
+                )
+                .ok()?;
+            }
+            Some(a)
+        });
+        if cache.len() > 1024 {
+            cache.clear();
+        }
+        cache.insert(commit.to_owned(), found.clone());
+        found
+    })
+}
+
 /// Whether the ledger remote's branch is at `head`.
 fn remote_holds(remote: &str, credentials: Option<&(String, String)>, head: &str) -> bool {
     run_git(
@@ -567,12 +602,14 @@ impl Daemon {
         let mut key = SigningKey::from_bytes(&self.key_bytes, "the signing key")?;
         if !ledger_dir.exists() {
             let authority = self.authority(&layout)?;
+            let history = key_history(self.config_repo.clone(), self.base_authority()?);
             let made = replicate::bootstrap(
                 &ledger_dir,
                 remote.as_deref(),
                 gerrit_creds.as_ref(),
                 &mut key,
                 &authority,
+                Some(history),
                 self.init_ledger,
             );
             if let Err(e) = made {
@@ -699,6 +736,19 @@ impl Daemon {
     /// The keys this deployment trusts: the server's own (every role), the settings'
     /// `trusted_certs` (every role), and the config repo's `keys/` with their roles.
     pub fn authority(&self, layout: &Layout) -> anyhow::Result<crate::signing::Authority> {
+        let mut authority = self.base_authority()?;
+        for (name, entry) in &layout.keys {
+            authority.add(
+                &entry.cert,
+                &format!("keys/{name}.asc"),
+                entry.roles.iter().copied(),
+            )?;
+        }
+        Ok(authority)
+    }
+
+    /// The keys trusted whatever the config says: the server's own, the settings' certs.
+    fn base_authority(&self) -> anyhow::Result<crate::signing::Authority> {
         use crate::model::KeyRole;
         let mut authority = crate::signing::Authority::new();
         let own = SigningKey::from_bytes(&self.key_bytes, "the signing key")?;
@@ -714,13 +764,6 @@ impl Daemon {
                 &bytes,
                 &format!("trusted_certs: {}", path.display()),
                 KeyRole::ALL,
-            )?;
-        }
-        for (name, entry) in &layout.keys {
-            authority.add(
-                &entry.cert,
-                &format!("keys/{name}.asc"),
-                entry.roles.iter().copied(),
             )?;
         }
         Ok(authority)

@@ -51,6 +51,7 @@ pub fn bootstrap(
     credentials: Option<&(String, String)>,
     key: &mut SigningKey,
     authority: &Authority,
+    history: Option<crate::ledger::verify::History>,
     init: bool,
 ) -> anyhow::Result<()> {
     // Built aside and renamed into place, so that a crash never leaves a half-made ledger
@@ -65,7 +66,19 @@ pub fn bootstrap(
     if let Some(parent) = aside.parent() {
         std::fs::create_dir_all(parent)?;
     }
-    let made = bootstrap_into(&aside, dir, remote, credentials, key, authority, init);
+    let made = bootstrap_into(
+        &aside,
+        dir,
+        remote,
+        credentials,
+        key,
+        &VerifyOptions {
+            pinned: None,
+            authority: Some(authority.clone()),
+            history,
+        },
+        init,
+    );
     if let Err(e) = made {
         let _ = std::fs::remove_dir_all(&aside);
         return Err(e);
@@ -83,7 +96,7 @@ fn bootstrap_into(
     remote: Option<&str>,
     credentials: Option<&(String, String)>,
     key: &mut SigningKey,
-    authority: &Authority,
+    options: &VerifyOptions,
     init: bool,
 ) -> anyhow::Result<()> {
     let new_ledger = |key: &mut SigningKey| -> anyhow::Result<()> {
@@ -104,11 +117,7 @@ fn bootstrap_into(
     // An empty repository to fetch into; HEAD names the ledger's branch, as `ledger init`'s does.
     drop(gix::init_bare(aside).map_err(|e| anyhow::anyhow!("{}: {e}", aside.display()))?);
     std::fs::write(aside.join("HEAD"), format!("ref: {LEDGER_REF}\n"))?;
-    let options = VerifyOptions {
-        pinned: None,
-        authority: Some(authority.clone()),
-    };
-    match pull(aside, remote, credentials, &options, None) {
+    match pull(aside, remote, credentials, options, None) {
         Ok(pulled) => {
             let _ = crate::git::sync_dir(aside);
             eprintln!(

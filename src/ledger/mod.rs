@@ -14,7 +14,7 @@ mod overlay;
 pub mod pull;
 mod reader;
 pub mod sample;
-mod verify;
+pub mod verify;
 mod writer;
 
 use std::path::{Path, PathBuf};

@@ -29,6 +29,45 @@ pub struct VerifyOptions {
     /// be one of them and hold every role its records need, besides being allowed by the
     /// ledger's own `LEDGER`; the first commit must be signed by one of them.
     pub authority: Option<Authority>,
+    /// The trusted keys at a config commit (its `keys/`, with the settings' certs and the
+    /// server's own key), when the config repo has that commit and it is valid. With it (and
+    /// `authority`), each commit's signer is judged against the keys of the config commit its
+    /// records name (a commit naming none: the last one named before it, else the first one
+    /// named after it), so a key retired from `keys/` later still vouches for what it signed
+    /// while it was trusted; a config commit it cannot resolve is judged by `authority`.
+    pub history: Option<History>,
+}
+
+/// See [`VerifyOptions::history`].
+pub type History = std::sync::Arc<dyn Fn(&str) -> Option<Authority> + Send + Sync>;
+
+/// Judges a signer's roles at a config commit (see [`VerifyOptions::history`]).
+fn judge(
+    options: &VerifyOptions,
+    base: &Authority,
+    config: Option<&str>,
+    signer: &str,
+    roles: &[KeyRole],
+    root: bool,
+) -> Result<(), String> {
+    let at = config.and_then(|c| options.history.as_ref().and_then(|h| h(c)).map(|a| (c, a)));
+    let (authority, whose) = match &at {
+        Some((c, a)) => (a, format!(" at config commit {c}")),
+        None => (base, String::new()),
+    };
+    for role in roles {
+        authority.require(signer, *role).map_err(|e| {
+            if root {
+                format!(
+                    "{e}{whose}: the first commit must be signed by a trusted key (the config \
+                     repo's keys/, the settings' trusted_certs, or the server's own key)"
+                )
+            } else {
+                format!("{e}{whose}")
+            }
+        })?;
+    }
+    Ok(())
 }
 
 /// What a successful verification covered.
@@ -135,6 +174,9 @@ pub fn verify_tip(
     let mut prev_id: Option<ObjectId> = None;
     let mut prev_sequence: Option<u64> = None;
     let mut records = 0u64;
+    // Commits whose signer is judged once a config commit is named (see `history`).
+    let mut pending: Vec<(ObjectId, String, Vec<KeyRole>, bool)> = Vec::new();
+    let mut last_config: Option<String> = None;
     for (id, c) in &chain {
         let fail = |reason: String| VerifyFailure {
             commit: id.to_string(),
@@ -152,7 +194,10 @@ pub fn verify_tip(
             .ok_or_else(|| fail("is not signed".into()))?;
         let ring = match (&options.pinned, &options.authority, is_root) {
             (Some(pinned), _, true) => pinned,
-            (None, Some(authority), true) => authority.keyring(),
+            // With history, the first commit's signer is judged at the first config commit
+            // named (it may be a key retired since); its signature is checked against the
+            // ledger's own keys here.
+            (None, Some(authority), true) if options.history.is_none() => authority.keyring(),
             _ => &current.keyring,
         };
         let signer = ring.verify(&c.payload, sig).map_err(|e| {
@@ -199,8 +244,29 @@ pub fn verify_tip(
         .map_err(fail)?;
         records += checked.records;
         if let Some(authority) = &options.authority {
-            for role in std::iter::once(KeyRole::Ledger).chain(checked.needs.iter().copied()) {
-                authority.require(&signer, role).map_err(fail)?;
+            let roles: Vec<KeyRole> = std::iter::once(KeyRole::Ledger)
+                .chain(checked.needs.iter().copied())
+                .collect();
+            if options.history.is_none() {
+                judge(options, authority, None, &signer, &roles, is_root).map_err(fail)?;
+            } else if let Some(first) = checked.configs.iter().next() {
+                for (pid, psigner, proles, proot) in pending.drain(..) {
+                    judge(options, authority, Some(first), &psigner, &proles, proot).map_err(
+                        |reason| VerifyFailure {
+                            commit: pid.to_string(),
+                            reason,
+                        },
+                    )?;
+                }
+                for config in &checked.configs {
+                    judge(options, authority, Some(config), &signer, &roles, is_root)
+                        .map_err(fail)?;
+                }
+                last_config = checked.configs.iter().last().cloned();
+            } else if let Some(config) = &last_config {
+                judge(options, authority, Some(config), &signer, &roles, is_root).map_err(fail)?;
+            } else {
+                pending.push((*id, signer.clone(), roles, is_root));
             }
         }
         trust = Some(if checked.meta_changed {
@@ -211,6 +277,16 @@ pub fn verify_tip(
         prev_sequence = Some(sequence);
         prev_tree = Some(c.tree);
         prev_id = Some(*id);
+    }
+    if let Some(authority) = &options.authority {
+        for (pid, psigner, proles, proot) in pending {
+            judge(options, authority, None, &psigner, &proles, proot).map_err(|reason| {
+                VerifyFailure {
+                    commit: pid.to_string(),
+                    reason,
+                }
+            })?;
+        }
     }
     let trust = trust.expect("the chain is not empty");
     Ok(VerifyReport {
@@ -228,6 +304,8 @@ struct Checked {
     meta_changed: bool,
     /// The roles the commit's records need of its signer.
     needs: std::collections::BTreeSet<KeyRole>,
+    /// The config commits its records name.
+    configs: std::collections::BTreeSet<String>,
 }
 
 /// The role a key needs to add or change a file of this class.
@@ -330,8 +408,10 @@ fn check_changes(
         }
     }
     // Records are parsed and checked on every core; what they imply is then folded in order.
-    for facts in check_records(workers, &record_jobs)? {
+    let mut configs = std::collections::BTreeSet::new();
+    for (facts, config) in check_records(workers, &record_jobs)? {
         records += 1;
+        configs.extend(config);
         match facts {
             Facts::Request {
                 dir,
@@ -419,6 +499,7 @@ fn check_changes(
         records,
         meta_changed,
         needs,
+        configs,
     })
 }
 
@@ -503,17 +584,26 @@ enum Facts {
     Other,
 }
 
+/// A record's facts and the config commit it names.
+type Checked1 = (Facts, Option<String>);
+
 fn check_record(
     repo: &gix::Repository,
     path: &str,
     oid: ObjectId,
     class: &PathClass,
-) -> Result<Facts, String> {
+) -> Result<Checked1, String> {
     let bytes = read_blob(repo, &oid).map_err(|e| e.to_string())?;
     let record = parse_record(path, &bytes).map_err(|e| e.to_string())?;
     record.validate().map_err(|e| format!("{path}: {e}"))?;
     check_record_path(path, class, &record, &bytes)?;
-    Ok(match record {
+    let config = match &record {
+        Record::BuildRequest(r) => Some(r.config_commit.to_string()),
+        Record::Promotion(p) => Some(p.config_commit.to_string()),
+        Record::PromotionRefusal(r) => Some(r.config_commit.to_string()),
+        _ => None,
+    };
+    let facts = match record {
         Record::BuildRequest(r) => Facts::Request {
             dir: path.trim_end_matches("/request.yaml").to_owned(),
             change_index: layout::change_index_for(&r),
@@ -531,14 +621,15 @@ fn check_record(
         | Record::Expiry(_)
         | Record::PromotionRefusal(_) => Facts::History { oid },
         Record::Attestation(_) => Facts::Other,
-    })
+    };
+    Ok((facts, config))
 }
 
 /// Checks records in parallel, one repository handle per thread; results keep the input order.
 fn check_records(
     workers: &mut [gix::Repository],
     jobs: &[(String, ObjectId, PathClass)],
-) -> Result<Vec<Facts>, String> {
+) -> Result<Vec<Checked1>, String> {
     let run = |repo: &gix::Repository, part: &[(String, ObjectId, PathClass)]| {
         part.iter()
             .map(|(p, o, c)| check_record(repo, p, *o, c))
@@ -548,7 +639,7 @@ fn check_records(
         return run(&workers[0], jobs);
     }
     let chunk = jobs.len().div_ceil(workers.len());
-    let parts: Vec<Result<Vec<Facts>, String>> = std::thread::scope(|s| {
+    let parts: Vec<Result<Vec<Checked1>, String>> = std::thread::scope(|s| {
         let handles: Vec<_> = workers
             .iter_mut()
             .zip(jobs.chunks(chunk))
