@@ -3,28 +3,23 @@
 mod support;
 
 use std::path::Path;
-use std::process::Command;
 
-use support::{ok, output, seakeeper, stdout};
+use support::{FIXED_DATES, git, git_with, ok, output, seakeeper, stdout};
 
 /// A config repo with a commit of `files`; returns its directory.
 fn config_repo(dir: &Path, files: &[(&str, &str)]) -> std::path::PathBuf {
     let repo = dir.join("config");
-    ok(Command::new("git")
-        .args(["init", "--quiet", "-b", "main"])
-        .arg(&repo));
+    std::fs::create_dir_all(&repo).unwrap();
+    git(&repo, &["init", "--quiet", "-b", "main"]);
     for (path, content) in files {
         let p = repo.join(path);
         std::fs::create_dir_all(p.parent().unwrap()).unwrap();
         std::fs::write(p, content).unwrap();
     }
-    ok(Command::new("git").arg("-C").arg(&repo).args(["add", "-A"]));
-    ok(Command::new("git")
-        .arg("-C")
-        .arg(&repo)
-        .env("GIT_AUTHOR_DATE", "2026-11-22T00:00:00Z")
-        .env("GIT_COMMITTER_DATE", "2026-11-22T00:00:00Z")
-        .args([
+    git(&repo, &["add", "-A"]);
+    git_with(
+        &repo,
+        &[
             "-c",
             "user.name=RelEng",
             "-c",
@@ -33,7 +28,9 @@ fn config_repo(dir: &Path, files: &[(&str, &str)]) -> std::path::PathBuf {
             "--quiet",
             "-m",
             "config",
-        ]));
+        ],
+        &FIXED_DATES,
+    );
     repo
 }
 
@@ -343,15 +340,7 @@ fn config_check_reads_the_working_tree_by_default_and_any_revision_with_rev() {
     let repo = config_repo(dir.path(), &refs);
     // A second commit that breaks environments.yaml, then a working tree that fixes it again.
     std::fs::write(repo.join("environments.yaml"), "environments: [oops\n").unwrap();
-    ok(Command::new("git").arg("-C").arg(&repo).args([
-        "-c",
-        "user.name=R",
-        "-c",
-        "user.email=r@example.org",
-        "commit",
-        "-qam",
-        "break",
-    ]));
+    git(&repo, &["commit", "-qam", "break"]);
     let fixed = files
         .iter()
         .find(|(p, _)| *p == "environments.yaml")

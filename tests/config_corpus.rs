@@ -7,7 +7,7 @@ mod support;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use support::{ok, output, seakeeper, stdout};
+use support::{git, ok, output, seakeeper, stdout};
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures")
@@ -24,17 +24,8 @@ fn copy_dir(from: &Path, to: &Path) {
 }
 
 fn commit_all(repo: &Path) {
-    ok(Command::new("git").arg("-C").arg(repo).args(["add", "-A"]));
-    ok(Command::new("git").arg("-C").arg(repo).args([
-        "-c",
-        "user.name=t",
-        "-c",
-        "user.email=t@example.org",
-        "commit",
-        "--quiet",
-        "-m",
-        "change",
-    ]));
+    git(repo, &["add", "-A"]);
+    git(repo, &["commit", "--quiet", "-m", "change"]);
 }
 
 #[test]

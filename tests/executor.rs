@@ -12,25 +12,16 @@ use seakeeper::executor::Executor as _;
 use seakeeper::executor::local::{LocalConfig, LocalExecutor, Prepare, Sandbox};
 use seakeeper::model::{JobKey, JobSpec, JobState, Trust};
 
+/// Commits with fixed names and dates: the rendered manifest's snapshot names the commit.
 fn git(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(args)
-        .env("GIT_AUTHOR_NAME", "Dev")
-        .env("GIT_AUTHOR_EMAIL", "dev@example.org")
-        .env("GIT_COMMITTER_NAME", "Dev")
-        .env("GIT_COMMITTER_EMAIL", "dev@example.org")
-        .env("GIT_AUTHOR_DATE", "2026-11-22T00:00:00Z")
-        .env("GIT_COMMITTER_DATE", "2026-11-22T00:00:00Z")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    let mut env = support::FIXED_DATES.to_vec();
+    env.extend([
+        ("GIT_AUTHOR_NAME", "Dev"),
+        ("GIT_AUTHOR_EMAIL", "dev@example.org"),
+        ("GIT_COMMITTER_NAME", "Dev"),
+        ("GIT_COMMITTER_EMAIL", "dev@example.org"),
+    ]);
+    support::git_with(dir, args, &env)
 }
 
 fn bwrap_available() -> bool {

@@ -18,6 +18,7 @@ use seakeeper::model::{ChangeNumber, ProjectName};
 use support::gerrit::Gerrit;
 use support::gerrit::events as ev;
 use support::gerrit::json::J;
+use support::git;
 
 /// The recorded samples (a copy of `../shared/reference/gerrit-samples/`, checked against it
 /// by tests/gerrit_events.rs when it is there).
@@ -54,25 +55,6 @@ fn rest_as(g: &Gerrit, user: &str) -> Rest {
     )
     .unwrap()
     .with_retry(fast_retry())
-}
-
-fn git(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(args)
-        .env("GIT_AUTHOR_NAME", "Alice Example")
-        .env("GIT_AUTHOR_EMAIL", "alice@example.org")
-        .env("GIT_COMMITTER_NAME", "Alice Example")
-        .env("GIT_COMMITTER_EMAIL", "alice@example.org")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
 
 /// A working clone of `project` for pushing changes as alice.

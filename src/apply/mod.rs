@@ -193,16 +193,7 @@ fn inflight_path(svc: &Services, id: &BuildId) -> PathBuf {
 }
 
 fn write_durably(path: &Path, bytes: &[u8]) -> Result<(), String> {
-    let tmp = path.with_extension("tmp");
-    let mut f = std::fs::File::create(&tmp).map_err(|e| format!("{}: {e}", tmp.display()))?;
-    f.write_all(bytes)
-        .and_then(|()| f.sync_all())
-        .map_err(|e| format!("{}: {e}", tmp.display()))?;
-    std::fs::rename(&tmp, path).map_err(|e| format!("{}: {e}", path.display()))?;
-    if let Some(d) = path.parent() {
-        let _ = crate::git::sync_dir(d);
-    }
-    Ok(())
+    crate::store::write_durably(path, bytes).map_err(|e| format!("{}: {e}", path.display()))
 }
 
 /// The builds that were requested and not yet reported, by their marker files: `(id, depth)`.

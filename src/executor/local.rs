@@ -250,21 +250,7 @@ fn find_on_path(name: &str) -> Option<PathBuf> {
 }
 
 fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ExecError> {
-    static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let tmp = path.with_extension(format!(
-        "{}.{}.tmp",
-        std::process::id(),
-        SEQ.fetch_add(1, Ordering::Relaxed)
-    ));
-    let mut f = std::fs::File::create(&tmp).map_err(|e| backend(&tmp.display().to_string(), e))?;
-    f.write_all(bytes)
-        .and_then(|()| f.sync_all())
-        .map_err(|e| backend(&tmp.display().to_string(), e))?;
-    std::fs::rename(&tmp, path).map_err(|e| backend(&path.display().to_string(), e))?;
-    if let Some(dir) = path.parent() {
-        let _ = std::fs::File::open(dir).and_then(|d| d.sync_all());
-    }
-    Ok(())
+    crate::store::write_durably(path, bytes).map_err(|e| backend(&path.display().to_string(), e))
 }
 
 impl LocalExecutor {

@@ -459,7 +459,6 @@ fn write_snapshot(
     refs: &BTreeMap<String, ObjectId>,
     generation: u64,
 ) -> Result<(), WatchError> {
-    let tmp = path.with_extension("refs.tmp");
     let mut out = Vec::with_capacity(SNAPSHOT_HEADER.len() + refs.len() * 80);
     out.extend_from_slice(SNAPSHOT_HEADER.as_bytes());
     out.extend_from_slice(format!("{GENERATION}{generation}\n").as_bytes());
@@ -469,12 +468,7 @@ fn write_snapshot(
         out.extend_from_slice(name.as_bytes());
         out.push(b'\n');
     }
-    let mut f = std::fs::File::create(&tmp).map_err(|e| state_err(&tmp, e))?;
-    f.write_all(&out)
-        .and_then(|()| f.sync_all())
-        .map_err(|e| state_err(&tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| state_err(path, e))?;
-    sync_dir(path)
+    crate::store::write_durably(path, &out).map_err(|e| state_err(path, e))
 }
 
 fn remove_durably(path: &Path) -> Result<(), WatchError> {

@@ -10,6 +10,54 @@ pub mod site;
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
+
+/// Runs git in `dir` with a fixed identity (alice) and no user or system config; returns
+/// trimmed stdout, failing the test when git fails.
+pub fn git(dir: &Path, args: &[&str]) -> String {
+    git_with(dir, args, &[])
+}
+
+/// [`git`] with more environment (fixed dates, for commit ids a test can rely on).
+pub fn git_with(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> String {
+    let out = std::process::Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(args)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("GIT_AUTHOR_NAME", "Alice Example")
+        .env("GIT_AUTHOR_EMAIL", "alice@example.org")
+        .env("GIT_COMMITTER_NAME", "Alice Example")
+        .env("GIT_COMMITTER_EMAIL", "alice@example.org")
+        .env("GIT_TERMINAL_PROMPT", "0")
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// Fixed author and committer dates.
+pub const FIXED_DATES: [(&str, &str); 2] = [
+    ("GIT_AUTHOR_DATE", "2026-11-22T00:00:00Z"),
+    ("GIT_COMMITTER_DATE", "2026-11-22T00:00:00Z"),
+];
+
+/// Waits until `f` holds, failing the test after `timeout`.
+pub fn wait_for(what: &str, timeout: std::time::Duration, mut f: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + timeout;
+    while !f() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
 use std::process::{Command, Output, Stdio};
 
 /// The seakeeper binary cargo built for these tests.

@@ -3,33 +3,13 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::gerrit::Gerrit;
 use super::{ok, seakeeper, stderr};
 
-/// Runs git with a fixed identity and no user or system config; returns trimmed stdout.
-pub fn git(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(args)
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .env("GIT_CONFIG_GLOBAL", "/dev/null")
-        .env("GIT_AUTHOR_NAME", "Alice Example")
-        .env("GIT_AUTHOR_EMAIL", "alice@example.org")
-        .env("GIT_COMMITTER_NAME", "Alice Example")
-        .env("GIT_COMMITTER_EMAIL", "alice@example.org")
-        .env("GIT_TERMINAL_PROMPT", "0")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
-}
+#[allow(unused_imports)]
+pub use super::{git, wait_for};
 
 pub const CI_BOT: u64 = 1000042;
 pub const IMAGE: &str = "registry.example.org/ci@sha256:1111111111111111111111111111111111111111111111111111111111111111";
@@ -263,15 +243,6 @@ pub fn build_ids(text: &str) -> Vec<String> {
         .filter_map(|l| l.trim().strip_prefix("Build-Id: "))
         .map(str::to_owned)
         .collect()
-}
-
-/// Waits until `f` holds, failing the test after `timeout`.
-pub fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 pub struct Daemon(pub std::process::Child);
