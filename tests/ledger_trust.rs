@@ -467,6 +467,22 @@ fn replication_refuses_a_remote_that_was_rewound_or_written_by_someone_else() {
         )),
         "{status}"
     );
+    // A mark that cannot be read is no licence to push over the remote either.
+    let mark = site.state().join("ledger.remote-mark");
+    let kept = std::fs::read(&mark).unwrap();
+    std::fs::write(&mark, "{not json").unwrap();
+    site.upload(
+        "acme/api",
+        "I0000000000000000000000000000000000000104",
+        &[("msg.txt", "more still\n")],
+        true,
+    );
+    let out = output(&mut site.reconcile_cmd());
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(git(&remote, &["rev-parse", "refs/heads/main"]), older);
+    let status = status_text(&site);
+    assert!(status.contains("ledger.remote-mark is corrupt"), "{status}");
+    std::fs::write(&mark, kept).unwrap();
     // Put back where this server left it, replication goes on.
     git(&remote, &["update-ref", "refs/heads/main", &pushed]);
     site.reconcile();
@@ -484,7 +500,10 @@ fn issue_14_records_are_judged_by_the_keys_of_the_config_commit_they_name() {
     let site = Site::new("", "");
     let (old, old_cert, old_fpr) = site.w.another_key("old");
     let (_, new_cert, _) = site.w.another_key("new");
+    // The deployment's own key (which started the ledger) stays trusted throughout.
     std::fs::create_dir_all(site.config.join("keys")).unwrap();
+    std::fs::copy(&site.w.cert, site.config.join("keys/ci.asc")).unwrap();
+    site.write_config("keys/ci.yaml", "roles: [ledger, builder, promoter]\n");
     std::fs::copy(&old_cert, site.config.join("keys/old.asc")).unwrap();
     site.write_config("keys/old.yaml", "roles: [ledger, builder, promoter]\n");
     let then = site.commit_config("Trust the old key");
@@ -493,7 +512,14 @@ fn issue_14_records_are_judged_by_the_keys_of_the_config_commit_they_name() {
         .args(["ledger", "init"])
         .arg(&ledger)
         .arg("--key")
-        .arg(&old));
+        .arg(&site.w.key));
+    ok(seakeeper()
+        .args(["ledger", "keys", "add"])
+        .arg(&ledger)
+        .arg("--key")
+        .arg(&site.w.key)
+        .arg("--cert")
+        .arg(&old_cert));
     let naming = |config: &str, first: u64| {
         let jsonl = String::from_utf8(sample_jsonl(first, 6)).unwrap();
         let mut out = String::new();
@@ -509,7 +535,7 @@ fn issue_14_records_are_judged_by_the_keys_of_the_config_commit_they_name() {
     };
     let out = site.w.import(&ledger, &old, &naming(&then, 1), &[]);
     assert!(out.status.success(), "{}", stderr(&out));
-    // The key is retired: keys/ now holds another.
+    // The old key is retired: keys/ now holds another.
     std::fs::remove_file(site.config.join("keys/old.asc")).unwrap();
     std::fs::remove_file(site.config.join("keys/old.yaml")).unwrap();
     std::fs::copy(&new_cert, site.config.join("keys/new.asc")).unwrap();
@@ -534,6 +560,66 @@ fn issue_14_records_are_judged_by_the_keys_of_the_config_commit_they_name() {
     assert!(
         stderr(&out).contains(&format!("key {old_fpr} is not a trusted key"))
             && stderr(&out).contains(&format!("at config commit {now}")),
+        "{}",
+        stderr(&out)
+    );
+
+    // The retired key cannot start a ledger of its own, even one whose records name the
+    // config that trusted it: the first commit is judged by today's keys.
+    let forged = site.w.path("forged");
+    ok(seakeeper()
+        .args(["ledger", "init"])
+        .arg(&forged)
+        .arg("--key")
+        .arg(&old));
+    let out = site.w.import(&forged, &old, &naming(&then, 1), &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = output(
+        seakeeper()
+            .args(["ledger", "verify"])
+            .arg(&forged)
+            .arg("--config-repo")
+            .arg(&site.config),
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("the first commit must be signed by a trusted key"),
+        "{}",
+        stderr(&out)
+    );
+
+    // Nor does a config commit off the config branch (an unmerged change) vouch for a key.
+    let trusted = site.w.path("trusted");
+    ok(seakeeper()
+        .args(["ledger", "init"])
+        .arg(&trusted)
+        .arg("--key")
+        .arg(&site.w.key));
+    git(&site.config, &["checkout", "-q", "-b", "proposal"]);
+    std::fs::copy(&old_cert, site.config.join("keys/old.asc")).unwrap();
+    site.write_config("keys/old.yaml", "roles: [ledger, builder, promoter]\n");
+    let proposal = site.commit_config("Trust the old key again (not merged)");
+    git(&site.config, &["checkout", "-q", "main"]);
+    // The old key is allowed by the ledger itself, so only keys/ can refuse it.
+    ok(seakeeper()
+        .args(["ledger", "keys", "add"])
+        .arg(&trusted)
+        .arg("--key")
+        .arg(&site.w.key)
+        .arg("--cert")
+        .arg(&old_cert));
+    let out = site.w.import(&trusted, &old, &naming(&proposal, 1), &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = output(
+        seakeeper()
+            .args(["ledger", "verify"])
+            .arg(&trusted)
+            .arg("--config-repo")
+            .arg(&site.config),
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert!(
+        stderr(&out).contains(&format!("key {old_fpr} is not a trusted key")),
         "{}",
         stderr(&out)
     );

@@ -165,6 +165,46 @@ fn issue_14_a_freeze_file_that_cannot_be_read_holds_everything() {
 }
 
 #[test]
+fn issue_14_a_config_head_that_cannot_be_read_holds_everything() {
+    let site = Site::new("", "");
+    site.reconcile();
+    let digest = image_in_testing(&site);
+    record_build(&site, &digest, envelope(&site.w.key, &digest));
+    // The promotion is asked for together with a file over the 1 MiB limit: HEAD cannot be
+    // read at all, so nothing it might say (a freeze) can be seen.
+    site.write_config(
+        "promotions/staging.yaml",
+        &format!("images:\n  api: {digest}\n"),
+    );
+    site.commit_config("Promote api to staging");
+    site.write_config("huge.txt", &"x".repeat(2 << 20));
+    site.commit_config("Add a huge file");
+    let out = output(&mut site.reconcile_cmd());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("cannot be read"), "{text}");
+    assert!(
+        text.contains("held: staging is frozen by config-head-unreadable"),
+        "{text}"
+    );
+    assert!(!in_staging(&site, &digest));
+    let status = ok(seakeeper()
+        .args(["status", "--settings"])
+        .arg(&site.settings));
+    assert!(
+        status.contains("INVALID") && status.contains("config-head-unreadable"),
+        "{status}"
+    );
+    // A readable HEAD again: the promotion goes ahead.
+    git(&site.config, &["rm", "-q", "huge.txt"]);
+    site.commit_config("Remove the huge file");
+    let out = site.reconcile();
+    assert!(
+        out.contains(&format!("api@{digest} now runs in staging")),
+        "{out}"
+    );
+}
+
+#[test]
 fn issue_14_a_promotion_whose_source_lacks_the_digest_fails_visibly() {
     let site = Site::new("", "");
     site.reconcile();

@@ -127,7 +127,11 @@ pub(super) fn history(
     } else {
         repo.clone()
     };
-    Ok(Some(crate::daemon::key_history(git_dir, base)))
+    Ok(Some(crate::daemon::key_history(
+        git_dir,
+        trust.config_rev.clone(),
+        base,
+    )))
 }
 
 pub(super) fn authority(

@@ -273,10 +273,11 @@ fn merged_by(
 }
 
 /// The trusted keys at any config commit: `base` (the server's own key, the settings'
-/// certs) and the `keys/` of the config repo at `config_repo` at that commit, when the repo
-/// has it and it is valid there (cached per commit). See [`crate::ledger::VerifyOptions::history`].
+/// certs) and the `keys/` of the config repo at `config_repo` at that commit, when the commit
+/// is in the history of `tip` (the config branch) and valid there (cached per commit). See [`crate::ledger::VerifyOptions::history`].
 pub fn key_history(
     config_repo: PathBuf,
+    tip: String,
     base: crate::signing::Authority,
 ) -> crate::ledger::verify::History {
     let cache: Mutex<BTreeMap<String, Option<crate::signing::Authority>>> =
@@ -287,6 +288,14 @@ pub fn key_history(
             return a.clone();
         }
         let found = commit.parse::<CommitId>().ok().and_then(|c| {
+            // Only a commit of the config branch's history counts: not one of an unmerged
+            // change, nor anything else the repository happens to hold.
+            run_git(
+                &config_repo,
+                &["merge-base", "--is-ancestor", c.as_str(), &tip],
+                None,
+            )
+            .ok()?;
             let layout = apply::load_config_at(&config_repo, &c).ok()?.ok()?;
             let mut a = base.clone();
             for (name, entry) in &layout.keys {
@@ -466,8 +475,16 @@ impl Daemon {
             return Ok(());
         }
         let mut cache = crate::git::files::BlobCache::new();
-        let files = crate::git::files::read_all_cached(&repo, &head, &mut cache)
-            .map_err(|e| anyhow::anyhow!("config repo at {head}: {e}"))?;
+        let files = match crate::git::files::read_all_cached(&repo, &head, &mut cache) {
+            Ok(files) => files,
+            Err(e) => {
+                // HEAD cannot even be read (too large, too deep, a missing object): whatever
+                // freeze it adds cannot be seen, so everything is held (fail closed) on the
+                // last good config until a readable HEAD comes.
+                self.unreadable_head(&repo, &head_id, &e.to_string());
+                return Ok(());
+            }
+        };
         let files: BTreeMap<String, SourceFile> = files
             .into_iter()
             .map(|(p, (id, bytes))| {
@@ -528,6 +545,47 @@ impl Daemon {
         Ok(())
     }
 
+    /// See [`Daemon::observe_config`]: HEAD is reported invalid with why, and the config in
+    /// use (the last good one) gets a freeze of everything.
+    fn unreadable_head(&mut self, repo: &gix::Repository, head: &CommitId, why: &str) {
+        let message = format!("the config at {head} cannot be read: {why}");
+        if self.layout.is_none()
+            && let Some((commit, layout)) = self.last_good_in_history(repo, head)
+        {
+            self.world.config.layout_commit = commit.clone();
+            self.layout_commit = Some(commit);
+            self.layout = Some(Arc::new(layout));
+        }
+        if let Some(layout) = &self.layout {
+            let text = format!(
+                "scope: [all]\nreason: {}\n",
+                serde_json::to_string(&format!(
+                    "{message}; everything is held until HEAD can be read"
+                ))
+                .expect("a string")
+            );
+            let freeze: BTreeMap<String, SourceFile> = [(
+                "freezes/config-head-unreadable.yaml".to_owned(),
+                SourceFile {
+                    key: format!("unreadable-{head}"),
+                    bytes: Arc::from(text.as_bytes()),
+                },
+            )]
+            .into();
+            self.layout = Some(Arc::new(layout.with_freezes_of(&freeze)));
+        }
+        if self.config_head.as_ref() != Some(head) {
+            (self.reporter)(&format!(
+                "[config] {message}; running with {} and holding every promotion",
+                self.world.config.layout_commit
+            ));
+        }
+        self.world.config.head = head.clone();
+        self.world.config.errors = vec![message];
+        self.config_head = Some(head.clone());
+        self.observe_freeze_origins();
+    }
+
     fn last_good_in_history(
         &self,
         repo: &gix::Repository,
@@ -545,8 +603,13 @@ impl Daemon {
         )
         .ok()?;
         for line in list.lines().skip(1) {
-            let id = gix::ObjectId::from_hex(line.trim().as_bytes()).ok()?;
-            let files = crate::git::files::read_all(repo, &id).ok()?;
+            let Ok(id) = gix::ObjectId::from_hex(line.trim().as_bytes()) else {
+                continue;
+            };
+            // An unreadable commit is not a good one; older ones may be.
+            let Ok(files) = crate::git::files::read_all(repo, &id) else {
+                continue;
+            };
             let bytes: BTreeMap<String, Vec<u8>> =
                 files.into_iter().map(|(p, f)| (p, f.bytes)).collect();
             if let Ok(layout) = crate::config::load(&bytes) {
@@ -602,7 +665,11 @@ impl Daemon {
         let mut key = SigningKey::from_bytes(&self.key_bytes, "the signing key")?;
         if !ledger_dir.exists() {
             let authority = self.authority(&layout)?;
-            let history = key_history(self.config_repo.clone(), self.base_authority()?);
+            let history = key_history(
+                self.config_repo.clone(),
+                format!("refs/heads/{}", self.settings.config_branch),
+                self.base_authority()?,
+            );
             let made = replicate::bootstrap(
                 &ledger_dir,
                 remote.as_deref(),

@@ -271,12 +271,28 @@ pub struct RemoteMark {
 }
 
 impl RemoteMark {
-    /// Reads the mark of `remote`; `None` when there is none (or it is another remote's).
-    pub fn read(path: &Path, remote: &str) -> Option<RemoteMark> {
-        let bytes = std::fs::read(path).ok()?;
-        serde_json::from_slice::<RemoteMark>(&bytes)
-            .ok()
-            .filter(|m| m.remote == redact(remote))
+    /// Reads the mark of `remote`; `None` when there is none (or it is another remote's). A
+    /// mark that cannot be read is an error, not "no mark": without it a rewound remote would
+    /// be pushed over.
+    pub fn read(path: &Path, remote: &str) -> Result<Option<RemoteMark>, String> {
+        let bytes = match std::fs::read(path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => {
+                return Err(format!(
+                    "REFUSED: {} cannot be read ({e}): not pushing until a person repairs or \
+                     removes it",
+                    path.display()
+                ));
+            }
+        };
+        let mark = serde_json::from_slice::<RemoteMark>(&bytes).map_err(|e| {
+            format!(
+                "REFUSED: {} is corrupt ({e}): not pushing until a person repairs or removes it",
+                path.display()
+            )
+        })?;
+        Ok(Some(mark).filter(|m| m.remote == redact(remote)))
     }
 
     /// Writes it durably.
@@ -354,10 +370,10 @@ fn run(
             .map(|t| t.to_string());
         let refspec = format!("{LEDGER_REF}:{LEDGER_REF}");
         let creds = credentials_for(remote, credentials.as_ref());
-        let mark = RemoteMark::read(mark_path, remote);
         // Never forced, and never over a remote that is not where we left it: a remote that
         // was rewound or written by someone else is an incident for people, not a retry.
-        let r = check_remote(dir, remote, creds, mark.as_ref(), tip.as_deref())
+        let r = RemoteMark::read(mark_path, remote)
+            .and_then(|mark| check_remote(dir, remote, creds, mark.as_ref(), tip.as_deref()))
             .and_then(|()| run_git(dir, &["push", "--quiet", "--", remote, &refspec], creds));
         if r.is_ok()
             && let Some(head) = &tip

@@ -34,7 +34,8 @@ pub struct VerifyOptions {
     /// `authority`), each commit's signer is judged against the keys of the config commit its
     /// records name (a commit naming none: the last one named before it, else the first one
     /// named after it), so a key retired from `keys/` later still vouches for what it signed
-    /// while it was trusted; a config commit it cannot resolve is judged by `authority`.
+    /// while it was trusted; a config commit it cannot resolve (unknown, invalid, or not on
+    /// the config branch) is judged by `authority`, and so is the first commit.
     pub history: Option<History>,
 }
 
@@ -194,10 +195,7 @@ pub fn verify_tip(
             .ok_or_else(|| fail("is not signed".into()))?;
         let ring = match (&options.pinned, &options.authority, is_root) {
             (Some(pinned), _, true) => pinned,
-            // With history, the first commit's signer is judged at the first config commit
-            // named (it may be a key retired since); its signature is checked against the
-            // ledger's own keys here.
-            (None, Some(authority), true) if options.history.is_none() => authority.keyring(),
+            (None, Some(authority), true) => authority.keyring(),
             _ => &current.keyring,
         };
         let signer = ring.verify(&c.payload, sig).map_err(|e| {
@@ -247,7 +245,10 @@ pub fn verify_tip(
             let roles: Vec<KeyRole> = std::iter::once(KeyRole::Ledger)
                 .chain(checked.needs.iter().copied())
                 .collect();
-            if options.history.is_none() {
+            // The first commit is always judged by today's keys (the config's keys/ at the
+            // tip, the settings' certs): an old key cannot start a ledger of its own, even one
+            // whose records name a config that trusted it.
+            if options.history.is_none() || is_root {
                 judge(options, authority, None, &signer, &roles, is_root).map_err(fail)?;
             } else if let Some(first) = checked.configs.iter().next() {
                 for (pid, psigner, proles, proot) in pending.drain(..) {
