@@ -292,3 +292,52 @@ fn issue_14_a_registry_that_stalls_mid_blob_holds_up_nothing_and_sigterm_still_s
     assert!(!log.contains("Environment: staging"), "{log}");
     site.verify_ledger();
 }
+
+/// Issue 14, item 7: a Gerrit that stops answering holds up nothing else: a config change is
+/// still taken up and shown in `status` (with Gerrit's silence), and SIGTERM still stops.
+#[test]
+fn issue_14_a_gerrit_that_hangs_holds_up_nothing_and_sigterm_still_stops() {
+    use std::time::{Duration, Instant};
+    use support::site::{Daemon, wait_for};
+    let site = Site::new("", "");
+    site.reconcile();
+    let daemon = Daemon::start(&site);
+    let status = || {
+        ok(seakeeper()
+            .args(["status", "--settings"])
+            .arg(&site.settings))
+    };
+    wait_for("the daemon's status", Duration::from_secs(30), || {
+        status().contains("reachable")
+    });
+    // Every Gerrit request from now on is answered after a minute.
+    site.g.delay_next(1000, Duration::from_secs(60));
+    let frozen = {
+        site.write_config(
+            "freezes/hold.yaml",
+            "scope: [\"promote:staging\"]\nreason: Held while Gerrit hangs.\n",
+        );
+        site.commit_config("Freeze staging")
+    };
+    let asked = Instant::now();
+    wait_for("the new config in status", Duration::from_secs(10), || {
+        let s = status();
+        s.contains(&format!("config: {frozen}")) && s.contains("hold")
+    });
+    let taken_up = asked.elapsed();
+    wait_for(
+        "Gerrit's silence in status",
+        Duration::from_secs(30),
+        || status().contains("no answer for"),
+    );
+    let asked = Instant::now();
+    let out = daemon.term();
+    assert!(
+        asked.elapsed() < Duration::from_secs(15),
+        "stopped after {:?}: {}",
+        asked.elapsed(),
+        stderr(&out)
+    );
+    assert!(taken_up < Duration::from_secs(10), "{taken_up:?}");
+    site.verify_ledger();
+}

@@ -35,6 +35,9 @@ pub use status::Status;
 /// How long a pass waits for the pipeline files it asked for before moving on.
 const PIPELINE_TASK_WAIT: Duration = Duration::from_millis(100);
 
+/// How long a pass waits for its read of Gerrit before it goes on without it.
+const GERRIT_READ_WAIT: Duration = Duration::from_secs(1);
+
 /// Fetches of one source before its build is recorded as an error.
 const MAX_FETCH_ATTEMPTS: u32 = 5;
 
@@ -67,7 +70,7 @@ pub struct Daemon {
     layout_commit: Option<CommitId>,
     last_config_fetch: Option<Instant>,
     svc: Option<Arc<Services>>,
-    watcher: Option<RefWatcher>,
+    watcher: Option<Arc<RefWatcher>>,
     sources_key: String,
     replicator: Option<replicate::Replicator>,
     world: World,
@@ -96,6 +99,13 @@ pub struct Daemon {
     mark_written: Option<Instant>,
     /// Why Gerrit could not be read in the last pass (`None`: it could, or is not used).
     gerrit_error: Option<String>,
+    /// The read of Gerrit (refs, then change details) running off the pass, with the work it
+    /// was given: a Gerrit that hangs holds up neither `status` nor anything else.
+    gerrit_reads: apply::tasks::Tasks<(), (usize, gerrit::Pass)>,
+    /// Work hinted while a read was running, for the next one.
+    gerrit_queue: Vec<(ProjectName, Scope)>,
+    /// When the running read started.
+    gerrit_read_since: Option<Instant>,
     /// Lookups of the change that merged a moved tip, running off the pass.
     merge_tasks: apply::tasks::Tasks<
         (ProjectName, CommitId),
@@ -415,6 +425,9 @@ impl Daemon {
             mark_written: None,
             pipeline_tasks: apply::tasks::Tasks::new("pipeline-file"),
             merge_tasks: apply::tasks::Tasks::new("merged-by"),
+            gerrit_reads: apply::tasks::Tasks::new("gerrit-read"),
+            gerrit_queue: Vec::new(),
+            gerrit_read_since: None,
             failed_promotions: BTreeMap::new(),
             retention: apply::tasks::Tasks::new("retention"),
             retention_due: None,
@@ -792,7 +805,7 @@ impl Daemon {
             }),
             copies,
         }));
-        self.watcher = watcher;
+        self.watcher = watcher.map(Arc::new);
         self.replicator = replicator;
         self.sources_key = sources_key;
         self.load_state()?;
@@ -1040,12 +1053,46 @@ impl Daemon {
     /// Observes Gerrit (`work`: which projects and scopes), updating the World. Returns the
     /// observations to acknowledge once their builds are requested.
     fn observe_gerrit(&mut self, work: &[(ProjectName, Scope)]) -> Vec<gerrit::Observation> {
-        let Some(watcher) = &self.watcher else {
+        let Some(watcher) = self.watcher.clone() else {
             return Vec::new();
         };
-        let svc = self.svc.as_ref().expect("services are open");
-        let rest = svc.gerrit.as_ref().map(|g| &g.rest);
-        let mut pass = gerrit::pass(watcher, rest, work, 4);
+        for w in work {
+            if !self.gerrit_queue.contains(w) {
+                self.gerrit_queue.push(w.clone());
+            }
+        }
+        // The read runs on a thread of its own; the pass waits for it a little (it usually
+        // takes milliseconds) and otherwise goes on, taking the outcome in a later pass.
+        if !self.gerrit_reads.pending() && !self.gerrit_queue.is_empty() {
+            let work = std::mem::take(&mut self.gerrit_queue);
+            let rest = self
+                .svc
+                .as_ref()
+                .and_then(|svc| svc.gerrit.as_ref().map(|g| g.rest.clone()));
+            self.gerrit_reads.poll_or_start(&(), move || {
+                (work.len(), gerrit::pass(&watcher, rest.as_ref(), &work, 4))
+            });
+            self.gerrit_read_since = Some(Instant::now());
+        }
+        self.gerrit_reads.settle(GERRIT_READ_WAIT);
+        if !self.gerrit_reads.pending() {
+            return Vec::new();
+        }
+        let Some((asked, mut pass)) = self
+            .gerrit_reads
+            .poll_or_start(&(), || (0, gerrit::Pass::default()))
+        else {
+            if let Some(since) = self.gerrit_read_since
+                && since.elapsed() >= Duration::from_secs(10)
+            {
+                self.gerrit_error = Some(format!(
+                    "no answer for {} s (the read goes on; everything else does too)",
+                    since.elapsed().as_secs()
+                ));
+            }
+            return Vec::new();
+        };
+        self.gerrit_read_since = None;
         for (project, e) in &pass.errors {
             crate::telemetry::warn(&format!("{project}: {e}"));
         }
@@ -1055,7 +1102,7 @@ impl Daemon {
             Some(format!(
                 "{} of {} projects could not be read ({project}: {e})",
                 pass.errors.len(),
-                work.len()
+                asked
             ))
         } else {
             None
@@ -1287,7 +1334,10 @@ impl Daemon {
 
     /// Whether source, pipeline-file or merged-by reads are still running off the pass.
     fn reads_pending(&self) -> bool {
-        self.pipeline_tasks.pending() || self.merge_tasks.pending()
+        self.pipeline_tasks.pending()
+            || self.merge_tasks.pending()
+            || self.gerrit_reads.pending()
+            || !self.gerrit_queue.is_empty()
     }
 
     /// Looks up, off the pass, which Gerrit change's submission made each moved tip, so that
@@ -1513,7 +1563,7 @@ impl Daemon {
             None => watched.iter().map(|p| (p.clone(), Scope::All)).collect(),
             Some(w) => w,
         };
-        let observations = if work.is_empty() {
+        let observations = if work.is_empty() && !self.reads_pending() {
             Vec::new()
         } else {
             self.observe_gerrit(&work)
