@@ -98,6 +98,8 @@ pub struct Services {
     pub on_write: Box<dyn Fn() + Send + Sync>,
     /// Promotion copies running off the reconcile pass.
     pub copies: Copies,
+    /// Reviews being posted off the reconcile pass.
+    pub reviews: Reviews,
 }
 
 /// Records a refused promotion in the ledger, once per environment, image, digest and config
@@ -163,6 +165,20 @@ pub type CopyKey = (EnvironmentName, ImageName, Digest);
 /// until its deadline, holds up nothing else: the pass that wants a copy starts it and moves on;
 /// a later pass finds it done and records it (the record is still written only after the copy).
 pub type Copies = tasks::Tasks<CopyKey, Result<(), String>>;
+
+/// Reviews being posted to Gerrit off the reconcile pass, by build: a Gerrit that does not
+/// answer holds up nothing else. The outcome: posted (or found posted before), or refused for
+/// good (with why), or failed for now.
+pub type Reviews = tasks::Tasks<BuildId, Result<Posted, String>>;
+
+/// See [`Reviews`].
+#[derive(Debug, Clone)]
+pub enum Posted {
+    /// Posted now, or found posted before.
+    Yes,
+    /// Gerrit refused it for good (the change is gone, ...).
+    Refused(String),
+}
 
 impl Services {
     /// The ledger, opened afresh for reading. A long-lived object database handle must not be
@@ -1347,36 +1363,64 @@ fn report(svc: &Services, world: &mut World, id: &BuildId) -> Result<Progress, S
         finish(svc, world, id);
         Ok(true)
     };
-    crash_point("before-review");
-    // Reviews carry the build id: a review already posted (before a crash, or whose answer
-    // was lost) is not posted again.
-    match already_posted(&g.rest, &r.project, change, id) {
-        Ok(true) => {}
-        Err(e) if final_refusal(&e) => return refused(svc, world, &e),
-        Err(e) => return Err(format!("reading change {change} before reporting: {e}")),
-        Ok(false) => {
-            let verified = match b.result {
-                Some(BuildStatus::Success) => Some(1),
-                _ => Some(-1),
-            };
-            // One attempt only: a retry after a lost answer would post the review twice.
-            // After a failure, the next pass looks for the Build-Id line first.
-            let posted = g.post.post_review(
-                &r.project,
-                change,
-                r.source_commit.as_str(),
-                &ReviewInput::for_pipeline(r.pipeline.as_str(), &text, verified),
-            );
-            match posted {
-                Ok(_) => crash_point("after-review"),
-                Err(e) if final_refusal(&e) => return refused(svc, world, &e),
-                Err(e) => {
-                    return Err(format!(
-                        "posting the review of {id} on change {change}: {e}"
-                    ));
+    // Posted on a thread of its own; this pass (or a later one) takes the outcome.
+    let (rest, post) = (g.rest.clone(), g.post.clone());
+    let (project, commit, pipeline) = (
+        r.project.clone(),
+        r.source_commit.clone(),
+        r.pipeline.to_string(),
+    );
+    let (build, review_text) = (id.clone(), text.clone());
+    let verified = match b.result {
+        Some(BuildStatus::Success) => Some(1),
+        _ => Some(-1),
+    };
+    let was_running = svc.reviews.running().contains(id);
+    let outcome = svc.reviews.poll_or_start(id, move || {
+        crash_point("before-review");
+        // Reviews carry the build id: a review already posted (before a crash, or whose
+        // answer was lost) is not posted again.
+        match already_posted(&rest, &project, change, &build) {
+            Ok(true) => Ok(Posted::Yes),
+            Err(e) if final_refusal(&e) => Ok(Posted::Refused(e.to_string())),
+            Err(e) => Err(format!("reading change {change} before reporting: {e}")),
+            Ok(false) => {
+                // One attempt only: a retry after a lost answer would post the review twice.
+                // After a failure, the next pass looks for the Build-Id line first.
+                match post.post_review(
+                    &project,
+                    change,
+                    commit.as_str(),
+                    &ReviewInput::for_pipeline(&pipeline, &review_text, verified),
+                ) {
+                    Ok(_) => {
+                        crash_point("after-review");
+                        Ok(Posted::Yes)
+                    }
+                    Err(e) if final_refusal(&e) => Ok(Posted::Refused(e.to_string())),
+                    Err(e) => Err(format!(
+                        "posting the review of {build} on change {change}: {e}"
+                    )),
                 }
             }
         }
+    });
+    // Most posts take milliseconds: wait for one just started a little before moving on
+    // (not again for one that is already slow).
+    let outcome = match outcome {
+        Some(o) => o,
+        None if was_running => return Ok(false),
+        None => {
+            svc.reviews.settle(std::time::Duration::from_millis(200));
+            match svc.reviews.poll_or_start(id, || Err("not started".into())) {
+                Some(o) => o,
+                None => return Ok(false),
+            }
+        }
+    };
+    match outcome? {
+        Posted::Yes => {}
+        Posted::Refused(e) => return refused(svc, world, &e),
     }
     (svc.reporter)(&format!(
         "[{}] {} change {change}: {} reported to Gerrit (build {id})",

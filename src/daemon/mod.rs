@@ -785,6 +785,11 @@ impl Daemon {
             .as_ref()
             .map(|s| s.copies.clone())
             .unwrap_or_else(|| apply::Copies::new("copy"));
+        let reviews = self
+            .svc
+            .as_ref()
+            .map(|s| s.reviews.clone())
+            .unwrap_or_else(|| apply::Reviews::new("review"));
         self.svc = Some(Arc::new(Services {
             ledger_dir: ledger_dir.clone(),
             writer,
@@ -804,6 +809,7 @@ impl Daemon {
                 }
             }),
             copies,
+            reviews,
         }));
         self.watcher = watcher.map(Arc::new);
         self.replicator = replicator;
@@ -1074,7 +1080,11 @@ impl Daemon {
             });
             self.gerrit_read_since = Some(Instant::now());
         }
-        self.gerrit_reads.settle(GERRIT_READ_WAIT);
+        // Waited for only while young: a read that has already kept passes waiting is polled.
+        if let Some(since) = self.gerrit_read_since {
+            self.gerrit_reads
+                .settle(GERRIT_READ_WAIT.saturating_sub(since.elapsed()));
+        }
         if !self.gerrit_reads.pending() {
             return Vec::new();
         }
@@ -1334,7 +1344,8 @@ impl Daemon {
 
     /// Whether source, pipeline-file or merged-by reads are still running off the pass.
     fn reads_pending(&self) -> bool {
-        self.pipeline_tasks.pending()
+        self.svc.as_ref().is_some_and(|s| s.reviews.pending())
+            || self.pipeline_tasks.pending()
             || self.merge_tasks.pending()
             || self.gerrit_reads.pending()
             || !self.gerrit_queue.is_empty()
@@ -1724,7 +1735,7 @@ impl Daemon {
             && self
                 .status_written
                 .as_ref()
-                .is_some_and(|(at, _)| at.elapsed() < Duration::from_secs(1))
+                .is_some_and(|(at, _)| at.elapsed() < Duration::from_millis(200))
         {
             return;
         }
@@ -1732,7 +1743,7 @@ impl Daemon {
         let Ok(text) = serde_json::to_string_pretty(&status.without_time()) else {
             return;
         };
-        // At most once a second, and only when something changed (or every 10 s).
+        // Only when something changed (at most five times a second), or every 10 s.
         let due = match &self.status_written {
             None => true,
             Some((at, last)) => *last != text || at.elapsed() > Duration::from_secs(10),

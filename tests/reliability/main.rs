@@ -16,6 +16,7 @@
 //! `scripts/reliability` (`SEAKEEPER_RELIABILITY_KILLS`, default 100 there). The parsers'
 //! fuzzing is `cargo bench --bench fuzz_inputs` and `--bench fuzz_config`.
 
+#[path = "../support/mod.rs"]
 mod support;
 
 use std::time::{Duration, Instant};
@@ -49,6 +50,9 @@ fn status(site: &Site) -> String {
 struct Figures {
     kills: usize,
     changes: usize,
+    merges: usize,
+    freezes: usize,
+    merged_unchecked: usize,
     reviews: usize,
     lost: usize,
     duplicated: usize,
@@ -57,6 +61,7 @@ struct Figures {
     wrong_tried: usize,
     wrong_promoted: usize,
     stall: Duration,
+    stall_gerrit: Duration,
 }
 
 fn kills_wanted() -> usize {
@@ -66,12 +71,15 @@ fn kills_wanted() -> usize {
         .unwrap_or(4)
 }
 
-/// kill -9 at random moments while changes arrive and Gerrit misbehaves.
+/// kill -9 at random moments while changes arrive, branches move (post-merge builds) and
+/// freezes come and go in the config repo, and Gerrit misbehaves.
 fn kill_loop(f: &mut Figures, kills: usize, seed: u64) {
     let site = Site::new("", "");
     site.reconcile();
     let mut rng = Rng(seed | 1);
     let mut daemon = Daemon::start(&site);
+    let mut frozen = false;
+    let mut pushed_tips: Vec<String> = Vec::new();
     for k in 0..kills {
         site.upload(
             "acme/api",
@@ -82,6 +90,30 @@ fn kill_loop(f: &mut Figures, kills: usize, seed: u64) {
             ],
             false,
         );
+        // A third of the time the branch moves too (a post-merge build), and a quarter of the
+        // time a freeze is merged into, or lifted from, the config repo.
+        if rng.below(3) == 0 {
+            site.merge("acme/api");
+            f.merges += 1;
+            pushed_tips.push(git(
+                &site.g.repo("acme/api"),
+                &["rev-parse", "refs/heads/main"],
+            ));
+        }
+        if rng.below(4) == 0 {
+            if frozen {
+                std::fs::remove_file(site.config.join("freezes/hold.yaml")).unwrap();
+                site.commit_config("Lift the freeze");
+            } else {
+                site.write_config(
+                    "freezes/hold.yaml",
+                    "scope: [\"promote:staging\"]\nreason: Held by the harness.\n",
+                );
+                site.commit_config("Freeze staging");
+            }
+            frozen = !frozen;
+            f.freezes += 1;
+        }
         if rng.below(3) == 0 {
             site.g.fail_next(2);
         }
@@ -95,9 +127,33 @@ fn kill_loop(f: &mut Figures, kills: usize, seed: u64) {
         daemon = Daemon::start(&site);
     }
     f.changes += kills;
-    let every_change_reviewed = || (1..=kills as u32).all(|c| !site.reviews(c).is_empty());
+    // A change whose commit became the branch's tip by a push merged (Gerrit closes it).
+    let merged_by_push = |c: u32| pushed_tips.contains(&site.g.change(c).current().revision);
+    let every_change_reviewed =
+        || (1..=kills as u32).all(|c| !site.reviews(c).is_empty() || merged_by_push(c));
+    let tip = git(&site.g.repo("acme/api"), &["rev-parse", "refs/heads/main"]);
+    let tip_build = seakeeper::reconcile::post_merge_build_id(
+        &"acme/api".parse().unwrap(),
+        &"refs/heads/main".parse().unwrap(),
+        &tip.parse().unwrap(),
+        None,
+    );
+    // Requested and finished.
+    let tip_built = || {
+        site.ledger_log()
+            .matches(&format!("Build-Id: {tip_build}"))
+            .count()
+            >= 2
+    };
+    let freeze_state = || {
+        let st = status(&site);
+        st.contains("hold") == frozen
+    };
+    let merged = f.merges > 0;
     let deadline = Instant::now() + Duration::from_secs(60 + 3 * kills as u64);
-    while !every_change_reviewed() && Instant::now() < deadline {
+    while !(every_change_reviewed() && (!merged || tip_built()) && freeze_state())
+        && Instant::now() < deadline
+    {
         std::thread::sleep(Duration::from_millis(100));
     }
     // Let what is in flight settle, then stop cleanly.
@@ -111,7 +167,19 @@ fn kill_loop(f: &mut Figures, kills: usize, seed: u64) {
     let log = site.ledger_log();
     for c in 1..=kills as u32 {
         let reviews = site.reviews(c);
+        // A change whose commit was pushed straight to the branch merged before it could be
+        // checked (Gerrit closes such a change): nothing is owed to it.
+        if reviews.is_empty() && merged_by_push(c) {
+            f.merged_unchecked += 1;
+            continue;
+        }
         if reviews.is_empty() {
+            eprintln!(
+                "change {c} was never reviewed; status:\n{}\nledger:\n{}\nchange:\n{:?}",
+                status(&site),
+                site.ledger_log(),
+                site.g.change(c)
+            );
             f.lost += 1;
             continue;
         }
@@ -129,6 +197,26 @@ fn kill_loop(f: &mut Figures, kills: usize, seed: u64) {
                 }
             }
         }
+    }
+    // The branch's last tip was built after merging (request and result), each post-merge
+    // build recorded once (a request and a result, never more), and the last freeze state
+    // is what the ledger and status say.
+    if merged && !tip_built() {
+        eprintln!("the branch's tip {tip} has no post-merge build ({tip_build})");
+        f.lost += 1;
+    }
+    let mut per_build: std::collections::BTreeMap<&str, usize> = Default::default();
+    for l in log.lines() {
+        if let Some(id) = l.trim().strip_prefix("Build-Id: ")
+            && id.starts_with("post-merge")
+        {
+            *per_build.entry(id).or_default() += 1;
+        }
+    }
+    f.duplicated += per_build.values().filter(|n| **n > 2).count();
+    if !freeze_state() {
+        eprintln!("the freeze should be {frozen}:\n{}", status(&site));
+        f.lost += 1;
     }
     site.verify_ledger();
 }
@@ -408,6 +496,20 @@ fn stall(f: &mut Figures) {
         );
         f.stall = f.stall.max(asked.elapsed());
     }
+    // Gerrit stops answering too: a config change must still show in `status` promptly.
+    site.g.delay_next(10_000, Duration::from_secs(60));
+    for n in 0..3u32 {
+        site.write_config(
+            "freezes/hold.yaml",
+            &format!("scope: [all]\nreason: Test {n}.\n"),
+        );
+        let commit = site.commit_config(&format!("Freeze {n}"));
+        let asked = Instant::now();
+        wait_for("the config in status", Duration::from_secs(30), || {
+            status(&site).contains(&format!("config: {commit}"))
+        });
+        f.stall_gerrit = f.stall_gerrit.max(asked.elapsed());
+    }
     let _ = daemon.term();
 }
 
@@ -428,6 +530,14 @@ fn reliability_under_kills_forgeries_lies_and_stalls() {
         "| changes uploaded / reviews posted | {} / {} | |",
         f.changes, f.reviews
     );
+    println!(
+        "| branch moves (post-merge) / freezes merged or lifted, during the kills | {} / {} | |",
+        f.merges, f.freezes
+    );
+    println!(
+        "| changes merged by a push before their check (closed, not owed a review) | {} | |",
+        f.merged_unchecked
+    );
     println!("| changes or builds lost | {} | 0 |", f.lost);
     println!("| reviews or records duplicated | {} | 0 |", f.duplicated);
     println!(
@@ -442,9 +552,20 @@ fn reliability_under_kills_forgeries_lies_and_stalls() {
         "| longest wait for a patchset while a registry hangs | {:.2} s | < 2 s |",
         f.stall.as_secs_f64()
     );
+    println!(
+        "| longest wait for `status` to show a config change while Gerrit hangs | {:.2} s | < 2 s |",
+        f.stall_gerrit.as_secs_f64()
+    );
     println!("| wall time | {:.0} s | |", started.elapsed().as_secs_f64());
     assert_eq!(f.lost, 0, "lost");
     assert_eq!(f.duplicated, 0, "duplicated");
     assert_eq!(f.forged_adopted, 0, "forged ledgers adopted");
     assert_eq!(f.wrong_promoted, 0, "wrong images promoted");
+    // Generous bounds (2 cores, everything else running): the table has the figures.
+    assert!(f.stall < Duration::from_secs(10), "{:?}", f.stall);
+    assert!(
+        f.stall_gerrit < Duration::from_secs(10),
+        "{:?}",
+        f.stall_gerrit
+    );
 }
