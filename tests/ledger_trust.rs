@@ -624,3 +624,18 @@ fn issue_14_records_are_judged_by_the_keys_of_the_config_commit_they_name() {
         stderr(&out)
     );
 }
+
+/// Issue 14, item 9: a signing key others can read is no proof of anything: the server
+/// refuses to start with it.
+#[test]
+fn issue_14_the_server_refuses_a_signing_key_others_can_read() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let site = Site::new("", "");
+    std::fs::set_permissions(&site.w.key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = output(&mut site.reconcile_cmd());
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("it must be 0600"), "{}", stderr(&out));
+    assert!(!site.ledger().exists(), "nothing started");
+    std::fs::set_permissions(&site.w.key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    site.reconcile();
+}

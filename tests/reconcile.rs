@@ -680,6 +680,33 @@ fn the_demo_runs_the_whole_flow_with_no_servers() {
             "{uri}"
         );
     }
+    // started_at is when the first job started: after the request, by the time the job took
+    // to be started.
+    let show = |path: &str| -> serde_json::Value {
+        let shown: serde_json::Value = serde_json::from_str(&ok(seakeeper()
+            .args(["ledger", "show", "--json"])
+            .arg(world.join("ledger"))
+            .arg(path)))
+        .unwrap();
+        yaml_serde_value(shown["content"].as_str().unwrap())
+    };
+    let path_of = |kind: &str| {
+        v["ledger_commits"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["record"] == kind)
+            .and_then(|r| r["path"].as_str())
+            .unwrap_or_else(|| panic!("no {kind} in {trace}"))
+            .to_owned()
+    };
+    let requested = show(&path_of("build-request"))["requested_at"].clone();
+    let started = show(&path_of("build-result"))["started_at"].clone();
+    let (requested, started): (jiff::Timestamp, jiff::Timestamp) = (
+        requested.as_str().unwrap().parse().unwrap(),
+        started.as_str().unwrap().parse().unwrap(),
+    );
+    assert!(started > requested, "{started} after {requested}");
     // Lifting the freeze with a revert releases the promotion on the next pass.
     let freeze = git(
         &world.join("config"),
@@ -872,4 +899,9 @@ fn issue_14_post_merge_builds_name_the_change_that_merged_them() {
     let third = post_merge_id(&out);
     assert!(!trace_of(&third).contains("cause"), "{}", trace_of(&third));
     site.verify_ledger();
+}
+
+/// A record file's text (YAML) as JSON.
+fn yaml_serde_value(text: &str) -> serde_json::Value {
+    serde_yaml_ng::from_str(text).unwrap()
 }

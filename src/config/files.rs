@@ -90,6 +90,11 @@ pub struct ExecutorSettings {
     /// Namespace per trust level (Kubernetes).
     #[serde(default)]
     pub namespaces: Namespaces,
+    /// The Kubernetes PriorityClass of each pipeline's pods (the classes are the cluster's;
+    /// the order jobs are admitted in is `policies/limits.yaml`'s `priorities` on both
+    /// executors).
+    #[serde(default)]
+    pub priority_classes: BTreeMap<PipelineKind, String>,
 }
 
 impl Default for ExecutorSettings {
@@ -98,6 +103,7 @@ impl Default for ExecutorSettings {
             kind: ExecutorKind::Local,
             concurrency: default_concurrency(),
             namespaces: Namespaces::default(),
+            priority_classes: BTreeMap::new(),
         }
     }
 }

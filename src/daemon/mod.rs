@@ -998,6 +998,13 @@ impl Daemon {
                 let settings = crate::executor::kubernetes::KubeSettings {
                     trusted_namespace: ns.trusted.clone(),
                     untrusted_namespace: ns.untrusted.clone(),
+                    priority_classes: layout
+                        .settings
+                        .executor
+                        .priority_classes
+                        .iter()
+                        .map(|(k, v)| (k.as_str().to_owned(), v.clone()))
+                        .collect(),
                     ..Default::default()
                 };
                 Arc::new(crate::executor::kubernetes::KubeExecutor::infer(settings)?)

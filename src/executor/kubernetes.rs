@@ -68,6 +68,9 @@ pub struct KubeSettings {
     /// the artifact store its collector pushes to), as CIDRs: the only egress a job without
     /// the network gets (with DNS).
     pub infrastructure_cidrs: Vec<String>,
+    /// The PriorityClass of each pipeline's pods (`executor.priority_classes`), by pipeline
+    /// name.
+    pub priority_classes: std::collections::BTreeMap<String, String>,
 }
 
 impl Default for KubeSettings {
@@ -83,6 +86,7 @@ impl Default for KubeSettings {
             store_claim: "seakeeper-outputs".into(),
             job_secrets: "seakeeper-job-secrets".into(),
             infrastructure_cidrs: Vec::new(),
+            priority_classes: std::collections::BTreeMap::new(),
         }
     }
 }
@@ -517,6 +521,7 @@ pub fn manifest(spec: &JobSpec, s: &KubeSettings) -> Job {
                     ..ObjectMeta::default()
                 }),
                 spec: Some(PodSpec {
+                    priority_class_name: s.priority_classes.get(&spec.pipeline).cloned(),
                     restart_policy: Some("Never".into()),
                     automount_service_account_token: Some(false),
                     enable_service_links: Some(false),
@@ -1123,5 +1128,41 @@ mod tests {
         );
         assert_eq!(label_value("mediawiki/core"), "mediawiki_core");
         assert!(label_value(&"x".repeat(100)).len() <= 63);
+    }
+
+    /// Issue 14, item 12: each pipeline's pods get the PriorityClass the settings name.
+    #[test]
+    fn pods_get_their_pipelines_priority_class() {
+        let spec = |pipeline: &str| JobSpec {
+            build_id: "b-1".parse().unwrap(),
+            job: "unit".into(),
+            pipeline: pipeline.into(),
+            project: "acme/api".parse().unwrap(),
+            change: None,
+            source: "https://gerrit.example.org/acme/api".into(),
+            commit: "1111111111111111111111111111111111111111".parse().unwrap(),
+            image: "debian:bookworm".into(),
+            commands: vec!["true".into()],
+            env: Default::default(),
+            timeout_seconds: 60,
+            cpu: None,
+            memory: None,
+            services: Default::default(),
+            secrets: vec![],
+            network: false,
+            outputs: vec![],
+            trust: crate::model::Trust::Trusted,
+        };
+        let mut s = KubeSettings::default();
+        s.priority_classes
+            .insert("post-merge".into(), "seakeeper-high".into());
+        let class = |pipeline: &str| {
+            manifest(&spec(pipeline), &s)
+                .spec
+                .and_then(|j| j.template.spec)
+                .and_then(|p| p.priority_class_name)
+        };
+        assert_eq!(class("post-merge").as_deref(), Some("seakeeper-high"));
+        assert_eq!(class("check"), None);
     }
 }

@@ -164,6 +164,11 @@ fn kill_loop(f: &mut Figures, kills: usize, seed: u64) {
         "{}",
         stderr(&out)
     );
+    let daemon_said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     let log = site.ledger_log();
     for c in 1..=kills as u32 {
         let reviews = site.reviews(c);
@@ -175,10 +180,8 @@ fn kill_loop(f: &mut Figures, kills: usize, seed: u64) {
         }
         if reviews.is_empty() {
             eprintln!(
-                "change {c} was never reviewed; status:\n{}\nledger:\n{}\nchange:\n{:?}",
+                "change {c} was never reviewed; status:\n{}\nthe last daemon said:\n{daemon_said}",
                 status(&site),
-                site.ledger_log(),
-                site.g.change(c)
             );
             f.lost += 1;
             continue;
