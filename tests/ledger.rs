@@ -687,3 +687,28 @@ fn readers_refuse_a_ledger_format_they_do_not_know() {
     let out = w.verify(&ledger);
     assert_eq!(out.status.code(), Some(1));
 }
+
+/// A ref lock a writer killed mid-update left behind does not stop the ledger forever (found
+/// by the reliability harness: after one kill -9 at the wrong moment nothing was recorded
+/// again); a lock young enough to be a live writer's is respected.
+#[test]
+fn a_stale_ref_lock_left_by_a_killed_writer_is_cleared() {
+    let w = World::new();
+    let ledger = w.init_ledger("ledger.git");
+    let lock = ledger.join("refs/heads/main.lock");
+    // A live writer's lock: the update is refused (compare-and-swap never forces).
+    std::fs::write(&lock, "").unwrap();
+    let out = w.import(&ledger, &w.key, &sample_jsonl(1, 3), &[]);
+    assert!(stdout(&out).contains("imported 0 of"), "{}", stdout(&out));
+    assert!(lock.exists());
+    // The same lock a minute old is a dead writer's: it goes, and the records are written.
+    let f = std::fs::File::options().append(true).open(&lock).unwrap();
+    f.set_modified(std::time::SystemTime::now() - std::time::Duration::from_secs(60))
+        .unwrap();
+    let out = w.import(&ledger, &w.key, &sample_jsonl(1, 3), &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(!stdout(&out).contains("imported 0 of"), "{}", stdout(&out));
+    assert!(!lock.exists());
+    assert!(stderr(&out).contains("a lock a writer that died left behind"));
+    ok(seakeeper().args(["ledger", "verify"]).arg(&ledger));
+}

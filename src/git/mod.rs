@@ -154,7 +154,15 @@ pub fn compare_and_swap_ref(
         time: gix::date::Time::now_local_or_utc(),
     };
     let mut time_buf = gix::date::parse::TimeBuf::default();
-    if let Err(e) = repo.edit_references_as(Some(edit), Some(committer.to_ref(&mut time_buf))) {
+    let mut result =
+        repo.edit_references_as(Some(edit.clone()), Some(committer.to_ref(&mut time_buf)));
+    // A lock file left by a writer that died mid-update (kill -9, a crash) would refuse every
+    // later update forever: one older than any live update can be is removed, then the update
+    // is tried once more (still compare-and-swap: nothing is forced).
+    if result.is_err() && remove_stale_lock(&repo.git_dir().join(format!("{name}.lock"))) {
+        result = repo.edit_references_as(Some(edit), Some(committer.to_ref(&mut time_buf)));
+    }
+    if let Err(e) = result {
         let found = read_ref(repo, name)?;
         if found != expected {
             return Err(RefUpdateError::Conflict {
@@ -179,6 +187,30 @@ pub fn compare_and_swap_ref(
         }
     }
     Ok(())
+}
+
+/// How old a ref's lock file must be to be taken for one a dead writer left (a live update
+/// holds it for milliseconds).
+pub const STALE_LOCK: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Removes `lock` when it is older than [`STALE_LOCK`]; whether it did.
+pub fn remove_stale_lock(lock: &Path) -> bool {
+    let old = fs::metadata(lock)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.elapsed().ok())
+        .is_some_and(|age| age >= STALE_LOCK);
+    if old && fs::remove_file(lock).is_ok() {
+        eprintln!(
+            "warning: removed {}, a lock a writer that died left behind",
+            lock.display()
+        );
+        if let Some(dir) = lock.parent() {
+            let _ = sync_dir(dir);
+        }
+        return true;
+    }
+    false
 }
 
 /// fsync a file's data and metadata.
