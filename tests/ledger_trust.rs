@@ -639,3 +639,53 @@ fn issue_14_the_server_refuses_a_signing_key_others_can_read() {
     std::fs::set_permissions(&site.w.key, std::fs::Permissions::from_mode(0o600)).unwrap();
     site.reconcile();
 }
+
+/// Issue 14, item 2 ("the reconciler alike"): commits another process appends to a server's
+/// own ledger are verified before the server acts on them: one by a key keys/ does not trust
+/// is a LEDGER ALERT, and nothing more is written.
+#[test]
+fn issue_14_the_server_verifies_commits_others_append_to_its_ledger() {
+    let site = Site::new("", "");
+    site.reconcile();
+    let (other, other_cert, other_fpr) = site.w.another_key("intruder");
+    // Allowed by the ledger's own LEDGER (someone with the server's key let it in), but not
+    // by the deployment's keys/.
+    ok(seakeeper()
+        .args(["ledger", "keys", "add"])
+        .arg(site.ledger())
+        .arg("--key")
+        .arg(&site.w.key)
+        .arg("--cert")
+        .arg(&other_cert));
+    site.reconcile();
+    let before = git(&site.ledger(), &["rev-parse", "refs/heads/main"]);
+    let out = site
+        .w
+        .import(&site.ledger(), &other, &sample_jsonl(1, 3), &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let forged = git(&site.ledger(), &["rev-parse", "refs/heads/main"]);
+    assert_ne!(before, forged);
+    let out = output(&mut site.reconcile_cmd());
+    assert!(!out.status.success());
+    let status = status_text(&site);
+    assert!(
+        status.contains("LEDGER ALERT")
+            && status.contains(&format!("key {other_fpr} is not a trusted key")),
+        "{status}"
+    );
+    site.upload(
+        "acme/api",
+        "I0000000000000000000000000000000000000301",
+        &[
+            (".pipeline/config.yaml", &pipeline("true")),
+            ("msg.txt", "ok\n"),
+        ],
+        false,
+    );
+    let _ = output(&mut site.reconcile_cmd());
+    assert_eq!(
+        git(&site.ledger(), &["rev-parse", "refs/heads/main"]),
+        forged,
+        "nothing written after the alert"
+    );
+}

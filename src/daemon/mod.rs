@@ -118,6 +118,10 @@ pub struct Daemon {
         (crate::model::EnvironmentName, crate::model::ImageName),
         (crate::model::Digest, String),
     >,
+    /// The last range (mark, head) verified by [`Daemon::verify_new_commits`].
+    verified_head: Option<(gix::ObjectId, gix::ObjectId)>,
+    /// The trusted keys at each config commit, for verifying new ledger commits.
+    key_history: Option<crate::ledger::verify::History>,
     /// The retention sweep running off the pass (only under `serve`).
     retention: apply::tasks::Tasks<(), Result<apply::retention::Report, String>>,
     /// When the next sweep is due (`None`: not known yet, or sweeps are off).
@@ -429,6 +433,8 @@ impl Daemon {
             gerrit_queue: Vec::new(),
             gerrit_read_since: None,
             failed_promotions: BTreeMap::new(),
+            verified_head: None,
+            key_history: None,
             retention: apply::tasks::Tasks::new("retention"),
             retention_due: None,
             retention_on: false,
@@ -881,6 +887,15 @@ impl Daemon {
                     self.write_status(true);
                     anyhow::bail!(alert);
                 }
+                // Commits since the last one verified (this server's own, or another
+                // process's) are checked as a replica would check them before anything is
+                // decided on them.
+                if let Err(alert) = self.verify_new_commits(&ledger, &mark.head) {
+                    crate::telemetry::warn(&alert);
+                    self.ledger_alert = Some(alert.clone());
+                    self.write_status(true);
+                    anyhow::bail!(alert);
+                }
             }
             None => {
                 if let Some(m) = Mark::of(&ledger)? {
@@ -890,6 +905,52 @@ impl Daemon {
         }
         self.ledger_alert = None;
         Ok(())
+    }
+
+    /// Verifies the ledger's commits after `mark` against the deployment's keys at the config
+    /// commits they name.
+    fn verify_new_commits(&mut self, ledger: &Ledger, mark: &str) -> Result<(), String> {
+        let Some(layout) = self.layout.clone() else {
+            return Ok(());
+        };
+        let Some(head) = ledger.tip().map_err(|e| e.to_string())? else {
+            return Ok(());
+        };
+        // From the mark every time (the mark moves up at least once a second): a head
+        // verified before but no longer an ancestor could hide what replaced it.
+        let from = gix::ObjectId::from_hex(mark.as_bytes()).map_err(|e| e.to_string())?;
+        if head == from || self.verified_head == Some((from, head)) {
+            return Ok(());
+        }
+        let authority = self.authority(&layout).map_err(|e| format!("{e:#}"))?;
+        let history = match &self.key_history {
+            Some(h) => h.clone(),
+            None => {
+                let h = key_history(
+                    self.config_repo.clone(),
+                    format!("refs/heads/{}", self.settings.config_branch),
+                    self.base_authority().map_err(|e| format!("{e:#}"))?,
+                );
+                self.key_history = Some(h.clone());
+                h
+            }
+        };
+        let options = crate::ledger::VerifyOptions {
+            pinned: None,
+            authority: Some(authority),
+            history: Some(history),
+        };
+        let _packs = crate::ledger::read_guard();
+        match crate::ledger::verify_since(ledger, from, head, &options) {
+            Ok(_) => {
+                self.verified_head = Some((from, head));
+                Ok(())
+            }
+            Err(f) => Err(format!(
+                "ledger commit {} {}: refusing to write or act on it until a person has looked",
+                f.commit, f.reason
+            )),
+        }
     }
 
     /// Moves the high-water mark to the ledger's head (after a pass wrote to it).

@@ -30,7 +30,7 @@ pub use reader::{
     BuildRecords, CommitSummary, Snapshot, Trace, TraceAttestation, TracePromotion, TraceRecord,
 };
 pub use verify::{
-    VerifyFailure, VerifyOptions, VerifyReport, check_record_path, verify, verify_tip,
+    VerifyFailure, VerifyOptions, VerifyReport, check_record_path, verify, verify_since, verify_tip,
 };
 pub use writer::{Receipt, RecordError, Writer, WriterOptions};
 

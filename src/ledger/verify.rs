@@ -149,11 +149,35 @@ pub fn verify_tip(
     tip: ObjectId,
     options: &VerifyOptions,
 ) -> Result<VerifyReport, VerifyFailure> {
+    verify_from(ledger, None, tip, options)
+}
+
+/// Verifies only the commits after `from` (a commit verified before, which `tip` must descend
+/// from) up to `tip`, as [`verify_tip`] would check them: what a running server does with
+/// commits that appeared in its ledger since it last looked.
+pub fn verify_since(
+    ledger: &Ledger,
+    from: ObjectId,
+    tip: ObjectId,
+    options: &VerifyOptions,
+) -> Result<VerifyReport, VerifyFailure> {
+    verify_from(ledger, Some(from), tip, options)
+}
+
+fn verify_from(
+    ledger: &Ledger,
+    from: Option<ObjectId>,
+    tip: ObjectId,
+    options: &VerifyOptions,
+) -> Result<VerifyReport, VerifyFailure> {
     let repo = ledger.repo();
-    // Collect the chain tip -> root, then check root -> tip.
+    // Collect the chain tip -> root (or -> `from`), then check it the other way.
     let mut chain = Vec::new();
     let mut next = Some(tip);
     while let Some(id) = next {
+        if Some(id) == from {
+            break;
+        }
         let c = read_commit(repo, id)?;
         if c.parents.len() > 1 {
             return Err(VerifyFailure {
@@ -163,6 +187,12 @@ pub fn verify_tip(
         }
         next = c.parents.first().copied();
         chain.push((id, c));
+    }
+    if let (Some(from), None) = (from, next) {
+        return Err(VerifyFailure {
+            commit: tip.to_string(),
+            reason: format!("does not descend from {from}, the last commit verified"),
+        });
     }
     chain.reverse();
 
@@ -174,6 +204,30 @@ pub fn verify_tip(
     let mut prev_tree: Option<ObjectId> = None;
     let mut prev_id: Option<ObjectId> = None;
     let mut prev_sequence: Option<u64> = None;
+    if let Some(from) = from {
+        let fail = |reason: String| VerifyFailure {
+            commit: from.to_string(),
+            reason,
+        };
+        let c = read_commit(repo, from)?;
+        trust = Some(load_trust(repo, c.tree).map_err(fail)?);
+        prev_tree = Some(c.tree);
+        prev_id = Some(from);
+        prev_sequence = Some(
+            super::message_sequence(&c.message)
+                .ok_or_else(|| fail(format!("has no {} trailer", super::SEQUENCE_TRAILER)))?,
+        );
+    }
+    if chain.is_empty() {
+        return Ok(VerifyReport {
+            commits: 0,
+            records: 0,
+            tip: tip.to_string(),
+            signers: trust.map(|t| t.meta.signers).unwrap_or_default(),
+            pinned: options.pinned.is_some(),
+            authorized: options.authority.is_some(),
+        });
+    }
     let mut records = 0u64;
     // Commits whose signer is judged once a config commit is named (see `history`).
     let mut pending: Vec<(ObjectId, String, Vec<KeyRole>, bool)> = Vec::new();
