@@ -637,16 +637,6 @@ fn job_log(svc: &Services, key: &JobKey) -> (Option<Digest>, u64, Option<Timesta
     (digest, duration, started)
 }
 
-fn status_of(state: Option<&JobState>) -> BuildStatus {
-    match state {
-        Some(JobState::Succeeded) => BuildStatus::Success,
-        Some(JobState::Failed { .. }) => BuildStatus::Failure,
-        Some(JobState::TimedOut) => BuildStatus::TimedOut,
-        Some(JobState::Cancelled) => BuildStatus::Cancelled,
-        _ => BuildStatus::Error,
-    }
-}
-
 /// Why the build's pipeline file could not be used, when it could not.
 fn pipeline_error(world: &World, r: &crate::model::record::BuildRequest) -> Option<String> {
     world
@@ -687,7 +677,7 @@ fn record_result(
         }
         jobs.push(JobResult {
             name: name.clone(),
-            status: status_of(state.as_ref()),
+            status: reconcile::job_status(state.as_ref()),
             duration_ms,
             log_digest,
         });
@@ -1155,7 +1145,7 @@ fn cancel(
         }
         let state = run.and_then(|r| r.state.as_ref());
         let status = match state {
-            Some(s) if s.is_final() => status_of(Some(s)),
+            Some(s) if s.is_final() => reconcile::job_status(Some(s)),
             _ => BuildStatus::Cancelled,
         };
         jobs.push(JobResult {

@@ -355,17 +355,23 @@ pub fn jobs_of<'w>(world: &'w World, request: &BuildRequest) -> Option<&'w [Reso
     resolved.get(&kind).map(Vec::as_slice)
 }
 
+/// What a job's state means for its build (a job that has not ended, or is unknown, is an
+/// error: a result is only recorded once every job has ended). The one place this is decided.
+pub fn job_status(state: Option<&JobState>) -> BuildStatus {
+    match state {
+        Some(JobState::Succeeded) => BuildStatus::Success,
+        Some(JobState::Failed { .. }) => BuildStatus::Failure,
+        Some(JobState::TimedOut) => BuildStatus::TimedOut,
+        Some(JobState::Cancelled) => BuildStatus::Cancelled,
+        Some(JobState::Pending | JobState::Running) | None => BuildStatus::Error,
+    }
+}
+
 /// The outcome of a build whose jobs have all ended.
 pub fn outcome(jobs: impl IntoIterator<Item = JobState>) -> BuildStatus {
     let mut status = BuildStatus::Success;
     for s in jobs {
-        let this = match s {
-            JobState::Succeeded => BuildStatus::Success,
-            JobState::Failed { .. } => BuildStatus::Failure,
-            JobState::TimedOut => BuildStatus::TimedOut,
-            JobState::Cancelled => BuildStatus::Cancelled,
-            JobState::Pending | JobState::Running => BuildStatus::Error,
-        };
+        let this = job_status(Some(&s));
         let rank = |b: BuildStatus| match b {
             BuildStatus::Success => 0,
             BuildStatus::Cancelled => 1,
