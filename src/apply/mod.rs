@@ -492,7 +492,7 @@ pub fn refresh_jobs(svc: &Services, world: &mut World) {
 
 fn store_blob(store: &Path, bytes: &[u8]) -> Result<Digest, String> {
     let digest = Digest::of(bytes);
-    let dir = store.join("sha256");
+    let dir = crate::store::blob_dir(store);
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
     let path = crate::store::blob_path(store, &digest);
     if path.exists() {
@@ -528,7 +528,7 @@ impl StoreWriter {
     fn create(store: &Path) -> Result<StoreWriter, String> {
         use sha2::Digest as _;
         static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-        let dir = store.join("sha256");
+        let dir = crate::store::blob_dir(store);
         std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
         let tmp = dir.join(format!(
             ".log.{}.{}.tmp",

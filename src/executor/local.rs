@@ -258,7 +258,7 @@ impl LocalExecutor {
     pub fn new(config: LocalConfig, prepare: Prepare) -> Result<LocalExecutor, ExecError> {
         std::fs::create_dir_all(config.state_dir.join("jobs"))
             .map_err(|e| backend(&config.state_dir.display().to_string(), e))?;
-        std::fs::create_dir_all(config.store_dir.join("sha256"))
+        std::fs::create_dir_all(crate::store::blob_dir(&config.store_dir))
             .map_err(|e| backend(&config.store_dir.display().to_string(), e))?;
         let bwrap = match &config.sandbox {
             Sandbox::Auto => find_on_path("bwrap"),
@@ -1510,7 +1510,7 @@ pub fn collect_outputs(
 ) -> Result<Vec<OutputFile>, String> {
     use sha2::Digest as _;
     use std::os::unix::fs::PermissionsExt as _;
-    std::fs::create_dir_all(store.join("sha256"))
+    std::fs::create_dir_all(crate::store::blob_dir(store))
         .map_err(|e| format!("{}: {e}", store.display()))?;
     if globs.is_empty() {
         return Ok(Vec::new());
@@ -1569,12 +1569,12 @@ pub fn collect_outputs(
                 b
             };
             let hex = hex::encode(sha2::Sha256::digest(&bytes));
-            let target = store.join("sha256").join(&hex);
+            let target = crate::store::blob_dir(store).join(&hex);
             if target.exists() {
                 crate::store::touch(&target);
             } else {
                 static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-                let tmp = store.join("sha256").join(format!(
+                let tmp = crate::store::blob_dir(store).join(format!(
                     ".{hex}.{}.{}.tmp",
                     std::process::id(),
                     SEQ.fetch_add(1, Ordering::Relaxed)

@@ -39,10 +39,16 @@ pub fn write_durably(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     result
 }
 
+/// The directory of the content-addressed store under `store` that holds its blobs:
+/// `<store>/sha256`.
+pub fn blob_dir(store: &Path) -> std::path::PathBuf {
+    store.join("sha256")
+}
+
 /// Where the content-addressed store under `store` keeps the blob `digest`:
 /// `<store>/sha256/<hex>`.
 pub fn blob_path(store: &Path, digest: &crate::model::Digest) -> std::path::PathBuf {
-    store.join("sha256").join(digest.hex())
+    blob_dir(store).join(digest.hex())
 }
 
 /// Marks a blob that was stored again as new (its modification time is now): retention only
