@@ -99,19 +99,26 @@ fn issue_14_promotion_needs_a_verified_attestation_under_the_same_image_name() {
     site.verify_ledger();
 }
 
-#[test]
-fn issue_14_a_freeze_file_that_cannot_be_read_holds_everything() {
+/// A site where a trusted build of api is recorded and attested by the server's key, and
+/// `promotions/staging.yaml` asks for it.
+fn promotion_asked() -> (Site, Digest) {
     let site = Site::new("", "");
     site.reconcile();
     let digest = image_in_testing(&site);
     record_build(&site, &digest, envelope(&site.w.key, &digest));
-    // The promotion is asked for, then a freeze that is broken YAML is merged: the config
-    // at HEAD is invalid, but its freeze holds all the same.
     site.write_config(
         "promotions/staging.yaml",
         &format!("images:\n  api: {digest}\n"),
     );
     site.commit_config("Promote api to staging");
+    (site, digest)
+}
+
+#[test]
+fn issue_14_a_freeze_file_that_cannot_be_read_holds_everything() {
+    // The promotion is asked for, then a freeze that is broken YAML is merged: the config
+    // at HEAD is invalid, but its freeze holds all the same.
+    let (site, digest) = promotion_asked();
     site.write_config(
         "freezes/eoy.yaml",
         "scope: [promote:staging\nreason: End of year.\n",
@@ -166,17 +173,9 @@ fn issue_14_a_freeze_file_that_cannot_be_read_holds_everything() {
 
 #[test]
 fn issue_14_a_config_head_that_cannot_be_read_holds_everything() {
-    let site = Site::new("", "");
-    site.reconcile();
-    let digest = image_in_testing(&site);
-    record_build(&site, &digest, envelope(&site.w.key, &digest));
-    // The promotion is asked for together with a file over the 1 MiB limit: HEAD cannot be
-    // read at all, so nothing it might say (a freeze) can be seen.
-    site.write_config(
-        "promotions/staging.yaml",
-        &format!("images:\n  api: {digest}\n"),
-    );
-    site.commit_config("Promote api to staging");
+    // The promotion is asked for, then a file over the 1 MiB limit: HEAD cannot be read at
+    // all, so nothing it might say (a freeze) can be seen.
+    let (site, digest) = promotion_asked();
     site.write_config("huge.txt", &"x".repeat(2 << 20));
     site.commit_config("Add a huge file");
     let out = output(&mut site.reconcile_cmd());
@@ -239,22 +238,12 @@ fn issue_14_a_registry_that_stalls_mid_blob_holds_up_nothing_and_sigterm_still_s
     let source = dirs.path().join("testing-layout");
     let digest = image_in_layout(&dirs.path().join("root"), &source, &"api v1\n".repeat(1000));
     let stall = support::registry::StallingRegistry::start(source);
-    let staging = dirs.path().join("staging");
-    let site = Site::new(
-        &format!(
-            "registries:\n  testing: {{ url: \"http://{}\" }}\n  staging: {{ url: \"oci:{}\" }}\n",
-            stall.host,
-            staging.display()
-        ),
-        "",
+    let site = support::site::promoting_from(
+        &stall.host,
+        &dirs.path().join("staging"),
+        &digest,
+        "Promote api to staging",
     );
-    site.reconcile();
-    record_build(&site, &digest, envelope(&site.w.key, &digest));
-    site.write_config(
-        "promotions/staging.yaml",
-        &format!("images:\n  api: {digest}\n"),
-    );
-    site.commit_config("Promote api to staging");
     let daemon = Daemon::start(&site);
     wait_for("the copy to stall", Duration::from_secs(30), || {
         stall.stalled.load(Ordering::SeqCst) > 0

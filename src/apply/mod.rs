@@ -1402,7 +1402,7 @@ fn report(svc: &Services, world: &mut World, id: &BuildId) -> Result<Progress, S
         None if was_running => return Ok(false),
         None => {
             svc.reviews.settle(std::time::Duration::from_millis(200));
-            match svc.reviews.poll_or_start(id, || Err("not started".into())) {
+            match svc.reviews.take(id) {
                 Some(o) => o,
                 None => return Ok(false),
             }

@@ -130,12 +130,9 @@ pub struct Sweep<'a> {
     pub dry_run: bool,
 }
 
-fn kind_name(k: ArtifactKind) -> &'static str {
-    match k {
-        ArtifactKind::Image => "image",
-        ArtifactKind::File => "file",
-        ArtifactKind::Log => "log",
-    }
+/// The key of a rule's cursor in the state file: `<kind>/<trust>`.
+fn rule_key(kind: ArtifactKind, trust: Trust) -> String {
+    format!("{}/{}", kind.as_str(), trust.as_str())
 }
 
 /// The hour directory (`yyyy/mm/dd/hh`) of a time.
@@ -161,7 +158,7 @@ pub fn run(svc: &Services, sweep: &Sweep<'_>) -> Result<Report, String> {
     // Decided on one snapshot, under the read guard; carried out after it is released (the
     // writer's pack merger waits for readers, and a deletion waits for the writer).
     let mut advanced: Vec<(String, String)> = Vec::new();
-    let decisions: Vec<(Item, Decision)> = {
+    let decisions: Vec<(Item, Facts, Decision)> = {
         let _packs = crate::ledger::read_guard();
         let ledger = svc.ledger()?;
         let snapshot = ledger.snapshot().map_err(|e| e.to_string())?;
@@ -210,7 +207,7 @@ pub fn run(svc: &Services, sweep: &Sweep<'_>) -> Result<Report, String> {
         // enough for a rule since the last sweep.
         let mut candidates: BTreeSet<Item> = std::mem::take(&mut state.pending);
         for rule in &policy.rules {
-            let key = format!("{}/{}", kind_name(rule.kind), rule.trust.as_str());
+            let key = rule_key(rule.kind, rule.trust);
             let cutoff = Timestamp::from_second(sweep.now.as_second() - i64::from(rule.days) * DAY)
                 .map_err(|e| e.to_string())?;
             // The hour the cutoff falls in is not over yet for the rule.
@@ -243,20 +240,25 @@ pub fn run(svc: &Services, sweep: &Sweep<'_>) -> Result<Report, String> {
 
         let mut decisions = Vec::new();
         for item in candidates {
-            let d = decide(&facts(&item)?, policy);
-            decisions.push((item, d));
+            let f = facts(&item)?;
+            let d = decide(&f, policy);
+            decisions.push((item, f, d));
         }
         decisions
     };
 
     let mut failed_rules = BTreeSet::new();
-    for (item, decision) in decisions {
+    for (item, facts, decision) in decisions {
         match decision {
-            Decision::Keep { reason } => {
+            Decision::Keep { .. } => {
                 // Kept by a rule's age or by an environment: decided again later. Kept for
                 // want of a rule: nothing will change that but a new policy, which starts
                 // from the hours it has not seen.
-                if !reason.starts_with("no retention rule") {
+                let has_rule = policy
+                    .rules
+                    .iter()
+                    .any(|r| r.kind == item.kind && r.trust == item.trust);
+                if has_rule || facts.runs_in.is_some() || facts.left_production.is_some() {
                     state.pending.insert(item);
                 }
             }
@@ -286,11 +288,7 @@ pub fn run(svc: &Services, sweep: &Sweep<'_>) -> Result<Report, String> {
                         Ok(()) => {}
                         Err(e) => {
                             report.errors.push(e);
-                            failed_rules.insert(format!(
-                                "{}/{}",
-                                kind_name(item.kind),
-                                item.trust.as_str()
-                            ));
+                            failed_rules.insert(rule_key(item.kind, item.trust));
                         }
                     }
                 }

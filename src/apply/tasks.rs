@@ -71,6 +71,16 @@ where
         None
     }
 
+    /// The outcome of task `key` once it has ended (taken); `None` while it runs or when it
+    /// is not known. Starts nothing.
+    pub fn take(&self, key: &K) -> Option<V> {
+        let mut g = self.state.0.lock().unwrap_or_else(|p| p.into_inner());
+        match g.get(key) {
+            Some(Some(_)) => g.remove(key).flatten(),
+            _ => None,
+        }
+    }
+
     /// The tasks running now.
     pub fn running(&self) -> Vec<K> {
         self.state

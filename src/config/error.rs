@@ -332,7 +332,7 @@ pub fn parse_yaml<T: serde::de::DeserializeOwned>(
 
 /// Pulls (wrong key, expected keys) out of serde's "unknown field `x`, expected one of `a`, `b`"
 /// (or "unknown variant ...").
-fn unknown_key(message: &str) -> Option<(String, Vec<String>)> {
+pub(crate) fn unknown_key(message: &str) -> Option<(String, Vec<String>)> {
     let rest = message
         .strip_prefix("unknown field `")
         .or_else(|| message.strip_prefix("unknown variant `"))?;

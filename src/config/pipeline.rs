@@ -508,10 +508,9 @@ fn parse_every_job(
                             let message = err.into_inner().to_string();
                             let mut segments = vec!["jobs", name.as_str()];
                             // The key serde could not take is named in the message, not the path.
-                            let wrong = message
-                                .strip_prefix("unknown field `")
-                                .and_then(|r| r.split('`').next())
-                                .map(str::to_owned);
+                            let unknown = super::error::unknown_key(&message)
+                                .filter(|_| message.starts_with("unknown field"));
+                            let wrong = unknown.as_ref().map(|(w, _)| w.clone());
                             let inner_segments: Vec<&str> = inner
                                 .split('.')
                                 .filter(|s| !s.is_empty() && *s != "?")
@@ -528,10 +527,8 @@ fn parse_every_job(
                             if let Some((l, c)) = at(&segments) {
                                 e = e.at(l, c);
                             }
-                            if let Some(w) = &wrong {
-                                let expected: Vec<&str> =
-                                    message.split('`').skip(3).step_by(2).collect();
-                                e = e.suggest(w, expected);
+                            if let Some((w, expected)) = &unknown {
+                                e = e.suggest(w, expected.iter().map(String::as_str));
                             }
                             errors.push(e);
                             if !is_job_name(&name) {

@@ -684,11 +684,7 @@ impl Daemon {
         let mut key = SigningKey::from_bytes(&self.key_bytes, "the signing key")?;
         if !ledger_dir.exists() {
             let authority = self.authority(&layout)?;
-            let history = key_history(
-                self.config_repo.clone(),
-                format!("refs/heads/{}", self.settings.config_branch),
-                self.base_authority()?,
-            );
+            let history = self.key_history()?;
             let made = replicate::bootstrap(
                 &ledger_dir,
                 remote.as_deref(),
@@ -839,6 +835,21 @@ impl Daemon {
         Ok(authority)
     }
 
+    /// The trusted keys at each config commit of the config branch (see [`key_history`]), made
+    /// once.
+    fn key_history(&mut self) -> anyhow::Result<crate::ledger::verify::History> {
+        if let Some(h) = &self.key_history {
+            return Ok(h.clone());
+        }
+        let h = key_history(
+            self.config_repo.clone(),
+            format!("refs/heads/{}", self.settings.config_branch),
+            self.base_authority()?,
+        );
+        self.key_history = Some(h.clone());
+        Ok(h)
+    }
+
     /// The keys trusted whatever the config says: the server's own, the settings' certs.
     fn base_authority(&self) -> anyhow::Result<crate::signing::Authority> {
         use crate::model::KeyRole;
@@ -922,19 +933,12 @@ impl Daemon {
         if head == from || self.verified_head == Some((from, head)) {
             return Ok(());
         }
-        let authority = self.authority(&layout).map_err(|e| format!("{e:#}"))?;
-        let history = match &self.key_history {
-            Some(h) => h.clone(),
-            None => {
-                let h = key_history(
-                    self.config_repo.clone(),
-                    format!("refs/heads/{}", self.settings.config_branch),
-                    self.base_authority().map_err(|e| format!("{e:#}"))?,
-                );
-                self.key_history = Some(h.clone());
-                h
-            }
+        // The keys at the config in use, as promotions use them (parsed once per config).
+        let authority = match &self.authority {
+            Some((c, a)) if *c == self.world.config.layout_commit => a.clone(),
+            _ => self.authority(&layout).map_err(|e| format!("{e:#}"))?,
         };
+        let history = self.key_history().map_err(|e| format!("{e:#}"))?;
         let options = crate::ledger::VerifyOptions {
             pinned: None,
             authority: Some(authority),
@@ -1153,13 +1157,7 @@ impl Daemon {
             self.gerrit_reads
                 .settle(GERRIT_READ_WAIT.saturating_sub(since.elapsed()));
         }
-        if !self.gerrit_reads.pending() {
-            return Vec::new();
-        }
-        let Some((asked, mut pass)) = self
-            .gerrit_reads
-            .poll_or_start(&(), || (0, gerrit::Pass::default()))
-        else {
+        let Some((asked, mut pass)) = self.gerrit_reads.take(&()) else {
             if let Some(since) = self.gerrit_read_since
                 && since.elapsed() >= Duration::from_secs(10)
             {
@@ -1948,11 +1946,11 @@ impl Daemon {
             return;
         };
         let every = Duration::from_secs(layout.policies.retention.every.as_secs().max(1));
+        let state_path = self.retention_state();
         let due = *self.retention_due.get_or_insert_with(|| {
-            let last =
-                apply::retention::State::load(&self.settings.state_dir.join("retention.json"))
-                    .ok()
-                    .and_then(|s| s.last_run);
+            let last = apply::retention::State::load(&state_path)
+                .ok()
+                .and_then(|s| s.last_run);
             let wait = last.map_or(0, |l| {
                 (l.as_second() + every.as_secs() as i64 - Timestamp::now().as_second())
                     .clamp(0, every.as_secs() as i64)
@@ -1962,7 +1960,6 @@ impl Daemon {
         if !self.retention.pending() && Instant::now() < due {
             return;
         }
-        let state_path = self.retention_state();
         let outcome = self.retention.poll_or_start(&(), move || {
             apply::retention::run(
                 &svc,

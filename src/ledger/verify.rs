@@ -230,7 +230,7 @@ fn verify_from(
     }
     let mut records = 0u64;
     // Commits whose signer is judged once a config commit is named (see `history`).
-    let mut pending: Vec<(ObjectId, String, Vec<KeyRole>, bool)> = Vec::new();
+    let mut pending: Vec<(ObjectId, String, Vec<KeyRole>)> = Vec::new();
     let mut last_config: Option<String> = None;
     for (id, c) in &chain {
         let fail = |reason: String| VerifyFailure {
@@ -305,8 +305,8 @@ fn verify_from(
             if options.history.is_none() || is_root {
                 judge(options, authority, None, &signer, &roles, is_root).map_err(fail)?;
             } else if let Some(first) = checked.configs.iter().next() {
-                for (pid, psigner, proles, proot) in pending.drain(..) {
-                    judge(options, authority, Some(first), &psigner, &proles, proot).map_err(
+                for (pid, psigner, proles) in pending.drain(..) {
+                    judge(options, authority, Some(first), &psigner, &proles, false).map_err(
                         |reason| VerifyFailure {
                             commit: pid.to_string(),
                             reason,
@@ -314,14 +314,14 @@ fn verify_from(
                     )?;
                 }
                 for config in &checked.configs {
-                    judge(options, authority, Some(config), &signer, &roles, is_root)
+                    judge(options, authority, Some(config), &signer, &roles, false)
                         .map_err(fail)?;
                 }
                 last_config = checked.configs.iter().last().cloned();
             } else if let Some(config) = &last_config {
-                judge(options, authority, Some(config), &signer, &roles, is_root).map_err(fail)?;
+                judge(options, authority, Some(config), &signer, &roles, false).map_err(fail)?;
             } else {
-                pending.push((*id, signer.clone(), roles, is_root));
+                pending.push((*id, signer.clone(), roles));
             }
         }
         trust = Some(if checked.meta_changed {
@@ -334,8 +334,8 @@ fn verify_from(
         prev_id = Some(*id);
     }
     if let Some(authority) = &options.authority {
-        for (pid, psigner, proles, proot) in pending {
-            judge(options, authority, None, &psigner, &proles, proot).map_err(|reason| {
+        for (pid, psigner, proles) in pending {
+            judge(options, authority, None, &psigner, &proles, false).map_err(|reason| {
                 VerifyFailure {
                     commit: pid.to_string(),
                     reason,
@@ -640,14 +640,14 @@ enum Facts {
 }
 
 /// A record's facts and the config commit it names.
-type Checked1 = (Facts, Option<String>);
+type RecordFacts = (Facts, Option<String>);
 
 fn check_record(
     repo: &gix::Repository,
     path: &str,
     oid: ObjectId,
     class: &PathClass,
-) -> Result<Checked1, String> {
+) -> Result<RecordFacts, String> {
     let bytes = read_blob(repo, &oid).map_err(|e| e.to_string())?;
     let record = parse_record(path, &bytes).map_err(|e| e.to_string())?;
     record.validate().map_err(|e| format!("{path}: {e}"))?;
@@ -684,7 +684,7 @@ fn check_record(
 fn check_records(
     workers: &mut [gix::Repository],
     jobs: &[(String, ObjectId, PathClass)],
-) -> Result<Vec<Checked1>, String> {
+) -> Result<Vec<RecordFacts>, String> {
     let run = |repo: &gix::Repository, part: &[(String, ObjectId, PathClass)]| {
         part.iter()
             .map(|(p, o, c)| check_record(repo, p, *o, c))
@@ -694,7 +694,7 @@ fn check_records(
         return run(&workers[0], jobs);
     }
     let chunk = jobs.len().div_ceil(workers.len());
-    let parts: Vec<Result<Vec<Checked1>, String>> = std::thread::scope(|s| {
+    let parts: Vec<Result<Vec<RecordFacts>, String>> = std::thread::scope(|s| {
         let handles: Vec<_> = workers
             .iter_mut()
             .zip(jobs.chunks(chunk))

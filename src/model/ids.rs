@@ -449,6 +449,17 @@ pub enum ArtifactKind {
     Log,
 }
 
+impl ArtifactKind {
+    /// The name used in files and policies.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ArtifactKind::Image => "image",
+            ArtifactKind::File => "file",
+            ArtifactKind::Log => "log",
+        }
+    }
+}
+
 /// Whether a freeze holds or has been lifted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

@@ -42,14 +42,6 @@ pub enum Decision {
 
 const DAY: i64 = 86_400;
 
-fn kind_name(k: ArtifactKind) -> &'static str {
-    match k {
-        ArtifactKind::Image => "image",
-        ArtifactKind::File => "file",
-        ArtifactKind::Log => "log",
-    }
-}
-
 /// Decides.
 pub fn decide(f: &Facts, policy: &RetentionPolicy) -> Decision {
     if let Some(env) = &f.runs_in {
@@ -84,7 +76,7 @@ pub fn decide(f: &Facts, policy: &RetentionPolicy) -> Decision {
             reason: format!(
                 "no retention rule for {} {} artifacts",
                 f.trust.as_str(),
-                kind_name(f.kind)
+                f.kind.as_str()
             ),
         };
     };
@@ -93,7 +85,7 @@ pub fn decide(f: &Facts, policy: &RetentionPolicy) -> Decision {
         Decision::Expire {
             rule: format!(
                 "{}, {}: {} days (it is {age_days} days old)",
-                kind_name(f.kind),
+                f.kind.as_str(),
                 f.trust.as_str(),
                 rule.days
             ),

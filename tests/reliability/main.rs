@@ -25,7 +25,7 @@ use seakeeper::model::Digest;
 use support::registry::{Misbehaviour, StallingRegistry};
 use support::site::{
     Daemon, Site, build_ids, envelope, git, image_in_layout, image_in_testing, pipeline,
-    record_build, wait_for,
+    promoting_from, record_build, wait_for,
 };
 use support::{ok, output, seakeeper, stderr};
 
@@ -426,21 +426,12 @@ fn wrong_images(f: &mut Figures) {
         let source = dirs.path().join("testing-layout");
         let digest = image_in_layout(&dirs.path().join("root"), &source, &"x\n".repeat(5000));
         let registry = StallingRegistry::start_with(source, mode);
-        let site = Site::new(
-            &format!(
-                "registries:\n  testing: {{ url: \"http://{}\" }}\n  staging: {{ url: \"oci:{}\" }}\n",
-                registry.host,
-                dirs.path().join("staging").display()
-            ),
-            "",
+        let site = promoting_from(
+            &registry.host,
+            &dirs.path().join("staging"),
+            &digest,
+            "Promote from a misbehaving registry",
         );
-        site.reconcile();
-        record_build(&site, &digest, envelope(&site.w.key, &digest));
-        site.write_config(
-            "promotions/staging.yaml",
-            &format!("images:\n  api: {digest}\n"),
-        );
-        site.commit_config("Promote from a misbehaving registry");
         let _ = output(&mut site.reconcile_cmd());
         f.wrong_tried += 1;
         assert!(
@@ -458,21 +449,12 @@ fn stall(f: &mut Figures) {
     let source = dirs.path().join("testing-layout");
     let digest = image_in_layout(&dirs.path().join("root"), &source, &"y\n".repeat(5000));
     let registry = StallingRegistry::start(source);
-    let site = Site::new(
-        &format!(
-            "registries:\n  testing: {{ url: \"http://{}\" }}\n  staging: {{ url: \"oci:{}\" }}\n",
-            registry.host,
-            dirs.path().join("staging").display()
-        ),
-        "",
+    let site = promoting_from(
+        &registry.host,
+        &dirs.path().join("staging"),
+        &digest,
+        "Promote from a registry that hangs",
     );
-    site.reconcile();
-    record_build(&site, &digest, envelope(&site.w.key, &digest));
-    site.write_config(
-        "promotions/staging.yaml",
-        &format!("images:\n  api: {digest}\n"),
-    );
-    site.commit_config("Promote from a registry that hangs");
     let daemon = Daemon::start(&site);
     wait_for("the copy to hang", Duration::from_secs(30), || {
         registry.stalled.load(std::sync::atomic::Ordering::SeqCst) > 0

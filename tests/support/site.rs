@@ -402,6 +402,27 @@ pub fn record_build(
     import(site, &records);
 }
 
+/// A site whose testing environment is the registry at `host` (plain HTTP) and staging the
+/// OCI layout `staging`, with a trusted build of `digest` recorded and attested and
+/// `promotions/staging.yaml` asking for it (committed with `message`).
+pub fn promoting_from(host: &str, staging: &Path, digest: &Digest, message: &str) -> Site {
+    let site = Site::new(
+        &format!(
+            "registries:\n  testing: {{ url: \"http://{host}\" }}\n  staging: {{ url: \"oci:{}\" }}\n",
+            staging.display()
+        ),
+        "",
+    );
+    site.reconcile();
+    record_build(&site, digest, envelope(&site.w.key, digest));
+    site.write_config(
+        "promotions/staging.yaml",
+        &format!("images:\n  api: {digest}\n"),
+    );
+    site.commit_config(message);
+    site
+}
+
 pub fn import(site: &Site, records: &[Record]) {
     let mut jsonl = Vec::new();
     for r in records {
