@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::Services;
+use super::{Error, Services};
 use crate::config::Layout;
 use crate::ledger::{Snapshot, layout as ledger_layout};
 use crate::model::record::Expiry;
@@ -78,17 +78,20 @@ pub struct State {
 impl State {
     /// The state in `path`; a missing file is a first sweep. A file that cannot be read is
     /// an error: the sweep does nothing rather than forget a deletion under way.
-    pub fn load(path: &Path) -> Result<State, String> {
+    pub fn load(path: &Path) -> Result<State, Error> {
         match std::fs::read(path) {
-            Ok(b) => serde_json::from_slice(&b).map_err(|e| format!("{}: {e}", path.display())),
+            Ok(b) => serde_json::from_slice(&b).map_err(|e| Error::Corrupt {
+                path: path.display().to_string(),
+                message: e.to_string(),
+            }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(State::default()),
-            Err(e) => Err(format!("{}: {e}", path.display())),
+            Err(e) => Err(Error::io(path.display(), e)),
         }
     }
 
-    fn save(&self, path: &Path) -> Result<(), String> {
+    fn save(&self, path: &Path) -> Result<(), Error> {
         let bytes = serde_json::to_vec_pretty(self).expect("the retention state serializes");
-        crate::store::write_durably(path, &bytes).map_err(|e| format!("{}: {e}", path.display()))
+        crate::store::write_durably(path, &bytes).map_err(|e| Error::io(path.display(), e))
     }
 }
 
@@ -142,7 +145,7 @@ fn hour_of(t: Timestamp) -> String {
 }
 
 /// Runs one sweep.
-pub fn run(svc: &Services, sweep: &Sweep<'_>) -> Result<Report, String> {
+pub fn run(svc: &Services, sweep: &Sweep<'_>) -> Result<Report, Error> {
     let policy = &sweep.layout.policies.retention;
     let mut state = State::load(&sweep.state_path)?;
     let mut report = Report::default();
@@ -150,7 +153,7 @@ pub fn run(svc: &Services, sweep: &Sweep<'_>) -> Result<Report, String> {
     if !sweep.dry_run {
         for intent in std::mem::take(&mut state.deleting) {
             if let Err(e) = carry_out(svc, sweep, &mut state, &intent, &mut report) {
-                report.errors.push(e);
+                report.errors.push(e.to_string());
                 state.deleting.push(intent);
             }
         }
@@ -160,13 +163,13 @@ pub fn run(svc: &Services, sweep: &Sweep<'_>) -> Result<Report, String> {
     let mut advanced: Vec<(String, String)> = Vec::new();
     let decisions: Vec<(Item, Facts, Decision)> = {
         let _packs = crate::ledger::read_guard();
-        let ledger = svc.ledger()?;
-        let snapshot = ledger.snapshot().map_err(|e| e.to_string())?;
+        let ledger = svc.read_ledger()?;
+        let snapshot = ledger.snapshot().map_err(Error::ledger("the ledger"))?;
         let last_env = sweep.layout.environments.last().map(|e| e.name.clone());
         // What each environment runs now, from the ledger's pointers (not only the environments
         // and images the config names today: a digest something still runs is never deleted).
-        let deployed = deployed(&snapshot).map_err(|e| format!("reading what runs where: {e}"))?;
-        let facts = |item: &Item| -> Result<Facts, String> {
+        let deployed = deployed(&snapshot).map_err(Error::ledger("reading what runs where"))?;
+        let facts = |item: &Item| -> Result<Facts, Error> {
             let mut runs_in = None;
             let mut left_production = None;
             if item.kind == ArtifactKind::Image {
@@ -179,7 +182,10 @@ pub fn run(svc: &Services, sweep: &Sweep<'_>) -> Result<Report, String> {
                         "{}/promotions/{last}",
                         ledger_layout::artifact_dir(&item.digest)
                     );
-                    let reached = !snapshot.list(&dir).map_err(|e| e.to_string())?.is_empty();
+                    let reached = !snapshot
+                        .list(&dir)
+                        .map_err(Error::ledger(format!("reading {dir}")))?
+                        .is_empty();
                     if reached && runs_in.is_none() {
                         // It left when what runs there now came (or later): kept at least as long
                         // as the rule says, never shorter.
@@ -208,11 +214,12 @@ pub fn run(svc: &Services, sweep: &Sweep<'_>) -> Result<Report, String> {
         let mut candidates: BTreeSet<Item> = std::mem::take(&mut state.pending);
         for rule in &policy.rules {
             let key = rule_key(rule.kind, rule.trust);
+            let out_of_range = |e| Error::Config(format!("retention rule {key}: {e}"));
             let cutoff = Timestamp::from_second(sweep.now.as_second() - i64::from(rule.days) * DAY)
-                .map_err(|e| e.to_string())?;
+                .map_err(out_of_range)?;
             // The hour the cutoff falls in is not over yet for the rule.
             let limit = hour_of(
-                Timestamp::from_second(cutoff.as_second() - 3600).map_err(|e| e.to_string())?,
+                Timestamp::from_second(cutoff.as_second() - 3600).map_err(out_of_range)?,
             );
             let from = state.cursors.get(&key).cloned().unwrap_or_default();
             if from >= limit {
@@ -220,11 +227,11 @@ pub fn run(svc: &Services, sweep: &Sweep<'_>) -> Result<Report, String> {
             }
             let mut hours = Vec::new();
             hours_between(&snapshot, "builds", "", &from, &limit, &mut hours)
-                .map_err(|e| format!("reading the ledger's builds: {e}"))?;
+                .map_err(Error::ledger("reading the ledger's builds"))?;
             for hour in hours {
                 for entry in snapshot
                     .list(&format!("builds/{hour}"))
-                    .map_err(|e| e.to_string())?
+                    .map_err(Error::ledger(format!("reading builds/{hour}")))?
                 {
                     let dir = format!("builds/{hour}/{}", String::from_utf8_lossy(&entry.name));
                     report.builds_read += 1;
@@ -287,7 +294,7 @@ pub fn run(svc: &Services, sweep: &Sweep<'_>) -> Result<Report, String> {
                     match carry_out(svc, sweep, &mut state, &intent, &mut report) {
                         Ok(()) => {}
                         Err(e) => {
-                            report.errors.push(e);
+                            report.errors.push(e.to_string());
                             failed_rules.insert(rule_key(item.kind, item.trust));
                         }
                     }
@@ -317,7 +324,7 @@ fn carry_out(
     state: &mut State,
     intent: &Intent,
     report: &mut Report,
-) -> Result<(), String> {
+) -> Result<(), Error> {
     let item = &intent.item;
     match item.kind {
         ArtifactKind::Image => {
@@ -326,23 +333,29 @@ fn carry_out(
                 let tag = format!("sha256-{}.{suffix}", item.digest.hex());
                 if let Some(m) = location
                     .get_manifest_opt(&tag)
-                    .map_err(|e| format!("{}: {e}", intent.store))?
+                    .map_err(Error::registry(&intent.store))?
                 {
                     location
                         .delete_manifest(&m.digest)
-                        .map_err(|e| format!("deleting {tag} from {}: {e}", intent.store))?;
+                        .map_err(Error::registry(format!(
+                            "deleting {tag} from {}",
+                            intent.store
+                        )))?;
                 }
             }
             location
                 .delete_manifest(&item.digest)
-                .map_err(|e| format!("deleting {} from {}: {e}", item.digest, intent.store))?;
+                .map_err(Error::registry(format!(
+                    "deleting {} from {}",
+                    item.digest, intent.store
+                )))?;
         }
         ArtifactKind::File | ArtifactKind::Log => {
-            let path = crate::store::blob_path(&svc.store_dir, &item.digest);
+            let path = svc.store.path(&item.digest);
             match std::fs::remove_file(&path) {
                 Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(format!("{}: {e}", path.display())),
+                Err(e) => return Err(Error::io(path.display(), e)),
             }
         }
     }
@@ -356,7 +369,10 @@ fn carry_out(
     if !already_recorded(svc, &expiry)? {
         svc.writer
             .append(Record::Expiry(expiry))
-            .map_err(|e| format!("recording the expiry of {}: {e}", item.digest))?;
+            .map_err(|source| Error::Record {
+                what: format!("recording the expiry of {}", item.digest),
+                source,
+            })?;
         (svc.on_write)();
     }
     state.deleting.retain(|i| i != intent);
@@ -371,21 +387,25 @@ fn carry_out(
 }
 
 /// Whether the ledger already holds an expiry of this digest from this store.
-fn already_recorded(svc: &Services, e: &Expiry) -> Result<bool, String> {
+fn already_recorded(svc: &Services, e: &Expiry) -> Result<bool, Error> {
     let _packs = crate::ledger::read_guard();
-    let ledger = svc.ledger()?;
-    let snapshot = ledger.snapshot().map_err(|e| e.to_string())?;
+    let ledger = svc.read_ledger()?;
     let dir = format!("{}/expiries", ledger_layout::artifact_dir(&e.digest));
-    for entry in snapshot.list(&dir).map_err(|e| e.to_string())? {
-        let path = format!("{dir}/{}", String::from_utf8_lossy(&entry.name));
-        if let Some(Record::Expiry(r)) = snapshot.record(&path).map_err(|e| e.to_string())?
-            && r.store == e.store
-            && r.name == e.name
-        {
-            return Ok(true);
+    let read = Error::ledger(format!("reading {dir}"));
+    let found = (|| {
+        let snapshot = ledger.snapshot()?;
+        for entry in snapshot.list(&dir)? {
+            let path = format!("{dir}/{}", String::from_utf8_lossy(&entry.name));
+            if let Some(Record::Expiry(r)) = snapshot.record(&path)?
+                && r.store == e.store
+                && r.name == e.name
+            {
+                return Ok(true);
+            }
         }
-    }
-    Ok(false)
+        Ok(false)
+    })();
+    found.map_err(read)
 }
 
 /// The stores that may hold an item, and whether each does now (and, for a blob, was not
@@ -394,7 +414,7 @@ fn stores_of(
     svc: &Services,
     sweep: &Sweep<'_>,
     item: &Item,
-) -> Result<Vec<(String, bool)>, String> {
+) -> Result<Vec<(String, bool)>, Error> {
     match item.kind {
         ArtifactKind::Image => {
             let mut out: Vec<(String, bool)> = Vec::new();
@@ -410,14 +430,14 @@ fn stores_of(
                 let location = image_location(sweep.layout, &svc.secrets, &store)?;
                 let present = location
                     .get_manifest_opt(item.digest.as_str())
-                    .map_err(|e| format!("{store}: {e}"))?
+                    .map_err(Error::registry(&store))?
                     .is_some();
                 out.push((store, present));
             }
             Ok(out)
         }
         ArtifactKind::File | ArtifactKind::Log => {
-            let path = crate::store::blob_path(&svc.store_dir, &item.digest);
+            let path = svc.store.path(&item.digest);
             let present = match std::fs::metadata(&path) {
                 Ok(m) => {
                     // Stored again after this item was made: someone newer shares it.
@@ -430,7 +450,7 @@ fn stores_of(
                 }
                 Err(_) => false,
             };
-            Ok(vec![(format!("dir:{}", svc.store_dir.display()), present)])
+            Ok(vec![(format!("dir:{}", svc.store.root().display()), present)])
         }
     }
 }
@@ -449,7 +469,7 @@ fn image_location(
     layout: &Layout,
     secrets: &crate::secrets::SecretsFile,
     store: &str,
-) -> Result<Location, String> {
+) -> Result<Location, Error> {
     for env in &layout.environments {
         let Some(reg) = layout.settings.registries.get(&env.registry) else {
             continue;
@@ -459,11 +479,12 @@ fn image_location(
             .and_then(|r| r.strip_prefix('/'))
             .or_else(|| (reg.url.starts_with("oci:") && store == reg.url).then_some(""))
         {
-            return copy::location_for(&reg.url, repo, secrets)
-                .map_err(|e| format!("{store}: {e}"));
+            return copy::location_for(&reg.url, repo, secrets).map_err(Error::registry(store));
         }
     }
-    Err(format!("{store} is no longer an environment's registry"))
+    Err(Error::Config(format!(
+        "{store} is no longer an environment's registry"
+    )))
 }
 
 /// What each environment runs now: `promotions/<env>/<image>.yaml`.
@@ -534,17 +555,17 @@ fn hours_between(
 }
 
 /// The logs, file outputs and images a build made.
-fn build_items(svc: &Services, snapshot: &Snapshot<'_>, dir: &str) -> Result<Vec<Item>, String> {
+fn build_items(svc: &Services, snapshot: &Snapshot<'_>, dir: &str) -> Result<Vec<Item>, Error> {
     let request = match snapshot
         .record(&format!("{dir}/request.yaml"))
-        .map_err(|e| e.to_string())?
+        .map_err(Error::ledger(format!("reading {dir}")))?
     {
         Some(Record::BuildRequest(r)) => r,
         _ => return Ok(Vec::new()),
     };
     let Some(Record::BuildResult(result)) = snapshot
         .record(&format!("{dir}/result.yaml"))
-        .map_err(|e| e.to_string())?
+        .map_err(Error::ledger(format!("reading {dir}")))?
     else {
         // Not finished: nothing of it may go yet (its hour is decided again only through
         // what it makes, once finished, if a later sweep sees it; see `pending`).

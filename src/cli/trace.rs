@@ -133,8 +133,8 @@ pub(super) fn print_trace(t: &Trace, indent: &str) {
     if let Some(b) = &t.build_id {
         println!(
             "{indent}build     {b} ({}, {}) {}",
-            t.pipeline.as_deref().unwrap_or("?"),
-            t.trust.as_deref().unwrap_or("?"),
+            t.pipeline.map_or("?", crate::model::PipelineKind::as_str),
+            t.trust.map_or("?", crate::model::Trust::as_str),
             t.status.as_deref().unwrap_or("no result yet")
         );
     }

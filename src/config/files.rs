@@ -162,45 +162,7 @@ pub struct EnvironmentSpec {
     pub repository_prefix: String,
 }
 
-/// The pipelines a project can use.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, Deserialize,
-)]
-#[serde(rename_all = "kebab-case")]
-pub enum PipelineKind {
-    /// Every new patchset, untrusted.
-    Check,
-    /// After approval, trusted, speculative merge.
-    Gate,
-    /// After a merge, trusted, builds promotable artifacts.
-    PostMerge,
-    /// From `schedules.yaml`.
-    Periodic,
-}
-
-impl PipelineKind {
-    /// The name used in files, ledger records and job specs (`post-merge` ...).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            PipelineKind::Check => "check",
-            PipelineKind::Gate => "gate",
-            PipelineKind::PostMerge => "post-merge",
-            PipelineKind::Periodic => "periodic",
-        }
-    }
-
-    /// The pipeline named `name`, if it is one.
-    pub fn from_name(name: &str) -> Option<PipelineKind> {
-        [
-            PipelineKind::Check,
-            PipelineKind::Gate,
-            PipelineKind::PostMerge,
-            PipelineKind::Periodic,
-        ]
-        .into_iter()
-        .find(|k| k.as_str() == name)
-    }
-}
+pub use crate::model::PipelineKind;
 
 fn default_pipelines() -> Vec<PipelineKind> {
     vec![

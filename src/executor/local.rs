@@ -201,9 +201,8 @@ fn kill_leftovers(dir: &Path) {
 }
 
 fn lost() -> JobState {
-    JobState::Failed {
-        exit_code: None,
-        reason: "lost: the seakeeper process that ran it stopped".into(),
+    JobState::Lost {
+        reason: "the seakeeper process that ran it stopped".into(),
     }
 }
 

@@ -116,9 +116,9 @@ pub struct Trace {
     /// The build that produced it.
     pub build_id: Option<String>,
     /// Its pipeline.
-    pub pipeline: Option<String>,
+    pub pipeline: Option<crate::model::PipelineKind>,
     /// Its trust level.
-    pub trust: Option<String>,
+    pub trust: Option<crate::model::Trust>,
     /// Its outcome, once finished.
     pub status: Option<String>,
     /// Gerrit project.
@@ -412,8 +412,8 @@ impl<'l> Snapshot<'l> {
             return Ok(());
         };
         let r = &b.request;
-        t.pipeline = Some(r.pipeline.to_string());
-        t.trust = Some(r.trust.as_str().to_owned());
+        t.pipeline = Some(r.pipeline);
+        t.trust = Some(r.trust);
         t.project = Some(r.project.to_string());
         t.change = r.change.map(|c| c.get());
         t.patchset = r.patchset.map(|p| p.get());

@@ -46,7 +46,7 @@ pub fn build_records(n: u64) -> Vec<Record> {
     let image_name = project.rsplit('/').next().unwrap_or(project).to_lowercase();
     let request = BuildRequest {
         build_id: build_id.parse().expect("sample ids are valid"),
-        pipeline: pipeline.parse().expect("valid"),
+        pipeline: crate::model::PipelineKind::from_name(pipeline).expect("a pipeline"),
         project: project.parse().expect("valid"),
         change: (!trusted).then(|| change.try_into().expect("valid")),
         patchset: (!trusted).then(|| patchset.try_into().expect("valid")),

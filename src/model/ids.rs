@@ -154,15 +154,61 @@ string_newtype!(BuildId, |s| check_segment(
     "1 to 128 characters of A-Z a-z 0-9 . _ - +, not starting with a dot"
 ));
 
-/// A pipeline name such as `check`, `gate`, `post-merge` or `periodic`.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct PipelineName(String);
-string_newtype!(PipelineName, |s| check_segment(
-    "pipeline name",
-    s,
-    64,
-    "1 to 64 characters of A-Z a-z 0-9 . _ - +"
-));
+/// The pipelines a project can use; in files, ledger records and job specs by name
+/// (`check`, `gate`, `post-merge`, `periodic`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PipelineKind {
+    /// Every new patchset, untrusted.
+    Check,
+    /// After approval, trusted, speculative merge.
+    Gate,
+    /// After a merge, trusted, builds promotable artifacts.
+    PostMerge,
+    /// From `schedules.yaml`.
+    Periodic,
+}
+
+impl PipelineKind {
+    /// Every pipeline.
+    pub const ALL: [PipelineKind; 4] = [
+        PipelineKind::Check,
+        PipelineKind::Gate,
+        PipelineKind::PostMerge,
+        PipelineKind::Periodic,
+    ];
+
+    /// The name used in files, ledger records and job specs (`post-merge` ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PipelineKind::Check => "check",
+            PipelineKind::Gate => "gate",
+            PipelineKind::PostMerge => "post-merge",
+            PipelineKind::Periodic => "periodic",
+        }
+    }
+
+    /// The pipeline named `name`, if it is one.
+    pub fn from_name(name: &str) -> Option<PipelineKind> {
+        PipelineKind::ALL.into_iter().find(|k| k.as_str() == name)
+    }
+}
+
+impl std::str::FromStr for PipelineKind {
+    type Err = InvalidId;
+
+    fn from_str(s: &str) -> Result<PipelineKind, InvalidId> {
+        PipelineKind::from_name(s).ok_or_else(|| {
+            InvalidId::new("pipeline", s, "check, gate, post-merge or periodic")
+        })
+    }
+}
+
+impl std::fmt::Display for PipelineKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
 
 /// An environment name such as `staging`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -101,6 +101,13 @@ pub enum JobState {
     },
     /// Killed at its time limit.
     TimedOut,
+    /// The process that ran it (its seakeeper, or its supervisor) stopped before it ended: it
+    /// may have run partly, so it is run once more (see `MAX_JOB_ATTEMPTS`), never passed or
+    /// failed on a guess.
+    Lost {
+        /// What happened, for people.
+        reason: String,
+    },
     /// Cancelled.
     Cancelled,
 }

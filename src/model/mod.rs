@@ -14,7 +14,7 @@ pub mod record;
 pub use freeze::{FreezeScope, Held, glob_matches};
 pub use ids::{
     ArtifactKind, BuildId, BuildStatus, ChangeNumber, CommitId, Digest, Duration, EnvironmentName,
-    FreezeName, FreezeState, ImageName, InvalidId, PatchsetNumber, PipelineName, ProjectName,
+    FreezeName, FreezeState, ImageName, InvalidId, PatchsetNumber, PipelineKind, ProjectName,
     RefName, Timestamp, Trust,
 };
 pub use job::{JobKey, JobSpec, JobState, OutputFile};

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use super::ids::{
     ArtifactKind, BuildId, BuildStatus, ChangeNumber, CommitId, Digest, EnvironmentName,
-    FreezeName, FreezeState, ImageName, PatchsetNumber, PipelineName, ProjectName, RefName,
+    FreezeName, FreezeState, ImageName, PatchsetNumber, PipelineKind, ProjectName, RefName,
     Timestamp, Trust,
 };
 
@@ -24,7 +24,7 @@ pub struct BuildRequest {
     /// The build's id, derived from its content by the planner.
     pub build_id: BuildId,
     /// The pipeline that asked for it (`check`, `gate`, `post-merge`, `periodic`).
-    pub pipeline: PipelineName,
+    pub pipeline: PipelineKind,
     /// The Gerrit project.
     pub project: ProjectName,
     /// The Gerrit change, when the build is for a change.

@@ -72,6 +72,24 @@ pub enum Decision {
     },
 }
 
+/// The first freeze (by name) of the layout that holds `what` now: the one place where
+/// promotions, and images entering the first environment, ask.
+pub fn freeze_holding<'l>(
+    layout: &'l crate::config::Layout,
+    what: crate::model::Held<'_>,
+    now: Timestamp,
+) -> Option<(&'l FreezeName, &'l FreezeFile)> {
+    first_freeze_holding(&layout.freezes, what, now)
+}
+
+fn first_freeze_holding<'f>(
+    freezes: &'f BTreeMap<FreezeName, FreezeFile>,
+    what: crate::model::Held<'_>,
+    now: Timestamp,
+) -> Option<(&'f FreezeName, &'f FreezeFile)> {
+    freezes.iter().find(|(_, f)| f.holds(what, now))
+}
+
 /// Decides.
 pub fn decide(f: &Facts<'_>) -> Decision {
     let what = format!("{}@{}", f.image, f.digest);
@@ -84,22 +102,22 @@ pub fn decide(f: &Facts<'_>) -> Decision {
         };
     };
     // Freezes first: a held promotion shows the freeze's own words.
-    for (name, freeze) in f.freezes {
-        if freeze.holds(crate::model::Held::Promotion(f.environment), f.now) {
-            let ticket = freeze
-                .ticket
-                .as_deref()
-                .map(|t| format!(" ({t})"))
-                .unwrap_or_default();
-            return Decision::Hold {
-                reason: format!(
-                    "{} is frozen by {name}{ticket}: {}",
-                    f.environment,
-                    freeze.reason.trim()
-                ),
-                freeze: Some(name.clone()),
-            };
-        }
+    if let Some((name, freeze)) =
+        first_freeze_holding(f.freezes, crate::model::Held::Promotion(f.environment), f.now)
+    {
+        let ticket = freeze
+            .ticket
+            .as_deref()
+            .map(|t| format!(" ({t})"))
+            .unwrap_or_default();
+        return Decision::Hold {
+            reason: format!(
+                "{} is frozen by {name}{ticket}: {}",
+                f.environment,
+                freeze.reason.trim()
+            ),
+            freeze: Some(name.clone()),
+        };
     }
     if f.policy.require_trusted_attestation {
         match f.provenance {

@@ -9,13 +9,12 @@
 //! planned a build is still recorded in its request.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
 
 use serde::Serialize;
 use sha2::Digest as _;
 
 use crate::config::files::PipelineKind;
-use crate::config::pipeline::{ResolvedJob, ResolvedPipelines};
+use crate::config::pipeline::ResolvedJob;
 use crate::config::{Layout, glob_matches};
 use crate::model::record::{BuildRequest, Freeze};
 use crate::model::{
@@ -23,6 +22,11 @@ use crate::model::{
     ImageName, JobState, PatchsetNumber, ProjectName, RefName, Timestamp, Trust,
 };
 use crate::policy::promotion::{self, Decision, Provenance};
+
+mod world;
+pub use world::{
+    BuildState, ConfigState, DigestFacts, Fact, JobRun, Patchset, World, is_recheck,
+};
 
 /// The name of the job that checks a change to the config repo itself.
 pub const CONFIG_CHECK_JOB: &str = "config-check";
@@ -36,144 +40,6 @@ pub const SCHEDULE_WINDOW_MINUTES: i64 = 10;
 
 /// How deep `depends_on` chains are followed from one merge.
 pub const MAX_DEPENDENCY_DEPTH: u32 = 8;
-
-/// The config repo as observed.
-#[derive(Debug, Clone)]
-pub struct ConfigState {
-    /// The commit at the config branch's HEAD.
-    pub head: CommitId,
-    /// The commit the Layout in use comes from (HEAD, or the last good one).
-    pub layout_commit: CommitId,
-    /// Who made the HEAD commit (for freeze records).
-    pub author: String,
-    /// HEAD's errors, one line each, when HEAD is invalid.
-    pub errors: Vec<String>,
-}
-
-/// The newest patchset of an open change.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Patchset {
-    /// Its number.
-    pub patchset: PatchsetNumber,
-    /// `refs/changes/XX/N/P`.
-    pub git_ref: RefName,
-    /// Its commit.
-    pub commit: CommitId,
-    /// How many times "recheck" was asked on this patchset.
-    pub rechecks: u32,
-}
-
-/// One run of one job, as the executor reports it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct JobRun {
-    /// 1 for the first run, 2 after the executor lost the first, ...
-    pub attempt: u32,
-    /// Its state, `None` when the executor does not know it (not started).
-    pub state: Option<JobState>,
-}
-
-/// A build seakeeper has requested and not yet finished with.
-#[derive(Debug, Clone)]
-pub struct BuildState {
-    /// The request, as recorded in the ledger.
-    pub request: BuildRequest,
-    /// The build's overall outcome, once recorded.
-    pub result: Option<BuildStatus>,
-    /// Whether its outcome has been reported (Gerrit review, or stdout).
-    pub reported: bool,
-    /// Whether it was cancelled (superseded).
-    pub cancelled: bool,
-    /// The latest run of each job, by job name.
-    pub jobs: BTreeMap<String, JobRun>,
-    /// How deep in a `depends_on` chain it is (0: triggered by its own project).
-    pub depth: u32,
-    /// The recorded result and the ledger commit that holds it (for reports).
-    pub recorded: Option<(crate::model::record::BuildResult, CommitId)>,
-}
-
-/// What the ledger knows about a digest a promotion asks for.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DigestFacts {
-    /// Its build's trust, from attestations whose signatures were checked against the
-    /// builder keys (never from what a record says of itself).
-    pub provenance: Provenance,
-    /// The images its verified attestations name: it is promoted only as one of these.
-    pub images: BTreeSet<ImageName>,
-    /// Why no attestation of it verified, when none did.
-    pub problem: Option<String>,
-    /// When it first entered each environment, as which image.
-    pub entered: BTreeMap<(EnvironmentName, ImageName), Timestamp>,
-}
-
-/// Everything observed, at one moment.
-#[derive(Debug, Clone)]
-pub struct World {
-    /// The moment.
-    pub now: Timestamp,
-    /// The config repo.
-    pub config: ConfigState,
-    /// The config repo's Gerrit project, whose changes are checked with `config check`.
-    pub config_project: Option<ProjectName>,
-    /// Open changes' newest patchsets.
-    pub changes: BTreeMap<(ProjectName, ChangeNumber), Patchset>,
-    /// Branch tips that moved since seakeeper first saw the project, not yet built.
-    pub moved: BTreeMap<(ProjectName, RefName), CommitId>,
-    /// Every known branch tip.
-    pub tips: BTreeMap<(ProjectName, RefName), CommitId>,
-    /// The jobs each commit's pipeline file asks for (read by the observer); an error when the
-    /// file is invalid.
-    pub pipelines: BTreeMap<(ProjectName, CommitId), Result<Arc<ResolvedPipelines>, String>>,
-    /// Builds in flight or recently finished.
-    pub builds: BTreeMap<BuildId, BuildState>,
-    /// Ids of builds the ledger already holds that are done with (so they are not requested
-    /// again).
-    pub done: BTreeSet<BuildId>,
-    /// The digest each image runs in each environment, per the ledger, and since when.
-    pub deployed: BTreeMap<(EnvironmentName, ImageName), (Digest, Timestamp)>,
-    /// Facts about digests that promotions ask for.
-    pub digests: BTreeMap<Digest, DigestFacts>,
-    /// Refusals already in the ledger: (environment, image, digest, config commit).
-    pub refused: BTreeSet<(EnvironmentName, ImageName, Digest, CommitId)>,
-    /// Each freeze's last recorded transition.
-    pub freezes: BTreeMap<FreezeName, Freeze>,
-    /// The config commit (and its author) that last changed each freeze file, when known:
-    /// the commit that made a transition, which may be older than HEAD.
-    pub freeze_origins: BTreeMap<FreezeName, (CommitId, String)>,
-    /// Whether the executor has room for more jobs now (jobs beyond are queued by the planner).
-    pub capacity: usize,
-    /// Whether the observer looks up the change that merged each moved tip (Gerrit's REST
-    /// API is configured): then a post-merge build waits for the answer, so that its request
-    /// names the change ([`crate::model::record::BuildCause::Merge`]).
-    pub merges_looked_up: bool,
-    /// The change (and patchset) whose submission made each moved tip, as looked up; `None`
-    /// when none did (a direct push) or Gerrit could not say.
-    pub merged_by: BTreeMap<(ProjectName, CommitId), Option<(ChangeNumber, PatchsetNumber)>>,
-}
-
-impl World {
-    /// A World that has seen nothing yet but the config: no changes, builds or promotions.
-    pub fn new(now: Timestamp, config: ConfigState) -> World {
-        World {
-            now,
-            config,
-            config_project: None,
-            changes: BTreeMap::new(),
-            moved: BTreeMap::new(),
-            tips: BTreeMap::new(),
-            pipelines: BTreeMap::new(),
-            builds: BTreeMap::new(),
-            done: BTreeSet::new(),
-            deployed: BTreeMap::new(),
-            digests: BTreeMap::new(),
-            refused: BTreeSet::new(),
-            freezes: BTreeMap::new(),
-            freeze_origins: BTreeMap::new(),
-            capacity: 0,
-            merges_looked_up: false,
-            merged_by: BTreeMap::new(),
-        }
-    }
-}
 
 /// Something to do.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -257,6 +123,53 @@ pub enum Action {
         /// The record.
         freeze: Freeze,
     },
+    /// The config HEAD is invalid (merged despite its check): tell the change that merged it,
+    /// once.
+    ReportInvalidConfig {
+        /// The invalid HEAD.
+        head: CommitId,
+    },
+}
+
+impl Action {
+    /// What the action is about, stable across passes (for backoff and reports): its kind and
+    /// the build, job, promotion or freeze it is for.
+    pub fn key(&self) -> String {
+        match self {
+            Action::RequestBuild { request, .. } => format!("request-build {}", request.build_id),
+            Action::StartJob {
+                build_id,
+                job,
+                attempt,
+            } => format!("start-job {build_id}/{}~{attempt}", job.name),
+            Action::CheckConfig { build_id } => format!("check-config {build_id}"),
+            Action::Cancel { build_id, .. } => format!("cancel {build_id}"),
+            Action::RecordResult { build_id } => format!("record-result {build_id}"),
+            Action::Report { build_id } => format!("report {build_id}"),
+            Action::Promote {
+                environment,
+                image,
+                digest,
+                ..
+            } => format!("promote {environment} {image}@{digest}"),
+            Action::Hold {
+                environment,
+                image,
+                digest,
+                ..
+            } => format!("hold {environment} {image}@{digest}"),
+            Action::Refuse {
+                environment,
+                image,
+                digest,
+                ..
+            } => format!("refuse {environment} {image}@{digest}"),
+            Action::RecordFreeze { freeze } => {
+                format!("record-freeze {} {}", freeze.name, freeze.config_commit)
+            }
+            Action::ReportInvalidConfig { head } => format!("report-invalid-config {head}"),
+        }
+    }
 }
 
 /// A build's id: `<pipeline>-<16 hex>` of the SHA-256 of what names it.
@@ -346,7 +259,7 @@ pub fn trust_of(layout: &Layout, kind: PipelineKind) -> Trust {
 
 /// The jobs a build runs, from the World's pipeline files.
 pub fn jobs_of<'w>(world: &'w World, request: &BuildRequest) -> Option<&'w [ResolvedJob]> {
-    let kind = PipelineKind::from_name(request.pipeline.as_str())?;
+    let kind = request.pipeline;
     let resolved = world
         .pipelines
         .get(&(request.project.clone(), request.source_commit.clone()))?
@@ -362,9 +275,22 @@ pub fn job_status(state: Option<&JobState>) -> BuildStatus {
         Some(JobState::Succeeded) => BuildStatus::Success,
         Some(JobState::Failed { .. }) => BuildStatus::Failure,
         Some(JobState::TimedOut) => BuildStatus::TimedOut,
+        // Lost on its last attempt: the system failed, not the change.
+        Some(JobState::Lost { .. }) => BuildStatus::Error,
         Some(JobState::Cancelled) => BuildStatus::Cancelled,
         Some(JobState::Pending | JobState::Running) | None => BuildStatus::Error,
     }
+}
+
+/// Whether a build's outputs become images: only a successful trusted post-merge or periodic
+/// build's (proposed code never produces anything promotable).
+pub fn publishes_images(request: &BuildRequest, status: BuildStatus) -> bool {
+    status == BuildStatus::Success
+        && request.trust == Trust::Trusted
+        && matches!(
+            request.pipeline,
+            PipelineKind::PostMerge | PipelineKind::Periodic
+        )
 }
 
 /// The outcome of a build whose jobs have all ended.
@@ -386,11 +312,6 @@ pub fn outcome(jobs: impl IntoIterator<Item = JobState>) -> BuildStatus {
     status
 }
 
-/// Whether the executor lost the job (its seakeeper stopped while it ran).
-pub fn is_lost(state: &JobState) -> bool {
-    matches!(state, JobState::Failed { exit_code: None, reason } if reason.starts_with("lost"))
-}
-
 /// What a build is of.
 struct Target<'a> {
     project: &'a ProjectName,
@@ -409,7 +330,7 @@ fn request(
 ) -> BuildRequest {
     BuildRequest {
         build_id,
-        pipeline: kind.as_str().parse().expect("pipeline names are valid"),
+        pipeline: kind,
         project: target.project.clone(),
         change: target.change.map(|c| c.0),
         patchset: target.change.map(|c| c.1),
@@ -463,6 +384,11 @@ pub fn plan(world: &World, layout: &Layout) -> Vec<Action> {
     plan_builds(world, layout, &mut actions);
     plan_freezes(world, layout, &mut actions);
     plan_promotions(world, layout, &mut actions);
+    if world.config.unreported && world.config_project.is_some() {
+        actions.push(Action::ReportInvalidConfig {
+            head: world.config.head.clone(),
+        });
+    }
     actions
 }
 
@@ -514,7 +440,7 @@ fn plan_checks(world: &World, layout: &Layout, actions: &mut Vec<Action>) {
     }
     for (id, b) in &world.builds {
         let r = &b.request;
-        if r.pipeline.as_str() != "check" || b.result.is_some() || b.cancelled {
+        if r.pipeline != PipelineKind::Check || b.result.is_some() || b.cancelled {
             continue;
         }
         let (Some(change), Some(patchset)) = (r.change, r.patchset) else {
@@ -664,7 +590,7 @@ fn dependents<'w>(
     b: &BuildState,
 ) -> Vec<Dependent<'w>> {
     let r = &b.request;
-    if r.pipeline.as_str() != "post-merge"
+    if r.pipeline != PipelineKind::PostMerge
         || b.result != Some(BuildStatus::Success)
         || b.depth >= MAX_DEPENDENCY_DEPTH
     {
@@ -773,17 +699,17 @@ fn plan_builds(world: &World, layout: &Layout, actions: &mut Vec<Action>) {
     let limits = &layout.policies.limits;
     // Higher priority first (policies/limits.yaml `priorities`; a pipeline it does not list
     // comes last), then oldest first, so that a busy system drains in order.
-    let rank = |pipeline: &str| {
+    let rank = |pipeline: PipelineKind| {
         limits
             .priorities
             .iter()
-            .position(|k| k.as_str() == pipeline)
+            .position(|k| *k == pipeline)
             .unwrap_or(limits.priorities.len())
     };
     let mut order: Vec<(&BuildId, &BuildState)> = world.builds.iter().collect();
     order.sort_by_key(|(id, b)| {
         (
-            rank(b.request.pipeline.as_str()),
+            rank(b.request.pipeline),
             b.request.requested_at,
             (*id).clone(),
         )
@@ -837,7 +763,7 @@ fn plan_builds(world: &World, layout: &Layout, actions: &mut Vec<Action>) {
             match run.and_then(|r| r.state.as_ref()) {
                 Some(s) if s.is_final() => {
                     let attempt = run.map_or(1, |r| r.attempt);
-                    if is_lost(s) && attempt < MAX_JOB_ATTEMPTS {
+                    if matches!(s, JobState::Lost { .. }) && attempt < MAX_JOB_ATTEMPTS {
                         if let Some(job) = resolved.and_then(|j| j.iter().find(|j| &j.name == name))
                             && capacity > 0
                             && project_room(&per_project)

@@ -69,6 +69,7 @@ fn world(now: &str) -> World {
             layout_commit: C0.parse().unwrap(),
             author: "RelEng <releng@example.org>".into(),
             errors: Vec::new(),
+            unreported: false,
         },
     );
     w.config_project = Some("config".parse().unwrap());
@@ -217,9 +218,8 @@ fn jobs_start_within_capacity_and_a_lost_job_runs_once_more() {
         .filter(|a| matches!(a, Action::StartJob { .. }))
         .collect();
     assert_eq!(starts.len(), 1, "one slot, one start: {starts:?}");
-    let lost = JobState::Failed {
-        exit_code: None,
-        reason: "lost: the seakeeper process that ran it stopped".into(),
+    let lost = JobState::Lost {
+        reason: "the seakeeper process that ran it stopped".into(),
     };
     let b = w.builds.get_mut(&id).unwrap();
     b.jobs.insert(
@@ -257,6 +257,16 @@ fn jobs_start_within_capacity_and_a_lost_job_runs_once_more() {
     assert_eq!(
         outcome([JobState::Succeeded, JobState::TimedOut]),
         BuildStatus::TimedOut
+    );
+    // Lost on its last attempt: the system's error, not the change's failure.
+    assert_eq!(
+        outcome([
+            JobState::Succeeded,
+            JobState::Lost {
+                reason: "stopped".into()
+            }
+        ]),
+        BuildStatus::Error
     );
 }
 

@@ -1,0 +1,327 @@
+//! Telling people: the text of a build's report, posted as a Gerrit review on its change (off
+//! the pass, once: the review carries the build id), or printed; and an invalid config HEAD
+//! reported on the change that merged it.
+
+use super::build::pipeline_error;
+use super::{Applied, Error, Services, crash_point, final_refusal, finish};
+use crate::gerrit::{Rest, ReviewInput};
+use crate::model::{BuildId, BuildStatus, CommitId, Digest, JobState};
+use crate::reconcile::{self, BuildState, Fact, World};
+use crate::store::BlobStore;
+
+/// Reviews being posted to Gerrit off the reconcile pass, by build: a Gerrit that does not
+/// answer holds up nothing else. The outcome: posted (or found posted before), or refused for
+/// good (with why), or failed for now.
+pub type Reviews = super::tasks::Tasks<BuildId, Result<Posted, Error>>;
+
+/// See [`Reviews`].
+#[derive(Debug, Clone)]
+pub enum Posted {
+    /// Posted now, or found posted before.
+    Yes,
+    /// Gerrit refused it for good (the change is gone, ...).
+    Refused(String),
+}
+
+/// A stored log's text (for reports).
+fn read_log(store: &BlobStore, digest: &Digest) -> Option<String> {
+    store
+        .read(digest)
+        .ok()
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+}
+
+fn seconds(ms: u64) -> String {
+    if ms < 1000 {
+        format!("{ms} ms")
+    } else if ms < 60_000 {
+        format!("{:.1} s", ms as f64 / 1000.0)
+    } else {
+        format!("{} min {} s", ms / 60_000, (ms % 60_000) / 1000)
+    }
+}
+
+/// Lines of a failing job's log shown in its report.
+pub const FAILURE_TAIL: usize = 30;
+
+/// The text of a build's report: a headline, a line per job (with its log's digest), for each
+/// failed job its exit code, the last lines of its log (secrets masked) and the command that
+/// runs it locally, the ledger commit and the build id. No link is printed: nothing serves
+/// pages yet (the web module), and a link that leads nowhere is worse than none.
+pub fn report_text(
+    store: &BlobStore,
+    b: &BuildState,
+    pipeline_error: Option<&str>,
+    mask: &[String],
+) -> String {
+    let r = &b.request;
+    let status = b.result.map_or("UNKNOWN", |s| s.as_str());
+    let mut t = format!(
+        "seakeeper {}: {} (build {})\n\n",
+        r.pipeline,
+        status.to_uppercase(),
+        r.build_id
+    );
+    if let Some(e) = pipeline_error {
+        t.push_str(".pipeline/config.yaml is invalid:\n");
+        for line in e.lines().take(20) {
+            t.push_str(&format!("  {line}\n"));
+        }
+        t.push('\n');
+    }
+    let exit_code = |name: &str| match b.jobs.get(name).and_then(|j| j.state.as_ref()) {
+        Some(JobState::Failed { exit_code, reason }) => Some((*exit_code, reason.clone())),
+        Some(JobState::Lost { reason }) => Some((None, format!("lost: {reason}"))),
+        _ => None,
+    };
+    let mut failures = String::new();
+    if let Some((result, _)) = &b.recorded {
+        for j in &result.jobs {
+            let log = j
+                .log_digest
+                .as_ref()
+                .map(|d| format!(", log {d}"))
+                .unwrap_or_default();
+            let how = match exit_code(&j.name) {
+                Some((Some(c), _)) => format!(" (exit code {c})"),
+                Some((None, reason)) => format!(" ({reason})"),
+                None => String::new(),
+            };
+            t.push_str(&format!(
+                "- {}: {} in {}{how}{log}\n",
+                j.name,
+                j.status.as_str().to_uppercase(),
+                seconds(j.duration_ms)
+            ));
+            if j.name == reconcile::CONFIG_CHECK_JOB
+                && j.status != BuildStatus::Success
+                && let Some(text) = j.log_digest.as_ref().and_then(|d| read_log(store, d))
+            {
+                for line in text.lines().skip(1).take(20) {
+                    t.push_str(&format!("    {line}\n"));
+                }
+                continue;
+            }
+            if matches!(j.status, BuildStatus::Failure | BuildStatus::Error)
+                && let Some(text) = j.log_digest.as_ref().and_then(|d| read_log(store, d))
+            {
+                let lines: Vec<&str> = text.lines().collect();
+                let tail = &lines[lines.len().saturating_sub(FAILURE_TAIL)..];
+                failures.push_str(&format!(
+                    "\n{} failed{how}; the last {} lines of its log:\n",
+                    j.name,
+                    tail.len()
+                ));
+                for line in tail {
+                    // The log's own timestamps are dropped: the text is what people read.
+                    let text = line.split_once(' ').map_or(*line, |(_, rest)| rest);
+                    failures.push_str(&format!("    {}\n", masked(text, mask)));
+                }
+                failures.push_str(&format!(
+                    "Run it yourself, in a clone of {}: seakeeper job run {} --rev {} --pipeline {}\n",
+                    r.project, j.name, r.source_commit, r.pipeline
+                ));
+            }
+        }
+        for a in &result.artifacts {
+            t.push_str(&format!("- produced {} {}\n", a.name, a.digest));
+        }
+    }
+    t.push_str(&failures);
+    if let Some((_, commit)) = &b.recorded {
+        t.push_str(&format!("\nLedger commit: {commit}\n"));
+    }
+    t.push_str(&format!("Build-Id: {}\n", r.build_id));
+    t
+}
+
+/// `text` with every secret value (of 4 characters or more) replaced by `***`.
+fn masked(text: &str, secrets: &[String]) -> String {
+    let mut out = text.to_owned();
+    for s in secrets.iter().filter(|s| s.len() >= 4) {
+        if out.contains(s.as_str()) {
+            out = out.replace(s.as_str(), "***");
+        }
+    }
+    out
+}
+
+/// The secret values seakeeper holds, to be masked wherever logs are shown.
+fn secret_values(secrets: &crate::secrets::SecretsFile) -> Vec<String> {
+    secrets
+        .gerrit
+        .iter()
+        .chain(secrets.registries.values())
+        .map(|c| c.pair().1)
+        .collect()
+}
+
+/// Whether the change already carries the review of build `id` (its `Build-Id:` line).
+fn already_posted(
+    rest: &Rest,
+    project: &crate::model::ProjectName,
+    change: crate::model::ChangeNumber,
+    id: &BuildId,
+) -> Result<bool, crate::gerrit::RestError> {
+    let line = format!("Build-Id: {id}");
+    Ok(rest
+        .get_change(project, change)?
+        .messages
+        .iter()
+        .any(|m| m.message.lines().any(|l| l.trim() == line)))
+}
+
+pub(super) fn report(svc: &Services, world: &World, id: &BuildId) -> Result<Applied, Error> {
+    let Some(b) = world.builds.get(id) else {
+        return Ok(Applied::nothing());
+    };
+    let r = &b.request;
+    let pipeline_error = pipeline_error(world, r);
+    let text = report_text(
+        &svc.store,
+        b,
+        pipeline_error.as_deref(),
+        &secret_values(&svc.secrets),
+    );
+    // A superseded check is not reported: the newer patchset's build will be.
+    if b.result == Some(BuildStatus::Cancelled) && r.change.is_some() {
+        return Ok(Applied::progress([finish(svc, id)]));
+    }
+    let gerrit = svc.gerrit.as_ref().filter(|g| g.report);
+    let (Some(g), Some(change)) = (gerrit, r.change) else {
+        (svc.reporter)(&text);
+        return Ok(Applied::progress([finish(svc, id)]));
+    };
+    // Posted on a thread of its own; this pass (or a later one) takes the outcome.
+    let (rest, post) = (g.rest.clone(), g.post.clone());
+    let (project, commit, pipeline) = (
+        r.project.clone(),
+        r.source_commit.clone(),
+        r.pipeline.to_string(),
+    );
+    let (build, review_text) = (id.clone(), text.clone());
+    let verified = match b.result {
+        Some(BuildStatus::Success) => Some(1),
+        _ => Some(-1),
+    };
+    let was_running = svc.reviews.running().contains(id);
+    let outcome = svc.reviews.poll_or_start(id, move || {
+        crash_point("before-review");
+        // Reviews carry the build id: a review already posted (before a crash, or whose
+        // answer was lost) is not posted again.
+        match already_posted(&rest, &project, change, &build) {
+            Ok(true) => Ok(Posted::Yes),
+            Err(e) if final_refusal(&e) => Ok(Posted::Refused(e.to_string())),
+            Err(source) => Err(Error::Gerrit {
+                what: format!("reading change {change} before reporting"),
+                source,
+            }),
+            Ok(false) => {
+                // One attempt only: a retry after a lost answer would post the review twice.
+                // After a failure, the next pass looks for the Build-Id line first.
+                match post.post_review(
+                    &project,
+                    change,
+                    commit.as_str(),
+                    &ReviewInput::for_pipeline(&pipeline, &review_text, verified),
+                ) {
+                    Ok(_) => {
+                        crash_point("after-review");
+                        Ok(Posted::Yes)
+                    }
+                    Err(e) if final_refusal(&e) => Ok(Posted::Refused(e.to_string())),
+                    Err(source) => Err(Error::Gerrit {
+                        what: format!("posting the review of {build} on change {change}"),
+                        source,
+                    }),
+                }
+            }
+        }
+    });
+    // Most posts take milliseconds: wait for one just started a little before moving on
+    // (not again for one that is already slow).
+    let outcome = match outcome {
+        Some(o) => o,
+        None if was_running => return Ok(Applied::nothing()),
+        None => {
+            svc.reviews.settle(std::time::Duration::from_millis(200));
+            match svc.reviews.take(id) {
+                Some(o) => o,
+                None => return Ok(Applied::nothing()),
+            }
+        }
+    };
+    if let Posted::Refused(e) = outcome? {
+        (svc.reporter)(&format!(
+            "[{}] {} change {change}: Gerrit refused the review ({e}); the result was:\n{text}",
+            r.pipeline, r.project
+        ));
+        return Ok(Applied::progress([finish(svc, id)]));
+    }
+    (svc.reporter)(&format!(
+        "[{}] {} change {change}: {} reported to Gerrit (build {id})",
+        r.pipeline,
+        r.project,
+        b.result.map_or("unknown", |s| s.as_str())
+    ));
+    Ok(Applied::progress([finish(svc, id)]))
+}
+
+
+/// An invalid config at HEAD (merged despite its check) is reported on the Gerrit change that
+/// merged it, once: a comment with every error and the commit still in use.
+pub(super) fn invalid_config(
+    svc: &Services,
+    world: &World,
+    head: &CommitId,
+) -> Result<Applied, Error> {
+    let reported = Fact::InvalidConfigReported(head.clone());
+    let (Some(project), Some(g)) = (
+        world.config_project.as_ref(),
+        svc.gerrit.as_ref().filter(|g| g.report),
+    ) else {
+        return Ok(Applied::learnt([reported]));
+    };
+    let query = format!("commit:{head} project:{project}");
+    let changes = g
+        .rest
+        .query_changes(&query, 10)
+        .map_err(|source| Error::Gerrit {
+            what: format!("finding the change of config {head}"),
+            source,
+        })?;
+    let marker = format!("Config-Head-Invalid: {head}");
+    for c in changes {
+        let posted = g.rest.get_change(project, c.number).is_ok_and(|d| {
+            d.messages
+                .iter()
+                .any(|m| m.message.lines().any(|l| l.trim() == marker))
+        });
+        if posted {
+            continue;
+        }
+        let text = invalid_config_text(world, head, &marker);
+        let review = ReviewInput::for_pipeline("config", &text, None);
+        g.post
+            .post_review(project, c.number, head.as_str(), &review)
+            .map_err(|source| Error::Gerrit {
+                what: format!("reporting the invalid config on change {}", c.number),
+                source,
+            })?;
+    }
+    Ok(Applied::progress([reported]))
+}
+
+/// The comment on the change that made the config invalid.
+pub fn invalid_config_text(world: &World, head: &CommitId, marker: &str) -> String {
+    let mut text = format!(
+        "seakeeper: this change made the config repo invalid at {head}; seakeeper keeps \
+         running with the last good config, {}. Fix it with a follow-up change.\n\n",
+        world.config.layout_commit
+    );
+    for e in &world.config.errors {
+        text.push_str(&format!("- {e}\n"));
+    }
+    text.push_str(&format!("\n{marker}\n"));
+    text
+}

@@ -1,0 +1,894 @@
+//! The [`World`]: everything observed, at one moment, and the [`Fact`]s that change it.
+//!
+//! Observers (the daemon reading the config repo, Gerrit, pipeline files, the ledger and the
+//! executor) and apply (carrying out the planner's actions) never change a World themselves:
+//! they produce facts, and [`World::absorb`] is the only code that changes one. So what a
+//! Gerrit event, a read change or a recorded result means for the planner is decided here,
+//! pure and tested as tables.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use crate::config::files::PipelineKind;
+use crate::config::pipeline::ResolvedPipelines;
+use crate::gerrit::{Change, ChangeStatus, RefEvent};
+use crate::model::record::{BuildRequest, BuildResult, Freeze};
+use crate::model::{
+    BuildId, BuildStatus, ChangeNumber, CommitId, Digest, EnvironmentName, FreezeName, ImageName,
+    JobState, PatchsetNumber, ProjectName, RefName, Timestamp,
+};
+use crate::policy::promotion::Provenance;
+
+/// The config repo as observed.
+#[derive(Debug, Clone)]
+pub struct ConfigState {
+    /// The commit at the config branch's HEAD.
+    pub head: CommitId,
+    /// The commit the Layout in use comes from (HEAD, or the last good one).
+    pub layout_commit: CommitId,
+    /// Who made the HEAD commit (for freeze records).
+    pub author: String,
+    /// HEAD's errors, one line each, when HEAD is invalid.
+    pub errors: Vec<String>,
+    /// HEAD is invalid (it was merged despite its check) and the change that merged it has not
+    /// been told yet.
+    pub unreported: bool,
+}
+
+/// The newest patchset of an open change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Patchset {
+    /// Its number.
+    pub patchset: PatchsetNumber,
+    /// `refs/changes/XX/N/P`.
+    pub git_ref: RefName,
+    /// Its commit.
+    pub commit: CommitId,
+    /// How many times "recheck" was asked on this patchset.
+    pub rechecks: u32,
+}
+
+/// One run of one job, as the executor reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobRun {
+    /// 1 for the first run, 2 after the executor lost the first, ...
+    pub attempt: u32,
+    /// Its state, `None` when the executor does not know it (not started).
+    pub state: Option<JobState>,
+}
+
+/// A build seakeeper has requested and not yet finished with.
+#[derive(Debug, Clone)]
+pub struct BuildState {
+    /// The request, as recorded in the ledger.
+    pub request: BuildRequest,
+    /// The build's overall outcome, once recorded.
+    pub result: Option<BuildStatus>,
+    /// Whether its outcome has been reported (Gerrit review, or stdout).
+    pub reported: bool,
+    /// Whether it was cancelled (superseded).
+    pub cancelled: bool,
+    /// The latest run of each job, by job name.
+    pub jobs: BTreeMap<String, JobRun>,
+    /// How deep in a `depends_on` chain it is (0: triggered by its own project).
+    pub depth: u32,
+    /// The recorded result and the ledger commit that holds it (for reports).
+    pub recorded: Option<(crate::model::record::BuildResult, CommitId)>,
+}
+
+/// What the ledger knows about a digest a promotion asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DigestFacts {
+    /// Its build's trust, from attestations whose signatures were checked against the
+    /// builder keys (never from what a record says of itself).
+    pub provenance: Provenance,
+    /// The images its verified attestations name: it is promoted only as one of these.
+    pub images: BTreeSet<ImageName>,
+    /// Why no attestation of it verified, when none did.
+    pub problem: Option<String>,
+    /// When it first entered each environment, as which image.
+    pub entered: BTreeMap<(EnvironmentName, ImageName), Timestamp>,
+}
+
+/// Everything observed, at one moment.
+#[derive(Debug, Clone)]
+pub struct World {
+    /// The moment.
+    pub now: Timestamp,
+    /// The config repo.
+    pub config: ConfigState,
+    /// The config repo's Gerrit project, whose changes are checked with `config check`.
+    pub config_project: Option<ProjectName>,
+    /// Open changes' newest patchsets.
+    pub changes: BTreeMap<(ProjectName, ChangeNumber), Patchset>,
+    /// Branch tips that moved since seakeeper first saw the project, not yet built.
+    pub moved: BTreeMap<(ProjectName, RefName), CommitId>,
+    /// Every known branch tip.
+    pub tips: BTreeMap<(ProjectName, RefName), CommitId>,
+    /// The jobs each commit's pipeline file asks for (read by the observer); an error when the
+    /// file is invalid.
+    pub pipelines: BTreeMap<(ProjectName, CommitId), Result<Arc<ResolvedPipelines>, String>>,
+    /// Builds in flight or recently finished.
+    pub builds: BTreeMap<BuildId, BuildState>,
+    /// Ids of builds the ledger already holds that are done with (so they are not requested
+    /// again).
+    pub done: BTreeSet<BuildId>,
+    /// The digest each image runs in each environment, per the ledger, and since when.
+    pub deployed: BTreeMap<(EnvironmentName, ImageName), (Digest, Timestamp)>,
+    /// Facts about digests that promotions ask for.
+    pub digests: BTreeMap<Digest, DigestFacts>,
+    /// Refusals already in the ledger: (environment, image, digest, config commit).
+    pub refused: BTreeSet<(EnvironmentName, ImageName, Digest, CommitId)>,
+    /// Each freeze's last recorded transition.
+    pub freezes: BTreeMap<FreezeName, Freeze>,
+    /// The config commit (and its author) that last changed each freeze file, when known:
+    /// the commit that made a transition, which may be older than HEAD.
+    pub freeze_origins: BTreeMap<FreezeName, (CommitId, String)>,
+    /// Whether the executor has room for more jobs now (jobs beyond are queued by the planner).
+    pub capacity: usize,
+    /// Whether the observer looks up the change that merged each moved tip (Gerrit's REST
+    /// API is configured): then a post-merge build waits for the answer, so that its request
+    /// names the change ([`crate::model::record::BuildCause::Merge`]).
+    pub merges_looked_up: bool,
+    /// The change (and patchset) whose submission made each moved tip, as looked up; `None`
+    /// when none did (a direct push) or Gerrit could not say.
+    pub merged_by: BTreeMap<(ProjectName, CommitId), Option<(ChangeNumber, PatchsetNumber)>>,
+}
+
+impl World {
+    /// A World that has seen nothing yet but the config: no changes, builds or promotions.
+    pub fn new(now: Timestamp, config: ConfigState) -> World {
+        World {
+            now,
+            config,
+            config_project: None,
+            changes: BTreeMap::new(),
+            moved: BTreeMap::new(),
+            tips: BTreeMap::new(),
+            pipelines: BTreeMap::new(),
+            builds: BTreeMap::new(),
+            done: BTreeSet::new(),
+            deployed: BTreeMap::new(),
+            digests: BTreeMap::new(),
+            refused: BTreeSet::new(),
+            freezes: BTreeMap::new(),
+            freeze_origins: BTreeMap::new(),
+            capacity: 0,
+            merges_looked_up: false,
+            merged_by: BTreeMap::new(),
+        }
+    }
+}
+
+
+/// Something observed or done that the World learns. See the module's documentation.
+#[derive(Debug, Clone)]
+pub enum Fact {
+    /// The moment the next plan looks at, and how many more jobs the executor has room for.
+    Tick {
+        /// The moment.
+        now: Timestamp,
+        /// Room for more jobs.
+        capacity: usize,
+    },
+    /// The config branch's HEAD was read.
+    ConfigHead {
+        /// Its commit.
+        head: CommitId,
+        /// Who made it (`None`: unknown, the last author stays).
+        author: Option<String>,
+        /// Its errors, one line each (none when it is valid).
+        errors: Vec<String>,
+        /// Whether the errors are to be reported on the change that merged HEAD (not when
+        /// HEAD could not even be read).
+        report: bool,
+    },
+    /// The change that made the config invalid at this HEAD was told (or nobody is to be).
+    InvalidConfigReported(CommitId),
+    /// The Layout in use now comes from this commit: pipeline files resolved against another
+    /// one are read again.
+    LayoutInUse(CommitId),
+    /// The config commit (and its author) that last changed each freeze file.
+    FreezeOrigins(BTreeMap<FreezeName, (CommitId, String)>),
+    /// A full listing of a project's branches: the truth about its tips (a restarted daemon
+    /// learns them here, without any event).
+    BranchesListed {
+        /// The project.
+        project: ProjectName,
+        /// Every `refs/heads/*` and its commit.
+        tips: Vec<(RefName, CommitId)>,
+    },
+    /// A ref changed, as the ref watcher saw it.
+    RefChanged {
+        /// What changed.
+        event: RefEvent,
+        /// The project's first look (a baseline: nothing in it is new).
+        first_sight: bool,
+    },
+    /// A change's details, read after its meta ref moved.
+    ChangeRead {
+        /// The project whose meta ref moved.
+        project: ProjectName,
+        /// The change whose meta ref moved.
+        change: ChangeNumber,
+        /// The change as Gerrit's REST API gave it.
+        details: Box<Change>,
+        /// seakeeper's own Gerrit account (its comments are never rechecks).
+        our_user: Option<String>,
+    },
+    /// The pipeline files this pass needs, fetched and checked (replacing the last set); an
+    /// error for a file that is invalid or a source that could not be fetched.
+    PipelinesRead(BTreeMap<(ProjectName, CommitId), Result<Arc<ResolvedPipelines>, String>>),
+    /// Whether the change that merged each moved tip is looked up (Gerrit's REST API is
+    /// configured), and for which tips (other answers are forgotten).
+    MergeLookups {
+        /// Looked up at all.
+        enabled: bool,
+        /// The moved tips.
+        wanted: BTreeSet<(ProjectName, CommitId)>,
+    },
+    /// The change whose submission made a moved tip (`None`: none did, or Gerrit could not say).
+    MergedBy {
+        /// The project.
+        project: ProjectName,
+        /// The tip.
+        commit: CommitId,
+        /// The change and patchset.
+        by: Option<(ChangeNumber, PatchsetNumber)>,
+    },
+    /// The trusted keys changed (another config): every digest's facts are checked again.
+    KeysChanged,
+    /// An environment's pointer, as the ledger holds it.
+    Deployed {
+        /// The environment.
+        environment: EnvironmentName,
+        /// The image.
+        image: ImageName,
+        /// The digest it runs.
+        digest: Digest,
+        /// Since when.
+        since: Timestamp,
+    },
+    /// What the ledger proves about a digest a promotion asks for.
+    DigestChecked {
+        /// The digest.
+        digest: Digest,
+        /// The facts.
+        facts: DigestFacts,
+    },
+    /// A freeze's last transition, as the ledger holds it (read, or recorded now).
+    FreezeRecorded(Freeze),
+    /// A job's latest run, as the executor reports it (or as its start was refused).
+    JobObserved {
+        /// The build.
+        build: BuildId,
+        /// The job's name.
+        job: String,
+        /// The run.
+        run: JobRun,
+    },
+    /// A build requested (now, or before: read back from the ledger) and not done with.
+    BuildInFlight(Box<BuildState>),
+    /// A build the ledger holds and that is done with (reported, or superseded): it leaves
+    /// the builds in flight and is never requested again.
+    BuildDone(BuildId),
+    /// A build's result, recorded in the ledger by `commit`.
+    ResultRecorded {
+        /// The result.
+        result: BuildResult,
+        /// The ledger commit that holds it.
+        commit: CommitId,
+    },
+    /// Images a build published, once their records are durable.
+    ImagesPublished {
+        /// Digests this server attested with its own builder key, as which image.
+        trusted: Vec<(Digest, ImageName)>,
+        /// Digests that entered the first environment, as which image, and when.
+        entered: Vec<((EnvironmentName, ImageName), Digest, Timestamp)>,
+    },
+    /// A promotion recorded: the digest runs in the environment now.
+    Promoted {
+        /// The environment.
+        environment: EnvironmentName,
+        /// The image.
+        image: ImageName,
+        /// The digest.
+        digest: Digest,
+        /// When.
+        at: Timestamp,
+    },
+    /// A refused promotion recorded (or found recorded) under a config commit.
+    RefusalRecorded {
+        /// The environment.
+        environment: EnvironmentName,
+        /// The image.
+        image: ImageName,
+        /// The digest.
+        digest: Digest,
+        /// The config commit that refused it.
+        config_commit: CommitId,
+    },
+}
+
+impl World {
+    /// The same World, for a deployment whose config repo is the Gerrit project `p`.
+    pub fn with_config_project(mut self, p: Option<ProjectName>) -> World {
+        self.config_project = p;
+        self
+    }
+
+    /// Learns one fact. The only code that changes a World.
+    pub fn absorb(&mut self, fact: Fact) {
+        match fact {
+            Fact::Tick { now, capacity } => {
+                self.now = now;
+                self.capacity = capacity;
+            }
+            Fact::ConfigHead {
+                head,
+                author,
+                errors,
+                report,
+            } => {
+                self.config.head = head;
+                if let Some(a) = author {
+                    self.config.author = a;
+                }
+                self.config.unreported = report && !errors.is_empty();
+                self.config.errors = errors;
+            }
+            Fact::InvalidConfigReported(head) => {
+                if self.config.head == head {
+                    self.config.unreported = false;
+                }
+            }
+            Fact::LayoutInUse(commit) => {
+                if self.config.layout_commit != commit {
+                    // Pipelines resolve against the layout: resolve them again.
+                    self.pipelines.clear();
+                }
+                self.config.layout_commit = commit;
+            }
+            Fact::FreezeOrigins(origins) => self.freeze_origins = origins,
+            Fact::BranchesListed { project, tips } => {
+                self.tips.retain(|(p, _), _| *p != project);
+                for (r, c) in tips {
+                    self.tips.insert((project.clone(), r), c);
+                }
+            }
+            Fact::RefChanged { event, first_sight } => self.ref_changed(event, first_sight),
+            Fact::ChangeRead {
+                project,
+                change,
+                details,
+                our_user,
+            } => self.change_read((project, change), &details, our_user.as_deref()),
+            Fact::PipelinesRead(pipelines) => self.pipelines = pipelines,
+            Fact::MergeLookups { enabled, wanted } => {
+                self.merges_looked_up = enabled;
+                self.merged_by.retain(|k, _| wanted.contains(k));
+            }
+            Fact::MergedBy {
+                project,
+                commit,
+                by,
+            } => {
+                self.merged_by.insert((project, commit), by);
+            }
+            Fact::KeysChanged => self.digests.clear(),
+            Fact::Deployed {
+                environment,
+                image,
+                digest,
+                since,
+            } => {
+                self.deployed.insert((environment, image), (digest, since));
+            }
+            Fact::DigestChecked { digest, facts } => {
+                self.digests.insert(digest, facts);
+            }
+            Fact::FreezeRecorded(f) => {
+                self.freezes.insert(f.name.clone(), f);
+            }
+            Fact::JobObserved { build, job, run } => {
+                if let Some(b) = self.builds.get_mut(&build) {
+                    b.jobs.insert(job, run);
+                }
+            }
+            Fact::BuildInFlight(state) => {
+                self.builds.insert(state.request.build_id.clone(), *state);
+            }
+            Fact::BuildDone(id) => {
+                self.builds.remove(&id);
+                self.done.insert(id);
+            }
+            Fact::ResultRecorded { result, commit } => {
+                if let Some(b) = self.builds.get_mut(&result.build_id) {
+                    b.result = Some(result.status);
+                    b.recorded = Some((result, commit));
+                }
+            }
+            Fact::ImagesPublished { trusted, entered } => {
+                for (d, image) in trusted {
+                    let f = self.digests.entry(d).or_insert(DigestFacts {
+                        provenance: Provenance::Trusted,
+                        images: BTreeSet::new(),
+                        problem: None,
+                        entered: BTreeMap::new(),
+                    });
+                    f.provenance = Provenance::Trusted;
+                    f.problem = None;
+                    f.images.insert(image);
+                }
+                for (slot, digest, at) in entered {
+                    self.entered(slot, digest, at);
+                }
+            }
+            Fact::Promoted {
+                environment,
+                image,
+                digest,
+                at,
+            } => self.entered((environment, image), digest, at),
+            Fact::RefusalRecorded {
+                environment,
+                image,
+                digest,
+                config_commit,
+            } => {
+                self.refused
+                    .insert((environment, image, digest, config_commit));
+            }
+        }
+    }
+
+    /// A digest now runs in an environment, as an image.
+    fn entered(&mut self, slot: (EnvironmentName, ImageName), digest: Digest, at: Timestamp) {
+        if let Some(f) = self.digests.get_mut(&digest) {
+            f.entered.entry(slot.clone()).or_insert(at);
+        }
+        self.deployed.insert(slot, (digest, at));
+    }
+
+    /// What a ref event means: a newer patchset, a moved (and so merged-into) branch, a change
+    /// whose refs were deleted.
+    fn ref_changed(&mut self, event: RefEvent, first_sight: bool) {
+        match event {
+            RefEvent::PatchsetCreated {
+                project,
+                change,
+                patchset,
+                git_ref,
+                commit,
+            } => {
+                if first_sight {
+                    return;
+                }
+                let slot = (project, change);
+                if self
+                    .changes
+                    .get(&slot)
+                    .is_none_or(|p| p.patchset < patchset)
+                {
+                    self.changes.insert(
+                        slot,
+                        Patchset {
+                            patchset,
+                            git_ref,
+                            commit,
+                            rechecks: 0,
+                        },
+                    );
+                }
+            }
+            // Read from Gerrit by the observer; the answer comes as [`Fact::ChangeRead`].
+            RefEvent::ChangeMetaUpdated { .. } => {}
+            RefEvent::BranchCreated {
+                project,
+                git_ref,
+                commit,
+            }
+            | RefEvent::BranchMoved {
+                project,
+                git_ref,
+                commit,
+                ..
+            } => {
+                let slot = (project.clone(), git_ref);
+                self.tips.insert(slot.clone(), commit.clone());
+                if !first_sight {
+                    // A change whose commit is now on the branch has merged.
+                    self.changes
+                        .retain(|(p, _), ps| !(*p == project && ps.commit == commit));
+                    self.moved.insert(slot, commit);
+                }
+            }
+            RefEvent::BranchDeleted {
+                project, git_ref, ..
+            } => {
+                let slot = (project, git_ref);
+                self.tips.remove(&slot);
+                self.moved.remove(&slot);
+            }
+            RefEvent::RefUpdated {
+                project,
+                git_ref,
+                commit: None,
+                ..
+            } => {
+                // A change's patchset ref deleted: the change is gone.
+                if let Some(n) = git_ref
+                    .as_str()
+                    .strip_prefix("refs/changes/")
+                    .and_then(|r| r.split('/').nth(1))
+                    .and_then(|n| n.parse::<ChangeNumber>().ok())
+                {
+                    self.changes.remove(&(project, n));
+                }
+            }
+            RefEvent::RefUpdated { .. } => {}
+        }
+    }
+
+    /// What a change read from Gerrit means: closed, or its current patchset and how many
+    /// times people asked for a recheck on it.
+    fn change_read(
+        &mut self,
+        slot: (ProjectName, ChangeNumber),
+        c: &Change,
+        our_user: Option<&str>,
+    ) {
+        if c.status != ChangeStatus::New {
+            self.changes.remove(&slot);
+            return;
+        }
+        let (Some(ps), Some(rev), Some(git_ref)) = (
+            c.current_patchset,
+            c.current_revision.clone(),
+            c.current_ref.clone(),
+        ) else {
+            return;
+        };
+        let rechecks = c
+            .messages
+            .iter()
+            .filter(|m| m.patchset == Some(ps))
+            .filter(|m| {
+                m.author
+                    .as_ref()
+                    .and_then(|a| a.username.as_deref())
+                    .is_none_or(|u| Some(u) != our_user)
+            })
+            .filter(|m| {
+                m.tag
+                    .as_deref()
+                    .is_none_or(|t| !t.starts_with("autogenerated:"))
+            })
+            .filter(|m| is_recheck(&m.message))
+            .count() as u32;
+        if self.changes.get(&slot).is_some_and(|p| p.patchset > ps) {
+            return;
+        }
+        self.changes.insert(
+            slot,
+            Patchset {
+                patchset: ps,
+                git_ref,
+                commit: rev,
+                rechecks,
+            },
+        );
+    }
+
+    /// Forgets what no longer matters: moved tips whose build is done (or that have nothing
+    /// to build), finished builds' ids that nothing can ask for again.
+    pub fn prune(&mut self) {
+        let done = &self.done;
+        let builds = &self.builds;
+        let pipelines = &self.pipelines;
+        self.moved.retain(|(p, r), c| {
+            let id = super::post_merge_build_id(p, r, c, None);
+            let nothing_to_build = pipelines
+                .get(&(p.clone(), c.clone()))
+                .and_then(|r| r.as_ref().ok())
+                .is_some_and(|r| r.get(&PipelineKind::PostMerge).is_none_or(Vec::is_empty));
+            !nothing_to_build && (!done.contains(&id) || builds.contains_key(&id))
+        });
+        if self.done.len() > 100_000 {
+            // Every id the World can still produce is recomputed; the rest is dropped.
+            let mut keep = BTreeSet::new();
+            for ((p, c), ps) in &self.changes {
+                keep.insert(super::check_build_id(p, *c, ps));
+            }
+            self.done.retain(|id| keep.contains(id));
+        }
+    }
+
+    /// How many jobs of builds in flight are still running.
+    pub fn jobs_running(&self) -> usize {
+        self.builds
+            .values()
+            .flat_map(|b| b.jobs.values())
+            .filter(|r| r.state.as_ref().is_some_and(|s| !s.is_final()))
+            .count()
+    }
+}
+
+/// Whether a Gerrit comment asks for a recheck: a line that is just `recheck`, after Gerrit's
+/// `Patch Set N:` header.
+pub fn is_recheck(message: &str) -> bool {
+    message.lines().any(|l| {
+        let l = l.trim();
+        let l = match l.strip_prefix("Patch Set ") {
+            Some(rest) => rest.split_once(':').map_or("", |(_, t)| t).trim(),
+            None => l,
+        };
+        l.eq_ignore_ascii_case("recheck")
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gerrit::Account;
+    use crate::gerrit::rest::Message;
+
+    fn commit(n: u32) -> CommitId {
+        format!("{n:040x}").parse().unwrap()
+    }
+
+    fn p(s: &str) -> ProjectName {
+        s.parse().unwrap()
+    }
+
+    fn r(s: &str) -> RefName {
+        s.parse().unwrap()
+    }
+
+    fn world() -> World {
+        World::new(
+            "2026-12-01T10:00:00Z".parse().unwrap(),
+            ConfigState {
+                head: commit(0),
+                layout_commit: commit(0),
+                author: String::new(),
+                errors: Vec::new(),
+                unreported: false,
+            },
+        )
+    }
+
+    fn patchset_created(change: u32, patchset: u32, c: u32) -> RefEvent {
+        RefEvent::PatchsetCreated {
+            project: p("api"),
+            change: u64::from(change).try_into().unwrap(),
+            patchset: u64::from(patchset).try_into().unwrap(),
+            git_ref: r(&format!("refs/changes/{:02}/{change}/{patchset}", change % 100)),
+            commit: commit(c),
+        }
+    }
+
+    fn moved(c: u32) -> RefEvent {
+        RefEvent::BranchMoved {
+            project: p("api"),
+            git_ref: r("refs/heads/main"),
+            old: commit(1),
+            commit: commit(c),
+        }
+    }
+
+    fn seen(w: &mut World, event: RefEvent, first_sight: bool) {
+        w.absorb(Fact::RefChanged { event, first_sight });
+    }
+
+    fn change(status: ChangeStatus, patchset: u32, messages: &[(&str, u32, &str)]) -> Change {
+        Change {
+            project: p("api"),
+            branch: "main".into(),
+            change_id: format!("I{}", "1".repeat(40)),
+            number: 7u64.try_into().unwrap(),
+            subject: "s".into(),
+            status,
+            owner: Account::default(),
+            current_revision: Some(commit(70 + patchset)),
+            current_patchset: Some(u64::from(patchset).try_into().unwrap()),
+            current_ref: Some(r(&format!("refs/changes/07/7/{patchset}"))),
+            labels: BTreeMap::new(),
+            messages: messages
+                .iter()
+                .map(|(user, ps, text)| Message {
+                    id: "m".into(),
+                    author: Some(Account {
+                        username: Some((*user).into()),
+                        ..Account::default()
+                    }),
+                    date: String::new(),
+                    message: (*text).into(),
+                    tag: None,
+                    patchset: Some(u64::from(*ps).try_into().unwrap()),
+                })
+                .collect(),
+            meta_rev: None,
+            updated: String::new(),
+            submission_id: None,
+            work_in_progress: false,
+        }
+    }
+
+    fn read(w: &mut World, c: Change) {
+        w.absorb(Fact::ChangeRead {
+            project: p("api"),
+            change: 7u64.try_into().unwrap(),
+            details: Box::new(c),
+            our_user: Some("seakeeper".into()),
+        });
+    }
+
+    #[test]
+    fn ref_events_table() {
+        let slot = (p("api"), 7u64.try_into().unwrap());
+        let main = (p("api"), r("refs/heads/main"));
+        // (events, first sight, the change's patchset after, main's tip, main moved)
+        let cases: Vec<(Vec<RefEvent>, bool, Option<u32>, Option<u32>, bool)> = vec![
+            // A new patchset is seen; one on the first look is the baseline, not new.
+            (vec![patchset_created(7, 1, 71)], false, Some(1), None, false),
+            (vec![patchset_created(7, 1, 71)], true, None, None, false),
+            // An older patchset never replaces a newer one.
+            (
+                vec![patchset_created(7, 2, 72), patchset_created(7, 1, 71)],
+                false,
+                Some(2),
+                None,
+                false,
+            ),
+            // A branch that moves onto the change's commit merged it.
+            (
+                vec![patchset_created(7, 1, 71), moved(71)],
+                false,
+                None,
+                Some(71),
+                true,
+            ),
+            (
+                vec![patchset_created(7, 1, 71), moved(99)],
+                false,
+                Some(1),
+                Some(99),
+                true,
+            ),
+            // On the first look a branch is a tip, not a move.
+            (vec![moved(99)], true, None, Some(99), false),
+            // Deleted: the change's refs, the branch.
+            (
+                vec![
+                    patchset_created(7, 1, 71),
+                    RefEvent::RefUpdated {
+                        project: p("api"),
+                        git_ref: r("refs/changes/07/7/1"),
+                        old: Some(commit(71)),
+                        commit: None,
+                    },
+                ],
+                false,
+                None,
+                None,
+                false,
+            ),
+            (
+                vec![
+                    moved(99),
+                    RefEvent::BranchDeleted {
+                        project: p("api"),
+                        git_ref: r("refs/heads/main"),
+                        old: commit(99),
+                    },
+                ],
+                false,
+                None,
+                None,
+                false,
+            ),
+        ];
+        for (i, (events, first, patchset, tip, was_moved)) in cases.into_iter().enumerate() {
+            let mut w = world();
+            for e in events {
+                seen(&mut w, e, first);
+            }
+            assert_eq!(
+                w.changes.get(&slot).map(|c| c.patchset.get()),
+                patchset,
+                "case {i}"
+            );
+            assert_eq!(w.tips.get(&main), tip.map(commit).as_ref(), "case {i}");
+            assert_eq!(w.moved.contains_key(&main), was_moved, "case {i}");
+        }
+    }
+
+    #[test]
+    fn changes_read_from_gerrit_table() {
+        let slot = (p("api"), 7u64.try_into().unwrap());
+        // (status, patchset, messages, the change's patchset and rechecks after)
+        let cases: Vec<(ChangeStatus, u32, Vec<(&str, u32, &str)>, Option<(u32, u32)>)> = vec![
+            (ChangeStatus::New, 2, vec![], Some((2, 0))),
+            // Rechecks: people's, on the current patchset, not seakeeper's own.
+            (
+                ChangeStatus::New,
+                2,
+                vec![
+                    ("alice", 2, "Patch Set 2:\n\nrecheck"),
+                    ("alice", 1, "recheck"),
+                    ("seakeeper", 2, "recheck"),
+                    ("bob", 2, "please recheck"),
+                    ("bob", 2, "Patch Set 2: Code-Review+1\n\nRecheck"),
+                ],
+                Some((2, 2)),
+            ),
+            // Merged or abandoned: the change leaves the World.
+            (ChangeStatus::Merged, 2, vec![], None),
+            (ChangeStatus::Abandoned, 2, vec![], None),
+        ];
+        for (i, (status, ps, messages, after)) in cases.into_iter().enumerate() {
+            let mut w = world();
+            seen(&mut w, patchset_created(7, 1, 71), false);
+            read(&mut w, change(status, ps, &messages));
+            assert_eq!(
+                w.changes
+                    .get(&slot)
+                    .map(|c| (c.patchset.get(), c.rechecks)),
+                after,
+                "case {i}"
+            );
+        }
+        // A read that is older than what the ref watcher saw since changes nothing.
+        let mut w = world();
+        seen(&mut w, patchset_created(7, 3, 73), false);
+        read(&mut w, change(ChangeStatus::New, 2, &[]));
+        assert_eq!(w.changes[&slot].patchset.get(), 3);
+    }
+
+    #[test]
+    fn config_facts_and_builds() {
+        let mut w = world();
+        w.absorb(Fact::PipelinesRead(
+            [((p("api"), commit(5)), Err("invalid".to_owned()))].into(),
+        ));
+        // Another layout: pipeline files resolve again.
+        w.absorb(Fact::LayoutInUse(commit(0)));
+        assert_eq!(w.pipelines.len(), 1);
+        w.absorb(Fact::LayoutInUse(commit(1)));
+        assert!(w.pipelines.is_empty());
+        // An invalid HEAD is reported once; an unreadable one is not reported on a change.
+        w.absorb(Fact::ConfigHead {
+            head: commit(2),
+            author: Some("a <a@x>".into()),
+            errors: vec!["bad".into()],
+            report: true,
+        });
+        assert!(w.config.unreported);
+        w.absorb(Fact::InvalidConfigReported(commit(9)));
+        assert!(w.config.unreported, "another head's report changes nothing");
+        w.absorb(Fact::InvalidConfigReported(commit(2)));
+        assert!(!w.config.unreported);
+        w.absorb(Fact::ConfigHead {
+            head: commit(3),
+            author: None,
+            errors: vec!["unreadable".into()],
+            report: false,
+        });
+        assert!(!w.config.unreported);
+        assert_eq!(w.config.author, "a <a@x>");
+        // A build done leaves the builds in flight and is never requested again.
+        let id: BuildId = "check-0123456789abcdef".parse().unwrap();
+        w.absorb(Fact::BuildDone(id.clone()));
+        assert!(w.done.contains(&id) && !w.builds.contains_key(&id));
+    }
+
+    #[test]
+    fn recheck_comments() {
+        assert!(is_recheck("Patch Set 3:\n\nrecheck"));
+        assert!(is_recheck("recheck"));
+        assert!(is_recheck("Patch Set 2: Code-Review+1\n\n  Recheck  "));
+        assert!(!is_recheck("Patch Set 3:\n\nplease recheck this"));
+        assert!(!is_recheck("Patch Set 3: recheckx"));
+    }
+}
