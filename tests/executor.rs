@@ -624,7 +624,7 @@ fn restart_adopts_jobs_and_never_runs_one_twice() {
     drop(lock);
     assert!(matches!(
         e2.state(&held.key()).unwrap(),
-        Some(JobState::Failed { .. })
+        Some(JobState::Lost { .. })
     ));
     // Bad input is an error, not a panic.
     let mut bad = spec(&commit, "x", &["true"]);

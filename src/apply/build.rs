@@ -50,7 +50,11 @@ pub fn adopt(svc: &Services, id: &BuildId, depth: u32) -> Result<Option<Fact>, E
 
 /// Records a build request (its marker first, so a crash before the record leaves a build
 /// the next start looks up), or adopts the one an earlier run recorded.
-pub(super) fn request(svc: &Services, request: &BuildRequest, depth: u32) -> Result<Applied, Error> {
+pub(super) fn request(
+    svc: &Services,
+    request: &BuildRequest,
+    depth: u32,
+) -> Result<Applied, Error> {
     let id = &request.build_id;
     // Requested before (by an earlier run of seakeeper): adopt it, never request twice.
     if !inflight_path(svc, id).exists()

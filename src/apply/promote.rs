@@ -86,13 +86,12 @@ fn location(
             ))
         })?;
     let repo = format!("{}{image}", spec.repository_prefix);
-    let location =
-        copy::location_for(&registry.url, &repo, &svc.secrets).map_err(|source| {
-            Error::Registry {
-                what: format!("the registry of {env}"),
-                source,
-            }
-        })?;
+    let location = copy::location_for(&registry.url, &repo, &svc.secrets).map_err(|source| {
+        Error::Registry {
+            what: format!("the registry of {env}"),
+            source,
+        }
+    })?;
     Ok((location, registry.url.clone()))
 }
 

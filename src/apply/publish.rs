@@ -67,10 +67,13 @@ pub(super) fn images(
     key: &JobKey,
     started_at: Timestamp,
 ) -> Result<Published, Error> {
-    let outputs = svc.executor.outputs(key).map_err(|source| Error::Executor {
-        what: format!("listing the outputs of {key}"),
-        source,
-    })?;
+    let outputs = svc
+        .executor
+        .outputs(key)
+        .map_err(|source| Error::Executor {
+            what: format!("listing the outputs of {key}"),
+            source,
+        })?;
     let work = tempfile_dir(svc.store.root())?;
     for o in &outputs {
         let src = svc.store.path(&o.digest);
@@ -103,12 +106,13 @@ pub(super) fn images(
     let result = (|| {
         for decl in &job.image_outputs {
             let repo = format!("{}{}", first.repository_prefix, decl.name);
-            let target = copy::location_for(&registry.url, &repo, &svc.secrets).map_err(
-                |source| Error::Registry {
-                    what: format!("image {}", decl.name),
-                    source,
-                },
-            )?;
+            let target =
+                copy::location_for(&registry.url, &repo, &svc.secrets).map_err(|source| {
+                    Error::Registry {
+                        what: format!("image {}", decl.name),
+                        source,
+                    }
+                })?;
             let base_from = base_location(layout, &svc.secrets, &decl.base);
             let desc = crate::registry::assemble::declared_image(
                 &svc.images,
@@ -185,9 +189,9 @@ pub(super) fn images(
                         what: format!("the provenance of {}", desc.digest),
                         source,
                     })?;
-                let attached = key.cosign_key().and_then(|mut c| {
-                    c.sign_dsse(crate::signing::dsse::IN_TOTO, &statement_bytes)
-                });
+                let attached = key
+                    .cosign_key()
+                    .and_then(|mut c| c.sign_dsse(crate::signing::dsse::IN_TOTO, &statement_bytes));
                 (envelope, attached)
             };
             // Best effort: the ledger's attestation is the one promotions rely on.
@@ -303,4 +307,3 @@ fn tempfile_dir(store: &Path) -> Result<PathBuf, Error> {
     std::fs::create_dir_all(&dir).map_err(|e| Error::io(dir.display(), e))?;
     Ok(dir)
 }
-

@@ -267,7 +267,6 @@ pub(super) fn report(svc: &Services, world: &World, id: &BuildId) -> Result<Appl
     Ok(Applied::progress([finish(svc, id)]))
 }
 
-
 /// An invalid config at HEAD (merged despite its check) is reported on the Gerrit change that
 /// merged it, once: a comment with every error and the commit still in use.
 pub(super) fn invalid_config(

@@ -218,9 +218,8 @@ pub fn run(svc: &Services, sweep: &Sweep<'_>) -> Result<Report, Error> {
             let cutoff = Timestamp::from_second(sweep.now.as_second() - i64::from(rule.days) * DAY)
                 .map_err(out_of_range)?;
             // The hour the cutoff falls in is not over yet for the rule.
-            let limit = hour_of(
-                Timestamp::from_second(cutoff.as_second() - 3600).map_err(out_of_range)?,
-            );
+            let limit =
+                hour_of(Timestamp::from_second(cutoff.as_second() - 3600).map_err(out_of_range)?);
             let from = state.cursors.get(&key).cloned().unwrap_or_default();
             if from >= limit {
                 continue;
@@ -410,11 +409,7 @@ fn already_recorded(svc: &Services, e: &Expiry) -> Result<bool, Error> {
 
 /// The stores that may hold an item, and whether each does now (and, for a blob, was not
 /// stored again since the item was made).
-fn stores_of(
-    svc: &Services,
-    sweep: &Sweep<'_>,
-    item: &Item,
-) -> Result<Vec<(String, bool)>, Error> {
+fn stores_of(svc: &Services, sweep: &Sweep<'_>, item: &Item) -> Result<Vec<(String, bool)>, Error> {
     match item.kind {
         ArtifactKind::Image => {
             let mut out: Vec<(String, bool)> = Vec::new();
@@ -450,7 +445,10 @@ fn stores_of(
                 }
                 Err(_) => false,
             };
-            Ok(vec![(format!("dir:{}", svc.store.root().display()), present)])
+            Ok(vec![(
+                format!("dir:{}", svc.store.root().display()),
+                present,
+            )])
         }
     }
 }

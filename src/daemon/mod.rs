@@ -27,10 +27,10 @@ use crate::config::{Layout, Loader};
 use crate::gerrit::{self, Hints, RefWatcher, Scope, StreamItem};
 use crate::git::mirror::Sources;
 use crate::model::{ChangeNumber, CommitId, JobKey, ProjectName, Timestamp};
-use observe::PipelineRead;
-use services::is_remote;
 use crate::reconcile::{self, Action, ConfigState, Fact, World};
 use crate::signing::SigningKey;
+use observe::PipelineRead;
+use services::is_remote;
 
 pub use services::key_history;
 pub use settings::Settings;
@@ -469,13 +469,16 @@ impl Daemon {
                         if transient || !repeated {
                             crate::telemetry::warn(&format!(
                                 "{message}; {} again in {} s",
-                                if transient { "trying" } else { "a permanent failure: trying" },
+                                if transient {
+                                    "trying"
+                                } else {
+                                    "a permanent failure: trying"
+                                },
                                 wait.as_secs()
                             ));
                         }
                         if let Some((slot, digest)) = promotion {
-                            self.failed_promotions
-                                .insert(slot, (digest, e.to_string()));
+                            self.failed_promotions.insert(slot, (digest, e.to_string()));
                         }
                         if let Action::RequestBuild { request, .. } = a {
                             report.unrequested.insert(request.project.clone());

@@ -252,7 +252,10 @@ impl Daemon {
 
     /// Observes Gerrit (`work`: which projects and scopes), updating the World. Returns the
     /// observations to acknowledge once their builds are requested.
-    pub(super) fn observe_gerrit(&mut self, work: &[(ProjectName, Scope)]) -> Vec<gerrit::Observation> {
+    pub(super) fn observe_gerrit(
+        &mut self,
+        work: &[(ProjectName, Scope)],
+    ) -> Vec<gerrit::Observation> {
         let Some(watcher) = self.watcher.clone() else {
             return Vec::new();
         };
@@ -700,7 +703,6 @@ fn merged_by(
         }
     }
 }
-
 
 /// What one observation of the ref watcher tells the World, and whether a change in it could
 /// not be read (then the observation is not acknowledged, and is seen again).

@@ -508,4 +508,3 @@ fn remote_holds(remote: &str, credentials: Option<&(String, String)>, head: &str
 pub(super) fn is_remote(url: &str) -> bool {
     url.starts_with("http://") || url.starts_with("https://")
 }
-

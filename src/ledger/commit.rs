@@ -254,12 +254,30 @@ pub fn message_sequence(message: &str) -> Option<u64> {
     })
 }
 
+/// The ledger commit `id`, read and parsed.
+pub(crate) fn read_commit(
+    repo: &gix::Repository,
+    id: ObjectId,
+) -> Result<super::RawCommit, LedgerError> {
+    match git::read_object(repo, &id) {
+        Ok(Some((gix::object::Kind::Commit, data))) => parse_commit(&id, &data),
+        Ok(Some((kind, _))) => Err(LedgerError::Corrupt(format!(
+            "{id} is a {kind}, expected a commit"
+        ))),
+        Ok(None) => Err(LedgerError::Corrupt(format!("commit {id} is missing"))),
+        Err(message) => Err(LedgerError::Read {
+            id: id.to_string(),
+            message,
+        }),
+    }
+}
+
 /// The sequence number of a stored commit.
 pub(crate) fn read_commit_message_sequence(
     repo: &gix::Repository,
     id: ObjectId,
 ) -> Result<u64, LedgerError> {
-    let c = super::writer::read_commit(repo, id)?;
+    let c = read_commit(repo, id)?;
     message_sequence(&c.message).ok_or_else(|| {
         LedgerError::Corrupt(format!("commit {id} has no {SEQUENCE_TRAILER} trailer"))
     })

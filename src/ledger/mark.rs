@@ -9,8 +9,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::git::{self, ObjectId};
 
+use super::commit::read_commit;
 use super::commit::read_commit_message_sequence;
-use super::writer::read_commit;
 use super::{LEDGER_REF, Ledger, LedgerError};
 
 /// The last head known good.

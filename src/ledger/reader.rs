@@ -13,8 +13,8 @@ use crate::model::{
     Artifact, Attestation, BuildId, BuildRequest, BuildResult, Digest, Promotion, Record,
 };
 
+use super::commit::read_commit;
 use super::overlay::{read_blob, read_tree};
-use super::writer::read_commit;
 use super::{Ledger, LedgerError, LedgerMeta, layout};
 
 /// A read-only view of the ledger at one commit.

@@ -11,11 +11,11 @@ use crate::model::KeyRole;
 use crate::model::Record;
 use crate::signing::{Authority, Keyring};
 
+use super::commit::read_commit;
 use super::diff::{Change, diff_trees};
 use super::layout::{self, PathClass};
 use super::overlay::{Overlay, read_blob};
 use super::reader::parse_record;
-use super::writer::read_commit;
 use super::{Ledger, LedgerError, LedgerMeta};
 
 /// What to trust.

@@ -19,7 +19,7 @@ use crate::model::{Artifact, BuildId, CommitId, Record, RecordKind};
 use crate::signing::SigningKey;
 
 use super::commit::{
-    SEQUENCE_TRAILER, message_sequence, meta_from, parse_commit, put_chain_entry, sequence_trailer,
+    SEQUENCE_TRAILER, message_sequence, meta_from, put_chain_entry, read_commit, sequence_trailer,
     signed_commit,
 };
 use super::layout;
@@ -194,23 +194,6 @@ fn check_key_allowed(
             fingerprint: key.fingerprint().to_owned(),
             allowed: meta.signers.join(", "),
         })
-    }
-}
-
-pub(crate) fn read_commit(
-    repo: &gix::Repository,
-    id: ObjectId,
-) -> Result<super::RawCommit, LedgerError> {
-    match git::read_object(repo, &id) {
-        Ok(Some((gix::object::Kind::Commit, data))) => parse_commit(&id, &data),
-        Ok(Some((kind, _))) => Err(LedgerError::Corrupt(format!(
-            "{id} is a {kind}, expected a commit"
-        ))),
-        Ok(None) => Err(LedgerError::Corrupt(format!("commit {id} is missing"))),
-        Err(message) => Err(LedgerError::Read {
-            id: id.to_string(),
-            message,
-        }),
     }
 }
 

@@ -198,9 +198,8 @@ impl std::str::FromStr for PipelineKind {
     type Err = InvalidId;
 
     fn from_str(s: &str) -> Result<PipelineKind, InvalidId> {
-        PipelineKind::from_name(s).ok_or_else(|| {
-            InvalidId::new("pipeline", s, "check, gate, post-merge or periodic")
-        })
+        PipelineKind::from_name(s)
+            .ok_or_else(|| InvalidId::new("pipeline", s, "check, gate, post-merge or periodic"))
     }
 }
 

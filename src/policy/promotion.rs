@@ -102,9 +102,11 @@ pub fn decide(f: &Facts<'_>) -> Decision {
         };
     };
     // Freezes first: a held promotion shows the freeze's own words.
-    if let Some((name, freeze)) =
-        first_freeze_holding(f.freezes, crate::model::Held::Promotion(f.environment), f.now)
-    {
+    if let Some((name, freeze)) = first_freeze_holding(
+        f.freezes,
+        crate::model::Held::Promotion(f.environment),
+        f.now,
+    ) {
         let ticket = freeze
             .ticket
             .as_deref()

@@ -24,9 +24,7 @@ use crate::model::{
 use crate::policy::promotion::{self, Decision, Provenance};
 
 mod world;
-pub use world::{
-    BuildState, ConfigState, DigestFacts, Fact, JobRun, Patchset, World, is_recheck,
-};
+pub use world::{BuildState, ConfigState, DigestFacts, Fact, JobRun, Patchset, World, is_recheck};
 
 /// The name of the job that checks a change to the config repo itself.
 pub const CONFIG_CHECK_JOB: &str = "config-check";

@@ -160,7 +160,6 @@ impl World {
     }
 }
 
-
 /// Something observed or done that the World learns. See the module's documentation.
 #[derive(Debug, Clone)]
 pub enum Fact {
@@ -663,7 +662,10 @@ mod tests {
             project: p("api"),
             change: u64::from(change).try_into().unwrap(),
             patchset: u64::from(patchset).try_into().unwrap(),
-            git_ref: r(&format!("refs/changes/{:02}/{change}/{patchset}", change % 100)),
+            git_ref: r(&format!(
+                "refs/changes/{:02}/{change}/{patchset}",
+                change % 100
+            )),
             commit: commit(c),
         }
     }
@@ -724,14 +726,31 @@ mod tests {
         });
     }
 
+    /// Events, first sight; then the change's patchset, main's tip, whether main moved.
+    type RefCase = (Vec<RefEvent>, bool, Option<u32>, Option<u32>, bool);
+
+    /// A change's status, patchset and messages; then its patchset and rechecks in the World.
+    type ChangeCase<'a> = (
+        ChangeStatus,
+        u32,
+        Vec<(&'a str, u32, &'a str)>,
+        Option<(u32, u32)>,
+    );
+
     #[test]
     fn ref_events_table() {
         let slot = (p("api"), 7u64.try_into().unwrap());
         let main = (p("api"), r("refs/heads/main"));
         // (events, first sight, the change's patchset after, main's tip, main moved)
-        let cases: Vec<(Vec<RefEvent>, bool, Option<u32>, Option<u32>, bool)> = vec![
+        let cases: Vec<RefCase> = vec![
             // A new patchset is seen; one on the first look is the baseline, not new.
-            (vec![patchset_created(7, 1, 71)], false, Some(1), None, false),
+            (
+                vec![patchset_created(7, 1, 71)],
+                false,
+                Some(1),
+                None,
+                false,
+            ),
             (vec![patchset_created(7, 1, 71)], true, None, None, false),
             // An older patchset never replaces a newer one.
             (
@@ -808,7 +827,7 @@ mod tests {
     fn changes_read_from_gerrit_table() {
         let slot = (p("api"), 7u64.try_into().unwrap());
         // (status, patchset, messages, the change's patchset and rechecks after)
-        let cases: Vec<(ChangeStatus, u32, Vec<(&str, u32, &str)>, Option<(u32, u32)>)> = vec![
+        let cases: Vec<ChangeCase<'_>> = vec![
             (ChangeStatus::New, 2, vec![], Some((2, 0))),
             // Rechecks: people's, on the current patchset, not seakeeper's own.
             (
@@ -832,9 +851,7 @@ mod tests {
             seen(&mut w, patchset_created(7, 1, 71), false);
             read(&mut w, change(status, ps, &messages));
             assert_eq!(
-                w.changes
-                    .get(&slot)
-                    .map(|c| (c.patchset.get(), c.rechecks)),
+                w.changes.get(&slot).map(|c| (c.patchset.get(), c.rechecks)),
                 after,
                 "case {i}"
             );

@@ -1,0 +1,102 @@
+//! A job's outputs, copied from its workspace into the content-addressed store without ever
+//! following a symlink.
+
+use super::*;
+
+/// Copies the files matching `globs` into the store (by SHA-256) and lists them. Symlinks are
+/// never followed.
+pub fn collect_outputs(
+    workspace: &Path,
+    globs: &[String],
+    store: &Path,
+) -> Result<Vec<OutputFile>, String> {
+    use sha2::Digest as _;
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::create_dir_all(crate::store::blob_dir(store))
+        .map_err(|e| format!("{}: {e}", store.display()))?;
+    if globs.is_empty() {
+        return Ok(Vec::new());
+    }
+    use std::os::unix::fs::OpenOptionsExt as _;
+    use std::os::unix::io::AsRawFd as _;
+    // Every directory and file is opened relative to its parent's open descriptor, never
+    // following a symlink, so a job that swaps a path for a symlink (to /proc/self/environ,
+    // to the store) cannot make seakeeper read or write outside the workspace.
+    let open_dir = |path: &Path| {
+        std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_DIRECTORY)
+            .open(path)
+    };
+    let via = |dir: &std::fs::File| PathBuf::from(format!("/proc/self/fd/{}", dir.as_raw_fd()));
+    let mut out = Vec::new();
+    let root = open_dir(workspace).map_err(|e| format!("{}: {e}", workspace.display()))?;
+    let mut stack: Vec<(std::fs::File, String)> = vec![(root, String::new())];
+    while let Some((dir, prefix)) = stack.pop() {
+        let entries = std::fs::read_dir(via(&dir)).map_err(|e| format!("{prefix}: {e}"))?;
+        for e in entries.flatten() {
+            let ft = match e.file_type() {
+                Ok(t) => t,
+                Err(_) => continue,
+            };
+            let name = e.file_name();
+            let rel = if prefix.is_empty() {
+                name.to_string_lossy().into_owned()
+            } else {
+                format!("{prefix}/{}", name.to_string_lossy())
+            };
+            if ft.is_dir() {
+                if let Ok(d) = open_dir(&via(&dir).join(&name)) {
+                    stack.push((d, rel));
+                }
+                continue;
+            }
+            if !ft.is_file() || !globs.iter().any(|g| output_glob_matches(g, &rel)) {
+                continue;
+            }
+            let bytes = {
+                use std::io::Read as _;
+                let Ok(mut f) = std::fs::OpenOptions::new()
+                    .read(true)
+                    .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+                    .open(via(&dir).join(&name))
+                else {
+                    continue;
+                };
+                if !f.metadata().map_err(|e| format!("{rel}: {e}"))?.is_file() {
+                    continue;
+                }
+                let mut b = Vec::new();
+                f.read_to_end(&mut b).map_err(|e| format!("{rel}: {e}"))?;
+                b
+            };
+            let hex = hex::encode(sha2::Sha256::digest(&bytes));
+            let target = crate::store::blob_dir(store).join(&hex);
+            if target.exists() {
+                crate::store::touch(&target);
+            } else {
+                static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+                let tmp = crate::store::blob_dir(store).join(format!(
+                    ".{hex}.{}.{}.tmp",
+                    std::process::id(),
+                    SEQ.fetch_add(1, Ordering::Relaxed)
+                ));
+                std::fs::write(&tmp, &bytes)
+                    .and_then(|()| std::fs::File::open(&tmp)?.sync_all())
+                    .and_then(|()| std::fs::rename(&tmp, &target))
+                    .map_err(|e| format!("storing {rel}: {e}"))?;
+            }
+            let executable = std::fs::symlink_metadata(via(&dir).join(&name))
+                .map(|m| m.permissions().mode() & 0o111 != 0)
+                .unwrap_or(false);
+            out.push(OutputFile {
+                path: rel,
+                digest: Digest::of(&bytes),
+                size: bytes.len() as u64,
+                executable,
+            });
+        }
+    }
+    out.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(out)
+}
