@@ -28,7 +28,7 @@ use seakeeper::ledger::{self, Ledger};
 use seakeeper::model::{self, Record};
 
 type Json = serde_json::Value;
-type Yaml = serde_yaml_ng::Value;
+type Yaml = yaml_serde::Value;
 
 /// A single execution running longer than this is reported as a hang and fails the run.
 const HANG: Duration = Duration::from_secs(30);
@@ -484,7 +484,7 @@ fn yaml_dict(docs: Vec<Yaml>) -> Dict<Yaml> {
     keys.dedup();
     let mut values: Vec<Yaml> = VALUES
         .iter()
-        .map(|v| serde_yaml_ng::from_str(v).expect("the VALUES are YAML"))
+        .map(|v| yaml_serde::from_str(v).expect("the VALUES are YAML"))
         .collect();
     for v in [
         "~",
@@ -499,7 +499,7 @@ fn yaml_dict(docs: Vec<Yaml>) -> Dict<Yaml> {
         "''",
         "|\n  a\n  b\n",
     ] {
-        values.push(serde_yaml_ng::from_str(v).expect("YAML values"));
+        values.push(yaml_serde::from_str(v).expect("YAML values"));
     }
     Dict { docs, keys, values }
 }
@@ -588,12 +588,12 @@ fn mutate_json_text(rng: &mut Rng, seed: &[u8], other: &[u8], dict: &Dict<Json>)
 /// kept in front, as the writer puts it, so the reader's fast path sees most mutants.
 fn mutate_yaml_text(rng: &mut Rng, seed: &[u8], other: &[u8], dict: &Dict<Yaml>) -> Vec<u8> {
     if rng.below(2) == 0
-        && let Ok(mut doc) = serde_yaml_ng::from_slice::<Yaml>(seed)
+        && let Ok(mut doc) = yaml_serde::from_slice::<Yaml>(seed)
     {
         for _ in 0..1 + rng.below(3) {
             mutate_yaml(rng, &mut doc, dict);
         }
-        if let Ok(text) = serde_yaml_ng::to_string(&doc) {
+        if let Ok(text) = yaml_serde::to_string(&doc) {
             let mut out = text.into_bytes();
             if rng.below(4) == 0 {
                 out = mutate_bytes(rng, &out, other);
@@ -1170,7 +1170,7 @@ fn fuzz_ledger(fz: &Fuzz, rng: &mut Rng, execs: u64) -> Tally {
     let yaml = yaml_dict(
         seeds
             .iter()
-            .filter_map(|(_, b)| serde_yaml_ng::from_slice(b).ok())
+            .filter_map(|(_, b)| yaml_serde::from_slice(b).ok())
             .collect(),
     );
     let json = json_dict(
@@ -1234,7 +1234,7 @@ fn fuzz_ledger(fz: &Fuzz, rng: &mut Rng, execs: u64) -> Tally {
                 &note,
                 || {
                     // The writer reads existing artifacts and pointers with the general parser.
-                    let _ = serde_yaml_ng::from_slice::<Record>(bytes);
+                    let _ = yaml_serde::from_slice::<Record>(bytes);
                     let record = snapshot
                         .record(stored)
                         .map_err(|e| {
@@ -1448,7 +1448,7 @@ fn fuzz_yaml(fz: &Fuzz, rng: &mut Rng, execs: u64, root: &Path) -> Tally {
     let dict = yaml_dict(
         seeds
             .iter()
-            .filter_map(|(_, t)| serde_yaml_ng::from_str(t).ok())
+            .filter_map(|(_, t)| yaml_serde::from_str(t).ok())
             .collect(),
     );
     let mut tally = Tally::default();

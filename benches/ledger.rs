@@ -130,7 +130,7 @@ fn main() {
     let started = Instant::now();
     let mut parent: Option<String> = None;
     for (i, r) in base_records.iter().take(args.baseline_records).enumerate() {
-        let yaml = serde_yaml_ng::to_string(r).expect("yaml");
+        let yaml = yaml_serde::to_string(r).expect("yaml");
         let mut child = git(&base_repo, &gnupghome)
             .args(["hash-object", "-w", "--stdin"])
             .stdin(Stdio::piped())

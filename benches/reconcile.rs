@@ -112,7 +112,7 @@ fn plan_bench(projects: usize, changes: usize, iterations: usize) {
             layout_commit: zero.clone(),
             author: "RelEng".into(),
             errors: Vec::new(),
-            unreported: false,
+            unreported: None,
         },
     );
     world.capacity = 40;

@@ -46,8 +46,5 @@ pub mod store;
 /// The secrets file (credentials outside git, never printed).
 pub mod secrets;
 
-/// Diagnostics on stderr (`SEAKEEPER_LOG=debug`).
-pub mod telemetry;
-
 /// Command-line subcommands: argument handling only, logic lives in the modules above.
 pub mod cli;

@@ -135,9 +135,9 @@ pub fn load_file(path: &Path) -> Result<SecretsFile, SecretsError> {
         path: path.to_owned(),
         message: e.to_string(),
     })?;
-    // Errors name the field and position; serde_yaml_ng never quotes scalar values in them
+    // Errors name the field and position; yaml_serde never quotes scalar values in them
     // for these types, but be strict anyway and keep only the location part.
-    let file: SecretsFile = serde_yaml_ng::from_str(&text).map_err(|e| {
+    let file: SecretsFile = yaml_serde::from_str(&text).map_err(|e| {
         let location = e
             .location()
             .map(|l| format!(" at line {} column {}", l.line(), l.column()))

@@ -39,7 +39,7 @@ fn validate(cases: &[(String, String)]) -> Vec<Option<String>> {
     let docs: Vec<(String, serde_json::Value)> = cases
         .iter()
         .map(|(schema, text)| {
-            let v: serde_json::Value = serde_yaml_ng::from_str(text)
+            let v: serde_json::Value = yaml_serde::from_str(text)
                 .unwrap_or(serde_json::Value::String("<not YAML>".into()));
             (schema.clone(), v)
         })

@@ -82,7 +82,7 @@ proptest! {
         Just("expiry"), Just("freeze"), Just("promotion-refusal"), Just("attestation"),
     ]) {
         let text = format!("record: {kind}\n{text}");
-        if let Ok(r) = serde_yaml_ng::from_str::<seakeeper::model::Record>(&text) {
+        if let Ok(r) = yaml_serde::from_str::<seakeeper::model::Record>(&text) {
             let _ = r.validate();
         }
     }

@@ -229,7 +229,7 @@ fn a_declared_image_is_built_from_outputs_on_a_base_fetched_by_digest() {
     write(&ws, "dist/src/index.php", "<?php echo 1;\n", false);
     write(&ws, "dist/README", "readme\n", false);
     write(&ws, "other.txt", "not an output\n", false);
-    let decl: seakeeper::config::files::ImageOutput = serde_yaml_ng::from_str(&format!(
+    let decl: seakeeper::config::files::ImageOutput = yaml_serde::from_str(&format!(
         "{{name: mediawiki, base: \"docker.io/library/php@{base}\", files: [\"dist/**\"], entrypoint: [php, -S, \"0.0.0.0:8080\", -t, /srv/dist/src], labels: {{org.opencontainers.image.title: mediawiki}}}}"
     ))
     .unwrap();

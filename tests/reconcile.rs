@@ -903,5 +903,5 @@ fn issue_14_post_merge_builds_name_the_change_that_merged_them() {
 
 /// A record file's text (YAML) as JSON.
 fn yaml_serde_value(text: &str) -> serde_json::Value {
-    serde_yaml_ng::from_str(text).unwrap()
+    yaml_serde::from_str(text).unwrap()
 }

@@ -188,7 +188,7 @@ pub fn refresh_jobs(svc: &Services, world: &World) -> Vec<Fact> {
             let mut state = match svc.executor.state(&job_key(id, name, attempt)) {
                 Ok(s) => s,
                 Err(e) => {
-                    crate::telemetry::warn(&format!("{id}/{name}: {e}"));
+                    tracing::warn!("{id}/{name}: {e}");
                     continue;
                 }
             };
@@ -231,7 +231,7 @@ fn job_log(svc: &Services, key: &JobKey) -> (Option<Digest>, u64, Option<Timesta
     let mut store = match svc.store.writer() {
         Ok(w) => Some(w),
         Err(e) => {
-            crate::telemetry::warn(&format!("storing the log of {key}: {e}"));
+            tracing::warn!("storing the log of {key}: {e}");
             None
         }
     };
@@ -261,11 +261,11 @@ fn job_log(svc: &Services, key: &JobKey) -> (Option<Digest>, u64, Option<Timesta
     let started = first.and_then(|t| t.to_string().parse::<Timestamp>().ok());
     let digest = match (store, failed) {
         (Some(w), None) => w.finish().unwrap_or_else(|e| {
-            crate::telemetry::warn(&format!("storing the log of {key}: {e}"));
+            tracing::warn!("storing the log of {key}: {e}");
             None
         }),
         (Some(w), Some(e)) => {
-            crate::telemetry::warn(&format!("storing the log of {key}: {e}"));
+            tracing::warn!("storing the log of {key}: {e}");
             let _ = w.finish();
             None
         }
@@ -381,7 +381,7 @@ pub(super) fn record_result(
     let result_receipt = receipts.pop().expect("the result was submitted");
     for r in receipts {
         if let Err(e) = r {
-            crate::telemetry::warn(&format!("recording an output of {id}: {e}"));
+            tracing::warn!("recording an output of {id}: {e}");
         }
     }
     let (result, commit) = match result_receipt {
@@ -546,7 +546,7 @@ pub(super) fn cancel(
         {
             let key = job_key(id, name, run.attempt);
             if let Err(e) = svc.executor.cancel(&key) {
-                crate::telemetry::warn(&format!("cancelling {key}: {e}"));
+                tracing::warn!("cancelling {key}: {e}");
             }
         }
         let state = run.and_then(|r| r.state.as_ref());

@@ -207,10 +207,7 @@ pub(super) fn images(
                 .map_err(|e| e.to_string())
             });
             if let Err(e) = attached {
-                crate::telemetry::warn(&format!(
-                    "attaching a cosign attestation to {}: {e}",
-                    desc.digest
-                ));
+                tracing::warn!("attaching a cosign attestation to {}: {e}", desc.digest);
             }
             records.push(Record::Artifact(Artifact {
                 digest: desc.digest.clone(),

@@ -275,9 +275,10 @@ pub(super) fn invalid_config(
     head: &CommitId,
 ) -> Result<Applied, Error> {
     let reported = Fact::InvalidConfigReported(head.clone());
-    let (Some(project), Some(g)) = (
+    let (Some(project), Some(g), Some((_, errors))) = (
         world.config_project.as_ref(),
         svc.gerrit.as_ref().filter(|g| g.report),
+        world.config.unreported.as_ref().filter(|(h, _)| h == head),
     ) else {
         return Ok(Applied::learnt([reported]));
     };
@@ -299,7 +300,7 @@ pub(super) fn invalid_config(
         if posted {
             continue;
         }
-        let text = invalid_config_text(world, head, &marker);
+        let text = invalid_config_text(head, errors, &world.config.layout_commit, &marker);
         let review = ReviewInput::for_pipeline("config", &text, None);
         g.post
             .post_review(project, c.number, head.as_str(), &review)
@@ -311,16 +312,273 @@ pub(super) fn invalid_config(
     Ok(Applied::progress([reported]))
 }
 
-/// The comment on the change that made the config invalid.
-pub fn invalid_config_text(world: &World, head: &CommitId, marker: &str) -> String {
+/// The comment on the change that made the config invalid at `head` (`in_use`: the last good
+/// config, which seakeeper runs with).
+pub fn invalid_config_text(
+    head: &CommitId,
+    errors: &[String],
+    in_use: &CommitId,
+    marker: &str,
+) -> String {
     let mut text = format!(
         "seakeeper: this change made the config repo invalid at {head}; seakeeper keeps \
-         running with the last good config, {}. Fix it with a follow-up change.\n\n",
-        world.config.layout_commit
+         running with the last good config, {in_use}. Fix it with a follow-up change.\n\n"
     );
-    for e in &world.config.errors {
+    for e in errors {
         text.push_str(&format!("- {e}\n"));
     }
     text.push_str(&format!("\n{marker}\n"));
     text
+}
+
+/// Every kind of comment seakeeper posts on a Gerrit change, as people read it, pinned as
+/// snapshots (`cargo insta review` after a deliberate change of wording).
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::model::record::{ArtifactRef, BuildRequest, BuildResult, JobResult};
+    use crate::model::{ArtifactKind, PipelineKind, Trust};
+    use crate::reconcile::JobRun;
+
+    fn commit(n: u32) -> CommitId {
+        format!("{n:040x}").parse().unwrap()
+    }
+
+    /// A job of a test build: its name, status, duration, state and log.
+    type Job<'a> = (
+        &'a str,
+        BuildStatus,
+        u64,
+        Option<JobState>,
+        Option<&'a Digest>,
+    );
+
+    fn build(pipeline: PipelineKind, status: BuildStatus, jobs: &[Job<'_>]) -> BuildState {
+        let change = (pipeline == PipelineKind::Check).then(|| 4711u64.try_into().unwrap());
+        let request = BuildRequest {
+            build_id: format!("{pipeline}-0123456789abcdef").parse().unwrap(),
+            pipeline,
+            project: "mediawiki/core".parse().unwrap(),
+            change,
+            patchset: change.map(|_| 3u64.try_into().unwrap()),
+            git_ref: if change.is_some() {
+                "refs/changes/11/4711/3"
+            } else {
+                "refs/heads/main"
+            }
+            .parse()
+            .unwrap(),
+            source_commit: commit(0xabc),
+            config_commit: commit(0xc0f),
+            trust: if change.is_some() {
+                Trust::Untrusted
+            } else {
+                Trust::Trusted
+            },
+            requested_at: "2026-12-03T10:00:00Z".parse().unwrap(),
+            jobs: jobs.iter().map(|j| j.0.to_owned()).collect(),
+            cause: None,
+        };
+        let result = BuildResult {
+            build_id: request.build_id.clone(),
+            status,
+            started_at: request.requested_at,
+            finished_at: "2026-12-03T10:01:30Z".parse().unwrap(),
+            jobs: jobs
+                .iter()
+                .map(|(name, status, ms, _, log)| JobResult {
+                    name: (*name).to_owned(),
+                    status: *status,
+                    duration_ms: *ms,
+                    log_digest: log.cloned(),
+                })
+                .collect(),
+            artifacts: Vec::new(),
+        };
+        BuildState {
+            request,
+            result: Some(status),
+            reported: false,
+            cancelled: false,
+            jobs: jobs
+                .iter()
+                .map(|(name, _, _, state, _)| {
+                    (
+                        (*name).to_owned(),
+                        JobRun {
+                            attempt: 1,
+                            state: state.clone(),
+                        },
+                    )
+                })
+                .collect(),
+            depth: 0,
+            recorded: Some((result, commit(0x1ed))),
+        }
+    }
+
+    #[test]
+    fn a_passing_check() {
+        let store = BlobStore::new(tempfile::tempdir().unwrap().path());
+        let b = build(
+            PipelineKind::Check,
+            BuildStatus::Success,
+            &[
+                (
+                    "lint",
+                    BuildStatus::Success,
+                    800,
+                    Some(JobState::Succeeded),
+                    None,
+                ),
+                (
+                    "unit",
+                    BuildStatus::Success,
+                    75_500,
+                    Some(JobState::Succeeded),
+                    None,
+                ),
+            ],
+        );
+        insta::assert_snapshot!(report_text(&store, &b, None, &[]));
+    }
+
+    #[test]
+    fn a_failing_check_shows_the_log_tail_masked_and_how_to_run_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = BlobStore::new(dir.path());
+        let mut log = String::new();
+        for i in 1..=40 {
+            log.push_str(&format!("2026-12-03T10:00:{:02}.000Z line {i}\n", i % 60));
+        }
+        log.push_str("2026-12-03T10:00:59.000Z token=s3cr3t-value rejected\n");
+        let d = store.put(log.as_bytes()).unwrap();
+        let b = build(
+            PipelineKind::Check,
+            BuildStatus::Failure,
+            &[
+                (
+                    "lint",
+                    BuildStatus::Success,
+                    800,
+                    Some(JobState::Succeeded),
+                    None,
+                ),
+                (
+                    "unit",
+                    BuildStatus::Failure,
+                    61_000,
+                    Some(JobState::Failed {
+                        exit_code: Some(2),
+                        reason: "exited with 2".into(),
+                    }),
+                    Some(&d),
+                ),
+            ],
+        );
+        insta::assert_snapshot!(report_text(&store, &b, None, &["s3cr3t-value".into()]));
+    }
+
+    #[test]
+    fn a_lost_job_and_an_invalid_pipeline_file() {
+        let store = BlobStore::new(tempfile::tempdir().unwrap().path());
+        let b = build(
+            PipelineKind::Check,
+            BuildStatus::Error,
+            &[(
+                "unit",
+                BuildStatus::Error,
+                0,
+                Some(JobState::Lost {
+                    reason: "the seakeeper process that ran it stopped".into(),
+                }),
+                None,
+            )],
+        );
+        insta::assert_snapshot!("lost", report_text(&store, &b, None, &[]));
+        let b = build(PipelineKind::Check, BuildStatus::Failure, &[]);
+        let error = ".pipeline/config.yaml:3:5: jobs.unit.run: expected a list of commands";
+        insta::assert_snapshot!(
+            "invalid_pipeline",
+            report_text(&store, &b, Some(error), &[])
+        );
+    }
+
+    #[test]
+    fn a_config_check_and_a_post_merge_build_with_an_image() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = BlobStore::new(dir.path());
+        let log = "config check: 2 errors\nenvironments.yaml:4:15: environments[0].registry: \
+                   unknown registry `prod`\nfreezes/x.yaml:1:1: reason: is empty\n";
+        let d = store.put(log.as_bytes()).unwrap();
+        let mut b = build(
+            PipelineKind::Check,
+            BuildStatus::Failure,
+            &[(
+                crate::reconcile::CONFIG_CHECK_JOB,
+                BuildStatus::Failure,
+                12,
+                None,
+                Some(&d),
+            )],
+        );
+        b.request.project = "config".parse().unwrap();
+        insta::assert_snapshot!("config_check", report_text(&store, &b, None, &[]));
+        let mut b = build(
+            PipelineKind::PostMerge,
+            BuildStatus::Success,
+            &[(
+                "image",
+                BuildStatus::Success,
+                4_200,
+                Some(JobState::Succeeded),
+                None,
+            )],
+        );
+        if let Some((r, _)) = &mut b.recorded {
+            r.artifacts.push(ArtifactRef {
+                digest: Digest::of(b"image"),
+                name: "core".into(),
+                kind: ArtifactKind::Image,
+            });
+        }
+        insta::assert_snapshot!("post_merge", report_text(&store, &b, None, &[]));
+    }
+
+    #[test]
+    fn the_invalid_config_comment_and_the_review_bodies() {
+        let errors = vec![
+            "environments.yaml:4:15: environments[0].registry: unknown registry `prod`".into(),
+            "freezes/x.yaml: reason: is empty".into(),
+        ];
+        let head = commit(0xbad);
+        let marker = format!("Config-Head-Invalid: {head}");
+        insta::assert_snapshot!(
+            "invalid_config",
+            invalid_config_text(&head, &errors, &commit(0x900d), &marker)
+        );
+        let bodies: BTreeMap<&str, serde_json::Value> = [
+            (
+                "check passed",
+                ReviewInput::for_pipeline("check", "seakeeper check: SUCCESS", Some(1)),
+            ),
+            (
+                "check failed",
+                ReviewInput::for_pipeline("check", "seakeeper check: FAILURE", Some(-1)),
+            ),
+            (
+                "invalid config",
+                ReviewInput::for_pipeline("config", "seakeeper: ...", None),
+            ),
+        ]
+        .into_iter()
+        .map(|(k, r)| (k, serde_json::to_value(r).unwrap()))
+        .collect();
+        insta::assert_snapshot!(
+            "review_bodies",
+            serde_json::to_string_pretty(&bodies).unwrap()
+        );
+    }
 }

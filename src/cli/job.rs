@@ -107,11 +107,9 @@ pub(super) struct JobArgs {
     build_id: Option<String>,
 }
 
-static INTERRUPTED: AtomicBool = AtomicBool::new(false);
-
-extern "C" fn on_sigint(_: libc::c_int) {
-    INTERRUPTED.store(true, Ordering::SeqCst);
-}
+/// Set by SIGINT or SIGTERM.
+static INTERRUPTED: std::sync::LazyLock<Arc<AtomicBool>> =
+    std::sync::LazyLock::new(|| Arc::new(AtomicBool::new(false)));
 
 fn pipeline_kind(name: &str) -> anyhow::Result<PipelineKind> {
     PipelineKind::from_name(name).ok_or_else(|| {
@@ -325,10 +323,8 @@ fn run_job(a: &JobArgs) -> anyhow::Result<ExitCode> {
         spec.trust.as_str(),
         spec.timeout_seconds
     );
-    // SAFETY: installs a handler that only stores to an atomic.
-    unsafe {
-        libc::signal(libc::SIGINT, on_sigint as *const () as libc::sighandler_t);
-        libc::signal(libc::SIGTERM, on_sigint as *const () as libc::sighandler_t);
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(signal, INTERRUPTED.clone())?;
     }
     let key = spec.key();
     exec.start(&spec)?;

@@ -125,11 +125,9 @@ pub(super) fn retention(a: RetentionArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
-static STOP: AtomicBool = AtomicBool::new(false);
-
-extern "C" fn on_signal(_: libc::c_int) {
-    STOP.store(true, Ordering::SeqCst);
-}
+/// Set by SIGTERM or SIGINT.
+static STOP: std::sync::LazyLock<Arc<AtomicBool>> =
+    std::sync::LazyLock::new(|| Arc::new(AtomicBool::new(false)));
 
 fn stdout_reporter() -> crate::apply::Reporter {
     Arc::new(|line: &str| println!("{}", line.trim_end()))
@@ -141,10 +139,8 @@ fn load(path: &std::path::Path) -> anyhow::Result<Settings> {
 
 pub(super) fn serve(a: ServeArgs) -> anyhow::Result<ExitCode> {
     let settings = load(&a.settings)?;
-    // SAFETY: installing a handler that only stores to an atomic.
-    unsafe {
-        libc::signal(libc::SIGTERM, on_signal as *const () as libc::sighandler_t);
-        libc::signal(libc::SIGINT, on_signal as *const () as libc::sighandler_t);
+    for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        signal_hook::flag::register(signal, STOP.clone())?;
     }
     let mut d = Daemon::open(
         settings,

@@ -283,7 +283,7 @@ pub fn parse_yaml<T: serde::de::DeserializeOwned>(
     check_yaml_limits(file, text)?;
     // A key given twice in one mapping is a mistake (the second would silently win); the
     // generic YAML value refuses it, with its position.
-    if let Err(e) = serde_yaml_ng::from_str::<serde_yaml_ng::Value>(text)
+    if let Err(e) = yaml_serde::from_str::<yaml_serde::Value>(text)
         && e.to_string().contains("duplicate")
     {
         let raw = e.to_string();
@@ -296,7 +296,7 @@ pub fn parse_yaml<T: serde::de::DeserializeOwned>(
         }
         return Err(err);
     }
-    let de = serde_yaml_ng::Deserializer::from_str(text);
+    let de = yaml_serde::Deserializer::from_str(text);
     serde_path_to_error::deserialize(de).map_err(|e| {
         let field = e.path().to_string();
         let field = if field == "." { String::new() } else { field };
@@ -354,7 +354,7 @@ mod tests {
         #[derive(serde::Deserialize, Debug)]
         struct Any {
             #[serde(rename = "a")]
-            _a: serde_yaml_ng::Value,
+            _a: yaml_serde::Value,
         }
         let deep = format!("a: {}1{}\n", "[".repeat(80_000), "]".repeat(80_000));
         let e = super::parse_yaml::<Any>("p.yaml", &deep).unwrap_err();

@@ -467,12 +467,12 @@ fn parse_every_job(
     file: &str,
     text: &str,
 ) -> Result<(PipelineFile, Vec<ConfigError>, BTreeSet<String>), Vec<ConfigError>> {
-    use serde_yaml_ng::Value;
+    use yaml_serde::Value;
     let first = match parse_yaml::<PipelineFile>(file, text) {
         Ok(p) => return Ok((p, Vec::new(), BTreeSet::new())),
         Err(e) => e,
     };
-    let Ok(Value::Mapping(top)) = serde_yaml_ng::from_str::<Value>(text) else {
+    let Ok(Value::Mapping(top)) = yaml_serde::from_str::<Value>(text) else {
         return Err(vec![first]);
     };
     let mut errors = vec![first];
@@ -494,7 +494,7 @@ fn parse_every_job(
                 for (name, job) in jobs {
                     let name = match name {
                         Value::String(s) => s.clone(),
-                        other => serde_yaml_ng::to_string(other)
+                        other => yaml_serde::to_string(other)
                             .unwrap_or_default()
                             .trim()
                             .to_owned(),
@@ -548,10 +548,10 @@ fn parse_every_job(
                 };
                 for (kind, jobs) in pipelines {
                     let name = kind.as_str().unwrap_or_default();
-                    let read = serde_yaml_ng::from_value::<PipelineKind>(kind.clone())
+                    let read = yaml_serde::from_value::<PipelineKind>(kind.clone())
                         .map_err(|e| e.to_string())
                         .and_then(|k| {
-                            serde_yaml_ng::from_value::<Vec<String>>(jobs.clone())
+                            yaml_serde::from_value::<Vec<String>>(jobs.clone())
                                 .map(|j| (k, j))
                                 .map_err(|e| e.to_string())
                         });

@@ -8,6 +8,7 @@
 //! build not yet reported (`<state>/inflight/<build id>`). A restarted daemon loads the marked
 //! builds from the ledger and adopts their jobs; everything else is observed again.
 
+mod files;
 mod observe;
 pub mod replicate;
 mod services;
@@ -80,6 +81,8 @@ pub struct Daemon {
     draining: bool,
     /// Actions that failed, by [`Action::key`]: when they may be tried again.
     failures: BTreeMap<String, Failure>,
+    /// Local repositories watched for moved refs (see [`files`]), and the config they follow.
+    files: Option<(CommitId, Option<files::FileWatch>)>,
     /// Where the executor's workspaces come from (follows the Gerrit settings).
     sources_cell: Arc<std::sync::RwLock<Sources>>,
     /// The executor settings the executor was made with.
@@ -155,7 +158,7 @@ fn empty_world() -> World {
             layout_commit: zero,
             author: String::new(),
             errors: Vec::new(),
-            unreported: false,
+            unreported: None,
         },
     )
 }
@@ -259,6 +262,7 @@ impl Daemon {
             unfetched: BTreeSet::new(),
             draining: false,
             failures: BTreeMap::new(),
+            files: None,
             sources_cell: Arc::new(std::sync::RwLock::new(Sources::Local(PathBuf::new()))),
             executor_key: String::new(),
             init_ledger: options.init_ledger,
@@ -335,10 +339,10 @@ impl Daemon {
                 return Err(e);
             }
             // Carry on with the config we have; try again later.
-            crate::telemetry::warn(&format!(
+            tracing::warn!(
                 "{e:#}; going on with config {}",
                 self.world.config.layout_commit
-            ));
+            );
             self.last_config_fetch = Some(Instant::now());
         }
         if self.layout.is_none() {
@@ -381,7 +385,7 @@ impl Daemon {
                     continue;
                 }
                 if let Err(e) = w.acknowledge(o) {
-                    crate::telemetry::warn(&format!("acknowledging: {e}"));
+                    tracing::warn!("acknowledging: {e}");
                 }
             }
         }
@@ -424,13 +428,13 @@ impl Daemon {
             let mut progressed = false;
             for a in &actions {
                 let key = a.key();
-                if self
-                    .failures
-                    .get(&key)
-                    .is_some_and(|f| Instant::now() < f.next)
-                {
+                // Waiting out its backoff: still a failure (a one-shot pass must not pass).
+                if let Some(f) = self.failures.get(&key).filter(|f| Instant::now() < f.next) {
                     if let Action::RequestBuild { request, .. } = a {
                         report.unrequested.insert(request.project.clone());
+                    }
+                    if !report.failed.contains(&f.message) {
+                        report.failed.push(f.message.clone());
                     }
                     continue;
                 }
@@ -452,9 +456,13 @@ impl Daemon {
                             report.applied += 1;
                         }
                         progressed |= applied.progress;
-                        self.failures.remove(&key);
-                        if let Some((slot, _)) = promotion {
-                            self.failed_promotions.remove(&slot);
+                        // Only done counts as success: an action that only started (or is
+                        // still waiting for) work off the pass keeps its failure count.
+                        if applied.progress {
+                            self.failures.remove(&key);
+                            if let Some((slot, _)) = promotion {
+                                self.failed_promotions.remove(&slot);
+                            }
                         }
                     }
                     Err(e) => {
@@ -467,7 +475,7 @@ impl Daemon {
                             .get(&key)
                             .is_some_and(|f| f.message == message);
                         if transient || !repeated {
-                            crate::telemetry::warn(&format!(
+                            tracing::warn!(
                                 "{message}; {} again in {} s",
                                 if transient {
                                     "trying"
@@ -475,7 +483,7 @@ impl Daemon {
                                     "a permanent failure: trying"
                                 },
                                 wait.as_secs()
-                            ));
+                            );
                         }
                         if let Some((slot, digest)) = promotion {
                             self.failed_promotions.insert(slot, (digest, e.to_string()));
@@ -578,9 +586,10 @@ impl Daemon {
         // A first pass that fails (a config repo never valid, a ledger remote down) is retried
         // by the loop's full passes rather than ending the daemon.
         if let Err(e) = self.pass(None) {
-            crate::telemetry::warn(&format!("pass: {e:#}"));
+            tracing::warn!("pass: {e:#}");
         }
         self.start_stream(&tx)?;
+        self.watch_files(&tx);
         let mut hints = Hints::default();
         let mut last_full = Instant::now();
         let mut watching: BTreeSet<JobKey> = BTreeSet::new();
@@ -598,6 +607,9 @@ impl Daemon {
                         match w {
                             Wake::Gerrit(item) => hint(&mut hints, *item),
                             Wake::JobEnded => job_ended = true,
+                            Wake::Files(files::Watched::Project(p)) => hints.add(p, Scope::All),
+                            // A pass reads the config HEAD and checks the ledger.
+                            Wake::Files(files::Watched::Repo) => job_ended = true,
                         }
                     }
                 }
@@ -621,10 +633,11 @@ impl Daemon {
                 self.pass(Some(work))
             };
             if let Err(e) = result {
-                crate::telemetry::warn(&format!("pass: {e:#}"));
+                tracing::warn!("pass: {e:#}");
             }
             // Once a config is known (the first pass may have failed), listen to Gerrit.
             self.start_stream(&tx)?;
+            self.watch_files(&tx);
             // Give freed memory back: under a steady churn of builds glibc keeps freed pages
             // inside its heaps, and the resident size only grows (measured on the simulated
             // day; the live heap stays small).
@@ -805,6 +818,8 @@ enum Wake {
     Gerrit(Box<StreamItem>),
     /// A job ended.
     JobEnded,
+    /// A watched local repository's refs moved.
+    Files(files::Watched),
 }
 
 /// What a line of Gerrit's stream hints at.
@@ -813,10 +828,10 @@ fn hint(hints: &mut Hints, item: StreamItem) {
         StreamItem::Event(e) => hints.add_event(&e),
         StreamItem::Connected { .. } => hints.resync_all(),
         StreamItem::Malformed { line, error } => {
-            crate::telemetry::debug(&format!("stream line {line}: {error}"))
+            tracing::debug!("stream line {line}: {error}")
         }
         StreamItem::Disconnected { reason, .. } => {
-            crate::telemetry::debug(&format!("stream: {reason}"))
+            tracing::debug!("stream: {reason}")
         }
     }
 }

@@ -295,7 +295,7 @@ impl Daemon {
         };
         self.gerrit_read_since = None;
         for (project, e) in &pass.errors {
-            crate::telemetry::warn(&format!("{project}: {e}"));
+            tracing::warn!("{project}: {e}");
         }
         // Gerrit is unreachable when nothing of what was asked could be read.
         self.gerrit_error = if !pass.errors.is_empty() && pass.observations.is_empty() {
@@ -315,7 +315,7 @@ impl Daemon {
             .and_then(|g| g.user.clone());
         let mut keep = Vec::new();
         for o in std::mem::take(&mut pass.observations) {
-            let (facts, unread) = facts_of(&o, &mut pass.changes, our_user.as_ref());
+            let (facts, unread) = facts_of(&o, &pass.changes, our_user.as_ref());
             for f in facts {
                 self.world.absorb(f);
             }
@@ -446,7 +446,7 @@ impl Daemon {
                 }
                 Err(e) => {
                     let failures = self.fetch_failures.get(&slot).map_or(0, |f| f.0) + 1;
-                    crate::telemetry::warn(&format!("{e} (attempt {failures})"));
+                    tracing::warn!("{e} (attempt {failures})");
                     if failures < MAX_FETCH_ATTEMPTS {
                         let wait = Duration::from_secs(1 << failures.min(8));
                         self.fetch_failures
@@ -695,10 +695,10 @@ fn merged_by(
     match attempt() {
         Ok(found) => found,
         Err(e) => {
-            crate::telemetry::warn(&format!(
+            tracing::warn!(
                 "which change merged {project} {commit}: {e}; its post-merge build goes on \
                  without naming the change"
-            ));
+            );
             None
         }
     }
@@ -708,7 +708,7 @@ fn merged_by(
 /// not be read (then the observation is not acknowledged, and is seen again).
 fn facts_of(
     o: &gerrit::Observation,
-    changes: &mut BTreeMap<(ProjectName, ChangeNumber), Result<gerrit::Change, gerrit::RestError>>,
+    changes: &BTreeMap<(ProjectName, ChangeNumber), Result<gerrit::Change, gerrit::RestError>>,
     our_user: Option<&String>,
 ) -> (Vec<Fact>, bool) {
     let mut facts = Vec::new();
@@ -734,15 +734,17 @@ fn facts_of(
             project, change, ..
         } = e
         {
-            match changes.remove(&(project.clone(), *change)) {
+            // Every observation with this event sees the same read (one pass may hold two
+            // observations of a project: a change's and a full listing).
+            match changes.get(&(project.clone(), *change)) {
                 Some(Ok(c)) => facts.push(Fact::ChangeRead {
                     project: project.clone(),
                     change: *change,
-                    details: Box::new(c),
+                    details: Box::new(c.clone()),
                     our_user: our_user.cloned(),
                 }),
                 Some(Err(e)) => {
-                    crate::telemetry::warn(&format!("{project} change {change}: {e}"));
+                    tracing::warn!("{project} change {change}: {e}");
                     unread = true;
                 }
                 None => {}

@@ -383,7 +383,7 @@ fn run(
                 head: head.clone(),
             };
             if let Err(e) = m.write(mark_path) {
-                crate::telemetry::warn(&format!("{}: {e}", mark_path.display()));
+                tracing::warn!("{}: {e}", mark_path.display());
             }
         }
         let stopping;
@@ -409,10 +409,11 @@ fn run(
                 Err(e) => {
                     g.0.error = Some(e.clone());
                     g.0.failures += 1;
-                    crate::telemetry::warn(&format!(
+                    tracing::warn!(
                         "pushing the ledger to {} (attempt {}): {e}",
-                        g.0.remote, g.0.failures
-                    ));
+                        g.0.remote,
+                        g.0.failures
+                    );
                 }
             }
             s.changed.notify_all();

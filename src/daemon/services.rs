@@ -224,7 +224,7 @@ impl Daemon {
                 });
                 let exec = crate::executor::local::LocalExecutor::new(config, prepare)?;
                 if let Some(w) = exec.warning() {
-                    crate::telemetry::warn(w);
+                    tracing::warn!("{}", w);
                 }
                 Arc::new(exec)
             }
@@ -309,7 +309,7 @@ impl Daemon {
             Ok(m) => m,
             Err(e) => {
                 let alert = format!("{e}: refusing to write until it is repaired or removed");
-                crate::telemetry::warn(&alert);
+                tracing::warn!("{}", alert);
                 self.ledger_alert = Some(alert.clone());
                 self.write_status(true);
                 anyhow::bail!(alert);
@@ -319,7 +319,7 @@ impl Daemon {
             Some(mark) => {
                 if let Err(e) = mark.check(&ledger) {
                     let alert = format!("{e} (mark: {})", path.display());
-                    crate::telemetry::warn(&alert);
+                    tracing::warn!("{}", alert);
                     self.ledger_alert = Some(alert.clone());
                     self.write_status(true);
                     anyhow::bail!(alert);
@@ -328,7 +328,7 @@ impl Daemon {
                 // process's) are checked as a replica would check them before anything is
                 // decided on them.
                 if let Err(alert) = self.verify_new_commits(&ledger, &mark.head) {
-                    crate::telemetry::warn(&alert);
+                    tracing::warn!("{}", alert);
                     self.ledger_alert = Some(alert.clone());
                     self.write_status(true);
                     anyhow::bail!(alert);
@@ -399,15 +399,15 @@ impl Daemon {
                 // Only forward: a head that went back keeps the old mark (and the alert).
                 if let Err(e) = old.check(&ledger) {
                     let alert = format!("{e} (mark: {})", path.display());
-                    crate::telemetry::warn(&alert);
+                    tracing::warn!("{}", alert);
                     self.ledger_alert = Some(alert);
                 } else if let Err(e) = now.write(&path) {
-                    crate::telemetry::warn(&format!("{e}"));
+                    tracing::warn!("{e}");
                 }
             }
             _ => {
                 if let Err(e) = now.write(&path) {
-                    crate::telemetry::warn(&format!("{e}"));
+                    tracing::warn!("{e}");
                 }
             }
         }
@@ -426,7 +426,7 @@ impl Daemon {
                 Ok(None) => {
                     let _ = std::fs::remove_file(svc.inflight.join(id.as_str()));
                 }
-                Err(e) => crate::telemetry::warn(&format!("adopting {id}: {e}")),
+                Err(e) => tracing::warn!("adopting {id}: {e}"),
             }
         }
         let _packs = crate::ledger::read_guard();
@@ -442,9 +442,16 @@ impl Daemon {
             };
             if let Some(crate::model::Record::Freeze(f)) =
                 snapshot.record(&format!("freezes/{name}"))?
-                && f.name == freeze
             {
-                self.world.absorb(Fact::FreezeRecorded(f));
+                if f.name == freeze {
+                    self.world.absorb(Fact::FreezeRecorded(f));
+                } else {
+                    tracing::warn!(
+                        "ledger freezes/{name} holds freeze {}: not loaded (its transition is \
+                         recorded again)",
+                        f.name
+                    );
+                }
             }
         }
         Ok(())

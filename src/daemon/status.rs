@@ -408,3 +408,99 @@ impl Status {
         t
     }
 }
+
+/// `seakeeper status` as people read it, pinned as snapshots.
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status() -> Status {
+        Status {
+            updated_at: "2026-12-03T10:00:00Z".into(),
+            pid: 4242,
+            config_head: "c0f".repeat(13) + "c",
+            config_in_use: "c0f".repeat(13) + "c",
+            config_errors: Vec::new(),
+            builds: vec![BuildLine {
+                build_id: "check-0123456789abcdef".into(),
+                pipeline: "check".into(),
+                project: "mediawiki/core".into(),
+                what: "change 4711,3".into(),
+                queued: vec!["lint".into()],
+                running: vec!["unit".into()],
+                ended: vec![],
+            }],
+            queued_jobs: 1,
+            running_jobs: 1,
+            freezes: Vec::new(),
+            promotions: Vec::new(),
+            replication: None,
+            memory: None,
+            ledger_alert: None,
+            gerrit: Some(GerritLine {
+                url: "https://gerrit.example.org".into(),
+                reachable: true,
+                error: None,
+            }),
+            retention: None,
+        }
+    }
+
+    #[test]
+    fn a_quiet_server() {
+        insta::assert_snapshot!(status().render());
+    }
+
+    #[test]
+    fn a_server_with_everything_to_say() {
+        let mut s = status();
+        s.config_head = "bad".repeat(13) + "b";
+        s.config_errors = vec![
+            "environments.yaml:4:15: environments[0].registry: unknown registry `prod`".into(),
+        ];
+        s.ledger_alert = Some(
+            "ledger commit 1234 is signed by a key not trusted at config c0f: refusing to write \
+             or act on it until a person has looked"
+                .into(),
+        );
+        s.gerrit = Some(GerritLine {
+            url: "https://gerrit.example.org".into(),
+            reachable: false,
+            error: Some("no answer for 12 s (the read goes on; everything else does too)".into()),
+        });
+        s.retention = Some(RetentionLine {
+            at: "2026-12-03T09:00:00Z".into(),
+            expired: 3,
+            errors: vec!["registry.example.org/core: HTTP 503".into()],
+        });
+        s.freezes = vec![FreezeLine {
+            name: "holidays".into(),
+            scope: vec!["promote:production".into()],
+            reason: "Year-end freeze".into(),
+            ticket: Some("T12345".into()),
+            config_commit: "f2e".repeat(13) + "f",
+        }];
+        s.promotions = vec![PromotionLine {
+            environment: "production".into(),
+            image: "core".into(),
+            digest: format!("sha256:{}", "ab".repeat(32)),
+            state: "held".into(),
+            reason: "production is frozen by holidays (T12345): Year-end freeze".into(),
+            freeze: Some("holidays".into()),
+        }];
+        s.memory = Some(Memory {
+            resident_kb: 40_960,
+            peak_resident_kb: 51_200,
+            heap_in_use_kb: 8_192,
+            heap_free_kb: 1_024,
+        });
+        s.replication = Some(super::super::replicate::State {
+            remote: "https://git.example.org/ledger.git".into(),
+            pushed: None,
+            pushed_at: None,
+            error: Some("HTTP 502".into()),
+            failures: 4,
+        });
+        insta::assert_snapshot!(s.render());
+    }
+}

@@ -66,7 +66,7 @@ impl Daemon {
             ));
         }
         for e in &report.errors {
-            crate::telemetry::warn(&format!("retention: {e}"));
+            tracing::warn!("retention: {e}");
         }
         self.retention_line = Some(status::RetentionLine {
             at: Timestamp::now().to_string(),
@@ -106,6 +106,6 @@ impl Daemon {
                 dry_run,
             },
         )
-        .map_err(|e| anyhow::anyhow!(e))
+        .map_err(|e| anyhow::anyhow!(e.to_string()))
     }
 }

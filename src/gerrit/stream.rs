@@ -239,9 +239,9 @@ fn run(
                     }
                     let item = match parse_line(text.trim_end()) {
                         Ok(DomainEvent::Ignored { gerrit_type }) => {
-                            crate::telemetry::debug(&format!(
+                            tracing::debug!(
                                 "gerrit stream: skipping a {gerrit_type} event (not acted on)"
-                            ));
+                            );
                             continue;
                         }
                         Ok(e) => StreamItem::Event(e),

@@ -234,7 +234,7 @@ pub fn encode_record(record: &Record) -> Vec<u8> {
             v.push(b'\n');
             v
         }
-        _ => serde_yaml_ng::to_string(record)
+        _ => yaml_serde::to_string(record)
             .expect("records always serialize")
             .into_bytes(),
     }

@@ -152,8 +152,7 @@ pub struct LedgerMeta {
 impl LedgerMeta {
     /// Parses and checks a LEDGER file.
     pub fn parse(bytes: &[u8]) -> Result<LedgerMeta, String> {
-        let meta: LedgerMeta =
-            serde_yaml_ng::from_slice(bytes).map_err(|e| format!("LEDGER: {e}"))?;
+        let meta: LedgerMeta = yaml_serde::from_slice(bytes).map_err(|e| format!("LEDGER: {e}"))?;
         if meta.format != FORMAT_VERSION {
             return Err(format!(
                 "LEDGER: format {} is not supported (this seakeeper reads format {FORMAT_VERSION})",
@@ -178,7 +177,7 @@ impl LedgerMeta {
 
     /// The file's canonical bytes.
     pub fn to_bytes(&self) -> Vec<u8> {
-        serde_yaml_ng::to_string(self)
+        yaml_serde::to_string(self)
             .expect("LedgerMeta always serializes")
             .into_bytes()
     }

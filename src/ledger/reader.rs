@@ -561,7 +561,7 @@ pub(crate) fn parse_record(path: &str, bytes: &[u8]) -> Result<Record, LedgerErr
     } else if let Some(parsed) = parse_yaml_by_kind(bytes) {
         parsed
     } else {
-        serde_yaml_ng::from_slice::<Record>(bytes).map_err(|e| e.to_string())
+        yaml_serde::from_slice::<Record>(bytes).map_err(|e| e.to_string())
     };
     parsed.map_err(|e| LedgerError::Corrupt(format!("{path}: {e}")))
 }
@@ -579,7 +579,7 @@ fn parse_yaml_by_kind(bytes: &[u8]) -> Option<Result<Record, String>> {
         body: &[u8],
         wrap: fn(T) -> Record,
     ) -> Result<Record, String> {
-        serde_yaml_ng::from_slice::<T>(body)
+        yaml_serde::from_slice::<T>(body)
             .map(wrap)
             .map_err(|e| e.to_string())
     }
@@ -649,7 +649,7 @@ mod tests {
             };
             assert_eq!(parse_record(path, &bytes).unwrap(), r);
             if path == "x.yaml" {
-                let general: Record = serde_yaml_ng::from_slice(&bytes).unwrap();
+                let general: Record = yaml_serde::from_slice(&bytes).unwrap();
                 assert_eq!(general, r);
                 let mut extra = bytes.clone();
                 extra.extend_from_slice(b"colour: blue\n");

@@ -655,7 +655,7 @@ fn apply(
                 Some(existing) if existing == content => Ok(Applied::Present(path)),
                 None => put_immutable(overlay, path, content, "artifact"),
                 Some(existing) => {
-                    let first: Option<Artifact> = serde_yaml_ng::from_slice::<Record>(&existing)
+                    let first: Option<Artifact> = yaml_serde::from_slice::<Record>(&existing)
                         .ok()
                         .and_then(|r| match r {
                             Record::Artifact(a) => Some(a),
@@ -697,7 +697,7 @@ fn apply(
                 let pointer = layout::promotion_pointer(&p.environment, &p.image);
                 let newer = match overlay.read(&pointer).map_err(ledger_err)? {
                     None => true,
-                    Some(bytes) => match serde_yaml_ng::from_slice::<Record>(&bytes) {
+                    Some(bytes) => match yaml_serde::from_slice::<Record>(&bytes) {
                         Ok(Record::Promotion(current)) => current.promoted_at <= p.promoted_at,
                         _ => true,
                     },

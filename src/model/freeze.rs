@@ -75,24 +75,10 @@ impl std::fmt::Display for FreezeScope {
     }
 }
 
-/// `*` matches any run of characters (slashes included); everything else matches itself.
+/// Whether a project or branch name matches a glob (`*` matches any run of characters,
+/// slashes included; see [`super::glob`]).
 pub fn glob_matches(glob: &str, name: &str) -> bool {
-    let parts: Vec<&str> = glob.split('*').collect();
-    if parts.len() == 1 {
-        return glob == name;
-    }
-    let (first, last) = (parts[0], parts[parts.len() - 1]);
-    if !name.starts_with(first) || name.len() < first.len() + last.len() || !name.ends_with(last) {
-        return false;
-    }
-    let mut rest = &name[first.len()..name.len() - last.len()];
-    for p in &parts[1..parts.len() - 1] {
-        match rest.find(p) {
-            Some(i) => rest = &rest[i + p.len()..],
-            None => return false,
-        }
-    }
-    true
+    super::glob::matches(glob, name, super::glob::Mode::Names)
 }
 
 #[cfg(test)]

@@ -133,26 +133,7 @@ pub struct OutputFile {
 }
 
 /// Whether `path` (relative, `/`-separated) matches an output glob: `*` matches within one path
-/// segment, `**` any number of segments, `?` one character.
+/// segment, `**` any number of segments, `?` one character (see [`super::glob`]).
 pub fn path_glob_matches(glob: &str, path: &str) -> bool {
-    fn seg(p: &[u8], s: &[u8]) -> bool {
-        match (p.first(), s.first()) {
-            (None, None) => true,
-            (Some(b'*'), _) => seg(&p[1..], s) || (!s.is_empty() && seg(p, &s[1..])),
-            (Some(b'?'), Some(_)) => seg(&p[1..], &s[1..]),
-            (Some(a), Some(b)) if a == b => seg(&p[1..], &s[1..]),
-            _ => false,
-        }
-    }
-    fn parts(g: &[&str], p: &[&str]) -> bool {
-        match (g.first(), p.first()) {
-            (None, None) => true,
-            (Some(&"**"), _) => parts(&g[1..], p) || (!p.is_empty() && parts(g, &p[1..])),
-            (Some(a), Some(b)) => seg(a.as_bytes(), b.as_bytes()) && parts(&g[1..], &p[1..]),
-            _ => false,
-        }
-    }
-    let g: Vec<&str> = glob.trim_start_matches("./").split('/').collect();
-    let p: Vec<&str> = path.split('/').collect();
-    parts(&g, &p)
+    super::glob::matches(glob, path, super::glob::Mode::Paths)
 }

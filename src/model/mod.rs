@@ -6,6 +6,7 @@
 //! no I/O and depends on no other module of the crate.
 
 mod freeze;
+pub mod glob;
 mod ids;
 pub mod job;
 mod key;

@@ -539,9 +539,9 @@ mod tests {
     fn request_round_trips_through_yaml() {
         let r: Record = serde_json::from_value(request_json()).unwrap();
         r.validate().unwrap();
-        let yaml = serde_yaml_ng::to_string(&r).unwrap();
+        let yaml = yaml_serde::to_string(&r).unwrap();
         assert!(yaml.starts_with("record: build-request\n"), "{yaml}");
-        let back: Record = serde_yaml_ng::from_str(&yaml).unwrap();
+        let back: Record = yaml_serde::from_str(&yaml).unwrap();
         assert_eq!(back, r);
     }
 

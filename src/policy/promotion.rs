@@ -190,7 +190,7 @@ mod tests {
     use super::*;
 
     fn env(name: &str) -> EnvironmentSpec {
-        serde_yaml_ng::from_str(&format!("{{name: {name}, registry: r}}")).unwrap()
+        yaml_serde::from_str(&format!("{{name: {name}, registry: r}}")).unwrap()
     }
 
     struct World {
@@ -206,7 +206,7 @@ mod tests {
         World {
             envs: vec![env("staging"), env("production")],
             freezes: BTreeMap::new(),
-            policy: serde_yaml_ng::from_str(
+            policy: yaml_serde::from_str(
                 "{require_trusted_attestation: true, soak: {staging: 1h}}",
             )
             .unwrap(),
@@ -304,7 +304,7 @@ mod tests {
         // A freeze holds production only, with its reason and ticket; expired, it holds nothing.
         w.freezes.insert(
             "deploy-freeze".parse().unwrap(),
-            serde_yaml_ng::from_str(
+            yaml_serde::from_str(
                 "{scope: [promote:production], reason: Holiday freeze, ticket: T123}",
             )
             .unwrap(),
@@ -326,7 +326,7 @@ mod tests {
         let mut typo = BTreeMap::new();
         typo.insert(
             "typo".parse().unwrap(),
-            serde_yaml_ng::from_str("{scope: [promote-production], reason: Typo}").unwrap(),
+            yaml_serde::from_str("{scope: [promote-production], reason: Typo}").unwrap(),
         );
         let mut f = facts(&w, &staging);
         f.freezes = &typo;

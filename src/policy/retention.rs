@@ -108,7 +108,7 @@ mod tests {
     #[test]
     fn the_rules_as_a_table() {
         let policy: RetentionPolicy =
-            serde_yaml_ng::from_str(include_str!("../../policies/retention.yaml")).unwrap();
+            yaml_serde::from_str(include_str!("../../policies/retention.yaml")).unwrap();
         let base = Facts {
             kind: ArtifactKind::Image,
             trust: Trust::Untrusted,

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use super::*;
 use crate::config::pipeline;
 use crate::model::record::BuildRequest;
+use crate::model::{Digest, EnvironmentName, ImageName};
 
 const C0: &str = "c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0";
 
@@ -69,7 +70,7 @@ fn world(now: &str) -> World {
             layout_commit: C0.parse().unwrap(),
             author: "RelEng <releng@example.org>".into(),
             errors: Vec::new(),
-            unreported: false,
+            unreported: None,
         },
     );
     w.config_project = Some("config".parse().unwrap());

@@ -93,15 +93,17 @@ impl BlobStore {
         if path.exists() {
             touch(&path);
         } else {
-            std::fs::create_dir_all(blob_dir(&self.root))?;
-            write_durably(&path, bytes)?;
+            let dir = blob_dir(&self.root);
+            std::fs::create_dir_all(&dir).map_err(|e| at(&dir, e))?;
+            write_durably(&path, bytes).map_err(|e| at(&path, e))?;
         }
         Ok(digest)
     }
 
     /// A blob's bytes.
     pub fn read(&self, digest: &Digest) -> std::io::Result<Vec<u8>> {
-        std::fs::read(self.path(digest))
+        let path = self.path(digest);
+        std::fs::read(&path).map_err(|e| at(&path, e))
     }
 
     /// A writer that stores a blob as it comes, hashing on the way, so that a large one (a
@@ -110,13 +112,13 @@ impl BlobStore {
         use sha2::Digest as _;
         static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let dir = blob_dir(&self.root);
-        std::fs::create_dir_all(&dir)?;
+        std::fs::create_dir_all(&dir).map_err(|e| at(&dir, e))?;
         let tmp = dir.join(format!(
             ".blob.{}.{}.tmp",
             std::process::id(),
             SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
         ));
-        let f = std::fs::File::create(&tmp)?;
+        let f = std::fs::File::create(&tmp).map_err(|e| at(&tmp, e))?;
         Ok(BlobWriter {
             dir,
             tmp,
@@ -125,6 +127,11 @@ impl BlobStore {
             len: 0,
         })
     }
+}
+
+/// An I/O error that names its file.
+fn at(path: &Path, e: std::io::Error) -> std::io::Error {
+    std::io::Error::new(e.kind(), format!("{}: {e}", path.display()))
 }
 
 /// See [`BlobStore::writer`].
@@ -156,7 +163,7 @@ impl BlobWriter {
             len,
         } = self;
         let result = (|| {
-            let f = out.into_inner().map_err(|e| e.into_error())?;
+            let f = out.into_inner().map_err(|e| at(&tmp, e.into_error()))?;
             if len == 0 {
                 return Ok(None);
             }
@@ -167,9 +174,10 @@ impl BlobWriter {
             if path.exists() {
                 touch(&path);
             } else {
-                f.sync_all()?;
-                std::fs::rename(&tmp, &path)?;
-                std::fs::File::open(&dir)?.sync_all()?;
+                f.sync_all().map_err(|e| at(&tmp, e))?;
+                std::fs::rename(&tmp, &path).map_err(|e| at(&path, e))?;
+                // The blob is whole under its name; the directory's fsync only hurries it.
+                let _ = std::fs::File::open(&dir).and_then(|d| d.sync_all());
             }
             Ok(Some(digest))
         })();

@@ -559,7 +559,7 @@ pub fn render_yaml(spec: &JobSpec, s: &KubeSettings) -> Result<String, ExecError
             }
             *o = ordered;
         }
-        serde_yaml_ng::to_string(&value).map_err(|e| ExecError::Backend(e.to_string()))
+        yaml_serde::to_string(&value).map_err(|e| ExecError::Backend(e.to_string()))
     };
     let policy = serde_json::to_value(network_policy(spec, s))
         .map_err(|e| ExecError::Backend(e.to_string()))?;

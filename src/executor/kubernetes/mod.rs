@@ -105,7 +105,7 @@ impl KubeExecutor {
     /// The Job of `key`: from the store when it speaks for it, from the API otherwise (a Job
     /// too new for the store yet, or a watch that is failing).
     fn current(&self, key: &JobKey) -> Result<Option<Job>, ExecError> {
-        match self.store.seen(key) {
+        match self.store.seen(key).0 {
             Seen::Present(j) => Ok(Some(*j)),
             Seen::Deleted(_) => Ok(None),
             Seen::Absent | Seen::Unknown => self.find(key),
@@ -152,7 +152,7 @@ impl KubeExecutor {
 
     /// Whether the Job has ended (or is gone): from the store, or read now from the API.
     async fn ended(&self, key: &JobKey, ns: &str, name: &str) -> Result<bool, ExecError> {
-        let now = match self.store.seen(key) {
+        let now = match self.store.seen(key).0 {
             Seen::Present(j) => Some(*j),
             Seen::Deleted(_) => None,
             Seen::Absent | Seen::Unknown => self
@@ -247,7 +247,7 @@ impl Executor for KubeExecutor {
             Ok(j) => j,
             // Already there: started before (perhaps by an earlier daemon): adopt it, unless
             // it is still being deleted after a cancel.
-            Err(kube::Error::Api(s)) if s.code == 409 => match self.current(&spec.key())? {
+            Err(kube::Error::Api(s)) if s.code == 409 => match self.find(&spec.key())? {
                 Some(j) if j.metadata.deletion_timestamp.is_some() => {
                     return Err(ExecError::Backend(format!(
                         "{}: a cancelled run is still being deleted; try again",
@@ -297,8 +297,10 @@ impl Executor for KubeExecutor {
         let name = job_name(key);
         let mut ns = String::new();
         let mut last: Option<JobState> = None;
+        let mut failures = 0u32;
         loop {
-            let job = match self.store.seen(key) {
+            let (seen, generation) = self.store.seen(key);
+            let job = match seen {
                 Seen::Present(j) => Some(*j),
                 Seen::Deleted(j) => {
                     // Gone: its last state if it had ended, else it was cancelled (deleted).
@@ -309,7 +311,22 @@ impl Executor for KubeExecutor {
                         .unwrap_or(JobState::Cancelled);
                     return Ok(self.with_detail(&ns, &name, state));
                 }
-                Seen::Absent | Seen::Unknown => self.find(key)?,
+                // The API answers while the store cannot; it may fail for a while (a restart,
+                // a network blip): give up only when it keeps failing.
+                Seen::Absent | Seen::Unknown => match self.find(key) {
+                    Ok(j) => {
+                        failures = 0;
+                        j
+                    }
+                    Err(e) => {
+                        failures += 1;
+                        if failures > 50 || deadline.is_some_and(|d| Instant::now() >= d) {
+                            return Err(e);
+                        }
+                        std::thread::sleep(Duration::from_millis(200));
+                        continue;
+                    }
+                },
             };
             let Some(job) = job else {
                 return match (self.was_cancelled(key), last) {
@@ -336,7 +353,7 @@ impl Executor for KubeExecutor {
                 }
                 None => Duration::from_secs(2),
             };
-            self.store.wait_change(wait);
+            self.store.wait_change(generation, wait);
         }
     }
 

@@ -39,6 +39,8 @@ struct Inner {
     deleted: HashMap<JobKey, Job>,
     /// Namespaces whose list has been read, and whose watch is not failing.
     synced: HashSet<String>,
+    /// Bumped by every change (a waiter waits for it to move: no wake-up is lost).
+    generation: u64,
 }
 
 /// The Jobs of every watched namespace.
@@ -79,20 +81,35 @@ impl JobStore {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// What the store knows of `key`.
-    pub fn seen(&self, key: &JobKey) -> Seen {
+    /// What the store knows of `key`, and the store's generation (see
+    /// [`JobStore::wait_change`]). A Job of a namespace whose watch is failing is `Unknown`:
+    /// its last state may be stale.
+    pub fn seen(&self, key: &JobKey) -> (Seen, u64) {
         let g = self.lock();
-        if let Some(j) = g.jobs.get(key) {
-            return Seen::Present(Box::new(j.clone()));
-        }
-        if let Some(j) = g.deleted.get(key) {
-            return Seen::Deleted(Box::new(j.clone()));
-        }
-        if self.namespaces.iter().all(|n| g.synced.contains(n)) {
+        let synced = |j: &Job| {
+            j.metadata
+                .namespace
+                .as_ref()
+                .is_some_and(|n| g.synced.contains(n))
+        };
+        let seen = if let Some(j) = g.jobs.get(key) {
+            if synced(j) {
+                Seen::Present(Box::new(j.clone()))
+            } else {
+                Seen::Unknown
+            }
+        } else if let Some(j) = g.deleted.get(key) {
+            if synced(j) {
+                Seen::Deleted(Box::new(j.clone()))
+            } else {
+                Seen::Unknown
+            }
+        } else if self.namespaces.iter().all(|n| g.synced.contains(n)) {
             Seen::Absent
         } else {
             Seen::Unknown
-        }
+        };
+        (seen, g.generation)
     }
 
     /// Every Job in the store, when it speaks for every namespace.
@@ -104,34 +121,42 @@ impl JobStore {
             .then(|| g.jobs.iter().map(|(k, j)| (k.clone(), j.clone())).collect())
     }
 
-    /// Waits until something changes, at most `timeout`.
-    pub fn wait_change(&self, timeout: Duration) {
+    /// Waits until the store's generation moves past `generation` (as [`JobStore::seen`]
+    /// gave it), at most `timeout`.
+    pub fn wait_change(&self, generation: u64, timeout: Duration) {
         let g = self.lock();
         let _ = self
             .changed
-            .wait_timeout(g, timeout)
+            .wait_timeout_while(g, timeout, |i| i.generation == generation)
             .unwrap_or_else(|p| p.into_inner());
     }
 
-    fn apply(&self, job: Job) {
-        if let Some(k) = key_of(&job) {
-            let mut g = self.lock();
-            g.deleted.remove(&k);
-            g.jobs.insert(k, job);
-        }
+    /// Something changed: wake the waiters.
+    fn bump(&self, mut g: std::sync::MutexGuard<'_, Inner>) {
+        g.generation += 1;
+        drop(g);
         self.changed.notify_all();
     }
 
-    fn delete(&self, job: Job) {
+    fn apply(&self, job: Job) {
+        let mut g = self.lock();
         if let Some(k) = key_of(&job) {
-            let mut g = self.lock();
+            g.deleted.remove(&k);
+            g.jobs.insert(k, job);
+        }
+        self.bump(g);
+    }
+
+    fn delete(&self, job: Job) {
+        let mut g = self.lock();
+        if let Some(k) = key_of(&job) {
             g.jobs.remove(&k);
             if g.deleted.len() >= DELETED_KEPT {
                 g.deleted.clear();
             }
             g.deleted.insert(k, job);
         }
-        self.changed.notify_all();
+        self.bump(g);
     }
 
     /// A namespace listed afresh: what it holds now replaces what the store had of it.
@@ -158,8 +183,7 @@ impl JobStore {
             g.jobs.insert(k, j);
         }
         g.synced.insert(ns.to_owned());
-        drop(g);
-        self.changed.notify_all();
+        self.bump(g);
     }
 
     /// The watch of a namespace listed before is answering again (it resumed from where it
@@ -168,14 +192,15 @@ impl JobStore {
         let mut g = self.lock();
         if !g.synced.contains(ns) {
             g.synced.insert(ns.to_owned());
-            drop(g);
-            self.changed.notify_all();
+            self.bump(g);
         }
     }
 
     fn failing(&self, ns: &str) {
-        self.lock().synced.remove(ns);
-        self.changed.notify_all();
+        let mut g = self.lock();
+        if g.synced.remove(ns) {
+            self.bump(g);
+        }
     }
 
     /// Watches one namespace for as long as the runtime runs.
@@ -204,7 +229,7 @@ impl JobStore {
                 // The watcher re-lists and reconnects by itself; meanwhile the executor asks
                 // the API directly.
                 Err(e) => {
-                    crate::telemetry::debug(&format!("watching jobs in {ns}: {e}"));
+                    tracing::debug!("watching jobs in {ns}: {e}");
                     self.failing(&ns);
                     tokio::time::sleep(Duration::from_millis(200)).await;
                 }

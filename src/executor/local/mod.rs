@@ -294,7 +294,7 @@ fn set_state(job: &Job, state: JobState) -> bool {
     }
     let bytes = serde_json::to_vec(&state).expect("a state serializes");
     if let Err(e) = write_atomic(&job.dir.join("state.json"), &bytes) {
-        crate::telemetry::warn(&format!("recording a job's state: {e}"));
+        tracing::warn!("recording a job's state: {e}");
     }
     *current = state;
     job.changed.notify_all();
@@ -534,7 +534,7 @@ impl Executor for LocalExecutor {
                 match self.state(&key) {
                     Ok(Some(state)) => out.push((key, state)),
                     Ok(None) => {}
-                    Err(e) => crate::telemetry::warn(&format!("skipping job {key}: {e}")),
+                    Err(e) => tracing::warn!("skipping job {key}: {e}"),
                 }
             }
         }

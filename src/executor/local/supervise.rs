@@ -75,12 +75,21 @@ pub(super) fn lost() -> JobState {
     }
 }
 
+/// What versions before `JobState::Lost` wrote for a lost job (exactly this reason, no exit
+/// code): read as lost, so a job lost across an upgrade still runs once more.
+const LEGACY_LOST: &str = "lost: the seakeeper process that ran it stopped";
+
 pub(super) fn read_state(dir: &Path) -> Result<Option<JobState>, ExecError> {
     let path = dir.join("state.json");
     match std::fs::read(&path) {
-        Ok(b) => serde_json::from_slice::<JobState>(&b)
-            .map(Some)
-            .map_err(|e| backend(&path.display().to_string(), e)),
+        Ok(b) => match serde_json::from_slice::<JobState>(&b) {
+            Ok(JobState::Failed {
+                exit_code: None,
+                reason,
+            }) if reason == LEGACY_LOST => Ok(Some(lost())),
+            Ok(s) => Ok(Some(s)),
+            Err(e) => Err(backend(&path.display().to_string(), e)),
+        },
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(backend(&path.display().to_string(), e)),
     }
@@ -106,11 +115,9 @@ pub(super) fn held_elsewhere(dir: &Path) -> bool {
     matches!(hold_lock(dir), Err(e) if e.raw_os_error() == Some(libc::EWOULDBLOCK))
 }
 
-pub(super) static SIGNALLED: AtomicBool = AtomicBool::new(false);
-
-extern "C" fn on_signal(_: libc::c_int) {
-    SIGNALLED.store(true, Ordering::SeqCst);
-}
+/// Set by SIGTERM or SIGINT (a shutdown: the job is left to be found lost and run again).
+pub(super) static SIGNALLED: std::sync::LazyLock<Arc<AtomicBool>> =
+    std::sync::LazyLock::new(|| Arc::new(AtomicBool::new(false)));
 
 /// A supervisor process's view of its job.
 pub(super) struct Supervisor<'a> {
@@ -195,10 +202,12 @@ pub fn supervise(dir: &Path, lock_fd: Option<i32>) -> Result<JobState, String> {
             return Err(reason);
         }
     };
-    // SAFETY: the handler only stores to an atomic; SIGHUP is ignored (no terminal).
+    for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        signal_hook::flag::register(signal, SIGNALLED.clone())
+            .map_err(|e| format!("installing a signal handler: {e}"))?;
+    }
+    // SAFETY: ignoring SIGHUP (the supervisor has no terminal) changes no memory.
     unsafe {
-        libc::signal(libc::SIGTERM, on_signal as *const () as libc::sighandler_t);
-        libc::signal(libc::SIGINT, on_signal as *const () as libc::sighandler_t);
         libc::signal(libc::SIGHUP, libc::SIG_IGN);
     }
     let watch = Supervisor { dir };

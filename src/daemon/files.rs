@@ -1,0 +1,200 @@
+//! Watching local repositories with `notify` (inotify): the config repo and the ledger remote
+//! when they are `file://` paths, and each project's repository when Gerrit is a local
+//! directory (the embedded default). A ref that moves there wakes the loop at once, so a merge
+//! is seen in milliseconds instead of at the next full pass. Only refs count (`refs/`,
+//! `packed-refs`, `HEAD`): objects are written before the ref that names them moves.
+
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::Sender;
+
+use notify::{RecursiveMode, Watcher as _};
+
+use super::{Daemon, Wake, is_remote};
+use crate::git::mirror::Sources;
+use crate::model::ProjectName;
+
+/// At most this many inotify watches are taken (one per directory under a repository's
+/// `refs/`, and Gerrit keeps a directory per change; the kernel's default limit is 8,192 per
+/// user, shared with everything else): repositories beyond it are left to full passes.
+const MAX_WATCHES: usize = 4096;
+
+/// The directories under `dir` (itself included), counting at most to `limit`.
+fn directories(dir: &Path, limit: usize) -> usize {
+    let mut n = 0;
+    let mut stack = vec![dir.to_owned()];
+    while let Some(d) = stack.pop() {
+        n += 1;
+        if n > limit {
+            break;
+        }
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                stack.push(e.path());
+            }
+        }
+    }
+    n
+}
+
+/// What a watched path stands for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Watched {
+    /// A project's repository (its refs moved: look at the project).
+    Project(ProjectName),
+    /// The config repo or the ledger remote (read the config again, or check the ledger).
+    Repo,
+}
+
+/// A running watch, and the set of repositories it covers.
+pub(super) struct FileWatch {
+    _watcher: notify::RecommendedWatcher,
+    /// The repositories watched, to know when to start again.
+    pub key: Vec<(PathBuf, Watched)>,
+}
+
+/// Whether a changed path is a ref's (not an object's, a lock's or a temporary file's).
+fn is_ref(path: &Path, repo: &Path) -> bool {
+    let Ok(rest) = path.strip_prefix(repo) else {
+        return false;
+    };
+    let rest = rest.to_string_lossy();
+    !rest.ends_with(".lock")
+        && (rest.starts_with("refs/") || rest == "packed-refs" || rest == "HEAD")
+}
+
+/// Watches `repos` (bare repositories or work trees' `.git`), waking the loop with what moved.
+/// `None` when nothing can be watched (no inotify, a limit reached): full passes still find
+/// every change.
+pub(super) fn watch(repos: Vec<(PathBuf, Watched)>, tx: Sender<Wake>) -> Option<FileWatch> {
+    let key = repos.clone();
+    let targets = repos.clone();
+    let handler = move |event: notify::Result<notify::Event>| {
+        let Ok(event) = event else {
+            return;
+        };
+        if matches!(event.kind, notify::EventKind::Access(_)) {
+            return;
+        }
+        for path in &event.paths {
+            if let Some((_, what)) = targets.iter().find(|(repo, _)| is_ref(path, repo)) {
+                let _ = tx.send(Wake::Files(what.clone()));
+            }
+        }
+    };
+    let mut watcher = match notify::recommended_watcher(handler) {
+        Ok(w) => w,
+        Err(e) => {
+            tracing::info!("not watching local repositories ({e}); full passes find changes");
+            return None;
+        }
+    };
+    let mut budget = MAX_WATCHES;
+    let mut skipped = 0;
+    for (repo, _) in &repos {
+        let refs = repo.join("refs");
+        let needed = 1 + directories(&refs, budget);
+        if needed > budget {
+            skipped += 1;
+            continue;
+        }
+        budget -= needed;
+        let watched = watcher
+            .watch(repo, RecursiveMode::NonRecursive)
+            .and_then(|()| watcher.watch(&refs, RecursiveMode::Recursive));
+        if let Err(e) = watched {
+            tracing::info!(
+                "not watching {} ({e}); full passes find its changes",
+                repo.display()
+            );
+        }
+    }
+    if skipped > 0 {
+        tracing::info!(
+            "{skipped} local repositories are not watched (more than {MAX_WATCHES} directories \
+             in all); full passes find their changes"
+        );
+    }
+    Some(FileWatch {
+        _watcher: watcher,
+        key,
+    })
+}
+
+impl Daemon {
+    /// Watches the local repositories (see [`files`]) the config in use names, again when it
+    /// changes.
+    pub(super) fn watch_files(&mut self, tx: &std::sync::mpsc::Sender<Wake>) {
+        let commit = self.world.config.layout_commit.clone();
+        if self.files.as_ref().is_some_and(|(c, _)| *c == commit) {
+            return;
+        }
+        let Some(layout) = self.layout.clone() else {
+            return;
+        };
+        let mut repos = Vec::new();
+        if !is_remote(&self.settings.config_repo) {
+            repos.push((git_dir(&self.config_repo), Watched::Repo));
+        }
+        if let Some(dir) = layout
+            .settings
+            .ledger
+            .as_ref()
+            .and_then(|l| l.remote.as_deref())
+            .and_then(|r| r.strip_prefix("file://"))
+        {
+            repos.push((git_dir(Path::new(dir)), Watched::Repo));
+        }
+        let sources = self
+            .sources_cell
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        if matches!(sources, Sources::Local(_)) {
+            for p in self.watched() {
+                repos.push((git_dir(&sources.path(&p)), Watched::Project(p)));
+            }
+        }
+        repos.retain(|(dir, _)| dir.join("refs").is_dir());
+        let same = self
+            .files
+            .as_ref()
+            .and_then(|(_, w)| w.as_ref())
+            .is_some_and(|w| w.key == repos);
+        if same {
+            if let Some((c, _)) = &mut self.files {
+                *c = commit;
+            }
+            return;
+        }
+        let watch = (!repos.is_empty())
+            .then(|| watch(repos, tx.clone()))
+            .flatten();
+        self.files = Some((commit, watch));
+    }
+}
+
+/// The git directory of a local repository path (`DIR` for a bare one, `DIR/.git` otherwise).
+pub(super) fn git_dir(path: &Path) -> PathBuf {
+    let dotgit = path.join(".git");
+    if dotgit.is_dir() {
+        dotgit
+    } else {
+        path.to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_refs_wake_the_loop() {
+        let repo = Path::new("/srv/git/api.git");
+        assert!(is_ref(&repo.join("refs/heads/main"), repo));
+        assert!(is_ref(&repo.join("refs/changes/01/1/1"), repo));
+        assert!(is_ref(&repo.join("packed-refs"), repo));
+        assert!(!is_ref(&repo.join("refs/heads/main.lock"), repo));
+        assert!(!is_ref(&repo.join("objects/ab/cdef"), repo));
+        assert!(!is_ref(Path::new("/srv/git/web.git/refs/heads/main"), repo));
+    }
+}
