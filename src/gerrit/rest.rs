@@ -250,11 +250,6 @@ impl Rest {
         })
     }
 
-    /// A client over an existing endpoint.
-    pub fn with_endpoint(http: Endpoint) -> Rest {
-        Rest { http }
-    }
-
     /// Replaces the retry policy.
     pub fn with_retry(self, retry: RetryPolicy) -> Rest {
         Rest {
