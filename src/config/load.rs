@@ -750,11 +750,12 @@ fn check_freeze(
     }
     for (i, s) in f.scope.iter().enumerate() {
         let field = format!("scope[{i}]");
-        if s == "all" {
-            continue;
-        }
-        if let Some(env) = s.strip_prefix("promote:") {
-            if !envs.iter().any(|e| e == env) {
+        match crate::model::FreezeScope::parse(s) {
+            Ok(crate::model::FreezeScope::All) => {}
+            Ok(crate::model::FreezeScope::Promote(env))
+                if !envs.iter().any(|e| e == env.as_str()) =>
+            {
+                let env = env.as_str();
                 errors.push(
                     ConfigError::new(
                         path,
@@ -765,24 +766,17 @@ fn check_freeze(
                     .suggest(env, envs.iter().map(String::as_str)),
                 );
             }
-        } else if let Some(glob) = s.strip_prefix("merge:") {
-            if !projects.keys().any(|p| glob_matches(glob, p.as_str())) {
+            Ok(crate::model::FreezeScope::Promote(_)) => {}
+            Ok(crate::model::FreezeScope::Merge(glob))
+                if !projects.keys().any(|p| glob_matches(&glob, p.as_str())) =>
+            {
                 errors.push(
                     ConfigError::new(path, field, format!("`{s}` matches no project"))
                         .located(text, s),
                 );
             }
-        } else {
-            errors.push(
-                ConfigError::new(
-                    path,
-                    field,
-                    format!(
-                        "`{s}` is not `all`, `promote:<environment>` or `merge:<project glob>`"
-                    ),
-                )
-                .located(text, s),
-            );
+            Ok(crate::model::FreezeScope::Merge(_)) => {}
+            Err(why) => errors.push(ConfigError::new(path, field, why).located(text, s)),
         }
     }
 }

@@ -435,12 +435,15 @@ impl Record {
                     return Err("`scope` must name at least one scope".into());
                 }
                 for s in &r.scope {
-                    let ok = s == "all"
-                        || ["promote:", "merge:"].iter().any(|p| {
-                            s.strip_prefix(p).is_some_and(|rest| {
-                                !rest.is_empty() && check_token("scope[]", rest, 255).is_ok()
-                            })
-                        });
+                    let ok = s.trim() == s
+                        && match super::FreezeScope::parse(s) {
+                            Ok(super::FreezeScope::All) => true,
+                            Ok(super::FreezeScope::Promote(_)) => true,
+                            Ok(super::FreezeScope::Merge(glob)) => {
+                                check_token("scope[]", &glob, 255).is_ok()
+                            }
+                            Err(_) => false,
+                        };
                     if !ok {
                         return Err(format!(
                             "scope `{s}` is not `all`, `promote:<environment>` or `merge:<project glob>`"

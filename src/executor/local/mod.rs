@@ -31,7 +31,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use super::{ExecError, Executor, LogLine, output_glob_matches, script, seakeeper_env};
-use crate::model::{Digest, JobKey, JobSpec, JobState, OutputFile, Trust};
+use crate::model::{JobKey, JobSpec, JobState, OutputFile, Trust};
 
 mod outputs;
 mod sandbox;

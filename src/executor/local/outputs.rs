@@ -10,8 +10,8 @@ pub fn collect_outputs(
     globs: &[String],
     store: &Path,
 ) -> Result<Vec<OutputFile>, String> {
-    use sha2::Digest as _;
     use std::os::unix::fs::PermissionsExt as _;
+    let blobs = crate::store::BlobStore::new(store);
     std::fs::create_dir_all(crate::store::blob_dir(store))
         .map_err(|e| format!("{}: {e}", store.display()))?;
     if globs.is_empty() {
@@ -70,28 +70,15 @@ pub fn collect_outputs(
                 f.read_to_end(&mut b).map_err(|e| format!("{rel}: {e}"))?;
                 b
             };
-            let hex = hex::encode(sha2::Sha256::digest(&bytes));
-            let target = crate::store::blob_dir(store).join(&hex);
-            if target.exists() {
-                crate::store::touch(&target);
-            } else {
-                static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-                let tmp = crate::store::blob_dir(store).join(format!(
-                    ".{hex}.{}.{}.tmp",
-                    std::process::id(),
-                    SEQ.fetch_add(1, Ordering::Relaxed)
-                ));
-                std::fs::write(&tmp, &bytes)
-                    .and_then(|()| std::fs::File::open(&tmp)?.sync_all())
-                    .and_then(|()| std::fs::rename(&tmp, &target))
-                    .map_err(|e| format!("storing {rel}: {e}"))?;
-            }
+            let digest = blobs
+                .put(&bytes)
+                .map_err(|e| format!("storing {rel}: {e}"))?;
             let executable = std::fs::symlink_metadata(via(&dir).join(&name))
                 .map(|m| m.permissions().mode() & 0o111 != 0)
                 .unwrap_or(false);
             out.push(OutputFile {
                 path: rel,
-                digest: Digest::of(&bytes),
+                digest,
                 size: bytes.len() as u64,
                 executable,
             });
