@@ -1455,3 +1455,78 @@ fn a_push_to_a_change_ref_adds_a_patchset_and_resets_votes() {
         .unwrap();
     assert!(!out.status.success());
 }
+
+/// Issue 16, item 6: as real Gerrit does, a direct push that makes a change's commit reachable
+/// from its branch closes the change as merged (by the pusher), with Gerrit's message and
+/// events; a change of another branch, or one whose commit the push does not contain, stays
+/// open.
+#[test]
+fn a_direct_push_of_a_changes_commit_closes_it_as_merged() {
+    let g = Gerrit::start();
+    g.create_project("acme/widgets");
+    let w = Work::clone(&g, "acme/widgets");
+    let p = project("acme/widgets");
+    let first = w.upload(&g, "acme/widgets", "a.rs", &cid(1));
+    let second = w.upload(&g, "acme/widgets", "b.rs", &cid(2));
+    let ci = rest_as(&g, "ci-bot");
+    assert_eq!(
+        ci.get_change(&p, change(1)).unwrap().status,
+        ChangeStatus::New
+    );
+    let events_before = g.events().len();
+    // Push only the first change's commit straight to main.
+    git(
+        &w.path(),
+        &[
+            "push",
+            "-q",
+            &g.push_url("acme/widgets", "alice"),
+            &format!("{first}:refs/heads/main"),
+        ],
+    );
+    let c1 = ci.get_change(&p, change(1)).unwrap();
+    assert_eq!(c1.status, ChangeStatus::Merged);
+    assert!(c1.submission_id.is_some());
+    assert!(
+        c1.messages
+            .iter()
+            .any(|m| m.message == "Change has been successfully pushed."),
+        "{:?}",
+        c1.messages
+    );
+    assert_eq!(
+        ci.get_change(&p, change(2)).unwrap().status,
+        ChangeStatus::New,
+        "the second change's commit was not pushed"
+    );
+    let new: Vec<String> = g.events()[events_before..].to_vec();
+    assert!(
+        new.iter().any(|e| e.contains("\"type\":\"change-merged\"")
+            && e.contains(&format!("\"newRev\":\"{first}\""))),
+        "{new:#?}"
+    );
+    assert!(
+        new.iter()
+            .any(|e| e.contains("\"type\":\"ref-updated\"") && e.contains("/1/meta")),
+        "{new:#?}"
+    );
+    // Then the second: now both are merged, and the first stays merged once.
+    git(
+        &w.path(),
+        &[
+            "push",
+            "-q",
+            &g.push_url("acme/widgets", "alice"),
+            &format!("{second}:refs/heads/main"),
+        ],
+    );
+    assert_eq!(
+        ci.get_change(&p, change(2)).unwrap().status,
+        ChangeStatus::Merged
+    );
+    let merged = g.events()[events_before..]
+        .iter()
+        .filter(|e| e.contains("\"type\":\"change-merged\""))
+        .count();
+    assert_eq!(merged, 2);
+}

@@ -231,6 +231,21 @@ pub fn run_git_within(
     credentials: Option<&(String, String)>,
     deadline: Duration,
 ) -> Result<String, String> {
+    let out = git_output(dir, args, credentials, deadline)?;
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).trim_end().to_owned())
+    } else {
+        Err(redact(String::from_utf8_lossy(&out.stderr).trim()))
+    }
+}
+
+/// Runs git in `dir` with `args`, killing it (and its process group) at `deadline`.
+fn git_output(
+    dir: &Path,
+    args: &[&str],
+    credentials: Option<&(String, String)>,
+    deadline: Duration,
+) -> Result<std::process::Output, String> {
     use std::os::unix::process::CommandExt as _;
     let mut c = Command::new("git");
     c.args(["-c", "http.lowSpeedLimit=1024", "-c", "http.lowSpeedTime=60"])
@@ -278,11 +293,29 @@ pub fn run_git_within(
             ));
         }
     };
-    if out.status.success() {
-        Ok(String::from_utf8_lossy(&out.stdout).trim_end().to_owned())
-    } else {
-        Err(redact(String::from_utf8_lossy(&out.stderr).trim()))
-    }
+    Ok(out)
+}
+
+/// How a git command ended that may fail as an answer (`merge-tree` exits 1 on a conflict).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GitAnswer {
+    /// Its exit code (`None`: killed by a signal).
+    pub code: Option<i32>,
+    /// What it printed, trimmed at the end.
+    pub stdout: String,
+    /// Its errors (credentials redacted).
+    pub stderr: String,
+}
+
+/// [`run_git`] for a command whose failure is an answer: the exit code and both outputs,
+/// `Err` only when git could not run or missed its deadline.
+pub fn run_git_answer(dir: &Path, args: &[&str]) -> Result<GitAnswer, String> {
+    let out = git_output(dir, args, None, GIT_DEADLINE)?;
+    Ok(GitAnswer {
+        code: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).trim_end().to_owned(),
+        stderr: redact(String::from_utf8_lossy(&out.stderr).trim()),
+    })
 }
 
 /// `scheme://user:password@host` -> `scheme://***@host`, wherever it appears in `text`.

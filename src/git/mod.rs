@@ -10,6 +10,7 @@ pub mod delta;
 pub mod files;
 pub mod mirror;
 pub mod pack;
+pub mod speculative;
 pub mod tree;
 
 use std::fs;
