@@ -542,3 +542,40 @@ fn issue_14_every_job_is_fenced_by_a_network_policy_that_goes_with_it() {
     let job_at = yaml.find("kind: Job").unwrap();
     assert!(policy_at < job_at, "{yaml}");
 }
+
+/// A Job deleted while it runs, not by seakeeper (by hand, or its namespace cleaned up), is
+/// lost (and so run once more), never left running for ever; one seakeeper cancelled is
+/// cancelled.
+#[test]
+fn a_job_deleted_behind_seakeepers_back_is_lost() {
+    let api = KubeApi::start();
+    let e = executor(&api);
+    let run = spec(
+        "deleted",
+        &[("STANDIN_OUTCOME", "hang")],
+        600,
+        Trust::Untrusted,
+    );
+    e.start(&run).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while e.state(&run.key()).unwrap() != Some(JobState::Running) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let url = format!(
+        "{}/apis/batch/v1/namespaces/seakeeper-untrusted/jobs/{}",
+        api.url,
+        job_name(&run.key())
+    );
+    ureq::delete(&url).call().unwrap();
+    match e.wait(&run.key(), Some(Duration::from_secs(20))).unwrap() {
+        JobState::Lost { reason } => assert!(reason.contains("deleted"), "{reason}"),
+        s => panic!("{s:?}"),
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut state = e.state(&run.key()).unwrap();
+    while !matches!(state, Some(JobState::Lost { .. })) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+        state = e.state(&run.key()).unwrap();
+    }
+    assert!(matches!(state, Some(JobState::Lost { .. })), "{state:?}");
+}

@@ -58,7 +58,9 @@ fn is_ref(path: &Path, repo: &Path) -> bool {
         return false;
     };
     let rest = rest.to_string_lossy();
+    // seakeeper's own speculative refs are not news.
     !rest.ends_with(".lock")
+        && !rest.starts_with("refs/seakeeper/")
         && (rest.starts_with("refs/") || rest == "packed-refs" || rest == "HEAD")
 }
 
@@ -69,9 +71,16 @@ pub(super) fn watch(repos: Vec<(PathBuf, Watched)>, tx: Sender<Wake>) -> Option<
     let key = repos.clone();
     let targets = repos.clone();
     let handler = move |event: notify::Result<notify::Event>| {
+        // A lost event (the kernel's queue overflowed, a watch could not be added): a pass
+        // reads the config and the ledger; the next full pass reads every project.
         let Ok(event) = event else {
+            let _ = tx.send(Wake::Files(Watched::Repo));
             return;
         };
+        if event.need_rescan() {
+            let _ = tx.send(Wake::Files(Watched::Repo));
+            return;
+        }
         if matches!(event.kind, notify::EventKind::Access(_)) {
             return;
         }
@@ -123,9 +132,11 @@ pub(super) fn watch(repos: Vec<(PathBuf, Watched)>, tx: Sender<Wake>) -> Option<
 impl Daemon {
     /// Watches the local repositories (see [`files`]) the config in use names, again when it
     /// changes.
-    pub(super) fn watch_files(&mut self, tx: &std::sync::mpsc::Sender<Wake>) {
+    /// `recheck`: look again even if the config did not change (on full passes: a project's
+    /// repository created after the config named it, a watch that could not be made).
+    pub(super) fn watch_files(&mut self, tx: &std::sync::mpsc::Sender<Wake>, recheck: bool) {
         let commit = self.world.config.layout_commit.clone();
-        if self.files.as_ref().is_some_and(|(c, _)| *c == commit) {
+        if !recheck && self.files.as_ref().is_some_and(|(c, _)| *c == commit) {
             return;
         }
         let Some(layout) = self.layout.clone() else {
@@ -195,6 +206,7 @@ mod tests {
         assert!(is_ref(&repo.join("packed-refs"), repo));
         assert!(!is_ref(&repo.join("refs/heads/main.lock"), repo));
         assert!(!is_ref(&repo.join("objects/ab/cdef"), repo));
+        assert!(!is_ref(&repo.join("refs/seakeeper/speculative/ab12"), repo));
         assert!(!is_ref(Path::new("/srv/git/web.git/refs/heads/main"), repo));
     }
 }

@@ -507,10 +507,10 @@ impl Daemon {
                 break;
             }
         }
-        // Failures of actions no longer planned are forgotten.
-        if self.failures.len() > 10_000 {
-            self.failures.retain(|_, f| f.next > Instant::now());
-        }
+        // A failure long past (its action no longer planned, or done since without a
+        // progress of its own) is forgotten: a later failure starts its backoff afresh.
+        let now = Instant::now();
+        self.failures.retain(|_, f| f.next + 2 * MAX_BACKOFF > now);
         report.busy = !self.world.builds.is_empty()
             || !self.copies_running().is_empty()
             || self.reads_pending();
@@ -589,7 +589,7 @@ impl Daemon {
             tracing::warn!("pass: {e:#}");
         }
         self.start_stream(&tx)?;
-        self.watch_files(&tx);
+        self.watch_files(&tx, true);
         let mut hints = Hints::default();
         let mut last_full = Instant::now();
         let mut watching: BTreeSet<JobKey> = BTreeSet::new();
@@ -637,7 +637,7 @@ impl Daemon {
             }
             // Once a config is known (the first pass may have failed), listen to Gerrit.
             self.start_stream(&tx)?;
-            self.watch_files(&tx);
+            self.watch_files(&tx, full);
             // Give freed memory back: under a steady churn of builds glibc keeps freed pages
             // inside its heaps, and the resident size only grows (measured on the simulated
             // day; the live heap stays small).

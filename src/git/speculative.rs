@@ -80,24 +80,21 @@ fn is_ancestor(repo: &Path, a: &ObjectId, b: &ObjectId) -> Result<bool, MergeErr
     }
 }
 
-/// A commit's committer time (seconds, with its zone), from its header.
-fn committer_time(repo: &Path, c: &ObjectId) -> Result<(i64, String), MergeError> {
+/// A commit's committer time (seconds since the epoch), from its header.
+fn committer_time(repo: &Path, c: &ObjectId) -> Result<i64, MergeError> {
     let raw =
         run_git(repo, &["cat-file", "commit", &c.to_string()], None).map_err(MergeError::Git)?;
     raw.lines()
         .take_while(|l| !l.is_empty())
         .find_map(|l| l.strip_prefix("committer "))
-        .and_then(|l| {
-            let mut parts = l.rsplitn(3, ' ');
-            let zone = parts.next()?.to_owned();
-            let secs = parts.next()?.parse().ok()?;
-            Some((secs, zone))
-        })
-        .ok_or_else(|| MergeError::Git(format!("commit {c} has no committer line")))
+        .and_then(|l| l.rsplit(' ').nth(1)?.parse().ok())
+        .ok_or_else(|| MergeError::Git(format!("commit {c} has no committer time")))
 }
 
 /// The merge commit of `ours` and `theirs` with `tree`: seakeeper as author and committer,
-/// dated by the later of the two parents' committer times, so that it depends only on them.
+/// dated (in UTC) by the later of the two parents' committer times, so that it depends only on
+/// them. (The merged tree depends on git's merge algorithm too: the same git version, or one
+/// whose `merge-ort` merges the same way, gives the same commit.)
 fn merge_commit(
     repo: &Path,
     tree: &str,
@@ -105,10 +102,8 @@ fn merge_commit(
     theirs: &ObjectId,
     label: &str,
 ) -> Result<ObjectId, MergeError> {
-    let (a, az) = committer_time(repo, ours)?;
-    let (b, bz) = committer_time(repo, theirs)?;
-    let (when, zone) = if b > a { (b, bz) } else { (a, az) };
-    let who = format!("seakeeper <seakeeper@localhost> {when} {zone}");
+    let when = committer_time(repo, ours)?.max(committer_time(repo, theirs)?);
+    let who = format!("seakeeper <seakeeper@localhost> {when} +0000");
     let text = format!(
         "tree {tree}\nparent {ours}\nparent {theirs}\nauthor {who}\ncommitter {who}\n\n\
          Speculative merge of {label}\n"
@@ -131,25 +126,42 @@ pub fn merge_chain(repo: &Path, base: ObjectId, steps: &[Step]) -> Result<Vec<Me
         } else if is_ancestor(repo, &current, &s.commit)? {
             Merged::FastForward(s.commit)
         } else {
+            // NUL-separated (`-z`): paths exactly as they are, whatever characters they hold.
+            // Renames are detected as git's defaults say, whatever the host's config says.
             let answer = run_git_answer(
                 repo,
                 &[
+                    "-c",
+                    "merge.renames=true",
+                    "-c",
+                    "merge.directoryRenames=conflict",
+                    "-c",
+                    "merge.renameLimit=7000",
                     "merge-tree",
                     "--write-tree",
                     "--name-only",
                     "--no-messages",
+                    "-z",
                     &current.to_string(),
                     &s.commit.to_string(),
                 ],
             )
             .map_err(MergeError::Git)?;
-            let mut lines = answer.stdout.lines();
-            let tree = lines.next().unwrap_or_default().to_owned();
+            let mut fields = answer.stdout.split('\0');
+            let tree = fields.next().unwrap_or_default().trim().to_owned();
+            if matches!(answer.code, Some(0 | 1)) && ObjectId::from_hex(tree.as_bytes()).is_err() {
+                return Err(MergeError::Git(format!(
+                    "git merge-tree {current} {}: no tree in its answer",
+                    s.commit
+                )));
+            }
             match answer.code {
                 Some(0) => Merged::Merge(merge_commit(repo, &tree, &current, &s.commit, &s.label)?),
                 Some(1) => {
-                    let mut paths: Vec<String> =
-                        lines.filter(|l| !l.is_empty()).map(str::to_owned).collect();
+                    let mut paths: Vec<String> = fields
+                        .filter(|l| !l.is_empty())
+                        .map(str::to_owned)
+                        .collect();
                     paths.dedup();
                     return Err(MergeError::Conflict {
                         label: s.label.clone(),
@@ -182,18 +194,26 @@ pub fn publish(repo: &Path, commit: &ObjectId) -> Result<String, MergeError> {
 pub fn prune(repo: &Path, keep: &[ObjectId]) -> Result<usize, MergeError> {
     let list = run_git(
         repo,
-        &["for-each-ref", "--format=%(refname)", SPECULATIVE_REFS],
+        &[
+            "for-each-ref",
+            "--format=%(objectname) %(refname)",
+            SPECULATIVE_REFS,
+        ],
         None,
     )
     .map_err(MergeError::Git)?;
     let mut removed = 0;
-    for name in list.lines() {
+    for line in list.lines() {
+        let Some((old, name)) = line.split_once(' ') else {
+            continue;
+        };
         let wanted = name
             .strip_prefix(SPECULATIVE_REFS)
             .and_then(|h| ObjectId::from_hex(h.as_bytes()).ok())
             .is_some_and(|id| keep.contains(&id));
         if !wanted {
-            run_git(repo, &["update-ref", "-d", name], None).map_err(MergeError::Git)?;
+            // Only if it still names what was listed (a state published meanwhile stays).
+            run_git(repo, &["update-ref", "-d", name, old], None).map_err(MergeError::Git)?;
             removed += 1;
         }
     }

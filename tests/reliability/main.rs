@@ -145,9 +145,27 @@ fn kill_loop(f: &mut Figures, kills: usize, seed: u64) {
         let st = status(&site);
         st.contains("hold") == frozen
     };
+    // Every build the ledger holds a request for also holds its result (a check of a change
+    // closed by a push is cancelled and recorded so, never left behind).
+    let unfinished = || {
+        let mut per_build: std::collections::BTreeMap<String, usize> = Default::default();
+        for l in site.ledger_log().lines() {
+            if let Some(id) = l.trim().strip_prefix("Build-Id: ") {
+                *per_build.entry(id.to_owned()).or_default() += 1;
+            }
+        }
+        per_build
+            .into_iter()
+            .filter(|(_, n)| *n < 2)
+            .map(|(id, _)| id)
+            .collect::<Vec<_>>()
+    };
     let merged = f.merges > 0;
     let deadline = Instant::now() + Duration::from_secs(60 + 3 * kills as u64);
-    while !(every_change_reviewed() && (!merged || tip_built()) && freeze_state())
+    while !(every_change_reviewed()
+        && (!merged || tip_built())
+        && freeze_state()
+        && unfinished().is_empty())
         && Instant::now() < deadline
     {
         std::thread::sleep(Duration::from_millis(100));
@@ -213,6 +231,10 @@ fn kill_loop(f: &mut Figures, kills: usize, seed: u64) {
         }
     }
     f.duplicated += per_build.values().filter(|n| **n > 2).count();
+    for id in unfinished() {
+        eprintln!("build {id} was requested and has no result");
+        f.lost += 1;
+    }
     if !freeze_state() {
         eprintln!("the freeze should be {frozen}:\n{}", status(&site));
         f.lost += 1;

@@ -46,6 +46,13 @@ pub struct KubeExecutor {
     store: Arc<JobStore>,
 }
 
+/// A Job deleted before it ended, not by seakeeper: it may have run partly.
+fn deleted() -> JobState {
+    JobState::Lost {
+        reason: "its Job was deleted before it ended".into(),
+    }
+}
+
 fn kube_err(context: &str, e: impl std::fmt::Display) -> ExecError {
     ExecError::Backend(format!("{context}: {e}"))
 }
@@ -280,6 +287,17 @@ impl Executor for KubeExecutor {
     }
 
     fn state(&self, key: &JobKey) -> Result<Option<JobState>, ExecError> {
+        // Deleted before it ended (by hand, or its namespace cleaned up): it may have run
+        // partly, so it is lost (and runs once more), unless seakeeper cancelled it.
+        if let (Seen::Deleted(j), _) = self.store.seen(key) {
+            let ns = j.metadata.namespace.clone().unwrap_or_default();
+            let state = match self.state_of(key, Some(&j)).filter(JobState::is_final) {
+                Some(s) => s,
+                None if self.was_cancelled(key) => JobState::Cancelled,
+                None => deleted(),
+            };
+            return Ok(Some(self.with_detail(&ns, &job_name(key), state)));
+        }
         let job = self.current(key)?;
         let ns = job
             .as_ref()
@@ -303,12 +321,19 @@ impl Executor for KubeExecutor {
             let job = match seen {
                 Seen::Present(j) => Some(*j),
                 Seen::Deleted(j) => {
-                    // Gone: its last state if it had ended, else it was cancelled (deleted).
+                    // Gone: its last state if it had ended; else cancelled, when seakeeper
+                    // cancelled it, or lost (deleted behind its back; it runs once more).
                     let ns = j.metadata.namespace.clone().unwrap_or_default();
                     let ended = self.state_of(key, Some(&j)).filter(JobState::is_final);
                     let state = ended
                         .or(last.filter(JobState::is_final))
-                        .unwrap_or(JobState::Cancelled);
+                        .unwrap_or_else(|| {
+                            if self.was_cancelled(key) {
+                                JobState::Cancelled
+                            } else {
+                                deleted()
+                            }
+                        });
                     return Ok(self.with_detail(&ns, &name, state));
                 }
                 // The API answers while the store cannot; it may fail for a while (a restart,
@@ -318,12 +343,18 @@ impl Executor for KubeExecutor {
                         failures = 0;
                         j
                     }
+                    // Waiting with no deadline never gives up (the daemon's waiter would not
+                    // be started again); it asks less and less often.
                     Err(e) => {
                         failures += 1;
-                        if failures > 50 || deadline.is_some_and(|d| Instant::now() >= d) {
+                        if deadline.is_some_and(|d| Instant::now() >= d) {
                             return Err(e);
                         }
-                        std::thread::sleep(Duration::from_millis(200));
+                        if failures == 10 {
+                            tracing::warn!("waiting for {key}: {e}; still trying");
+                        }
+                        let pause = 200u64 << failures.min(5);
+                        std::thread::sleep(Duration::from_millis(pause));
                         continue;
                     }
                 },
@@ -333,7 +364,7 @@ impl Executor for KubeExecutor {
                     (true, _) => Ok(JobState::Cancelled),
                     // Seen, then gone without an end: deleted meanwhile.
                     (false, Some(s)) if s.is_final() => Ok(self.with_detail(&ns, &name, s)),
-                    (false, Some(_)) => Ok(JobState::Cancelled),
+                    (false, Some(_)) => Ok(deleted()),
                     (false, None) => Err(ExecError::Unknown(key.clone())),
                 };
             };

@@ -205,7 +205,11 @@ impl JobStore {
 
     /// Watches one namespace for as long as the runtime runs.
     pub async fn watch(&self, api: Api<Job>, ns: String) {
-        let config = watcher::Config::default().labels(&format!("{MANAGED_BY}=seakeeper"));
+        // The server ends each watch within a minute and the watcher resumes it: a connection
+        // that died silently is found within that, not after kube's idle timeout of minutes.
+        let config = watcher::Config::default()
+            .labels(&format!("{MANAGED_BY}=seakeeper"))
+            .timeout(55);
         let mut stream = watcher::watcher(api, config).boxed();
         let mut relist: Option<HashMap<JobKey, Job>> = None;
         let mut listed = false;
@@ -229,7 +233,11 @@ impl JobStore {
                 // The watcher re-lists and reconnects by itself; meanwhile the executor asks
                 // the API directly.
                 Err(e) => {
-                    tracing::debug!("watching jobs in {ns}: {e}");
+                    if self.lock().synced.contains(&ns) {
+                        tracing::warn!("watching jobs in {ns}: {e}; asking the API meanwhile");
+                    } else {
+                        tracing::debug!("watching jobs in {ns}: {e}");
+                    }
                     self.failing(&ns);
                     tokio::time::sleep(Duration::from_millis(200)).await;
                 }

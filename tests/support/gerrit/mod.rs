@@ -1421,8 +1421,10 @@ impl Inner {
                     project,
                     now(),
                 ));
+                // A new branch cannot contain a change (Gerrit skips it too).
                 if let Some(branch) = name.strip_prefix("refs/heads/")
                     && new != ZERO
+                    && old != ZERO
                 {
                     self.close_merged_by_push(project, branch, &old, &new, user);
                 }
@@ -1446,11 +1448,7 @@ impl Inner {
         user: &Account,
     ) {
         let repo = self.root.join(format!("{project}.git"));
-        let range = if old == ZERO {
-            vec!["rev-list", "--max-count=10000", new]
-        } else {
-            vec!["rev-list", "--max-count=10000", new, "--not", old]
-        };
+        let range = ["rev-list", "--max-count=10000", new, "--not", old];
         let pushed: std::collections::HashSet<String> = git(&repo, &range)
             .unwrap_or_default()
             .lines()
@@ -1460,7 +1458,8 @@ impl Inner {
             let st = self.state.lock().unwrap();
             st.changes
                 .values()
-                .filter(|c| c.project == project && c.branch == branch && c.status == "NEW")
+                // Abandoned changes too: Gerrit closes every change not merged yet.
+                .filter(|c| c.project == project && c.branch == branch && c.status != "MERGED")
                 .filter_map(|c| {
                     c.patchsets
                         .iter()
