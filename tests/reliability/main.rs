@@ -80,6 +80,21 @@ fn kill_loop(f: &mut Figures, kills: usize, seed: u64) {
     let mut daemon = Daemon::start(&site);
     let mut frozen = false;
     for k in 0..kills {
+        // Each change starts from the branch as it is (not on top of the last change), so a
+        // push to the branch closes only what it really merges. Read from the stand-in's
+        // repository on disk: the faults it is told to answer with are for the daemon.
+        let w = site.clone("acme/api");
+        let bare = site.g.repo("acme/api");
+        git(
+            &w,
+            &[
+                "fetch",
+                "-q",
+                &bare.display().to_string(),
+                "+refs/heads/main:refs/remotes/origin/main",
+            ],
+        );
+        git(&w, &["reset", "-q", "--hard", "origin/main"]);
         site.upload(
             "acme/api",
             &format!("I{:040x}", 0x7000 + k),
