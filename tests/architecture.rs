@@ -141,6 +141,29 @@ fn modules_depend_only_downwards() {
 }
 
 #[test]
+fn the_pure_modules_do_no_io() {
+    // model, policy and reconcile decide; they never read or write anything themselves.
+    let mut found = Vec::new();
+    for (path, code) in code() {
+        if !["model", "policy", "reconcile"].contains(&module_of(&path).as_str()) {
+            continue;
+        }
+        for io in [
+            "std::fs",
+            "std::process",
+            "std::net",
+            "std::io::stdin",
+            "Command::new",
+        ] {
+            if code.contains(io) {
+                found.push(format!("{path}: {io}"));
+            }
+        }
+    }
+    assert!(found.is_empty(), "{found:#?}");
+}
+
+#[test]
 fn no_source_file_is_over_900_lines() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut files = Vec::new();

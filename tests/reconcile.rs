@@ -905,3 +905,66 @@ fn issue_14_post_merge_builds_name_the_change_that_merged_them() {
 fn yaml_serde_value(text: &str) -> serde_json::Value {
     yaml_serde::from_str(text).unwrap()
 }
+
+/// Issue 15: with Gerrit as a local directory (the embedded default) and no event stream, a
+/// push is seen at once through a watch of the repository, not at the next full pass.
+#[test]
+fn issue_15_a_push_to_a_local_gerrit_is_seen_without_waiting_for_a_full_pass() {
+    let site = Site::new("", "");
+    let yaml = std::fs::read_to_string(site.config.join("seakeeper.yaml")).unwrap();
+    site.write_config(
+        "seakeeper.yaml",
+        &yaml.replace(
+            &format!("url: {}\n", site.g.url),
+            &format!("url: file://{}\n", site.g.root.display()),
+        ),
+    );
+    site.commit_config("Gerrit is a local directory");
+    let w = site.clone("acme/api");
+    std::fs::create_dir_all(w.join(".pipeline")).unwrap();
+    std::fs::write(w.join(".pipeline/config.yaml"), pipeline("true")).unwrap();
+    std::fs::write(w.join("msg.txt"), "one\n").unwrap();
+    git(&w, &["add", "-A"]);
+    git(&w, &["commit", "-q", "-m", "One"]);
+    site.merge("acme/api");
+    // Full passes once a minute: only the watch can see the next push within the test.
+    let daemon = Daemon(
+        seakeeper()
+            .args(["serve", "--full-every", "60", "--init-ledger", "--settings"])
+            .arg(&site.settings)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let post_merge_builds = || {
+        let log = if site.ledger().exists() {
+            site.ledger_log()
+        } else {
+            String::new()
+        };
+        log.lines()
+            .filter(|l| l.trim().starts_with("Build-Id: post-merge-"))
+            .count()
+    };
+    // The first full pass learns the branch; then a push moves it.
+    wait_for("the daemon's ledger", Duration::from_secs(30), || {
+        site.ledger().exists()
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    let before = post_merge_builds();
+    std::fs::write(w.join("msg.txt"), "two\n").unwrap();
+    git(&w, &["commit", "-q", "-am", "Two"]);
+    let pushed = std::time::Instant::now();
+    site.merge("acme/api");
+    while post_merge_builds() == before && pushed.elapsed() < Duration::from_secs(20) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let seen = pushed.elapsed();
+    assert!(
+        seen < Duration::from_secs(20),
+        "the push was not seen before the next full pass; the daemon said:\n{}",
+        stderr(&daemon.term())
+    );
+    eprintln!("a push to the local Gerrit was requested as a build after {seen:?}");
+}

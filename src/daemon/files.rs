@@ -10,6 +10,7 @@ use std::sync::mpsc::Sender;
 use notify::{RecursiveMode, Watcher as _};
 
 use super::{Daemon, Wake, is_remote};
+use crate::gerrit::Scope;
 use crate::git::mirror::Sources;
 use crate::model::ProjectName;
 
@@ -43,6 +44,26 @@ pub(super) enum Watched {
     Project(ProjectName),
     /// The config repo or the ledger remote (read the config again, or check the ledger).
     Repo,
+    /// What a wake says of a project: which of its refs moved.
+    Changed(ProjectName, Scope),
+}
+
+/// What to look at after a ref of a project's repository moved: one change's refs, one branch
+/// or tag, or everything (`packed-refs`, `HEAD`).
+fn scope_of(rest: &str) -> Scope {
+    if let Some(change) = rest
+        .strip_prefix("refs/changes/")
+        .and_then(|r| r.split('/').nth(1))
+        .and_then(|n| n.parse().ok())
+    {
+        return Scope::Change(change);
+    }
+    if (rest.starts_with("refs/heads/") || rest.starts_with("refs/tags/"))
+        && let Ok(r) = rest.parse()
+    {
+        return Scope::Ref(r);
+    }
+    Scope::All
 }
 
 /// A running watch, and the set of repositories it covers.
@@ -85,8 +106,14 @@ pub(super) fn watch(repos: Vec<(PathBuf, Watched)>, tx: Sender<Wake>) -> Option<
             return;
         }
         for path in &event.paths {
-            if let Some((_, what)) = targets.iter().find(|(repo, _)| is_ref(path, repo)) {
-                let _ = tx.send(Wake::Files(what.clone()));
+            if let Some((repo, what)) = targets.iter().find(|(repo, _)| is_ref(path, repo)) {
+                let what = match (what, path.strip_prefix(repo)) {
+                    (Watched::Project(p), Ok(rest)) => {
+                        Watched::Changed(p.clone(), scope_of(&rest.to_string_lossy()))
+                    }
+                    _ => what.clone(),
+                };
+                let _ = tx.send(Wake::Files(what));
             }
         }
     };
@@ -207,6 +234,15 @@ mod tests {
         assert!(!is_ref(&repo.join("refs/heads/main.lock"), repo));
         assert!(!is_ref(&repo.join("objects/ab/cdef"), repo));
         assert!(!is_ref(&repo.join("refs/seakeeper/speculative/ab12"), repo));
+        assert_eq!(
+            scope_of("refs/changes/01/1/meta"),
+            Scope::Change(1u64.try_into().unwrap())
+        );
+        assert_eq!(
+            scope_of("refs/heads/main"),
+            Scope::Ref("refs/heads/main".parse().unwrap())
+        );
+        assert_eq!(scope_of("packed-refs"), Scope::All);
         assert!(!is_ref(Path::new("/srv/git/web.git/refs/heads/main"), repo));
     }
 }

@@ -607,6 +607,7 @@ impl Daemon {
                         match w {
                             Wake::Gerrit(item) => hint(&mut hints, *item),
                             Wake::JobEnded => job_ended = true,
+                            Wake::Files(files::Watched::Changed(p, scope)) => hints.add(p, scope),
                             Wake::Files(files::Watched::Project(p)) => hints.add(p, Scope::All),
                             // A pass reads the config HEAD and checks the ledger.
                             Wake::Files(files::Watched::Repo) => job_ended = true,

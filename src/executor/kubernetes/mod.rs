@@ -119,6 +119,12 @@ impl KubeExecutor {
         }
     }
 
+    /// [`KubeExecutor::find`], noting when.
+    fn asking(&self, at: &mut Option<Instant>, key: &JobKey) -> Result<Option<Job>, ExecError> {
+        *at = Some(Instant::now());
+        self.find(key)
+    }
+
     /// Finds the Job of `key` in either namespace, asking the API.
     fn find(&self, key: &JobKey) -> Result<Option<Job>, ExecError> {
         let name = job_name(key);
@@ -316,6 +322,7 @@ impl Executor for KubeExecutor {
         let mut ns = String::new();
         let mut last: Option<JobState> = None;
         let mut failures = 0u32;
+        let mut asked: Option<Instant> = None;
         loop {
             let (seen, generation) = self.store.seen(key);
             let job = match seen {
@@ -336,9 +343,20 @@ impl Executor for KubeExecutor {
                         });
                     return Ok(self.with_detail(&ns, &name, state));
                 }
+                // Seen before and asked less than 2 s ago: wait for the store rather than ask
+                // the API again (many waiters woken by one change must not flood it).
+                Seen::Absent | Seen::Unknown
+                    if last.is_some()
+                        && asked.is_some_and(|t| t.elapsed() < Duration::from_secs(2)) =>
+                {
+                    let left = Duration::from_secs(2)
+                        .saturating_sub(asked.map_or(Duration::ZERO, |t| t.elapsed()));
+                    self.store.wait_change(generation, left);
+                    continue;
+                }
                 // The API answers while the store cannot; it may fail for a while (a restart,
                 // a network blip): give up only when it keeps failing.
-                Seen::Absent | Seen::Unknown => match self.find(key) {
+                Seen::Absent | Seen::Unknown => match self.asking(&mut asked, key) {
                     Ok(j) => {
                         failures = 0;
                         j
