@@ -71,6 +71,25 @@ pub(super) struct FileWatch {
     _watcher: notify::RecommendedWatcher,
     /// The repositories watched, to know when to start again.
     pub key: Vec<(PathBuf, Watched)>,
+    /// The repositories actually watched (within the budget).
+    watched: Vec<PathBuf>,
+}
+
+impl FileWatch {
+    /// Whether the watched repositories grew past the budget since (notify adds a watch for
+    /// every directory created under a watched `refs/`, such as a new change's): then the
+    /// watch is made again, within the budget.
+    fn over_budget(&self) -> bool {
+        let mut left = MAX_WATCHES;
+        for repo in &self.watched {
+            let needed = 1 + directories(&repo.join("refs"), left);
+            if needed > left {
+                return true;
+            }
+            left -= needed;
+        }
+        false
+    }
 }
 
 /// Whether a changed path is a ref's (not an object's, a lock's or a temporary file's).
@@ -126,6 +145,7 @@ pub(super) fn watch(repos: Vec<(PathBuf, Watched)>, tx: Sender<Wake>) -> Option<
     };
     let mut budget = MAX_WATCHES;
     let mut skipped = 0;
+    let mut watching = Vec::new();
     for (repo, _) in &repos {
         let refs = repo.join("refs");
         let needed = 1 + directories(&refs, budget);
@@ -134,6 +154,7 @@ pub(super) fn watch(repos: Vec<(PathBuf, Watched)>, tx: Sender<Wake>) -> Option<
             continue;
         }
         budget -= needed;
+        watching.push(repo.clone());
         let watched = watcher
             .watch(repo, RecursiveMode::NonRecursive)
             .and_then(|()| watcher.watch(&refs, RecursiveMode::Recursive));
@@ -153,6 +174,7 @@ pub(super) fn watch(repos: Vec<(PathBuf, Watched)>, tx: Sender<Wake>) -> Option<
     Some(FileWatch {
         _watcher: watcher,
         key,
+        watched: watching,
     })
 }
 
@@ -197,7 +219,7 @@ impl Daemon {
             .files
             .as_ref()
             .and_then(|(_, w)| w.as_ref())
-            .is_some_and(|w| w.key == repos);
+            .is_some_and(|w| w.key == repos && !(recheck && w.over_budget()));
         if same {
             if let Some((c, _)) = &mut self.files {
                 *c = commit;
@@ -224,6 +246,40 @@ pub(super) fn git_dir(path: &Path) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_moved_ref_wakes_the_loop_with_what_moved_and_growth_past_the_budget_is_seen() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = dir.path().join("api.git");
+        std::fs::create_dir_all(repo.join("refs/heads")).unwrap();
+        std::fs::create_dir_all(repo.join("refs/changes/01/1")).unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let project: ProjectName = "api".parse().unwrap();
+        let w = watch(vec![(repo.clone(), Watched::Project(project.clone()))], tx).unwrap();
+        assert!(!w.over_budget());
+        std::fs::write(repo.join("refs/changes/01/1/1"), "x\n").unwrap();
+        let wake = rx.recv_timeout(std::time::Duration::from_secs(5)).unwrap();
+        match wake {
+            Wake::Files(Watched::Changed(p, Scope::Change(c))) => {
+                assert_eq!(p, project);
+                assert_eq!(c.get(), 1);
+            }
+            other => panic!("{:?}", std::mem::discriminant(&other)),
+        }
+        // Objects are not news.
+        std::fs::create_dir_all(repo.join("objects/ab")).unwrap();
+        std::fs::write(repo.join("objects/ab/cd"), "x").unwrap();
+        while let Ok(w) = rx.recv_timeout(std::time::Duration::from_millis(300)) {
+            assert!(
+                !matches!(w, Wake::Files(Watched::Changed(_, Scope::All))),
+                "an object woke the loop"
+            );
+        }
+        for n in 0..MAX_WATCHES {
+            std::fs::create_dir_all(repo.join(format!("refs/changes/{:02}/{n}", n % 100))).unwrap();
+        }
+        assert!(w.over_budget());
+    }
 
     #[test]
     fn only_refs_wake_the_loop() {
