@@ -120,10 +120,7 @@ impl Services {
 
     /// The ledger, opened for reading by apply (see [`Services::ledger`]).
     fn read_ledger(&self) -> Result<Ledger, Error> {
-        self.ledger().map_err(|source| Error::Ledger {
-            what: "opening the ledger".into(),
-            source,
-        })
+        self.ledger().map_err(Error::ledger("opening the ledger"))
     }
 }
 

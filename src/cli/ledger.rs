@@ -160,13 +160,7 @@ pub(super) fn authority(
                 );
             }
         };
-        for (name, entry) in &layout.keys {
-            authority.add(
-                &entry.cert,
-                &format!("keys/{name}.asc"),
-                entry.roles.iter().copied(),
-            )?;
-        }
+        crate::daemon::add_config_keys(&mut authority, &layout)?;
     }
     Ok(Some(authority))
 }

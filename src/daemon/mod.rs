@@ -33,7 +33,7 @@ use crate::signing::SigningKey;
 use observe::PipelineRead;
 use services::is_remote;
 
-pub use services::key_history;
+pub use services::{add_config_keys, key_history};
 pub use settings::Settings;
 pub use status::Status;
 

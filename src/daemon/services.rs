@@ -251,13 +251,7 @@ impl Daemon {
     /// `trusted_certs` (every role), and the config repo's `keys/` with their roles.
     pub fn authority(&self, layout: &Layout) -> anyhow::Result<crate::signing::Authority> {
         let mut authority = self.base_authority()?;
-        for (name, entry) in &layout.keys {
-            authority.add(
-                &entry.cert,
-                &format!("keys/{name}.asc"),
-                entry.roles.iter().copied(),
-            )?;
-        }
+        add_config_keys(&mut authority, layout)?;
         Ok(authority)
     }
 
@@ -458,6 +452,22 @@ impl Daemon {
     }
 }
 
+/// Adds the config repo's `keys/<name>.asc` certs, each with the roles of its
+/// `keys/<name>.yaml`.
+pub fn add_config_keys(
+    authority: &mut crate::signing::Authority,
+    layout: &Layout,
+) -> Result<(), crate::signing::SigningError> {
+    for (name, entry) in &layout.keys {
+        authority.add(
+            &entry.cert,
+            &format!("keys/{name}.asc"),
+            entry.roles.iter().copied(),
+        )?;
+    }
+    Ok(())
+}
+
 /// The trusted keys at any config commit: `base` (the server's own key, the settings'
 /// certs) and the `keys/` of the config repo at `config_repo` at that commit, when the commit
 /// is in the history of `tip` (the config branch) and valid there (cached per commit). See [`crate::ledger::VerifyOptions::history`].
@@ -484,14 +494,7 @@ pub fn key_history(
             .ok()?;
             let layout = apply::load_config_at(&config_repo, &c).ok()?.ok()?;
             let mut a = base.clone();
-            for (name, entry) in &layout.keys {
-                a.add(
-                    &entry.cert,
-                    &format!("keys/{name}.asc"),
-                    entry.roles.iter().copied(),
-                )
-                .ok()?;
-            }
+            add_config_keys(&mut a, &layout).ok()?;
             Some(a)
         });
         if cache.len() > 1024 {
