@@ -13,8 +13,9 @@ use crate::model::{BuildId, BuildStatus, CommitId, Digest, JobKey, JobState, Rec
 use crate::reconcile::{self, BuildState, Fact, JobRun, World};
 
 /// Loads a build the ledger already holds (after a restart, or when another process wrote
-/// it): `None` when the ledger does not hold it.
-pub fn adopt(svc: &Services, id: &BuildId, depth: u32) -> Result<Option<Fact>, Error> {
+/// it): `None` when the ledger does not hold it. A gate build done with also says how it
+/// ended (its change failed in that state, or the state is to be tested again).
+pub fn adopt(svc: &Services, id: &BuildId, depth: u32) -> Result<Option<Vec<Fact>>, Error> {
     let _packs = crate::ledger::read_guard();
     let ledger = svc.read_ledger()?;
     let read = |source| Error::Ledger {
@@ -26,8 +27,25 @@ pub fn adopt(svc: &Services, id: &BuildId, depth: u32) -> Result<Option<Fact>, E
         return Ok(None);
     };
     let marked = inflight_path(svc, id).exists();
-    if records.result.is_some() && !marked {
-        return Ok(Some(Fact::BuildDone(id.clone())));
+    if let Some(result) = records.result.as_ref().filter(|_| !marked) {
+        let mut facts = vec![Fact::BuildDone(id.clone())];
+        let r = &records.request;
+        if r.pipeline == crate::config::files::PipelineKind::Gate
+            && let Some(change) = r.change
+        {
+            let status = match (&records.landing, result.status) {
+                (Some(_), _) => BuildStatus::Success,
+                (None, BuildStatus::Success) => BuildStatus::Cancelled,
+                (None, s) => s,
+            };
+            facts.push(Fact::GateDone {
+                build: id.clone(),
+                project: r.project.clone(),
+                change,
+                status,
+            });
+        }
+        return Ok(Some(facts));
     }
     let recorded = match &records.result {
         Some(r) => snapshot
@@ -37,7 +55,7 @@ pub fn adopt(svc: &Services, id: &BuildId, depth: u32) -> Result<Option<Fact>, E
             .map(|c| (r.clone(), c)),
         None => None,
     };
-    Ok(Some(Fact::BuildInFlight(Box::new(BuildState {
+    Ok(Some(vec![Fact::BuildInFlight(Box::new(BuildState {
         request: records.request.clone(),
         result: records.result.as_ref().map(|r| r.status),
         reported: false,
@@ -45,7 +63,8 @@ pub fn adopt(svc: &Services, id: &BuildId, depth: u32) -> Result<Option<Fact>, E
         jobs: BTreeMap::new(),
         depth,
         recorded,
-    }))))
+        landed: records.landing.as_ref().map(|l| l.commit.clone()),
+    }))]))
 }
 
 /// Records a build request (its marker first, so a crash before the record leaves a build
@@ -58,16 +77,16 @@ pub(super) fn request(
     let id = &request.build_id;
     // Requested before (by an earlier run of seakeeper): adopt it, never request twice.
     if !inflight_path(svc, id).exists()
-        && let Some(f) = adopt(svc, id, depth)?
+        && let Some(facts) = adopt(svc, id, depth)?
     {
-        return Ok(Applied::progress([f]));
+        return Ok(Applied::progress(facts));
     }
     let marker = inflight_path(svc, id);
     std::fs::create_dir_all(&svc.inflight).map_err(|e| Error::io(svc.inflight.display(), e))?;
     crate::store::write_durably(&marker, depth.to_string().as_bytes())
         .map_err(|e| Error::io(marker.display(), e))?;
-    if let Some(f) = adopt(svc, id, depth)? {
-        return Ok(Applied::progress([f]));
+    if let Some(facts) = adopt(svc, id, depth)? {
+        return Ok(Applied::progress(facts));
     }
     svc.writer
         .append(Record::BuildRequest(request.clone()))
@@ -96,6 +115,7 @@ pub(super) fn request(
             jobs: BTreeMap::new(),
             depth,
             recorded: None,
+            landed: None,
         },
     ))]))
 }
@@ -278,7 +298,7 @@ fn job_log(svc: &Services, key: &JobKey) -> (Option<Digest>, u64, Option<Timesta
 pub(super) fn pipeline_error(world: &World, r: &BuildRequest) -> Option<String> {
     world
         .pipelines
-        .get(&(r.project.clone(), r.source_commit.clone()))
+        .get(&(r.project.clone(), reconcile::pipeline_commit(r).clone()))
         .and_then(|p| p.as_ref().err().cloned())
 }
 

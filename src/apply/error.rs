@@ -98,6 +98,16 @@ pub enum Error {
     /// to, a registry not in `seakeeper.yaml`): a person must change it.
     #[error("{0}")]
     Config(String),
+    /// git failed on a project's repository (a fetch, a merge, a push the server refused).
+    #[error("{what}: {message}")]
+    Git {
+        /// What was being done.
+        what: String,
+        /// What git said.
+        message: String,
+        /// Whether trying again may succeed.
+        transient: bool,
+    },
 }
 
 impl Error {
@@ -141,6 +151,7 @@ impl Error {
             Error::Gerrit { source, .. } => gerrit_transient(source),
             Error::Signing { .. } | Error::Config(_) | Error::Corrupt { .. } => false,
             Error::Io { .. } => true,
+            Error::Git { transient, .. } => *transient,
         }
     }
 
@@ -157,6 +168,7 @@ impl Error {
             Error::Io { .. } => "io",
             Error::Config(_) => "config",
             Error::Corrupt { .. } => "state",
+            Error::Git { .. } => "git",
         }
     }
 }

@@ -16,6 +16,7 @@
 
 mod build;
 mod error;
+mod gate;
 mod promote;
 mod publish;
 mod report;
@@ -217,7 +218,23 @@ pub fn apply(
         Action::CheckConfig { build_id } => build::check_config(svc, world, build_id),
         Action::Cancel { build_id, reason } => build::cancel(svc, world, build_id, reason),
         Action::RecordResult { build_id } => build::record_result(svc, layout, world, build_id),
-        Action::Report { build_id } => report::report(svc, world, build_id),
+        Action::Report { build_id } => report::report(svc, layout, world, build_id),
+        Action::Merge {
+            project,
+            onto,
+            commit,
+            label,
+        } => gate::merge(svc, world, project, onto, commit, label),
+        Action::Land { build_id } => gate::land(svc, layout, world, build_id),
+        Action::HoldLanding { .. } => Ok(Applied::nothing()),
+        Action::Retire { build_id } => gate::retire(svc, layout, world, build_id),
+        Action::TellGate {
+            project,
+            change,
+            commit,
+            note,
+            text,
+        } => gate::tell(svc, project, *change, commit, note, text),
         Action::ReportInvalidConfig { head } => report::invalid_config(svc, world, head),
         Action::Promote {
             environment,

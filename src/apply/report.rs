@@ -171,26 +171,42 @@ fn already_posted(
         .any(|m| m.message.lines().any(|l| l.trim() == line)))
 }
 
-pub(super) fn report(svc: &Services, world: &World, id: &BuildId) -> Result<Applied, Error> {
+pub(super) fn report(
+    svc: &Services,
+    layout: &crate::config::Layout,
+    world: &World,
+    id: &BuildId,
+) -> Result<Applied, Error> {
     let Some(b) = world.builds.get(id) else {
         return Ok(Applied::nothing());
     };
     let r = &b.request;
     let pipeline_error = pipeline_error(world, r);
-    let text = report_text(
+    let mut text = report_text(
         &svc.store,
         b,
         pipeline_error.as_deref(),
         &secret_values(&svc.secrets),
     );
+    let gate_lines = super::gate::report_lines(r, b);
+    if !gate_lines.is_empty() {
+        // Before the Build-Id line, which ends every report.
+        let at = text.rfind("Build-Id:").unwrap_or(text.len());
+        text.insert_str(at, &format!("{}\n", gate_lines.trim_start()));
+    }
+    let done = || {
+        let mut facts = super::gate::reported(layout, world, r, b.result, b.landed.is_some());
+        facts.push(finish(svc, id));
+        Applied::progress(facts)
+    };
     // A superseded check is not reported: the newer patchset's build will be.
     if b.result == Some(BuildStatus::Cancelled) && r.change.is_some() {
-        return Ok(Applied::progress([finish(svc, id)]));
+        return Ok(done());
     }
     let gerrit = svc.gerrit.as_ref().filter(|g| g.report);
     let (Some(g), Some(change)) = (gerrit, r.change) else {
         (svc.reporter)(&text);
-        return Ok(Applied::progress([finish(svc, id)]));
+        return Ok(done());
     };
     // Posted on a thread of its own; this pass (or a later one) takes the outcome.
     let (rest, post) = (g.rest.clone(), g.post.clone());
@@ -201,6 +217,8 @@ pub(super) fn report(svc: &Services, world: &World, id: &BuildId) -> Result<Appl
     );
     let (build, review_text) = (id.clone(), text.clone());
     let verified = match b.result {
+        // A landed change is merged: Gerrit takes no votes on it any more.
+        _ if b.landed.is_some() => None,
         Some(BuildStatus::Success) => Some(1),
         _ => Some(-1),
     };
@@ -256,7 +274,7 @@ pub(super) fn report(svc: &Services, world: &World, id: &BuildId) -> Result<Appl
             "[{}] {} change {change}: Gerrit refused the review ({e}); the result was:\n{text}",
             r.pipeline, r.project
         ));
-        return Ok(Applied::progress([finish(svc, id)]));
+        return Ok(done());
     }
     (svc.reporter)(&format!(
         "[{}] {} change {change}: {} reported to Gerrit (build {id})",
@@ -264,7 +282,7 @@ pub(super) fn report(svc: &Services, world: &World, id: &BuildId) -> Result<Appl
         r.project,
         b.result.map_or("unknown", |s| s.as_str())
     ));
-    Ok(Applied::progress([finish(svc, id)]))
+    Ok(done())
 }
 
 /// An invalid config at HEAD (merged despite its check) is reported on the Gerrit change that
@@ -416,6 +434,7 @@ mod tests {
                 .collect(),
             depth: 0,
             recorded: Some((result, commit(0x1ed))),
+            landed: None,
         }
     }
 

@@ -152,6 +152,32 @@ pub(super) fn print_trace(t: &Trace, indent: &str) {
         Some(crate::model::record::BuildCause::Merge { change, patchset }) => {
             println!("{indent}cause     merge of change {change} patchset {patchset}")
         }
+        Some(crate::model::record::BuildCause::Gate {
+            queue,
+            branch,
+            base,
+            change_commit,
+            ahead,
+            votes,
+            ..
+        }) => {
+            println!(
+                "{indent}cause     gate, queue {queue}: change commit {change_commit} merged onto {branch} at {base}{}",
+                if ahead.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        " with {} ahead",
+                        ahead
+                            .iter()
+                            .map(|a| format!("change {},{}", a.change, a.patchset))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )
+                }
+            );
+            println!("{indent}admitted  {}", votes.join(", "));
+        }
         None => {}
     }
     if let Some(p) = &t.project {

@@ -25,6 +25,90 @@ pub struct Settings {
     /// How jobs run.
     #[serde(default)]
     pub executor: ExecutorSettings,
+    /// The gate: its queues' windows, the votes that admit a change, how it lands.
+    #[serde(default)]
+    pub gate: GateSettings,
+}
+
+/// `gate:` in `seakeeper.yaml`: Zuul's dependent pipeline defaults.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GateSettings {
+    /// How many items of a queue are tested at once, at first: grows by one on each landing,
+    /// halves on each failure.
+    #[serde(default = "default_window")]
+    pub window: u32,
+    /// The window never shrinks below this.
+    #[serde(default = "default_window_floor")]
+    pub window_floor: u32,
+    /// The votes a change needs to enter the gate (every one of them).
+    #[serde(default = "default_require")]
+    pub require: Vec<VoteRequirement>,
+    /// How a tested change lands.
+    #[serde(default)]
+    pub land: LandMethod,
+}
+
+impl Default for GateSettings {
+    fn default() -> Self {
+        GateSettings {
+            window: default_window(),
+            window_floor: default_window_floor(),
+            require: default_require(),
+            land: LandMethod::default(),
+        }
+    }
+}
+
+fn default_window() -> u32 {
+    20
+}
+
+fn default_window_floor() -> u32 {
+    3
+}
+
+fn default_require() -> Vec<VoteRequirement> {
+    vec![VoteRequirement {
+        label: "Code-Review".into(),
+        value: 2,
+    }]
+}
+
+/// A vote a change needs: someone gave `label` at least `value`, and nobody vetoed it (gave
+/// `-value` or less), as Gerrit's `MaxWithBlock` rule reads a label.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct VoteRequirement {
+    /// `Code-Review`, `Verified`, ...
+    pub label: String,
+    /// The least value that admits (positive).
+    pub value: i32,
+}
+
+/// How the gate lands a tested change.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LandMethod {
+    /// seakeeper pushes the tested commit to the branch as a fast-forward, by compare-and-swap
+    /// on the old tip; Gerrit closes the change as merged.
+    #[default]
+    Push,
+    /// seakeeper submits through Gerrit's REST API (the project must be fast-forward only),
+    /// then checks that the branch tip is the tested commit.
+    Submit,
+}
+
+/// `gate:` in a project file: what differs from `seakeeper.yaml`'s.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProjectGate {
+    /// The votes this project's changes need (instead of the global ones).
+    #[serde(default)]
+    pub require: Option<Vec<VoteRequirement>>,
+    /// How this project's changes land.
+    #[serde(default)]
+    pub land: Option<LandMethod>,
 }
 
 /// The Gerrit connection.
@@ -195,6 +279,9 @@ pub struct ProjectFile {
     /// Branches seakeeper watches.
     #[serde(default = "default_branches")]
     pub branches: Vec<String>,
+    /// How the gate admits and lands this project's changes.
+    #[serde(default)]
+    pub gate: ProjectGate,
 }
 
 /// `promotions/<environment>.yaml`: the digest each image should have there.

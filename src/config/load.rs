@@ -600,6 +600,81 @@ fn check_settings(s: &Settings, text: &str, errors: &mut Vec<ConfigError>) {
                 .located(text, "concurrency"),
         );
     }
+    let g = &s.gate;
+    if g.window == 0 {
+        errors.push(
+            ConfigError::new(file, "gate.window", "must be at least 1").located(text, "window"),
+        );
+    }
+    if g.window_floor == 0 || g.window_floor > g.window.max(1) {
+        errors.push(
+            ConfigError::new(
+                file,
+                "gate.window_floor",
+                format!("must be between 1 and the window ({})", g.window),
+            )
+            .located(text, "window_floor"),
+        );
+    }
+    check_requirements(file, "gate.require", &g.require, text, errors);
+}
+
+/// Votes the gate asks for: at least one, each a label and a positive value, no label twice.
+fn check_requirements(
+    file: &str,
+    field: &str,
+    require: &[crate::config::files::VoteRequirement],
+    text: &str,
+    errors: &mut Vec<ConfigError>,
+) {
+    if require.is_empty() {
+        errors.push(
+            ConfigError::new(
+                file,
+                field,
+                "name at least one vote (a gate that admits every change is no gate)",
+            )
+            .located(text, "require"),
+        );
+    }
+    let mut seen = BTreeSet::new();
+    for (i, r) in require.iter().enumerate() {
+        if r.label.is_empty()
+            || !r
+                .label
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            errors.push(
+                ConfigError::new(
+                    file,
+                    format!("{field}[{i}].label"),
+                    "a Gerrit label name (letters, digits, `-`, `_`)",
+                )
+                .located(text, "label"),
+            );
+        }
+        if r.value <= 0 {
+            errors.push(
+                ConfigError::new(
+                    file,
+                    format!("{field}[{i}].value"),
+                    "must be positive (the least vote that admits)",
+                )
+                .located(text, "value"),
+            );
+        }
+        if !seen.insert(&r.label) {
+            errors.push(
+                ConfigError::new(
+                    file,
+                    format!("{field}[{i}].label"),
+                    format!("`{}` is required twice", r.label),
+                )
+                .located(text, &r.label),
+            );
+        }
+    }
 }
 
 fn check_projects(
@@ -637,6 +712,9 @@ fn check_projects(
                 )
                 .located(text, "queue"),
             );
+        }
+        if let Some(req) = &p.gate.require {
+            check_requirements(path, "gate.require", req, text, errors);
         }
         let mut seen = BTreeSet::new();
         for img in &p.images {
@@ -767,15 +845,15 @@ fn check_freeze(
                 );
             }
             Ok(crate::model::FreezeScope::Promote(_)) => {}
-            Ok(crate::model::FreezeScope::Merge(glob))
-                if !projects.keys().any(|p| glob_matches(&glob, p.as_str())) =>
+            Ok(crate::model::FreezeScope::Merge { project, .. })
+                if !projects.keys().any(|p| glob_matches(&project, p.as_str())) =>
             {
                 errors.push(
                     ConfigError::new(path, field, format!("`{s}` matches no project"))
                         .located(text, s),
                 );
             }
-            Ok(crate::model::FreezeScope::Merge(_)) => {}
+            Ok(crate::model::FreezeScope::Merge { .. }) => {}
             Err(why) => errors.push(ConfigError::new(path, field, why).located(text, s)),
         }
     }

@@ -79,6 +79,31 @@ pub struct Summary {
 }
 
 impl Layout {
+    /// The gate queue a project's changes wait in: its `queue:` (shared with the projects that
+    /// name the same), else one of its own.
+    pub fn queue_of(&self, project: &ProjectName) -> String {
+        match self.projects.get(project).and_then(|p| p.queue.as_ref()) {
+            Some(q) => format!("queue:{q}"),
+            None => format!("project:{project}"),
+        }
+    }
+
+    /// The votes a project's changes need to enter the gate.
+    pub fn gate_requirements(&self, project: &ProjectName) -> &[files::VoteRequirement] {
+        self.projects
+            .get(project)
+            .and_then(|p| p.gate.require.as_deref())
+            .unwrap_or(&self.settings.gate.require)
+    }
+
+    /// How a project's tested changes land.
+    pub fn land_method(&self, project: &ProjectName) -> files::LandMethod {
+        self.projects
+            .get(project)
+            .and_then(|p| p.gate.land)
+            .unwrap_or(self.settings.gate.land)
+    }
+
     /// What the layout holds, briefly.
     pub fn summary(&self) -> Summary {
         Summary {

@@ -346,11 +346,16 @@ impl Daemon {
         for b in self.world.builds.values() {
             let r = &b.request;
             if r.jobs.iter().all(|j| j != reconcile::CONFIG_CHECK_JOB) {
-                wanted.insert((
-                    r.project.clone(),
-                    r.git_ref.clone(),
-                    r.source_commit.clone(),
-                ));
+                // A gate build's jobs come from its change's commit (see `pipeline_commit`).
+                let (git_ref, commit) = match (&r.cause, r.change, r.patchset) {
+                    (
+                        Some(crate::model::record::BuildCause::Gate { change_commit, .. }),
+                        Some(c),
+                        Some(p),
+                    ) => (crate::gerrit::patchset_ref(c, p), change_commit.clone()),
+                    _ => (r.git_ref.clone(), r.source_commit.clone()),
+                };
+                wanted.insert((r.project.clone(), git_ref, commit));
             }
         }
         // Tips the planner may build: dependents and schedules.

@@ -415,7 +415,7 @@ impl Daemon {
                 continue;
             }
             match apply::adopt(&svc, &id, depth) {
-                Ok(Some(fact)) => self.world.absorb(fact),
+                Ok(Some(facts)) => facts.into_iter().for_each(|f| self.world.absorb(f)),
                 // Marked but never requested: the planner requests it again if still wanted.
                 Ok(None) => {
                     let _ = std::fs::remove_file(svc.inflight.join(id.as_str()));

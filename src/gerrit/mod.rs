@@ -72,3 +72,13 @@ pub fn pass(
     }
     out
 }
+
+/// A patchset's ref: `refs/changes/<last two digits>/<change>/<patchset>`.
+pub fn patchset_ref(
+    change: crate::model::ChangeNumber,
+    patchset: crate::model::PatchsetNumber,
+) -> crate::model::RefName {
+    format!("refs/changes/{:02}/{change}/{patchset}", change.get() % 100)
+        .parse()
+        .expect("numbers make a valid ref name")
+}

@@ -178,6 +178,58 @@ impl Sources {
         }
     }
 
+    /// Moves `branch` (`refs/heads/...`) of `project` on the server from `old` to `new` by
+    /// compare-and-swap: nothing is forced, and a branch that is not at `old` any more is left
+    /// as it is (the error says so). `new` must descend from `old` (checked by the caller).
+    pub fn push_branch(
+        &self,
+        project: &ProjectName,
+        branch: &str,
+        old: &CommitId,
+        new: &CommitId,
+    ) -> Result<(), SourceError> {
+        let path = self.path(project);
+        match self {
+            Sources::Local(_) => run_git(
+                &path,
+                &["update-ref", branch, new.as_str(), old.as_str()],
+                None,
+            )
+            .map(|_| ())
+            .map_err(|e| err(project, format!("moving {branch} from {old} to {new}: {e}"))),
+            Sources::Remote {
+                url, credentials, ..
+            } => {
+                let remote = match credentials {
+                    Some(_) => format!("{url}/a/{project}"),
+                    None => format!("{url}/{project}"),
+                };
+                let lease = format!("--force-with-lease={branch}:{old}");
+                let refspec = format!("{new}:{branch}");
+                run_git(
+                    &path,
+                    &[
+                        "push",
+                        "--quiet",
+                        "--porcelain",
+                        &lease,
+                        "--",
+                        &remote,
+                        &refspec,
+                    ],
+                    credentials.as_ref(),
+                )
+                .map(|_| ())
+                .map_err(|e| {
+                    err(
+                        project,
+                        format!("pushing {new} to {branch} (expecting {old}): {e}"),
+                    )
+                })
+            }
+        }
+    }
+
     /// The bytes of `path` at `commit`, `None` when the commit has no such file.
     pub fn read_file(
         &self,

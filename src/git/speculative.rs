@@ -59,7 +59,8 @@ impl Merged {
     }
 }
 
-fn is_ancestor(repo: &Path, a: &ObjectId, b: &ObjectId) -> Result<bool, MergeError> {
+/// Whether `a` is an ancestor of (or is) `b`.
+pub fn is_ancestor(repo: &Path, a: &ObjectId, b: &ObjectId) -> Result<bool, MergeError> {
     let answer = run_git_answer(
         repo,
         &[
@@ -78,6 +79,20 @@ fn is_ancestor(repo: &Path, a: &ObjectId, b: &ObjectId) -> Result<bool, MergeErr
             answer.stderr
         ))),
     }
+}
+
+/// A commit's parents.
+pub fn parents(repo: &Path, c: &ObjectId) -> Result<Vec<ObjectId>, MergeError> {
+    let raw =
+        run_git(repo, &["cat-file", "commit", &c.to_string()], None).map_err(MergeError::Git)?;
+    raw.lines()
+        .take_while(|l| !l.is_empty())
+        .filter_map(|l| l.strip_prefix("parent "))
+        .map(|h| {
+            ObjectId::from_hex(h.trim().as_bytes())
+                .map_err(|e| MergeError::Git(format!("commit {c}: parent {h}: {e}")))
+        })
+        .collect()
 }
 
 /// A commit's committer time (seconds since the epoch), from its header.
@@ -263,6 +278,11 @@ mod tests {
             label: label.into(),
             commit,
         }
+    }
+
+    #[test]
+    fn the_planner_names_the_same_refs() {
+        assert_eq!(SPECULATIVE_REFS, crate::reconcile::gate::SPECULATIVE_REFS);
     }
 
     #[test]

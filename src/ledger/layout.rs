@@ -161,6 +161,12 @@ pub fn build_index_path(build_id: &BuildId) -> String {
     )
 }
 
+/// `index/landings/<2 hex>/<commit>`: the directory of the gate build whose tested commit
+/// landed as `commit` (its `landing.yaml` is there).
+pub fn landing_index_path(commit: &crate::model::CommitId) -> String {
+    format!("index/landings/{}/{commit}", &commit.as_str()[..2])
+}
+
 /// `changes/<project>/<XX>/<change>/<patchset>/<build-id>`: holds the build's directory.
 pub fn change_index_path(
     project: &ProjectName,
@@ -251,6 +257,10 @@ pub enum PathClass {
     BuildRequest,
     /// `builds/.../<id>/result.yaml`
     BuildResult,
+    /// `builds/.../<id>/landing.yaml`
+    Landing,
+    /// `index/landings/<2 hex>/<commit>`
+    LandingIndex,
     /// `artifacts/sha256/<2>/<2>/<hex>.yaml` or `.../<hex>/rebuilt/<id>.yaml`
     Artifact,
     /// `artifacts/.../<hex>/promotions/<env>/<ts>-<h>.yaml`
@@ -288,6 +298,8 @@ pub fn classify(path: &str) -> PathClass {
         },
         ["builds", _, _, _, _, _, "request.yaml"] => PathClass::BuildRequest,
         ["builds", _, _, _, _, _, "result.yaml"] => PathClass::BuildResult,
+        ["builds", _, _, _, _, _, "landing.yaml"] => PathClass::Landing,
+        ["index", "landings", _, _] => PathClass::LandingIndex,
         ["artifacts", "sha256", _, _, _, _, _] => PathClass::Artifact,
         ["artifacts", "sha256", _, _, _, _, _, "rebuilt", _] => PathClass::Artifact,
         ["artifacts", "sha256", _, _, _, _, _, "promotions", _, _] => PathClass::PromotionHistory,
@@ -316,7 +328,7 @@ pub fn canonical_path(record: &Record, content: &[u8]) -> Option<String> {
         Record::Freeze(f) => Some(freeze_history(f)),
         Record::Expiry(e) => Some(expiry_path(e, content)),
         Record::PromotionRefusal(r) => Some(refusal_path(r)),
-        Record::BuildResult(_) | Record::Artifact(_) => None,
+        Record::BuildResult(_) | Record::Artifact(_) | Record::Landing(_) => None,
     }
 }
 

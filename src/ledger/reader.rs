@@ -39,6 +39,8 @@ pub struct BuildRecords {
     pub request: BuildRequest,
     /// The result, once recorded.
     pub result: Option<BuildResult>,
+    /// For a gate build: its landing, once recorded.
+    pub landing: Option<crate::model::record::Landing>,
 }
 
 /// One ledger commit, for `ledger log`.
@@ -372,11 +374,31 @@ impl<'l> Snapshot<'l> {
             }
             None => None,
         };
+        let landing = match self.record(&format!("{dir}/landing.yaml"))? {
+            Some(Record::Landing(l)) => Some(l),
+            Some(_) => {
+                return Err(LedgerError::Corrupt(format!(
+                    "{dir}/landing.yaml is not a landing"
+                )));
+            }
+            None => None,
+        };
         Ok(Some(BuildRecords {
             dir,
             request,
             result,
+            landing,
         }))
+    }
+
+    /// The directory of the gate build whose tested commit landed as `commit`, if one did.
+    pub fn landed_as(
+        &self,
+        commit: &crate::model::CommitId,
+    ) -> Result<Option<String>, LedgerError> {
+        Ok(self
+            .read(&layout::landing_index_path(commit))?
+            .map(|d| String::from_utf8_lossy(&d).trim_end().to_owned()))
     }
 
     /// The artifact record of a digest (the first build that produced it).
@@ -594,6 +616,7 @@ fn parse_yaml_by_kind(bytes: &[u8]) -> Option<Result<Record, String>> {
         }
         b"promotion" => typed::<Promotion>(body, Record::Promotion),
         b"freeze" => typed::<Freeze>(body, Record::Freeze),
+        b"landing" => typed::<crate::model::record::Landing>(body, Record::Landing),
         _ => return None,
     })
 }

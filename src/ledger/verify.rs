@@ -368,6 +368,7 @@ fn role_for(class: &PathClass) -> KeyRole {
     match class {
         PathClass::BuildRequest
         | PathClass::BuildResult
+        | PathClass::Landing
         | PathClass::Artifact
         | PathClass::Attestation => KeyRole::Builder,
         PathClass::PromotionHistory | PathClass::PromotionPointer | PathClass::Refusal => {
@@ -380,6 +381,7 @@ fn role_for(class: &PathClass) -> KeyRole {
         | PathClass::FreezeHistory
         | PathClass::BuildIndex
         | PathClass::ChangeIndex
+        | PathClass::LandingIndex
         | PathClass::Chain
         | PathClass::Unknown => KeyRole::Ledger,
     }
@@ -406,6 +408,9 @@ fn check_changes(
     let mut pointers: Vec<(String, ObjectId, PathClass)> = Vec::new();
     let mut chain: Vec<(String, ObjectId)> = Vec::new();
     let mut result_dirs: Vec<String> = Vec::new();
+    let mut landing_dirs: Vec<String> = Vec::new();
+    let mut expected_landing_index = HashMap::new();
+    let mut seen_landing_index = HashMap::new();
     let mut artifact_builds: Vec<(String, String)> = Vec::new();
 
     for change in changes {
@@ -455,6 +460,10 @@ fn check_changes(
                 seen_change_index
                     .insert(path.clone(), String::from_utf8_lossy(&blob()?).into_owned());
             }
+            PathClass::LandingIndex => {
+                seen_landing_index
+                    .insert(path.clone(), String::from_utf8_lossy(&blob()?).into_owned());
+            }
             PathClass::Chain => chain.push((path.clone(), oid)),
             PathClass::PromotionPointer | PathClass::FreezePointer => {
                 pointers.push((path.clone(), oid, class.clone()));
@@ -480,6 +489,11 @@ fn check_changes(
                 }
             }
             Facts::Result { dir } => result_dirs.push(dir),
+            Facts::Landing { dir, commit } => {
+                expected_landing_index
+                    .insert(layout::landing_index_path(&commit), format!("{dir}\n"));
+                landing_dirs.push(dir);
+            }
             Facts::Artifact { path, build_id } => artifact_builds.push((path, build_id)),
             Facts::History { oid } => {
                 history_blobs.insert(oid);
@@ -499,6 +513,13 @@ fn check_changes(
             "changes/",
             &expected_change_index,
             &seen_change_index,
+        ));
+    }
+    if expected_landing_index != seen_landing_index {
+        return Err(index_mismatch(
+            "index/landings",
+            &expected_landing_index,
+            &seen_landing_index,
         ));
     }
     for (path, oid, _) in &pointers {
@@ -526,8 +547,30 @@ fn check_changes(
         ));
     }
     // Results and artifacts refer to builds whose requests exist in this tree.
-    if !result_dirs.is_empty() || !artifact_builds.is_empty() {
+    if !result_dirs.is_empty() || !artifact_builds.is_empty() || !landing_dirs.is_empty() {
         let mut tree_view = Overlay::new(repo, Some(tree));
+        // A landing is recorded after its gate build's (successful) result.
+        for dir in landing_dirs {
+            let result = match tree_view
+                .get(&format!("{dir}/result.yaml"))
+                .map_err(|e| e.to_string())?
+            {
+                Some(super::overlay::Found::Blob(oid)) => {
+                    Some(read_blob(repo, &oid).map_err(|e| e.to_string())?)
+                }
+                _ => None,
+            };
+            let ok = result
+                .and_then(|bytes| yaml_serde::from_slice::<Record>(&bytes).ok())
+                .is_some_and(|r| {
+                    matches!(r, Record::BuildResult(r) if r.status == crate::model::BuildStatus::Success)
+                });
+            if !ok {
+                return Err(format!(
+                    "{dir}/landing.yaml has no successful result.yaml beside it"
+                ));
+            }
+        }
         for dir in result_dirs {
             if tree_view
                 .get(&format!("{dir}/request.yaml"))
@@ -585,6 +628,7 @@ pub fn check_record_path(
         (class, record),
         (PathClass::BuildRequest, Record::BuildRequest(_))
             | (PathClass::BuildResult, Record::BuildResult(_))
+            | (PathClass::Landing, Record::Landing(_))
             | (PathClass::Artifact, Record::Artifact(_))
             | (PathClass::Attestation, Record::Attestation(_))
             | (PathClass::PromotionHistory, Record::Promotion(_))
@@ -600,6 +644,13 @@ pub fn check_record_path(
             let dir = path.trim_end_matches("/result.yaml");
             if !dir.ends_with(&format!("/{}", r.build_id)) {
                 return Err(format!("{path} holds the result of build {}", r.build_id));
+            }
+            return Ok(());
+        }
+        Record::Landing(r) => {
+            let dir = path.trim_end_matches("/landing.yaml");
+            if !dir.ends_with(&format!("/{}", r.build_id)) {
+                return Err(format!("{path} holds the landing of build {}", r.build_id));
             }
             return Ok(());
         }
@@ -629,6 +680,10 @@ enum Facts {
     Result {
         dir: String,
     },
+    Landing {
+        dir: String,
+        commit: crate::model::CommitId,
+    },
     Artifact {
         path: String,
         build_id: String,
@@ -656,6 +711,7 @@ fn check_record(
         Record::BuildRequest(r) => Some(r.config_commit.to_string()),
         Record::Promotion(p) => Some(p.config_commit.to_string()),
         Record::PromotionRefusal(r) => Some(r.config_commit.to_string()),
+        Record::Landing(l) => Some(l.config_commit.to_string()),
         _ => None,
     };
     let facts = match record {
@@ -666,6 +722,10 @@ fn check_record(
         },
         Record::BuildResult(_) => Facts::Result {
             dir: path.trim_end_matches("/result.yaml").to_owned(),
+        },
+        Record::Landing(l) => Facts::Landing {
+            dir: path.trim_end_matches("/landing.yaml").to_owned(),
+            commit: l.commit,
         },
         Record::Artifact(a) => Facts::Artifact {
             path: path.to_owned(),

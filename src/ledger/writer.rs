@@ -678,6 +678,21 @@ fn apply(
                 }
             }
         }
+        Record::Landing(l) => {
+            let dir = build_dir_of(overlay, &l.build_id)?
+                .ok_or_else(|| RecordError::UnknownBuild(l.build_id.clone()))?;
+            let applied =
+                put_immutable(overlay, format!("{dir}/landing.yaml"), content, "landing")?;
+            if let Applied::Written(_) = applied {
+                overlay
+                    .put_blob(
+                        &layout::landing_index_path(&l.commit),
+                        format!("{dir}\n").into_bytes(),
+                    )
+                    .map_err(ledger_err)?;
+            }
+            Ok(applied)
+        }
         Record::Attestation(a) => {
             let path = layout::attestation_path(a, &content);
             put_immutable(overlay, path, content, "attestation")
@@ -775,6 +790,11 @@ pub(crate) fn commit_message(records: &[&Record]) -> String {
             }
             Record::Freeze(f) => add("Config-Commit", f.config_commit.to_string()),
             Record::Expiry(e) => add("Artifact-Digest", e.digest.to_string()),
+            Record::Landing(l) => {
+                add("Build-Id", l.build_id.to_string());
+                add("Landed-Commit", l.commit.to_string());
+                add("Config-Commit", l.config_commit.to_string());
+            }
             Record::PromotionRefusal(r) => {
                 add("Artifact-Digest", r.digest.to_string());
                 add("Environment", r.environment.to_string());
@@ -813,6 +833,10 @@ fn describe(r: &Record) -> String {
         Record::Promotion(p) => format!("Promote {}@{} to {}", p.image, p.digest, p.environment),
         Record::Freeze(f) => format!("Freeze {} {}", f.name, f.state.as_str()),
         Record::Expiry(e) => format!("Expire {}@{} from {}", e.name, e.digest, e.store),
+        Record::Landing(l) => format!(
+            "Land change {},{} of {} on {} as {}",
+            l.change, l.patchset, l.project, l.branch, l.commit
+        ),
         Record::PromotionRefusal(r) => format!(
             "Refuse {}@{} in {}: {}",
             r.image,

@@ -10,8 +10,14 @@ pub enum FreezeScope {
     All,
     /// Promotions into one environment.
     Promote(EnvironmentName),
-    /// Landing changes of projects matching a glob (`*` matches any run of characters).
-    Merge(String),
+    /// Landing changes of projects matching a glob (`*` matches any run of characters), on
+    /// branches matching a second glob (every branch when there is none).
+    Merge {
+        /// The project glob.
+        project: String,
+        /// The branch glob (short names: `main`, `REL1_*`).
+        branch: Option<String>,
+    },
 }
 
 /// What a freeze may hold.
@@ -19,12 +25,13 @@ pub enum FreezeScope {
 pub enum Held<'a> {
     /// A promotion (or a new image entering) into an environment.
     Promotion(&'a EnvironmentName),
-    /// A change of a project landing.
-    Merge(&'a ProjectName),
+    /// A change of a project landing on a branch (short name: `main`).
+    Merge(&'a ProjectName, &'a str),
 }
 
 impl FreezeScope {
-    /// Reads one scope string: `all`, `promote:<environment>`, `merge:<project glob>`.
+    /// Reads one scope string: `all`, `promote:<environment>`,
+    /// `merge:<project glob>[:<branch glob>]`.
     pub fn parse(s: &str) -> Result<FreezeScope, String> {
         let s = s.trim();
         if s == "all" {
@@ -36,14 +43,27 @@ impl FreezeScope {
                 .map(FreezeScope::Promote)
                 .map_err(|e| format!("`{s}`: {e}"));
         }
-        if let Some(glob) = s.strip_prefix("merge:") {
-            if glob.is_empty() {
+        if let Some(rest) = s.strip_prefix("merge:") {
+            // Project names hold no `:`; a second one starts the branch glob.
+            let (project, branch) = match rest.split_once(':') {
+                Some((p, b)) => (p, Some(b)),
+                None => (rest, None),
+            };
+            if project.is_empty() {
                 return Err(format!("`{s}` names no project glob"));
             }
-            return Ok(FreezeScope::Merge(glob.to_owned()));
+            if branch.is_some_and(|b| b.is_empty() || b.contains(':')) {
+                return Err(format!(
+                    "`{s}`: the branch glob after the second `:` is empty or holds a `:`"
+                ));
+            }
+            return Ok(FreezeScope::Merge {
+                project: project.to_owned(),
+                branch: branch.map(str::to_owned),
+            });
         }
         Err(format!(
-            "`{s}` is not `all`, `promote:<environment>` or `merge:<project glob>`"
+            "`{s}` is not `all`, `promote:<environment>` or `merge:<project glob>[:<branch glob>]`"
         ))
     }
 
@@ -57,8 +77,9 @@ impl FreezeScope {
         match (self, what) {
             (FreezeScope::All, _) => true,
             (FreezeScope::Promote(e), Held::Promotion(env)) => e == env,
-            (FreezeScope::Merge(glob), Held::Merge(project)) => {
-                glob_matches(glob, project.as_str())
+            (FreezeScope::Merge { project: p, branch }, Held::Merge(project, b)) => {
+                glob_matches(p, project.as_str())
+                    && branch.as_deref().is_none_or(|g| glob_matches(g, b))
             }
             _ => false,
         }
@@ -70,7 +91,14 @@ impl std::fmt::Display for FreezeScope {
         match self {
             FreezeScope::All => f.write_str("all"),
             FreezeScope::Promote(e) => write!(f, "promote:{e}"),
-            FreezeScope::Merge(g) => write!(f, "merge:{g}"),
+            FreezeScope::Merge {
+                project,
+                branch: None,
+            } => write!(f, "merge:{project}"),
+            FreezeScope::Merge {
+                project,
+                branch: Some(b),
+            } => write!(f, "merge:{project}:{b}"),
         }
     }
 }
@@ -93,11 +121,22 @@ mod tests {
         let s = FreezeScope::parse("promote:production").unwrap();
         assert!(s.holds(Held::Promotion(&prod)));
         assert!(!s.holds(Held::Promotion(&staging)));
-        assert!(!s.holds(Held::Merge(&cite)));
+        assert!(!s.holds(Held::Merge(&cite, "master")));
         let m = FreezeScope::parse("merge:mediawiki/*").unwrap();
-        assert!(m.holds(Held::Merge(&cite)));
+        assert!(m.holds(Held::Merge(&cite, "master")));
+        let rel = FreezeScope::parse("merge:mediawiki/*:REL1_*").unwrap();
+        assert!(rel.holds(Held::Merge(&cite, "REL1_43")));
+        assert!(!rel.holds(Held::Merge(&cite, "master")));
+        assert_eq!(rel.to_string(), "merge:mediawiki/*:REL1_*");
         assert!(!m.holds(Held::Promotion(&prod)));
-        for bad in ["promote-production", "promote:", "everything", "merge:"] {
+        for bad in [
+            "promote-production",
+            "promote:",
+            "everything",
+            "merge:",
+            "merge:a:",
+            "merge::main",
+        ] {
             assert!(FreezeScope::parse(bad).is_err(), "{bad}");
             assert_eq!(FreezeScope::parse_fail_closed(bad), FreezeScope::All);
         }

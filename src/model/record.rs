@@ -73,6 +73,28 @@ pub enum BuildCause {
         /// Its patchset that was merged.
         patchset: PatchsetNumber,
     },
+    /// A gate build: the change's tested state is its branch's tip with every item ahead of it
+    /// in the queue merged, then the change (the request's `source_commit`).
+    Gate {
+        /// The queue it waits in (`queue:<name>` or `project:<project>`).
+        queue: String,
+        /// The branch it lands on.
+        branch: RefName,
+        /// The branch tip the state starts from.
+        base: CommitId,
+        /// The change's own commit (its patchset's).
+        change_commit: CommitId,
+        /// The items ahead of it that its state holds, in order.
+        #[serde(default)]
+        ahead: Vec<GateItem>,
+        /// When the change became eligible (its last required vote), by Gerrit's clock.
+        eligible_since: Timestamp,
+        /// How many rechecks were asked on the patchset before it entered.
+        #[serde(default)]
+        rechecks: u32,
+        /// The votes that admitted it (`Code-Review+2 by bob`).
+        votes: Vec<String>,
+    },
     /// A periodic build at a schedule's tick.
     Schedule {
         /// The schedule's name in `schedules.yaml`.
@@ -81,6 +103,21 @@ pub enum BuildCause {
         tick: Timestamp,
     },
 }
+/// An item ahead of a gate build's change in its queue.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GateItem {
+    /// Its project.
+    pub project: ProjectName,
+    /// Its change.
+    pub change: ChangeNumber,
+    /// Its patchset.
+    pub patchset: PatchsetNumber,
+    /// The patchset's commit.
+    pub commit: CommitId,
+}
+
+/// One job's outcome in a build result.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct JobResult {
@@ -238,6 +275,47 @@ pub struct PromotionRefusal {
     pub refused_at: Timestamp,
 }
 
+/// How the gate landed a change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LandedBy {
+    /// A fast-forward push of the tested commit, by compare-and-swap on the old tip.
+    Push,
+    /// Gerrit's REST submit, fast-forward only, with the new tip checked.
+    Submit,
+}
+
+/// The gate landed a change: the tested commit is now the branch's tip, bit for bit. Kept
+/// beside its gate build's request and result.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Landing {
+    /// The gate build that tested it.
+    pub build_id: BuildId,
+    /// The project.
+    pub project: ProjectName,
+    /// The change.
+    pub change: ChangeNumber,
+    /// Its patchset.
+    pub patchset: PatchsetNumber,
+    /// The patchset's commit.
+    pub change_commit: CommitId,
+    /// The branch.
+    pub branch: RefName,
+    /// The tip before.
+    pub old_tip: CommitId,
+    /// The tip after: the commit the gate build tested.
+    pub commit: CommitId,
+    /// The votes that admitted the change.
+    pub votes: Vec<String>,
+    /// The config commit that planned the gate build.
+    pub config_commit: CommitId,
+    /// How it landed.
+    pub method: LandedBy,
+    /// When.
+    pub landed_at: Timestamp,
+}
+
 /// A stop-the-line freeze was seen to start or end.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -276,6 +354,8 @@ pub enum Record {
     Expiry(Expiry),
     /// See [`PromotionRefusal`].
     PromotionRefusal(PromotionRefusal),
+    /// See [`Landing`].
+    Landing(Landing),
 }
 
 /// The kind of a record, as named in the `record` field.
@@ -297,11 +377,13 @@ pub enum RecordKind {
     Expiry,
     /// `promotion-refusal`
     PromotionRefusal,
+    /// `landing`
+    Landing,
 }
 
 impl RecordKind {
     /// Every kind, in the order summaries list them.
-    pub const ALL: [RecordKind; 8] = [
+    pub const ALL: [RecordKind; 9] = [
         RecordKind::BuildRequest,
         RecordKind::BuildResult,
         RecordKind::Artifact,
@@ -310,6 +392,7 @@ impl RecordKind {
         RecordKind::Freeze,
         RecordKind::Expiry,
         RecordKind::PromotionRefusal,
+        RecordKind::Landing,
     ];
 
     /// The name used in the `record` field and the schema file names.
@@ -323,6 +406,7 @@ impl RecordKind {
             RecordKind::Freeze => "freeze",
             RecordKind::Expiry => "expiry",
             RecordKind::PromotionRefusal => "promotion-refusal",
+            RecordKind::Landing => "landing",
         }
     }
 }
@@ -374,6 +458,7 @@ impl Record {
             Record::Freeze(_) => RecordKind::Freeze,
             Record::Expiry(_) => RecordKind::Expiry,
             Record::PromotionRefusal(_) => RecordKind::PromotionRefusal,
+            Record::Landing(_) => RecordKind::Landing,
         }
     }
 
@@ -383,6 +468,7 @@ impl Record {
             Record::BuildRequest(r) => Some(&r.build_id),
             Record::BuildResult(r) => Some(&r.build_id),
             Record::Artifact(r) => Some(&r.build_id),
+            Record::Landing(r) => Some(&r.build_id),
             _ => None,
         }
     }
@@ -423,6 +509,18 @@ impl Record {
                 Ok(())
             }
             Record::PromotionRefusal(r) => check_text("reason", &r.reason, 64 * 1024),
+            Record::Landing(r) => {
+                if r.old_tip == r.commit {
+                    return Err("`commit` equals `old_tip`: nothing landed".into());
+                }
+                if !r.branch.as_str().starts_with("refs/heads/") {
+                    return Err("`branch` must be a `refs/heads/` branch".into());
+                }
+                for v in &r.votes {
+                    check_text("votes[]", v, 1024)?;
+                }
+                Ok(())
+            }
             Record::Expiry(r) => {
                 check_text("name", &r.name, 1024)?;
                 check_token("store", &r.store, 1024)?;
@@ -439,8 +537,10 @@ impl Record {
                         && match super::FreezeScope::parse(s) {
                             Ok(super::FreezeScope::All) => true,
                             Ok(super::FreezeScope::Promote(_)) => true,
-                            Ok(super::FreezeScope::Merge(glob)) => {
-                                check_token("scope[]", &glob, 255).is_ok()
+                            Ok(super::FreezeScope::Merge { project, branch }) => {
+                                check_token("scope[]", &project, 255).is_ok()
+                                    && branch
+                                        .is_none_or(|b| check_token("scope[]", &b, 255).is_ok())
                             }
                             Err(_) => false,
                         };

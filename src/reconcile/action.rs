@@ -4,9 +4,12 @@
 
 use serde::Serialize;
 
+use super::world::GateNote;
 use crate::config::pipeline::ResolvedJob;
 use crate::model::record::{BuildRequest, Freeze};
-use crate::model::{BuildId, CommitId, Digest, EnvironmentName, FreezeName, ImageName};
+use crate::model::{
+    BuildId, ChangeNumber, CommitId, Digest, EnvironmentName, FreezeName, ImageName, ProjectName,
+};
 
 /// Something to do.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -90,6 +93,54 @@ pub enum Action {
         /// The record.
         freeze: Freeze,
     },
+    /// Merge a change's commit onto a speculative state of its project (the branch tip with
+    /// the items ahead of it merged), deterministically, and publish the result under
+    /// `refs/seakeeper/speculative/`.
+    Merge {
+        /// The project.
+        project: ProjectName,
+        /// The state.
+        onto: CommitId,
+        /// The change's commit.
+        commit: CommitId,
+        /// How reports name the change (`change 4711,3`).
+        label: String,
+    },
+    /// Land a gate build's tested commit on its branch (push by compare-and-swap, or submit),
+    /// then record the landing. A build whose commit is the tip already is only recorded.
+    Land {
+        /// The gate build.
+        build_id: BuildId,
+    },
+    /// A landing the head of a queue may not make now (a merge freeze): shown in status.
+    HoldLanding {
+        /// The gate build.
+        build_id: BuildId,
+        /// Why, in the freeze's words.
+        reason: String,
+        /// The freeze.
+        freeze: FreezeName,
+    },
+    /// A gate build no longer wanted that has its result (its state changed under it): done
+    /// with, without a report. A successful one whose commit did land is recorded as landed.
+    Retire {
+        /// The gate build.
+        build_id: BuildId,
+    },
+    /// Tell a change what the gate did with it (entered at a position, refused, held): one
+    /// comment per entry and event, carrying its `Gate:` line.
+    TellGate {
+        /// The project.
+        project: ProjectName,
+        /// The change.
+        change: ChangeNumber,
+        /// The patchset's commit (the review is posted on it).
+        commit: CommitId,
+        /// The note.
+        note: GateNote,
+        /// The comment.
+        text: String,
+    },
     /// The config HEAD is invalid (merged despite its check): tell the change that merged it,
     /// once.
     ReportInvalidConfig {
@@ -135,6 +186,21 @@ impl Action {
                 format!("record-freeze {} {}", freeze.name, freeze.config_commit)
             }
             Action::ReportInvalidConfig { head } => format!("report-invalid-config {head}"),
+            Action::Merge {
+                project,
+                onto,
+                commit,
+                ..
+            } => format!("merge {project} {commit} onto {onto}"),
+            Action::Land { build_id } => format!("land {build_id}"),
+            Action::HoldLanding { build_id, .. } => format!("hold-landing {build_id}"),
+            Action::Retire { build_id } => format!("retire {build_id}"),
+            Action::TellGate {
+                project,
+                change,
+                note,
+                ..
+            } => format!("tell-gate {project} {change} {}", note.line()),
         }
     }
 }

@@ -23,9 +23,14 @@ use crate::model::{
 use crate::policy::promotion::{self, Decision, Provenance};
 
 mod action;
+pub mod gate;
 mod world;
 pub use action::Action;
-pub use world::{BuildState, ConfigState, DigestFacts, Fact, JobRun, Patchset, World, is_recheck};
+pub use gate::pipeline_commit;
+pub use world::{
+    Approval, BuildState, ConfigState, DigestFacts, Fact, GateEntry, GateEvent, GateNote, JobRun,
+    MergeOutcome, Patchset, Review, World, depends_on_footers, is_recheck,
+};
 
 /// The name of the job that checks a change to the config repo itself.
 pub const CONFIG_CHECK_JOB: &str = "config-check";
@@ -130,7 +135,7 @@ pub fn jobs_of<'w>(world: &'w World, request: &BuildRequest) -> Option<&'w [Reso
     let kind = request.pipeline;
     let resolved = world
         .pipelines
-        .get(&(request.project.clone(), request.source_commit.clone()))?
+        .get(&(request.project.clone(), pipeline_commit(request).clone()))?
         .as_ref()
         .ok()?;
     resolved.get(&kind).map(Vec::as_slice)
@@ -249,7 +254,8 @@ pub fn plan(world: &World, layout: &Layout) -> Vec<Action> {
     plan_checks(world, layout, &mut actions);
     plan_post_merge(world, layout, &mut actions);
     plan_periodic(world, layout, &mut actions);
-    plan_builds(world, layout, &mut actions);
+    let gate = gate::plan_gate(world, layout, &mut actions);
+    plan_builds(world, layout, &gate, &mut actions);
     plan_freezes(world, layout, &mut actions);
     plan_promotions(world, layout, &mut actions);
     if let Some((head, _)) = &world.config.unreported
@@ -326,6 +332,7 @@ fn plan_checks(world: &World, layout: &Layout, actions: &mut Vec<Action>) {
                                 git_ref: r.git_ref.clone(),
                                 commit: r.source_commit.clone(),
                                 rechecks: *rechecks,
+                                review: None,
                             },
                         ));
             if superseded {
@@ -562,7 +569,14 @@ fn plan_periodic(world: &World, layout: &Layout, actions: &mut Vec<Action>) {
     }
 }
 
-fn plan_builds(world: &World, layout: &Layout, actions: &mut Vec<Action>) {
+/// Jobs and results of the builds in flight (`gate`: the gate builds the queues want; the
+/// others, and every gate build's report, are the gate's to plan).
+fn plan_builds(
+    world: &World,
+    layout: &Layout,
+    gate: &BTreeSet<BuildId>,
+    actions: &mut Vec<Action>,
+) {
     let mut capacity = world.capacity;
     let limits = &layout.policies.limits;
     // Higher priority first (policies/limits.yaml `priorities`; a pipeline it does not list
@@ -600,6 +614,9 @@ fn plan_builds(world: &World, layout: &Layout, actions: &mut Vec<Action>) {
                 .is_none_or(|n| *n < project_limit)
         };
         if b.cancelled || (b.result.is_some() && b.reported) {
+            continue;
+        }
+        if b.request.pipeline == PipelineKind::Gate && (b.result.is_some() || !gate.contains(id)) {
             continue;
         }
         if b.result.is_some() {
@@ -666,7 +683,7 @@ fn plan_builds(world: &World, layout: &Layout, actions: &mut Vec<Action>) {
                         // result records the job as an error.
                         None if world.pipelines.contains_key(&(
                             b.request.project.clone(),
-                            b.request.source_commit.clone(),
+                            pipeline_commit(&b.request).clone(),
                         )) =>
                         {
                             ended += 1

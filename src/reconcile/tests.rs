@@ -90,6 +90,7 @@ fn ps(n: u32, c: u32, rechecks: u32) -> Patchset {
         git_ref: format!("refs/changes/11/4711/{n}").parse().unwrap(),
         commit: commit(c),
         rechecks,
+        review: None,
     }
 }
 
@@ -129,6 +130,7 @@ fn in_flight(w: &mut World, request: BuildRequest) -> BuildId {
             jobs: BTreeMap::new(),
             depth: 0,
             recorded: None,
+            landed: None,
         },
     );
     id

@@ -46,6 +46,155 @@ pub struct Patchset {
     pub commit: CommitId,
     /// How many times "recheck" was asked on this patchset.
     pub rechecks: u32,
+    /// What Gerrit says of the change beyond its refs, once its details were read.
+    pub review: Option<Review>,
+}
+
+/// What Gerrit says of an open change beyond its refs (from its details): where it goes, who
+/// voted, whether it is ready, and what the gate told it before.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Review {
+    /// The branch it is for (`refs/heads/main`).
+    pub branch: RefName,
+    /// The votes on its current patchset.
+    pub votes: Vec<Approval>,
+    /// A work in progress.
+    pub wip: bool,
+    /// Private.
+    pub private: bool,
+    /// The current patchset commit's parents (a parent that is another open change's commit
+    /// makes this change depend on it).
+    pub parents: Vec<CommitId>,
+    /// Changes its commit message names in `Depends-On:` footers.
+    pub depends_on: Vec<ChangeNumber>,
+    /// What the gate told the change (the `Gate:` lines of seakeeper's own comments).
+    pub notes: BTreeSet<GateNote>,
+}
+
+/// One vote.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Approval {
+    /// The label.
+    pub label: String,
+    /// The value.
+    pub value: i32,
+    /// Who gave it (username, else name, else account id).
+    pub by: String,
+    /// When (Gerrit's clock), when Gerrit said.
+    pub date: Option<Timestamp>,
+}
+
+/// A change's time in the gate: its patchset, when it became eligible (its last required
+/// vote) and how many rechecks were asked before. A new patchset, a new vote or a recheck
+/// make a new entry; what happened to an old one (it failed, say) does not hold the new one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+pub struct GateEntry {
+    /// The patchset.
+    pub patchset: PatchsetNumber,
+    /// Eligible since.
+    pub since: Timestamp,
+    /// Rechecks asked on the patchset when it entered.
+    pub rechecks: u32,
+}
+
+impl GateEntry {
+    /// `<patchset>/<since, unix seconds>/<rechecks>`, as comments carry it.
+    pub fn token(&self) -> String {
+        format!(
+            "{}/{}/{}",
+            self.patchset,
+            self.since.as_second(),
+            self.rechecks
+        )
+    }
+
+    /// The entry a `token` names.
+    pub fn parse(token: &str) -> Option<GateEntry> {
+        let mut parts = token.split('/');
+        let patchset = parts.next()?.parse().ok()?;
+        let since = Timestamp::from_second(parts.next()?.parse().ok()?).ok()?;
+        let rechecks = parts.next()?.parse().ok()?;
+        parts.next().is_none().then_some(GateEntry {
+            patchset,
+            since,
+            rechecks,
+        })
+    }
+}
+
+/// What happened to a gate entry, as seakeeper told the change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+pub enum GateEvent {
+    /// It entered a queue (told with its position).
+    Entered,
+    /// Its gate build failed at the head of the queue: it left.
+    Failed,
+    /// It was refused (a merge conflict, a dependency cycle): it left.
+    Refused,
+    /// It passed, and a merge freeze holds its landing.
+    Held,
+    /// It landed.
+    Landed,
+}
+
+impl GateEvent {
+    /// The word in a `Gate:` line.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GateEvent::Entered => "entered",
+            GateEvent::Failed => "failed",
+            GateEvent::Refused => "refused",
+            GateEvent::Held => "held",
+            GateEvent::Landed => "landed",
+        }
+    }
+}
+
+/// One `Gate: <event> <entry>` line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+pub struct GateNote {
+    /// What happened.
+    pub event: GateEvent,
+    /// To which entry.
+    pub entry: GateEntry,
+}
+
+impl GateNote {
+    /// The line seakeeper's comments carry.
+    pub fn line(&self) -> String {
+        format!("Gate: {} {}", self.event.as_str(), self.entry.token())
+    }
+
+    /// The note a comment line carries, if it is one.
+    pub fn parse(line: &str) -> Option<GateNote> {
+        let rest = line.trim().strip_prefix("Gate: ")?;
+        let (event, token) = rest.split_once(' ')?;
+        let event = match event {
+            "entered" => GateEvent::Entered,
+            "failed" => GateEvent::Failed,
+            "refused" => GateEvent::Refused,
+            "held" => GateEvent::Held,
+            "landed" => GateEvent::Landed,
+            _ => return None,
+        };
+        Some(GateNote {
+            event,
+            entry: GateEntry::parse(token.trim())?,
+        })
+    }
+}
+
+/// What merging a change onto a state gave.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MergeOutcome {
+    /// The new state (the change's own commit when it was on top; the state itself when it
+    /// already held the change).
+    Merged(CommitId),
+    /// It does not merge: the conflicting paths.
+    Conflict(Vec<String>),
+    /// Its commit's parents are not all in the state (another change it is built on is
+    /// neither on the branch nor ahead of it): the parents missing.
+    MissingParents(Vec<CommitId>),
 }
 
 /// One run of one job, as the executor reports it.
@@ -74,6 +223,8 @@ pub struct BuildState {
     pub depth: u32,
     /// The recorded result and the ledger commit that holds it (for reports).
     pub recorded: Option<(crate::model::record::BuildResult, CommitId)>,
+    /// For a gate build: the commit it landed as, once landed.
+    pub landed: Option<CommitId>,
 }
 
 /// What the ledger knows about a digest a promotion asks for.
@@ -133,6 +284,16 @@ pub struct World {
     /// The change (and patchset) whose submission made each moved tip, as looked up; `None`
     /// when none did (a direct push) or Gerrit could not say.
     pub merged_by: BTreeMap<(ProjectName, CommitId), Option<(ChangeNumber, PatchsetNumber)>>,
+    /// Speculative merges made: (project, state, change commit) -> the state after.
+    pub merges: BTreeMap<(ProjectName, CommitId, CommitId), MergeOutcome>,
+    /// Gate notes told (or to be told) that Gerrit's comments may not show yet, by change.
+    pub gate_notes: BTreeMap<(ProjectName, ChangeNumber), BTreeSet<GateNote>>,
+    /// Gate builds done with, with their change and outcome: a failed one means its change
+    /// failed in exactly that state; a cancelled or unlanded one is run again if that state
+    /// is wanted again.
+    pub gate_done: BTreeMap<BuildId, (ProjectName, ChangeNumber, BuildStatus)>,
+    /// Each gate queue's window, where it moved from the configured start.
+    pub windows: BTreeMap<String, u32>,
 }
 
 impl World {
@@ -156,6 +317,10 @@ impl World {
             capacity: 0,
             merges_looked_up: false,
             merged_by: BTreeMap::new(),
+            merges: BTreeMap::new(),
+            gate_notes: BTreeMap::new(),
+            gate_done: BTreeMap::new(),
+            windows: BTreeMap::new(),
         }
     }
 }
@@ -296,6 +461,56 @@ pub enum Fact {
         /// When.
         at: Timestamp,
     },
+    /// A speculative merge was made (or found impossible).
+    Merged {
+        /// The project.
+        project: ProjectName,
+        /// The state merged onto.
+        onto: CommitId,
+        /// The change's commit.
+        commit: CommitId,
+        /// What it gave.
+        outcome: MergeOutcome,
+    },
+    /// seakeeper told a change what the gate did with it (or will, once Gerrit answers).
+    GateNoted {
+        /// The project.
+        project: ProjectName,
+        /// The change.
+        change: ChangeNumber,
+        /// The note.
+        note: GateNote,
+    },
+    /// A gate build the ledger holds and that is done with, with its outcome (read back
+    /// after a restart; builds done with now are learnt from [`Fact::BuildDone`]).
+    GateDone {
+        /// The build.
+        build: BuildId,
+        /// Its project.
+        project: ProjectName,
+        /// Its change.
+        change: ChangeNumber,
+        /// Its outcome.
+        status: BuildStatus,
+    },
+    /// A gate queue's window moved.
+    GateWindow {
+        /// The queue.
+        queue: String,
+        /// The window now.
+        window: u32,
+    },
+    /// A gate build's tested commit landed: it is the branch's tip now.
+    Landed {
+        /// The gate build.
+        build: BuildId,
+        /// The project.
+        project: ProjectName,
+        /// The branch.
+        branch: RefName,
+        /// The commit (the tested one).
+        commit: CommitId,
+    },
     /// A refused promotion recorded (or found recorded) under a config commit.
     RefusalRecorded {
         /// The environment.
@@ -405,7 +620,21 @@ impl World {
                 self.builds.insert(state.request.build_id.clone(), *state);
             }
             Fact::BuildDone(id) => {
-                self.builds.remove(&id);
+                if let Some(b) = self.builds.remove(&id)
+                    && b.request.pipeline == PipelineKind::Gate
+                    && let (Some(change), Some(status)) = (b.request.change, b.result)
+                {
+                    let status = if b.landed.is_some() {
+                        BuildStatus::Success
+                    } else if status == BuildStatus::Success {
+                        // Passed but never landed: its state is tested again if wanted again.
+                        BuildStatus::Cancelled
+                    } else {
+                        status
+                    };
+                    self.gate_done
+                        .insert(id.clone(), (b.request.project, change, status));
+                }
                 self.done.insert(id);
             }
             Fact::ResultRecorded { result, commit } => {
@@ -436,6 +665,46 @@ impl World {
                 digest,
                 at,
             } => self.entered((environment, image), digest, at),
+            Fact::Merged {
+                project,
+                onto,
+                commit,
+                outcome,
+            } => {
+                self.merges.insert((project, onto, commit), outcome);
+            }
+            Fact::GateNoted {
+                project,
+                change,
+                note,
+            } => {
+                self.gate_notes
+                    .entry((project, change))
+                    .or_default()
+                    .insert(note);
+            }
+            Fact::GateDone {
+                build,
+                project,
+                change,
+                status,
+            } => {
+                self.gate_done.insert(build, (project, change, status));
+            }
+            Fact::GateWindow { queue, window } => {
+                self.windows.insert(queue, window);
+            }
+            Fact::Landed {
+                build,
+                project,
+                branch,
+                commit,
+            } => {
+                self.tips.insert((project, branch), commit.clone());
+                if let Some(b) = self.builds.get_mut(&build) {
+                    b.landed = Some(commit);
+                }
+            }
             Fact::RefusalRecorded {
                 environment,
                 image,
@@ -483,6 +752,7 @@ impl World {
                             git_ref,
                             commit,
                             rechecks: 0,
+                            review: None,
                         },
                     );
                 }
@@ -575,6 +845,7 @@ impl World {
         if self.changes.get(&slot).is_some_and(|p| p.patchset > ps) {
             return;
         }
+        let review = review_of(c, our_user);
         self.changes.insert(
             slot,
             Patchset {
@@ -582,6 +853,7 @@ impl World {
                 git_ref,
                 commit: rev,
                 rechecks,
+                review,
             },
         );
     }
@@ -600,6 +872,14 @@ impl World {
                 .is_some_and(|r| r.get(&PipelineKind::PostMerge).is_none_or(Vec::is_empty));
             !nothing_to_build && (!done.contains(&id) || builds.contains_key(&id))
         });
+        // Gate memory of changes no longer open is dropped.
+        let open: BTreeSet<(&ProjectName, ChangeNumber)> =
+            self.changes.keys().map(|(p, c)| (p, *c)).collect();
+        let commits: BTreeSet<&CommitId> = self.changes.values().map(|p| &p.commit).collect();
+        self.gate_notes.retain(|(p, c), _| open.contains(&(p, *c)));
+        self.gate_done
+            .retain(|_, (p, c, _)| open.contains(&(&*p, *c)));
+        self.merges.retain(|(_, _, c), _| commits.contains(c));
         if self.done.len() > 100_000 {
             // Every id the World can still produce is recomputed; the rest is dropped.
             let mut keep = BTreeSet::new();
@@ -618,6 +898,77 @@ impl World {
             .filter(|r| r.state.as_ref().is_some_and(|s| !s.is_final()))
             .count()
     }
+}
+
+/// The gate's view of a change's details (`None` when its branch is not a branch name).
+fn review_of(c: &Change, our_user: Option<&str>) -> Option<Review> {
+    let branch = format!("refs/heads/{}", c.branch).parse().ok()?;
+    let votes = c
+        .labels
+        .iter()
+        .flat_map(|(label, votes)| {
+            votes.iter().filter(|v| v.value != 0).map(|v| Approval {
+                label: label.clone(),
+                value: v.value,
+                by: v
+                    .account
+                    .username
+                    .clone()
+                    .or_else(|| v.account.name.clone())
+                    .or_else(|| v.account.id.map(|i| i.to_string()))
+                    .unwrap_or_default(),
+                date: v.date,
+            })
+        })
+        .collect();
+    // Only seakeeper's own gate comments carry notes it trusts.
+    let notes = c
+        .messages
+        .iter()
+        .filter(|m| {
+            our_user.is_some()
+                && m.author.as_ref().and_then(|a| a.username.as_deref()) == our_user
+                && m.tag
+                    .as_deref()
+                    .is_some_and(|t| t.starts_with("autogenerated:seakeeper:gate"))
+        })
+        .flat_map(|m| m.message.lines().filter_map(GateNote::parse))
+        .collect();
+    Some(Review {
+        branch,
+        votes,
+        wip: c.work_in_progress,
+        private: c.is_private,
+        parents: c.current_parents.clone(),
+        depends_on: c
+            .current_message
+            .as_deref()
+            .map(depends_on_footers)
+            .unwrap_or_default(),
+        notes,
+    })
+}
+
+/// The changes a commit message's `Depends-On:` footers name: a change number, or a URL that
+/// ends in one (`https://gerrit.example.org/c/project/+/4711`). Change-Ids are not followed.
+pub fn depends_on_footers(message: &str) -> Vec<ChangeNumber> {
+    let mut out = Vec::new();
+    for line in message.lines() {
+        let Some((key, value)) = line.split_once(':') else {
+            continue;
+        };
+        if !key.trim().eq_ignore_ascii_case("depends-on") {
+            continue;
+        }
+        let value = value.trim().trim_end_matches('/');
+        let last = value.rsplit('/').next().unwrap_or(value);
+        if let Ok(n) = last.parse::<ChangeNumber>()
+            && !out.contains(&n)
+        {
+            out.push(n);
+        }
+    }
+    out
 }
 
 /// Whether a Gerrit comment asks for a recheck: a line that is just `recheck`, after Gerrit's

@@ -86,6 +86,9 @@ fn change(status: ChangeStatus, patchset: u32, messages: &[(&str, u32, &str)]) -
         updated: String::new(),
         submission_id: None,
         work_in_progress: false,
+        is_private: false,
+        current_parents: Vec::new(),
+        current_message: None,
     }
 }
 

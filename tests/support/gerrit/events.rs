@@ -222,6 +222,23 @@ pub fn change_abandoned(
     )
 }
 
+/// `wip-state-changed` or `private-state-changed`: the new state is in `change`.
+pub fn state_changed(
+    changer: &AccountAttr,
+    kind: &str,
+    ps: &PatchSetAttr,
+    change: &ChangeAttr,
+    at: i64,
+) -> J {
+    change_event(
+        Obj::new().put("changer", changer.json()),
+        kind,
+        Some(ps),
+        change,
+        at,
+    )
+}
+
 pub fn change_restored(
     restorer: &AccountAttr,
     reason: &str,

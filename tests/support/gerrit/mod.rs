@@ -154,6 +154,8 @@ pub struct Change {
     pub messages: Vec<ChangeMessage>,
     pub meta: String,
     pub submitted: Option<(i64, u64, String)>,
+    pub wip: bool,
+    pub private: bool,
 }
 
 impl Change {
@@ -637,6 +639,19 @@ impl Gerrit {
         }
     }
 
+    /// Marks change `number` work in progress (or ready) as `user`, as the REST endpoints do.
+    pub fn set_wip(&self, user: &str, number: u32, wip: bool) -> Result<(), String> {
+        let account = self.account(user);
+        let r = self
+            .inner
+            .set_state(&account, number, if wip { "wip" } else { "ready" });
+        if r.status == 200 {
+            Ok(())
+        } else {
+            Err(String::from_utf8_lossy(&r.body).into_owned())
+        }
+    }
+
     /// Emits Gerrit's `dropped-output` event.
     pub fn emit_dropped_output(&self) {
         self.inner.emit(events::dropped_output(now()));
@@ -883,6 +898,22 @@ impl Inner {
                 };
                 self.submit(&caller, n)
             }
+            (
+                "POST",
+                [
+                    "changes",
+                    id,
+                    action @ ("wip" | "ready" | "private" | "private.delete"),
+                ],
+            ) => {
+                let Some(n) = self.find(id) else {
+                    return text(404, &format!("Not found: {}", percent_decode(id, false)));
+                };
+                let Some(caller) = caller else {
+                    return text(401, "Unauthorized");
+                };
+                self.set_state(&caller, n, action)
+            }
             ("POST", ["changes", id, action @ ("abandon" | "restore")]) => {
                 let Some(n) = self.find(id) else {
                     return text(404, &format!("Not found: {}", percent_decode(id, false)));
@@ -990,7 +1021,10 @@ impl Inner {
             .put("meta_rev_id", &c.meta)
             .put("_number", c.number)
             .put("virtual_id_number", c.number)
-            .put("owner", self.rest_account(c.owner, opts.detailed_accounts));
+            .put("owner", self.rest_account(c.owner, opts.detailed_accounts))
+            // Only present when true, as in Gerrit's ChangeInfo.
+            .flag("work_in_progress", c.wip)
+            .flag("is_private", c.private);
         if opts.labels {
             let mut labels = Obj::new();
             for l in &self.labels {
@@ -1550,8 +1584,8 @@ impl Inner {
             hashtags: Vec::new(),
             created_on: c.created,
             status: c.status.clone(),
-            wip: false,
-            private: false,
+            wip: c.wip,
+            private: c.private,
         }
     }
 
@@ -1662,6 +1696,8 @@ impl Inner {
                         messages: Vec::new(),
                         meta: String::new(),
                         submitted: None,
+                        wip: false,
+                        private: false,
                     },
                 );
                 n
@@ -2071,6 +2107,66 @@ impl Inner {
                 ..Opts::default()
             },
         ))
+    }
+
+    /// `wip`, `ready`, `private`, `private.delete`: a NoteDb update, its `ref-updated`, and
+    /// `wip-state-changed` or `private-state-changed`.
+    fn set_state(&self, caller: &Account, number: u32, action: &str) -> Resp {
+        let mut st = self.state.lock().unwrap();
+        let c = st.changes.get_mut(&number).unwrap();
+        if c.status != "NEW" {
+            return text(409, &format!("change is {}", c.status.to_lowercase()));
+        }
+        let (wip, footer) = match action {
+            "wip" => (true, "Work-in-progress: true"),
+            "ready" => (true, "Work-in-progress: false"),
+            "private" => (false, "Private: true"),
+            _ => (false, "Private: false"),
+        };
+        let on = !footer.ends_with("false");
+        let current = if wip { c.wip } else { c.private };
+        if current == on {
+            return text(409, "no change");
+        }
+        if wip {
+            c.wip = on;
+        } else {
+            c.private = on;
+        }
+        let at = now();
+        c.updated = at;
+        let ps = c.current().clone();
+        let repo = self.root.join(format!("{}.git", c.project));
+        let note = format!(
+            "Update patch set {}\n\nPatch-set: {}\n{footer}\n",
+            ps.number, ps.number
+        );
+        let old_meta = c.meta.clone();
+        let meta = self.meta_commit(&repo, c, caller.id, &note);
+        c.meta = meta.clone();
+        let c = c.clone();
+        drop(st);
+        let meta_ref = format!("refs/changes/{:02}/{}/meta", number % 100, number);
+        self.emit(events::ref_updated(
+            Some(&caller.attr()),
+            &old_meta,
+            &meta,
+            &meta_ref,
+            &c.project,
+            at,
+        ));
+        self.emit(events::state_changed(
+            &caller.attr(),
+            if wip {
+                "wip-state-changed"
+            } else {
+                "private-state-changed"
+            },
+            &self.ps_attr(&ps),
+            &self.change_attr(&c),
+            at,
+        ));
+        text(200, "")
     }
 
     fn abandon_restore(&self, caller: &Account, number: u32, abandon: bool, reason: &str) -> Resp {

@@ -1,0 +1,513 @@
+//! The gate's effects: speculative merges made and published, tested commits landed (pushed by
+//! compare-and-swap, or submitted and checked) and recorded, builds no longer wanted retired,
+//! and changes told what the gate did with them.
+
+use super::{Applied, Error, Services, crash_point, finish};
+use crate::config::Layout;
+use crate::config::files::LandMethod;
+use crate::gerrit::ReviewInput;
+use crate::git::ObjectId;
+use crate::git::speculative::{self, MergeError, Step};
+use crate::model::record::{BuildCause, LandedBy, Landing};
+use crate::model::{BuildId, BuildStatus, ChangeNumber, CommitId, ProjectName, Record, Timestamp};
+use crate::reconcile::{Fact, GateEvent, GateNote, MergeOutcome, World};
+
+fn oid(c: &CommitId) -> ObjectId {
+    ObjectId::from_hex(c.as_str().as_bytes()).expect("a commit id is 40 hex digits")
+}
+
+fn git_error(what: String, transient: bool) -> impl FnOnce(MergeError) -> Error {
+    move |e| Error::Git {
+        what,
+        message: e.to_string(),
+        transient,
+    }
+}
+
+/// Merges a change's commit onto a speculative state, once: the outcome is remembered by the
+/// World, the state published under `refs/seakeeper/speculative/` for executors to fetch.
+pub(super) fn merge(
+    svc: &Services,
+    world: &World,
+    project: &ProjectName,
+    onto: &CommitId,
+    commit: &CommitId,
+    label: &str,
+) -> Result<Applied, Error> {
+    // The change's commit and the state must be in the repository: the change by its
+    // patchset ref (fetched from Gerrit when mirrored), the state by its branch or because
+    // seakeeper made it here.
+    let source = |e: crate::git::mirror::SourceError| Error::Git {
+        what: format!("fetching {label} of {project}"),
+        message: e.to_string(),
+        transient: !e.permanent,
+    };
+    let patchset_ref = world
+        .changes
+        .iter()
+        .find(|((p, _), ps)| p == project && &ps.commit == commit)
+        .map(|(_, ps)| ps.git_ref.to_string());
+    let repo = match &patchset_ref {
+        Some(r) => svc.sources.ensure(project, r, commit).map_err(source)?,
+        None => svc.sources.path(project),
+    };
+    let branch = world
+        .tips
+        .iter()
+        .find(|((p, _), c)| p == project && *c == onto)
+        .map(|((_, b), _)| b.to_string());
+    if let Some(b) = &branch {
+        svc.sources.ensure(project, b, onto).map_err(source)?;
+    }
+    let (onto_id, commit_id) = (oid(onto), oid(commit));
+    let what = format!("merging {label} onto {onto} in {}", repo.display());
+    // Every parent of the change must be in the state already: a change built on another
+    // change that is neither landed nor ahead of it would bring that change in untested.
+    let mut missing = Vec::new();
+    for p in speculative::parents(&repo, &commit_id).map_err(git_error(what.clone(), true))? {
+        if !speculative::is_ancestor(&repo, &p, &onto_id).map_err(git_error(what.clone(), true))? {
+            missing.push(
+                p.to_string()
+                    .parse::<CommitId>()
+                    .expect("git prints commit ids"),
+            );
+        }
+    }
+    let outcome = if !missing.is_empty() {
+        MergeOutcome::MissingParents(missing)
+    } else {
+        let step = Step {
+            label: label.to_owned(),
+            commit: commit_id,
+        };
+        match speculative::merge_chain(&repo, onto_id, std::slice::from_ref(&step)) {
+            Ok(merged) => {
+                let state = merged
+                    .first()
+                    .map(speculative::Merged::commit)
+                    .unwrap_or(onto_id);
+                speculative::publish(&repo, &state).map_err(git_error(what.clone(), true))?;
+                MergeOutcome::Merged(state.to_string().parse().expect("git prints commit ids"))
+            }
+            Err(MergeError::Conflict { paths, .. }) => MergeOutcome::Conflict(paths),
+            Err(e) => return Err(git_error(what, true)(e)),
+        }
+    };
+    let said = match &outcome {
+        MergeOutcome::Merged(s) if s == onto => format!("already in {onto}"),
+        MergeOutcome::Merged(s) => format!("state {s}"),
+        MergeOutcome::Conflict(p) => format!("conflicts in {}", p.join(", ")),
+        MergeOutcome::MissingParents(p) => format!("{} parents missing", p.len()),
+    };
+    tracing::info!("[gate] {project}: {label} onto {onto}: {said}");
+    Ok(Applied::progress([Fact::Merged {
+        project: project.clone(),
+        onto: onto.clone(),
+        commit: commit.clone(),
+        outcome,
+    }]))
+}
+
+/// What a gate build says of its change's place in the gate.
+struct GateOf<'b> {
+    queue: &'b str,
+    branch: &'b crate::model::RefName,
+    base: &'b CommitId,
+    change_commit: &'b CommitId,
+    votes: &'b [String],
+    change: ChangeNumber,
+    entry: crate::reconcile::GateEntry,
+}
+
+fn gate_of(r: &crate::model::record::BuildRequest) -> Option<GateOf<'_>> {
+    let Some(BuildCause::Gate {
+        queue,
+        branch,
+        base,
+        change_commit,
+        votes,
+        eligible_since,
+        rechecks,
+        ..
+    }) = &r.cause
+    else {
+        return None;
+    };
+    Some(GateOf {
+        queue,
+        branch,
+        base,
+        change_commit,
+        votes,
+        change: r.change?,
+        entry: crate::reconcile::GateEntry {
+            patchset: r.patchset?,
+            since: *eligible_since,
+            rechecks: *rechecks,
+        },
+    })
+}
+
+/// Lands a gate build's tested commit, bit for bit, then records the landing. Nothing is
+/// pushed that this build did not test: the build succeeded on exactly `source_commit`, which
+/// descends from the tip it started from, and the tip is moved only if it is still that tip.
+/// A commit that is the tip already (landed before a crash took the record) is only recorded.
+pub(super) fn land(
+    svc: &Services,
+    layout: &Layout,
+    world: &World,
+    id: &BuildId,
+) -> Result<Applied, Error> {
+    let Some(b) = world.builds.get(id) else {
+        return Ok(Applied::nothing());
+    };
+    let r = &b.request;
+    let Some(g) = gate_of(r) else {
+        return Err(Error::Config(format!("{id} is not a gate build")));
+    };
+    if b.result != Some(BuildStatus::Success) {
+        return Err(Error::Config(format!(
+            "{id} did not pass: nothing of it lands"
+        )));
+    }
+    let spec = &r.source_commit;
+    let slot = (r.project.clone(), g.branch.clone());
+    let tip = world.tips.get(&slot);
+    let method = layout.land_method(&r.project);
+    let mut old_tip = g.base.clone();
+    if tip != Some(spec) {
+        if tip != Some(g.base) {
+            return Err(Error::Git {
+                what: format!("landing {id}"),
+                message: format!(
+                    "{} moved from {} to {}: the queue is tested again on the new tip",
+                    g.branch,
+                    g.base,
+                    tip.map_or("(gone)".to_owned(), ToString::to_string)
+                ),
+                transient: true,
+            });
+        }
+        let repo = svc.sources.path(&r.project);
+        let what = format!("landing {id}");
+        if !speculative::is_ancestor(&repo, &oid(g.base), &oid(spec))
+            .map_err(git_error(what.clone(), true))?
+        {
+            return Err(Error::Git {
+                what,
+                message: format!("{spec} does not descend from {}: it is not landed", g.base),
+                transient: false,
+            });
+        }
+        match method {
+            LandMethod::Push => svc
+                .sources
+                .push_branch(&r.project, g.branch.as_str(), g.base, spec)
+                .map_err(|e| Error::Git {
+                    what: format!("pushing {spec} to {} of {}", g.branch, r.project),
+                    message: e.to_string(),
+                    transient: true,
+                })?,
+            LandMethod::Submit => submit(svc, &r.project, g.change, g.branch, spec)?,
+        }
+        crash_point("after-land");
+        (svc.reporter)(&format!(
+            "[gate] {} change {},{}: landed as {spec} on {} (build {id})",
+            r.project, g.change, g.entry.patchset, g.branch
+        ));
+    } else if let Some(before) = recorded_landing(svc, id)? {
+        old_tip = before.old_tip;
+    }
+    if recorded_landing(svc, id)?.is_none() {
+        let landing = Landing {
+            build_id: id.clone(),
+            project: r.project.clone(),
+            change: g.change,
+            patchset: g.entry.patchset,
+            change_commit: g.change_commit.clone(),
+            branch: g.branch.clone(),
+            old_tip: old_tip.clone(),
+            commit: spec.clone(),
+            votes: g.votes.to_vec(),
+            config_commit: r.config_commit.clone(),
+            method: match method {
+                LandMethod::Push => LandedBy::Push,
+                LandMethod::Submit => LandedBy::Submit,
+            },
+            landed_at: Timestamp::now(),
+        };
+        svc.writer
+            .append(Record::Landing(landing))
+            .map_err(|source| Error::Record {
+                what: format!("recording the landing of {id}"),
+                source,
+            })?;
+        (svc.on_write)();
+    }
+    let window = world
+        .windows
+        .get(g.queue)
+        .copied()
+        .unwrap_or(layout.settings.gate.window)
+        .saturating_add(1);
+    Ok(Applied::progress([
+        Fact::Landed {
+            build: id.clone(),
+            project: r.project.clone(),
+            branch: g.branch.clone(),
+            commit: spec.clone(),
+        },
+        Fact::GateNoted {
+            project: r.project.clone(),
+            change: g.change,
+            note: GateNote {
+                event: GateEvent::Landed,
+                entry: g.entry,
+            },
+        },
+        Fact::GateWindow {
+            queue: g.queue.to_owned(),
+            window,
+        },
+    ]))
+}
+
+/// The landing the ledger holds for a gate build, if any.
+fn recorded_landing(svc: &Services, id: &BuildId) -> Result<Option<Landing>, Error> {
+    let _packs = crate::ledger::read_guard();
+    let ledger = svc.read_ledger()?;
+    let snapshot = ledger
+        .snapshot()
+        .map_err(Error::ledger(format!("reading build {id}")))?;
+    Ok(snapshot
+        .build(id)
+        .map_err(Error::ledger(format!("reading build {id}")))?
+        .and_then(|b| b.landing))
+}
+
+/// Submits a change through Gerrit's REST API and checks that the branch's tip is then the
+/// tested commit: Gerrit's submit must not make a commit of its own (the project must be
+/// fast-forward only, and the change on top of the tip).
+fn submit(
+    svc: &Services,
+    project: &ProjectName,
+    change: ChangeNumber,
+    branch: &crate::model::RefName,
+    spec: &CommitId,
+) -> Result<(), Error> {
+    let Some(g) = &svc.gerrit else {
+        return Err(Error::Config(format!(
+            "{project} lands by `submit`, but no Gerrit REST API is configured"
+        )));
+    };
+    let gerrit = |what: String| move |source| Error::Gerrit { what, source };
+    g.post
+        .submit(project, change)
+        .map_err(gerrit(format!("submitting change {change} of {project}")))?;
+    let tip = g
+        .rest
+        .list_branches(project)
+        .map_err(gerrit(format!(
+            "reading the branches of {project} after submitting"
+        )))?
+        .into_iter()
+        .find(|b| b.git_ref == branch.as_str())
+        .map(|b| b.revision);
+    if tip.as_deref() != Some(spec.as_str()) {
+        return Err(Error::Git {
+            what: format!("submitting change {change} of {project}"),
+            message: format!(
+                "Gerrit's submit left {branch} at {}, not at the tested commit {spec}: the \
+                 change merged as a commit nobody tested, and seakeeper records no landing \
+                 (set the project to fast-forward only, or land by push)",
+                tip.as_deref().unwrap_or("(no such branch)")
+            ),
+            transient: false,
+        });
+    }
+    Ok(())
+}
+
+/// A gate build no queue wants any more that has its result: done with, silently. One that
+/// passed and whose commit is on its branch after all (landed before a crash, and the branch
+/// moved on since) is recorded as landed first.
+pub(super) fn retire(
+    svc: &Services,
+    layout: &Layout,
+    world: &World,
+    id: &BuildId,
+) -> Result<Applied, Error> {
+    let Some(b) = world.builds.get(id) else {
+        return Ok(Applied::nothing());
+    };
+    let r = &b.request;
+    if b.result == Some(BuildStatus::Success)
+        && let Some(g) = gate_of(r)
+        && let Some(tip) = world.tips.get(&(r.project.clone(), g.branch.clone()))
+    {
+        let repo = svc.sources.path(&r.project);
+        let landed = svc
+            .sources
+            .ensure(&r.project, g.branch.as_str(), tip)
+            .is_ok()
+            && speculative::is_ancestor(&repo, &oid(&r.source_commit), &oid(tip)).unwrap_or(false)
+            && speculative::is_ancestor(&repo, &oid(g.base), &oid(&r.source_commit))
+                .unwrap_or(false)
+            && *g.base != r.source_commit;
+        if landed {
+            let mut world = world.clone();
+            world.tips.insert(
+                (r.project.clone(), g.branch.clone()),
+                r.source_commit.clone(),
+            );
+            let mut applied = land(svc, layout, &world, id)?;
+            // The tip stays where it is now.
+            applied.facts.retain(|f| !matches!(f, Fact::Landed { .. }));
+            if let Some(b) = world.builds.get_mut(id) {
+                b.landed = Some(r.source_commit.clone());
+            }
+            applied.facts.push(Fact::BuildInFlight(Box::new(
+                world.builds.remove(id).expect("the build is in flight"),
+            )));
+            return Ok(applied);
+        }
+    }
+    (svc.reporter)(&format!(
+        "[gate] {id}: retired (its state is no longer wanted)"
+    ));
+    Ok(Applied::progress([finish(svc, id)]))
+}
+
+/// Tells a change what the gate did with it, once per entry and event (a comment already
+/// carrying the `Gate:` line is not posted again). With reports off, it is printed.
+pub(super) fn tell(
+    svc: &Services,
+    project: &ProjectName,
+    change: ChangeNumber,
+    commit: &CommitId,
+    note: &GateNote,
+    text: &str,
+) -> Result<Applied, Error> {
+    let told = Fact::GateNoted {
+        project: project.clone(),
+        change,
+        note: *note,
+    };
+    let message = format!("{text}\n\n{}\n", note.line());
+    let Some(g) = svc.gerrit.as_ref().filter(|g| g.report) else {
+        (svc.reporter)(&format!("[gate] {project} change {change}: {text}"));
+        return Ok(Applied::progress([told]));
+    };
+    let line = note.line();
+    let posted = g
+        .rest
+        .get_change(project, change)
+        .map_err(|source| Error::Gerrit {
+            what: format!("reading change {change} before telling it"),
+            source,
+        })?
+        .messages
+        .iter()
+        .any(|m| m.message.lines().any(|l| l.trim() == line));
+    if !posted {
+        let mut review = ReviewInput::for_pipeline(
+            "gate",
+            &message,
+            (note.event == GateEvent::Refused).then_some(-1),
+        );
+        if note.event == GateEvent::Entered {
+            review.notify = Some(crate::gerrit::Notify::None);
+        }
+        match g
+            .post
+            .post_review(project, change, commit.as_str(), &review)
+        {
+            Ok(_) => {}
+            Err(e) if super::final_refusal(&e) => {
+                (svc.reporter)(&format!(
+                    "[gate] {project} change {change}: Gerrit refused the comment ({e}): {text}"
+                ));
+            }
+            Err(source) => {
+                return Err(Error::Gerrit {
+                    what: format!("telling change {change} of {project}"),
+                    source,
+                });
+            }
+        }
+    }
+    (svc.reporter)(&format!("[gate] {project} change {change}: {text}"));
+    Ok(Applied::progress([told]))
+}
+
+/// The facts of reporting a gate build's end: its note (landed or failed), and for a failure
+/// the queue's window halved (never below the floor).
+pub(super) fn reported(
+    layout: &Layout,
+    world: &World,
+    r: &crate::model::record::BuildRequest,
+    status: Option<BuildStatus>,
+    landed: bool,
+) -> Vec<Fact> {
+    let Some(g) = gate_of(r) else {
+        return Vec::new();
+    };
+    let event = match status {
+        _ if landed => GateEvent::Landed,
+        Some(BuildStatus::Failure | BuildStatus::Error | BuildStatus::TimedOut) => {
+            GateEvent::Failed
+        }
+        _ => return Vec::new(),
+    };
+    let mut facts = vec![Fact::GateNoted {
+        project: r.project.clone(),
+        change: g.change,
+        note: GateNote {
+            event,
+            entry: g.entry,
+        },
+    }];
+    if event == GateEvent::Failed {
+        let gate = &layout.settings.gate;
+        let now = world.windows.get(g.queue).copied().unwrap_or(gate.window);
+        facts.push(Fact::GateWindow {
+            queue: g.queue.to_owned(),
+            window: (now / 2).max(gate.window_floor).max(1),
+        });
+    }
+    facts
+}
+
+/// The `Gate:` line and the words a gate build's report ends with.
+pub(super) fn report_lines(
+    r: &crate::model::record::BuildRequest,
+    b: &crate::reconcile::BuildState,
+) -> String {
+    let Some(g) = gate_of(r) else {
+        return String::new();
+    };
+    match (&b.landed, b.result) {
+        (Some(commit), _) => format!(
+            "\nLanded as {commit} on {}: the commit this build tested, bit for bit.\n{}\n",
+            g.branch,
+            GateNote {
+                event: GateEvent::Landed,
+                entry: g.entry
+            }
+            .line()
+        ),
+        (None, Some(BuildStatus::Failure | BuildStatus::Error | BuildStatus::TimedOut)) => {
+            format!(
+                "\nThe change left the gate queue {}; nothing of it was merged. Fix it and \
+                 upload a new patchset, or comment \"recheck\" to enter again.\n{}\n",
+                g.queue,
+                GateNote {
+                    event: GateEvent::Failed,
+                    entry: g.entry
+                }
+                .line()
+            )
+        }
+        _ => String::new(),
+    }
+}

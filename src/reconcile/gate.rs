@@ -1,0 +1,842 @@
+//! The gate, pure: which approved changes wait in which queue and in what order, the
+//! speculative state each active item is tested on, and what to do next (merge, test, land,
+//! hold, retire, tell). Zuul's dependent pipeline, with one difference that matters: the
+//! commit an item is tested on is the commit that lands.
+//!
+//! A queue is computed afresh from the World on every plan, never kept: the eligible changes
+//! (open, ready, not private, with the votes the config asks for) ordered by when they became
+//! eligible, a change after the changes it depends on. An item's state is its branch tip with
+//! the items ahead of it in the same project and branch merged in order, then itself; each
+//! merge is made once by apply ([`Action::Merge`]) and remembered as a [`MergeOutcome`], so a
+//! state is a fold over remembered merges and its gate build's id follows from its commit. An
+//! item that fails leaves the chains of the items behind it at once (their states, and so
+//! their builds, change: that is the reset), and leaves the queue when it reaches the head.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::world::{GateEntry, GateEvent, GateNote, MergeOutcome, Review, World};
+use super::{Action, branch_watched, build_id, job_names, known, takes_part};
+use crate::config::Layout;
+use crate::config::files::{PipelineKind, VoteRequirement};
+use crate::model::record::{BuildCause, BuildRequest, GateItem};
+use crate::model::{
+    BuildId, BuildStatus, ChangeNumber, CommitId, Held, PatchsetNumber, ProjectName, RefName,
+    Timestamp,
+};
+
+/// Where speculative states are published in a project's repository (the same as
+/// `git::speculative::SPECULATIVE_REFS`, which a test keeps equal).
+pub const SPECULATIVE_REFS: &str = "refs/seakeeper/speculative/";
+
+/// How many times one state's gate build is run again after being cancelled (a window that
+/// shrank and grew) before the item gives up.
+const MAX_STATE_ATTEMPTS: u32 = 50;
+
+/// A gate queue as planned now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Queue {
+    /// `queue:<name>` (shared by the projects naming it) or `project:<project>`.
+    pub name: String,
+    /// How many items are tested at once.
+    pub window: u32,
+    /// The items, head first.
+    pub items: Vec<Item>,
+    /// Approved changes of the queue's projects that cannot enter yet, and why.
+    pub waiting: Vec<(ProjectName, ChangeNumber, String)>,
+}
+
+/// A change in a queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Item {
+    /// Its project.
+    pub project: ProjectName,
+    /// The change.
+    pub change: ChangeNumber,
+    /// Its patchset.
+    pub patchset: PatchsetNumber,
+    /// The patchset's commit.
+    pub commit: CommitId,
+    /// The branch it lands on.
+    pub branch: RefName,
+    /// Its entry (patchset, eligible since, rechecks).
+    pub entry: GateEntry,
+    /// The votes that admitted it.
+    pub votes: Vec<String>,
+    /// Where it stands.
+    pub state: ItemState,
+}
+
+/// Where an item stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ItemState {
+    /// Beyond the window: waits for room.
+    Inactive,
+    /// Waits for something (said in words).
+    Blocked(String),
+    /// Its speculative state is being made by merging it onto `onto`.
+    Merging {
+        /// The state it is merged onto.
+        onto: CommitId,
+    },
+    /// It cannot be tested (a conflict, a missing parent, a dependency cycle): it is told why
+    /// and leaves.
+    Refused(String),
+    /// Its commit is on its branch already (it landed): Gerrit closes it.
+    Contained,
+    /// Tested (or to be tested) on a speculative state.
+    Testing(Tested),
+}
+
+/// An item's speculative state and its gate build.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tested {
+    /// The gate build of this state.
+    pub build: BuildId,
+    /// The branch tip the state starts from.
+    pub base: CommitId,
+    /// The state: the commit that is tested and lands.
+    pub speculative: CommitId,
+    /// The items ahead whose changes the state holds.
+    pub ahead: Vec<GateItem>,
+    /// The build's outcome, once known.
+    pub result: Option<BuildStatus>,
+}
+
+impl Tested {
+    /// Whether its build failed (the item is failing: out of the chains behind it).
+    pub fn failing(&self) -> bool {
+        self.result.is_some_and(failed)
+    }
+}
+
+fn failed(s: BuildStatus) -> bool {
+    matches!(
+        s,
+        BuildStatus::Failure | BuildStatus::Error | BuildStatus::TimedOut
+    )
+}
+
+/// The id of the gate build of a change's entry on a speculative state (`attempt`: after the
+/// same state's build was cancelled).
+pub fn gate_build_id(
+    project: &ProjectName,
+    branch: &RefName,
+    speculative: &CommitId,
+    change: ChangeNumber,
+    entry: &GateEntry,
+    attempt: u32,
+) -> BuildId {
+    build_id(
+        "gate",
+        project,
+        branch.as_str(),
+        speculative.as_str(),
+        &format!("{change}/{}", entry.token()),
+        attempt,
+    )
+}
+
+/// Whether a change's votes admit it: when it became eligible (the latest of the times each
+/// requirement was first met) and the votes that admit it; or why not.
+pub fn eligibility(
+    review: &Review,
+    require: &[VoteRequirement],
+) -> Result<(Timestamp, Vec<String>), String> {
+    if review.wip {
+        return Err("it is a work in progress".into());
+    }
+    if review.private {
+        return Err("it is private".into());
+    }
+    let epoch = Timestamp::from_second(0).expect("the epoch");
+    let mut since = epoch;
+    let mut votes = Vec::new();
+    for r in require {
+        let on_label = review.votes.iter().filter(|v| v.label == r.label);
+        if let Some(veto) = on_label.clone().find(|v| v.value <= -r.value) {
+            return Err(format!("{}{} by {}", r.label, veto.value, veto.by));
+        }
+        let admitting: Vec<_> = on_label.filter(|v| v.value >= r.value).collect();
+        let Some(first) = admitting.iter().min_by_key(|v| v.date.unwrap_or(epoch)) else {
+            return Err(format!("it needs {}+{}", r.label, r.value));
+        };
+        since = since.max(first.date.unwrap_or(epoch));
+        votes.push(format!("{}+{} by {}", r.label, first.value, first.by));
+    }
+    Ok((since, votes))
+}
+
+/// An eligible change before it is placed.
+struct Candidate {
+    project: ProjectName,
+    change: ChangeNumber,
+    patchset: PatchsetNumber,
+    commit: CommitId,
+    branch: RefName,
+    entry: GateEntry,
+    votes: Vec<String>,
+    /// Open changes it depends on (git parents and `Depends-On:`).
+    deps: Vec<(ProjectName, ChangeNumber)>,
+}
+
+/// Whether a note ends an entry's time in the gate.
+fn ends(note: &GateNote, entry: &GateEntry) -> bool {
+    note.entry == *entry
+        && matches!(
+            note.event,
+            GateEvent::Failed | GateEvent::Refused | GateEvent::Landed
+        )
+}
+
+/// The notes a change has been given (or is being given), from Gerrit and from apply.
+pub fn notes<'w>(
+    world: &'w World,
+    review: &'w Review,
+    project: &ProjectName,
+    change: ChangeNumber,
+) -> impl Iterator<Item = &'w GateNote> {
+    review.notes.iter().chain(
+        world
+            .gate_notes
+            .get(&(project.clone(), change))
+            .into_iter()
+            .flatten(),
+    )
+}
+
+fn candidates(world: &World, layout: &Layout) -> Vec<Candidate> {
+    let mut by_commit: BTreeMap<(&ProjectName, &CommitId), ChangeNumber> = BTreeMap::new();
+    let mut by_number: BTreeMap<ChangeNumber, &ProjectName> = BTreeMap::new();
+    for ((project, change), p) in &world.changes {
+        by_commit.insert((project, &p.commit), *change);
+        by_number.insert(*change, project);
+    }
+    let mut out = Vec::new();
+    for ((project, change), p) in &world.changes {
+        let Some(review) = &p.review else { continue };
+        if world.config_project.as_ref() == Some(project)
+            || !takes_part(layout, project, PipelineKind::Gate)
+            || !branch_watched(layout, project, &review.branch)
+        {
+            continue;
+        }
+        let Ok((since, votes)) = eligibility(review, layout.gate_requirements(project)) else {
+            continue;
+        };
+        let entry = GateEntry {
+            patchset: p.patchset,
+            since,
+            rechecks: p.rechecks,
+        };
+        if notes(world, review, project, *change).any(|n| ends(n, &entry)) {
+            continue;
+        }
+        let mut deps = Vec::new();
+        for parent in &review.parents {
+            if let Some(d) = by_commit.get(&(project, parent))
+                && d != change
+            {
+                deps.push((project.clone(), *d));
+            }
+        }
+        for d in &review.depends_on {
+            if let Some(p) = by_number.get(d)
+                && d != change
+                && !deps.contains(&((*p).clone(), *d))
+            {
+                deps.push(((*p).clone(), *d));
+            }
+        }
+        out.push(Candidate {
+            project: project.clone(),
+            change: *change,
+            patchset: p.patchset,
+            commit: p.commit.clone(),
+            branch: review.branch.clone(),
+            entry,
+            votes,
+            deps,
+        });
+    }
+    out
+}
+
+/// The queues, head first, with every item's state.
+pub fn queues(world: &World, layout: &Layout) -> Vec<Queue> {
+    let all = candidates(world, layout);
+    let index: BTreeMap<(ProjectName, ChangeNumber), usize> = all
+        .iter()
+        .enumerate()
+        .map(|(i, c)| ((c.project.clone(), c.change), i))
+        .collect();
+    // Changes that cannot enter: a dependency that is open but not eligible (or in another
+    // queue), transitively; dependency cycles are refused.
+    let queue_of: Vec<String> = all.iter().map(|c| layout.queue_of(&c.project)).collect();
+    let mut blocked: BTreeMap<usize, String> = BTreeMap::new();
+    let mut refused: BTreeMap<usize, String> = BTreeMap::new();
+    for (i, c) in all.iter().enumerate() {
+        if let Some(cycle) = cycle_from(&all, &index, i) {
+            refused.insert(i, format!("its dependencies form a cycle: {cycle}"));
+            continue;
+        }
+        for d in &c.deps {
+            match index.get(d) {
+                None => {
+                    blocked.insert(
+                        i,
+                        format!(
+                            "it depends on change {} of {}, which is not approved for the gate",
+                            d.1, d.0
+                        ),
+                    );
+                }
+                Some(&j) if queue_of[j] != queue_of[i] => {
+                    blocked.insert(
+                        i,
+                        format!(
+                            "it depends on change {} of {}, which waits in another queue ({}): \
+                             it enters once that one landed",
+                            d.1, d.0, queue_of[j]
+                        ),
+                    );
+                }
+                Some(_) => {}
+            }
+        }
+    }
+    // What depends on something blocked is blocked too.
+    loop {
+        let before = blocked.len();
+        for (i, c) in all.iter().enumerate() {
+            if blocked.contains_key(&i) || refused.contains_key(&i) {
+                continue;
+            }
+            if let Some(d) = c.deps.iter().find(|d| {
+                index
+                    .get(*d)
+                    .is_some_and(|j| blocked.contains_key(j) || refused.contains_key(j))
+            }) {
+                blocked.insert(
+                    i,
+                    format!(
+                        "it depends on change {} of {}, which cannot enter yet",
+                        d.1, d.0
+                    ),
+                );
+            }
+        }
+        if blocked.len() == before {
+            break;
+        }
+    }
+    let mut by_queue: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+    for i in 0..all.len() {
+        by_queue.entry(queue_of[i].as_str()).or_default().push(i);
+    }
+    let gate = &layout.settings.gate;
+    let mut out = Vec::new();
+    for (name, members) in by_queue {
+        let window = world
+            .windows
+            .get(name)
+            .copied()
+            .unwrap_or(gate.window)
+            .max(gate.window_floor)
+            .max(1);
+        let mut waiting = Vec::new();
+        let mut order: Vec<usize> = Vec::new();
+        let mut refusals = Vec::new();
+        for &i in &members {
+            if let Some(why) = blocked.get(&i) {
+                waiting.push((all[i].project.clone(), all[i].change, why.clone()));
+            } else if let Some(why) = refused.get(&i) {
+                refusals.push((i, why.clone()));
+            } else {
+                order.push(i);
+            }
+        }
+        // By eligibility, then each change after what it depends on.
+        order.sort_by(|a, b| {
+            let (a, b) = (&all[*a], &all[*b]);
+            (a.entry.since, &a.project, a.change).cmp(&(b.entry.since, &b.project, b.change))
+        });
+        let mut placed: Vec<usize> = Vec::new();
+        let mut rest = order;
+        while !rest.is_empty() {
+            let pick = rest
+                .iter()
+                .position(|&i| {
+                    all[i]
+                        .deps
+                        .iter()
+                        .all(|d| index.get(d).is_none_or(|j| placed.contains(j)))
+                })
+                .unwrap_or(0);
+            placed.push(rest.remove(pick));
+        }
+        let mut items: Vec<Item> = placed
+            .iter()
+            .map(|&i| item(&all[i], ItemState::Inactive))
+            .collect();
+        states(world, &mut items, window);
+        for (i, why) in refusals {
+            items.push(item(&all[i], ItemState::Refused(why)));
+        }
+        out.push(Queue {
+            name: name.to_owned(),
+            window,
+            items,
+            waiting,
+        });
+    }
+    out
+}
+
+fn item(c: &Candidate, state: ItemState) -> Item {
+    Item {
+        project: c.project.clone(),
+        change: c.change,
+        patchset: c.patchset,
+        commit: c.commit.clone(),
+        branch: c.branch.clone(),
+        entry: c.entry,
+        votes: c.votes.clone(),
+        state,
+    }
+}
+
+/// A dependency cycle through candidate `start`, in words (`change 1 -> change 2 -> change 1`).
+fn cycle_from(
+    all: &[Candidate],
+    index: &BTreeMap<(ProjectName, ChangeNumber), usize>,
+    start: usize,
+) -> Option<String> {
+    // Depth-first from `start`, looking for a way back to it.
+    let mut stack = vec![(start, vec![start])];
+    let mut seen = BTreeSet::new();
+    while let Some((at, path)) = stack.pop() {
+        for d in &all[at].deps {
+            let Some(&j) = index.get(d) else { continue };
+            if j == start {
+                let mut words: Vec<String> = path
+                    .iter()
+                    .map(|&k| format!("change {}", all[k].change))
+                    .collect();
+                words.push(format!("change {}", all[start].change));
+                return Some(words.join(" -> "));
+            }
+            if seen.insert(j) {
+                let mut next = path.clone();
+                next.push(j);
+                stack.push((j, next));
+            }
+        }
+    }
+    None
+}
+
+/// Each item's state, head first: its speculative state is its branch's tip with the items
+/// ahead of it (same project and branch, not failing) merged, then itself.
+fn states(world: &World, items: &mut [Item], window: u32) {
+    // Per project and branch: the tip, the state so far and the items in it; `None` once an
+    // item's merge is not known yet (the items behind wait for it).
+    type Chain = Option<(CommitId, CommitId, Vec<GateItem>)>;
+    let mut chains: BTreeMap<(ProjectName, RefName), Chain> = BTreeMap::new();
+    for (i, it) in items.iter_mut().enumerate() {
+        if i as u32 >= window {
+            it.state = ItemState::Inactive;
+            continue;
+        }
+        let slot = (it.project.clone(), it.branch.clone());
+        let Some(tip) = world.tips.get(&slot) else {
+            it.state = ItemState::Blocked(format!(
+                "the tip of {} in {} is not known yet",
+                it.branch, it.project
+            ));
+            continue;
+        };
+        let chain = chains
+            .entry(slot)
+            .or_insert_with(|| Some((tip.clone(), tip.clone(), Vec::new())));
+        let Some((base, state, ahead)) = chain.clone() else {
+            it.state = ItemState::Blocked("it waits for the state of the items ahead of it".into());
+            continue;
+        };
+        match world
+            .merges
+            .get(&(it.project.clone(), state.clone(), it.commit.clone()))
+        {
+            None => {
+                it.state = ItemState::Merging { onto: state };
+                *chain = None;
+            }
+            Some(MergeOutcome::Conflict(paths)) => {
+                it.state = ItemState::Refused(format!(
+                    "it does not merge onto {} (the tip of {}{}): conflicts in {}",
+                    state,
+                    it.branch,
+                    if ahead.is_empty() {
+                        String::new()
+                    } else {
+                        format!(
+                            " with {} ahead of it",
+                            ahead
+                                .iter()
+                                .map(|a| format!("change {},{}", a.change, a.patchset))
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        )
+                    },
+                    paths.join(", ")
+                ));
+            }
+            Some(MergeOutcome::MissingParents(parents)) => {
+                it.state = ItemState::Refused(format!(
+                    "its commit is built on {}, which is neither on {} nor a change ahead of it \
+                     in the gate (an outdated patchset of another change?): rebase it",
+                    parents
+                        .iter()
+                        .map(CommitId::as_str)
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    it.branch
+                ));
+            }
+            Some(MergeOutcome::Merged(s)) if *s == state => {
+                it.state = if state == base {
+                    ItemState::Contained
+                } else {
+                    ItemState::Blocked("an item ahead of it holds its commit already".into())
+                };
+            }
+            Some(MergeOutcome::Merged(s)) => {
+                let mut attempt = 0;
+                let mut id;
+                loop {
+                    id = gate_build_id(&it.project, &it.branch, s, it.change, &it.entry, attempt);
+                    let retry = world.gate_done.get(&id).is_some_and(|(_, _, st)| {
+                        matches!(st, BuildStatus::Cancelled | BuildStatus::Success)
+                    });
+                    if !retry || attempt >= MAX_STATE_ATTEMPTS {
+                        break;
+                    }
+                    attempt += 1;
+                }
+                let result = world
+                    .builds
+                    .get(&id)
+                    .and_then(|b| b.result)
+                    .or_else(|| world.gate_done.get(&id).map(|(_, _, st)| *st));
+                let tested = Tested {
+                    build: id,
+                    base: base.clone(),
+                    speculative: s.clone(),
+                    ahead: ahead.clone(),
+                    result,
+                };
+                if !tested.failing() {
+                    let mut next = ahead.clone();
+                    next.push(GateItem {
+                        project: it.project.clone(),
+                        change: it.change,
+                        patchset: it.patchset,
+                        commit: it.commit.clone(),
+                    });
+                    *chain = Some((base, s.clone(), next));
+                }
+                it.state = ItemState::Testing(tested);
+            }
+        }
+    }
+}
+
+/// The gate's actions; returns the gate builds the queues want (the others are reset).
+pub(super) fn plan_gate(
+    world: &World,
+    layout: &Layout,
+    actions: &mut Vec<Action>,
+) -> BTreeSet<BuildId> {
+    let mut wanted = BTreeSet::new();
+    let mut merges = BTreeSet::new();
+    for q in queues(world, layout) {
+        let active = q
+            .items
+            .iter()
+            .filter(|i| !matches!(i.state, ItemState::Refused(_)))
+            .count();
+        let mut position = 0;
+        for it in &q.items {
+            let noted = |event: GateEvent| {
+                world
+                    .changes
+                    .get(&(it.project.clone(), it.change))
+                    .is_some_and(|p| {
+                        p.review.as_ref().is_some_and(|r| {
+                            notes(world, r, &it.project, it.change)
+                                .any(|n| n.event == event && n.entry == it.entry)
+                        })
+                    })
+            };
+            let tell = |event: GateEvent, text: String| Action::TellGate {
+                project: it.project.clone(),
+                change: it.change,
+                commit: it.commit.clone(),
+                note: GateNote {
+                    event,
+                    entry: it.entry,
+                },
+                text,
+            };
+            if let ItemState::Refused(why) = &it.state {
+                actions.push(tell(
+                    GateEvent::Refused,
+                    format!(
+                        "seakeeper gate: change {},{} cannot be tested: {why}. It left the gate \
+                         queue; nothing of it was merged.",
+                        it.change, it.patchset
+                    ),
+                ));
+                continue;
+            }
+            position += 1;
+            if !noted(GateEvent::Entered) {
+                actions.push(tell(
+                    GateEvent::Entered,
+                    format!(
+                        "seakeeper gate: change {},{} entered the gate queue {} at position \
+                         {position} of {active} (window {}), admitted by {}.",
+                        it.change,
+                        it.patchset,
+                        q.name,
+                        q.window,
+                        it.votes.join(", ")
+                    ),
+                ));
+            }
+            match &it.state {
+                ItemState::Merging { onto } => {
+                    if merges.insert((it.project.clone(), onto.clone(), it.commit.clone())) {
+                        actions.push(Action::Merge {
+                            project: it.project.clone(),
+                            onto: onto.clone(),
+                            commit: it.commit.clone(),
+                            label: format!("change {},{}", it.change, it.patchset),
+                        });
+                    }
+                }
+                ItemState::Testing(t) => {
+                    wanted.insert(t.build.clone());
+                    plan_item(world, layout, it, t, position == 1, &noted, actions);
+                }
+                ItemState::Inactive
+                | ItemState::Blocked(_)
+                | ItemState::Contained
+                | ItemState::Refused(_) => {}
+            }
+        }
+    }
+    // Gate builds no queue wants: reset (cancelled), retired, or landed and to be reported.
+    for (id, b) in &world.builds {
+        if b.request.pipeline != PipelineKind::Gate || wanted.contains(id) {
+            continue;
+        }
+        let r = &b.request;
+        let branch = match &r.cause {
+            Some(BuildCause::Gate { branch, .. }) => branch,
+            _ => &r.git_ref,
+        };
+        match b.result {
+            _ if b.landed.is_some() => {
+                if !b.reported {
+                    actions.push(Action::Report {
+                        build_id: id.clone(),
+                    });
+                }
+            }
+            None if !b.cancelled => actions.push(Action::Cancel {
+                build_id: id.clone(),
+                reason: "reset: the state it tested is no longer wanted (an item ahead of it \
+                         left the queue, its branch moved, or the window shrank)"
+                    .into(),
+            }),
+            None => {}
+            Some(BuildStatus::Success)
+                if world.tips.get(&(r.project.clone(), branch.clone()))
+                    == Some(&r.source_commit) =>
+            {
+                // Landed before a crash took the record: the landing is recorded now.
+                actions.push(Action::Land {
+                    build_id: id.clone(),
+                });
+            }
+            Some(BuildStatus::Cancelled) => actions.push(Action::Report {
+                build_id: id.clone(),
+            }),
+            Some(_) => actions.push(Action::Retire {
+                build_id: id.clone(),
+            }),
+        }
+    }
+    wanted
+}
+
+/// What one tested item needs: its build requested, landed, held, or reported.
+fn plan_item(
+    world: &World,
+    layout: &Layout,
+    it: &Item,
+    t: &Tested,
+    head: bool,
+    noted: &dyn Fn(GateEvent) -> bool,
+    actions: &mut Vec<Action>,
+) {
+    let Some(b) = world.builds.get(&t.build) else {
+        if t.failing() && head {
+            // Failed before a restart, and the change was never told (reports are off, or
+            // Gerrit refused): it is told now, and leaves.
+            actions.push(Action::TellGate {
+                project: it.project.clone(),
+                change: it.change,
+                commit: it.commit.clone(),
+                note: GateNote {
+                    event: GateEvent::Failed,
+                    entry: it.entry,
+                },
+                text: format!(
+                    "seakeeper gate: change {},{} failed its gate build {}; it left the queue.",
+                    it.change, it.patchset, t.build
+                ),
+            });
+        }
+        if !known(world, &t.build) {
+            let jobs = match job_names(world, PipelineKind::Gate, &it.project, &it.commit) {
+                None => return,
+                // An invalid pipeline file is a build with no jobs; its result says why.
+                Some(Err(_)) => Vec::new(),
+                Some(Ok(names)) => names,
+            };
+            actions.push(Action::RequestBuild {
+                request: gate_request(world, layout, it, t, jobs),
+                depth: 0,
+            });
+        }
+        return;
+    };
+    match b.result {
+        None => {}
+        Some(BuildStatus::Success) if b.landed.is_some() => {
+            if !b.reported {
+                actions.push(Action::Report {
+                    build_id: t.build.clone(),
+                });
+            }
+        }
+        Some(BuildStatus::Success) => {
+            let tip = world.tips.get(&(it.project.clone(), it.branch.clone()));
+            if !head || tip != Some(&t.base) {
+                return;
+            }
+            let short = it.branch.as_str().trim_start_matches("refs/heads/");
+            match crate::policy::promotion::freeze_holding(
+                layout,
+                Held::Merge(&it.project, short),
+                world.now,
+            ) {
+                Some((name, f)) => {
+                    let ticket = f
+                        .ticket
+                        .as_deref()
+                        .map(|t| format!(" ({t})"))
+                        .unwrap_or_default();
+                    let reason = format!(
+                        "landing is frozen by {name}{ticket}: {} (config {})",
+                        f.reason.trim(),
+                        world
+                            .freeze_origins
+                            .get(name)
+                            .map_or(&world.config.layout_commit, |(c, _)| c)
+                    );
+                    if !noted(GateEvent::Held) {
+                        actions.push(Action::TellGate {
+                            project: it.project.clone(),
+                            change: it.change,
+                            commit: it.commit.clone(),
+                            note: GateNote {
+                                event: GateEvent::Held,
+                                entry: it.entry,
+                            },
+                            text: format!(
+                                "seakeeper gate: change {},{} passed and waits at the head of \
+                                 its queue: {reason}. It lands once the freeze is lifted.",
+                                it.change, it.patchset
+                            ),
+                        });
+                    }
+                    actions.push(Action::HoldLanding {
+                        build_id: t.build.clone(),
+                        reason,
+                        freeze: name.clone(),
+                    });
+                }
+                None => actions.push(Action::Land {
+                    build_id: t.build.clone(),
+                }),
+            }
+        }
+        // A failure is final once nothing ahead of it can change: at the head.
+        Some(s) if failed(s) => {
+            if head {
+                actions.push(Action::Report {
+                    build_id: t.build.clone(),
+                });
+            }
+        }
+        Some(_) => actions.push(Action::Report {
+            build_id: t.build.clone(),
+        }),
+    }
+}
+
+fn gate_request(
+    world: &World,
+    layout: &Layout,
+    it: &Item,
+    t: &Tested,
+    jobs: Vec<String>,
+) -> BuildRequest {
+    let git_ref = format!("{SPECULATIVE_REFS}{}", t.speculative)
+        .parse()
+        .expect("a commit id makes a valid ref name");
+    BuildRequest {
+        build_id: t.build.clone(),
+        pipeline: PipelineKind::Gate,
+        project: it.project.clone(),
+        change: Some(it.change),
+        patchset: Some(it.patchset),
+        git_ref,
+        source_commit: t.speculative.clone(),
+        config_commit: world.config.layout_commit.clone(),
+        trust: super::trust_of(layout, PipelineKind::Gate),
+        requested_at: world.now,
+        jobs,
+        cause: Some(BuildCause::Gate {
+            queue: layout.queue_of(&it.project),
+            branch: it.branch.clone(),
+            base: t.base.clone(),
+            change_commit: it.commit.clone(),
+            ahead: t.ahead.clone(),
+            eligible_since: it.entry.since,
+            rechecks: it.entry.rechecks,
+            votes: it.votes.clone(),
+        }),
+    }
+}
+
+/// The commit a build's jobs are defined at: a gate build runs the jobs its change's own
+/// pipeline file names (what was reviewed), whatever state it is tested on.
+pub fn pipeline_commit(request: &BuildRequest) -> &CommitId {
+    match &request.cause {
+        Some(BuildCause::Gate { change_commit, .. }) => change_commit,
+        _ => &request.source_commit,
+    }
+}
