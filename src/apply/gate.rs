@@ -10,7 +10,7 @@ use crate::git::ObjectId;
 use crate::git::speculative::{self, MergeError, Step};
 use crate::model::record::{BuildCause, LandedBy, Landing};
 use crate::model::{BuildId, BuildStatus, ChangeNumber, CommitId, ProjectName, Record, Timestamp};
-use crate::reconcile::{Fact, GateEvent, GateNote, MergeOutcome, World};
+use crate::reconcile::{Fact, GateEvent, GateNote, MergeOutcome, World, gate};
 
 fn oid(c: &CommitId) -> ObjectId {
     ObjectId::from_hex(c.as_str().as_bytes()).expect("a commit id is 40 hex digits")
@@ -244,12 +244,12 @@ pub(super) fn land(
             })?;
         (svc.on_write)();
     }
-    let window = world
-        .windows
-        .get(g.queue)
-        .copied()
-        .unwrap_or(layout.settings.gate.window)
-        .saturating_add(1);
+    let settings = &layout.settings.gate;
+    let window = gate::next_window(
+        gate::window_of(&world.windows, g.queue, settings),
+        true,
+        settings,
+    );
     Ok(Applied::progress([
         Fact::Landed {
             build: id.clone(),
@@ -468,11 +468,11 @@ pub(super) fn reported(
         },
     }];
     if event == GateEvent::Failed {
-        let gate = &layout.settings.gate;
-        let now = world.windows.get(g.queue).copied().unwrap_or(gate.window);
+        let settings = &layout.settings.gate;
+        let now = gate::window_of(&world.windows, g.queue, settings);
         facts.push(Fact::GateWindow {
             queue: g.queue.to_owned(),
-            window: (now / 2).max(gate.window_floor).max(1),
+            window: gate::next_window(now, false, settings),
         });
     }
     facts

@@ -136,6 +136,31 @@ pub fn gate_build_id(
     )
 }
 
+/// A queue's window after a landing (one more) or a failure (halved), never below the floor:
+/// Zuul's linear increase and exponential decrease.
+pub fn next_window(now: u32, landed: bool, settings: &crate::config::files::GateSettings) -> u32 {
+    let next = if landed {
+        now.saturating_add(1)
+    } else {
+        now / 2
+    };
+    next.max(settings.window_floor).max(1)
+}
+
+/// A queue's window now (`windows`: where it moved from the configured start).
+pub fn window_of(
+    windows: &BTreeMap<String, u32>,
+    queue: &str,
+    settings: &crate::config::files::GateSettings,
+) -> u32 {
+    windows
+        .get(queue)
+        .copied()
+        .unwrap_or(settings.window)
+        .max(settings.window_floor)
+        .max(1)
+}
+
 /// Whether a change's votes admit it: when it became eligible (the latest of the times each
 /// requirement was first met) and the votes that admit it; or why not.
 pub fn eligibility(
@@ -336,13 +361,7 @@ pub fn queues(world: &World, layout: &Layout) -> Vec<Queue> {
     let gate = &layout.settings.gate;
     let mut out = Vec::new();
     for (name, members) in by_queue {
-        let window = world
-            .windows
-            .get(name)
-            .copied()
-            .unwrap_or(gate.window)
-            .max(gate.window_floor)
-            .max(1);
+        let window = window_of(&world.windows, name, gate);
         let mut waiting = Vec::new();
         let mut order: Vec<usize> = Vec::new();
         let mut refusals = Vec::new();
@@ -840,3 +859,7 @@ pub fn pipeline_commit(request: &BuildRequest) -> &CommitId {
         _ => &request.source_commit,
     }
 }
+
+#[cfg(test)]
+#[path = "gate_tests.rs"]
+mod tests;
