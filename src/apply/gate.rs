@@ -301,6 +301,36 @@ fn submit(
         )));
     };
     let gerrit = |what: String| move |source| Error::Gerrit { what, source };
+    // Gerrit's submit rules want a Verified vote at the label's top, as Zuul gives it before
+    // submitting; after the submit, Gerrit takes no votes.
+    let details = g
+        .rest
+        .get_change(project, change)
+        .map_err(gerrit(format!("reading change {change} before submitting")))?;
+    let top = details
+        .label_values
+        .get("Verified")
+        .map_or(1, |(_, max)| *max);
+    if details.label_range("Verified").0 < top {
+        let revision = details
+            .current_revision
+            .as_ref()
+            .map_or_else(|| "current".to_owned(), ToString::to_string);
+        g.post
+            .post_review(
+                project,
+                change,
+                &revision,
+                &ReviewInput::for_pipeline(
+                    "gate",
+                    &format!("seakeeper gate: passed as {spec}; submitting it."),
+                    Some(top),
+                ),
+            )
+            .map_err(gerrit(format!(
+                "voting on change {change} before submitting"
+            )))?;
+    }
     g.post
         .submit(project, change)
         .map_err(gerrit(format!("submitting change {change} of {project}")))?;

@@ -119,7 +119,7 @@ pub fn report_text(
                 }
                 failures.push_str(&format!(
                     "Run it yourself, in a clone of {}: seakeeper job run {} --rev {} --pipeline {}\n",
-                    r.project, j.name, r.source_commit, r.pipeline
+                    r.project, j.name, reconcile::pipeline_commit(r), r.pipeline
                 ));
             }
         }
@@ -212,7 +212,7 @@ pub(super) fn report(
     let (rest, post) = (g.rest.clone(), g.post.clone());
     let (project, commit, pipeline) = (
         r.project.clone(),
-        r.source_commit.clone(),
+        reconcile::pipeline_commit(r).clone(),
         r.pipeline.to_string(),
     );
     let (build, review_text) = (id.clone(), text.clone());

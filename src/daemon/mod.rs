@@ -422,7 +422,12 @@ impl Daemon {
             let actions = reconcile::plan(&self.world, &layout);
             self.held = actions
                 .iter()
-                .filter(|a| matches!(a, Action::Hold { .. } | Action::Refuse { .. }))
+                .filter(|a| {
+                    matches!(
+                        a,
+                        Action::Hold { .. } | Action::Refuse { .. } | Action::HoldLanding { .. }
+                    )
+                })
                 .cloned()
                 .collect();
             let mut progressed = false;
@@ -511,7 +516,16 @@ impl Daemon {
         // progress of its own) is forgotten: a later failure starts its backoff afresh.
         let now = Instant::now();
         self.failures.retain(|_, f| f.next + 2 * MAX_BACKOFF > now);
-        report.busy = !self.world.builds.is_empty()
+        // A gate build whose landing a freeze holds waits for people, not for work.
+        let held: BTreeSet<&crate::model::BuildId> = self
+            .held
+            .iter()
+            .filter_map(|a| match a {
+                Action::HoldLanding { build_id, .. } => Some(build_id),
+                _ => None,
+            })
+            .collect();
+        report.busy = self.world.builds.keys().any(|id| !held.contains(id))
             || !self.copies_running().is_empty()
             || self.reads_pending();
         report

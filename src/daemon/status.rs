@@ -98,6 +98,163 @@ pub struct Status {
     /// The retention policy's last sweep by this daemon, if one ran.
     #[serde(default)]
     pub retention: Option<RetentionLine>,
+    /// The gate's queues.
+    #[serde(default)]
+    pub gate: Vec<QueueLine>,
+}
+
+/// A gate queue.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueueLine {
+    /// `queue:<name>` or `project:<project>`.
+    pub name: String,
+    /// How many items are tested at once.
+    pub window: u32,
+    /// The items, head first.
+    pub items: Vec<QueueItemLine>,
+    /// Approved changes that cannot enter yet: `project change: why`.
+    pub waiting: Vec<String>,
+}
+
+/// An item of a gate queue.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueueItemLine {
+    /// 1 for the head.
+    pub position: usize,
+    /// The project.
+    pub project: String,
+    /// `change,patchset`.
+    pub change: String,
+    /// `waiting`, `merging`, `testing`, `passed`, `landing`, `held`, `failing`, `failed`,
+    /// `refused` or `landed`.
+    pub state: String,
+    /// What it waits for, in words.
+    pub waits_for: String,
+    /// The speculative commit it is tested on (and lands as).
+    #[serde(default)]
+    pub speculative: Option<String>,
+    /// Its gate build.
+    #[serde(default)]
+    pub build: Option<String>,
+    /// Its jobs: `name: state`.
+    #[serde(default)]
+    pub jobs: Vec<String>,
+}
+
+/// The gate's queues as `status` shows them.
+fn queue_lines(d: &Daemon) -> Vec<QueueLine> {
+    use crate::reconcile::gate::{self, ItemState};
+    let (w, Some(layout)) = (d.world(), d.layout()) else {
+        return Vec::new();
+    };
+    let held: std::collections::BTreeMap<&crate::model::BuildId, &str> = d
+        .held()
+        .iter()
+        .filter_map(|a| match a {
+            Action::HoldLanding {
+                build_id, reason, ..
+            } => Some((build_id, reason.as_str())),
+            _ => None,
+        })
+        .collect();
+    gate::queues(w, layout)
+        .into_iter()
+        .map(|q| {
+            let mut position = 0;
+            let items = q
+                .items
+                .iter()
+                .map(|it| {
+                    if !matches!(it.state, ItemState::Refused(_)) {
+                        position += 1;
+                    }
+                    let head = position == 1;
+                    let (state, waits_for, tested) = match &it.state {
+                        ItemState::Inactive => (
+                            "waiting",
+                            format!("room in the window ({})", q.window),
+                            None,
+                        ),
+                        ItemState::Blocked(why) => ("waiting", why.clone(), None),
+                        ItemState::Merging { onto } => {
+                            ("merging", format!("its merge onto {onto}"), None)
+                        }
+                        ItemState::Refused(why) => ("refused", why.clone(), None),
+                        ItemState::Contained => {
+                            ("landed", "Gerrit to close the change".into(), None)
+                        }
+                        ItemState::Testing(t) => {
+                            let (state, why) = match t.result {
+                                None => ("testing", "its jobs".to_owned()),
+                                Some(crate::model::BuildStatus::Success) if head => {
+                                    match held.get(&t.build) {
+                                        Some(reason) => ("held", (*reason).to_owned()),
+                                        None => ("landing", "its push".to_owned()),
+                                    }
+                                }
+                                Some(crate::model::BuildStatus::Success) => {
+                                    ("passed", "the items ahead of it to land".to_owned())
+                                }
+                                Some(_) if t.failing() && head => {
+                                    ("failed", "its report; then it leaves".to_owned())
+                                }
+                                Some(_) if t.failing() => (
+                                    "failing",
+                                    "the items ahead of it (it is tested again if one of \
+                                     them fails)"
+                                        .to_owned(),
+                                ),
+                                Some(_) => ("testing", "a new build of its state".to_owned()),
+                            };
+                            (state, why, Some(t))
+                        }
+                    };
+                    let jobs = tested
+                        .and_then(|t| w.builds.get(&t.build))
+                        .map(|b| {
+                            b.request
+                                .jobs
+                                .iter()
+                                .map(|j| {
+                                    let s = match b.jobs.get(j).and_then(|r| r.state.as_ref()) {
+                                        None => "queued",
+                                        Some(crate::model::JobState::Pending) => "pending",
+                                        Some(crate::model::JobState::Running) => "running",
+                                        Some(s) => crate::reconcile::job_status(Some(s)).as_str(),
+                                    };
+                                    format!("{j}: {s}")
+                                })
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    QueueItemLine {
+                        position: if matches!(it.state, ItemState::Refused(_)) {
+                            0
+                        } else {
+                            position
+                        },
+                        project: it.project.to_string(),
+                        change: format!("{},{}", it.change, it.patchset),
+                        state: state.into(),
+                        waits_for,
+                        speculative: tested.map(|t| t.speculative.to_string()),
+                        build: tested.map(|t| t.build.to_string()),
+                        jobs,
+                    }
+                })
+                .collect();
+            QueueLine {
+                name: q.name,
+                window: q.window,
+                items,
+                waiting: q
+                    .waiting
+                    .iter()
+                    .map(|(p, c, why)| format!("{p} {c}: {why}"))
+                    .collect(),
+            }
+        })
+        .collect()
 }
 
 /// The retention policy's last sweep.
@@ -295,6 +452,7 @@ impl Status {
                     error: d.gerrit_error().map(str::to_owned),
                 }),
             retention: d.retention_line().cloned(),
+            gate: queue_lines(d),
         }
     }
 
@@ -352,6 +510,33 @@ impl Status {
                 "  {} [{}] {} {}: running {:?} queued {:?} ended {:?}\n",
                 b.build_id, b.pipeline, b.project, b.what, b.running, b.queued, b.ended
             ));
+        }
+        for q in &self.gate {
+            t.push_str(&format!(
+                "gate queue {} (window {}): {} items\n",
+                q.name,
+                q.window,
+                q.items.len()
+            ));
+            for i in &q.items {
+                let at = i
+                    .speculative
+                    .as_deref()
+                    .map(|s| format!(" on {s}"))
+                    .unwrap_or_default();
+                let jobs = if i.jobs.is_empty() {
+                    String::new()
+                } else {
+                    format!(" [{}]", i.jobs.join(", "))
+                };
+                t.push_str(&format!(
+                    "  {}. {} {} {}{at}{jobs}: waits for {}\n",
+                    i.position, i.project, i.change, i.state, i.waits_for
+                ));
+            }
+            for w in &q.waiting {
+                t.push_str(&format!("  not yet: {w}\n"));
+            }
         }
         if self.freezes.is_empty() {
             t.push_str("freezes: none\n");
@@ -443,6 +628,7 @@ mod tests {
                 error: None,
             }),
             retention: None,
+            gate: Vec::new(),
         }
     }
 

@@ -160,6 +160,8 @@ pub struct Change {
     pub current_parents: Vec<CommitId>,
     /// The current patchset commit's message (`CURRENT_COMMIT`).
     pub current_message: Option<String>,
+    /// Each label's lowest and highest value (`DETAILED_LABELS`).
+    pub label_values: BTreeMap<String, (i32, i32)>,
 }
 
 impl Change {
@@ -523,6 +525,8 @@ struct WireApproval {
 struct WireLabel {
     #[serde(default)]
     all: Vec<WireApproval>,
+    #[serde(default)]
+    values: BTreeMap<String, String>,
 }
 
 #[derive(Deserialize)]
@@ -641,6 +645,18 @@ impl WireChange {
             Some(r) => Some(r.parse::<CommitId>().map_err(|e| bad("meta_rev_id", e))?),
             None => None,
         };
+        let label_values = self
+            .labels
+            .iter()
+            .filter_map(|(name, l)| {
+                let values: Vec<i32> = l
+                    .values
+                    .keys()
+                    .filter_map(|k| k.trim().trim_start_matches('+').parse().ok())
+                    .collect();
+                Some((name.clone(), (*values.iter().min()?, *values.iter().max()?)))
+            })
+            .collect();
         let labels = self
             .labels
             .into_iter()
@@ -695,6 +711,7 @@ impl WireChange {
             is_private: self.is_private,
             current_parents,
             current_message,
+            label_values,
         })
     }
 }

@@ -151,9 +151,19 @@ impl Sources {
                 format!("{} does not have commit {commit}", path.display()),
             ));
         };
-        if !path.join("HEAD").exists() {
-            std::fs::create_dir_all(&path).map_err(|e| err(project, e.to_string()))?;
-            run_git(&path, &["init", "--quiet", "--bare"], None).map_err(|e| err(project, e))?;
+        {
+            // Fetches of one project run on several threads (pipeline files, merges): one of
+            // them makes the mirror, the others wait until it is made (two `git init`s of one
+            // directory fail on each other's files, and HEAD is written before the rest).
+            static INIT: std::sync::Mutex<()> = std::sync::Mutex::new(());
+            let _made = INIT
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if !path.join("HEAD").exists() {
+                std::fs::create_dir_all(&path).map_err(|e| err(project, e.to_string()))?;
+                run_git(&path, &["init", "--quiet", "--bare"], None)
+                    .map_err(|e| err(project, e))?;
+            }
         }
         let remote = match credentials {
             Some(_) => format!("{url}/a/{project}"),

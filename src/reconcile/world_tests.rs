@@ -89,6 +89,7 @@ fn change(status: ChangeStatus, patchset: u32, messages: &[(&str, u32, &str)]) -
         is_private: false,
         current_parents: Vec::new(),
         current_message: None,
+        label_values: BTreeMap::new(),
     }
 }
 

@@ -1,0 +1,253 @@
+//! The gate end to end (issue 16): approved changes are tested on the speculative state of
+//! the queue, with real git and the local executor, against the Gerrit stand-in; the commit
+//! that was tested is the commit that lands (pushed as a fast-forward, or submitted and
+//! checked), Gerrit closes the change, and the ledger records the landing.
+
+mod support;
+
+use support::site::{CI_BOT, IMAGE, Site, build_ids, git};
+use support::{ok, output, seakeeper, stderr};
+
+/// check and gate run `unit`: it fails when the tree holds a file named `broken`.
+fn gate_pipeline() -> String {
+    format!(
+        "jobs:\n  unit:\n    image: {IMAGE}\n    commands: [\"test ! -e broken\"]\n    timeout: 1m\npipelines:\n  check: [unit]\n  gate: [unit]\n"
+    )
+}
+
+/// A gate site: acme/api takes part in check, gate and post-merge, with a pipeline file on
+/// main already.
+fn gate_site(project_file: &str) -> Site {
+    let site = Site::new("", "");
+    site.write_config("projects/acme/api.yaml", project_file);
+    site.commit_config("The gate for acme/api");
+    let w = site.clone("acme/api");
+    std::fs::create_dir_all(w.join(".pipeline")).unwrap();
+    std::fs::write(w.join(".pipeline/config.yaml"), gate_pipeline()).unwrap();
+    std::fs::write(w.join("README"), "acme api\n").unwrap();
+    git(&w, &["add", "-A"]);
+    git(&w, &["commit", "-q", "-m", "The pipeline"]);
+    site.merge("acme/api");
+    site.reconcile(); // the baseline
+    site
+}
+
+/// Uploads a change made on main's tip (not on the clone's last change).
+fn upload_on_main(site: &Site, change_id: &str, files: &[(&str, &str)]) -> String {
+    let w = site.clone("acme/api");
+    git(&w, &["fetch", "-q", "origin", "main"]);
+    git(&w, &["checkout", "-q", "--detach", "FETCH_HEAD"]);
+    site.upload("acme/api", change_id, files, false)
+}
+
+fn tip(site: &Site) -> String {
+    git(&site.g.repo("acme/api"), &["rev-parse", "refs/heads/main"])
+}
+
+fn landed_as(review: &str) -> Option<String> {
+    review
+        .lines()
+        .find_map(|l| l.strip_prefix("Landed as "))
+        .and_then(|l| l.split_whitespace().next())
+        .map(str::to_owned)
+}
+
+/// The ledger's landing records, as YAML texts.
+fn landings(site: &Site) -> Vec<String> {
+    let files = git(
+        &site.ledger(),
+        &["ls-tree", "-r", "--name-only", "refs/heads/main"],
+    );
+    files
+        .lines()
+        .filter(|f| f.ends_with("/landing.yaml"))
+        .map(|f| git(&site.ledger(), &["show", &format!("refs/heads/main:{f}")]))
+        .collect()
+}
+
+fn field<'a>(yaml: &'a str, key: &str) -> &'a str {
+    yaml.lines()
+        .find_map(|l| l.strip_prefix(&format!("{key}: ")))
+        .unwrap_or_else(|| panic!("no {key} in {yaml}"))
+        .trim()
+}
+
+#[test]
+fn a_failing_change_leaves_and_the_one_behind_it_is_tested_again_and_lands_as_tested() {
+    let site = gate_site("pipelines: [check, gate, post-merge]\n");
+    let before = tip(&site);
+    upload_on_main(
+        &site,
+        "I1000000000000000000000000000000000000001",
+        &[("broken", "x\n")],
+    );
+    upload_on_main(
+        &site,
+        "I1000000000000000000000000000000000000002",
+        &[("two.txt", "2\n")],
+    );
+    // A change that is only +1, and one that is a work in progress: neither enters.
+    upload_on_main(
+        &site,
+        "I1000000000000000000000000000000000000003",
+        &[("three.txt", "3\n")],
+    );
+    upload_on_main(
+        &site,
+        "I1000000000000000000000000000000000000004",
+        &[("four.txt", "4\n")],
+    );
+    site.g.review("bob", 1, &[("Code-Review", 2)], "").unwrap();
+    site.g.review("bob", 2, &[("Code-Review", 2)], "").unwrap();
+    site.g.review("bob", 3, &[("Code-Review", 1)], "").unwrap();
+    site.g.set_wip("alice", 4, true).unwrap();
+    site.g.review("bob", 4, &[("Code-Review", 2)], "").unwrap();
+    let out = site.reconcile();
+
+    // Change 1 failed at the head of the queue: told with its failing job, and it left.
+    let one = site.reviews(1);
+    let failed = one
+        .iter()
+        .find(|r| r.contains("seakeeper gate: FAILURE"))
+        .unwrap_or_else(|| panic!("{one:#?}\n{out}"));
+    assert_eq!(site.g.change(1).vote("Verified", CI_BOT), -1);
+    assert!(failed.contains("- unit: FAILURE"), "{failed}");
+    assert!(failed.contains("Gate: failed 1/"), "{failed}");
+    assert!(
+        one.iter()
+            .any(|r| r.contains("entered the gate queue project:acme/api at position 1 of 2")),
+        "{one:#?}"
+    );
+    assert_eq!(site.g.change(1).status, "NEW");
+
+    // Change 2 was tested with change 1 ahead of it (and failed: `broken` was in that state),
+    // then again without it, and landed as exactly the commit that was tested.
+    let two = site.reviews(2);
+    assert!(
+        two.iter().any(|r| r.contains("at position 2 of 2")),
+        "{two:#?}"
+    );
+    let success = two
+        .iter()
+        .find(|r| r.contains("seakeeper gate: SUCCESS"))
+        .unwrap_or_else(|| panic!("{two:#?}\n{out}"));
+    let landed = landed_as(success).expect("a landed commit");
+    assert_eq!(tip(&site), landed, "main is the tested commit");
+    assert_eq!(
+        site.g.change(2).status,
+        "MERGED",
+        "Gerrit closed it: its commit is on main"
+    );
+    // The tested commit holds change 2 and not change 1, and descends from the old tip.
+    let repo = site.g.repo("acme/api");
+    assert_eq!(git(&repo, &["show", &format!("{landed}:two.txt")]), "2");
+    assert!(
+        git(&repo, &["ls-tree", "--name-only", &landed])
+            .lines()
+            .all(|f| f != "broken")
+    );
+    git(&repo, &["merge-base", "--is-ancestor", &before, &landed]);
+    // No vote on a merged change; the landing is said in words, with the build id.
+    assert!(!success.contains("Verified"), "{success}");
+    let ids = build_ids(success);
+    assert_eq!(ids.len(), 1);
+
+    // The ledger: the build's request names that very commit, and the landing records both.
+    let landings = landings(&site);
+    assert_eq!(landings.len(), 1, "{landings:?}");
+    let l = &landings[0];
+    assert_eq!(field(l, "commit"), landed);
+    assert_eq!(field(l, "old_tip"), before);
+    assert_eq!(field(l, "build_id"), ids[0]);
+    assert_eq!(field(l, "method"), "push");
+    assert!(l.contains("Code-Review+2 by bob"), "{l}");
+    let files = git(
+        &site.ledger(),
+        &["ls-tree", "-r", "--name-only", "refs/heads/main"],
+    );
+    let request = files
+        .lines()
+        .find(|f| f.contains(&ids[0]) && f.ends_with("/request.yaml"))
+        .unwrap();
+    let request = git(
+        &site.ledger(),
+        &["show", &format!("refs/heads/main:{request}")],
+    );
+    assert_eq!(field(&request, "source_commit"), landed);
+    assert!(
+        site.ledger_log()
+            .contains(&format!("Landed-Commit: {landed}"))
+    );
+    site.verify_ledger();
+
+    // The others never entered; nothing waits.
+    assert!(
+        site.reviews(3).iter().all(|r| !r.contains("gate")),
+        "{:?}",
+        site.reviews(3)
+    );
+    assert!(
+        site.reviews(4).iter().all(|r| !r.contains("gate")),
+        "{:?}",
+        site.reviews(4)
+    );
+    assert!(site.g.change(3).status == "NEW" && site.g.change(4).status == "NEW");
+
+    // Running again changes nothing: nothing lands twice, nobody is told twice.
+    let reviews = (site.reviews(1).len(), site.reviews(2).len());
+    site.reconcile();
+    assert_eq!((site.reviews(1).len(), site.reviews(2).len()), reviews);
+    assert_eq!(tip(&site), landed);
+
+    // `recheck` on the failed change enters it again (it still fails, alone now).
+    site.g.review("alice", 1, &[], "recheck").unwrap();
+    let out = site.reconcile();
+    let one = site.reviews(1);
+    assert_eq!(
+        one.iter()
+            .filter(|r| r.contains("seakeeper gate: FAILURE"))
+            .count(),
+        2,
+        "{one:#?}\n{out}"
+    );
+    assert_eq!(tip(&site), landed);
+}
+
+#[test]
+fn a_conflict_is_refused_with_its_paths_and_submit_lands_only_the_tested_commit() {
+    let site = gate_site("pipelines: [check, gate]\ngate:\n  land: submit\n");
+    upload_on_main(
+        &site,
+        "I2000000000000000000000000000000000000001",
+        &[("README", "one\n")],
+    );
+    upload_on_main(
+        &site,
+        "I2000000000000000000000000000000000000002",
+        &[("README", "two\n")],
+    );
+    site.g.review("bob", 1, &[("Code-Review", 2)], "").unwrap();
+    site.g.review("bob", 2, &[("Code-Review", 2)], "").unwrap();
+    let out = output(&mut site.reconcile_cmd());
+    let said = format!("{}\n{}", String::from_utf8_lossy(&out.stdout), stderr(&out));
+    // Change 1 is on main's tip: submitted, and the tip is its own commit.
+    assert_eq!(site.g.change(1).status, "MERGED", "{said}");
+    let l = &landings(&site)[0];
+    assert_eq!(field(l, "method"), "submit");
+    assert_eq!(field(l, "commit"), tip(&site));
+    // Change 2 conflicts with change 1 ahead of it: refused with the path, nothing merged.
+    let two = site.reviews(2);
+    let refused = two
+        .iter()
+        .find(|r| r.contains("cannot be tested"))
+        .unwrap_or_else(|| panic!("{two:#?}"));
+    assert!(refused.contains("conflicts in README"), "{refused}");
+    assert!(refused.contains("Gate: refused 1/"), "{refused}");
+    assert_eq!(site.g.change(2).status, "NEW");
+    site.verify_ledger();
+    // And `status` shows nothing left in the queue.
+    let status = ok(seakeeper()
+        .args(["status", "--settings"])
+        .arg(&site.settings));
+    assert!(!status.contains(" testing "), "{status}");
+}
