@@ -141,6 +141,7 @@ fn plan_bench(projects: usize, changes: usize, iterations: usize) {
                 .unwrap(),
             commit,
             rechecks: 0,
+            review: None,
         };
         let id = reconcile::check_build_id(p, n, &ps);
         if i % 5 == 0 {
@@ -173,6 +174,7 @@ fn plan_bench(projects: usize, changes: usize, iterations: usize) {
                     )]),
                     depth: 0,
                     recorded: None,
+                    landed: None,
                 },
             );
         } else {

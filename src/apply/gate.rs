@@ -161,6 +161,27 @@ pub(super) fn land(
     let Some(b) = world.builds.get(id) else {
         return Ok(Applied::nothing());
     };
+    let tip = gate_of(&b.request).and_then(|g| {
+        world
+            .tips
+            .get(&(b.request.project.clone(), g.branch.clone()))
+    });
+    land_at(svc, layout, world, id, tip, None)
+}
+
+/// [`land`], with the branch's tip as known (`tip`) and, for a commit that landed before and
+/// that the branch moved on from since, the tip now (`moved_on`).
+fn land_at(
+    svc: &Services,
+    layout: &Layout,
+    world: &World,
+    id: &BuildId,
+    tip: Option<&CommitId>,
+    moved_on: Option<&CommitId>,
+) -> Result<Applied, Error> {
+    let Some(b) = world.builds.get(id) else {
+        return Ok(Applied::nothing());
+    };
     let r = &b.request;
     let Some(g) = gate_of(r) else {
         return Err(Error::Config(format!("{id} is not a gate build")));
@@ -171,8 +192,6 @@ pub(super) fn land(
         )));
     }
     let spec = &r.source_commit;
-    let slot = (r.project.clone(), g.branch.clone());
-    let tip = world.tips.get(&slot);
     let method = layout.land_method(&r.project);
     let mut old_tip = g.base.clone();
     if tip != Some(spec) {
@@ -256,6 +275,7 @@ pub(super) fn land(
             project: r.project.clone(),
             branch: g.branch.clone(),
             commit: spec.clone(),
+            tip: moved_on.unwrap_or(spec).clone(),
         },
         Fact::GateNoted {
             project: r.project.clone(),
@@ -385,21 +405,7 @@ pub(super) fn retire(
                 .unwrap_or(false)
             && *g.base != r.source_commit;
         if landed {
-            let mut world = world.clone();
-            world.tips.insert(
-                (r.project.clone(), g.branch.clone()),
-                r.source_commit.clone(),
-            );
-            let mut applied = land(svc, layout, &world, id)?;
-            // The tip stays where it is now.
-            applied.facts.retain(|f| !matches!(f, Fact::Landed { .. }));
-            if let Some(b) = world.builds.get_mut(id) {
-                b.landed = Some(r.source_commit.clone());
-            }
-            applied.facts.push(Fact::BuildInFlight(Box::new(
-                world.builds.remove(id).expect("the build is in flight"),
-            )));
-            return Ok(applied);
+            return land_at(svc, layout, world, id, Some(&r.source_commit), Some(tip));
         }
     }
     (svc.reporter)(&format!(

@@ -400,6 +400,7 @@ fn a_failure_in_the_middle_resets_the_items_behind_and_is_final_at_the_head() {
         project: p("api"),
         branch: main(),
         commit: commit(11),
+        tip: commit(11),
     });
     w.absorb(Fact::GateNoted {
         project: p("api"),

@@ -24,6 +24,7 @@ use crate::policy::promotion::{self, Decision, Provenance};
 
 mod action;
 pub mod gate;
+mod review;
 mod world;
 pub use action::Action;
 pub use gate::pipeline_commit;
