@@ -8,11 +8,19 @@ mod support;
 use support::site::{CI_BOT, IMAGE, Site, build_ids, git};
 use support::{ok, output, seakeeper, stderr};
 
-/// check and gate run `unit`: it fails when the tree holds a file named `broken`.
-fn gate_pipeline() -> String {
-    format!(
-        "jobs:\n  unit:\n    image: {IMAGE}\n    commands: [\"test ! -e broken\"]\n    timeout: 1m\npipelines:\n  check: [unit]\n  gate: [unit]\n"
-    )
+/// `unit` fails when the tree holds a file named `broken`; it runs in the pipelines the
+/// project takes part in of check and gate.
+fn gate_pipeline(project_file: &str) -> String {
+    let mut t = format!(
+        "jobs:\n  unit:\n    image: {IMAGE}\n    commands: [\"test ! -e broken\"]\n    timeout: 1m\npipelines:\n"
+    );
+    let pipelines = project_file.lines().next().unwrap_or_default();
+    for p in ["check", "gate"] {
+        if pipelines.contains(p) {
+            t.push_str(&format!("  {p}: [unit]\n"));
+        }
+    }
+    t
 }
 
 /// A gate site: acme/api takes part in check, gate and post-merge, with a pipeline file on
@@ -23,7 +31,7 @@ fn gate_site(project_file: &str) -> Site {
     site.commit_config("The gate for acme/api");
     let w = site.clone("acme/api");
     std::fs::create_dir_all(w.join(".pipeline")).unwrap();
-    std::fs::write(w.join(".pipeline/config.yaml"), gate_pipeline()).unwrap();
+    std::fs::write(w.join(".pipeline/config.yaml"), gate_pipeline(project_file)).unwrap();
     std::fs::write(w.join("README"), "acme api\n").unwrap();
     git(&w, &["add", "-A"]);
     git(&w, &["commit", "-q", "-m", "The pipeline"]);
@@ -250,4 +258,105 @@ fn a_conflict_is_refused_with_its_paths_and_submit_lands_only_the_tested_commit(
         .args(["status", "--settings"])
         .arg(&site.settings));
     assert!(!status.contains(" testing "), "{status}");
+}
+
+#[test]
+fn kill_9_at_any_step_of_the_gate_lands_once_what_was_tested() {
+    for point in [
+        "after-request",
+        "after-start",
+        "after-result",
+        "after-land",
+        "before-review",
+        "after-review",
+    ] {
+        let site = gate_site("pipelines: [gate]\n");
+        upload_on_main(
+            &site,
+            "I3000000000000000000000000000000000000001",
+            &[("one.txt", "1\n")],
+        );
+        // main moves on after the change was made: it lands as a merge seakeeper makes.
+        let w = site.clone("acme/api");
+        git(&w, &["fetch", "-q", "origin", "main"]);
+        git(&w, &["checkout", "-q", "--detach", "FETCH_HEAD"]);
+        std::fs::write(w.join("other.txt"), "o\n").unwrap();
+        git(&w, &["add", "-A"]);
+        git(&w, &["commit", "-q", "-m", "Another change"]);
+        site.merge("acme/api");
+        let before = tip(&site);
+        site.g.review("bob", 1, &[("Code-Review", 2)], "").unwrap();
+        let out = output(
+            site.reconcile_cmd()
+                .env("SEAKEEPER_TEST_CRASH_AT", point)
+                .env("SEAKEEPER_LOG", "warn"),
+        );
+        assert_eq!(
+            std::os::unix::process::ExitStatusExt::signal(&out.status),
+            Some(libc::SIGKILL),
+            "{point}: {}",
+            stderr(&out)
+        );
+        let again = site.reconcile();
+        let again = format!("{again}{}", site.reconcile());
+        // Landed once, as the tested merge of the change onto the tip it was tested on.
+        let landings = landings(&site);
+        assert_eq!(
+            landings.len(),
+            1,
+            "{point}: {landings:?}\n{again}\n{:#?}",
+            site.reviews(1)
+        );
+        let landed = tip(&site);
+        assert_eq!(field(&landings[0], "commit"), landed, "{point}");
+        assert_eq!(field(&landings[0], "old_tip"), before, "{point}");
+        let repo = site.g.repo("acme/api");
+        assert_eq!(
+            git(
+                &repo,
+                &["rev-parse", &format!("{landed}^1"), &format!("{landed}^2")]
+            ),
+            format!("{before}\n{}", site.g.change(1).current().revision),
+            "{point}"
+        );
+        assert_eq!(site.g.change(1).status, "MERGED", "{point}");
+        // One gate build requested and finished; its request names the landed commit.
+        let files = git(
+            &site.ledger(),
+            &["ls-tree", "-r", "--name-only", "refs/heads/main"],
+        );
+        let requests: Vec<&str> = files
+            .lines()
+            .filter(|f| f.contains("/gate-") && f.ends_with("/request.yaml"))
+            .collect();
+        assert_eq!(requests.len(), 1, "{point}: {files}");
+        let request = git(
+            &site.ledger(),
+            &["show", &format!("refs/heads/main:{}", requests[0])],
+        );
+        assert_eq!(field(&request, "source_commit"), landed, "{point}");
+        // Told once that it landed.
+        let reviews = site.reviews(1);
+        assert_eq!(
+            reviews.iter().filter(|r| r.contains("Landed as ")).count(),
+            1,
+            "{point}: {reviews:#?}"
+        );
+        assert_eq!(
+            reviews
+                .iter()
+                .filter(|r| r.contains("entered the gate queue"))
+                .count(),
+            1,
+            "{point}: {reviews:#?}"
+        );
+        site.verify_ledger();
+        assert_eq!(
+            std::fs::read_dir(site.state().join("inflight"))
+                .unwrap()
+                .count(),
+            0,
+            "{point}"
+        );
+    }
 }

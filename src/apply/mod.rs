@@ -44,8 +44,9 @@ pub use report::{FAILURE_TAIL, Posted, Reviews, report_text};
 
 /// Points at which a test can have the daemon kill itself with SIGKILL
 /// (`SEAKEEPER_TEST_CRASH_AT=<point>`), to prove that a restart loses and repeats nothing.
-pub const CRASH_POINTS: [&str; 5] = [
+pub const CRASH_POINTS: [&str; 6] = [
     "after-request",
+    "after-land",
     "after-start",
     "after-result",
     "after-review",

@@ -369,6 +369,9 @@ impl Daemon {
         } else {
             self.observe_gerrit(&work)
         };
+        if full {
+            self.observe_gate_changes();
+        }
         // A pass woken only by a job's end learns nothing new about sources or promotions.
         if full || !work.is_empty() || self.world.pipelines.is_empty() || self.reads_pending() {
             self.observe_pipelines();

@@ -326,6 +326,50 @@ impl Daemon {
         keep
     }
 
+    /// The open changes the gate may take, read in full (on full passes, so a restarted
+    /// daemon learns the changes approved while it was down, whose refs did not move since):
+    /// one query per distinct first vote the gate projects require.
+    pub(super) fn observe_gate_changes(&mut self) {
+        let (Some(layout), Some(svc)) = (self.layout.clone(), &self.svc) else {
+            return;
+        };
+        let Some(rest) = svc.gerrit.as_ref().map(|g| g.rest.clone()) else {
+            return;
+        };
+        let gated: BTreeSet<&ProjectName> = layout
+            .projects
+            .iter()
+            .filter(|(_, p)| {
+                p.pipelines
+                    .contains(&crate::config::files::PipelineKind::Gate)
+            })
+            .map(|(n, _)| n)
+            .collect();
+        let queries: BTreeSet<String> = gated
+            .iter()
+            .filter_map(|p| layout.gate_requirements(p).first())
+            .map(|r| format!("status:open -is:wip label:{}>={}", r.label, r.value))
+            .collect();
+        let our_user = layout.settings.gerrit.as_ref().and_then(|g| g.user.clone());
+        for q in queries {
+            match rest.query_changes(&q, 100) {
+                Ok(changes) => {
+                    for c in changes {
+                        if gated.contains(&c.project) {
+                            self.world.absorb(Fact::ChangeRead {
+                                project: c.project.clone(),
+                                change: c.number,
+                                details: Box::new(c),
+                                our_user: our_user.clone(),
+                            });
+                        }
+                    }
+                }
+                Err(e) => tracing::warn!("reading the changes the gate may take ({q}): {e}"),
+            }
+        }
+    }
+
     /// Reads (and caches) the pipeline file of every commit the planner may need.
     pub(super) fn observe_pipelines(&mut self) {
         self.unfetched.clear();

@@ -115,6 +115,8 @@ pub struct GateItem {
     pub patchset: PatchsetNumber,
     /// The patchset's commit.
     pub commit: CommitId,
+    /// The speculative state once it was merged (the state the next item is merged onto).
+    pub state: CommitId,
 }
 
 /// One job's outcome in a build result.

@@ -560,6 +560,7 @@ fn states(world: &World, items: &mut [Item], window: u32) {
                         change: it.change,
                         patchset: it.patchset,
                         commit: it.commit.clone(),
+                        state: s.clone(),
                     });
                     *chain = Some((base, s.clone(), next));
                 }

@@ -477,6 +477,7 @@ impl World {
                 }
             }
             Fact::BuildInFlight(state) => {
+                self.remember_merges(&state.request);
                 self.builds.insert(state.request.build_id.clone(), *state);
             }
             Fact::BuildDone(id) => {
@@ -576,6 +577,32 @@ impl World {
                     .insert((environment, image, digest, config_commit));
             }
         }
+    }
+
+    /// The speculative merges a gate build's request says its state was made of (after a
+    /// restart, the same states are known again without merging).
+    fn remember_merges(&mut self, r: &BuildRequest) {
+        let Some(crate::model::record::BuildCause::Gate {
+            base,
+            change_commit,
+            ahead,
+            ..
+        }) = &r.cause
+        else {
+            return;
+        };
+        let mut onto = base.clone();
+        for a in ahead {
+            self.merges.insert(
+                (r.project.clone(), onto.clone(), a.commit.clone()),
+                MergeOutcome::Merged(a.state.clone()),
+            );
+            onto = a.state.clone();
+        }
+        self.merges.insert(
+            (r.project.clone(), onto, change_commit.clone()),
+            MergeOutcome::Merged(r.source_commit.clone()),
+        );
     }
 
     /// A digest now runs in an environment, as an image.

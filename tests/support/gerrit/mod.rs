@@ -1204,7 +1204,34 @@ impl Inner {
         let mut matched: Vec<&Change> = Vec::new();
         'changes: for c in st.changes.values() {
             for term in query.split_whitespace() {
+                let (negated, term) = match term.strip_prefix('-') {
+                    Some(t) => (true, t),
+                    None => (false, term),
+                };
                 let ok = match term.split_once(':') {
+                    Some(("is", "wip")) => c.wip,
+                    Some(("is", "private")) => c.private,
+                    // `label:Code-Review>=2`, `label:Code-Review=2`, `label:Code-Review=+2`.
+                    Some(("label", spec)) => {
+                        let (name, at_least, value) = match spec.split_once(">=") {
+                            Some((n, v)) => (n, true, v),
+                            None => match spec.split_once('=') {
+                                Some((n, v)) => (n, false, v),
+                                None => return text(400, &format!("Unsupported query: {term}")),
+                            },
+                        };
+                        let Ok(value) = value.trim_start_matches('+').parse::<i32>() else {
+                            return text(400, &format!("Unsupported query: {term}"));
+                        };
+                        c.votes.iter().any(|((l, _), v)| {
+                            l == name
+                                && if at_least {
+                                    v.value >= value
+                                } else {
+                                    v.value == value
+                                }
+                        })
+                    }
                     Some(("status", "open")) | Some(("is", "open")) => c.status == "NEW",
                     Some(("status", "merged")) => c.status == "MERGED",
                     Some(("status", "abandoned")) => c.status == "ABANDONED",
@@ -1217,7 +1244,7 @@ impl Inner {
                     }
                     _ => return text(400, &format!("Unsupported query: {term}")),
                 };
-                if !ok {
+                if ok == negated {
                     continue 'changes;
                 }
             }
