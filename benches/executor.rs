@@ -108,6 +108,7 @@ fn spec(n: usize, commit: &str, commands: Vec<String>) -> JobSpec {
         network: false,
         outputs: vec![],
         trust: Trust::Untrusted,
+        required: vec![],
     }
 }
 

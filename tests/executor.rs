@@ -267,6 +267,7 @@ fn spec(commit: &str, job: &str, commands: &[&str]) -> JobSpec {
         network: false,
         outputs: vec![],
         trust: Trust::Untrusted,
+        required: vec![],
     }
 }
 

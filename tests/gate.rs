@@ -360,3 +360,113 @@ fn kill_9_at_any_step_of_the_gate_lands_once_what_was_tested() {
         );
     }
 }
+
+#[test]
+fn a_change_that_breaks_another_projects_tests_in_its_queue_does_not_land() {
+    // AllTests: acme/lib and acme/app share the queue `core`; lib's gate job requires app and
+    // runs app's tests against lib's change.
+    let site = Site::new("", "");
+    site.g.create_project("acme/lib");
+    site.g.create_project("acme/app");
+    site.write_config("projects/acme/lib.yaml", "queue: core\npipelines: [gate]\n");
+    site.write_config("projects/acme/app.yaml", "queue: core\npipelines: [gate]\n");
+    site.commit_config("lib and app share a gate queue");
+    let app = site.clone("acme/app");
+    std::fs::write(app.join("test.sh"), "grep -qx stable api.txt\n").unwrap();
+    std::fs::create_dir_all(app.join(".pipeline")).unwrap();
+    std::fs::write(
+        app.join(".pipeline/config.yaml"),
+        format!("jobs:\n  unit:\n    image: {IMAGE}\n    commands: [\"test -e test.sh\"]\npipelines:\n  gate: [unit]\n"),
+    )
+    .unwrap();
+    git(&app, &["add", "-A"]);
+    git(&app, &["commit", "-q", "-m", "app"]);
+    site.merge("acme/app");
+    let lib = site.clone("acme/lib");
+    std::fs::write(lib.join("api.txt"), "stable\n").unwrap();
+    std::fs::create_dir_all(lib.join(".pipeline")).unwrap();
+    std::fs::write(
+        lib.join(".pipeline/config.yaml"),
+        format!(
+            "jobs:\n  app-tests:\n    image: {IMAGE}\n    requires: [acme/app]\n    commands: [\"sh $SEAKEEPER_REQUIRED_ACME_APP/test.sh\"]\npipelines:\n  gate: [app-tests]\n"
+        ),
+    )
+    .unwrap();
+    git(&lib, &["add", "-A"]);
+    git(&lib, &["commit", "-q", "-m", "lib"]);
+    site.merge("acme/lib");
+    site.reconcile();
+    let app_tip = git(&site.g.repo("acme/app"), &["rev-parse", "refs/heads/main"]);
+    let lib_tip = git(&site.g.repo("acme/lib"), &["rev-parse", "refs/heads/main"]);
+    // Change 1 breaks app's tests; change 2 does not.
+    let upload = |cid: &str, file: &str, text: &str| {
+        git(&lib, &["fetch", "-q", "origin", "main"]);
+        git(&lib, &["checkout", "-q", "--detach", "FETCH_HEAD"]);
+        site.upload("acme/lib", cid, &[(file, text)], false)
+    };
+    upload(
+        "I4000000000000000000000000000000000000001",
+        "api.txt",
+        "changed\n",
+    );
+    upload(
+        "I4000000000000000000000000000000000000002",
+        "more.txt",
+        "more\n",
+    );
+    site.g.review("bob", 1, &[("Code-Review", 2)], "").unwrap();
+    site.g.review("bob", 2, &[("Code-Review", 2)], "").unwrap();
+    let out = site.reconcile();
+    let one = site.reviews(1);
+    assert!(
+        one.iter()
+            .any(|r| r.contains("seakeeper gate: FAILURE") && r.contains("- app-tests: FAILURE")),
+        "{one:#?}\n{out}"
+    );
+    assert_eq!(
+        site.g.change(1).status,
+        "NEW",
+        "a change that breaks app never lands"
+    );
+    assert_eq!(
+        site.g.change(2).status,
+        "MERGED",
+        "{:#?}\n{out}",
+        site.reviews(2)
+    );
+    let new_lib = git(&site.g.repo("acme/lib"), &["rev-parse", "refs/heads/main"]);
+    assert_ne!(new_lib, lib_tip);
+    assert_eq!(
+        git(
+            &site.g.repo("acme/lib"),
+            &["show", "refs/heads/main:api.txt"]
+        ),
+        "stable"
+    );
+    assert_eq!(
+        git(
+            &site.g.repo("acme/lib"),
+            &["show", "refs/heads/main:more.txt"]
+        ),
+        "more"
+    );
+    // The landed build's request says which state of app its job saw.
+    let l = &landings(&site)[0];
+    let files = git(
+        &site.ledger(),
+        &["ls-tree", "-r", "--name-only", "refs/heads/main"],
+    );
+    let request = files
+        .lines()
+        .find(|f| f.contains(field(l, "build_id")) && f.ends_with("/request.yaml"))
+        .unwrap();
+    let request = git(
+        &site.ledger(),
+        &["show", &format!("refs/heads/main:{request}")],
+    );
+    assert!(
+        request.contains("project: acme/app") && request.contains(&format!("commit: {app_tip}")),
+        "{request}"
+    );
+    site.verify_ledger();
+}

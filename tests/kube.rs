@@ -35,6 +35,7 @@ fn spec(job: &str, env: &[(&str, &str)], timeout: u64, trust: Trust) -> JobSpec 
         network: false,
         outputs: vec![],
         trust,
+        required: vec![],
     }
 }
 

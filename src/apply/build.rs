@@ -131,15 +131,17 @@ pub(super) fn start_job(
         return Ok(Applied::nothing());
     };
     let r = &b.request;
-    let state = match svc
+    let fetched = svc
         .sources
         .ensure(&r.project, r.git_ref.as_str(), &r.source_commit)
-    {
-        Err(e) => JobState::Failed {
+        .map_err(|e| format!("the source could not be fetched: {e}"))
+        .and_then(|_| required_sources(svc, world, r, job));
+    let state = match fetched {
+        Err(reason) => JobState::Failed {
             exit_code: None,
-            reason: format!("the source could not be fetched: {e}"),
+            reason,
         },
-        Ok(_) => {
+        Ok(required) => {
             let mut spec = job.to_spec(&RunContext {
                 build_id: id.clone(),
                 pipeline: r.pipeline.as_str(),
@@ -148,6 +150,7 @@ pub(super) fn start_job(
                 source: &svc.sources.url(&r.project),
                 commit: r.source_commit.clone(),
                 trust: r.trust,
+                required,
             });
             spec.job = job_key(id, &job.name, attempt).job;
             match svc.executor.start(&spec) {
@@ -184,6 +187,69 @@ pub(super) fn start_job(
             state: Some(state),
         },
     }]))
+}
+
+/// The projects a job requires, fetched: in a gate build, at the queue's state of each (as
+/// its request says); otherwise at the tip of the branch of the same name (the change's
+/// target branch for a check), else of the project's first watched branch.
+fn required_sources(
+    svc: &Services,
+    world: &World,
+    r: &BuildRequest,
+    job: &ResolvedJob,
+) -> Result<Vec<crate::model::RequiredSource>, String> {
+    let mut out = Vec::new();
+    let gate = match &r.cause {
+        Some(crate::model::record::BuildCause::Gate {
+            required, branch, ..
+        }) => Some((required, branch)),
+        _ => None,
+    };
+    let branch = match (gate, r.change) {
+        (Some((_, b)), _) => b.clone(),
+        (None, Some(c)) => world
+            .changes
+            .get(&(r.project.clone(), c))
+            .and_then(|p| p.review.as_ref())
+            .map(|rv| rv.branch.clone())
+            .unwrap_or_else(|| "refs/heads/main".parse().expect("a branch name")),
+        (None, None) => r.git_ref.clone(),
+    };
+    for p in &job.requires {
+        let tip = world
+            .tips
+            .get(&(p.clone(), branch.clone()))
+            .or_else(|| world.tips.iter().find(|((q, _), _)| q == p).map(|(_, c)| c));
+        let (commit, git_ref) = match gate.and_then(|(req, _)| req.iter().find(|s| s.project == *p))
+        {
+            Some(s) if Some(&s.commit) == tip => (s.commit.clone(), branch.to_string()),
+            Some(s) => (
+                s.commit.clone(),
+                format!("{}{}", reconcile::gate::SPECULATIVE_REFS, s.commit),
+            ),
+            None => match tip {
+                Some(c) => (c.clone(), branch.to_string()),
+                None => {
+                    return Err(format!(
+                        "{p} (required by {}) has no known branch",
+                        job.name
+                    ));
+                }
+            },
+        };
+        svc.sources.ensure(p, &git_ref, &commit).map_err(|e| {
+            format!(
+                "{p}, which {} requires, could not be fetched: {e}",
+                job.name
+            )
+        })?;
+        out.push(crate::model::RequiredSource {
+            project: p.clone(),
+            source: svc.sources.url(p),
+            commit,
+        });
+    }
+    Ok(out)
 }
 
 /// The job states the executor reports for the builds in flight, as facts.

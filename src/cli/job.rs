@@ -210,6 +210,18 @@ fn resolve(a: &JobArgs) -> anyhow::Result<(JobSpec, gix::ThreadSafeRepository)> 
         .parse()?,
     };
     let source = repo.path().display().to_string();
+    if !job.requires.is_empty() {
+        eprintln!(
+            "warning: {} requires {}; `job run` checks out only this repository (run it \
+             where .seakeeper/required/<project> holds them, or see the gate's report)",
+            job.name,
+            job.requires
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
     let spec = job.to_spec(&RunContext {
         build_id,
         pipeline: kind.as_str(),
@@ -218,6 +230,7 @@ fn resolve(a: &JobArgs) -> anyhow::Result<(JobSpec, gix::ThreadSafeRepository)> 
         source: &source,
         commit: commit_id,
         trust,
+        required: Vec::new(),
     });
     Ok((spec, repo.into_sync()))
 }

@@ -379,6 +379,11 @@ pub struct JobSpec {
     /// What the job leaves behind.
     #[serde(default)]
     pub outputs: Option<Outputs>,
+    /// Other projects the job needs beside its own: each is checked out under
+    /// `.seakeeper/required/<project>` in the workspace, at its branch's tip (check) or at the
+    /// gate queue's speculative state of that project (gate).
+    #[serde(default)]
+    pub requires: Vec<ProjectName>,
 }
 
 /// CPU and memory.

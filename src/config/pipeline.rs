@@ -48,6 +48,9 @@ pub struct ResolvedJob {
     /// Memory (a Kubernetes quantity), if the job asks.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub memory: Option<String>,
+    /// Other projects checked out beside its own (see `requires` in pipeline files).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub requires: Vec<ProjectName>,
 }
 
 /// (what, asked, maximum, parser, what it should look like)
@@ -76,12 +79,14 @@ pub struct RunContext<'a> {
     pub commit: crate::model::CommitId,
     /// Trusted or not (from the pipeline's policy).
     pub trust: crate::model::Trust,
+    /// The projects it requires: where each comes from and at which commit.
+    pub required: Vec<crate::model::RequiredSource>,
 }
 
 impl ResolvedJob {
     /// The executor's view of this job, for one run.
     pub fn to_spec(&self, ctx: &RunContext<'_>) -> crate::model::JobSpec {
-        crate::model::JobSpec {
+        let mut spec = crate::model::JobSpec {
             build_id: ctx.build_id.clone(),
             job: self.name.clone(),
             pipeline: ctx.pipeline.to_owned(),
@@ -100,7 +105,13 @@ impl ResolvedJob {
             network: self.network,
             outputs: self.output_files.clone(),
             trust: ctx.trust,
+            required: ctx.required.clone(),
+        };
+        // Each required project's checkout, named for the job's commands.
+        for r in &ctx.required {
+            spec.env.insert(r.variable(), r.path());
         }
+        spec
     }
 }
 
@@ -136,6 +147,15 @@ fn merge(template: &JobSpec, job: &JobSpec) -> JobSpec {
         secrets,
         network: job.network || template.network,
         outputs: job.outputs.clone().or_else(|| template.outputs.clone()),
+        requires: {
+            let mut r = template.requires.clone();
+            for p in &job.requires {
+                if !r.contains(p) {
+                    r.push(p.clone());
+                }
+            }
+            r
+        },
     }
 }
 
@@ -295,6 +315,25 @@ pub fn check(
                     ),
                     _ => {}
                 }
+            }
+        }
+        for (i, p) in resolved.requires.iter().enumerate() {
+            let known = layout.is_none_or(|l| l.projects.contains_key(p));
+            if !known || project == Some(p) {
+                errors.push(
+                    ConfigError::new(
+                        file,
+                        format!("{field}.requires[{i}]"),
+                        if known {
+                            format!("`{p}` is this project: its own checkout is the workspace")
+                        } else {
+                            format!(
+                                "unknown project `{p}` (no projects/{p}.yaml in the config repo)"
+                            )
+                        },
+                    )
+                    .located(text, p.as_str()),
+                );
             }
         }
         for (i, s) in resolved.secrets.iter().enumerate() {
@@ -614,6 +653,7 @@ fn resolve(name: &str, job: &JobSpec, enforced: bool, policies: &Policies) -> Re
             .iter()
             .map(|s| (s.name.clone(), s.image.clone()))
             .collect(),
+        requires: job.requires.clone(),
         output_files: job
             .outputs
             .as_ref()

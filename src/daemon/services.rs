@@ -220,7 +220,23 @@ impl Daemon {
                         .map_err(|e| e.to_string())?;
                     crate::git::checkout::checkout(&repo, &commit, dir, 2)
                         .map(|_| ())
-                        .map_err(|e| e.to_string())
+                        .map_err(|e| e.to_string())?;
+                    // The projects it requires, each under `.seakeeper/required/<project>`.
+                    for r in &spec.required {
+                        let path = sources
+                            .read()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .path(&r.project);
+                        let repo = crate::git::mirror::REPOS.open(&path)?.into_sync();
+                        let commit = gix::ObjectId::from_hex(r.commit.as_str().as_bytes())
+                            .map_err(|e| e.to_string())?;
+                        let into = dir.join(r.path());
+                        std::fs::create_dir_all(&into)
+                            .map_err(|e| format!("{}: {e}", into.display()))?;
+                        crate::git::checkout::checkout(&repo, &commit, &into, 2)
+                            .map_err(|e| format!("{} at {}: {e}", r.project, r.commit))?;
+                    }
+                    Ok(())
                 });
                 let exec = crate::executor::local::LocalExecutor::new(config, prepare)?;
                 if let Some(w) = exec.warning() {

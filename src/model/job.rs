@@ -55,6 +55,46 @@ pub struct JobSpec {
     pub outputs: Vec<String>,
     /// Trusted (reviewed code) or untrusted.
     pub trust: Trust,
+    /// Other projects checked out in the workspace beside the job's own.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub required: Vec<RequiredSource>,
+}
+
+/// A project a job requires, checked out under [`RequiredSource::path`] in its workspace.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RequiredSource {
+    /// The project.
+    pub project: ProjectName,
+    /// Where it comes from (a git URL, or a local repository path).
+    pub source: String,
+    /// The commit.
+    pub commit: CommitId,
+}
+
+impl RequiredSource {
+    /// Where it is checked out, relative to the workspace: `.seakeeper/required/<project>`.
+    pub fn path(&self) -> String {
+        format!(".seakeeper/required/{}", self.project)
+    }
+
+    /// The variable that names its checkout: `SEAKEEPER_REQUIRED_` and the project's name in
+    /// capitals with every other character an underscore (`acme/app` ->
+    /// `SEAKEEPER_REQUIRED_ACME_APP`).
+    pub fn variable(&self) -> String {
+        let name: String = self
+            .project
+            .as_str()
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() {
+                    c.to_ascii_uppercase()
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        format!("SEAKEEPER_REQUIRED_{name}")
+    }
 }
 
 impl JobSpec {

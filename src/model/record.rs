@@ -94,6 +94,10 @@ pub enum BuildCause {
         rechecks: u32,
         /// The votes that admitted it (`Code-Review+2 by bob`).
         votes: Vec<String>,
+        /// The other projects its jobs require, each at the queue's speculative state of that
+        /// project (its tip with the items ahead of this one merged).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        required: Vec<RequiredState>,
     },
     /// A periodic build at a schedule's tick.
     Schedule {
@@ -117,6 +121,16 @@ pub struct GateItem {
     pub commit: CommitId,
     /// The speculative state once it was merged (the state the next item is merged onto).
     pub state: CommitId,
+}
+
+/// A project a gate build's jobs require, at the state they see it in.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RequiredState {
+    /// The project.
+    pub project: ProjectName,
+    /// The commit.
+    pub commit: CommitId,
 }
 
 /// One job's outcome in a build result.

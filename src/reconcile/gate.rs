@@ -18,7 +18,7 @@ use super::world::{GateEntry, GateEvent, GateNote, MergeOutcome, Review, World};
 use super::{Action, branch_watched, build_id, job_names, known, takes_part};
 use crate::config::Layout;
 use crate::config::files::{PipelineKind, VoteRequirement};
-use crate::model::record::{BuildCause, BuildRequest, GateItem};
+use crate::model::record::{BuildCause, BuildRequest, GateItem, RequiredState};
 use crate::model::{
     BuildId, BuildStatus, ChangeNumber, CommitId, Held, PatchsetNumber, ProjectName, RefName,
     Timestamp,
@@ -98,6 +98,8 @@ pub struct Tested {
     pub speculative: CommitId,
     /// The items ahead whose changes the state holds.
     pub ahead: Vec<GateItem>,
+    /// The other projects its jobs require, at the queue's state of each.
+    pub required: Vec<RequiredState>,
     /// The build's outcome, once known.
     pub result: Option<BuildStatus>,
 }
@@ -116,24 +118,48 @@ fn failed(s: BuildStatus) -> bool {
     )
 }
 
-/// The id of the gate build of a change's entry on a speculative state (`attempt`: after the
-/// same state's build was cancelled).
+/// The id of the gate build of a change's entry on a speculative state, with the states of
+/// the projects its jobs require (`attempt`: after the same state's build was cancelled).
 pub fn gate_build_id(
     project: &ProjectName,
     branch: &RefName,
     speculative: &CommitId,
     change: ChangeNumber,
     entry: &GateEntry,
+    required: &[RequiredState],
     attempt: u32,
 ) -> BuildId {
+    let mut state = speculative.to_string();
+    for r in required {
+        state.push_str(&format!(" {}@{}", r.project, r.commit));
+    }
     build_id(
         "gate",
         project,
         branch.as_str(),
-        speculative.as_str(),
+        &state,
         &format!("{change}/{}", entry.token()),
         attempt,
     )
+}
+
+/// The projects the gate jobs of a change's pipeline file require (none until it is read).
+fn required_projects(
+    world: &World,
+    project: &ProjectName,
+    commit: &CommitId,
+) -> BTreeSet<ProjectName> {
+    world
+        .pipelines
+        .get(&(project.clone(), commit.clone()))
+        .and_then(|p| p.as_ref().ok())
+        .and_then(|p| p.get(&PipelineKind::Gate))
+        .map(|jobs| {
+            jobs.iter()
+                .flat_map(|j| j.requires.iter().cloned())
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// A queue's window after a landing (one more) or a failure (halved), never below the floor:
@@ -466,6 +492,29 @@ fn states(world: &World, items: &mut [Item], window: u32) {
             it.state = ItemState::Inactive;
             continue;
         }
+        // The projects its jobs require: the queue's state of each (its tip with the items
+        // ahead of this one merged), else its tip.
+        let mut required = Vec::new();
+        let mut unknown = None;
+        for p in required_projects(world, &it.project, &it.commit) {
+            let slot = (p.clone(), it.branch.clone());
+            let at = match chains.get(&slot) {
+                Some(Some((_, state, _))) => Some(state.clone()),
+                Some(None) => None,
+                None => world.tips.get(&slot).cloned(),
+            };
+            match at {
+                Some(commit) => required.push(RequiredState { project: p, commit }),
+                None => unknown = Some(p),
+            }
+        }
+        if let Some(p) = unknown {
+            it.state = ItemState::Blocked(format!(
+                "the state of {p} on {} (its jobs require it) is not known yet",
+                it.branch
+            ));
+            continue;
+        }
         let slot = (it.project.clone(), it.branch.clone());
         let Some(tip) = world.tips.get(&slot) else {
             it.state = ItemState::Blocked(format!(
@@ -532,7 +581,15 @@ fn states(world: &World, items: &mut [Item], window: u32) {
                 let mut attempt = 0;
                 let mut id;
                 loop {
-                    id = gate_build_id(&it.project, &it.branch, s, it.change, &it.entry, attempt);
+                    id = gate_build_id(
+                        &it.project,
+                        &it.branch,
+                        s,
+                        it.change,
+                        &it.entry,
+                        &required,
+                        attempt,
+                    );
                     let retry = world.gate_done.get(&id).is_some_and(|(_, _, st)| {
                         matches!(st, BuildStatus::Cancelled | BuildStatus::Success)
                     });
@@ -551,6 +608,7 @@ fn states(world: &World, items: &mut [Item], window: u32) {
                     base: base.clone(),
                     speculative: s.clone(),
                     ahead: ahead.clone(),
+                    required,
                     result,
                 };
                 if !tested.failing() {
@@ -848,6 +906,7 @@ fn gate_request(
             eligible_since: it.entry.since,
             rechecks: it.entry.rechecks,
             votes: it.votes.clone(),
+            required: t.required.clone(),
         }),
     }
 }

@@ -318,14 +318,8 @@ pub fn manifest(spec: &JobSpec, s: &KubeSettings) -> Job {
         name: "fetch".into(),
         image: Some(s.seakeeper_image.clone()),
         command: Some(vec!["/bin/sh".into(), "-e".into(), "-c".into()]),
-        args: Some(vec![
-            "git config --global --add safe.directory /workspace\ngit init -q /workspace\ncd /workspace\ngit fetch -q --depth 1 \"$SEAKEEPER_SOURCE\" \"$SEAKEEPER_COMMIT\"\ngit checkout -q FETCH_HEAD\ntest \"$(git rev-parse HEAD)\" = \"$SEAKEEPER_COMMIT\"\nrm -rf .git\n".into(),
-        ]),
-        env: Some(env(vec![
-            ("SEAKEEPER_SOURCE".into(), spec.source.clone()),
-            ("SEAKEEPER_COMMIT".into(), spec.commit.to_string()),
-            ("HOME".into(), "/tmp".into()),
-        ])),
+        args: Some(vec![fetch_script(spec)]),
+        env: Some(env(fetch_env(spec))),
         volume_mounts: Some(vec![workspace.clone(), tmp.clone()]),
         security_context: Some(locked_down()),
         resources: Some(ResourceRequirements {
@@ -609,6 +603,40 @@ pub fn job_state(job: &Job) -> JobState {
     }
 }
 
+/// The fetch container's script: the job's commit into `/workspace`, then each project it
+/// requires into `/workspace/.seakeeper/required/<project>`, each checked to be exactly the
+/// commit asked for.
+fn fetch_script(spec: &JobSpec) -> String {
+    let mut t = String::from(
+        "git config --global --add safe.directory '*'\ngit init -q /workspace\ncd /workspace\ngit fetch -q --depth 1 \"$SEAKEEPER_SOURCE\" \"$SEAKEEPER_COMMIT\"\ngit checkout -q FETCH_HEAD\ntest \"$(git rev-parse HEAD)\" = \"$SEAKEEPER_COMMIT\"\nrm -rf .git\n",
+    );
+    for (i, r) in spec.required.iter().enumerate() {
+        // Project names hold only letters, digits, `._+-` and `/`: safe in double quotes.
+        t.push_str(&format!(
+            "git init -q \"/workspace/{path}\"\ncd \"/workspace/{path}\"\ngit fetch -q --depth 1 \"$SEAKEEPER_REQUIRED_SOURCE_{i}\" \"$SEAKEEPER_REQUIRED_COMMIT_{i}\"\ngit checkout -q FETCH_HEAD\ntest \"$(git rev-parse HEAD)\" = \"$SEAKEEPER_REQUIRED_COMMIT_{i}\"\nrm -rf .git\ncd /workspace\n",
+            path = r.path()
+        ));
+    }
+    t
+}
+
+/// The fetch container's environment: where each source comes from and at which commit.
+fn fetch_env(spec: &JobSpec) -> Vec<(String, String)> {
+    let mut v = vec![
+        ("SEAKEEPER_SOURCE".into(), spec.source.clone()),
+        ("SEAKEEPER_COMMIT".into(), spec.commit.to_string()),
+        ("HOME".into(), "/tmp".into()),
+    ];
+    for (i, r) in spec.required.iter().enumerate() {
+        v.push((format!("SEAKEEPER_REQUIRED_SOURCE_{i}"), r.source.clone()));
+        v.push((
+            format!("SEAKEEPER_REQUIRED_COMMIT_{i}"),
+            r.commit.to_string(),
+        ));
+    }
+    v
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -651,6 +679,7 @@ mod tests {
             network: false,
             outputs: vec![],
             trust: crate::model::Trust::Trusted,
+            required: vec![],
         };
         let mut s = KubeSettings::default();
         s.priority_classes
