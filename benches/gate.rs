@@ -343,6 +343,37 @@ impl Sim {
     fn settle(&mut self) {
         let mut last: Vec<String> = Vec::new();
         loop {
+            if std::env::var_os("GATE_TRACE").is_some() {
+                for q in gate::queues(&self.world, &self.layout) {
+                    let line: Vec<String> = q
+                        .items
+                        .iter()
+                        .take(30)
+                        .map(|i| {
+                            let n = i.change.get() - 1000;
+                            let b = if self.bad[n as usize] { "!" } else { "" };
+                            let st = match &i.state {
+                                gate::ItemState::Inactive => "-".to_owned(),
+                                gate::ItemState::Blocked(_) => "B".to_owned(),
+                                gate::ItemState::Merging { .. } => "M".to_owned(),
+                                gate::ItemState::Refused(_) => "R".to_owned(),
+                                gate::ItemState::Contained => "C".to_owned(),
+                                gate::ItemState::Testing(t) => {
+                                    match (self.world.builds.get(&t.build), t.result) {
+                                        (_, Some(r)) => {
+                                            format!("{r:?}").chars().next().unwrap().to_string()
+                                        }
+                                        (Some(_), None) => "r".into(),
+                                        (None, None) => "q".into(),
+                                    }
+                                }
+                            };
+                            format!("{n}{b}{st}")
+                        })
+                        .collect();
+                    eprintln!("t={} w={} {}", self.now / 60, q.window, line.join(" "));
+                }
+            }
             let started = Instant::now();
             let mut actions = reconcile::plan(&self.world, &self.layout);
             self.plans.push(ms(started.elapsed()));
@@ -511,6 +542,9 @@ impl Sim {
                 self.record(build_id, status);
             }
             Action::Cancel { build_id, .. } => {
+                if std::env::var_os("GATE_TRACE").is_some() {
+                    eprintln!("cancel {:?}", w.builds[&build_id].request.change);
+                }
                 self.o.resets += 1;
                 self.record(build_id.clone(), BuildStatus::Cancelled);
                 self.world.absorb(Fact::BuildDone(build_id));

@@ -629,9 +629,30 @@ fn the_demo_runs_the_whole_flow_with_no_servers() {
         "end-of-year is ACTIVE",
         "held: production is frozen by end-of-year (T1234)",
         "ok: ",
+        // Issue 16: the gate. Change 1 fails its gate build and leaves; change 2, first tested
+        // with change 1 ahead of it, is tested again without it and lands as what was tested.
+        "[gate] api change 1: seakeeper gate: change 1,1 entered the gate queue project:api at position 1 of 2",
+        "seakeeper gate: FAILURE",
+        "Gate: failed 1/",
+        "retired (its state is no longer wanted)",
+        "seakeeper gate: SUCCESS",
+        "cause     merge of change 2 patchset 1",
     ] {
         assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
     }
+    // The commit on api's main is the one the gate build tested, and the image's trace says so.
+    let landed = git(
+        &world.join("git/api.git"),
+        &["rev-parse", "refs/heads/main"],
+    );
+    assert!(
+        text.contains(&format!(
+            "Landed as {landed} on refs/heads/main: the commit this build tested"
+        )) && text.contains(&format!(
+            "landed    change 2,1 as {landed} on refs/heads/main"
+        )),
+        "{text}"
+    );
     assert!(world.join("ledger").is_dir() && world.join("config").is_dir());
     // Issue 14: web's image traces to the api build that caused it; its provenance names that
     // build as a resolved dependency, with well-formed git URIs; its build started when its

@@ -1,10 +1,13 @@
 //! `seakeeper demo [--dir DIR]`: the whole flow on one machine with no servers (the embedded
-//! default: local executor, `file://` repositories, OCI image-layout registries, Gerrit
-//! reporting off). It builds a world (config repo, two projects, three environments), pushes a
-//! change and checks it, merges it (post-merge builds the image, attests it, pushes it to
-//! testing, and builds the dependent project), promotes the image to staging, shows a
-//! production freeze holding the next promotion, and traces the image through the ledger. The
-//! world stays in DIR to explore with `seakeeper` and plain git.
+//! default: local executor, `file://` repositories with Gerrit's NoteDb for changes and votes,
+//! OCI image-layout registries, Gerrit reporting off). It builds a world (config repo, two
+//! projects, three environments), proposes two changes and checks them, approves both: the
+//! gate tests the second on top of the first, the first fails and leaves, the second is tested
+//! again without it and lands as exactly the commit that was tested; post-merge builds the
+//! image from it, attests it, pushes it to testing, and builds the dependent project; the
+//! image is promoted to staging, a production freeze holds the next promotion, and the image
+//! is traced through the ledger back to the change and its landing. The world stays in DIR to
+//! explore with `seakeeper` and plain git.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -87,6 +90,85 @@ impl Project {
         Ok(Project { work })
     }
 
+    /// The bare repository (what Gerrit would serve).
+    fn bare(&self) -> anyhow::Result<PathBuf> {
+        Ok(PathBuf::from(git(
+            &self.work,
+            &["remote", "get-url", "origin"],
+        )?))
+    }
+
+    /// Records in the change's NoteDb meta ref (`refs/changes/XX/N/meta`), as Gerrit does,
+    /// one update by `who` (`Name <account@server>`) with `footers`, returning nothing.
+    fn note(&self, change: u32, who: &str, message: &str, footers: &str) -> anyhow::Result<()> {
+        let bare = self.bare()?;
+        let meta = format!("refs/changes/{:02}/{change}/meta", change % 100);
+        let parent = git(&bare, &["rev-parse", "--verify", "-q", &meta]).ok();
+        let (name, email) = who
+            .split_once(" <")
+            .map(|(n, e)| (n, e.trim_end_matches('>')))
+            .unwrap_or((who, "0@demo"));
+        let text = format!("{message}\n\n{footers}");
+        let mut args = vec![
+            "commit-tree",
+            "4b825dc642cb6eb9a060e54bf8d69288fbee4904",
+            "-m",
+            &text,
+        ];
+        if let Some(p) = &parent {
+            args.push("-p");
+            args.push(p);
+        }
+        let out = Command::new("git")
+            .arg("-C")
+            .arg(&bare)
+            .args(&args)
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("GIT_CONFIG_GLOBAL", "/dev/null")
+            .env("GIT_AUTHOR_NAME", name)
+            .env("GIT_AUTHOR_EMAIL", email)
+            .env("GIT_COMMITTER_NAME", "Gerrit Code Review")
+            .env("GIT_COMMITTER_EMAIL", "gerrit@demo.invalid")
+            .stdin(Stdio::null())
+            .output()
+            .context("running git")?;
+        if !out.status.success() {
+            bail!(
+                "git commit-tree: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
+        let id = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+        git(&bare, &["update-ref", &meta, &id])?;
+        Ok(())
+    }
+
+    /// Uploads the work tree's HEAD as patch set 1 of change `change` (its ref and its
+    /// NoteDb "create change" update), and returns the commit.
+    fn upload(&self, change: u32, subject: &str) -> anyhow::Result<String> {
+        let commit = git(&self.work, &["rev-parse", "HEAD"])?;
+        self.push(&format!("refs/changes/{:02}/{change}/1", change % 100))?;
+        self.note(
+            change,
+            "Dev <1000001@demo>",
+            "Create change\n\nUploaded patch set 1.",
+            &format!(
+                "Patch-set: 1\nChange-id: I{change:040}\nSubject: {subject}\nBranch: refs/heads/main\nStatus: new\nCommit: {commit}\n"
+            ),
+        )?;
+        Ok(commit)
+    }
+
+    /// A reviewer's Code-Review+2 on patch set 1 of `change`, in its NoteDb.
+    fn approve(&self, change: u32) -> anyhow::Result<()> {
+        self.note(
+            change,
+            "Reviewer <1000002@demo>",
+            "Update patch set 1\n\nPatch Set 1: Code-Review+2",
+            "Patch-set: 1\nLabel: Code-Review=+2\n",
+        )
+    }
+
     /// Pushes the work tree's HEAD to `target` in the bare repository.
     fn push(&self, target: &str) -> anyhow::Result<()> {
         git(
@@ -151,8 +233,9 @@ pub(super) fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     let api = Project::create(&git_root, &work_root, "api")?;
     write(
         &api.work.join("src/app.sh"),
-        "#!/bin/sh\necho \"hello from api v1\"\n",
+        "#!/bin/sh\necho \"hello from api $(cat \"$(dirname \"$0\")/version.txt\")\"\n",
     )?;
+    write(&api.work.join("src/version.txt"), "v1\n")?;
     let pipeline = |image: &str, test: &str| {
         format!(
             r#"jobs:
@@ -166,7 +249,7 @@ pub(super) fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     image: {base_ref}
     commands:
       - mkdir -p dist
-      - cp src/app.sh dist/app.sh
+      - cp src/* dist/
     timeout: 2m
     outputs:
       files: ["dist/**"]
@@ -177,6 +260,7 @@ pub(super) fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
           entrypoint: ["/bin/sh", "/srv/dist/app.sh"]
 pipelines:
   check: [test]
+  gate: [test]
   post-merge: [build]
 "#
         )
@@ -234,11 +318,11 @@ executor:
     )?;
     write(
         &config.join("projects/api.yaml"),
-        "pipelines: [check, post-merge]\nimages: [api]\n",
+        "pipelines: [check, gate, post-merge]\nimages: [api]\n",
     )?;
     write(
         &config.join("projects/web.yaml"),
-        "pipelines: [check, post-merge]\ndepends_on: [api]\nimages: [web]\n",
+        "pipelines: [check, gate, post-merge]\ndepends_on: [api]\nimages: [web]\n",
     )?;
     commit(
         &config,
@@ -290,21 +374,56 @@ executor:
     println!("   ledger at {}/ledger", dir.display());
 
     println!(
-        "5. A developer proposes a change to api (refs/changes/01/1/1); the check pipeline runs it"
+        "5. Two developers propose changes to api: change 1 breaks its tests, change 2 says v2; check runs both"
     );
+    let main_tip = git(&api.work, &["rev-parse", "HEAD"])?;
     write(
         &api.work.join("src/app.sh"),
-        "#!/bin/sh\necho \"hello from api v2\"\n",
+        "#!/bin/sh\necho \"goodbye from api\"\n",
     )?;
+    commit(&api.work, "Say goodbye", "Dev <dev@demo.invalid>")?;
+    api.upload(1, "Say goodbye")?;
+    git(&api.work, &["checkout", "--quiet", "--detach", &main_tip])?;
+    write(&api.work.join("src/version.txt"), "v2\n")?;
     let change = commit(&api.work, "Say v2", "Dev <dev@demo.invalid>")?;
-    api.push("refs/changes/01/1/1")?;
+    api.upload(2, "Say v2")?;
     pass(&mut daemon)?;
 
     println!(
-        "6. The change merges: post-merge builds, attests and pushes the api image to testing, then builds web"
+        "6. A reviewer gives both Code-Review+2 (in Gerrit's NoteDb): the gate tests change 2 on top of change 1,"
     );
-    api.push("refs/heads/main")?;
+    println!(
+        "   change 1 fails and leaves, change 2 is tested again without it and lands as the commit that was tested;"
+    );
+    println!(
+        "   post-merge then builds, attests and pushes the api image to testing, and builds web"
+    );
+    api.approve(1)?;
+    api.approve(2)?;
     pass(&mut daemon)?;
+    let landed = git(&api.bare()?, &["rev-parse", "refs/heads/main"])?;
+    {
+        let _packs = crate::ledger::read_guard();
+        let l = Ledger::open(&dir.join("ledger"))?;
+        let snapshot = l.snapshot()?;
+        let Some(build_dir) = snapshot.landed_as(&landed.parse()?)? else {
+            bail!("change 2 did not land; see the output above");
+        };
+        let Some(Record::Landing(landing)) =
+            snapshot.record(&format!("{build_dir}/landing.yaml"))?
+        else {
+            bail!("{build_dir} holds no landing");
+        };
+        println!(
+            "   change {},{} landed on main as {} (main was {}); gate build {} tested exactly {}",
+            landing.change,
+            landing.patchset,
+            landing.commit,
+            landing.old_tip,
+            landing.build_id,
+            landing.commit
+        );
+    }
     let packs = crate::ledger::read_guard();
     let l = Ledger::open(&dir.join("ledger"))?;
     let testing: EnvironmentName = "testing".parse()?;

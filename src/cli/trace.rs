@@ -1,4 +1,4 @@
-//! `seakeeper trace <DIGEST|BUILD-ID> --ledger LEDGER`.
+//! `seakeeper trace <DIGEST|BUILD-ID|COMMIT|PROJECT~CHANGE> --ledger LEDGER`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -12,7 +12,8 @@ use super::print_json;
 
 #[derive(Debug, Args)]
 pub(super) struct TraceArgs {
-    /// An artifact digest (sha256:<64 hex>) or a build id.
+    /// An artifact digest (sha256:<64 hex>), a build id, a commit the gate landed (40 hex),
+    /// or a change (`<project>~<number>`, every build of it).
     target: String,
     /// The ledger repository.
     #[arg(long)]
@@ -67,9 +68,43 @@ pub(super) fn run(args: TraceArgs) -> anyhow::Result<ExitCode> {
         }
     };
     let snapshot = ledger.snapshot()?;
+    let is_commit = args.target.len() == 40 && args.target.bytes().all(|b| b.is_ascii_hexdigit());
     let trace = if args.target.starts_with("sha256:") {
         let digest: Digest = args.target.parse()?;
         snapshot.trace_digest(&digest)?
+    } else if is_commit {
+        // A landed commit: the gate build that tested it (and the landing, with the change).
+        let commit: crate::model::CommitId = args.target.to_lowercase().parse()?;
+        match snapshot.landed_as(&commit)? {
+            Some(dir) => match dir.rsplit('/').next().map(str::parse::<BuildId>) {
+                Some(Ok(id)) => snapshot.trace_build(&id)?,
+                _ => None,
+            },
+            None => None,
+        }
+    } else if let Some((project, change)) = args.target.rsplit_once('~') {
+        // A change: each of its builds, newest patchset first.
+        let project: crate::model::ProjectName = project.parse()?;
+        let change: crate::model::ChangeNumber = change.parse()?;
+        let mut traces = Vec::new();
+        for id in snapshot.change_builds(&project, change)? {
+            if let Some(t) = snapshot.trace_build(&id)? {
+                traces.push(t);
+            }
+        }
+        if traces.is_empty() {
+            None
+        } else {
+            if args.json {
+                print_json(&traces)?;
+            } else {
+                for t in &traces {
+                    print_trace(t, "");
+                    println!();
+                }
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
     } else {
         let id: BuildId = args.target.parse()?;
         snapshot.trace_build(&id)?
@@ -194,6 +229,21 @@ pub(super) fn print_trace(t: &Trace, indent: &str) {
             "{indent}          commit {}",
             t.source_commit.as_deref().unwrap_or("?")
         );
+    }
+    if let Some(l) = &t.landed {
+        println!(
+            "{indent}landed    change {},{} as {} on {} (was {}), by {} after gate build {} tested exactly it",
+            l.change,
+            l.patchset,
+            l.commit,
+            l.branch,
+            short(&l.old_tip),
+            l.method,
+            l.gate_build
+        );
+        if !l.votes.is_empty() {
+            println!("{indent}          admitted by {}", l.votes.join(", "));
+        }
         println!(
             "{indent}config    {}",
             t.config_commit.as_deref().unwrap_or("?")

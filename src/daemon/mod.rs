@@ -9,6 +9,7 @@
 //! builds from the ledger and adopts their jobs; everything else is observed again.
 
 mod files;
+mod notedb;
 mod observe;
 pub mod replicate;
 mod services;

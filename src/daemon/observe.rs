@@ -272,8 +272,17 @@ impl Daemon {
                 .svc
                 .as_ref()
                 .and_then(|svc| svc.gerrit.as_ref().map(|g| g.rest.clone()));
+            // Repositories on this machine with no REST API: changes are read from NoteDb.
+            let local = match (&rest, self.svc.as_ref().map(|s| &s.sources)) {
+                (None, Some(sources @ Sources::Local(_))) => Some(sources.clone()),
+                _ => None,
+            };
             self.gerrit_reads.poll_or_start(&(), move || {
-                (work.len(), gerrit::pass(&watcher, rest.as_ref(), &work, 4))
+                let mut pass = gerrit::pass(&watcher, rest.as_ref(), &work, 4);
+                if let Some(sources) = local {
+                    read_notedb(&sources, &mut pass);
+                }
+                (work.len(), pass)
             });
             self.gerrit_read_since = Some(Instant::now());
         }
@@ -750,6 +759,31 @@ fn merged_by(
             );
             None
         }
+    }
+}
+
+/// The details of every change whose meta ref moved, read from NoteDb in its repository.
+fn read_notedb(sources: &Sources, pass: &mut gerrit::Pass) {
+    let wanted: BTreeSet<(ProjectName, ChangeNumber)> = pass
+        .observations
+        .iter()
+        .flat_map(|o| &o.events)
+        .filter_map(|e| match e {
+            RefEvent::ChangeMetaUpdated {
+                project, change, ..
+            } => Some((project.clone(), *change)),
+            _ => None,
+        })
+        .collect();
+    for (project, change) in wanted {
+        let read = super::notedb::read_change(&sources.path(&project), &project, change).map_err(
+            |message| gerrit::RestError::Decode {
+                method: "GET",
+                path: format!("NoteDb of change {change} of {project}"),
+                message,
+            },
+        );
+        pass.changes.insert((project, change), read);
     }
 }
 

@@ -27,7 +27,8 @@ use crate::signing::{SigningError, SigningKey};
 
 pub use commit::{RawCommit, SEQUENCE_TRAILER, message_sequence, parse_commit};
 pub use reader::{
-    BuildRecords, CommitSummary, Snapshot, Trace, TraceAttestation, TracePromotion, TraceRecord,
+    BuildRecords, CommitSummary, Snapshot, Trace, TraceAttestation, TraceLanding, TracePromotion,
+    TraceRecord,
 };
 pub use verify::{
     VerifyFailure, VerifyOptions, VerifyReport, check_record_path, verify, verify_since, verify_tip,

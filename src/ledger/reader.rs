@@ -80,6 +80,27 @@ pub struct TraceAttestation {
     pub ledger_commit: String,
 }
 
+/// How a build's source commit landed (the gate's landing record).
+#[derive(Debug, Clone, Serialize)]
+pub struct TraceLanding {
+    /// The change.
+    pub change: u32,
+    /// Its patchset.
+    pub patchset: u32,
+    /// The branch.
+    pub branch: String,
+    /// The tip before.
+    pub old_tip: String,
+    /// The landed commit (the one the gate build tested).
+    pub commit: String,
+    /// The gate build that tested it.
+    pub gate_build: String,
+    /// The votes that admitted the change.
+    pub votes: Vec<String>,
+    /// `push` or `submit`.
+    pub method: String,
+}
+
 /// A promotion in a trace.
 #[derive(Debug, Clone, Serialize)]
 pub struct TracePromotion {
@@ -150,6 +171,9 @@ pub struct Trace {
     pub artifacts: Vec<Trace>,
     /// Every record of the chain with the commit that added it.
     pub ledger_commits: Vec<TraceRecord>,
+    /// How its source commit landed on its branch, when the gate landed it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub landed: Option<TraceLanding>,
 }
 
 impl<'l> Snapshot<'l> {
@@ -450,7 +474,51 @@ impl<'l> Snapshot<'l> {
             let path = format!("{}/result.yaml", b.dir);
             self.note(t, "build-result", &path)?;
         }
+        // The gate build that tested this commit and landed it, if one did.
+        if let Some(dir) = self.landed_as(&r.source_commit)? {
+            let path = format!("{dir}/landing.yaml");
+            if let Some(Record::Landing(l)) = self.record(&path)? {
+                self.note(t, "landing", &path)?;
+                t.landed = Some(TraceLanding {
+                    change: l.change.get(),
+                    patchset: l.patchset.get(),
+                    branch: l.branch.to_string(),
+                    old_tip: l.old_tip.to_string(),
+                    commit: l.commit.to_string(),
+                    gate_build: l.build_id.to_string(),
+                    votes: l.votes.clone(),
+                    method: serde_plain(&l.method),
+                });
+            }
+        }
         Ok(())
+    }
+
+    /// The builds of a change, newest patchset first (from the `changes/` index).
+    pub fn change_builds(
+        &self,
+        project: &crate::model::ProjectName,
+        change: crate::model::ChangeNumber,
+    ) -> Result<Vec<BuildId>, LedgerError> {
+        let dir = format!("changes/{project}/{:02}/{change}", change.get() % 100);
+        let mut out = Vec::new();
+        let mut patchsets: Vec<(u64, String)> = self
+            .list(&dir)?
+            .into_iter()
+            .filter_map(|e| {
+                let name = String::from_utf8_lossy(&e.name).into_owned();
+                Some((name.parse().ok()?, name))
+            })
+            .collect();
+        patchsets.sort();
+        for (_, ps) in patchsets.into_iter().rev() {
+            for e in self.list(&format!("{dir}/{ps}"))? {
+                if let Ok(id) = String::from_utf8_lossy(&e.name).parse() {
+                    out.push(id);
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// The chain of an artifact digest; `None` if the ledger knows nothing of it.

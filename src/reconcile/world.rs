@@ -562,6 +562,16 @@ impl World {
                 commit,
                 tip,
             } => {
+                if tip == commit {
+                    // The branch moved: post-merge builds it now, naming the change that
+                    // merged it, without waiting for the ref watcher to see the move.
+                    let slot = (project.clone(), branch.clone());
+                    self.moved.insert(slot.clone(), commit.clone());
+                    if let Some(b) = self.builds.get(&build) {
+                        let by = b.request.change.zip(b.request.patchset);
+                        self.merged_by.insert((project.clone(), commit.clone()), by);
+                    }
+                }
                 self.tips.insert((project, branch), tip);
                 if let Some(b) = self.builds.get_mut(&build) {
                     b.landed = Some(commit);
