@@ -191,6 +191,10 @@ fn layout(window: u32, floor: u32) -> Layout {
         b"environments:\n  - {name: testing, registry: t}\n".to_vec(),
     );
     files.insert("projects/api.yaml".into(), b"pipelines: [gate]\n".to_vec());
+    files.insert(
+        "policies/limits.yaml".into(),
+        b"priorities: [gate, check, post-merge, periodic]\nproject_concurrency: 1000\n".to_vec(),
+    );
     seakeeper::config::load(&files).unwrap_or_else(|e| panic!("{e:?}"))
 }
 

@@ -237,6 +237,13 @@ fn land_at(
     } else if let Some(before) = recorded_landing(svc, id)? {
         old_tip = before.old_tip;
     }
+    // Build once: the images its jobs declared, built from the tested commit, are attested
+    // and enter the first environment now that the commit landed (post-merge does not build
+    // them again). Before the landing record: a crash in between publishes them on restart.
+    let mut facts = Vec::new();
+    if recorded_landing(svc, id)?.is_none() {
+        facts.extend(publish_images(svc, layout, world, b)?);
+    }
     if recorded_landing(svc, id)?.is_none() {
         let landing = Landing {
             build_id: id.clone(),
@@ -269,7 +276,7 @@ fn land_at(
         true,
         settings,
     );
-    Ok(Applied::progress([
+    facts.extend([
         Fact::Landed {
             build: id.clone(),
             project: r.project.clone(),
@@ -289,7 +296,67 @@ fn land_at(
             queue: g.queue.to_owned(),
             window,
         },
-    ]))
+    ]);
+    Ok(Applied::progress(facts))
+}
+
+/// The images a landed gate build's jobs declare: assembled from their outputs, pushed,
+/// attested and entered into the first environment, recorded once (an image this build has
+/// recorded already, before a crash, is not recorded again).
+fn publish_images(
+    svc: &Services,
+    layout: &Layout,
+    world: &World,
+    b: &crate::reconcile::BuildState,
+) -> Result<Vec<Fact>, Error> {
+    let r = &b.request;
+    let Some(jobs) = crate::reconcile::jobs_of(world, r) else {
+        return Ok(Vec::new());
+    };
+    let started = b
+        .recorded
+        .as_ref()
+        .map_or(r.requested_at, |(res, _)| res.started_at);
+    let recorded = |digest: &crate::model::Digest| -> Result<bool, Error> {
+        let _packs = crate::ledger::read_guard();
+        let ledger = svc.read_ledger()?;
+        let snapshot = ledger
+            .snapshot()
+            .map_err(Error::ledger("reading the ledger"))?;
+        Ok(snapshot
+            .artifact(digest)
+            .map_err(Error::ledger(format!("reading artifact {digest}")))?
+            .is_some_and(|a| a.build_id == r.build_id))
+    };
+    let mut published = super::publish::Published::default();
+    for job in jobs.iter().filter(|j| !j.image_outputs.is_empty()) {
+        let attempt = b.jobs.get(&job.name).map_or(1, |run| run.attempt);
+        let key = super::job_key(&r.build_id, &job.name, attempt);
+        let mut p = super::publish::images(svc, layout, world, r, job, &key, started)?;
+        let mut seen = Vec::new();
+        for rec in &p.records {
+            if let Record::Artifact(a) = rec
+                && recorded(&a.digest)?
+            {
+                seen.push(a.digest.clone());
+            }
+        }
+        p.records.retain(|rec| match rec {
+            Record::Artifact(a) => !seen.contains(&a.digest),
+            Record::Attestation(a) => !seen.contains(&a.subject_digest),
+            Record::Promotion(pr) => !seen.contains(&pr.digest),
+            _ => true,
+        });
+        published.append(&mut p);
+    }
+    for rec in std::mem::take(&mut published.records) {
+        svc.writer.append(rec).map_err(|source| Error::Record {
+            what: format!("recording the images of {}", r.build_id),
+            source,
+        })?;
+    }
+    (svc.on_write)();
+    Ok(vec![published.fact()])
 }
 
 /// The landing the ledger holds for a gate build, if any.

@@ -142,11 +142,16 @@ pub(super) fn images(
                 trust: request.trust,
                 build_id: request.build_id.to_string(),
                 project: request.project.to_string(),
-                // A post-merge image names the change whose merge it was built from.
+                // A post-merge image names the change whose merge it was built from; a gate
+                // image the change it tested (and that landed as this very commit).
                 change: match &request.cause {
                     Some(crate::model::record::BuildCause::Merge { change, patchset }) => {
                         Some((change.get(), patchset.get()))
                     }
+                    Some(crate::model::record::BuildCause::Gate { .. }) => request
+                        .change
+                        .zip(request.patchset)
+                        .map(|(c, p)| (c.get(), p.get())),
                     _ => None,
                 },
                 git_ref: request.git_ref.to_string(),

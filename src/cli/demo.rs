@@ -3,8 +3,9 @@
 //! OCI image-layout registries, Gerrit reporting off). It builds a world (config repo, two
 //! projects, three environments), proposes two changes and checks them, approves both: the
 //! gate tests the second on top of the first, the first fails and leaves, the second is tested
-//! again without it and lands as exactly the commit that was tested; post-merge builds the
-//! image from it, attests it, pushes it to testing, and builds the dependent project; the
+//! again without it and lands as exactly the commit that was tested; the image the gate built
+//! from that commit is attested and enters testing (built once: post-merge does not build it
+//! again), and the dependent project is built; the
 //! image is promoted to staging, a production freeze holds the next promotion, and the image
 //! is traced through the ledger back to the change and its landing. The world stays in DIR to
 //! explore with `seakeeper` and plain git.
@@ -260,7 +261,7 @@ pub(super) fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
           entrypoint: ["/bin/sh", "/srv/dist/app.sh"]
 pipelines:
   check: [test]
-  gate: [test]
+  gate: [test, build]
   post-merge: [build]
 "#
         )

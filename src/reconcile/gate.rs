@@ -725,7 +725,7 @@ pub(super) fn plan_gate(
         };
         match b.result {
             _ if b.landed.is_some() => {
-                if !b.reported {
+                if !b.reported && dependents_settled(world, layout, id, b) {
                     actions.push(Action::Report {
                         build_id: id.clone(),
                     });
@@ -756,6 +756,15 @@ pub(super) fn plan_gate(
         }
     }
     wanted
+}
+
+/// Whether the builds a landed gate build triggers (the dependents of its project, when
+/// post-merge builds nothing of its commit) are requested: it is reported, and done with,
+/// only then, so that a failure to request them is retried while it is still here.
+fn dependents_settled(world: &World, layout: &Layout, id: &BuildId, b: &super::BuildState) -> bool {
+    super::dependents(world, layout, id, b)
+        .iter()
+        .all(|d| matches!(d, super::Dependent::Settled))
 }
 
 /// What one tested item needs: its build requested, landed, held, or reported.
@@ -803,7 +812,7 @@ fn plan_item(
     match b.result {
         None => {}
         Some(BuildStatus::Success) if b.landed.is_some() => {
-            if !b.reported {
+            if !b.reported && dependents_settled(world, layout, &t.build, b) {
                 actions.push(Action::Report {
                     build_id: t.build.clone(),
                 });

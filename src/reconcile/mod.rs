@@ -249,6 +249,48 @@ fn job_names(
     }
 }
 
+/// The images a gate build's jobs declare: what it publishes once it lands.
+pub fn gate_images(world: &World, request: &BuildRequest) -> BTreeSet<String> {
+    jobs_of(world, request)
+        .map(|jobs| {
+            jobs.iter()
+                .flat_map(|j| j.output_images.iter().cloned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The post-merge jobs a branch tip needs (`None` until its pipeline file is read; `Err` when
+/// it is invalid). Build once: of a commit the gate landed, the jobs whose every image the
+/// gate build already built from that very commit are left out.
+pub fn post_merge_jobs(
+    world: &World,
+    project: &ProjectName,
+    commit: &CommitId,
+) -> Option<Result<Vec<String>, String>> {
+    let names = job_names(world, PipelineKind::PostMerge, project, commit)?;
+    let Some((_, built)) = world.gate_landed.get(&(project.clone(), commit.clone())) else {
+        return Some(names);
+    };
+    let resolved = world
+        .pipelines
+        .get(&(project.clone(), commit.clone()))
+        .and_then(|p| p.as_ref().ok())
+        .and_then(|p| p.get(&PipelineKind::PostMerge));
+    Some(names.map(|names| {
+        names
+            .into_iter()
+            .filter(|n| {
+                let images = resolved
+                    .and_then(|jobs| jobs.iter().find(|j| &j.name == n))
+                    .map(|j| j.output_images.as_slice())
+                    .unwrap_or(&[]);
+                images.is_empty() || !images.iter().all(|i| built.contains(i))
+            })
+            .collect()
+    }))
+}
+
 /// Decides what to do. Pure: the same World and Layout give the same actions.
 pub fn plan(world: &World, layout: &Layout) -> Vec<Action> {
     let mut actions = Vec::new();
@@ -368,7 +410,7 @@ fn plan_post_merge(world: &World, layout: &Layout, actions: &mut Vec<Action>) {
         if known(world, &id) {
             continue;
         }
-        let Some(jobs) = job_names(world, PipelineKind::PostMerge, project, commit) else {
+        let Some(jobs) = post_merge_jobs(world, project, commit) else {
             continue;
         };
         if jobs.as_ref().is_ok_and(Vec::is_empty) {
@@ -466,10 +508,20 @@ fn dependents<'w>(
     b: &BuildState,
 ) -> Vec<Dependent<'w>> {
     let r = &b.request;
-    if r.pipeline != PipelineKind::PostMerge
-        || b.result != Some(BuildStatus::Success)
-        || b.depth >= MAX_DEPENDENCY_DEPTH
-    {
+    // A landed gate build whose commit post-merge does not build again (build once) triggers
+    // the dependents itself.
+    let branch = match &r.cause {
+        Some(crate::model::record::BuildCause::Gate { branch, .. })
+            if b.landed.is_some()
+                && post_merge_jobs(world, &r.project, &r.source_commit)
+                    .is_some_and(|j| j.is_ok_and(|j| j.is_empty())) =>
+        {
+            branch
+        }
+        _ if r.pipeline == PipelineKind::PostMerge => &r.git_ref,
+        _ => return Vec::new(),
+    };
+    if b.result != Some(BuildStatus::Success) || b.depth >= MAX_DEPENDENCY_DEPTH {
         return Vec::new();
     }
     let mut out = Vec::new();
@@ -481,7 +533,7 @@ fn dependents<'w>(
         }
         let tip = world
             .tips
-            .get_key_value(&(name.clone(), r.git_ref.clone()))
+            .get_key_value(&(name.clone(), branch.clone()))
             .or_else(|| {
                 world
                     .tips

@@ -152,6 +152,9 @@ pub struct World {
     pub gate_done: BTreeMap<BuildId, (ProjectName, ChangeNumber, BuildStatus)>,
     /// Each gate queue's window, where it moved from the configured start.
     pub windows: BTreeMap<String, u32>,
+    /// Commits the gate landed: the gate build, and the images it built from that commit
+    /// (post-merge does not build them again).
+    pub gate_landed: BTreeMap<(ProjectName, CommitId), (BuildId, BTreeSet<String>)>,
 }
 
 impl World {
@@ -179,6 +182,7 @@ impl World {
             gate_notes: BTreeMap::new(),
             gate_done: BTreeMap::new(),
             windows: BTreeMap::new(),
+            gate_landed: BTreeMap::new(),
         }
     }
 }
@@ -562,6 +566,11 @@ impl World {
                 commit,
                 tip,
             } => {
+                if let Some(b) = self.builds.get(&build) {
+                    let images = super::gate_images(self, &b.request);
+                    self.gate_landed
+                        .insert((project.clone(), commit.clone()), (build.clone(), images));
+                }
                 if tip == commit {
                     // The branch moved: post-merge builds it now, naming the change that
                     // merged it, without waiting for the ref watcher to see the move.
@@ -759,17 +768,22 @@ impl World {
     /// Forgets what no longer matters: moved tips whose build is done (or that have nothing
     /// to build), finished builds' ids that nothing can ask for again.
     pub fn prune(&mut self) {
-        let done = &self.done;
-        let builds = &self.builds;
-        let pipelines = &self.pipelines;
-        self.moved.retain(|(p, r), c| {
-            let id = super::post_merge_build_id(p, r, c, None);
-            let nothing_to_build = pipelines
-                .get(&(p.clone(), c.clone()))
-                .and_then(|r| r.as_ref().ok())
-                .is_some_and(|r| r.get(&PipelineKind::PostMerge).is_none_or(Vec::is_empty));
-            !nothing_to_build && (!done.contains(&id) || builds.contains_key(&id))
-        });
+        let keep: BTreeSet<(ProjectName, RefName)> = self
+            .moved
+            .iter()
+            .filter(|((p, r), c)| {
+                let id = super::post_merge_build_id(p, r, c, None);
+                let nothing_to_build = super::post_merge_jobs(self, p, c)
+                    .is_some_and(|j| j.is_ok_and(|j| j.is_empty()));
+                !nothing_to_build && (!self.done.contains(&id) || self.builds.contains_key(&id))
+            })
+            .map(|(k, _)| k.clone())
+            .collect();
+        self.moved.retain(|k, _| keep.contains(k));
+        // What the gate landed is remembered while its branch is still there to build.
+        let tips: BTreeSet<(&ProjectName, &CommitId)> =
+            self.tips.iter().map(|((p, _), c)| (p, c)).collect();
+        self.gate_landed.retain(|(p, c), _| tips.contains(&(p, c)));
         // Gate memory of changes no longer open is dropped.
         let open: BTreeSet<(&ProjectName, ChangeNumber)> =
             self.changes.keys().map(|(p, c)| (p, *c)).collect();
