@@ -13,7 +13,11 @@
 //!    job: the daemon's own CPU time and peak resident memory, against the same daemon idling
 //!    over the same world. Target: under 150 MB resident.
 //!
-//! Run: `cargo bench --bench reconcile -- [--plan] [--latency] [--day] [--samples N]
+//! 4. The gate (issue 16): a Code-Review+2 becoming visible (the vote's REST call returned) to
+//!    the change's first gate job starting, through the same daemon loop. Baseline: the REST
+//!    vote itself. Target: p99 under 100 ms.
+//!
+//! Run: `cargo bench --bench reconcile -- [--plan] [--latency] [--enter] [--day] [--samples N]
 //! [--patchsets N] [--projects N]` (all three by default). Under `cargo test` it is a smoke run
 //! with small sizes.
 
@@ -472,6 +476,190 @@ fn latency_bench(samples: usize) {
     );
 }
 
+// ---- 4. the gate: +2 -> first gate job ----------------------------------------------------
+
+/// A daemon in this process, with the stand-in streaming events, for `pipelines` of acme/api;
+/// returns its directory, the stand-in, the reporter's lines and the stop flag.
+type Site = (
+    tempfile::TempDir,
+    standin::Gerrit,
+    Arc<Mutex<Vec<(SystemTime, String)>>>,
+    Arc<AtomicBool>,
+    std::thread::JoinHandle<()>,
+);
+
+fn daemon_site(pipelines: &str) -> Site {
+    let dir = tempfile::tempdir().unwrap();
+    let g = standin::Gerrit::start();
+    g.create_project("acme/api");
+    let (secret, _) = seakeeper::signing::generate_key("bench <b@example.org>").unwrap();
+    let write_private = |name: &str, text: &[u8]| {
+        std::fs::write(dir.path().join(name), text).unwrap();
+        std::fs::set_permissions(
+            dir.path().join(name),
+            std::os::unix::fs::PermissionsExt::from_mode(0o600),
+        )
+        .unwrap();
+    };
+    write_private("key.asc", &secret);
+    write_private(
+        "secrets.yaml",
+        b"gerrit:\n  username: ci-bot\n  password: ci-bot-http-token\n",
+    );
+    let config = dir.path().join("config");
+    std::fs::create_dir_all(config.join("projects/acme")).unwrap();
+    git(&config, &["init", "-q", "-b", "main"]);
+    let d = dir.path().display();
+    write(
+        &config.join("seakeeper.yaml"),
+        &format!(
+            "public_url: https://ci.example.org\ngerrit:\n  url: {}\n  user: ci-bot\n  stream_command: \"{}\"\nregistries:\n  t: {{ url: \"oci:{d}/t\" }}\nexecutor:\n  concurrency: 4\n",
+            g.url,
+            g.stream_command().replace('"', "\\\"")
+        ),
+    );
+    write(
+        &config.join("environments.yaml"),
+        "environments:\n  - {name: testing, registry: t}\n",
+    );
+    write(
+        &config.join("projects/acme/api.yaml"),
+        &format!("pipelines: [{pipelines}]\n"),
+    );
+    git(&config, &["add", "-A"]);
+    git(&config, &["commit", "-q", "-m", "config"]);
+    let settings_path = dir.path().join("settings.yaml");
+    write(
+        &settings_path,
+        &format!(
+            "state_dir: state\nsigning_key: key.asc\nsecrets: secrets.yaml\nconfig_repo: {}\n",
+            config.display()
+        ),
+    );
+    let settings = seakeeper::daemon::Settings::load(&settings_path).unwrap();
+    let lines: Arc<Mutex<Vec<(SystemTime, String)>>> = Arc::default();
+    let sink = lines.clone();
+    let reporter: seakeeper::apply::Reporter = Arc::new(move |l: &str| {
+        sink.lock().unwrap().push((SystemTime::now(), l.to_owned()));
+    });
+    let stop = Arc::new(AtomicBool::new(false));
+    let stop2 = stop.clone();
+    let daemon = std::thread::spawn(move || {
+        let mut d = seakeeper::daemon::Daemon::open(
+            settings,
+            seakeeper::daemon::Options {
+                reporter,
+                concurrency: None,
+                supervisor: None,
+                init_ledger: true,
+            },
+        )
+        .unwrap();
+        d.serve(&stop2, Duration::from_secs(600), Duration::from_secs(5))
+            .unwrap();
+    });
+    (dir, g, lines, stop, daemon)
+}
+
+fn enter_bench(samples: usize) {
+    let (dir, g, lines, stop, daemon) = daemon_site("gate");
+    let work = dir.path().join("work");
+    let out = Command::new("git")
+        .args(["clone", "-q", &g.git_url("acme/api")])
+        .arg(&work)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    // The pipeline file on main first; each change lands before the next is voted.
+    std::fs::create_dir_all(work.join(".pipeline")).unwrap();
+    std::fs::write(
+        work.join(".pipeline/config.yaml"),
+        pipeline_file("true").replace("  check: [unit]", "  gate: [unit]"),
+    )
+    .unwrap();
+    git(&work, &["add", "-A"]);
+    git(&work, &["commit", "-q", "-m", "pipeline"]);
+    git(
+        &work,
+        &[
+            "push",
+            "-q",
+            &g.push_url("acme/api", "alice"),
+            "HEAD:refs/heads/main",
+        ],
+    );
+    std::thread::sleep(Duration::from_millis(2500));
+    let state = dir.path().join("state");
+    let rest = seakeeper::gerrit::Rest::new(
+        &g.url,
+        Some(seakeeper::gerrit::Credentials::new("bob", "bob-http-token")),
+        Duration::from_secs(10),
+    )
+    .unwrap();
+    let (mut enter, mut vote_ms) = (Vec::new(), Vec::new());
+    for i in 0..samples {
+        git(&work, &["fetch", "-q", "origin", "main"]);
+        git(&work, &["checkout", "-q", "--detach", "FETCH_HEAD"]);
+        std::fs::write(work.join("n.txt"), format!("{i}\n")).unwrap();
+        git(&work, &["add", "-A"]);
+        let msg = format!("Sample {i}\n\nChange-Id: I{:040x}\n", 0xe000 + i);
+        git(&work, &["commit", "-q", "-m", &msg]);
+        git(
+            &work,
+            &[
+                "push",
+                "-q",
+                &g.push_url("acme/api", "alice"),
+                "HEAD:refs/for/main",
+            ],
+        );
+        // Let the daemon see the patchset (and read its pipeline file) first: what is
+        // measured is the vote.
+        std::thread::sleep(Duration::from_millis(300));
+        let before = lines.lock().unwrap().len();
+        let change: ChangeNumber = u64::try_from(i + 1).unwrap().try_into().unwrap();
+        let t = Instant::now();
+        let mut vote = seakeeper::gerrit::ReviewInput::for_pipeline("bench", "+2", None);
+        vote.tag = None;
+        vote.labels.insert("Code-Review".into(), 2);
+        rest.post_review(&"acme/api".parse().unwrap(), change, "current", &vote)
+            .unwrap();
+        vote_ms.push(ms(t.elapsed()));
+        let visible = system_ms(SystemTime::now());
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let build = loop {
+            assert!(Instant::now() < deadline, "no gate build for sample {i}");
+            let l = lines.lock().unwrap();
+            let build = l[before..].iter().find_map(|(_, t)| {
+                t.strip_prefix("[gate] ")
+                    .filter(|t| t.contains("requested"))
+                    .and_then(|t| t.split(" build ").nth(1))
+                    .and_then(|r| r.split_whitespace().next())
+                    .map(str::to_owned)
+            });
+            let landed = l[before..].iter().any(|(_, t)| t.contains("landed as"));
+            if let (Some(b), true) = (build, landed) {
+                break b;
+            }
+            drop(l);
+            std::thread::sleep(Duration::from_millis(2));
+        };
+        let log = state.join("jobs").join(&build).join("unit/log");
+        let started = log_first_time(&log).expect("a job log");
+        enter.push(started - visible);
+    }
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    daemon.join().unwrap();
+    let (e50, e99) = (percentile(&mut enter, 0.5), percentile(&mut enter, 0.99));
+    let v50 = percentile(&mut vote_ms, 0.5);
+    println!("enter: {samples} changes approved one after the other, each landing before the next");
+    println!(
+        "enter: Code-Review+2 visible -> first gate job started: median {e50:.1} ms, p99 {e99:.1} ms \
+         (target 100 ms); baseline the REST vote median {v50:.1} ms; p99/vote = {:.2}x",
+        e99 / v50
+    );
+}
+
 // ---- 3. a simulated day -------------------------------------------------------------------
 
 fn write(path: &Path, text: &str) {
@@ -863,7 +1051,7 @@ fn ledger_size(ledger: &Path, builds: usize) {
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let bench = args.iter().any(|a| a == "--bench");
-    let only: Vec<&str> = ["--plan", "--latency", "--day"]
+    let only: Vec<&str> = ["--plan", "--latency", "--enter", "--day"]
         .into_iter()
         .filter(|f| args.iter().any(|a| a == f))
         .collect();
@@ -877,6 +1065,9 @@ fn main() {
     }
     if run("--latency") {
         latency_bench(arg(&args, "--samples", if bench { 100 } else { 3 }));
+    }
+    if run("--enter") {
+        enter_bench(arg(&args, "--samples", if bench { 100 } else { 3 }));
     }
     if run("--day") {
         day_bench(

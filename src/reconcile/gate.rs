@@ -633,6 +633,7 @@ pub(super) fn plan_gate(
     world: &World,
     layout: &Layout,
     actions: &mut Vec<Action>,
+    tells: &mut Vec<Action>,
 ) -> BTreeSet<BuildId> {
     let mut wanted = BTreeSet::new();
     let mut merges = BTreeSet::new();
@@ -677,8 +678,15 @@ pub(super) fn plan_gate(
                 continue;
             }
             position += 1;
-            if !noted(GateEvent::Entered) {
-                actions.push(tell(
+            // Told once its first build is under way (or it waits for room): the comment is
+            // posted after the jobs start, not on their way.
+            let under_way = match &it.state {
+                ItemState::Testing(t) => known(world, &t.build),
+                ItemState::Merging { .. } | ItemState::Blocked(_) => false,
+                _ => true,
+            };
+            if !noted(GateEvent::Entered) && under_way {
+                tells.push(tell(
                     GateEvent::Entered,
                     format!(
                         "seakeeper gate: change {},{} entered the gate queue {} at position \

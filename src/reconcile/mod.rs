@@ -297,10 +297,13 @@ pub fn plan(world: &World, layout: &Layout) -> Vec<Action> {
     plan_checks(world, layout, &mut actions);
     plan_post_merge(world, layout, &mut actions);
     plan_periodic(world, layout, &mut actions);
-    let gate = gate::plan_gate(world, layout, &mut actions);
+    // Comments that only say a change entered the gate go last: after its jobs have started.
+    let mut tells = Vec::new();
+    let gate = gate::plan_gate(world, layout, &mut actions, &mut tells);
     plan_builds(world, layout, &gate, &mut actions);
     plan_freezes(world, layout, &mut actions);
     plan_promotions(world, layout, &mut actions);
+    actions.append(&mut tells);
     if let Some((head, _)) = &world.config.unreported
         && world.config_project.is_some()
     {
