@@ -1,16 +1,14 @@
 //! Gate benchmarks, each against baselines measured in the same run:
 //!
-//! 1. Gate throughput, simulated: one queue of 100 approved changes, a job time T (10 minutes),
-//!    each change bad with probability 10% (seeded); a tested state fails iff it holds a bad
-//!    change. Changes landed per hour and the time to land every good change, for serial
-//!    testing on the tip (bors/homu), a model of Zuul's dependent pipeline (window 20, +1 per
-//!    landing, halved per failure, floor 3) and seakeeper's real `reconcile::plan()` in a loop
-//!    that absorbs what apply would (capacity and `project_concurrency` 1000: the window is the
-//!    only limit; also with the default `limits.yaml`). Targets: seakeeper/serial >= 5x,
-//!    seakeeper/zuul >= 1.0.
-//! 2. Speculative merge: a repository of 100,000 files, 20 changes off its base merged in
-//!    order: `git::speculative::merge_chain`, a step a call as the gate merges, against
-//!    `git merge-tree --write-tree` then `git commit-tree` by hand. Target: no slower.
+//! 1. Throughput, simulated: one queue of 100 approved changes, jobs of T = 10 minutes, each
+//!    change bad with probability 10% (seeded); a tested state fails iff it holds a bad change.
+//!    Changes landed per hour, and the time to land every good change, of serial testing on
+//!    the tip (bors/homu), a model of Zuul's dependent pipeline (window 20, +1 a landing,
+//!    halved a failure, floor 3) and seakeeper's own `reconcile::plan()` in a loop absorbing
+//!    what apply would. Targets: seakeeper/serial >= 5x, seakeeper/zuul >= 1.0.
+//! 2. Speculative merge: 20 changes off the base of a 100,000-file repository merged in order
+//!    by `git::speculative::merge_chain`, against `git merge-tree --write-tree` and
+//!    `git commit-tree` by hand. Target: no slower.
 //!
 //! Run: `cargo bench --bench gate -- [--throughput] [--merge] [--changes N] [--seeds N]
 //! [--window N] [--job-minutes N] [--files N] [--items N] [--runs N]` (both by default).
@@ -20,7 +18,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use sha2::Digest as _;
 
@@ -44,15 +42,6 @@ fn arg(args: &[String], name: &str, default: usize) -> usize {
         .unwrap_or(default)
 }
 
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
-}
-
-fn median(v: &mut [f64]) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
-}
-
 /// SplitMix64 (deterministic, no dependency): `true` with probability `p`.
 fn chance(state: &mut u64, p: f64) -> bool {
     *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
@@ -73,68 +62,54 @@ struct Outcome {
     last_landing: i64,
 }
 
-// ---- 1a. serial, 1b. Zuul's dependent pipeline ------------------------------------------------
-
-/// One change at a time on the tip, T each; a good one lands.
-fn serial(bad: &[bool], t: i64) -> Outcome {
-    let mut o = Outcome::default();
-    o.left = bad.iter().filter(|b| **b).count();
-    let last = bad.iter().rposition(|b| !*b).map_or(0, |i| i as i64 + 1);
-    (o.landed, o.builds, o.last_landing) = (bad.len() - o.left, bad.len(), last * t);
-    o
-}
+// ---- 1b. Zuul's dependent pipeline, modelled (1a, serial, is in `throughput_bench`) -----------
 
 /// Items are tested on the state of the non-failing items ahead of them; a build whose state
 /// changed is reset; only the first `window` items start builds (as in Zuul, the builds of
 /// items the window no longer covers run on); an item leaves at the head, landing or failing.
 fn zuul(bad: &[bool], t: i64, window: u32, floor: u32) -> Outcome {
-    // Each item: its change and its build (state: the changes in it; end; passes).
+    // Each item: its change and its build (the changes its state holds, its end, whether it
+    // passes). A pass from the head (again after an item left), then the next build's end.
     let mut queue: Vec<(usize, Option<(Vec<usize>, i64, bool)>)> =
         (0..bad.len()).map(|c| (c, None)).collect();
-    let mut merged = vec![false; bad.len()];
-    let (mut w, mut now, mut o) = (window.max(floor), 0i64, Outcome::default());
+    let (mut merged, mut o) = (vec![false; bad.len()], Outcome::default());
+    let (mut w, mut now, mut i, mut ahead) = (window.max(floor), 0, 0, Vec::new());
     loop {
-        'settle: loop {
-            let mut ahead: Vec<usize> = Vec::new();
-            for i in 0..queue.len() {
-                let mut want = ahead.clone();
-                want.push(queue[i].0);
-                let (change, build) = &mut queue[i];
-                if let Some((state, end, _)) = build
-                    && state.iter().filter(|c| !merged[**c]).ne(want.iter())
-                {
-                    o.resets += usize::from(*end > now);
-                    *build = None;
-                }
-                if build.is_none() && i < w as usize {
-                    let pass = !want.iter().any(|c| bad[*c]);
-                    *build = Some((want, now + t, pass));
-                    o.builds += 1;
-                }
-                let done = build.as_ref().filter(|b| b.1 <= now).map(|b| b.2);
-                let change = *change;
-                if i == 0
-                    && let Some(pass) = done
-                {
-                    queue.remove(0);
-                    if pass {
-                        merged[change] = true;
-                        (o.landed, o.last_landing, w) = (o.landed + 1, now, w + 1);
-                    } else {
-                        (o.left, w) = (o.left + 1, (w / 2).max(floor));
-                    }
-                    continue 'settle;
-                }
-                if done != Some(false) {
-                    ahead.push(change);
-                }
-            }
-            break;
+        if i == queue.len() {
+            let ends = queue.iter().filter_map(|(_, b)| b.as_ref().map(|b| b.1));
+            let Some(end) = ends.filter(|end| *end > now).min() else {
+                return o;
+            };
+            (now, i, ahead) = (end, 0, Vec::new());
         }
-        let ends = queue.iter().filter_map(|(_, b)| b.as_ref().map(|b| b.1));
-        match ends.filter(|end| *end > now).min() {
-            Some(end) => now = end,
-            None => return o,
+        let mut want = ahead.clone();
+        want.push(queue[i].0);
+        let (change, build) = &mut queue[i];
+        if let Some((state, end, _)) = build
+            && state.iter().filter(|c| !merged[**c]).ne(want.iter())
+        {
+            o.resets += usize::from(*end > now);
+            *build = None;
+        }
+        if build.is_none() && i < w as usize {
+            let pass = !want.iter().any(|c| bad[*c]);
+            (*build, o.builds) = (Some((want, now + t, pass)), o.builds + 1);
+        }
+        let (change, done) = (*change, build.as_ref().filter(|b| b.1 <= now).map(|b| b.2));
+        match done {
+            Some(true) if i == 0 => {
+                merged[change] = true;
+                (o.landed, o.last_landing, w) = (o.landed + 1, now, w + 1);
+            }
+            Some(false) if i == 0 => (o.left, w) = (o.left + 1, (w / 2).max(floor)),
+            Some(false) => {}
+            _ => ahead.push(change),
+        }
+        if done.is_some() && i == 0 {
+            (i, ahead) = (0, Vec::new());
+            queue.remove(0);
+        } else {
+            i += 1;
         }
     }
 }
@@ -188,12 +163,10 @@ struct Track {
     bad: Vec<bool>,
     /// A state (the tip, or a speculative commit) -> the changes it holds.
     holds: BTreeMap<CommitId, BTreeSet<usize>>,
-    /// Job ends: time -> (build, job, attempt, passes).
-    ends: BTreeMap<i64, Vec<(BuildId, String, u32, bool)>>,
+    /// Job ends (jobs run once: the executor loses none): time -> (build, job, passes).
+    ends: BTreeMap<i64, Vec<(BuildId, String, bool)>>,
     settled: Vec<bool>,
     o: Outcome,
-    plans: Vec<f64>,
-    merges: usize,
     /// Gate builds requested for a change that had landed (never expected).
     after_landing: usize,
     stalled: Option<String>,
@@ -216,19 +189,14 @@ fn simulate(bad: &[bool], t: i64, layout: &Layout) -> Track {
     let tip: CommitId = format!("{:040x}", 1).parse().expect("id");
     let slot = (project.clone(), main.clone());
     world.tips.insert(slot, tip.clone());
-    let resolved = pipeline::check(
-        pipeline::PIPELINE_FILE,
-        PIPELINE,
-        Some(&project),
-        Some(layout),
-    )
-    .map(Arc::new)
-    .map_err(|e| format!("{e:?}"));
+    let file = pipeline::PIPELINE_FILE;
+    let resolved = pipeline::check(file, PIPELINE, Some(&project), Some(layout))
+        .map(Arc::new)
+        .map_err(|e| format!("{e:?}"));
     for (i, n) in (0..bad.len()).zip(1000u64..) {
         let commit = change_commit(i);
-        world
-            .pipelines
-            .insert((project.clone(), commit.clone()), resolved.clone());
+        let slot = (project.clone(), commit.clone());
+        world.pipelines.insert(slot, resolved.clone());
         // Approved in order, before the simulation starts.
         let votes = vec![Approval {
             label: "Code-Review".into(),
@@ -245,11 +213,10 @@ fn simulate(bad: &[bool], t: i64, layout: &Layout) -> Track {
             depends_on: Vec::new(),
             notes: BTreeSet::new(),
         };
+        let git_ref = format!("refs/changes/{:02}/{n}/1", n % 100);
         let patchset = Patchset {
             patchset: 1u64.try_into().expect("patchset"),
-            git_ref: format!("refs/changes/{:02}/{n}/1", n % 100)
-                .parse()
-                .expect("a ref"),
+            git_ref: git_ref.parse().expect("a ref"),
             commit,
             rechecks: 0,
             review: Some(review),
@@ -261,7 +228,22 @@ fn simulate(bad: &[bool], t: i64, layout: &Layout) -> Track {
     (k.t, k.bad, k.settled) = (t, bad.to_vec(), vec![false; bad.len()]);
     k.holds.insert(tip, BTreeSet::new());
     loop {
-        settle(&mut world, layout, &mut k);
+        // Plans and applies until the planner asks for nothing more at this instant.
+        let mut last: Vec<String> = Vec::new();
+        loop {
+            let mut actions = reconcile::plan(&world, layout);
+            actions.retain(|a| !matches!(a, Action::HoldLanding { .. } | Action::Hold { .. }));
+            let keys: Vec<String> = actions.iter().map(Action::key).collect();
+            if keys.is_empty() || keys == last {
+                let repeats = format!("the planner repeats at {} s: {keys:?}", k.now);
+                k.stalled = (!keys.is_empty()).then_some(repeats);
+                break;
+            }
+            last = keys;
+            for a in actions {
+                apply(&mut world, layout, &mut k, a);
+            }
+        }
         if k.settled.iter().all(|s| *s) || k.stalled.is_some() {
             return k;
         }
@@ -273,7 +255,7 @@ fn simulate(bad: &[bool], t: i64, layout: &Layout) -> Track {
         k.now = when;
         let (now, capacity) = (at(when), 1000);
         world.absorb(Fact::Tick { now, capacity });
-        for (build, job, attempt, pass) in ended {
+        for (build, job, pass) in ended {
             // A cancelled build is done with: its job's end is not seen.
             if world.builds.get(&build).is_some_and(|b| b.result.is_none()) {
                 let reason = "a bad change".to_owned();
@@ -284,31 +266,9 @@ fn simulate(bad: &[bool], t: i64, layout: &Layout) -> Track {
                         reason,
                     },
                 });
-                let run = JobRun { attempt, state };
+                let run = JobRun { attempt: 1, state };
                 world.absorb(Fact::JobObserved { build, job, run });
             }
-        }
-    }
-}
-
-/// Plans and applies until the planner asks for nothing more at this instant.
-fn settle(world: &mut World, layout: &Layout, k: &mut Track) {
-    let mut last: Vec<String> = Vec::new();
-    loop {
-        let started = Instant::now();
-        let mut actions = reconcile::plan(world, layout);
-        k.plans.push(ms(started.elapsed()));
-        actions.retain(|a| !matches!(a, Action::HoldLanding { .. } | Action::Hold { .. }));
-        let keys: Vec<String> = actions.iter().map(Action::key).collect();
-        if !keys.is_empty() && keys == last {
-            k.stalled = Some(format!("the planner repeats at {} s: {keys:?}", k.now));
-        }
-        if keys.is_empty() || keys == last {
-            return;
-        }
-        last = keys;
-        for a in actions {
-            apply(world, layout, k, a);
         }
     }
 }
@@ -340,9 +300,7 @@ fn leaves(world: &mut World, layout: &Layout, k: &mut Track, r: &BuildRequest, e
     else {
         return;
     };
-    let (Some(change), Some(patchset)) = (r.change, r.patchset) else {
-        return;
-    };
+    let (change, patchset) = (r.change.expect("a change"), r.patchset.expect("a patchset"));
     let (project, landed) = (r.project.clone(), event == GateEvent::Landed);
     if landed {
         world.absorb(Fact::Landed {
@@ -391,7 +349,6 @@ fn apply(world: &mut World, layout: &Layout, k: &mut Track, action: Action) {
             let mut holds = k.holds.get(&onto).cloned().unwrap_or_default();
             holds.insert(change_index(&commit));
             k.holds.insert(state.clone(), holds);
-            k.merges += 1;
             let outcome = MergeOutcome::Merged(state);
             world.absorb(Fact::Merged {
                 project,
@@ -427,26 +384,18 @@ fn apply(world: &mut World, layout: &Layout, k: &mut Track, action: Action) {
                 landed: None,
             })));
         }
-        Action::StartJob {
-            build_id,
-            job,
-            attempt,
-        } => {
+        Action::StartJob { build_id, job, .. } => {
             let holds = k.holds.get(&world.builds[&build_id].request.source_commit);
             let pass = holds.is_some_and(|h| h.iter().all(|c| !k.bad[*c]));
-            let end = (build_id.clone(), job.name.clone(), attempt, pass);
+            let end = (build_id.clone(), job.name.clone(), pass);
             k.ends.entry(k.now + k.t).or_default().push(end);
             let (build, job, state) = (build_id, job.name, Some(JobState::Running));
-            let run = JobRun { attempt, state };
+            let run = JobRun { attempt: 1, state };
             world.absorb(Fact::JobObserved { build, job, run });
         }
         Action::RecordResult { build_id } => {
-            let b = &world.builds[&build_id];
-            let states = b.request.jobs.iter().map(|j| {
-                let state = b.jobs.get(j).and_then(|r| r.state.clone());
-                state.unwrap_or(JobState::Cancelled)
-            });
-            let status = reconcile::outcome(states);
+            let jobs = world.builds[&build_id].jobs.values();
+            let status = reconcile::outcome(jobs.filter_map(|r| r.state.clone()));
             world.absorb(recorded(world, build_id, status, k.now));
         }
         Action::Cancel { build_id, .. } => {
@@ -484,7 +433,7 @@ fn throughput_bench(changes: usize, seeds: usize, window: u32, minutes: i64) {
         "seakeeper plan(), default limits.yaml",
     ];
     let mut rows: Vec<Vec<Outcome>> = vec![Vec::new(); names.len()];
-    let (mut plans, mut merges, mut bad_total, mut problems) = (Vec::new(), 0, 0, Vec::new());
+    let (mut bad_total, mut problems) = (0, Vec::new());
     let layouts = [Some(1000), None].map(|c| layout(window, floor, c));
     let started = Instant::now();
     for seed in 1..=seeds as u64 {
@@ -492,37 +441,32 @@ fn throughput_bench(changes: usize, seeds: usize, window: u32, minutes: i64) {
         let bad: Vec<bool> = (0..changes).map(|_| chance(&mut rng, 0.1)).collect();
         let n_bad = bad.iter().filter(|b| **b).count();
         bad_total += n_bad;
-        rows[0].push(serial(&bad, t));
+        // Serial: one change at a time on the tip, T each; a good one lands.
+        let mut o = Outcome::default();
+        let last = bad.iter().rposition(|b| !*b).map_or(0, |i| i as i64 + 1);
+        (o.landed, o.left, o.builds, o.last_landing) = (changes - n_bad, n_bad, changes, last * t);
+        rows[0].push(o);
         rows[1].push(zuul(&bad, t, window, floor));
         for (row, layout) in layouts.iter().enumerate().map(|(i, l)| (i + 2, l)) {
             let k = simulate(&bad, t, layout);
             let (name, o, after) = (names[row], k.o, k.after_landing);
-            if let Some(s) = &k.stalled {
-                problems.push(format!("{name}, seed {seed}: STALLED: {s}"));
-            }
-            let (landed, left) = (o.landed, o.left);
-            if (landed, left, after) != (changes - n_bad, n_bad, 0) {
+            let (landed, left, stalled) = (o.landed, o.left, k.stalled.as_deref());
+            if (landed, left, after, stalled) != (changes - n_bad, n_bad, 0, None) {
                 problems.push(format!(
                     "{name}, seed {seed}: landed {landed}, failed {left} of {n_bad} bad, {after} \
-                     gate builds requested after their change landed"
+                     gate builds requested after their change landed; stalled: {stalled:?}"
                 ));
-            }
-            if row == 2 {
-                plans.extend(k.plans);
-                merges += k.merges;
             }
             rows[row].push(o);
         }
     }
     let ideal = changes as f64 * t as f64 / f64::from(window);
+    let (all, took) = (changes * seeds, started.elapsed().as_secs_f64());
     println!(
-        "# gate throughput, simulated: {changes} changes x {seeds} seeds ({bad_total} bad of {}), \
-         job time {minutes} min, window {window} (floor {floor}), capacity 1000; simulated in {:.1} s",
-        changes * seeds,
-        started.elapsed().as_secs_f64()
-    );
-    println!(
-        "{:<44}  landed  left  builds  resets all good (min)  x ideal  landed/hour",
+        "# gate throughput, simulated: {changes} changes x {seeds} seeds ({bad_total} bad of \
+         {all}), job time {minutes} min, window {window} (floor {floor}), capacity 1000; \
+         simulated in {took:.1} s\n\
+         {:<44}  landed  left  builds  resets all good (min)  x ideal  landed/hour",
         "model"
     );
     let mut rate = Vec::new();
@@ -534,7 +478,8 @@ fn throughput_bench(changes: usize, seeds: usize, window: u32, minutes: i64) {
         let (left, builds, resets) = (sum(|o| o.left), sum(|o| o.builds), sum(|o| o.resets));
         let (minutes, x, r) = (wall / 60.0, wall / ideal, rate[rate.len() - 1]);
         println!(
-            "{name:<44} {landed:>7} {left:>5} {builds:>7} {resets:>7} {minutes:>14.1} {x:>8.2} {r:>12.1}"
+            "{name:<44} {landed:>7} {left:>5} {builds:>7} {resets:>7} \
+             {minutes:>14.1} {x:>8.2} {r:>12.1}"
         );
     }
     let (per_serial, per_zuul, ideal) = (rate[2] / rate[0], rate[2] / rate[1], ideal / 60.0);
@@ -542,46 +487,26 @@ fn throughput_bench(changes: usize, seeds: usize, window: u32, minutes: i64) {
         "seakeeper/serial = {per_serial:.2}x (target >= 5x); seakeeper/zuul = {per_zuul:.2}x \
          (target >= 1.0); ideal {changes}*T/window = {ideal:.1} min"
     );
-    let (calls, median) = (plans.len(), median(&mut plans));
-    println!(
-        "seakeeper (project_concurrency 1000): {calls} plan() calls, median {median:.3} ms, \
-         {merges} speculative merges"
-    );
-    for p in problems {
-        println!("PROBLEM {p}");
-    }
+    problems.iter().for_each(|p| println!("PROBLEM {p}"));
 }
 
 // ---- 2. speculative merge -------------------------------------------------------------------
 
-/// git in `dir`, its input from the file `input`; its output, trimmed.
-fn git(dir: &Path, args: &[&str], input: Option<&Path>) -> String {
-    let stdin = match input {
-        Some(p) => Stdio::from(std::fs::File::open(p).expect("git's input")),
-        None => Stdio::null(),
-    };
+/// git in `dir`, its input from `input`; its output, trimmed.
+fn git(dir: &Path, args: &[&str], input: Option<std::fs::File>) -> String {
     let out = Command::new("git")
         .arg("-C")
         .arg(dir)
-        .args([
-            "-c",
-            "user.name=Alice",
-            "-c",
-            "user.email=alice@example.org",
-        ])
+        .args(["-c", "user.name=A", "-c", "user.email=a@example.org"])
         .args(args)
         .env("GIT_CONFIG_NOSYSTEM", "1")
         .env("GIT_CONFIG_GLOBAL", "/dev/null")
-        .stdin(stdin)
+        .stdin(input.map_or(Stdio::null(), Stdio::from))
         .output()
         .expect("git");
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "git {args:?}: {err}");
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
-}
-
-fn oid(hex: &str) -> ObjectId {
-    ObjectId::from_hex(hex.as_bytes()).expect("an object id")
 }
 
 fn merge_bench(files: usize, items: usize, runs: usize) {
@@ -607,9 +532,8 @@ fn merge_bench(files: usize, items: usize, runs: usize) {
     }
     let stream = tmp.path().join("stream");
     std::fs::write(&stream, s).expect("write");
-    let made = Instant::now();
-    git(&repo, &["fast-import", "--quiet"], Some(&stream));
-    let made = made.elapsed().as_secs_f64();
+    let input = std::fs::File::open(&stream).expect("the stream");
+    git(&repo, &["fast-import", "--quiet"], Some(input));
     let base = git(&repo, &["rev-parse", "main"], None);
     let changes: Vec<String> = (0..items)
         .map(|k| git(&repo, &["rev-parse", &format!("change{k}")], None))
@@ -620,12 +544,13 @@ fn merge_bench(files: usize, items: usize, runs: usize) {
     // Each way `runs` times, which goes first alternating, from the same base each time.
     for run in 0..runs * 2 {
         if run % 4 == 0 || run % 4 == 3 {
-            let mut state = oid(&base);
+            let mut state = ObjectId::from_hex(base.as_bytes()).expect("an id");
             for (k, c) in changes.iter().enumerate() {
-                let (label, commit) = (format!("change {k},1"), oid(c));
+                let commit = ObjectId::from_hex(c.as_bytes()).expect("an id");
+                let label = format!("change {k},1");
                 let t = Instant::now();
                 let merged = merge_chain(&repo, state, &[Step { label, commit }]);
-                ours.push(ms(t.elapsed()));
+                ours.push(t.elapsed().as_secs_f64() * 1000.0);
                 state = merged.unwrap_or_else(|e| panic!("{e}"))[0].commit();
             }
             our_tree = tree(&state.to_string());
@@ -638,7 +563,7 @@ fn merge_bench(files: usize, items: usize, runs: usize) {
                 let msg = format!("Speculative merge of change {k},1");
                 let args = ["commit-tree", &tree, "-p", &state, "-p", c, "-m", &msg];
                 state = git(&repo, &args, None);
-                theirs.push(ms(t.elapsed()));
+                theirs.push(t.elapsed().as_secs_f64() * 1000.0);
             }
             their_tree = tree(&state);
         }
@@ -646,43 +571,29 @@ fn merge_bench(files: usize, items: usize, runs: usize) {
     assert_eq!(our_tree, their_tree, "both ways merge to the same tree");
     let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
     let (our_mean, their_mean) = (mean(&ours), mean(&theirs));
-    let (our_median, their_median) = (median(&mut ours), median(&mut theirs));
+    let ratio = their_mean / our_mean;
     println!(
-        "# speculative merge: {files} files in {dirs} directories (fast-import: {made:.1} s), \
-         {items} changes off the base, each touching one file, merged in order; {runs} runs each"
-    );
-    println!(
-        "baseline   git merge-tree --write-tree + git commit-tree: mean {their_mean:>7.2} ms per \
-         item, median {their_median:>7.2} ms"
-    );
-    println!(
-        "seakeeper  merge_chain, one step a call (as the gate):   mean {our_mean:>7.2} ms per \
-         item, median {our_median:>7.2} ms; baseline/seakeeper = {:.2}x (target >= 1.0)",
-        their_mean / our_mean
+        "# speculative merge: {files} files in {dirs} directories, {items} changes off the base \
+         (a file each) merged in order, {runs} runs each way\n\
+         baseline   merge-tree --write-tree, commit-tree by hand: {their_mean:>7.2} ms per item\n\
+         seakeeper  merge_chain, a step a call (as the gate):    {our_mean:>7.2} ms per item; \
+         baseline/seakeeper = {ratio:.2}x (target >= 1.0)"
     );
 }
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let bench = args.iter().any(|a| a == "--bench");
-    let only: Vec<&str> = ["--throughput", "--merge"]
-        .into_iter()
-        .filter(|f| args.iter().any(|a| a == f))
-        .collect();
-    let run = |f: &str| only.is_empty() || only.contains(&f);
-    if run("--throughput") {
-        throughput_bench(
-            arg(&args, "--changes", 100),
-            arg(&args, "--seeds", if bench { 5 } else { 1 }),
-            arg(&args, "--window", 20) as u32,
-            arg(&args, "--job-minutes", 10) as i64,
-        );
+    let flag = |f: &str| args.iter().any(|a| a == f);
+    let (bench, all) = (flag("--bench"), !flag("--throughput") && !flag("--merge"));
+    if all || flag("--throughput") {
+        let (changes, window) = (arg(&args, "--changes", 100), arg(&args, "--window", 20));
+        let seeds = arg(&args, "--seeds", if bench { 5 } else { 1 });
+        let minutes = arg(&args, "--job-minutes", 10) as i64;
+        throughput_bench(changes, seeds, window as u32, minutes);
     }
-    if run("--merge") {
-        merge_bench(
-            arg(&args, "--files", if bench { 100_000 } else { 2_000 }),
-            arg(&args, "--items", 20),
-            arg(&args, "--runs", if bench { 5 } else { 1 }),
-        );
+    if all || flag("--merge") {
+        let files = arg(&args, "--files", if bench { 100_000 } else { 2_000 });
+        let runs = arg(&args, "--runs", if bench { 5 } else { 1 });
+        merge_bench(files, arg(&args, "--items", 20), runs);
     }
 }

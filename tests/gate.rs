@@ -470,3 +470,61 @@ fn a_change_that_breaks_another_projects_tests_in_its_queue_does_not_land() {
     );
     site.verify_ledger();
 }
+
+#[test]
+fn changes_that_pass_land_one_after_the_other_each_on_the_one_before() {
+    let site = gate_site("pipelines: [gate]\n");
+    let before = tip(&site);
+    upload_on_main(
+        &site,
+        "I5000000000000000000000000000000000000001",
+        &[("a.txt", "a\n")],
+    );
+    upload_on_main(
+        &site,
+        "I5000000000000000000000000000000000000002",
+        &[("b.txt", "b\n")],
+    );
+    upload_on_main(
+        &site,
+        "I5000000000000000000000000000000000000003",
+        &[("c.txt", "c\n")],
+    );
+    for n in 1..=3 {
+        site.g.review("bob", n, &[("Code-Review", 2)], "").unwrap();
+    }
+    let out = site.reconcile();
+    for n in 1..=3 {
+        assert_eq!(
+            site.g.change(n).status,
+            "MERGED",
+            "change {n}: {:#?}\n{out}",
+            site.reviews(n)
+        );
+    }
+    // Each landed on the one before: the landings chain from the old tip to main's tip.
+    let mut landings: Vec<(String, String)> = landings(&site)
+        .iter()
+        .map(|l| {
+            (
+                field(l, "old_tip").to_owned(),
+                field(l, "commit").to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(landings.len(), 3, "{landings:?}");
+    let mut at = before;
+    while let Some(i) = landings.iter().position(|(old, _)| *old == at) {
+        at = landings.remove(i).1;
+    }
+    assert!(
+        landings.is_empty(),
+        "a landing not on the one before: {landings:?}"
+    );
+    assert_eq!(at, tip(&site));
+    let repo = site.g.repo("acme/api");
+    for f in ["a.txt", "b.txt", "c.txt"] {
+        git(&repo, &["show", &format!("refs/heads/main:{f}")]);
+    }
+    site.verify_ledger();
+}

@@ -113,6 +113,9 @@ struct GateOf<'b> {
     queue: &'b str,
     branch: &'b crate::model::RefName,
     base: &'b CommitId,
+    /// The states of the items ahead in the build's state: once they landed, one of them is
+    /// the tip the build's state descends from.
+    states: Vec<&'b CommitId>,
     change_commit: &'b CommitId,
     votes: &'b [String],
     change: ChangeNumber,
@@ -128,6 +131,7 @@ fn gate_of(r: &crate::model::record::BuildRequest) -> Option<GateOf<'_>> {
         votes,
         eligible_since,
         rechecks,
+        ahead,
         ..
     }) = &r.cause
     else {
@@ -137,6 +141,7 @@ fn gate_of(r: &crate::model::record::BuildRequest) -> Option<GateOf<'_>> {
         queue,
         branch,
         base,
+        states: ahead.iter().map(|a| &a.state).collect(),
         change_commit,
         votes,
         change: r.change?,
@@ -195,7 +200,9 @@ fn land_at(
     let method = layout.land_method(&r.project);
     let mut old_tip = g.base.clone();
     if tip != Some(spec) {
-        if tip != Some(g.base) {
+        // The tip the state was made on, or the state of an item ahead that landed since
+        // (the state descends from each): anything else moved underneath.
+        let Some(from) = tip.filter(|t| *t == g.base || g.states.contains(t)) else {
             return Err(Error::Git {
                 what: format!("landing {id}"),
                 message: format!(
@@ -206,28 +213,34 @@ fn land_at(
                 ),
                 transient: true,
             });
-        }
+        };
+        old_tip = from.clone();
         let repo = svc.sources.path(&r.project);
         let what = format!("landing {id}");
-        if !speculative::is_ancestor(&repo, &oid(g.base), &oid(spec))
+        if !speculative::is_ancestor(&repo, &oid(from), &oid(spec))
             .map_err(git_error(what.clone(), true))?
         {
             return Err(Error::Git {
                 what,
-                message: format!("{spec} does not descend from {}: it is not landed", g.base),
+                message: format!("{spec} does not descend from {from}: it is not landed"),
                 transient: false,
             });
         }
+        // Gerrit is asked once more, just before: the change must still be open, at the
+        // patchset that was tested, with the votes that admitted it.
+        still_admitted(svc, layout, r, &g)?;
         match method {
             LandMethod::Push => svc
                 .sources
-                .push_branch(&r.project, g.branch.as_str(), g.base, spec)
+                .push_branch(&r.project, g.branch.as_str(), from, spec)
                 .map_err(|e| Error::Git {
                     what: format!("pushing {spec} to {} of {}", g.branch, r.project),
                     message: e.to_string(),
                     transient: true,
                 })?,
-            LandMethod::Submit => submit(svc, &r.project, g.change, g.branch, spec)?,
+            LandMethod::Submit => {
+                submit(svc, &r.project, g.change, g.change_commit, g.branch, spec)?
+            }
         }
         crash_point("after-land");
         (svc.reporter)(&format!(
@@ -311,7 +324,13 @@ fn publish_images(
 ) -> Result<Vec<Fact>, Error> {
     let r = &b.request;
     let Some(jobs) = crate::reconcile::jobs_of(world, r) else {
-        return Ok(Vec::new());
+        // Its pipeline file is not read yet (just after a restart): nothing is recorded
+        // before its images are.
+        return Err(Error::Git {
+            what: format!("publishing the images of {}", r.build_id),
+            message: "its pipeline file is not read yet".into(),
+            transient: true,
+        });
     };
     let started = b
         .recorded
@@ -359,6 +378,56 @@ fn publish_images(
     Ok(vec![published.fact()])
 }
 
+/// Whether the change a gate build tested is still what Gerrit would have the gate land: open,
+/// at the tested patchset, with the votes the config asks for (read again just before landing;
+/// without Gerrit's REST API, the World's last reading stands).
+fn still_admitted(
+    svc: &Services,
+    layout: &Layout,
+    r: &crate::model::record::BuildRequest,
+    g: &GateOf<'_>,
+) -> Result<(), Error> {
+    let Some(gerrit) = &svc.gerrit else {
+        return Ok(());
+    };
+    let c = gerrit
+        .rest
+        .get_change(&r.project, g.change)
+        .map_err(|source| Error::Gerrit {
+            what: format!("reading change {} before landing it", g.change),
+            source,
+        })?;
+    let refuse = |why: String| Error::Git {
+        what: format!("landing change {} of {}", g.change, r.project),
+        message: format!("{why}: it is not landed (the queue catches up on the next pass)"),
+        transient: true,
+    };
+    if c.status != crate::gerrit::ChangeStatus::New {
+        return Err(refuse(format!("the change is {:?} now", c.status)));
+    }
+    if c.current_revision.as_ref() != Some(g.change_commit) {
+        return Err(refuse(format!(
+            "its current patchset is {} now, not the tested {}",
+            c.current_revision
+                .as_ref()
+                .map_or("(none)".to_owned(), ToString::to_string),
+            g.change_commit
+        )));
+    }
+    for req in layout.gate_requirements(&r.project) {
+        let votes = c.labels.get(&req.label).map(Vec::as_slice).unwrap_or(&[]);
+        if votes.iter().any(|v| v.value <= -req.value)
+            || !votes.iter().any(|v| v.value >= req.value)
+        {
+            return Err(refuse(format!(
+                "it no longer has {}+{}",
+                req.label, req.value
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// The landing the ledger holds for a gate build, if any.
 fn recorded_landing(svc: &Services, id: &BuildId) -> Result<Option<Landing>, Error> {
     let _packs = crate::ledger::read_guard();
@@ -379,6 +448,7 @@ fn submit(
     svc: &Services,
     project: &ProjectName,
     change: ChangeNumber,
+    change_commit: &CommitId,
     branch: &crate::model::RefName,
     spec: &CommitId,
 ) -> Result<(), Error> {
@@ -387,6 +457,18 @@ fn submit(
             "{project} lands by `submit`, but no Gerrit REST API is configured"
         )));
     };
+    // Gerrit's submit can only make the tested commit when the change is that commit (on top
+    // of the tip): a state seakeeper merged is landed by push, never by submit.
+    if spec != change_commit {
+        return Err(Error::Git {
+            what: format!("submitting change {change} of {project}"),
+            message: format!(
+                "the tested commit {spec} is a merge seakeeper made, which Gerrit's submit \
+                 cannot make: rebase the change on {branch}, or land this project by push"
+            ),
+            transient: false,
+        });
+    }
     let gerrit = |what: String| move |source| Error::Gerrit { what, source };
     // Gerrit's submit rules want a Verified vote at the label's top, as Zuul gives it before
     // submitting; after the submit, Gerrit takes no votes.
@@ -399,10 +481,7 @@ fn submit(
         .get("Verified")
         .map_or(1, |(_, max)| *max);
     if details.label_range("Verified").0 < top {
-        let revision = details
-            .current_revision
-            .as_ref()
-            .map_or_else(|| "current".to_owned(), ToString::to_string);
+        let revision = change_commit.to_string();
         g.post
             .post_review(
                 project,
@@ -419,7 +498,7 @@ fn submit(
             )))?;
     }
     g.post
-        .submit(project, change)
+        .submit_revision(project, change, change_commit)
         .map_err(gerrit(format!("submitting change {change} of {project}")))?;
     let tip = g
         .rest

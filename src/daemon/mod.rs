@@ -55,6 +55,8 @@ pub struct Options {
 
 /// The daemon's moving parts and its World.
 pub struct Daemon {
+    /// When the open changes the gate may take were last read in full.
+    gate_scan: Option<Instant>,
     settings: Settings,
     key_bytes: Vec<u8>,
     reporter: Reporter,
@@ -251,6 +253,7 @@ impl Daemon {
             layout: None,
             layout_commit: None,
             last_config_fetch: None,
+            gate_scan: None,
             svc: None,
             watcher: None,
             sources_key: String::new(),
@@ -370,7 +373,13 @@ impl Daemon {
         } else {
             self.observe_gerrit(&work)
         };
-        if full {
+        // At the start, then every 10 minutes (events and meta refs carry the rest).
+        if full
+            && self
+                .gate_scan
+                .is_none_or(|t| t.elapsed() >= Duration::from_secs(600))
+        {
+            self.gate_scan = Some(Instant::now());
             self.observe_gate_changes();
         }
         // A pass woken only by a job's end learns nothing new about sources or promotions.

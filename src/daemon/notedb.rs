@@ -132,13 +132,30 @@ pub fn read_change(
                 }
                 "Label" => {
                     let Some(ps) = this_ps else { continue };
-                    let voter = who.id.map_or_else(|| name.to_owned(), |i| i.to_string());
-                    if let Some(label) = value.strip_prefix('-') {
+                    // `Code-Review=+2`, `-Code-Review` (removed), each optionally followed by
+                    // `, <uuid>` (Gerrit 3.7 and later) and by the ident of the account it is
+                    // for when that is not the author (`Gerrit User 1000002 <1000002@id>`).
+                    let (vote, rest) = match value.split_once([' ', ',']) {
+                        Some((v, rest)) => (v, rest.trim_start_matches(',').trim()),
+                        None => (value, ""),
+                    };
+                    let rest = if value[vote.len()..].starts_with(',') {
+                        // Skip the uuid.
+                        rest.split_once(' ').map_or("", |(_, r)| r).trim()
+                    } else {
+                        rest
+                    };
+                    let voter_account = match rest.rsplit_once(" <") {
+                        Some((n, e)) => account(n, e.trim_end_matches('>')),
+                        None => who.clone(),
+                    };
+                    let voter = voter_account.id.map_or_else(
+                        || voter_account.name.clone().unwrap_or_default(),
+                        |i| i.to_string(),
+                    );
+                    if let Some(label) = vote.strip_prefix('-') {
                         votes.remove(&(ps, label.to_owned(), voter));
-                    } else if let Some((label, v)) = value.split_once('=') {
-                        // `Code-Review=+2`, optionally followed by who it is on behalf of
-                        // (not followed here: the author voted).
-                        let v = v.split_whitespace().next().unwrap_or_default();
+                    } else if let Some((label, v)) = vote.split_once('=') {
                         let value: i32 = v
                             .trim_start_matches('+')
                             .parse()
@@ -146,7 +163,7 @@ pub fn read_change(
                         votes.insert(
                             (ps, label.to_owned(), voter),
                             Vote {
-                                account: who.clone(),
+                                account: voter_account,
                                 value,
                                 tag: None,
                                 date: Some(when),
@@ -218,4 +235,115 @@ pub fn read_change(
         current_message: Some(message.to_owned()),
         label_values: BTreeMap::new(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn git(repo: &Path, args: &[&str], env: &[(&str, &str)]) -> String {
+        let out = std::process::Command::new("git")
+            .arg("-C")
+            .arg(repo)
+            .args(args)
+            .envs(env.iter().copied())
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("GIT_CONFIG_GLOBAL", "/dev/null")
+            .env("GIT_COMMITTER_NAME", "Gerrit Code Review")
+            .env("GIT_COMMITTER_EMAIL", "gerrit@example.org")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    }
+
+    /// Votes as Gerrit writes them: by the author, for another account, with a uuid, and
+    /// removed by someone else.
+    #[test]
+    fn votes_are_read_as_gerrit_writes_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = dir.path();
+        git(repo, &["init", "-q", "--bare"], &[]);
+        let empty = git(repo, &["hash-object", "-t", "tree", "-w", "--stdin"], &[]);
+        let patch = git(
+            repo,
+            &["commit-tree", &empty, "-m", "the change"],
+            &[("GIT_AUTHOR_NAME", "A"), ("GIT_AUTHOR_EMAIL", "a@x")],
+        );
+        let mut parent: Option<String> = None;
+        let mut note = |author: &str, email: &str, footers: &str| {
+            let msg = format!("Update patch set 1\n\n{footers}");
+            let mut args = vec!["commit-tree", &empty, "-m", &msg];
+            let p;
+            if let Some(x) = &parent {
+                p = x.clone();
+                args.push("-p");
+                args.push(&p);
+            }
+            let id = git(
+                repo,
+                &args,
+                &[("GIT_AUTHOR_NAME", author), ("GIT_AUTHOR_EMAIL", email)],
+            );
+            git(repo, &["update-ref", "refs/changes/07/7/meta", &id], &[]);
+            parent = Some(id);
+        };
+        note(
+            "Alice",
+            "1000001@srv",
+            &format!("Patch-set: 1\nBranch: refs/heads/main\nStatus: new\nCommit: {patch}\n"),
+        );
+        note(
+            "Bob",
+            "1000002@srv",
+            "Patch-set: 1\nLabel: Code-Review=+2\n",
+        );
+        note(
+            "Carol",
+            "1000003@srv",
+            "Patch-set: 1\nLabel: Verified=+1, 6b5d3b0e-9b0a-4c1e-a7f3-1b2c3d4e5f60\n",
+        );
+        note(
+            "Admin",
+            "1000009@srv",
+            "Patch-set: 1\nLabel: Code-Review=-2 Gerrit User 1000004 <1000004@srv>\n",
+        );
+        let p: ProjectName = "acme/api".parse().unwrap();
+        let n: ChangeNumber = 7u64.try_into().unwrap();
+        let c = read_change(repo, &p, n).unwrap();
+        let range = |l: &str| c.label_range(l);
+        assert_eq!(range("Code-Review"), (2, -2), "{:?}", c.labels);
+        assert_eq!(range("Verified"), (1, 0));
+        let veto = &c.labels["Code-Review"]
+            .iter()
+            .find(|v| v.value == -2)
+            .unwrap()
+            .account;
+        assert_eq!(
+            veto.id,
+            Some(1000004),
+            "the vote is the named account's, not the author's"
+        );
+        // Someone else removes the veto it gave on another's behalf; Bob's +2 stays.
+        note(
+            "Admin",
+            "1000009@srv",
+            "Patch-set: 1\nLabel: -Code-Review Gerrit User 1000004 <1000004@srv>\n",
+        );
+        let c = read_change(repo, &p, n).unwrap();
+        assert_eq!(c.label_range("Code-Review"), (2, 0));
+        // Bob's own vote removed by the admin: nothing admits it any more.
+        note(
+            "Admin",
+            "1000009@srv",
+            "Patch-set: 1\nLabel: -Code-Review Gerrit User 1000002 <1000002@srv>\n",
+        );
+        let c = read_change(repo, &p, n).unwrap();
+        assert_eq!(c.label_range("Code-Review"), (0, 0));
+        assert_eq!(c.current_revision.unwrap().as_str(), patch);
+    }
 }

@@ -165,7 +165,8 @@ fn queue_lines(d: &Daemon) -> Vec<QueueLine> {
                 .items
                 .iter()
                 .map(|it| {
-                    if !matches!(it.state, ItemState::Refused(_)) {
+                    let placed = !matches!(it.state, ItemState::Refused(_) | ItemState::Contained);
+                    if placed {
                         position += 1;
                     }
                     let head = position == 1;
@@ -228,11 +229,7 @@ fn queue_lines(d: &Daemon) -> Vec<QueueLine> {
                         })
                         .unwrap_or_default();
                     QueueItemLine {
-                        position: if matches!(it.state, ItemState::Refused(_)) {
-                            0
-                        } else {
-                            position
-                        },
+                        position: if placed { position } else { 0 },
                         project: it.project.to_string(),
                         change: format!("{},{}", it.change, it.patchset),
                         state: state.into(),

@@ -388,6 +388,27 @@ impl Rest {
         }
     }
 
+    /// Submits exactly `revision` of a change (Gerrit refuses when it is not the current
+    /// patchset: nothing but the tested patchset is submitted).
+    pub fn submit_revision(
+        &self,
+        project: &ProjectName,
+        change: ChangeNumber,
+        revision: &CommitId,
+    ) -> Result<Change, RestError> {
+        let path = format!(
+            "{}/revisions/{}/submit",
+            Self::change_path(project, change),
+            revision
+        );
+        let wire: WireChange = self.json("POST", &path, Some(b"{}"))?;
+        wire.into_change().map_err(|message| RestError::Decode {
+            method: "POST",
+            path,
+            message,
+        })
+    }
+
     /// A project's branches (including Gerrit's `HEAD` entry).
     pub fn list_branches(&self, project: &ProjectName) -> Result<Vec<Branch>, RestError> {
         let path = format!("/projects/{}/branches/", encode_component(project.as_str()));

@@ -501,7 +501,15 @@ fn states(world: &World, items: &mut [Item], window: u32) {
             let at = match chains.get(&slot) {
                 Some(Some((_, state, _))) => Some(state.clone()),
                 Some(None) => None,
-                None => world.tips.get(&slot).cloned(),
+                // Its tip on the same branch, else on any branch it has (as the job's
+                // checkout does).
+                None => world.tips.get(&slot).cloned().or_else(|| {
+                    world
+                        .tips
+                        .iter()
+                        .find(|((q, _), _)| *q == p)
+                        .map(|(_, c)| c.clone())
+                }),
             };
             match at {
                 Some(commit) => required.push(RequiredState { project: p, commit }),
@@ -537,6 +545,20 @@ fn states(world: &World, items: &mut [Item], window: u32) {
             None => {
                 it.state = ItemState::Merging { onto: state };
                 *chain = None;
+            }
+            Some(MergeOutcome::Conflict(paths)) if !ahead.is_empty() => {
+                // Only the tip itself is final: an item ahead it conflicts with may still
+                // fail and leave (Zuul reports a merge failure only at the head, too).
+                it.state = ItemState::Blocked(format!(
+                    "it conflicts with {} ahead of it (in {}): it is tried again once they \
+                     landed or left",
+                    ahead
+                        .iter()
+                        .map(|a| format!("change {},{}", a.change, a.patchset))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    paths.join(", ")
+                ));
             }
             Some(MergeOutcome::Conflict(paths)) => {
                 it.state = ItemState::Refused(format!(
@@ -598,6 +620,15 @@ fn states(world: &World, items: &mut [Item], window: u32) {
                     }
                     attempt += 1;
                 }
+                if world.gate_done.get(&id).is_some_and(|(_, _, st)| {
+                    matches!(st, BuildStatus::Cancelled | BuildStatus::Success)
+                }) {
+                    it.state = ItemState::Refused(format!(
+                        "its state {s} was cancelled {MAX_STATE_ATTEMPTS} times: it is taken out \
+                         rather than tested forever"
+                    ));
+                    continue;
+                }
                 let result = world
                     .builds
                     .get(&id)
@@ -641,7 +672,7 @@ pub(super) fn plan_gate(
         let active = q
             .items
             .iter()
-            .filter(|i| !matches!(i.state, ItemState::Refused(_)))
+            .filter(|i| !matches!(i.state, ItemState::Refused(_) | ItemState::Contained))
             .count();
         let mut position = 0;
         for it in &q.items {
@@ -675,6 +706,10 @@ pub(super) fn plan_gate(
                         it.change, it.patchset
                     ),
                 ));
+                continue;
+            }
+            // Already on its branch (landed; Gerrit closes it): it holds nobody up.
+            if it.state == ItemState::Contained {
                 continue;
             }
             position += 1;
