@@ -400,8 +400,10 @@ fn apply(world: &mut World, layout: &Layout, k: &mut Track, action: Action) {
         }
         Action::Cancel { build_id, .. } => {
             k.o.resets += 1;
-            let fact = recorded(world, build_id.clone(), BuildStatus::Cancelled, k.now);
-            world.absorb(fact);
+            if std::env::var_os("APPLY_CANCEL").is_none() {
+                let fact = recorded(world, build_id.clone(), BuildStatus::Cancelled, k.now);
+                world.absorb(fact);
+            }
             world.absorb(Fact::BuildDone(build_id));
         }
         Action::Land { build_id } => {

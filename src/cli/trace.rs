@@ -187,6 +187,20 @@ pub(super) fn print_trace(t: &Trace, indent: &str) {
         Some(crate::model::record::BuildCause::Merge { change, patchset }) => {
             println!("{indent}cause     merge of change {change} patchset {patchset}")
         }
+        Some(crate::model::record::BuildCause::DependsOn {
+            base,
+            change_commit,
+            ahead,
+        }) => {
+            println!(
+                "{indent}cause     check with its Depends-On: {} merged onto {base}, then {change_commit}",
+                ahead
+                    .iter()
+                    .map(|a| format!("change {},{}", a.change, a.patchset))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        }
         Some(crate::model::record::BuildCause::Gate {
             queue,
             branch,

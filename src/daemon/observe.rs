@@ -402,7 +402,10 @@ impl Daemon {
                 // A gate build's jobs come from its change's commit (see `pipeline_commit`).
                 let (git_ref, commit) = match (&r.cause, r.change, r.patchset) {
                     (
-                        Some(crate::model::record::BuildCause::Gate { change_commit, .. }),
+                        Some(
+                            crate::model::record::BuildCause::Gate { change_commit, .. }
+                            | crate::model::record::BuildCause::DependsOn { change_commit, .. },
+                        ),
                         Some(c),
                         Some(p),
                     ) => (crate::gerrit::patchset_ref(c, p), change_commit.clone()),

@@ -99,6 +99,17 @@ pub enum BuildCause {
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         required: Vec<RequiredState>,
     },
+    /// A check of a change whose `Depends-On:` names open changes of its project: it is tested
+    /// on its branch tip with those changes merged, then itself (the request's
+    /// `source_commit`).
+    DependsOn {
+        /// The branch tip the state starts from.
+        base: CommitId,
+        /// The change's own commit.
+        change_commit: CommitId,
+        /// The changes it depends on, merged in this order.
+        ahead: Vec<GateItem>,
+    },
     /// A periodic build at a schedule's tick.
     Schedule {
         /// The schedule's name in `schedules.yaml`.

@@ -967,7 +967,9 @@ fn gate_request(
 /// pipeline file names (what was reviewed), whatever state it is tested on.
 pub fn pipeline_commit(request: &BuildRequest) -> &CommitId {
     match &request.cause {
-        Some(BuildCause::Gate { change_commit, .. }) => change_commit,
+        Some(
+            BuildCause::Gate { change_commit, .. } | BuildCause::DependsOn { change_commit, .. },
+        ) => change_commit,
         _ => &request.source_commit,
     }
 }

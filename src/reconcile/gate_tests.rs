@@ -754,3 +754,66 @@ fn gate_notes_round_trip_through_comment_lines() {
         vec![n(4711), n(12)]
     );
 }
+
+#[test]
+fn a_check_with_depends_on_is_tested_with_what_it_depends_on_merged() {
+    let l = layout(&[]);
+    let mut w = world();
+    // Change 2 (docs) says Depends-On: 1, an open change of docs; neither is approved.
+    let mut r2 = review(2, &[]);
+    r2.depends_on = vec![n(1)];
+    with_review(&mut w, &l, "docs", 1, 10, review(1, &[]));
+    with_review(&mut w, &l, "docs", 2, 20, r2);
+    let checks = |a: &[Action]| -> Vec<(u32, String)> {
+        a.iter()
+            .filter_map(|x| match x {
+                Action::RequestBuild { request, .. } if request.pipeline == PipelineKind::Check => {
+                    Some((request.change.unwrap().get(), short(&request.source_commit)))
+                }
+                _ => None,
+            })
+            .collect()
+    };
+    let a = plan(&w, &l);
+    // Change 1 is checked as it is; change 2 waits for its state: tip + change 1, then itself.
+    assert_eq!(checks(&a), [(1, "10".to_owned())]);
+    assert!(
+        words(&a).contains(&"merge 10 onto 1".to_owned()),
+        "{:?}",
+        words(&a)
+    );
+    merged(&mut w, "docs", TIP, 10, 11);
+    assert!(words(&plan(&w, &l)).contains(&"merge 20 onto 11".to_owned()));
+    merged(&mut w, "docs", 11, 20, 21);
+    let a = plan(&w, &l);
+    assert_eq!(checks(&a), [(1, "10".to_owned()), (2, "21".to_owned())]);
+    let r = a
+        .iter()
+        .find_map(|x| match x {
+            Action::RequestBuild { request, .. } if request.change == Some(n(2)) => Some(request),
+            _ => None,
+        })
+        .unwrap();
+    // Untrusted as any check, its jobs from its own commit, its state said in the request.
+    assert_eq!(r.trust, crate::model::Trust::Untrusted);
+    assert_eq!(crate::reconcile::pipeline_commit(r), &commit(20));
+    let Some(BuildCause::DependsOn { base, ahead, .. }) = &r.cause else {
+        panic!("{r:?}")
+    };
+    assert_eq!(
+        (base, ahead.len(), ahead[0].change),
+        (&commit(TIP), 1, n(1))
+    );
+    // A dependency that does not merge: checked alone.
+    w.merges.clear();
+    w.absorb(Fact::Merged {
+        project: p("docs"),
+        onto: commit(TIP),
+        commit: commit(10),
+        outcome: MergeOutcome::Conflict(vec!["x".into()]),
+    });
+    assert_eq!(
+        checks(&plan(&w, &l)),
+        [(1, "10".to_owned()), (2, "20".to_owned())]
+    );
+}

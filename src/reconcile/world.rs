@@ -601,14 +601,19 @@ impl World {
     /// The speculative merges a gate build's request says its state was made of (after a
     /// restart, the same states are known again without merging).
     fn remember_merges(&mut self, r: &BuildRequest) {
-        let Some(crate::model::record::BuildCause::Gate {
-            base,
-            change_commit,
-            ahead,
-            ..
-        }) = &r.cause
-        else {
-            return;
+        let (base, change_commit, ahead) = match &r.cause {
+            Some(crate::model::record::BuildCause::Gate {
+                base,
+                change_commit,
+                ahead,
+                ..
+            })
+            | Some(crate::model::record::BuildCause::DependsOn {
+                base,
+                change_commit,
+                ahead,
+            }) => (base, change_commit, ahead),
+            _ => return,
         };
         let mut onto = base.clone();
         for a in ahead {
