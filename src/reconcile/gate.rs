@@ -381,8 +381,8 @@ pub fn queues(world: &World, layout: &Layout) -> Vec<Queue> {
         }
     }
     let mut by_queue: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
-    for i in 0..all.len() {
-        by_queue.entry(queue_of[i].as_str()).or_default().push(i);
+    for (i, q) in queue_of.iter().enumerate() {
+        by_queue.entry(q.as_str()).or_default().push(i);
     }
     let gate = &layout.settings.gate;
     let mut out = Vec::new();
@@ -660,6 +660,9 @@ fn states(world: &World, items: &mut [Item], window: u32) {
 }
 
 /// The gate's actions; returns the gate builds the queues want (the others are reset).
+// An arm's inner `if` must not become its guard: a build that fails it would fall through to
+// the arms below (a landed, reported build would be landed again).
+#[allow(clippy::collapsible_match)]
 pub(super) fn plan_gate(
     world: &World,
     layout: &Layout,
@@ -811,6 +814,7 @@ fn dependents_settled(world: &World, layout: &Layout, id: &BuildId, b: &super::B
 }
 
 /// What one tested item needs: its build requested, landed, held, or reported.
+#[allow(clippy::collapsible_match)] // see `plan_gate`
 fn plan_item(
     world: &World,
     layout: &Layout,

@@ -190,7 +190,7 @@ fn requests(actions: &[Action]) -> BTreeMap<u32, crate::model::record::BuildRequ
         .iter()
         .filter_map(|a| match a {
             Action::RequestBuild { request, .. } if request.pipeline == PipelineKind::Gate => {
-                Some((request.change.unwrap().get() as u32, request.clone()))
+                Some((request.change.unwrap().get(), request.clone()))
             }
             _ => None,
         })
@@ -235,7 +235,9 @@ fn told_entered(w: &mut World, actions: &[Action]) {
 fn only_ready_approved_changes_enter_and_are_merged_then_tested_trusted() {
     let l = layout(&[]);
     // (votes, wip, private, enters)
-    let cases: Vec<(Vec<(&str, i32)>, bool, bool, bool)> = vec![
+    // (votes, wip, private, enters)
+    type Case<'a> = (Vec<(&'a str, i32)>, bool, bool, bool);
+    let cases: Vec<Case<'_>> = vec![
         (vec![("Code-Review", 2)], false, false, true),
         (vec![("Code-Review", 1)], false, false, false),
         (
