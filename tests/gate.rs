@@ -5,7 +5,7 @@
 
 mod support;
 
-use support::site::{CI_BOT, IMAGE, Site, build_ids, git};
+use support::site::{CI_BOT, Daemon, IMAGE, Site, build_ids, git, wait_for};
 use support::{ok, output, seakeeper, stderr};
 
 /// `unit` fails when the tree holds a file named `broken`; it runs in the pipelines the
@@ -526,5 +526,68 @@ fn changes_that_pass_land_one_after_the_other_each_on_the_one_before() {
     for f in ["a.txt", "b.txt", "c.txt"] {
         git(&repo, &["show", &format!("refs/heads/main:{f}")]);
     }
+    site.verify_ledger();
+}
+
+#[test]
+fn abandoning_or_a_new_patchset_while_in_the_gate_cancels_and_lands_nothing() {
+    // The gate job sleeps: the change is still being tested when it is abandoned.
+    let site = gate_site("pipelines: [gate]\n");
+    let w = site.clone("acme/api");
+    std::fs::write(
+        w.join(".pipeline/config.yaml"),
+        format!("jobs:\n  unit:\n    image: {IMAGE}\n    commands: [\"sleep 3\"]\n    timeout: 1m\npipelines:\n  gate: [unit]\n"),
+    )
+    .unwrap();
+    git(&w, &["add", "-A"]);
+    git(&w, &["commit", "-q", "-m", "A slow gate"]);
+    site.merge("acme/api");
+    site.reconcile();
+    let before = tip(&site);
+    upload_on_main(
+        &site,
+        "I6000000000000000000000000000000000000001",
+        &[("a.txt", "a\n")],
+    );
+    upload_on_main(
+        &site,
+        "I6000000000000000000000000000000000000002",
+        &[("b.txt", "b\n")],
+    );
+    let daemon = Daemon::start(&site);
+    site.g.review("bob", 1, &[("Code-Review", 2)], "").unwrap();
+    site.g.review("bob", 2, &[("Code-Review", 2)], "").unwrap();
+    let running = |n: u32| {
+        let reviews = site.reviews(n);
+        reviews.iter().any(|r| r.contains("entered the gate queue"))
+    };
+    wait_for(
+        "both changes in the gate",
+        std::time::Duration::from_secs(20),
+        || running(1) && running(2),
+    );
+    // While both are tested: change 1 is abandoned, change 2 gets a new patchset.
+    site.g.abandon("alice", 1).unwrap();
+    upload_on_main(
+        &site,
+        "I6000000000000000000000000000000000000002",
+        &[("b.txt", "b2\n")],
+    );
+    std::thread::sleep(std::time::Duration::from_secs(6));
+    let out = daemon.term();
+    let said = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(said.matches("cancelled, reset").count() >= 2, "{said}");
+    assert_eq!(tip(&site), before, "nothing landed: {said}");
+    assert_eq!(site.g.change(1).status, "ABANDONED");
+    assert_eq!(site.g.change(2).status, "NEW");
+    assert!(landings(&site).is_empty());
+    // The new patchset needs a new vote; with it, it lands.
+    site.g.review("bob", 2, &[("Code-Review", 2)], "").unwrap();
+    site.reconcile();
+    assert_eq!(site.g.change(2).status, "MERGED", "{:#?}", site.reviews(2));
+    assert_eq!(
+        git(&site.g.repo("acme/api"), &["show", "refs/heads/main:b.txt"]),
+        "b2"
+    );
     site.verify_ledger();
 }

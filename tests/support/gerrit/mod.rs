@@ -639,6 +639,17 @@ impl Gerrit {
         }
     }
 
+    /// Abandons change `number` as `user`, as the REST endpoint does.
+    pub fn abandon(&self, user: &str, number: u32) -> Result<(), String> {
+        let account = self.account(user);
+        let r = self.inner.abandon_restore(&account, number, true, "");
+        if r.status == 200 {
+            Ok(())
+        } else {
+            Err(String::from_utf8_lossy(&r.body).into_owned())
+        }
+    }
+
     /// Marks change `number` work in progress (or ready) as `user`, as the REST endpoints do.
     pub fn set_wip(&self, user: &str, number: u32, wip: bool) -> Result<(), String> {
         let account = self.account(user);
