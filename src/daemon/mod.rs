@@ -381,6 +381,7 @@ impl Daemon {
         {
             self.gate_scan = Some(Instant::now());
             self.observe_gate_changes();
+            self.prune_speculative();
         }
         // A pass woken only by a job's end learns nothing new about sources or promotions.
         if full || !work.is_empty() || self.world.pipelines.is_empty() || self.reads_pending() {

@@ -379,6 +379,43 @@ impl Daemon {
         }
     }
 
+    /// Removes the speculative states no longer wanted from the gate projects' repositories
+    /// (kept: the states of builds in flight and of remembered merges), so that
+    /// `refs/seakeeper/speculative/` does not grow for ever.
+    pub(super) fn prune_speculative(&self) {
+        let (Some(layout), Some(svc)) = (self.layout.as_ref(), &self.svc) else {
+            return;
+        };
+        let mut keep: BTreeMap<&ProjectName, Vec<crate::git::ObjectId>> = BTreeMap::new();
+        let id = |c: &CommitId| crate::git::ObjectId::from_hex(c.as_str().as_bytes()).ok();
+        for b in self.world.builds.values() {
+            keep.entry(&b.request.project)
+                .or_default()
+                .extend(id(&b.request.source_commit));
+        }
+        for ((project, _, _), outcome) in &self.world.merges {
+            if let reconcile::MergeOutcome::Merged(s) = outcome {
+                keep.entry(project).or_default().extend(id(s));
+            }
+        }
+        for (project, file) in &layout.projects {
+            if !file
+                .pipelines
+                .contains(&crate::config::files::PipelineKind::Gate)
+            {
+                continue;
+            }
+            let repo = svc.sources.path(project);
+            if !repo.exists() {
+                continue;
+            }
+            let wanted = keep.get(project).map(Vec::as_slice).unwrap_or(&[]);
+            if let Err(e) = crate::git::speculative::prune(&repo, wanted) {
+                tracing::warn!("{project}: pruning speculative states: {e}");
+            }
+        }
+    }
+
     /// Reads (and caches) the pipeline file of every commit the planner may need.
     pub(super) fn observe_pipelines(&mut self) {
         self.unfetched.clear();
