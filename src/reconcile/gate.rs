@@ -659,7 +659,8 @@ fn states(world: &World, items: &mut [Item], window: u32) {
     }
 }
 
-/// The gate's actions; returns the gate builds the queues want (the others are reset).
+/// The gate's actions; returns the gate builds the queues want, each with its place in its
+/// queue (jobs start head first; the others are reset).
 // An arm's inner `if` must not become its guard: a build that fails it would fall through to
 // the arms below (a landed, reported build would be landed again).
 #[allow(clippy::collapsible_match)]
@@ -668,8 +669,8 @@ pub(super) fn plan_gate(
     layout: &Layout,
     actions: &mut Vec<Action>,
     tells: &mut Vec<Action>,
-) -> BTreeSet<BuildId> {
-    let mut wanted = BTreeSet::new();
+) -> BTreeMap<BuildId, usize> {
+    let mut wanted = BTreeMap::new();
     let mut merges = BTreeSet::new();
     for q in queues(world, layout) {
         let active = q
@@ -749,7 +750,7 @@ pub(super) fn plan_gate(
                     }
                 }
                 ItemState::Testing(t) => {
-                    wanted.insert(t.build.clone());
+                    wanted.insert(t.build.clone(), position);
                     plan_item(world, layout, it, t, position == 1, &noted, actions);
                 }
                 ItemState::Inactive
@@ -761,7 +762,7 @@ pub(super) fn plan_gate(
     }
     // Gate builds no queue wants: reset (cancelled), retired, or landed and to be reported.
     for (id, b) in &world.builds {
-        if b.request.pipeline != PipelineKind::Gate || wanted.contains(id) {
+        if b.request.pipeline != PipelineKind::Gate || wanted.contains_key(id) {
             continue;
         }
         let r = &b.request;

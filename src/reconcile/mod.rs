@@ -733,7 +733,7 @@ fn plan_periodic(world: &World, layout: &Layout, actions: &mut Vec<Action>) {
 fn plan_builds(
     world: &World,
     layout: &Layout,
-    gate: &BTreeSet<BuildId>,
+    gate: &BTreeMap<BuildId, usize>,
     actions: &mut Vec<Action>,
 ) {
     let mut capacity = world.capacity;
@@ -748,9 +748,12 @@ fn plan_builds(
             .unwrap_or(limits.priorities.len())
     };
     let mut order: Vec<(&BuildId, &BuildState)> = world.builds.iter().collect();
+    // Gate builds by their item's place in its queue (the head's jobs first: a slot freed
+    // goes to the item nearest to landing).
     order.sort_by_key(|(id, b)| {
         (
             rank(b.request.pipeline),
+            gate.get(*id).copied().unwrap_or(usize::MAX),
             b.request.requested_at,
             (*id).clone(),
         )
@@ -775,7 +778,9 @@ fn plan_builds(
         if b.cancelled || (b.result.is_some() && b.reported) {
             continue;
         }
-        if b.request.pipeline == PipelineKind::Gate && (b.result.is_some() || !gate.contains(id)) {
+        if b.request.pipeline == PipelineKind::Gate
+            && (b.result.is_some() || !gate.contains_key(id))
+        {
             continue;
         }
         if b.result.is_some() {

@@ -487,8 +487,11 @@ impl World {
             Fact::BuildDone(id) => {
                 if let Some(b) = self.builds.remove(&id)
                     && b.request.pipeline == PipelineKind::Gate
-                    && let (Some(change), Some(status)) = (b.request.change, b.result)
+                    && let Some(change) = b.request.change
                 {
+                    // Done with and no result: it was cancelled (its state is tested again
+                    // if it is wanted again).
+                    let status = b.result.unwrap_or(BuildStatus::Cancelled);
                     let status = if b.landed.is_some() {
                         BuildStatus::Success
                     } else if status == BuildStatus::Success {
