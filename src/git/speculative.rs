@@ -81,29 +81,40 @@ pub fn is_ancestor(repo: &Path, a: &ObjectId, b: &ObjectId) -> Result<bool, Merg
     }
 }
 
-/// A commit's parents.
+/// A commit's parents (read in-process).
 pub fn parents(repo: &Path, c: &ObjectId) -> Result<Vec<ObjectId>, MergeError> {
-    let raw =
-        run_git(repo, &["cat-file", "commit", &c.to_string()], None).map_err(MergeError::Git)?;
-    raw.lines()
-        .take_while(|l| !l.is_empty())
-        .filter_map(|l| l.strip_prefix("parent "))
-        .map(|h| {
-            ObjectId::from_hex(h.trim().as_bytes())
-                .map_err(|e| MergeError::Git(format!("commit {c}: parent {h}: {e}")))
-        })
-        .collect()
+    let r = gix::open(repo).map_err(|e| MergeError::Git(format!("{}: {e}", repo.display())))?;
+    let commit = r
+        .find_commit(*c)
+        .map_err(|e| MergeError::Git(format!("commit {c}: {e}")))?;
+    Ok(commit.parent_ids().map(|p| p.detach()).collect())
 }
 
-/// A commit's committer time (seconds since the epoch), from its header.
-fn committer_time(repo: &Path, c: &ObjectId) -> Result<i64, MergeError> {
-    let raw =
-        run_git(repo, &["cat-file", "commit", &c.to_string()], None).map_err(MergeError::Git)?;
-    raw.lines()
-        .take_while(|l| !l.is_empty())
-        .find_map(|l| l.strip_prefix("committer "))
-        .and_then(|l| l.rsplit(' ').nth(1)?.parse().ok())
-        .ok_or_else(|| MergeError::Git(format!("commit {c} has no committer time")))
+/// A commit's committer time (seconds since the epoch), read in-process.
+fn committer_time(r: &gix::Repository, c: &ObjectId) -> Result<i64, MergeError> {
+    let commit = r
+        .find_commit(*c)
+        .map_err(|e| MergeError::Git(format!("commit {c}: {e}")))?;
+    let time = commit
+        .time()
+        .map_err(|e| MergeError::Git(format!("commit {c}: {e}")))?;
+    Ok(time.seconds)
+}
+
+/// The merge base of two commits (one `git merge-base`), `None` when they share no history.
+fn merge_base(repo: &Path, a: &ObjectId, b: &ObjectId) -> Result<Option<ObjectId>, MergeError> {
+    let answer = run_git_answer(repo, &["merge-base", &a.to_string(), &b.to_string()])
+        .map_err(MergeError::Git)?;
+    match answer.code {
+        Some(0) => ObjectId::from_hex(answer.stdout.trim().as_bytes())
+            .map(Some)
+            .map_err(|e| MergeError::Git(format!("git merge-base {a} {b}: {e}"))),
+        Some(1) => Ok(None),
+        _ => Err(MergeError::Git(format!(
+            "git merge-base {a} {b}: {}",
+            answer.stderr
+        ))),
+    }
 }
 
 /// The merge commit of `ours` and `theirs` with `tree`: seakeeper as author and committer,
@@ -117,14 +128,14 @@ fn merge_commit(
     theirs: &ObjectId,
     label: &str,
 ) -> Result<ObjectId, MergeError> {
-    let when = committer_time(repo, ours)?.max(committer_time(repo, theirs)?);
+    use gix::objs::Write as _;
+    let r = gix::open(repo).map_err(|e| MergeError::Git(format!("{}: {e}", repo.display())))?;
+    let when = committer_time(&r, ours)?.max(committer_time(&r, theirs)?);
     let who = format!("seakeeper <seakeeper@localhost> {when} +0000");
     let text = format!(
         "tree {tree}\nparent {ours}\nparent {theirs}\nauthor {who}\ncommitter {who}\n\n\
          Speculative merge of {label}\n"
     );
-    use gix::objs::Write as _;
-    let r = gix::open(repo).map_err(|e| MergeError::Git(format!("{}: {e}", repo.display())))?;
     r.objects
         .write_buf(gix::object::Kind::Commit, text.as_bytes())
         .map_err(|e| MergeError::Git(format!("writing a merge commit: {e}")))
@@ -136,9 +147,12 @@ pub fn merge_chain(repo: &Path, base: ObjectId, steps: &[Step]) -> Result<Vec<Me
     let mut current = base;
     let mut out = Vec::with_capacity(steps.len());
     for s in steps {
-        let merged = if is_ancestor(repo, &s.commit, &current)? {
+        // One `git merge-base` tells contained (the base is the change) and fast-forward (the
+        // base is the state) apart from a real merge.
+        let base = merge_base(repo, &current, &s.commit)?;
+        let merged = if base == Some(s.commit) {
             Merged::Contained(current)
-        } else if is_ancestor(repo, &current, &s.commit)? {
+        } else if base == Some(current) {
             Merged::FastForward(s.commit)
         } else {
             // NUL-separated (`-z`): paths exactly as they are, whatever characters they hold.
