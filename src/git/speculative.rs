@@ -149,12 +149,7 @@ pub fn merge_chain(repo: &Path, base: ObjectId, steps: &[Step]) -> Result<Vec<Me
     for s in steps {
         // One `git merge-base` tells contained (the base is the change) and fast-forward (the
         // base is the state) apart from a real merge.
-        let base = merge_base(repo, &current, &s.commit)?;
-        let merged = if base == Some(s.commit) {
-            Merged::Contained(current)
-        } else if base == Some(current) {
-            Merged::FastForward(s.commit)
-        } else {
+        let merged = {
             // NUL-separated (`-z`): paths exactly as they are, whatever characters they hold.
             // Renames are detected as git's defaults say, whatever the host's config says.
             let answer = run_git_answer(
@@ -185,7 +180,32 @@ pub fn merge_chain(repo: &Path, base: ObjectId, steps: &[Step]) -> Result<Vec<Me
                 )));
             }
             match answer.code {
-                Some(0) => Merged::Merge(merge_commit(repo, &tree, &current, &s.commit, &s.label)?),
+                Some(0) => {
+                    // A change already in the state merges to the state's tree, one on top of
+                    // it to its own: only then is the history asked (one `git merge-base`),
+                    // so a real merge costs one process.
+                    let r = gix::open(repo)
+                        .map_err(|e| MergeError::Git(format!("{}: {e}", repo.display())))?;
+                    let tree_of = |c: &ObjectId| -> Result<String, MergeError> {
+                        r.find_commit(*c)
+                            .and_then(|c| c.tree_id().map_err(Into::into))
+                            .map(|t| t.to_string())
+                            .map_err(|e| MergeError::Git(format!("commit {c}: {e}")))
+                    };
+                    let (ours, theirs) = (tree_of(&current)?, tree_of(&s.commit)?);
+                    let base = if tree == ours || tree == theirs {
+                        merge_base(repo, &current, &s.commit)?
+                    } else {
+                        None
+                    };
+                    if base == Some(s.commit) {
+                        Merged::Contained(current)
+                    } else if base == Some(current) {
+                        Merged::FastForward(s.commit)
+                    } else {
+                        Merged::Merge(merge_commit(repo, &tree, &current, &s.commit, &s.label)?)
+                    }
+                }
                 Some(1) => {
                     let mut paths: Vec<String> = fields
                         .filter(|l| !l.is_empty())
