@@ -591,3 +591,57 @@ fn abandoning_or_a_new_patchset_while_in_the_gate_cancels_and_lands_nothing() {
     );
     site.verify_ledger();
 }
+
+#[test]
+fn with_the_kubernetes_executor_the_tested_states_are_fetched_from_gerrit() {
+    // Pods fetch their source from Gerrit: a state seakeeper merged is published there as
+    // refs/seakeeper/speculative/<commit> for them, and lands as usual.
+    let api = support::kube::KubeApi::start();
+    let site = gate_site("pipelines: [gate]\n");
+    let s = std::fs::read_to_string(site.config.join("seakeeper.yaml")).unwrap();
+    site.write_config(
+        "seakeeper.yaml",
+        &s.replace("executor:\n  kind: local", "executor:\n  kind: kubernetes"),
+    );
+    site.commit_config("Run jobs on Kubernetes");
+    let kubeconfig = api.kubeconfig(site.w.dir.path());
+    let reconcile = || {
+        let mut c = site.reconcile_cmd();
+        c.env("KUBECONFIG", &kubeconfig);
+        c
+    };
+    ok(&mut reconcile());
+    upload_on_main(
+        &site,
+        "I7000000000000000000000000000000000000001",
+        &[("a.txt", "a\n")],
+    );
+    upload_on_main(
+        &site,
+        "I7000000000000000000000000000000000000002",
+        &[("b.txt", "b\n")],
+    );
+    site.g.review("bob", 1, &[("Code-Review", 2)], "").unwrap();
+    site.g.review("bob", 2, &[("Code-Review", 2)], "").unwrap();
+    let out = ok(&mut reconcile());
+    assert_eq!(site.g.change(1).status, "MERGED", "{out}");
+    assert_eq!(site.g.change(2).status, "MERGED", "{out}");
+    // Change 2 was tested on change 1's state merged with it: a commit only seakeeper made,
+    // which the pod's fetch could only find on Gerrit.
+    let landed = tip(&site);
+    let repo = site.g.repo("acme/api");
+    let published = git(
+        &repo,
+        &[
+            "for-each-ref",
+            "--format=%(objectname)",
+            "refs/seakeeper/speculative/",
+        ],
+    );
+    assert!(published.lines().any(|l| l == landed), "{published}\n{out}");
+    let manifests = api.jobs();
+    assert!(
+        manifests.iter().any(|j| j.to_string().contains(&landed)),
+        "a pod fetched the landed state"
+    );
+}

@@ -28,6 +28,7 @@ fn git_error(what: String, transient: bool) -> impl FnOnce(MergeError) -> Error 
 /// World, the state published under `refs/seakeeper/speculative/` for executors to fetch.
 pub(super) fn merge(
     svc: &Services,
+    layout: &Layout,
     world: &World,
     project: &ProjectName,
     onto: &CommitId,
@@ -86,7 +87,17 @@ pub(super) fn merge(
                     .first()
                     .map(speculative::Merged::commit)
                     .unwrap_or(onto_id);
-                speculative::publish(&repo, &state).map_err(git_error(what.clone(), true))?;
+                let name =
+                    speculative::publish(&repo, &state).map_err(git_error(what.clone(), true))?;
+                // Pods fetch from the server, not from this machine: the state goes there too.
+                if layout.settings.executor.kind == crate::config::files::ExecutorKind::Kubernetes
+                    && state != commit_id
+                {
+                    let c: CommitId = state.to_string().parse().expect("git prints commit ids");
+                    svc.sources
+                        .publish_ref(project, &name, &c)
+                        .map_err(source)?;
+                }
                 MergeOutcome::Merged(state.to_string().parse().expect("git prints commit ids"))
             }
             Err(MergeError::Conflict { paths, .. }) => MergeOutcome::Conflict(paths),

@@ -225,7 +225,7 @@ pub fn apply(
             onto,
             commit,
             label,
-        } => gate::merge(svc, world, project, onto, commit, label),
+        } => gate::merge(svc, layout, world, project, onto, commit, label),
         Action::Land { build_id } => gate::land(svc, layout, world, build_id),
         Action::HoldLanding { .. } => Ok(Applied::nothing()),
         Action::Retire { build_id } => gate::retire(svc, layout, world, build_id),

@@ -410,8 +410,17 @@ impl Daemon {
                 continue;
             }
             let wanted = keep.get(project).map(Vec::as_slice).unwrap_or(&[]);
-            if let Err(e) = crate::git::speculative::prune(&repo, wanted) {
-                tracing::warn!("{project}: pruning speculative states: {e}");
+            match crate::git::speculative::prune_named(&repo, wanted) {
+                Ok(removed) => {
+                    // Published to the server for pods too: removed there as well.
+                    if layout.settings.executor.kind
+                        == crate::config::files::ExecutorKind::Kubernetes
+                        && let Err(e) = svc.sources.unpublish_refs(project, &removed)
+                    {
+                        tracing::warn!("{e}");
+                    }
+                }
+                Err(e) => tracing::warn!("{project}: pruning speculative states: {e}"),
             }
         }
     }

@@ -240,6 +240,73 @@ impl Sources {
         }
     }
 
+    /// Makes `commit` (in this machine's repository) fetchable from the server as `name`
+    /// (pushed; for local repositories it is there already). Executors that fetch from the
+    /// server (Kubernetes pods) then find seakeeper's speculative states.
+    pub fn publish_ref(
+        &self,
+        project: &ProjectName,
+        name: &str,
+        commit: &CommitId,
+    ) -> Result<(), SourceError> {
+        let Sources::Remote {
+            url, credentials, ..
+        } = self
+        else {
+            return Ok(());
+        };
+        let remote = match credentials {
+            Some(_) => format!("{url}/a/{project}"),
+            None => format!("{url}/{project}"),
+        };
+        run_git(
+            &self.path(project),
+            &[
+                "push",
+                "--quiet",
+                "--",
+                &remote,
+                &format!("{commit}:{name}"),
+            ],
+            credentials.as_ref(),
+        )
+        .map(|_| ())
+        .map_err(|e| err(project, format!("publishing {commit} as {name}: {e}")))
+    }
+
+    /// Removes `names` from the server (the speculative states no longer wanted); for local
+    /// repositories, nothing.
+    pub fn unpublish_refs(
+        &self,
+        project: &ProjectName,
+        names: &[String],
+    ) -> Result<(), SourceError> {
+        let Sources::Remote {
+            url, credentials, ..
+        } = self
+        else {
+            return Ok(());
+        };
+        if names.is_empty() {
+            return Ok(());
+        }
+        let remote = match credentials {
+            Some(_) => format!("{url}/a/{project}"),
+            None => format!("{url}/{project}"),
+        };
+        let mut args = vec!["push".to_owned(), "--quiet".into(), "--".into(), remote];
+        args.extend(names.iter().map(|n| format!(":{n}")));
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        run_git(&self.path(project), &args, credentials.as_ref())
+            .map(|_| ())
+            .map_err(|e| {
+                err(
+                    project,
+                    format!("removing {} speculative refs: {e}", names.len()),
+                )
+            })
+    }
+
     /// The bytes of `path` at `commit`, `None` when the commit has no such file.
     pub fn read_file(
         &self,

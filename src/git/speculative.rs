@@ -188,7 +188,7 @@ pub fn merge_chain(repo: &Path, base: ObjectId, steps: &[Step]) -> Result<Vec<Me
                         .map_err(|e| MergeError::Git(format!("{}: {e}", repo.display())))?;
                     let tree_of = |c: &ObjectId| -> Result<String, MergeError> {
                         r.find_commit(*c)
-                            .and_then(|c| c.tree_id().map_err(Into::into))
+                            .and_then(|c| c.tree_id())
                             .map(|t| t.to_string())
                             .map_err(|e| MergeError::Git(format!("commit {c}: {e}")))
                     };
@@ -239,8 +239,13 @@ pub fn publish(repo: &Path, commit: &ObjectId) -> Result<String, MergeError> {
     Ok(name)
 }
 
-/// Removes the speculative refs not in `keep` (the states still wanted).
+/// Removes the speculative refs not in `keep` (the states still wanted); returns how many.
 pub fn prune(repo: &Path, keep: &[ObjectId]) -> Result<usize, MergeError> {
+    prune_named(repo, keep).map(|removed| removed.len())
+}
+
+/// [`prune`], returning the names of the refs removed.
+pub fn prune_named(repo: &Path, keep: &[ObjectId]) -> Result<Vec<String>, MergeError> {
     let list = run_git(
         repo,
         &[
@@ -251,7 +256,7 @@ pub fn prune(repo: &Path, keep: &[ObjectId]) -> Result<usize, MergeError> {
         None,
     )
     .map_err(MergeError::Git)?;
-    let mut removed = 0;
+    let mut removed = Vec::new();
     for line in list.lines() {
         let Some((old, name)) = line.split_once(' ') else {
             continue;
@@ -263,7 +268,7 @@ pub fn prune(repo: &Path, keep: &[ObjectId]) -> Result<usize, MergeError> {
         if !wanted {
             // Only if it still names what was listed (a state published meanwhile stays).
             run_git(repo, &["update-ref", "-d", name, old], None).map_err(MergeError::Git)?;
-            removed += 1;
+            removed.push(name.to_owned());
         }
     }
     Ok(removed)
