@@ -134,12 +134,16 @@ pub(super) fn start_job(
     let fetched = svc
         .sources
         .ensure(&r.project, r.git_ref.as_str(), &r.source_commit)
-        .map_err(|e| format!("the source could not be fetched: {e}"))
+        .map_err(|e| Error::Git {
+            what: "the source could not be fetched".into(),
+            message: e.to_string(),
+            transient: !e.permanent,
+        })
         .and_then(|_| required_sources(svc, world, r, job));
     let state = match fetched {
-        Err(reason) => JobState::Failed {
+        Err(e) => JobState::Failed {
             exit_code: None,
-            reason,
+            reason: e.to_string(),
         },
         Ok(required) => {
             let mut spec = job.to_spec(&RunContext {
@@ -197,7 +201,7 @@ fn required_sources(
     world: &World,
     r: &BuildRequest,
     job: &ResolvedJob,
-) -> Result<Vec<crate::model::RequiredSource>, String> {
+) -> Result<Vec<crate::model::RequiredSource>, Error> {
     let mut out = Vec::new();
     let gate = match &r.cause {
         Some(crate::model::record::BuildCause::Gate {
@@ -230,19 +234,21 @@ fn required_sources(
             None => match tip {
                 Some(c) => (c.clone(), branch.to_string()),
                 None => {
-                    return Err(format!(
-                        "{p} (required by {}) has no known branch",
-                        job.name
-                    ));
+                    return Err(Error::Git {
+                        what: format!("{p}, which {} requires", job.name),
+                        message: "it has no branch seakeeper knows".into(),
+                        transient: false,
+                    });
                 }
             },
         };
-        svc.sources.ensure(p, &git_ref, &commit).map_err(|e| {
-            format!(
-                "{p}, which {} requires, could not be fetched: {e}",
-                job.name
-            )
-        })?;
+        svc.sources
+            .ensure(p, &git_ref, &commit)
+            .map_err(|e| Error::Git {
+                what: format!("{p}, which {} requires, could not be fetched", job.name),
+                message: e.to_string(),
+                transient: !e.permanent,
+            })?;
         out.push(crate::model::RequiredSource {
             project: p.clone(),
             source: svc.sources.url(p),

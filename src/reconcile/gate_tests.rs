@@ -7,7 +7,7 @@ use super::*;
 use crate::config::pipeline;
 use crate::model::record::BuildCause;
 use crate::reconcile::world::{Approval, BuildState, ConfigState, Patchset, Review};
-use crate::reconcile::{Fact, plan};
+use crate::reconcile::{Action, Fact, plan};
 
 const C0: &str = "c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0";
 const NOW: &str = "2026-12-03T10:00:00Z";
