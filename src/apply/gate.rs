@@ -81,7 +81,20 @@ pub(super) fn merge(
             label: label.to_owned(),
             commit: commit_id,
         };
-        match speculative::merge_chain(&repo, onto_id, std::slice::from_ref(&step)) {
+        // Another thread's fetch into the same repository may be repacking it (git's automatic
+        // gc) while the merge reads it: a read that fails is tried again, a few times.
+        let mut attempt = 0;
+        let merged = loop {
+            match speculative::merge_chain(&repo, onto_id, std::slice::from_ref(&step)) {
+                Err(MergeError::Git(e)) if attempt < 3 => {
+                    attempt += 1;
+                    tracing::debug!("{what}: {e}; trying again");
+                    std::thread::sleep(std::time::Duration::from_millis(50 * attempt));
+                }
+                other => break other,
+            }
+        };
+        match merged {
             Ok(merged) => {
                 let state = merged
                     .first()
