@@ -206,11 +206,15 @@ fn required_sources(
     let gate = match &r.cause {
         Some(crate::model::record::BuildCause::Gate {
             required, branch, ..
-        }) => Some((required, branch)),
+        }) => Some((required, Some(branch))),
+        // A check's Depends-On in other projects: those projects' states.
+        Some(crate::model::record::BuildCause::DependsOn { required, .. }) => {
+            Some((required, None))
+        }
         _ => None,
     };
-    let branch = match (gate, r.change) {
-        (Some((_, b)), _) => b.clone(),
+    let branch = match (gate.and_then(|(_, b)| b), r.change) {
+        (Some(b), _) => b.clone(),
         (None, Some(c)) => world
             .changes
             .get(&(r.project.clone(), c))

@@ -191,7 +191,14 @@ pub(super) fn print_trace(t: &Trace, indent: &str) {
             base,
             change_commit,
             ahead,
+            required,
         }) => {
+            for r in required {
+                println!(
+                    "{indent}          with {} at {} (its Depends-On merged)",
+                    r.project, r.commit
+                );
+            }
             println!(
                 "{indent}cause     check with its Depends-On: {} merged onto {base}, then {change_commit}",
                 ahead

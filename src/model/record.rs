@@ -109,6 +109,10 @@ pub enum BuildCause {
         change_commit: CommitId,
         /// The changes it depends on, merged in this order.
         ahead: Vec<GateItem>,
+        /// The other projects whose changes it depends on, each at its branch tip with those
+        /// changes merged (what jobs that `requires:` them check out).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        required: Vec<RequiredState>,
     },
     /// A periodic build at a schedule's tick.
     Schedule {

@@ -42,7 +42,13 @@ pub(super) fn plan_checks(world: &World, layout: &Layout, actions: &mut Vec<Acti
             },
             None => p.clone(),
         };
-        let id = check_build_id(project, *change, &tested);
+        let required = match &with {
+            Some((_, crate::model::record::BuildCause::DependsOn { required, .. })) => {
+                required.as_slice()
+            }
+            _ => &[],
+        };
+        let id = check_id(project, *change, &tested, required);
         if known(world, &id) {
             continue;
         }
@@ -89,7 +95,7 @@ pub(super) fn plan_checks(world: &World, layout: &Layout, actions: &mut Vec<Acti
             let superseded = *ps > patchset
                 || (*ps == patchset
                     && *id
-                        != check_build_id(
+                        != check_id(
                             &r.project,
                             change,
                             &Patchset {
@@ -98,6 +104,13 @@ pub(super) fn plan_checks(world: &World, layout: &Layout, actions: &mut Vec<Acti
                                 commit: r.source_commit.clone(),
                                 rechecks: *rechecks,
                                 review: None,
+                            },
+                            match &r.cause {
+                                Some(crate::model::record::BuildCause::DependsOn {
+                                    required,
+                                    ..
+                                }) => required,
+                                _ => &[],
                             },
                         ));
             if superseded {
@@ -114,6 +127,74 @@ pub(super) fn plan_checks(world: &World, layout: &Layout, actions: &mut Vec<Acti
     }
 }
 
+/// A check build's id: its patchset's (at its state), and the states of the other projects
+/// it depends on, when there are any.
+fn check_id(
+    project: &ProjectName,
+    change: ChangeNumber,
+    p: &Patchset,
+    required: &[crate::model::record::RequiredState],
+) -> crate::model::BuildId {
+    if required.is_empty() {
+        return check_build_id(project, change, p);
+    }
+    let mut state = p.commit.to_string();
+    for r in required {
+        state.push_str(&format!(" {}@{}", r.project, r.commit));
+    }
+    super::build_id(
+        "check",
+        project,
+        p.git_ref.as_str(),
+        &state,
+        &format!("{change}/{}", p.patchset),
+        p.rechecks,
+    )
+}
+
+/// One change to merge: the dependency it is (none for the change itself), its commit, and
+/// how the merge names it.
+type Step<'a> = (Option<(ChangeNumber, PatchsetNumber)>, &'a CommitId, String);
+
+/// A fold's end: the state after the merges, with the items merged (`None` when one does not
+/// merge), or the merge still to make.
+type Folded = Result<Option<(CommitId, Vec<crate::model::record::GateItem>)>, Box<Action>>;
+
+/// Folds the merges of `steps` onto `base` in `project`.
+fn fold(world: &World, project: &ProjectName, base: &CommitId, steps: &[Step<'_>]) -> Folded {
+    let mut state = base.clone();
+    let mut ahead = Vec::new();
+    for (dep, commit, label) in steps {
+        match world
+            .merges
+            .get(&(project.clone(), state.clone(), (*commit).clone()))
+        {
+            None => {
+                return Err(Box::new(Action::Merge {
+                    project: project.clone(),
+                    onto: state,
+                    commit: (*commit).clone(),
+                    label: label.clone(),
+                }));
+            }
+            Some(world::MergeOutcome::Merged(s)) => {
+                state = s.clone();
+                if let Some((change, patchset)) = dep {
+                    ahead.push(crate::model::record::GateItem {
+                        project: project.clone(),
+                        change: *change,
+                        patchset: *patchset,
+                        commit: (*commit).clone(),
+                        state: s.clone(),
+                    });
+                }
+            }
+            Some(_) => return Ok(None),
+        }
+    }
+    Ok(Some((state, ahead)))
+}
+
 /// A check's speculative state when its change depends on open changes of its project.
 enum DependsState {
     /// Checked as it is (no such dependency, or they do not merge: then it is checked alone).
@@ -128,70 +209,90 @@ fn depends_on_state(world: &World, project: &ProjectName, p: &Patchset) -> Depen
     let Some(review) = &p.review else {
         return DependsState::Alone;
     };
-    let mut deps: Vec<(ChangeNumber, &Patchset)> = review
-        .depends_on
-        .iter()
-        .filter_map(|d| {
-            let dp = world.changes.get(&(project.clone(), *d))?;
+    // The open changes it names, by project (change numbers are Gerrit-wide).
+    let mut by_project: BTreeMap<&ProjectName, Vec<(ChangeNumber, &Patchset)>> = BTreeMap::new();
+    for d in &review.depends_on {
+        if let Some(((q, _), dp)) = world.changes.iter().find(|((_, n), _)| n == d) {
             let same_branch = dp.review.as_ref().is_none_or(|r| r.branch == review.branch);
-            (same_branch && dp.commit != p.commit).then_some((*d, dp))
-        })
-        .collect();
-    if deps.is_empty() {
+            if dp.commit != p.commit && (q != project || same_branch) {
+                by_project.entry(q).or_default().push((*d, dp));
+            }
+        }
+    }
+    if by_project.is_empty() {
         return DependsState::Alone;
     }
-    deps.sort_by_key(|(n, _)| *n);
-    let Some(base) = world.tips.get(&(project.clone(), review.branch.clone())) else {
-        return DependsState::Alone;
+    let step = |n: ChangeNumber, dp: &Patchset| {
+        (
+            Some((n, dp.patchset)),
+            dp.commit.clone(),
+            format!("change {n},{}", dp.patchset),
+        )
     };
-    let mut state = base.clone();
-    let mut ahead = Vec::new();
-    let steps = deps
-        .iter()
-        .map(|(n, dp)| {
-            (
-                Some((*n, dp.patchset)),
-                &dp.commit,
-                format!("change {n},{}", dp.patchset),
-            )
-        })
-        .chain(std::iter::once((None, &p.commit, "the change".to_owned())));
-    for (dep, commit, label) in steps {
-        match world
-            .merges
-            .get(&(project.clone(), state.clone(), commit.clone()))
-        {
-            None => {
-                return DependsState::Merging(Action::Merge {
-                    project: project.clone(),
-                    onto: state,
-                    commit: commit.clone(),
-                    label,
-                });
-            }
-            Some(world::MergeOutcome::Merged(s)) => {
-                state = s.clone();
-                if let Some((change, patchset)) = dep {
-                    ahead.push(crate::model::record::GateItem {
-                        project: project.clone(),
-                        change,
-                        patchset,
-                        commit: commit.clone(),
-                        state: s.clone(),
-                    });
-                }
-            }
+    // Other projects first: each at its tip (the same branch, else its first known one) with
+    // the changes merged; a project whose changes do not merge is left at its tip.
+    let mut required = Vec::new();
+    for (q, deps) in &by_project {
+        if *q == project {
+            continue;
+        }
+        let Some(base) = world
+            .tips
+            .get(&((*q).clone(), review.branch.clone()))
+            .or_else(|| {
+                world
+                    .tips
+                    .iter()
+                    .find(|((r, _), _)| r == *q)
+                    .map(|(_, c)| c)
+            })
+        else {
+            continue;
+        };
+        let mut deps = deps.clone();
+        deps.sort_by_key(|(n, _)| *n);
+        let owned: Vec<_> = deps.iter().map(|(n, dp)| step(*n, dp)).collect();
+        let steps: Vec<_> = owned.iter().map(|(d, c, l)| (*d, c, l.clone())).collect();
+        match fold(world, q, base, &steps) {
+            Err(merge) => return DependsState::Merging(*merge),
+            Ok(Some((state, _))) => required.push(crate::model::record::RequiredState {
+                project: (*q).clone(),
+                commit: state,
+            }),
+            Ok(None) => {}
+        }
+    }
+    // Its own project: its branch tip with those changes merged, then itself.
+    let mine = by_project.get(project).cloned().unwrap_or_default();
+    let (state, base, ahead) = if mine.is_empty() {
+        (p.commit.clone(), p.commit.clone(), Vec::new())
+    } else {
+        let Some(base) = world.tips.get(&(project.clone(), review.branch.clone())) else {
+            return DependsState::Alone;
+        };
+        let mut mine = mine;
+        mine.sort_by_key(|(n, _)| *n);
+        let mut owned: Vec<_> = mine.iter().map(|(n, dp)| step(*n, dp)).collect();
+        owned.push((None, p.commit.clone(), "the change".to_owned()));
+        let steps: Vec<_> = owned.iter().map(|(d, c, l)| (*d, c, l.clone())).collect();
+        match fold(world, project, base, &steps) {
+            Err(merge) => return DependsState::Merging(*merge),
+            Ok(Some((state, ahead))) => (state, base.clone(), ahead),
             // It does not merge with what it depends on: checked alone (its own result says
             // whether it is good; the gate will refuse it if it still does not merge).
-            Some(_) => return DependsState::Alone,
+            Ok(None) => (p.commit.clone(), p.commit.clone(), Vec::new()),
         }
+    };
+    if ahead.is_empty() && required.is_empty() {
+        return DependsState::Alone;
     }
     DependsState::With(
         state,
         crate::model::record::BuildCause::DependsOn {
-            base: base.clone(),
+            base,
             change_commit: p.commit.clone(),
             ahead,
+            required,
         },
     )
 }

@@ -819,3 +819,65 @@ fn a_check_with_depends_on_is_tested_with_what_it_depends_on_merged() {
         [(1, "10".to_owned()), (2, "20".to_owned())]
     );
 }
+
+#[test]
+fn a_check_with_depends_on_in_another_project_sees_that_projects_state_with_it_merged() {
+    let l = layout(&[]);
+    let mut w = world();
+    // docs change 2 says Depends-On: 1, an open change of ext.
+    let mut r2 = review(2, &[]);
+    r2.depends_on = vec![n(1)];
+    with_review(&mut w, &l, "ext", 1, 10, review(1, &[]));
+    with_review(&mut w, &l, "docs", 2, 20, r2);
+    let docs_check = |a: &[Action]| {
+        a.iter().find_map(|x| match x {
+            Action::RequestBuild { request, .. }
+                if request.pipeline == PipelineKind::Check && request.change == Some(n(2)) =>
+            {
+                Some(request.clone())
+            }
+            _ => None,
+        })
+    };
+    // First ext's state is made: its tip with change 1 merged.
+    let a = plan(&w, &l);
+    assert!(docs_check(&a).is_none());
+    assert!(
+        words(&a).contains(&"merge 10 onto 1".to_owned()),
+        "{:?}",
+        words(&a)
+    );
+    merged(&mut w, "ext", TIP, 10, 11);
+    let r = docs_check(&plan(&w, &l)).expect("the check is requested");
+    // docs itself is checked as it is; its jobs that require ext see ext's state.
+    assert_eq!(r.source_commit, commit(20));
+    let Some(BuildCause::DependsOn {
+        required, ahead, ..
+    }) = &r.cause
+    else {
+        panic!("{r:?}")
+    };
+    assert!(ahead.is_empty());
+    assert_eq!(
+        (required[0].project.as_str(), &required[0].commit),
+        ("ext", &commit(11))
+    );
+    // The build is not superseded by itself (its id includes ext's state).
+    let id = r.build_id.clone();
+    let mut w2 = w.clone();
+    w2.absorb(Fact::BuildInFlight(Box::new(BuildState {
+        request: r,
+        result: None,
+        reported: false,
+        cancelled: false,
+        jobs: BTreeMap::new(),
+        depth: 0,
+        recorded: None,
+        landed: None,
+    })));
+    assert!(
+        !plan(&w2, &l)
+            .iter()
+            .any(|x| matches!(x, Action::Cancel { build_id, .. } if *build_id == id)),
+    );
+}

@@ -615,9 +615,14 @@ impl World {
                 base,
                 change_commit,
                 ahead,
+                ..
             }) => (base, change_commit, ahead),
             _ => return,
         };
+        if base == change_commit && ahead.is_empty() {
+            // Checked as it is (only other projects' states were merged).
+            return;
+        }
         let mut onto = base.clone();
         for a in ahead {
             self.merges.insert(
