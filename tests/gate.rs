@@ -155,7 +155,9 @@ fn a_failing_change_leaves_and_the_one_behind_it_is_tested_again_and_lands_as_te
             .all(|f| f != "broken")
     );
     git(&repo, &["merge-base", "--is-ancestor", &before, &landed]);
-    // No vote on a merged change; the landing is said in words, with the build id.
+    // Verified at the label's top was given before it landed (Gerrit takes no votes on a
+    // merged change); the landing is said in words, with the build id.
+    assert_eq!(site.g.change(2).vote("Verified", CI_BOT), 1);
     assert!(!success.contains("Verified"), "{success}");
     let ids = build_ids(success);
     assert_eq!(ids.len(), 1);
@@ -495,6 +497,15 @@ fn changes_that_pass_land_one_after_the_other_each_on_the_one_before() {
     }
     let out = site.reconcile();
     for n in 1..=3 {
+        // No check pipeline here: the gate's own Verified vote, given before it landed.
+        assert_eq!(site.g.change(n).vote("Verified", CI_BOT), 1, "change {n}");
+        assert!(
+            site.reviews(n)
+                .iter()
+                .any(|r| r.contains("seakeeper gate: passed as ")),
+            "{:#?}",
+            site.reviews(n)
+        );
         assert_eq!(
             site.g.change(n).status,
             "MERGED",

@@ -252,7 +252,12 @@ fn land_at(
         }
         // Gerrit is asked once more, just before: the change must still be open, at the
         // patchset that was tested, with the votes that admitted it.
-        still_admitted(svc, layout, r, &g)?;
+        let details = still_admitted(svc, layout, r, &g)?;
+        // Verified at the label's top on the tested patchset, before it lands (after that
+        // Gerrit takes no votes), as Wikimedia's gate gives it; Gerrit's submit rules want it.
+        if let Some(c) = &details {
+            vote_passed(svc, &r.project, g.change, g.change_commit, c, spec)?;
+        }
         match method {
             LandMethod::Push => svc
                 .sources
@@ -410,9 +415,9 @@ fn still_admitted(
     layout: &Layout,
     r: &crate::model::record::BuildRequest,
     g: &GateOf<'_>,
-) -> Result<(), Error> {
+) -> Result<Option<crate::gerrit::Change>, Error> {
     let Some(gerrit) = &svc.gerrit else {
-        return Ok(());
+        return Ok(None);
     };
     let c = gerrit
         .rest
@@ -449,7 +454,49 @@ fn still_admitted(
             )));
         }
     }
-    Ok(())
+    Ok(Some(c))
+}
+
+/// The gate's Verified vote at the label's top on the tested patchset, once (a vote already at
+/// the top is not given again). With reports off, none; a Gerrit that refuses it (no such
+/// label) is noted and the landing goes on.
+fn vote_passed(
+    svc: &Services,
+    project: &ProjectName,
+    change: ChangeNumber,
+    change_commit: &CommitId,
+    details: &crate::gerrit::Change,
+    spec: &CommitId,
+) -> Result<(), Error> {
+    let Some(g) = svc.gerrit.as_ref().filter(|g| g.report) else {
+        return Ok(());
+    };
+    let top = details
+        .label_values
+        .get("Verified")
+        .map_or(1, |(_, max)| *max);
+    if details.label_range("Verified").0 >= top {
+        return Ok(());
+    }
+    let review = ReviewInput::for_pipeline(
+        "gate",
+        &format!("seakeeper gate: passed as {spec}; landing it."),
+        Some(top),
+    );
+    match g
+        .post
+        .post_review(project, change, change_commit.as_str(), &review)
+    {
+        Ok(_) => Ok(()),
+        Err(e) if super::final_refusal(&e) => {
+            tracing::warn!("change {change} of {project}: Gerrit refused the gate's vote: {e}");
+            Ok(())
+        }
+        Err(source) => Err(Error::Gerrit {
+            what: format!("voting on change {change} of {project} before landing it"),
+            source,
+        }),
+    }
 }
 
 /// The landing the ledger holds for a gate build, if any.
@@ -494,33 +541,6 @@ fn submit(
         });
     }
     let gerrit = |what: String| move |source| Error::Gerrit { what, source };
-    // Gerrit's submit rules want a Verified vote at the label's top, as Zuul gives it before
-    // submitting; after the submit, Gerrit takes no votes.
-    let details = g
-        .rest
-        .get_change(project, change)
-        .map_err(gerrit(format!("reading change {change} before submitting")))?;
-    let top = details
-        .label_values
-        .get("Verified")
-        .map_or(1, |(_, max)| *max);
-    if details.label_range("Verified").0 < top {
-        let revision = change_commit.to_string();
-        g.post
-            .post_review(
-                project,
-                change,
-                &revision,
-                &ReviewInput::for_pipeline(
-                    "gate",
-                    &format!("seakeeper gate: passed as {spec}; submitting it."),
-                    Some(top),
-                ),
-            )
-            .map_err(gerrit(format!(
-                "voting on change {change} before submitting"
-            )))?;
-    }
     g.post
         .submit_revision(project, change, change_commit)
         .map_err(gerrit(format!("submitting change {change} of {project}")))?;
