@@ -222,7 +222,9 @@ fn land_at(
     }
     let spec = &r.source_commit;
     let method = layout.land_method(&r.project);
-    let mut old_tip = g.base.clone();
+    // Landed before a crash took its record: it landed on the state just before it (the last
+    // item ahead, all of which landed first), else on the tip it was made on.
+    let mut old_tip = (*g.states.last().unwrap_or(&g.base)).clone();
     if tip != Some(spec) {
         // The tip the state was made on, or the state of an item ahead that landed since
         // (the state descends from each): anything else moved underneath.
@@ -276,17 +278,14 @@ fn land_at(
             "[gate] {} change {},{}: landed as {spec} on {} (build {id})",
             r.project, g.change, g.entry.patchset, g.branch
         ));
-    } else if let Some(before) = recorded_landing(svc, id)? {
-        old_tip = before.old_tip;
     }
     // Build once: the images its jobs declared, built from the tested commit, are attested
     // and enter the first environment now that the commit landed (post-merge does not build
     // them again). Before the landing record: a crash in between publishes them on restart.
     let mut facts = Vec::new();
+    // Recorded before a crash: recorded once.
     if recorded_landing(svc, id)?.is_none() {
         facts.extend(publish_images(svc, layout, world, b)?);
-    }
-    if recorded_landing(svc, id)?.is_none() {
         let landing = Landing {
             build_id: id.clone(),
             project: r.project.clone(),

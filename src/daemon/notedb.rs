@@ -122,8 +122,9 @@ pub fn read_change(
                         other => return Err(format!("{meta}: Status: {other:?}")),
                     }
                 }
-                "Work-in-progress" => wip = value == "true",
-                "Private" => private = value == "true",
+                // Anything but an explicit `false` holds the change out (fail closed).
+                "Work-in-progress" => wip = value != "false",
+                "Private" => private = value != "false",
                 "Commit" => {
                     let c: CommitId = value.parse().map_err(|e| format!("{meta}: Commit: {e}"))?;
                     if let Some(ps) = this_ps {
@@ -176,6 +177,10 @@ pub fn read_change(
         }
     }
     let ps = patchset.ok_or_else(|| format!("{meta}: no patch set"))?;
+    // The branch decides what the change may land on: none named, nothing is assumed.
+    if branch.is_empty() {
+        return Err(format!("{meta}: no Branch footer"));
+    }
     let revision = commits
         .get(&ps)
         .cloned()
@@ -186,7 +191,7 @@ pub fn read_change(
                     "rev-parse",
                     "--verify",
                     "-q",
-                    &format!("refs/changes/{:02}/{change}/{ps}", change.get() % 100),
+                    crate::gerrit::patchset_ref(change, ps).as_str(),
                 ],
             )
             .ok()
@@ -209,11 +214,7 @@ pub fn read_change(
         .collect();
     Ok(Change {
         project: project.clone(),
-        branch: if branch.is_empty() {
-            "main".into()
-        } else {
-            branch
-        },
+        branch,
         change_id,
         number: change,
         subject,
@@ -221,9 +222,7 @@ pub fn read_change(
         owner: owner.unwrap_or_default(),
         current_revision: Some(revision),
         current_patchset: Some(ps),
-        current_ref: format!("refs/changes/{:02}/{change}/{ps}", change.get() % 100)
-            .parse()
-            .ok(),
+        current_ref: Some(crate::gerrit::patchset_ref(change, ps)),
         labels,
         messages: Vec::new(),
         meta_rev: tip.trim().parse().ok(),

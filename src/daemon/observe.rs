@@ -813,18 +813,7 @@ fn merged_by(
 
 /// The details of every change whose meta ref moved, read from NoteDb in its repository.
 fn read_notedb(sources: &Sources, pass: &mut gerrit::Pass) {
-    let wanted: BTreeSet<(ProjectName, ChangeNumber)> = pass
-        .observations
-        .iter()
-        .flat_map(|o| &o.events)
-        .filter_map(|e| match e {
-            RefEvent::ChangeMetaUpdated {
-                project, change, ..
-            } => Some((project.clone(), *change)),
-            _ => None,
-        })
-        .collect();
-    for (project, change) in wanted {
+    for (project, change) in pass.changes_updated() {
         let read = super::notedb::read_change(&sources.path(&project), &project, change).map_err(
             |message| gerrit::RestError::Decode {
                 method: "GET",

@@ -36,6 +36,22 @@ pub struct Pass {
     pub errors: Vec<(ProjectName, WatchError)>,
 }
 
+impl Pass {
+    /// Every change whose meta ref moved in this pass, once each.
+    pub fn changes_updated(&self) -> std::collections::BTreeSet<(ProjectName, ChangeNumber)> {
+        self.observations
+            .iter()
+            .flat_map(|o| &o.events)
+            .filter_map(|e| match e {
+                RefEvent::ChangeMetaUpdated {
+                    project, change, ..
+                } => Some((project.clone(), *change)),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
 /// One pass: observe `work` (from [`Hints::take`]) on `threads` threads, then read over REST,
 /// once per change, the details of every change whose meta ref moved.
 pub fn pass(
@@ -52,20 +68,7 @@ pub fn pass(
         }
     }
     if let Some(rest) = rest {
-        let wanted: Vec<(ProjectName, ChangeNumber)> = out
-            .observations
-            .iter()
-            .flat_map(|o| &o.events)
-            .filter_map(|e| match e {
-                RefEvent::ChangeMetaUpdated {
-                    project, change, ..
-                } => Some((project.clone(), *change)),
-                _ => None,
-            })
-            .collect::<std::collections::BTreeSet<_>>()
-            .into_iter()
-            .collect();
-        for (project, change) in wanted {
+        for (project, change) in out.changes_updated() {
             let details = rest.get_change(&project, change);
             out.changes.insert((project, change), details);
         }
