@@ -46,5 +46,9 @@ pub mod store;
 /// The secrets file (credentials outside git, never printed).
 pub mod secrets;
 
+/// The web server: status, builds, logs and live consoles, ledger commits, traces, changes,
+/// `/metrics`, and the Gerrit webhook.
+pub mod web;
+
 /// Command-line subcommands: argument handling only, logic lives in the modules above.
 pub mod cli;

@@ -27,6 +27,41 @@ pub struct SecretsFile {
     /// Registry accounts by `host[:port]`.
     #[serde(default)]
     pub registries: BTreeMap<String, Credentials>,
+    /// The token Gerrit's webhooks plugin presents to the web server.
+    #[serde(default)]
+    pub webhook: Option<WebhookSecret>,
+}
+
+/// The shared secret of the Gerrit webhook (`webhook: {token: ...}`), never printed.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookSecret {
+    token: String,
+}
+
+impl WebhookSecret {
+    /// A secret from its token.
+    pub fn new(token: &str) -> WebhookSecret {
+        WebhookSecret {
+            token: token.to_owned(),
+        }
+    }
+
+    /// Whether `presented` is the token, compared in time independent of where they differ.
+    /// An empty token matches nothing.
+    pub fn matches(&self, presented: &str) -> bool {
+        let (a, b) = (self.token.as_bytes(), presented.as_bytes());
+        if a.is_empty() || a.len() != b.len() {
+            return false;
+        }
+        a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    }
+}
+
+impl fmt::Debug for WebhookSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("WebhookSecret { token: <redacted> }")
+    }
 }
 
 impl SecretsFile {

@@ -136,7 +136,7 @@ pub fn report_text(
 }
 
 /// `text` with every secret value (of 4 characters or more) replaced by `***`.
-fn masked(text: &str, secrets: &[String]) -> String {
+pub fn masked(text: &str, secrets: &[String]) -> String {
     let mut out = text.to_owned();
     for s in secrets.iter().filter(|s| s.len() >= 4) {
         if out.contains(s.as_str()) {
@@ -147,7 +147,7 @@ fn masked(text: &str, secrets: &[String]) -> String {
 }
 
 /// The secret values seakeeper holds, to be masked wherever logs are shown.
-fn secret_values(secrets: &crate::secrets::SecretsFile) -> Vec<String> {
+pub fn secret_values(secrets: &crate::secrets::SecretsFile) -> Vec<String> {
     secrets
         .gerrit
         .iter()

@@ -12,6 +12,7 @@ mod ledger;
 mod pipeline;
 mod serve;
 mod trace;
+mod web;
 
 use std::process::ExitCode;
 
@@ -57,6 +58,9 @@ enum Command {
     Demo(demo::DemoArgs),
     /// Run the reconciler daemon: check, post-merge, periodic, promotion, freezes.
     Serve(serve::ServeArgs),
+    /// The web server alone, read-only, over this machine's ledger (a replica's, or a daemon's
+    /// that serves no pages itself).
+    Web(web::WebArgs),
     /// One reconcile pass (for cron and debugging).
     Reconcile(serve::ReconcileArgs),
     /// What the daemon is doing: queues, running jobs, freezes, held promotions.
@@ -88,6 +92,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Trace(a) => trace::run(a),
         Command::Demo(a) => demo::run(a),
         Command::Serve(a) => serve::serve(a),
+        Command::Web(a) => web::run(a),
         Command::Reconcile(a) => serve::reconcile(a),
         Command::Status(a) => serve::status(a),
         Command::Retention(RetentionCommand::Run(a)) => serve::retention(a),

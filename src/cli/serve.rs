@@ -12,7 +12,7 @@ use clap::Args;
 
 use crate::daemon::{Daemon, Options, Settings, Status};
 
-const DEFAULT_SETTINGS: &str = "/etc/seakeeper/settings.yaml";
+pub(super) const DEFAULT_SETTINGS: &str = "/etc/seakeeper/settings.yaml";
 
 #[derive(Debug, Args)]
 pub(super) struct ServeArgs {
@@ -126,7 +126,7 @@ pub(super) fn retention(a: RetentionArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// Set by SIGTERM or SIGINT.
-static STOP: std::sync::LazyLock<Arc<AtomicBool>> =
+pub(super) static STOP: std::sync::LazyLock<Arc<AtomicBool>> =
     std::sync::LazyLock::new(|| Arc::new(AtomicBool::new(false)));
 
 fn stdout_reporter() -> crate::apply::Reporter {
@@ -143,7 +143,7 @@ pub(super) fn serve(a: ServeArgs) -> anyhow::Result<ExitCode> {
         signal_hook::flag::register(signal, STOP.clone())?;
     }
     let mut d = Daemon::open(
-        settings,
+        settings.clone(),
         Options {
             reporter: stdout_reporter(),
             concurrency: a.concurrency,
@@ -151,6 +151,7 @@ pub(super) fn serve(a: ServeArgs) -> anyhow::Result<ExitCode> {
             init_ledger: a.init_ledger,
         },
     )?;
+    let web = super::web::start(&settings, None, d.feed())?;
     exit_soon_after_stop(Duration::from_secs(a.grace) + STOP_DEADLINE);
     eprintln!("seakeeper: serving (pid {})", std::process::id());
     d.serve(
@@ -158,6 +159,9 @@ pub(super) fn serve(a: ServeArgs) -> anyhow::Result<ExitCode> {
         Duration::from_secs(a.full_every.max(1)),
         Duration::from_secs(a.grace),
     )?;
+    if let Some(w) = web {
+        w.stop();
+    }
     eprintln!("seakeeper: stopped");
     Ok(ExitCode::SUCCESS)
 }

@@ -8,6 +8,7 @@
 //! build not yet reported (`<state>/inflight/<build id>`). A restarted daemon loads the marked
 //! builds from the ledger and adopts their jobs; everything else is observed again.
 
+pub mod feed;
 mod files;
 mod notedb;
 mod observe;
@@ -35,6 +36,7 @@ use observe::PipelineRead;
 use services::is_remote;
 
 pub use services::{add_config_keys, key_history};
+pub use feed::Feed;
 pub use settings::Settings;
 pub use status::Status;
 
@@ -75,6 +77,10 @@ pub struct Daemon {
     world: World,
     held: Vec<Action>,
     status_written: Option<(Instant, String)>,
+    /// What the web server reads: status, trusted keys, executor, webhook intake.
+    feed: Arc<Feed>,
+    /// When each job in flight was first seen running (by job key), for elapsed times.
+    job_seen: std::sync::Mutex<BTreeMap<String, String>>,
     stream: Option<gerrit::EventStream>,
     /// Sources that could not be fetched: (failures, next attempt).
     fetch_failures: BTreeMap<(ProjectName, CommitId), (u32, Instant)>,
@@ -230,16 +236,7 @@ impl Daemon {
             .map_err(|e| anyhow::anyhow!("{}: {e}", settings.signing_key.display()))?;
         // Checked now, so a bad key is reported before anything runs.
         SigningKey::from_bytes(&key_bytes, &settings.signing_key.display().to_string())?;
-        let config_repo = if is_remote(&settings.config_repo) {
-            settings.state_dir.join("config.git")
-        } else {
-            PathBuf::from(
-                settings
-                    .config_repo
-                    .strip_prefix("file://")
-                    .unwrap_or(&settings.config_repo),
-            )
-        };
+        let config_repo = settings.config_repo_path();
         let world = empty_world().with_config_project(settings.config_project.clone());
         Ok(Daemon {
             settings,
@@ -261,6 +258,8 @@ impl Daemon {
             world,
             held: Vec::new(),
             status_written: None,
+            feed: Arc::new(Feed::new()),
+            job_seen: std::sync::Mutex::new(BTreeMap::new()),
             stream: None,
             fetch_failures: BTreeMap::new(),
             unfetched: BTreeSet::new(),
@@ -566,6 +565,56 @@ impl Daemon {
         status::Status::of(self)
     }
 
+    /// What this daemon publishes for the web server.
+    pub fn feed(&self) -> Arc<Feed> {
+        self.feed.clone()
+    }
+
+    /// When the job `key` was first seen running (remembered while it runs).
+    pub(crate) fn job_seen_running(
+        &self,
+        key: &str,
+        state: Option<&crate::model::JobState>,
+    ) -> Option<String> {
+        let mut seen = self.job_seen.lock().unwrap_or_else(|p| p.into_inner());
+        match state {
+            Some(crate::model::JobState::Running) => Some(
+                seen.entry(key.to_owned())
+                    .or_insert_with(|| now().to_string())
+                    .clone(),
+            ),
+            Some(s) if s.is_final() => seen.remove(key),
+            _ => None,
+        }
+    }
+
+    /// Forgets the start times of jobs no longer in flight.
+    pub(crate) fn job_seen_retain(&self, in_flight: &BTreeSet<String>) {
+        self.job_seen
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|k, _| in_flight.contains(k));
+    }
+
+    /// Publishes the config in use with the keys trusted at each config commit, and the
+    /// executor, when they changed.
+    fn publish(&mut self) {
+        if let Some(commit) = &self.layout_commit {
+            let commit = commit.to_string();
+            if !self.feed.keys_are_of(&commit) {
+                match self.key_history() {
+                    Ok(h) => self.feed.publish_keys(&commit, h),
+                    Err(e) => tracing::warn!("trusted keys: {e:#}"),
+                }
+            }
+        }
+        if let Some(svc) = &self.svc
+            && self.feed.executor().is_none()
+        {
+            self.feed.publish_executor(svc.executor.clone());
+        }
+    }
+
     /// Writes `<state>/status.json` now.
     pub fn flush_status(&mut self) {
         self.write_status(true);
@@ -590,6 +639,8 @@ impl Daemon {
             Some((at, last)) => *last != text || at.elapsed() > Duration::from_secs(10),
         };
         if force || due {
+            self.publish();
+            self.feed.publish_status(status.clone());
             let path = self.settings.state_dir.join("status.json");
             if let Ok(full) = serde_json::to_vec_pretty(&status) {
                 let tmp = path.with_extension("json.tmp");
@@ -617,6 +668,7 @@ impl Daemon {
             tracing::warn!("pass: {e:#}");
         }
         self.start_stream(&tx)?;
+        self.listen_to_webhooks(&tx)?;
         self.watch_files(&tx, true);
         let mut hints = Hints::default();
         let mut last_full = Instant::now();
@@ -682,6 +734,7 @@ impl Daemon {
         if let Some(s) = self.stream.take() {
             s.stop();
         }
+        self.feed.set_hints(None);
         // Graceful: no new jobs; wait up to `grace` for running jobs to end and be recorded.
         // Jobs that die with this process get at least 30 s; supervised and Kubernetes jobs
         // keep running after it and the next start adopts them.
@@ -701,6 +754,23 @@ impl Daemon {
         }
         self.write_status(true);
         self.shutdown();
+        Ok(())
+    }
+
+    /// Events posted to the web server's Gerrit webhook wake the loop like stream events.
+    fn listen_to_webhooks(&self, tx: &std::sync::mpsc::Sender<Wake>) -> anyhow::Result<()> {
+        let (htx, hrx) = std::sync::mpsc::channel::<StreamItem>();
+        let forward = tx.clone();
+        std::thread::Builder::new()
+            .name("gerrit-webhook".into())
+            .spawn(move || {
+                for item in hrx {
+                    if forward.send(Wake::Gerrit(Box::new(item))).is_err() {
+                        break;
+                    }
+                }
+            })?;
+        self.feed.set_hints(Some(htx));
         Ok(())
     }
 

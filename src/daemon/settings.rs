@@ -64,6 +64,20 @@ pub struct Settings {
     /// server's key after a key change). The server's own key is always trusted.
     #[serde(default)]
     pub trusted_certs: Vec<PathBuf>,
+    /// The web server (pages, live logs, `/metrics`, the Gerrit webhook); off when absent.
+    #[serde(default)]
+    pub web: Option<WebSettings>,
+}
+
+/// `web:` in the settings file.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebSettings {
+    /// `host:port` to listen on (`127.0.0.1:0` picks a free port).
+    pub listen: String,
+    /// Where the address actually bound is written (for tests and scripts), if anywhere.
+    #[serde(default)]
+    pub address_file: Option<PathBuf>,
 }
 
 fn main() -> String {
@@ -96,6 +110,19 @@ impl Settings {
         for p in &mut s.trusted_certs {
             absolute(p);
         }
+        if let Some(w) = &mut s.web {
+            if w.listen.parse::<std::net::SocketAddr>().is_err() {
+                return Err(ConfigError::new(
+                    &file,
+                    "web.listen",
+                    format!("{:?} is not an address like 127.0.0.1:8080", w.listen),
+                )
+                .located(&text, "listen"));
+            }
+            if let Some(p) = &mut w.address_file {
+                absolute(p);
+            }
+        }
         if !(s.config_repo.starts_with("https://")
             || s.config_repo.starts_with("http://")
             || s.config_repo.starts_with("file://")
@@ -123,6 +150,20 @@ impl Settings {
             );
         }
         Ok(s)
+    }
+
+    /// The config repository on this machine: a mirror under the state directory for a remote
+    /// URL, else the repository itself.
+    pub fn config_repo_path(&self) -> PathBuf {
+        if super::is_remote(&self.config_repo) {
+            self.state_dir.join("config.git")
+        } else {
+            PathBuf::from(
+                self.config_repo
+                    .strip_prefix("file://")
+                    .unwrap_or(&self.config_repo),
+            )
+        }
     }
 
     /// The high-water mark of the ledger (outside the ledger repository).

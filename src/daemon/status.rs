@@ -24,6 +24,26 @@ pub struct BuildLine {
     pub running: Vec<String>,
     /// Jobs ended.
     pub ended: Vec<String>,
+    /// When it was requested (RFC 3339).
+    #[serde(default)]
+    pub requested_at: String,
+    /// Every job of it, in the request's order.
+    #[serde(default)]
+    pub jobs: Vec<JobLine>,
+}
+
+/// A job of a build in flight.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobLine {
+    /// Its name.
+    pub name: String,
+    /// 1 for the first run.
+    pub attempt: u32,
+    /// `queued`, `pending`, `running`, or how it ended (`success`, `failure`, ...).
+    pub state: String,
+    /// When this daemon first saw it run (RFC 3339).
+    #[serde(default)]
+    pub started_at: Option<String>,
 }
 
 /// An active freeze.
@@ -322,6 +342,7 @@ impl Status {
         let w = d.world();
         let mut builds = Vec::new();
         let (mut queued_jobs, mut running_jobs) = (0, 0);
+        let mut in_flight = std::collections::BTreeSet::new();
         for (id, b) in &w.builds {
             let r = &b.request;
             let mut line = BuildLine {
@@ -335,18 +356,37 @@ impl Status {
                 queued: Vec::new(),
                 running: Vec::new(),
                 ended: Vec::new(),
+                requested_at: r.requested_at.to_string(),
+                jobs: Vec::new(),
             };
             for name in &r.jobs {
-                match b.jobs.get(name).and_then(|j| j.state.as_ref()) {
+                let run = b.jobs.get(name);
+                let state = run.and_then(|j| j.state.as_ref());
+                match state {
                     None => line.queued.push(name.clone()),
                     Some(s) if s.is_final() => line.ended.push(name.clone()),
                     Some(_) => line.running.push(name.clone()),
                 }
+                let attempt = run.map_or(1, |j| j.attempt);
+                let key = crate::apply::job_key(id, name, attempt).to_string();
+                in_flight.insert(key.clone());
+                line.jobs.push(JobLine {
+                    name: name.clone(),
+                    attempt,
+                    state: match state {
+                        None => "queued".into(),
+                        Some(crate::model::JobState::Pending) => "pending".into(),
+                        Some(crate::model::JobState::Running) => "running".into(),
+                        Some(s) => crate::reconcile::job_status(Some(s)).as_str().into(),
+                    },
+                    started_at: d.job_seen_running(&key, state),
+                });
             }
             queued_jobs += line.queued.len();
             running_jobs += line.running.len();
             builds.push(line);
         }
+        d.job_seen_retain(&in_flight);
         let now = w.now;
         let freezes = d
             .layout()
@@ -450,6 +490,28 @@ impl Status {
                 }),
             retention: d.retention_line().cloned(),
             gate: queue_lines(d),
+        }
+    }
+
+    /// A status before the first pass.
+    pub fn empty() -> Status {
+        Status {
+            updated_at: String::new(),
+            pid: std::process::id(),
+            config_head: String::new(),
+            config_in_use: String::new(),
+            config_errors: Vec::new(),
+            builds: Vec::new(),
+            queued_jobs: 0,
+            running_jobs: 0,
+            freezes: Vec::new(),
+            promotions: Vec::new(),
+            replication: None,
+            memory: None,
+            ledger_alert: None,
+            gerrit: None,
+            retention: None,
+            gate: Vec::new(),
         }
     }
 

@@ -280,6 +280,12 @@ impl Ledger {
     }
 
     /// The underlying repository, for readers in this crate.
+    /// A commit of this repository taken apart (payload, signature, message); an error when
+    /// the repository holds no such commit.
+    pub fn raw_commit(&self, id: ObjectId) -> Result<RawCommit, LedgerError> {
+        commit::read_commit(self.repo(), id)
+    }
+
     pub(crate) fn repo(&self) -> &gix::Repository {
         &self.repo
     }

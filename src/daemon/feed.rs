@@ -1,0 +1,105 @@
+//! What the daemon publishes for readers on other threads (the web server): its status after
+//! each pass, the keys it trusts, its executor (for live logs) and where Gerrit's webhook
+//! events go. The daemon writes, readers only read; nothing here changes the World.
+
+use std::sync::mpsc::Sender;
+use std::sync::{Arc, Mutex, RwLock};
+
+use super::Status;
+use crate::executor::Executor;
+use crate::gerrit::StreamItem;
+use crate::ledger::verify::History;
+
+/// See the module doc.
+pub struct Feed {
+    /// The status as of the last pass; readers wait on it for changes (`changed()`).
+    status: tokio::sync::watch::Sender<Arc<Status>>,
+    /// The config commit in use, and the keys trusted at any config commit.
+    keys: RwLock<Option<(String, History)>>,
+    /// The executor running this daemon's jobs.
+    executor: RwLock<Option<Arc<dyn Executor>>>,
+    /// Where webhook events go (set while `serve` runs).
+    hints: Mutex<Option<Sender<StreamItem>>>,
+}
+
+impl Default for Feed {
+    fn default() -> Feed {
+        Feed::new()
+    }
+}
+
+impl Feed {
+    /// An empty feed: no status yet, no keys, no executor.
+    pub fn new() -> Feed {
+        let (status, _) = tokio::sync::watch::channel(Arc::new(Status::empty()));
+        Feed {
+            status,
+            keys: RwLock::new(None),
+            executor: RwLock::new(None),
+            hints: Mutex::new(None),
+        }
+    }
+
+    /// Publishes a new status (readers waiting on [`Feed::subscribe`] wake up).
+    pub fn publish_status(&self, status: Status) {
+        self.status.send_replace(Arc::new(status));
+    }
+
+    /// The status as last published.
+    pub fn status(&self) -> Arc<Status> {
+        self.status.borrow().clone()
+    }
+
+    /// A receiver that sees every later status.
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<Arc<Status>> {
+        self.status.subscribe()
+    }
+
+    /// Publishes the config commit in use and the keys trusted at each config commit.
+    pub fn publish_keys(&self, config_commit: &str, history: History) {
+        *self.keys.write().unwrap_or_else(|p| p.into_inner()) =
+            Some((config_commit.to_owned(), history));
+    }
+
+    /// The config commit in use and the keys at each config commit; `None` before the first
+    /// valid config (then no signature is "allowed").
+    pub fn keys(&self) -> Option<(String, History)> {
+        self.keys.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Whether the keys published are those of `config_commit`.
+    pub fn keys_are_of(&self, config_commit: &str) -> bool {
+        self.keys
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .is_some_and(|(c, _)| c == config_commit)
+    }
+
+    /// Publishes the executor.
+    pub fn publish_executor(&self, executor: Arc<dyn Executor>) {
+        *self.executor.write().unwrap_or_else(|p| p.into_inner()) = Some(executor);
+    }
+
+    /// The executor, once the daemon has one.
+    pub fn executor(&self) -> Option<Arc<dyn Executor>> {
+        self.executor
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Sets where webhook events go.
+    pub fn set_hints(&self, tx: Option<Sender<StreamItem>>) {
+        *self.hints.lock().unwrap_or_else(|p| p.into_inner()) = tx;
+    }
+
+    /// Hands a webhook event to the loop; false when no loop listens.
+    pub fn hint(&self, item: StreamItem) -> bool {
+        self.hints
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .is_some_and(|tx| tx.send(item).is_ok())
+    }
+}
