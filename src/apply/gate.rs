@@ -303,6 +303,7 @@ fn land_at(
             },
             landed_at: Timestamp::now(),
         };
+        crate::metrics::get().landed(g.entry.since, landing.landed_at);
         svc.writer
             .append(Record::Landing(landing))
             .map_err(|source| Error::Record {

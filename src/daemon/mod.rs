@@ -16,6 +16,7 @@ mod services;
 pub mod settings;
 pub mod status;
 mod sweep;
+mod telemetry;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -330,6 +331,7 @@ impl Daemon {
     /// One pass. `work`: what Gerrit hinted at; `None` for a full pass (every watched project,
     /// the config repo fetched).
     pub fn pass(&mut self, work: Option<Vec<(ProjectName, Scope)>>) -> anyhow::Result<PassReport> {
+        let _pass = telemetry::PassScope::enter(work.is_none());
         let full = work.is_none();
         let config_hinted = work.as_ref().is_some_and(|w| {
             w.iter()
@@ -581,6 +583,7 @@ impl Daemon {
             return;
         }
         let status = self.status();
+        telemetry::set_gauges(&status);
         let Ok(text) = serde_json::to_string_pretty(&status.without_time()) else {
             return;
         };
