@@ -220,6 +220,9 @@ pub fn apply(
     let result = dispatch(svc, layout, world, action);
     let progress = result.as_ref().is_ok_and(|a| a.progress);
     crate::metrics::get().action(kind, progress, result.as_ref().err().map(Error::label));
+    if progress {
+        tracing::info!("action done");
+    }
     result
 }
 
