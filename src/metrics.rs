@@ -280,7 +280,11 @@ impl Metrics {
         };
         let r = &mut m.registry;
         let s = Unit::Seconds;
-        r.register("builds", "Build results recorded in the ledger", m.builds.clone());
+        r.register(
+            "builds",
+            "Build results recorded in the ledger",
+            m.builds.clone(),
+        );
         r.register("jobs", "Job results recorded in the ledger", m.jobs.clone());
         r.register_with_unit(
             "job_duration",
@@ -328,8 +332,16 @@ impl Metrics {
             s.clone(),
             m.pass_duration.clone(),
         );
-        r.register("actions", "Actions carried out that made progress", m.actions.clone());
-        r.register("action_errors", "Actions that failed", m.action_errors.clone());
+        r.register(
+            "actions",
+            "Actions carried out that made progress",
+            m.actions.clone(),
+        );
+        r.register(
+            "action_errors",
+            "Actions that failed",
+            m.action_errors.clone(),
+        );
         r.register_with_unit(
             "ledger_write_duration",
             "From submitting records to the ledger writer to their being durable",
@@ -374,7 +386,11 @@ impl Metrics {
             "OCI registry requests that failed",
             m.registry_errors.clone(),
         );
-        r.register("freezes_active", "Freezes in force", m.freezes_active.clone());
+        r.register(
+            "freezes_active",
+            "Freezes in force",
+            m.freezes_active.clone(),
+        );
         r.register(
             "promotions_held",
             "Promotions a freeze holds",

@@ -122,7 +122,10 @@ fn a_real_pass_renders_metrics_that_promtool_and_the_python_parsers_accept() {
         );
     }
     // No build id, commit or change number is a label.
-    assert!(!text.contains("build_id") && !text.contains("change="), "{text}");
+    assert!(
+        !text.contains("build_id") && !text.contains("change="),
+        "{text}"
+    );
 
     // Prometheus's own checker, which rejects OpenMetrics and anything malformed (its lint
     // findings, such as a missing HELP, fail the check too).
@@ -180,8 +183,8 @@ fn json_logs_are_one_object_per_line_with_the_pass_and_action_spans() {
         let lines: Vec<serde_json::Value> = stderr(&out)
             .lines()
             .map(|l| {
-                let v: serde_json::Value = serde_json::from_str(l)
-                    .unwrap_or_else(|e| panic!("not JSON ({e}): {l}"));
+                let v: serde_json::Value =
+                    serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}"));
                 assert!(v.is_object(), "{l}");
                 assert!(v["level"].is_string() && v["timestamp"].is_string(), "{l}");
                 v

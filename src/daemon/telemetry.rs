@@ -24,13 +24,8 @@ impl PassScope {
     pub(super) fn enter(full: bool) -> PassScope {
         let pass = PASSES.fetch_add(1, Ordering::Relaxed) + 1;
         let scope = if full { "full" } else { "hinted" };
-        let span = tracing::info_span!(
-            "pass",
-            pass,
-            scope,
-            duration_ms = tracing::field::Empty
-        )
-        .entered();
+        let span =
+            tracing::info_span!("pass", pass, scope, duration_ms = tracing::field::Empty).entered();
         PassScope {
             span,
             timer: Timer::start(),
@@ -60,7 +55,13 @@ pub(super) fn set_gauges(status: &Status) {
     m.jobs_running.set(count(status.running_jobs));
     m.jobs_queued.set(count(status.queued_jobs));
     m.freezes_active.set(count(status.freezes.len()));
-    let promotions = |state: &str| status.promotions.iter().filter(|p| p.state == state).count();
+    let promotions = |state: &str| {
+        status
+            .promotions
+            .iter()
+            .filter(|p| p.state == state)
+            .count()
+    };
     m.promotions_held.set(count(promotions("held")));
     m.promotions_refused.set(count(promotions("refused")));
     m.gate_queues(status.gate.iter().map(|q| {

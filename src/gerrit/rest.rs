@@ -768,10 +768,22 @@ mod tests {
     #[test]
     fn operations_are_named_without_projects_or_changes() {
         for (method, path, op) in [
-            ("GET", "/changes/?q=status%3Aopen&n=100&S=0&o=LABELS", "query_changes"),
+            (
+                "GET",
+                "/changes/?q=status%3Aopen&n=100&S=0&o=LABELS",
+                "query_changes",
+            ),
             ("GET", "/changes/acme%2Fwidgets~4711?o=LABELS", "get_change"),
-            ("GET", "/changes/acme~1/revisions/abc/review", "get_change_part"),
-            ("POST", "/changes/acme%2Fwidgets~4711/revisions/abc/review", "post_review"),
+            (
+                "GET",
+                "/changes/acme~1/revisions/abc/review",
+                "get_change_part",
+            ),
+            (
+                "POST",
+                "/changes/acme%2Fwidgets~4711/revisions/abc/review",
+                "post_review",
+            ),
             ("POST", "/changes/acme~4711/submit", "submit"),
             ("POST", "/changes/acme~4711/revisions/abc/submit", "submit"),
             ("GET", "/projects/acme%2Fwidgets/branches/", "list_branches"),

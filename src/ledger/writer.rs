@@ -390,7 +390,9 @@ impl State {
     fn commit_batch(&mut self, records: &[&Record]) -> Vec<Result<Receipt, RecordError>> {
         let fail_all =
             |e: LedgerError| vec![Err(RecordError::Ledger(e.to_string())); records.len()];
-        crate::metrics::get().ledger_batch.observe(records.len() as f64);
+        crate::metrics::get()
+            .ledger_batch
+            .observe(records.len() as f64);
         let prepared = prepare(records);
         // No merge may replace packs while this batch reads the tip's trees.
         let _shared = super::read_guard();

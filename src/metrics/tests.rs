@@ -105,7 +105,10 @@ fn every_family_has_samples_after_instrumentation() {
     // Nothing registered that the list (and docs/metrics.md) does not name.
     let types = text.lines().filter(|l| l.starts_with("# TYPE ")).count();
     assert_eq!(types, FAMILIES.len(), "{text}");
-    assert!(!text.contains("# EOF"), "the classic format has no EOF marker");
+    assert!(
+        !text.contains("# EOF"),
+        "the classic format has no EOF marker"
+    );
     assert!(
         text.contains("seakeeper_builds_total{pipeline=\"post-merge\",result=\"success\"} 1\n"),
         "{text}"
@@ -159,7 +162,10 @@ fn series_do_not_grow_with_build_ids_changes_or_commits() {
             request.build_id.to_string(),
             request.source_commit.to_string(),
         ] {
-            assert!(!after_thousand.contains(&value), "{value} is in the metrics");
+            assert!(
+                !after_thousand.contains(&value),
+                "{value} is in the metrics"
+            );
         }
     }
     assert!(after_thousand.contains("seakeeper_builds_total{"));
@@ -171,8 +177,14 @@ fn gate_queues_that_empty_lose_their_series() {
     m.gate_queues([("queue:a", 2, 20), ("project:b", 1, 20)]);
     m.gate_queues([("queue:a", 1, 21)]);
     let (_, text) = m.render(None);
-    assert!(text.contains("seakeeper_gate_queue_length{queue=\"queue:a\"} 1\n"), "{text}");
-    assert!(text.contains("seakeeper_gate_queue_window{queue=\"queue:a\"} 21\n"), "{text}");
+    assert!(
+        text.contains("seakeeper_gate_queue_length{queue=\"queue:a\"} 1\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("seakeeper_gate_queue_window{queue=\"queue:a\"} 21\n"),
+        "{text}"
+    );
     assert!(!text.contains("project:b"), "{text}");
 }
 

@@ -654,15 +654,43 @@ mod tests {
     fn operations_are_named_without_repositories_or_digests() {
         let d = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
         for (method, url, op) in [
-            ("GET", format!("http://r/v2/a/b/manifests/{d}"), "get_manifest"),
-            ("HEAD", "http://r/v2/a/manifests/latest".to_owned(), "has_manifest"),
-            ("PUT", format!("http://r/v2/a/manifests/{d}"), "put_manifest"),
-            ("DELETE", format!("http://r/v2/a/manifests/{d}"), "delete_manifest"),
+            (
+                "GET",
+                format!("http://r/v2/a/b/manifests/{d}"),
+                "get_manifest",
+            ),
+            (
+                "HEAD",
+                "http://r/v2/a/manifests/latest".to_owned(),
+                "has_manifest",
+            ),
+            (
+                "PUT",
+                format!("http://r/v2/a/manifests/{d}"),
+                "put_manifest",
+            ),
+            (
+                "DELETE",
+                format!("http://r/v2/a/manifests/{d}"),
+                "delete_manifest",
+            ),
             ("HEAD", format!("http://r/v2/a/blobs/{d}"), "has_blob"),
             ("GET", format!("http://r/v2/a/blobs/{d}"), "get_blob"),
-            ("POST", format!("http://r/v2/a/blobs/uploads/?mount={d}&from=b"), "mount_blob"),
-            ("POST", "http://r/v2/a/blobs/uploads/".to_owned(), "start_upload"),
-            ("PUT", format!("http://r/v2/a/blobs/uploads/u1?digest={d}"), "push_blob"),
+            (
+                "POST",
+                format!("http://r/v2/a/blobs/uploads/?mount={d}&from=b"),
+                "mount_blob",
+            ),
+            (
+                "POST",
+                "http://r/v2/a/blobs/uploads/".to_owned(),
+                "start_upload",
+            ),
+            (
+                "PUT",
+                format!("http://r/v2/a/blobs/uploads/u1?digest={d}"),
+                "push_blob",
+            ),
             ("GET", "http://r/v2/".to_owned(), "other"),
         ] {
             assert_eq!(operation(method, &url), op, "{method} {url}");
