@@ -28,7 +28,7 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::{Registry, Unit};
 
 use crate::model::record::{BuildRequest, BuildResult};
-use crate::model::{BuildStatus, PipelineKind, Timestamp};
+use crate::model::{PipelineKind, Timestamp};
 
 /// The content type of the classic Prometheus text format (0.0.4), served by default:
 /// `promtool check metrics` and every Prometheus version read it.
@@ -450,8 +450,8 @@ impl Metrics {
         (content_type, out)
     }
 
-    /// A build's result was recorded: the build, each job, its duration and its wait.
-    /// `starts` holds each job's first log time, in `result.jobs`' order.
+    /// A build's result was recorded: the build, each job, and each started job's duration
+    /// and wait. `starts` holds each job's first log time, in `result.jobs`' order.
     pub fn build_recorded(
         &self,
         request: &BuildRequest,
@@ -473,13 +473,11 @@ impl Metrics {
                     result: job.status.as_str(),
                 })
                 .inc();
-            if job.status == BuildStatus::Cancelled && job.duration_ms == 0 {
-                continue;
-            }
-            self.job_duration
-                .get_or_create(&label)
-                .observe(job.duration_ms as f64 / 1000.0);
+            // A job that never started (cancelled before, or refused) has no duration or wait.
             if let Some(Some(start)) = starts.get(i) {
+                self.job_duration
+                    .get_or_create(&label)
+                    .observe(job.duration_ms as f64 / 1000.0);
                 self.job_queue_wait
                     .get_or_create(&label)
                     .observe(seconds_between(request.requested_at, *start));
