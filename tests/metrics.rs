@@ -214,3 +214,100 @@ fn json_logs_are_one_object_per_line_with_the_pass_and_action_spans() {
     let bad = output(site.reconcile_cmd().env("SEAKEEPER_LOG_FORMAT", "yaml"));
     assert_eq!(bad.status.code(), Some(2), "{}", stderr(&bad));
 }
+
+/// The value of the sample `series` (name and labels, exactly as rendered), if it is there.
+fn sample_value(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+}
+
+#[test]
+fn client_calls_are_timed_and_their_failures_counted_by_operation() {
+    use seakeeper::gerrit::{Rest, http::Credentials};
+    use seakeeper::model::{ChangeNumber, Digest};
+    use seakeeper::registry::distribution::Registry;
+
+    // Gerrit (the stand-in): a change that does not exist is a 404.
+    let g = support::gerrit::Gerrit::start();
+    g.create_project("acme/api");
+    let a = g.account("ci-bot");
+    let rest = Rest::new(
+        &g.url,
+        Some(Credentials::new(&a.username, &a.password)),
+        Duration::from_secs(10),
+    )
+    .unwrap();
+    let missing: ChangeNumber = 999_999u64.try_into().unwrap();
+    assert!(
+        rest.get_change(&"acme/api".parse().unwrap(), missing)
+            .is_err()
+    );
+    let (_, text) = seakeeper::metrics::render(None);
+    assert!(
+        sample_value(
+            &text,
+            "seakeeper_gerrit_request_errors_total{operation=\"get_change\",error=\"status\"}"
+        )
+        .is_some_and(|n| n >= 1.0),
+        "{text}"
+    );
+
+    // A real registry: a pushed blob, a manifest that is not there, then no registry at all.
+    let Some(mut registry) = support::registry::DockerRegistry::start() else {
+        return; // not installed (outside CI, where it must be)
+    };
+    let client = Registry::new(&format!("http://{}", registry.host), None)
+        .unwrap()
+        .with_retry(1, Duration::from_millis(10));
+    let blob = b"a blob for the metrics test";
+    let digest = Digest::of(blob);
+    assert!(!client.has_blob("metrics/app", &digest).unwrap());
+    client
+        .push_blob(
+            "metrics/app",
+            &digest,
+            blob.len() as u64,
+            Box::new(&blob[..]),
+        )
+        .unwrap();
+    assert!(client.has_blob("metrics/app", &digest).unwrap());
+    assert!(client.get_manifest("metrics/app", "missing").is_err());
+    registry.stop();
+    assert!(client.has_blob("metrics/app", &digest).is_err());
+
+    let (_, text) = seakeeper::metrics::render(None);
+    for (series, at_least) in [
+        (
+            "seakeeper_registry_request_duration_seconds_count{operation=\"has_blob\"}",
+            3.0,
+        ),
+        (
+            "seakeeper_registry_request_duration_seconds_count{operation=\"start_upload\"}",
+            1.0,
+        ),
+        (
+            "seakeeper_registry_request_duration_seconds_count{operation=\"push_blob\"}",
+            1.0,
+        ),
+        (
+            "seakeeper_registry_request_errors_total{operation=\"get_manifest\",error=\"status\"}",
+            1.0,
+        ),
+        (
+            "seakeeper_registry_request_errors_total{operation=\"has_blob\",error=\"transport\"}",
+            1.0,
+        ),
+    ] {
+        assert!(
+            sample_value(&text, series).is_some_and(|n| n >= at_least),
+            "no {series} >= {at_least} in\n{text}"
+        );
+    }
+    // Nothing of the repository or the digest is a label.
+    assert!(
+        !text.contains("metrics/app") && !text.contains(digest.as_str()),
+        "{text}"
+    );
+    let checked = run_with_stdin("promtool", &["check", "metrics"], &text);
+    assert!(checked.is_ok_and(|o| o.trim().is_empty()), "{text}");
+}
