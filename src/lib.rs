@@ -43,6 +43,10 @@ pub mod daemon;
 /// Durable writes (temporary file, fsync, rename).
 pub mod store;
 
+/// Prometheus metrics: every family, process-wide, and `render` for `/metrics`. A leaf like
+/// `model`: every module may use it.
+pub mod metrics;
+
 /// The secrets file (credentials outside git, never printed).
 pub mod secrets;
 

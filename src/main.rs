@@ -1,13 +1,20 @@
-//! CLI entry: parse arguments, run the subcommand, map errors to exit codes
+//! CLI entry: parse arguments, start logging, run the subcommand, map errors to exit codes
 //! (0 success, 1 failure, 2 usage).
 
 use std::process::ExitCode;
 
 use clap::Parser as _;
+use seakeeper::cli::LogFormat;
 
 fn main() -> ExitCode {
-    init_logging();
     let cli = seakeeper::cli::Cli::parse();
+    match cli.log_format() {
+        Ok(format) => init_logging(format),
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    }
     match seakeeper::cli::run(cli) {
         Ok(code) => code,
         Err(e) => {
@@ -18,8 +25,11 @@ fn main() -> ExitCode {
 }
 
 /// Diagnostics go to stderr through `tracing`: warnings always, more with
-/// `SEAKEEPER_LOG=info|debug|trace` (`error` or `off` for fewer).
-fn init_logging() {
+/// `SEAKEEPER_LOG=info|debug|trace` (`error` or `off` for fewer). As text for people, or with
+/// `--log-format json` (or `SEAKEEPER_LOG_FORMAT=json`) one JSON object per line, with the
+/// time, level, target, the event's fields, its span (a reconcile `pass`, an `action`) and the
+/// spans around it, for log collectors.
+fn init_logging(format: LogFormat) {
     use tracing_subscriber::filter::LevelFilter;
     let level = match std::env::var("SEAKEEPER_LOG")
         .unwrap_or_default()
@@ -33,10 +43,15 @@ fn init_logging() {
         "off" => LevelFilter::OFF,
         _ => LevelFilter::WARN,
     };
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
-        .with_max_level(level)
-        .with_target(false)
-        .without_time()
-        .try_init();
+        .with_max_level(level);
+    let _ = match format {
+        LogFormat::Text => builder.with_target(false).without_time().try_init(),
+        LogFormat::Json => builder
+            .json()
+            .with_current_span(true)
+            .with_span_list(true)
+            .try_init(),
+    };
 }

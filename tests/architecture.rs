@@ -1,5 +1,6 @@
 //! The code keeps the shape `docs/architecture.md` describes: the modules depend on each other
-//! only in the table's direction (so there is no cycle), no file under `src/` grows past 900
+//! only in the table's direction (so there is no cycle; `metrics` is a leaf every module but
+//! `model` and the pure deciders may use), no file under `src/` grows past 900
 //! lines, apply's errors are typed, and a `World` is changed only in `reconcile/world.rs`.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -51,6 +52,8 @@ fn modules_depend_only_downwards() {
     // The table of docs/architecture.md: what each module may use.
     let allowed: BTreeMap<&str, &[&str]> = [
         ("model", &[][..]),
+        // A leaf like `model` (see the note on `metrics` below).
+        ("metrics", &["model"][..]),
         ("config", &["model"][..]),
         ("policy", &["model", "config"][..]),
         ("git", &["model"][..]),
@@ -128,7 +131,11 @@ fn modules_depend_only_downwards() {
             }
         }
         for to in uses {
-            if to != from && !to.is_empty() && !may.contains(&to.as_str()) {
+            // `metrics` may be used by every module but `model` (which it uses) and the pure
+            // deciders: a plan that counted would no longer be a function of its input.
+            let metrics_ok =
+                to == "metrics" && !["model", "policy", "reconcile"].contains(&from.as_str());
+            if to != from && !to.is_empty() && !may.contains(&to.as_str()) && !metrics_ok {
                 wrong.insert(format!("{path}: {from} -> {to}"));
             }
         }

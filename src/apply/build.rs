@@ -396,6 +396,7 @@ pub(super) fn record_result(
     let mut states = Vec::new();
     // When its first job started (its log's first line), not when it was requested.
     let mut first_start: Option<Timestamp> = None;
+    let mut starts = Vec::new();
     for name in &request.jobs {
         let run = b.jobs.get(name);
         let state = run.and_then(|r| r.state.clone());
@@ -408,6 +409,7 @@ pub(super) fn record_result(
         if let Some(s) = started {
             first_start = Some(first_start.map_or(s, |f| f.min(s)));
         }
+        starts.push(started);
         jobs.push(JobResult {
             name: name.clone(),
             status: reconcile::job_status(state.as_ref()),
@@ -493,6 +495,7 @@ pub(super) fn record_result(
             }
         },
     };
+    crate::metrics::get().build_recorded(request, &result, &starts);
     crash_point("after-result");
     Ok(Applied::progress([
         published.fact(),

@@ -303,6 +303,7 @@ fn land_at(
             },
             landed_at: Timestamp::now(),
         };
+        let landed_at = landing.landed_at;
         svc.writer
             .append(Record::Landing(landing))
             .map_err(|source| Error::Record {
@@ -310,6 +311,7 @@ fn land_at(
                 source,
             })?;
         (svc.on_write)();
+        crate::metrics::get().landed(g.entry.since, landed_at);
     }
     let settings = &layout.settings.gate;
     let window = gate::next_window(

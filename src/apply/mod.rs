@@ -56,7 +56,7 @@ pub const CRASH_POINTS: [&str; 6] = [
 /// Dies like `kill -9` when the test asked for a crash at `point`.
 pub fn crash_point(point: &str) {
     if std::env::var("SEAKEEPER_TEST_CRASH_AT").is_ok_and(|p| p == point) {
-        eprintln!("seakeeper: SEAKEEPER_TEST_CRASH_AT={point}: killing myself");
+        tracing::error!("SEAKEEPER_TEST_CRASH_AT={point}: killing myself");
         // SAFETY: raising a signal at ourselves.
         unsafe {
             libc::raise(libc::SIGKILL);
@@ -202,8 +202,31 @@ fn finish(svc: &Services, id: &BuildId) -> Fact {
     Fact::BuildDone(id.clone())
 }
 
-/// Carries out one action, reading (never changing) the World.
+/// Carries out one action, reading (never changing) the World, in a span named `action` with
+/// its kind and build id; counted in the metrics by kind (and error label).
 pub fn apply(
+    svc: &Services,
+    layout: &Layout,
+    world: &World,
+    action: &Action,
+) -> Result<Applied, Error> {
+    let kind = action.kind();
+    let _span = tracing::info_span!(
+        "action",
+        kind,
+        build_id = action.build_id().map(|b| b.as_str())
+    )
+    .entered();
+    let result = dispatch(svc, layout, world, action);
+    let progress = result.as_ref().is_ok_and(|a| a.progress);
+    crate::metrics::get().action(kind, progress, result.as_ref().err().map(Error::label));
+    if progress {
+        tracing::info!("action done");
+    }
+    result
+}
+
+fn dispatch(
     svc: &Services,
     layout: &Layout,
     world: &World,

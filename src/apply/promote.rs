@@ -145,6 +145,9 @@ pub(super) fn promote(
             source,
         })?;
     (svc.on_write)();
+    if let Some(landed) = landed_at(svc, digest) {
+        crate::metrics::get().entered(environment.as_str(), landed, now);
+    }
     (svc.reporter)(&format!(
         "[promote] {image}@{digest} now runs in {environment} (config {})",
         world.config.layout_commit
@@ -155,6 +158,26 @@ pub(super) fn promote(
         digest: digest.clone(),
         at: now,
     }]))
+}
+
+/// When the commit `digest` was built from landed, as the ledger says (for the cycle-time
+/// metric): its gate build's landing (images are built once, at landing), else the landing of
+/// its build's source commit. `None` when the ledger does not say (a commit that was not
+/// landed by the gate).
+fn landed_at(svc: &Services, digest: &Digest) -> Option<Timestamp> {
+    let _packs = crate::ledger::read_guard();
+    let ledger = svc.ledger().ok()?;
+    let ledger = ledger.snapshot().ok()?;
+    let artifact = ledger.artifact(digest).ok()??;
+    let build = ledger.build(&artifact.build_id).ok()??;
+    if let Some(landing) = build.landing {
+        return Some(landing.landed_at);
+    }
+    let dir = ledger.landed_as(&build.request.source_commit).ok()??;
+    match ledger.record(&format!("{dir}/landing.yaml")).ok()?? {
+        Record::Landing(landing) => Some(landing.landed_at),
+        _ => None,
+    }
 }
 
 pub(super) fn record_freeze(svc: &Services, freeze: &Freeze) -> Result<Applied, Error> {

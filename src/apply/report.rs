@@ -195,6 +195,9 @@ pub(super) fn report(
         text.insert_str(at, &format!("{}\n", gate_lines.trim_start()));
     }
     let done = || {
+        if r.change.is_some() && b.result != Some(BuildStatus::Cancelled) {
+            crate::metrics::get().reported(r.pipeline, r.requested_at);
+        }
         let mut facts = super::gate::reported(layout, world, r, b.result, b.landed.is_some());
         facts.push(finish(svc, id));
         Applied::progress(facts)

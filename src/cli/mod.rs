@@ -24,6 +24,39 @@ use clap::{Parser, Subcommand};
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// How diagnostics are written to stderr: `text` for people (the default), `json` for one
+    /// JSON object per line with its span's fields (`SEAKEEPER_LOG_FORMAT` says the same).
+    #[arg(long, global = true, value_enum)]
+    log_format: Option<LogFormat>,
+}
+
+/// How diagnostics are written (`--log-format`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+impl Cli {
+    /// The log format asked for: `--log-format`, else `SEAKEEPER_LOG_FORMAT` (`text` or
+    /// `json`), else text. An unknown value of the variable is an error, not ignored.
+    pub fn log_format(&self) -> Result<LogFormat, String> {
+        if let Some(f) = self.log_format {
+            return Ok(f);
+        }
+        match std::env::var("SEAKEEPER_LOG_FORMAT") {
+            Err(_) => Ok(LogFormat::Text),
+            Ok(v) => match v.trim().to_ascii_lowercase().as_str() {
+                "" | "text" => Ok(LogFormat::Text),
+                "json" => Ok(LogFormat::Json),
+                _ => Err(format!(
+                    "SEAKEEPER_LOG_FORMAT={v:?}: expected `text` or `json`"
+                )),
+            },
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]

@@ -2,6 +2,7 @@
 //! each pass, the keys it trusts, its executor (for live logs) and where Gerrit's webhook
 //! events go. The daemon writes, readers only read; nothing here changes the World.
 
+use std::collections::BTreeSet;
 use std::sync::mpsc::Sender;
 use std::sync::{Arc, Mutex, RwLock};
 
@@ -101,5 +102,74 @@ impl Feed {
             .unwrap_or_else(|p| p.into_inner())
             .as_ref()
             .is_some_and(|tx| tx.send(item).is_ok())
+    }
+}
+
+impl super::Daemon {
+    /// What this daemon publishes for the web server.
+    pub fn feed(&self) -> Arc<Feed> {
+        self.feed.clone()
+    }
+
+    /// When the job `key` was first seen running (remembered while it runs).
+    pub(crate) fn job_seen_running(
+        &self,
+        key: &str,
+        state: Option<&crate::model::JobState>,
+    ) -> Option<String> {
+        let mut seen = self.job_seen.lock().unwrap_or_else(|p| p.into_inner());
+        match state {
+            Some(crate::model::JobState::Running) => Some(
+                seen.entry(key.to_owned())
+                    .or_insert_with(|| super::now().to_string())
+                    .clone(),
+            ),
+            Some(s) if s.is_final() => seen.remove(key),
+            _ => None,
+        }
+    }
+
+    /// Forgets the start times of jobs no longer in flight.
+    pub(crate) fn job_seen_retain(&self, in_flight: &BTreeSet<String>) {
+        self.job_seen
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|k, _| in_flight.contains(k));
+    }
+
+    /// Publishes the config in use with the keys trusted at each config commit, and the
+    /// executor, when they changed.
+    pub(super) fn publish(&mut self) {
+        if let Some(commit) = &self.layout_commit {
+            let commit = commit.to_string();
+            if !self.feed.keys_are_of(&commit) {
+                match self.key_history() {
+                    Ok(h) => self.feed.publish_keys(&commit, h),
+                    Err(e) => tracing::warn!("trusted keys: {e:#}"),
+                }
+            }
+        }
+        if let Some(svc) = &self.svc
+            && self.feed.executor().is_none()
+        {
+            self.feed.publish_executor(svc.executor.clone());
+        }
+    }
+
+    /// Events posted to the web server's Gerrit webhook wake the loop like stream events.
+    pub(super) fn listen_to_webhooks(&self, tx: &std::sync::mpsc::Sender<super::Wake>) -> anyhow::Result<()> {
+        let (htx, hrx) = std::sync::mpsc::channel::<StreamItem>();
+        let forward = tx.clone();
+        std::thread::Builder::new()
+            .name("gerrit-webhook".into())
+            .spawn(move || {
+                for item in hrx {
+                    if forward.send(super::Wake::Gerrit(Box::new(item))).is_err() {
+                        break;
+                    }
+                }
+            })?;
+        self.feed.set_hints(Some(htx));
+        Ok(())
     }
 }

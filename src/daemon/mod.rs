@@ -17,6 +17,7 @@ mod services;
 pub mod settings;
 pub mod status;
 mod sweep;
+mod telemetry;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -329,6 +330,7 @@ impl Daemon {
     /// One pass. `work`: what Gerrit hinted at; `None` for a full pass (every watched project,
     /// the config repo fetched).
     pub fn pass(&mut self, work: Option<Vec<(ProjectName, Scope)>>) -> anyhow::Result<PassReport> {
+        let _pass = telemetry::PassScope::enter(work.is_none());
         let full = work.is_none();
         let config_hinted = work.as_ref().is_some_and(|w| {
             w.iter()
@@ -565,56 +567,6 @@ impl Daemon {
         status::Status::of(self)
     }
 
-    /// What this daemon publishes for the web server.
-    pub fn feed(&self) -> Arc<Feed> {
-        self.feed.clone()
-    }
-
-    /// When the job `key` was first seen running (remembered while it runs).
-    pub(crate) fn job_seen_running(
-        &self,
-        key: &str,
-        state: Option<&crate::model::JobState>,
-    ) -> Option<String> {
-        let mut seen = self.job_seen.lock().unwrap_or_else(|p| p.into_inner());
-        match state {
-            Some(crate::model::JobState::Running) => Some(
-                seen.entry(key.to_owned())
-                    .or_insert_with(|| now().to_string())
-                    .clone(),
-            ),
-            Some(s) if s.is_final() => seen.remove(key),
-            _ => None,
-        }
-    }
-
-    /// Forgets the start times of jobs no longer in flight.
-    pub(crate) fn job_seen_retain(&self, in_flight: &BTreeSet<String>) {
-        self.job_seen
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .retain(|k, _| in_flight.contains(k));
-    }
-
-    /// Publishes the config in use with the keys trusted at each config commit, and the
-    /// executor, when they changed.
-    fn publish(&mut self) {
-        if let Some(commit) = &self.layout_commit {
-            let commit = commit.to_string();
-            if !self.feed.keys_are_of(&commit) {
-                match self.key_history() {
-                    Ok(h) => self.feed.publish_keys(&commit, h),
-                    Err(e) => tracing::warn!("trusted keys: {e:#}"),
-                }
-            }
-        }
-        if let Some(svc) = &self.svc
-            && self.feed.executor().is_none()
-        {
-            self.feed.publish_executor(svc.executor.clone());
-        }
-    }
-
     /// Writes `<state>/status.json` now.
     pub fn flush_status(&mut self) {
         self.write_status(true);
@@ -630,6 +582,7 @@ impl Daemon {
             return;
         }
         let status = self.status();
+        telemetry::set_gauges(&status);
         let Ok(text) = serde_json::to_string_pretty(&status.without_time()) else {
             return;
         };
@@ -754,23 +707,6 @@ impl Daemon {
         }
         self.write_status(true);
         self.shutdown();
-        Ok(())
-    }
-
-    /// Events posted to the web server's Gerrit webhook wake the loop like stream events.
-    fn listen_to_webhooks(&self, tx: &std::sync::mpsc::Sender<Wake>) -> anyhow::Result<()> {
-        let (htx, hrx) = std::sync::mpsc::channel::<StreamItem>();
-        let forward = tx.clone();
-        std::thread::Builder::new()
-            .name("gerrit-webhook".into())
-            .spawn(move || {
-                for item in hrx {
-                    if forward.send(Wake::Gerrit(Box::new(item))).is_err() {
-                        break;
-                    }
-                }
-            })?;
-        self.feed.set_hints(Some(htx));
         Ok(())
     }
 

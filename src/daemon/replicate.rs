@@ -101,7 +101,8 @@ fn bootstrap_into(
 ) -> anyhow::Result<()> {
     let new_ledger = |key: &mut SigningKey| -> anyhow::Result<()> {
         Ledger::init(aside, key)?;
-        eprintln!("seakeeper: started a new ledger at {}", dir.display());
+        // A warning, so that it shows at the default level: a new ledger is a new history.
+        tracing::warn!("started a new ledger at {}", dir.display());
         Ok(())
     };
     let Some(remote) = remote else {
@@ -120,8 +121,8 @@ fn bootstrap_into(
     match pull(aside, remote, credentials, options, None) {
         Ok(pulled) => {
             let _ = crate::git::sync_dir(aside);
-            eprintln!(
-                "seakeeper: ledger restored from {} at {} ({} commits verified)",
+            tracing::warn!(
+                "ledger restored from {} at {} ({} commits verified)",
                 redact(remote),
                 pulled.after,
                 pulled.commits
@@ -178,6 +179,8 @@ impl Replicator {
             )),
             changed: Condvar::new(),
         });
+        // Behind until the first push (or check) says otherwise.
+        crate::metrics::get().replication_behind();
         let s = shared.clone();
         let dir: PathBuf = dir.to_owned();
         let remote = remote.to_owned();
@@ -197,6 +200,8 @@ impl Replicator {
         Arc::new(move || {
             let mut g = s.state.lock().unwrap_or_else(|p| p.into_inner());
             g.1 = true;
+            // Under the lock, as the pusher clears it: a write during a push stays counted.
+            crate::metrics::get().replication_behind();
             s.changed.notify_all();
         })
     }
@@ -399,6 +404,7 @@ fn run(
                         .map(|t| t.to_string());
                     if current == tip {
                         g.1 = false;
+                        crate::metrics::get().replication_caught_up();
                     }
                     g.0.pushed = tip;
                     g.0.pushed_at = Some(crate::model::Timestamp::now().to_string());
@@ -409,6 +415,7 @@ fn run(
                 Err(e) => {
                     g.0.error = Some(e.clone());
                     g.0.failures += 1;
+                    crate::metrics::get().replication_failures.inc();
                     tracing::warn!(
                         "pushing the ledger to {} (attempt {}): {e}",
                         g.0.remote,

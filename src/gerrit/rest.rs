@@ -451,22 +451,24 @@ impl Rest {
         path: &str,
         body: Option<&[u8]>,
     ) -> Result<(T, u32), (RestError, u32)> {
-        let resp = self
-            .http
-            .send(
-                method,
-                path,
-                &[("Accept", "application/json")],
-                body.map(|b| ("application/json; charset=UTF-8", b)),
-            )
-            .map_err(|e| {
-                let attempts = match &e {
-                    HttpError::Transport { attempts, .. } => *attempts,
-                };
-                (RestError::from(e), attempts)
-            })?;
+        let (operation, timer) = (operation(method, path), crate::metrics::Timer::start());
+        let metrics = crate::metrics::get();
+        let sent = self.http.send(
+            method,
+            path,
+            &[("Accept", "application/json")],
+            body.map(|b| ("application/json; charset=UTF-8", b)),
+        );
+        metrics.gerrit_call(operation, timer, sent.is_err().then_some("transport"));
+        let resp = sent.map_err(|e| {
+            let attempts = match &e {
+                HttpError::Transport { attempts, .. } => *attempts,
+            };
+            (RestError::from(e), attempts)
+        })?;
         let attempts = resp.attempts;
         if !(200..300).contains(&resp.status) {
+            metrics.gerrit_error(operation, "status");
             let text = String::from_utf8_lossy(&resp.body).trim().to_owned();
             return Err((
                 RestError::Status {
@@ -478,10 +480,13 @@ impl Rest {
                 attempts,
             ));
         }
-        let decode = |message: String| RestError::Decode {
-            method,
-            path: path.to_owned(),
-            message,
+        let decode = |message: String| {
+            metrics.gerrit_error(operation, "decode");
+            RestError::Decode {
+                method,
+                path: path.to_owned(),
+                message,
+            }
         };
         let text = std::str::from_utf8(&resp.body)
             .map_err(|_| (decode("the body is not UTF-8".to_owned()), attempts))?;
@@ -496,6 +501,25 @@ impl Rest {
                     attempts,
                 )
             })
+    }
+}
+
+/// The REST operation a call is, for metrics: a bounded name from the method and the path's
+/// shape, never the project or change in it.
+fn operation(method: &str, path: &str) -> &'static str {
+    let path = path.split('?').next().unwrap_or(path);
+    match method {
+        "GET" if path == "/changes/" => "query_changes",
+        "GET" if path.starts_with("/changes/") && !path[9..].contains('/') => "get_change",
+        "GET" if path.starts_with("/changes/") => "get_change_part",
+        "GET" if path.starts_with("/projects/") && path.ends_with("/branches/") => "list_branches",
+        "GET" if path == "/config/server/version" => "server_version",
+        "POST" if path.ends_with("/review") => "post_review",
+        "POST" if path.ends_with("/submit") => "submit",
+        "GET" => "get_other",
+        "POST" => "post_other",
+        "PUT" => "put_other",
+        _ => "other",
     }
 }
 
@@ -740,6 +764,35 @@ impl WireChange {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn operations_are_named_without_projects_or_changes() {
+        for (method, path, op) in [
+            (
+                "GET",
+                "/changes/?q=status%3Aopen&n=100&S=0&o=LABELS",
+                "query_changes",
+            ),
+            ("GET", "/changes/acme%2Fwidgets~4711?o=LABELS", "get_change"),
+            (
+                "GET",
+                "/changes/acme~1/revisions/abc/review",
+                "get_change_part",
+            ),
+            (
+                "POST",
+                "/changes/acme%2Fwidgets~4711/revisions/abc/review",
+                "post_review",
+            ),
+            ("POST", "/changes/acme~4711/submit", "submit"),
+            ("POST", "/changes/acme~4711/revisions/abc/submit", "submit"),
+            ("GET", "/projects/acme%2Fwidgets/branches/", "list_branches"),
+            ("GET", "/config/server/version", "server_version"),
+            ("DELETE", "/changes/acme~1", "other"),
+        ] {
+            assert_eq!(operation(method, path), op, "{method} {path}");
+        }
+    }
 
     #[test]
     fn xssi_prefix_is_stripped() {

@@ -202,8 +202,8 @@ pub fn remove_stale_lock(lock: &Path) -> bool {
         .and_then(|t| t.elapsed().ok())
         .is_some_and(|age| age >= STALE_LOCK);
     if old && fs::remove_file(lock).is_ok() {
-        eprintln!(
-            "warning: removed {}, a lock a writer that died left behind",
+        tracing::warn!(
+            "removed {}, a lock a writer that died left behind",
             lock.display()
         );
         if let Some(dir) = lock.parent() {

@@ -164,7 +164,10 @@ impl Writer {
         if self.tx.send(Msg::Records(records, reply_tx)).is_err() {
             return stopped();
         }
-        reply_rx.recv().unwrap_or_else(|_| stopped())
+        let timer = crate::metrics::Timer::start();
+        let results = reply_rx.recv().unwrap_or_else(|_| stopped());
+        crate::metrics::get().ledger_written(timer);
+        results
     }
 
     /// Stops the writer after the records already submitted, and waits for it.
@@ -206,7 +209,7 @@ fn merge_packs_when_asked(path: &Path, rx: mpsc::Receiver<()>) {
     let repo = match super::open_repo_for_writing(path) {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("warning: the ledger pack merger cannot open the ledger: {e}");
+            tracing::warn!("the ledger pack merger cannot open the ledger: {e}");
             return;
         }
     };
@@ -214,7 +217,7 @@ fn merge_packs_when_asked(path: &Path, rx: mpsc::Receiver<()>) {
         while rx.try_recv().is_ok() {}
         match compact(&repo) {
             Ok(_) => {}
-            Err(e) => eprintln!("warning: merging ledger packs failed (will retry later): {e}"),
+            Err(e) => tracing::warn!("merging ledger packs failed (will retry later): {e}"),
         }
     }
 }
@@ -348,7 +351,7 @@ impl State {
         self.batches_since_open = 0;
         match super::open_repo_for_writing(&self.path) {
             Ok(repo) => self.repo = repo,
-            Err(e) => eprintln!("warning: re-opening the ledger failed: {e}"),
+            Err(e) => tracing::warn!("re-opening the ledger failed: {e}"),
         }
     }
 
@@ -387,6 +390,9 @@ impl State {
     fn commit_batch(&mut self, records: &[&Record]) -> Vec<Result<Receipt, RecordError>> {
         let fail_all =
             |e: LedgerError| vec![Err(RecordError::Ledger(e.to_string())); records.len()];
+        crate::metrics::get()
+            .ledger_batch
+            .observe(records.len() as f64);
         let prepared = prepare(records);
         // No merge may replace packs while this batch reads the tip's trees.
         let _shared = super::read_guard();

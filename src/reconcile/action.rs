@@ -150,6 +150,51 @@ pub enum Action {
 }
 
 impl Action {
+    /// The variant's short name, for metrics and logs (`request-build`, `land`, ...): the
+    /// first word of [`Action::key`].
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Action::RequestBuild { .. } => "request-build",
+            Action::StartJob { .. } => "start-job",
+            Action::CheckConfig { .. } => "check-config",
+            Action::Cancel { .. } => "cancel",
+            Action::RecordResult { .. } => "record-result",
+            Action::Report { .. } => "report",
+            Action::Promote { .. } => "promote",
+            Action::Hold { .. } => "hold",
+            Action::Refuse { .. } => "refuse",
+            Action::RecordFreeze { .. } => "record-freeze",
+            Action::ReportInvalidConfig { .. } => "report-invalid-config",
+            Action::Merge { .. } => "merge",
+            Action::Land { .. } => "land",
+            Action::HoldLanding { .. } => "hold-landing",
+            Action::Retire { .. } => "retire",
+            Action::TellGate { .. } => "tell-gate",
+        }
+    }
+
+    /// The build the action is for, if it is for one.
+    pub fn build_id(&self) -> Option<&crate::model::BuildId> {
+        match self {
+            Action::RequestBuild { request, .. } => Some(&request.build_id),
+            Action::StartJob { build_id, .. }
+            | Action::CheckConfig { build_id }
+            | Action::Cancel { build_id, .. }
+            | Action::RecordResult { build_id }
+            | Action::Report { build_id }
+            | Action::Land { build_id }
+            | Action::HoldLanding { build_id, .. }
+            | Action::Retire { build_id } => Some(build_id),
+            Action::Promote { .. }
+            | Action::Hold { .. }
+            | Action::Refuse { .. }
+            | Action::RecordFreeze { .. }
+            | Action::ReportInvalidConfig { .. }
+            | Action::Merge { .. }
+            | Action::TellGate { .. } => None,
+        }
+    }
+
     /// What the action is about, stable across passes (for backoff and reports): its kind and
     /// the build, job, promotion or freeze it is for.
     pub fn key(&self) -> String {

@@ -646,3 +646,41 @@ fn issue_14_priorities_order_the_queue_and_project_concurrency_caps_each_project
     );
     assert!(starts(&w).iter().all(|(b, _)| *b != check));
 }
+
+#[test]
+fn an_actions_kind_is_its_keys_first_word_and_names_no_build() {
+    let id: crate::model::BuildId = "b00000001".parse().unwrap();
+    let actions = [
+        Action::CheckConfig {
+            build_id: id.clone(),
+        },
+        Action::Cancel {
+            build_id: id.clone(),
+            reason: "superseded".into(),
+        },
+        Action::RecordResult {
+            build_id: id.clone(),
+        },
+        Action::Report {
+            build_id: id.clone(),
+        },
+        Action::Land {
+            build_id: id.clone(),
+        },
+        Action::HoldLanding {
+            build_id: id.clone(),
+            reason: "frozen".into(),
+            freeze: "eoy".parse().unwrap(),
+        },
+        Action::Retire {
+            build_id: id.clone(),
+        },
+        Action::ReportInvalidConfig { head: commit(1) },
+    ];
+    for a in &actions {
+        assert_eq!(a.key().split(' ').next(), Some(a.kind()), "{a:?}");
+        assert!(!a.kind().contains(id.as_str()));
+    }
+    assert!(actions[..7].iter().all(|a| a.build_id() == Some(&id)));
+    assert_eq!(actions[7].build_id(), None);
+}

@@ -264,7 +264,29 @@ impl Registry {
             .map(str::to_owned))
     }
 
+    /// [`Registry::send_unobserved`], timed and counted in the metrics by operation.
     fn send(
+        &self,
+        method: &'static str,
+        url: &str,
+        repo: &str,
+        headers: &[(&str, &str)],
+        body: Body<'_>,
+    ) -> Result<ureq::http::Response<ureq::Body>, RegistryError> {
+        let timer = crate::metrics::Timer::start();
+        let sent = self.send_unobserved(method, url, repo, headers, body);
+        let error = match &sent {
+            Ok(_) => None,
+            Err(RegistryError::Transport { .. }) => Some("transport"),
+            Err(RegistryError::Status { .. }) => Some("status"),
+            Err(RegistryError::Protocol { .. }) => Some("protocol"),
+            Err(RegistryError::Config(_)) => Some("config"),
+        };
+        crate::metrics::get().registry_call(operation(method, url), timer, error);
+        sent
+    }
+
+    fn send_unobserved(
         &self,
         method: &'static str,
         url: &str,
@@ -393,6 +415,7 @@ impl Registry {
         url: &str,
         mut resp: ureq::http::Response<ureq::Body>,
     ) -> RegistryError {
+        crate::metrics::get().registry_error(operation(method, url), "status");
         let body = resp.body_mut().read_to_string().unwrap_or_default();
         RegistryError::Status {
             method,
@@ -604,9 +627,75 @@ impl Registry {
     }
 }
 
+/// The registry operation a request is, for metrics: a bounded name from the method and the
+/// URL's shape (never the repository or digest in it).
+fn operation(method: &str, url: &str) -> &'static str {
+    let path = url.split('?').next().unwrap_or(url);
+    let mount = url.contains("mount=");
+    match method {
+        "GET" if path.contains("/manifests/") => "get_manifest",
+        "HEAD" if path.contains("/manifests/") => "has_manifest",
+        "PUT" if path.contains("/manifests/") => "put_manifest",
+        "DELETE" if path.contains("/manifests/") => "delete_manifest",
+        "POST" if path.contains("/blobs/uploads/") && mount => "mount_blob",
+        "POST" if path.contains("/blobs/uploads/") => "start_upload",
+        "PUT" if path.contains("/blobs/uploads/") => "push_blob",
+        "HEAD" if path.contains("/blobs/") => "has_blob",
+        "GET" if path.contains("/blobs/") => "get_blob",
+        _ => "other",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn operations_are_named_without_repositories_or_digests() {
+        let d = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+        for (method, url, op) in [
+            (
+                "GET",
+                format!("http://r/v2/a/b/manifests/{d}"),
+                "get_manifest",
+            ),
+            (
+                "HEAD",
+                "http://r/v2/a/manifests/latest".to_owned(),
+                "has_manifest",
+            ),
+            (
+                "PUT",
+                format!("http://r/v2/a/manifests/{d}"),
+                "put_manifest",
+            ),
+            (
+                "DELETE",
+                format!("http://r/v2/a/manifests/{d}"),
+                "delete_manifest",
+            ),
+            ("HEAD", format!("http://r/v2/a/blobs/{d}"), "has_blob"),
+            ("GET", format!("http://r/v2/a/blobs/{d}"), "get_blob"),
+            (
+                "POST",
+                format!("http://r/v2/a/blobs/uploads/?mount={d}&from=b"),
+                "mount_blob",
+            ),
+            (
+                "POST",
+                "http://r/v2/a/blobs/uploads/".to_owned(),
+                "start_upload",
+            ),
+            (
+                "PUT",
+                format!("http://r/v2/a/blobs/uploads/u1?digest={d}"),
+                "push_blob",
+            ),
+            ("GET", "http://r/v2/".to_owned(), "other"),
+        ] {
+            assert_eq!(operation(method, &url), op, "{method} {url}");
+        }
+    }
 
     #[test]
     fn plain_http_and_credentials_only_on_loopback() {

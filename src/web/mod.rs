@@ -182,6 +182,7 @@ pub fn router(ctx: Ctx) -> Router {
     Router::new()
         .route("/", get(status_page))
         .route("/healthz", get(|| async { "ok\n" }))
+        .route("/metrics", get(metrics))
         .route("/api/status", get(status_json))
         .route("/api/status/events", get(status_events))
         .route("/builds/{id}", get(build_page))
@@ -236,6 +237,13 @@ async fn read_ledger<T: Send + 'static>(
 
 fn json<T: serde::Serialize>(value: &T) -> Response {
     axum::Json(value).into_response()
+}
+
+/// `/metrics`: Prometheus' text format, OpenMetrics when the scraper asks for it.
+async fn metrics(headers: HeaderMap) -> Response {
+    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
+    let (content_type, body) = crate::metrics::render(accept);
+    ([(header::CONTENT_TYPE, content_type)], body).into_response()
 }
 
 // --- status ---
