@@ -110,6 +110,9 @@ pub struct Services {
     pub copies: Copies,
     /// Reviews being posted off the reconcile pass.
     pub reviews: Reviews,
+    /// Whether this server serves the pages under `public_url` (the settings' `web:`), so
+    /// reports link them; without it a link would lead nowhere.
+    pub pages: bool,
 }
 
 impl Services {

@@ -46,14 +46,17 @@ pub const FAILURE_TAIL: usize = 30;
 
 /// The text of a build's report: a headline, a line per job (with its log's digest), for each
 /// failed job its exit code, the last lines of its log (secrets masked) and the command that
-/// runs it locally, the ledger commit and the build id. No link is printed: nothing serves
-/// pages yet (the web module), and a link that leads nowhere is worse than none.
+/// runs it locally, the ledger commit and the build id. With `pages` (the `public_url` this
+/// server serves pages under) the build, each log and the ledger commit are links; without,
+/// no link is printed, because a link that leads nowhere is worse than none.
 pub fn report_text(
     store: &BlobStore,
     b: &BuildState,
     pipeline_error: Option<&str>,
     mask: &[String],
+    pages: Option<&str>,
 ) -> String {
+    let pages = pages.map(|u| u.trim_end_matches('/'));
     let r = &b.request;
     let status = b.result.map_or("UNKNOWN", |s| s.as_str());
     let mut t = format!(
@@ -80,7 +83,10 @@ pub fn report_text(
             let log = j
                 .log_digest
                 .as_ref()
-                .map(|d| format!(", log {d}"))
+                .map(|d| match pages {
+                    Some(u) => format!(", log {u}/logs/{d}"),
+                    None => format!(", log {d}"),
+                })
                 .unwrap_or_default();
             let how = match exit_code(&j.name) {
                 Some((Some(c), _)) => format!(" (exit code {c})"),
@@ -128,8 +134,15 @@ pub fn report_text(
         }
     }
     t.push_str(&failures);
+    if let Some(u) = pages {
+        t.push_str(&format!("\nBuild: {u}/builds/{}\n", r.build_id));
+    }
     if let Some((_, commit)) = &b.recorded {
-        t.push_str(&format!("\nLedger commit: {commit}\n"));
+        let sep = if pages.is_some() { "" } else { "\n" };
+        match pages {
+            Some(u) => t.push_str(&format!("{sep}Ledger commit: {u}/ledger/{commit}\n")),
+            None => t.push_str(&format!("{sep}Ledger commit: {commit}\n")),
+        }
     }
     t.push_str(&format!("Build-Id: {}\n", r.build_id));
     t
@@ -187,6 +200,7 @@ pub(super) fn report(
         b,
         pipeline_error.as_deref(),
         &secret_values(&svc.secrets),
+        svc.pages.then_some(layout.settings.public_url.as_str()),
     );
     let gate_lines = super::gate::report_lines(r, b);
     if !gate_lines.is_empty() {
@@ -464,7 +478,7 @@ mod tests {
                 ),
             ],
         );
-        insta::assert_snapshot!(report_text(&store, &b, None, &[]));
+        insta::assert_snapshot!(report_text(&store, &b, None, &[], None));
     }
 
     #[test]
@@ -500,7 +514,18 @@ mod tests {
                 ),
             ],
         );
-        insta::assert_snapshot!(report_text(&store, &b, None, &["s3cr3t-value".into()]));
+        insta::assert_snapshot!(report_text(&store, &b, None, &["s3cr3t-value".into()], None));
+        // Served pages: the build, each log and the ledger commit are links.
+        insta::assert_snapshot!(
+            "with_pages",
+            report_text(
+                &store,
+                &b,
+                None,
+                &["s3cr3t-value".into()],
+                Some("https://ci.example.org/")
+            )
+        );
     }
 
     #[test]
@@ -519,12 +544,12 @@ mod tests {
                 None,
             )],
         );
-        insta::assert_snapshot!("lost", report_text(&store, &b, None, &[]));
+        insta::assert_snapshot!("lost", report_text(&store, &b, None, &[], None));
         let b = build(PipelineKind::Check, BuildStatus::Failure, &[]);
         let error = ".pipeline/config.yaml:3:5: jobs.unit.run: expected a list of commands";
         insta::assert_snapshot!(
             "invalid_pipeline",
-            report_text(&store, &b, Some(error), &[])
+            report_text(&store, &b, Some(error), &[], None)
         );
     }
 
@@ -547,7 +572,7 @@ mod tests {
             )],
         );
         b.request.project = "config".parse().unwrap();
-        insta::assert_snapshot!("config_check", report_text(&store, &b, None, &[]));
+        insta::assert_snapshot!("config_check", report_text(&store, &b, None, &[], None));
         let mut b = build(
             PipelineKind::PostMerge,
             BuildStatus::Success,
@@ -566,7 +591,7 @@ mod tests {
                 kind: ArtifactKind::Image,
             });
         }
-        insta::assert_snapshot!("post_merge", report_text(&store, &b, None, &[]));
+        insta::assert_snapshot!("post_merge", report_text(&store, &b, None, &[], None));
     }
 
     #[test]

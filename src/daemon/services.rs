@@ -176,6 +176,7 @@ impl Daemon {
             }),
             copies,
             reviews,
+            pages: self.settings.web.is_some(),
         }));
         self.watcher = watcher.map(Arc::new);
         self.replicator = replicator;

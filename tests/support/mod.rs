@@ -7,6 +7,7 @@ pub mod gerrit;
 pub mod kube;
 pub mod registry;
 pub mod site;
+pub mod web;
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
