@@ -100,6 +100,22 @@ fn modules_depend_only_downwards() {
                 "apply",
             ][..],
         ),
+        (
+            "web",
+            &[
+                "model",
+                "git",
+                "ledger",
+                "signing",
+                "store",
+                "secrets",
+                "gerrit",
+                "executor",
+                "reconcile",
+                "apply",
+                "daemon",
+            ][..],
+        ),
     ]
     .into();
     let mut wrong = BTreeSet::new();
