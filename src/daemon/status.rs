@@ -673,6 +673,8 @@ mod tests {
                 queued: vec!["lint".into()],
                 running: vec!["unit".into()],
                 ended: vec![],
+                requested_at: "2026-12-03T09:59:00Z".into(),
+                jobs: Vec::new(),
             }],
             queued_jobs: 1,
             running_jobs: 1,

@@ -8,6 +8,9 @@
 //! of the ledger run on blocking threads under the ledger's read guard. Names in URLs are
 //! parsed into their newtypes first; what does not parse or is not there is a 404 page.
 
+// A handler's early answer is a whole `Response`; boxing it would only add noise.
+#![allow(clippy::result_large_err)]
+
 mod ansi;
 mod live;
 mod pages;
