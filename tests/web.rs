@@ -329,3 +329,59 @@ fn a_settings_file_with_a_bad_web_address_names_the_field() {
     let err = stderr(&out);
     assert!(err.contains("web.listen") && err.contains("settings.yaml"), "{err}");
 }
+
+#[test]
+fn a_live_console_streams_a_kubernetes_job_too() {
+    // The Kubernetes API stand-in "runs" each command over STANDIN_DURATION_MS, writing its
+    // log lines as it goes; the console follows the pod's log through the same client.
+    let api = support::kube::KubeApi::start();
+    let site = Site::new("", "web:\n  listen: 127.0.0.1:0\n  address_file: web.addr\n");
+    let s = std::fs::read_to_string(site.config.join("seakeeper.yaml")).unwrap();
+    site.write_config(
+        "seakeeper.yaml",
+        &s.replace("executor:\n  kind: local", "executor:\n  kind: kubernetes"),
+    );
+    site.commit_config("Run jobs on Kubernetes");
+    let w = site.clone("acme/api");
+    std::fs::create_dir_all(w.join(".pipeline")).unwrap();
+    std::fs::write(
+        w.join(".pipeline/config.yaml"),
+        format!("jobs:\n  unit:\n    image: {IMAGE}\n    commands: [\"echo one\", \"echo two\", \"echo three\", \"echo four\"]\n    env: {{STANDIN_DURATION_MS: \"4000\"}}\n    timeout: 1m\npipelines:\n  check: [unit]\n"),
+    )
+    .unwrap();
+    git(&w, &["add", "-A"]);
+    git(&w, &["commit", "-q", "-m", "The pipeline"]);
+    site.merge("acme/api");
+    let kubeconfig = api.kubeconfig(site.w.dir.path());
+    let daemon = Daemon(
+        seakeeper()
+            .args(["serve", "--full-every", "1", "--settings"])
+            .arg(&site.settings)
+            .arg("--init-ledger")
+            .env("KUBECONFIG", &kubeconfig)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let addr = address(&site.w.path("web.addr"));
+    site.upload("acme/api", "I3000000000000000000000000000000000000001", &[("k.txt", "k\n")], false);
+    let mut check = None;
+    wait_for("the check job to run on Kubernetes", Duration::from_secs(60), || {
+        check = running(&addr, "check");
+        check.is_some()
+    });
+    let check = check.unwrap();
+    let mut sse = Sse::open(&addr, &format!("/api/builds/{check}/jobs/unit/live"), &[]);
+    assert_eq!(sse.status, 200);
+    let events: Vec<_> = std::iter::from_fn(|| sse.next()).collect();
+    let end = events.last().expect("events");
+    assert_eq!(end.event, "end", "{events:?}");
+    assert!(end.data.contains("\"state\":\"success\""), "{}", end.data);
+    let lines: Vec<_> = events.iter().filter(|e| e.event == "line").collect();
+    assert!(lines.iter().any(|l| l.data.contains("echo four")), "{events:?}");
+    let early = end.at.unwrap() - lines[0].at.unwrap();
+    assert!(early > Duration::from_secs(1), "first line only {early:?} before the end: {events:?}");
+    let out = daemon.term();
+    assert!(out.status.success(), "{}", stderr(&out));
+}
