@@ -162,7 +162,11 @@ fn get(addr: &str, path: &str) -> Reply {
     Reply {
         status,
         content_type,
-        body: if chunked { dechunk(body) } else { body.to_vec() },
+        body: if chunked {
+            dechunk(body)
+        } else {
+            body.to_vec()
+        },
     }
 }
 
@@ -299,7 +303,10 @@ async fn serve_file(
     // What `tokio::fs::read` does (the crate's tokio has no `fs` feature): a blocking read on
     // the blocking pool.
     let path = dir.join(&name);
-    match tokio::task::spawn_blocking(move || std::fs::read(path)).await.unwrap() {
+    match tokio::task::spawn_blocking(move || std::fs::read(path))
+        .await
+        .unwrap()
+    {
         Ok(bytes) => ([(header::CONTENT_TYPE, content_type.clone())], bytes).into_response(),
         Err(_) => StatusCode::NOT_FOUND.into_response(),
     }
@@ -404,7 +411,10 @@ fn big_status(builds: usize, projects: usize) -> Status {
             requested_at: at(600 + (i % 300) as i64),
             jobs: Vec::new(),
         };
-        for (k, job) in ["lint", "unit-tests", "integration-tests"].iter().enumerate() {
+        for (k, job) in ["lint", "unit-tests", "integration-tests"]
+            .iter()
+            .enumerate()
+        {
             let state = STATES[(i + 3 * k) % STATES.len()];
             let started = !matches!(state, "queued");
             match state {
@@ -477,7 +487,10 @@ fn big_status(builds: usize, projects: usize) -> Status {
         ("dc-switchover", vec!["land:operations/*".to_owned()]),
         (
             "train",
-            vec!["promote:staging".to_owned(), "land:mediawiki/core".to_owned()],
+            vec![
+                "promote:staging".to_owned(),
+                "land:mediawiki/core".to_owned(),
+            ],
         ),
     ]
     .into_iter()
@@ -601,7 +614,10 @@ fn populate_metrics(builds: usize) {
             m.reported(pipeline, requested);
         }
         if pipeline == PipelineKind::Gate {
-            m.landed(requested, Timestamp::from_second(now - (i % 600) as i64).unwrap());
+            m.landed(
+                requested,
+                Timestamp::from_second(now - (i % 600) as i64).unwrap(),
+            );
         }
         if pipeline == PipelineKind::PostMerge {
             for env in ["testing", "staging", "production"] {
@@ -624,7 +640,11 @@ fn populate_metrics(builds: usize) {
         let kind = KINDS[i % KINDS.len()];
         m.action(kind, true, None);
         if i % 97 == 0 {
-            m.action(kind, false, Some(["transport", "refused", "conflict"][i % 3]));
+            m.action(
+                kind,
+                false,
+                Some(["transport", "refused", "conflict"][i % 3]),
+            );
         }
         const GERRIT: [&str; 5] = ["query_changes", "review", "submit", "get_account", "stream"];
         m.gerrit_call(
@@ -632,7 +652,13 @@ fn populate_metrics(builds: usize) {
             Timer::start(),
             (i % 211 == 0).then_some(["status", "transport"][i % 2]),
         );
-        const REGISTRY: [&str; 5] = ["manifest_get", "manifest_put", "blob_head", "blob_mount", "tags"];
+        const REGISTRY: [&str; 5] = [
+            "manifest_get",
+            "manifest_put",
+            "blob_head",
+            "blob_mount",
+            "tags",
+        ];
         m.registry_call(
             REGISTRY[i % REGISTRY.len()],
             Timer::start(),
@@ -852,9 +878,14 @@ fn main() {
         );
     }
     let (page, page_base) = timed(&addr, "/", &statics.addr, "/status.html", requests);
-    let (json, json_base) = timed(&addr, "/api/status", &statics.addr, "/status.json", requests);
-    let (metrics, metrics_base) =
-        timed(&addr, "/metrics", &statics.addr, "/metrics.txt", requests);
+    let (json, json_base) = timed(
+        &addr,
+        "/api/status",
+        &statics.addr,
+        "/status.json",
+        requests,
+    );
+    let (metrics, metrics_base) = timed(&addr, "/metrics", &statics.addr, "/metrics.txt", requests);
     drop(statics);
 
     // ---- 2. Live log latency: SSE client vs following the log file in-process.
@@ -980,9 +1011,7 @@ fn main() {
 
     let (w50, w99) = (percentile(&web_lat, 0.5), percentile(&web_lat, 0.99));
     let (f50, f99) = (percentile(&floor, 0.5), percentile(&floor, 0.99));
-    println!(
-        "\nlive log latency, {lines} lines 10 ms apart (printed time to arrival), end: {end}"
-    );
+    println!("\nlive log latency, {lines} lines 10 ms apart (printed time to arrival), end: {end}");
     println!("{:<44} {:>9} {:>9} {:>9}", "", "p50 ms", "p99 ms", "max ms");
     println!(
         "{:<44} {:>9.2} {:>9.2} {:>9.2}",
@@ -1024,7 +1053,10 @@ fn main() {
     );
 
     println!("\nsummary");
-    println!("{:<50} {:>16} {:>32} {:>6}", "what", "measured", "target", "");
+    println!(
+        "{:<50} {:>16} {:>32} {:>6}",
+        "what", "measured", "target", ""
+    );
     println!(
         "{:<50} {:>13.2} ms {:>32} {:>6}",
         "1. GET / p99",
@@ -1048,7 +1080,10 @@ fn main() {
     );
     println!(
         "{:<50} {:>13.1} MB {:>32} {:>6}",
-        format!("3. {viewers} viewers, RSS added (1 viewer: {:.1} MB)", mb(one_delta)),
+        format!(
+            "3. {viewers} viewers, RSS added (1 viewer: {:.1} MB)",
+            mb(one_delta)
+        ),
         mb(many_delta),
         "< 50 MB",
         pass(mb(many_delta) < 50.0)
