@@ -315,6 +315,28 @@ fn live_key(ctx: &Ctx, id: &BuildId, job: &str) -> Option<crate::model::JobKey> 
     Some(crate::apply::job_key(id, job, j.attempt))
 }
 
+/// How long a live console waits for a queued job to start.
+const QUEUED_WAIT: Duration = Duration::from_secs(600);
+
+/// The key of job `job` of build `id` once the executor has it (not `queued`); `None` when
+/// the build leaves the daemon's hands or `QUEUED_WAIT` passes first.
+async fn started(ctx: &Ctx, id: &BuildId, job: &str) -> Option<crate::model::JobKey> {
+    let mut rx = ctx.feed.subscribe();
+    let deadline = tokio::time::Instant::now() + QUEUED_WAIT;
+    loop {
+        let status = rx.borrow_and_update().clone();
+        let line = status.builds.iter().find(|b| b.build_id == id.as_str())?;
+        let j = line.jobs.iter().find(|j| j.name == job)?;
+        if j.state != "queued" {
+            return Some(crate::apply::job_key(id, job, j.attempt));
+        }
+        match tokio::time::timeout_at(deadline, rx.changed()).await {
+            Ok(Ok(())) => {}
+            _ => return None,
+        }
+    }
+}
+
 async fn live_page(State(ctx): State<Ctx>, Path((id, job)): Path<(String, String)>) -> Response {
     let id = match parse_build(&id) {
         Ok(id) => id,
@@ -327,9 +349,17 @@ async fn live_page(State(ctx): State<Ctx>, Path((id, job)): Path<(String, String
             Err(r) => r,
         };
     }
+    let status = ctx.feed.status();
+    let state = status
+        .builds
+        .iter()
+        .find(|b| b.build_id == id.as_str())
+        .and_then(|b| b.jobs.iter().find(|j| j.name == job))
+        .map_or("running", |j| j.state.as_str());
     pages::live_page(
         id.as_str(),
         &job,
+        state,
         &format!("/api/builds/{id}/jobs/{job}/live"),
     )
     .into_response()
@@ -346,11 +376,20 @@ async fn live_events(
         Ok(id) => id,
         Err(r) => return r,
     };
-    let (Some(key), Some(executor)) = (live_key(&ctx, &id, &job), ctx.feed.executor()) else {
+    let (Some(_), Some(executor)) = (live_key(&ctx, &id, &job), ctx.feed.executor()) else {
         return not_found(&format!(
             "Job {job} of build {id} is not running on this server; its log is on the build's \
              page once it ends."
         ));
+    };
+    // A job still queued has no log yet: wait (up to QUEUED_WAIT) until the executor has it.
+    let key = match started(&ctx, &id, &job).await {
+        Some(key) => key,
+        None => {
+            return not_found(&format!(
+                "Job {job} of build {id} did not start in time or left this server."
+            ));
+        }
     };
     let from = headers
         .get("last-event-id")

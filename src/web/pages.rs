@@ -288,12 +288,12 @@ pub fn build_page(b: &BuildView) -> Markup {
 }
 
 /// `/builds/<id>/jobs/<job>/live`.
-pub fn live_page(build: &str, job: &str, src: &str) -> Markup {
+pub fn live_page(build: &str, job: &str, job_state: &str, src: &str) -> Markup {
     page(
         &format!("{job} of {build}"),
         html! {
             h1 { "Job " (job) " of build " a.mono href={ "/builds/" (build) } { (short(build)) } }
-            p #state { (state("running")) }
+            p #state { (state(job_state)) }
             pre.log #log data-src=(src) {}
             script { (PreEscaped(LIVE_JS)) }
         },
