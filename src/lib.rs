@@ -46,5 +46,8 @@ pub mod store;
 /// The secrets file (credentials outside git, never printed).
 pub mod secrets;
 
+/// Notifications: IRC, email and Phabricator comments, routed by `notifications.yaml`.
+pub mod notify;
+
 /// Command-line subcommands: argument handling only, logic lives in the modules above.
 pub mod cli;

@@ -9,6 +9,14 @@
 //!   registry.example.org:          # by host[:port]
 //!     username: robot
 //!     password: token
+//! irc:                             # the SASL PLAIN account of IRC notifications
+//!   username: seakeeper-bot
+//!   password: nickserv-password
+//! smtp:                            # the SMTP AUTH account of email notifications
+//!   username: ci@example.org
+//!   password: smtp-password
+//! phabricator:                     # a Conduit API token, for comments on tasks
+//!   token: api-abcdefghijklmnopqrstuvwxyz12
 //! ```
 
 use std::collections::BTreeMap;
@@ -27,6 +35,42 @@ pub struct SecretsFile {
     /// Registry accounts by `host[:port]`.
     #[serde(default)]
     pub registries: BTreeMap<String, Credentials>,
+    /// The IRC account (SASL PLAIN) of IRC notifications.
+    #[serde(default)]
+    pub irc: Option<Credentials>,
+    /// The SMTP account (AUTH PLAIN) of email notifications.
+    #[serde(default)]
+    pub smtp: Option<Credentials>,
+    /// The Conduit API token for Phabricator comments.
+    #[serde(default)]
+    pub phabricator: Option<ApiToken>,
+}
+
+/// An API token (Phabricator's Conduit), never printed.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiToken {
+    token: String,
+}
+
+impl ApiToken {
+    /// A token from its text.
+    pub fn new(token: &str) -> ApiToken {
+        ApiToken {
+            token: token.to_owned(),
+        }
+    }
+
+    /// The token, for the one client that sends it.
+    pub fn expose(&self) -> &str {
+        &self.token
+    }
+}
+
+impl fmt::Debug for ApiToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ApiToken(<redacted>)")
+    }
 }
 
 impl SecretsFile {
@@ -58,6 +102,11 @@ impl Credentials {
     /// `(username, password)`, for clients that build their own headers.
     pub fn pair(&self) -> (String, String) {
         (self.username.clone(), self.password.clone())
+    }
+
+    /// The password, for the clients that send it themselves (SASL, SMTP AUTH).
+    pub fn password(&self) -> &str {
+        &self.password
     }
 
     pub(crate) fn basic_header(&self) -> String {
@@ -110,8 +159,8 @@ pub enum SecretsError {
     },
 }
 
-/// The secrets file (YAML, outside git, mode 0600). Sections other than `gerrit` belong to
-/// other clients (registries) and are not read here.
+/// The secrets file (YAML, outside git, mode 0600); see the module's documentation for
+/// every section.
 ///
 /// ```yaml
 /// gerrit:
@@ -146,10 +195,15 @@ pub fn load_file(path: &Path) -> Result<SecretsFile, SecretsError> {
             "missing field `password`".to_owned()
         } else if e.to_string().contains("missing field `username`") {
             "missing field `username`".to_owned()
+        } else if e.to_string().contains("missing field `token`") {
+            "missing field `token`".to_owned()
         } else if e.to_string().contains("unknown field") {
-            "unknown field (expected `username` and `password`)".to_owned()
+            "unknown field (expected `username` and `password`, or `token` under `phabricator:`)"
+                .to_owned()
         } else {
-            "not a YAML mapping with `gerrit:` and `registries:` sections".to_owned()
+            "not a YAML mapping with `gerrit:`, `registries:`, `irc:`, `smtp:` and \
+             `phabricator:` sections"
+                .to_owned()
         };
         SecretsError::Invalid {
             path: path.to_owned(),

@@ -10,6 +10,7 @@
 
 mod files;
 mod notedb;
+mod notifying;
 mod observe;
 pub mod replicate;
 mod services;
@@ -131,6 +132,8 @@ pub struct Daemon {
     retention_on: bool,
     /// The last sweep, for `status`.
     retention_line: Option<status::RetentionLine>,
+    /// Who is told what apply learnt (see [`notifying`]).
+    notifications: notifying::Notifications,
 }
 
 /// What a pass did.
@@ -242,6 +245,7 @@ impl Daemon {
         };
         let world = empty_world().with_config_project(settings.config_project.clone());
         Ok(Daemon {
+            notifications: notifying::Notifications::new(&settings),
             settings,
             key_bytes,
             reporter: options.reporter,
@@ -468,6 +472,9 @@ impl Daemon {
                 };
                 match apply::apply(&svc, &layout, &self.world, a) {
                     Ok(applied) => {
+                        let cell = &self.sources_cell;
+                        self.notifications
+                            .absorb(a, &applied.facts, &self.world, &layout, cell);
                         for f in applied.facts {
                             self.world.absorb(f);
                         }
