@@ -62,6 +62,7 @@ fn modules_depend_only_downwards() {
         ("registry", &["model", "store", "secrets", "config"][..]),
         ("executor", &["model", "store", "secrets"][..]),
         ("reconcile", &["model", "config", "policy", "gerrit"][..]),
+        ("notify", &["model", "config", "secrets", "store"][..]),
         (
             "apply",
             &[
@@ -95,6 +96,7 @@ fn modules_depend_only_downwards() {
                 "executor",
                 "reconcile",
                 "apply",
+                "notify",
             ][..],
         ),
     ]

@@ -219,6 +219,7 @@ pub fn is_address(a: &str) -> bool {
         return false;
     };
     !local.is_empty()
+        && !local.contains('@')
         && !domain.is_empty()
         && a.len() <= 254
         && !a

@@ -115,6 +115,9 @@ fn freeze(state: FreezeState, name: &str) -> Fact {
     })
 }
 
+/// What an event should be: kind, key, project, tasks, first link.
+type Want<'a> = (EventKind, String, Option<&'a str>, Vec<u32>, Option<String>);
+
 #[test]
 fn facts_to_events() {
     let l = layout();
@@ -135,7 +138,7 @@ fn facts_to_events() {
     let log = Digest::of(b"log");
     // (fact, action, kind, key, project, tasks, first link)
     #[rustfmt::skip]
-    let table: Vec<(Fact, Action, Option<(EventKind, String, Option<&str>, Vec<u32>, Option<String>)>)> = vec![
+    let table: Vec<(Fact, Action, Option<Want>)> = vec![
         (result("pm", BuildStatus::Failure), none.clone(), Some((EventKind::PostMergeFailed, "build-failed:pm".into(), Some("mediawiki/core"), vec![100, 101], Some("https://ci.example.org/builds/pm".into())))),
         (result("per", BuildStatus::TimedOut), none.clone(), Some((EventKind::PeriodicFailed, "build-failed:per".into(), Some("mediawiki/core"), vec![], Some("https://ci.example.org/builds/per".into())))),
         (result("gate", BuildStatus::Error), none.clone(), Some((EventKind::GateFailed, "build-failed:gate".into(), Some("mediawiki/core"), vec![], Some("https://ci.example.org/builds/gate".into())))),

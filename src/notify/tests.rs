@@ -66,12 +66,15 @@ fn event(kind: EventKind, project: Option<&str>, env: Option<&str>) -> Event {
     }
 }
 
+/// (event kind, project, environment, the targets it goes to).
+type Row<'a> = (EventKind, Option<&'a str>, Option<&'a str>, &'a [&'a str]);
+
 #[test]
 fn routing_table() {
     use EventKind::*;
     let f = file();
     #[rustfmt::skip]
-    let table: &[(EventKind, Option<&str>, Option<&str>, &[&str])] = &[
+    let table: &[Row] = &[
         (PostMergeFailed, Some("mediawiki/core"), None, &["mw-irc", "phab", "ops-mail"]),
         (PostMergeFailed, Some("operations/puppet"), None, &["ops-mail"]),
         (GateFailed, Some("mediawiki/extensions/Cite"), None, &["mw-irc", "phab"]),
