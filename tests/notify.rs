@@ -519,3 +519,66 @@ fn a_malformed_notifications_file_names_file_line_and_field() {
         );
     }
 }
+
+/// The whole way: `reconcile --once` records a freeze, and its notification reaches the IRC
+/// channel and the freeze's Phabricator ticket (given its attempt before the process exits);
+/// a second pass tells nothing again, and the freeze's end is told too.
+#[test]
+fn a_freeze_recorded_by_the_daemon_is_told_on_irc_and_on_its_ticket() {
+    let site = support::site::Site::new("", "");
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let _irc = ngircd(dir.path(), port);
+    let mut watcher = Watcher::join(port, "#releng");
+    let phab = Phabricator::start("api-goodtoken", &[42]);
+    let secrets = site.w.path("secrets.yaml");
+    let mut text = std::fs::read_to_string(&secrets).unwrap();
+    text.push_str("phabricator:\n  token: api-goodtoken\n");
+    std::fs::write(&secrets, text).unwrap();
+    site.write_config(
+        "notifications.yaml",
+        &format!(
+            "targets:\n  releng:\n    irc: {{server: 127.0.0.1, port: {port}, channel: \"#releng\", nick: seakeeper}}\n\
+             \x20 phab:\n    phabricator: {{url: \"{}\"}}\n\
+             routes:\n  - events: [freeze-started, freeze-ended]\n    targets: [releng, phab]\n",
+            phab.url()
+        ),
+    );
+    site.write_config(
+        "freezes/eoy.yaml",
+        "scope: [\"promote:staging\"]\nreason: End of year.\nticket: T42\n",
+    );
+    let freeze = site.commit_config("Freeze staging");
+    let out = site.reconcile();
+    assert!(out.contains("eoy is ACTIVE"), "{out}");
+    let (nick, line) = watcher.said();
+    assert_eq!(nick, "seakeeper");
+    assert_eq!(
+        line,
+        format!(
+            "freeze eoy started [promote:staging]: End of year. (by Alice Example \
+             <alice@example.org>, config {})",
+            &freeze[..12]
+        )
+    );
+    wait_for("the comment on T42", DEADLINE, || {
+        phab.comments().len() == 1
+    });
+    assert!(
+        phab.comments()[0].1.contains("Ticket: T42"),
+        "{:?}",
+        phab.comments()
+    );
+
+    site.reconcile();
+    std::fs::remove_file(site.config.join("freezes/eoy.yaml")).unwrap();
+    let lift = site.commit_config("Lift the freeze");
+    let out = site.reconcile();
+    assert!(out.contains("eoy was lifted"), "{out}");
+    // The next line in the channel is the end, not the start again.
+    let (_, line) = watcher.said();
+    assert!(
+        line.starts_with("freeze eoy ended [promote:staging]") && line.contains(&lift[..12]),
+        "{line}"
+    );
+}

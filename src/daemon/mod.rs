@@ -776,7 +776,7 @@ impl Daemon {
         }
     }
 
-    /// Flushes the ledger writer and stops replication.
+    /// Flushes the ledger writer, stops replication, gives notifications a last attempt.
     pub fn shutdown(&mut self) {
         if let Some(svc) = self.svc.take() {
             // A retention sweep still running holds its own handle; its records wait for
@@ -787,6 +787,7 @@ impl Daemon {
         if let Some(r) = self.replicator.take() {
             r.stop();
         }
+        self.notifications.flush();
     }
 
     /// The ledger's directory.

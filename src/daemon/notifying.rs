@@ -85,6 +85,18 @@ impl Notifications {
     }
 }
 
+impl Notifications {
+    /// Gives queued deliveries one attempt before the process exits (`reconcile --once`
+    /// would otherwise end before its notifications are sent).
+    pub(super) fn flush(&self) {
+        if let Some(n) = &self.notifier
+            && !n.flush(std::time::Duration::from_secs(15))
+        {
+            tracing::warn!("exiting with notifications not yet attempted");
+        }
+    }
+}
+
 impl Daemon {
     /// Notification counters by target kind (all zero before anything was sent).
     pub fn notify_stats(&self) -> NotifyStats {

@@ -343,6 +343,29 @@ impl Notifier {
         out.into_values().collect()
     }
 
+    /// Waits, at most `timeout`, until every queued delivery was attempted at least once
+    /// (made, or failed and waiting for its retry): what a process about to exit gives them.
+    /// Whether they all were.
+    pub fn flush(&self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        let mut st = self.shared.lock();
+        loop {
+            if st.queue.iter().all(|i| i.attempts > 0 && !i.sending) {
+                return true;
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return false;
+            }
+            st = self
+                .shared
+                .wake
+                .wait_timeout(st, deadline - now)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+    }
+
     /// Makes every waiting delivery due now (a test, or an operator who fixed a target).
     pub fn retry_now(&self) {
         let mut st = self.shared.lock();
@@ -460,6 +483,8 @@ fn run(shared: &Shared, o: &NotifyOptions) {
                 st.queue.retain(|i| !given_up.contains(&i.hash));
             }
         }
+        // For `flush`, which waits on the same condition.
+        shared.wake.notify_all();
     }
 }
 
