@@ -212,3 +212,42 @@ pub fn load_file(path: &Path) -> Result<SecretsFile, SecretsError> {
     })?;
     Ok(file)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt as _;
+
+    fn load(text: &str) -> Result<super::SecretsFile, super::SecretsError> {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let path = dir.path().join("secrets.yaml");
+        std::fs::write(&path, text).expect("written");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+        super::load_file(&path)
+    }
+
+    #[test]
+    fn notification_accounts_are_read_and_never_printed() {
+        let s = load(
+            "irc:\n  username: bot\n  password: irc-pass\nsmtp:\n  username: ci@example.org\n  \
+             password: smtp-pass\nphabricator:\n  token: api-secret-token\n",
+        )
+        .expect("a valid file");
+        let irc = s.irc.as_ref().expect("irc");
+        assert_eq!((irc.username.as_str(), irc.password()), ("bot", "irc-pass"));
+        assert_eq!(s.smtp.as_ref().map(|c| c.password()), Some("smtp-pass"));
+        assert_eq!(
+            s.phabricator.as_ref().map(|t| t.expose()),
+            Some("api-secret-token")
+        );
+        let shown = format!("{s:?}");
+        for secret in ["irc-pass", "smtp-pass", "api-secret-token"] {
+            assert!(!shown.contains(secret), "{shown}");
+        }
+        let e = load("phabricator:\n  token: api-x\n  tokn: api-y\n")
+            .expect_err("an unknown field")
+            .to_string();
+        assert!(e.contains("unknown field") && !e.contains("api-"), "{e}");
+        let e = load("phabricator: {}\n").expect_err("no token").to_string();
+        assert!(e.contains("missing field `token`"), "{e}");
+    }
+}

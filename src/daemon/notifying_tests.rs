@@ -228,3 +228,30 @@ fn facts_to_events() {
         e.summary
     );
 }
+
+#[test]
+fn bug_footers_are_read_from_the_projects_repository_and_a_missing_commit_is_none() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let repo = dir.path().join("mediawiki/core.git");
+    std::fs::create_dir_all(&repo).expect("mkdir");
+    let git = |args: &[&str]| crate::git::testing::git(&repo, args, None);
+    git(&["init", "-q", "--bare"]);
+    let tree = String::from_utf8(git(&["mktree"])).expect("utf-8");
+    let id = crate::git::testing::git(
+        &repo,
+        &["commit-tree", tree.trim()],
+        Some(b"Fix the parser\n\nBug: T100\nChange-Id: I1\n"),
+    );
+    let id: CommitId = String::from_utf8(id)
+        .expect("utf-8")
+        .trim()
+        .parse()
+        .expect("a commit id");
+    let sources = RwLock::new(Sources::Local(dir.path().to_owned()));
+    let project: ProjectName = "mediawiki/core".parse().expect("a project");
+    let message = commit_message(&sources, &project, &id).expect("the message");
+    assert_eq!(notify::bug_footers(&message), [100]);
+    assert_eq!(commit_message(&sources, &project, &commit(0x999)), None);
+    let other: ProjectName = "no/such".parse().expect("a project");
+    assert_eq!(commit_message(&sources, &other, &id), None);
+}
