@@ -37,13 +37,18 @@ impl Drop for Process {
 
 /// A real ngIRCd on `port`.
 fn ngircd(dir: &Path, port: u16) -> Process {
+    ngircd_with(dir, port, "")
+}
+
+/// A real ngIRCd on `port`, with more configuration (`[SSL]`).
+fn ngircd_with(dir: &Path, port: u16, more: &str) -> Process {
     let conf = dir.join("ngircd.conf");
     std::fs::write(
         &conf,
         format!(
             "[Global]\nName = irc.seakeeper.test\nInfo = seakeeper tests\nListen = 127.0.0.1\n\
              Ports = {port}\nMotdPhrase = test\n[Limits]\nMaxConnectionsIP = 0\nMaxJoins = 0\n\
-             [Options]\nPAM = no\nIdent = no\nDNS = no\n"
+             [Options]\nPAM = no\nIdent = no\nDNS = no\n{more}"
         ),
     )
     .expect("the config is written");
@@ -581,4 +586,66 @@ fn a_freeze_recorded_by_the_daemon_is_told_on_irc_and_on_its_ticket() {
         line.starts_with("freeze eoy ended [promote:staging]") && line.contains(&lift[..12]),
         "{line}"
     );
+}
+
+#[test]
+fn irc_over_tls_trusts_the_configured_ca_and_only_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = openssl_cert(dir.path());
+    // ngIRCd reads them as `nobody`.
+    let _ = Command::new("chmod")
+        .arg("a+r")
+        .arg(&cert)
+        .arg(&key)
+        .status();
+    let (port, tls_port) = (free_port(), free_port());
+    let _server = ngircd_with(
+        dir.path(),
+        port,
+        &format!(
+            "[SSL]\nCertFile = {}\nKeyFile = {}\nPorts = {tls_port}\n",
+            cert.display(),
+            key.display()
+        ),
+    );
+    wait_for("the TLS port", DEADLINE, || {
+        TcpStream::connect(("127.0.0.1", tls_port)).is_ok()
+    });
+    let mut watcher = Watcher::join(port, "#releng");
+    let pem = std::fs::read_to_string(&cert).unwrap();
+    let indented: String = pem.lines().map(|l| format!("        {l}\n")).collect();
+    let target = |ca: &str| {
+        routes(&format!(
+            "targets:\n  releng:\n    irc:\n      server: 127.0.0.1\n      port: {tls_port}\n      \
+             channel: \"#releng\"\n      nick: seakeeper\n      tls: true\n{ca}\
+             routes:\n  - events: [config-invalid]\n    targets: [releng]\n"
+        ))
+    };
+    let e = event(
+        EventKind::ConfigInvalid,
+        "config-invalid:c",
+        "config HEAD c is invalid",
+        &[],
+    );
+    let untrusted = Notifier::start(options(&dir.path().join("s1"), Secrets::default()));
+    untrusted.submit(notify::deliveries(&target(""), std::slice::from_ref(&e)));
+    wait_for("the TLS failure", DEADLINE, || {
+        untrusted.stats().irc.retried == 1
+    });
+    let err = untrusted.status()[0].last_error.clone().unwrap_or_default();
+    assert!(err.ends_with("[tls]"), "{err}");
+
+    let trusted = target(&format!("      ca_cert: |\n{indented}"));
+    let n = Notifier::start(options(&dir.path().join("s2"), Secrets::default()));
+    n.submit(notify::deliveries(&trusted, &[e]));
+    assert_eq!(
+        watcher.said(),
+        (
+            "seakeeper".into(),
+            "config HEAD c is invalid - https://ci.example.org/builds/b1".into()
+        )
+    );
+    wait_for("the delivery to count", DEADLINE, || {
+        n.stats().irc.sent == 1
+    });
 }
