@@ -525,12 +525,17 @@ fn a_malformed_notifications_file_names_file_line_and_field() {
     }
 }
 
-/// The whole way: `reconcile --once` records a freeze, and its notification reaches the IRC
-/// channel and the freeze's Phabricator ticket (given its attempt before the process exits);
-/// a second pass tells nothing again, and the freeze's end is told too.
+/// The whole way: `reconcile --once` records a freeze that holds a promotion, and its
+/// notifications reach the IRC channel and the freeze's Phabricator ticket (given their
+/// attempt before the process exits); a second pass tells nothing again; the freeze's end and
+/// the promotion it let through are told too.
 #[test]
-fn a_freeze_recorded_by_the_daemon_is_told_on_irc_and_on_its_ticket() {
+fn a_freeze_and_the_promotion_it_holds_are_told_by_the_daemon_on_irc_and_on_the_ticket() {
+    use support::site::{envelope, image_in_testing, record_build};
     let site = support::site::Site::new("", "");
+    site.reconcile();
+    let digest = image_in_testing(&site);
+    record_build(&site, &digest, envelope(&site.w.key, &digest));
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let _irc = ngircd(dir.path(), port);
@@ -545,7 +550,8 @@ fn a_freeze_recorded_by_the_daemon_is_told_on_irc_and_on_its_ticket() {
         &format!(
             "targets:\n  releng:\n    irc: {{server: 127.0.0.1, port: {port}, channel: \"#releng\", nick: seakeeper}}\n\
              \x20 phab:\n    phabricator: {{url: \"{}\"}}\n\
-             routes:\n  - events: [freeze-started, freeze-ended]\n    targets: [releng, phab]\n",
+             routes:\n  - events: [freeze-started, freeze-ended, promotion-held, promoted]\n    \
+             projects: [\"acme/*\"]\n    targets: [releng, phab]\n",
             phab.url()
         ),
     );
@@ -553,18 +559,35 @@ fn a_freeze_recorded_by_the_daemon_is_told_on_irc_and_on_its_ticket() {
         "freezes/eoy.yaml",
         "scope: [\"promote:staging\"]\nreason: End of year.\nticket: T42\n",
     );
-    let freeze = site.commit_config("Freeze staging");
+    site.write_config(
+        "promotions/staging.yaml",
+        &format!("images:\n  api: {digest}\n"),
+    );
+    let freeze = site.commit_config("Freeze staging, and ask for api there");
     let out = site.reconcile();
     assert!(out.contains("eoy is ACTIVE"), "{out}");
-    let (nick, line) = watcher.said();
-    assert_eq!(nick, "seakeeper");
+    let mut said = vec![watcher.said(), watcher.said()];
+    said.sort();
+    let trace = format!("https://ci.example.org/trace/{digest}");
     assert_eq!(
-        line,
-        format!(
-            "freeze eoy started [promote:staging]: End of year. (by Alice Example \
-             <alice@example.org>, config {})",
-            &freeze[..12]
-        )
+        said,
+        [
+            (
+                "seakeeper".to_owned(),
+                format!(
+                    "freeze eoy started [promote:staging]: End of year. (by Alice Example \
+                     <alice@example.org>, config {})",
+                    &freeze[..12]
+                )
+            ),
+            (
+                "seakeeper".to_owned(),
+                format!(
+                    "promotion of api@{digest} to staging held by freeze eoy: staging is frozen \
+                     by eoy (T42): End of year. - {trace}"
+                )
+            ),
+        ]
     );
     wait_for("the comment on T42", DEADLINE, || {
         phab.comments().len() == 1
@@ -575,16 +598,22 @@ fn a_freeze_recorded_by_the_daemon_is_told_on_irc_and_on_its_ticket() {
         phab.comments()
     );
 
+    // The same pass again: nothing new, nothing told.
     site.reconcile();
     std::fs::remove_file(site.config.join("freezes/eoy.yaml")).unwrap();
     let lift = site.commit_config("Lift the freeze");
     let out = site.reconcile();
     assert!(out.contains("eoy was lifted"), "{out}");
-    // The next line in the channel is the end, not the start again.
-    let (_, line) = watcher.said();
+    let mut said = vec![watcher.said().1, watcher.said().1];
+    said.sort();
     assert!(
-        line.starts_with("freeze eoy ended [promote:staging]") && line.contains(&lift[..12]),
-        "{line}"
+        said[0].starts_with(&format!("api@{digest} promoted to staging (config ")),
+        "{said:?}"
+    );
+    assert!(said[0].ends_with(&trace), "{said:?}");
+    assert!(
+        said[1].starts_with("freeze eoy ended [promote:staging]") && said[1].contains(&lift[..12]),
+        "{said:?}"
     );
 }
 

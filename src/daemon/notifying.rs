@@ -148,7 +148,7 @@ fn short(c: &CommitId) -> &str {
 }
 
 /// The events that applying `action` makes known through `facts` (read against the World
-/// before it absorbs them). `message` gives a commit's message, for `Bug:` footers.
+/// before it absorbs them), and a promotion that `action` holds by a freeze. `message` gives a commit's message, for `Bug:` footers.
 pub(super) fn events(
     action: &Action,
     facts: &[Fact],
@@ -344,6 +344,34 @@ pub(super) fn events(
             }
             _ => {}
         }
+    }
+    // A promotion a freeze holds: planned (and "applied") every pass, told once per freeze
+    // transition.
+    if let Action::Hold {
+        environment,
+        image,
+        digest,
+        reason,
+        freeze: Some(freeze),
+    } = action
+    {
+        let since = world.freezes.get(freeze).map_or_else(
+            || world.config.layout_commit.clone(),
+            |f| f.config_commit.clone(),
+        );
+        out.push(Event {
+            kind: EventKind::PromotionHeld,
+            key: format!("promotion-held:{environment}:{image}:{digest}:{freeze}:{since}"),
+            project: project_of(layout, image),
+            environment: Some(environment.clone()),
+            summary: format!(
+                "promotion of {image}@{digest} to {environment} held by freeze {freeze}: {}",
+                notify::one_line(reason)
+            ),
+            details: Vec::new(),
+            links: vec![("Trace".to_owned(), links.trace(digest))],
+            tasks: Vec::new(),
+        });
     }
     out
 }

@@ -156,6 +156,9 @@ fn facts_to_events() {
          Some((EventKind::PromotionHeld, format!("promotion-held:production:core:{digest}:{}", commit(0xc0)), Some("mediawiki/core"), vec![], Some(format!("https://ci.example.org/trace/{digest}"))))),
         (Fact::InvalidConfigReported(commit(0xbad)), none.clone(), Some((EventKind::ConfigInvalid, format!("config-invalid:{}", commit(0xbad)), None, vec![], None))),
         (Fact::KeysChanged, none.clone(), None),
+        (Fact::KeysChanged, Action::Hold { environment: "production".parse().expect("env"), image: "core".parse().expect("image"), digest: digest.clone(), reason: "production is frozen by holidays (T4242): Year-end".into(), freeze: Some("holidays".parse().expect("a name")) },
+         Some((EventKind::PromotionHeld, format!("promotion-held:production:core:{digest}:holidays:{}", commit(0xc0)), Some("mediawiki/core"), vec![], Some(format!("https://ci.example.org/trace/{digest}"))))),
+        (Fact::KeysChanged, Action::Hold { environment: "production".parse().expect("env"), image: "core".parse().expect("image"), digest: digest.clone(), reason: "waiting".into(), freeze: None }, None),
     ];
     for (fact, action, want) in table {
         let got = events(
