@@ -678,3 +678,75 @@ fn irc_over_tls_trusts_the_configured_ca_and_only_it() {
         n.stats().irc.sent == 1
     });
 }
+
+/// A post-merge build that fails is told on IRC with its build link, and commented on the
+/// tasks its commit's `Bug:` footers name (the commit read from the daemon's mirror).
+#[test]
+fn a_failed_post_merge_build_is_told_with_its_links_and_on_its_bug_footers_tasks() {
+    let site = support::site::Site::new("", "");
+    site.reconcile();
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let _irc = ngircd(dir.path(), port);
+    let mut watcher = Watcher::join(port, "#releng");
+    let phab = Phabricator::start("api-goodtoken", &[100, 200]);
+    let secrets = site.w.path("secrets.yaml");
+    let mut text = std::fs::read_to_string(&secrets).unwrap();
+    text.push_str("phabricator:\n  token: api-goodtoken\n");
+    std::fs::write(&secrets, text).unwrap();
+    site.write_config(
+        "notifications.yaml",
+        &format!(
+            "targets:\n  releng:\n    irc: {{server: 127.0.0.1, port: {port}, channel: \"#releng\", nick: seakeeper}}\n\
+             \x20 phab:\n    phabricator: {{url: \"{}\"}}\n\
+             routes:\n  - events: [post-merge-failed]\n    projects: [\"acme/*\"]\n    targets: [releng, phab]\n",
+            phab.url()
+        ),
+    );
+    site.commit_config("Tell RelEng about broken post-merge builds");
+    // The post-merge job copies msg.txt, which this commit lacks.
+    let w = site.clone("acme/api");
+    std::fs::create_dir_all(w.join(".pipeline")).unwrap();
+    std::fs::write(
+        w.join(".pipeline/config.yaml"),
+        support::site::pipeline("true"),
+    )
+    .unwrap();
+    support::git(&w, &["add", "-A"]);
+    support::git(
+        &w,
+        &[
+            "commit",
+            "-q",
+            "-m",
+            "Add the pipeline\n\nIt forgets msg.txt.\n\nBug: T100\nBug: T200\n",
+        ],
+    );
+    site.merge("acme/api");
+    let out = support::output(&mut site.reconcile_cmd());
+    let out = String::from_utf8_lossy(&out.stdout).into_owned();
+    let id = support::site::build_ids(&out)
+        .into_iter()
+        .find(|i| i.starts_with("post-merge"))
+        .unwrap_or_else(|| panic!("no post-merge build: {out}"));
+    let (nick, line) = watcher.said();
+    assert_eq!(nick, "seakeeper");
+    assert!(
+        line.starts_with("post-merge build of acme/api refs/heads/main at ")
+            && line.ends_with(&format!(
+                ": build (failure) - https://ci.example.org/builds/{id}"
+            )),
+        "{line}"
+    );
+    wait_for("two comments", DEADLINE, || phab.comments().len() == 2);
+    let comments = phab.comments();
+    assert_eq!(comments.iter().map(|c| c.0).collect::<Vec<_>>(), [100, 200]);
+    for (_, text) in &comments {
+        assert!(
+            text.contains(&format!("Build: https://ci.example.org/builds/{id}\n"))
+                && text.contains("Ledger: https://ci.example.org/ledger/")
+                && text.contains("Log: https://ci.example.org/logs/sha256:"),
+            "{text}"
+        );
+    }
+}
