@@ -750,3 +750,54 @@ fn a_failed_post_merge_build_is_told_with_its_links_and_on_its_bug_footers_tasks
         );
     }
 }
+
+/// An invalid config HEAD is told (by the last good config's routes), once.
+#[test]
+fn an_invalid_config_head_is_told_once() {
+    let site = support::site::Site::new("", "");
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let _irc = ngircd(dir.path(), port);
+    let mut watcher = Watcher::join(port, "#releng");
+    site.write_config(
+        "notifications.yaml",
+        &format!(
+            "targets:\n  releng:\n    irc: {{server: 127.0.0.1, port: {port}, channel: \"#releng\", nick: seakeeper}}\n\
+             routes:\n  - events: [config-invalid, freeze-started]\n    targets: [releng]\n"
+        ),
+    );
+    let good = site.commit_config("Tell RelEng");
+    site.reconcile();
+    site.write_config(
+        "environments.yaml",
+        "environments:\n  - {name: testing, registry: nowhere}\n",
+    );
+    let bad = site.commit_config("Break the config");
+    let out = support::output(&mut site.reconcile_cmd());
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("is invalid"),
+        "{}",
+        support::stdout(&out)
+    );
+    let (_, line) = watcher.said();
+    assert_eq!(
+        line,
+        format!(
+            "config HEAD {} is invalid (1 error); still running config {}: environments.yaml:2:21: \
+             environments[0].registry: unknown registry `nowhere`: seakeeper.yaml declares \
+             `staging`, `testing`",
+            &bad[..12],
+            &good[..12]
+        )
+    );
+    // A restart reads the same HEAD: not told again (the next line is the next event).
+    support::output(&mut site.reconcile_cmd());
+    site.write_config("freezes/now.yaml", "scope: [all]\nreason: Broken config.\n");
+    site.commit_config("Freeze while the config is broken");
+    support::output(&mut site.reconcile_cmd());
+    let (_, line) = watcher.said();
+    assert!(
+        line.starts_with("config HEAD ") && !line.contains(&bad[..12]),
+        "{line}"
+    );
+}

@@ -472,9 +472,9 @@ impl Daemon {
                 };
                 match apply::apply(&svc, &layout, &self.world, a) {
                     Ok(applied) => {
-                        let cell = &self.sources_cell;
+                        let (world, cell) = (&self.world, &self.sources_cell);
                         self.notifications
-                            .absorb(a, &applied.facts, &self.world, &layout, cell);
+                            .absorb(Some(a), &applied.facts, world, &layout, cell);
                         for f in applied.facts {
                             self.world.absorb(f);
                         }

@@ -1,7 +1,8 @@
 //! What the pass learnt, told to people: apply's facts mapped to notification
 //! [`Event`]s ([`events`], pure, tested as a table) and handed to the [`Notifier`], which
-//! sends them off the loop. Called from one place, where `settle` absorbs apply's facts: a
-//! fact read back from the ledger after a restart is not news, and is not told.
+//! sends them off the loop. Called where `settle` absorbs apply's facts (a fact read back from
+//! the ledger after a restart is not news, and is not told), and where the config observer
+//! learns that a new HEAD is invalid.
 //!
 //! Nothing here waits for the network; reading a commit message for `Bug:` footers reads
 //! the project's local repository (or mirror) and fails soft.
@@ -41,10 +42,11 @@ impl Notifications {
         }
     }
 
-    /// Tells what applying `action` taught (`facts`, not yet absorbed into `world`).
+    /// Tells what applying `action` taught (`facts`, not yet absorbed into `world`), or what
+    /// an observation taught (`action` is `None`).
     pub(super) fn absorb(
         &mut self,
-        action: &Action,
+        action: Option<&Action>,
         facts: &[Fact],
         world: &World,
         layout: &Layout,
@@ -147,10 +149,11 @@ fn short(c: &CommitId) -> &str {
     &c.as_str()[..12]
 }
 
-/// The events that applying `action` makes known through `facts` (read against the World
-/// before it absorbs them), and a promotion that `action` holds by a freeze. `message` gives a commit's message, for `Bug:` footers.
+/// The events that applying `action` (or an observation, `None`) makes known through `facts`
+/// (read against the World before it absorbs them), and a promotion that `action` holds by a
+/// freeze. `message` gives a commit's message, for `Bug:` footers.
 pub(super) fn events(
-    action: &Action,
+    action: Option<&Action>,
     facts: &[Fact],
     world: &World,
     layout: &Layout,
@@ -298,7 +301,9 @@ pub(super) fn events(
                 config_commit,
             } => {
                 let reason = match action {
-                    Action::Refuse { reason, .. } => format!(": {}", notify::one_line(reason)),
+                    Some(Action::Refuse { reason, .. }) => {
+                        format!(": {}", notify::one_line(reason))
+                    }
                     _ => String::new(),
                 };
                 out.push(Event {
@@ -315,12 +320,7 @@ pub(super) fn events(
                     tasks: Vec::new(),
                 });
             }
-            Fact::InvalidConfigReported(head) => {
-                let errors = match &world.config.unreported {
-                    Some((h, e)) if h == head => e.clone(),
-                    _ if &world.config.head == head => world.config.errors.clone(),
-                    _ => Vec::new(),
-                };
+            Fact::ConfigHead { head, errors, .. } if !errors.is_empty() => {
                 out.push(Event {
                     kind: EventKind::ConfigInvalid,
                     key: format!("config-invalid:{head}"),
@@ -337,7 +337,7 @@ pub(super) fn events(
                             .map(|e| format!(": {}", notify::one_line(e)))
                             .unwrap_or_default()
                     ),
-                    details: errors,
+                    details: errors.clone(),
                     links: Vec::new(),
                     tasks: Vec::new(),
                 });
@@ -347,13 +347,13 @@ pub(super) fn events(
     }
     // A promotion a freeze holds: planned (and "applied") every pass, told once per freeze
     // transition.
-    if let Action::Hold {
+    if let Some(Action::Hold {
         environment,
         image,
         digest,
         reason,
         freeze: Some(freeze),
-    } = action
+    }) = action
     {
         let since = world.freezes.get(freeze).map_or_else(
             || world.config.layout_commit.clone(),

@@ -121,8 +121,7 @@ type Want<'a> = (EventKind, String, Option<&'a str>, Vec<u32>, Option<String>);
 #[test]
 fn facts_to_events() {
     let l = layout();
-    let mut w = world();
-    w.config.unreported = Some((commit(0xbad), vec!["seakeeper.yaml: broken".into()]));
+    let w = world();
     let remembered: BTreeMap<FreezeName, String> =
         [("old".parse().expect("a name"), "T7".to_owned())].into();
     let message = |_: &ProjectName, c: &CommitId| {
@@ -154,7 +153,9 @@ fn facts_to_events() {
         (Fact::RefusalRecorded { environment: "production".parse().expect("env"), image: "core".parse().expect("image"), digest: digest.clone(), config_commit: commit(0xc0) },
          Action::Refuse { environment: "production".parse().expect("env"), image: "core".parse().expect("image"), digest: digest.clone(), reason: "no attestation".into() },
          Some((EventKind::PromotionHeld, format!("promotion-held:production:core:{digest}:{}", commit(0xc0)), Some("mediawiki/core"), vec![], Some(format!("https://ci.example.org/trace/{digest}"))))),
-        (Fact::InvalidConfigReported(commit(0xbad)), none.clone(), Some((EventKind::ConfigInvalid, format!("config-invalid:{}", commit(0xbad)), None, vec![], None))),
+        (Fact::ConfigHead { head: commit(0xbad), author: None, errors: vec!["seakeeper.yaml: broken".into()], report: true }, none.clone(), Some((EventKind::ConfigInvalid, format!("config-invalid:{}", commit(0xbad)), None, vec![], None))),
+        (Fact::ConfigHead { head: commit(0x600d), author: None, errors: vec![], report: true }, none.clone(), None),
+        (Fact::InvalidConfigReported(commit(0xbad)), none.clone(), None),
         (Fact::KeysChanged, none.clone(), None),
         (Fact::KeysChanged, Action::Hold { environment: "production".parse().expect("env"), image: "core".parse().expect("image"), digest: digest.clone(), reason: "production is frozen by holidays (T4242): Year-end".into(), freeze: Some("holidays".parse().expect("a name")) },
          Some((EventKind::PromotionHeld, format!("promotion-held:production:core:{digest}:holidays:{}", commit(0xc0)), Some("mediawiki/core"), vec![], Some(format!("https://ci.example.org/trace/{digest}"))))),
@@ -162,7 +163,7 @@ fn facts_to_events() {
     ];
     for (fact, action, want) in table {
         let got = events(
-            &action,
+            Some(&action),
             std::slice::from_ref(&fact),
             &w,
             &l,
@@ -183,7 +184,7 @@ fn facts_to_events() {
     }
     // What people read.
     let e = &events(
-        &none,
+        Some(&none),
         &[result("pm", BuildStatus::Failure)],
         &w,
         &l,
@@ -214,11 +215,16 @@ fn facts_to_events() {
         digest,
         reason: "no attestation".into(),
     };
-    let e = &events(&refuse, &[refusal], &w, &l, &remembered, &message)[0];
+    let e = &events(Some(&refuse), &[refusal], &w, &l, &remembered, &message)[0];
     assert!(e.summary.ends_with(": no attestation"), "{}", e.summary);
     let e = &events(
-        &none,
-        &[Fact::InvalidConfigReported(commit(0xbad))],
+        Some(&none),
+        &[Fact::ConfigHead {
+            head: commit(0xbad),
+            author: None,
+            errors: vec!["seakeeper.yaml: broken".into()],
+            report: true,
+        }],
         &w,
         &l,
         &remembered,
