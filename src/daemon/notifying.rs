@@ -85,9 +85,7 @@ impl Notifications {
         });
         notifier.submit(deliveries);
     }
-}
 
-impl Notifications {
     /// Gives queued deliveries one attempt before the process exits (`reconcile --once`
     /// would otherwise end before its notifications are sent).
     pub(super) fn flush(&self) {
