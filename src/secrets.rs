@@ -9,6 +9,14 @@
 //!   registry.example.org:          # by host[:port]
 //!     username: robot
 //!     password: token
+//! irc:                             # the SASL PLAIN account of IRC notifications
+//!   username: seakeeper-bot
+//!   password: nickserv-password
+//! smtp:                            # the SMTP AUTH account of email notifications
+//!   username: ci@example.org
+//!   password: smtp-password
+//! phabricator:                     # a Conduit API token, for comments on tasks
+//!   token: api-abcdefghijklmnopqrstuvwxyz12
 //! ```
 
 use std::collections::BTreeMap;
@@ -27,6 +35,15 @@ pub struct SecretsFile {
     /// Registry accounts by `host[:port]`.
     #[serde(default)]
     pub registries: BTreeMap<String, Credentials>,
+    /// The IRC account (SASL PLAIN) of IRC notifications.
+    #[serde(default)]
+    pub irc: Option<Credentials>,
+    /// The SMTP account (AUTH PLAIN) of email notifications.
+    #[serde(default)]
+    pub smtp: Option<Credentials>,
+    /// The Conduit API token for Phabricator comments.
+    #[serde(default)]
+    pub phabricator: Option<ApiToken>,
     /// The token Gerrit's webhooks plugin presents to the web server.
     #[serde(default)]
     pub webhook: Option<WebhookSecret>,
@@ -64,6 +81,33 @@ impl fmt::Debug for WebhookSecret {
     }
 }
 
+/// An API token (Phabricator's Conduit), never printed.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiToken {
+    token: String,
+}
+
+impl ApiToken {
+    /// A token from its text.
+    pub fn new(token: &str) -> ApiToken {
+        ApiToken {
+            token: token.to_owned(),
+        }
+    }
+
+    /// The token, for the one client that sends it.
+    pub fn expose(&self) -> &str {
+        &self.token
+    }
+}
+
+impl fmt::Debug for ApiToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ApiToken(<redacted>)")
+    }
+}
+
 impl SecretsFile {
     /// Reads and checks the file.
     pub fn load(path: &Path) -> Result<SecretsFile, SecretsError> {
@@ -93,6 +137,11 @@ impl Credentials {
     /// `(username, password)`, for clients that build their own headers.
     pub fn pair(&self) -> (String, String) {
         (self.username.clone(), self.password.clone())
+    }
+
+    /// The password, for the clients that send it themselves (SASL, SMTP AUTH).
+    pub fn password(&self) -> &str {
+        &self.password
     }
 
     pub(crate) fn basic_header(&self) -> String {
@@ -145,8 +194,8 @@ pub enum SecretsError {
     },
 }
 
-/// The secrets file (YAML, outside git, mode 0600). Sections other than `gerrit` belong to
-/// other clients (registries) and are not read here.
+/// The secrets file (YAML, outside git, mode 0600); see the module's documentation for
+/// every section.
 ///
 /// ```yaml
 /// gerrit:
@@ -181,10 +230,15 @@ pub fn load_file(path: &Path) -> Result<SecretsFile, SecretsError> {
             "missing field `password`".to_owned()
         } else if e.to_string().contains("missing field `username`") {
             "missing field `username`".to_owned()
+        } else if e.to_string().contains("missing field `token`") {
+            "missing field `token`".to_owned()
         } else if e.to_string().contains("unknown field") {
-            "unknown field (expected `username` and `password`)".to_owned()
+            "unknown field (expected `username` and `password`, or `token` under `phabricator:`)"
+                .to_owned()
         } else {
-            "not a YAML mapping with `gerrit:` and `registries:` sections".to_owned()
+            "not a YAML mapping with `gerrit:`, `registries:`, `irc:`, `smtp:` and \
+             `phabricator:` sections"
+                .to_owned()
         };
         SecretsError::Invalid {
             path: path.to_owned(),
@@ -192,4 +246,43 @@ pub fn load_file(path: &Path) -> Result<SecretsFile, SecretsError> {
         }
     })?;
     Ok(file)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt as _;
+
+    fn load(text: &str) -> Result<super::SecretsFile, super::SecretsError> {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let path = dir.path().join("secrets.yaml");
+        std::fs::write(&path, text).expect("written");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+        super::load_file(&path)
+    }
+
+    #[test]
+    fn notification_accounts_are_read_and_never_printed() {
+        let s = load(
+            "irc:\n  username: bot\n  password: irc-pass\nsmtp:\n  username: ci@example.org\n  \
+             password: smtp-pass\nphabricator:\n  token: api-secret-token\n",
+        )
+        .expect("a valid file");
+        let irc = s.irc.as_ref().expect("irc");
+        assert_eq!((irc.username.as_str(), irc.password()), ("bot", "irc-pass"));
+        assert_eq!(s.smtp.as_ref().map(|c| c.password()), Some("smtp-pass"));
+        assert_eq!(
+            s.phabricator.as_ref().map(|t| t.expose()),
+            Some("api-secret-token")
+        );
+        let shown = format!("{s:?}");
+        for secret in ["irc-pass", "smtp-pass", "api-secret-token"] {
+            assert!(!shown.contains(secret), "{shown}");
+        }
+        let e = load("phabricator:\n  token: api-x\n  tokn: api-y\n")
+            .expect_err("an unknown field")
+            .to_string();
+        assert!(e.contains("unknown field") && !e.contains("api-"), "{e}");
+        let e = load("phabricator: {}\n").expect_err("no token").to_string();
+        assert!(e.contains("missing field `token`"), "{e}");
+    }
 }

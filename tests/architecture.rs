@@ -65,6 +65,7 @@ fn modules_depend_only_downwards() {
         ("registry", &["model", "store", "secrets", "config"][..]),
         ("executor", &["model", "store", "secrets"][..]),
         ("reconcile", &["model", "config", "policy", "gerrit"][..]),
+        ("notify", &["model", "config", "secrets", "store"][..]),
         (
             "apply",
             &[
@@ -98,6 +99,7 @@ fn modules_depend_only_downwards() {
                 "executor",
                 "reconcile",
                 "apply",
+                "notify",
             ][..],
         ),
         (

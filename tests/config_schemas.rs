@@ -17,6 +17,7 @@ fn schema_for(path: &str) -> Option<&'static str> {
         "seakeeper.yaml" => "seakeeper",
         "environments.yaml" => "environments",
         "schedules.yaml" => "schedules",
+        "notifications.yaml" => "notifications",
         ".pipeline/config.yaml" => "pipeline",
         "policies/enforced-jobs.yaml" => "policy-enforced-jobs",
         "policies/trust.yaml" => "policy-trust",
@@ -143,6 +144,56 @@ fn schema_level_mistakes_are_refused() {
         assert!(
             result.is_some(),
             "{schema} accepts what seakeeper refuses:\n{text}"
+        );
+    }
+}
+
+/// The example of `docs/notifications.md` satisfies the schema and seakeeper's loader, and the
+/// schema refuses what the loader refuses at the level of shapes.
+#[test]
+fn the_notifications_example_is_valid_and_shape_mistakes_are_refused() {
+    let doc = std::fs::read_to_string(root().join("docs/notifications.md")).unwrap();
+    let example = doc
+        .split("```yaml\n")
+        .nth(1)
+        .and_then(|b| b.split("```").next())
+        .expect("a yaml block in docs/notifications.md")
+        .to_owned();
+    let files: std::collections::BTreeMap<String, Vec<u8>> = [
+        (
+            "seakeeper.yaml",
+            "public_url: https://ci.example.org\nregistries:\n  t: { url: \"oci:/tmp/t\" }\n",
+        ),
+        (
+            "environments.yaml",
+            "environments:\n  - {name: production, registry: t}\n",
+        ),
+        ("projects/mediawiki/core.yaml", "pipelines: [check]\n"),
+        ("notifications.yaml", example.as_str()),
+    ]
+    .into_iter()
+    .map(|(p, t)| (p.to_owned(), t.as_bytes().to_vec()))
+    .collect();
+    if let Err(e) = seakeeper::config::load(&files) {
+        panic!("{e:#?}");
+    }
+    let bad = [
+        example.replace("tls: starttls", "tls: sometimes"),
+        example.replace("  releng-irc:\n    irc:", "  releng-irc:\n    irk:"),
+        example.replace("events: [promoted, ", "events: [promotd, "),
+        example.replace("to: [ops@example.org, ", "to: [ops at example.org, "),
+    ];
+    let mut cases = vec![("notifications".to_owned(), example.clone())];
+    cases.extend(bad.iter().map(|b| ("notifications".to_owned(), b.clone())));
+    let results = validate(&cases);
+    assert_eq!(results[0], None, "the schema refuses the example");
+    for (text, result) in bad.iter().zip(&results[1..]) {
+        assert!(result.is_some(), "the schema accepts:\n{text}");
+        let mut files = files.clone();
+        files.insert("notifications.yaml".into(), text.as_bytes().to_vec());
+        assert!(
+            seakeeper::config::load(&files).is_err(),
+            "seakeeper accepts:\n{text}"
         );
     }
 }

@@ -633,3 +633,170 @@ pub fn memory_bytes(q: &str) -> Option<u64> {
     }
     None
 }
+
+/// `notifications.yaml`: who is told what (see `docs/notifications.md`).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NotificationsFile {
+    /// Where notifications go, by a name that routes refer to.
+    #[serde(default)]
+    pub targets: BTreeMap<String, NotifyTarget>,
+    /// Which events go to which targets.
+    #[serde(default)]
+    pub routes: Vec<NotifyRoute>,
+}
+
+/// A notification target: exactly one of `irc`, `email`, `phabricator`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NotifyTarget {
+    /// An IRC channel.
+    #[serde(default)]
+    pub irc: Option<IrcTarget>,
+    /// Email through an SMTP server.
+    #[serde(default)]
+    pub email: Option<EmailTarget>,
+    /// Comments on Phabricator tasks.
+    #[serde(default)]
+    pub phabricator: Option<PhabricatorTarget>,
+}
+
+/// An IRC channel; the SASL account, if any, is `irc:` in the secrets file.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IrcTarget {
+    /// The server's host name.
+    pub server: String,
+    /// Its port (6697 with TLS, 6667 without, when not given).
+    #[serde(default)]
+    pub port: Option<u16>,
+    /// The channel, e.g. `#wikimedia-releng`.
+    pub channel: String,
+    /// The nick seakeeper uses.
+    pub nick: String,
+    /// Whether to connect over TLS.
+    #[serde(default)]
+    pub tls: bool,
+    /// Whether to log in with SASL PLAIN (the account of the secrets file's `irc:`).
+    #[serde(default)]
+    pub sasl: bool,
+    /// A PEM CA certificate trusted for this server besides the system's.
+    #[serde(default)]
+    pub ca_cert: Option<String>,
+}
+
+/// How an SMTP connection is protected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SmtpTls {
+    /// Plain TCP, then `STARTTLS` (required).
+    #[default]
+    Starttls,
+    /// TLS from the first byte (port 465).
+    Implicit,
+    /// No TLS at all (refused when the secrets file has SMTP credentials).
+    None,
+}
+
+/// Email through an SMTP server; its account, if any, is `smtp:` in the secrets file.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmailTarget {
+    /// The SMTP server's host name.
+    pub server: String,
+    /// Its port (587, or 465 with implicit TLS, when not given).
+    #[serde(default)]
+    pub port: Option<u16>,
+    /// How the connection is protected.
+    #[serde(default)]
+    pub tls: SmtpTls,
+    /// A PEM CA certificate trusted for this server besides the system's.
+    #[serde(default)]
+    pub ca_cert: Option<String>,
+    /// The sender address.
+    pub from: String,
+    /// The recipients.
+    pub to: Vec<String>,
+}
+
+/// Comments on Phabricator tasks named by freezes' tickets and changes' `Bug:` footers; the
+/// Conduit API token is `phabricator:` in the secrets file.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PhabricatorTarget {
+    /// The Phabricator's base URL, e.g. `https://phabricator.wikimedia.org`.
+    pub url: String,
+}
+
+/// What a notification is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum EventKind {
+    /// A post-merge build failed.
+    PostMergeFailed,
+    /// A periodic build failed.
+    PeriodicFailed,
+    /// A gate build failed.
+    GateFailed,
+    /// A freeze began to hold.
+    FreezeStarted,
+    /// A freeze was lifted.
+    FreezeEnded,
+    /// A digest was promoted to an environment.
+    Promoted,
+    /// A promotion was refused.
+    PromotionHeld,
+    /// The config repo's HEAD is invalid.
+    ConfigInvalid,
+}
+
+impl EventKind {
+    /// Every kind, in order.
+    pub const ALL: [EventKind; 8] = [
+        EventKind::PostMergeFailed,
+        EventKind::PeriodicFailed,
+        EventKind::GateFailed,
+        EventKind::FreezeStarted,
+        EventKind::FreezeEnded,
+        EventKind::Promoted,
+        EventKind::PromotionHeld,
+        EventKind::ConfigInvalid,
+    ];
+
+    /// Its name in `notifications.yaml`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::PostMergeFailed => "post-merge-failed",
+            EventKind::PeriodicFailed => "periodic-failed",
+            EventKind::GateFailed => "gate-failed",
+            EventKind::FreezeStarted => "freeze-started",
+            EventKind::FreezeEnded => "freeze-ended",
+            EventKind::Promoted => "promoted",
+            EventKind::PromotionHeld => "promotion-held",
+            EventKind::ConfigInvalid => "config-invalid",
+        }
+    }
+
+    /// Whether the event is about a promotion (an `environments` filter applies to it).
+    pub fn is_promotion(self) -> bool {
+        matches!(self, EventKind::Promoted | EventKind::PromotionHeld)
+    }
+}
+
+/// One route: events of these kinds (and projects, and environments) go to these targets.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NotifyRoute {
+    /// The event kinds.
+    pub events: Vec<EventKind>,
+    /// Project globs (`model::glob`); an event about a project matches only when one of them
+    /// matches it. Empty: every project. Events about no project (freezes, promotions, the
+    /// config) are not filtered by project.
+    #[serde(default)]
+    pub projects: Vec<String>,
+    /// Environments a promotion event must be about. Empty: every environment.
+    #[serde(default)]
+    pub environments: Vec<String>,
+    /// The target names.
+    pub targets: Vec<String>,
+}

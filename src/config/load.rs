@@ -1,8 +1,9 @@
 //! One loader per file kind of the config repo (as Zuul has one parser per object):
 //! `seakeeper.yaml`, `environments.yaml`, `projects/`, `promotions/`, `freezes/`,
-//! `schedules.yaml`, `templates/`, `policies/` and `keys/`. Each reads its files through one
-//! [`Reader`] (UTF-8, the parse cache, every error kept), and checks what it can against what
-//! the loaders before it read; [`load_with`] runs them in order and makes the Layout.
+//! `schedules.yaml`, `notifications.yaml`, `templates/`, `policies/` and `keys/`. Each reads
+//! its files through one [`Reader`] (UTF-8, the parse cache, every error kept), and checks
+//! what it can against what the loaders before it read; [`load_with`] runs them in order and
+//! makes the Layout.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -341,6 +342,23 @@ fn schedules(r: &mut Reader<'_>, known: &Known<'_>) -> Vec<files::Schedule> {
     f.schedules
 }
 
+/// `notifications.yaml` (see [`super::notifications`]).
+fn notifications(r: &mut Reader<'_>, known: &Known<'_>) -> files::NotificationsFile {
+    let path = super::notifications::PATH;
+    let Some(t) = r.text(path) else {
+        return files::NotificationsFile::default();
+    };
+    let Some(f) = r.parse::<files::NotificationsFile>(path, t) else {
+        return files::NotificationsFile::default();
+    };
+    let known = super::notifications::Known {
+        environments: known.environments_known.then_some(&known.env_names[..]),
+        projects: known.projects_known.then_some(known.projects),
+    };
+    r.errors.extend(super::notifications::check(&f, t, &known));
+    f
+}
+
 /// `templates/<name>.yaml`: jobs that pipeline files `use`.
 fn templates(r: &mut Reader<'_>) -> BTreeMap<String, JobSpec> {
     let mut templates = BTreeMap::new();
@@ -524,6 +542,7 @@ pub fn load_with(
     let promotions = promotions(&mut r, &known);
     let freezes = freezes(&mut r, &known);
     let schedules = schedules(&mut r, &known);
+    let notifications = notifications(&mut r, &known);
     let templates = templates(&mut r);
     let policies = policies(&mut r, &known, &templates);
     let keys = keys(&mut r);
@@ -536,6 +555,7 @@ pub fn load_with(
             promotions,
             freezes,
             schedules,
+            notifications,
             templates,
             policies,
             keys,

@@ -5,13 +5,14 @@
 //! returns either a complete Layout or all errors, each naming file, line, column and field.
 //!
 //! Files: `seakeeper.yaml`, `environments.yaml`, `projects/`, `promotions/`, `freezes/`,
-//! `schedules.yaml`, `templates/`, `policies/` and `keys/`; a project's `.pipeline/config.yaml`
+//! `schedules.yaml`, `notifications.yaml`, `templates/`, `policies/` and `keys/`; a project's `.pipeline/config.yaml`
 //! is checked against a Layout by [`pipeline::check`].
 
 pub mod cron;
 mod error;
 pub mod files;
 mod load;
+pub mod notifications;
 pub mod pipeline;
 pub mod policies;
 
@@ -47,6 +48,8 @@ pub struct Layout {
     pub freezes: BTreeMap<FreezeName, FreezeFile>,
     /// Periodic builds.
     pub schedules: Vec<Schedule>,
+    /// Who is told what (`notifications.yaml`; empty when there is none).
+    pub notifications: files::NotificationsFile,
     /// Job templates by name.
     pub templates: BTreeMap<String, JobSpec>,
     /// Policies, defaults overridden by the config repo.

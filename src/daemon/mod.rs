@@ -11,6 +11,7 @@
 pub mod feed;
 mod files;
 mod notedb;
+mod notifying;
 mod observe;
 pub mod replicate;
 mod services;
@@ -138,6 +139,8 @@ pub struct Daemon {
     retention_on: bool,
     /// The last sweep, for `status`.
     retention_line: Option<status::RetentionLine>,
+    /// Who is told what apply learnt (see [`notifying`]).
+    notifications: notifying::Notifications,
 }
 
 /// What a pass did.
@@ -240,6 +243,7 @@ impl Daemon {
         let config_repo = settings.config_repo_path();
         let world = empty_world().with_config_project(settings.config_project.clone());
         Ok(Daemon {
+            notifications: notifying::Notifications::new(&settings),
             settings,
             key_bytes,
             reporter: options.reporter,
@@ -469,6 +473,9 @@ impl Daemon {
                 };
                 match apply::apply(&svc, &layout, &self.world, a) {
                     Ok(applied) => {
+                        let (world, cell) = (&self.world, &self.sources_cell);
+                        self.notifications
+                            .absorb(Some(a), &applied.facts, world, &layout, cell);
                         for f in applied.facts {
                             self.world.absorb(f);
                         }
@@ -775,7 +782,7 @@ impl Daemon {
         }
     }
 
-    /// Flushes the ledger writer and stops replication.
+    /// Flushes the ledger writer, stops replication, gives notifications a last attempt.
     pub fn shutdown(&mut self) {
         if let Some(svc) = self.svc.take() {
             // A retention sweep still running holds its own handle; its records wait for
@@ -786,6 +793,7 @@ impl Daemon {
         if let Some(r) = self.replicator.take() {
             r.stop();
         }
+        self.notifications.flush();
     }
 
     /// The ledger's directory.

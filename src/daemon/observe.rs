@@ -100,12 +100,13 @@ impl Daemon {
             .ok()
             .and_then(|c| c.author().ok().map(|a| format!("{} <{}>", a.name, a.email)))
             .unwrap_or_default();
-        self.world.absorb(Fact::ConfigHead {
+        let fact = Fact::ConfigHead {
             head: head_id.clone(),
             author: Some(author),
             errors: loaded.errors.iter().map(ToString::to_string).collect(),
             report: true,
-        });
+        };
+        self.world.absorb(fact.clone());
         if !loaded.errors.is_empty() {
             // HEAD is not used, but a freeze it adds holds all the same (fail closed: a freeze
             // file that cannot be read holds everything).
@@ -127,6 +128,12 @@ impl Daemon {
             self.world.absorb(Fact::LayoutInUse(commit.clone()));
             self.layout_commit = Some(commit);
             self.layout = Some(layout);
+        }
+        // An invalid HEAD is told by the routes of the config in use.
+        if let Some(l) = self.layout.clone() {
+            let (world, cell) = (&self.world, &self.sources_cell);
+            self.notifications
+                .absorb(None, std::slice::from_ref(&fact), world, &l, cell);
         }
         self.observe_freeze_origins();
         Ok(())

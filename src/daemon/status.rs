@@ -121,6 +121,9 @@ pub struct Status {
     /// The gate's queues.
     #[serde(default)]
     pub gate: Vec<QueueLine>,
+    /// Each notification target: deliveries pending, sent, failed, and the last error.
+    #[serde(default)]
+    pub notifications: Vec<crate::notify::TargetStatus>,
 }
 
 /// A gate queue.
@@ -490,6 +493,7 @@ impl Status {
                 }),
             retention: d.retention_line().cloned(),
             gate: queue_lines(d),
+            notifications: d.notify_status(),
         }
     }
 
@@ -627,6 +631,20 @@ impl Status {
                 ));
             }
         }
+        for n in &self.notifications {
+            t.push_str(&format!(
+                "notifications to {} ({}): {} pending, {} sent, {} failed{}\n",
+                n.target,
+                n.kind,
+                n.pending,
+                n.sent,
+                n.failed,
+                n.last_error
+                    .as_deref()
+                    .map(|e| format!("; last error: {e}"))
+                    .unwrap_or_default()
+            ));
+        }
         if let Some(m) = &self.memory {
             t.push_str(&format!(
                 "memory: {:.1} MB resident (peak {:.1} MB); heap {:.1} MB in use, {:.1} MB free\n",
@@ -690,6 +708,7 @@ mod tests {
             }),
             retention: None,
             gate: Vec::new(),
+            notifications: Vec::new(),
         }
     }
 
@@ -734,6 +753,17 @@ mod tests {
             state: "held".into(),
             reason: "production is frozen by holidays (T12345): Year-end freeze".into(),
             freeze: Some("holidays".into()),
+        }];
+        s.notifications = vec![crate::notify::TargetStatus {
+            target: "releng-irc".into(),
+            kind: "irc".into(),
+            pending: 2,
+            sent: 5,
+            failed: 1,
+            last_error: Some(
+                "connecting to irc.example.org:6697: Connection refused (os error 111) [connect]"
+                    .into(),
+            ),
         }];
         s.memory = Some(Memory {
             resident_kb: 40_960,

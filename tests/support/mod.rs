@@ -5,6 +5,7 @@
 
 pub mod gerrit;
 pub mod kube;
+pub mod phabricator;
 pub mod registry;
 pub mod site;
 pub mod web;
