@@ -50,11 +50,11 @@ pub mod metrics;
 /// The secrets file (credentials outside git, never printed).
 pub mod secrets;
 
+/// Notifications: IRC, email and Phabricator comments, routed by `notifications.yaml`.
+pub mod notify;
 /// The web server: status, builds, logs and live consoles, ledger commits, traces, changes,
 /// `/metrics`, and the Gerrit webhook.
 pub mod web;
-/// Notifications: IRC, email and Phabricator comments, routed by `notifications.yaml`.
-pub mod notify;
 
 /// Command-line subcommands: argument handling only, logic lives in the modules above.
 pub mod cli;

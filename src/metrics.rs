@@ -101,6 +101,23 @@ pub struct KindErrorLabels {
     pub error: &'static str,
 }
 
+/// A notification target's kind (`irc`, `email`, `phabricator`) and a delivery's outcome
+/// (`sent`, `failed`, `retried`, `deduplicated`).
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct NotifyLabels {
+    /// The target's kind.
+    pub target: &'static str,
+    /// What happened.
+    pub outcome: &'static str,
+}
+
+/// A notification target's kind.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TargetLabel {
+    /// `irc`, `email` or `phabricator`.
+    pub target: String,
+}
+
 /// A client operation (`get_change`, `post_review`, `get_manifest`, `push_blob`, ...).
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct OperationLabel {
@@ -206,6 +223,11 @@ pub struct Metrics {
     pub actions: Family<KindLabel, Counter>,
     /// `action_errors_total{kind,error}`: actions that failed, by `apply::Error::label`.
     pub action_errors: Family<KindErrorLabels, Counter>,
+    /// `notifications_total{target,outcome}`: notification deliveries by target kind and
+    /// outcome (`sent`, `failed` for good, `retried`, `deduplicated`).
+    pub notifications: Family<NotifyLabels, Counter>,
+    /// `notifications_pending{target}`: deliveries waiting, by target kind.
+    pub notifications_pending: Family<TargetLabel, Gauge>,
     /// `ledger_write_duration_seconds`: from submitting records to the writer to their being
     /// durable (batching, signing, compare-and-swap included).
     pub ledger_write: Histogram,
@@ -263,6 +285,8 @@ impl Metrics {
             pass_duration: Family::new_with_constructor(call_histogram),
             actions: Family::default(),
             action_errors: Family::default(),
+            notifications: Family::default(),
+            notifications_pending: Family::default(),
             ledger_write: call_histogram(),
             ledger_batch: Histogram::new(BATCH_BUCKETS),
             replication_lag: FloatGauge::default(),
@@ -341,6 +365,16 @@ impl Metrics {
             "action_errors",
             "Actions that failed",
             m.action_errors.clone(),
+        );
+        r.register(
+            "notifications",
+            "Notification deliveries by target kind and outcome",
+            m.notifications.clone(),
+        );
+        r.register(
+            "notifications_pending",
+            "Notification deliveries waiting, by target kind",
+            m.notifications_pending.clone(),
         );
         r.register_with_unit(
             "ledger_write_duration",
@@ -525,6 +559,13 @@ impl Metrics {
             }
             None => {}
         }
+    }
+
+    /// A notification delivery to a target of kind `target` ended as `outcome`.
+    pub fn notification(&self, target: &'static str, outcome: &'static str) {
+        self.notifications
+            .get_or_create(&NotifyLabels { target, outcome })
+            .inc();
     }
 
     /// A Gerrit REST call ended (`error`: how it failed, if it did).

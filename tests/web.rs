@@ -20,7 +20,10 @@ const SLOW: &str = "i=0\nwhile [ $i -lt 32 ]; do\n  i=$((i+1))\n  printf '\\033[
 const TOKEN: &str = "hook-token-0123456789";
 
 fn web_site() -> Site {
-    let site = Site::new("", "web:\n  listen: 127.0.0.1:0\n  address_file: web.addr\n");
+    let site = Site::new(
+        "",
+        "web:\n  listen: 127.0.0.1:0\n  address_file: web.addr\n",
+    );
     site.write_config(
         "projects/acme/api.yaml",
         "pipelines: [check, gate, post-merge]\n",
@@ -80,14 +83,23 @@ fn pages_live_consoles_metrics_and_the_webhook_of_a_serving_daemon() {
     let addr = address(&site.w.path("web.addr"));
     assert_eq!(get(&addr, "/healthz").body, "ok\n");
 
-    site.upload("acme/api", "I2000000000000000000000000000000000000001", &[("one.txt", "1\n")], false);
+    site.upload(
+        "acme/api",
+        "I2000000000000000000000000000000000000001",
+        &[("one.txt", "1\n")],
+        false,
+    );
     site.g.review("bob", 1, &[("Code-Review", 2)], "").unwrap();
     let (mut check, mut gate) = (None, None);
-    wait_for("the check and gate jobs to run", Duration::from_secs(60), || {
-        check = check.clone().or_else(|| running(&addr, "check"));
-        gate = gate.clone().or_else(|| running(&addr, "gate"));
-        check.is_some() && gate.is_some()
-    });
+    wait_for(
+        "the check and gate jobs to run",
+        Duration::from_secs(60),
+        || {
+            check = check.clone().or_else(|| running(&addr, "check"));
+            gate = gate.clone().or_else(|| running(&addr, "gate"));
+            check.is_some() && gate.is_some()
+        },
+    );
     let (check, gate) = (check.unwrap(), gate.unwrap());
 
     // A real browser watches the queue and the gate job's console, while this test reads the
@@ -120,10 +132,25 @@ fn pages_live_consoles_metrics_and_the_webhook_of_a_serving_daemon() {
     let lines = &all[1..33];
     // Live: the first line came long before the end (the job takes 8 s).
     let early = end.at.unwrap() - lines[0].at.unwrap();
-    assert!(early > Duration::from_secs(2), "first line only {early:?} before the end");
-    assert!(lines[0].data.contains("<span class=\"fg2\">line 1</span>"), "{}", lines[0].data);
-    assert!(lines.iter().all(|l| !l.data.contains("<script") && !l.data.contains("<img")));
-    assert!(lines[0].data.contains("&lt;script&gt;window.pwned=1&lt;/script&gt;"));
+    assert!(
+        early > Duration::from_secs(2),
+        "first line only {early:?} before the end"
+    );
+    assert!(
+        lines[0].data.contains("<span class=\"fg2\">line 1</span>"),
+        "{}",
+        lines[0].data
+    );
+    assert!(
+        lines
+            .iter()
+            .all(|l| !l.data.contains("<script") && !l.data.contains("<img"))
+    );
+    assert!(
+        lines[0]
+            .data
+            .contains("&lt;script&gt;window.pwned=1&lt;/script&gt;")
+    );
     // A late viewer reconnecting after line 29 gets the rest, then the end.
     let mut late = Sse::open(
         &addr,
@@ -132,7 +159,11 @@ fn pages_live_consoles_metrics_and_the_webhook_of_a_serving_daemon() {
     );
     let rest: Vec<_> = std::iter::from_fn(|| late.next()).collect();
     if late.status == 200 {
-        assert_eq!(rest.iter().filter(|e| e.event == "line").count(), 4, "{rest:?}");
+        assert_eq!(
+            rest.iter().filter(|e| e.event == "line").count(),
+            4,
+            "{rest:?}"
+        );
         assert_eq!(rest.last().unwrap().event, "end");
     } else {
         // The build was recorded and left the daemon's hands in the meantime.
@@ -162,50 +193,107 @@ fn pages_live_consoles_metrics_and_the_webhook_of_a_serving_daemon() {
         site.g.change(1).status == "MERGED"
     });
     wait_for("the check's report", Duration::from_secs(60), || {
-        site.reviews(1).iter().any(|r| r.contains("seakeeper check: SUCCESS"))
+        site.reviews(1)
+            .iter()
+            .any(|r| r.contains("seakeeper check: SUCCESS"))
     });
     let reviews = site.reviews(1);
-    let report = reviews.iter().find(|r| r.contains("seakeeper check:")).unwrap();
-    assert!(report.contains(&format!("Build: https://ci.example.org/builds/{check}")), "{report}");
-    assert!(report.contains(", log https://ci.example.org/logs/sha256:"), "{report}");
-    assert!(report.contains("Ledger commit: https://ci.example.org/ledger/"), "{report}");
+    let report = reviews
+        .iter()
+        .find(|r| r.contains("seakeeper check:"))
+        .unwrap();
+    assert!(
+        report.contains(&format!("Build: https://ci.example.org/builds/{check}")),
+        "{report}"
+    );
+    assert!(
+        report.contains(", log https://ci.example.org/logs/sha256:"),
+        "{report}"
+    );
+    assert!(
+        report.contains("Ledger commit: https://ci.example.org/ledger/"),
+        "{report}"
+    );
     let _ = CI_BOT;
 
     // The build page and its JSON twin.
-    wait_for("the check's result in the ledger", Duration::from_secs(30), || {
-        json(&addr, &format!("/api/builds/{check}"))["result"]["status"] == "success"
-    });
+    wait_for(
+        "the check's result in the ledger",
+        Duration::from_secs(30),
+        || json(&addr, &format!("/api/builds/{check}"))["result"]["status"] == "success",
+    );
     let b = json(&addr, &format!("/api/builds/{check}"));
     assert_eq!(b["request"]["project"], "acme/api");
     assert_eq!(b["jobs"][0]["name"], "unit");
     let log = b["jobs"][0]["log"].as_str().unwrap().to_owned();
     let page = get(&addr, &format!("/builds/{check}"));
     assert_eq!(page.status, 200);
-    assert!(page.header("content-type").unwrap().starts_with("text/html"));
-    for want in [format!("/logs/{log}"), "/ledger/".into(), "/changes/1".into(), format!("/trace/{check}")] {
+    assert!(
+        page.header("content-type")
+            .unwrap()
+            .starts_with("text/html")
+    );
+    for want in [
+        format!("/logs/{log}"),
+        "/ledger/".into(),
+        "/changes/1".into(),
+        format!("/trace/{check}"),
+    ] {
         assert!(page.body.contains(&want), "{want} not on the build page");
     }
 
     // The stored log: rendered with colours and escaped; raw as text/plain.
     let page = get(&addr, &format!("/logs/{log}"));
     assert_eq!(page.status, 200);
-    assert!(page.body.contains("<span class=\"fg2\">line 32</span>"), "{}", page.body);
+    assert!(
+        page.body.contains("<span class=\"fg2\">line 32</span>"),
+        "{}",
+        page.body
+    );
     assert!(!page.body.contains("<script>window") && page.body.contains("&lt;script&gt;"));
     let raw = get(&addr, &format!("/api/logs/{log}"));
-    assert!(raw.header("content-type").unwrap().starts_with("text/plain"));
+    assert!(
+        raw.header("content-type")
+            .unwrap()
+            .starts_with("text/plain")
+    );
     assert_eq!(raw.header("x-content-type-options"), Some("nosniff"));
     assert!(raw.body.contains("<script>window.pwned=1</script>"));
 
     // A ledger commit, its signature checked by the server against the trusted keys.
-    let commit = b["ledger_commits"][0]["commit"].as_str().unwrap().to_owned();
+    let commit = b["ledger_commits"][0]["commit"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let c = json(&addr, &format!("/api/ledger/{commit}"));
     assert_eq!(c["signature"]["allowed"], true, "{c}");
-    assert!(c["signature"]["roles"].as_array().unwrap().iter().any(|r| r == "ledger"), "{c}");
+    assert!(
+        c["signature"]["roles"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r == "ledger"),
+        "{c}"
+    );
     let signer = c["signature"]["signer"].as_str().unwrap();
-    assert!(signer.len() == 40 && signer.bytes().all(|b| b.is_ascii_hexdigit()), "{c}");
+    assert!(
+        signer.len() == 40 && signer.bytes().all(|b| b.is_ascii_hexdigit()),
+        "{c}"
+    );
     assert_eq!(c["on_history"], true);
-    assert!(c["records"].as_array().unwrap().iter().any(|r| r["path"].as_str().unwrap().ends_with("request.yaml")));
-    assert!(c["verify_command"].as_str().unwrap().contains("verify-commit"));
+    assert!(
+        c["records"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["path"].as_str().unwrap().ends_with("request.yaml"))
+    );
+    assert!(
+        c["verify_command"]
+            .as_str()
+            .unwrap()
+            .contains("verify-commit")
+    );
     let page = get(&addr, &format!("/ledger/{commit}"));
     assert!(page.body.contains("good signature by"), "{}", page.body);
 
@@ -220,7 +308,10 @@ fn pages_live_consoles_metrics_and_the_webhook_of_a_serving_daemon() {
         .iter()
         .map(|b| b["build_id"].as_str().unwrap())
         .collect();
-    assert!(ids.contains(&check.as_str()) && ids.contains(&gate.as_str()), "{ch}");
+    assert!(
+        ids.contains(&check.as_str()) && ids.contains(&gate.as_str()),
+        "{ch}"
+    );
     assert!(get(&addr, "/changes/1").body.contains(&check[..12]));
 
     // Bad input: 404 pages, never a panic.
@@ -253,15 +344,31 @@ fn pages_live_consoles_metrics_and_the_webhook_of_a_serving_daemon() {
         request(&addr, "POST", "/webhook/gerrit", headers, body).status
     };
     assert_eq!(post(&[], &event), 401);
-    assert_eq!(post(&[("Authorization", "Bearer wrong-token-0123456789")], &event), 401);
+    assert_eq!(
+        post(
+            &[("Authorization", "Bearer wrong-token-0123456789")],
+            &event
+        ),
+        401
+    );
     let bearer = format!("Bearer {TOKEN}");
     assert_eq!(post(&[("Authorization", &bearer)], b"{not json"), 400);
     assert_eq!(post(&[("Authorization", &bearer)], &event), 204);
     assert_eq!(
-        request(&addr, "POST", &format!("/webhook/gerrit?token={TOKEN}"), &[], &event).status,
+        request(
+            &addr,
+            "POST",
+            &format!("/webhook/gerrit?token={TOKEN}"),
+            &[],
+            &event
+        )
+        .status,
         204
     );
-    assert_eq!(request(&addr, "GET", "/webhook/gerrit", &[], b"").status, 405);
+    assert_eq!(
+        request(&addr, "GET", "/webhook/gerrit", &[], b"").status,
+        405
+    );
 
     // /metrics: Prometheus' text format, as promtool reads it.
     let m = get(&addr, "/metrics");
@@ -277,7 +384,12 @@ fn pages_live_consoles_metrics_and_the_webhook_of_a_serving_daemon() {
         .expect("promtool (Debian's prometheus package)");
     std::io::Write::write_all(promtool.stdin.as_mut().unwrap(), m.body.as_bytes()).unwrap();
     let out = promtool.wait_with_output().unwrap();
-    assert!(out.status.success(), "promtool: {}{}", String::from_utf8_lossy(&out.stdout), stderr(&out));
+    assert!(
+        out.status.success(),
+        "promtool: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        stderr(&out)
+    );
 
     let out = daemon.term();
     assert!(out.status.success(), "{}", stderr(&out));
@@ -308,14 +420,34 @@ fn pages_live_consoles_metrics_and_the_webhook_of_a_serving_daemon() {
     assert_eq!(b["result"]["status"], "success");
     let c = json(&raddr, &format!("/api/ledger/{commit}"));
     assert_eq!(c["signature"]["allowed"], false, "{c}");
-    assert!(c["signature"]["verdict"].as_str().unwrap().contains("not allowed"), "{c}");
-    assert!(get(&raddr, &format!("/ledger/{commit}")).body.contains("class=\"alert\""));
+    assert!(
+        c["signature"]["verdict"]
+            .as_str()
+            .unwrap()
+            .contains("not allowed"),
+        "{c}"
+    );
+    assert!(
+        get(&raddr, &format!("/ledger/{commit}"))
+            .body
+            .contains("class=\"alert\"")
+    );
     assert_eq!(
-        request(&raddr, "POST", "/webhook/gerrit", &[("Authorization", &bearer)], &event).status,
+        request(
+            &raddr,
+            "POST",
+            "/webhook/gerrit",
+            &[("Authorization", &bearer)],
+            &event
+        )
+        .status,
         403,
         "the replica's settings name no secrets file, so no webhook token"
     );
-    assert_eq!(get(&raddr, &format!("/api/builds/{check}/jobs/unit/live")).status, 404);
+    assert_eq!(
+        get(&raddr, &format!("/api/builds/{check}/jobs/unit/live")).status,
+        404
+    );
     assert!(started.elapsed() < Duration::from_secs(30));
     let _ = web.kill();
     let _ = web.wait();
@@ -327,7 +459,10 @@ fn a_settings_file_with_a_bad_web_address_names_the_field() {
     let out = site.reconcile_cmd().output().unwrap();
     assert!(!out.status.success());
     let err = stderr(&out);
-    assert!(err.contains("web.listen") && err.contains("settings.yaml"), "{err}");
+    assert!(
+        err.contains("web.listen") && err.contains("settings.yaml"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -335,7 +470,10 @@ fn a_live_console_streams_a_kubernetes_job_too() {
     // The Kubernetes API stand-in "runs" each command over STANDIN_DURATION_MS, writing its
     // log lines as it goes; the console follows the pod's log through the same client.
     let api = support::kube::KubeApi::start();
-    let site = Site::new("", "web:\n  listen: 127.0.0.1:0\n  address_file: web.addr\n");
+    let site = Site::new(
+        "",
+        "web:\n  listen: 127.0.0.1:0\n  address_file: web.addr\n",
+    );
     let s = std::fs::read_to_string(site.config.join("seakeeper.yaml")).unwrap();
     site.write_config(
         "seakeeper.yaml",
@@ -365,12 +503,21 @@ fn a_live_console_streams_a_kubernetes_job_too() {
             .unwrap(),
     );
     let addr = address(&site.w.path("web.addr"));
-    site.upload("acme/api", "I3000000000000000000000000000000000000001", &[("k.txt", "k\n")], false);
+    site.upload(
+        "acme/api",
+        "I3000000000000000000000000000000000000001",
+        &[("k.txt", "k\n")],
+        false,
+    );
     let mut check = None;
-    wait_for("the check job to run on Kubernetes", Duration::from_secs(60), || {
-        check = running(&addr, "check");
-        check.is_some()
-    });
+    wait_for(
+        "the check job to run on Kubernetes",
+        Duration::from_secs(60),
+        || {
+            check = running(&addr, "check");
+            check.is_some()
+        },
+    );
     let check = check.unwrap();
     let mut sse = Sse::open(&addr, &format!("/api/builds/{check}/jobs/unit/live"), &[]);
     assert_eq!(sse.status, 200);
@@ -379,9 +526,15 @@ fn a_live_console_streams_a_kubernetes_job_too() {
     assert_eq!(end.event, "end", "{events:?}");
     assert!(end.data.contains("\"state\":\"success\""), "{}", end.data);
     let lines: Vec<_> = events.iter().filter(|e| e.event == "line").collect();
-    assert!(lines.iter().any(|l| l.data.contains("echo four")), "{events:?}");
+    assert!(
+        lines.iter().any(|l| l.data.contains("echo four")),
+        "{events:?}"
+    );
     let early = end.at.unwrap() - lines[0].at.unwrap();
-    assert!(early > Duration::from_secs(1), "first line only {early:?} before the end: {events:?}");
+    assert!(
+        early > Duration::from_secs(1),
+        "first line only {early:?} before the end: {events:?}"
+    );
     let out = daemon.term();
     assert!(out.status.success(), "{}", stderr(&out));
 }

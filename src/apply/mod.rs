@@ -40,7 +40,9 @@ use crate::store::BlobStore;
 pub use build::{adopt, load_config_at, refresh_jobs};
 pub use error::{Error, final_refusal};
 pub use promote::{Copies, CopyKey};
-pub use report::{FAILURE_TAIL, Posted, Reviews, masked as mask_secrets, report_text, secret_values};
+pub use report::{
+    FAILURE_TAIL, Posted, Reviews, masked as mask_secrets, report_text, secret_values,
+};
 
 /// Points at which a test can have the daemon kill itself with SIGKILL
 /// (`SEAKEEPER_TEST_CRASH_AT=<point>`), to prove that a restart loses and repeats nothing.

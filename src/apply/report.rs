@@ -514,7 +514,13 @@ mod tests {
                 ),
             ],
         );
-        insta::assert_snapshot!(report_text(&store, &b, None, &["s3cr3t-value".into()], None));
+        insta::assert_snapshot!(report_text(
+            &store,
+            &b,
+            None,
+            &["s3cr3t-value".into()],
+            None
+        ));
         // Served pages: the build, each log and the ledger commit are links.
         insta::assert_snapshot!(
             "with_pages",

@@ -5,6 +5,7 @@
 use std::collections::BTreeSet;
 use std::sync::mpsc::Sender;
 use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
 
 use super::Status;
 use crate::executor::Executor;
@@ -157,7 +158,10 @@ impl super::Daemon {
     }
 
     /// Events posted to the web server's Gerrit webhook wake the loop like stream events.
-    pub(super) fn listen_to_webhooks(&self, tx: &std::sync::mpsc::Sender<super::Wake>) -> anyhow::Result<()> {
+    pub(super) fn listen_to_webhooks(
+        &self,
+        tx: &std::sync::mpsc::Sender<super::Wake>,
+    ) -> anyhow::Result<()> {
         let (htx, hrx) = std::sync::mpsc::channel::<StreamItem>();
         let forward = tx.clone();
         std::thread::Builder::new()
@@ -171,5 +175,48 @@ impl super::Daemon {
             })?;
         self.feed.set_hints(Some(htx));
         Ok(())
+    }
+
+    /// The status as of the last pass.
+    pub fn status(&self) -> Status {
+        super::status::Status::of(self)
+    }
+
+    /// Writes `<state>/status.json` now.
+    pub fn flush_status(&mut self) {
+        self.write_status(true);
+    }
+
+    pub(super) fn write_status(&mut self, force: bool) {
+        if !force
+            && self
+                .status_written
+                .as_ref()
+                .is_some_and(|(at, _)| at.elapsed() < Duration::from_millis(200))
+        {
+            return;
+        }
+        let status = self.status();
+        super::telemetry::set_gauges(&status);
+        let Ok(text) = serde_json::to_string_pretty(&status.without_time()) else {
+            return;
+        };
+        // Only when something changed (at most five times a second), or every 10 s.
+        let due = match &self.status_written {
+            None => true,
+            Some((at, last)) => *last != text || at.elapsed() > Duration::from_secs(10),
+        };
+        if force || due {
+            self.publish();
+            self.feed.publish_status(status.clone());
+            let path = self.settings.state_dir.join("status.json");
+            if let Ok(full) = serde_json::to_vec_pretty(&status) {
+                let tmp = path.with_extension("json.tmp");
+                if std::fs::write(&tmp, &full).is_ok() {
+                    let _ = std::fs::rename(&tmp, &path);
+                }
+            }
+            self.status_written = Some((Instant::now(), text));
+        }
     }
 }

@@ -37,8 +37,8 @@ use crate::signing::SigningKey;
 use observe::PipelineRead;
 use services::is_remote;
 
-pub use services::{add_config_keys, key_history};
 pub use feed::Feed;
+pub use services::{add_config_keys, key_history};
 pub use settings::Settings;
 pub use status::Status;
 
@@ -567,49 +567,6 @@ impl Daemon {
             .unwrap_or(4)
             .max(1);
         limit.saturating_sub(self.world.jobs_running())
-    }
-
-    /// The status as of the last pass.
-    pub fn status(&self) -> Status {
-        status::Status::of(self)
-    }
-
-    /// Writes `<state>/status.json` now.
-    pub fn flush_status(&mut self) {
-        self.write_status(true);
-    }
-
-    fn write_status(&mut self, force: bool) {
-        if !force
-            && self
-                .status_written
-                .as_ref()
-                .is_some_and(|(at, _)| at.elapsed() < Duration::from_millis(200))
-        {
-            return;
-        }
-        let status = self.status();
-        telemetry::set_gauges(&status);
-        let Ok(text) = serde_json::to_string_pretty(&status.without_time()) else {
-            return;
-        };
-        // Only when something changed (at most five times a second), or every 10 s.
-        let due = match &self.status_written {
-            None => true,
-            Some((at, last)) => *last != text || at.elapsed() > Duration::from_secs(10),
-        };
-        if force || due {
-            self.publish();
-            self.feed.publish_status(status.clone());
-            let path = self.settings.state_dir.join("status.json");
-            if let Ok(full) = serde_json::to_vec_pretty(&status) {
-                let tmp = path.with_extension("json.tmp");
-                if std::fs::write(&tmp, &full).is_ok() {
-                    let _ = std::fs::rename(&tmp, &path);
-                }
-            }
-            self.status_written = Some((Instant::now(), text));
-        }
     }
 
     /// Runs until `stop` is set: passes on hints, on job ends and on a timer; then waits up to

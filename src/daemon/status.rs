@@ -516,6 +516,7 @@ impl Status {
             gerrit: None,
             retention: None,
             gate: Vec::new(),
+            notifications: Vec::new(),
         }
     }
 

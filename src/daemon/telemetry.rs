@@ -55,6 +55,17 @@ pub(super) fn set_gauges(status: &Status) {
     m.jobs_running.set(count(status.running_jobs));
     m.jobs_queued.set(count(status.queued_jobs));
     m.freezes_active.set(count(status.freezes.len()));
+    let mut pending: std::collections::BTreeMap<&str, u64> = std::collections::BTreeMap::new();
+    for n in &status.notifications {
+        *pending.entry(n.kind.as_str()).or_default() += n.pending;
+    }
+    for (target, n) in pending {
+        m.notifications_pending
+            .get_or_create(&metrics::TargetLabel {
+                target: target.to_owned(),
+            })
+            .set(i64::try_from(n).unwrap_or(i64::MAX));
+    }
     let promotions = |state: &str| {
         status
             .promotions

@@ -298,12 +298,14 @@ impl Notifier {
             let h = hash(&d.key);
             if st.sent.contains(&h) || st.queue.iter().any(|i| i.hash == h) {
                 st.stats.kind(d.kind()).deduplicated += 1;
+                crate::metrics::get().notification(d.kind(), "deduplicated");
                 continue;
             }
             st.target(&d);
             if st.queue.len() >= self.queue_limit {
                 tracing::warn!("notification queue full: dropped {}", d.key);
                 st.stats.kind(d.kind()).failed += 1;
+                crate::metrics::get().notification(d.kind(), "failed");
                 let t = st.target(&d);
                 t.failed += 1;
                 t.last_error = Some("the queue was full: dropped".into());
@@ -442,6 +444,7 @@ fn run(shared: &Shared, o: &NotifyOptions) {
                 for (h, d) in &batch {
                     st.sent.insert(h);
                     st.stats.kind(d.kind()).sent += 1;
+                    crate::metrics::get().notification(d.kind(), "sent");
                     let t = st.target(d);
                     t.sent += 1;
                     t.last_error = None;
@@ -469,6 +472,7 @@ fn run(shared: &Shared, o: &NotifyOptions) {
                             d.target
                         );
                         st.stats.kind(d.kind()).failed += 1;
+                        crate::metrics::get().notification(d.kind(), "failed");
                         st.target(d).failed += 1;
                     } else {
                         tracing::warn!(
@@ -477,6 +481,7 @@ fn run(shared: &Shared, o: &NotifyOptions) {
                             d.target
                         );
                         st.stats.kind(d.kind()).retried += 1;
+                        crate::metrics::get().notification(d.kind(), "retried");
                     }
                     st.target(d).last_error = Some(message.clone());
                 }

@@ -176,7 +176,10 @@ mod tests {
 
     #[test]
     fn colours_become_classes_and_markup_stays_text() {
-        let (m, end) = line("\u{1b}[1;31mred <script>alert(1)</script>\u{1b}[0m ok", Style::default());
+        let (m, end) = line(
+            "\u{1b}[1;31mred <script>alert(1)</script>\u{1b}[0m ok",
+            Style::default(),
+        );
         let html = m.into_string();
         assert_eq!(
             html,

@@ -217,7 +217,10 @@ fn failed(e: impl std::fmt::Display) -> Response {
     tracing::warn!("web: {e}");
     (
         StatusCode::INTERNAL_SERVER_ERROR,
-        pages::page("error", maud::html! { h1 { "Error" } p { (e.to_string()) } }),
+        pages::page(
+            "error",
+            maud::html! { h1 { "Error" } p { (e.to_string()) } },
+        ),
     )
         .into_response()
 }
@@ -588,7 +591,9 @@ async fn change_views(ctx: &Ctx, n: &str) -> Result<(u32, Vec<views::ChangeView>
         .ok_or_else(|| not_found(&format!("{n:?} is not a change number.")))?;
     let v = read_ledger(ctx, move |l, _| views::change(l, number)).await?;
     if v.is_empty() {
-        return Err(not_found(&format!("The ledger has no build of change {n}.")));
+        return Err(not_found(&format!(
+            "The ledger has no build of change {n}."
+        )));
     }
     Ok((number.get(), v))
 }
@@ -663,7 +668,11 @@ async fn webhook(
             if ctx.feed.hint(StreamItem::Event(e)) {
                 StatusCode::NO_CONTENT.into_response()
             } else {
-                (StatusCode::SERVICE_UNAVAILABLE, "no reconcile loop runs here\n").into_response()
+                (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "no reconcile loop runs here\n",
+                )
+                    .into_response()
             }
         }
         Err(e) => (StatusCode::BAD_REQUEST, format!("{e}\n")).into_response(),

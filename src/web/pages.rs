@@ -210,6 +210,18 @@ pub fn status_fragment(s: &Status) -> Markup {
                 }
             }
         }
+        @if !s.notifications.is_empty() {
+            h2 { "Notifications" }
+            table {
+                tr { th { "target" } th { "kind" } th { "pending" } th { "sent" } th { "failed" } th { "last error" } }
+                @for n in &s.notifications {
+                    tr {
+                        td { (n.target) } td { (n.kind) } td { (n.pending) } td { (n.sent) }
+                        td { (n.failed) } td.mono { (n.last_error.as_deref().unwrap_or("")) }
+                    }
+                }
+            }
+        }
         @if let Some(r) = &s.replication {
             h2 { "Replication" }
             p.mono { (serde_json::to_string(r).unwrap_or_default()) }

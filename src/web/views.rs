@@ -64,7 +64,11 @@ pub struct BuildView {
 }
 
 /// Reads build `id`; `None` when the ledger has no such build.
-pub fn build(ledger: &Ledger, id: &BuildId, status: &Status) -> Result<Option<BuildView>, LedgerError> {
+pub fn build(
+    ledger: &Ledger,
+    id: &BuildId,
+    status: &Status,
+) -> Result<Option<BuildView>, LedgerError> {
     let snap = ledger.snapshot()?;
     let Some(b) = snap.build(id)? else {
         return Ok(None);
@@ -84,10 +88,7 @@ pub fn build(ledger: &Ledger, id: &BuildId, status: &Status) -> Result<Option<Bu
             });
         }
     }
-    let line = status
-        .builds
-        .iter()
-        .find(|l| l.build_id == id.as_str());
+    let line = status.builds.iter().find(|l| l.build_id == id.as_str());
     let jobs = match (&b.result, line) {
         (Some(r), _) => r
             .jobs
@@ -285,7 +286,11 @@ pub fn commit(
     };
     let at = ledger.snapshot_at(commit)?;
     let message_lines: Vec<&str> = c.message.lines().collect();
-    let summary = message_lines.first().copied().unwrap_or_default().to_owned();
+    let summary = message_lines
+        .first()
+        .copied()
+        .unwrap_or_default()
+        .to_owned();
     let trailers: Vec<(String, String)> = c
         .message
         .trim_end()
@@ -305,7 +310,12 @@ pub fn commit(
         Some(tip) if tip == commit => true,
         Some(tip) => crate::git::mirror::run_git(
             ledger_dir,
-            &["merge-base", "--is-ancestor", &commit.to_string(), &tip.to_string()],
+            &[
+                "merge-base",
+                "--is-ancestor",
+                &commit.to_string(),
+                &tip.to_string(),
+            ],
             None,
         )
         .is_ok(),
@@ -315,17 +325,12 @@ pub fn commit(
     let more_records = changed.len().saturating_sub(SHOWN_RECORDS);
     let mut records = Vec::new();
     for (change, path) in changed.into_iter().take(SHOWN_RECORDS) {
-        let content = if change == "D" {
-            None
-        } else {
-            at.read(&path)?
-        };
+        let content = if change == "D" { None } else { at.read(&path)? };
         let truncated = content.as_ref().is_some_and(|b| b.len() > SHOWN_BYTES);
         records.push(ChangedRecord {
             change: change.into(),
-            content: content.map(|b| {
-                String::from_utf8_lossy(&b[..b.len().min(SHOWN_BYTES)]).into_owned()
-            }),
+            content: content
+                .map(|b| String::from_utf8_lossy(&b[..b.len().min(SHOWN_BYTES)]).into_owned()),
             truncated,
             path,
         });
@@ -342,10 +347,7 @@ pub fn commit(
         records,
         more_records,
         signature,
-        verify_command: format!(
-            "git -C {} verify-commit {commit}",
-            ledger_dir.display()
-        ),
+        verify_command: format!("git -C {} verify-commit {commit}", ledger_dir.display()),
     }))
 }
 

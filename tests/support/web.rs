@@ -53,7 +53,13 @@ fn read_head(r: &mut BufReader<TcpStream>) -> (u16, Vec<(String, String)>) {
 }
 
 /// Sends a request and reads the whole response (`Connection: close`).
-pub fn request(addr: &str, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Reply {
+pub fn request(
+    addr: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Reply {
     let mut s = connect(addr);
     let mut head = format!(
         "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
@@ -87,7 +93,12 @@ fn dechunk(mut raw: &[u8]) -> Vec<u8> {
             return out;
         };
         let size = usize::from_str_radix(
-            std::str::from_utf8(&raw[..eol]).unwrap().split(';').next().unwrap().trim(),
+            std::str::from_utf8(&raw[..eol])
+                .unwrap()
+                .split(';')
+                .next()
+                .unwrap()
+                .trim(),
             16,
         )
         .unwrap();
@@ -124,9 +135,8 @@ pub struct Sse {
 impl Sse {
     pub fn open(addr: &str, path: &str, headers: &[(&str, &str)]) -> Sse {
         let mut s = connect(addr);
-        let mut head = format!(
-            "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAccept: text/event-stream\r\n"
-        );
+        let mut head =
+            format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nAccept: text/event-stream\r\n");
         for (k, v) in headers {
             head.push_str(&format!("{k}: {v}\r\n"));
         }
@@ -147,7 +157,11 @@ impl Sse {
         loop {
             if let Some(p) = self.pending.iter().position(|b| *b == b'\n') {
                 let line: Vec<u8> = self.pending.drain(..=p).collect();
-                return Some(String::from_utf8_lossy(&line).trim_end_matches(['\r', '\n']).to_owned());
+                return Some(
+                    String::from_utf8_lossy(&line)
+                        .trim_end_matches(['\r', '\n'])
+                        .to_owned(),
+                );
             }
             if self.chunk_left == 0 {
                 let mut size = String::new();
