@@ -64,6 +64,11 @@ impl WebhookSecret {
         }
     }
 
+    /// The token, to be masked in logs.
+    pub fn expose(&self) -> &str {
+        &self.token
+    }
+
     /// Whether `presented` is the token, compared in time independent of where they differ.
     /// An empty token matches nothing.
     pub fn matches(&self, presented: &str) -> bool {

@@ -155,7 +155,7 @@ fn pages_live_consoles_metrics_and_the_webhook_of_a_serving_daemon() {
     let mut late = Sse::open(
         &addr,
         &format!("/api/builds/{check}/jobs/unit/live"),
-        &[("Last-Event-ID", "29")],
+        &[("Last-Event-ID", "1:29")],
     );
     let rest: Vec<_> = std::iter::from_fn(|| late.next()).collect();
     if late.status == 200 {

@@ -148,10 +148,13 @@ pub fn report_text(
     t
 }
 
-/// `text` with every secret value (of 4 characters or more) replaced by `***`.
+/// `text` with every secret value (of 4 characters or more) replaced by `***`, the longest
+/// first, so that a secret that starts with another is not left half shown.
 pub fn masked(text: &str, secrets: &[String]) -> String {
+    let mut by_length: Vec<&String> = secrets.iter().filter(|s| s.len() >= 4).collect();
+    by_length.sort_by_key(|s| std::cmp::Reverse(s.len()));
     let mut out = text.to_owned();
-    for s in secrets.iter().filter(|s| s.len() >= 4) {
+    for s in by_length {
         if out.contains(s.as_str()) {
             out = out.replace(s.as_str(), "***");
         }
@@ -159,14 +162,19 @@ pub fn masked(text: &str, secrets: &[String]) -> String {
     out
 }
 
-/// The secret values seakeeper holds, to be masked wherever logs are shown.
+/// Every secret value of the secrets file, to be masked wherever logs are shown.
 pub fn secret_values(secrets: &crate::secrets::SecretsFile) -> Vec<String> {
-    secrets
+    let mut v: Vec<String> = secrets
         .gerrit
         .iter()
         .chain(secrets.registries.values())
+        .chain(secrets.irc.iter())
+        .chain(secrets.smtp.iter())
         .map(|c| c.pair().1)
-        .collect()
+        .collect();
+    v.extend(secrets.phabricator.iter().map(|t| t.expose().to_owned()));
+    v.extend(secrets.webhook.iter().map(|t| t.expose().to_owned()));
+    v
 }
 
 /// Whether the change already carries the review of build `id` (its `Build-Id:` line).

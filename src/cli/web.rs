@@ -78,6 +78,9 @@ fn keys(settings: &Settings) -> anyhow::Result<(String, crate::ledger::verify::H
     Ok((head, crate::daemon::key_history(repo, branch, base)))
 }
 
+/// How often `seakeeper web` reads the config branch's keys again.
+const KEYS_EVERY: Duration = Duration::from_secs(30);
+
 pub(super) fn run(a: WebArgs) -> anyhow::Result<ExitCode> {
     let settings = Settings::load(&a.settings).map_err(|e| anyhow::anyhow!("{e}"))?;
     if a.listen.is_none() && settings.web.is_none() {
@@ -101,7 +104,19 @@ pub(super) fn run(a: WebArgs) -> anyhow::Result<ExitCode> {
     // A daemon on this machine rewrites status.json after its passes: show what it says.
     let status_file = settings.state_dir.join("status.json");
     let mut last = Vec::new();
+    let mut keys_read = std::time::Instant::now();
     while !super::serve::STOP.load(Ordering::SeqCst) {
+        // The config branch moves (a key added or retired): judge by its keys of now.
+        if keys_read.elapsed() >= KEYS_EVERY {
+            keys_read = std::time::Instant::now();
+            match keys(&settings) {
+                Ok((head, history)) if !feed.keys_are_of(&head) => {
+                    feed.publish_keys(&head, history)
+                }
+                Ok(_) => {}
+                Err(e) => eprintln!("seakeeper: trusted keys: {e:#}"),
+            }
+        }
         if let Ok(bytes) = std::fs::read(&status_file)
             && bytes != last
         {

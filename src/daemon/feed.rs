@@ -182,11 +182,21 @@ impl super::Daemon {
         super::status::Status::of(self)
     }
 
+    /// Writes the status skipped by the last [`Daemon::write_status`], if one was (the
+    /// loop calls this at least every half second, so a quiet daemon's pages are not stale).
+    pub(super) fn write_pending_status(&mut self) {
+        if self.status_pending {
+            self.write_status(false);
+        }
+    }
+
     /// Writes `<state>/status.json` now.
     pub fn flush_status(&mut self) {
         self.write_status(true);
     }
 
+    /// Writes the status file and publishes the status, at most five times a second: a
+    /// write skipped for that is remembered and done by [`Daemon::write_pending_status`].
     pub(super) fn write_status(&mut self, force: bool) {
         if !force
             && self
@@ -194,8 +204,10 @@ impl super::Daemon {
                 .as_ref()
                 .is_some_and(|(at, _)| at.elapsed() < Duration::from_millis(200))
         {
+            self.status_pending = true;
             return;
         }
+        self.status_pending = false;
         let status = self.status();
         super::telemetry::set_gauges(&status);
         let Ok(text) = serde_json::to_string_pretty(&status.without_time()) else {

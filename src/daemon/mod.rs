@@ -81,6 +81,8 @@ pub struct Daemon {
     status_written: Option<(Instant, String)>,
     /// What the web server reads: status, trusted keys, executor, webhook intake.
     feed: Arc<Feed>,
+    /// A status write was skipped (too soon after the last one) and is still to be done.
+    status_pending: bool,
     /// When each job in flight was first seen running (by job key), for elapsed times.
     job_seen: std::sync::Mutex<BTreeMap<String, String>>,
     stream: Option<gerrit::EventStream>,
@@ -265,6 +267,7 @@ impl Daemon {
             status_written: None,
             feed: Arc::new(Feed::new()),
             job_seen: std::sync::Mutex::new(BTreeMap::new()),
+            status_pending: false,
             stream: None,
             fetch_failures: BTreeMap::new(),
             unfetched: BTreeSet::new(),
@@ -592,6 +595,7 @@ impl Daemon {
         let mut watching: BTreeSet<JobKey> = BTreeSet::new();
         let mut last_trim = Instant::now();
         while !stop.load(Ordering::SeqCst) {
+            self.write_pending_status();
             self.watch_jobs(&mut watching, &tx);
             let busy = !self.world.builds.is_empty()
                 || !self.copies_running().is_empty()

@@ -19,6 +19,13 @@ pub const MAX_BYTES: usize = 32 << 20;
 /// How long an ended job's console stays in memory for late viewers.
 const KEEP_ENDED: Duration = Duration::from_secs(300);
 
+/// Consoles kept at once (each bounded by [`MAX_BYTES`]); past it, new ones are refused.
+pub const MAX_CONSOLES: usize = 64;
+
+/// What a kept line costs besides its text (its `Arc`, its slot), counted against
+/// [`MAX_BYTES`], so that a job printing blank lines is bounded too.
+const LINE_OVERHEAD: usize = 64;
+
 /// How far a console has got: lines kept, and the job's end once it ended.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Progress {
@@ -38,10 +45,13 @@ pub struct Console {
 }
 
 impl Console {
-    /// Lines `from..` as kept now.
-    pub fn lines_from(&self, from: usize) -> Vec<Arc<str>> {
+    /// At most `max` lines from `from` on, as kept now.
+    pub fn lines_from(&self, from: usize, max: usize) -> Vec<Arc<str>> {
         let lines = self.lines.read().unwrap_or_else(|p| p.into_inner());
-        lines.get(from..).map(<[_]>::to_vec).unwrap_or_default()
+        lines
+            .get(from..)
+            .map(|l| l[..l.len().min(max)].to_vec())
+            .unwrap_or_default()
     }
 
     /// A receiver of the console's progress.
@@ -57,13 +67,14 @@ pub struct Hub {
 }
 
 impl Hub {
-    /// The console of job `key`, following it from the start if nobody does yet.
+    /// The console of job `key`, following it from the start if nobody does yet; `None` when
+    /// [`MAX_CONSOLES`] are kept already.
     pub fn console(
         &self,
         executor: Arc<dyn Executor>,
         key: &JobKey,
         secrets: Arc<Vec<String>>,
-    ) -> Arc<Console> {
+    ) -> Option<Arc<Console>> {
         let mut consoles = self.consoles.lock().unwrap_or_else(|p| p.into_inner());
         consoles.retain(|_, c| {
             c.ended_at
@@ -72,7 +83,10 @@ impl Hub {
                 .is_none_or(|at| at.elapsed() < KEEP_ENDED)
         });
         if let Some(c) = consoles.get(&key.to_string()) {
-            return c.clone();
+            return Some(c.clone());
+        }
+        if consoles.len() >= MAX_CONSOLES {
+            return None;
         }
         let console = Arc::new(Console {
             lines: RwLock::new(Vec::new()),
@@ -86,37 +100,39 @@ impl Hub {
             .name(format!("live {k}"))
             .spawn(move || follow(&*executor, &k, &c, &secrets));
         if let Err(e) = spawned {
-            console.progress.send_modify(|p| {
-                p.ended = Some(format!("error: cannot follow the log: {e}"));
-            });
+            end(&console, format!("error: cannot follow the log: {e}"));
         }
-        console
+        Some(console)
     }
 }
 
-/// `text` with each secret value (4 characters or more) replaced by `***`.
-fn mask(text: &str, secrets: &[String]) -> String {
-    let mut out = text.to_owned();
-    for s in secrets.iter().filter(|s| s.len() >= 4) {
-        if out.contains(s.as_str()) {
-            out = out.replace(s.as_str(), "***");
-        }
-    }
-    out
+/// Ends a console. One that failed (the log could not be read) is dropped from the hub at
+/// once, so the next viewer tries again rather than seeing the same error for minutes.
+fn end(console: &Console, ended: String) {
+    let at = if ended.starts_with("error") {
+        Instant::now()
+            .checked_sub(KEEP_ENDED)
+            .unwrap_or_else(Instant::now)
+    } else {
+        Instant::now()
+    };
+    *console.ended_at.lock().unwrap_or_else(|p| p.into_inner()) = Some(at);
+    console.progress.send_modify(|p| p.ended = Some(ended));
 }
 
 fn follow(executor: &dyn Executor, key: &JobKey, console: &Console, secrets: &[String]) {
     let mut style = ansi::Style::default();
     let mut bytes = 0usize;
     let result = executor.logs(key, true, &mut |l| {
-        let (html, next) = ansi::line(&mask(&l.text, secrets), style);
+        let (html, next) = ansi::line(&crate::apply::mask_secrets(&l.text, secrets), style);
         style = next;
         let html = html.into_string();
-        if bytes + html.len() > MAX_BYTES {
+        let cost = html.len() + LINE_OVERHEAD;
+        if bytes + cost > MAX_BYTES {
             console.progress.send_modify(|p| p.skipped += 1);
             return;
         }
-        bytes += html.len();
+        bytes += cost;
         let n = {
             let mut lines = console.lines.write().unwrap_or_else(|p| p.into_inner());
             lines.push(Arc::from(html));
@@ -133,8 +149,7 @@ fn follow(executor: &dyn Executor, key: &JobKey, console: &Console, secrets: &[S
             Err(e) => format!("error: {e}"),
         },
     };
-    *console.ended_at.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
-    console.progress.send_modify(|p| p.ended = Some(ended));
+    end(console, ended);
 }
 
 #[cfg(test)]
@@ -142,10 +157,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn secrets_are_masked() {
-        assert_eq!(
-            mask("token=hunter22 x", &["hunter22".into(), "x".into()]),
-            "token=*** x"
-        );
+    fn a_batch_is_bounded() {
+        let c = Console {
+            lines: RwLock::new((0..10).map(|i| Arc::from(i.to_string())).collect()),
+            progress: tokio::sync::watch::channel(Progress::default()).0,
+            ended_at: Mutex::new(None),
+        };
+        assert_eq!(c.lines_from(2, 3).len(), 3);
+        assert_eq!(c.lines_from(8, 3).len(), 2);
+        assert!(c.lines_from(11, 3).is_empty());
     }
 }

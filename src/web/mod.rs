@@ -24,7 +24,6 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use axum::Router;
-use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
@@ -131,6 +130,9 @@ impl Drop for Server {
     }
 }
 
+/// How long open responses get to end when the server stops.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
+
 /// Starts serving `ctx` on `listen` (`127.0.0.1:0` picks a free port).
 pub fn start(ctx: Context, listen: &str) -> Result<Server, WebError> {
     let bind = |source| WebError::Bind {
@@ -159,13 +161,27 @@ pub fn start(ctx: Context, listen: &str) -> Result<Server, WebError> {
                         return;
                     }
                 };
-                let served = axum::serve(listener, app)
-                    .with_graceful_shutdown(async {
-                        let _ = rx.await;
-                    })
-                    .await;
-                if let Err(e) = served {
-                    tracing::error!("web server: {e}");
+                let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+                tokio::spawn(async move {
+                    let _ = rx.await;
+                    let _ = stop_tx.send(true);
+                });
+                let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+                    let _ = rx.wait_for(|s| *s).await;
+                };
+                // A graceful shutdown waits for every response to end, and an event stream
+                // (a status page left open) never does: after a short grace, stop anyway.
+                let served =
+                    axum::serve(listener, app).with_graceful_shutdown(stopped(stop_rx.clone()));
+                let grace = async {
+                    stopped(stop_rx).await;
+                    tokio::time::sleep(SHUTDOWN_GRACE).await;
+                };
+                tokio::select! {
+                    r = served => if let Err(e) = r {
+                        tracing::error!("web server: {e}");
+                    },
+                    () = grace => {}
                 }
             });
             // Open streams (live consoles, status) end with the runtime.
@@ -202,7 +218,6 @@ pub fn router(ctx: Ctx) -> Router {
         .route("/api/changes/{number}", get(change_json))
         .route("/webhook/gerrit", post(webhook))
         .fallback(|| async { not_found("There is no such page.") })
-        .layer(axum::extract::DefaultBodyLimit::max(WEBHOOK_LIMIT))
         .with_state(ctx)
 }
 
@@ -321,9 +336,9 @@ fn live_key(ctx: &Ctx, id: &BuildId, job: &str) -> Option<crate::model::JobKey> 
 /// How long a live console waits for a queued job to start.
 const QUEUED_WAIT: Duration = Duration::from_secs(600);
 
-/// The key of job `job` of build `id` once the executor has it (not `queued`); `None` when
-/// the build leaves the daemon's hands or `QUEUED_WAIT` passes first.
-async fn started(ctx: &Ctx, id: &BuildId, job: &str) -> Option<crate::model::JobKey> {
+/// The key and attempt of job `job` of build `id` once the executor has it (not `queued`);
+/// `None` when the build leaves the daemon's hands or `QUEUED_WAIT` passes first.
+async fn started(ctx: &Ctx, id: &BuildId, job: &str) -> Option<(crate::model::JobKey, u32)> {
     let mut rx = ctx.feed.subscribe();
     let deadline = tokio::time::Instant::now() + QUEUED_WAIT;
     loop {
@@ -331,7 +346,7 @@ async fn started(ctx: &Ctx, id: &BuildId, job: &str) -> Option<crate::model::Job
         let line = status.builds.iter().find(|b| b.build_id == id.as_str())?;
         let j = line.jobs.iter().find(|j| j.name == job)?;
         if j.state != "queued" {
-            return Some(crate::apply::job_key(id, job, j.attempt));
+            return Some((crate::apply::job_key(id, job, j.attempt), j.attempt));
         }
         match tokio::time::timeout_at(deadline, rx.changed()).await {
             Ok(Ok(())) => {}
@@ -368,8 +383,10 @@ async fn live_page(State(ctx): State<Ctx>, Path((id, job)): Path<(String, String
     .into_response()
 }
 
-/// A job's console as Server-Sent Events: `line` events (rendered HTML, numbered by `id` so a
-/// reconnecting browser resumes with `Last-Event-ID`), `skipped`, and one `end`.
+/// A job's console as Server-Sent Events: `line` events (rendered HTML; `id` is
+/// `<attempt>:<line>`, so a reconnecting browser resumes with `Last-Event-ID` where it was, and
+/// a new attempt starts over), `skipped`, and one `end`. A job still queued is waited for
+/// inside the stream (keep-alives flow meanwhile).
 async fn live_events(
     State(ctx): State<Ctx>,
     Path((id, job)): Path<(String, String)>,
@@ -385,39 +402,45 @@ async fn live_events(
              page once it ends."
         ));
     };
-    // A job still queued has no log yet: wait (up to QUEUED_WAIT) until the executor has it.
-    let key = match started(&ctx, &id, &job).await {
-        Some(key) => key,
-        None => {
-            return not_found(&format!(
-                "Job {job} of build {id} did not start in time or left this server."
-            ));
-        }
-    };
-    let from = headers
+    let resume = headers
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok())
-        .map_or(0, |n| n + 1);
-    let console = ctx.live.console(executor, &key, ctx.secrets.clone());
-    let rx = console.watch();
+        .and_then(|v| v.split_once(':'))
+        .and_then(|(a, n)| Some((a.parse::<u32>().ok()?, n.parse::<usize>().ok()?)));
     struct S {
-        console: Arc<live::Console>,
-        rx: tokio::sync::watch::Receiver<live::Progress>,
+        ctx: Ctx,
+        executor: Arc<dyn crate::executor::Executor>,
+        id: BuildId,
+        job: String,
+        resume: Option<(u32, usize)>,
+        console: Option<(
+            u32,
+            Arc<live::Console>,
+            tokio::sync::watch::Receiver<live::Progress>,
+        )>,
         next: usize,
         skipped_told: usize,
         pending: std::collections::VecDeque<Event>,
         done: bool,
     }
     let state = S {
-        console,
-        rx,
-        next: from,
+        ctx: ctx.clone(),
+        executor,
+        id,
+        job,
+        resume,
+        console: None,
+        next: 0,
         skipped_told: 0,
         pending: Default::default(),
         done: false,
     };
-    let stream = futures_util::stream::unfold(state, |mut s| async move {
+    let end = |state: &str, detail: &str| {
+        Event::default()
+            .event("end")
+            .data(serde_json::json!({"state": state, "detail": detail}).to_string())
+    };
+    let stream = futures_util::stream::unfold(state, move |mut s| async move {
         loop {
             if let Some(e) = s.pending.pop_front() {
                 return Some((Ok::<_, Infallible>(e), s));
@@ -425,15 +448,50 @@ async fn live_events(
             if s.done {
                 return None;
             }
-            let progress = s.rx.borrow_and_update().clone();
-            for line in s.console.lines_from(s.next) {
+            if s.console.is_none() {
+                let Some((key, attempt)) = started(&s.ctx, &s.id, &s.job).await else {
+                    s.pending.push_back(end(
+                        "error",
+                        "the job did not start in time, or left this server",
+                    ));
+                    s.done = true;
+                    continue;
+                };
+                let Some(console) =
+                    s.ctx
+                        .live
+                        .console(s.executor.clone(), &key, s.ctx.secrets.clone())
+                else {
+                    s.pending.push_back(end(
+                        "error",
+                        "too many live consoles are open on this server; try again later",
+                    ));
+                    s.done = true;
+                    continue;
+                };
+                s.next = match s.resume {
+                    Some((a, n)) if a == attempt => n.saturating_add(1),
+                    _ => 0,
+                };
+                let rx = console.watch();
+                s.console = Some((attempt, console, rx));
+            }
+            let (attempt, console, rx) = s.console.as_mut().expect("set above");
+            let progress = rx.borrow_and_update().clone();
+            // A bounded batch at a time: a late viewer of a long log does not copy all of it.
+            for line in console.lines_from(s.next, LIVE_BATCH) {
+                // An event without data is dropped by browsers: a blank line is a space.
+                let data = if line.is_empty() { " " } else { &*line };
                 s.pending.push_back(
                     Event::default()
                         .event("line")
-                        .id(s.next.to_string())
-                        .data(&*line),
+                        .id(format!("{attempt}:{}", s.next))
+                        .data(data),
                 );
                 s.next += 1;
+            }
+            if !s.pending.is_empty() {
+                continue;
             }
             if progress.skipped > s.skipped_told {
                 s.skipped_told = progress.skipped;
@@ -442,20 +500,17 @@ async fn live_events(
                         .event("skipped")
                         .data(progress.skipped.to_string()),
                 );
+                continue;
             }
-            if let Some(end) = &progress.ended
+            if let Some(ended) = &progress.ended
                 && s.next >= progress.lines
             {
-                let state = end.split(':').next().unwrap_or("error").to_owned();
-                s.pending.push_back(
-                    Event::default()
-                        .event("end")
-                        .data(serde_json::json!({"state": state, "detail": end}).to_string()),
-                );
+                let state = ended.split(':').next().unwrap_or("error").to_owned();
+                s.pending.push_back(end(&state, ended));
                 s.done = true;
                 continue;
             }
-            if s.pending.is_empty() && s.rx.changed().await.is_err() {
+            if rx.changed().await.is_err() {
                 return None;
             }
         }
@@ -464,6 +519,9 @@ async fn live_events(
         .keep_alive(KeepAlive::default())
         .into_response()
 }
+
+/// Lines of a live console sent per step.
+const LIVE_BATCH: usize = 256;
 
 // --- stored logs ---
 
@@ -475,49 +533,68 @@ fn parse_digest(d: &str) -> Result<Digest, Response> {
         .map_err(|_| not_found(&format!("{d:?} is not a sha256 digest.")))
 }
 
-async fn read_log(ctx: &Ctx, d: &str) -> Result<(Digest, String), Response> {
+/// Stored logs read and rendered at once (each may be tens of MB).
+static LOG_READS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(4);
+
+/// Reads a stored log on a blocking thread (at most [`LOG_READS`] at once) and hands its
+/// text to `f` there.
+async fn with_log<T: Send + 'static>(
+    ctx: &Ctx,
+    d: &str,
+    f: impl FnOnce(&Digest, &str, &[String]) -> T + Send + 'static,
+) -> Result<T, Response> {
     let digest = parse_digest(d)?;
-    let ctx2 = ctx.clone();
-    let dg = digest.clone();
-    let bytes = tokio::task::spawn_blocking(move || ctx2.store.read(&dg))
-        .await
-        .map_err(failed)?
-        .map_err(|_| not_found(&format!("No log {digest} is stored here.")))?;
-    let text = crate::apply::mask_secrets(&String::from_utf8_lossy(&bytes), &ctx.secrets);
-    Ok((digest, text))
+    let _permit = LOG_READS.acquire().await.map_err(failed)?;
+    let ctx = ctx.clone();
+    tokio::task::spawn_blocking(move || {
+        let bytes = ctx
+            .store
+            .read(&digest)
+            .map_err(|_| not_found(&format!("No log {digest} is stored here.")))?;
+        Ok(f(&digest, &String::from_utf8_lossy(&bytes), &ctx.secrets))
+    })
+    .await
+    .map_err(failed)?
 }
 
 async fn log_page(State(ctx): State<Ctx>, Path(d): Path<String>) -> Response {
-    let (digest, text) = match read_log(&ctx, &d).await {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
-    let mut style = ansi::Style::default();
-    let mut lines = Vec::new();
-    let mut truncated = false;
-    for (i, l) in text.lines().enumerate() {
-        if i >= PAGE_LINES {
-            truncated = true;
-            break;
-        }
-        // Stored lines are `<time> <text>` as the executor wrote them.
-        let l = l.split_once(' ').map_or(l, |(t, rest)| {
-            if t.len() >= 20 && t.as_bytes().get(4) == Some(&b'-') {
-                rest
-            } else {
-                l
+    let rendered = with_log(&ctx, &d, |digest, text, secrets| {
+        let mut style = ansi::Style::default();
+        let mut lines = Vec::new();
+        let mut truncated = false;
+        for (i, l) in text.lines().enumerate() {
+            if i >= PAGE_LINES {
+                truncated = true;
+                break;
             }
-        });
-        let (m, next) = ansi::line(l, style);
-        style = next;
-        lines.push(m.into_string());
+            // Stored lines are `<time> <text>` as the executor wrote them.
+            let l = l.split_once(' ').map_or(l, |(t, rest)| {
+                if t.len() >= 20 && t.as_bytes().get(4) == Some(&b'-') {
+                    rest
+                } else {
+                    l
+                }
+            });
+            let (m, next) = ansi::line(&crate::apply::mask_secrets(l, secrets), style);
+            style = next;
+            lines.push(m.into_string());
+        }
+        pages::log_page(digest.as_str(), &lines, truncated)
+    })
+    .await;
+    match rendered {
+        Ok(m) => m.into_response(),
+        Err(r) => r,
     }
-    pages::log_page(digest.as_str(), &lines, truncated).into_response()
 }
 
 async fn log_raw(State(ctx): State<Ctx>, Path(d): Path<String>) -> Response {
-    match read_log(&ctx, &d).await {
-        Ok((_, text)) => (
+    match with_log(&ctx, &d, |_, text, secrets| {
+        crate::apply::mask_secrets(text, secrets)
+    })
+    .await
+    {
+        Ok(text) => (
             [
                 (header::CONTENT_TYPE, "text/plain; charset=utf-8"),
                 (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
@@ -647,7 +724,7 @@ async fn webhook(
     State(ctx): State<Ctx>,
     Query(q): Query<TokenQuery>,
     headers: HeaderMap,
-    body: Bytes,
+    body: axum::body::Body,
 ) -> Response {
     let Some(secret) = &ctx.webhook else {
         return (
@@ -660,6 +737,14 @@ async fn webhook(
         tracing::warn!("webhook: refused a request without the right token");
         return (StatusCode::UNAUTHORIZED, "wrong or missing token\n").into_response();
     }
+    // The body is read only once the token is known good, and only so far.
+    let Ok(body) = axum::body::to_bytes(body, WEBHOOK_LIMIT).await else {
+        return (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "the body is over 1 MB or broken\n",
+        )
+            .into_response();
+    };
     let Ok(text) = std::str::from_utf8(&body) else {
         return (StatusCode::BAD_REQUEST, "the body is not UTF-8\n").into_response();
     };

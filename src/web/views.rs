@@ -264,7 +264,10 @@ fn judge(
                 .collect();
             v.allowed = authority.allows(&signer, KeyRole::Ledger);
             v.verdict = if v.allowed {
-                format!("good signature by {signer}, allowed to sign ledger commits")
+                format!(
+                    "good signature by {signer}, allowed to sign ledger commits by the keys of \
+                     config commit {config}"
+                )
             } else {
                 format!("good signature by {signer}, which may not sign ledger commits")
             };
@@ -305,7 +308,7 @@ pub fn commit(
         .iter()
         .find(|(k, _)| k == "Config-Commit")
         .map(|(_, v)| v.as_str());
-    let signature = judge(&c.payload, c.signature.as_deref(), named_config, keys);
+    let mut signature = judge(&c.payload, c.signature.as_deref(), named_config, keys);
     let on_history = match ledger.tip()? {
         Some(tip) if tip == commit => true,
         Some(tip) => crate::git::mirror::run_git(
@@ -321,6 +324,30 @@ pub fn commit(
         .is_ok(),
         None => false,
     };
+    // As `ledger verify` does: the signer must also be one the ledger allowed before this
+    // commit (its parent's LEDGER; the first commit's own), and the commit on its history.
+    let signers = match c.parents.first() {
+        Some(p) => ledger.snapshot_at(*p)?.meta()?.signers,
+        None => at.meta()?.signers,
+    };
+    if let Some(signer) = &signature.signer
+        && signature.allowed
+    {
+        if !signers.contains(signer) {
+            signature.allowed = false;
+            signature.verdict = format!(
+                "good signature by {signer}, which the ledger did not allow before this commit \
+                 (its LEDGER names {}): not allowed",
+                signers.join(", ")
+            );
+        } else if !on_history {
+            signature.allowed = false;
+            signature.verdict = format!(
+                "good signature by {signer}, but the commit is not on the ledger's history: \
+                 not allowed"
+            );
+        }
+    }
     let changed = at.changed_paths()?;
     let more_records = changed.len().saturating_sub(SHOWN_RECORDS);
     let mut records = Vec::new();
