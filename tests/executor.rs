@@ -88,7 +88,7 @@ pipelines:
 fn job_run(repo: &Path, state: &Path, job: &str, extra: &[&str]) -> std::process::Output {
     support::output(
         support::seakeeper()
-            .args(["job", "run", job, "--repo"])
+            .args(["job", "run", job, "--host-tools", "--repo"])
             .arg(repo)
             .arg("--state")
             .arg(state)
@@ -223,7 +223,7 @@ fn ctrl_c_cancels_the_job() {
     let (dir, repo, _) = project(&PIPELINE.replace("timeout: 2s", "timeout: 60s"));
     let state = dir.path().join("state");
     let mut child = support::seakeeper()
-        .args(["job", "run", "slow", "--repo"])
+        .args(["job", "run", "slow", "--host-tools", "--repo"])
         .arg(&repo)
         .arg("--state")
         .arg(&state)

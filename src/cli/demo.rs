@@ -215,17 +215,26 @@ pub(super) fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         &base_dir.join("etc/demo-release"),
         "seakeeper demo base 1\n",
     )?;
+    // Jobs run in it: a static busybox is its shell and tools (`sh` runs busybox's applets
+    // without links), else jobs run with this machine's tools.
+    let busybox = Path::new("/bin/busybox");
+    let mut base_files = BTreeMap::from([(
+        "etc/demo-release".to_owned(),
+        base_dir.join("etc/demo-release"),
+    )]);
+    let host_tools = !busybox.is_file();
+    if !host_tools {
+        base_files.insert("bin/sh".to_owned(), busybox.to_owned());
+        base_files.insert("bin/busybox".to_owned(), busybox.to_owned());
+    }
     let base = crate::registry::assemble::assemble(
         &images,
         &crate::registry::assemble::ImageSpec {
-            files: BTreeMap::from([(
-                "etc/demo-release".to_owned(),
-                base_dir.join("etc/demo-release"),
-            )]),
+            files: base_files,
             prefix: String::new(),
             base: None,
             entrypoint: Vec::new(),
-            env: BTreeMap::new(),
+            env: BTreeMap::from([("PATH".to_owned(), "/bin".to_owned())]),
             labels: BTreeMap::new(),
             working_dir: None,
         },
@@ -334,14 +343,22 @@ executor:
     let sandbox = if which("bwrap") { "auto" } else { "none" };
     if sandbox == "none" {
         println!(
-            "   note: bubblewrap is not installed, so jobs run WITHOUT a sandbox (apt-get install bubblewrap)"
+            "   note: bubblewrap is not installed, so jobs run WITHOUT a sandbox and with this \
+             machine's tools (apt-get install bubblewrap)"
+        );
+    }
+    let host_tools = host_tools || sandbox == "none";
+    if host_tools && sandbox != "none" {
+        println!(
+            "   note: no /bin/busybox for the base image, so jobs run with this machine's tools \
+             (apt-get install busybox-static)"
         );
     }
     let settings_path = dir.join("settings.yaml");
     write(
         &settings_path,
         &format!(
-            "state_dir: state\nledger_dir: ledger\nsigning_key: ci-key.asc\nconfig_repo: {}\nsandbox: {sandbox}\n",
+            "state_dir: state\nledger_dir: ledger\nsigning_key: ci-key.asc\nconfig_repo: {}\nsandbox: {sandbox}\nhost_tools: {host_tools}\n",
             config.display()
         ),
     )?;

@@ -99,9 +99,13 @@ pub(super) struct JobArgs {
     /// Where jobs and outputs are kept (default: ~/.cache/seakeeper/local).
     #[arg(long)]
     state: Option<PathBuf>,
-    /// Run without bubblewrap even when it is installed.
+    /// Run without bubblewrap even when it is installed (implies --host-tools).
     #[arg(long)]
     no_sandbox: bool,
+    /// Run the commands with this machine's tools (its /usr, read-only) instead of inside the
+    /// job's image: results may differ from CI's.
+    #[arg(long)]
+    host_tools: bool,
     /// The build id (default: `local-<commit>-<time>`).
     #[arg(long)]
     build_id: Option<String>,
@@ -117,8 +121,12 @@ fn pipeline_kind(name: &str) -> anyhow::Result<PipelineKind> {
     })
 }
 
-/// Resolves the job exactly as CI does; returns the spec and the opened repository.
-fn resolve(a: &JobArgs) -> anyhow::Result<(JobSpec, gix::ThreadSafeRepository)> {
+/// The registries of the config repo's `seakeeper.yaml` (where images are pulled from).
+type Registries = std::collections::BTreeMap<String, config::files::RegistrySettings>;
+
+/// Resolves the job exactly as CI does; returns the spec, the opened repository and the
+/// registries the config repo names.
+fn resolve(a: &JobArgs) -> anyhow::Result<(JobSpec, gix::ThreadSafeRepository, Registries)> {
     let repo = gix::discover(&a.repo)
         .with_context(|| format!("{}: not a git repository", a.repo.display()))?;
     let commit = files::resolve(&repo, &a.rev)?;
@@ -232,7 +240,11 @@ fn resolve(a: &JobArgs) -> anyhow::Result<(JobSpec, gix::ThreadSafeRepository)> 
         trust,
         required: Vec::new(),
     });
-    Ok((spec, repo.into_sync()))
+    let registries = layout
+        .as_ref()
+        .map(|l| l.settings.registries.clone())
+        .unwrap_or_default();
+    Ok((spec, repo.into_sync(), registries))
 }
 
 pub(super) fn run(cmd: JobCommand) -> anyhow::Result<ExitCode> {
@@ -244,7 +256,7 @@ pub(super) fn run(cmd: JobCommand) -> anyhow::Result<ExitCode> {
             trusted_namespace,
             seakeeper_image,
         } => {
-            let (spec, _) = resolve(&job)?;
+            let (spec, _, _) = resolve(&job)?;
             let settings = kubernetes::KubeSettings {
                 untrusted_namespace,
                 trusted_namespace,
@@ -306,7 +318,7 @@ fn default_state() -> PathBuf {
 }
 
 fn run_job(a: &JobArgs) -> anyhow::Result<ExitCode> {
-    let (spec, repo) = resolve(a)?;
+    let (spec, repo, registries) = resolve(a)?;
     let state = a.state.clone().unwrap_or_else(default_state);
     let mut config = LocalConfig::new(&state);
     if a.no_sandbox {
@@ -318,15 +330,21 @@ fn run_job(a: &JobArgs) -> anyhow::Result<ExitCode> {
             .map(|_| ())
             .map_err(|e| e.to_string())
     });
-    let exec = LocalExecutor::new(config, prepare)?;
+    let mut exec = LocalExecutor::new(config, prepare)?;
     if let Some(w) = exec.warning() {
         eprintln!("warning: {w}");
     }
-    eprintln!(
-        "note: the local executor runs the commands with this machine's /usr (read-only), not \
-         inside the image {}",
-        spec.image
-    );
+    if a.host_tools || a.no_sandbox {
+        eprintln!(
+            "warning: --host-tools: the commands run with this machine's tools, not inside the \
+             image {}; the result may differ from CI's",
+            spec.image
+        );
+    } else {
+        let mut source = crate::registry::pull::ImageSource::under(&state)?;
+        source.registries = registries;
+        exec = exec.with_images(crate::daemon::local_images(source));
+    }
     eprintln!(
         "seakeeper: {} {} of {} at {} ({}, time limit {} s)",
         spec.pipeline,

@@ -38,7 +38,7 @@ use observe::PipelineRead;
 use services::is_remote;
 
 pub use feed::Feed;
-pub use services::{add_config_keys, key_history};
+pub use services::{add_config_keys, key_history, local_images};
 pub use settings::Settings;
 pub use status::Status;
 

@@ -239,9 +239,20 @@ impl Daemon {
                     }
                     Ok(())
                 });
-                let exec = crate::executor::local::LocalExecutor::new(config, prepare)?;
+                let mut exec = crate::executor::local::LocalExecutor::new(config, prepare)?;
                 if let Some(w) = exec.warning() {
                     tracing::warn!("{}", w);
+                }
+                if self.settings.host_tools {
+                    tracing::warn!(
+                        "host_tools: jobs run with this machine's tools, not in their images; \
+                         results may differ from CI's"
+                    );
+                } else {
+                    let mut source = crate::registry::pull::ImageSource::under(state)?;
+                    source.registries = layout.settings.registries.clone();
+                    source.secrets = Arc::new(self.secrets()?);
+                    exec = exec.with_images(local_images(source));
                 }
                 Arc::new(exec)
             }
@@ -534,4 +545,25 @@ fn remote_holds(remote: &str, credentials: Option<&(String, String)>, head: &str
 
 pub(super) fn is_remote(url: &str) -> bool {
     url.starts_with("http://") || url.starts_with("https://")
+}
+
+/// The local executor's images: pulled by digest into `<state>/images` (only what is missing),
+/// unpacked once under `<state>/roots`, run as the image's user (never root).
+pub fn local_images(
+    source: crate::registry::pull::ImageSource,
+) -> crate::executor::local::Images {
+    Arc::new(move |image: &str| {
+        let u = source.prepare(image).map_err(|e| e.to_string())?;
+        let (uid, gid) = u.config.ids(&u.root)?;
+        Ok(crate::executor::local::Rootfs {
+            env: u.config.env_pairs(),
+            working_dir: u.config.working_dir,
+            uid,
+            gid,
+            entrypoint: u.config.entrypoint,
+            cmd: u.config.cmd,
+            ports: u.config.exposed_ports,
+            root: u.root,
+        })
+    })
 }

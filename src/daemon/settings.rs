@@ -59,6 +59,10 @@ pub struct Settings {
     /// The local executor's isolation.
     #[serde(default)]
     pub sandbox: SandboxSetting,
+    /// Run local jobs with this machine's tools instead of their images (a warning at start):
+    /// for a machine without bubblewrap, or for jobs whose images cannot be pulled here.
+    #[serde(default)]
+    pub host_tools: bool,
     /// Public certs trusted with every role, whatever the config repo's `keys/` says: the
     /// deployment's trust root for adopting a ledger from its remote (for example the previous
     /// server's key after a key change). The server's own key is always trusted.

@@ -197,6 +197,15 @@ impl OciLayout {
         Ok(size)
     }
 
+    /// Opens a blob to stream it (the reader does not check the digest: hash what is read).
+    pub fn open_blob(&self, digest: &Digest) -> Result<std::fs::File, StoreError> {
+        let path = self.blob_path(digest);
+        std::fs::File::open(&path).map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => StoreError::Missing(digest.to_string()),
+            _ => io(&path, e),
+        })
+    }
+
     /// The size of a blob, if present.
     pub fn blob_size(&self, digest: &Digest) -> Option<u64> {
         std::fs::metadata(self.blob_path(digest))

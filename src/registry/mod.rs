@@ -7,6 +7,8 @@ pub mod copy;
 pub mod cosign;
 pub mod distribution;
 pub mod layout;
+pub mod pull;
+pub mod unpack;
 
 pub use assemble::{AssembleError, ImageSpec, assemble};
 pub use layout::{Descriptor, OciLayout, StoreError};

@@ -79,7 +79,7 @@ impl Site {
         std::fs::write(
             &settings,
             format!(
-                "state_dir: state\nsigning_key: {}\nsecrets: secrets.yaml\nconfig_repo: {}\n{extra_settings}",
+                "state_dir: state\nsigning_key: {}\nsecrets: secrets.yaml\nconfig_repo: {}\nhost_tools: true\n{extra_settings}",
                 site.w.key.display(),
                 site.config.display()
             ),

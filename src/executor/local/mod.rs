@@ -33,10 +33,12 @@ use std::time::{Duration, Instant};
 use super::{ExecError, Executor, LogLine, output_glob_matches, script, seakeeper_env};
 use crate::model::{JobKey, JobSpec, JobState, OutputFile, Trust};
 
+mod image;
 mod outputs;
 mod sandbox;
 mod supervise;
 
+pub use image::{DEFAULT_PATH, Images, Rootfs};
 pub use outputs::collect_outputs;
 pub use sandbox::Launch;
 use sandbox::*;
@@ -157,6 +159,8 @@ pub struct LocalExecutor {
     bwrap: Option<PathBuf>,
     jobs: Mutex<HashMap<JobKey, Arc<Job>>>,
     slots: Arc<Slots>,
+    /// Makes each job's image ready; `None`: jobs run with the host's tools.
+    images: Option<Images>,
 }
 
 fn backend(context: &str, e: impl std::fmt::Display) -> ExecError {
@@ -202,7 +206,20 @@ impl LocalExecutor {
             bwrap,
             jobs: Mutex::new(HashMap::new()),
             slots,
+            images: None,
         })
+    }
+
+    /// Runs each job in its own image, made ready by `images` (pulled by digest, unpacked
+    /// once): what CI runs. Without this, jobs run with the host's tools (`--host-tools`).
+    pub fn with_images(mut self, images: Images) -> LocalExecutor {
+        self.images = Some(images);
+        self
+    }
+
+    /// Whether jobs run in their images.
+    pub fn runs_images(&self) -> bool {
+        self.images.is_some()
     }
 
     /// Whether jobs are isolated with bubblewrap; when not, [`LocalExecutor::warning`] says so.
@@ -396,6 +413,7 @@ impl Executor for LocalExecutor {
             slots: self.slots.clone(),
             supervisor: self.config.supervisor.clone(),
             limits: self.config.limits,
+            images: self.images.clone(),
         };
         std::thread::Builder::new()
             .name(format!("job {key}"))

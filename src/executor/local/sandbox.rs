@@ -36,6 +36,8 @@ pub(super) struct Run {
     pub(super) slots: Arc<Slots>,
     pub(super) supervisor: Option<PathBuf>,
     pub(super) limits: crate::executor::limits::JobLimits,
+    /// Makes the job's image ready; `None`: the host's tools (`--host-tools`).
+    pub(super) images: Option<super::image::Images>,
 }
 
 /// `/etc` entries a job may see (never shadow files, never seakeeper's own configuration).
@@ -173,7 +175,31 @@ impl Run {
             .map_err(|e| format!("checking out {}: {e}", self.spec.commit))?;
         let script_path = dir.join("script.sh");
         std::fs::write(&script_path, script(&self.spec)).map_err(|e| format!("script: {e}"))?;
-        let (launch, env) = self.launch(&workspace, &script_path)?;
+        let rootfs = match &self.images {
+            None => None,
+            Some(images) => {
+                if self.bwrap.is_none() {
+                    return Err(format!(
+                        "running in its image {} needs bubblewrap (bwrap), which is not \
+                         available; install it, or run with the host's tools (--host-tools)",
+                        self.spec.image
+                    ));
+                }
+                let began = Instant::now();
+                let r = images(&self.spec.image)
+                    .map_err(|e| format!("its image {}: {e}", self.spec.image))?;
+                log_line_to(
+                    dir,
+                    &format!(
+                        "seakeeper: image {} ready in {:.1} s",
+                        self.spec.image,
+                        began.elapsed().as_secs_f64()
+                    ),
+                );
+                Some(r)
+            }
+        };
+        let (launch, env) = self.launch(&workspace, &script_path, rootfs.as_ref())?;
         match &self.supervisor {
             None => run_launch(dir, &launch, Some(&env), self).map(Ended::Unrecorded),
             Some(program) => self.supervise(program, &launch, env, lock),
@@ -185,21 +211,22 @@ impl Run {
         &self,
         workspace: &Path,
         script_path: &Path,
+        rootfs: Option<&super::image::Rootfs>,
     ) -> Result<(Launch, Vec<(String, String)>), String> {
         let inside = if self.bwrap.is_some() {
             "/workspace".to_owned()
         } else {
             workspace.display().to_string()
         };
-        let mut env: Vec<(String, String)> = vec![
-            (
-                "PATH".into(),
-                "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into(),
-            ),
-            ("HOME".into(), inside.clone()),
-            ("LANG".into(), "C.UTF-8".into()),
-            ("TMPDIR".into(), "/tmp".into()),
-        ];
+        let mut env: Vec<(String, String)> = match rootfs {
+            Some(r) => super::image::environment(r),
+            None => vec![
+                ("PATH".into(), super::image::DEFAULT_PATH.into()),
+                ("HOME".into(), inside.clone()),
+                ("LANG".into(), "C.UTF-8".into()),
+                ("TMPDIR".into(), "/tmp".into()),
+            ],
+        };
         env.extend(self.spec.env.iter().map(|(k, v)| (k.clone(), v.clone())));
         env.extend(self.secrets.iter().cloned());
         env.extend(seakeeper_env(&self.spec, &inside));
@@ -219,17 +246,14 @@ impl Run {
         let mut args: Vec<String> = Vec::new();
         let (program, cwd) = match &self.bwrap {
             Some(bwrap) => {
-                args.extend(
-                    [
-                        "--unshare-all",
-                        "--unshare-user",
-                        "--uid",
-                        "65534",
-                        "--gid",
-                        "65534",
-                    ]
-                    .map(str::to_owned),
-                );
+                let (uid, gid) = rootfs.map_or((65534, 65534), |r| (r.uid, r.gid));
+                args.extend(["--unshare-all", "--unshare-user"].map(str::to_owned));
+                args.extend([
+                    "--uid".into(),
+                    uid.to_string(),
+                    "--gid".into(),
+                    gid.to_string(),
+                ]);
                 // A trusted job with the network shares the host's; an untrusted one gets a
                 // fenced namespace of its own (set up when it starts).
                 if self.spec.network && self.spec.trust == Trust::Trusted {
@@ -242,6 +266,43 @@ impl Run {
                     args.push("--disable-userns".into());
                 }
                 args.extend(["--hostname", "seakeeper-job"].map(str::to_owned));
+                if let Some(r) = rootfs {
+                    let hosts = self.job.dir.join("hosts");
+                    std::fs::write(
+                        &hosts,
+                        super::image::hosts_file(self.spec.services.keys().map(String::as_str)),
+                    )
+                    .map_err(|e| format!("writing the hosts file: {e}"))?;
+                    let resolv = if fenced_network {
+                        Some(crate::executor::netns::resolv_conf(&self.job.dir)?)
+                    } else if self.spec.network {
+                        Some(PathBuf::from("/etc/resolv.conf"))
+                    } else {
+                        None
+                    };
+                    args.extend(super::image::mounts(
+                        r,
+                        workspace,
+                        script_path,
+                        &hosts,
+                        resolv.as_deref(),
+                    )?);
+                    args.extend(
+                        [
+                            "--chdir",
+                            "/workspace",
+                            "--",
+                            "/bin/sh",
+                            "-e",
+                            "/seakeeper/script.sh",
+                        ]
+                        .map(str::to_owned),
+                    );
+                    return Ok((
+                        self.launch_of(bwrap.clone(), args, None, workspace)?,
+                        env,
+                    ));
+                }
                 args.extend(["--ro-bind", "/usr", "/usr"].map(str::to_owned));
                 for d in ["bin", "sbin", "lib", "lib64", "lib32", "libx32"] {
                     let p = Path::new("/").join(d);
@@ -294,7 +355,20 @@ impl Run {
                 (PathBuf::from("/bin/sh"), Some(workspace.to_owned()))
             }
         };
-        Ok((
+        Ok((self.launch_of(program, args, cwd, workspace)?, env))
+    }
+
+    /// The launch of `program args` for this job.
+    fn launch_of(
+        &self,
+        program: PathBuf,
+        args: Vec<String>,
+        cwd: Option<PathBuf>,
+        workspace: &Path,
+    ) -> Result<Launch, String> {
+        let fenced_network =
+            self.bwrap.is_some() && self.spec.network && self.spec.trust == Trust::Untrusted;
+        Ok(
             Launch {
                 program,
                 args,
@@ -317,8 +391,7 @@ impl Run {
                 },
                 fenced_network,
             },
-            env,
-        ))
+        )
     }
 
     /// Hands the job to a detached supervisor process (its own session, holding the job's
