@@ -30,12 +30,17 @@ fn tools_available() -> bool {
 
 /// A project whose pipeline has one job per (name, image, commands).
 fn project(dir: &Path, jobs: &[(&str, &str, &[&str])]) -> PathBuf {
+    project_with(dir, jobs, "")
+}
+
+/// [`project`], with `extra` YAML added to every job.
+fn project_with(dir: &Path, jobs: &[(&str, &str, &[&str])], extra: &str) -> PathBuf {
     let repo = dir.join("widgets");
     std::fs::create_dir_all(repo.join(".pipeline")).unwrap();
     support::git(&repo, &["init", "-q", "-b", "main"]);
     let mut yaml = String::from("jobs:\n");
     for (name, image, commands) in jobs {
-        yaml += &format!("  {name}:\n    image: {image}\n    timeout: 60s\n    commands:\n");
+        yaml += &format!("  {name}:\n    image: {image}\n    timeout: 60s\n{extra}    commands:\n");
         for c in *commands {
             yaml += &format!("      - {}\n", serde_json::to_string(c).unwrap());
         }
@@ -140,6 +145,16 @@ fn gzip(bytes: &[u8]) -> Vec<u8> {
 
 /// An image by hand: `layers` are (media type, blob) on top of `base`'s layers.
 fn image_of(layout: &OciLayout, base: &Digest, layers: &[(&str, Vec<u8>)]) -> Digest {
+    image_with(layout, base, layers, |_| {})
+}
+
+/// [`image_of`], with its config changed by `patch`.
+fn image_with(
+    layout: &OciLayout,
+    base: &Digest,
+    layers: &[(&str, Vec<u8>)],
+    patch: impl FnOnce(&mut serde_json::Value),
+) -> Digest {
     let base_manifest: serde_json::Value =
         serde_json::from_slice(&layout.read_blob(base).unwrap()).unwrap();
     let mut config: serde_json::Value = serde_json::from_slice(
@@ -157,6 +172,7 @@ fn image_of(layout: &OciLayout, base: &Digest, layers: &[(&str, Vec<u8>)]) -> Di
             .unwrap()
             .push(serde_json::json!(Digest::of(blob).to_string()));
     }
+    patch(&mut config);
     let config = serde_json::to_vec(&config).unwrap();
     let config_digest = layout.put_blob(&config).unwrap();
     let manifest = serde_json::to_vec(&serde_json::json!({
@@ -351,4 +367,68 @@ fn issue_18_host_tools_is_asked_for_and_warned_about() {
     assert!(out.status.success(), "{}", support::stderr(&out));
     assert!(support::stdout(&out).contains("HOST-GIT"));
     assert!(support::stderr(&out).contains("warning: --host-tools"));
+}
+
+/// The pids of processes whose command line contains `needle`.
+fn processes_with(needle: &str) -> Vec<String> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().bytes().all(|b| b.is_ascii_digit()))
+        .filter(|e| {
+            std::fs::read(e.path().join("cmdline"))
+                .map(|c| String::from_utf8_lossy(&c).replace('\0', " ").contains(needle))
+                .unwrap_or(false)
+        })
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect()
+}
+
+#[test]
+fn issue_18_a_service_from_its_image_is_reached_on_loopback_and_by_name_then_stopped() {
+    if !tools_available() {
+        return;
+    }
+    // SAFETY: geteuid only reads this process's credentials.
+    if unsafe { libc::geteuid() } != 0 {
+        // Joining the job's network namespace needs root (CI runs as root).
+        assert!(std::env::var_os("CI").is_none(), "CI runs the tests as root");
+        return;
+    }
+    let Some(registry) = DockerRegistry::start() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let layout = OciLayout::open_or_init(&dir.path().join("build")).unwrap();
+    let base = base_image(dir.path(), &layout);
+    let port = 18_000 + (std::process::id() % 1000) as u16;
+    let serve = format!(
+        "mkdir -p /tmp/www && echo hello-from-the-service > /tmp/www/index.html && echo serving && exec httpd -f -v -p {port} -h /tmp/www"
+    );
+    let service = image_with(&layout, &base, &[], |c| {
+        c["config"]["Entrypoint"] = serde_json::json!(["/bin/sh", "-c", serve]);
+        c["config"]["ExposedPorts"] = serde_json::json!({ format!("{port}/tcp"): {} });
+    });
+    let service = push(&layout, &registry, "ci/web", &service);
+    let image = push(&layout, &registry, "ci/base", &base);
+    let repo = project_with(
+        dir.path(),
+        &[(
+            "with-service",
+            &image,
+            &[
+                &format!("wget -q -O - http://127.0.0.1:{port}/"),
+                &format!("wget -q -O - http://web:{port}/"),
+            ],
+        )],
+        &format!("    services:\n      - name: web\n        image: {service}\n"),
+    );
+    let out = job_run(&repo, &dir.path().join("state"), "with-service");
+    let log = support::stdout(&out);
+    assert!(out.status.success(), "{log}\n{}", support::stderr(&out));
+    assert_eq!(log.matches("hello-from-the-service").count(), 2, "{log}");
+    // Its output is in the job's log, and it is gone once the job ended.
+    assert!(log.contains("[web] serving"), "{log}");
+    assert!(log.contains("seakeeper: services stopped"), "{log}");
+    assert!(processes_with(&format!("httpd -f -v -p {port}")).is_empty());
 }

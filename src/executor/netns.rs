@@ -92,6 +92,17 @@ impl Pipes {
     /// After bubblewrap started: fences its namespace and lets the job run. The fence lasts
     /// as long as the returned value.
     pub fn fence(self) -> Result<Fence, String> {
+        self.start(true, |_| Ok(())).map(|(f, ())| f.expect("fenced when asked"))
+    }
+
+    /// After bubblewrap started: fences its namespace when `fenced`, then calls `before` with
+    /// the pid of the process in the namespace (to start what must be there before the job),
+    /// then lets the job run.
+    pub fn start<T>(
+        self,
+        fenced: bool,
+        before: impl FnOnce(i32) -> Result<T, String>,
+    ) -> Result<(Option<Fence>, T), String> {
         let Pipes {
             info_r,
             info_w,
@@ -103,8 +114,14 @@ impl Pipes {
         drop(block_r);
         let deadline = Instant::now() + SETUP;
         let pid = child_pid(&info_r, deadline)?;
-        let fence = start_slirp(pid, deadline)?;
-        refuse_routes(pid)?;
+        let fence = if fenced {
+            let f = start_slirp(pid, deadline)?;
+            refuse_routes(pid)?;
+            Some(f)
+        } else {
+            None
+        };
+        let made = before(pid)?;
         // SAFETY: writes one byte from a live buffer to a descriptor we own.
         if unsafe { libc::write(block_w.as_raw_fd(), b"1".as_ptr().cast(), 1) } != 1 {
             return Err(format!(
@@ -112,7 +129,7 @@ impl Pipes {
                 std::io::Error::last_os_error()
             ));
         }
-        Ok(fence)
+        Ok((fence, made))
     }
 }
 
@@ -271,7 +288,6 @@ fn host_addresses() -> Vec<std::net::Ipv4Addr> {
 
 /// Adds `prohibit` routes inside the job's namespace for everything it must never reach.
 fn refuse_routes(pid: i32) -> Result<(), String> {
-    let ip = find("ip").ok_or("ip (iproute2) is not installed")?;
     let mut batch = String::new();
     for cidr in super::NEVER_REACHED {
         if cidr.starts_with("127.") {
@@ -283,6 +299,17 @@ fn refuse_routes(pid: i32) -> Result<(), String> {
     for a in host_addresses() {
         batch.push_str(&format!("route add prohibit {a}/32\n"));
     }
+    run_ip(pid, &batch).map_err(|e| format!("fencing the job's network (ip route): {e}"))
+}
+
+/// Brings up loopback in the namespace of `pid` (where a job's services listen).
+pub fn loopback_up(pid: i32) -> Result<(), String> {
+    run_ip(pid, "link set lo up\n").map_err(|e| format!("bringing up the job's loopback: {e}"))
+}
+
+/// Runs `ip -batch` with `batch` inside the network namespace of `pid`.
+fn run_ip(pid: i32, batch: &str) -> Result<(), String> {
+    let ip = find("ip").ok_or("ip (iproute2) is not installed")?;
     let open = |ns: &str| -> Result<OwnedFd, String> {
         let path = format!("/proc/{pid}/ns/{ns}");
         std::fs::File::open(&path)
@@ -327,10 +354,7 @@ fn refuse_routes(pid: i32) -> Result<(), String> {
     }
     let out = wait_output(child, SETUP)?;
     if !out.status.success() {
-        return Err(format!(
-            "fencing the job's network (ip route): {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        ));
+        return Err(String::from_utf8_lossy(&out.stderr).trim().to_owned());
     }
     drop(net);
     drop(user);

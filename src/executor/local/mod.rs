@@ -36,6 +36,7 @@ use crate::model::{JobKey, JobSpec, JobState, OutputFile, Trust};
 mod image;
 mod outputs;
 mod sandbox;
+mod services;
 mod supervise;
 
 pub use image::{DEFAULT_PATH, Images, Rootfs};
@@ -345,14 +346,20 @@ impl Executor for LocalExecutor {
         }
         if !spec.services.is_empty() {
             let names: Vec<&str> = spec.services.keys().map(String::as_str).collect();
-            return Err(ExecError::Invalid {
-                key,
-                message: format!(
-                    "services ({}) need containers, which the local executor does not run; \
-                     use the Kubernetes executor (`seakeeper job render`) for this job",
-                    names.join(", ")
-                ),
-            });
+            let why = if self.images.is_none() || self.bwrap.is_none() {
+                Some(
+                    "run from their images, which needs bubblewrap and not --host-tools"
+                        .to_owned(),
+                )
+            } else {
+                services::can_join().err()
+            };
+            if let Some(why) = why {
+                return Err(ExecError::Invalid {
+                    key,
+                    message: format!("services ({}): {why}", names.join(", ")),
+                });
+            }
         }
         if let Some(name) = spec.env.keys().find(|k| loader_variable(k)) {
             return Err(ExecError::Invalid {

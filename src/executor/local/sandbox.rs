@@ -95,6 +95,9 @@ pub struct Launch {
     /// [`crate::executor::netns`]), instead of the host's.
     #[serde(default)]
     pub fenced_network: bool,
+    /// The job's services, started in its network namespace before it runs.
+    #[serde(default)]
+    pub services: Vec<super::services::ServiceLaunch>,
 }
 
 /// Whoever watches a running job: asked whether to stop it, told when it starts.
@@ -287,6 +290,27 @@ impl Run {
                         &hosts,
                         resolv.as_deref(),
                     )?);
+                    let mut services = Vec::new();
+                    for (name, image) in &self.spec.services {
+                        let images = self.images.as_ref().expect("a rootfs comes from images");
+                        let began = Instant::now();
+                        let root = images(image)
+                            .map_err(|e| format!("service {name}'s image {image}: {e}"))?;
+                        log_line_to(
+                            &self.job.dir,
+                            &format!(
+                                "seakeeper: service {name}'s image {image} ready in {:.1} s",
+                                began.elapsed().as_secs_f64()
+                            ),
+                        );
+                        services.push(super::services::launch(
+                            name,
+                            &root,
+                            bwrap,
+                            &hosts,
+                            bwrap_can_disable_userns(bwrap),
+                        )?);
+                    }
                     args.extend(
                         [
                             "--chdir",
@@ -298,10 +322,9 @@ impl Run {
                         ]
                         .map(str::to_owned),
                     );
-                    return Ok((
-                        self.launch_of(bwrap.clone(), args, None, workspace)?,
-                        env,
-                    ));
+                    let mut launch = self.launch_of(bwrap.clone(), args, None, workspace)?;
+                    launch.services = services;
+                    return Ok((launch, env));
                 }
                 args.extend(["--ro-bind", "/usr", "/usr"].map(str::to_owned));
                 for d in ["bin", "sbin", "lib", "lib64", "lib32", "libx32"] {
@@ -390,6 +413,7 @@ impl Run {
                     None => None,
                 },
                 fenced_network,
+                services: Vec::new(),
             },
         )
     }
@@ -514,7 +538,7 @@ pub(super) fn run_launch(
     if let Some(fd) = seccomp_fd {
         cmd.args(["--seccomp".to_owned(), fd.to_string()]);
     }
-    let net = if launch.fenced_network {
+    let net = if launch.fenced_network || !launch.services.is_empty() {
         Some(crate::executor::netns::Pipes::new()?)
     } else {
         None
@@ -611,10 +635,22 @@ pub(super) fn run_launch(
             libc::killpg(pgid, libc::SIGKILL);
         }
     }
-    // The job waits in its namespace until the fence is up; no fence, no job.
-    let _fence = match net.map(crate::executor::netns::Pipes::fence) {
-        None => None,
-        Some(Ok(f)) => Some(f),
+    // The job waits in its namespace until the fence is up and its services listen; no
+    // fence or no services, no job.
+    let services = &launch.services;
+    let service_log = super::services::log_writer(log.clone());
+    let set_up = net.map(|p| {
+        p.start(launch.fenced_network, |pid| {
+            if services.is_empty() {
+                Ok(None)
+            } else {
+                super::services::start(services, pid, service_log).map(Some)
+            }
+        })
+    });
+    let (_fence, running_services) = match set_up {
+        None => (None, None),
+        Some(Ok(made)) => made,
         Some(Err(e)) => {
             // SAFETY: signals our own child's process group.
             unsafe {
@@ -626,7 +662,11 @@ pub(super) fn run_launch(
             let _ = std::fs::remove_dir_all(&launch.workspace);
             return Ok(JobState::Failed {
                 exit_code: None,
-                reason: format!("its network could not be fenced: {e}"),
+                reason: if services.is_empty() {
+                    format!("its network could not be fenced: {e}")
+                } else {
+                    format!("its network or services could not be set up: {e}")
+                },
             });
         }
     };
@@ -714,10 +754,14 @@ pub(super) fn run_launch(
         }
         std::thread::sleep(Duration::from_millis(5));
     };
-    // Anything left in the group (daemons the job started) goes too.
+    // Anything left in the group (daemons the job started) goes too, and its services.
     // SAFETY: signals our own child's process group.
     unsafe {
         libc::killpg(pgid, libc::SIGKILL);
+    }
+    if let Some(s) = running_services {
+        drop(s);
+        log_line(&log, "seakeeper: services stopped");
     }
     watch.started(None);
     // A process that escaped the group may still hold the pipes: wait for the readers a
