@@ -159,14 +159,22 @@ fn image_with(
         serde_json::from_slice(&layout.read_blob(base).unwrap()).unwrap();
     let mut config: serde_json::Value = serde_json::from_slice(
         &layout
-            .read_blob(&base_manifest["config"]["digest"].as_str().unwrap().parse().unwrap())
+            .read_blob(
+                &base_manifest["config"]["digest"]
+                    .as_str()
+                    .unwrap()
+                    .parse()
+                    .unwrap(),
+            )
             .unwrap(),
     )
     .unwrap();
     let mut descs = base_manifest["layers"].as_array().unwrap().clone();
     for (media, blob) in layers {
         let d = layout.put_blob(blob).unwrap();
-        descs.push(serde_json::json!({"mediaType": media, "digest": d.to_string(), "size": blob.len()}));
+        descs.push(
+            serde_json::json!({"mediaType": media, "digest": d.to_string(), "size": blob.len()}),
+        );
         config["rootfs"]["diff_ids"]
             .as_array_mut()
             .unwrap()
@@ -229,7 +237,10 @@ fn issue_18_a_job_runs_in_its_image_not_with_the_hosts_tools() {
     ] {
         assert!(log.contains(want), "{want:?} missing from:\n{log}");
     }
-    assert!(!log.contains("HOST-TOOLS-VISIBLE") && !log.contains("ROOT-WRITABLE"), "{log}");
+    assert!(
+        !log.contains("HOST-TOOLS-VISIBLE") && !log.contains("ROOT-WRITABLE"),
+        "{log}"
+    );
     // The same digest is pulled and unpacked once, shared by every job that names it.
     let out = job_run(&repo, &state, "again");
     assert!(out.status.success(), "{}", support::stderr(&out));
@@ -293,8 +304,14 @@ fn issue_18_zstd_layers_whiteouts_and_opaque_directories_apply_in_order() {
     let out = job_run(&repo, &dir.path().join("state"), "layered");
     let log = support::stdout(&out);
     assert!(out.status.success(), "{log}\n{}", support::stderr(&out));
-    assert!(log.contains("new tool") && log.matches("data").count() >= 2, "{log}");
-    assert!(!log.contains("NOT-WHITED-OUT") && !log.contains("OPAQUE-IGNORED"), "{log}");
+    assert!(
+        log.contains("new tool") && log.matches("data").count() >= 2,
+        "{log}"
+    );
+    assert!(
+        !log.contains("NOT-WHITED-OUT") && !log.contains("OPAQUE-IGNORED"),
+        "{log}"
+    );
 }
 
 #[test]
@@ -309,14 +326,47 @@ fn issue_18_a_layer_escaping_the_root_or_holding_a_device_or_setuid_file_is_refu
     let layout = OciLayout::open_or_init(&dir.path().join("build")).unwrap();
     let base = base_image(dir.path(), &layout);
     let cases: [(&str, Entry<'_>, &str); 4] = [
-        ("escape", ("../../../../tmp/escaped-by-layer", tar::EntryType::Regular, 0o644, b"x"), "`..`"),
-        ("device", ("dev/sda", tar::EntryType::Block, 0o600, b""), "device nodes"),
-        ("setuid", ("bin/su", tar::EntryType::Regular, 0o4755, b"x"), "setuid"),
-        ("hardlink", ("bin/pw", tar::EntryType::Link, 0o644, b"../../../etc/shadow"), "`..`"),
+        (
+            "escape",
+            (
+                "../../../../tmp/escaped-by-layer",
+                tar::EntryType::Regular,
+                0o644,
+                b"x",
+            ),
+            "`..`",
+        ),
+        (
+            "device",
+            ("dev/sda", tar::EntryType::Block, 0o600, b""),
+            "device nodes",
+        ),
+        (
+            "setuid",
+            ("bin/su", tar::EntryType::Regular, 0o4755, b"x"),
+            "setuid",
+        ),
+        (
+            "hardlink",
+            (
+                "bin/pw",
+                tar::EntryType::Link,
+                0o644,
+                b"../../../etc/shadow",
+            ),
+            "`..`",
+        ),
     ];
     let mut jobs = Vec::new();
     for (name, entry, _) in &cases {
-        let d = image_of(&layout, &base, &[("application/vnd.oci.image.layer.v1.tar+gzip", gzip(&tar_layer(&[*entry])))]);
+        let d = image_of(
+            &layout,
+            &base,
+            &[(
+                "application/vnd.oci.image.layer.v1.tar+gzip",
+                gzip(&tar_layer(&[*entry])),
+            )],
+        );
         jobs.push((*name, push(&layout, &registry, &format!("bad/{name}"), &d)));
     }
     let job_list: Vec<(&str, &str, &[&str])> = jobs
@@ -330,7 +380,10 @@ fn issue_18_a_layer_escaping_the_root_or_holding_a_device_or_setuid_file_is_refu
         let (log, err) = (support::stdout(&out), support::stderr(&out));
         assert!(!out.status.success(), "{name}: {log}");
         assert!(!log.contains("RAN"), "{name}: {log}");
-        assert!(err.contains("refused") && err.contains(why), "{name}: {err}");
+        assert!(
+            err.contains("refused") && err.contains(why),
+            "{name}: {err}"
+        );
     }
     assert!(!Path::new("/tmp/escaped-by-layer").exists());
     // Nothing half-unpacked is published.
@@ -350,13 +403,21 @@ fn issue_18_host_tools_is_asked_for_and_warned_about() {
     let dir = tempfile::tempdir().unwrap();
     let repo = project(
         dir.path(),
-        &[("host", "registry.invalid/none@sha256:1111111111111111111111111111111111111111111111111111111111111111", &["test -x /usr/bin/git && echo HOST-GIT"])],
+        &[(
+            "host",
+            "registry.invalid/none@sha256:1111111111111111111111111111111111111111111111111111111111111111",
+            &["test -x /usr/bin/git && echo HOST-GIT"],
+        )],
     );
     let state = dir.path().join("state");
     // Without --host-tools the image is pulled, and a registry that cannot be reached fails it.
     let out = job_run(&repo, &state, "host");
     assert!(!out.status.success());
-    assert!(support::stderr(&out).contains("registry.invalid"), "{}", support::stderr(&out));
+    assert!(
+        support::stderr(&out).contains("registry.invalid"),
+        "{}",
+        support::stderr(&out)
+    );
     let out = support::output(
         support::seakeeper()
             .args(["job", "run", "host", "--host-tools", "--repo"])
@@ -374,10 +435,19 @@ fn processes_with(needle: &str) -> Vec<String> {
     std::fs::read_dir("/proc")
         .unwrap()
         .flatten()
-        .filter(|e| e.file_name().to_string_lossy().bytes().all(|b| b.is_ascii_digit()))
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .bytes()
+                .all(|b| b.is_ascii_digit())
+        })
         .filter(|e| {
             std::fs::read(e.path().join("cmdline"))
-                .map(|c| String::from_utf8_lossy(&c).replace('\0', " ").contains(needle))
+                .map(|c| {
+                    String::from_utf8_lossy(&c)
+                        .replace('\0', " ")
+                        .contains(needle)
+                })
                 .unwrap_or(false)
         })
         .map(|e| e.file_name().to_string_lossy().into_owned())
@@ -392,7 +462,10 @@ fn issue_18_a_service_from_its_image_is_reached_on_loopback_and_by_name_then_sto
     // SAFETY: geteuid only reads this process's credentials.
     if unsafe { libc::geteuid() } != 0 {
         // Joining the job's network namespace needs root (CI runs as root).
-        assert!(std::env::var_os("CI").is_none(), "CI runs the tests as root");
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI runs the tests as root"
+        );
         return;
     }
     let Some(registry) = DockerRegistry::start() else {

@@ -549,9 +549,7 @@ pub(super) fn is_remote(url: &str) -> bool {
 
 /// The local executor's images: pulled by digest into `<state>/images` (only what is missing),
 /// unpacked once under `<state>/roots`, run as the image's user (never root).
-pub fn local_images(
-    source: crate::registry::pull::ImageSource,
-) -> crate::executor::local::Images {
+pub fn local_images(source: crate::registry::pull::ImageSource) -> crate::executor::local::Images {
     Arc::new(move |image: &str| {
         let u = source.prepare(image).map_err(|e| e.to_string())?;
         let (uid, gid) = u.config.ids(&u.root)?;

@@ -92,7 +92,8 @@ impl Pipes {
     /// After bubblewrap started: fences its namespace and lets the job run. The fence lasts
     /// as long as the returned value.
     pub fn fence(self) -> Result<Fence, String> {
-        self.start(true, |_| Ok(())).map(|(f, ())| f.expect("fenced when asked"))
+        self.start(true, |_| Ok(()))
+            .map(|(f, ())| f.expect("fenced when asked"))
     }
 
     /// After bubblewrap started: fences its namespace when `fenced`, then calls `before` with

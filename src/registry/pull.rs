@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use super::copy::{CopyError, Location, copy, location_for};
 use super::layout::OciLayout;
-use super::unpack::{Unpacked, UnpackError, unpack};
+use super::unpack::{UnpackError, Unpacked, unpack};
 use crate::config::files::RegistrySettings;
 use crate::model::Digest;
 
@@ -149,18 +149,22 @@ impl ImageSource {
     pub fn prepare(&self, image: &str) -> Result<Unpacked, PullError> {
         let r = parse_ref(image)?;
         if !self.store.has_blob(&r.digest) {
-            let src = source(&r, &self.registries, &self.secrets).map_err(|source| {
-                PullError::Copy {
+            let src =
+                source(&r, &self.registries, &self.secrets).map_err(|source| PullError::Copy {
                     image: image.to_owned(),
                     source,
-                }
+                })?;
+            copy(
+                &src,
+                &Location::Layout(self.store.clone()),
+                &r.digest,
+                None,
+                4,
+            )
+            .map_err(|source| PullError::Copy {
+                image: image.to_owned(),
+                source,
             })?;
-            copy(&src, &Location::Layout(self.store.clone()), &r.digest, None, 4).map_err(
-                |source| PullError::Copy {
-                    image: image.to_owned(),
-                    source,
-                },
-            )?;
         }
         Ok(unpack(&self.store, &r.digest, &self.roots)?)
     }
@@ -174,12 +178,23 @@ mod tests {
     fn references() {
         let d = format!("sha256:{}", "a".repeat(64));
         let r = parse_ref(&format!("127.0.0.1:5000/ci/base@{d}")).expect("ref");
-        assert_eq!((r.host.as_str(), r.repository.as_str()), ("127.0.0.1:5000", "ci/base"));
+        assert_eq!(
+            (r.host.as_str(), r.repository.as_str()),
+            ("127.0.0.1:5000", "ci/base")
+        );
         let r = parse_ref(&format!("debian:12@{d}")).expect("ref");
-        assert_eq!((r.host.as_str(), r.repository.as_str()), ("docker.io", "library/debian"));
+        assert_eq!(
+            (r.host.as_str(), r.repository.as_str()),
+            ("docker.io", "library/debian")
+        );
         let r = parse_ref(&format!("registry.example.org/a/b:v1@{d}")).expect("ref");
         assert_eq!(r.repository, "a/b");
-        for bad in ["debian:12", "x@sha256:12", "host.org/@sha256:aa", "host.org/../x@sha256:"] {
+        for bad in [
+            "debian:12",
+            "x@sha256:12",
+            "host.org/@sha256:aa",
+            "host.org/../x@sha256:",
+        ] {
             assert!(parse_ref(bad).is_err(), "{bad}");
         }
         assert!(loopback("127.0.0.1:5000") && loopback("localhost") && !loopback("example.org"));

@@ -36,7 +36,15 @@ pub const JOB_UID: u32 = 65_532;
 
 /// The directories and files a sandbox mounts over, made in every root (when the image has no
 /// such path), since the root is mounted read-only.
-const MOUNT_DIRS: &[&str] = &["workspace", "tmp", "proc", "dev", "run", "var/tmp", "seakeeper"];
+const MOUNT_DIRS: &[&str] = &[
+    "workspace",
+    "tmp",
+    "proc",
+    "dev",
+    "run",
+    "var/tmp",
+    "seakeeper",
+];
 const MOUNT_FILES: &[&str] = &["etc/hosts", "etc/resolv.conf"];
 
 /// Unpacking failed; nothing was published.
@@ -128,9 +136,12 @@ impl ImageConfig {
             for line in text.lines() {
                 let f: Vec<&str> = line.split(':').collect();
                 if f.len() >= 4 && f[0] == name {
-                    let id = f[2].parse::<u32>().map_err(|_| format!("/etc/{file}: {line}"))?;
+                    let id = f[2]
+                        .parse::<u32>()
+                        .map_err(|_| format!("/etc/{file}: {line}"))?;
                     let gid = if gid_field {
-                        f[3].parse::<u32>().map_err(|_| format!("/etc/{file}: {line}"))?
+                        f[3].parse::<u32>()
+                            .map_err(|_| format!("/etc/{file}: {line}"))?
                     } else {
                         id
                     };
@@ -211,9 +222,7 @@ pub fn unpack(store: &OciLayout, digest: &Digest, roots: &Path) -> Result<Unpack
             .as_array()
             .into_iter()
             .flatten()
-            .find(|m| {
-                m["platform"]["os"] == "linux" && m["platform"]["architecture"] == oci_arch()
-            })
+            .find(|m| m["platform"]["os"] == "linux" && m["platform"]["architecture"] == oci_arch())
             .and_then(|m| m["digest"].as_str())
             .ok_or_else(|| invalid(format!("the index has no image for linux/{}", oci_arch())))?;
         let child: Digest = child
@@ -247,8 +256,7 @@ pub fn unpack(store: &OciLayout, digest: &Digest, roots: &Path) -> Result<Unpack
             config,
         };
         let json = serde_json::to_vec_pretty(&published).expect("an image config serializes");
-        crate::store::write_durably(&tmp.join("image.json"), &json)
-            .map_err(|e| io_err(&tmp, e))?;
+        crate::store::write_durably(&tmp.join("image.json"), &json).map_err(|e| io_err(&tmp, e))?;
         std::fs::rename(&tmp, &dir).map_err(|e| io_err(&dir, e))?;
         Ok(Unpacked {
             manifest: digest.clone(),
@@ -411,7 +419,9 @@ fn build(
         resolve_dir(&root, &comps, true).map_err(|m| invalid(format!("/{d}: {m}")))?;
     }
     for f in MOUNT_FILES {
-        let (parent, name) = f.rsplit_once('/').expect("mount files are under a directory");
+        let (parent, name) = f
+            .rsplit_once('/')
+            .expect("mount files are under a directory");
         let comps: Vec<OsString> = parent.split('/').map(OsString::from).collect();
         let dir = resolve_dir(&root, &comps, true).map_err(|m| invalid(format!("/{f}: {m}")))?;
         let path = dir.join(name);
@@ -420,7 +430,8 @@ fn build(
         }
     }
     // Directory modes last and deepest first: a read-only directory is still filled above.
-    let mut dirs: Vec<(PathBuf, (u32, u64))> = std::mem::take(&mut state.dir_modes).into_iter().collect();
+    let mut dirs: Vec<(PathBuf, (u32, u64))> =
+        std::mem::take(&mut state.dir_modes).into_iter().collect();
     dirs.sort_by_key(|(p, _)| std::cmp::Reverse(p.components().count()));
     for (path, (mode, mtime)) in dirs {
         if let Ok(m) = std::fs::symlink_metadata(&path)
@@ -527,7 +538,10 @@ fn resolve_dir(root: &Path, comps: &[OsString], create: bool) -> Result<PathBuf,
             Ok(_) => {
                 return Err(format!(
                     "{} is not a directory",
-                    Path::new("/").join(resolved.iter().collect::<PathBuf>()).join(&c).display()
+                    Path::new("/")
+                        .join(resolved.iter().collect::<PathBuf>())
+                        .join(&c)
+                        .display()
                 ));
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && create => {
@@ -587,7 +601,8 @@ impl Unpacker {
             .entries()
             .map_err(|e| self.refuse("", format!("not a tar stream: {e}")))?;
         for entry in entries {
-            let mut entry = entry.map_err(|e| self.refuse("", format!("a broken tar entry: {e}")))?;
+            let mut entry =
+                entry.map_err(|e| self.refuse("", format!("a broken tar entry: {e}")))?;
             let raw = entry.path_bytes().into_owned();
             let shown = String::from_utf8_lossy(&raw).into_owned();
             let kind = entry.header().entry_type();
@@ -601,11 +616,13 @@ impl Unpacker {
             let Some((name, parents)) = comps.split_last() else {
                 continue; // The root itself.
             };
-            let parent = resolve_dir(&self.root, parents, true).map_err(|m| self.refuse(&shown, m))?;
+            let parent =
+                resolve_dir(&self.root, parents, true).map_err(|m| self.refuse(&shown, m))?;
             self.mark_written(&parent);
             let name_bytes = name.as_bytes();
             if name_bytes == b".wh..wh..opq" {
-                self.make_opaque(&parent).map_err(|e| self.refuse(&shown, e.to_string()))?;
+                self.make_opaque(&parent)
+                    .map_err(|e| self.refuse(&shown, e.to_string()))?;
                 continue;
             }
             if let Some(hidden) = name_bytes.strip_prefix(b".wh.") {
@@ -615,7 +632,9 @@ impl Unpacker {
             }
             let path = parent.join(name);
             let header = entry.header();
-            let mode = header.mode().map_err(|e| self.refuse(&shown, e.to_string()))?;
+            let mode = header
+                .mode()
+                .map_err(|e| self.refuse(&shown, e.to_string()))?;
             let mtime = header.mtime().unwrap_or(0);
             match kind {
                 tar::EntryType::Directory => {
@@ -630,7 +649,8 @@ impl Unpacker {
                         }
                     }
                     // A setgid directory only passes its group on; harmless, and common.
-                    self.dir_modes.insert(path.clone(), ((mode & 0o1777) | 0o700, mtime));
+                    self.dir_modes
+                        .insert(path.clone(), ((mode & 0o1777) | 0o700, mtime));
                 }
                 tar::EntryType::Regular | tar::EntryType::Continuous => {
                     if mode & 0o6000 != 0 {
@@ -664,7 +684,9 @@ impl Unpacker {
                 tar::EntryType::Symlink => {
                     let target = entry
                         .link_name_bytes()
-                        .ok_or_else(|| self.refuse(&shown, "a symbolic link without a target".into()))?
+                        .ok_or_else(|| {
+                            self.refuse(&shown, "a symbolic link without a target".into())
+                        })?
                         .into_owned();
                     remove_any(&path).map_err(|e| io_err(&path, e))?;
                     std::os::unix::fs::symlink(OsStr::from_bytes(&target), &path)
@@ -691,7 +713,10 @@ impl Unpacker {
                         Err(e) => {
                             return Err(self.refuse(
                                 &shown,
-                                format!("its link target {}: {e}", String::from_utf8_lossy(&target)),
+                                format!(
+                                    "its link target {}: {e}",
+                                    String::from_utf8_lossy(&target)
+                                ),
                             ));
                         }
                     }
@@ -710,10 +735,15 @@ impl Unpacker {
                     }
                 }
                 tar::EntryType::Char | tar::EntryType::Block => {
-                    return Err(self.refuse(&shown, "device nodes are not allowed in an image".into()));
+                    return Err(
+                        self.refuse(&shown, "device nodes are not allowed in an image".into())
+                    );
                 }
                 other => {
-                    return Err(self.refuse(&shown, format!("entries of type {other:?} are not unpacked")));
+                    return Err(self.refuse(
+                        &shown,
+                        format!("entries of type {other:?} are not unpacked"),
+                    ));
                 }
             }
             self.written.insert(path);
@@ -795,31 +825,38 @@ mod tests {
     fn whiteouts_opaque_dirs_and_links() {
         let t = tempfile::tempdir().expect("tmp");
         let mut u = unpacker(t.path());
-        u.apply(&layer(&[
-            ("etc/", D, 0o755, b""),
-            ("etc/a", F, 0o644, b"a"),
-            ("etc/b", F, 0o644, b"b"),
-            ("lib/", D, 0o755, b""),
-            ("lib/old", F, 0o644, b"old"),
-            ("lib/keep", F, 0o755, b"keep"),
-        ])[..])
+        u.apply(
+            &layer(&[
+                ("etc/", D, 0o755, b""),
+                ("etc/a", F, 0o644, b"a"),
+                ("etc/b", F, 0o644, b"b"),
+                ("lib/", D, 0o755, b""),
+                ("lib/old", F, 0o644, b"old"),
+                ("lib/keep", F, 0o755, b"keep"),
+            ])[..],
+        )
         .expect("layer 1");
         u.written.clear();
-        u.apply(&layer(&[
-            ("etc/.wh.a", F, 0o644, b""),
-            ("lib/.wh..wh..opq", F, 0o644, b""),
-            ("lib/new", F, 0o600, b"new"),
-            ("bin", S, 0o777, b"/usr/bin"),
-            ("bin/tool", F, 0o755, b"#!"),
-            ("etc/b2", H, 0o644, b"etc/b"),
-        ])[..])
+        u.apply(
+            &layer(&[
+                ("etc/.wh.a", F, 0o644, b""),
+                ("lib/.wh..wh..opq", F, 0o644, b""),
+                ("lib/new", F, 0o600, b"new"),
+                ("bin", S, 0o777, b"/usr/bin"),
+                ("bin/tool", F, 0o755, b"#!"),
+                ("etc/b2", H, 0o644, b"etc/b"),
+            ])[..],
+        )
         .expect("layer 2");
         let r = t.path();
         assert!(!r.join("etc/a").exists());
         assert_eq!(std::fs::read(r.join("etc/b2")).expect("b2"), b"b");
         assert!(!r.join("lib/old").exists() && !r.join("lib/keep").exists());
         assert_eq!(std::fs::read(r.join("lib/new")).expect("new"), b"new");
-        let mode = std::fs::metadata(r.join("lib/new")).expect("m").permissions().mode();
+        let mode = std::fs::metadata(r.join("lib/new"))
+            .expect("m")
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o600);
         // Written through the root's own link: /bin -> /usr/bin stays inside the root.
         assert_eq!(std::fs::read(r.join("usr/bin/tool")).expect("tool"), b"#!");
@@ -835,20 +872,34 @@ mod tests {
         let cases: Vec<(Vec<u8>, &str)> = vec![
             (layer(&[("../outside/x", F, 0o644, b"x")]), "`..`"),
             (layer(&[("a/../../outside/x", F, 0o644, b"x")]), "`..`"),
-            (layer(&[("dev/null", tar::EntryType::Char, 0o666, b"")]), "device"),
-            (layer(&[("dev/sda", tar::EntryType::Block, 0o666, b"")]), "device"),
+            (
+                layer(&[("dev/null", tar::EntryType::Char, 0o666, b"")]),
+                "device",
+            ),
+            (
+                layer(&[("dev/sda", tar::EntryType::Block, 0o666, b"")]),
+                "device",
+            ),
             (layer(&[("bin/su", F, 0o4755, b"x")]), "setuid"),
             (layer(&[("bin/wall", F, 0o2755, b"x")]), "setuid"),
             (layer(&[("h", H, 0o644, b"../outside/x")]), "`..`"),
         ];
         for (bytes, why) in cases {
-            let err = unpacker(&root).apply(&bytes[..]).expect_err(why).to_string();
+            let err = unpacker(&root)
+                .apply(&bytes[..])
+                .expect_err(why)
+                .to_string();
             assert!(err.contains(why) && err.contains("refused"), "{err}");
         }
         // A link pointing out of the root is followed as the job would: inside it.
         let mut u = unpacker(&root);
-        u.apply(&layer(&[("esc", S, 0o777, b"../../outside"), ("esc/x", F, 0o644, b"x")])[..])
-            .expect("inside");
+        u.apply(
+            &layer(&[
+                ("esc", S, 0o777, b"../../outside"),
+                ("esc/x", F, 0o644, b"x"),
+            ])[..],
+        )
+        .expect("inside");
         assert!(!outside.join("x").exists());
         assert!(root.join("outside/x").exists());
     }
@@ -857,10 +908,19 @@ mod tests {
     fn user_names_resolve_in_the_image_and_root_becomes_the_job_uid() {
         let t = tempfile::tempdir().expect("tmp");
         std::fs::create_dir(t.path().join("etc")).expect("etc");
-        std::fs::write(t.path().join("etc/passwd"), "root:x:0:0::/root:/bin/sh\npg:x:70:71::/:/bin/sh\n")
-            .expect("passwd");
+        std::fs::write(
+            t.path().join("etc/passwd"),
+            "root:x:0:0::/root:/bin/sh\npg:x:70:71::/:/bin/sh\n",
+        )
+        .expect("passwd");
         std::fs::write(t.path().join("etc/group"), "staff:x:50:\n").expect("group");
-        let ids = |u: &str| ImageConfig { user: u.into(), ..Default::default() }.ids(t.path());
+        let ids = |u: &str| {
+            ImageConfig {
+                user: u.into(),
+                ..Default::default()
+            }
+            .ids(t.path())
+        };
         assert_eq!(ids(""), Ok((JOB_UID, JOB_UID)));
         assert_eq!(ids("root"), Ok((JOB_UID, JOB_UID)));
         assert_eq!(ids("pg"), Ok((70, 71)));

@@ -51,9 +51,12 @@ pub fn mounts(
     resolv_conf: Option<&Path>,
 ) -> Result<Vec<String>, String> {
     let text = |p: &Path| {
-        p.to_str()
-            .map(str::to_owned)
-            .ok_or_else(|| format!("{}: a path seakeeper runs jobs in must be UTF-8", p.display()))
+        p.to_str().map(str::to_owned).ok_or_else(|| {
+            format!(
+                "{}: a path seakeeper runs jobs in must be UTF-8",
+                p.display()
+            )
+        })
     };
     let mut args: Vec<String> = vec!["--ro-bind".into(), text(&rootfs.root)?, "/".into()];
     args.extend(["--proc", "/proc", "--dev", "/dev"].map(str::to_owned));
@@ -95,7 +98,10 @@ pub fn mounts(
 pub fn hosts_file<'a>(services: impl Iterator<Item = &'a str>) -> String {
     let mut names = vec!["localhost", "seakeeper-job"];
     names.extend(services);
-    format!("127.0.0.1\t{}\n::1\tlocalhost ip6-localhost ip6-loopback\n", names.join(" "))
+    format!(
+        "127.0.0.1\t{}\n::1\tlocalhost ip6-localhost ip6-loopback\n",
+        names.join(" ")
+    )
 }
 
 /// The job's environment in its image: the image's, then what every job gets (`HOME` is the
@@ -134,6 +140,8 @@ mod tests {
         assert!(env.contains(&("PATH".into(), "/opt/bin".into())));
         assert!(env.contains(&("HOME".into(), "/workspace".into())));
         assert!(!env.contains(&("HOME".into(), "/root".into())));
-        assert!(hosts_file(["db"].into_iter()).starts_with("127.0.0.1\tlocalhost seakeeper-job db\n"));
+        assert!(
+            hosts_file(["db"].into_iter()).starts_with("127.0.0.1\tlocalhost seakeeper-job db\n")
+        );
     }
 }

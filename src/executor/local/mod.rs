@@ -348,8 +348,7 @@ impl Executor for LocalExecutor {
             let names: Vec<&str> = spec.services.keys().map(String::as_str).collect();
             let why = if self.images.is_none() || self.bwrap.is_none() {
                 Some(
-                    "run from their images, which needs bubblewrap and not --host-tools"
-                        .to_owned(),
+                    "run from their images, which needs bubblewrap and not --host-tools".to_owned(),
                 )
             } else {
                 services::can_join().err()

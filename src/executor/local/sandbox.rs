@@ -391,31 +391,29 @@ impl Run {
     ) -> Result<Launch, String> {
         let fenced_network =
             self.bwrap.is_some() && self.spec.network && self.spec.trust == Trust::Untrusted;
-        Ok(
-            Launch {
-                program,
-                args,
-                cwd,
-                die_with_parent: self.bwrap.is_none(),
-                sandboxed: self.bwrap.is_some(),
-                timeout_seconds: self.spec.timeout_seconds,
-                workspace: workspace.to_owned(),
-                outputs: self.spec.outputs.clone(),
-                store: self.store.clone(),
-                limits: self.limits,
-                seccomp: match &self.bwrap {
-                    Some(_) => {
-                        let path = self.job.dir.join("seccomp.bpf");
-                        std::fs::write(&path, crate::executor::limits::seccomp_program())
-                            .map_err(|e| format!("writing the seccomp filter: {e}"))?;
-                        Some(path)
-                    }
-                    None => None,
-                },
-                fenced_network,
-                services: Vec::new(),
+        Ok(Launch {
+            program,
+            args,
+            cwd,
+            die_with_parent: self.bwrap.is_none(),
+            sandboxed: self.bwrap.is_some(),
+            timeout_seconds: self.spec.timeout_seconds,
+            workspace: workspace.to_owned(),
+            outputs: self.spec.outputs.clone(),
+            store: self.store.clone(),
+            limits: self.limits,
+            seccomp: match &self.bwrap {
+                Some(_) => {
+                    let path = self.job.dir.join("seccomp.bpf");
+                    std::fs::write(&path, crate::executor::limits::seccomp_program())
+                        .map_err(|e| format!("writing the seccomp filter: {e}"))?;
+                    Some(path)
+                }
+                None => None,
             },
-        )
+            fenced_network,
+            services: Vec::new(),
+        })
     }
 
     /// Hands the job to a detached supervisor process (its own session, holding the job's

@@ -93,7 +93,11 @@ pub fn launch(
         "--dev".into(),
         "/dev".into(),
     ]);
-    for (dir, size) in [("/tmp", 1u64 << 30), ("/run", 256 << 20), ("/var/tmp", 256 << 20)] {
+    for (dir, size) in [
+        ("/tmp", 1u64 << 30),
+        ("/run", 256 << 20),
+        ("/var/tmp", 256 << 20),
+    ] {
         args.extend([
             "--size".into(),
             size.to_string(),
@@ -191,8 +195,14 @@ pub fn start(
             .spawn()
             .map_err(|e| format!("starting service {}: {e}", s.name))?;
         for stream in [
-            child.stdout.take().map(|o| Box::new(o) as Box<dyn std::io::Read + Send>),
-            child.stderr.take().map(|o| Box::new(o) as Box<dyn std::io::Read + Send>),
+            child
+                .stdout
+                .take()
+                .map(|o| Box::new(o) as Box<dyn std::io::Read + Send>),
+            child
+                .stderr
+                .take()
+                .map(|o| Box::new(o) as Box<dyn std::io::Read + Send>),
         ]
         .into_iter()
         .flatten()
@@ -224,7 +234,10 @@ pub fn start(
                 break;
             }
             if let Ok(Some(status)) = running.children[i].1.try_wait() {
-                return Err(format!("service {} ended before it was ready ({status})", s.name));
+                return Err(format!(
+                    "service {} ended before it was ready ({status})",
+                    s.name
+                ));
             }
             if Instant::now() >= deadline {
                 return Err(format!(
@@ -250,7 +263,8 @@ fn listening_ports(pid: i32) -> Vec<u16> {
         for l in text.lines().skip(1) {
             let f: Vec<&str> = l.split_whitespace().collect();
             // `sl local_address rem_address st`: state 0A is LISTEN.
-            if f.len() > 3 && f[3] == "0A"
+            if f.len() > 3
+                && f[3] == "0A"
                 && let Some(port) = f[1].rsplit(':').next()
                 && let Ok(p) = u16::from_str_radix(port, 16)
             {
@@ -279,7 +293,9 @@ fn pump(stream: Box<dyn std::io::Read + Send>, name: &str, line: &(dyn Fn(&str) 
             let text = String::from_utf8_lossy(&buf);
             line(&format!("[{name}] {}", text.trim_end_matches(['\n', '\r'])));
             if logged >= SERVICE_LOG_BYTES {
-                line(&format!("[{name}] seakeeper: this service's log is cut here"));
+                line(&format!(
+                    "[{name}] seakeeper: this service's log is cut here"
+                ));
             }
         }
         buf.clear();
