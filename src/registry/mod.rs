@@ -6,6 +6,7 @@ pub mod assemble;
 pub mod copy;
 pub mod cosign;
 pub mod distribution;
+mod layers;
 pub mod layout;
 pub mod pull;
 pub mod unpack;
