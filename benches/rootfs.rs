@@ -59,7 +59,12 @@ fn have(program: &str) -> bool {
 
 /// An image of `layers` layers of about `mb` MB of files each, on the busybox base when there
 /// is one (so jobs can run in it).
-fn build_image(dir: &Path, store: &OciLayout, layers: usize, mb: usize) -> seakeeper::model::Digest {
+fn build_image(
+    dir: &Path,
+    store: &OciLayout,
+    layers: usize,
+    mb: usize,
+) -> seakeeper::model::Digest {
     let mut base = None;
     if Path::new("/bin/busybox").is_file() {
         base = Some(
@@ -96,7 +101,10 @@ fn build_image(dir: &Path, store: &OciLayout, layers: usize, mb: usize) -> seake
             }
             std::fs::write(&path, &data).unwrap();
             files.insert(
-                path.strip_prefix(&src).unwrap().to_string_lossy().into_owned(),
+                path.strip_prefix(&src)
+                    .unwrap()
+                    .to_string_lossy()
+                    .into_owned(),
                 path,
             );
         }
@@ -157,9 +165,23 @@ fn seakeeper_prepare(image: &str, work: &Path) -> (Duration, PathBuf) {
 fn bare_bwrap(root: &Path) -> Duration {
     let started = Instant::now();
     let mut child = Command::new("bwrap")
-        .args(["--unshare-all", "--unshare-user", "--die-with-parent", "--ro-bind"])
+        .args([
+            "--unshare-all",
+            "--unshare-user",
+            "--die-with-parent",
+            "--ro-bind",
+        ])
         .arg(root)
-        .args(["/", "--proc", "/proc", "--dev", "/dev", "/bin/sh", "-c", "echo first"])
+        .args([
+            "/",
+            "--proc",
+            "/proc",
+            "--dev",
+            "/dev",
+            "/bin/sh",
+            "-c",
+            "echo first",
+        ])
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
@@ -195,6 +217,7 @@ fn executor_start(exec: &LocalExecutor, image: &str, n: usize) -> Duration {
         outputs: Vec::new(),
         trust: Trust::Untrusted,
         required: Vec::new(),
+        caches: Vec::new(),
     };
     let key = spec.key();
     let started = SystemTime::now();
@@ -243,7 +266,12 @@ fn main() {
     for r in 0..runs {
         let work = dir.path().join(format!("run{r}"));
         std::fs::create_dir_all(&work).unwrap();
-        theirs.push(skopeo_and_tar(&reg.host, "bench/image", digest.as_str(), &work));
+        theirs.push(skopeo_and_tar(
+            &reg.host,
+            "bench/image",
+            digest.as_str(),
+            &work,
+        ));
         let (took, r) = seakeeper_prepare(&image, &work.join("state"));
         ours.push(took);
         root = r;
@@ -274,9 +302,8 @@ fn main() {
     let state = dir.path().join("exec");
     let mut config = LocalConfig::new(&state);
     config.max_concurrent = 1;
-    let prepare: Prepare = Arc::new(|_, ws| {
-        std::fs::write(ws.join("README"), "bench\n").map_err(|e| e.to_string())
-    });
+    let prepare: Prepare =
+        Arc::new(|_, ws| std::fs::write(ws.join("README"), "bench\n").map_err(|e| e.to_string()));
     let unpacked = root.clone();
     let exec = LocalExecutor::new(config, prepare)
         .unwrap()

@@ -384,6 +384,20 @@ pub struct JobSpec {
     /// gate queue's speculative state of that project (gate).
     #[serde(default)]
     pub requires: Vec<ProjectName>,
+    /// Dependency caches: a workspace directory restored before the job and saved after it
+    /// succeeds, keyed by the content of the files named.
+    #[serde(default)]
+    pub caches: Vec<Cache>,
+}
+
+/// A dependency cache (`caches:` in a job).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Cache {
+    /// The directory, relative to the workspace.
+    pub path: String,
+    /// The files whose content keys it, relative to the workspace.
+    pub key: Vec<String>,
 }
 
 /// CPU and memory.

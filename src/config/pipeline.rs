@@ -51,6 +51,9 @@ pub struct ResolvedJob {
     /// Other projects checked out beside its own (see `requires` in pipeline files).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub requires: Vec<ProjectName>,
+    /// Dependency caches.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub caches: Vec<crate::model::CacheSpec>,
 }
 
 /// (what, asked, maximum, parser, what it should look like)
@@ -106,6 +109,7 @@ impl ResolvedJob {
             outputs: self.output_files.clone(),
             trust: ctx.trust,
             required: ctx.required.clone(),
+            caches: self.caches.clone(),
         };
         // Each required project's checkout, named for the job's commands.
         for r in &ctx.required {
@@ -117,6 +121,90 @@ impl ResolvedJob {
 
 /// Which jobs each pipeline runs.
 pub type ResolvedPipelines = BTreeMap<PipelineKind, Vec<ResolvedJob>>;
+
+/// At most this many caches per job, and key files per cache.
+const MAX_CACHES: usize = 8;
+const MAX_CACHE_KEYS: usize = 16;
+
+/// A workspace path a cache may use: relative, plain segments, not seakeeper's own directory.
+fn cache_path_problem(p: &str) -> Option<&'static str> {
+    if p.is_empty() || p.len() > 1024 {
+        return Some("an empty or over-long path");
+    }
+    if p.starts_with('/') {
+        return Some("an absolute path; name a directory of the workspace");
+    }
+    if p.split('/').any(|s| s.is_empty() || s == "." || s == "..") {
+        return Some("a path with an empty, `.` or `..` segment");
+    }
+    if p == ".git" || p.starts_with(".seakeeper") {
+        return Some("seakeeper's own directory");
+    }
+    None
+}
+
+fn check_caches(
+    file: &str,
+    text: &str,
+    field: &str,
+    caches: &[super::files::Cache],
+    errors: &mut Vec<ConfigError>,
+) {
+    if caches.len() > MAX_CACHES {
+        errors.push(
+            ConfigError::new(
+                file,
+                format!("{field}.caches"),
+                format!("{} caches; at most {MAX_CACHES}", caches.len()),
+            )
+            .located(text, "caches:"),
+        );
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    for (i, c) in caches.iter().enumerate() {
+        let f = format!("{field}.caches[{i}]");
+        if let Some(problem) = cache_path_problem(&c.path) {
+            errors.push(
+                ConfigError::new(
+                    file,
+                    format!("{f}.path"),
+                    format!("{:?}: {problem}", c.path),
+                )
+                .located(text, &c.path),
+            );
+        } else if !seen.insert(c.path.as_str()) {
+            errors.push(
+                ConfigError::new(
+                    file,
+                    format!("{f}.path"),
+                    format!("{:?} is cached twice", c.path),
+                )
+                .located(text, &c.path),
+            );
+        }
+        if c.key.is_empty() || c.key.len() > MAX_CACHE_KEYS {
+            errors.push(
+                ConfigError::new(
+                    file,
+                    format!("{f}.key"),
+                    format!(
+                        "name 1 to {MAX_CACHE_KEYS} files whose content keys the cache \
+                         (a lock file such as composer.lock)"
+                    ),
+                )
+                .located(text, "key"),
+            );
+        }
+        for (j, k) in c.key.iter().enumerate() {
+            if let Some(problem) = cache_path_problem(k) {
+                errors.push(
+                    ConfigError::new(file, format!("{f}.key[{j}]"), format!("{k:?}: {problem}"))
+                        .located(text, k),
+                );
+            }
+        }
+    }
+}
 
 /// Starts from the template's fields; the job's own fields win.
 fn merge(template: &JobSpec, job: &JobSpec) -> JobSpec {
@@ -147,6 +235,11 @@ fn merge(template: &JobSpec, job: &JobSpec) -> JobSpec {
         secrets,
         network: job.network || template.network,
         outputs: job.outputs.clone().or_else(|| template.outputs.clone()),
+        caches: if job.caches.is_empty() {
+            template.caches.clone()
+        } else {
+            job.caches.clone()
+        },
         requires: {
             let mut r = template.requires.clone();
             for p in &job.requires {
@@ -317,6 +410,7 @@ pub fn check(
                 }
             }
         }
+        check_caches(file, text, &field, &resolved.caches, &mut errors);
         for (i, p) in resolved.requires.iter().enumerate() {
             let known = layout.is_none_or(|l| l.projects.contains_key(p));
             if !known || project == Some(p) {
@@ -654,6 +748,14 @@ fn resolve(name: &str, job: &JobSpec, enforced: bool, policies: &Policies) -> Re
             .map(|s| (s.name.clone(), s.image.clone()))
             .collect(),
         requires: job.requires.clone(),
+        caches: job
+            .caches
+            .iter()
+            .map(|c| crate::model::CacheSpec {
+                path: c.path.clone(),
+                key: c.key.clone(),
+            })
+            .collect(),
         output_files: job
             .outputs
             .as_ref()

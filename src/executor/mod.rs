@@ -8,6 +8,7 @@
 //! (the caller checks the commit out from git objects), the Kubernetes executor's init container
 //! fetches the commit inside the cluster.
 
+pub mod caches;
 pub mod kubernetes;
 pub mod limits;
 pub mod local;

@@ -58,6 +58,20 @@ pub struct JobSpec {
     /// Other projects checked out in the workspace beside the job's own.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub required: Vec<RequiredSource>,
+    /// Dependency caches, restored before the job and saved after it succeeds.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub caches: Vec<CacheSpec>,
+}
+
+/// A dependency cache: a directory of the workspace, keyed by the content of some of its files
+/// (`composer.lock`, `package-lock.json` ...).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CacheSpec {
+    /// The cached directory, relative to the workspace (`vendor`, `node_modules`).
+    pub path: String,
+    /// The files whose content keys it, relative to the workspace.
+    pub key: Vec<String>,
 }
 
 /// A project a job requires, checked out under [`RequiredSource::path`] in its workspace.

@@ -420,6 +420,7 @@ impl Executor for LocalExecutor {
             supervisor: self.config.supervisor.clone(),
             limits: self.config.limits,
             images: self.images.clone(),
+            caches: self.config.state_dir.join("caches"),
         };
         std::thread::Builder::new()
             .name(format!("job {key}"))

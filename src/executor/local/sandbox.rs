@@ -38,6 +38,19 @@ pub(super) struct Run {
     pub(super) limits: crate::executor::limits::JobLimits,
     /// Makes the job's image ready; `None`: the host's tools (`--host-tools`).
     pub(super) images: Option<super::image::Images>,
+    /// Where dependency caches are kept (a directory per trust level under it).
+    pub(super) caches: PathBuf,
+}
+
+/// A cache to save when the job succeeds.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct CacheSave {
+    /// The cache.
+    pub cache: crate::model::CacheSpec,
+    /// Its key, from the workspace before the job ran.
+    pub key: String,
+    /// Its trust level's directory.
+    pub dir: PathBuf,
 }
 
 /// `/etc` entries a job may see (never shadow files, never seakeeper's own configuration).
@@ -98,6 +111,9 @@ pub struct Launch {
     /// The job's services, started in its network namespace before it runs.
     #[serde(default)]
     pub services: Vec<super::services::ServiceLaunch>,
+    /// The dependency caches to save if it succeeds.
+    #[serde(default)]
+    pub caches: Vec<CacheSave>,
 }
 
 /// Whoever watches a running job: asked whether to stop it, told when it starts.
@@ -176,6 +192,7 @@ impl Run {
         std::fs::create_dir_all(&workspace).map_err(|e| format!("creating the workspace: {e}"))?;
         (self.prepare)(&self.spec, &workspace)
             .map_err(|e| format!("checking out {}: {e}", self.spec.commit))?;
+        let saves = self.restore_caches(&workspace);
         let script_path = dir.join("script.sh");
         std::fs::write(&script_path, script(&self.spec)).map_err(|e| format!("script: {e}"))?;
         let rootfs = match &self.images {
@@ -202,11 +219,50 @@ impl Run {
                 Some(r)
             }
         };
-        let (launch, env) = self.launch(&workspace, &script_path, rootfs.as_ref())?;
+        let (mut launch, env) = self.launch(&workspace, &script_path, rootfs.as_ref())?;
+        launch.caches = saves;
         match &self.supervisor {
             None => run_launch(dir, &launch, Some(&env), self).map(Ended::Unrecorded),
             Some(program) => self.supervise(program, &launch, env, lock),
         }
+    }
+
+    /// Restores the job's caches into its workspace (a cache that cannot be used is logged
+    /// and skipped, never a reason to fail); returns what to save if it succeeds.
+    fn restore_caches(&self, workspace: &Path) -> Vec<CacheSave> {
+        use crate::executor::caches;
+        let dir = self.caches.join(self.spec.trust.as_str());
+        let identity = caches::identity(&self.spec);
+        let mut saves = Vec::new();
+        for c in &self.spec.caches {
+            let got = caches::key(&identity, workspace, c)
+                .and_then(|k| caches::restore(&dir, &k, workspace, c).map(|r| (k, r)));
+            let line = match got {
+                Ok((key, r)) => {
+                    let line = match r {
+                        caches::Restored::Hit(n) => format!(
+                            "seakeeper: cache {} restored ({n} bytes, key {})",
+                            c.path,
+                            &key[..12]
+                        ),
+                        caches::Restored::Miss => format!(
+                            "seakeeper: cache {}: none yet for key {}",
+                            c.path,
+                            &key[..12]
+                        ),
+                    };
+                    saves.push(CacheSave {
+                        cache: c.clone(),
+                        key,
+                        dir: dir.clone(),
+                    });
+                    line
+                }
+                Err(e) => format!("seakeeper: cache {} not used: {e}", c.path),
+            };
+            log_line_to(&self.job.dir, &line);
+        }
+        saves
     }
 
     /// The command line and environment of the job.
@@ -413,6 +469,7 @@ impl Run {
             },
             fenced_network,
             services: Vec::new(),
+            caches: Vec::new(),
         })
     }
 
@@ -820,6 +877,28 @@ pub(super) fn run_launch(
         ),
     };
     log_line(&log, &summary);
+    if state == JobState::Succeeded {
+        for s in &launch.caches {
+            use crate::executor::caches::{Saved, save};
+            let line = match save(&s.dir, &s.key, &launch.workspace, &s.cache) {
+                Ok(Saved::Saved(n)) => {
+                    format!("seakeeper: cache {} saved ({n} bytes)", s.cache.path)
+                }
+                Ok(Saved::Present) => format!("seakeeper: cache {} unchanged", s.cache.path),
+                Ok(Saved::Nothing) => format!(
+                    "seakeeper: cache {}: the job left no such directory",
+                    s.cache.path
+                ),
+                Ok(Saved::TooBig(n)) => format!(
+                    "seakeeper: cache {} not saved: {n} bytes, over {}",
+                    s.cache.path,
+                    crate::executor::caches::MAX_CACHE_BYTES
+                ),
+                Err(e) => format!("seakeeper: cache {} not saved: {e}", s.cache.path),
+            };
+            log_line(&log, &line);
+        }
+    }
     let outputs = match over_quota {
         // Nothing of an oversized workspace is kept.
         Some(_) => Vec::new(),
