@@ -12,6 +12,12 @@
 //!    log pipes). Baseline: a bare `bwrap` with the same root printing one line. Target: under
 //!    50 ms.
 //!
+//! 3. A job with a warm dependency cache against the same job with none: the job "installs"
+//!    its dependencies (3,000 files, 60 MB) by extracting a package archive from its workspace
+//!    when `vendor/` is missing, the fastest install there is (no network); with the cache warm
+//!    `vendor/` is restored and the install skipped. Job wall time, start to end, medians.
+//!    Baseline: the job with no cache. Target: the warm job faster.
+//!
 //! Targets are reported (PASS/FAIL), never asserted.
 //!
 //! Run: `cargo bench --bench rootfs -- [--mb N] [--layers N] [--runs N] [--starts N]`. Under
@@ -294,6 +300,11 @@ fn main() {
         if ratio <= 1.0 { "PASS" } else { "FAIL" }
     );
 
+    caches_bench(
+        dir.path(),
+        runs.max(if bench { 5 } else { 1 }),
+        if bench { 60 } else { 2 },
+    );
     if !Path::new("/bin/busybox").is_file() {
         eprintln!("skipping the start benchmark: no /bin/busybox for a shell in the image");
         return;
@@ -348,4 +359,110 @@ fn main() {
 /// The last run's root is kept for the start benchmark.
 fn r_is_last(runs: usize, work: &Path) -> bool {
     work.ends_with(format!("run{}", runs - 1))
+}
+
+/// Section 3: a job with a warm dependency cache against the same job with none.
+fn caches_bench(dir: &Path, runs: usize, mb: usize) {
+    // The "package": `mb` MB in 3,000 files, as a gzip archive the job extracts.
+    let pkg = dir.join("pkg");
+    let files = 3000;
+    let mut x: u64 = 0x9e3779b97f4a7c15;
+    for f in 0..files {
+        let p = pkg.join(format!("lib{}/f{f}.php", f % 50));
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        let mut data = vec![b'a'; (mb << 20) / files];
+        for chunk in data.chunks_mut(8).step_by(2) {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            chunk.copy_from_slice(&x.to_le_bytes()[..chunk.len()]);
+        }
+        std::fs::write(&p, data).unwrap();
+    }
+    let archive = dir.join("deps.tar.gz");
+    assert!(
+        Command::new("tar")
+            .arg("-czf")
+            .arg(&archive)
+            .arg("-C")
+            .arg(&pkg)
+            .arg(".")
+            .status()
+            .unwrap()
+            .success()
+    );
+    let prepare: Prepare = Arc::new(move |_, ws| {
+        std::fs::copy(&archive, ws.join("deps.tar.gz")).map_err(|e| e.to_string())?;
+        std::fs::write(ws.join("composer.lock"), "a/b 1.0\n").map_err(|e| e.to_string())?;
+        Ok(())
+    });
+    let state = dir.join("caches-bench");
+    let mut config = LocalConfig::new(&state);
+    config.max_concurrent = 1;
+    let exec = LocalExecutor::new(config, prepare).unwrap();
+    let job = |n: usize, cached: bool| -> Duration {
+        let spec = JobSpec {
+            build_id: format!("cache-{n}-{cached}").parse().unwrap(),
+            job: "deps".into(),
+            pipeline: "check".into(),
+            project: "shop".parse().unwrap(),
+            change: None,
+            source: String::new(),
+            commit: "0".repeat(40).parse().unwrap(),
+            image: "registry.example.org/php@sha256:1111111111111111111111111111111111111111111111111111111111111111".into(),
+            commands: vec![
+                "if [ ! -d vendor ]; then mkdir vendor && tar -xzf deps.tar.gz -C vendor; fi".into(),
+                "test $(find vendor -type f | wc -l) -eq 3000".into(),
+            ],
+            env: BTreeMap::new(),
+            timeout_seconds: 600,
+            cpu: None,
+            memory: None,
+            services: BTreeMap::new(),
+            secrets: Vec::new(),
+            network: false,
+            outputs: Vec::new(),
+            trust: Trust::Untrusted,
+            required: Vec::new(),
+            caches: if cached {
+                vec![seakeeper::model::CacheSpec {
+                    path: "vendor".into(),
+                    key: vec!["composer.lock".into()],
+                }]
+            } else {
+                Vec::new()
+            },
+        };
+        let started = Instant::now();
+        exec.start(&spec).unwrap();
+        let state = exec
+            .wait(&spec.key(), Some(Duration::from_secs(600)))
+            .unwrap();
+        assert_eq!(state, JobState::Succeeded);
+        started.elapsed()
+    };
+    // The first cached run fills the cache (and is not counted).
+    job(usize::MAX, true);
+    let (mut warm, mut none) = (Vec::new(), Vec::new());
+    for n in 0..runs {
+        none.push(job(n, false));
+        warm.push(job(n, true));
+    }
+    let (w, c) = (median(warm), median(none));
+    println!(
+        "\na job installing {mb} MB in {files} files from a package archive, {runs} runs (median)"
+    );
+    println!(
+        "  warm cache (restore, install skipped, save skipped) {:>8.1} ms",
+        ms(w)
+    );
+    println!(
+        "  no cache (install every time; baseline)           {:>8.1} ms",
+        ms(c)
+    );
+    println!(
+        "  ratio {:.2}x (target < 1.0: {})",
+        w.as_secs_f64() / c.as_secs_f64(),
+        if w < c { "PASS" } else { "FAIL" }
+    );
 }
