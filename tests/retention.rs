@@ -13,7 +13,7 @@ use seakeeper::model::{
     Promotion, Record, Timestamp, Trust,
 };
 use support::site::{Daemon, Site, image_in_layout, import, wait_for};
-use support::{ok, output, seakeeper, stderr};
+use support::{ok, output, seakeeper, stderr, stdout};
 
 const COMMIT: &str = "1111111111111111111111111111111111111111";
 
@@ -270,4 +270,37 @@ fn issue_14_the_daemon_applies_the_retention_policy_on_its_schedule() {
         "{text}"
     );
     assert_eq!(site.ledger_log().matches("Expire ").count(), 1);
+}
+
+#[test]
+fn issue_18_dependency_caches_unused_for_cache_days_are_removed() {
+    let site = Site::new("", "");
+    site.reconcile();
+    let dir = site.state().join("caches/untrusted");
+    std::fs::create_dir_all(&dir).unwrap();
+    let (old, fresh) = (
+        dir.join(format!("{}.tar", "a".repeat(64))),
+        dir.join(format!("{}.tar", "b".repeat(64))),
+    );
+    std::fs::write(&old, vec![0u8; 2048]).unwrap();
+    std::fs::write(&fresh, vec![0u8; 1024]).unwrap();
+    let month_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(30 * 86_400);
+    std::fs::File::options()
+        .write(true)
+        .open(&old)
+        .unwrap()
+        .set_times(std::fs::FileTimes::new().set_modified(month_ago))
+        .unwrap();
+    // A dry run names it and keeps it.
+    let out = retention(&site, &["--dry-run"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains(&format!("would delete cache {} (2048 bytes", old.display())),
+        "{}",
+        stdout(&out)
+    );
+    assert!(old.exists());
+    let out = retention(&site, &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(!old.exists() && fresh.exists(), "{}", stdout(&out));
 }

@@ -119,6 +119,10 @@ pub struct Report {
     pub pending: usize,
     /// What could not be done (retried next sweep; the cursors of the rules concerned stay).
     pub errors: Vec<String>,
+    /// Dependency cache archives not used for `cache_days` (with `--dry-run`, those it would
+    /// remove): path and bytes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub caches_expired: Vec<(String, u64)>,
 }
 
 /// What a sweep needs besides the services.
@@ -299,6 +303,19 @@ pub fn run(svc: &Services, sweep: &Sweep<'_>) -> Result<Report, Error> {
                     }
                 }
             }
+        }
+    }
+    // Dependency caches are not artifacts (no ledger record): old ones simply go.
+    if let Some(state_dir) = sweep.state_path.parent() {
+        let max_age = std::time::Duration::from_secs(u64::from(policy.cache_days) * DAY as u64);
+        match crate::executor::caches::expire(&state_dir.join("caches"), max_age, sweep.dry_run) {
+            Ok(removed) => {
+                report.caches_expired = removed
+                    .into_iter()
+                    .map(|(p, n)| (p.display().to_string(), n))
+                    .collect();
+            }
+            Err(e) => report.errors.push(e),
         }
     }
     if sweep.dry_run {

@@ -114,6 +114,9 @@ pub(super) fn retention(a: RetentionArgs) -> anyhow::Result<ExitCode> {
             report.builds_read,
             report.pending
         );
+        for (path, bytes) in &report.caches_expired {
+            println!("{verb} cache {path} ({bytes} bytes, unused for the policy's cache_days)");
+        }
         for e in &report.errors {
             eprintln!("error: {e}");
         }

@@ -551,9 +551,16 @@ pub struct RetentionPolicy {
     pub rules: Vec<RetentionRule>,
     /// Days to keep anything that reached the last environment.
     pub production_days: u32,
+    /// Days to keep a dependency cache archive after it was last used (default 14).
+    #[serde(default = "default_cache_days")]
+    pub cache_days: u32,
     /// How often the daemon applies the policy (default one hour).
     #[serde(default = "default_retention_every")]
     pub every: crate::model::Duration,
+}
+
+fn default_cache_days() -> u32 {
+    14
 }
 
 fn default_retention_every() -> crate::model::Duration {

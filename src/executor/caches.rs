@@ -273,9 +273,13 @@ fn write_archive(source: &Path, to: &Path) -> Result<u64, String> {
     Ok(total)
 }
 
-/// Removes archives under `root` (each trust level's directory) not used for `max_age`;
-/// returns what was removed and the bytes freed.
-pub fn expire(root: &Path, max_age: std::time::Duration) -> Result<Vec<(PathBuf, u64)>, String> {
+/// Removes archives under `root` (each trust level's directory) not used for `max_age` (only
+/// lists them when `dry_run`); returns them with their sizes.
+pub fn expire(
+    root: &Path,
+    max_age: std::time::Duration,
+    dry_run: bool,
+) -> Result<Vec<(PathBuf, u64)>, String> {
     let mut removed = Vec::new();
     let Ok(levels) = std::fs::read_dir(root) else {
         return Ok(removed);
@@ -294,7 +298,7 @@ pub fn expire(root: &Path, max_age: std::time::Duration) -> Result<Vec<(PathBuf,
                 .is_some_and(|n| n.to_string_lossy().starts_with('.'))
                 && age.is_some_and(|a| a > std::time::Duration::from_secs(24 * 3600));
             let old = p.extension().is_some_and(|e| e == "tar") && age.is_some_and(|a| a > max_age);
-            if (old || stale_tmp) && std::fs::remove_file(&p).is_ok() {
+            if (old || stale_tmp) && (dry_run || std::fs::remove_file(&p).is_ok()) {
                 removed.push((p, m.len()));
             }
         }
