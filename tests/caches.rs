@@ -147,3 +147,159 @@ fn issue_18_a_cache_outside_the_workspace_is_a_config_error_at_its_line() {
     );
     assert!(log.contains("`..`"), "{log}");
 }
+
+/// On Kubernetes: the fetch container restores (caches read-only), the collector saves
+/// (caches writable), the job's own container never mounts them, and the keys travel in a
+/// volume only those two see.
+#[test]
+fn issue_18_kubernetes_jobs_restore_in_fetch_and_save_in_the_collector() {
+    use seakeeper::executor::kubernetes::{KubeSettings, manifest};
+    let spec = seakeeper::model::JobSpec {
+        build_id: "b-1".parse().unwrap(),
+        job: "deps".into(),
+        pipeline: "check".into(),
+        project: "shop".parse().unwrap(),
+        change: None,
+        source: "https://gerrit.example.org/shop".into(),
+        commit: "3b9f2e7c41d05a8e6f1c2b3d4e5f60718293a4b5".parse().unwrap(),
+        image: IMAGE.into(),
+        commands: vec!["composer install".into()],
+        env: Default::default(),
+        timeout_seconds: 600,
+        cpu: None,
+        memory: None,
+        services: Default::default(),
+        secrets: vec![],
+        network: false,
+        outputs: vec![],
+        trust: seakeeper::model::Trust::Untrusted,
+        required: vec![],
+        caches: vec![seakeeper::model::CacheSpec {
+            path: "vendor".into(),
+            key: vec!["composer.lock".into()],
+        }],
+    };
+    let job = serde_json::to_value(manifest(&spec, &KubeSettings::default())).unwrap();
+    let pod = &job["spec"]["template"]["spec"];
+    let mounts = |c: &serde_json::Value| -> Vec<(String, bool)> {
+        c["volumeMounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| {
+                (
+                    m["name"].as_str().unwrap().to_owned(),
+                    m["readOnly"].as_bool().unwrap_or(false),
+                )
+            })
+            .collect()
+    };
+    let find = |list: &str, name: &str| -> serde_json::Value {
+        pod[list]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == name)
+            .unwrap()
+            .clone()
+    };
+    let fetch = find("initContainers", "fetch");
+    assert!(mounts(&fetch).contains(&("caches".into(), true)));
+    assert!(mounts(&fetch).contains(&("cache-keys".into(), false)));
+    assert!(
+        fetch["args"][0]
+            .as_str()
+            .unwrap()
+            .contains("seakeeper job cache-restore")
+    );
+    let collect = find("containers", "collect");
+    assert!(mounts(&collect).contains(&("caches".into(), false)));
+    assert!(mounts(&collect).contains(&("cache-keys".into(), true)));
+    let main = find("containers", "job");
+    assert!(
+        mounts(&main)
+            .iter()
+            .all(|(n, _)| n != "caches" && n != "cache-keys")
+    );
+    let claim = pod["volumes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == "caches")
+        .unwrap();
+    assert_eq!(
+        claim["persistentVolumeClaim"]["claimName"],
+        "seakeeper-caches"
+    );
+    // The namespace is the trust level's: its claim is that level's alone.
+    assert_eq!(job["metadata"]["namespace"], "seakeeper-untrusted");
+}
+
+/// The pod's two steps, run here as the containers would: restore and keys, then the
+/// collector saving after a success only.
+#[test]
+fn issue_18_cache_restore_and_collect_work_as_the_pod_runs_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let caches = dir.path().join("caches");
+    std::fs::create_dir_all(&caches).unwrap();
+    let env = [
+        (
+            "SEAKEEPER_CACHES",
+            r#"[{"path":"vendor","key":["composer.lock"]}]"#,
+        ),
+        ("SEAKEEPER_CACHE_IDENTITY", "id"),
+    ];
+    let workspace = |n: &str| {
+        let w = dir.path().join(n);
+        std::fs::create_dir_all(&w).unwrap();
+        std::fs::write(w.join("composer.lock"), "v1").unwrap();
+        w
+    };
+    let restore = |w: &Path| {
+        let keys = w.with_extension("keys");
+        let out = support::output(
+            support::seakeeper()
+                .args(["job", "cache-restore", "--workspace"])
+                .arg(w)
+                .arg("--dir")
+                .arg(&caches)
+                .arg("--keys-out")
+                .arg(&keys)
+                .envs(env),
+        );
+        assert!(out.status.success(), "{}", support::stderr(&out));
+        (support::stderr(&out), keys)
+    };
+    let collect = |w: &Path, keys: &Path, status: &str| {
+        let marker = w.with_extension("status");
+        std::fs::write(&marker, status).unwrap();
+        let out = support::output(
+            support::seakeeper()
+                .args(["job", "collect", "--workspace"])
+                .arg(w)
+                .arg("--wait-for")
+                .arg(&marker)
+                .arg("--caches-dir")
+                .arg(&caches)
+                .arg("--cache-keys")
+                .arg(keys)
+                .arg("--termination-log")
+                .arg(w.with_extension("termination")),
+        );
+        assert!(out.status.success(), "{}", support::stderr(&out));
+    };
+    let w1 = workspace("w1");
+    let (log, keys) = restore(&w1);
+    assert!(log.contains("none yet"), "{log}");
+    std::fs::create_dir_all(w1.join("vendor")).unwrap();
+    std::fs::write(w1.join("vendor/x"), "dep").unwrap();
+    // A failed job saves nothing.
+    collect(&w1, &keys, "1\n");
+    assert_eq!(std::fs::read_dir(&caches).unwrap().count(), 0);
+    collect(&w1, &keys, "0\n");
+    assert_eq!(std::fs::read_dir(&caches).unwrap().count(), 1);
+    let w2 = workspace("w2");
+    let (log, _) = restore(&w2);
+    assert!(log.contains("restored"), "{log}");
+    assert_eq!(std::fs::read(w2.join("vendor/x")).unwrap(), b"dep");
+}

@@ -51,15 +51,38 @@ pub(super) enum JobCommand {
         /// the pod's shared process namespace), so a job cannot fake its end.
         #[arg(long)]
         wait_for_uid: Option<u32>,
-        /// The content-addressed store (`sha256/<hex>` under it).
+        /// The content-addressed store (`sha256/<hex>` under it); without it no outputs are
+        /// collected.
         #[arg(long)]
-        store: PathBuf,
+        store: Option<PathBuf>,
+        /// Where this trust level's dependency caches are kept: each cache of `--cache-keys`
+        /// is saved there if the job succeeded.
+        #[arg(long, requires = "cache_keys")]
+        caches_dir: Option<PathBuf>,
+        /// The caches and their keys, as `job cache-restore` wrote them.
+        #[arg(long)]
+        cache_keys: Option<PathBuf>,
         /// An output glob (repeatable).
         #[arg(long = "output")]
         outputs: Vec<String>,
         /// Where Kubernetes reads the container's termination message.
         #[arg(long, default_value = "/dev/termination-log")]
         termination_log: PathBuf,
+    },
+    /// (In a Kubernetes Job's fetch container.) Restore the job's dependency caches
+    /// (`SEAKEEPER_CACHES`, keyed with `SEAKEEPER_CACHE_IDENTITY`) from DIR into the workspace,
+    /// and write their keys for the collector.
+    #[command(hide = true)]
+    CacheRestore {
+        /// The job's workspace, checked out.
+        #[arg(long)]
+        workspace: PathBuf,
+        /// This trust level's caches.
+        #[arg(long)]
+        dir: PathBuf,
+        /// Where the keys go (JSON).
+        #[arg(long)]
+        keys_out: PathBuf,
     },
     /// (Started by seakeeper.) Run the job prepared in DIR (its launch.json) detached from the
     /// seakeeper that started it, so a restarted seakeeper adopts it; record its end in
@@ -270,6 +293,47 @@ pub(super) fn run(cmd: JobCommand) -> anyhow::Result<ExitCode> {
             crate::executor::local::supervise(&dir, lock_fd).map_err(|e| anyhow::anyhow!(e))?;
             Ok(ExitCode::SUCCESS)
         }
+        JobCommand::CacheRestore {
+            workspace,
+            dir,
+            keys_out,
+        } => {
+            let caches: Vec<crate::model::CacheSpec> = serde_json::from_str(
+                &std::env::var("SEAKEEPER_CACHES").context("SEAKEEPER_CACHES is not set")?,
+            )
+            .context("SEAKEEPER_CACHES")?;
+            let identity = std::env::var("SEAKEEPER_CACHE_IDENTITY")
+                .context("SEAKEEPER_CACHE_IDENTITY is not set")?;
+            let mut keys = Vec::new();
+            for c in &caches {
+                use crate::executor::caches::{Restored, key, restore};
+                match key(&identity, &workspace, c)
+                    .and_then(|k| restore(&dir, &k, &workspace, c).map(|r| (k, r)))
+                {
+                    Ok((k, r)) => {
+                        match r {
+                            Restored::Hit(n) => eprintln!(
+                                "seakeeper: cache {} restored ({n} bytes, key {})",
+                                c.path,
+                                &k[..12]
+                            ),
+                            Restored::Miss => {
+                                eprintln!(
+                                    "seakeeper: cache {}: none yet for key {}",
+                                    c.path,
+                                    &k[..12]
+                                )
+                            }
+                        }
+                        keys.push((c.clone(), k));
+                    }
+                    Err(e) => eprintln!("seakeeper: cache {} not used: {e}", c.path),
+                }
+            }
+            std::fs::write(&keys_out, serde_json::to_vec(&keys)?)
+                .with_context(|| keys_out.display().to_string())?;
+            Ok(ExitCode::SUCCESS)
+        }
         JobCommand::Collect {
             workspace,
             wait_for,
@@ -277,6 +341,8 @@ pub(super) fn run(cmd: JobCommand) -> anyhow::Result<ExitCode> {
             store,
             outputs,
             termination_log,
+            caches_dir,
+            cache_keys,
         } => {
             let mut seen = false;
             loop {
@@ -288,8 +354,25 @@ pub(super) fn run(cmd: JobCommand) -> anyhow::Result<ExitCode> {
                 }
                 std::thread::sleep(Duration::from_millis(200));
             }
-            let files = crate::executor::local::collect_outputs(&workspace, &outputs, &store)
-                .map_err(|e| anyhow::anyhow!(e))?;
+            // The job's exit status, as its trap wrote it: caches are saved only after a success.
+            let succeeded = std::fs::read_to_string(&wait_for).is_ok_and(|s| s.trim() == "0");
+            if let (Some(dir), Some(keys)) = (&caches_dir, &cache_keys) {
+                let keys: Vec<(crate::model::CacheSpec, String)> = match std::fs::read(keys) {
+                    Ok(b) => serde_json::from_slice(&b).unwrap_or_default(),
+                    Err(_) => Vec::new(),
+                };
+                for (c, k) in keys.iter().filter(|_| succeeded) {
+                    match crate::executor::caches::save(dir, k, &workspace, c) {
+                        Ok(r) => eprintln!("seakeeper: cache {}: {r:?}", c.path),
+                        Err(e) => eprintln!("seakeeper: cache {} not saved: {e}", c.path),
+                    }
+                }
+            }
+            let files = match &store {
+                Some(store) => crate::executor::local::collect_outputs(&workspace, &outputs, store)
+                    .map_err(|e| anyhow::anyhow!(e))?,
+                None => Vec::new(),
+            };
             let json = serde_json::to_string(&files)?;
             println!("{json}");
             // Kubernetes keeps 4096 bytes of a termination message.

@@ -48,6 +48,10 @@ pub struct KubeSettings {
     pub store_secret: String,
     /// The PersistentVolumeClaim of the output store, mounted at `/store` in the collector only.
     pub store_claim: String,
+    /// The PersistentVolumeClaim of dependency caches in each trust level's namespace (so the
+    /// trust levels never share one), mounted at `/caches`: read-only in the fetch container,
+    /// which restores, writable in the collector, which saves; never in the job's container.
+    pub cache_claim: String,
     /// The Secret (in the trusted namespace) whose keys are the secrets trusted jobs may name.
     pub job_secrets: String,
     /// Where the pod itself must reach (the source server its init container fetches from,
@@ -70,6 +74,7 @@ impl Default for KubeSettings {
             default_memory: "2Gi".into(),
             store_secret: "seakeeper-store".into(),
             store_claim: "seakeeper-outputs".into(),
+            cache_claim: "seakeeper-caches".into(),
             job_secrets: "seakeeper-job-secrets".into(),
             infrastructure_cidrs: Vec::new(),
             priority_classes: std::collections::BTreeMap::new(),
@@ -243,6 +248,8 @@ fn locked_down() -> SecurityContext {
 
 /// Where the job says it ended (outside the workspace, so it is never an output).
 const DONE_MARKER: &str = "/seakeeper-control/exit-status";
+/// Where the fetch container leaves the caches' keys for the collector.
+const CACHE_KEYS: &str = "/seakeeper-cache-keys/keys.json";
 /// The uid of the job's own containers; the collector runs as another uid, so the job cannot
 /// read its environment, and waits until no process of this uid is left.
 const JOB_UID: i64 = 65_532;
@@ -314,13 +321,45 @@ pub fn manifest(spec: &JobSpec, s: &KubeSettings) -> Job {
     };
     // The job's script, then the end marker the collector waits for (written even on failure).
     let wrapped = format!("trap 'echo $? > {DONE_MARKER}' EXIT\n{}", script(spec));
+    // Dependency caches: the fetch container restores them and writes their keys where only
+    // it and the collector can (the job could otherwise save under another key).
+    let cached = !spec.caches.is_empty();
+    let caches_mount = |read_only: bool| VolumeMount {
+        name: "caches".into(),
+        mount_path: "/caches".into(),
+        read_only: Some(read_only),
+        ..VolumeMount::default()
+    };
+    let keys_mount = |read_only: bool| VolumeMount {
+        name: "cache-keys".into(),
+        mount_path: "/seakeeper-cache-keys".into(),
+        read_only: Some(read_only),
+        ..VolumeMount::default()
+    };
+    let mut fetch_mounts = vec![workspace.clone(), tmp.clone()];
+    let mut fetch_env = fetch_env(spec);
+    let mut fetch_script = fetch_script(spec);
+    if cached {
+        fetch_mounts.extend([caches_mount(true), keys_mount(false)]);
+        fetch_env.push((
+            "SEAKEEPER_CACHES".into(),
+            serde_json::to_string(&spec.caches).expect("caches serialize"),
+        ));
+        fetch_env.push((
+            "SEAKEEPER_CACHE_IDENTITY".into(),
+            crate::executor::caches::identity(spec),
+        ));
+        fetch_script.push_str(&format!(
+            "seakeeper job cache-restore --workspace /workspace --dir /caches --keys-out {CACHE_KEYS}\n"
+        ));
+    }
     let fetch = Container {
         name: "fetch".into(),
         image: Some(s.seakeeper_image.clone()),
         command: Some(vec!["/bin/sh".into(), "-e".into(), "-c".into()]),
-        args: Some(vec![fetch_script(spec)]),
-        env: Some(env(fetch_env(spec))),
-        volume_mounts: Some(vec![workspace.clone(), tmp.clone()]),
+        args: Some(vec![fetch_script]),
+        env: Some(env(fetch_env)),
+        volume_mounts: Some(fetch_mounts),
         security_context: Some(locked_down()),
         resources: Some(ResourceRequirements {
             requests: Some(BTreeMap::from([
@@ -401,7 +440,7 @@ pub fn manifest(spec: &JobSpec, s: &KubeSettings) -> Job {
     if let Some(v) = containers[0].volume_mounts.as_mut() {
         v.push(control.clone());
     }
-    if !spec.outputs.is_empty() {
+    if !spec.outputs.is_empty() || cached {
         let mut args = vec![
             "job".to_owned(),
             "collect".to_owned(),
@@ -411,9 +450,18 @@ pub fn manifest(spec: &JobSpec, s: &KubeSettings) -> Job {
             DONE_MARKER.to_owned(),
             "--wait-for-uid".to_owned(),
             JOB_UID.to_string(),
-            "--store".to_owned(),
-            "/store".to_owned(),
         ];
+        if !spec.outputs.is_empty() {
+            args.extend(["--store".to_owned(), "/store".to_owned()]);
+        }
+        if cached {
+            args.extend([
+                "--caches-dir".to_owned(),
+                "/caches".to_owned(),
+                "--cache-keys".to_owned(),
+                CACHE_KEYS.to_owned(),
+            ]);
+        }
         for o in &spec.outputs {
             args.push("--output".into());
             args.push(o.clone());
@@ -430,22 +478,28 @@ pub fn manifest(spec: &JobSpec, s: &KubeSettings) -> Job {
                 }),
                 ..EnvFromSource::default()
             }]),
-            volume_mounts: Some(vec![
-                VolumeMount {
-                    read_only: Some(true),
-                    ..workspace.clone()
-                },
-                VolumeMount {
-                    read_only: Some(true),
-                    ..control.clone()
-                },
-                tmp.clone(),
-                VolumeMount {
+            volume_mounts: Some(
+                vec![
+                    VolumeMount {
+                        read_only: Some(true),
+                        ..workspace.clone()
+                    },
+                    VolumeMount {
+                        read_only: Some(true),
+                        ..control.clone()
+                    },
+                    tmp.clone(),
+                ]
+                .into_iter()
+                .chain((!spec.outputs.is_empty()).then(|| VolumeMount {
                     name: "store".into(),
                     mount_path: "/store".into(),
                     ..VolumeMount::default()
-                },
-            ]),
+                }))
+                .chain(cached.then(|| caches_mount(false)))
+                .chain(cached.then(|| keys_mount(true)))
+                .collect(),
+            ),
             security_context: Some(SecurityContext {
                 run_as_user: Some(COLLECTOR_UID),
                 ..locked_down()
@@ -479,6 +533,21 @@ pub fn manifest(spec: &JobSpec, s: &KubeSettings) -> Job {
                 claim_name: s.store_claim.clone(),
                 read_only: Some(false),
             }),
+            ..Volume::default()
+        });
+    }
+    if cached {
+        volumes.push(Volume {
+            name: "caches".into(),
+            persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
+                claim_name: s.cache_claim.clone(),
+                read_only: Some(false),
+            }),
+            ..Volume::default()
+        });
+        volumes.push(Volume {
+            name: "cache-keys".into(),
+            empty_dir: Some(EmptyDirVolumeSource::default()),
             ..Volume::default()
         });
     }
