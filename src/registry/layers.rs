@@ -59,7 +59,16 @@ pub(super) struct Unpacker {
     /// What this layer wrote (an opaque directory keeps it).
     pub(super) written: HashSet<PathBuf>,
     pub(super) buf: Vec<u8>,
+    /// Bytes and entries written so far, all layers together, against the limits.
+    pub(super) total_bytes: u64,
+    pub(super) total_entries: u64,
 }
+
+/// The most an unpacked image may hold: a layer that inflates past it (a decompression bomb)
+/// refuses the image instead of filling the disk.
+pub const MAX_UNPACKED_BYTES: u64 = 64 << 30;
+/// The most entries an image's layers may hold together.
+pub const MAX_ENTRIES: u64 = 4_000_000;
 
 /// The components of a path in a layer, or why it is refused.
 fn entry_components(raw: &[u8]) -> Result<Vec<OsString>, String> {
@@ -201,6 +210,10 @@ impl Unpacker {
             ) {
                 continue;
             }
+            self.total_entries += 1;
+            if self.total_entries > MAX_ENTRIES {
+                return Err(self.refuse(&shown, format!("more than {MAX_ENTRIES} entries")));
+            }
             let comps = entry_components(&raw).map_err(|m| self.refuse(&shown, m))?;
             let Some((name, parents)) = comps.split_last() else {
                 continue; // The root itself.
@@ -262,6 +275,15 @@ impl Unpacker {
                             .map_err(|e| self.refuse(&shown, format!("reading: {e}")))?;
                         if n == 0 {
                             break;
+                        }
+                        self.total_bytes += n as u64;
+                        if self.total_bytes > MAX_UNPACKED_BYTES {
+                            return Err(self.refuse(
+                                &shown,
+                                format!(
+                                    "the image unpacks to more than {MAX_UNPACKED_BYTES} bytes"
+                                ),
+                            ));
                         }
                         f.write_all(&self.buf[..n]).map_err(|e| io_err(&path, e))?;
                     }
@@ -406,6 +428,8 @@ mod tests {
             dir_modes: BTreeMap::new(),
             written: HashSet::new(),
             buf: vec![0; 4096],
+            total_bytes: 0,
+            total_entries: 0,
         }
     }
 

@@ -358,6 +358,8 @@ fn build(
         dir_modes: BTreeMap::new(),
         written: HashSet::new(),
         buf: vec![0u8; 256 << 10],
+        total_bytes: 0,
+        total_entries: 0,
     };
     for l in manifest["layers"].as_array().into_iter().flatten() {
         let (layer, media) = descriptor(l, "a layer")?;
