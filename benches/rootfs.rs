@@ -163,7 +163,7 @@ fn skopeo_and_tar(host: &str, repo: &str, digest: &str, work: &Path) -> Duration
 fn seakeeper_prepare(image: &str, work: &Path) -> (Duration, PathBuf) {
     let started = Instant::now();
     let source = ImageSource::under(work).unwrap();
-    let unpacked = source.prepare(image).unwrap();
+    let unpacked = source.prepare(image, true).unwrap();
     (started.elapsed(), unpacked.root)
 }
 
@@ -318,7 +318,7 @@ fn main() {
     let unpacked = root.clone();
     let exec = LocalExecutor::new(config, prepare)
         .unwrap()
-        .with_images(Arc::new(move |_: &str| {
+        .with_images(Arc::new(move |_: &str, _| {
             Ok(Rootfs {
                 root: unpacked.clone(),
                 env: vec![("PATH".into(), "/bin".into())],

@@ -137,7 +137,7 @@ fn cache_path_problem(p: &str) -> Option<&'static str> {
     if p.split('/').any(|s| s.is_empty() || s == "." || s == "..") {
         return Some("a path with an empty, `.` or `..` segment");
     }
-    if p == ".git" || p.starts_with(".seakeeper") {
+    if p == ".git" || p.starts_with(".git/") || p.starts_with(".seakeeper") {
         return Some("seakeeper's own directory");
     }
     None

@@ -252,6 +252,7 @@ impl Daemon {
                     let mut source = crate::registry::pull::ImageSource::under(state)?;
                     source.registries = layout.settings.registries.clone();
                     source.secrets = Arc::new(self.secrets()?);
+                    source.untrusted_listed_only = true;
                     exec = exec.with_images(local_images(source));
                 }
                 Arc::new(exec)
@@ -550,8 +551,10 @@ pub(super) fn is_remote(url: &str) -> bool {
 /// The local executor's images: pulled by digest into `<state>/images` (only what is missing),
 /// unpacked once under `<state>/roots`, run as the image's user (never root).
 pub fn local_images(source: crate::registry::pull::ImageSource) -> crate::executor::local::Images {
-    Arc::new(move |image: &str| {
-        let u = source.prepare(image).map_err(|e| e.to_string())?;
+    Arc::new(move |image: &str, trust: crate::model::Trust| {
+        let u = source
+            .prepare(image, trust == crate::model::Trust::Trusted)
+            .map_err(|e| e.to_string())?;
         let (uid, gid) = u.config.ids(&u.root)?;
         Ok(crate::executor::local::Rootfs {
             env: u.config.env_pairs(),

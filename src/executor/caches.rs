@@ -198,13 +198,23 @@ pub fn save(dir: &Path, key: &str, workspace: &Path, cache: &CacheSpec) -> Resul
         _ => return Ok(Saved::Nothing),
     }
     std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    let tmp = dir.join(format!(".{key}.{}.tmp", std::process::id()));
+    // A name of its own per save (jobs of one process may save the same key at once), and
+    // published by a link, which never replaces an archive another save published first.
+    static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let tmp = dir.join(format!(
+        ".{key}.{}.{}.tmp",
+        std::process::id(),
+        SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    ));
     let result = write_archive(&source, &tmp).and_then(|size| {
         if size > MAX_CACHE_BYTES {
             return Ok(Saved::TooBig(size));
         }
-        std::fs::rename(&tmp, &path).map_err(|e| format!("{}: {e}", path.display()))?;
-        Ok(Saved::Saved(size))
+        match std::fs::hard_link(&tmp, &path) {
+            Ok(()) => Ok(Saved::Saved(size)),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(Saved::Present),
+            Err(e) => Err(format!("{}: {e}", path.display())),
+        }
     });
     let _ = std::fs::remove_file(&tmp);
     result

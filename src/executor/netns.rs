@@ -24,13 +24,20 @@ const SETUP: Duration = Duration::from_secs(10);
 /// Where the job's DNS goes: slirp4netns answers on this address.
 pub const RESOLV_CONF: &str = "nameserver 10.0.2.3\n";
 
-/// The first of `names` found in the `PATH` (or the usual sbin directories).
+/// `name` in the system's directories. Never the `PATH`: under a supervisor that is the job's
+/// own (its image's), and these tools run as seakeeper on the host.
 fn find(name: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .chain(["/usr/sbin", "/sbin", "/usr/bin", "/bin"].map(PathBuf::from))
-        .map(|d| d.join(name))
-        .find(|p| p.is_file())
+    [
+        "/usr/local/sbin",
+        "/usr/local/bin",
+        "/usr/sbin",
+        "/usr/bin",
+        "/sbin",
+        "/bin",
+    ]
+    .iter()
+    .map(|d| Path::new(d).join(name))
+    .find(|p| p.is_file())
 }
 
 /// Whether this machine can fence a job's network; the reason when not.
@@ -92,16 +99,18 @@ impl Pipes {
     /// After bubblewrap started: fences its namespace and lets the job run. The fence lasts
     /// as long as the returned value.
     pub fn fence(self) -> Result<Fence, String> {
-        self.start(true, |_| Ok(()))
+        self.start(true, false, |_| Ok(()))
             .map(|(f, ())| f.expect("fenced when asked"))
     }
 
-    /// After bubblewrap started: fences its namespace when `fenced`, then calls `before` with
-    /// the pid of the process in the namespace (to start what must be there before the job),
-    /// then lets the job run.
+    /// After bubblewrap started: gives its namespace a way out through `slirp4netns` when
+    /// `fenced` (with the refusing routes) or `open` (without), then calls `before` with the
+    /// pid of the process in the namespace (to start what must be there before the job), then
+    /// lets the job run.
     pub fn start<T>(
         self,
         fenced: bool,
+        open: bool,
         before: impl FnOnce(i32) -> Result<T, String>,
     ) -> Result<(Option<Fence>, T), String> {
         let Pipes {
@@ -115,9 +124,11 @@ impl Pipes {
         drop(block_r);
         let deadline = Instant::now() + SETUP;
         let pid = child_pid(&info_r, deadline)?;
-        let fence = if fenced {
+        let fence = if fenced || open {
             let f = start_slirp(pid, deadline)?;
-            refuse_routes(pid)?;
+            if fenced {
+                refuse_routes(pid)?;
+            }
             Some(f)
         } else {
             None

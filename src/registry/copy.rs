@@ -227,6 +227,22 @@ pub fn copy(
     copy_with_progress(src, dst, digest, tag, parallel, &|_| {})
 }
 
+/// Copies one manifest (or index) and what it references, without the cosign-style tags named
+/// after it and without tagging: what a job's image needs.
+pub fn copy_untagged(
+    src: &Location,
+    dst: &Location,
+    digest: &Digest,
+    parallel: usize,
+) -> Result<CopyStats, CopyError> {
+    let stats = Progress {
+        stats: Mutex::new(CopyStats::default()),
+        report: &|_| {},
+    };
+    copy_manifest(src, dst, digest, &stats, parallel)?;
+    Ok(*stats.stats.lock().unwrap_or_else(|p| p.into_inner()))
+}
+
 /// [`copy`], calling `progress` after each blob (for a progress line on a terminal).
 pub fn copy_with_progress(
     src: &Location,

@@ -44,9 +44,102 @@ pub(super) fn remove_tree(path: &Path) -> std::io::Result<()> {
     }
 }
 
+/// A tar time stamp as a time (a hostile one past what the system can hold is the epoch).
+fn time_of(mtime: u64) -> std::time::SystemTime {
+    std::time::UNIX_EPOCH
+        .checked_add(std::time::Duration::from_secs(mtime))
+        .unwrap_or(std::time::UNIX_EPOCH)
+}
+
 pub(super) fn set_mtime(path: &Path, mtime: u64) -> std::io::Result<()> {
-    let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(mtime);
-    std::fs::File::open(path)?.set_times(std::fs::FileTimes::new().set_modified(t))
+    std::fs::File::open(path)?.set_times(std::fs::FileTimes::new().set_modified(time_of(mtime)))
+}
+
+/// The most an extension entry (PAX `x`/`g`, GNU long name `L`/`K`) may hold: the tar reader
+/// keeps them whole in memory.
+const MAX_EXTENSION_BYTES: u64 = 1 << 20;
+
+/// Watches a tar stream as it passes: every decompressed byte counts against
+/// [`MAX_UNPACKED_BYTES`] (a decompression bomb stops here), and an extension entry over
+/// [`MAX_EXTENSION_BYTES`] is refused before the tar reader would allocate it.
+pub(super) struct TarGuard<R> {
+    inner: R,
+    /// Bytes of the current entry's data and padding still to pass.
+    skip: u64,
+    header: Vec<u8>,
+    total: u64,
+}
+
+impl<R> TarGuard<R> {
+    pub(super) fn new(inner: R) -> TarGuard<R> {
+        TarGuard {
+            inner,
+            skip: 0,
+            header: Vec::with_capacity(512),
+            total: 0,
+        }
+    }
+}
+
+/// A tar header's size field: octal text, or base-256 when its first byte has the high bit.
+fn header_size(field: &[u8]) -> Option<u64> {
+    if field.first().is_some_and(|b| b & 0x80 != 0) {
+        let mut v: u64 = 0;
+        for (i, b) in field.iter().enumerate() {
+            let b = if i == 0 { b & 0x7f } else { *b };
+            v = v.checked_mul(256)?.checked_add(u64::from(b))?;
+        }
+        return Some(v);
+    }
+    let text: Vec<u8> = field
+        .iter()
+        .copied()
+        .filter(|b| *b != 0 && *b != b' ')
+        .collect();
+    if text.is_empty() {
+        return Some(0);
+    }
+    u64::from_str_radix(std::str::from_utf8(&text).ok()?, 8).ok()
+}
+
+impl<R: Read> Read for TarGuard<R> {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(out)?;
+        self.total += n as u64;
+        if self.total > MAX_UNPACKED_BYTES {
+            return Err(std::io::Error::other(format!(
+                "the layer unpacks to more than {MAX_UNPACKED_BYTES} bytes"
+            )));
+        }
+        let mut rest = &out[..n];
+        while !rest.is_empty() {
+            if self.skip > 0 {
+                let k = rest
+                    .len()
+                    .min(usize::try_from(self.skip).unwrap_or(usize::MAX));
+                self.skip -= k as u64;
+                rest = &rest[k..];
+                continue;
+            }
+            let k = rest.len().min(512 - self.header.len());
+            self.header.extend_from_slice(&rest[..k]);
+            rest = &rest[k..];
+            if self.header.len() == 512 {
+                let size = header_size(&self.header[124..136])
+                    .ok_or_else(|| std::io::Error::other("a tar header with an unreadable size"))?;
+                if matches!(self.header[156], b'x' | b'g' | b'L' | b'K')
+                    && size > MAX_EXTENSION_BYTES
+                {
+                    return Err(std::io::Error::other(format!(
+                        "an extension header of {size} bytes (at most {MAX_EXTENSION_BYTES})"
+                    )));
+                }
+                self.skip = size.div_ceil(512).saturating_mul(512);
+                self.header.clear();
+            }
+        }
+        Ok(n)
+    }
 }
 
 /// The state of one unpack.
@@ -68,7 +161,7 @@ pub(super) struct Unpacker {
 /// refuses the image instead of filling the disk.
 pub const MAX_UNPACKED_BYTES: u64 = 64 << 30;
 /// The most entries an image's layers may hold together.
-pub const MAX_ENTRIES: u64 = 4_000_000;
+pub const MAX_ENTRIES: u64 = 1_000_000;
 
 /// The components of a path in a layer, or why it is refused.
 fn entry_components(raw: &[u8]) -> Result<Vec<OsString>, String> {
@@ -162,14 +255,44 @@ pub(super) fn read_in_root(root: &Path, path: &str) -> Option<String> {
     let comps: Vec<OsString> = path.split('/').map(OsString::from).collect();
     let (name, parents) = comps.split_last()?;
     let dir = resolve_dir(root, parents, false).ok()?;
+    // Not blocking on a FIFO, not following a link; only a regular file is read.
     let f = std::fs::OpenOptions::new()
         .read(true)
-        .custom_flags(libc::O_NOFOLLOW)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
         .open(dir.join(name))
         .ok()?;
+    if !f.metadata().ok()?.is_file() {
+        return None;
+    }
     let mut text = String::new();
     f.take(1 << 20).read_to_string(&mut text).ok()?;
     Some(text)
+}
+
+/// Makes `rel` a real directory (or, with `file`, its last segment a real file) of `root`:
+/// a symbolic link on the way is replaced. Mount points must not be links: bubblewrap makes
+/// them while the host's root is still reachable, and would follow one out of the image.
+pub(super) fn real_mount_point(root: &Path, rel: &str, file: bool) -> std::io::Result<()> {
+    let segments: Vec<&str> = rel.split('/').collect();
+    let mut p = root.to_owned();
+    for (i, s) in segments.iter().enumerate() {
+        p.push(s);
+        let last_file = file && i + 1 == segments.len();
+        match std::fs::symlink_metadata(&p) {
+            Ok(m) if m.file_type().is_symlink() => std::fs::remove_file(&p)?,
+            Ok(m) if m.is_dir() && !last_file => continue,
+            Ok(m) if m.is_file() && last_file => continue,
+            Ok(_) => remove_any(&p)?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+        if last_file {
+            std::fs::File::create(&p)?;
+        } else {
+            std::fs::DirBuilder::new().mode(0o755).create(&p)?;
+        }
+    }
+    Ok(())
 }
 
 /// Removes whatever is at `path` (not following a link).
@@ -194,7 +317,7 @@ impl Unpacker {
 
     /// Applies one layer's tar stream.
     pub(super) fn apply(&mut self, reader: impl Read) -> Result<(), UnpackError> {
-        let mut archive = tar::Archive::new(reader);
+        let mut archive = tar::Archive::new(TarGuard::new(reader));
         let entries = archive
             .entries()
             .map_err(|e| self.refuse("", format!("not a tar stream: {e}")))?;
@@ -218,20 +341,29 @@ impl Unpacker {
             let Some((name, parents)) = comps.split_last() else {
                 continue; // The root itself.
             };
+            let name_bytes = name.as_bytes();
+            if let Some(hidden) = name_bytes.strip_prefix(b".wh.") {
+                // Whiteouts hide what lower layers have; a missing parent hides nothing.
+                let Ok(parent) = resolve_dir(&self.root, parents, false) else {
+                    continue;
+                };
+                if hidden == b".wh..opq" {
+                    self.make_opaque(&parent)
+                        .map_err(|e| self.refuse(&shown, e.to_string()))?;
+                    continue;
+                }
+                if hidden.is_empty() || hidden == b"." || hidden == b".." {
+                    return Err(self.refuse(&shown, "a whiteout of no name".into()));
+                }
+                let target = parent.join(OsStr::from_bytes(hidden));
+                if !self.written.contains(&target) {
+                    remove_any(&target).map_err(|e| self.refuse(&shown, e.to_string()))?;
+                }
+                continue;
+            }
             let parent =
                 resolve_dir(&self.root, parents, true).map_err(|m| self.refuse(&shown, m))?;
             self.mark_written(&parent);
-            let name_bytes = name.as_bytes();
-            if name_bytes == b".wh..wh..opq" {
-                self.make_opaque(&parent)
-                    .map_err(|e| self.refuse(&shown, e.to_string()))?;
-                continue;
-            }
-            if let Some(hidden) = name_bytes.strip_prefix(b".wh.") {
-                let target = parent.join(OsStr::from_bytes(hidden));
-                remove_any(&target).map_err(|e| self.refuse(&shown, e.to_string()))?;
-                continue;
-            }
             let path = parent.join(name);
             let header = entry.header();
             let mode = header
@@ -287,8 +419,7 @@ impl Unpacker {
                         }
                         f.write_all(&self.buf[..n]).map_err(|e| io_err(&path, e))?;
                     }
-                    let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(mtime);
-                    let _ = f.set_times(std::fs::FileTimes::new().set_modified(t));
+                    let _ = f.set_times(std::fs::FileTimes::new().set_modified(time_of(mtime)));
                     f.set_permissions(std::fs::Permissions::from_mode(mode & 0o1777))
                         .map_err(|e| io_err(&path, e))?;
                 }
@@ -381,6 +512,9 @@ impl Unpacker {
             let p = e?.path();
             if !self.written.contains(&p) {
                 remove_any(&p)?;
+            } else if std::fs::symlink_metadata(&p).is_ok_and(|m| m.is_dir()) {
+                // Kept for what this layer put in it; what lower layers put there goes.
+                self.make_opaque(&p)?;
             }
         }
         Ok(())

@@ -10,7 +10,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use super::copy::{CopyError, Location, copy, location_for};
+use super::copy::{CopyError, Location, copy_untagged, location_for};
 use super::layout::OciLayout;
 use super::unpack::{UnpackError, Unpacked, unpack};
 use crate::config::files::RegistrySettings;
@@ -96,22 +96,36 @@ fn loopback(host: &str) -> bool {
             host
         }
     });
-    h == "localhost" || h.starts_with("127.") || h == "[::1]"
+    let h = h.trim_start_matches('[').trim_end_matches(']');
+    h == "localhost"
+        || h.parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
+/// The most an image's config may hold, and its layers together.
+const MAX_CONFIG_BYTES: u64 = 4 << 20;
+const MAX_IMAGE_BYTES: u64 = 16 << 30;
+
 /// Where `r` is pulled from.
-fn source(
+fn listed<'a>(
     r: &ImageRef,
-    registries: &BTreeMap<String, RegistrySettings>,
-    secrets: &crate::secrets::SecretsFile,
-) -> Result<Location, CopyError> {
-    let listed = registries.values().find(|s| {
+    registries: &'a BTreeMap<String, RegistrySettings>,
+) -> Option<&'a RegistrySettings> {
+    registries.values().find(|s| {
         s.url
             .split("://")
             .nth(1)
             .and_then(|rest| rest.split('/').next())
             .is_some_and(|h| h == r.host)
-    });
+    })
+}
+
+fn source(
+    r: &ImageRef,
+    registries: &BTreeMap<String, RegistrySettings>,
+    secrets: &crate::secrets::SecretsFile,
+) -> Result<Location, CopyError> {
+    let listed = listed(r, registries);
     let url = match listed {
         Some(s) => s.url.clone(),
         None if r.host == "docker.io" => "https://registry-1.docker.io".to_owned(),
@@ -130,8 +144,13 @@ pub struct ImageSource {
     pub roots: PathBuf,
     /// `seakeeper.yaml`'s registries.
     pub registries: BTreeMap<String, RegistrySettings>,
-    /// The secrets file (registry accounts).
+    /// The secrets file (registry accounts, used for trusted jobs' images only: an untrusted
+    /// change must not pull what only seakeeper's account may read).
     pub secrets: std::sync::Arc<crate::secrets::SecretsFile>,
+    /// Untrusted jobs' images come only from `registries` (a server: an untrusted change must
+    /// not make it fetch from anywhere it names); `job run` on a developer's machine pulls from
+    /// any registry.
+    pub untrusted_listed_only: bool,
 }
 
 impl ImageSource {
@@ -142,31 +161,97 @@ impl ImageSource {
             roots: state.join("roots"),
             registries: BTreeMap::new(),
             secrets: Default::default(),
+            untrusted_listed_only: false,
         })
     }
 
-    /// Pulls `image` if the store lacks it and unpacks it if not yet unpacked.
-    pub fn prepare(&self, image: &str) -> Result<Unpacked, PullError> {
+    /// Pulls `image` for a job (`trusted` or not) if the store lacks it, and unpacks it if not
+    /// yet unpacked. Of an index only this platform's image is pulled.
+    pub fn prepare(&self, image: &str, trusted: bool) -> Result<Unpacked, PullError> {
         let r = parse_ref(image)?;
         if !self.store.has_blob(&r.digest) {
-            let src =
-                source(&r, &self.registries, &self.secrets).map_err(|source| PullError::Copy {
+            if !trusted && self.untrusted_listed_only && listed(&r, &self.registries).is_none() {
+                return Err(PullError::Reference {
+                    image: image.to_owned(),
+                    message: format!(
+                        "an untrusted job's image comes only from a registry seakeeper.yaml \
+                         lists (registries:), and none is {}",
+                        r.host
+                    ),
+                });
+            }
+            let none = crate::secrets::SecretsFile::default();
+            let secrets = if trusted { &*self.secrets } else { &none };
+            self.pull(image, &r, secrets)
+                .map_err(|source| PullError::Copy {
                     image: image.to_owned(),
                     source,
                 })?;
-            copy(
-                &src,
-                &Location::Layout(self.store.clone()),
-                &r.digest,
-                None,
-                4,
-            )
-            .map_err(|source| PullError::Copy {
-                image: image.to_owned(),
-                source,
-            })?;
         }
         Ok(unpack(&self.store, &r.digest, &self.roots)?)
+    }
+
+    /// Pulls the manifest `r` names (of an index, this platform's only), its config and
+    /// layers, within the size limits.
+    fn pull(
+        &self,
+        image: &str,
+        r: &ImageRef,
+        secrets: &crate::secrets::SecretsFile,
+    ) -> Result<(), CopyError> {
+        let src = source(r, &self.registries, secrets)?;
+        let dst = Location::Layout(self.store.clone());
+        let fetch = |digest: &Digest| -> Result<(Vec<u8>, serde_json::Value), CopyError> {
+            let m = src
+                .get_manifest_opt(digest.as_str())?
+                .ok_or_else(|| CopyError::Invalid(format!("{image}: no manifest {digest}")))?;
+            if &Digest::of(&m.bytes) != digest {
+                return Err(CopyError::Invalid(format!(
+                    "{image}: the registry's manifest is not {digest}"
+                )));
+            }
+            let v: serde_json::Value = serde_json::from_slice(&m.bytes)
+                .map_err(|e| CopyError::Invalid(format!("{image}: the manifest: {e}")))?;
+            Ok((m.bytes, v))
+        };
+        let (top_bytes, top) = fetch(&r.digest)?;
+        let (target, m) = if top.get("manifests").is_some() {
+            let child = super::unpack::platform_child(&top).ok_or_else(|| {
+                CopyError::Invalid(format!("{image}: the index has no image for this platform"))
+            })?;
+            let (_, m) = fetch(&child)?;
+            (child, m)
+        } else {
+            (r.digest.clone(), top)
+        };
+        if m.get("manifests").is_some() {
+            return Err(CopyError::Invalid(format!(
+                "{image}: an index inside an index is not pulled"
+            )));
+        }
+        let size = |d: &serde_json::Value| d["size"].as_u64().unwrap_or(u64::MAX);
+        if size(&m["config"]) > MAX_CONFIG_BYTES {
+            return Err(CopyError::Invalid(format!(
+                "{image}: a config of over {MAX_CONFIG_BYTES} bytes"
+            )));
+        }
+        let total = m["layers"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(size)
+            .fold(0u64, u64::saturating_add);
+        if total > MAX_IMAGE_BYTES {
+            return Err(CopyError::Invalid(format!(
+                "{image}: layers of {total} bytes, over {MAX_IMAGE_BYTES}"
+            )));
+        }
+        copy_untagged(&src, &dst, &target, 4)?;
+        if target != r.digest {
+            // The index too, so the name resolves here next time without the registry.
+            dst.put_blob(&top_bytes)?;
+        }
+        Ok(())
     }
 }
 

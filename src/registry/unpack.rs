@@ -21,7 +21,9 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use sha2::Digest as _;
 
-use super::layers::{Unpacker, read_in_root, remove_tree, resolve_dir, set_mtime};
+use super::layers::{
+    Unpacker, read_in_root, real_mount_point, remove_tree, resolve_dir, set_mtime,
+};
 use super::layout::{INDEX_V1, OciLayout, StoreError};
 use crate::model::Digest;
 
@@ -203,6 +205,16 @@ fn oci_arch() -> &'static str {
     }
 }
 
+/// The manifest of an index for this platform (`linux/<arch>`).
+pub fn platform_child(index: &serde_json::Value) -> Option<Digest> {
+    index["manifests"]
+        .as_array()?
+        .iter()
+        .find(|m| m["platform"]["os"] == "linux" && m["platform"]["architecture"] == oci_arch())
+        .and_then(|m| m["digest"].as_str())
+        .and_then(|d| d.parse().ok())
+}
+
 /// Unpacks the image `digest` (a manifest, or an index holding one for this platform) from
 /// `store` under `roots`, or finds it unpacked already.
 pub fn unpack(store: &OciLayout, digest: &Digest, roots: &Path) -> Result<Unpacked, UnpackError> {
@@ -210,6 +222,10 @@ pub fn unpack(store: &OciLayout, digest: &Digest, roots: &Path) -> Result<Unpack
         image: digest.clone(),
         message,
     };
+    // Manifests and configs are small; a big one is refused before it is read into memory.
+    if store.blob_size(digest).is_some_and(|n| n > 4 << 20) {
+        return Err(invalid("a manifest of over 4 MiB".into()));
+    }
     let bytes = store.read_blob(digest)?;
     let manifest: serde_json::Value =
         serde_json::from_slice(&bytes).map_err(|e| invalid(format!("the manifest: {e}")))?;
@@ -231,9 +247,17 @@ pub fn unpack(store: &OciLayout, digest: &Digest, roots: &Path) -> Result<Unpack
         if &child == digest {
             return Err(invalid("the index names itself".into()));
         }
+        // One level only: an index of indexes is refused (no unbounded recursion).
+        let inner: serde_json::Value = serde_json::from_slice(&store.read_blob(&child)?)
+            .map_err(|e| invalid(format!("the index's manifest {child}: {e}")))?;
+        if inner.get("manifests").is_some() {
+            return Err(invalid("an index inside an index".into()));
+        }
         return unpack(store, &child, roots);
     }
     std::fs::create_dir_all(roots).map_err(|e| io_err(roots, e))?;
+    // Images may hold what only trusted jobs should read: the roots are seakeeper's alone.
+    let _ = std::fs::set_permissions(roots, std::fs::Permissions::from_mode(0o700));
     let dir = roots.join(digest.hex());
     let lock_path = roots.join(format!("{}.lock", digest.hex()));
     let _lock = lock(&lock_path)?;
@@ -257,6 +281,14 @@ pub fn unpack(store: &OciLayout, digest: &Digest, roots: &Path) -> Result<Unpack
         };
         let json = serde_json::to_vec_pretty(&published).expect("an image config serializes");
         crate::store::write_durably(&tmp.join("image.json"), &json).map_err(|e| io_err(&tmp, e))?;
+        // Every file of the root on disk before it is published (one syncfs of its filesystem).
+        if let Ok(d) = std::fs::File::open(&tmp) {
+            use std::os::fd::AsRawFd as _;
+            // SAFETY: syncfs on a descriptor this function owns.
+            unsafe {
+                libc::syncfs(d.as_raw_fd());
+            }
+        }
         std::fs::rename(&tmp, &dir).map_err(|e| io_err(&dir, e))?;
         Ok(Unpacked {
             manifest: digest.clone(),
@@ -322,6 +354,9 @@ fn build(
         Ok((dg, d["mediaType"].as_str().unwrap_or_default().to_owned()))
     };
     let (config_digest, _) = descriptor(&manifest["config"], "config")?;
+    if store.blob_size(&config_digest).is_some_and(|n| n > 4 << 20) {
+        return Err(invalid(format!("the config {config_digest}: over 4 MiB")));
+    }
     let config_bytes = store.read_blob(&config_digest)?;
     let config: serde_json::Value = serde_json::from_slice(&config_bytes)
         .map_err(|e| invalid(format!("the config {config_digest}: {e}")))?;
@@ -393,25 +428,25 @@ fn build(
         }
     }
     for d in MOUNT_DIRS {
-        let comps: Vec<OsString> = d.split('/').map(OsString::from).collect();
-        resolve_dir(&root, &comps, true).map_err(|m| invalid(format!("/{d}: {m}")))?;
+        real_mount_point(&root, d, false).map_err(|e| invalid(format!("/{d}: {e}")))?;
     }
     for f in MOUNT_FILES {
-        let (parent, name) = f
-            .rsplit_once('/')
-            .expect("mount files are under a directory");
-        let comps: Vec<OsString> = parent.split('/').map(OsString::from).collect();
-        let dir = resolve_dir(&root, &comps, true).map_err(|m| invalid(format!("/{f}: {m}")))?;
-        let path = dir.join(name);
-        if std::fs::symlink_metadata(&path).is_err() {
-            std::fs::File::create(&path).map_err(|e| io_err(&path, e))?;
-        }
+        real_mount_point(&root, f, true).map_err(|e| invalid(format!("/{f}: {e}")))?;
     }
     // Directory modes last and deepest first: a read-only directory is still filled above.
     let mut dirs: Vec<(PathBuf, (u32, u64))> =
         std::mem::take(&mut state.dir_modes).into_iter().collect();
     dirs.sort_by_key(|(p, _)| std::cmp::Reverse(p.components().count()));
     for (path, (mode, mtime)) in dirs {
+        // Resolved again inside the root: a later entry may have turned a parent into a link
+        // (`a -> /`), which a host path would follow out of it.
+        let Ok(rel) = path.strip_prefix(&root) else {
+            continue;
+        };
+        let comps: Vec<OsString> = rel.iter().map(|c| c.to_owned()).collect();
+        let Ok(path) = resolve_dir(&root, &comps, false) else {
+            continue;
+        };
         if let Ok(m) = std::fs::symlink_metadata(&path)
             && m.is_dir()
         {

@@ -35,7 +35,9 @@ pub struct Rootfs {
 
 /// Makes a job's image ready: pulls it by digest if missing, unpacks it once. Called on the
 /// job's own thread, never on the reconcile loop; an `Err` fails the job before it runs.
-pub type Images = Arc<dyn Fn(&str) -> Result<Rootfs, String> + Send + Sync>;
+/// It is told whether the job is trusted: an untrusted job's image comes only from registries
+/// the server lists, without seakeeper's registry accounts.
+pub type Images = Arc<dyn Fn(&str, crate::model::Trust) -> Result<Rootfs, String> + Send + Sync>;
 
 /// The default `PATH` when an image sets none (what container runtimes use).
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -108,6 +110,9 @@ pub fn hosts_file<'a>(services: impl Iterator<Item = &'a str>) -> String {
 /// workspace, as on Kubernetes), then the job's own.
 pub fn environment(rootfs: &Rootfs) -> Vec<(String, String)> {
     let mut env = rootfs.env.clone();
+    // The environment passes through host processes (the supervisor, bubblewrap) before the
+    // sandbox: an image's loader variables (`LD_PRELOAD` ...) would reach them.
+    env.retain(|(k, _)| !super::sandbox::loader_variable(k));
     if !env.iter().any(|(k, _)| k == "PATH") {
         env.push(("PATH".into(), DEFAULT_PATH.into()));
     }

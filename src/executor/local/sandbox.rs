@@ -108,6 +108,10 @@ pub struct Launch {
     /// [`crate::executor::netns`]), instead of the host's.
     #[serde(default)]
     pub fenced_network: bool,
+    /// A trusted job with the network and services: a namespace of its own (its services
+    /// must not listen on the host's) reaching out through `slirp4netns`, not fenced.
+    #[serde(default)]
+    pub open_network: bool,
     /// The job's services, started in its network namespace before it runs.
     #[serde(default)]
     pub services: Vec<super::services::ServiceLaunch>,
@@ -161,7 +165,13 @@ impl Run {
         let state = if self.job.cancelled.load(Ordering::SeqCst) {
             JobState::Cancelled
         } else {
-            match self.execute() {
+            // A bug on the way (a panic) fails the job instead of leaving it running forever.
+            let executed =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.execute()))
+                    .unwrap_or_else(|_| {
+                        Err("seakeeper failed while running it (a bug; see its log)".into())
+                    });
+            match executed {
                 Ok(Ended::Recorded(s)) => {
                     // The supervisor wrote it to disk; this process only learns it.
                     let mut current = self.job.state.lock().unwrap_or_else(|p| p.into_inner());
@@ -206,7 +216,7 @@ impl Run {
                     ));
                 }
                 let began = Instant::now();
-                let r = images(&self.spec.image)
+                let r = images(&self.spec.image, self.spec.trust)
                     .map_err(|e| format!("its image {}: {e}", self.spec.image))?;
                 log_line_to(
                     dir,
@@ -299,7 +309,12 @@ impl Run {
         };
         let fenced_network =
             self.bwrap.is_some() && self.spec.network && self.spec.trust == Trust::Untrusted;
-        if fenced_network {
+        let with_services = rootfs.is_some() && !self.spec.services.is_empty();
+        let open_network = self.bwrap.is_some()
+            && self.spec.network
+            && self.spec.trust == Trust::Trusted
+            && with_services;
+        if fenced_network || open_network {
             crate::executor::netns::available()?;
         }
         let mut args: Vec<String> = Vec::new();
@@ -315,7 +330,7 @@ impl Run {
                 ]);
                 // A trusted job with the network shares the host's; an untrusted one gets a
                 // fenced namespace of its own (set up when it starts).
-                if self.spec.network && self.spec.trust == Trust::Trusted {
+                if self.spec.network && self.spec.trust == Trust::Trusted && !open_network {
                     args.push("--share-net".into());
                 }
                 args.extend(
@@ -332,7 +347,7 @@ impl Run {
                         super::image::hosts_file(self.spec.services.keys().map(String::as_str)),
                     )
                     .map_err(|e| format!("writing the hosts file: {e}"))?;
-                    let resolv = if fenced_network {
+                    let resolv = if fenced_network || open_network {
                         Some(crate::executor::netns::resolv_conf(&self.job.dir)?)
                     } else if self.spec.network {
                         Some(PathBuf::from("/etc/resolv.conf"))
@@ -350,7 +365,7 @@ impl Run {
                     for (name, image) in &self.spec.services {
                         let images = self.images.as_ref().expect("a rootfs comes from images");
                         let began = Instant::now();
-                        let root = images(image)
+                        let root = images(image, self.spec.trust)
                             .map_err(|e| format!("service {name}'s image {image}: {e}"))?;
                         log_line_to(
                             &self.job.dir,
@@ -380,6 +395,7 @@ impl Run {
                     );
                     let mut launch = self.launch_of(bwrap.clone(), args, None, workspace)?;
                     launch.services = services;
+                    launch.open_network = open_network;
                     return Ok((launch, env));
                 }
                 args.extend(["--ro-bind", "/usr", "/usr"].map(str::to_owned));
@@ -468,6 +484,7 @@ impl Run {
                 None => None,
             },
             fenced_network,
+            open_network: false,
             services: Vec::new(),
             caches: Vec::new(),
         })
@@ -593,7 +610,7 @@ pub(super) fn run_launch(
     if let Some(fd) = seccomp_fd {
         cmd.args(["--seccomp".to_owned(), fd.to_string()]);
     }
-    let net = if launch.fenced_network || !launch.services.is_empty() {
+    let net = if launch.fenced_network || launch.open_network || !launch.services.is_empty() {
         Some(crate::executor::netns::Pipes::new()?)
     } else {
         None
@@ -694,12 +711,22 @@ pub(super) fn run_launch(
     // fence or no services, no job.
     let services = &launch.services;
     let service_log = super::services::log_writer(log.clone());
+    let service_procs = cgroup
+        .as_ref()
+        .and_then(|c| std::ffi::CString::new(c.procs().as_os_str().as_encoded_bytes()).ok());
     let set_up = net.map(|p| {
-        p.start(launch.fenced_network, |pid| {
+        p.start(launch.fenced_network, launch.open_network, |pid| {
             if services.is_empty() {
                 Ok(None)
             } else {
-                super::services::start(services, pid, service_log).map(Some)
+                super::services::start(
+                    services,
+                    pid,
+                    service_log,
+                    launch.seccomp.as_deref(),
+                    service_procs,
+                )
+                .map(Some)
             }
         })
     });

@@ -158,10 +158,14 @@ pub fn can_join() -> Result<(), String> {
 
 /// Starts every service in the network namespace of `pid` and waits until each listens on its
 /// ports. `line`: where their output goes (one call per line, prefixed with the name).
+/// Each service runs under the job's seccomp filter (`seccomp`) and in its pids cgroup
+/// (`cgroup_procs`, when there is one).
 pub fn start(
     services: &[ServiceLaunch],
     pid: i32,
     line: Arc<dyn Fn(&str) + Send + Sync>,
+    seccomp: Option<&Path>,
+    cgroup_procs: Option<std::ffi::CString>,
 ) -> Result<Running, String> {
     can_join()?;
     crate::executor::netns::loopback_up(pid)?;
@@ -174,7 +178,16 @@ pub fn start(
     };
     for s in services {
         let fd = net.as_raw_fd();
+        let filter = match seccomp {
+            Some(p) => Some(std::fs::File::open(p).map_err(|e| format!("{}: {e}", p.display()))?),
+            None => None,
+        };
+        let filter_fd = filter.as_ref().map(|f| f.as_raw_fd());
+        let procs = cgroup_procs.clone();
         let mut cmd = Command::new(&s.program);
+        if let Some(f) = filter_fd {
+            cmd.args(["--seccomp".to_owned(), f.to_string()]);
+        }
         cmd.args(&s.args)
             .env_clear()
             .envs(s.env.iter().map(|(k, v)| (k, v)))
@@ -185,6 +198,16 @@ pub fn start(
         // SAFETY: setns is async-signal-safe; the child is single-threaded after fork.
         unsafe {
             cmd.pre_exec(move || {
+                if let Some(f) = filter_fd {
+                    libc::fcntl(f, libc::F_SETFD, 0);
+                }
+                if let Some(procs) = &procs {
+                    let c = libc::open(procs.as_ptr(), libc::O_WRONLY);
+                    if c < 0 || libc::write(c, b"0".as_ptr().cast(), 1) != 1 {
+                        return Err(std::io::Error::other("entering the job's pids cgroup"));
+                    }
+                    libc::close(c);
+                }
                 if libc::setns(fd, libc::CLONE_NEWNET) != 0 {
                     return Err(std::io::Error::last_os_error());
                 }
@@ -194,6 +217,7 @@ pub fn start(
         let mut child = cmd
             .spawn()
             .map_err(|e| format!("starting service {}: {e}", s.name))?;
+        drop(filter);
         for stream in [
             child
                 .stdout
