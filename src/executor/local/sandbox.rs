@@ -93,6 +93,10 @@ pub struct Launch {
     /// [`crate::executor::netns`]), instead of the host's.
     #[serde(default)]
     pub fenced_network: bool,
+    /// The environment variables that hold secrets: their values are masked as `***` in
+    /// every line of the log before it is written (the names only; values are never written).
+    #[serde(default)]
+    pub masked: Vec<String>,
 }
 
 /// Whoever watches a running job: asked whether to stop it, told when it starts.
@@ -316,6 +320,7 @@ impl Run {
                     None => None,
                 },
                 fenced_network,
+                masked: self.secrets.iter().map(|(name, _)| name.clone()).collect(),
             },
             env,
         ))
@@ -557,6 +562,17 @@ pub(super) fn run_launch(
             });
         }
     };
+    // The secrets' values, from the environment the job is given (a supervisor's own).
+    let mask: Arc<Vec<String>> = Arc::new(
+        launch
+            .masked
+            .iter()
+            .filter_map(|name| match env {
+                Some(env) => env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()),
+                None => std::env::var(name).ok(),
+            })
+            .collect(),
+    );
     let cap = launch.limits.log_bytes;
     let logged = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let readers: Vec<_> = [
@@ -574,6 +590,7 @@ pub(super) fn run_launch(
     .map(|r| {
         let log = log.clone();
         let logged = logged.clone();
+        let mask = mask.clone();
         let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
         std::thread::spawn(move || {
             let _done = done_tx;
@@ -591,7 +608,12 @@ pub(super) fn run_launch(
                 let before = logged.fetch_add(buf.len() as u64, Ordering::SeqCst);
                 if before < cap {
                     let text = String::from_utf8_lossy(&buf);
-                    log_line(&log, text.trim_end_matches(['\n', '\r']));
+                    let text = text.trim_end_matches(['\n', '\r']);
+                    if mask.is_empty() {
+                        log_line(&log, text);
+                    } else {
+                        log_line(&log, &crate::secrets::mask(text, &mask));
+                    }
                     if before + buf.len() as u64 >= cap {
                         log_line(
                             &log,
