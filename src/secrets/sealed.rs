@@ -44,11 +44,8 @@ pub enum SealedError {
         /// The file or description.
         what: String,
     },
-    /// The name cannot name a secret.
-    #[error(
-        "secret name `{0}`: use 1 to 64 characters A-Z, 0-9 and `_`, not starting with a \
-         digit (it becomes the job's environment variable)"
-    )]
+    /// The name cannot name a secret (the message says why).
+    #[error("{0}")]
     BadName(String),
     /// The value cannot be handed to a job.
     #[error("secret `{name}`: {message}")]
@@ -113,6 +110,9 @@ pub enum SealedError {
     },
 }
 
+/// The largest value, in bytes (it becomes an environment variable).
+pub const MAX_VALUE: usize = 64 << 10;
+
 /// A secret's value, in memory only; `Debug` never shows it.
 #[derive(Clone, PartialEq, Eq)]
 pub struct SecretValue(String);
@@ -124,6 +124,12 @@ impl SecretValue {
             return Err(SealedError::BadValue {
                 name: name.to_owned(),
                 message: "the value holds a NUL byte, which no environment variable can".into(),
+            });
+        }
+        if value.len() > MAX_VALUE {
+            return Err(SealedError::BadValue {
+                name: name.to_owned(),
+                message: format!("the value is longer than {MAX_VALUE} bytes"),
             });
         }
         if value.chars().count() < 4 {
@@ -151,18 +157,9 @@ impl std::fmt::Debug for SecretValue {
 
 /// Whether `name` can name a secret (and so an environment variable).
 pub fn check_name(name: &str) -> Result<(), SealedError> {
-    let ok = !name.is_empty()
-        && name.len() <= 64
-        && !name.starts_with(|c: char| c.is_ascii_digit())
-        && name
-            .chars()
-            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
-        && !name.starts_with("SEAKEEPER")
-        && !matches!(name, "PATH" | "HOME" | "LANG" | "TMPDIR" | "CI");
-    if ok {
-        Ok(())
-    } else {
-        Err(SealedError::BadName(name.to_owned()))
+    match crate::model::secret::secret_name_problem(name) {
+        None => Ok(()),
+        Some(message) => Err(SealedError::BadName(message)),
     }
 }
 
