@@ -37,27 +37,10 @@ impl JobSecretsSource {
                 return Vec::new();
             }
         }
-        let opener = if layout.secrets.is_empty() {
-            None
-        } else {
-            Some(Opener::from_key_bytes(key_bytes, "the server's key").map_err(|e| e.to_string()))
-        };
-        let mut problems = Vec::new();
-        let values = layout
-            .secrets
-            .iter()
-            .map(|(name, sealed)| {
-                let what = format!("secrets/{name}.pgp");
-                let value = match &opener {
-                    Some(Ok(o)) => o.open(name, sealed, &what).map_err(|e| e.to_string()),
-                    Some(Err(e)) => Err(format!("{what}: {e}")),
-                    None => Err(format!("{what}: no key")),
-                };
-                if let Err(e) = &value {
-                    problems.push(e.clone());
-                }
-                (name.clone(), value)
-            })
+        let values = open_all(layout, key_bytes, "the server's key");
+        let problems = values
+            .values()
+            .filter_map(|v| v.as_ref().err().cloned())
             .collect();
         *self.opened.write().unwrap_or_else(|p| p.into_inner()) = Opened {
             sealed: layout.secrets.clone(),
@@ -76,6 +59,48 @@ impl JobSecretsSource {
             .filter_map(|v| v.as_ref().ok().map(|v| v.expose().to_owned()))
             .collect()
     }
+}
+
+/// Opens every secret of `layout` with the secret key `key_bytes` (named `what`): each value,
+/// or why it does not open (naming its file).
+pub fn open_all(
+    layout: &Layout,
+    key_bytes: &[u8],
+    what: &str,
+) -> BTreeMap<String, Result<SecretValue, String>> {
+    if layout.secrets.is_empty() {
+        return BTreeMap::new();
+    }
+    let opener = Opener::from_key_bytes(key_bytes, what).map_err(|e| e.to_string());
+    layout
+        .secrets
+        .iter()
+        .map(|(name, sealed)| {
+            let file = format!("secrets/{name}.pgp");
+            let value = match &opener {
+                Ok(o) => o.open(name, sealed, &file).map_err(|e| e.to_string()),
+                Err(e) => Err(format!("{file}: {e}")),
+            };
+            (name.clone(), value)
+        })
+        .collect()
+}
+
+/// `config check --key`: an error for each secret of `layout` that does not open with the
+/// server's key `key_bytes` (named `what`).
+pub fn check(layout: &Layout, key_bytes: &[u8], what: &str) -> Vec<crate::config::ConfigError> {
+    open_all(layout, key_bytes, what)
+        .into_iter()
+        .filter_map(|(name, v)| {
+            let message = v.err()?;
+            let file = format!("secrets/{name}.pgp");
+            // The message starts with the file's name; the error names it already.
+            let message = message
+                .strip_prefix(&format!("{file}: "))
+                .map_or(message.clone(), str::to_owned);
+            Some(crate::config::ConfigError::new(file, "", message))
+        })
+        .collect()
 }
 
 impl SecretSource for JobSecretsSource {

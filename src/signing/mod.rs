@@ -171,7 +171,14 @@ pub fn add_encryption_subkey(
         what: "adding the encryption subkey",
         message: e.to_string(),
     };
+    // Sequoia backdates a new subkey a little; never before its primary key (a key made a
+    // moment ago), which would make the subkey invalid.
+    let created = std::cmp::max(
+        vc.primary_key().key().creation_time(),
+        std::time::SystemTime::now() - std::time::Duration::from_secs(60),
+    );
     let cert = KeyBuilder::new(encryption_flags())
+        .set_creation_time(created)
         .set_cipher_suite(CipherSuite::Cv25519)
         .subkey(vc)
         .map_err(oops)?

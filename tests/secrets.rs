@@ -1,0 +1,339 @@
+//! Issue 18: job secrets sealed in the config repo (`secrets/<NAME>.pgp`, OpenPGP messages to
+//! the server's encryption subkey) with their rules in `policies/secrets.yaml`: sealed with
+//! `seakeeper secret encrypt` (or GnuPG), checked by `config check --key`, rotated with
+//! `secret reencrypt`, and given by the daemon to trusted jobs only, masked in their logs and
+//! never written to the ledger or the state directory.
+
+mod support;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use support::site::{Daemon, IMAGE, Site, git, wait_for};
+use support::{ok, output, seakeeper, stderr, stdout, with_stdin};
+
+/// A value no test output could contain by chance.
+const VALUE: &str = "tok-5e1f-QUOKKA-9c3d";
+
+const POLICY: &str = "secrets:\n  - name: DEPLOY_TOKEN\n    projects: [\"acme/*\"]\n    pipelines: [post-merge]\n";
+
+fn encrypt(repo: &Path, name: &str, cert: &Path, value: &str) -> std::process::Output {
+    with_stdin(
+        seakeeper()
+            .args(["secret", "encrypt", "--name", name, "--cert"])
+            .arg(cert)
+            .arg("--repo")
+            .arg(repo),
+        value.as_bytes(),
+    )
+}
+
+fn check(repo: &Path, key: Option<&Path>) -> std::process::Output {
+    let mut c = seakeeper();
+    c.args(["config", "check", "--repo"]).arg(repo);
+    if let Some(k) = key {
+        c.arg("--key").arg(k);
+    }
+    output(&mut c)
+}
+
+/// `config check` fails, and its output holds `want` (and never the value).
+fn check_fails(repo: &Path, key: Option<&Path>, want: &str) {
+    let out = check(repo, key);
+    let text = format!("{}{}", stdout(&out), stderr(&out));
+    assert!(!out.status.success(), "{text}");
+    assert!(text.contains(want), "wanted {want:?} in:\n{text}");
+    assert!(!text.contains(VALUE), "{text}");
+}
+
+fn check_ok(repo: &Path, key: Option<&Path>) {
+    let out = check(repo, key);
+    assert!(
+        out.status.success(),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+}
+
+#[test]
+fn issue_18_secrets_are_sealed_checked_by_config_check_and_rotated() {
+    let site = Site::new("", "");
+    let (key, cert, config) = (&site.w.key, &site.w.cert, &site.config);
+    let gpg = |args: &[&str]| {
+        let out = Command::new("gpg")
+            .env("GNUPGHOME", &site.w.gnupghome)
+            .args(["--batch", "--quiet"])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "gpg {args:?}: {}", stderr(&out));
+        out.stdout
+    };
+    // GnuPG reads the server's cert, encryption subkey included (World imported it).
+    let listed = String::from_utf8(gpg(&["--with-colons", "--list-keys"])).unwrap();
+    assert!(
+        listed
+            .lines()
+            .any(|l| l.starts_with("sub:") && l.split(':').nth(11).is_some_and(|c| c.contains('e'))),
+        "{listed}"
+    );
+    // `key export` gives the same public cert as `key generate` wrote.
+    let exported = ok(seakeeper().args(["key", "export", "--key"]).arg(key));
+    assert!(exported.starts_with("-----BEGIN PGP PUBLIC KEY BLOCK-----"));
+    assert!(!exported.contains("PRIVATE"));
+
+    // Sealed, but no rule says who may use it: an error naming the file.
+    let out = encrypt(config, "DEPLOY_TOKEN", cert, &format!("{VALUE}\n"));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let path = config.join("secrets/DEPLOY_TOKEN.pgp");
+    let sealed = std::fs::read_to_string(&path).unwrap();
+    assert!(sealed.starts_with("-----BEGIN PGP MESSAGE-----"), "{sealed}");
+    assert!(!sealed.contains(VALUE));
+    check_fails(config, None, "secrets/DEPLOY_TOKEN.pgp: no rule in policies/secrets.yaml");
+
+    // With its rule it is valid, and opens with the server's key.
+    site.write_config("policies/secrets.yaml", POLICY);
+    check_ok(config, None);
+    check_ok(config, Some(key));
+
+    // A rule naming an untrusted pipeline, or a secret with no file.
+    site.write_config(
+        "policies/secrets.yaml",
+        "secrets:\n  - {name: DEPLOY_TOKEN, projects: [\"acme/*\"], pipelines: [check]}\n  - {name: OTHER_TOKEN, projects: [\"*\"], pipelines: [gate]}\n",
+    );
+    check_fails(config, None, "`check` is untrusted");
+    check_fails(config, None, "secret `OTHER_TOKEN` has no sealed value");
+    // A bare name (the old form) says what to write.
+    site.write_config("policies/secrets.yaml", "secrets: [DEPLOY_TOKEN]\n");
+    check_fails(config, None, "say who may use it");
+    site.write_config("policies/secrets.yaml", POLICY);
+
+    // Tampered: one character of the armored body changed.
+    let mut lines: Vec<String> = sealed.lines().map(str::to_owned).collect();
+    let body = lines
+        .iter()
+        .position(|l| l.is_empty())
+        .map(|i| i + 2)
+        .unwrap();
+    let flipped: String = lines[body]
+        .chars()
+        .enumerate()
+        .map(|(i, c)| if i == 20 { if c == 'A' { 'B' } else { 'A' } } else { c })
+        .collect();
+    lines[body] = flipped;
+    std::fs::write(&path, lines.join("\n") + "\n").unwrap();
+    check_ok(config, None); // the structure is fine: only the key can tell
+    check_fails(config, Some(key), "secrets/DEPLOY_TOKEN.pgp");
+    let out = check(config, Some(key));
+    let text = stdout(&out);
+    assert!(
+        text.contains("altered") || text.contains("not an OpenPGP message"),
+        "{text}"
+    );
+
+    // Encrypted to another key.
+    let (other_key, other_cert, _) = site.w.another_key("other");
+    assert!(encrypt(config, "DEPLOY_TOKEN", &other_cert, VALUE).status.success());
+    check_fails(config, Some(key), "not to this server's encryption key");
+
+    // A file renamed to another secret's name does not open as that secret.
+    assert!(encrypt(config, "DEPLOY_TOKEN", cert, VALUE).status.success());
+    std::fs::rename(&path, config.join("secrets/RENAMED.pgp")).unwrap();
+    site.write_config(
+        "policies/secrets.yaml",
+        "secrets:\n  - {name: RENAMED, projects: [\"acme/*\"], pipelines: [post-merge]}\n",
+    );
+    check_fails(config, Some(key), "holds the secret `DEPLOY_TOKEN`, not `RENAMED`");
+    std::fs::remove_file(config.join("secrets/RENAMED.pgp")).unwrap();
+    site.write_config("policies/secrets.yaml", POLICY);
+
+    // GnuPG can seal for the server too (with the name seakeeper expects).
+    let sealed_by_gpg = {
+        let mut c = Command::new("gpg");
+        c.env("GNUPGHOME", &site.w.gnupghome).args([
+            "--batch",
+            "--quiet",
+            "--trust-model",
+            "always",
+            "--armor",
+            "--encrypt",
+            "--set-filename",
+            "DEPLOY_TOKEN",
+            "--recipient",
+            "ci@example.org",
+        ]);
+        let out = with_stdin(&mut c, VALUE.as_bytes());
+        assert!(out.status.success(), "{}", stderr(&out));
+        out.stdout
+    };
+    std::fs::write(&path, &sealed_by_gpg).unwrap();
+    check_ok(config, Some(key));
+
+    // Rotation: everything re-encrypted to a new key, all or nothing.
+    let out = output(
+        seakeeper()
+            .args(["secret", "reencrypt", "--key"])
+            .arg(key)
+            .arg("--cert")
+            .arg(&other_cert)
+            .arg("--repo")
+            .arg(config),
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("1 secret(s) encrypted to"), "{}", stderr(&out));
+    check_ok(config, Some(&other_key));
+    check_fails(config, Some(key), "not to this server's encryption key");
+}
+
+#[test]
+fn issue_18_a_key_without_an_encryption_subkey_is_told_how_to_get_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("gnupg");
+    std::fs::create_dir(&home).unwrap();
+    std::fs::set_permissions(&home, std::os::unix::fs::PermissionsExt::from_mode(0o700))
+        .unwrap();
+    let gpg = |args: &[&str]| {
+        let out = Command::new("gpg")
+            .env("GNUPGHOME", &home)
+            .args(["--batch", "--quiet", "--pinentry-mode", "loopback", "--passphrase", ""])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "gpg {args:?}: {}", stderr(&out));
+        out.stdout
+    };
+    // A key as older seakeeper versions made them: signing only (made here by GnuPG).
+    gpg(&["--quick-gen-key", "Old CI <old@example.org>", "ed25519", "sign", "never"]);
+    let old = dir.path().join("old.asc");
+    std::fs::write(&old, gpg(&["--armor", "--export-secret-keys", "old@example.org"])).unwrap();
+    std::fs::set_permissions(&old, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let old_cert = dir.path().join("old-cert.asc");
+    std::fs::write(&old_cert, gpg(&["--armor", "--export", "old@example.org"])).unwrap();
+    let repo = dir.path().join("config");
+    let out = encrypt(&repo, "DEPLOY_TOKEN", &old_cert, VALUE);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("no usable encryption subkey")
+            && stderr(&out).contains("seakeeper key add-encryption-subkey"),
+        "{}",
+        stderr(&out)
+    );
+    // Added: same fingerprint, and GnuPG reads the new cert.
+    let new_cert = dir.path().join("new-cert.asc");
+    ok(seakeeper()
+        .args(["key", "add-encryption-subkey", "--key"])
+        .arg(&old)
+        .arg("--cert-out")
+        .arg(&new_cert));
+    let imported = Command::new("gpg")
+        .env("GNUPGHOME", &home)
+        .args(["--batch", "--import"])
+        .arg(&new_cert)
+        .output()
+        .unwrap();
+    assert!(imported.status.success(), "{}", stderr(&imported));
+    let out = encrypt(&repo, "DEPLOY_TOKEN", &new_cert, VALUE);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&old).unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o600);
+}
+
+#[test]
+fn issue_18_the_daemon_gives_a_trusted_job_its_secret_masked_and_refuses_untrusted_ones() {
+    let site = Site::new("", "");
+    let out = encrypt(&site.config, "DEPLOY_TOKEN", &site.w.cert, VALUE);
+    assert!(out.status.success(), "{}", stderr(&out));
+    site.write_config("policies/secrets.yaml", POLICY);
+    site.commit_config("A deploy token for acme");
+    site.reconcile(); // the baseline, and the ledger
+
+    // Untrusted: a check job naming the secret is refused before anything runs.
+    let untrusted = format!(
+        "jobs:\n  leak:\n    image: {IMAGE}\n    commands: [\"echo $DEPLOY_TOKEN\"]\n    timeout: 1m\n    secrets: [DEPLOY_TOKEN]\npipelines:\n  check: [leak]\n"
+    );
+    site.upload(
+        "acme/api",
+        "I0000000000000000000000000000000000000018",
+        &[(".pipeline/config.yaml", &untrusted)],
+        false,
+    );
+    site.reconcile();
+    let reviews = site.reviews(1);
+    assert_eq!(reviews.len(), 1, "{reviews:?}");
+    assert!(
+        reviews[0].contains("only trusted pipelines may use secrets")
+            && reviews[0].contains("Verified-1"),
+        "{}",
+        reviews[0]
+    );
+    assert!(!site.state().join("jobs").exists() || !has_job_named(&site.state(), "leak"));
+
+    // Trusted: the post-merge job gets it, as an environment variable, and its log shows ***.
+    let trusted = format!(
+        "jobs:\n  deploy:\n    image: {IMAGE}\n    commands: [\"echo token=$DEPLOY_TOKEN\", \"printf %s \\\"$DEPLOY_TOKEN\\\" | sha256sum\", \"echo length=${{#DEPLOY_TOKEN}}\"]\n    timeout: 1m\n    secrets: [DEPLOY_TOKEN]\npipelines:\n  post-merge: [deploy]\n"
+    );
+    let w = site.clone("acme/api");
+    git(&w, &["reset", "-q", "--hard", "origin/main"]);
+    std::fs::create_dir_all(w.join(".pipeline")).unwrap();
+    std::fs::write(w.join(".pipeline/config.yaml"), trusted).unwrap();
+    git(&w, &["add", "-A"]);
+    git(&w, &["commit", "-q", "-m", "Deploy with a token"]);
+    site.merge("acme/api");
+    let daemon = Daemon::start(&site);
+    let result = || {
+        let tree = git(&site.ledger(), &["ls-tree", "-r", "--name-only", "refs/heads/main"]);
+        tree.lines()
+            .find(|p| p.contains("/post-merge-") && p.ends_with("/result.yaml"))
+            .map(|p| git(&site.ledger(), &["show", &format!("refs/heads/main:{p}")]))
+    };
+    wait_for("the post-merge result", Duration::from_secs(60), || {
+        result().is_some()
+    });
+    let out = daemon.term();
+    let said = format!("{}{}", stdout(&out), stderr(&out));
+    let result = result().unwrap();
+    assert!(result.contains("status: success"), "{result}\n{said}");
+    let digest = result
+        .split("sha256:")
+        .nth(1)
+        .and_then(|t| t.get(..64))
+        .expect("a log digest");
+    let log = std::fs::read_to_string(site.state().join("store/sha256").join(digest)).unwrap();
+    assert!(log.contains("token=***"), "{log}");
+    assert!(log.contains(&format!("length={}", VALUE.len())), "{log}");
+    let sha = {
+        use sha2::Digest as _;
+        hex::encode(sha2::Sha256::digest(VALUE.as_bytes()))
+    };
+    assert!(log.contains(&sha), "the job got exactly the value: {log}");
+    assert!(!log.contains(VALUE), "{log}");
+    assert!(!said.contains(VALUE), "{said}");
+
+    // Nowhere on disk: not the state directory (logs, job directories, launch files, the
+    // ledger's objects as git shows them), nor the ledger's history.
+    let grep = Command::new("grep")
+        .args(["-r", "-l", "-a", "-F", VALUE])
+        .arg(site.state())
+        .output()
+        .unwrap();
+    assert!(
+        grep.stdout.is_empty(),
+        "the value is in: {}",
+        String::from_utf8_lossy(&grep.stdout)
+    );
+    let history = git(&site.ledger(), &["log", "-p", "--all", "--format=%B"]);
+    assert!(history.contains("post-merge"), "{history}");
+    assert!(!history.contains(VALUE));
+    site.verify_ledger();
+}
+
+fn has_job_named(state: &Path, job: &str) -> bool {
+    let Ok(builds) = std::fs::read_dir(state.join("jobs")) else {
+        return false;
+    };
+    builds
+        .flatten()
+        .any(|b| std::fs::read_dir(b.path()).is_ok_and(|mut js| js.any(|j| j.is_ok_and(|j| j.file_name().to_string_lossy().starts_with(job)))))
+}
