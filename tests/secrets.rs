@@ -337,3 +337,96 @@ fn has_job_named(state: &Path, job: &str) -> bool {
         .flatten()
         .any(|b| std::fs::read_dir(b.path()).is_ok_and(|mut js| js.any(|j| j.is_ok_and(|j| j.file_name().to_string_lossy().starts_with(job)))))
 }
+
+fn kube_spec(job: &str, trust: seakeeper::model::Trust) -> seakeeper::model::JobSpec {
+    seakeeper::model::JobSpec {
+        build_id: format!("post-merge-{job}").parse().unwrap(),
+        job: job.into(),
+        pipeline: "post-merge".into(),
+        project: "acme/api".parse().unwrap(),
+        change: None,
+        source: "https://gerrit.example.org/acme/api".into(),
+        commit: "3b9f2e7c41d05a8e6f1c2b3d4e5f60718293a4b5".parse().unwrap(),
+        image: IMAGE.into(),
+        commands: vec!["echo token=$DEPLOY_TOKEN".into(), "deploy".into()],
+        env: [("STANDIN_DURATION_MS".to_owned(), "300".to_owned())].into(),
+        timeout_seconds: 600,
+        cpu: None,
+        memory: None,
+        services: Default::default(),
+        secrets: vec!["DEPLOY_TOKEN".into()],
+        network: false,
+        outputs: vec![],
+        trust,
+        required: vec![],
+    }
+}
+
+#[test]
+fn issue_18_a_kubernetes_job_gets_a_secret_of_its_own_that_goes_with_it_and_is_masked() {
+    use seakeeper::executor::Executor as _;
+    use seakeeper::executor::kubernetes::{KubeExecutor, KubeSettings, job_name};
+    use seakeeper::model::{JobState, Trust};
+    use seakeeper::secrets::{FixedSecrets, SecretValue};
+    let api = support::kube::KubeApi::start();
+    let values = [(
+        "DEPLOY_TOKEN".to_owned(),
+        SecretValue::new("DEPLOY_TOKEN", VALUE).unwrap(),
+    )]
+    .into();
+    let e = KubeExecutor::connect(&api.url, KubeSettings::default())
+        .unwrap()
+        .with_secrets(std::sync::Arc::new(FixedSecrets::new(values)));
+
+    // Untrusted: refused before anything is created.
+    let untrusted = kube_spec("leak", Trust::Untrusted);
+    let err = e.start(&untrusted).unwrap_err().to_string();
+    assert!(err.contains("untrusted jobs get no secrets"), "{err}");
+    assert!(api.jobs().is_empty() && api.secrets().is_empty());
+    assert!(api.network_policies().is_empty());
+    // A secret the source does not have: refused too.
+    let mut unknown = kube_spec("unknown", Trust::Trusted);
+    unknown.secrets = vec!["OTHER".into()];
+    let err = e.start(&unknown).unwrap_err().to_string();
+    assert!(err.contains("OTHER"), "{err}");
+    assert!(api.jobs().is_empty() && api.secrets().is_empty());
+
+    // Trusted: a Secret named as its Job, made first, then owned by the Job.
+    let s = kube_spec("deploy", Trust::Trusted);
+    e.start(&s).unwrap();
+    e.start(&s).unwrap(); // again: adopted, nothing made twice
+    let name = job_name(&s.key());
+    let (jobs, secrets) = (api.jobs(), api.secrets());
+    assert_eq!((jobs.len(), secrets.len()), (1, 1));
+    let (job, secret) = (&jobs[0], &secrets[0]);
+    assert_eq!(secret["metadata"]["name"], name.as_str());
+    assert_eq!(secret["metadata"]["namespace"], "seakeeper-trusted");
+    assert_eq!(secret["immutable"], true);
+    let owner = &secret["metadata"]["ownerReferences"][0];
+    assert_eq!(owner["kind"], "Job");
+    assert_eq!(owner["uid"], job["metadata"]["uid"]);
+    assert_eq!(owner["name"], name.as_str());
+    let env = job["spec"]["template"]["spec"]["containers"][0]["env"]
+        .as_array()
+        .unwrap()
+        .clone();
+    let from = env.iter().find(|v| v["name"] == "DEPLOY_TOKEN").unwrap();
+    assert_eq!(from["valueFrom"]["secretKeyRef"]["name"], name.as_str());
+    assert!(!job.to_string().contains(VALUE), "the Job never holds the value");
+
+    // Its log, as collected, shows *** where the job printed the value.
+    assert_eq!(
+        e.wait(&s.key(), Some(Duration::from_secs(20))).unwrap(),
+        JobState::Succeeded
+    );
+    let mut lines = Vec::new();
+    e.logs(&s.key(), false, &mut |l| lines.push(l.text)).unwrap();
+    assert!(lines.iter().any(|l| l == "token=***"), "{lines:?}");
+    assert!(!lines.iter().any(|l| l.contains(VALUE)), "{lines:?}");
+
+    // Deleted with its Job (Kubernetes' garbage collector).
+    e.cancel(&s.key()).unwrap();
+    wait_for("the Job and its Secret to go", Duration::from_secs(20), || {
+        api.jobs().is_empty() && api.secrets().is_empty()
+    });
+}

@@ -259,7 +259,10 @@ impl Daemon {
                         .collect(),
                     ..Default::default()
                 };
-                Arc::new(crate::executor::kubernetes::KubeExecutor::infer(settings)?)
+                Arc::new(
+                    crate::executor::kubernetes::KubeExecutor::infer(settings)?
+                        .with_secrets(self.job_secrets.clone()),
+                )
             }
         })
     }

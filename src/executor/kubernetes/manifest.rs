@@ -48,8 +48,6 @@ pub struct KubeSettings {
     pub store_secret: String,
     /// The PersistentVolumeClaim of the output store, mounted at `/store` in the collector only.
     pub store_claim: String,
-    /// The Secret (in the trusted namespace) whose keys are the secrets trusted jobs may name.
-    pub job_secrets: String,
     /// Where the pod itself must reach (the source server its init container fetches from,
     /// the artifact store its collector pushes to), as CIDRs: the only egress a job without
     /// the network gets (with DNS).
@@ -70,7 +68,6 @@ impl Default for KubeSettings {
             default_memory: "2Gi".into(),
             store_secret: "seakeeper-store".into(),
             store_claim: "seakeeper-outputs".into(),
-            job_secrets: "seakeeper-job-secrets".into(),
             infrastructure_cidrs: Vec::new(),
             priority_classes: std::collections::BTreeMap::new(),
         }
@@ -168,6 +165,38 @@ pub fn network_policy(
             ingress: Some(Vec::new()),
             egress: Some(egress),
         }),
+    }
+}
+
+/// The job's own Secret, named as its Job: one key per secret the job names, holding the
+/// value. Immutable; created just before the Job, then owned by it (`ownerReferences`), so
+/// Kubernetes deletes it with the Job. Its values are never logged or rendered.
+pub fn secret(
+    spec: &JobSpec,
+    s: &KubeSettings,
+    values: &crate::secrets::JobSecrets,
+) -> k8s_openapi::api::core::v1::Secret {
+    use k8s_openapi::ByteString;
+    k8s_openapi::api::core::v1::Secret {
+        metadata: ObjectMeta {
+            name: Some(job_name(&spec.key())),
+            namespace: Some(namespace(spec, s).to_owned()),
+            labels: Some(BTreeMap::from([
+                (MANAGED_BY.to_owned(), "seakeeper".to_owned()),
+                (BUILD_ID.to_owned(), label_value(spec.build_id.as_str())),
+                (JOB.to_owned(), label_value(&spec.job)),
+            ])),
+            ..ObjectMeta::default()
+        },
+        immutable: Some(true),
+        type_: Some("Opaque".into()),
+        data: Some(
+            values
+                .iter()
+                .map(|(name, v)| (name.clone(), ByteString(v.expose().as_bytes().to_vec())))
+                .collect(),
+        ),
+        ..k8s_openapi::api::core::v1::Secret::default()
     }
 }
 
@@ -339,15 +368,16 @@ pub fn manifest(spec: &JobSpec, s: &KubeSettings) -> Job {
         working_dir: Some("/workspace".into()),
         env: Some({
             let mut e = env(job_env);
-            // Trusted jobs' secrets, each a key of the `seakeeper-job-secrets` Secret in the
-            // trusted namespace (untrusted jobs never get any: `start` refuses them).
+            // Trusted jobs' secrets, each a key of the Job's own Secret (see [`secret`]),
+            // which `start` creates first and the Job owns (untrusted jobs never get any:
+            // `start` refuses them).
             for name in &spec.secrets {
                 e.push(EnvVar {
                     name: name.clone(),
                     value: None,
                     value_from: Some(EnvVarSource {
                         secret_key_ref: Some(SecretKeySelector {
-                            name: s.job_secrets.clone(),
+                            name: job_name(&spec.key()),
                             key: name.clone(),
                             optional: Some(false),
                         }),
