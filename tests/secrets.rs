@@ -16,7 +16,8 @@ use support::{ok, output, seakeeper, stderr, stdout, with_stdin};
 /// A value no test output could contain by chance.
 const VALUE: &str = "tok-5e1f-QUOKKA-9c3d";
 
-const POLICY: &str = "secrets:\n  - name: DEPLOY_TOKEN\n    projects: [\"acme/*\"]\n    pipelines: [post-merge]\n";
+const POLICY: &str =
+    "secrets:\n  - name: DEPLOY_TOKEN\n    projects: [\"acme/*\"]\n    pipelines: [post-merge]\n";
 
 fn encrypt(repo: &Path, name: &str, cert: &Path, value: &str) -> std::process::Output {
     with_stdin(
@@ -49,12 +50,7 @@ fn check_fails(repo: &Path, key: Option<&Path>, want: &str) {
 
 fn check_ok(repo: &Path, key: Option<&Path>) {
     let out = check(repo, key);
-    assert!(
-        out.status.success(),
-        "{}{}",
-        stdout(&out),
-        stderr(&out)
-    );
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
 }
 
 #[test]
@@ -89,9 +85,16 @@ fn issue_18_secrets_are_sealed_checked_by_config_check_and_rotated() {
     assert!(out.status.success(), "{}", stderr(&out));
     let path = config.join("secrets/DEPLOY_TOKEN.pgp");
     let sealed = std::fs::read_to_string(&path).unwrap();
-    assert!(sealed.starts_with("-----BEGIN PGP MESSAGE-----"), "{sealed}");
+    assert!(
+        sealed.starts_with("-----BEGIN PGP MESSAGE-----"),
+        "{sealed}"
+    );
     assert!(!sealed.contains(VALUE));
-    check_fails(config, None, "secrets/DEPLOY_TOKEN.pgp: no rule in policies/secrets.yaml");
+    check_fails(
+        config,
+        None,
+        "secrets/DEPLOY_TOKEN.pgp: no rule in policies/secrets.yaml",
+    );
 
     // With its rule it is valid, and opens with the server's key.
     site.write_config("policies/secrets.yaml", POLICY);
@@ -120,7 +123,13 @@ fn issue_18_secrets_are_sealed_checked_by_config_check_and_rotated() {
     let flipped: String = lines[body]
         .chars()
         .enumerate()
-        .map(|(i, c)| if i == 20 { if c == 'A' { 'B' } else { 'A' } } else { c })
+        .map(|(i, c)| {
+            if i == 20 {
+                if c == 'A' { 'B' } else { 'A' }
+            } else {
+                c
+            }
+        })
         .collect();
     lines[body] = flipped;
     std::fs::write(&path, lines.join("\n") + "\n").unwrap();
@@ -135,17 +144,29 @@ fn issue_18_secrets_are_sealed_checked_by_config_check_and_rotated() {
 
     // Encrypted to another key.
     let (other_key, other_cert, _) = site.w.another_key("other");
-    assert!(encrypt(config, "DEPLOY_TOKEN", &other_cert, VALUE).status.success());
+    assert!(
+        encrypt(config, "DEPLOY_TOKEN", &other_cert, VALUE)
+            .status
+            .success()
+    );
     check_fails(config, Some(key), "not to this server's encryption key");
 
     // A file renamed to another secret's name does not open as that secret.
-    assert!(encrypt(config, "DEPLOY_TOKEN", cert, VALUE).status.success());
+    assert!(
+        encrypt(config, "DEPLOY_TOKEN", cert, VALUE)
+            .status
+            .success()
+    );
     std::fs::rename(&path, config.join("secrets/RENAMED.pgp")).unwrap();
     site.write_config(
         "policies/secrets.yaml",
         "secrets:\n  - {name: RENAMED, projects: [\"acme/*\"], pipelines: [post-merge]}\n",
     );
-    check_fails(config, Some(key), "holds the secret `DEPLOY_TOKEN`, not `RENAMED`");
+    check_fails(
+        config,
+        Some(key),
+        "holds the secret `DEPLOY_TOKEN`, not `RENAMED`",
+    );
     std::fs::remove_file(config.join("secrets/RENAMED.pgp")).unwrap();
     site.write_config("policies/secrets.yaml", POLICY);
 
@@ -182,7 +203,11 @@ fn issue_18_secrets_are_sealed_checked_by_config_check_and_rotated() {
             .arg(config),
     );
     assert!(out.status.success(), "{}", stderr(&out));
-    assert!(stderr(&out).contains("1 secret(s) encrypted to"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("1 secret(s) encrypted to"),
+        "{}",
+        stderr(&out)
+    );
     check_ok(config, Some(&other_key));
     check_fails(config, Some(key), "not to this server's encryption key");
 }
@@ -192,12 +217,18 @@ fn issue_18_a_key_without_an_encryption_subkey_is_told_how_to_get_one() {
     let dir = tempfile::tempdir().unwrap();
     let home = dir.path().join("gnupg");
     std::fs::create_dir(&home).unwrap();
-    std::fs::set_permissions(&home, std::os::unix::fs::PermissionsExt::from_mode(0o700))
-        .unwrap();
+    std::fs::set_permissions(&home, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
     let gpg = |args: &[&str]| {
         let out = Command::new("gpg")
             .env("GNUPGHOME", &home)
-            .args(["--batch", "--quiet", "--pinentry-mode", "loopback", "--passphrase", ""])
+            .args([
+                "--batch",
+                "--quiet",
+                "--pinentry-mode",
+                "loopback",
+                "--passphrase",
+                "",
+            ])
             .args(args)
             .output()
             .unwrap();
@@ -205,9 +236,19 @@ fn issue_18_a_key_without_an_encryption_subkey_is_told_how_to_get_one() {
         out.stdout
     };
     // A key as older seakeeper versions made them: signing only (made here by GnuPG).
-    gpg(&["--quick-gen-key", "Old CI <old@example.org>", "ed25519", "sign", "never"]);
+    gpg(&[
+        "--quick-gen-key",
+        "Old CI <old@example.org>",
+        "ed25519",
+        "sign",
+        "never",
+    ]);
     let old = dir.path().join("old.asc");
-    std::fs::write(&old, gpg(&["--armor", "--export-secret-keys", "old@example.org"])).unwrap();
+    std::fs::write(
+        &old,
+        gpg(&["--armor", "--export-secret-keys", "old@example.org"]),
+    )
+    .unwrap();
     std::fs::set_permissions(&old, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
     let old_cert = dir.path().join("old-cert.asc");
     std::fs::write(&old_cert, gpg(&["--armor", "--export", "old@example.org"])).unwrap();
@@ -236,7 +277,8 @@ fn issue_18_a_key_without_an_encryption_subkey_is_told_how_to_get_one() {
     assert!(imported.status.success(), "{}", stderr(&imported));
     let out = encrypt(&repo, "DEPLOY_TOKEN", &new_cert, VALUE);
     assert!(out.status.success(), "{}", stderr(&out));
-    let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&old).unwrap().permissions());
+    let mode =
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&old).unwrap().permissions());
     assert_eq!(mode & 0o777, 0o600);
 }
 
@@ -283,7 +325,10 @@ fn issue_18_the_daemon_gives_a_trusted_job_its_secret_masked_and_refuses_untrust
     site.merge("acme/api");
     let daemon = Daemon::start(&site);
     let result = || {
-        let tree = git(&site.ledger(), &["ls-tree", "-r", "--name-only", "refs/heads/main"]);
+        let tree = git(
+            &site.ledger(),
+            &["ls-tree", "-r", "--name-only", "refs/heads/main"],
+        );
         tree.lines()
             .find(|p| p.contains("/post-merge-") && p.ends_with("/result.yaml"))
             .map(|p| git(&site.ledger(), &["show", &format!("refs/heads/main:{p}")]))
@@ -333,9 +378,11 @@ fn has_job_named(state: &Path, job: &str) -> bool {
     let Ok(builds) = std::fs::read_dir(state.join("jobs")) else {
         return false;
     };
-    builds
-        .flatten()
-        .any(|b| std::fs::read_dir(b.path()).is_ok_and(|mut js| js.any(|j| j.is_ok_and(|j| j.file_name().to_string_lossy().starts_with(job)))))
+    builds.flatten().any(|b| {
+        std::fs::read_dir(b.path()).is_ok_and(|mut js| {
+            js.any(|j| j.is_ok_and(|j| j.file_name().to_string_lossy().starts_with(job)))
+        })
+    })
 }
 
 fn kube_spec(job: &str, trust: seakeeper::model::Trust) -> seakeeper::model::JobSpec {
@@ -412,7 +459,10 @@ fn issue_18_a_kubernetes_job_gets_a_secret_of_its_own_that_goes_with_it_and_is_m
         .clone();
     let from = env.iter().find(|v| v["name"] == "DEPLOY_TOKEN").unwrap();
     assert_eq!(from["valueFrom"]["secretKeyRef"]["name"], name.as_str());
-    assert!(!job.to_string().contains(VALUE), "the Job never holds the value");
+    assert!(
+        !job.to_string().contains(VALUE),
+        "the Job never holds the value"
+    );
 
     // Its log, as collected, shows *** where the job printed the value.
     assert_eq!(
@@ -420,13 +470,16 @@ fn issue_18_a_kubernetes_job_gets_a_secret_of_its_own_that_goes_with_it_and_is_m
         JobState::Succeeded
     );
     let mut lines = Vec::new();
-    e.logs(&s.key(), false, &mut |l| lines.push(l.text)).unwrap();
+    e.logs(&s.key(), false, &mut |l| lines.push(l.text))
+        .unwrap();
     assert!(lines.iter().any(|l| l == "token=***"), "{lines:?}");
     assert!(!lines.iter().any(|l| l.contains(VALUE)), "{lines:?}");
 
     // Deleted with its Job (Kubernetes' garbage collector).
     e.cancel(&s.key()).unwrap();
-    wait_for("the Job and its Secret to go", Duration::from_secs(20), || {
-        api.jobs().is_empty() && api.secrets().is_empty()
-    });
+    wait_for(
+        "the Job and its Secret to go",
+        Duration::from_secs(20),
+        || api.jobs().is_empty() && api.secrets().is_empty(),
+    );
 }

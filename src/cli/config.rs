@@ -155,10 +155,7 @@ pub(super) fn run(cmd: ConfigCommand) -> anyhow::Result<ExitCode> {
                             s.freezes.len()
                         );
                         if let Some((_, what)) = &key {
-                            println!(
-                                "{} secret(s) open with {what}",
-                                layout.secrets.len()
-                            );
+                            println!("{} secret(s) open with {what}", layout.secrets.len());
                         }
                     }
                     Ok(ExitCode::SUCCESS)

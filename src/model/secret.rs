@@ -21,8 +21,7 @@ pub fn secret_name_problem(name: &str) -> Option<String> {
              digit (it becomes the job's environment variable)"
         ));
     }
-    if name.starts_with("SEAKEEPER") || matches!(name, "PATH" | "HOME" | "LANG" | "TMPDIR" | "CI")
-    {
+    if name.starts_with("SEAKEEPER") || matches!(name, "PATH" | "HOME" | "LANG" | "TMPDIR" | "CI") {
         return Some(format!(
             "secret name `{name}`: seakeeper sets this variable itself; choose another name"
         ));
@@ -81,7 +80,10 @@ impl<'de> Deserialize<'de> for SecretRule {
                 )))
             }
 
-            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<SecretRule, A::Error> {
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<SecretRule, A::Error> {
                 let f = Full::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
                 Ok(SecretRule {
                     name: f.name,
@@ -117,9 +119,10 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("say who may use it"), "{e}");
-        let e = yaml_serde::from_str::<Vec<SecretRule>>("- {name: T, projects: [], pipeline: []}\n")
-            .unwrap_err()
-            .to_string();
+        let e =
+            yaml_serde::from_str::<Vec<SecretRule>>("- {name: T, projects: [], pipeline: []}\n")
+                .unwrap_err()
+                .to_string();
         assert!(e.contains("unknown field"), "{e}");
     }
 }

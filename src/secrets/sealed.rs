@@ -517,9 +517,14 @@ mod tests {
         assert!(!format!("{v:?}").contains("s3cr3t"));
 
         // Renamed: refused.
-        let e = opener.open("OTHER", &sealed, "secrets/OTHER.pgp").unwrap_err();
+        let e = opener
+            .open("OTHER", &sealed, "secrets/OTHER.pgp")
+            .unwrap_err();
         assert!(matches!(e, SealedError::WrongName { .. }), "{e}");
-        assert!(e.to_string().contains("holds the secret `DEPLOY_TOKEN`"), "{e}");
+        assert!(
+            e.to_string().contains("holds the secret `DEPLOY_TOKEN`"),
+            "{e}"
+        );
 
         // Another server's key: says to whom it is encrypted.
         let (other, _) = key();
@@ -531,10 +536,8 @@ mod tests {
 
         // Tampered: one byte of the ciphertext changed.
         let mut bytes = Vec::new();
-        let mut r = openpgp::armor::Reader::from_bytes(
-            &sealed,
-            openpgp::armor::ReaderMode::Tolerant(None),
-        );
+        let mut r =
+            openpgp::armor::Reader::from_bytes(&sealed, openpgp::armor::ReaderMode::Tolerant(None));
         r.read_to_end(&mut bytes).unwrap();
         let n = bytes.len();
         bytes[n - 30] ^= 0x55;
@@ -565,7 +568,11 @@ mod tests {
             .unwrap();
         let old = openpgp::serialize::SerializeInto::to_vec(&cert.as_tsk()).unwrap();
         let e = Opener::from_key_bytes(&old, "old.asc").unwrap_err();
-        assert!(e.to_string().contains("seakeeper key add-encryption-subkey"), "{e}");
+        assert!(
+            e.to_string()
+                .contains("seakeeper key add-encryption-subkey"),
+            "{e}"
+        );
         let public = openpgp::serialize::SerializeInto::to_vec(&cert).unwrap();
         let e = seal("X", "value", &public, "old-cert.asc").unwrap_err();
         assert!(matches!(e, SealedError::NoEncryptionKey { .. }), "{e}");

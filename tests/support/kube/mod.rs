@@ -621,7 +621,11 @@ impl Inner {
     /// Deletes an object that has no dependents of its own (a Secret).
     fn delete_plain(&self, kind: Kind, ns: &str, name: &str) -> Response {
         let mut st = self.state.lock().unwrap();
-        let Some(obj) = st.objects.get(&(kind, ns.to_owned(), name.to_owned())).cloned() else {
+        let Some(obj) = st
+            .objects
+            .get(&(kind, ns.to_owned(), name.to_owned()))
+            .cloned()
+        else {
             return status(
                 404,
                 "NotFound",
