@@ -1,6 +1,6 @@
 //! Job secrets as the config names them: the rule for a secret's name (it becomes the job's
 //! environment variable) and a policy rule saying which projects and pipelines may use one.
-//! Values are never here (see [`crate::secrets`]).
+//! Values are never here (they are opened by the `secrets` module).
 
 use serde::{Deserialize, Serialize};
 

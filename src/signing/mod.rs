@@ -91,7 +91,7 @@ fn policy() -> StandardPolicy<'static> {
 /// subkey (the cosign `.sig` and `.att` signatures, see [`dsse::CosignKey`]: cosign verifies
 /// ECDSA P-256 everywhere, Ed25519 not on attestations) and a Cv25519 encryption subkey
 /// (transport and storage: the job secrets sealed in the config repo, see
-/// [`crate::secrets::sealed`]). Returns the secret key and its public cert, both
+/// the `secrets` module). Returns the secret key and its public cert, both
 /// ASCII-armored.
 ///
 /// [`SigningKey`] takes the first signing subkey it finds; Sequoia orders subkeys by their
