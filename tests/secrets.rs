@@ -483,3 +483,56 @@ fn issue_18_a_kubernetes_job_gets_a_secret_of_its_own_that_goes_with_it_and_is_m
         || api.jobs().is_empty() && api.secrets().is_empty(),
     );
 }
+
+#[test]
+fn issue_18_job_run_takes_a_secret_from_the_callers_environment_and_masks_it() {
+    let site = Site::new("", "");
+    assert!(encrypt(&site.config, "DEPLOY_TOKEN", &site.w.cert, VALUE).status.success());
+    site.write_config("policies/secrets.yaml", POLICY);
+    site.commit_config("A deploy token for acme");
+    let repo = site.w.path("api");
+    std::fs::create_dir_all(repo.join(".pipeline")).unwrap();
+    git(&repo, &["init", "-q", "-b", "main"]);
+    std::fs::write(
+        repo.join(".pipeline/config.yaml"),
+        format!(
+            "jobs:\n  deploy:\n    image: {IMAGE}\n    commands: [\"echo token=$DEPLOY_TOKEN\"]\n    timeout: 1m\n    secrets: [DEPLOY_TOKEN]\npipelines:\n  post-merge: [deploy]\n"
+        ),
+    )
+    .unwrap();
+    git(&repo, &["add", "-A"]);
+    git(&repo, &["commit", "-q", "-m", "Deploy"]);
+    let state = site.w.path("local-state");
+    let run = |secret: bool| {
+        let mut c = seakeeper();
+        c.args(["job", "run", "deploy", "--pipeline", "post-merge", "--project", "acme/api"])
+            .arg("--repo")
+            .arg(&repo)
+            .arg("--config-repo")
+            .arg(&site.config)
+            .arg("--state")
+            .arg(&state)
+            .env("DEPLOY_TOKEN", VALUE);
+        if secret {
+            c.args(["--secret", "DEPLOY_TOKEN"]);
+        }
+        output(&mut c)
+    };
+    // Not given: refused before it runs.
+    let out = run(false);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("DEPLOY_TOKEN"), "{}", stderr(&out));
+    assert!(!stdout(&out).contains("token="), "{}", stdout(&out));
+    // Given from the environment: the job gets it, the log masks it.
+    let out = run(true);
+    let (o, e) = (stdout(&out), stderr(&out));
+    assert!(out.status.success(), "{o}{e}");
+    assert!(o.contains("token=***") || e.contains("token=***"), "{o}{e}");
+    assert!(!o.contains(VALUE) && !e.contains(VALUE), "{o}{e}");
+    let grep = Command::new("grep")
+        .args(["-r", "-l", "-a", "-F", VALUE])
+        .arg(&state)
+        .output()
+        .unwrap();
+    assert!(grep.stdout.is_empty(), "{}", String::from_utf8_lossy(&grep.stdout));
+}

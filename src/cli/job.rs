@@ -105,6 +105,11 @@ pub(super) struct JobArgs {
     /// The build id (default: `local-<commit>-<time>`).
     #[arg(long)]
     build_id: Option<String>,
+    /// A secret the job names, for `job run` of a trusted job: its value is read from your
+    /// environment variable of the same name (never from the command line), given to the job
+    /// and masked as `***` in its log. Repeatable.
+    #[arg(long = "secret", value_name = "NAME")]
+    secrets: Vec<String>,
 }
 
 /// Set by SIGINT or SIGTERM.
@@ -312,6 +317,17 @@ fn run_job(a: &JobArgs) -> anyhow::Result<ExitCode> {
     if a.no_sandbox {
         config.sandbox = Sandbox::None;
     }
+    let mut values = std::collections::BTreeMap::new();
+    for name in &a.secrets {
+        let value = std::env::var(name).map_err(|_| {
+            anyhow::anyhow!(
+                "--secret {name}: set the environment variable {name} to its value (values are \
+                 never taken from the command line)"
+            )
+        })?;
+        values.insert(name.clone(), crate::secrets::SecretValue::new(name, &value)?);
+    }
+    config.secrets = Arc::new(crate::secrets::FixedSecrets::new(values));
     let commit = gix::ObjectId::from_hex(spec.commit.as_str().as_bytes())?;
     let prepare: crate::executor::local::Prepare = Arc::new(move |_spec, dir| {
         crate::git::checkout::checkout(&repo, &commit, dir, 4)
