@@ -314,7 +314,7 @@ fn issue_18_the_daemon_gives_a_trusted_job_its_secret_masked_and_refuses_untrust
 
     // Trusted: the post-merge job gets it, as an environment variable, and its log shows ***.
     let trusted = format!(
-        "jobs:\n  deploy:\n    image: {IMAGE}\n    commands: [\"echo token=$DEPLOY_TOKEN\", \"printf %s \\\"$DEPLOY_TOKEN\\\" | sha256sum\", \"echo length=${{#DEPLOY_TOKEN}}\"]\n    timeout: 1m\n    secrets: [DEPLOY_TOKEN]\npipelines:\n  post-merge: [deploy]\n"
+        "jobs:\n  deploy:\n    image: {IMAGE}\n    commands: [\"echo token=$DEPLOY_TOKEN\", \"printf %s \\\"$DEPLOY_TOKEN\\\" | sha256sum\", \"echo length=${{#DEPLOY_TOKEN}}\", \"echo file-sha=$(sha256sum < $SEAKEEPER_SECRETS_DIR/DEPLOY_TOKEN)\", \"echo fs=$(stat -f -c %T $SEAKEEPER_SECRETS_DIR)\"]\n    timeout: 1m\n    secrets: [DEPLOY_TOKEN]\npipelines:\n  post-merge: [deploy]\n"
     );
     let w = site.clone("acme/api");
     git(&w, &["reset", "-q", "--hard", "origin/main"]);
@@ -353,6 +353,9 @@ fn issue_18_the_daemon_gives_a_trusted_job_its_secret_masked_and_refuses_untrust
         hex::encode(sha2::Sha256::digest(VALUE.as_bytes()))
     };
     assert!(log.contains(&sha), "the job got exactly the value: {log}");
+    // ...and as a file on a tmpfs.
+    assert!(log.contains(&format!("file-sha={sha}")), "{log}");
+    assert!(log.contains("fs=tmpfs"), "{log}");
     assert!(!log.contains(VALUE), "{log}");
     assert!(!said.contains(VALUE), "{said}");
 
@@ -463,6 +466,21 @@ fn issue_18_a_kubernetes_job_gets_a_secret_of_its_own_that_goes_with_it_and_is_m
         !job.to_string().contains(VALUE),
         "the Job never holds the value"
     );
+    let pod = &job["spec"]["template"]["spec"];
+    let volume = pod["volumes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == "secrets")
+        .unwrap();
+    assert_eq!(volume["secret"]["secretName"], name.as_str());
+    assert!(
+        pod["containers"][0]["volumeMounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["mountPath"] == "/run/secrets" && m["readOnly"] == true)
+    );
 
     // Its log, as collected, shows *** where the job printed the value.
     assert_eq!(
@@ -487,7 +505,11 @@ fn issue_18_a_kubernetes_job_gets_a_secret_of_its_own_that_goes_with_it_and_is_m
 #[test]
 fn issue_18_job_run_takes_a_secret_from_the_callers_environment_and_masks_it() {
     let site = Site::new("", "");
-    assert!(encrypt(&site.config, "DEPLOY_TOKEN", &site.w.cert, VALUE).status.success());
+    assert!(
+        encrypt(&site.config, "DEPLOY_TOKEN", &site.w.cert, VALUE)
+            .status
+            .success()
+    );
     site.write_config("policies/secrets.yaml", POLICY);
     site.commit_config("A deploy token for acme");
     let repo = site.w.path("api");
@@ -496,43 +518,81 @@ fn issue_18_job_run_takes_a_secret_from_the_callers_environment_and_masks_it() {
     std::fs::write(
         repo.join(".pipeline/config.yaml"),
         format!(
-            "jobs:\n  deploy:\n    image: {IMAGE}\n    commands: [\"echo token=$DEPLOY_TOKEN\"]\n    timeout: 1m\n    secrets: [DEPLOY_TOKEN]\npipelines:\n  post-merge: [deploy]\n"
+            "jobs:\n  deploy:\n    image: {IMAGE}\n    commands: [\"echo token=$DEPLOY_TOKEN\", \"echo dir=$SEAKEEPER_SECRETS_DIR\", \"echo file=$(cat $SEAKEEPER_SECRETS_DIR/DEPLOY_TOKEN)\", \"echo fs=$(stat -f -c %T $SEAKEEPER_SECRETS_DIR)\"]\n    timeout: 1m\n    secrets: [DEPLOY_TOKEN]\npipelines:\n  post-merge: [deploy]\n"
         ),
     )
     .unwrap();
     git(&repo, &["add", "-A"]);
     git(&repo, &["commit", "-q", "-m", "Deploy"]);
     let state = site.w.path("local-state");
-    let run = |secret: bool| {
+    let run = |secret: bool, sandbox: bool| {
         let mut c = seakeeper();
-        c.args(["job", "run", "deploy", "--pipeline", "post-merge", "--project", "acme/api"])
-            .arg("--repo")
-            .arg(&repo)
-            .arg("--config-repo")
-            .arg(&site.config)
-            .arg("--state")
-            .arg(&state)
-            .env("DEPLOY_TOKEN", VALUE);
+        c.args([
+            "job",
+            "run",
+            "deploy",
+            "--pipeline",
+            "post-merge",
+            "--project",
+            "acme/api",
+        ])
+        .arg("--repo")
+        .arg(&repo)
+        .arg("--config-repo")
+        .arg(&site.config)
+        .arg("--state")
+        .arg(&state)
+        .env("DEPLOY_TOKEN", VALUE);
         if secret {
             c.args(["--secret", "DEPLOY_TOKEN"]);
         }
+        if !sandbox {
+            c.arg("--no-sandbox");
+        }
+        // A build of its own each time (the default id has a one-second clock).
+        c.args(["--build-id", &format!("local-{secret}-{sandbox}")]);
         output(&mut c)
     };
     // Not given: refused before it runs.
-    let out = run(false);
+    let out = run(false, true);
     assert!(!out.status.success());
     assert!(stderr(&out).contains("DEPLOY_TOKEN"), "{}", stderr(&out));
     assert!(!stdout(&out).contains("token="), "{}", stdout(&out));
     // Given from the environment: the job gets it, the log masks it.
-    let out = run(true);
-    let (o, e) = (stdout(&out), stderr(&out));
-    assert!(out.status.success(), "{o}{e}");
-    assert!(o.contains("token=***") || e.contains("token=***"), "{o}{e}");
-    assert!(!o.contains(VALUE) && !e.contains(VALUE), "{o}{e}");
+    // Given from the environment: the job gets it (a variable, and a file on a tmpfs, in the
+    // sandbox and without one), the log masks it, the file goes with the job.
+    for sandbox in [true, false] {
+        let out = run(true, sandbox);
+        let all = format!("{}{}", stdout(&out), stderr(&out));
+        assert!(out.status.success(), "{all}");
+        assert!(
+            all.contains("token=***") && all.contains("file=***"),
+            "{all}"
+        );
+        assert!(all.contains("fs=tmpfs"), "{all}");
+        assert!(!all.contains(VALUE), "{all}");
+        let dir = all
+            .lines()
+            .filter(|l| !l.contains("echo dir="))
+            .find_map(|l| l.split("dir=").nth(1))
+            .expect("the secrets directory")
+            .trim()
+            .to_owned();
+        if sandbox {
+            assert_eq!(dir, "/run/secrets");
+        } else {
+            assert!(dir.starts_with("/dev/shm/"), "{dir}");
+            assert!(!Path::new(&dir).exists(), "{dir} outlived the job");
+        }
+    }
     let grep = Command::new("grep")
         .args(["-r", "-l", "-a", "-F", VALUE])
         .arg(&state)
         .output()
         .unwrap();
-    assert!(grep.stdout.is_empty(), "{}", String::from_utf8_lossy(&grep.stdout));
+    assert!(
+        grep.stdout.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&grep.stdout)
+    );
 }

@@ -325,7 +325,10 @@ fn run_job(a: &JobArgs) -> anyhow::Result<ExitCode> {
                  never taken from the command line)"
             )
         })?;
-        values.insert(name.clone(), crate::secrets::SecretValue::new(name, &value)?);
+        values.insert(
+            name.clone(),
+            crate::secrets::SecretValue::new(name, &value)?,
+        );
     }
     config.secrets = Arc::new(crate::secrets::FixedSecrets::new(values));
     let commit = gix::ObjectId::from_hex(spec.commit.as_str().as_bytes())?;

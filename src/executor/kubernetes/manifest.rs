@@ -18,6 +18,9 @@ use sha2::Digest as _;
 use crate::executor::{ExecError, script, seakeeper_env};
 use crate::model::{JobKey, JobSpec, JobState, Trust};
 
+/// Where a job finds its secrets as files (in the pod: a Secret volume, on a tmpfs).
+pub const SECRETS_DIR: &str = "/run/secrets";
+
 /// seakeeper's own image (fetch and collect containers).
 pub const DEFAULT_SEAKEEPER_IMAGE: &str = "registry.example.org/seakeeper/seakeeper:latest";
 
@@ -315,6 +318,9 @@ pub fn manifest(spec: &JobSpec, s: &KubeSettings) -> Job {
     ];
     job_env.extend(spec.env.iter().map(|(k, v)| (k.clone(), v.clone())));
     job_env.extend(seakeeper_env(spec, "/workspace"));
+    if !spec.secrets.is_empty() {
+        job_env.push(("SEAKEEPER_SECRETS_DIR".into(), SECRETS_DIR.into()));
+    }
     let workspace = VolumeMount {
         name: "workspace".into(),
         mount_path: "/workspace".into(),
@@ -388,7 +394,19 @@ pub fn manifest(spec: &JobSpec, s: &KubeSettings) -> Job {
             e
         }),
         resources: Some(resources),
-        volume_mounts: Some(vec![workspace.clone(), tmp.clone()]),
+        volume_mounts: Some({
+            let mut m = vec![workspace.clone(), tmp.clone()];
+            // The secrets as files too (the kubelet keeps Secret volumes on a tmpfs).
+            if !spec.secrets.is_empty() {
+                m.push(VolumeMount {
+                    name: "secrets".into(),
+                    mount_path: SECRETS_DIR.into(),
+                    read_only: Some(true),
+                    ..VolumeMount::default()
+                });
+            }
+            m
+        }),
         security_context: Some(locked_down()),
         ..Container::default()
     };
@@ -502,6 +520,19 @@ pub fn manifest(spec: &JobSpec, s: &KubeSettings) -> Job {
             ..Volume::default()
         },
     ];
+    if !spec.secrets.is_empty() {
+        volumes.push(Volume {
+            name: "secrets".into(),
+            secret: Some(k8s_openapi::api::core::v1::SecretVolumeSource {
+                secret_name: Some(job_name(&key)),
+                // Readable by the job's group (fsGroup) only.
+                default_mode: Some(0o440),
+                optional: Some(false),
+                ..k8s_openapi::api::core::v1::SecretVolumeSource::default()
+            }),
+            ..Volume::default()
+        });
+    }
     if !spec.outputs.is_empty() {
         volumes.push(Volume {
             name: "store".into(),

@@ -35,11 +35,13 @@ use crate::model::{JobKey, JobSpec, JobState, OutputFile, Trust};
 
 mod outputs;
 mod sandbox;
+mod secret_files;
 mod supervise;
 
 pub use outputs::collect_outputs;
 pub use sandbox::Launch;
 use sandbox::*;
+use secret_files::{SECRETS_DIR, SecretFiles};
 pub use supervise::supervise;
 use supervise::*;
 

@@ -97,6 +97,10 @@ pub struct Launch {
     /// every line of the log before it is written (the names only; values are never written).
     #[serde(default)]
     pub masked: Vec<String>,
+    /// Without a sandbox: the directory on a tmpfs (`/dev/shm`) where the secrets are written
+    /// as files while the job runs (with bwrap they are at `/run/secrets` inside it).
+    #[serde(default)]
+    pub secrets_dir: Option<PathBuf>,
 }
 
 /// Whoever watches a running job: asked whether to stop it, told when it starts.
@@ -207,6 +211,22 @@ impl Run {
         env.extend(self.spec.env.iter().map(|(k, v)| (k.clone(), v.clone())));
         env.extend(self.secrets.iter().cloned());
         env.extend(seakeeper_env(&self.spec, &inside));
+        // The secrets are also files, on a tmpfs: `/run/secrets/<NAME>` in the sandbox, a
+        // directory of `/dev/shm` without one (removed when the job ends).
+        let secrets_dir = (!self.secrets.is_empty() && self.bwrap.is_none()).then(|| {
+            use sha2::Digest as _;
+            let hash = hex::encode(
+                &sha2::Sha256::digest(self.job.dir.as_os_str().as_encoded_bytes())[..8],
+            );
+            PathBuf::from(format!("/dev/shm/seakeeper-secrets-{hash}"))
+        });
+        if !self.secrets.is_empty() {
+            let shown = match &secrets_dir {
+                Some(d) => d.display().to_string(),
+                None => SECRETS_DIR.to_owned(),
+            };
+            env.push(("SEAKEEPER_SECRETS_DIR".to_owned(), shown));
+        }
         let text = |p: &Path| {
             p.to_str().map(str::to_owned).ok_or_else(|| {
                 format!(
@@ -321,6 +341,7 @@ impl Run {
                 },
                 fenced_network,
                 masked: self.secrets.iter().map(|(name, _)| name.clone()).collect(),
+                secrets_dir,
             },
             env,
         ))
@@ -434,7 +455,22 @@ pub(super) fn run_launch(
             .open(dir.join("log"))
             .map_err(|e| format!("opening the log: {e}"))?,
     ));
+    // The secrets' values, from the environment the job is given (a supervisor's own).
+    let secret_values: Vec<(String, String)> = launch
+        .masked
+        .iter()
+        .filter_map(|name| match env {
+            Some(env) => env
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| (name.clone(), v.clone())),
+            None => std::env::var(name).ok().map(|v| (name.clone(), v)),
+        })
+        .collect();
+    let secret_files = SecretFiles::new(launch, &secret_values)?;
+    let secret_fds = secret_files.fds();
     let mut cmd = Command::new(&launch.program);
+    cmd.args(secret_files.bwrap_args(&secret_values));
     // The seccomp filter goes to bubblewrap through a descriptor the job inherits.
     let seccomp = match &launch.seccomp {
         Some(path) => {
@@ -492,6 +528,9 @@ pub(super) fn run_launch(
             }
             if let Some(fd) = seccomp_fd {
                 libc::fcntl(fd, libc::F_SETFD, 0);
+            }
+            for fd in &secret_fds {
+                libc::fcntl(*fd, libc::F_SETFD, 0);
             }
             if let Some((info, block)) = net_fds {
                 libc::fcntl(info, libc::F_SETFD, 0);
@@ -562,17 +601,7 @@ pub(super) fn run_launch(
             });
         }
     };
-    // The secrets' values, from the environment the job is given (a supervisor's own).
-    let mask: Arc<Vec<String>> = Arc::new(
-        launch
-            .masked
-            .iter()
-            .filter_map(|name| match env {
-                Some(env) => env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()),
-                None => std::env::var(name).ok(),
-            })
-            .collect(),
-    );
+    let mask: Arc<Vec<String>> = Arc::new(secret_values.iter().map(|(_, v)| v.clone()).collect());
     let cap = launch.limits.log_bytes;
     let logged = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let readers: Vec<_> = [
@@ -677,6 +706,7 @@ pub(super) fn run_launch(
     }
     let elapsed = started.elapsed();
     drop(seccomp);
+    drop(secret_files);
     drop(cgroup);
     let state = if watch.cancelled() {
         JobState::Cancelled

@@ -1069,6 +1069,16 @@ impl Inner {
                         }
                     }
                 }
+                // Secret volumes, likewise (FailedMount until the Secret exists).
+                for v in spec["volumes"].as_array().cloned().unwrap_or_default() {
+                    if let Some(secret) = v["secret"]["secretName"].as_str()
+                        && !st
+                            .objects
+                            .contains_key(&(Kind::Secret, ns.clone(), secret.to_owned()))
+                    {
+                        unresolved = Some(format!("secret \"{secret}\" not found"));
+                    }
+                }
                 if let Some(message) = unresolved {
                     let mut p = st.objects[&(Kind::Pod, ns.clone(), pod_name.clone())].clone();
                     p["status"]["containerStatuses"] = json!([{"name":"job","ready":false,"restartCount":0,
