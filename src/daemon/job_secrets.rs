@@ -132,3 +132,97 @@ impl SecretSource for JobSecretsSource {
             .collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Trust;
+
+    fn layout(sealed: &[u8]) -> Layout {
+        let mut files = BTreeMap::new();
+        let mut put = |p: &str, t: &[u8]| {
+            files.insert(p.to_owned(), t.to_vec());
+        };
+        put(
+            "seakeeper.yaml",
+            b"public_url: https://ci.example.org\nregistries:\n  t: { url: \"oci:/tmp/t\" }\n",
+        );
+        put(
+            "environments.yaml",
+            b"environments:\n  - {name: testing, registry: t}\n",
+        );
+        put(
+            "projects/acme/api.yaml",
+            b"pipelines: [check, post-merge]\n",
+        );
+        put(
+            "policies/secrets.yaml",
+            b"secrets:\n  - {name: TOKEN, projects: [\"acme/*\"], pipelines: [post-merge]}\n",
+        );
+        put("secrets/TOKEN.pgp", sealed);
+        crate::config::load(&files).unwrap_or_else(|e| panic!("{e:?}"))
+    }
+
+    fn spec(project: &str, pipeline: &str, trust: Trust) -> JobSpec {
+        JobSpec {
+            build_id: "b1".parse().unwrap(),
+            job: "deploy".into(),
+            pipeline: pipeline.into(),
+            project: project.parse().unwrap(),
+            change: None,
+            source: "/src".into(),
+            commit: "3b9f2e7c41d05a8e6f1c2b3d4e5f60718293a4b5".parse().unwrap(),
+            image: "x".into(),
+            commands: vec![],
+            env: Default::default(),
+            timeout_seconds: 60,
+            cpu: None,
+            memory: None,
+            services: Default::default(),
+            secrets: vec!["TOKEN".into()],
+            network: false,
+            outputs: vec![],
+            trust,
+            required: vec![],
+        }
+    }
+
+    #[test]
+    fn a_job_gets_a_secret_only_where_the_policy_allows_it_and_only_if_it_opens() {
+        let (key, cert) = crate::signing::generate_key("CI <ci@example.org>").unwrap();
+        let sealed = crate::secrets::seal("TOKEN", "value-1234", &cert, "cert").unwrap();
+        let source = JobSecretsSource::default();
+        assert!(source.update(&layout(&sealed), &key).is_empty());
+        let got = source
+            .for_job(&spec("acme/api", "post-merge", Trust::Trusted))
+            .unwrap();
+        assert_eq!(got[0].0, "TOKEN");
+        assert_eq!(got[0].1.expose(), "value-1234");
+        assert_eq!(source.values(), vec!["value-1234".to_owned()]);
+        for (project, pipeline, trust, why) in [
+            ("acme/api", "gate", Trust::Trusted, "does not allow"),
+            ("other/api", "post-merge", Trust::Trusted, "does not allow"),
+            ("acme/api", "post-merge", Trust::Untrusted, "untrusted"),
+        ] {
+            let e = source.for_job(&spec(project, pipeline, trust)).unwrap_err();
+            assert!(e.contains(why), "{project} {pipeline}: {e}");
+        }
+        // Sealed to another key: reported once, and the job is refused naming the file.
+        let (_, other) = crate::signing::generate_key("Other <o@example.org>").unwrap();
+        let foreign = crate::secrets::seal("TOKEN", "value-1234", &other, "other").unwrap();
+        let problems = source.update(&layout(&foreign), &key);
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(
+            source.update(&layout(&foreign), &key).is_empty(),
+            "only once"
+        );
+        let e = source
+            .for_job(&spec("acme/api", "post-merge", Trust::Trusted))
+            .unwrap_err();
+        assert!(
+            e.contains("secrets/TOKEN.pgp") && !e.contains("value-1234"),
+            "{e}"
+        );
+        assert!(source.values().is_empty());
+    }
+}

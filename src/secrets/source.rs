@@ -82,3 +82,20 @@ pub fn mask(text: &str, secrets: &[String]) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn masking_takes_the_longest_value_first_and_lines_of_long_values() {
+        let secrets = vec![
+            "abcd".to_owned(),
+            "abcdefgh".to_owned(),
+            "line-one\nline-two".to_owned(),
+            "ab".to_owned(),
+        ];
+        assert_eq!(super::mask("x abcdefgh y abcd", &secrets), "x *** y ***");
+        assert_eq!(super::mask("got line-two here", &secrets), "got *** here");
+        // Too short to mask without mangling every log.
+        assert_eq!(super::mask("ab", &secrets), "ab");
+    }
+}
