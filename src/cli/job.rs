@@ -24,7 +24,8 @@ pub(super) enum JobCommand {
     /// log and exits with the job's status; Ctrl-C cancels it.
     Run(JobArgs),
     /// Print the Kubernetes Job manifest CI would submit for a job (YAML), to apply to your own
-    /// cluster.
+    /// cluster. A job that names secrets reads them from a Secret named as the Job (one key per
+    /// secret), which CI makes from the config repo's sealed secrets; create your own.
     Render {
         #[command(flatten)]
         job: JobArgs,
