@@ -148,18 +148,9 @@ pub fn report_text(
     t
 }
 
-/// `text` with every secret value (of 4 characters or more) replaced by `***`, the longest
-/// first, so that a secret that starts with another is not left half shown.
+/// `text` with every secret value masked (see [`crate::secrets::mask`]).
 pub fn masked(text: &str, secrets: &[String]) -> String {
-    let mut by_length: Vec<&String> = secrets.iter().filter(|s| s.len() >= 4).collect();
-    by_length.sort_by_key(|s| std::cmp::Reverse(s.len()));
-    let mut out = text.to_owned();
-    for s in by_length {
-        if out.contains(s.as_str()) {
-            out = out.replace(s.as_str(), "***");
-        }
-    }
-    out
+    crate::secrets::mask(text, secrets)
 }
 
 /// Every secret value of the secrets file, to be masked wherever logs are shown.

@@ -26,6 +26,11 @@ pub(super) enum ConfigCommand {
         /// message, suggestion) and, when valid, a `summary`.
         #[arg(long)]
         json: bool,
+        /// The server's secret key: also open every sealed secret (`secrets/<NAME>.pgp`) with
+        /// it, reporting one that was altered, is encrypted to another key or under another
+        /// name. Values are never printed.
+        #[arg(long)]
+        key: Option<PathBuf>,
     },
     /// Print the resolved view: each project's pipelines with the enforced jobs merged in,
     /// active freezes, desired promotions and schedules.
@@ -102,7 +107,12 @@ pub(super) fn run(cmd: ConfigCommand) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        ConfigCommand::Check { repo, rev, json } => {
+        ConfigCommand::Check {
+            repo,
+            rev,
+            json,
+            key,
+        } => {
             let worktree = rev.is_none()
                 && !repo.to_string_lossy().contains("://")
                 && repo.join(".git").exists();
@@ -110,6 +120,25 @@ pub(super) fn run(cmd: ConfigCommand) -> anyhow::Result<ExitCode> {
                 (None, true) => super::pipeline::load_layout_worktree(&repo)?,
                 (rev, _) => super::pipeline::load_layout(&repo, rev.as_deref().unwrap_or("HEAD"))?,
             };
+            let key = match &key {
+                Some(path) => Some((
+                    std::fs::read(path)
+                        .map_err(|e| anyhow::anyhow!("--key {}: {e}", path.display()))?,
+                    path.display().to_string(),
+                )),
+                None => None,
+            };
+            let loaded = loaded.and_then(|(commit, layout)| {
+                let errors = match &key {
+                    Some((bytes, what)) => crate::daemon::job_secrets::check(&layout, bytes, what),
+                    None => Vec::new(),
+                };
+                if errors.is_empty() {
+                    Ok((commit, layout))
+                } else {
+                    Err((commit, errors))
+                }
+            });
             match loaded {
                 Ok((commit, layout)) => {
                     if json {
@@ -125,6 +154,9 @@ pub(super) fn run(cmd: ConfigCommand) -> anyhow::Result<ExitCode> {
                             s.projects,
                             s.freezes.len()
                         );
+                        if let Some((_, what)) = &key {
+                            println!("{} secret(s) open with {what}", layout.secrets.len());
+                        }
                     }
                     Ok(ExitCode::SUCCESS)
                 }

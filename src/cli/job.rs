@@ -24,7 +24,8 @@ pub(super) enum JobCommand {
     /// log and exits with the job's status; Ctrl-C cancels it.
     Run(JobArgs),
     /// Print the Kubernetes Job manifest CI would submit for a job (YAML), to apply to your own
-    /// cluster.
+    /// cluster. A job that names secrets reads them from a Secret named as the Job (one key per
+    /// secret), which CI makes from the config repo's sealed secrets; create your own.
     Render {
         #[command(flatten)]
         job: JobArgs,
@@ -132,6 +133,11 @@ pub(super) struct JobArgs {
     /// The build id (default: `local-<commit>-<time>`).
     #[arg(long)]
     build_id: Option<String>,
+    /// A secret the job names, for `job run` of a trusted job: its value is read from your
+    /// environment variable of the same name (never from the command line), given to the job
+    /// and masked as `***` in its log. Repeatable.
+    #[arg(long = "secret", value_name = "NAME")]
+    secrets: Vec<String>,
 }
 
 /// Set by SIGINT or SIGTERM.
@@ -407,6 +413,20 @@ fn run_job(a: &JobArgs) -> anyhow::Result<ExitCode> {
     if a.no_sandbox {
         config.sandbox = Sandbox::None;
     }
+    let mut values = std::collections::BTreeMap::new();
+    for name in &a.secrets {
+        let value = std::env::var(name).map_err(|_| {
+            anyhow::anyhow!(
+                "--secret {name}: set the environment variable {name} to its value (values are \
+                 never taken from the command line)"
+            )
+        })?;
+        values.insert(
+            name.clone(),
+            crate::secrets::SecretValue::new(name, &value)?,
+        );
+    }
+    config.secrets = Arc::new(crate::secrets::FixedSecrets::new(values));
     let commit = gix::ObjectId::from_hex(spec.commit.as_str().as_bytes())?;
     let prepare: crate::executor::local::Prepare = Arc::new(move |_spec, dir| {
         crate::git::checkout::checkout(&repo, &commit, dir, 4)

@@ -1,4 +1,4 @@
-//! `seakeeper key generate`.
+//! `seakeeper key generate|export|add-encryption-subkey`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -11,8 +11,26 @@ use crate::signing;
 #[derive(Debug, Subcommand)]
 pub(super) enum KeyCommand {
     /// Generate an OpenPGP v4 key: an Ed25519 signing subkey for ledger commits and the
-    /// ledger's attestations, and an ECDSA P-256 signing subkey for cosign signatures on images.
+    /// ledger's attestations, an ECDSA P-256 signing subkey for cosign signatures on images,
+    /// and a Cv25519 encryption subkey for the job secrets sealed in the config repo. The
+    /// public cert (`--cert-out`) is all users need to seal secrets to the server.
     Generate(GenerateArgs),
+    /// Print the public cert of a secret key (armored), e.g. for `secret encrypt --cert`.
+    Export {
+        /// The secret key.
+        #[arg(long)]
+        key: PathBuf,
+    },
+    /// Give a key made before secrets were sealed in git a Cv25519 encryption subkey; the
+    /// signing keys and the fingerprint stay the same.
+    AddEncryptionSubkey {
+        /// The secret key, rewritten in place (mode 0600).
+        #[arg(long)]
+        key: PathBuf,
+        /// Where to write the new public cert (never overwritten).
+        #[arg(long)]
+        cert_out: PathBuf,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -41,6 +59,32 @@ pub(super) fn run(cmd: KeyCommand) -> anyhow::Result<ExitCode> {
                 .with_context(|| format!("writing the cert to {}", a.cert_out.display()))?;
             let key = signing::SigningKey::from_bytes(&secret, "the new key")?;
             println!("{}", key.fingerprint());
+            Ok(ExitCode::SUCCESS)
+        }
+        KeyCommand::Export { key } => {
+            let what = key.display().to_string();
+            let bytes = std::fs::read(&key).with_context(|| format!("reading {what}"))?;
+            let key = signing::SigningKey::from_bytes(&bytes, &what)?;
+            let cert = key.public_cert_armored()?;
+            print!("{}", String::from_utf8_lossy(&cert));
+            Ok(ExitCode::SUCCESS)
+        }
+        KeyCommand::AddEncryptionSubkey { key, cert_out } => {
+            let what = key.display().to_string();
+            let bytes = std::fs::read(&key).with_context(|| format!("reading {what}"))?;
+            let (secret, public) = signing::add_encryption_subkey(&bytes, &what)?;
+            signing::write_new_file(&cert_out, &public, 0o644)
+                .with_context(|| format!("writing the cert to {}", cert_out.display()))?;
+            // Replaced atomically: a crash leaves the old key or the new one, never half.
+            let tmp = key.with_extension("new-subkey.tmp");
+            let _ = std::fs::remove_file(&tmp);
+            signing::write_new_file(&tmp, &secret, 0o600)
+                .with_context(|| format!("writing {}", tmp.display()))?;
+            std::fs::rename(&tmp, &key).with_context(|| format!("replacing {what}"))?;
+            eprintln!(
+                "{what}: added an encryption subkey; publish {} and seal secrets to it",
+                cert_out.display()
+            );
             Ok(ExitCode::SUCCESS)
         }
     }

@@ -10,6 +10,7 @@ mod job;
 mod key;
 mod ledger;
 mod pipeline;
+mod secret;
 mod serve;
 mod trace;
 mod web;
@@ -64,6 +65,9 @@ enum Command {
     /// OpenPGP keys for signing the ledger.
     #[command(subcommand)]
     Key(key::KeyCommand),
+    /// Job secrets sealed in the config repo: encrypt one, re-encrypt all to a new key.
+    #[command(subcommand)]
+    Secret(secret::SecretCommand),
     /// The config repo: check it, show the resolved view.
     #[command(subcommand)]
     Config(config::ConfigCommand),
@@ -117,6 +121,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Key(c) => key::run(c),
         Command::Ledger(c) => ledger::run(c),
         Command::Config(c) => config::run(c),
+        Command::Secret(c) => secret::run(c),
         Command::Pipeline(c) => pipeline::run(c),
         Command::Gerrit(c) => gerrit::run(c),
         Command::Job(c) => job::run(c),

@@ -523,13 +523,26 @@ pub struct TimeoutsPolicy {
     pub maximum: crate::model::Duration,
 }
 
-/// `policies/secrets.yaml`.
+/// `policies/secrets.yaml`: which projects and pipelines may use each secret sealed in the
+/// config repo (`secrets/<name>.pgp`).
 #[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SecretsPolicy {
-    /// Secret names jobs may ask for (values live in the secrets file, outside git).
+    /// One rule per secret.
     #[serde(default)]
-    pub secrets: Vec<String>,
+    pub secrets: Vec<crate::model::secret::SecretRule>,
+}
+
+impl SecretsPolicy {
+    /// The rule of the secret `name`.
+    pub fn rule(&self, name: &str) -> Option<&crate::model::secret::SecretRule> {
+        self.secrets.iter().find(|r| r.name == name)
+    }
+
+    /// The names of every secret.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.secrets.iter().map(|r| r.name.as_str())
+    }
 }
 
 /// `policies/promotion.yaml`.

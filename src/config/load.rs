@@ -546,6 +546,7 @@ pub fn load_with(
     let templates = templates(&mut r);
     let policies = policies(&mut r, &known, &templates);
     let keys = keys(&mut r);
+    let secrets = super::secrets::load(r.files, policies.as_ref(), &mut r.errors);
     let mut errors = r.errors;
     match (settings, policies, errors.is_empty()) {
         (Some(settings), Some(policies), true) => Ok(Layout {
@@ -559,6 +560,7 @@ pub fn load_with(
             templates,
             policies,
             keys,
+            secrets,
         }),
         _ => {
             errors.sort_by(|a, b| (&a.file, a.line, a.column).cmp(&(&b.file, b.line, b.column)));

@@ -5,7 +5,7 @@
 //! returns either a complete Layout or all errors, each naming file, line, column and field.
 //!
 //! Files: `seakeeper.yaml`, `environments.yaml`, `projects/`, `promotions/`, `freezes/`,
-//! `schedules.yaml`, `notifications.yaml`, `templates/`, `policies/` and `keys/`; a project's `.pipeline/config.yaml`
+//! `schedules.yaml`, `notifications.yaml`, `templates/`, `policies/`, `keys/` and `secrets/`; a project's `.pipeline/config.yaml`
 //! is checked against a Layout by [`pipeline::check`].
 
 pub mod cron;
@@ -15,6 +15,7 @@ mod load;
 pub mod notifications;
 pub mod pipeline;
 pub mod policies;
+mod secrets;
 
 use std::any::{Any, TypeId};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
@@ -57,6 +58,9 @@ pub struct Layout {
     /// Public certs trusted to sign, with their roles (`keys/<name>.asc` and
     /// `keys/<name>.yaml`), by name.
     pub keys: BTreeMap<String, KeyEntry>,
+    /// Job secrets, sealed (`secrets/<name>.pgp`: armored OpenPGP messages to the server's
+    /// encryption subkey), by name; who may use each is in `policies.secrets`.
+    pub secrets: BTreeMap<String, Vec<u8>>,
 }
 
 /// A trusted key of the config repo.

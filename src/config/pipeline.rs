@@ -431,22 +431,23 @@ pub fn check(
             }
         }
         for (i, s) in resolved.secrets.iter().enumerate() {
-            if !policies.secrets.secrets.contains(s) {
+            if policies.secrets.rule(s).is_none() {
+                let names: Vec<&str> = policies.secrets.names().collect();
                 errors.push(
                     ConfigError::new(
                         file,
                         format!("{field}.secrets[{i}]"),
                         format!(
                             "unknown secret `{s}` (policies/secrets.yaml declares {})",
-                            if policies.secrets.secrets.is_empty() {
+                            if names.is_empty() {
                                 "none".to_owned()
                             } else {
-                                policies.secrets.secrets.join(", ")
+                                names.join(", ")
                             }
                         ),
                     )
                     .located(text, s)
-                    .suggest(s, policies.secrets.secrets.iter().map(String::as_str)),
+                    .suggest(s, names.iter().copied()),
                 );
             }
         }
@@ -536,6 +537,17 @@ pub fn check(
                     ConfigError::new(file, field.clone(), format!("job `{n}` names secrets but `{pname}` is untrusted: only trusted pipelines may use secrets"))
                         .located(text, n),
                 );
+            } else if let Some(p) = project {
+                for s in &job.secrets {
+                    if let Some(rule) = policies.secrets.rule(s)
+                        && !rule.allows(p, pname)
+                    {
+                        errors.push(
+                            ConfigError::new(file, field.clone(), format!("job `{n}` names secret `{s}`, which policies/secrets.yaml does not allow to `{p}` in `{pname}` (it allows projects {} in {})", rule.projects.join(", "), rule.pipelines.iter().map(|k| k.as_str()).collect::<Vec<_>>().join(", ")))
+                                .located(text, n),
+                        );
+                    }
+                }
             }
             if trusted && policies.images.require_digest_in_trusted_pipelines {
                 let image = job.image.as_deref().unwrap_or_default();

@@ -10,6 +10,7 @@
 
 pub mod feed;
 mod files;
+pub mod job_secrets;
 mod notedb;
 mod notifying;
 mod observe;
@@ -143,6 +144,8 @@ pub struct Daemon {
     retention_line: Option<status::RetentionLine>,
     /// Who is told what apply learnt (see [`notifying`]).
     notifications: notifying::Notifications,
+    /// The config's job secrets, opened, as the executor gets them (see [`job_secrets`]).
+    job_secrets: Arc<job_secrets::JobSecretsSource>,
 }
 
 /// What a pass did.
@@ -293,6 +296,7 @@ impl Daemon {
             retention_due: None,
             retention_on: false,
             retention_line: None,
+            job_secrets: Arc::default(),
         })
     }
 

@@ -34,6 +34,10 @@ impl Daemon {
             return Ok(());
         };
         let secrets = self.secrets()?;
+        // Opened again only when the config's sealed secrets or their policy changed.
+        for problem in self.job_secrets.update(&layout, &self.key_bytes) {
+            (self.reporter)(&format!("[secrets] {problem}"));
+        }
         let gerrit_creds = secrets.gerrit.as_ref().map(|c| c.pair());
         let sources_key = format!("{:?}", layout.settings.gerrit);
         if self.svc.is_some() && self.sources_key == sources_key {
@@ -141,7 +145,7 @@ impl Daemon {
         *self.sources_cell.write().unwrap_or_else(|p| p.into_inner()) = sources.clone();
         let executor = match old_executor {
             Some(e) => e,
-            None => self.executor(&layout, &secrets)?,
+            None => self.executor(&layout)?,
         };
         self.executor_key = executor_key;
         let dsse_key = SigningKey::from_bytes(&self.key_bytes, "the signing key")?;
@@ -186,11 +190,7 @@ impl Daemon {
         Ok(())
     }
 
-    pub(super) fn executor(
-        &self,
-        layout: &Layout,
-        secrets: &crate::secrets::SecretsFile,
-    ) -> anyhow::Result<Arc<dyn Executor>> {
+    pub(super) fn executor(&self, layout: &Layout) -> anyhow::Result<Arc<dyn Executor>> {
         let state = &self.settings.state_dir;
         let concurrency = self
             .concurrency
@@ -209,7 +209,7 @@ impl Daemon {
                     }
                     settings::SandboxSetting::None => crate::executor::local::Sandbox::None,
                 };
-                let _ = secrets;
+                config.secrets = self.job_secrets.clone();
                 let sources = self.sources_cell.clone();
                 let prepare: crate::executor::local::Prepare = Arc::new(move |spec, dir| {
                     let path = sources
@@ -271,7 +271,10 @@ impl Daemon {
                         .collect(),
                     ..Default::default()
                 };
-                Arc::new(crate::executor::kubernetes::KubeExecutor::infer(settings)?)
+                Arc::new(
+                    crate::executor::kubernetes::KubeExecutor::infer(settings)?
+                        .with_secrets(self.job_secrets.clone()),
+                )
             }
         })
     }

@@ -11,6 +11,7 @@ mod ids;
 pub mod job;
 mod key;
 pub mod record;
+pub mod secret;
 
 pub use freeze::{FreezeScope, Held, glob_matches};
 pub use ids::{

@@ -87,10 +87,12 @@ fn policy() -> StandardPolicy<'static> {
 }
 
 /// Generates a new v4 key bound to `userid`: an Ed25519 certification primary key, an Ed25519
-/// signing subkey (ledger commits and the ledger's DSSE envelopes) and an ECDSA P-256 signing
+/// signing subkey (ledger commits and the ledger's DSSE envelopes), an ECDSA P-256 signing
 /// subkey (the cosign `.sig` and `.att` signatures, see [`dsse::CosignKey`]: cosign verifies
-/// ECDSA P-256 everywhere, Ed25519 not on attestations). Returns the secret key and its public
-/// cert, both ASCII-armored.
+/// ECDSA P-256 everywhere, Ed25519 not on attestations) and a Cv25519 encryption subkey
+/// (transport and storage: the job secrets sealed in the config repo, see
+/// the `secrets` module). Returns the secret key and its public cert, both
+/// ASCII-armored.
 ///
 /// [`SigningKey`] takes the first signing subkey it finds; Sequoia orders subkeys by their
 /// public key material, EdDSA before ECDSA, so that is the Ed25519 one (the tests check that
@@ -113,6 +115,7 @@ pub fn generate_key(userid: &str) -> Result<(Vec<u8>, Vec<u8>), SigningError> {
             None,
             CipherSuite::P256,
         )
+        .add_subkey(encryption_flags(), None, CipherSuite::Cv25519)
         .generate()
         .map_err(oops("generating the key"))?;
     let secret = cert
@@ -121,6 +124,68 @@ pub fn generate_key(userid: &str) -> Result<(Vec<u8>, Vec<u8>), SigningError> {
         .to_vec()
         .map_err(oops("armoring the key"))?;
     let public = cert.armored().to_vec().map_err(oops("armoring the cert"))?;
+    Ok((secret, public))
+}
+
+/// The flags of the encryption subkey: transport and storage (GnuPG encrypts to either).
+fn encryption_flags() -> openpgp::types::KeyFlags {
+    openpgp::types::KeyFlags::empty()
+        .set_transport_encryption()
+        .set_storage_encryption()
+}
+
+/// Adds a Cv25519 encryption subkey to a secret key made before seakeeper sealed secrets
+/// (`what` names it in errors). Returns the new secret key and its public cert, armored; a key
+/// that already has a usable encryption subkey is refused (nothing to do).
+pub fn add_encryption_subkey(
+    secret_key: &[u8],
+    what: &str,
+) -> Result<(Vec<u8>, Vec<u8>), SigningError> {
+    let parse = |message: String| SigningError::Parse {
+        what: what.to_owned(),
+        message,
+    };
+    let cert =
+        Cert::from_bytes(secret_key).map_err(|e| parse(format!("not an OpenPGP key: {e}")))?;
+    if !cert.is_tsk() {
+        return Err(parse(
+            "this is a public cert: the secret key is needed to add a subkey".into(),
+        ));
+    }
+    let p = policy();
+    let vc = cert
+        .with_policy(&p, None)
+        .map_err(|e| parse(format!("the key is not valid: {e}")))?;
+    if vc
+        .keys()
+        .supported()
+        .alive()
+        .revoked(false)
+        .for_storage_encryption()
+        .next()
+        .is_some()
+    {
+        return Err(parse("the key already has an encryption subkey".into()));
+    }
+    let oops = |e: anyhow::Error| SigningError::Openpgp {
+        what: "adding the encryption subkey",
+        message: e.to_string(),
+    };
+    // Sequoia backdates a new subkey a little; never before its primary key (a key made a
+    // moment ago), which would make the subkey invalid.
+    let created = std::cmp::max(
+        vc.primary_key().key().creation_time(),
+        std::time::SystemTime::now() - std::time::Duration::from_secs(60),
+    );
+    let cert = KeyBuilder::new(encryption_flags())
+        .set_creation_time(created)
+        .set_cipher_suite(CipherSuite::Cv25519)
+        .subkey(vc)
+        .map_err(oops)?
+        .attach_cert()
+        .map_err(oops)?;
+    let secret = cert.as_tsk().armored().to_vec().map_err(oops)?;
+    let public = cert.armored().to_vec().map_err(oops)?;
     Ok((secret, public))
 }
 
@@ -466,5 +531,50 @@ mod tests {
             Err(VerifyError::UnknownKey(_))
         ));
         assert!(SigningKey::from_bytes(&public, "cert").is_err());
+    }
+
+    #[test]
+    fn new_keys_seal_secrets_and_old_keys_get_an_encryption_subkey() {
+        // (Sealing and opening with these keys is tested where both modules meet: the
+        // `secret` and `config check` commands in tests/secrets.rs.)
+        let encryption = |bytes: &[u8]| {
+            let cert = Cert::from_bytes(bytes).unwrap();
+            let p = policy();
+            cert.keys()
+                .with_policy(&p, None)
+                .for_storage_encryption()
+                .for_transport_encryption()
+                .count()
+        };
+        let (secret, public) = generate_key("Test <test@example.org>").unwrap();
+        assert_eq!(encryption(&public), 1);
+        // The signing subkey is still the Ed25519 one.
+        let mut key = SigningKey::from_bytes(&secret, "key").unwrap();
+        let sig = key.sign_detached(b"x").unwrap();
+        let mut ring = Keyring::new();
+        ring.add_cert_bytes(&public, "cert").unwrap();
+        ring.verify(b"x", sig.as_bytes()).unwrap();
+        assert!(add_encryption_subkey(&secret, "key").is_err());
+
+        // A key of before: no encryption subkey, then one.
+        let (old, _) = CertBuilder::new()
+            .set_profile(openpgp::Profile::RFC4880)
+            .unwrap()
+            .set_cipher_suite(CipherSuite::Cv25519)
+            .add_userid("old")
+            .add_signing_subkey()
+            .generate()
+            .unwrap();
+        let old = old.as_tsk().armored().to_vec().unwrap();
+        assert_eq!(encryption(&old), 0);
+        let (new, new_public) = add_encryption_subkey(&old, "old").unwrap();
+        assert_eq!(encryption(&new), 1);
+        assert_eq!(encryption(&new_public), 1);
+        assert!(!Cert::from_bytes(&new_public).unwrap().is_tsk());
+        // The same identity: the primary key did not change.
+        assert_eq!(
+            SigningKey::from_bytes(&new, "new").unwrap().fingerprint(),
+            SigningKey::from_bytes(&old, "old").unwrap().fingerprint()
+        );
     }
 }

@@ -18,6 +18,9 @@ use sha2::Digest as _;
 use crate::executor::{ExecError, script, seakeeper_env};
 use crate::model::{JobKey, JobSpec, JobState, Trust};
 
+/// Where a job finds its secrets as files (in the pod: a Secret volume, on a tmpfs).
+pub const SECRETS_DIR: &str = "/run/secrets";
+
 /// seakeeper's own image (fetch and collect containers).
 pub const DEFAULT_SEAKEEPER_IMAGE: &str = "registry.example.org/seakeeper/seakeeper:latest";
 
@@ -52,8 +55,6 @@ pub struct KubeSettings {
     /// trust levels never share one), mounted at `/caches`: read-only in the fetch container,
     /// which restores, writable in the collector, which saves; never in the job's container.
     pub cache_claim: String,
-    /// The Secret (in the trusted namespace) whose keys are the secrets trusted jobs may name.
-    pub job_secrets: String,
     /// Where the pod itself must reach (the source server its init container fetches from,
     /// the artifact store its collector pushes to), as CIDRs: the only egress a job without
     /// the network gets (with DNS).
@@ -75,7 +76,6 @@ impl Default for KubeSettings {
             store_secret: "seakeeper-store".into(),
             store_claim: "seakeeper-outputs".into(),
             cache_claim: "seakeeper-caches".into(),
-            job_secrets: "seakeeper-job-secrets".into(),
             infrastructure_cidrs: Vec::new(),
             priority_classes: std::collections::BTreeMap::new(),
         }
@@ -173,6 +173,38 @@ pub fn network_policy(
             ingress: Some(Vec::new()),
             egress: Some(egress),
         }),
+    }
+}
+
+/// The job's own Secret, named as its Job: one key per secret the job names, holding the
+/// value. Immutable; created just before the Job, then owned by it (`ownerReferences`), so
+/// Kubernetes deletes it with the Job. Its values are never logged or rendered.
+pub fn secret(
+    spec: &JobSpec,
+    s: &KubeSettings,
+    values: &crate::secrets::JobSecrets,
+) -> k8s_openapi::api::core::v1::Secret {
+    use k8s_openapi::ByteString;
+    k8s_openapi::api::core::v1::Secret {
+        metadata: ObjectMeta {
+            name: Some(job_name(&spec.key())),
+            namespace: Some(namespace(spec, s).to_owned()),
+            labels: Some(BTreeMap::from([
+                (MANAGED_BY.to_owned(), "seakeeper".to_owned()),
+                (BUILD_ID.to_owned(), label_value(spec.build_id.as_str())),
+                (JOB.to_owned(), label_value(&spec.job)),
+            ])),
+            ..ObjectMeta::default()
+        },
+        immutable: Some(true),
+        type_: Some("Opaque".into()),
+        data: Some(
+            values
+                .iter()
+                .map(|(name, v)| (name.clone(), ByteString(v.expose().as_bytes().to_vec())))
+                .collect(),
+        ),
+        ..k8s_openapi::api::core::v1::Secret::default()
     }
 }
 
@@ -293,6 +325,9 @@ pub fn manifest(spec: &JobSpec, s: &KubeSettings) -> Job {
     ];
     job_env.extend(spec.env.iter().map(|(k, v)| (k.clone(), v.clone())));
     job_env.extend(seakeeper_env(spec, "/workspace"));
+    if !spec.secrets.is_empty() {
+        job_env.push(("SEAKEEPER_SECRETS_DIR".into(), SECRETS_DIR.into()));
+    }
     let workspace = VolumeMount {
         name: "workspace".into(),
         mount_path: "/workspace".into(),
@@ -378,15 +413,16 @@ pub fn manifest(spec: &JobSpec, s: &KubeSettings) -> Job {
         working_dir: Some("/workspace".into()),
         env: Some({
             let mut e = env(job_env);
-            // Trusted jobs' secrets, each a key of the `seakeeper-job-secrets` Secret in the
-            // trusted namespace (untrusted jobs never get any: `start` refuses them).
+            // Trusted jobs' secrets, each a key of the Job's own Secret (see [`secret`]),
+            // which `start` creates first and the Job owns (untrusted jobs never get any:
+            // `start` refuses them).
             for name in &spec.secrets {
                 e.push(EnvVar {
                     name: name.clone(),
                     value: None,
                     value_from: Some(EnvVarSource {
                         secret_key_ref: Some(SecretKeySelector {
-                            name: s.job_secrets.clone(),
+                            name: job_name(&spec.key()),
                             key: name.clone(),
                             optional: Some(false),
                         }),
@@ -397,7 +433,19 @@ pub fn manifest(spec: &JobSpec, s: &KubeSettings) -> Job {
             e
         }),
         resources: Some(resources),
-        volume_mounts: Some(vec![workspace.clone(), tmp.clone()]),
+        volume_mounts: Some({
+            let mut m = vec![workspace.clone(), tmp.clone()];
+            // The secrets as files too (the kubelet keeps Secret volumes on a tmpfs).
+            if !spec.secrets.is_empty() {
+                m.push(VolumeMount {
+                    name: "secrets".into(),
+                    mount_path: SECRETS_DIR.into(),
+                    read_only: Some(true),
+                    ..VolumeMount::default()
+                });
+            }
+            m
+        }),
         security_context: Some(locked_down()),
         ..Container::default()
     };
@@ -526,6 +574,19 @@ pub fn manifest(spec: &JobSpec, s: &KubeSettings) -> Job {
             ..Volume::default()
         },
     ];
+    if !spec.secrets.is_empty() {
+        volumes.push(Volume {
+            name: "secrets".into(),
+            secret: Some(k8s_openapi::api::core::v1::SecretVolumeSource {
+                secret_name: Some(job_name(&key)),
+                // Readable by the job's group (fsGroup) only.
+                default_mode: Some(0o440),
+                optional: Some(false),
+                ..k8s_openapi::api::core::v1::SecretVolumeSource::default()
+            }),
+            ..Volume::default()
+        });
+    }
     if !spec.outputs.is_empty() {
         volumes.push(Volume {
             name: "store".into(),

@@ -35,7 +35,7 @@ pub use manifest::{
 use watch::{JobStore, Seen, key_of};
 
 use super::{ExecError, Executor, LogLine};
-use crate::model::{JobKey, JobSpec, JobState, OutputFile, Trust};
+use crate::model::{JobKey, JobSpec, JobState, OutputFile};
 
 /// The Kubernetes executor.
 pub struct KubeExecutor {
@@ -44,6 +44,9 @@ pub struct KubeExecutor {
     runtime: tokio::runtime::Runtime,
     cancelled: Mutex<HashSet<JobKey>>,
     store: Arc<JobStore>,
+    /// Where trusted jobs get the values of the secrets they name (put in a Secret of their
+    /// own, owned by their Job).
+    secrets: Arc<dyn crate::secrets::SecretSource>,
 }
 
 /// A Job deleted before it ended, not by seakeeper: it may have run partly.
@@ -102,7 +105,57 @@ impl KubeExecutor {
             runtime,
             cancelled: Mutex::new(HashSet::new()),
             store,
+            secrets: Arc::new(crate::secrets::FixedSecrets::none()),
         })
+    }
+
+    /// Jobs get their secrets' values from `source` (none by default: a job that names a
+    /// secret is refused).
+    pub fn with_secrets(mut self, source: Arc<dyn crate::secrets::SecretSource>) -> KubeExecutor {
+        self.secrets = source;
+        self
+    }
+
+    fn secrets_api(&self, ns: &str) -> Api<k8s_openapi::api::core::v1::Secret> {
+        Api::namespaced(self.client.clone(), ns)
+    }
+
+    /// The values in the job's own Secret, to mask in its log (none when it has none).
+    async fn values_to_mask(&self, ns: &str, name: &str) -> Result<Vec<String>, ExecError> {
+        let secret = self
+            .secrets_api(ns)
+            .get_opt(name)
+            .await
+            .map_err(|e| kube_err(&format!("get secret {ns}/{name}"), e))?;
+        Ok(secret
+            .and_then(|s| s.data)
+            .unwrap_or_default()
+            .into_values()
+            .map(|v| String::from_utf8_lossy(&v.0).into_owned())
+            .collect())
+    }
+
+    /// Makes the Job `owner` (its uid) own the object `name` of `api`: Kubernetes' garbage
+    /// collector deletes it with the Job.
+    fn own<K>(&self, api: &Api<K>, name: &str, uid: &str, what: &str) -> Result<(), ExecError>
+    where
+        K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+    {
+        let owner = serde_json::json!({"metadata": {"ownerReferences": [{
+            "apiVersion": "batch/v1",
+            "kind": "Job",
+            "name": name,
+            "uid": uid,
+            "blockOwnerDeletion": true,
+        }]}});
+        self.runtime
+            .block_on(api.patch(
+                name,
+                &kube::api::PatchParams::default(),
+                &kube::api::Patch::Merge(&owner),
+            ))
+            .map(|_| ())
+            .map_err(|e| kube_err(&format!("own the {what}"), e))
     }
 
     fn jobs(&self, ns: &str) -> Api<Job> {
@@ -234,14 +287,21 @@ fn runtime() -> Result<tokio::runtime::Runtime, ExecError> {
 
 impl Executor for KubeExecutor {
     fn start(&self, spec: &JobSpec) -> Result<(), ExecError> {
-        if spec.trust == Trust::Untrusted && !spec.secrets.is_empty() {
-            return Err(ExecError::Invalid {
-                key: spec.key(),
-                message: "untrusted jobs get no secrets".into(),
-            });
-        }
+        // Refused before anything is created: an untrusted job naming a secret, a secret the
+        // source does not have or whose policy does not allow this job.
+        let invalid = |message| ExecError::Invalid {
+            key: spec.key(),
+            message,
+        };
+        crate::secrets::refuse_untrusted(spec).map_err(invalid)?;
+        let values = if spec.secrets.is_empty() {
+            Vec::new()
+        } else {
+            self.secrets.for_job(spec).map_err(invalid)?
+        };
         let job = manifest(spec, &self.settings);
         let ns = namespace(spec, &self.settings).to_owned();
+        let name = job_name(&spec.key());
         // The pod's network is fenced before the pod exists.
         let policies: Api<k8s_openapi::api::networking::v1::NetworkPolicy> =
             Api::namespaced(self.client.clone(), &ns);
@@ -252,6 +312,19 @@ impl Executor for KubeExecutor {
             Ok(_) => {}
             Err(kube::Error::Api(s)) if s.code == 409 => {}
             Err(e) => return Err(kube_err(&format!("create network policy in {ns}"), e)),
+        }
+        // The job's secrets, in a Secret of its own, before the Job that refers to it. One
+        // left by an earlier attempt (a daemon that stopped between the two) is used as is.
+        let secrets = self.secrets_api(&ns);
+        if !values.is_empty() {
+            match self.runtime.block_on(secrets.create(
+                &PostParams::default(),
+                &manifest::secret(spec, &self.settings, &values),
+            )) {
+                Ok(_) => {}
+                Err(kube::Error::Api(s)) if s.code == 409 => {}
+                Err(e) => return Err(kube_err(&format!("create secret in {ns}"), e)),
+            }
         }
         let created = match self
             .runtime
@@ -270,24 +343,23 @@ impl Executor for KubeExecutor {
                 Some(j) => j,
                 None => return Ok(()),
             },
-            Err(e) => return Err(kube_err(&format!("create job in {ns}"), e)),
+            Err(e) => {
+                // No Job will own the Secret: it goes now (it would be used as is by the
+                // next attempt, but values must not outlive the job they were made for).
+                if !values.is_empty() {
+                    let _ = self
+                        .runtime
+                        .block_on(secrets.delete(&name, &DeleteParams::default()));
+                }
+                return Err(kube_err(&format!("create job in {ns}"), e));
+            }
         };
-        // The policy goes when the Job goes (Kubernetes' garbage collector).
+        // The policy and the Secret go when the Job goes (Kubernetes' garbage collector).
         if let Some(uid) = &created.metadata.uid {
-            let owner = serde_json::json!({"metadata": {"ownerReferences": [{
-                "apiVersion": "batch/v1",
-                "kind": "Job",
-                "name": job_name(&spec.key()),
-                "uid": uid,
-                "blockOwnerDeletion": true,
-            }]}});
-            self.runtime
-                .block_on(policies.patch(
-                    &job_name(&spec.key()),
-                    &kube::api::PatchParams::default(),
-                    &kube::api::Patch::Merge(&owner),
-                ))
-                .map_err(|e| kube_err(&format!("own the network policy in {ns}"), e))?;
+            self.own(&policies, &name, uid, &format!("network policy in {ns}"))?;
+            if !values.is_empty() {
+                self.own(&secrets, &name, uid, &format!("secret in {ns}"))?;
+            }
         }
         Ok(())
     }
@@ -440,6 +512,8 @@ impl Executor for KubeExecutor {
                 tokio::time::sleep(Duration::from_millis(200)).await;
             };
             let pod_name = pod.metadata.name.clone().unwrap_or_default();
+            // Every line is masked with the values of the job's own secrets.
+            let mask = self.values_to_mask(&ns, &name).await?;
             // A followed stream can end while the job still runs (an API server or kubelet
             // restart, log rotation): reconnect from the last line's time and skip what was
             // already delivered.
@@ -483,7 +557,11 @@ impl Executor for KubeExecutor {
                     }
                     sink(LogLine {
                         time: time.to_owned(),
-                        text: text.to_owned(),
+                        text: if mask.is_empty() {
+                            text.to_owned()
+                        } else {
+                            crate::secrets::mask(text, &mask)
+                        },
                     });
                 }
                 if !follow || self.ended(key, &ns, &name).await? {

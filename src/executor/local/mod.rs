@@ -20,7 +20,7 @@
 //! `launch.json` (what the supervisor runs; the environment is passed to it
 //! directly, never written) and `cancel` (created to ask the supervisor to stop the job).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
 use std::os::fd::AsRawFd as _;
 use std::os::unix::process::CommandExt as _;
@@ -35,14 +35,18 @@ use crate::model::{JobKey, JobSpec, JobState, OutputFile, Trust};
 
 mod image;
 mod outputs;
+mod running;
 mod sandbox;
+mod secret_files;
 mod services;
 mod supervise;
 
 pub use image::{DEFAULT_PATH, Images, Rootfs};
 pub use outputs::collect_outputs;
+use running::*;
 pub use sandbox::Launch;
 use sandbox::*;
+use secret_files::{SECRETS_DIR, SecretFiles};
 pub use supervise::supervise;
 use supervise::*;
 
@@ -61,7 +65,7 @@ pub enum Sandbox {
 }
 
 /// The local executor's settings.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct LocalConfig {
     /// Where jobs live (`jobs/` under it).
     pub state_dir: PathBuf,
@@ -71,8 +75,9 @@ pub struct LocalConfig {
     pub max_concurrent: usize,
     /// The isolation.
     pub sandbox: Sandbox,
-    /// Secret values by name, for trusted jobs that declare them.
-    pub secrets: BTreeMap<String, String>,
+    /// Where trusted jobs get the values of the secrets they name, asked as each job
+    /// starts (values are masked as `***` in the job's log before it is written).
+    pub secrets: Arc<dyn crate::secrets::SecretSource>,
     /// The seakeeper binary to run each job under (`<it> job supervise`), detached, so jobs
     /// outlive this process and are adopted by the next; `None`: jobs run under a thread of
     /// this process and die with it.
@@ -89,7 +94,7 @@ impl LocalConfig {
             store_dir: state_dir.join("store"),
             max_concurrent: std::thread::available_parallelism().map_or(2, |n| n.get()),
             sandbox: Sandbox::Auto,
-            secrets: BTreeMap::new(),
+            secrets: Arc::new(crate::secrets::FixedSecrets::none()),
             supervisor: None,
             limits: super::limits::JobLimits::default(),
         }
@@ -370,20 +375,23 @@ impl Executor for LocalExecutor {
                 ),
             });
         }
-        if spec.trust == Trust::Untrusted && !spec.secrets.is_empty() {
-            return Err(ExecError::Invalid {
-                key,
-                message: "untrusted jobs get no secrets".into(),
-            });
-        }
-        for s in &spec.secrets {
-            if !self.config.secrets.contains_key(s) {
-                return Err(ExecError::Invalid {
-                    key,
-                    message: format!("secret {s:?} is not available to this executor"),
-                });
-            }
-        }
+        // Refused before anything runs: an untrusted job naming a secret, a secret the
+        // source does not have or whose policy does not allow this job.
+        crate::secrets::refuse_untrusted(spec).map_err(|message| ExecError::Invalid {
+            key: key.clone(),
+            message,
+        })?;
+        let secrets = if spec.secrets.is_empty() {
+            Vec::new()
+        } else {
+            self.config
+                .secrets
+                .for_job(spec)
+                .map_err(|message| ExecError::Invalid {
+                    key: key.clone(),
+                    message,
+                })?
+        };
         let mut jobs = self.lock();
         if jobs.contains_key(&key) {
             return Ok(());
@@ -411,10 +419,9 @@ impl Executor for LocalExecutor {
             prepare: self.prepare.clone(),
             bwrap: self.bwrap.clone(),
             store: self.config.store_dir.clone(),
-            secrets: spec
-                .secrets
-                .iter()
-                .filter_map(|s| self.config.secrets.get(s).map(|v| (s.clone(), v.clone())))
+            secrets: secrets
+                .into_iter()
+                .map(|(name, value)| (name, value.expose().to_owned()))
                 .collect(),
             slots: self.slots.clone(),
             supervisor: self.config.supervisor.clone(),

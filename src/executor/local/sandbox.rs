@@ -118,6 +118,14 @@ pub struct Launch {
     /// The dependency caches to save if it succeeds.
     #[serde(default)]
     pub caches: Vec<CacheSave>,
+    /// The environment variables that hold secrets: their values are masked as `***` in
+    /// every line of the log before it is written (the names only; values are never written).
+    #[serde(default)]
+    pub masked: Vec<String>,
+    /// Without a sandbox: the directory on a tmpfs (`/dev/shm`) where the secrets are written
+    /// as files while the job runs (with bwrap they are at `/run/secrets` inside it).
+    #[serde(default)]
+    pub secrets_dir: Option<PathBuf>,
 }
 
 /// Whoever watches a running job: asked whether to stop it, told when it starts.
@@ -299,6 +307,22 @@ impl Run {
         env.extend(self.spec.env.iter().map(|(k, v)| (k.clone(), v.clone())));
         env.extend(self.secrets.iter().cloned());
         env.extend(seakeeper_env(&self.spec, &inside));
+        // The secrets are also files, on a tmpfs: `/run/secrets/<NAME>` in the sandbox, a
+        // directory of `/dev/shm` without one (removed when the job ends).
+        let secrets_dir = (!self.secrets.is_empty() && self.bwrap.is_none()).then(|| {
+            use sha2::Digest as _;
+            let hash = hex::encode(
+                &sha2::Sha256::digest(self.job.dir.as_os_str().as_encoded_bytes())[..8],
+            );
+            PathBuf::from(format!("/dev/shm/seakeeper-secrets-{hash}"))
+        });
+        if !self.secrets.is_empty() {
+            let shown = match &secrets_dir {
+                Some(d) => d.display().to_string(),
+                None => SECRETS_DIR.to_owned(),
+            };
+            env.push(("SEAKEEPER_SECRETS_DIR".to_owned(), shown));
+        }
         let text = |p: &Path| {
             p.to_str().map(str::to_owned).ok_or_else(|| {
                 format!(
@@ -450,7 +474,9 @@ impl Run {
                 (PathBuf::from("/bin/sh"), Some(workspace.to_owned()))
             }
         };
-        Ok((self.launch_of(program, args, cwd, workspace)?, env))
+        let mut launch = self.launch_of(program, args, cwd, workspace)?;
+        launch.secrets_dir = secrets_dir;
+        Ok((launch, env))
     }
 
     /// The launch of `program args` for this job.
@@ -487,6 +513,8 @@ impl Run {
             open_network: false,
             services: Vec::new(),
             caches: Vec::new(),
+            masked: self.secrets.iter().map(|(name, _)| name.clone()).collect(),
+            secrets_dir: None,
         })
     }
 
@@ -582,369 +610,6 @@ pub(super) fn log_line(log: &Mutex<std::fs::File>, text: &str) {
         .unwrap_or_else(|p| p.into_inner())
         .write_all(line.as_bytes());
 }
-
-/// Runs a launched job to its end: the log with timestamps, the time limit, cancelling, the
-/// outputs. `env`: the job's whole environment (`None`: this process's own, in a supervisor).
-pub(super) fn run_launch(
-    dir: &Path,
-    launch: &Launch,
-    env: Option<&[(String, String)]>,
-    watch: &dyn Supervision,
-) -> Result<JobState, String> {
-    let log = Arc::new(Mutex::new(
-        std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(dir.join("log"))
-            .map_err(|e| format!("opening the log: {e}"))?,
-    ));
-    let mut cmd = Command::new(&launch.program);
-    // The seccomp filter goes to bubblewrap through a descriptor the job inherits.
-    let seccomp = match &launch.seccomp {
-        Some(path) => {
-            Some(std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?)
-        }
-        None => None,
-    };
-    let seccomp_fd = seccomp.as_ref().map(std::os::unix::io::AsRawFd::as_raw_fd);
-    if let Some(fd) = seccomp_fd {
-        cmd.args(["--seccomp".to_owned(), fd.to_string()]);
-    }
-    let net = if launch.fenced_network || launch.open_network || !launch.services.is_empty() {
-        Some(crate::executor::netns::Pipes::new()?)
-    } else {
-        None
-    };
-    let net_fds = net
-        .as_ref()
-        .map(|p| (p.info_w.as_raw_fd(), p.block_r.as_raw_fd()));
-    if let Some(p) = &net {
-        cmd.args(p.args());
-    }
-    cmd.args(&launch.args);
-    if let Some(cwd) = &launch.cwd {
-        cmd.current_dir(cwd);
-    }
-    // A pids cgroup of its own, where the machine lets seakeeper make one.
-    let cgroup_name = format!(
-        "job-{}-{}",
-        std::process::id(),
-        dir.file_name()
-            .map_or_else(String::new, |n| n.to_string_lossy().into_owned())
-    );
-    let cgroup = crate::executor::limits::PidsCgroup::create(&cgroup_name, launch.limits.pids);
-    match &cgroup {
-        Some(_) => {}
-        None => log_line(
-            &log,
-            "seakeeper: no pids limit for this job (no writable pids cgroup on this machine)",
-        ),
-    }
-    let cgroup_procs = cgroup
-        .as_ref()
-        .and_then(|c| std::ffi::CString::new(c.procs().as_os_str().as_encoded_bytes()).ok());
-    let die_with_parent = launch.die_with_parent;
-    // SAFETY: prctl, signal, fcntl, open, write and close are async-signal-safe, and the
-    // strings they use were made before the fork.
-    unsafe {
-        cmd.pre_exec(move || {
-            // A supervisor ignores SIGHUP; the job gets the default back.
-            libc::signal(libc::SIGHUP, libc::SIG_DFL);
-            if die_with_parent {
-                // Only asks for SIGKILL when the parent dies.
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-            }
-            if let Some(fd) = seccomp_fd {
-                libc::fcntl(fd, libc::F_SETFD, 0);
-            }
-            if let Some((info, block)) = net_fds {
-                libc::fcntl(info, libc::F_SETFD, 0);
-                libc::fcntl(block, libc::F_SETFD, 0);
-            }
-            if let Some(procs) = &cgroup_procs {
-                let fd = libc::open(procs.as_ptr(), libc::O_WRONLY);
-                if fd < 0 || libc::write(fd, b"0".as_ptr().cast(), 1) != 1 {
-                    return Err(std::io::Error::other("entering the job's pids cgroup"));
-                }
-                libc::close(fd);
-            }
-            Ok(())
-        });
-    }
-    if let Some(env) = env {
-        cmd.env_clear().envs(env.iter().map(|(k, v)| (k, v)));
-    }
-    cmd.stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0);
-    let started = Instant::now();
-    if watch.cancelled() {
-        return Ok(JobState::Cancelled);
-    }
-    let mut child = cmd.spawn().map_err(|e| format!("starting the job: {e}"))?;
-    let pgid = child.id() as i32;
-    // What names the job's processes if this process dies before them (see `kill_leftovers`).
-    let group = Group {
-        pgid,
-        // SAFETY: getsid(0) only reads this process's session id.
-        sid: unsafe { libc::getsid(0) },
-    };
-    // Not synced: after a crash of the machine the processes are gone too.
-    let tmp = dir.join("group.json.tmp");
-    if let Err(e) = std::fs::write(&tmp, serde_json::to_vec(&group).expect("json"))
-        .and_then(|()| std::fs::rename(&tmp, dir.join("group.json")))
-    {
-        log_line(
-            &log,
-            &format!("seakeeper: recording the job's process group: {e}"),
-        );
-    }
-    if !watch.started(Some(pgid)) {
-        // Cancelled while starting.
-        // SAFETY: signals our own child's process group.
-        unsafe {
-            libc::killpg(pgid, libc::SIGKILL);
-        }
-    }
-    // The job waits in its namespace until the fence is up and its services listen; no
-    // fence or no services, no job.
-    let services = &launch.services;
-    let service_log = super::services::log_writer(log.clone());
-    let service_procs = cgroup
-        .as_ref()
-        .and_then(|c| std::ffi::CString::new(c.procs().as_os_str().as_encoded_bytes()).ok());
-    let set_up = net.map(|p| {
-        p.start(launch.fenced_network, launch.open_network, |pid| {
-            if services.is_empty() {
-                Ok(None)
-            } else {
-                super::services::start(
-                    services,
-                    pid,
-                    service_log,
-                    launch.seccomp.as_deref(),
-                    service_procs,
-                )
-                .map(Some)
-            }
-        })
-    });
-    let (_fence, running_services) = match set_up {
-        None => (None, None),
-        Some(Ok(made)) => made,
-        Some(Err(e)) => {
-            // SAFETY: signals our own child's process group.
-            unsafe {
-                libc::killpg(pgid, libc::SIGKILL);
-            }
-            let _ = child.wait();
-            watch.started(None);
-            log_line(&log, &format!("seakeeper: {e}; the job did not run"));
-            let _ = std::fs::remove_dir_all(&launch.workspace);
-            return Ok(JobState::Failed {
-                exit_code: None,
-                reason: if services.is_empty() {
-                    format!("its network could not be fenced: {e}")
-                } else {
-                    format!("its network or services could not be set up: {e}")
-                },
-            });
-        }
-    };
-    let cap = launch.limits.log_bytes;
-    let logged = Arc::new(std::sync::atomic::AtomicU64::new(0));
-    let readers: Vec<_> = [
-        child
-            .stdout
-            .take()
-            .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
-        child
-            .stderr
-            .take()
-            .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
-    ]
-    .into_iter()
-    .flatten()
-    .map(|r| {
-        let log = log.clone();
-        let logged = logged.clone();
-        let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
-        std::thread::spawn(move || {
-            let _done = done_tx;
-            let mut reader = BufReader::new(r);
-            let mut buf = Vec::new();
-            // Lines are cut at 64 KiB, so a job printing without newlines cannot exhaust memory.
-            while (&mut reader)
-                .take(64 << 10)
-                .read_until(b'\n', &mut buf)
-                .unwrap_or(0)
-                > 0
-            {
-                // Past the cap the job goes on, its output is read and dropped, and the log
-                // says once where it was cut.
-                let before = logged.fetch_add(buf.len() as u64, Ordering::SeqCst);
-                if before < cap {
-                    let text = String::from_utf8_lossy(&buf);
-                    log_line(&log, text.trim_end_matches(['\n', '\r']));
-                    if before + buf.len() as u64 >= cap {
-                        log_line(
-                            &log,
-                            &format!(
-                                "seakeeper: the log is cut here, past {cap} bytes; the job goes on \
-                                 and its exit status still counts"
-                            ),
-                        );
-                    }
-                }
-                buf.clear();
-            }
-        });
-        done_rx
-    })
-    .collect();
-    let deadline = started
-        .checked_add(Duration::from_secs(launch.timeout_seconds))
-        .unwrap_or(started + Duration::from_secs(7 * 24 * 3600));
-    let mut timed_out = false;
-    let mut killed = false;
-    let mut over_quota: Option<u64> = None;
-    let mut last_measured = Instant::now();
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(s)) => break s,
-            Ok(None) => {}
-            Err(e) => return Err(format!("waiting for the job: {e}")),
-        }
-        let late = Instant::now() >= deadline;
-        // The workspace is measured every few seconds (a walk of its tree).
-        if !killed && last_measured.elapsed() >= WORKSPACE_CHECK_EVERY {
-            last_measured = Instant::now();
-            let limit = launch.limits.workspace_bytes;
-            let size = crate::executor::limits::dir_size(&launch.workspace, limit);
-            if size > limit {
-                over_quota = Some(size);
-            }
-        }
-        if !killed && (late || watch.cancelled() || over_quota.is_some()) {
-            killed = true;
-            timed_out = late;
-            // SAFETY: signals our own child's process group.
-            unsafe {
-                libc::killpg(pgid, libc::SIGKILL);
-            }
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    };
-    // Anything left in the group (daemons the job started) goes too, and its services.
-    // SAFETY: signals our own child's process group.
-    unsafe {
-        libc::killpg(pgid, libc::SIGKILL);
-    }
-    if let Some(s) = running_services {
-        drop(s);
-        log_line(&log, "seakeeper: services stopped");
-    }
-    watch.started(None);
-    // A process that escaped the group may still hold the pipes: wait for the readers a
-    // little, not forever.
-    let until = Instant::now() + Duration::from_secs(2);
-    for r in readers {
-        let _ = r.recv_timeout(until.saturating_duration_since(Instant::now()));
-    }
-    let elapsed = started.elapsed();
-    drop(seccomp);
-    drop(cgroup);
-    let state = if watch.cancelled() {
-        JobState::Cancelled
-    } else if timed_out {
-        JobState::TimedOut
-    } else if let Some(size) = over_quota {
-        JobState::Failed {
-            exit_code: None,
-            reason: format!(
-                "stopped: the workspace grew past its limit of {} bytes (at least {size})",
-                launch.limits.workspace_bytes
-            ),
-        }
-    } else {
-        use std::os::unix::process::ExitStatusExt as _;
-        match (status.code(), status.signal()) {
-            (Some(0), _) => JobState::Succeeded,
-            // bubblewrap reports a job killed by a signal as 128 + the signal.
-            (Some(c), _) if launch.sandboxed && c > 128 && c < 160 => JobState::Failed {
-                exit_code: Some(c),
-                reason: format!("killed by signal {}", c - 128),
-            },
-            (Some(c), _) => JobState::Failed {
-                exit_code: Some(c),
-                reason: format!("exited with {c}"),
-            },
-            (None, Some(s)) => JobState::Failed {
-                exit_code: None,
-                reason: format!("killed by signal {s}"),
-            },
-            _ => JobState::Failed {
-                exit_code: None,
-                reason: "ended without a status".into(),
-            },
-        }
-    };
-    let summary = match &state {
-        JobState::TimedOut => format!(
-            "seakeeper: killed at the time limit of {} s",
-            launch.timeout_seconds
-        ),
-        s => format!(
-            "seakeeper: {} after {:.1} s",
-            serde_json::to_value(s).expect("json")["state"]
-                .as_str()
-                .unwrap_or("ended"),
-            elapsed.as_secs_f64()
-        ),
-    };
-    log_line(&log, &summary);
-    if state == JobState::Succeeded {
-        for s in &launch.caches {
-            use crate::executor::caches::{Saved, save};
-            let line = match save(&s.dir, &s.key, &launch.workspace, &s.cache) {
-                Ok(Saved::Saved(n)) => {
-                    format!("seakeeper: cache {} saved ({n} bytes)", s.cache.path)
-                }
-                Ok(Saved::Present) => format!("seakeeper: cache {} unchanged", s.cache.path),
-                Ok(Saved::Nothing) => format!(
-                    "seakeeper: cache {}: the job left no such directory",
-                    s.cache.path
-                ),
-                Ok(Saved::TooBig(n)) => format!(
-                    "seakeeper: cache {} not saved: {n} bytes, over {}",
-                    s.cache.path,
-                    crate::executor::caches::MAX_CACHE_BYTES
-                ),
-                Err(e) => format!("seakeeper: cache {} not saved: {e}", s.cache.path),
-            };
-            log_line(&log, &line);
-        }
-    }
-    let outputs = match over_quota {
-        // Nothing of an oversized workspace is kept.
-        Some(_) => Vec::new(),
-        None => collect_outputs(&launch.workspace, &launch.outputs, &launch.store)?,
-    };
-    write_atomic(
-        &dir.join("outputs.json"),
-        &serde_json::to_vec_pretty(&outputs).expect("json"),
-    )
-    .map_err(|e| e.to_string())?;
-    // The outputs are in the store: the workspace goes (a job's files never outlive it).
-    if let Err(e) = std::fs::remove_dir_all(&launch.workspace) {
-        log_line(&log, &format!("seakeeper: removing the workspace: {e}"));
-    }
-    Ok(state)
-}
-
-/// How often a running job's workspace is measured against its quota.
-pub(super) const WORKSPACE_CHECK_EVERY: Duration = Duration::from_secs(2);
 
 /// Whether this bubblewrap can forbid user namespaces inside the sandbox (0.8 and later).
 pub(super) fn bwrap_can_disable_userns(bwrap: &Path) -> bool {

@@ -5,7 +5,10 @@
 //! - namespaces; `batch/v1` Jobs: create (409 AlreadyExists), get, list and watch with label and
 //!   field selectors, delete with `propagationPolicy` (Foreground: `deletionTimestamp` and the
 //!   `foregroundDeletion` finalizer until the pods are gone); `core/v1` pods: get, list, watch,
-//!   `log` with `follow`, `container` and `timestamps`;
+//!   `log` with `follow`, `container` and `timestamps`; `core/v1` Secrets: create, get, list,
+//!   merge-patch (`data` refused once `immutable`), delete;
+//! - the garbage collector: NetworkPolicies and Secrets whose `ownerReferences` name a Job
+//!   are deleted with it;
 //! - resourceVersion semantics: one counter, list `metadata.resourceVersion`, watches from a
 //!   version replay what followed it, a version older than the kept history gets an `ERROR`
 //!   event with a `410 Expired` Status, `BOOKMARK` events when asked, `timeoutSeconds`;
@@ -14,7 +17,10 @@
 //!   conditions, `activeDeadlineSeconds` enforced (`DeadlineExceeded`), log lines written as
 //!   the "run" goes. What a run does comes from the job container's environment:
 //!   `STANDIN_OUTCOME` (`succeed`, `fail`, `hang`), `STANDIN_DURATION_MS`, `STANDIN_EXIT_CODE`,
-//!   and the collector's termination message from `STANDIN_OUTPUTS`.
+//!   and the collector's termination message from `STANDIN_OUTPUTS`. Variables from a
+//!   `secretKeyRef` are resolved as the kubelet does: a missing Secret or key keeps the pod
+//!   Pending (`CreateContainerConfigError`). A command `echo <text>` writes its text, with
+//!   `$NAME` expanded from the container's environment, as its output line.
 
 #![allow(dead_code)]
 
@@ -34,6 +40,7 @@ enum Kind {
     Pod,
     Namespace,
     NetworkPolicy,
+    Secret,
 }
 
 impl Kind {
@@ -50,6 +57,7 @@ impl Kind {
             Kind::Pod => "Pod",
             Kind::Namespace => "Namespace",
             Kind::NetworkPolicy => "NetworkPolicy",
+            Kind::Secret => "Secret",
         }
     }
     /// The resource as named in errors (`jobs.batch`, `networkpolicies.networking.k8s.io`).
@@ -59,6 +67,7 @@ impl Kind {
             Kind::Pod => "pods",
             Kind::Namespace => "namespaces",
             Kind::NetworkPolicy => "networkpolicies.networking.k8s.io",
+            Kind::Secret => "secrets",
         }
     }
 }
@@ -290,6 +299,10 @@ impl KubeApi {
         self.objects(Kind::NetworkPolicy)
     }
 
+    pub fn secrets(&self) -> Vec<Value> {
+        self.objects(Kind::Secret)
+    }
+
     fn objects(&self, kind: Kind) -> Vec<Value> {
         let st = self.inner.state.lock().unwrap();
         st.objects
@@ -397,7 +410,8 @@ impl Inner {
                 &json!({"kind":"APIResourceList","groupVersion":"v1","resources":[
                 {"name":"namespaces","singularName":"namespace","namespaced":false,"kind":"Namespace","verbs":["create","delete","get","list","watch"],"shortNames":["ns"]},
                 {"name":"pods","singularName":"pod","namespaced":true,"kind":"Pod","verbs":["get","list","watch","delete"],"shortNames":["po"],"categories":["all"]},
-                {"name":"pods/log","singularName":"","namespaced":true,"kind":"Pod","verbs":["get"]}]}),
+                {"name":"pods/log","singularName":"","namespaced":true,"kind":"Pod","verbs":["get"]},
+                {"name":"secrets","singularName":"secret","namespaced":true,"kind":"Secret","verbs":["create","delete","get","list","patch","watch"]}]}),
             ),
             ("GET", ["apis", "batch", "v1"]) => ok_json(
                 200,
@@ -489,6 +503,21 @@ impl Inner {
             ("GET", ["api", "v1", "namespaces", ns, "pods"]) => self.list(Kind::Pod, Some(ns), &q),
             ("GET", ["api", "v1", "namespaces", ns, "pods", name]) => self.get(Kind::Pod, ns, name),
             ("GET", ["api", "v1", "namespaces", ns, "pods", name, "log"]) => self.log(ns, name, &q),
+            ("POST", ["api", "v1", "namespaces", ns, "secrets"]) => {
+                self.create(Kind::Secret, ns, &req.body)
+            }
+            ("GET", ["api", "v1", "namespaces", ns, "secrets"]) => {
+                self.list(Kind::Secret, Some(ns), &q)
+            }
+            ("GET", ["api", "v1", "namespaces", ns, "secrets", name]) => {
+                self.get(Kind::Secret, ns, name)
+            }
+            ("PATCH", ["api", "v1", "namespaces", ns, "secrets", name]) => {
+                self.merge_patch(Kind::Secret, ns, name, &req)
+            }
+            ("DELETE", ["api", "v1", "namespaces", ns, "secrets", name]) => {
+                self.delete_plain(Kind::Secret, ns, name)
+            }
             _ => status(
                 404,
                 "NotFound",
@@ -589,13 +618,32 @@ impl Inner {
         ok_json(201, &stored)
     }
 
-    /// The garbage collector: objects owned by `uid` (network policies) go with their owner.
+    /// Deletes an object that has no dependents of its own (a Secret).
+    fn delete_plain(&self, kind: Kind, ns: &str, name: &str) -> Response {
+        let mut st = self.state.lock().unwrap();
+        let Some(obj) = st
+            .objects
+            .get(&(kind, ns.to_owned(), name.to_owned()))
+            .cloned()
+        else {
+            return status(
+                404,
+                "NotFound",
+                &format!("{} \"{name}\" not found", kind.resource()),
+            );
+        };
+        let stored = self.put(&mut st, kind, ns, name, obj, "DELETED");
+        ok_json(200, &stored)
+    }
+
+    /// The garbage collector: objects owned by `uid` (network policies, secrets) go with
+    /// their owner.
     fn collect_garbage(&self, st: &mut State, ns: &str, uid: &Value) {
         let owned: Vec<Key> = st
             .objects
             .iter()
             .filter(|((k, n, _), o)| {
-                *k == Kind::NetworkPolicy
+                matches!(*k, Kind::NetworkPolicy | Kind::Secret)
                     && n == ns
                     && o["metadata"]["ownerReferences"]
                         .as_array()
@@ -660,6 +708,19 @@ impl Inner {
                 &format!("{} \"{name}\" not found", kind.resource()),
             );
         };
+        // An immutable Secret's data cannot change (only its metadata).
+        if kind == Kind::Secret
+            && obj["immutable"] == json!(true)
+            && (patch.get("data").is_some() || patch.get("stringData").is_some())
+        {
+            return status(
+                422,
+                "Invalid",
+                &format!(
+                    "Secret \"{name}\" is invalid: data: Forbidden: field is immutable when `immutable` is set"
+                ),
+            );
+        }
         merge(&mut obj, &patch);
         let stored = self.put(&mut st, kind, ns, name, obj, "MODIFIED");
         ok_json(200, &stored)
@@ -977,19 +1038,80 @@ impl Inner {
                     .and_then(|c| c.iter().find(|c| c["name"] == "job").or(c.first()))
                     .cloned()
                     .unwrap_or(Value::Null);
-                let env = |k: &str| {
-                    main["env"]
-                        .as_array()
-                        .and_then(|e| e.iter().find(|v| v["name"] == k))
-                        .and_then(|v| v["value"].as_str())
-                        .map(str::to_owned)
+                // The container's environment as the kubelet makes it: values, and values
+                // from the keys of Secrets (a missing one keeps the pod from starting).
+                let mut resolved: BTreeMap<String, String> = BTreeMap::new();
+                let mut unresolved = None;
+                for v in main["env"].as_array().cloned().unwrap_or_default() {
+                    let name = v["name"].as_str().unwrap_or("").to_owned();
+                    if let Some(value) = v["value"].as_str() {
+                        resolved.insert(name, value.to_owned());
+                    } else if let Some(r) = v["valueFrom"]["secretKeyRef"].as_object() {
+                        let secret = r["name"].as_str().unwrap_or("");
+                        let key = r["key"].as_str().unwrap_or("");
+                        let value = st
+                            .objects
+                            .get(&(Kind::Secret, ns.clone(), secret.to_owned()))
+                            .and_then(|o| o["data"][key].as_str())
+                            .and_then(|b| {
+                                use base64::Engine as _;
+                                base64::engine::general_purpose::STANDARD.decode(b).ok()
+                            });
+                        match value {
+                            Some(b) => {
+                                resolved.insert(name, String::from_utf8_lossy(&b).into_owned());
+                            }
+                            None => {
+                                unresolved = Some(format!(
+                                    "secret \"{secret}\" not found or has no key \"{key}\""
+                                ));
+                            }
+                        }
+                    }
+                }
+                // Secret volumes, likewise (FailedMount until the Secret exists).
+                for v in spec["volumes"].as_array().cloned().unwrap_or_default() {
+                    if let Some(secret) = v["secret"]["secretName"].as_str()
+                        && !st
+                            .objects
+                            .contains_key(&(Kind::Secret, ns.clone(), secret.to_owned()))
+                    {
+                        unresolved = Some(format!("secret \"{secret}\" not found"));
+                    }
+                }
+                if let Some(message) = unresolved {
+                    let mut p = st.objects[&(Kind::Pod, ns.clone(), pod_name.clone())].clone();
+                    p["status"]["containerStatuses"] = json!([{"name":"job","ready":false,"restartCount":0,
+                        "state":{"waiting":{"reason":"CreateContainerConfigError","message":message}}}]);
+                    self.put(&mut st, Kind::Pod, &ns, &pod_name, p, "MODIFIED");
+                    let mut j = job.clone();
+                    j["status"]["active"] = json!(1);
+                    self.put(&mut st, Kind::Job, &ns, &name, j, "MODIFIED");
+                    continue;
+                }
+                let env = |k: &str| resolved.get(k).cloned();
+                let expand = |text: &str| {
+                    let mut out = text.to_owned();
+                    // Longest names first, so `$AB` is not taken for `$A` followed by `B`.
+                    let mut names: Vec<&String> = resolved.keys().collect();
+                    names.sort_by_key(|n| std::cmp::Reverse(n.len()));
+                    for n in names {
+                        out = out.replace(&format!("${n}"), &resolved[n]);
+                    }
+                    out
                 };
                 let script = main["args"][0].as_str().unwrap_or("").to_owned();
                 let lines: Vec<String> = script
                     .lines()
                     .filter_map(|l| l.strip_prefix("printf '%s\\n' '"))
                     .map(|l| l.trim_end_matches('\'').replace("'\\''", "'"))
-                    .flat_map(|cmd| [cmd, "(simulated by the Kubernetes API stand-in)".to_owned()])
+                    .flat_map(|cmd| {
+                        let output = match cmd.strip_prefix("$ echo ") {
+                            Some(text) => expand(text),
+                            None => "(simulated by the Kubernetes API stand-in)".to_owned(),
+                        };
+                        [cmd, output]
+                    })
                     .collect();
                 st.sims.insert(
                     (ns.clone(), pod_name.clone()),

@@ -1,5 +1,6 @@
-//! The secrets file: YAML outside git, mode 0600 (refused otherwise). Values never appear in
-//! errors, logs or `Debug` output.
+//! Secrets, which never appear in errors, logs or `Debug` output: the secrets file (seakeeper's
+//! own credentials: YAML outside git, mode 0600, refused otherwise), and the job secrets sealed
+//! in the config repo ([`sealed`]) that executors get per job from a [`SecretSource`].
 //!
 //! ```yaml
 //! gerrit:
@@ -18,6 +19,12 @@
 //! phabricator:                     # a Conduit API token, for comments on tasks
 //!   token: api-abcdefghijklmnopqrstuvwxyz12
 //! ```
+
+pub mod sealed;
+pub mod source;
+
+pub use sealed::{Opener, SealedError, SecretValue, seal};
+pub use source::{FixedSecrets, JobSecrets, SecretSource, mask, refuse_untrusted};
 
 use std::collections::BTreeMap;
 use std::fmt;
