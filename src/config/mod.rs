@@ -15,6 +15,7 @@ mod load;
 pub mod notifications;
 pub mod pipeline;
 pub mod policies;
+pub mod stages;
 
 use std::any::{Any, TypeId};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};

@@ -51,6 +51,14 @@ pub struct ResolvedJob {
     /// Other projects checked out beside its own (see `requires` in pipeline files).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub requires: Vec<ProjectName>,
+    /// Jobs of the same pipeline that must succeed first (see `needs` in pipeline files).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub needs: Vec<String>,
+    /// The image it runs in when a job it needs assembles it (`image: {from: <job>}`); its
+    /// `name` is always set once the pipeline file is checked. `image` is empty then: the
+    /// digest is known only once that job has run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_from: Option<super::files::BuiltImage>,
 }
 
 /// (what, asked, maximum, parser, what it should look like)
@@ -131,6 +139,11 @@ fn merge(template: &JobSpec, job: &JobSpec) -> JobSpec {
     JobSpec {
         template: None,
         image: job.image.clone().or_else(|| template.image.clone()),
+        needs: if job.needs.is_empty() {
+            template.needs.clone()
+        } else {
+            job.needs.clone()
+        },
         commands: if job.commands.is_empty() {
             template.commands.clone()
         } else {
@@ -245,7 +258,11 @@ pub fn check(
                 }
             },
         };
-        if resolved.image.as_deref().is_none_or(str::is_empty) {
+        if resolved
+            .image
+            .as_ref()
+            .is_none_or(|i| i.reference().is_some_and(str::is_empty))
+        {
             errors.push(
                 ConfigError::new(
                     file,
@@ -444,7 +461,12 @@ pub fn check(
                 );
             }
             if trusted && policies.images.require_digest_in_trusted_pipelines {
-                let image = job.image.as_deref().unwrap_or_default();
+                // An image built in the same build is named by its digest when the job starts.
+                let image = job
+                    .image
+                    .as_ref()
+                    .and_then(super::files::JobImage::reference)
+                    .unwrap_or_default();
                 if !image.is_empty() && !pinned(image) {
                     errors.push(
                         ConfigError::new(file, format!("jobs.{n}.image"), format!("`{pname}` is trusted: pin the image by digest (name@sha256:<64 hex>)"))
@@ -482,6 +504,13 @@ pub fn check(
                 .push(resolve(&e.name, &job, true, policies));
         }
     }
+    let defined: BTreeSet<&str> = parsed
+        .jobs
+        .keys()
+        .map(String::as_str)
+        .chain(enforced.iter().map(|e| e.name.as_str()))
+        .collect();
+    super::stages::check(file, text, &mut out, &defined, &broken, &mut errors);
     // A pipeline naming a job that could not be read is not a second error about that job.
     errors.retain(|e| {
         !(e.field.starts_with("pipelines")
@@ -642,7 +671,17 @@ fn resolve(name: &str, job: &JobSpec, enforced: bool, policies: &Policies) -> Re
             .as_ref()
             .and_then(|r| r.memory.clone())
             .or_else(|| policies.limits.resources.default.memory.clone()),
-        image: job.image.clone().unwrap_or_default(),
+        image: job
+            .image
+            .as_ref()
+            .and_then(super::files::JobImage::reference)
+            .unwrap_or_default()
+            .to_owned(),
+        needs: job.needs.clone(),
+        image_from: match &job.image {
+            Some(super::files::JobImage::Built(b)) => Some(b.clone()),
+            _ => None,
+        },
         commands: job.commands.clone(),
         env: job.env.clone(),
         timeout_seconds: job.timeout.unwrap_or(policies.timeouts.default).as_secs(),
