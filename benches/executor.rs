@@ -109,6 +109,7 @@ fn spec(n: usize, commit: &str, commands: Vec<String>) -> JobSpec {
         outputs: vec![],
         trust: Trust::Untrusted,
         required: vec![],
+        inputs: vec![],
     }
 }
 

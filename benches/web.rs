@@ -697,6 +697,7 @@ fn spec(id: &str, commands: Vec<String>, timeout_seconds: u64) -> JobSpec {
         outputs: vec![],
         trust: Trust::Untrusted,
         required: vec![],
+        inputs: vec![],
     }
 }
 

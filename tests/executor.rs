@@ -268,6 +268,7 @@ fn spec(commit: &str, job: &str, commands: &[&str]) -> JobSpec {
         outputs: vec![],
         trust: Trust::Untrusted,
         required: vec![],
+        inputs: vec![],
     }
 }
 

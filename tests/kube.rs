@@ -36,6 +36,7 @@ fn spec(job: &str, env: &[(&str, &str)], timeout: u64, trust: Trust) -> JobSpec 
         outputs: vec![],
         trust,
         required: vec![],
+        inputs: vec![],
     }
 }
 

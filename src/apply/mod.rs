@@ -20,6 +20,7 @@ mod gate;
 mod promote;
 mod publish;
 mod report;
+mod stages;
 pub mod retention;
 pub mod tasks;
 
@@ -243,7 +244,7 @@ fn dispatch(
             build_id,
             job,
             attempt,
-        } => build::start_job(svc, world, build_id, job, *attempt),
+        } => build::start_job(svc, layout, world, build_id, job, *attempt),
         Action::CheckConfig { build_id } => build::check_config(svc, world, build_id),
         Action::Cancel { build_id, reason } => build::cancel(svc, world, build_id, reason),
         Action::RecordResult { build_id } => build::record_result(svc, layout, world, build_id),

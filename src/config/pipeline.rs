@@ -114,6 +114,7 @@ impl ResolvedJob {
             outputs: self.output_files.clone(),
             trust: ctx.trust,
             required: ctx.required.clone(),
+            inputs: Vec::new(),
         };
         // Each required project's checkout, named for the job's commands.
         for r in &ctx.required {

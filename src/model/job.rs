@@ -58,6 +58,40 @@ pub struct JobSpec {
     /// Other projects checked out in the workspace beside the job's own.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub required: Vec<RequiredSource>,
+    /// The output files of the jobs it needs, placed under `.seakeeper/inputs/<job>/` in its
+    /// workspace before its commands run.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub inputs: Vec<JobInputs>,
+}
+
+/// The output files of one job a job needs (see [`JobInputs::path`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobInputs {
+    /// The job that left them (one of the same build).
+    pub job: String,
+    /// Its output files, by content.
+    pub files: Vec<OutputFile>,
+}
+
+impl JobInputs {
+    /// Where they are placed, relative to the workspace: `.seakeeper/inputs/<job>`, each file
+    /// at its path in that job's workspace below it.
+    pub fn path(&self) -> String {
+        format!("{INPUTS_DIR}/{}", self.job)
+    }
+}
+
+/// Where the inputs of a job are placed, relative to its workspace.
+pub const INPUTS_DIR: &str = ".seakeeper/inputs";
+
+/// Whether a path an output file was recorded at may be written below an inputs directory:
+/// relative, `/`-separated, with no empty, `.` or `..` segment.
+pub fn is_safe_relative_path(path: &str) -> bool {
+    !path.is_empty()
+        && !path.starts_with('/')
+        && !path.contains('\0')
+        && path.split('/').all(|s| !s.is_empty() && s != "." && s != "..")
 }
 
 /// A project a job requires, checked out under [`RequiredSource::path`] in its workspace.

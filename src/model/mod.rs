@@ -18,7 +18,7 @@ pub use ids::{
     FreezeName, FreezeState, ImageName, InvalidId, PatchsetNumber, PipelineKind, ProjectName,
     RefName, Timestamp, Trust,
 };
-pub use job::{JobKey, JobSpec, JobState, OutputFile, RequiredSource};
+pub use job::{INPUTS_DIR, JobInputs, JobKey, JobSpec, JobState, OutputFile, RequiredSource};
 pub use key::KeyRole;
 pub use record::{
     Artifact, ArtifactRef, Attestation, BuildRequest, BuildResult, Freeze, JobResult, Promotion,

@@ -680,6 +680,7 @@ mod tests {
             outputs: vec![],
             trust: crate::model::Trust::Trusted,
             required: vec![],
+            inputs: vec![],
         };
         let mut s = KubeSettings::default();
         s.priority_classes
