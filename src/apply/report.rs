@@ -436,6 +436,8 @@ mod tests {
                     status: *status,
                     duration_ms: *ms,
                     log_digest: log.cloned(),
+                    needs: Vec::new(),
+                    image: None,
                 })
                 .collect(),
             artifacts: Vec::new(),
