@@ -938,9 +938,14 @@ pipelines:
     let stderr = support::stderr(&out);
     assert!(out.status.success(), "{stdout}\n{stderr}");
     let build = stdout.find("$ mkdir -p dist").expect("build ran");
-    let test = stdout.find("committed content").expect("test read its input");
+    let test = stdout
+        .find("committed content")
+        .expect("test read its input");
     assert!(build < test, "build ran first: {stdout}");
-    assert!(stdout.contains("tool ran"), "executable bits are kept: {stdout}");
+    assert!(
+        stdout.contains("tool ran"),
+        "executable bits are kept: {stdout}"
+    );
     let out = job_run(&repo, &state, "after-broken", &[]);
     assert_eq!(out.status.code(), Some(4), "{}", support::stderr(&out));
     assert!(!support::stdout(&out).contains("should not run"));

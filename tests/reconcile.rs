@@ -1037,7 +1037,10 @@ fn issue_18_a_dag_runs_in_order_tests_the_published_image_and_skips_after_a_fail
     site.merge("acme/api");
     let out = site.reconcile();
     let id = build_ids(&out).last().cloned().expect("a build");
-    assert!(out.contains("jobs: build, test, publish"), "DAG order: {out}");
+    assert!(
+        out.contains("jobs: build, test, publish"),
+        "DAG order: {out}"
+    );
     let digest = out
         .lines()
         .find(|l| l.contains("image api sha256:"))

@@ -166,17 +166,17 @@ pub(super) fn start_job(
                     reason: e.to_string(),
                 },
                 Ok(started) => match started {
-                Ok(()) => JobState::Pending,
-                Err(ExecError::Invalid { message, .. }) => JobState::Failed {
-                    exit_code: None,
-                    reason: message,
-                },
-                Err(source) => {
-                    return Err(Error::Executor {
-                        what: format!("starting {id}/{}", job.name),
-                        source,
-                    });
-                }
+                    Ok(()) => JobState::Pending,
+                    Err(ExecError::Invalid { message, .. }) => JobState::Failed {
+                        exit_code: None,
+                        reason: message,
+                    },
+                    Err(source) => {
+                        return Err(Error::Executor {
+                            what: format!("starting {id}/{}", job.name),
+                            source,
+                        });
+                    }
                 },
             }
         }

@@ -20,8 +20,8 @@ mod gate;
 mod promote;
 mod publish;
 mod report;
-mod stages;
 pub mod retention;
+mod stages;
 pub mod tasks;
 
 use std::path::{Path, PathBuf};

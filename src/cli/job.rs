@@ -388,10 +388,7 @@ fn run_job(a: &JobArgs) -> anyhow::Result<ExitCode> {
             .iter()
             .find(|(n, s)| needs.contains(n) && *s != JobState::Succeeded)
         {
-            eprintln!(
-                "seakeeper: {} skipped: {need} did not succeed",
-                spec.job
-            );
+            eprintln!("seakeeper: {} skipped: {need} did not succeed", spec.job);
             let state = state.clone();
             ended.push((spec.job.clone(), state));
             continue;

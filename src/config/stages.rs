@@ -131,7 +131,10 @@ fn check_pipeline(
             (Some(n), all) => Some(format!(
                 "job `{}` declares no image `{n}` (it declares {})",
                 built.from,
-                all.iter().map(|n| n.as_str()).collect::<Vec<_>>().join(", ")
+                all.iter()
+                    .map(|n| n.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             )),
         };
         if let Some(message) = problem {
@@ -294,8 +297,10 @@ mod tests {
         );
         assert_eq!(
             errors(&text),
-            [".pipeline/config.yaml:5:5: jobs.build.needs: the `needs` of pipeline `check` form \
-              a cycle: build -> publish -> test -> build"]
+            [
+                ".pipeline/config.yaml:5:5: jobs.build.needs: the `needs` of pipeline `check` form \
+              a cycle: build -> publish -> test -> build"
+            ]
         );
     }
 
@@ -313,9 +318,8 @@ mod tests {
         let got = errors(&text);
         assert_eq!(got.len(), 3, "{got:#?}");
         assert!(
-            got[0].starts_with(
-                ".pipeline/config.yaml:5:5: jobs.build.needs[0]: unknown job `biuld`"
-            ),
+            got[0]
+                .starts_with(".pipeline/config.yaml:5:5: jobs.build.needs[0]: unknown job `biuld`"),
             "{got:#?}"
         );
         assert!(got[0].contains("build"), "a suggestion: {got:#?}");

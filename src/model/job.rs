@@ -91,7 +91,9 @@ pub fn is_safe_relative_path(path: &str) -> bool {
     !path.is_empty()
         && !path.starts_with('/')
         && !path.contains('\0')
-        && path.split('/').all(|s| !s.is_empty() && s != "." && s != "..")
+        && path
+            .split('/')
+            .all(|s| !s.is_empty() && s != "." && s != "..")
 }
 
 /// A project a job requires, checked out under [`RequiredSource::path`] in its workspace.

@@ -717,7 +717,8 @@ fn issue_18_jobs_start_in_dag_order_and_a_failed_need_skips_the_rest() {
         reason: "gone".into(),
     };
     // (job states, jobs started, whether the result is recorded)
-    let table: Vec<(Vec<(&str, JobRun)>, Vec<(&str, u32)>, bool)> = vec![
+    type Row<'a> = (Vec<(&'a str, JobRun)>, Vec<(&'a str, u32)>, bool);
+    let table: Vec<Row<'_>> = vec![
         (vec![], vec![("build", 1), ("lint", 1)], false),
         (
             vec![
@@ -762,7 +763,10 @@ fn issue_18_jobs_start_in_dag_order_and_a_failed_need_skips_the_rest() {
         ),
         // ... but not while lint still runs.
         (
-            vec![("build", run(JobState::TimedOut)), ("lint", run(JobState::Running))],
+            vec![
+                ("build", run(JobState::TimedOut)),
+                ("lint", run(JobState::Running)),
+            ],
             vec![],
             false,
         ),

@@ -798,7 +798,10 @@ mod tests {
             "{script}"
         );
         assert!(script.contains("sha256sum"), "{script}");
-        assert!(!script.contains("here.txt"), "paths reach the shell only as variables");
+        assert!(
+            !script.contains("here.txt"),
+            "paths reach the shell only as variables"
+        );
         assert!(pod.volumes.unwrap().iter().any(|v| v.name == "store"));
     }
 }

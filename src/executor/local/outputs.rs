@@ -111,11 +111,11 @@ pub(super) fn place_inputs(spec: &JobSpec, workspace: &Path, store: &Path) -> Re
             let src = crate::store::blob_path(store, &f.digest);
             let dst = root.join(&f.path);
             if let Some(parent) = dst.parent() {
-                std::fs::create_dir_all(parent).map_err(|e| format!("{}: {e}", parent.display()))?;
+                std::fs::create_dir_all(parent)
+                    .map_err(|e| format!("{}: {e}", parent.display()))?;
             }
-            std::fs::copy(&src, &dst).map_err(|e| {
-                format!("input {} of {} ({}): {e}", f.path, input.job, f.digest)
-            })?;
+            std::fs::copy(&src, &dst)
+                .map_err(|e| format!("input {} of {} ({}): {e}", f.path, input.job, f.digest))?;
             let mode = if f.executable { 0o755 } else { 0o644 };
             std::fs::set_permissions(&dst, std::fs::Permissions::from_mode(mode))
                 .map_err(|e| format!("{}: {e}", dst.display()))?;
