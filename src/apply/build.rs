@@ -161,6 +161,8 @@ pub(super) fn start_job(
             let resolved = reconcile::jobs_of(world, r).unwrap_or_default();
             let staged = super::stages::prepare(svc, layout, id, b, resolved, job, &mut spec);
             match staged.map(|()| svc.executor.start(&spec)) {
+                // The executor could not list a needed job's outputs: tried again next pass.
+                Err(e @ Error::Executor { .. }) => return Err(e),
                 Err(e) => JobState::Failed {
                     exit_code: None,
                     reason: e.to_string(),
