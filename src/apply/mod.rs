@@ -10,6 +10,7 @@
 //!
 //! - `build`: requests, jobs, results, cancellations, config checks;
 //! - `publish`: images assembled from a job's outputs, pushed and attested;
+//! - `stages`: what a job gets from the jobs it needs (inputs, the image one of them built);
 //! - `report`: report text and Gerrit reviews;
 //! - `promote`: promotions, refusals and freezes;
 //! - here: the services, the dispatch and the in-flight journal (`<state>/inflight`).

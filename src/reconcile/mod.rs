@@ -7,6 +7,9 @@
 //! upstream build or schedule tick) and attempt. Unlike DESIGN.md's first sketch they leave the
 //! config commit out: a config change must not re-run every open change. The config commit that
 //! planned a build is still recorded in its request.
+//!
+//! A build's jobs start as capacity allows once every job they `need` has succeeded, and are
+//! skipped when one did not ([`stages`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 
