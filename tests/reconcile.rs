@@ -1113,3 +1113,90 @@ fn issue_18_a_dag_runs_in_order_tests_the_published_image_and_skips_after_a_fail
     );
     site.verify_ledger();
 }
+
+/// Issue 18 on Kubernetes: the Job of `test` fetches build's outputs from the store and runs
+/// in the image build declared, pushed by digest where the build publishes it.
+#[test]
+fn issue_18_with_the_kubernetes_executor_a_stage_gets_its_inputs_and_built_image() {
+    let api = support::kube::KubeApi::start();
+    let site = Site::new("", "");
+    let s = std::fs::read_to_string(site.config.join("seakeeper.yaml")).unwrap();
+    site.write_config(
+        "seakeeper.yaml",
+        &s.replace("executor:\n  kind: local", "executor:\n  kind: kubernetes"),
+    );
+    site.commit_config("Run jobs on Kubernetes");
+    let kubeconfig = api.kubeconfig(site.w.dir.path());
+    let reconcile = || {
+        let mut c = site.reconcile_cmd();
+        c.env("KUBECONFIG", &kubeconfig);
+        c
+    };
+    ok(&mut reconcile());
+    let base_dir = site.w.path("base");
+    std::fs::create_dir_all(base_dir.join("etc")).unwrap();
+    std::fs::write(base_dir.join("etc/os-release"), "ID=base\n").unwrap();
+    let base = ok(seakeeper()
+        .args(["image", "build", "--from-dir"])
+        .arg(&base_dir)
+        .arg("--layout")
+        .arg(site.w.path("reg/testing"))
+        .args(["--tag", "base"]));
+    // What build's collector stored (the stand-in runs no commands).
+    let hex = "5891b5b522d5df086d0ff0b110fbd9d21bb4fc7163af34d08286a2e846f6be03";
+    let store = site.state().join("store/sha256");
+    std::fs::create_dir_all(&store).unwrap();
+    std::fs::write(store.join(hex), "hello\n").unwrap();
+    let outputs = format!(
+        "[{{\\\"path\\\":\\\"dist/msg.txt\\\",\\\"digest\\\":\\\"sha256:{hex}\\\",\\\"size\\\":6,\\\"executable\\\":false}}]"
+    );
+    let pipeline = format!(
+        "jobs:\n  build:\n    image: {IMAGE}\n    commands: [make]\n    timeout: 1m\n    env: {{STANDIN_OUTPUTS: \"{outputs}\"}}\n    outputs:\n      files: [\"dist/**\"]\n      images:\n        - name: api\n          base: registry.example.org/base@{}\n          files: [\"dist/**\"]\n  test:\n    image: {{from: build}}\n    needs: [build]\n    commands: [make test]\n    timeout: 1m\npipelines:\n  post-merge: [build, test]\n",
+        base.trim()
+    );
+    let w = site.clone("acme/api");
+    std::fs::create_dir_all(w.join(".pipeline")).unwrap();
+    std::fs::write(w.join(".pipeline/config.yaml"), &pipeline).unwrap();
+    git(&w, &["add", "-A"]);
+    git(&w, &["commit", "-q", "-m", "Build and test"]);
+    site.merge("acme/api");
+    let out = ok(&mut reconcile());
+    let digest = out
+        .lines()
+        .find(|l| l.contains("image api sha256:"))
+        .and_then(|l| l.split_whitespace().find(|w| w.starts_with("sha256:")))
+        .unwrap_or_else(|| panic!("an image was published: {out}"))
+        .to_owned();
+    let jobs = api.jobs();
+    let test = jobs
+        .iter()
+        .find(|j| {
+            j["metadata"]["annotations"]
+                .to_string()
+                .contains("\"test\"")
+        })
+        .unwrap_or_else(|| panic!("a Job for test: {jobs:#?}"));
+    let pod = &test["spec"]["template"]["spec"];
+    let container = pod["containers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["image"].as_str().is_some_and(|i| i.contains("@sha256:")))
+        .unwrap_or_else(|| panic!("{pod:#}"));
+    assert_eq!(container["image"], format!("api@{digest}"), "{pod:#}");
+    let fetch = &pod["initContainers"][0];
+    let env = fetch["env"].to_string();
+    assert!(
+        env.contains(".seakeeper/inputs/build/dist/msg.txt") && env.contains(hex),
+        "{env}"
+    );
+    assert!(
+        fetch["volumeMounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["name"] == "store" && m["readOnly"] == true),
+        "{fetch:#}"
+    );
+    site.verify_ledger();
+}

@@ -431,12 +431,12 @@ pub(super) fn record_result(
             && b.jobs.get(name).is_some_and(|r| r.state.is_some())
         {
             match super::stages::built_image(svc, layout, id, b, &resolved, job) {
-                Ok((reference, digest)) => {
+                Ok(built) => {
                     if let Some(from) = &job.image_from {
                         let image_name = from.name.as_ref().map(|n| n.to_string());
-                        ran_in.push((name.clone(), image_name.unwrap_or_default(), digest));
+                        ran_in.push((name.clone(), image_name.unwrap_or_default(), built.digest));
                     }
-                    image = Some(reference);
+                    image = Some(built.reference);
                 }
                 Err(e) => tracing::warn!("the image {id}/{name} ran in: {e}"),
             }

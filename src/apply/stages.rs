@@ -7,8 +7,9 @@
 
 use super::{Error, Services, job_key, publish};
 use crate::config::Layout;
+use crate::config::files::ExecutorKind;
 use crate::config::pipeline::ResolvedJob;
-use crate::model::{BuildId, Digest, JobInputs, JobSpec};
+use crate::model::{BuildId, Digest, JobInputs, JobSpec, Trust};
 use crate::reconcile::BuildState;
 use crate::registry::copy;
 
@@ -39,14 +40,48 @@ pub(super) fn prepare(
         });
     }
     if job.image_from.is_some() {
-        let (reference, _) = built_image(svc, layout, id, b, resolved, job)?;
-        spec.image = reference;
+        let built = built_image(svc, layout, id, b, resolved, job)?;
+        if layout.settings.executor.kind == ExecutorKind::Kubernetes {
+            // The cluster pulls it: by digest, untagged, from the registry the build publishes
+            // to; a trusted build only, since only trusted builds' images go there.
+            if b.request.trust != Trust::Trusted {
+                return Err(Error::Config(format!(
+                    "{} runs in an image {} built, which Kubernetes would have to pull from the \
+                     first environment's registry, where only trusted builds' images go: run \
+                     it with the local executor",
+                    job.name,
+                    job.image_from.as_ref().map_or("", |f| f.from.as_str())
+                )));
+            }
+            copy::copy(
+                &copy::Location::Layout(svc.images.clone()),
+                &built.target,
+                &built.digest,
+                None,
+                4,
+            )
+            .map_err(|source| Error::Registry {
+                what: format!("pushing {} for {}", built.reference, job.name),
+                source,
+            })?;
+        }
+        spec.image = built.reference;
     }
     Ok(())
 }
 
-/// The image a job runs in when a job it needs builds it: its reference
-/// (`<registry host>/<repository>@sha256:...`, as the build will publish it) and digest.
+/// An image built in the build, for a job that runs in it.
+pub(super) struct Built {
+    /// `<registry host>/<repository>@sha256:...`, as the build will publish it.
+    pub reference: String,
+    /// Its digest.
+    pub digest: Digest,
+    /// Where the build publishes it.
+    target: copy::Location,
+}
+
+/// The image a job runs in when a job it needs builds it, assembled into seakeeper's image
+/// store from that job's outputs.
 pub(super) fn built_image(
     svc: &Services,
     layout: &Layout,
@@ -54,7 +89,7 @@ pub(super) fn built_image(
     b: &BuildState,
     resolved: &[ResolvedJob],
     job: &ResolvedJob,
-) -> Result<(String, Digest), Error> {
+) -> Result<Built, Error> {
     let Some(from) = &job.image_from else {
         return Err(Error::Config(format!("job {} builds no image", job.name)));
     };
@@ -85,7 +120,11 @@ pub(super) fn built_image(
     let desc = publish::assemble(svc, layout, decl, &work, &target);
     let _ = std::fs::remove_dir_all(&work);
     let desc = desc?;
-    Ok((reference(&registry.url, &repo, &desc.digest), desc.digest))
+    Ok(Built {
+        reference: reference(&registry.url, &repo, &desc.digest),
+        digest: desc.digest,
+        target,
+    })
 }
 
 /// How an image is named: `host/repository@digest` for a registry, `repository@digest` for an
