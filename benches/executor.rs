@@ -110,6 +110,7 @@ fn spec(n: usize, commit: &str, commands: Vec<String>) -> JobSpec {
         trust: Trust::Untrusted,
         required: vec![],
         caches: vec![],
+        inputs: vec![],
     }
 }
 

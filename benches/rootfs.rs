@@ -224,6 +224,7 @@ fn executor_start(exec: &LocalExecutor, image: &str, n: usize) -> Duration {
         trust: Trust::Untrusted,
         required: Vec::new(),
         caches: Vec::new(),
+        inputs: Vec::new(),
     };
     let key = spec.key();
     let started = SystemTime::now();
@@ -432,6 +433,7 @@ fn caches_bench(dir: &Path, runs: usize, mb: usize) {
             } else {
                 Vec::new()
             },
+            inputs: Vec::new(),
         };
         let started = Instant::now();
         exec.start(&spec).unwrap();

@@ -600,6 +600,8 @@ fn populate_metrics(builds: usize) {
                     status: if k == 2 { status } else { BuildStatus::Success },
                     duration_ms: 1_000 + ((i * 7_919 + k * 104_729) % 900_000) as u64,
                     log_digest: None,
+                    needs: Vec::new(),
+                    image: None,
                 })
                 .collect(),
             artifacts: vec![],
@@ -698,6 +700,7 @@ fn spec(id: &str, commands: Vec<String>, timeout_seconds: u64) -> JobSpec {
         trust: Trust::Untrusted,
         required: vec![],
         caches: vec![],
+        inputs: vec![],
     }
 }
 

@@ -178,6 +178,7 @@ fn issue_18_kubernetes_jobs_restore_in_fetch_and_save_in_the_collector() {
             path: "vendor".into(),
             key: vec!["composer.lock".into()],
         }],
+        inputs: vec![],
     };
     let job = serde_json::to_value(manifest(&spec, &KubeSettings::default())).unwrap();
     let pod = &job["spec"]["template"]["spec"];

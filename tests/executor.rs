@@ -269,6 +269,7 @@ fn spec(commit: &str, job: &str, commands: &[&str]) -> JobSpec {
         trust: Trust::Untrusted,
         required: vec![],
         caches: vec![],
+        inputs: vec![],
     }
 }
 
@@ -902,5 +903,106 @@ fn job_render_prints_the_kubernetes_manifest() {
     assert_eq!(
         yaml, want,
         "the rendered manifest changed (UPDATE_SNAPSHOTS=1 to accept)"
+    );
+}
+
+/// Issue 18: `job run` runs the jobs a job needs first, as a build does; their outputs are its
+/// inputs under `.seakeeper/inputs/<job>/`; when one fails, the job is skipped.
+#[test]
+fn issue_18_job_run_runs_the_needed_jobs_first_and_hands_their_outputs_on() {
+    let pipeline = r#"
+jobs:
+  build:
+    image: debian:bookworm
+    commands: ["mkdir -p dist", "cp a.txt dist/a.txt", "cp src/deep/tool.sh dist/tool.sh"]
+    outputs:
+      files: ["dist/**"]
+  test:
+    image: debian:bookworm
+    needs: [build]
+    commands: ["cat .seakeeper/inputs/build/dist/a.txt", "./.seakeeper/inputs/build/dist/tool.sh", "test \"$FAIL\" != yes"]
+    env: {FAIL: "no"}
+  broken:
+    image: debian:bookworm
+    commands: ["exit 4"]
+  after-broken:
+    image: debian:bookworm
+    needs: [broken]
+    commands: ["echo should not run"]
+pipelines:
+  check: [test, build, broken, after-broken]
+"#;
+    let (dir, repo, _) = project(pipeline);
+    let state = dir.path().join("state");
+    let out = job_run(&repo, &state, "test", &[]);
+    let stdout = support::stdout(&out);
+    let stderr = support::stderr(&out);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    let build = stdout.find("$ mkdir -p dist").expect("build ran");
+    let test = stdout
+        .find("committed content")
+        .expect("test read its input");
+    assert!(build < test, "build ran first: {stdout}");
+    assert!(
+        stdout.contains("tool ran"),
+        "executable bits are kept: {stdout}"
+    );
+    let out = job_run(&repo, &state, "after-broken", &[]);
+    assert_eq!(out.status.code(), Some(4), "{}", support::stderr(&out));
+    assert!(!support::stdout(&out).contains("should not run"));
+    assert!(
+        support::stderr(&out).contains("after-broken skipped: broken did not succeed"),
+        "{}",
+        support::stderr(&out)
+    );
+}
+
+/// Issue 18: `job render` of a job that runs in an image a job it needs builds asks for that
+/// digest (known once the job ran in a build) and says where its inputs come from.
+#[test]
+fn issue_18_job_render_of_a_job_in_a_built_image_takes_its_digest() {
+    let pipeline = r#"
+jobs:
+  build:
+    image: debian:bookworm
+    commands: ["true"]
+    outputs:
+      files: ["dist/**"]
+      images:
+        - name: api
+          base: r.example.org/base@sha256:1111111111111111111111111111111111111111111111111111111111111111
+          files: ["dist/**"]
+  test:
+    image: {from: build}
+    needs: [build]
+    commands: ["true"]
+pipelines:
+  check: [build, test]
+"#;
+    let (_dir, repo, _) = project(pipeline);
+    let render = |extra: &[&str]| {
+        support::output(
+            support::seakeeper()
+                .args(["job", "render", "test", "--repo"])
+                .arg(&repo)
+                .args(extra),
+        )
+    };
+    let out = render(&[]);
+    assert!(!out.status.success());
+    assert!(
+        support::stderr(&out).contains("test runs in image api that job build assembles"),
+        "{}",
+        support::stderr(&out)
+    );
+    let image =
+        "r.example.org/api@sha256:2222222222222222222222222222222222222222222222222222222222222222";
+    let out = render(&["--image", image]);
+    assert!(out.status.success(), "{}", support::stderr(&out));
+    assert!(support::stdout(&out).contains(&format!("image: {image}")));
+    assert!(
+        support::stderr(&out).contains("test needs build"),
+        "{}",
+        support::stderr(&out)
     );
 }

@@ -37,6 +37,7 @@ fn spec(job: &str, env: &[(&str, &str)], timeout: u64, trust: Trust) -> JobSpec 
         trust,
         required: vec![],
         caches: vec![],
+        inputs: vec![],
     }
 }
 

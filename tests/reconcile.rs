@@ -996,3 +996,207 @@ fn issue_15_a_push_to_a_local_gerrit_is_seen_without_waiting_for_a_full_pass() {
     );
     eprintln!("a push to the local Gerrit was requested as a build after {seen:?}");
 }
+
+/// The build result of `build_id` at the ledger's tip, as YAML.
+fn build_result(site: &Site, build_id: &str) -> serde_json::Value {
+    let files = git(&site.ledger(), &["ls-tree", "-r", "--name-only", "main"]);
+    let path = files
+        .lines()
+        .find(|p| p.contains(build_id) && p.ends_with("/result.yaml"))
+        .unwrap_or_else(|| panic!("no result of {build_id} in {files}"));
+    yaml_serde_value(&git(&site.ledger(), &["show", &format!("main:{path}")]))
+}
+
+/// Issue 18: stages. `build -> test -> publish` in post-merge: `test` gets build's outputs as
+/// inputs and runs in the image build declared, by the very digest the build publishes; a
+/// failing `test` skips `publish`, and the result records the DAG in order.
+#[test]
+fn issue_18_a_dag_runs_in_order_tests_the_published_image_and_skips_after_a_failure() {
+    let site = Site::new("", "");
+    // The base image, pinned by digest, in the first environment's registry (a layout).
+    let base_dir = site.w.path("base");
+    std::fs::create_dir_all(base_dir.join("etc")).unwrap();
+    std::fs::write(base_dir.join("etc/os-release"), "ID=base\n").unwrap();
+    let base = ok(seakeeper()
+        .args(["image", "build", "--from-dir"])
+        .arg(&base_dir)
+        .arg("--layout")
+        .arg(site.w.path("reg/testing"))
+        .args(["--tag", "base"]));
+    let base = base.trim();
+    site.reconcile();
+    let pipeline = format!(
+        "jobs:\n  publish:\n    image: {IMAGE}\n    needs: [test]\n    commands: [\"echo publishing $(cat .seakeeper/inputs/test/report.txt)\"]\n    timeout: 1m\n  test:\n    image: {{from: build}}\n    needs: [build]\n    commands: [\"test \\\"$(cat .seakeeper/inputs/build/dist/msg.txt)\\\" = hello\", \"echo passed > report.txt\"]\n    timeout: 1m\n    outputs:\n      files: [report.txt]\n  build:\n    image: {IMAGE}\n    commands: [mkdir -p dist, cp msg.txt dist/]\n    timeout: 1m\n    outputs:\n      files: [\"dist/**\"]\n      images:\n        - name: api\n          base: registry.example.org/base@{base}\n          files: [\"dist/**\"]\npipelines:\n  post-merge: [publish, test, build]\n"
+    );
+    let w = site.clone("acme/api");
+    std::fs::create_dir_all(w.join(".pipeline")).unwrap();
+    std::fs::write(w.join(".pipeline/config.yaml"), &pipeline).unwrap();
+    std::fs::write(w.join("msg.txt"), "hello\n").unwrap();
+    git(&w, &["add", "-A"]);
+    git(&w, &["commit", "-q", "-m", "Build, test, publish"]);
+    site.merge("acme/api");
+    let out = site.reconcile();
+    let id = build_ids(&out).last().cloned().expect("a build");
+    assert!(
+        out.contains("jobs: build, test, publish"),
+        "DAG order: {out}"
+    );
+    let digest = out
+        .lines()
+        .find(|l| l.contains("image api sha256:"))
+        .and_then(|l| l.split_whitespace().find(|w| w.starts_with("sha256:")))
+        .unwrap_or_else(|| panic!("an image was published: {out}"))
+        .to_owned();
+    let result = build_result(&site, &id);
+    assert_eq!(result["status"], "success", "{result:#}");
+    let jobs = result["jobs"].as_array().unwrap();
+    let names: Vec<&str> = jobs.iter().map(|j| j["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["build", "test", "publish"]);
+    assert_eq!(jobs[1]["needs"], serde_json::json!(["build"]));
+    assert_eq!(jobs[2]["needs"], serde_json::json!(["test"]));
+    assert!(jobs[0].get("needs").is_none(), "{result:#}");
+    // test ran in the very digest the build published.
+    assert_eq!(jobs[1]["image"], format!("api@{digest}"), "{result:#}");
+    assert!(jobs[0].get("image").is_none(), "{result:#}");
+    // publish got test's output through its inputs (its log, stored by digest, says so).
+    let log_digest = jobs[2]["log_digest"].as_str().unwrap();
+    let log = std::fs::read_to_string(
+        site.state()
+            .join("store/sha256")
+            .join(log_digest.trim_start_matches("sha256:")),
+    )
+    .unwrap();
+    assert!(log.contains(" publishing passed"), "{log}");
+
+    // A failing test skips publish.
+    std::fs::write(w.join("msg.txt"), "bye\n").unwrap();
+    git(&w, &["commit", "-q", "-am", "Break the test"]);
+    site.merge("acme/api");
+    let out = site.reconcile();
+    let id = build_ids(&out).last().cloned().expect("a build");
+    let result = build_result(&site, &id);
+    assert_eq!(result["status"], "failure", "{result:#}");
+    let status: Vec<(&str, &str)> = result["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| (j["name"].as_str().unwrap(), j["status"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        status,
+        [
+            ("build", "success"),
+            ("test", "failure"),
+            ("publish", "skipped")
+        ]
+    );
+    assert!(
+        !out.contains("image api sha256:"),
+        "a failed build publishes nothing: {out}"
+    );
+
+    // A cycle is a config error, at its line.
+    let cyclic = pipeline.replace(
+        "  build:\n    image:",
+        "  build:\n    needs: [publish]\n    image:",
+    );
+    std::fs::write(w.join(".pipeline/config.yaml"), &cyclic).unwrap();
+    git(&w, &["commit", "-q", "-am", "A cycle"]);
+    site.merge("acme/api");
+    let out = site.reconcile();
+    assert!(
+        out.contains(
+            ".pipeline/config.yaml:15:5: jobs.build.needs: the `needs` of pipeline `post-merge` \
+             form a cycle: build -> publish -> test -> build"
+        ),
+        "{out}"
+    );
+    site.verify_ledger();
+}
+
+/// Issue 18 on Kubernetes: the Job of `test` fetches build's outputs from the store and runs
+/// in the image build declared, pushed by digest where the build publishes it.
+#[test]
+fn issue_18_with_the_kubernetes_executor_a_stage_gets_its_inputs_and_built_image() {
+    let api = support::kube::KubeApi::start();
+    let site = Site::new("", "");
+    let s = std::fs::read_to_string(site.config.join("seakeeper.yaml")).unwrap();
+    site.write_config(
+        "seakeeper.yaml",
+        &s.replace("executor:\n  kind: local", "executor:\n  kind: kubernetes"),
+    );
+    site.commit_config("Run jobs on Kubernetes");
+    let kubeconfig = api.kubeconfig(site.w.dir.path());
+    let reconcile = || {
+        let mut c = site.reconcile_cmd();
+        c.env("KUBECONFIG", &kubeconfig);
+        c
+    };
+    ok(&mut reconcile());
+    let base_dir = site.w.path("base");
+    std::fs::create_dir_all(base_dir.join("etc")).unwrap();
+    std::fs::write(base_dir.join("etc/os-release"), "ID=base\n").unwrap();
+    let base = ok(seakeeper()
+        .args(["image", "build", "--from-dir"])
+        .arg(&base_dir)
+        .arg("--layout")
+        .arg(site.w.path("reg/testing"))
+        .args(["--tag", "base"]));
+    // What build's collector stored (the stand-in runs no commands).
+    let hex = "5891b5b522d5df086d0ff0b110fbd9d21bb4fc7163af34d08286a2e846f6be03";
+    let store = site.state().join("store/sha256");
+    std::fs::create_dir_all(&store).unwrap();
+    std::fs::write(store.join(hex), "hello\n").unwrap();
+    let outputs = format!(
+        "[{{\\\"path\\\":\\\"dist/msg.txt\\\",\\\"digest\\\":\\\"sha256:{hex}\\\",\\\"size\\\":6,\\\"executable\\\":false}}]"
+    );
+    let pipeline = format!(
+        "jobs:\n  build:\n    image: {IMAGE}\n    commands: [make]\n    timeout: 1m\n    env: {{STANDIN_OUTPUTS: \"{outputs}\"}}\n    outputs:\n      files: [\"dist/**\"]\n      images:\n        - name: api\n          base: registry.example.org/base@{}\n          files: [\"dist/**\"]\n  test:\n    image: {{from: build}}\n    needs: [build]\n    commands: [make test]\n    timeout: 1m\npipelines:\n  post-merge: [build, test]\n",
+        base.trim()
+    );
+    let w = site.clone("acme/api");
+    std::fs::create_dir_all(w.join(".pipeline")).unwrap();
+    std::fs::write(w.join(".pipeline/config.yaml"), &pipeline).unwrap();
+    git(&w, &["add", "-A"]);
+    git(&w, &["commit", "-q", "-m", "Build and test"]);
+    site.merge("acme/api");
+    let out = ok(&mut reconcile());
+    let digest = out
+        .lines()
+        .find(|l| l.contains("image api sha256:"))
+        .and_then(|l| l.split_whitespace().find(|w| w.starts_with("sha256:")))
+        .unwrap_or_else(|| panic!("an image was published: {out}"))
+        .to_owned();
+    let jobs = api.jobs();
+    let test = jobs
+        .iter()
+        .find(|j| {
+            j["metadata"]["annotations"]
+                .to_string()
+                .contains("\"test\"")
+        })
+        .unwrap_or_else(|| panic!("a Job for test: {jobs:#?}"));
+    let pod = &test["spec"]["template"]["spec"];
+    let container = pod["containers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["image"].as_str().is_some_and(|i| i.contains("@sha256:")))
+        .unwrap_or_else(|| panic!("{pod:#}"));
+    assert_eq!(container["image"], format!("api@{digest}"), "{pod:#}");
+    let fetch = &pod["initContainers"][0];
+    let env = fetch["env"].to_string();
+    assert!(
+        env.contains(".seakeeper/inputs/build/dist/msg.txt") && env.contains(hex),
+        "{env}"
+    );
+    assert!(
+        fetch["volumeMounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["name"] == "store" && m["readOnly"] == true),
+        "{fetch:#}"
+    );
+    site.verify_ledger();
+}

@@ -72,6 +72,8 @@ fn build(
                 status: BuildStatus::Success,
                 duration_ms: 10,
                 log_digest: Some(log.clone()),
+                needs: Vec::new(),
+                image: None,
             }],
             artifacts: images
                 .iter()

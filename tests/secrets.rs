@@ -410,6 +410,7 @@ fn kube_spec(job: &str, trust: seakeeper::model::Trust) -> seakeeper::model::Job
         trust,
         required: vec![],
         caches: vec![],
+        inputs: vec![],
     }
 }
 

@@ -122,6 +122,7 @@ pub(super) fn request(
 
 pub(super) fn start_job(
     svc: &Services,
+    layout: &Layout,
     world: &World,
     id: &BuildId,
     job: &ResolvedJob,
@@ -157,18 +158,28 @@ pub(super) fn start_job(
                 required,
             });
             spec.job = job_key(id, &job.name, attempt).job;
-            match svc.executor.start(&spec) {
-                Ok(()) => JobState::Pending,
-                Err(ExecError::Invalid { message, .. }) => JobState::Failed {
+            let resolved = reconcile::jobs_of(world, r).unwrap_or_default();
+            let staged = super::stages::prepare(svc, layout, id, b, resolved, job, &mut spec);
+            match staged.map(|()| svc.executor.start(&spec)) {
+                // The executor could not list a needed job's outputs: tried again next pass.
+                Err(e @ Error::Executor { .. }) => return Err(e),
+                Err(e) => JobState::Failed {
                     exit_code: None,
-                    reason: message,
+                    reason: e.to_string(),
                 },
-                Err(source) => {
-                    return Err(Error::Executor {
-                        what: format!("starting {id}/{}", job.name),
-                        source,
-                    });
-                }
+                Ok(started) => match started {
+                    Ok(()) => JobState::Pending,
+                    Err(ExecError::Invalid { message, .. }) => JobState::Failed {
+                        exit_code: None,
+                        reason: message,
+                    },
+                    Err(source) => {
+                        return Err(Error::Executor {
+                            what: format!("starting {id}/{}", job.name),
+                            source,
+                        });
+                    }
+                },
             }
         }
     };
@@ -397,7 +408,39 @@ pub(super) fn record_result(
     // When its first job started (its log's first line), not when it was requested.
     let mut first_start: Option<Timestamp> = None;
     let mut starts = Vec::new();
+    let readiness = reconcile::stages::readiness(b, Some(&resolved));
+    // The image each job built in the build ran in, to be checked against what is published.
+    let mut ran_in: Vec<(String, String, Digest)> = Vec::new();
     for name in &request.jobs {
+        let declared = resolved.iter().find(|j| &j.name == name);
+        let needs = declared.map(|j| j.needs.clone()).unwrap_or_default();
+        if readiness.get(name) == Some(&reconcile::stages::Readiness::Skipped) {
+            starts.push(None);
+            jobs.push(JobResult {
+                name: name.clone(),
+                status: BuildStatus::Skipped,
+                duration_ms: 0,
+                log_digest: None,
+                needs,
+                image: None,
+            });
+            continue;
+        }
+        let mut image = None;
+        if let Some(job) = declared.filter(|j| j.image_from.is_some())
+            && b.jobs.get(name).is_some_and(|r| r.state.is_some())
+        {
+            match super::stages::built_image(svc, layout, id, b, &resolved, job) {
+                Ok(built) => {
+                    if let Some(from) = &job.image_from {
+                        let image_name = from.name.as_ref().map(|n| n.to_string());
+                        ran_in.push((name.clone(), image_name.unwrap_or_default(), built.digest));
+                    }
+                    image = Some(built.reference);
+                }
+                Err(e) => tracing::warn!("the image {id}/{name} ran in: {e}"),
+            }
+        }
         let run = b.jobs.get(name);
         let state = run.and_then(|r| r.state.clone());
         let attempt = run.map_or(1, |r| r.attempt);
@@ -415,6 +458,8 @@ pub(super) fn record_result(
             status: reconcile::job_status(state.as_ref()),
             duration_ms,
             log_digest,
+            needs,
+            image,
         });
         states.push(state.unwrap_or(JobState::Failed {
             exit_code: None,
@@ -460,6 +505,23 @@ pub(super) fn record_result(
                     break;
                 }
             }
+        }
+    }
+    // A later job ran in an image the build built: the build publishes exactly that digest.
+    for (job, image, digest) in &ran_in {
+        let other = published.records.iter().find_map(|r| match r {
+            Record::Artifact(a) if a.name == *image && a.digest != *digest => Some(&a.digest),
+            _ => None,
+        });
+        if let Some(other) = other {
+            (svc.reporter)(&format!(
+                "[{}] {id}: image {image} was published as {other}, but {job} ran in {digest}",
+                request.pipeline
+            ));
+            status = BuildStatus::Error;
+            artifacts.clear();
+            published = publish::Published::default();
+            break;
         }
     }
     records.append(&mut published.records);
@@ -575,6 +637,8 @@ pub(super) fn check_config(svc: &Services, world: &World, id: &BuildId) -> Resul
             status,
             duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
             log_digest: Some(log),
+            needs: Vec::new(),
+            image: None,
         }],
         artifacts: Vec::new(),
     };
@@ -658,6 +722,8 @@ pub(super) fn cancel(
             status,
             duration_ms: 0,
             log_digest: None,
+            needs: Vec::new(),
+            image: None,
         });
     }
     let result = BuildResult {

@@ -10,6 +10,7 @@
 //!
 //! - `build`: requests, jobs, results, cancellations, config checks;
 //! - `publish`: images assembled from a job's outputs, pushed and attested;
+//! - `stages`: what a job gets from the jobs it needs (inputs, the image one of them built);
 //! - `report`: report text and Gerrit reviews;
 //! - `promote`: promotions, refusals and freezes;
 //! - here: the services, the dispatch and the in-flight journal (`<state>/inflight`).
@@ -21,6 +22,7 @@ mod promote;
 mod publish;
 mod report;
 pub mod retention;
+mod stages;
 pub mod tasks;
 
 use std::path::{Path, PathBuf};
@@ -243,7 +245,7 @@ fn dispatch(
             build_id,
             job,
             attempt,
-        } => build::start_job(svc, world, build_id, job, *attempt),
+        } => build::start_job(svc, layout, world, build_id, job, *attempt),
         Action::CheckConfig { build_id } => build::check_config(svc, world, build_id),
         Action::Cancel { build_id, reason } => build::cancel(svc, world, build_id, reason),
         Action::RecordResult { build_id } => build::record_result(svc, layout, world, build_id),

@@ -67,39 +67,14 @@ pub(super) fn images(
     key: &JobKey,
     started_at: Timestamp,
 ) -> Result<Published, Error> {
-    let outputs = svc
-        .executor
-        .outputs(key)
-        .map_err(|source| Error::Executor {
-            what: format!("listing the outputs of {key}"),
-            source,
-        })?;
-    let work = tempfile_dir(svc.store.root())?;
-    for o in &outputs {
-        let src = svc.store.path(&o.digest);
-        let dst = work.join(&o.path);
-        if let Some(parent) = dst.parent() {
-            std::fs::create_dir_all(parent).map_err(|e| Error::io(parent.display(), e))?;
+    let work = stage_outputs(svc, key)?;
+    let (first, registry) = match first_registry(layout) {
+        Ok(r) => r,
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&work);
+            return Err(e);
         }
-        std::fs::copy(&src, &dst).map_err(|e| Error::io(src.display(), e))?;
-        if o.executable {
-            use std::os::unix::fs::PermissionsExt as _;
-            let _ = std::fs::set_permissions(&dst, std::fs::Permissions::from_mode(0o755));
-        }
-    }
-    let first = layout.environments.first().ok_or_else(|| {
-        Error::Config("images need an environment to go to: environments.yaml is empty".into())
-    })?;
-    let registry = layout
-        .settings
-        .registries
-        .get(&first.registry)
-        .ok_or_else(|| {
-            Error::Config(format!(
-                "registry {} is not in seakeeper.yaml",
-                first.registry
-            ))
-        })?;
+    };
     let mut records = Vec::new();
     let mut effects = Vec::new();
     let mut trusted = Vec::new();
@@ -113,17 +88,7 @@ pub(super) fn images(
                         source,
                     }
                 })?;
-            let base_from = base_location(layout, &svc.secrets, &decl.base);
-            let desc = crate::registry::assemble::declared_image(
-                &svc.images,
-                decl,
-                &work,
-                base_from.as_ref().or(Some(&target)),
-            )
-            .map_err(|source| Error::Assemble {
-                what: format!("image {}", decl.name),
-                source,
-            })?;
+            let desc = assemble(svc, layout, decl, &work, &target)?;
             copy::copy(
                 &Location::Layout(svc.images.clone()),
                 &target,
@@ -278,6 +243,91 @@ pub(super) fn images(
         records,
         entered: effects,
         trusted,
+    })
+}
+
+/// A job's output files, copied out of the store into a fresh directory at their paths in
+/// its workspace (the caller removes it).
+pub(super) fn stage_outputs(svc: &Services, key: &JobKey) -> Result<PathBuf, Error> {
+    let outputs = svc
+        .executor
+        .outputs(key)
+        .map_err(|source| Error::Executor {
+            what: format!("listing the outputs of {key}"),
+            source,
+        })?;
+    let work = tempfile_dir(svc.store.root())?;
+    let copied = (|| {
+        for o in &outputs {
+            let src = svc.store.path(&o.digest);
+            let dst = work.join(&o.path);
+            if let Some(parent) = dst.parent() {
+                std::fs::create_dir_all(parent).map_err(|e| Error::io(parent.display(), e))?;
+            }
+            std::fs::copy(&src, &dst).map_err(|e| Error::io(src.display(), e))?;
+            if o.executable {
+                use std::os::unix::fs::PermissionsExt as _;
+                let _ = std::fs::set_permissions(&dst, std::fs::Permissions::from_mode(0o755));
+            }
+        }
+        Ok(())
+    })();
+    match copied {
+        Ok(()) => Ok(work),
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&work);
+            Err(e)
+        }
+    }
+}
+
+/// The first environment and its registry: where a build's images go.
+pub(super) fn first_registry(
+    layout: &Layout,
+) -> Result<
+    (
+        &crate::config::EnvironmentSpec,
+        &crate::config::files::RegistrySettings,
+    ),
+    Error,
+> {
+    let first = layout.environments.first().ok_or_else(|| {
+        Error::Config("images need an environment to go to: environments.yaml is empty".into())
+    })?;
+    let registry = layout
+        .settings
+        .registries
+        .get(&first.registry)
+        .ok_or_else(|| {
+            Error::Config(format!(
+                "registry {} is not in seakeeper.yaml",
+                first.registry
+            ))
+        })?;
+    Ok((first, registry))
+}
+
+/// Assembles a declared image from staged outputs into seakeeper's image store, its base
+/// fetched by digest (from its registry in `seakeeper.yaml`, else from `target`). Assembly is
+/// deterministic: the same outputs give the same digest, which is what lets a later job of the
+/// build run in the very image the build then publishes.
+pub(super) fn assemble(
+    svc: &Services,
+    layout: &Layout,
+    decl: &crate::config::files::ImageOutput,
+    work: &Path,
+    target: &Location,
+) -> Result<crate::registry::layout::Descriptor, Error> {
+    let base_from = base_location(layout, &svc.secrets, &decl.base);
+    crate::registry::assemble::declared_image(
+        &svc.images,
+        decl,
+        work,
+        base_from.as_ref().or(Some(target)),
+    )
+    .map_err(|source| Error::Assemble {
+        what: format!("image {}", decl.name),
+        source,
     })
 }
 

@@ -88,6 +88,14 @@ pub fn report_text(
                     None => format!(", log {d}"),
                 })
                 .unwrap_or_default();
+            if j.status == BuildStatus::Skipped {
+                t.push_str(&format!(
+                    "- {}: SKIPPED (needs {}, which did not succeed)\n",
+                    j.name,
+                    j.needs.join(", ")
+                ));
+                continue;
+            }
             let how = match exit_code(&j.name) {
                 Some((Some(c), _)) => format!(" (exit code {c})"),
                 Some((None, reason)) => format!(" ({reason})"),
@@ -427,6 +435,8 @@ mod tests {
                     status: *status,
                     duration_ms: *ms,
                     log_digest: log.cloned(),
+                    needs: Vec::new(),
+                    image: None,
                 })
                 .collect(),
             artifacts: Vec::new(),
@@ -452,6 +462,41 @@ mod tests {
             recorded: Some((result, commit(0x1ed))),
             landed: None,
         }
+    }
+
+    /// Issue 18: jobs in DAG order; a job skipped because a job it needs failed says so.
+    #[test]
+    fn a_failed_stage_skips_the_jobs_after_it() {
+        let store = BlobStore::new(tempfile::tempdir().unwrap().path());
+        let mut b = build(
+            PipelineKind::PostMerge,
+            BuildStatus::Failure,
+            &[
+                (
+                    "build",
+                    BuildStatus::Success,
+                    12_000,
+                    Some(JobState::Succeeded),
+                    None,
+                ),
+                (
+                    "test",
+                    BuildStatus::Failure,
+                    3_000,
+                    Some(JobState::Failed {
+                        exit_code: Some(1),
+                        reason: "exit status 1".into(),
+                    }),
+                    None,
+                ),
+                ("publish", BuildStatus::Skipped, 0, None, None),
+            ],
+        );
+        if let Some((result, _)) = b.recorded.as_mut() {
+            result.jobs[1].needs = vec!["build".into()];
+            result.jobs[2].needs = vec!["test".into()];
+        }
+        insta::assert_snapshot!(report_text(&store, &b, None, &[], None));
     }
 
     #[test]

@@ -38,6 +38,10 @@ pub(super) enum JobCommand {
         /// seakeeper's own image, for the fetch and collect containers.
         #[arg(long, default_value = kubernetes::DEFAULT_SEAKEEPER_IMAGE)]
         seakeeper_image: String,
+        /// The image to run in, for a job whose image a job it needs builds
+        /// (`image: {from: <job>}`): the digest that job's run assembled.
+        #[arg(long)]
+        image: Option<String>,
     },
     /// (In a Kubernetes Job's collector container.) Wait for the job's end marker, store the
     /// outputs by content, and report them as JSON on stdout and in the termination log.
@@ -153,9 +157,17 @@ fn pipeline_kind(name: &str) -> anyhow::Result<PipelineKind> {
 /// The registries of the config repo's `seakeeper.yaml` (where images are pulled from).
 type Registries = std::collections::BTreeMap<String, config::files::RegistrySettings>;
 
-/// Resolves the job exactly as CI does; returns the spec, the opened repository and the
-/// registries the config repo names.
-fn resolve(a: &JobArgs) -> anyhow::Result<(JobSpec, gix::ThreadSafeRepository, Registries)> {
+/// Resolves the job exactly as CI does; returns the specs of the jobs it needs (directly or
+/// not, in DAG order) and then its own, each with the names of the jobs it needs, the
+/// opened repository, and the registries the config repo names.
+#[allow(clippy::type_complexity)]
+fn resolve(
+    a: &JobArgs,
+) -> anyhow::Result<(
+    Vec<(JobSpec, Vec<String>)>,
+    gix::ThreadSafeRepository,
+    Registries,
+)> {
     let repo = gix::discover(&a.repo)
         .with_context(|| format!("{}: not a git repository", a.repo.display()))?;
     let commit = files::resolve(&repo, &a.rev)?;
@@ -259,7 +271,7 @@ fn resolve(a: &JobArgs) -> anyhow::Result<(JobSpec, gix::ThreadSafeRepository, R
                 .join(", ")
         );
     }
-    let spec = job.to_spec(&RunContext {
+    let ctx = RunContext {
         build_id,
         pipeline: kind.as_str(),
         project,
@@ -268,12 +280,37 @@ fn resolve(a: &JobArgs) -> anyhow::Result<(JobSpec, gix::ThreadSafeRepository, R
         commit: commit_id,
         trust,
         required: Vec::new(),
-    });
+    };
+    // The jobs it needs, through their own needs, in the pipeline's (DAG) order.
+    let all = &resolved[&kind];
+    let mut wanted = std::collections::BTreeSet::from([job.name.clone()]);
+    for j in all.iter().rev() {
+        if wanted.contains(&j.name) {
+            wanted.extend(j.needs.iter().cloned());
+        }
+    }
+    let specs = all
+        .iter()
+        .filter(|j| wanted.contains(&j.name))
+        .map(|j| {
+            let mut spec = j.to_spec(&ctx);
+            if let Some(from) = &j.image_from {
+                // Named by its digest only once `from` ran in a build: `job run` says which
+                // (and runs it only with --host-tools).
+                spec.image = format!(
+                    "(image {} that job {} assembles)",
+                    from.name.as_ref().map_or("", |n| n.as_str()),
+                    from.from
+                );
+            }
+            (spec, j.needs.clone())
+        })
+        .collect();
     let registries = layout
         .as_ref()
         .map(|l| l.settings.registries.clone())
         .unwrap_or_default();
-    Ok((spec, repo.into_sync(), registries))
+    Ok((specs, repo.into_sync(), registries))
 }
 
 pub(super) fn run(cmd: JobCommand) -> anyhow::Result<ExitCode> {
@@ -284,8 +321,29 @@ pub(super) fn run(cmd: JobCommand) -> anyhow::Result<ExitCode> {
             untrusted_namespace,
             trusted_namespace,
             seakeeper_image,
+            image,
         } => {
-            let (spec, _, _) = resolve(&job)?;
+            let (mut specs, _, _) = resolve(&job)?;
+            let (mut spec, needs) = specs.pop().context("the job resolves to a spec")?;
+            if let Some(image) = image {
+                spec.image = image;
+            } else if spec.image.starts_with('(') {
+                bail!(
+                    "{} runs in {}: its digest is known once that job ran in a build; pass \
+                     --image <reference@sha256:...>",
+                    spec.job,
+                    spec.image.trim_matches(['(', ')'])
+                );
+            }
+            if !needs.is_empty() {
+                eprintln!(
+                    "note: {} needs {}: in a build, the fetch container also copies their output \
+                     files from the store into .seakeeper/inputs/<job>/ (their files are known \
+                     once they ran)",
+                    spec.job,
+                    needs.join(", ")
+                );
+            }
             let settings = kubernetes::KubeSettings {
                 untrusted_namespace,
                 trusted_namespace,
@@ -407,7 +465,7 @@ fn default_state() -> PathBuf {
 }
 
 fn run_job(a: &JobArgs) -> anyhow::Result<ExitCode> {
-    let (spec, repo, registries) = resolve(a)?;
+    let (specs, repo, registries) = resolve(a)?;
     let state = a.state.clone().unwrap_or_else(default_state);
     let mut config = LocalConfig::new(&state);
     if a.no_sandbox {
@@ -427,7 +485,8 @@ fn run_job(a: &JobArgs) -> anyhow::Result<ExitCode> {
         );
     }
     config.secrets = Arc::new(crate::secrets::FixedSecrets::new(values));
-    let commit = gix::ObjectId::from_hex(spec.commit.as_str().as_bytes())?;
+    let (first, _) = specs.first().context("the job resolves to a spec")?;
+    let commit = gix::ObjectId::from_hex(first.commit.as_str().as_bytes())?;
     let prepare: crate::executor::local::Prepare = Arc::new(move |_spec, dir| {
         crate::git::checkout::checkout(&repo, &commit, dir, 4)
             .map(|_| ())
@@ -439,15 +498,68 @@ fn run_job(a: &JobArgs) -> anyhow::Result<ExitCode> {
     }
     if a.host_tools || a.no_sandbox {
         eprintln!(
-            "warning: --host-tools: the commands run with this machine's tools, not inside the \
-             image {}; the result may differ from CI's",
-            spec.image
+            "warning: --host-tools: the commands run with this machine's tools, not inside their \
+             images; the result may differ from CI's"
         );
     } else {
+        if let Some((s, _)) = specs.iter().find(|(s, _)| s.image.starts_with('(')) {
+            bail!(
+                "{} runs in {}: its digest is known once that job ran in a build; run it with \
+                 --host-tools here",
+                s.job,
+                s.image.trim_matches(['(', ')'])
+            );
+        }
         let mut source = crate::registry::pull::ImageSource::under(&state)?;
         source.registries = registries;
         exec = exec.with_images(crate::daemon::local_images(source));
     }
+    let exec = Arc::new(exec);
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(signal, INTERRUPTED.clone())?;
+    }
+    // The jobs it needs first, as a build runs them; their outputs are the next one's inputs.
+    let mut ended: Vec<(String, JobState)> = Vec::new();
+    for (mut spec, needs) in specs {
+        if let Some((need, state)) = ended
+            .iter()
+            .find(|(n, s)| needs.contains(n) && *s != JobState::Succeeded)
+        {
+            eprintln!("seakeeper: {} skipped: {need} did not succeed", spec.job);
+            let state = state.clone();
+            ended.push((spec.job.clone(), state));
+            continue;
+        }
+        for need in &needs {
+            let key = crate::model::JobKey {
+                build_id: spec.build_id.clone(),
+                job: need.clone(),
+            };
+            spec.inputs.push(crate::model::JobInputs {
+                job: need.clone(),
+                files: exec.outputs(&key)?,
+            });
+        }
+        let state = run_one(&exec, &spec)?;
+        ended.push((spec.job.clone(), state));
+    }
+    let state = ended
+        .pop()
+        .map(|(_, s)| s)
+        .context("the job resolves to a spec")?;
+    Ok(match state {
+        JobState::Succeeded => ExitCode::SUCCESS,
+        JobState::Failed {
+            exit_code: Some(c), ..
+        } => ExitCode::from(c.clamp(1, 255) as u8),
+        JobState::TimedOut => ExitCode::from(124),
+        JobState::Cancelled => ExitCode::from(130),
+        _ => ExitCode::FAILURE,
+    })
+}
+
+/// Runs one job, its log on stdout, and returns how it ended.
+fn run_one(exec: &Arc<LocalExecutor>, spec: &JobSpec) -> anyhow::Result<JobState> {
     eprintln!(
         "seakeeper: {} {} of {} at {} ({}, time limit {} s)",
         spec.pipeline,
@@ -457,12 +569,8 @@ fn run_job(a: &JobArgs) -> anyhow::Result<ExitCode> {
         spec.trust.as_str(),
         spec.timeout_seconds
     );
-    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register(signal, INTERRUPTED.clone())?;
-    }
     let key = spec.key();
-    exec.start(&spec)?;
-    let exec = Arc::new(exec);
+    exec.start(spec)?;
     let (e2, k2) = (exec.clone(), key.clone());
     let canceller = std::thread::spawn(move || {
         loop {
@@ -492,15 +600,7 @@ fn run_job(a: &JobArgs) -> anyhow::Result<ExitCode> {
         eprintln!("output: {} {} ({} bytes)", o.path, o.digest, o.size);
     }
     eprintln!("seakeeper: {}", serde_json::to_string(&state)?);
-    Ok(match state {
-        JobState::Succeeded => ExitCode::SUCCESS,
-        JobState::Failed {
-            exit_code: Some(c), ..
-        } => ExitCode::from(c.clamp(1, 255) as u8),
-        JobState::TimedOut => ExitCode::from(124),
-        JobState::Cancelled => ExitCode::from(130),
-        _ => ExitCode::FAILURE,
-    })
+    Ok(state)
 }
 
 /// Whether any process of `uid` is running (read from /proc).

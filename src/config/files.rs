@@ -352,9 +352,10 @@ pub struct JobSpec {
     /// A template from the config repo whose fields this job starts from.
     #[serde(default, rename = "use")]
     pub template: Option<String>,
-    /// The image the steps run in (pinned by digest in trusted pipelines).
+    /// The image the steps run in: a reference (pinned by digest in trusted pipelines), or
+    /// `{from: <job>}`, an image a job it `needs` assembled in the same build.
     #[serde(default)]
-    pub image: Option<String>,
+    pub image: Option<JobImage>,
     /// Shell commands, run in order.
     #[serde(default)]
     pub commands: Vec<String>,
@@ -388,6 +389,10 @@ pub struct JobSpec {
     /// succeeds, keyed by the content of the files named.
     #[serde(default)]
     pub caches: Vec<Cache>,
+    /// Jobs of the same pipeline that must succeed before this one starts; their output files
+    /// are its inputs, under `.seakeeper/inputs/<job>/` in its workspace.
+    #[serde(default)]
+    pub needs: Vec<String>,
 }
 
 /// A dependency cache (`caches:` in a job).
@@ -398,6 +403,58 @@ pub struct Cache {
     pub path: String,
     /// The files whose content keys it, relative to the workspace.
     pub key: Vec<String>,
+}
+
+/// A job's `image:`: a reference such as `registry.example.org/ci@sha256:...`, or
+/// `{from: <job>, name: <image>}`, an image that a job it needs assembled from its outputs in
+/// the same build (`name` may be left out when that job declares one image).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JobImage {
+    /// An image reference.
+    Reference(String),
+    /// An image built by another job of the build.
+    Built(BuiltImage),
+}
+
+/// `image: {from: <job>, name: <image>}`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct BuiltImage {
+    /// The job whose declared image it is (one it `needs`).
+    pub from: String,
+    /// Which of its images; may be left out when it declares one.
+    #[serde(default)]
+    pub name: Option<ImageName>,
+}
+
+impl JobImage {
+    /// The reference, when the image is one.
+    pub fn reference(&self) -> Option<&str> {
+        match self {
+            JobImage::Reference(r) => Some(r),
+            JobImage::Built(_) => None,
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for JobImage {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<JobImage, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = JobImage;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an image reference, or {from: <job>, name: <image>}")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<JobImage, E> {
+                Ok(JobImage::Reference(v.to_owned()))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<JobImage, A::Error> {
+                BuiltImage::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+                    .map(JobImage::Built)
+            }
+        }
+        d.deserialize_any(Visitor)
+    }
 }
 
 /// CPU and memory.

@@ -16,6 +16,7 @@ pub mod notifications;
 pub mod pipeline;
 pub mod policies;
 mod secrets;
+pub mod stages;
 
 use std::any::{Any, TypeId};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};

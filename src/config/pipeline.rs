@@ -54,6 +54,14 @@ pub struct ResolvedJob {
     /// Dependency caches.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub caches: Vec<crate::model::CacheSpec>,
+    /// Jobs of the same pipeline that must succeed first (see `needs` in pipeline files).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub needs: Vec<String>,
+    /// The image it runs in when a job it needs assembles it (`image: {from: <job>}`); its
+    /// `name` is always set once the pipeline file is checked. `image` is empty then: the
+    /// digest is known only once that job has run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_from: Option<super::files::BuiltImage>,
 }
 
 /// (what, asked, maximum, parser, what it should look like)
@@ -110,6 +118,7 @@ impl ResolvedJob {
             trust: ctx.trust,
             required: ctx.required.clone(),
             caches: self.caches.clone(),
+            inputs: Vec::new(),
         };
         // Each required project's checkout, named for the job's commands.
         for r in &ctx.required {
@@ -219,6 +228,11 @@ fn merge(template: &JobSpec, job: &JobSpec) -> JobSpec {
     JobSpec {
         template: None,
         image: job.image.clone().or_else(|| template.image.clone()),
+        needs: if job.needs.is_empty() {
+            template.needs.clone()
+        } else {
+            job.needs.clone()
+        },
         commands: if job.commands.is_empty() {
             template.commands.clone()
         } else {
@@ -338,7 +352,11 @@ pub fn check(
                 }
             },
         };
-        if resolved.image.as_deref().is_none_or(str::is_empty) {
+        if resolved
+            .image
+            .as_ref()
+            .is_none_or(|i| i.reference().is_some_and(str::is_empty))
+        {
             errors.push(
                 ConfigError::new(
                     file,
@@ -550,7 +568,12 @@ pub fn check(
                 }
             }
             if trusted && policies.images.require_digest_in_trusted_pipelines {
-                let image = job.image.as_deref().unwrap_or_default();
+                // An image built in the same build is named by its digest when the job starts.
+                let image = job
+                    .image
+                    .as_ref()
+                    .and_then(super::files::JobImage::reference)
+                    .unwrap_or_default();
                 if !image.is_empty() && !pinned(image) {
                     errors.push(
                         ConfigError::new(file, format!("jobs.{n}.image"), format!("`{pname}` is trusted: pin the image by digest (name@sha256:<64 hex>)"))
@@ -588,6 +611,13 @@ pub fn check(
                 .push(resolve(&e.name, &job, true, policies));
         }
     }
+    let defined: BTreeSet<&str> = parsed
+        .jobs
+        .keys()
+        .map(String::as_str)
+        .chain(enforced.iter().map(|e| e.name.as_str()))
+        .collect();
+    super::stages::check(file, text, &mut out, &defined, &broken, &mut errors);
     // A pipeline naming a job that could not be read is not a second error about that job.
     errors.retain(|e| {
         !(e.field.starts_with("pipelines")
@@ -748,7 +778,17 @@ fn resolve(name: &str, job: &JobSpec, enforced: bool, policies: &Policies) -> Re
             .as_ref()
             .and_then(|r| r.memory.clone())
             .or_else(|| policies.limits.resources.default.memory.clone()),
-        image: job.image.clone().unwrap_or_default(),
+        image: job
+            .image
+            .as_ref()
+            .and_then(super::files::JobImage::reference)
+            .unwrap_or_default()
+            .to_owned(),
+        needs: job.needs.clone(),
+        image_from: match &job.image {
+            Some(super::files::JobImage::Built(b)) => Some(b.clone()),
+            _ => None,
+        },
         commands: job.commands.clone(),
         env: job.env.clone(),
         timeout_seconds: job.timeout.unwrap_or(policies.timeouts.default).as_secs(),

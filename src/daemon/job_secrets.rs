@@ -185,6 +185,7 @@ mod tests {
             trust,
             required: vec![],
             caches: vec![],
+            inputs: vec![],
         }
     }
 

@@ -97,6 +97,8 @@ fn result(id: &str, status: BuildStatus) -> Fact {
                 status,
                 duration_ms: 61_000,
                 log_digest: Some(Digest::of(b"log")),
+                needs: Vec::new(),
+                image: None,
             }],
             artifacts: Vec::new(),
         },

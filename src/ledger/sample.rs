@@ -85,6 +85,8 @@ pub fn build_records(n: u64) -> Vec<Record> {
                 },
                 duration_ms: 1000 + (n % 997) * 3,
                 log_digest: Some(log.clone()),
+                needs: Vec::new(),
+                image: None,
             })
             .collect(),
         artifacts: vec![

@@ -467,6 +467,8 @@ pub enum BuildStatus {
     Cancelled,
     /// A job ran past its timeout and was killed.
     TimedOut,
+    /// Of a job only: not run, because a job it needs did not succeed.
+    Skipped,
 }
 
 impl BuildStatus {
@@ -478,6 +480,7 @@ impl BuildStatus {
             BuildStatus::Error => "error",
             BuildStatus::Cancelled => "cancelled",
             BuildStatus::TimedOut => "timed_out",
+            BuildStatus::Skipped => "skipped",
         }
     }
 }

@@ -61,6 +61,10 @@ pub struct JobSpec {
     /// Dependency caches, restored before the job and saved after it succeeds.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub caches: Vec<CacheSpec>,
+    /// The output files of the jobs it needs, placed under `.seakeeper/inputs/<job>/` in its
+    /// workspace before its commands run.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub inputs: Vec<JobInputs>,
 }
 
 /// A dependency cache: a directory of the workspace, keyed by the content of some of its files
@@ -72,6 +76,38 @@ pub struct CacheSpec {
     pub path: String,
     /// The files whose content keys it, relative to the workspace.
     pub key: Vec<String>,
+}
+
+/// The output files of one job a job needs (see [`JobInputs::path`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobInputs {
+    /// The job that left them (one of the same build).
+    pub job: String,
+    /// Its output files, by content.
+    pub files: Vec<OutputFile>,
+}
+
+impl JobInputs {
+    /// Where they are placed, relative to the workspace: `.seakeeper/inputs/<job>`, each file
+    /// at its path in that job's workspace below it.
+    pub fn path(&self) -> String {
+        format!("{INPUTS_DIR}/{}", self.job)
+    }
+}
+
+/// Where the inputs of a job are placed, relative to its workspace.
+pub const INPUTS_DIR: &str = ".seakeeper/inputs";
+
+/// Whether a path an output file was recorded at may be written below an inputs directory:
+/// relative, `/`-separated, with no empty, `.` or `..` segment.
+pub fn is_safe_relative_path(path: &str) -> bool {
+    !path.is_empty()
+        && !path.starts_with('/')
+        && !path.contains('\0')
+        && path
+            .split('/')
+            .all(|s| !s.is_empty() && s != "." && s != "..")
 }
 
 /// A project a job requires, checked out under [`RequiredSource::path`] in its workspace.

@@ -19,7 +19,9 @@ pub use ids::{
     FreezeName, FreezeState, ImageName, InvalidId, PatchsetNumber, PipelineKind, ProjectName,
     RefName, Timestamp, Trust,
 };
-pub use job::{CacheSpec, JobKey, JobSpec, JobState, OutputFile, RequiredSource};
+pub use job::{
+    CacheSpec, INPUTS_DIR, JobInputs, JobKey, JobSpec, JobState, OutputFile, RequiredSource,
+};
 pub use key::KeyRole;
 pub use record::{
     Artifact, ArtifactRef, Attestation, BuildRequest, BuildResult, Freeze, JobResult, Promotion,

@@ -161,6 +161,14 @@ pub struct JobResult {
     /// The digest of its log in the artifact store, when one was kept.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub log_digest: Option<Digest>,
+    /// The jobs of the build it needed (the build's DAG); empty for most jobs, and in results
+    /// written before stages existed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub needs: Vec<String>,
+    /// The image it ran in (`<repository>@sha256:...`), when a job it needed built that image
+    /// in this build: the very digest the build then published.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
 }
 
 /// An artifact named in a build result.

@@ -196,6 +196,8 @@ fn fold(world: &World, project: &ProjectName, base: &CommitId, steps: &[Step<'_>
 }
 
 /// A check's speculative state when its change depends on open changes of its project.
+/// (Short-lived, one per patchset a pass looks at: its size does not matter.)
+#[allow(clippy::large_enum_variant)]
 enum DependsState {
     /// Checked as it is (no such dependency, or they do not merge: then it is checked alone).
     Alone,

@@ -7,6 +7,9 @@
 //! upstream build or schedule tick) and attempt. Unlike DESIGN.md's first sketch they leave the
 //! config commit out: a config change must not re-run every open change. The config commit that
 //! planned a build is still recorded in its request.
+//!
+//! A build's jobs start as capacity allows once every job they `need` has succeeded, and are
+//! skipped when one did not ([`stages`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -27,6 +30,7 @@ mod check;
 pub mod gate;
 mod gate_plan;
 mod review;
+pub mod stages;
 mod world;
 pub use action::Action;
 pub use gate::pipeline_commit;
@@ -180,6 +184,8 @@ pub fn outcome(jobs: impl IntoIterator<Item = JobState>) -> BuildStatus {
             BuildStatus::TimedOut => 2,
             BuildStatus::Failure => 3,
             BuildStatus::Error => 4,
+            // Never the status of a job that ran (see `stages`).
+            BuildStatus::Skipped => 0,
         };
         if rank(this) > rank(status) {
             status = this;
@@ -622,6 +628,7 @@ fn plan_builds(
             continue;
         }
         let resolved = jobs_of(world, &b.request);
+        let readiness = stages::readiness(b, resolved);
         let mut ended = 0;
         for name in &b.request.jobs {
             let run = b.jobs.get(name);
@@ -647,6 +654,15 @@ fn plan_builds(
                 }
                 Some(_) => {}
                 None => {
+                    match readiness.get(name) {
+                        // A job it needs did not succeed: it never runs, and has ended.
+                        Some(stages::Readiness::Skipped) => {
+                            ended += 1;
+                            continue;
+                        }
+                        Some(stages::Readiness::Waiting) => continue,
+                        Some(stages::Readiness::Ready) | None => {}
+                    }
                     let attempt = run.map_or(1, |r| r.attempt);
                     match resolved.and_then(|j| j.iter().find(|j| &j.name == name)) {
                         Some(job) if capacity > 0 && project_room(&per_project) => {

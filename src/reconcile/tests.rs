@@ -684,3 +684,144 @@ fn an_actions_kind_is_its_keys_first_word_and_names_no_build() {
     assert!(actions[..7].iter().all(|a| a.build_id() == Some(&id)));
     assert_eq!(actions[7].build_id(), None);
 }
+
+/// Issue 18: `build -> test -> publish` beside `lint`: a job starts once every job it needs
+/// succeeded; when one did not, the jobs after it are skipped and the build ends.
+#[test]
+fn issue_18_jobs_start_in_dag_order_and_a_failed_need_skips_the_rest() {
+    let l = layout(&[]);
+    let mut w = world(NOW);
+    let img = "x@sha256:0000000000000000000000000000000000000000000000000000000000000000";
+    let text = format!(
+        "jobs:\n  publish:\n    image: {img}\n    commands: [true]\n    needs: [test]\n  test:\n    image: {img}\n    commands: [true]\n    needs: [build]\n  build:\n    image: {img}\n    commands: [true]\n  lint:\n    image: {img}\n    commands: [true]\npipelines:\n  check: [publish, test, build, lint]\n"
+    );
+    let patchset = ps(1, 1, 0);
+    let jobs = pipeline::check(pipeline::PIPELINE_FILE, &text, Some(&p("api")), Some(&l))
+        .map(Arc::new)
+        .map_err(|e| format!("{e:?}"));
+    w.pipelines
+        .insert((p("api"), patchset.commit.clone()), jobs);
+    w.changes.insert((p("api"), change(4711)), patchset);
+    let r = first_request(&w, &l);
+    assert_eq!(r.jobs, ["build", "test", "publish", "lint"], "DAG order");
+    let id = in_flight(&mut w, r);
+    let run = |state: JobState| JobRun {
+        attempt: 1,
+        state: Some(state),
+    };
+    let failed = || JobState::Failed {
+        exit_code: Some(1),
+        reason: "exit 1".into(),
+    };
+    let lost = || JobState::Lost {
+        reason: "gone".into(),
+    };
+    // (job states, jobs started, whether the result is recorded)
+    type Row<'a> = (Vec<(&'a str, JobRun)>, Vec<(&'a str, u32)>, bool);
+    let table: Vec<Row<'_>> = vec![
+        (vec![], vec![("build", 1), ("lint", 1)], false),
+        (
+            vec![
+                ("build", run(JobState::Running)),
+                ("lint", run(JobState::Succeeded)),
+            ],
+            vec![],
+            false,
+        ),
+        (
+            vec![
+                ("build", run(JobState::Succeeded)),
+                ("lint", run(JobState::Running)),
+            ],
+            vec![("test", 1)],
+            false,
+        ),
+        (
+            vec![
+                ("build", run(JobState::Succeeded)),
+                ("test", run(JobState::Succeeded)),
+                ("lint", run(JobState::Succeeded)),
+            ],
+            vec![("publish", 1)],
+            false,
+        ),
+        // A failing test skips publish: nothing more runs, and the build ends.
+        (
+            vec![
+                ("build", run(JobState::Succeeded)),
+                ("test", run(failed())),
+                ("lint", run(JobState::Succeeded)),
+            ],
+            vec![],
+            true,
+        ),
+        // A failing build skips test and, through it, publish.
+        (
+            vec![("build", run(failed())), ("lint", run(JobState::Succeeded))],
+            vec![],
+            true,
+        ),
+        // ... but not while lint still runs.
+        (
+            vec![
+                ("build", run(JobState::TimedOut)),
+                ("lint", run(JobState::Running)),
+            ],
+            vec![],
+            false,
+        ),
+        // A lost build runs once more; what needs it waits for that run.
+        (
+            vec![("build", run(lost())), ("lint", run(JobState::Succeeded))],
+            vec![("build", 2)],
+            false,
+        ),
+        (
+            vec![
+                (
+                    "build",
+                    JobRun {
+                        attempt: 2,
+                        state: Some(lost()),
+                    },
+                ),
+                ("lint", run(JobState::Succeeded)),
+            ],
+            vec![],
+            true,
+        ),
+        // A cancelled need skips too.
+        (
+            vec![
+                ("build", run(JobState::Succeeded)),
+                ("test", run(JobState::Cancelled)),
+                ("lint", run(JobState::Succeeded)),
+            ],
+            vec![],
+            true,
+        ),
+    ];
+    for (states, starts, recorded) in table {
+        let b = w.builds.get_mut(&id).unwrap();
+        b.jobs = states
+            .iter()
+            .map(|(n, r)| ((*n).to_owned(), r.clone()))
+            .collect();
+        let actions = plan(&w, &l);
+        let got: Vec<(&str, u32)> = actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::StartJob { job, attempt, .. } => Some((job.name.as_str(), *attempt)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(got, starts, "{states:?}: {actions:?}");
+        assert_eq!(
+            actions.contains(&Action::RecordResult {
+                build_id: id.clone()
+            }),
+            recorded,
+            "{states:?}: {actions:?}"
+        );
+    }
+}

@@ -261,7 +261,11 @@ pub fn build_page(b: &BuildView) -> Markup {
                 tr { th { "job" } th { "status" } th { "duration" } th { "log" } }
                 @for j in &b.jobs {
                     tr.job {
-                        td { (j.name) }
+                        td {
+                            (j.name)
+                            @if !j.needs.is_empty() { br; small { "needs " (j.needs.join(", ")) } }
+                            @if let Some(i) = &j.image { br; small.mono { "in " (i) } }
+                        }
                         td { (state(&j.status)) }
                         td { @if let Some(ms) = j.duration_ms { (millis(ms)) } @else if let Some(s) = &j.started_at { span data-since=(s) {} } }
                         td {

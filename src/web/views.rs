@@ -38,6 +38,12 @@ pub struct JobView {
     pub log: Option<String>,
     /// Its attempt (for the live console's address).
     pub attempt: u32,
+    /// The jobs of the build it needed (from the result).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub needs: Vec<String>,
+    /// The image built in the build it ran in, by digest (from the result).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
 }
 
 /// `/builds/<id>`.
@@ -102,6 +108,8 @@ pub fn build(
                 attempt: line
                     .and_then(|l| l.jobs.iter().find(|x| x.name == j.name))
                     .map_or(1, |x| x.attempt),
+                needs: j.needs.clone(),
+                image: j.image.clone(),
             })
             .collect(),
         (None, Some(l)) => l
@@ -114,6 +122,8 @@ pub fn build(
                 started_at: j.started_at.clone(),
                 log: None,
                 attempt: j.attempt,
+                needs: Vec::new(),
+                image: None,
             })
             .collect(),
         (None, None) => b
@@ -127,6 +137,8 @@ pub fn build(
                 started_at: None,
                 log: None,
                 attempt: 1,
+                needs: Vec::new(),
+                image: None,
             })
             .collect(),
     };

@@ -368,6 +368,8 @@ pub fn record_build(
                 status: BuildStatus::Success,
                 duration_ms: 10,
                 log_digest: None,
+                needs: Vec::new(),
+                image: None,
             }],
             artifacts: vec![ArtifactRef {
                 digest: digest.clone(),

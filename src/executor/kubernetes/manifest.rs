@@ -372,6 +372,15 @@ pub fn manifest(spec: &JobSpec, s: &KubeSettings) -> Job {
         ..VolumeMount::default()
     };
     let mut fetch_mounts = vec![workspace.clone(), tmp.clone()];
+    if !spec.inputs.is_empty() {
+        // The outputs of the jobs it needs, read (never written) from the store.
+        fetch_mounts.push(VolumeMount {
+            name: "store".into(),
+            mount_path: "/store".into(),
+            read_only: Some(true),
+            ..VolumeMount::default()
+        });
+    }
     let mut fetch_env = fetch_env(spec);
     let mut fetch_script = fetch_script(spec);
     if cached {
@@ -587,7 +596,7 @@ pub fn manifest(spec: &JobSpec, s: &KubeSettings) -> Job {
             ..Volume::default()
         });
     }
-    if !spec.outputs.is_empty() {
+    if !spec.outputs.is_empty() || !spec.inputs.is_empty() {
         volumes.push(Volume {
             name: "store".into(),
             persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
@@ -735,7 +744,9 @@ pub fn job_state(job: &Job) -> JobState {
 
 /// The fetch container's script: the job's commit into `/workspace`, then each project it
 /// requires into `/workspace/.seakeeper/required/<project>`, each checked to be exactly the
-/// commit asked for.
+/// commit asked for, then the output files of each job it needs from the store into
+/// `/workspace/.seakeeper/inputs/<job>/`, each checked against its digest (paths come from
+/// jobs' workspaces: they reach the shell only through variables).
 fn fetch_script(spec: &JobSpec) -> String {
     let mut t = String::from(
         "git config --global --add safe.directory '*'\ngit init -q /workspace\ncd /workspace\ngit fetch -q --depth 1 \"$SEAKEEPER_SOURCE\" \"$SEAKEEPER_COMMIT\"\ngit checkout -q FETCH_HEAD\ntest \"$(git rev-parse HEAD)\" = \"$SEAKEEPER_COMMIT\"\nrm -rf .git\n",
@@ -747,7 +758,25 @@ fn fetch_script(spec: &JobSpec) -> String {
             path = r.path()
         ));
     }
+    for i in 0..input_files(spec).count() {
+        t.push_str(&format!(
+            "f=\"/workspace/$SEAKEEPER_INPUT_PATH_{i}\"\nmkdir -p \"$(dirname \"$f\")\"\ncp \"/store/sha256/$SEAKEEPER_INPUT_DIGEST_{i}\" \"$f\"\ntest \"$(sha256sum < \"$f\" | cut -d' ' -f1)\" = \"$SEAKEEPER_INPUT_DIGEST_{i}\"\nchmod \"$SEAKEEPER_INPUT_MODE_{i}\" \"$f\"\n"
+        ));
+    }
     t
+}
+
+/// Every input file of the job: (path in the workspace, digest hex, mode).
+fn input_files(spec: &JobSpec) -> impl Iterator<Item = (String, String, &'static str)> + '_ {
+    spec.inputs.iter().flat_map(|input| {
+        input.files.iter().map(move |f| {
+            (
+                format!("{}/{}", input.path(), f.path),
+                f.digest.hex().to_owned(),
+                if f.executable { "755" } else { "644" },
+            )
+        })
+    })
 }
 
 /// The fetch container's environment: where each source comes from and at which commit.
@@ -763,6 +792,11 @@ fn fetch_env(spec: &JobSpec) -> Vec<(String, String)> {
             format!("SEAKEEPER_REQUIRED_COMMIT_{i}"),
             r.commit.to_string(),
         ));
+    }
+    for (i, (path, hex, mode)) in input_files(spec).enumerate() {
+        v.push((format!("SEAKEEPER_INPUT_PATH_{i}"), path));
+        v.push((format!("SEAKEEPER_INPUT_DIGEST_{i}"), hex));
+        v.push((format!("SEAKEEPER_INPUT_MODE_{i}"), mode.to_owned()));
     }
     v
 }
@@ -811,6 +845,7 @@ mod tests {
             trust: crate::model::Trust::Trusted,
             required: vec![],
             caches: vec![],
+            inputs: vec![],
         };
         let mut s = KubeSettings::default();
         s.priority_classes
@@ -823,5 +858,77 @@ mod tests {
         };
         assert_eq!(class("post-merge").as_deref(), Some("seakeeper-high"));
         assert_eq!(class("check"), None);
+    }
+
+    /// Issue 18: the fetch container places the outputs of the jobs a job needs, read-only
+    /// from the store, each checked against its digest.
+    #[test]
+    fn issue_18_inputs_are_fetched_from_the_store_and_checked() {
+        let digest = crate::model::Digest::of(b"hello\n");
+        let spec = JobSpec {
+            build_id: "b-1".parse().unwrap(),
+            job: "test".into(),
+            pipeline: "post-merge".into(),
+            project: "acme/api".parse().unwrap(),
+            change: None,
+            source: "https://gerrit.example.org/acme/api".into(),
+            commit: "1111111111111111111111111111111111111111".parse().unwrap(),
+            image: "debian:bookworm".into(),
+            commands: vec!["true".into()],
+            env: Default::default(),
+            timeout_seconds: 60,
+            cpu: None,
+            memory: None,
+            services: Default::default(),
+            secrets: vec![],
+            network: false,
+            outputs: vec![],
+            trust: crate::model::Trust::Trusted,
+            required: vec![],
+            caches: vec![],
+            inputs: vec![crate::model::JobInputs {
+                job: "build".into(),
+                files: vec![crate::model::OutputFile {
+                    path: "dist/it's here.txt".into(),
+                    digest: digest.clone(),
+                    size: 6,
+                    executable: false,
+                }],
+            }],
+        };
+        let job = manifest(&spec, &KubeSettings::default());
+        let pod = job.spec.unwrap().template.spec.unwrap();
+        let fetch = &pod.init_containers.unwrap()[0];
+        let store = fetch
+            .volume_mounts
+            .as_ref()
+            .unwrap()
+            .iter()
+            .find(|m| m.name == "store")
+            .expect("the store is mounted in the fetch container");
+        assert_eq!(store.read_only, Some(true));
+        let env: BTreeMap<String, String> = fetch
+            .env
+            .as_ref()
+            .unwrap()
+            .iter()
+            .map(|e| (e.name.clone(), e.value.clone().unwrap_or_default()))
+            .collect();
+        assert_eq!(
+            env["SEAKEEPER_INPUT_PATH_0"],
+            ".seakeeper/inputs/build/dist/it's here.txt"
+        );
+        assert_eq!(env["SEAKEEPER_INPUT_DIGEST_0"], digest.hex());
+        let script = &fetch.args.as_ref().unwrap()[0];
+        assert!(
+            script.contains("cp \"/store/sha256/$SEAKEEPER_INPUT_DIGEST_0\""),
+            "{script}"
+        );
+        assert!(script.contains("sha256sum"), "{script}");
+        assert!(
+            !script.contains("here.txt"),
+            "paths reach the shell only as variables"
+        );
+        assert!(pod.volumes.unwrap().iter().any(|v| v.name == "store"));
     }
 }

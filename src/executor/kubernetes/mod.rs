@@ -299,6 +299,21 @@ impl Executor for KubeExecutor {
         } else {
             self.secrets.for_job(spec).map_err(invalid)?
         };
+        if let Some(bad) = spec.inputs.iter().find_map(|i| {
+            (i.job.contains('/') || !crate::model::job::is_safe_relative_path(&i.job))
+                .then_some(&i.job)
+                .or_else(|| {
+                    i.files
+                        .iter()
+                        .find(|f| !crate::model::job::is_safe_relative_path(&f.path))
+                        .map(|f| &f.path)
+                })
+        }) {
+            return Err(ExecError::Invalid {
+                key: spec.key(),
+                message: format!("input {bad:?} is not a plain relative path"),
+            });
+        }
         let job = manifest(spec, &self.settings);
         let ns = namespace(spec, &self.settings).to_owned();
         let name = job_name(&spec.key());

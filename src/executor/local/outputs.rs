@@ -1,5 +1,6 @@
 //! A job's outputs, copied from its workspace into the content-addressed store without ever
-//! following a symlink.
+//! following a symlink; and the outputs of the jobs it needs, copied from the store into its
+//! workspace (its inputs).
 
 use super::*;
 
@@ -86,4 +87,39 @@ pub fn collect_outputs(
     }
     out.sort_by(|a, b| a.path.cmp(&b.path));
     Ok(out)
+}
+
+/// Copies the output files of the jobs `spec` needs from the store into the workspace, each
+/// under `.seakeeper/inputs/<job>/` at its path in that job's workspace, before any command
+/// runs (so nothing the job does can redirect these writes). A path that is not a plain
+/// relative path, or a blob the store does not hold, fails the job.
+pub(super) fn place_inputs(spec: &JobSpec, workspace: &Path, store: &Path) -> Result<(), String> {
+    use std::os::unix::fs::PermissionsExt as _;
+    for input in &spec.inputs {
+        if input.job.contains('/') || !crate::model::job::is_safe_relative_path(&input.job) {
+            return Err(format!("inputs of {:?}: not a job name", input.job));
+        }
+        let root = workspace.join(input.path());
+        std::fs::create_dir_all(&root).map_err(|e| format!("{}: {e}", root.display()))?;
+        for f in &input.files {
+            if !crate::model::job::is_safe_relative_path(&f.path) {
+                return Err(format!(
+                    "input {:?} of {}: not a relative path",
+                    f.path, input.job
+                ));
+            }
+            let src = crate::store::blob_path(store, &f.digest);
+            let dst = root.join(&f.path);
+            if let Some(parent) = dst.parent() {
+                std::fs::create_dir_all(parent)
+                    .map_err(|e| format!("{}: {e}", parent.display()))?;
+            }
+            std::fs::copy(&src, &dst)
+                .map_err(|e| format!("input {} of {} ({}): {e}", f.path, input.job, f.digest))?;
+            let mode = if f.executable { 0o755 } else { 0o644 };
+            std::fs::set_permissions(&dst, std::fs::Permissions::from_mode(mode))
+                .map_err(|e| format!("{}: {e}", dst.display()))?;
+        }
+    }
+    Ok(())
 }
