@@ -1,0 +1,130 @@
+//! Tests of the Job manifest.
+
+use super::*;
+
+#[test]
+fn names_and_labels_are_kubernetes_safe() {
+    let key = JobKey {
+        build_id: "b-1".parse().unwrap(),
+        job: "Unit Tests!".into(),
+    };
+    let n = job_name(&key);
+    assert!(n.len() <= 63 && n.starts_with("sk-unit-tests-"), "{n}");
+    assert!(
+        n.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    );
+    assert_eq!(label_value("mediawiki/core"), "mediawiki_core");
+    assert!(label_value(&"x".repeat(100)).len() <= 63);
+}
+
+/// Issue 14, item 12: each pipeline's pods get the PriorityClass the settings name.
+#[test]
+fn pods_get_their_pipelines_priority_class() {
+    let spec = |pipeline: &str| JobSpec {
+        build_id: "b-1".parse().unwrap(),
+        job: "unit".into(),
+        pipeline: pipeline.into(),
+        project: "acme/api".parse().unwrap(),
+        change: None,
+        source: "https://gerrit.example.org/acme/api".into(),
+        commit: "1111111111111111111111111111111111111111".parse().unwrap(),
+        image: "debian:bookworm".into(),
+        commands: vec!["true".into()],
+        env: Default::default(),
+        timeout_seconds: 60,
+        cpu: None,
+        memory: None,
+        services: Default::default(),
+        secrets: vec![],
+        network: false,
+        outputs: vec![],
+        trust: crate::model::Trust::Trusted,
+        required: vec![],
+        caches: vec![],
+        inputs: vec![],
+    };
+    let mut s = KubeSettings::default();
+    s.priority_classes
+        .insert("post-merge".into(), "seakeeper-high".into());
+    let class = |pipeline: &str| {
+        manifest(&spec(pipeline), &s)
+            .spec
+            .and_then(|j| j.template.spec)
+            .and_then(|p| p.priority_class_name)
+    };
+    assert_eq!(class("post-merge").as_deref(), Some("seakeeper-high"));
+    assert_eq!(class("check"), None);
+}
+
+/// Issue 18: the fetch container places the outputs of the jobs a job needs, read-only
+/// from the store, each checked against its digest.
+#[test]
+fn issue_18_inputs_are_fetched_from_the_store_and_checked() {
+    let digest = crate::model::Digest::of(b"hello\n");
+    let spec = JobSpec {
+        build_id: "b-1".parse().unwrap(),
+        job: "test".into(),
+        pipeline: "post-merge".into(),
+        project: "acme/api".parse().unwrap(),
+        change: None,
+        source: "https://gerrit.example.org/acme/api".into(),
+        commit: "1111111111111111111111111111111111111111".parse().unwrap(),
+        image: "debian:bookworm".into(),
+        commands: vec!["true".into()],
+        env: Default::default(),
+        timeout_seconds: 60,
+        cpu: None,
+        memory: None,
+        services: Default::default(),
+        secrets: vec![],
+        network: false,
+        outputs: vec![],
+        trust: crate::model::Trust::Trusted,
+        required: vec![],
+        caches: vec![],
+        inputs: vec![crate::model::JobInputs {
+            job: "build".into(),
+            files: vec![crate::model::OutputFile {
+                path: "dist/it's here.txt".into(),
+                digest: digest.clone(),
+                size: 6,
+                executable: false,
+            }],
+        }],
+    };
+    let job = manifest(&spec, &KubeSettings::default());
+    let pod = job.spec.unwrap().template.spec.unwrap();
+    let fetch = &pod.init_containers.unwrap()[0];
+    let store = fetch
+        .volume_mounts
+        .as_ref()
+        .unwrap()
+        .iter()
+        .find(|m| m.name == "store")
+        .expect("the store is mounted in the fetch container");
+    assert_eq!(store.read_only, Some(true));
+    let env: BTreeMap<String, String> = fetch
+        .env
+        .as_ref()
+        .unwrap()
+        .iter()
+        .map(|e| (e.name.clone(), e.value.clone().unwrap_or_default()))
+        .collect();
+    assert_eq!(
+        env["SEAKEEPER_INPUT_PATH_0"],
+        ".seakeeper/inputs/build/dist/it's here.txt"
+    );
+    assert_eq!(env["SEAKEEPER_INPUT_DIGEST_0"], digest.hex());
+    let script = &fetch.args.as_ref().unwrap()[0];
+    assert!(
+        script.contains("cp \"/store/sha256/$SEAKEEPER_INPUT_DIGEST_0\""),
+        "{script}"
+    );
+    assert!(script.contains("sha256sum"), "{script}");
+    assert!(
+        !script.contains("here.txt"),
+        "paths reach the shell only as variables"
+    );
+    assert!(pod.volumes.unwrap().iter().any(|v| v.name == "store"));
+}
