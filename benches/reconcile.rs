@@ -341,7 +341,7 @@ fn latency_bench(samples: usize) {
     std::fs::write(
         &settings_path,
         format!(
-            "state_dir: state\nsigning_key: key.asc\nsecrets: secrets.yaml\nconfig_repo: {}\n",
+            "state_dir: state\nsigning_key: key.asc\nsecrets: secrets.yaml\nconfig_repo: {}\nhost_tools: true\n",
             config.display()
         ),
     )
@@ -532,7 +532,7 @@ fn daemon_site(pipelines: &str) -> Site {
     write(
         &settings_path,
         &format!(
-            "state_dir: state\nsigning_key: key.asc\nsecrets: secrets.yaml\nconfig_repo: {}\n",
+            "state_dir: state\nsigning_key: key.asc\nsecrets: secrets.yaml\nconfig_repo: {}\nhost_tools: true\n",
             config.display()
         ),
     );
@@ -820,7 +820,7 @@ fn day_bench(projects: usize, patchsets: usize, idle_secs: u64) {
     std::fs::write(
         root.join("settings.yaml"),
         format!(
-            "state_dir: state\nsigning_key: key.asc\nconfig_repo: {}\nsandbox: none\n",
+            "state_dir: state\nsigning_key: key.asc\nconfig_repo: {}\nsandbox: none\nhost_tools: true\n",
             config.display()
         ),
     )

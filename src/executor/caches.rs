@@ -14,7 +14,7 @@
 //! retention policy (`caches.days` after they were last used).
 
 use std::io::{Read as _, Write as _};
-use std::os::unix::fs::PermissionsExt as _;
+use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
 use std::path::{Path, PathBuf};
 
 use sha2::Digest as _;
@@ -136,29 +136,96 @@ pub fn restore(
     std::fs::create_dir_all(&target).map_err(|e| format!("{}: {e}", target.display()))?;
     // Created just now: check again that nothing in the chain became a link.
     inside(workspace, &cache.path, false)?;
-    let mut a = tar::Archive::new(std::io::BufReader::new(file));
-    a.set_preserve_permissions(true);
-    a.set_preserve_ownerships(false);
-    a.set_unpack_xattrs(false);
-    a.set_overwrite(true);
-    for entry in a
-        .entries()
-        .map_err(|e| format!("{}: {e}", path.display()))?
-    {
-        let mut entry = entry.map_err(|e| format!("{}: {e}", path.display()))?;
+    let err = |e: String| format!("{}: {e}", path.display());
+    let mut a = tar::Archive::new(std::io::BufReader::with_capacity(1 << 20, file));
+    // Directories known to be real (not links) below `target`: each is checked once.
+    let mut real: std::collections::HashSet<PathBuf> = std::collections::HashSet::new();
+    real.insert(target.clone());
+    let mut buf = vec![0u8; 1 << 18];
+    for entry in a.entries().map_err(|e| err(e.to_string()))? {
+        let mut entry = entry.map_err(|e| err(e.to_string()))?;
         let kind = entry.header().entry_type();
-        if !(kind.is_file() || kind.is_dir() || kind.is_symlink()) {
-            return Err(format!("{}: an entry of type {kind:?}", path.display()));
+        let rel = entry.path().map_err(|e| err(e.to_string()))?.into_owned();
+        // Plain relative segments only: nothing can name a place outside `target`.
+        let mut dest = target.clone();
+        for c in rel.components() {
+            match c {
+                std::path::Component::Normal(n) => dest.push(n),
+                _ => return Err(err(format!("{}: not a plain relative path", rel.display()))),
+            }
         }
-        // `unpack_in` refuses `..` and anything that would land outside `target`.
-        let inside = entry
-            .unpack_in(&target)
-            .map_err(|e| format!("{}: {e}", path.display()))?;
-        if !inside {
-            return Err(format!(
-                "{}: an entry outside the cache's directory",
-                path.display()
-            ));
+        if dest == target {
+            continue;
+        }
+        let parent = dest
+            .parent()
+            .map(Path::to_owned)
+            .unwrap_or_else(|| target.clone());
+        if !real.contains(&parent) {
+            // Every directory on the way is a real one (a link the checkout or an earlier
+            // entry made is never written through).
+            let mut p = parent.clone();
+            let mut chain = Vec::new();
+            while !real.contains(&p) {
+                chain.push(p.clone());
+                if !p.pop() || !p.starts_with(&target) {
+                    return Err(err(format!("{}: outside the cache", rel.display())));
+                }
+            }
+            for d in chain.into_iter().rev() {
+                match std::fs::symlink_metadata(&d) {
+                    Ok(m) if m.is_dir() => {}
+                    Ok(_) => {
+                        return Err(err(format!("{}: not a directory", d.display())));
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                        std::fs::create_dir(&d).map_err(|e| err(e.to_string()))?;
+                    }
+                    Err(e) => return Err(err(e.to_string())),
+                }
+                real.insert(d);
+            }
+        }
+        if kind.is_dir() {
+            match std::fs::symlink_metadata(&dest) {
+                Ok(m) if m.is_dir() => {}
+                Ok(_) => return Err(err(format!("{}: not a directory", dest.display()))),
+                Err(_) => std::fs::create_dir(&dest).map_err(|e| err(e.to_string()))?,
+            }
+            real.insert(dest);
+        } else if kind.is_symlink() {
+            let to = entry
+                .link_name()
+                .map_err(|e| err(e.to_string()))?
+                .ok_or_else(|| err("a link without a target".into()))?
+                .into_owned();
+            let _ = std::fs::remove_file(&dest);
+            std::os::unix::fs::symlink(&to, &dest).map_err(|e| err(e.to_string()))?;
+        } else if kind.is_file() {
+            let mode = entry.header().mode().unwrap_or(0o644) & 0o755;
+            // Replaces what the checkout has there, never writing through a link.
+            match std::fs::symlink_metadata(&dest) {
+                Ok(m) if m.is_dir() => {
+                    return Err(err(format!("{}: a directory", dest.display())));
+                }
+                Ok(_) => std::fs::remove_file(&dest).map_err(|e| err(e.to_string()))?,
+                Err(_) => {}
+            }
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(mode)
+                .open(&dest)
+                .map_err(|e| err(format!("{}: {e}", dest.display())))?;
+            loop {
+                let n = entry.read(&mut buf).map_err(|e| err(e.to_string()))?;
+                if n == 0 {
+                    break;
+                }
+                f.write_all(&buf[..n]).map_err(|e| err(e.to_string()))?;
+            }
+        } else {
+            return Err(err(format!("an entry of type {kind:?}")));
         }
     }
     // Last used now: retention counts from here.
