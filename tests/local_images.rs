@@ -505,3 +505,69 @@ fn issue_18_a_service_from_its_image_is_reached_on_loopback_and_by_name_then_sto
     assert!(log.contains("seakeeper: services stopped"), "{log}");
     assert!(processes_with(&format!("httpd -f -v -p {port}")).is_empty());
 }
+
+/// A trusted job in its image gets its secret as a variable and as a file on a tmpfs (mounted
+/// after the image's root, which would otherwise hide it), masked in the log.
+#[test]
+fn issue_18_a_job_in_its_image_gets_its_secret_masked() {
+    use seakeeper::executor::Executor as _;
+    if !tools_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let source = seakeeper::registry::pull::ImageSource::under(&state).unwrap();
+    let base = base_image(dir.path(), &source.store);
+    let mut config = seakeeper::executor::local::LocalConfig::new(&state);
+    config.secrets = Arc::new(seakeeper::secrets::FixedSecrets::new(BTreeMap::from([(
+        "TOKEN".to_owned(),
+        seakeeper::secrets::SecretValue::new("TOKEN", "hunter2-in-image").unwrap(),
+    )])));
+    let prepare: seakeeper::executor::local::Prepare = Arc::new(|_, _| Ok(()));
+    let exec = seakeeper::executor::local::LocalExecutor::new(config, prepare)
+        .unwrap()
+        .with_images(seakeeper::daemon::local_images(source));
+    let spec = seakeeper::model::JobSpec {
+        build_id: "b-secret".parse().unwrap(),
+        job: "deploy".into(),
+        pipeline: "post-merge".into(),
+        project: "acme/api".parse().unwrap(),
+        change: None,
+        source: String::new(),
+        commit: "0".repeat(40).parse().unwrap(),
+        image: format!("registry.example.org/ci/base@{base}"),
+        commands: vec![
+            "echo \"var=$TOKEN\"".into(),
+            "echo \"file=$(cat \"$SEAKEEPER_SECRETS_DIR/TOKEN\")\"".into(),
+            "cat /etc/marker".into(),
+        ],
+        env: Default::default(),
+        timeout_seconds: 60,
+        cpu: None,
+        memory: None,
+        services: Default::default(),
+        secrets: vec!["TOKEN".into()],
+        network: false,
+        outputs: vec![],
+        trust: seakeeper::model::Trust::Trusted,
+        required: vec![],
+        caches: vec![],
+        inputs: vec![],
+    };
+    exec.start(&spec).unwrap();
+    let state_now = exec
+        .wait(&spec.key(), Some(std::time::Duration::from_secs(60)))
+        .unwrap();
+    let mut log = String::new();
+    exec.logs(&spec.key(), false, &mut |l| {
+        log.push_str(&l.text);
+        log.push('\n');
+    })
+    .unwrap();
+    assert_eq!(state_now, seakeeper::model::JobState::Succeeded, "{log}");
+    assert!(log.contains("var=***") && log.contains("file=***"), "{log}");
+    assert!(
+        log.contains("inside the image") && !log.contains("hunter2"),
+        "{log}"
+    );
+}
