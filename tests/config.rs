@@ -374,3 +374,94 @@ fn config_check_reads_the_working_tree_by_default_and_any_revision_with_rev() {
     let nonsense = check(&["--rev", "no-such-thing~3"]);
     assert!(!nonsense.status.success());
 }
+
+/// Issue 19 (in part): `seakeeper init config` writes a starter config repo that passes
+/// `config check`, with the server's key when given; it never writes over a directory's files.
+#[test]
+fn issue_19_init_config_writes_a_starter_that_passes_config_check() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("ci-key.asc");
+    let cert = dir.path().join("ci-cert.asc");
+    let out = support::output(
+        support::seakeeper()
+            .args([
+                "key",
+                "generate",
+                "--userid",
+                "ci <ci@example.org>",
+                "--out",
+            ])
+            .arg(&key)
+            .arg("--cert-out")
+            .arg(&cert),
+    );
+    assert!(out.status.success(), "{}", support::stderr(&out));
+    let repo = dir.path().join("config");
+    let out = support::output(
+        support::seakeeper()
+            .args(["init", "config"])
+            .arg(&repo)
+            .args([
+                "--gerrit",
+                "https://gerrit.example.org",
+                "--project",
+                "acme/api",
+            ])
+            .args(["--environment", "staging=https://registry.example.org"])
+            .args(["--environment", "production=https://registry.example.org"])
+            .arg("--cert")
+            .arg(&cert),
+    );
+    assert!(out.status.success(), "{}", support::stderr(&out));
+    for f in [
+        "seakeeper.yaml",
+        "projects/acme/api.yaml",
+        "keys/ci.asc",
+        "keys/ci.yaml",
+        "policies/trust.yaml",
+    ] {
+        assert!(repo.join(f).is_file(), "{f}");
+    }
+    assert!(
+        std::fs::read_to_string(repo.join("seakeeper.yaml"))
+            .unwrap()
+            .contains("$schema=")
+    );
+    // Committed, and valid at HEAD as in the working tree.
+    let out = support::output(
+        support::seakeeper()
+            .args(["config", "check", "--rev", "HEAD", "--repo"])
+            .arg(&repo),
+    );
+    assert!(
+        out.status.success(),
+        "{}{}",
+        support::stdout(&out),
+        support::stderr(&out)
+    );
+    assert!(
+        support::stdout(&out).contains("2 environments"),
+        "{}",
+        support::stdout(&out)
+    );
+    // Never over existing files; an unpinned image is refused.
+    let out = support::output(support::seakeeper().args(["init", "config"]).arg(&repo));
+    assert!(!out.status.success());
+    assert!(
+        support::stderr(&out).contains("not empty"),
+        "{}",
+        support::stderr(&out)
+    );
+    let out = support::output(
+        support::seakeeper()
+            .args(["init", "config"])
+            .arg(dir.path().join("other"))
+            .args(["--image", "debian:bookworm"]),
+    );
+    assert!(!out.status.success());
+    assert!(
+        support::stderr(&out).contains("pin it by digest"),
+        "{}",
+        support::stderr(&out)
+    );
+}

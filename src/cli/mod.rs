@@ -6,6 +6,7 @@ mod config;
 mod demo;
 mod gerrit;
 mod image;
+mod init;
 mod job;
 mod key;
 mod ledger;
@@ -93,6 +94,9 @@ enum Command {
     Trace(trace::TraceArgs),
     /// Build a demo world on this machine (no servers) and walk through it.
     Demo(demo::DemoArgs),
+    /// Start something new: `init config DIR` writes a starter config repo.
+    #[command(subcommand)]
+    Init(init::InitCommand),
     /// Run the reconciler daemon: check, post-merge, periodic, promotion, freezes.
     Serve(serve::ServeArgs),
     /// The web server alone, read-only, over this machine's ledger (a replica's, or a daemon's
@@ -121,6 +125,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Key(c) => key::run(c),
         Command::Ledger(c) => ledger::run(c),
         Command::Config(c) => config::run(c),
+        Command::Init(c) => init::run(c),
         Command::Secret(c) => secret::run(c),
         Command::Pipeline(c) => pipeline::run(c),
         Command::Gerrit(c) => gerrit::run(c),

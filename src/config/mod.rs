@@ -17,6 +17,7 @@ pub mod pipeline;
 pub mod policies;
 mod secrets;
 pub mod stages;
+pub mod starter;
 
 use std::any::{Any, TypeId};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
