@@ -82,6 +82,11 @@ fn pages_live_consoles_metrics_and_the_webhook_of_a_serving_daemon() {
     let daemon = Daemon::start(&site);
     let addr = address(&site.w.path("web.addr"));
     assert_eq!(get(&addr, "/healthz").body, "ok\n");
+    // Ready once a pass ran with a valid config, a writable ledger, Gerrit and the executor.
+    wait_for("/readyz to say ready", Duration::from_secs(30), || {
+        get(&addr, "/readyz").status == 200
+    });
+    assert_eq!(get(&addr, "/readyz").body, "ready\n");
 
     site.upload(
         "acme/api",
@@ -415,6 +420,8 @@ fn pages_live_consoles_metrics_and_the_webhook_of_a_serving_daemon() {
         .spawn()
         .unwrap();
     let raddr = address(&site.w.path("replica.addr"));
+    // A replica is ready when it can read its ledger (it has no loop or executor to wait for).
+    assert_eq!(get(&raddr, "/readyz").body, "ready\n");
     let started = Instant::now();
     let b = json(&raddr, &format!("/api/builds/{check}"));
     assert_eq!(b["result"]["status"], "success");
@@ -537,4 +544,28 @@ fn a_live_console_streams_a_kubernetes_job_too() {
     );
     let out = daemon.term();
     assert!(out.status.success(), "{}", stderr(&out));
+}
+
+/// `/readyz` says why a daemon is not ready, one reason a line (what a probe logs).
+#[test]
+fn readyz_names_every_reason_a_daemon_is_not_ready() {
+    let dir = tempfile::tempdir().unwrap();
+    let ctx = seakeeper::web::Context::new(
+        dir.path().join("no-ledger-here"),
+        seakeeper::store::BlobStore::new(dir.path().join("store")),
+        std::sync::Arc::new(seakeeper::daemon::Feed::new()),
+        None,
+        Vec::new(),
+    );
+    let server = seakeeper::web::start(ctx, "127.0.0.1:0").unwrap();
+    let r = get(&server.addr().to_string(), "/readyz");
+    assert_eq!(r.status, 503, "{}", r.body);
+    for why in [
+        "no reconcile pass has run yet",
+        "no valid config is loaded",
+        "no executor",
+        "is not writable",
+    ] {
+        assert!(r.body.contains(why), "{why:?} missing: {}", r.body);
+    }
 }

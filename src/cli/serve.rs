@@ -154,7 +154,7 @@ pub(super) fn serve(a: ServeArgs) -> anyhow::Result<ExitCode> {
             init_ledger: a.init_ledger,
         },
     )?;
-    let web = super::web::start(&settings, None, d.feed())?;
+    let web = super::web::start(&settings, None, d.feed(), false)?;
     exit_soon_after_stop(Duration::from_secs(a.grace) + STOP_DEADLINE);
     eprintln!("seakeeper: serving (pid {})", std::process::id());
     d.serve(

@@ -28,6 +28,7 @@ pub(super) fn start(
     settings: &Settings,
     listen: Option<&str>,
     feed: Arc<Feed>,
+    read_only: bool,
 ) -> anyhow::Result<Option<crate::web::Server>> {
     let Some(listen) = listen.or(settings.web.as_ref().map(|w| w.listen.as_str())) else {
         return Ok(None);
@@ -36,13 +37,14 @@ pub(super) fn start(
         Some(p) => crate::secrets::SecretsFile::load(p)?,
         None => crate::secrets::SecretsFile::default(),
     };
-    let ctx = crate::web::Context::new(
+    let mut ctx = crate::web::Context::new(
         settings.ledger_dir(),
         crate::store::BlobStore::new(settings.state_dir.join("store")),
         feed,
         secrets.webhook.clone(),
         crate::apply::secret_values(&secrets),
     );
+    ctx.read_only = read_only;
     let server = crate::web::start(ctx, listen)?;
     if let Some(f) = settings.web.as_ref().and_then(|w| w.address_file.as_ref()) {
         std::fs::write(f, format!("{}\n", server.addr()))
@@ -100,7 +102,7 @@ pub(super) fn run(a: WebArgs) -> anyhow::Result<ExitCode> {
         // Fail closed: without keys every signature shows as not allowed.
         Err(e) => eprintln!("seakeeper: no trusted keys ({e:#}); no signature will be allowed"),
     }
-    let server = start(&settings, a.listen.as_deref(), feed.clone())?;
+    let server = start(&settings, a.listen.as_deref(), feed.clone(), true)?;
     // A daemon on this machine rewrites status.json after its passes: show what it says.
     let status_file = settings.state_dir.join("status.json");
     let mut last = Vec::new();

@@ -70,6 +70,9 @@ pub struct Context {
     pub webhook: Option<WebhookSecret>,
     /// Secret values masked in every log shown.
     pub secrets: Arc<Vec<String>>,
+    /// A read-only replica (`seakeeper web`): ready when its ledger can be read; no loop,
+    /// executor or Gerrit of its own to wait for.
+    pub read_only: bool,
     /// Live consoles.
     live: live::Hub,
 }
@@ -89,6 +92,7 @@ impl Context {
             feed,
             webhook,
             secrets: Arc::new(secrets),
+            read_only: false,
             live: live::Hub::default(),
         }
     }
@@ -201,6 +205,7 @@ pub fn router(ctx: Ctx) -> Router {
     Router::new()
         .route("/", get(status_page))
         .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .route("/api/status", get(status_json))
         .route("/api/status/events", get(status_events))
@@ -219,6 +224,81 @@ pub fn router(ctx: Ctx) -> Router {
         .route("/webhook/gerrit", post(webhook))
         .fallback(|| async { not_found("There is no such page.") })
         .with_state(ctx)
+}
+
+/// How old the daemon's last pass may be for it to count as ready.
+const READY_PASS_AGE: Duration = Duration::from_secs(300);
+
+/// Ready: a valid config in use, a recent pass, a ledger it may write (no alert, its
+/// directory writable), Gerrit readable, an executor. `200 ready`, or `503` with each reason
+/// on a line (what a load balancer or Kubernetes' readiness probe reads).
+async fn readyz(State(ctx): State<Ctx>) -> Response {
+    if ctx.read_only {
+        return match read_ledger(&ctx, |_, _| Ok(())).await {
+            Ok(()) => (StatusCode::OK, "ready\n").into_response(),
+            Err(_) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!(
+                    "not ready:\nthe ledger at {} cannot be read\n",
+                    ctx.ledger_dir.display()
+                ),
+            )
+                .into_response(),
+        };
+    }
+    let status = ctx.feed.status();
+    let mut problems: Vec<String> = Vec::new();
+    if status.updated_at.is_empty() {
+        problems.push("no reconcile pass has run yet".into());
+    } else if let Ok(at) = status.updated_at.parse::<jiff::Timestamp>() {
+        let age = jiff::Timestamp::now().duration_since(at);
+        if age.as_secs() > READY_PASS_AGE.as_secs() as i64 {
+            problems.push(format!(
+                "the last reconcile pass was at {}",
+                status.updated_at
+            ));
+        }
+    }
+    if status.config_in_use.is_empty() {
+        problems.push("no valid config is loaded".into());
+    }
+    if let Some(alert) = &status.ledger_alert {
+        problems.push(format!("the ledger is not written: {alert}"));
+    }
+    if let Some(g) = status.gerrit.as_ref().filter(|g| !g.reachable) {
+        problems.push(format!(
+            "Gerrit at {} cannot be read: {}",
+            g.url,
+            g.error.as_deref().unwrap_or("no answer")
+        ));
+    }
+    if ctx.feed.executor().is_none() {
+        problems.push("no executor".into());
+    }
+    let dir = ctx.ledger_dir.clone();
+    let writable = tokio::task::spawn_blocking(move || {
+        use std::os::unix::ffi::OsStrExt as _;
+        std::ffi::CString::new(dir.as_os_str().as_bytes())
+            // SAFETY: access only reads the NUL-terminated path it is given.
+            .is_ok_and(|c| unsafe { libc::access(c.as_ptr(), libc::W_OK) } == 0)
+    })
+    .await
+    .unwrap_or(false);
+    if !writable {
+        problems.push(format!(
+            "the ledger directory {} is not writable",
+            ctx.ledger_dir.display()
+        ));
+    }
+    if problems.is_empty() {
+        (StatusCode::OK, "ready\n").into_response()
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("not ready:\n{}\n", problems.join("\n")),
+        )
+            .into_response()
+    }
 }
 
 /// The largest webhook body read (a Gerrit event is a few kB).
