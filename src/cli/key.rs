@@ -31,6 +31,18 @@ pub(super) enum KeyCommand {
         #[arg(long)]
         cert_out: PathBuf,
     },
+    /// (In a container's init step.) Copy files (a key, the secrets file) from a mounted
+    /// Secret into DIR, owned by this user with mode 0600 as the server requires, replacing
+    /// what is there (the Secret is the truth).
+    #[command(hide = true)]
+    Install {
+        /// A file to copy (repeatable).
+        #[arg(long = "from", required = true)]
+        from: Vec<PathBuf>,
+        /// The directory (made with mode 0700).
+        #[arg(long)]
+        into: PathBuf,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -48,6 +60,38 @@ pub(super) struct GenerateArgs {
 
 pub(super) fn run(cmd: KeyCommand) -> anyhow::Result<ExitCode> {
     match cmd {
+        KeyCommand::Install { from, into } => {
+            use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _, PermissionsExt as _};
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(&into)
+                .with_context(|| into.display().to_string())?;
+            std::fs::set_permissions(&into, std::fs::Permissions::from_mode(0o700))
+                .with_context(|| into.display().to_string())?;
+            for f in &from {
+                let name = f
+                    .file_name()
+                    .with_context(|| format!("{}: not a file", f.display()))?;
+                // Kubernetes mounts a Secret's keys as links into a timestamped directory.
+                let bytes = std::fs::read(f).with_context(|| f.display().to_string())?;
+                let dest = into.join(name);
+                let tmp = into.join(format!(".{}.tmp", name.to_string_lossy()));
+                let _ = std::fs::remove_file(&tmp);
+                let mut out = std::fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .mode(0o600)
+                    .open(&tmp)
+                    .with_context(|| tmp.display().to_string())?;
+                std::io::Write::write_all(&mut out, &bytes)
+                    .and_then(|()| out.sync_all())
+                    .with_context(|| tmp.display().to_string())?;
+                std::fs::rename(&tmp, &dest).with_context(|| dest.display().to_string())?;
+                println!("installed {} (mode 0600)", dest.display());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         KeyCommand::Generate(a) => {
             if a.userid.trim().is_empty() {
                 anyhow::bail!("--userid must not be empty");
