@@ -2,6 +2,7 @@
 //! in the library modules; errors are `anyhow` here and mapped to exit codes in `main`.
 
 mod attest;
+mod bootstrap;
 mod config;
 mod demo;
 mod gerrit;
@@ -94,6 +95,11 @@ enum Command {
     Trace(trace::TraceArgs),
     /// Build a demo world on this machine (no servers) and walk through it.
     Demo(demo::DemoArgs),
+    /// Make this (fresh Debian) machine a seakeeper server, or repair one: packages, the
+    /// binary, the user, the key, the settings and secrets files, the ledger, a hardened
+    /// systemd unit; then start it and wait for /healthz. Running it again changes nothing
+    /// that is right.
+    Bootstrap(bootstrap::BootstrapArgs),
     /// Start something new: `init config DIR` writes a starter config repo.
     #[command(subcommand)]
     Init(init::InitCommand),
@@ -126,6 +132,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Ledger(c) => ledger::run(c),
         Command::Config(c) => config::run(c),
         Command::Init(c) => init::run(c),
+        Command::Bootstrap(a) => bootstrap::run(a),
         Command::Secret(c) => secret::run(c),
         Command::Pipeline(c) => pipeline::run(c),
         Command::Gerrit(c) => gerrit::run(c),
