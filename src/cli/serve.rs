@@ -223,20 +223,23 @@ pub(super) fn reconcile(a: ReconcileArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// One pass; with `wait`, more passes until the builds it started are reported. Returns the
-/// number of actions that failed in the last pass.
+/// number of actions that failed in any of these passes (a failure is not hidden by a later
+/// pass that, backing off, did not try again).
 pub(super) fn run_once(d: &mut Daemon, wait: bool) -> anyhow::Result<usize> {
     let mut report = d.pass(None)?;
+    let mut failed = report.failed.len();
     // A pass that starts local jobs waits for them (see `Daemon::local_jobs`).
     let wait = wait || d.local_jobs();
     while wait && report.busy {
         std::thread::sleep(Duration::from_millis(20));
         report = d.pass(Some(Vec::new()))?;
+        failed += report.failed.len();
     }
     d.flush_status();
     if !d.flush_replication(Duration::from_secs(30)) {
         eprintln!("warning: the ledger is not yet replicated to its remote (see status)");
     }
-    Ok(report.failed.len())
+    Ok(failed)
 }
 
 pub(super) fn status(a: StatusArgs) -> anyhow::Result<ExitCode> {
