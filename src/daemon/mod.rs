@@ -310,6 +310,11 @@ impl Daemon {
         self.layout.as_ref()
     }
 
+    /// Whether a copy runs or has an outcome no pass has taken yet.
+    pub fn copies_pending(&self) -> bool {
+        self.svc.as_ref().is_some_and(|s| s.copies.pending())
+    }
+
     /// Promotion copies running now.
     pub fn copies_running(&self) -> Vec<apply::CopyKey> {
         self.svc
