@@ -54,20 +54,17 @@ const PACKAGES: &[&str] = &[
     "ca-certificates",
 ];
 
-/// What a step did, for the summary (an idempotent second run reports only `ok`).
+/// What the steps did, printed as they go (an idempotent second run reports only `ok`).
 struct Report {
-    lines: Vec<String>,
     changed: usize,
 }
 
 impl Report {
     fn ok(&mut self, what: String) {
         println!("ok       {what}");
-        self.lines.push(format!("ok       {what}"));
     }
     fn changed(&mut self, what: String) {
         println!("changed  {what}");
-        self.lines.push(format!("changed  {what}"));
         self.changed += 1;
     }
 }
@@ -237,10 +234,7 @@ pub(super) fn run(a: BootstrapArgs) -> anyhow::Result<ExitCode> {
         None => false,
     };
 
-    let mut r = Report {
-        lines: Vec::new(),
-        changed: 0,
-    };
+    let mut r = Report { changed: 0 };
     if !a.no_packages && in_place {
         let missing: Vec<&str> = PACKAGES
             .iter()
@@ -310,7 +304,7 @@ pub(super) fn run(a: BootstrapArgs) -> anyhow::Result<ExitCode> {
             k
         }
         None => {
-            let (secret, public) = signing::generate_key(&a.userid)?;
+            let (secret, _) = signing::generate_key(&a.userid)?;
             signing::write_new_file(&key_path, &secret, 0o600)?;
             let k = signing::SigningKey::from_bytes(&secret, "the new key")?;
             r.changed(format!(
@@ -318,7 +312,6 @@ pub(super) fn run(a: BootstrapArgs) -> anyhow::Result<ExitCode> {
                 key_path.display(),
                 k.fingerprint()
             ));
-            drop(public);
             k
         }
     };
@@ -439,6 +432,5 @@ pub(super) fn run(a: BootstrapArgs) -> anyhow::Result<ExitCode> {
         cert_path.display(),
         ledger.display(),
     );
-    let _ = r.lines.len();
     Ok(ExitCode::SUCCESS)
 }

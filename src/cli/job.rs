@@ -368,32 +368,13 @@ pub(super) fn run(cmd: JobCommand) -> anyhow::Result<ExitCode> {
             .context("SEAKEEPER_CACHES")?;
             let identity = std::env::var("SEAKEEPER_CACHE_IDENTITY")
                 .context("SEAKEEPER_CACHE_IDENTITY is not set")?;
-            let mut keys = Vec::new();
-            for c in &caches {
-                use crate::executor::caches::{Restored, key, restore};
-                match key(&identity, &workspace, c)
-                    .and_then(|k| restore(&dir, &k, &workspace, c).map(|r| (k, r)))
-                {
-                    Ok((k, r)) => {
-                        match r {
-                            Restored::Hit(n) => eprintln!(
-                                "seakeeper: cache {} restored ({n} bytes, key {})",
-                                c.path,
-                                &k[..12]
-                            ),
-                            Restored::Miss => {
-                                eprintln!(
-                                    "seakeeper: cache {}: none yet for key {}",
-                                    c.path,
-                                    &k[..12]
-                                )
-                            }
-                        }
-                        keys.push((c.clone(), k));
-                    }
-                    Err(e) => eprintln!("seakeeper: cache {} not used: {e}", c.path),
-                }
-            }
+            let keys = crate::executor::caches::restore_all(
+                &identity,
+                &dir,
+                &workspace,
+                &caches,
+                &mut |l| eprintln!("{l}"),
+            );
             std::fs::write(&keys_out, serde_json::to_vec(&keys)?)
                 .with_context(|| keys_out.display().to_string())?;
             Ok(ExitCode::SUCCESS)
@@ -426,10 +407,10 @@ pub(super) fn run(cmd: JobCommand) -> anyhow::Result<ExitCode> {
                     Err(_) => Vec::new(),
                 };
                 for (c, k) in keys.iter().filter(|_| succeeded) {
-                    match crate::executor::caches::save(dir, k, &workspace, c) {
-                        Ok(r) => eprintln!("seakeeper: cache {}: {r:?}", c.path),
-                        Err(e) => eprintln!("seakeeper: cache {} not saved: {e}", c.path),
-                    }
+                    eprintln!(
+                        "{}",
+                        crate::executor::caches::save_line(dir, k, &workspace, c)
+                    );
                 }
             }
             let files = match &store {

@@ -350,6 +350,58 @@ fn write_archive(source: &Path, to: &Path) -> Result<u64, String> {
     Ok(total)
 }
 
+/// Restores every cache of a job from `dir` (its trust level's) into `workspace`, telling
+/// `line` what each did; returns each usable cache with its key, to save if the job succeeds.
+/// A cache that cannot be used is told and skipped, never a reason to fail the job. Both
+/// executors use this (locally before the commands; on Kubernetes in the fetch container).
+pub fn restore_all(
+    identity: &str,
+    dir: &Path,
+    workspace: &Path,
+    caches: &[CacheSpec],
+    line: &mut dyn FnMut(&str),
+) -> Vec<(CacheSpec, String)> {
+    let mut keys = Vec::new();
+    for c in caches {
+        match key(identity, workspace, c)
+            .and_then(|k| restore(dir, &k, workspace, c).map(|r| (k, r)))
+        {
+            Ok((k, r)) => {
+                line(&match r {
+                    Restored::Hit(n) => format!(
+                        "seakeeper: cache {} restored ({n} bytes, key {})",
+                        c.path,
+                        &k[..12]
+                    ),
+                    Restored::Miss => {
+                        format!("seakeeper: cache {}: none yet for key {}", c.path, &k[..12])
+                    }
+                });
+                keys.push((c.clone(), k));
+            }
+            Err(e) => line(&format!("seakeeper: cache {} not used: {e}", c.path)),
+        }
+    }
+    keys
+}
+
+/// Saves `cache` under `key` in `dir` and says what happened, as a log line.
+pub fn save_line(dir: &Path, key: &str, workspace: &Path, cache: &CacheSpec) -> String {
+    match save(dir, key, workspace, cache) {
+        Ok(Saved::Saved(n)) => format!("seakeeper: cache {} saved ({n} bytes)", cache.path),
+        Ok(Saved::Present) => format!("seakeeper: cache {} unchanged", cache.path),
+        Ok(Saved::Nothing) => format!(
+            "seakeeper: cache {}: the job left no such directory",
+            cache.path
+        ),
+        Ok(Saved::TooBig(n)) => format!(
+            "seakeeper: cache {} not saved: {n} bytes, over {MAX_CACHE_BYTES}",
+            cache.path
+        ),
+        Err(e) => format!("seakeeper: cache {} not saved: {e}", cache.path),
+    }
+}
+
 /// Removes archives under `root` (each trust level's directory) not used for `max_age` (only
 /// lists them when `dry_run`); returns them with their sizes.
 pub fn expire(

@@ -10,15 +10,8 @@ use std::os::unix::ffi::OsStrExt as _;
 use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _, PermissionsExt as _};
 use std::path::{Component, Path, PathBuf};
 
-use super::unpack::UnpackError;
+use super::unpack::{UnpackError, io_err};
 use crate::model::Digest;
-
-fn io_err(path: &Path, e: impl std::fmt::Display) -> UnpackError {
-    UnpackError::Io {
-        path: path.to_owned(),
-        message: e.to_string(),
-    }
-}
 
 /// Removes a tree, making its directories writable first (an image's read-only directories).
 pub(super) fn remove_tree(path: &Path) -> std::io::Result<()> {

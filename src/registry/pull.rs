@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use super::copy::{CopyError, Location, copy_untagged, location_for};
 use super::layout::OciLayout;
-use super::unpack::{UnpackError, Unpacked, unpack};
+use super::unpack::{MAX_CONFIG_BYTES, UnpackError, Unpacked, unpack};
 use crate::config::files::RegistrySettings;
 use crate::model::Digest;
 
@@ -102,8 +102,7 @@ fn loopback(host: &str) -> bool {
             .is_ok_and(|ip| ip.is_loopback())
 }
 
-/// The most an image's config may hold, and its layers together.
-const MAX_CONFIG_BYTES: u64 = 4 << 20;
+/// The most an image's layers may hold together.
 const MAX_IMAGE_BYTES: u64 = 16 << 30;
 
 /// Where `r` is pulled from.

@@ -32,6 +32,9 @@ pub const LAYER_TAR: &str = "application/vnd.oci.image.layer.v1.tar";
 /// The media type of a zstd layer.
 pub const LAYER_ZSTD: &str = "application/vnd.oci.image.layer.v1.tar+zstd";
 
+/// The most a manifest or an image config may hold (both are read whole into memory).
+pub const MAX_CONFIG_BYTES: u64 = 4 << 20;
+
 /// The uid (and gid) a job runs as when its image names no other user or names root: the same
 /// as the Kubernetes executor's `runAsUser`.
 pub const JOB_UID: u32 = 65_532;
@@ -85,7 +88,7 @@ pub enum UnpackError {
     },
 }
 
-fn io_err(path: &Path, e: impl std::fmt::Display) -> UnpackError {
+pub(super) fn io_err(path: &Path, e: impl std::fmt::Display) -> UnpackError {
     UnpackError::Io {
         path: path.to_owned(),
         message: e.to_string(),
@@ -223,7 +226,10 @@ pub fn unpack(store: &OciLayout, digest: &Digest, roots: &Path) -> Result<Unpack
         message,
     };
     // Manifests and configs are small; a big one is refused before it is read into memory.
-    if store.blob_size(digest).is_some_and(|n| n > 4 << 20) {
+    if store
+        .blob_size(digest)
+        .is_some_and(|n| n > MAX_CONFIG_BYTES)
+    {
         return Err(invalid("a manifest of over 4 MiB".into()));
     }
     let bytes = store.read_blob(digest)?;
@@ -354,7 +360,10 @@ fn build(
         Ok((dg, d["mediaType"].as_str().unwrap_or_default().to_owned()))
     };
     let (config_digest, _) = descriptor(&manifest["config"], "config")?;
-    if store.blob_size(&config_digest).is_some_and(|n| n > 4 << 20) {
+    if store
+        .blob_size(&config_digest)
+        .is_some_and(|n| n > MAX_CONFIG_BYTES)
+    {
         return Err(invalid(format!("the config {config_digest}: over 4 MiB")));
     }
     let config_bytes = store.read_blob(&config_digest)?;

@@ -250,13 +250,22 @@ async fn readyz(State(ctx): State<Ctx>) -> Response {
     let mut problems: Vec<String> = Vec::new();
     if status.updated_at.is_empty() {
         problems.push("no reconcile pass has run yet".into());
-    } else if let Ok(at) = status.updated_at.parse::<jiff::Timestamp>() {
-        let age = jiff::Timestamp::now().duration_since(at);
-        if age.as_secs() > READY_PASS_AGE.as_secs() as i64 {
-            problems.push(format!(
-                "the last reconcile pass was at {}",
+    } else {
+        // A time that does not read is no proof of a recent pass.
+        match status.updated_at.parse::<jiff::Timestamp>() {
+            Ok(at) => {
+                let age = jiff::Timestamp::now().duration_since(at);
+                if age.as_secs() > READY_PASS_AGE.as_secs() as i64 {
+                    problems.push(format!(
+                        "the last reconcile pass was at {}",
+                        status.updated_at
+                    ));
+                }
+            }
+            Err(_) => problems.push(format!(
+                "the last reconcile pass has an unreadable time: {:?}",
                 status.updated_at
-            ));
+            )),
         }
     }
     if status.config_in_use.is_empty() {

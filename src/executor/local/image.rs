@@ -43,8 +43,8 @@ pub type Images = Arc<dyn Fn(&str, crate::model::Trust) -> Result<Rootfs, String
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 /// The bubblewrap arguments that mount `rootfs` as the job's filesystem: the root read-only,
-/// scratch tmpfs, `/proc`, `/dev`, the workspace, the script and the hosts file. `net_files`:
-/// the host's name service files to show (a trusted job with the network).
+/// scratch tmpfs, `/proc`, `/dev`, the workspace, the script and the hosts file.
+/// `resolv_conf`: the name service file to show (a job with the network).
 pub fn mounts(
     rootfs: &Rootfs,
     workspace: &Path,

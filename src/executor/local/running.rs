@@ -366,23 +366,8 @@ pub(super) fn run_launch(
     log_line(&log, &summary);
     if state == JobState::Succeeded {
         for s in &launch.caches {
-            use crate::executor::caches::{Saved, save};
-            let line = match save(&s.dir, &s.key, &launch.workspace, &s.cache) {
-                Ok(Saved::Saved(n)) => {
-                    format!("seakeeper: cache {} saved ({n} bytes)", s.cache.path)
-                }
-                Ok(Saved::Present) => format!("seakeeper: cache {} unchanged", s.cache.path),
-                Ok(Saved::Nothing) => format!(
-                    "seakeeper: cache {}: the job left no such directory",
-                    s.cache.path
-                ),
-                Ok(Saved::TooBig(n)) => format!(
-                    "seakeeper: cache {} not saved: {n} bytes, over {}",
-                    s.cache.path,
-                    crate::executor::caches::MAX_CACHE_BYTES
-                ),
-                Err(e) => format!("seakeeper: cache {} not saved: {e}", s.cache.path),
-            };
+            let line =
+                crate::executor::caches::save_line(&s.dir, &s.key, &launch.workspace, &s.cache);
             log_line(&log, &line);
         }
     }

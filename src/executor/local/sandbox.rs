@@ -251,37 +251,20 @@ impl Run {
     fn restore_caches(&self, workspace: &Path) -> Vec<CacheSave> {
         use crate::executor::caches;
         let dir = self.caches.join(self.spec.trust.as_str());
-        let identity = caches::identity(&self.spec);
-        let mut saves = Vec::new();
-        for c in &self.spec.caches {
-            let got = caches::key(&identity, workspace, c)
-                .and_then(|k| caches::restore(&dir, &k, workspace, c).map(|r| (k, r)));
-            let line = match got {
-                Ok((key, r)) => {
-                    let line = match r {
-                        caches::Restored::Hit(n) => format!(
-                            "seakeeper: cache {} restored ({n} bytes, key {})",
-                            c.path,
-                            &key[..12]
-                        ),
-                        caches::Restored::Miss => format!(
-                            "seakeeper: cache {}: none yet for key {}",
-                            c.path,
-                            &key[..12]
-                        ),
-                    };
-                    saves.push(CacheSave {
-                        cache: c.clone(),
-                        key,
-                        dir: dir.clone(),
-                    });
-                    line
-                }
-                Err(e) => format!("seakeeper: cache {} not used: {e}", c.path),
-            };
-            log_line_to(&self.job.dir, &line);
-        }
-        saves
+        caches::restore_all(
+            &caches::identity(&self.spec),
+            &dir,
+            workspace,
+            &self.spec.caches,
+            &mut |l| log_line_to(&self.job.dir, l),
+        )
+        .into_iter()
+        .map(|(cache, key)| CacheSave {
+            cache,
+            key,
+            dir: dir.clone(),
+        })
+        .collect()
     }
 
     /// The command line and environment of the job.
