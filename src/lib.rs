@@ -55,6 +55,9 @@ pub mod notify;
 /// The web server: status, builds, logs and live consoles, ledger commits, traces, changes,
 /// `/metrics`, and the Gerrit webhook.
 pub mod web;
+/// Migration: a Zuul v2 layout and Jenkins Job Builder files into a config repo, and the
+/// comparison that keeps the two in sync.
+pub mod import;
 
 /// Command-line subcommands: argument handling only, logic lives in the modules above.
 pub mod cli;

@@ -66,6 +66,9 @@ fn modules_depend_only_downwards() {
         ("executor", &["model", "store", "secrets"][..]),
         ("reconcile", &["model", "config", "policy", "gerrit"][..]),
         ("notify", &["model", "config", "secrets", "store"][..]),
+        // Reads Zuul and JJB files, maps them with the config loader, pins tags through the
+        // registry client.
+        ("import", &["model", "config", "registry"][..]),
         (
             "apply",
             &[

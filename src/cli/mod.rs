@@ -7,6 +7,7 @@ mod config;
 mod demo;
 mod gerrit;
 mod image;
+mod import;
 mod init;
 mod job;
 mod key;
@@ -100,6 +101,10 @@ enum Command {
     /// systemd unit; then start it and wait for /healthz. Running it again changes nothing
     /// that is right.
     Bootstrap(bootstrap::BootstrapArgs),
+    /// Migration: `import zuul` turns a Zuul v2 layout and its Jenkins Job Builder files into
+    /// a config repo, or compares one with the layout (`--check`).
+    #[command(subcommand)]
+    Import(import::ImportCommand),
     /// Start something new: `init config DIR` writes a starter config repo.
     #[command(subcommand)]
     Init(init::InitCommand),
@@ -132,6 +137,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Ledger(c) => ledger::run(c),
         Command::Config(c) => config::run(c),
         Command::Init(c) => init::run(c),
+        Command::Import(c) => import::run(c),
         Command::Bootstrap(a) => bootstrap::run(a),
         Command::Secret(c) => secret::run(c),
         Command::Pipeline(c) => pipeline::run(c),

@@ -562,13 +562,7 @@ pub struct TrustPolicy {
     pub untrusted_network: Vec<String>,
 }
 
-/// `policies/images.yaml`.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ImagesPolicy {
-    /// Whether jobs of trusted pipelines must pin images by digest.
-    pub require_digest_in_trusted_pipelines: bool,
-}
+pub use super::policies::{ImagesPolicy, UnpinnedImage};
 
 /// `policies/timeouts.yaml`.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]

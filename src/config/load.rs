@@ -547,9 +547,10 @@ pub fn load_with(
     let policies = policies(&mut r, &known, &templates);
     let keys = keys(&mut r);
     let secrets = super::secrets::load(r.files, policies.as_ref(), &mut r.errors);
+    let central_pipelines = super::central::read(r.files, &projects, projects_known, &mut r.errors);
     let mut errors = r.errors;
-    match (settings, policies, errors.is_empty()) {
-        (Some(settings), Some(policies), true) => Ok(Layout {
+    if let (Some(settings), Some(policies), true) = (settings, policies, errors.is_empty()) {
+        let layout = Layout {
             settings,
             environments,
             projects,
@@ -561,12 +562,15 @@ pub fn load_with(
             policies,
             keys,
             secrets,
-        }),
-        _ => {
-            errors.sort_by(|a, b| (&a.file, a.line, a.column).cmp(&(&b.file, b.line, b.column)));
-            Err(errors)
+            central_pipelines,
+        };
+        errors = super::central::check(&layout);
+        if errors.is_empty() {
+            return Ok(layout);
         }
     }
+    errors.sort_by(|a, b| (&a.file, a.line, a.column).cmp(&(&b.file, b.line, b.column)));
+    Err(errors)
 }
 
 fn list<'a>(names: impl Iterator<Item = &'a String>) -> String {

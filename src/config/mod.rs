@@ -5,9 +5,11 @@
 //! returns either a complete Layout or all errors, each naming file, line, column and field.
 //!
 //! Files: `seakeeper.yaml`, `environments.yaml`, `projects/`, `promotions/`, `freezes/`,
-//! `schedules.yaml`, `notifications.yaml`, `templates/`, `policies/`, `keys/` and `secrets/`; a project's `.pipeline/config.yaml`
-//! is checked against a Layout by [`pipeline::check`].
+//! `schedules.yaml`, `notifications.yaml`, `templates/`, `policies/`, `keys/`, `secrets/` and
+//! `pipelines/` (central pipeline files); a project's `.pipeline/config.yaml` is checked
+//! against a Layout by [`pipeline::check`].
 
+pub mod central;
 pub mod cron;
 mod error;
 pub mod files;
@@ -63,6 +65,9 @@ pub struct Layout {
     /// Job secrets, sealed (`secrets/<name>.pgp`: armored OpenPGP messages to the server's
     /// encryption subkey), by name; who may use each is in `policies.secrets`.
     pub secrets: BTreeMap<String, Vec<u8>>,
+    /// Central pipeline files (`pipelines/<project>.yaml`), by project: the pipeline file of
+    /// a project whose repository has none (see [`Layout::central_pipeline`]).
+    pub central_pipelines: BTreeMap<ProjectName, Arc<str>>,
 }
 
 /// A trusted key of the config repo.

@@ -272,6 +272,9 @@ fn pinned(image: &str) -> bool {
         .is_some_and(|(_, hex)| hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
+/// How an error about an image that `policies/images.yaml` marks unpinned says so.
+pub const MARKED_UNPINNED: &str = "marked unpinned";
+
 /// What [`is_job_name`] asks, in words.
 const JOB_NAME_RULE: &str = "job names are plain identifiers: a letter or digit, then letters, \
                              digits, `-`, `_` and `.` (at most 128)";
@@ -575,8 +578,9 @@ pub fn check(
                     .and_then(super::files::JobImage::reference)
                     .unwrap_or_default();
                 if !image.is_empty() && !pinned(image) {
+                    let marked = policies.images.marked_unpinned(image).map_or(String::new(), |u| format!(" ({MARKED_UNPINNED} in policies/images.yaml: {})", u.reason));
                     errors.push(
-                        ConfigError::new(file, format!("jobs.{n}.image"), format!("`{pname}` is trusted: pin the image by digest (name@sha256:<64 hex>)"))
+                        ConfigError::new(file, format!("jobs.{n}.image"), format!("`{pname}` is trusted: pin the image by digest (name@sha256:<64 hex>){marked}"))
                             .located(text, image),
                     );
                 }

@@ -3,9 +3,40 @@
 
 use super::error::{ConfigError, parse_yaml};
 use super::files::{
-    EnforcedJobsPolicy, ImagesPolicy, LimitsPolicy, PipelineKind, PromotionPolicy, RetentionPolicy,
+    EnforcedJobsPolicy, LimitsPolicy, PipelineKind, PromotionPolicy, RetentionPolicy,
     SecretsPolicy, TimeoutsPolicy, TrustPolicy,
 };
+
+/// `policies/images.yaml`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImagesPolicy {
+    /// Whether jobs of trusted pipelines must pin images by digest.
+    pub require_digest_in_trusted_pipelines: bool,
+    /// Images knowingly left unpinned (an import found only a tag, and no registry answered
+    /// for its digest): listed so that review sees them. `config check` accepts central
+    /// pipeline files (`pipelines/`) that use them; a trusted pipeline still refuses to run
+    /// them, saying they are marked here, until each is pinned by digest.
+    #[serde(default)]
+    pub unpinned: Vec<UnpinnedImage>,
+}
+
+/// One entry of `unpinned:` in `policies/images.yaml`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UnpinnedImage {
+    /// The image reference, as jobs name it (`registry/name:tag`).
+    pub image: String,
+    /// Why it is not pinned.
+    pub reason: String,
+}
+
+impl ImagesPolicy {
+    /// The entry marking `image` unpinned, if there is one.
+    pub fn marked_unpinned(&self, image: &str) -> Option<&UnpinnedImage> {
+        self.unpinned.iter().find(|u| u.image == image)
+    }
+}
 
 /// Every policy, resolved.
 #[derive(Debug, Clone, PartialEq, Eq)]
