@@ -83,14 +83,31 @@ pub struct DockerRun {
     pub image: String,
     /// `-e K=V`.
     pub env: Vec<(String, String)>,
-    /// `-e K` (taken from the host).
+    /// `-e K` or `-e K=$OTHER` (taken from the host).
     pub host_env: Vec<String>,
+    /// `-e K=$ZUUL_X`: Zuul's variable, and seakeeper's that says the same.
+    pub from_seakeeper: Vec<(String, String)>,
     /// `-v`/`--volume`/`--mount`.
     pub volumes: Vec<String>,
     /// `--entrypoint`.
     pub entrypoint: Option<String>,
     /// The arguments after the image.
     pub args: Vec<String>,
+}
+
+/// seakeeper's variable for a value that is exactly one of Zuul's (`$ZUUL_X` or `${ZUUL_X}`).
+fn zuul_variable(value: &str) -> Option<&'static str> {
+    let name = value.strip_prefix('$')?;
+    let name = name.strip_prefix('{').and_then(|n| n.strip_suffix('}')).unwrap_or(name);
+    Some(match name {
+        "ZUUL_PROJECT" => "SEAKEEPER_PROJECT",
+        "ZUUL_PIPELINE" => "SEAKEEPER_PIPELINE",
+        "ZUUL_CHANGE" => "SEAKEEPER_CHANGE",
+        "ZUUL_PATCHSET" => "SEAKEEPER_PATCHSET",
+        "ZUUL_COMMIT" | "ZUUL_NEWREV" => "SEAKEEPER_COMMIT",
+        "ZUUL_UUID" => "SEAKEEPER_BUILD_ID",
+        _ => return None,
+    })
 }
 
 /// Reads a `docker run` line (`exec`, `sudo` and `time` before it are allowed).
@@ -127,7 +144,12 @@ pub fn docker_run(line: &str) -> Option<DockerRun> {
         if let Some(v) = value {
             match opt.as_str() {
                 "-e" | "--env" => match v.split_once('=') {
-                    Some((k, val)) => run.env.push((k.to_owned(), val.to_owned())),
+                    // A value the host's shell expanded came from Jenkins or Zuul.
+                    Some((k, val)) if !val.contains('$') => run.env.push((k.to_owned(), val.to_owned())),
+                    Some((k, val)) => match zuul_variable(val) {
+                        Some(ours) => run.from_seakeeper.push((k.to_owned(), ours.to_owned())),
+                        None => run.host_env.push(k.to_owned()),
+                    },
                     None => run.host_env.push(v),
                 },
                 "-v" | "--volume" | "--mount" => run.volumes.push(v),
@@ -138,6 +160,15 @@ pub fn docker_run(line: &str) -> Option<DockerRun> {
         i += 1;
     }
     None
+}
+
+/// Stands for the image's entrypoint in a command, until the mapping puts in the command
+/// `--entrypoint` names.
+pub const ENTRYPOINT: &str = "\u{1}entrypoint\u{1}";
+
+/// Whether a script runs `docker run`.
+pub fn has_docker_run(script: &str) -> bool {
+    script.replace("\\\n", " ").lines().any(|l| docker_run(l).is_some())
 }
 
 /// Carries a `shell` builder's script into `job`.
@@ -194,14 +225,18 @@ pub fn shell_builder(job: &mut Job, script: &str) {
         }
         let mut command: Vec<String> = run.entrypoint.iter().cloned().collect();
         command.extend(run.args.iter().cloned());
-        if command.is_empty() {
-            job.commands.push(String::new());
+        // Zuul's variables, set from seakeeper's for the command.
+        let prefix: String = run.from_seakeeper.iter().map(|(k, ours)| format!("{k}=\"${ours}\" ")).collect();
+        let words = command.iter().map(|w| quote(w)).collect::<Vec<_>>().join(" ");
+        if command.first().is_none_or(|w| w.starts_with('-')) {
+            // No command, or options: what ran was the image's entrypoint.
+            job.commands.push(format!("{prefix}{ENTRYPOINT}{}{words}", if words.is_empty() { "" } else { " " }));
             job.notes.push((
                 Fidelity::Approximate,
                 format!("`docker run {}` ran the image's entrypoint; seakeeper runs commands, so the entrypoint command stands for it", run.image),
             ));
         } else {
-            job.commands.push(command.iter().map(|w| quote(w)).collect::<Vec<_>>().join(" "));
+            job.commands.push(prefix + &words);
         }
     }
 }

@@ -378,7 +378,8 @@ fn combinations(params: &Params) -> Vec<Params> {
 }
 
 /// Keys JJB jobs carry that say nothing about what runs.
-const COSMETIC: [&str; 6] = ["name", "description", "display-name", "defaults", "project-type", "id"];
+/// (`concurrent`: seakeeper runs builds of one job side by side anyway.)
+const COSMETIC: [&str; 7] = ["name", "description", "display-name", "defaults", "project-type", "id", "concurrent"];
 
 /// Reads an expanded job: its builders into commands and an image, its `timeout` wrapper,
 /// and a note for everything else.
@@ -410,8 +411,14 @@ fn job(defs: &Defs, doc: usize, name: &str, mut body: Mapping, params: &Params) 
             expand_builder(defs, doc, b, &mut Vec::new(), &mut builders)?;
         }
     }
+    // Where a job runs `docker run`, its other shell steps ran on the Jenkins host.
+    let containerised = builders.iter().any(|(k, v)| k == "shell" && v.as_str().is_some_and(super::builders::has_docker_run));
     for (kind, value) in builders {
         match (kind.as_str(), &value) {
+            ("shell", Value::String(script)) if containerised && !super::builders::has_docker_run(script) => job.notes.push((
+                Fidelity::Approximate,
+                format!("a shell step ran on the Jenkins host beside `docker run` and is left out (`{}`)", script.lines().find(|l| !l.trim().is_empty()).unwrap_or_default().trim()),
+            )),
             ("shell", Value::String(script)) => super::builders::shell_builder(&mut job, script),
             ("shell", _) => job.notes.push((Fidelity::NotMapped, "a `shell` builder whose script is not text (an unknown tag?)".into())),
             ("system-groovy" | "groovy", _) => job.notes.push((Fidelity::NotMapped, format!("`{kind}` builder: Groovy runs inside Jenkins and has no counterpart"))),
@@ -443,8 +450,13 @@ fn job(defs: &Defs, doc: usize, name: &str, mut body: Mapping, params: &Params) 
                     }
                 }
             }
+            // An agent label matters only to a job that ran on the agent itself: one that ran
+            // in a container only needed a host with Docker.
+            "node" if job.image.is_some() => {}
             "node" => job.notes.push((Fidelity::Approximate, format!("node `{}`: Jenkins agent labels have no counterpart; the job runs on seakeeper's executor", scalar(v).unwrap_or_default()))),
             "dsl" | "pipeline-scm" => job.notes.push((Fidelity::NotMapped, format!("`{k}`: a Jenkins Pipeline (Groovy) script has no counterpart"))),
+            // A template's own keys that JJB does not know are its parameters' defaults.
+            key if params.contains_key(key) => {}
             "parameters" => job.notes.push((Fidelity::NotMapped, "`parameters`: Jenkins build parameters have no counterpart (Zuul set them)".into())),
             other => job.notes.push((Fidelity::NotMapped, format!("`{other}`: Jenkins-only, no counterpart"))),
         }

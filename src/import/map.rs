@@ -74,7 +74,7 @@ pub fn classify(p: &zuul::Pipeline) -> Result<PipelineKind, String> {
             Ok(PipelineKind::Check)
         }
         Manager::Independent => Err(format!(
-            "triggered only by {} : seakeeper has no on-demand pipeline",
+            "triggered only by {}: seakeeper has no on-demand pipeline",
             if p.events.is_empty() { "nothing it names".to_owned() } else { p.events.join(", ") }
         )),
     }
@@ -117,7 +117,11 @@ struct Plan {
     queue_names: BTreeSet<String>,
 }
 
-fn plan(layout: &zuul::Layout, project: &zuul::Project) -> Result<Plan, ImportError> {
+/// The parameter function Wikimedia's layout uses for `dependencies.yaml`, which `requires`
+/// carries over when the dependencies are given.
+const DEPENDENCIES_FUNCTION: &str = "set_ext_dependencies";
+
+fn plan(layout: &zuul::Layout, project: &zuul::Project, with_deps: bool) -> Result<Plan, ImportError> {
     let mut plan = Plan::default();
     let jobs = layout.project_jobs(project)?;
     for (zp, list) in &jobs {
@@ -177,6 +181,7 @@ fn plan(layout: &zuul::Layout, project: &zuul::Project) -> Result<Plan, ImportEr
                         }
                         "voting" if v.as_bool() == Some(false) => (Fidelity::Approximate, "non-voting in Zuul (`voting: false`); in seakeeper every job votes".to_owned()),
                         "voting" => continue,
+                        "parameter-function" if with_deps && super::yaml::scalar(v).as_deref() == Some(DEPENDENCIES_FUNCTION) => continue,
                         "branch" | "skip-if" | "files" => (Fidelity::Approximate, format!("`{k}` of job rule `{}` has no counterpart; the job runs on every change", rule.name)),
                         "parameter-function" => (Fidelity::NotMapped, format!("parameter function `{}`: Python run by Zuul, no counterpart", super::yaml::scalar(v).unwrap_or_default())),
                         other => (Fidelity::Approximate, format!("`{other}` of job rule `{}` has no counterpart", rule.name)),
@@ -215,7 +220,7 @@ pub fn expected(layout: &zuul::Layout) -> Result<BTreeSet<(String, String, Strin
         if p.name.parse::<ProjectName>().is_err() {
             continue;
         }
-        for (kind, jobs) in plan(layout, p)?.kinds {
+        for (kind, jobs) in plan(layout, p, false)?.kinds {
             for j in jobs {
                 out.insert((p.name.clone(), kind.as_str().to_owned(), j));
             }
@@ -287,7 +292,7 @@ pub fn import(layout: &zuul::Layout, jobs: &jjb::Jobs, deps: Option<&BTreeMap<St
     let mut plans: BTreeMap<ProjectName, (Plan, &zuul::Project)> = BTreeMap::new();
     let mut users: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for p in &layout.projects {
-        let mut pl = plan(layout, p)?;
+        let mut pl = plan(layout, p, deps.is_some())?;
         let name: ProjectName = match p.name.parse() {
             Ok(n) => n,
             Err(e) => {
@@ -341,7 +346,7 @@ pub fn import(layout: &zuul::Layout, jobs: &jjb::Jobs, deps: Option<&BTreeMap<St
                 image
             }
         };
-        let commands: Vec<String> = j.commands.iter().map(|c| if c.is_empty() { opts.entrypoint.clone() } else { c.clone() }).collect();
+        let commands: Vec<String> = j.commands.iter().map(|c| c.replace(super::builders::ENTRYPOINT, &opts.entrypoint)).collect();
         let mut spec = serde_json::Map::new();
         spec.insert("image".into(), json!(image));
         if commands.is_empty() {
