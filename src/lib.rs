@@ -50,14 +50,14 @@ pub mod metrics;
 /// The secrets file (credentials outside git, never printed).
 pub mod secrets;
 
+/// Migration: a Zuul v2 layout and Jenkins Job Builder files into a config repo, and the
+/// comparison that keeps the two in sync.
+pub mod import;
 /// Notifications: IRC, email and Phabricator comments, routed by `notifications.yaml`.
 pub mod notify;
 /// The web server: status, builds, logs and live consoles, ledger commits, traces, changes,
 /// `/metrics`, and the Gerrit webhook.
 pub mod web;
-/// Migration: a Zuul v2 layout and Jenkins Job Builder files into a config repo, and the
-/// comparison that keeps the two in sync.
-pub mod import;
 
 /// Command-line subcommands: argument handling only, logic lives in the modules above.
 pub mod cli;

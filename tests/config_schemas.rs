@@ -31,6 +31,7 @@ fn schema_for(path: &str) -> Option<&'static str> {
         p if p.starts_with("promotions/") => "promotions",
         p if p.starts_with("freezes/") => "freeze",
         p if p.starts_with("templates/") => "template",
+        p if p.starts_with("pipelines/") => "pipeline",
         _ => return None,
     })
 }
@@ -97,6 +98,22 @@ fn valid_files_satisfy_their_schemas() {
             world.join("repos").join(p).join(".pipeline/config.yaml"),
         ));
     }
+    // A config repo imported from the Zuul fixture: central pipeline files, the images
+    // policy's `unpinned` marker.
+    let w = root().join("fixtures/import/wikimedia");
+    let imported = dir.path().join("imported");
+    support::ok(
+        support::seakeeper()
+            .args(["import", "zuul", "--offline", "--layout"])
+            .arg(w.join("zuul/layout.yaml"))
+            .arg("--jjb")
+            .arg(w.join("jjb"))
+            .arg("--dependencies")
+            .arg(w.join("zuul/dependencies.yaml"))
+            .arg("--out")
+            .arg(&imported),
+    );
+    files_under(&imported, &imported, &mut files);
     for (name, _) in seakeeper::config::policies::DEFAULTS {
         files.push((
             format!("policies/{name}"),

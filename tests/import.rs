@@ -11,7 +11,9 @@ use std::path::{Path, PathBuf};
 use support::{FIXED_DATES, git, git_with, ok, output, seakeeper, stderr, stdout};
 
 fn fixture(rel: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/import").join(rel)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures/import")
+        .join(rel)
 }
 
 /// `import zuul` of the Wikimedia-like fixture (offline) into `out`, with `extra` arguments.
@@ -35,7 +37,11 @@ fn import_fixture(out: &Path, extra: &[&str]) -> std::process::Output {
 fn config_check(repo: &Path) -> String {
     git(repo, &["init", "--quiet", "-b", "main"]);
     git(repo, &["add", "-A"]);
-    git_with(repo, &["commit", "--quiet", "-m", "Import from Zuul"], &FIXED_DATES);
+    git_with(
+        repo,
+        &["commit", "--quiet", "-m", "Import from Zuul"],
+        &FIXED_DATES,
+    );
     ok(seakeeper().args(["config", "check", "--repo"]).arg(repo))
 }
 
@@ -52,57 +58,108 @@ fn the_wikimedia_fixture_imports_into_a_valid_config_repo() {
     assert!(o.status.success(), "{}\n{}", stdout(&o), stderr(&o));
     let summary = stdout(&o);
     assert!(summary.contains("imported 9 projects"), "{summary}");
-    assert!(summary.contains("UNPINNED docker-registry.wikimedia.org/releng/tox:0.4.0"), "{summary}");
+    assert!(
+        summary.contains("UNPINNED docker-registry.wikimedia.org/releng/tox:0.4.0"),
+        "{summary}"
+    );
     assert!(config_check(&out).starts_with("ok: "));
 
     // Pipelines: a dependent pipeline is the gate, with its window; timers are schedules.
     let settings = read(&out.join("seakeeper.yaml"));
-    assert!(settings.contains("window: 16") && settings.contains("window_floor: 2"), "{settings}");
+    assert!(
+        settings.contains("window: 16") && settings.contains("window_floor: 2"),
+        "{settings}"
+    );
     assert!(read(&out.join("schedules.yaml")).contains("cron: 0 3 * * *"));
     // Branch filters of the gates are the projects' branches; shared gate jobs, one queue.
     let wikibase = read(&out.join("projects/mediawiki/extensions/Wikibase.yaml"));
-    for want in ["- REL1_*", "- wmf/*", "- master", "queue: mediawiki", "extension-gate, extension-swat, extension-unittests"] {
+    for want in [
+        "- REL1_*",
+        "- wmf/*",
+        "- master",
+        "queue: mediawiki",
+        "extension-gate, extension-swat, extension-unittests",
+    ] {
         assert!(wikibase.contains(want), "{want} in {wikibase}");
     }
     // Templates of templates, parameters, job trees, dependencies (recursed, and not).
     let cite = read(&out.join("pipelines/mediawiki/extensions/Cite.yaml"));
-    assert!(cite.contains("mwext-phan") && cite.contains("wmf-quibble-vendor-mysql-php81-docker"), "{cite}");
+    assert!(
+        cite.contains("mwext-phan") && cite.contains("wmf-quibble-vendor-mysql-php81-docker"),
+        "{cite}"
+    );
     let wb = read(&out.join("pipelines/mediawiki/extensions/Wikibase.yaml"));
-    for dep in ["mediawiki/extensions/Cite", "mediawiki/extensions/Scribunto", "mediawiki/extensions/cldr"] {
+    for dep in [
+        "mediawiki/extensions/Cite",
+        "mediawiki/extensions/Scribunto",
+        "mediawiki/extensions/cldr",
+    ] {
         assert!(wb.contains(dep), "{dep} in {wb}");
     }
     let minerva = read(&out.join("pipelines/mediawiki/skins/MinervaNeue.yaml"));
-    assert!(minerva.contains("mediawiki/extensions/Wikibase") && !minerva.contains("Scribunto"), "{minerva}");
+    assert!(
+        minerva.contains("mediawiki/extensions/Wikibase") && !minerva.contains("Scribunto"),
+        "{minerva}"
+    );
     let quibble = read(&out.join("pipelines/integration/quibble.yaml"));
-    assert!(quibble.contains("needs:\n    - quibble-tox-docker"), "{quibble}");
+    assert!(
+        quibble.contains("needs:\n    - quibble-tox-docker"),
+        "{quibble}"
+    );
     assert!(out.join("pipelines/pywikibot/core.yaml").exists());
-    assert!(out.join("templates/pywikibot-core-tox-docker.yaml").exists());
+    assert!(
+        out.join("templates/pywikibot-core-tox-docker.yaml")
+            .exists()
+    );
     // JJB: nested-dict parameters, macros calling macros, includes (formatted and escaped).
     let php81 = read(&out.join("templates/wmf-quibble-vendor-mysql-php81-docker.yaml"));
     assert!(php81.contains("quibble-buster-php81:2.0.0"), "{php81}");
-    assert!(php81.contains("--packages-source vendor --db mysql --run phpunit"), "{php81}");
-    assert!(php81.contains("ZUUL_PROJECT=\"$SEAKEEPER_PROJECT\""), "{php81}");
+    assert!(
+        php81.contains("--packages-source vendor --db mysql --run phpunit"),
+        "{php81}"
+    );
+    assert!(
+        php81.contains("ZUUL_PROJECT=\"$SEAKEEPER_PROJECT\""),
+        "{php81}"
+    );
     assert!(php81.contains("timeout: 30m"), "{php81}");
     let periodic = read(&out.join("templates/mediawiki-core-php81-periodic.yaml"));
-    assert!(periodic.contains("{a,b}") && periodic.contains("${f}"), "{periodic}");
+    assert!(
+        periodic.contains("{a,b}") && periodic.contains("${f}"),
+        "{periodic}"
+    );
     let doxygen = read(&out.join("templates/mediawiki-core-doxygen-publish.yaml"));
-    assert!(doxygen.contains("releng/doxygen:1.9.1") && doxygen.contains("DOXYGEN_OUT"), "{doxygen}");
+    assert!(
+        doxygen.contains("releng/doxygen:1.9.1") && doxygen.contains("DOXYGEN_OUT"),
+        "{doxygen}"
+    );
     let release = read(&out.join("templates/quibble-release.yaml"));
     assert!(release.contains("${ZUUL_REF} of quibble"), "{release}");
     // The unpinned marker.
     let images = read(&out.join("policies/images.yaml"));
-    assert!(images.contains("image: docker-registry.wikimedia.org/releng/tox:0.4.0"), "{images}");
+    assert!(
+        images.contains("image: docker-registry.wikimedia.org/releng/tox:0.4.0"),
+        "{images}"
+    );
 
     // The report: before and after per project, counts, every omission with its reason.
     let r: serde_json::Value = serde_json::from_str(&read(&report)).unwrap();
     assert_eq!(r["projects"], 9);
     let core = &r["jobs"]["mediawiki/core"];
-    assert_eq!(core["before"]["experimental"][0], "mediawiki-core-php81-periodic");
+    assert_eq!(
+        core["before"]["experimental"][0],
+        "mediawiki-core-php81-periodic"
+    );
     assert!(core["after"].get("experimental").is_none());
-    assert_eq!(core["after"]["periodic"][0], "mediawiki-core-php81-periodic");
+    assert_eq!(
+        core["after"]["periodic"][0],
+        "mediawiki-core-php81-periodic"
+    );
     let items = r["items"].as_array().unwrap();
     let has = |fidelity: &str, text: &str| {
-        items.iter().any(|i| i["fidelity"] == fidelity && i["reason"].as_str().unwrap().contains(text))
+        items
+            .iter()
+            .any(|i| i["fidelity"] == fidelity && i["reason"].as_str().unwrap().contains(text))
     };
     assert!(has("not-mapped", "Groovy"));
     assert!(has("not-mapped", "pipeline `experimental` is not mapped"));
@@ -113,7 +170,13 @@ fn the_wikimedia_fixture_imports_into_a_valid_config_repo() {
     assert!(has("approximate", "ran on a Jenkins agent"));
     let c = &r["counts"];
     assert!(c["approximate"].as_u64().unwrap() > 0 && c["not_mapped"].as_u64().unwrap() > 0);
-    assert!(r["unpinned_images"].as_array().unwrap().iter().any(|u| u["image"] == "docker-registry.wikimedia.org/releng/tox:0.4.0"));
+    assert!(
+        r["unpinned_images"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|u| u["image"] == "docker-registry.wikimedia.org/releng/tox:0.4.0")
+    );
 
     // `--check` finds nothing; a hand-made difference is reported, both ways.
     let same = output(
@@ -125,10 +188,9 @@ fn the_wikimedia_fixture_imports_into_a_valid_config_repo() {
     );
     assert!(same.status.success(), "{}", stdout(&same));
     let cite_path = out.join("pipelines/mediawiki/extensions/Cite.yaml");
-    let edited = read(&cite_path).replace("  - mwext-phan\n  gate:", "  - mwext-phan-new\n  gate:").replace(
-        "jobs:\n",
-        "jobs:\n  mwext-phan-new:\n    use: mwext-phan\n",
-    );
+    let edited = read(&cite_path)
+        .replace("  - mwext-phan\n  gate:", "  - mwext-phan-new\n  gate:")
+        .replace("jobs:\n", "jobs:\n  mwext-phan-new:\n    use: mwext-phan\n");
     std::fs::write(&cite_path, edited).unwrap();
     let differs = output(
         seakeeper()
@@ -139,8 +201,14 @@ fn the_wikimedia_fixture_imports_into_a_valid_config_repo() {
     );
     assert_eq!(differs.status.code(), Some(1), "{}", stdout(&differs));
     let lines = stdout(&differs);
-    assert!(lines.contains("- mediawiki/extensions/Cite check mwext-phan\n"), "{lines}");
-    assert!(lines.contains("+ mediawiki/extensions/Cite check mwext-phan-new\n"), "{lines}");
+    assert!(
+        lines.contains("- mediawiki/extensions/Cite check mwext-phan\n"),
+        "{lines}"
+    );
+    assert!(
+        lines.contains("+ mediawiki/extensions/Cite check mwext-phan-new\n"),
+        "{lines}"
+    );
 }
 
 #[test]
@@ -152,9 +220,18 @@ fn an_unpinned_image_is_refused_by_trusted_pipelines_but_passes_config_check() {
     let layout = seakeeper::config::load(&files).expect("a valid layout");
     let project: seakeeper::model::ProjectName = "integration/quibble".parse().unwrap();
     let central = layout.central_pipeline(&project).unwrap();
-    let errors = seakeeper::config::pipeline::check("pipelines/integration/quibble.yaml", central, Some(&project), Some(&layout)).unwrap_err();
+    let errors = seakeeper::config::pipeline::check(
+        "pipelines/integration/quibble.yaml",
+        central,
+        Some(&project),
+        Some(&layout),
+    )
+    .unwrap_err();
     assert!(
-        errors.iter().any(|e| e.message.contains("`gate` is trusted") && e.message.contains("marked unpinned")),
+        errors
+            .iter()
+            .any(|e| e.message.contains("`gate` is trusted")
+                && e.message.contains("marked unpinned")),
         "{errors:?}"
     );
 }
@@ -188,7 +265,11 @@ fn an_unreachable_registry_leaves_images_unpinned_and_listed() {
             .arg(&report),
     );
     assert!(o.status.success(), "{}", stderr(&o));
-    assert!(stdout(&o).contains("UNPINNED 127.0.0.1:9/releng/lint:1.0"), "{}", stdout(&o));
+    assert!(
+        stdout(&o).contains("UNPINNED 127.0.0.1:9/releng/lint:1.0"),
+        "{}",
+        stdout(&o)
+    );
     let r: serde_json::Value = serde_json::from_str(&read(&report)).unwrap();
     let u = &r["unpinned_images"][0];
     assert_eq!(u["image"], "127.0.0.1:9/releng/lint:1.0");
@@ -214,7 +295,10 @@ fn fails(layout: &Path, jjb: &Path) -> String {
             .arg(&report),
     );
     assert!(!o.status.success(), "{}", stdout(&o));
-    assert!(!out.exists() && !report.exists(), "nothing is written on failure");
+    assert!(
+        !out.exists() && !report.exists(),
+        "nothing is written on failure"
+    );
     let left: Vec<_> = std::fs::read_dir(tmp.path()).unwrap().collect();
     assert!(left.is_empty(), "no temporary directory is left: {left:?}");
     stderr(&o)
@@ -235,11 +319,18 @@ fn malformed_layouts_name_file_and_line_and_write_nothing() {
 fn malformed_jjb_names_file_and_line_and_writes_nothing() {
     let layout = fixture("wikimedia/zuul/layout.yaml");
     let e = fails(&layout, &fixture("malformed/jjb-missing-include/jjb"));
-    assert!(e.contains("jjb-missing-include/jjb/jobs.yaml:4: `!include-raw: scripts/missing.sh`"), "{e}");
+    assert!(
+        e.contains("jjb-missing-include/jjb/jobs.yaml:4: `!include-raw: scripts/missing.sh`"),
+        "{e}"
+    );
     let e = fails(&layout, &fixture("malformed/jjb-unknown-template/jjb"));
     assert!(e.contains("jjb-unknown-template/jjb/jobs.yaml:8: project `quibble` lists `{name}-tox-dokcer`, which is no job-template, job-group or job (did you mean `{name}-tox-docker`?)"), "{e}");
     let e = fails(&layout, &fixture("malformed/jjb-missing-parameter/jjb"));
-    assert!(e.contains("jjb-missing-parameter/jjb/jobs.yaml:") && e.contains("names parameter `flavour`"), "{e}");
+    assert!(
+        e.contains("jjb-missing-parameter/jjb/jobs.yaml:")
+            && e.contains("names parameter `flavour`"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -250,7 +341,11 @@ fn an_out_directory_that_holds_files_is_refused() {
     std::fs::write(out.join("keep.txt"), "mine").unwrap();
     let o = import_fixture(&out, &["--offline"]);
     assert!(!o.status.success());
-    assert!(stderr(&o).contains("exists and is not empty"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("exists and is not empty"),
+        "{}",
+        stderr(&o)
+    );
     assert_eq!(read(&out.join("keep.txt")), "mine");
 }
 
@@ -279,7 +374,13 @@ fn a_generated_layout_of_2200_projects_imports_checks_and_round_trips() {
     assert_eq!(r["counts"]["approximate"], 0, "{}", r["items"][0]["reason"]);
     assert!(r["unpinned_images"].as_array().unwrap().is_empty());
     let check = |out: &Path| {
-        output(seakeeper().args(["import", "zuul", "--check", "--layout"]).arg(&layout).arg("--out").arg(out))
+        output(
+            seakeeper()
+                .args(["import", "zuul", "--check", "--layout"])
+                .arg(&layout)
+                .arg("--out")
+                .arg(out),
+        )
     };
     let same = check(&out);
     assert!(same.status.success(), "{}", stdout(&same));
@@ -290,5 +391,8 @@ fn a_generated_layout_of_2200_projects_imports_checks_and_round_trips() {
     std::fs::write(&p, text).unwrap();
     let differs = check(&out);
     assert_eq!(differs.status.code(), Some(1));
-    assert_eq!(stdout(&differs).trim(), format!("- {name} gate Tool0008-tox"));
+    assert_eq!(
+        stdout(&differs).trim(),
+        format!("- {name} gate Tool0008-tox")
+    );
 }

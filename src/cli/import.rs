@@ -55,7 +55,10 @@ pub(super) struct ZuulArgs {
     #[arg(long, default_value = "https://registry.example.org")]
     registry_url: String,
     /// The image of jobs whose builders run no `docker run` (they ran on Jenkins agents).
-    #[arg(long, default_value = "docker-registry.wikimedia.org/releng/ci-bookworm:latest")]
+    #[arg(
+        long,
+        default_value = "docker-registry.wikimedia.org/releng/ci-bookworm:latest"
+    )]
     default_image: String,
     /// The command that stands for an image's entrypoint (`docker run IMAGE` with no command).
     #[arg(long, default_value = "/run.sh")]
@@ -71,7 +74,9 @@ pub(super) fn run(cmd: ImportCommand) -> anyhow::Result<ExitCode> {
     if a.check {
         let diff = import::check::compare(&layout, &a.out)?;
         for p in &diff.without_central_file {
-            println!("note: {p} has no central pipeline file; its repository's own is not compared");
+            println!(
+                "note: {p} has no central pipeline file; its repository's own is not compared"
+            );
         }
         for line in diff.lines() {
             println!("{line}");
@@ -112,6 +117,10 @@ pub(super) fn run(cmd: ImportCommand) -> anyhow::Result<ExitCode> {
         import::write::file(r, &json)?;
     }
     print!("{}", imported.report.summary());
-    println!("wrote {} files to {}", imported.files.len(), a.out.display());
+    println!(
+        "wrote {} files to {}",
+        imported.files.len(),
+        a.out.display()
+    );
     Ok(ExitCode::SUCCESS)
 }

@@ -578,7 +578,12 @@ pub fn check(
                     .and_then(super::files::JobImage::reference)
                     .unwrap_or_default();
                 if !image.is_empty() && !pinned(image) {
-                    let marked = policies.images.marked_unpinned(image).map_or(String::new(), |u| format!(" ({MARKED_UNPINNED} in policies/images.yaml: {})", u.reason));
+                    let marked = policies
+                        .images
+                        .marked_unpinned(image)
+                        .map_or(String::new(), |u| {
+                            format!(" ({MARKED_UNPINNED} in policies/images.yaml: {})", u.reason)
+                        });
                     errors.push(
                         ConfigError::new(file, format!("jobs.{n}.image"), format!("`{pname}` is trusted: pin the image by digest (name@sha256:<64 hex>){marked}"))
                             .located(text, image),

@@ -8,8 +8,22 @@ use super::jjb::Job;
 
 /// `docker run` options that take no value.
 const FLAGS: [&str; 16] = [
-    "--rm", "-t", "--tty", "-i", "--interactive", "--init", "-d", "--detach", "--privileged", "-it", "-ti",
-    "--read-only", "-P", "--publish-all", "--sig-proxy", "-q",
+    "--rm",
+    "-t",
+    "--tty",
+    "-i",
+    "--interactive",
+    "--init",
+    "-d",
+    "--detach",
+    "--privileged",
+    "-it",
+    "-ti",
+    "--read-only",
+    "-P",
+    "--publish-all",
+    "--sig-proxy",
+    "-q",
 ];
 
 /// Splits one line of shell into words: quotes grouped, backslashes escape, `#` starts a
@@ -68,7 +82,8 @@ fn words(line: &str) -> Option<Vec<String>> {
 /// A word quoted for a shell, when it needs to be.
 fn quote(w: &str) -> String {
     let plain = !w.is_empty()
-        && w.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_./=:,+@%".contains(&b));
+        && w.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_./=:,+@%".contains(&b));
     if plain {
         w.to_owned()
     } else {
@@ -98,7 +113,10 @@ pub struct DockerRun {
 /// seakeeper's variable for a value that is exactly one of Zuul's (`$ZUUL_X` or `${ZUUL_X}`).
 fn zuul_variable(value: &str) -> Option<&'static str> {
     let name = value.strip_prefix('$')?;
-    let name = name.strip_prefix('{').and_then(|n| n.strip_suffix('}')).unwrap_or(name);
+    let name = name
+        .strip_prefix('{')
+        .and_then(|n| n.strip_suffix('}'))
+        .unwrap_or(name);
     Some(match name {
         "ZUUL_PROJECT" => "SEAKEEPER_PROJECT",
         "ZUUL_PIPELINE" => "SEAKEEPER_PIPELINE",
@@ -117,7 +135,9 @@ pub fn docker_run(line: &str) -> Option<DockerRun> {
     while i < w.len() && matches!(w[i].as_str(), "exec" | "sudo" | "time" | "command") {
         i += 1;
     }
-    if w.get(i).map(String::as_str) != Some("docker") || w.get(i + 1).map(String::as_str) != Some("run") {
+    if w.get(i).map(String::as_str) != Some("docker")
+        || w.get(i + 1).map(String::as_str) != Some("run")
+    {
         return None;
     }
     i += 2;
@@ -145,7 +165,9 @@ pub fn docker_run(line: &str) -> Option<DockerRun> {
             match opt.as_str() {
                 "-e" | "--env" => match v.split_once('=') {
                     // A value the host's shell expanded came from Jenkins or Zuul.
-                    Some((k, val)) if !val.contains('$') => run.env.push((k.to_owned(), val.to_owned())),
+                    Some((k, val)) if !val.contains('$') => {
+                        run.env.push((k.to_owned(), val.to_owned()))
+                    }
                     Some((k, val)) => match zuul_variable(val) {
                         Some(ours) => run.from_seakeeper.push((k.to_owned(), ours.to_owned())),
                         None => run.host_env.push(k.to_owned()),
@@ -168,7 +190,10 @@ pub const ENTRYPOINT: &str = "\u{1}entrypoint\u{1}";
 
 /// Whether a script runs `docker run`.
 pub fn has_docker_run(script: &str) -> bool {
-    script.replace("\\\n", " ").lines().any(|l| docker_run(l).is_some())
+    script
+        .replace("\\\n", " ")
+        .lines()
+        .any(|l| docker_run(l).is_some())
 }
 
 /// Carries a `shell` builder's script into `job`.
@@ -188,7 +213,10 @@ pub fn shell_builder(job: &mut Job, script: &str) {
         .enumerate()
         .filter(|(i, l)| {
             let t = l.trim();
-            !runs.iter().any(|(r, _)| r == i) && !t.is_empty() && !t.starts_with('#') && !t.starts_with("set -")
+            !runs.iter().any(|(r, _)| r == i)
+                && !t.is_empty()
+                && !t.starts_with('#')
+                && !t.starts_with("set -")
         })
         .map(|(_, l)| l.trim())
         .collect();
@@ -215,7 +243,12 @@ pub fn shell_builder(job: &mut Job, script: &str) {
             job.env.insert(k.clone(), v.clone());
         }
         for k in &run.host_env {
-            job.notes.push((Fidelity::Approximate, format!("`-e {k}` passed the Jenkins host's value; seakeeper sets no such variable")));
+            job.notes.push((
+                Fidelity::Approximate,
+                format!(
+                    "`-e {k}` passed the Jenkins host's value; seakeeper sets no such variable"
+                ),
+            ));
         }
         if !run.volumes.is_empty() {
             job.notes.push((
@@ -226,11 +259,22 @@ pub fn shell_builder(job: &mut Job, script: &str) {
         let mut command: Vec<String> = run.entrypoint.iter().cloned().collect();
         command.extend(run.args.iter().cloned());
         // Zuul's variables, set from seakeeper's for the command.
-        let prefix: String = run.from_seakeeper.iter().map(|(k, ours)| format!("{k}=\"${ours}\" ")).collect();
-        let words = command.iter().map(|w| quote(w)).collect::<Vec<_>>().join(" ");
+        let prefix: String = run
+            .from_seakeeper
+            .iter()
+            .map(|(k, ours)| format!("{k}=\"${ours}\" "))
+            .collect();
+        let words = command
+            .iter()
+            .map(|w| quote(w))
+            .collect::<Vec<_>>()
+            .join(" ");
         if command.first().is_none_or(|w| w.starts_with('-')) {
             // No command, or options: what ran was the image's entrypoint.
-            job.commands.push(format!("{prefix}{ENTRYPOINT}{}{words}", if words.is_empty() { "" } else { " " }));
+            job.commands.push(format!(
+                "{prefix}{ENTRYPOINT}{}{words}",
+                if words.is_empty() { "" } else { " " }
+            ));
             job.notes.push((
                 Fidelity::Approximate,
                 format!("`docker run {}` ran the image's entrypoint; seakeeper runs commands, so the entrypoint command stands for it", run.image),
@@ -249,7 +293,13 @@ mod tests {
     fn reads_docker_run() {
         let r = docker_run("exec docker run --rm -t -e ZUUL_URL=https://x --env=A=b -e HOME --volume \"$(pwd)\"/log:/log --entrypoint=/bin/sh docker-registry.wikimedia.org/releng/tox:0.4.0 -c 'tox -e py3'").unwrap();
         assert_eq!(r.image, "docker-registry.wikimedia.org/releng/tox:0.4.0");
-        assert_eq!(r.env, vec![("ZUUL_URL".into(), "https://x".into()), ("A".into(), "b".into())]);
+        assert_eq!(
+            r.env,
+            vec![
+                ("ZUUL_URL".into(), "https://x".into()),
+                ("A".into(), "b".into())
+            ]
+        );
         assert_eq!(r.host_env, vec!["HOME".to_owned()]);
         assert_eq!(r.entrypoint.as_deref(), Some("/bin/sh"));
         assert_eq!(r.args, vec!["-c".to_owned(), "tox -e py3".to_owned()]);

@@ -50,13 +50,21 @@ impl Diff {
 
 /// Reads a directory's files (`.git` aside) as the config loader takes them.
 pub fn read_tree(dir: &Path) -> Result<BTreeMap<String, Vec<u8>>, ImportError> {
-    fn walk(root: &Path, dir: &Path, depth: usize, out: &mut BTreeMap<String, Vec<u8>>) -> Result<(), ImportError> {
+    fn walk(
+        root: &Path,
+        dir: &Path,
+        depth: usize,
+        out: &mut BTreeMap<String, Vec<u8>>,
+    ) -> Result<(), ImportError> {
         let io = |e| ImportError::Io {
             path: dir.display().to_string(),
             source: e,
         };
         if depth > 32 {
-            return Err(ImportError::Output(format!("{}: directories nest too deep", dir.display())));
+            return Err(ImportError::Output(format!(
+                "{}: directories nest too deep",
+                dir.display()
+            )));
         }
         for e in std::fs::read_dir(dir).map_err(io)? {
             let e = e.map_err(io)?;
@@ -67,7 +75,11 @@ pub fn read_tree(dir: &Path) -> Result<BTreeMap<String, Vec<u8>>, ImportError> {
             if e.file_type().map_err(io)?.is_dir() {
                 walk(root, &path, depth + 1, out)?;
             } else {
-                let rel = path.strip_prefix(root).expect("under the root").to_string_lossy().into_owned();
+                let rel = path
+                    .strip_prefix(root)
+                    .expect("under the root")
+                    .to_string_lossy()
+                    .into_owned();
                 let bytes = std::fs::read(&path).map_err(|e| ImportError::Io {
                     path: path.display().to_string(),
                     source: e,
@@ -86,7 +98,13 @@ pub fn read_tree(dir: &Path) -> Result<BTreeMap<String, Vec<u8>>, ImportError> {
 pub fn compare(layout: &zuul::Layout, repo: &Path) -> Result<Diff, ImportError> {
     let files = read_tree(repo)?;
     let config = crate::config::load(&files).map_err(|errors| {
-        ImportError::Invalid(errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))
+        ImportError::Invalid(
+            errors
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("\n"),
+        )
     })?;
     let expected = map::expected(layout)?;
     let mut actual: BTreeSet<Triple> = BTreeSet::new();
@@ -95,11 +113,12 @@ pub fn compare(layout: &zuul::Layout, repo: &Path) -> Result<Diff, ImportError> 
         let path = format!("{}{name}.yaml", crate::config::central::DIR);
         match config.central_pipeline(name) {
             Some(text) => {
-                let file: PipelineFile = parse_yaml(&path, text).map_err(|e| ImportError::Input {
-                    file: e.file.clone(),
-                    line: e.line,
-                    message: e.message.clone(),
-                })?;
+                let file: PipelineFile =
+                    parse_yaml(&path, text).map_err(|e| ImportError::Input {
+                        file: e.file.clone(),
+                        line: e.line,
+                        message: e.message.clone(),
+                    })?;
                 for (kind, jobs) in file.pipelines {
                     for j in jobs {
                         actual.insert((name.to_string(), kind.as_str().to_owned(), j));

@@ -30,7 +30,9 @@ pub fn parse_reference(image: &str) -> Option<(String, String, String)> {
         _ => (image, "latest"),
     };
     let (host, repo) = match name.split_once('/') {
-        Some((h, r)) if h.contains('.') || h.contains(':') || h == "localhost" => (h.to_owned(), r.to_owned()),
+        Some((h, r)) if h.contains('.') || h.contains(':') || h == "localhost" => {
+            (h.to_owned(), r.to_owned())
+        }
         Some(_) => ("registry-1.docker.io".to_owned(), name.to_owned()),
         None => ("registry-1.docker.io".to_owned(), format!("library/{name}")),
     };
@@ -48,7 +50,10 @@ pub fn parse_reference(image: &str) -> Option<(String, String, String)> {
 
 /// Resolves every image: `Ok(name:tag@sha256:...)`, or `Err(why it stays a tag)`. Pinned
 /// references are returned as they are.
-pub fn resolve(images: &BTreeSet<String>, how: Resolve) -> BTreeMap<String, Result<String, String>> {
+pub fn resolve(
+    images: &BTreeSet<String>,
+    how: Resolve,
+) -> BTreeMap<String, Result<String, String>> {
     let mut out = BTreeMap::new();
     let deadline = match how {
         Resolve::Offline => {
@@ -104,8 +109,12 @@ pub fn resolve(images: &BTreeSet<String>, how: Resolve) -> BTreeMap<String, Resu
         }
     }
     for i in images {
-        out.entry(i.clone())
-            .or_insert_with(|| Err(format!("no registry answered within {}s", deadline.as_secs())));
+        out.entry(i.clone()).or_insert_with(|| {
+            Err(format!(
+                "no registry answered within {}s",
+                deadline.as_secs()
+            ))
+        });
     }
     out
 }
@@ -118,15 +127,27 @@ mod tests {
     fn references() {
         assert_eq!(
             parse_reference("docker-registry.wikimedia.org/releng/tox:0.4.0"),
-            Some(("https://docker-registry.wikimedia.org".into(), "releng/tox".into(), "0.4.0".into()))
+            Some((
+                "https://docker-registry.wikimedia.org".into(),
+                "releng/tox".into(),
+                "0.4.0".into()
+            ))
         );
         assert_eq!(
             parse_reference("127.0.0.1:5000/ci/php"),
-            Some(("http://127.0.0.1:5000".into(), "ci/php".into(), "latest".into()))
+            Some((
+                "http://127.0.0.1:5000".into(),
+                "ci/php".into(),
+                "latest".into()
+            ))
         );
         assert_eq!(
             parse_reference("debian:bookworm"),
-            Some(("https://registry-1.docker.io".into(), "library/debian".into(), "bookworm".into()))
+            Some((
+                "https://registry-1.docker.io".into(),
+                "library/debian".into(),
+                "bookworm".into()
+            ))
         );
     }
 
@@ -136,6 +157,9 @@ mod tests {
         let images: BTreeSet<String> = ["127.0.0.1:9/releng/tox:1.0".to_owned()].into();
         let r = resolve(&images, Resolve::Online(Duration::from_secs(5)));
         let why = r["127.0.0.1:9/releng/tox:1.0"].as_ref().unwrap_err();
-        assert!(why.contains("did not give a digest") || why.contains("no registry answered"), "{why}");
+        assert!(
+            why.contains("did not give a digest") || why.contains("no registry answered"),
+            "{why}"
+        );
     }
 }

@@ -102,7 +102,10 @@ fn collect(dir: &Path, depth: usize, out: &mut Vec<PathBuf>) -> Result<(), Impor
         source: e,
     };
     if depth > 16 {
-        return Err(ImportError::Output(format!("{}: directories nest too deep", dir.display())));
+        return Err(ImportError::Output(format!(
+            "{}: directories nest too deep",
+            dir.display()
+        )));
     }
     for e in std::fs::read_dir(dir).map_err(io)? {
         let e = e.map_err(io)?;
@@ -128,10 +131,17 @@ fn add(defs: &mut Defs, doc: &Doc, n: usize) -> Result<(), ImportError> {
     let items = match &doc.value {
         Value::Sequence(s) => s.as_slice(),
         Value::Null => &[],
-        _ => return Err(doc.error("", "a JJB file is a list of definitions (`- job:`, `- job-template:`, `- project:` ...)")),
+        _ => return Err(doc.error(
+            "",
+            "a JJB file is a list of definitions (`- job:`, `- job-template:`, `- project:` ...)",
+        )),
     };
     for item in items {
-        let Some((kind, body)) = item.as_mapping().filter(|m| m.len() == 1).and_then(|m| m.iter().next()) else {
+        let Some((kind, body)) = item
+            .as_mapping()
+            .filter(|m| m.len() == 1)
+            .and_then(|m| m.iter().next())
+        else {
             return Err(doc.error("- ", "each definition is a mapping with one key: its kind"));
         };
         let kind = scalar(kind).unwrap_or_default();
@@ -139,7 +149,10 @@ fn add(defs: &mut Defs, doc: &Doc, n: usize) -> Result<(), ImportError> {
             return Err(doc.error(&format!("{kind}:"), format!("`{kind}`: expected a mapping")));
         };
         let name = str_of(body, "name");
-        let def = Def { doc: n, body: body.clone() };
+        let def = Def {
+            doc: n,
+            body: body.clone(),
+        };
         let Some(name) = name else {
             return Err(doc.error(&format!("{kind}:"), format!("a `{kind}` has no `name`")));
         };
@@ -160,14 +173,23 @@ fn add(defs: &mut Defs, doc: &Doc, n: usize) -> Result<(), ImportError> {
             other => return Err(doc.error(&format!("{other}:"), format!("unknown JJB definition `{other}` (expected job, job-template, job-group, project, defaults or a macro)"))),
         };
         if slot.insert(name.clone(), def).is_some() && kind != "defaults" {
-            return Err(doc.error(&format!("name: {name}"), format!("{kind} `{name}` is defined twice")));
+            return Err(doc.error(
+                &format!("name: {name}"),
+                format!("{kind} `{name}` is defined twice"),
+            ));
         }
     }
     Ok(())
 }
 
 /// A copy of `v` with includes read and, when `params` are given, every string formatted.
-fn render(defs: &Defs, doc: usize, v: &Value, params: Option<&Params>, depth: usize) -> Result<Value, ImportError> {
+fn render(
+    defs: &Defs,
+    doc: usize,
+    v: &Value,
+    params: Option<&Params>,
+    depth: usize,
+) -> Result<Value, ImportError> {
     let d = &defs.docs[doc];
     if depth > 64 {
         return Err(d.error("", "definitions nest deeper than 64 levels"));
@@ -175,12 +197,24 @@ fn render(defs: &Defs, doc: usize, v: &Value, params: Option<&Params>, depth: us
     let fmt = |s: &str| -> Result<String, ImportError> {
         match params {
             None => Ok(s.to_owned()),
-            Some(p) => format(s, &|k| lookup(p, k)).map_err(|missing| d.error(s.lines().next().unwrap_or(s), format!("`{}` names parameter `{missing}`, which is not given", s.lines().next().unwrap_or(s)))),
+            Some(p) => format(s, &|k| lookup(p, k)).map_err(|missing| {
+                d.error(
+                    s.lines().next().unwrap_or(s),
+                    format!(
+                        "`{}` names parameter `{missing}`, which is not given",
+                        s.lines().next().unwrap_or(s)
+                    ),
+                )
+            }),
         }
     };
     Ok(match v {
         Value::String(s) => Value::String(fmt(s)?),
-        Value::Sequence(s) => Value::Sequence(s.iter().map(|x| render(defs, doc, x, params, depth + 1)).collect::<Result<_, _>>()?),
+        Value::Sequence(s) => Value::Sequence(
+            s.iter()
+                .map(|x| render(defs, doc, x, params, depth + 1))
+                .collect::<Result<_, _>>()?,
+        ),
         Value::Mapping(m) => {
             let mut out = Mapping::new();
             for (k, x) in m {
@@ -200,11 +234,15 @@ fn render(defs: &Defs, doc: usize, v: &Value, params: Option<&Params>, depth: us
                 other => scalar(other).into_iter().collect(),
             };
             match tag {
-                "include-raw" | "include-raw-escape" | "include-raw-verbatim" | "include-raw-expand" => {
+                "include-raw"
+                | "include-raw-escape"
+                | "include-raw-verbatim"
+                | "include-raw-expand" => {
                     let mut text = String::new();
                     for n in &names {
                         let path = include_path(d, n)?;
-                        let raw = yaml::read_text(&path).map_err(|e| d.error(n, format!("`!{tag}: {n}`: {e}")))?;
+                        let raw = yaml::read_text(&path)
+                            .map_err(|e| d.error(n, format!("`!{tag}: {n}`: {e}")))?;
                         text.push_str(&raw);
                     }
                     let expand = matches!(tag, "include-raw" | "include-raw-expand");
@@ -213,7 +251,8 @@ fn render(defs: &Defs, doc: usize, v: &Value, params: Option<&Params>, depth: us
                 "include" => {
                     let n = names.first().cloned().unwrap_or_default();
                     let path = include_path(d, &n)?;
-                    let inc = yaml::load(&path).map_err(|e| d.error(&n, format!("`!include: {n}`: {e}")))?;
+                    let inc = yaml::load(&path)
+                        .map_err(|e| d.error(&n, format!("`!include: {n}`: {e}")))?;
                     render(defs, doc, &inc.value, params, depth + 1)?
                 }
                 _ => v.clone(),
@@ -239,7 +278,13 @@ fn lookup(p: &Params, key: &str) -> Option<String> {
         if !s.contains('{') {
             break;
         }
-        match format(&s, &|k| if k == key { None } else { p.get(k).and_then(scalar) }) {
+        match format(&s, &|k| {
+            if k == key {
+                None
+            } else {
+                p.get(k).and_then(scalar)
+            }
+        }) {
             Ok(next) if next != s => s = next,
             _ => break,
         }
@@ -259,13 +304,22 @@ fn entry(v: &Value) -> Option<(String, Params)> {
     match v {
         Value::Mapping(m) if m.len() == 1 => {
             let (k, p) = m.iter().next()?;
-            Some((scalar(k)?, p.as_mapping().map(|p| params_of(p, &[])).unwrap_or_default()))
+            Some((
+                scalar(k)?,
+                p.as_mapping()
+                    .map(|p| params_of(p, &[]))
+                    .unwrap_or_default(),
+            ))
         }
         other => Some((scalar(other)?, Params::new())),
     }
 }
 
-fn expand_project(defs: &Defs, p: &Def, out: &mut BTreeMap<String, Job>) -> Result<(), ImportError> {
+fn expand_project(
+    defs: &Defs,
+    p: &Def,
+    out: &mut BTreeMap<String, Job>,
+) -> Result<(), ImportError> {
     let d = &defs.docs[p.doc];
     let pname = str_of(&p.body, "name").unwrap_or_default();
     let params = params_of(&p.body, &["jobs"]);
@@ -274,19 +328,46 @@ fn expand_project(defs: &Defs, p: &Def, out: &mut BTreeMap<String, Job>) -> Resu
     };
     for j in jobs {
         let Some((name, entry_params)) = entry(j) else {
-            return Err(d.error(&format!("name: {pname}"), format!("project `{pname}`: a `jobs` entry is a name or `name: {{params}}`")));
+            return Err(d.error(
+                &format!("name: {pname}"),
+                format!("project `{pname}`: a `jobs` entry is a name or `name: {{params}}`"),
+            ));
         };
-        expand_entry(defs, p.doc, &pname, &name, &params, &entry_params, &mut Vec::new(), out)?;
+        expand_entry(
+            defs,
+            p.doc,
+            &pname,
+            &name,
+            &params,
+            &entry_params,
+            &mut Vec::new(),
+            out,
+        )?;
     }
     Ok(())
 }
 
 #[allow(clippy::too_many_arguments)]
-fn expand_entry(defs: &Defs, doc: usize, project: &str, name: &str, outer: &Params, entry_params: &Params, groups: &mut Vec<String>, out: &mut BTreeMap<String, Job>) -> Result<(), ImportError> {
+fn expand_entry(
+    defs: &Defs,
+    doc: usize,
+    project: &str,
+    name: &str,
+    outer: &Params,
+    entry_params: &Params,
+    groups: &mut Vec<String>,
+    out: &mut BTreeMap<String, Job>,
+) -> Result<(), ImportError> {
     let d = &defs.docs[doc];
     if let Some(g) = defs.groups.get(name) {
         if groups.iter().any(|x| x == name) || groups.len() > 16 {
-            return Err(d.error(name, format!("job-groups contain each other in a cycle: {} -> {name}", groups.join(" -> "))));
+            return Err(d.error(
+                name,
+                format!(
+                    "job-groups contain each other in a cycle: {} -> {name}",
+                    groups.join(" -> ")
+                ),
+            ));
         }
         let mut params = outer.clone();
         params.extend(params_of(&g.body, &["name", "jobs"]));
@@ -303,7 +384,9 @@ fn expand_entry(defs: &Defs, doc: usize, project: &str, name: &str, outer: &Para
     }
     if let Some(t) = defs.templates.get(name) {
         let mut params = defaults_of(defs, &t.body);
-        params.extend(params_of(&t.body, &["name"]).into_iter().filter(|(_, v)| !matches!(v, Value::Mapping(_) | Value::Sequence(_) | Value::Tagged(_))));
+        params.extend(params_of(&t.body, &["name"]).into_iter().filter(|(_, v)| {
+            !matches!(v, Value::Mapping(_) | Value::Sequence(_) | Value::Tagged(_))
+        }));
         params.extend(outer.clone());
         params.extend(entry_params.clone());
         let combos = combinations(&params);
@@ -313,8 +396,23 @@ fn expand_entry(defs: &Defs, doc: usize, project: &str, name: &str, outer: &Para
         for combo in combos {
             let td = &defs.docs[t.doc];
             let job_name = format(name, &|k| lookup(&combo, k)).map_err(|missing| d.error(project, format!("project `{project}`: job template `{name}` names parameter `{missing}`, which neither the project nor the template gives (template at {})", td.file)))?;
-            let body = render(defs, t.doc, &Value::Mapping(t.body.clone()), Some(&combo), 0).map_err(|e| match e {
-                ImportError::Input { file, line, message } => ImportError::Input { file, line, message: format!("{message} (expanding `{name}` for project `{project}`)") },
+            let body = render(
+                defs,
+                t.doc,
+                &Value::Mapping(t.body.clone()),
+                Some(&combo),
+                0,
+            )
+            .map_err(|e| match e {
+                ImportError::Input {
+                    file,
+                    line,
+                    message,
+                } => ImportError::Input {
+                    file,
+                    line,
+                    message: format!("{message} (expanding `{name}` for project `{project}`)"),
+                },
                 other => other,
             })?;
             let job = job(defs, t.doc, &job_name, as_map(body), &combo)?;
@@ -330,14 +428,28 @@ fn expand_entry(defs: &Defs, doc: usize, project: &str, name: &str, outer: &Para
     if defs.jobs.contains_key(name) {
         return Ok(());
     }
-    let known = defs.templates.keys().chain(defs.groups.keys()).chain(defs.jobs.keys());
-    let near = crate::config::closest(name, known.map(String::as_str)).map(|c| format!(" (did you mean `{c}`?)")).unwrap_or_default();
-    Err(d.error(name, format!("project `{project}` lists `{name}`, which is no job-template, job-group or job{near}")))
+    let known = defs
+        .templates
+        .keys()
+        .chain(defs.groups.keys())
+        .chain(defs.jobs.keys());
+    let near = crate::config::closest(name, known.map(String::as_str))
+        .map(|c| format!(" (did you mean `{c}`?)"))
+        .unwrap_or_default();
+    Err(d.error(
+        name,
+        format!(
+            "project `{project}` lists `{name}`, which is no job-template, job-group or job{near}"
+        ),
+    ))
 }
 
 fn defaults_of(defs: &Defs, body: &Mapping) -> Params {
     let name = str_of(body, "defaults").unwrap_or_else(|| "global".into());
-    defs.defaults.get(&name).map(|d| params_of(&d.body, &["name"])).unwrap_or_default()
+    defs.defaults
+        .get(&name)
+        .map(|d| params_of(&d.body, &["name"]))
+        .unwrap_or_default()
 }
 
 /// Every combination of the list-valued parameters (a list item `{value: {k: v}}` is the
@@ -351,7 +463,13 @@ fn combinations(params: &Params) -> Vec<Params> {
                 .map(|i| match i {
                     Value::Mapping(m) if m.len() == 1 => {
                         let (val, extra) = m.iter().next().expect("one entry");
-                        (val.clone(), extra.as_mapping().map(|e| params_of(e, &[])).unwrap_or_default())
+                        (
+                            val.clone(),
+                            extra
+                                .as_mapping()
+                                .map(|e| params_of(e, &[]))
+                                .unwrap_or_default(),
+                        )
                     }
                     other => (other.clone(), Params::new()),
                 })
@@ -379,16 +497,36 @@ fn combinations(params: &Params) -> Vec<Params> {
 
 /// Keys JJB jobs carry that say nothing about what runs.
 /// (`concurrent`: seakeeper runs builds of one job side by side anyway.)
-const COSMETIC: [&str; 7] = ["name", "description", "display-name", "defaults", "project-type", "id", "concurrent"];
+const COSMETIC: [&str; 7] = [
+    "name",
+    "description",
+    "display-name",
+    "defaults",
+    "project-type",
+    "id",
+    "concurrent",
+];
 
 /// Reads an expanded job: its builders into commands and an image, its `timeout` wrapper,
 /// and a note for everything else.
-fn job(defs: &Defs, doc: usize, name: &str, mut body: Mapping, params: &Params) -> Result<Job, ImportError> {
+fn job(
+    defs: &Defs,
+    doc: usize,
+    name: &str,
+    mut body: Mapping,
+    params: &Params,
+) -> Result<Job, ImportError> {
     let d = &defs.docs[doc];
     // Defaults fill what the job does not say.
     let defaults = str_of(&body, "defaults").unwrap_or_else(|| "global".into());
     if let Some(def) = defs.defaults.get(&defaults) {
-        let def_body = render(defs, def.doc, &Value::Mapping(def.body.clone()), (!params.is_empty()).then_some(params), 0)?;
+        let def_body = render(
+            defs,
+            def.doc,
+            &Value::Mapping(def.body.clone()),
+            (!params.is_empty()).then_some(params),
+            0,
+        )?;
         for (k, v) in as_map(def_body) {
             if k.as_str() != Some("name") && !body.contains_key(&k) {
                 body.insert(k, v);
@@ -398,7 +536,12 @@ fn job(defs: &Defs, doc: usize, name: &str, mut body: Mapping, params: &Params) 
     let mut job = Job {
         name: name.to_owned(),
         file: d.file.clone(),
-        line: crate::config::locate(&d.text, &format!("name: {}", str_of(&body, "name").unwrap_or_default())).or_else(|| crate::config::locate(&d.text, name)).map(|(l, _)| l),
+        line: crate::config::locate(
+            &d.text,
+            &format!("name: {}", str_of(&body, "name").unwrap_or_default()),
+        )
+        .or_else(|| crate::config::locate(&d.text, name))
+        .map(|(l, _)| l),
         image: None,
         commands: Vec::new(),
         env: BTreeMap::new(),
@@ -412,7 +555,9 @@ fn job(defs: &Defs, doc: usize, name: &str, mut body: Mapping, params: &Params) 
         }
     }
     // Where a job runs `docker run`, its other shell steps ran on the Jenkins host.
-    let containerised = builders.iter().any(|(k, v)| k == "shell" && v.as_str().is_some_and(super::builders::has_docker_run));
+    let containerised = builders
+        .iter()
+        .any(|(k, v)| k == "shell" && v.as_str().is_some_and(super::builders::has_docker_run));
     for (kind, value) in builders {
         match (kind.as_str(), &value) {
             ("shell", Value::String(script)) if containerised && !super::builders::has_docker_run(script) => job.notes.push((
@@ -465,7 +610,13 @@ fn job(defs: &Defs, doc: usize, name: &str, mut body: Mapping, params: &Params) 
 }
 
 /// Expands a builder (a macro call or a plain builder) into plain builders.
-fn expand_builder(defs: &Defs, doc: usize, b: &Value, stack: &mut Vec<String>, out: &mut Vec<(String, Value)>) -> Result<(), ImportError> {
+fn expand_builder(
+    defs: &Defs,
+    doc: usize,
+    b: &Value,
+    stack: &mut Vec<String>,
+    out: &mut Vec<(String, Value)>,
+) -> Result<(), ImportError> {
     let d = &defs.docs[doc];
     let (kind, value) = match b {
         Value::Mapping(m) if m.len() == 1 => {
@@ -483,11 +634,21 @@ fn expand_builder(defs: &Defs, doc: usize, b: &Value, stack: &mut Vec<String>, o
         return Ok(());
     };
     if stack.contains(&kind) || stack.len() > 16 {
-        return Err(d.error(&kind, format!("builder macros call each other in a cycle: {} -> {kind}", stack.join(" -> "))));
+        return Err(d.error(
+            &kind,
+            format!(
+                "builder macros call each other in a cycle: {} -> {kind}",
+                stack.join(" -> ")
+            ),
+        ));
     }
     let params = value.as_mapping().map(|p| params_of(p, &[]));
     let mut all = defaults_of(defs, &m.body);
-    all.extend(params_of(&m.body, &["name", "builders"]).into_iter().filter(|(_, v)| scalar(v).is_some()));
+    all.extend(
+        params_of(&m.body, &["name", "builders"])
+            .into_iter()
+            .filter(|(_, v)| scalar(v).is_some()),
+    );
     let with = match params {
         Some(p) => {
             all.extend(p);
@@ -495,7 +656,13 @@ fn expand_builder(defs: &Defs, doc: usize, b: &Value, stack: &mut Vec<String>, o
         }
         None => None,
     };
-    let body = render(defs, m.doc, m.body.get("builders").unwrap_or(&Value::Null), with, 0)?;
+    let body = render(
+        defs,
+        m.doc,
+        m.body.get("builders").unwrap_or(&Value::Null),
+        with,
+        0,
+    )?;
     stack.push(kind.clone());
     for inner in body.as_sequence().map(Vec::as_slice).unwrap_or_default() {
         expand_builder(defs, m.doc, inner, stack, out)?;

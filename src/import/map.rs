@@ -70,12 +70,19 @@ pub fn classify(p: &zuul::Pipeline) -> Result<PipelineKind, String> {
         {
             Ok(PipelineKind::PostMerge)
         }
-        Manager::Independent if event(&["patchset-created", "draft-published"]) || named(&["check", "test", "test-prio"]) => {
+        Manager::Independent
+            if event(&["patchset-created", "draft-published"])
+                || named(&["check", "test", "test-prio"]) =>
+        {
             Ok(PipelineKind::Check)
         }
         Manager::Independent => Err(format!(
             "triggered only by {}: seakeeper has no on-demand pipeline",
-            if p.events.is_empty() { "nothing it names".to_owned() } else { p.events.join(", ") }
+            if p.events.is_empty() {
+                "nothing it names".to_owned()
+            } else {
+                p.events.join(", ")
+            }
         )),
     }
 }
@@ -83,7 +90,9 @@ pub fn classify(p: &zuul::Pipeline) -> Result<PipelineKind, String> {
 /// Whether a job is a MediaWiki job, which `dependencies.yaml` gives its `requires`.
 pub fn is_mediawiki_job(name: &str) -> bool {
     name.contains("quibble")
-        || ["mediawiki-", "mwext-", "mwskin-", "mwgate-", "wmf-"].iter().any(|p| name.starts_with(p))
+        || ["mediawiki-", "mwext-", "mwskin-", "mwgate-", "wmf-"]
+            .iter()
+            .any(|p| name.starts_with(p))
 }
 
 /// A branch filter (a regular expression) as a `branches:` glob, when it can be one.
@@ -121,17 +130,31 @@ struct Plan {
 /// carries over when the dependencies are given.
 const DEPENDENCIES_FUNCTION: &str = "set_ext_dependencies";
 
-fn plan(layout: &zuul::Layout, project: &zuul::Project, with_deps: bool) -> Result<Plan, ImportError> {
+fn plan(
+    layout: &zuul::Layout,
+    project: &zuul::Project,
+    with_deps: bool,
+) -> Result<Plan, ImportError> {
     let mut plan = Plan::default();
     let jobs = layout.project_jobs(project)?;
     for (zp, list) in &jobs {
-        plan.before.insert(zp.clone(), list.iter().map(|j| j.name.clone()).collect());
-        let pipeline = layout.pipelines.iter().find(|p| &p.name == zp).expect("job lists name declared pipelines");
+        plan.before
+            .insert(zp.clone(), list.iter().map(|j| j.name.clone()).collect());
+        let pipeline = layout
+            .pipelines
+            .iter()
+            .find(|p| &p.name == zp)
+            .expect("job lists name declared pipelines");
         let kind = match classify(pipeline) {
             Ok(k) => k,
             Err(why) => {
                 for j in list {
-                    plan.notes.push((Fidelity::NotMapped, Some(zp.clone()), Some(j.name.clone()), format!("pipeline `{zp}` is not mapped: {why}")));
+                    plan.notes.push((
+                        Fidelity::NotMapped,
+                        Some(zp.clone()),
+                        Some(j.name.clone()),
+                        format!("pipeline `{zp}` is not mapped: {why}"),
+                    ));
                 }
                 continue;
             }
@@ -159,7 +182,12 @@ fn plan(layout: &zuul::Layout, project: &zuul::Project, with_deps: bool) -> Resu
                 continue;
             }
             if !is_job_name(&j.name) {
-                plan.notes.push((Fidelity::NotMapped, Some(zp.clone()), Some(j.name.clone()), "not a name a seakeeper job may have (letters, digits, `-`, `_`, `.`)".into()));
+                plan.notes.push((
+                    Fidelity::NotMapped,
+                    Some(zp.clone()),
+                    Some(j.name.clone()),
+                    "not a name a seakeeper job may have (letters, digits, `-`, `_`, `.`)".into(),
+                ));
                 continue;
             }
             let mut fidelity = pipeline_fidelity;
@@ -179,15 +207,41 @@ fn plan(layout: &zuul::Layout, project: &zuul::Project, with_deps: bool) -> Resu
                             plan.queue_names.extend(super::yaml::scalar(v));
                             continue;
                         }
-                        "voting" if v.as_bool() == Some(false) => (Fidelity::Approximate, "non-voting in Zuul (`voting: false`); in seakeeper every job votes".to_owned()),
+                        "voting" if v.as_bool() == Some(false) => (
+                            Fidelity::Approximate,
+                            "non-voting in Zuul (`voting: false`); in seakeeper every job votes"
+                                .to_owned(),
+                        ),
                         "voting" => continue,
-                        "parameter-function" if with_deps && super::yaml::scalar(v).as_deref() == Some(DEPENDENCIES_FUNCTION) => continue,
-                        "branch" | "skip-if" | "files" => (Fidelity::Approximate, format!("`{k}` of job rule `{}` has no counterpart; the job runs on every change", rule.name)),
-                        "parameter-function" => (Fidelity::NotMapped, format!("parameter function `{}`: Python run by Zuul, no counterpart", super::yaml::scalar(v).unwrap_or_default())),
-                        other => (Fidelity::Approximate, format!("`{other}` of job rule `{}` has no counterpart", rule.name)),
+                        "parameter-function"
+                            if with_deps
+                                && super::yaml::scalar(v).as_deref()
+                                    == Some(DEPENDENCIES_FUNCTION) =>
+                        {
+                            continue;
+                        }
+                        "branch" | "skip-if" | "files" => (
+                            Fidelity::Approximate,
+                            format!(
+                                "`{k}` of job rule `{}` has no counterpart; the job runs on every change",
+                                rule.name
+                            ),
+                        ),
+                        "parameter-function" => (
+                            Fidelity::NotMapped,
+                            format!(
+                                "parameter function `{}`: Python run by Zuul, no counterpart",
+                                super::yaml::scalar(v).unwrap_or_default()
+                            ),
+                        ),
+                        other => (
+                            Fidelity::Approximate,
+                            format!("`{other}` of job rule `{}` has no counterpart", rule.name),
+                        ),
                     };
                     fidelity = fidelity.max(Fidelity::Approximate);
-                    plan.notes.push((f, Some(zp.clone()), Some(j.name.clone()), why));
+                    plan.notes
+                        .push((f, Some(zp.clone()), Some(j.name.clone()), why));
                 }
             }
             let names = plan.kinds.entry(kind).or_default();
@@ -195,7 +249,9 @@ fn plan(layout: &zuul::Layout, project: &zuul::Project, with_deps: bool) -> Resu
                 names.push(j.name.clone());
             }
             if let Some(parent) = &j.after {
-                plan.needs.entry(j.name.clone()).or_insert_with(|| parent.clone());
+                plan.needs
+                    .entry(j.name.clone())
+                    .or_insert_with(|| parent.clone());
             }
             plan.carried.push((zp.clone(), j.name.clone(), fidelity));
         }
@@ -203,11 +259,22 @@ fn plan(layout: &zuul::Layout, project: &zuul::Project, with_deps: bool) -> Resu
     // A job needs its parent only where both run (Zuul's trees are per pipeline).
     let needs = std::mem::take(&mut plan.needs);
     for (job, parent) in needs {
-        let together = plan.kinds.values().filter(|l| l.contains(&job)).all(|l| l.contains(&parent));
+        let together = plan
+            .kinds
+            .values()
+            .filter(|l| l.contains(&job))
+            .all(|l| l.contains(&parent));
         if together {
             plan.needs.insert(job, parent);
         } else {
-            plan.notes.push((Fidelity::Approximate, None, Some(job), format!("runs after `{parent}` in some pipelines only; it runs without waiting for it")));
+            plan.notes.push((
+                Fidelity::Approximate,
+                None,
+                Some(job),
+                format!(
+                    "runs after `{parent}` in some pipelines only; it runs without waiting for it"
+                ),
+            ));
         }
     }
     Ok(plan)
@@ -237,7 +304,11 @@ struct UnionFind(BTreeMap<String, String>);
 
 impl UnionFind {
     fn find(&mut self, x: &str) -> String {
-        let parent = self.0.entry(x.to_owned()).or_insert_with(|| x.to_owned()).clone();
+        let parent = self
+            .0
+            .entry(x.to_owned())
+            .or_insert_with(|| x.to_owned())
+            .clone();
         if parent == x {
             return parent;
         }
@@ -256,7 +327,12 @@ impl UnionFind {
 
 /// Maps the layout and its jobs to a config repo and a report; checks the result with the
 /// config loader, so that what is returned passes `config check`.
-pub fn import(layout: &zuul::Layout, jobs: &jjb::Jobs, deps: Option<&BTreeMap<String, BTreeSet<String>>>, opts: &Options) -> Result<Imported, ImportError> {
+pub fn import(
+    layout: &zuul::Layout,
+    jobs: &jjb::Jobs,
+    deps: Option<&BTreeMap<String, BTreeSet<String>>>,
+    opts: &Options,
+) -> Result<Imported, ImportError> {
     let mut report = Report {
         layout: layout.doc.file.clone(),
         jjb_files: jobs.files,
@@ -264,9 +340,19 @@ pub fn import(layout: &zuul::Layout, jobs: &jjb::Jobs, deps: Option<&BTreeMap<St
         ..Report::default()
     };
     // Pipelines; the gate's window from the first gate without a branch filter.
-    let gates: Vec<&zuul::Pipeline> = layout.pipelines.iter().filter(|p| p.manager == Manager::Dependent).collect();
-    let primary = gates.iter().find(|p| p.branches.is_empty()).or(gates.first()).copied();
-    let (window, floor) = primary.map_or((20, 3), |p| (p.window.unwrap_or(20), p.window_floor.unwrap_or(3)));
+    let gates: Vec<&zuul::Pipeline> = layout
+        .pipelines
+        .iter()
+        .filter(|p| p.manager == Manager::Dependent)
+        .collect();
+    let primary = gates
+        .iter()
+        .find(|p| p.branches.is_empty())
+        .or(gates.first())
+        .copied();
+    let (window, floor) = primary.map_or((20, 3), |p| {
+        (p.window.unwrap_or(20), p.window_floor.unwrap_or(3))
+    });
     for p in &layout.pipelines {
         let (seakeeper, fidelity, reason) = match classify(p) {
             Err(why) => (None, Fidelity::NotMapped, why),
@@ -275,17 +361,32 @@ pub fn import(layout: &zuul::Layout, jobs: &jjb::Jobs, deps: Option<&BTreeMap<St
                 if !p.branches.is_empty() {
                     why.push(format!("branch filter {} becomes the `branches:` of its projects; its jobs run on all their branches", p.branches.join(", ")));
                 }
-                if k == PipelineKind::Gate && (p.window.unwrap_or(20), p.window_floor.unwrap_or(3)) != (window, floor) {
-                    why.push(format!("its window {}/{} differs from the gate's {window}/{floor}", p.window.unwrap_or(20), p.window_floor.unwrap_or(3)));
+                if k == PipelineKind::Gate
+                    && (p.window.unwrap_or(20), p.window_floor.unwrap_or(3)) != (window, floor)
+                {
+                    why.push(format!(
+                        "its window {}/{} differs from the gate's {window}/{floor}",
+                        p.window.unwrap_or(20),
+                        p.window_floor.unwrap_or(3)
+                    ));
                 }
                 if k == PipelineKind::Gate && primary.is_some_and(|x| x.name == p.name) {
                     why.push(format!("window {window}, floor {floor}"));
                 }
-                let f = if why.iter().any(|w| !w.starts_with("window ")) { Fidelity::Approximate } else { Fidelity::Exact };
+                let f = if why.iter().any(|w| !w.starts_with("window ")) {
+                    Fidelity::Approximate
+                } else {
+                    Fidelity::Exact
+                };
                 (Some(k.as_str().to_owned()), f, why.join("; "))
             }
         };
-        report.pipelines.push(PipelineMapping { zuul: p.name.clone(), seakeeper, fidelity, reason });
+        report.pipelines.push(PipelineMapping {
+            zuul: p.name.clone(),
+            seakeeper,
+            fidelity,
+            reason,
+        });
     }
 
     // Each project's plan, and every job a project runs.
@@ -296,7 +397,14 @@ pub fn import(layout: &zuul::Layout, jobs: &jjb::Jobs, deps: Option<&BTreeMap<St
         let name: ProjectName = match p.name.parse() {
             Ok(n) => n,
             Err(e) => {
-                report.items.push(Item { fidelity: Fidelity::NotMapped, project: Some(p.name.clone()), pipeline: None, job: None, projects: Vec::new(), reason: format!("not a Gerrit project name seakeeper accepts: {e}") });
+                report.items.push(Item {
+                    fidelity: Fidelity::NotMapped,
+                    project: Some(p.name.clone()),
+                    pipeline: None,
+                    job: None,
+                    projects: Vec::new(),
+                    reason: format!("not a Gerrit project name seakeeper accepts: {e}"),
+                });
                 continue;
             }
         };
@@ -306,20 +414,30 @@ pub fn import(layout: &zuul::Layout, jobs: &jjb::Jobs, deps: Option<&BTreeMap<St
                     continue;
                 }
                 if !jobs.jobs.contains_key(j) {
-                    let near = crate::config::closest(j, jobs.jobs.keys().map(String::as_str)).map(|c| format!(" (did you mean `{c}`?)")).unwrap_or_default();
+                    let near = crate::config::closest(j, jobs.jobs.keys().map(String::as_str))
+                        .map(|c| format!(" (did you mean `{c}`?)"))
+                        .unwrap_or_default();
                     return Err(layout.doc.error(j, format!("project `{}`, pipeline `{zp}`: unknown job `{j}`: no JJB file defines it{near}", p.name)));
                 }
                 users.entry(j.clone()).or_default().insert(p.name.clone());
             }
         }
-        pl.notes.retain(|n| !(n.0 == Fidelity::Exact));
+        pl.notes.retain(|n| n.0 != Fidelity::Exact);
         plans.insert(name, (pl, p));
     }
     report.projects = plans.len();
 
     // Images: pinned where a registry answers.
-    let image_of = |j: &jjb::Job| j.image.clone().unwrap_or_else(|| opts.default_image.clone());
-    let wanted: BTreeSet<String> = users.keys().filter_map(|j| jobs.jobs.get(j)).map(image_of).collect();
+    let image_of = |j: &jjb::Job| {
+        j.image
+            .clone()
+            .unwrap_or_else(|| opts.default_image.clone())
+    };
+    let wanted: BTreeSet<String> = users
+        .keys()
+        .filter_map(|j| jobs.jobs.get(j))
+        .map(image_of)
+        .collect();
     let pins = images::resolve(&wanted, opts.resolve);
     let mut unpinned: BTreeMap<String, (String, Vec<String>)> = BTreeMap::new();
 
@@ -332,7 +450,13 @@ pub fn import(layout: &zuul::Layout, jobs: &jjb::Jobs, deps: Option<&BTreeMap<St
         let mut notes = j.notes.clone();
         let image = image_of(j);
         if j.image.is_none() {
-            notes.push((Fidelity::Approximate, format!("no `docker run`: it ran on a Jenkins agent; it runs in the default image `{}`", opts.default_image)));
+            notes.push((
+                Fidelity::Approximate,
+                format!(
+                    "no `docker run`: it ran on a Jenkins agent; it runs in the default image `{}`",
+                    opts.default_image
+                ),
+            ));
         }
         let image = match &pins[&image] {
             Ok(pinned) => {
@@ -342,15 +466,26 @@ pub fn import(layout: &zuul::Layout, jobs: &jjb::Jobs, deps: Option<&BTreeMap<St
                 pinned.clone()
             }
             Err(why) => {
-                unpinned.entry(image.clone()).or_insert_with(|| (why.clone(), Vec::new())).1.push(name.clone());
+                unpinned
+                    .entry(image.clone())
+                    .or_insert_with(|| (why.clone(), Vec::new()))
+                    .1
+                    .push(name.clone());
                 image
             }
         };
-        let commands: Vec<String> = j.commands.iter().map(|c| c.replace(super::builders::ENTRYPOINT, &opts.entrypoint)).collect();
+        let commands: Vec<String> = j
+            .commands
+            .iter()
+            .map(|c| c.replace(super::builders::ENTRYPOINT, &opts.entrypoint))
+            .collect();
         let mut spec = serde_json::Map::new();
         spec.insert("image".into(), json!(image));
         if commands.is_empty() {
-            notes.push((Fidelity::Approximate, "no shell builder: nothing ran; the job runs `true`".into()));
+            notes.push((
+                Fidelity::Approximate,
+                "no shell builder: nothing ran; the job runs `true`".into(),
+            ));
             spec.insert("commands".into(), json!(["true"]));
         } else {
             spec.insert("commands".into(), json!(commands));
@@ -360,35 +495,78 @@ pub fn import(layout: &zuul::Layout, jobs: &jjb::Jobs, deps: Option<&BTreeMap<St
         }
         if let Some(m) = j.timeout_minutes {
             if m > max_minutes {
-                notes.push((Fidelity::Approximate, format!("timeout {m}m is above seakeeper's maximum; it is {max_minutes}m")));
+                notes.push((
+                    Fidelity::Approximate,
+                    format!("timeout {m}m is above seakeeper's maximum; it is {max_minutes}m"),
+                ));
             }
-            spec.insert("timeout".into(), json!(format!("{}m", m.clamp(1, max_minutes))));
+            spec.insert(
+                "timeout".into(),
+                json!(format!("{}m", m.clamp(1, max_minutes))),
+            );
         }
-        let f = notes.iter().map(|n| n.0).max().map_or(Fidelity::Exact, |f| f.max(Fidelity::Exact));
-        job_fidelity.insert(name.clone(), if f == Fidelity::Exact { f } else { Fidelity::Approximate });
+        let f = notes
+            .iter()
+            .map(|n| n.0)
+            .max()
+            .map_or(Fidelity::Exact, |f| f.max(Fidelity::Exact));
+        job_fidelity.insert(
+            name.clone(),
+            if f == Fidelity::Exact {
+                f
+            } else {
+                Fidelity::Approximate
+            },
+        );
         for (fidelity, reason) in notes {
-            report.items.push(Item { fidelity, project: None, pipeline: None, job: Some(name.clone()), projects: projects.iter().cloned().collect(), reason });
+            report.items.push(Item {
+                fidelity,
+                project: None,
+                pipeline: None,
+                job: Some(name.clone()),
+                projects: projects.iter().cloned().collect(),
+                reason,
+            });
         }
         let header = format!(
             "# JJB job `{name}` ({}{}), imported by `seakeeper import zuul`.\n",
             j.file,
             j.line.map(|l| format!(":{l}")).unwrap_or_default()
         );
-        files.insert(format!("templates/{name}.yaml"), header + &yaml(&Json::Object(spec)));
+        files.insert(
+            format!("templates/{name}.yaml"),
+            header + &yaml(&Json::Object(spec)),
+        );
     }
     for (image, (reason, jobs)) in &unpinned {
-        report.unpinned_images.push(UnpinnedImage { image: image.clone(), reason: reason.clone(), jobs: jobs.clone() });
+        report.unpinned_images.push(UnpinnedImage {
+            image: image.clone(),
+            reason: reason.clone(),
+            jobs: jobs.clone(),
+        });
     }
 
     // Queues: projects that share a gate job, or require one another, share a gate queue.
     let mut uf = UnionFind(BTreeMap::new());
     let mut by_gate_job: BTreeMap<&str, &ProjectName> = BTreeMap::new();
     let requires_of = |p: &ProjectName| -> Vec<String> {
-        deps.and_then(|d| d.get(p.as_str())).map(|s| s.iter().filter(|x| layout.projects.iter().any(|lp| &lp.name == *x)).cloned().collect()).unwrap_or_default()
+        deps.and_then(|d| d.get(p.as_str()))
+            .map(|s| {
+                s.iter()
+                    .filter(|x| layout.projects.iter().any(|lp| &lp.name == *x))
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default()
     };
     for (name, (pl, _)) in &plans {
         uf.find(name.as_str());
-        for j in pl.kinds.get(&PipelineKind::Gate).map(Vec::as_slice).unwrap_or_default() {
+        for j in pl
+            .kinds
+            .get(&PipelineKind::Gate)
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+        {
             match by_gate_job.get(j.as_str()) {
                 Some(first) => uf.union(first.as_str(), name.as_str()),
                 None => {
@@ -398,7 +576,11 @@ pub fn import(layout: &zuul::Layout, jobs: &jjb::Jobs, deps: Option<&BTreeMap<St
         }
         if pl.kinds.contains_key(&PipelineKind::Gate) {
             for r in requires_of(name) {
-                if r.parse::<ProjectName>().is_ok_and(|r| plans.get(&r).is_some_and(|(o, _)| o.kinds.contains_key(&PipelineKind::Gate))) {
+                if r.parse::<ProjectName>().is_ok_and(|r| {
+                    plans
+                        .get(&r)
+                        .is_some_and(|(o, _)| o.kinds.contains_key(&PipelineKind::Gate))
+                }) {
                     uf.union(name.as_str(), &r);
                 }
             }
@@ -406,40 +588,87 @@ pub fn import(layout: &zuul::Layout, jobs: &jjb::Jobs, deps: Option<&BTreeMap<St
     }
     let mut members: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for name in plans.keys() {
-        members.entry(uf.find(name.as_str())).or_default().push(name.to_string());
+        members
+            .entry(uf.find(name.as_str()))
+            .or_default()
+            .push(name.to_string());
     }
     let queue_name = |root: &str| -> Option<String> {
         let m = &members[root];
         if m.len() < 2 {
             return None;
         }
-        let named = m.iter().filter_map(|p| plans.get(&p.parse::<ProjectName>().ok()?)).flat_map(|(pl, _)| pl.queue_names.iter()).next().cloned();
+        let named = m
+            .iter()
+            .filter_map(|p| plans.get(&p.parse::<ProjectName>().ok()?))
+            .flat_map(|(pl, _)| pl.queue_names.iter())
+            .next()
+            .cloned();
         let raw = named.unwrap_or_else(|| root.to_owned());
-        Some(raw.chars().map(|c| if c.is_ascii_alphanumeric() || "-_./".contains(c) { c } else { '-' }).collect())
+        Some(
+            raw.chars()
+                .map(|c| {
+                    if c.is_ascii_alphanumeric() || "-_./".contains(c) {
+                        c
+                    } else {
+                        '-'
+                    }
+                })
+                .collect(),
+        )
     };
 
     // Projects, central pipeline files, schedules.
     let mut schedules = Vec::new();
     for (name, (pl, zp)) in &plans {
-        let mut pj = ProjectJobs { before: pl.before.clone(), ..ProjectJobs::default() };
+        let mut pj = ProjectJobs {
+            before: pl.before.clone(),
+            ..ProjectJobs::default()
+        };
         let mut project = serde_json::Map::new();
         if let Some(q) = queue_name(&uf.find(name.as_str())) {
             project.insert("queue".into(), json!(q));
         }
-        project.insert("pipelines".into(), json!(pl.kinds.keys().map(|k| k.as_str()).collect::<Vec<_>>()));
+        project.insert(
+            "pipelines".into(),
+            json!(pl.kinds.keys().map(|k| k.as_str()).collect::<Vec<_>>()),
+        );
         let mut branches = vec![opts.default_branch.clone()];
-        branches.extend(pl.branches.iter().filter(|b| **b != opts.default_branch).cloned());
+        branches.extend(
+            pl.branches
+                .iter()
+                .filter(|b| **b != opts.default_branch)
+                .cloned(),
+        );
         project.insert("branches".into(), json!(branches));
-        let mut header = format!("# Imported from Zuul project `{}` ({}).\n", zp.name, layout.doc.file);
+        let mut header = format!(
+            "# Imported from Zuul project `{}` ({}).\n",
+            zp.name, layout.doc.file
+        );
         if !pl.templates.is_empty() {
-            header.push_str(&format!("# Zuul project templates: {}.\n", pl.templates.iter().cloned().collect::<Vec<_>>().join(", ")));
+            header.push_str(&format!(
+                "# Zuul project templates: {}.\n",
+                pl.templates.iter().cloned().collect::<Vec<_>>().join(", ")
+            ));
         }
-        files.insert(format!("projects/{name}.yaml"), header + &yaml(&Json::Object(project)));
+        files.insert(
+            format!("projects/{name}.yaml"),
+            header + &yaml(&Json::Object(project)),
+        );
 
         let requires = requires_of(name);
         if let Some(all) = deps.and_then(|d| d.get(name.as_str())) {
             for missing in all.iter().filter(|d| !requires.contains(d)) {
-                report.items.push(Item { fidelity: Fidelity::NotMapped, project: Some(name.to_string()), pipeline: None, job: None, projects: Vec::new(), reason: format!("dependency `{missing}` (dependencies.yaml) is not a project of the layout") });
+                report.items.push(Item {
+                    fidelity: Fidelity::NotMapped,
+                    project: Some(name.to_string()),
+                    pipeline: None,
+                    job: None,
+                    projects: Vec::new(),
+                    reason: format!(
+                        "dependency `{missing}` (dependencies.yaml) is not a project of the layout"
+                    ),
+                });
             }
         }
         let mut job_entries = serde_json::Map::new();
@@ -468,19 +697,37 @@ pub fn import(layout: &zuul::Layout, jobs: &jjb::Jobs, deps: Option<&BTreeMap<St
         }
         for (i, (zpipe, cron)) in pl.timers.iter().enumerate() {
             if cron.parse::<crate::config::cron::Cron>().is_err() {
-                report.items.push(Item { fidelity: Fidelity::NotMapped, project: Some(name.to_string()), pipeline: Some(zpipe.clone()), job: None, projects: Vec::new(), reason: format!("timer `{cron}` is not a cron expression seakeeper reads") });
+                report.items.push(Item {
+                    fidelity: Fidelity::NotMapped,
+                    project: Some(name.to_string()),
+                    pipeline: Some(zpipe.clone()),
+                    job: None,
+                    projects: Vec::new(),
+                    reason: format!("timer `{cron}` is not a cron expression seakeeper reads"),
+                });
                 continue;
             }
             schedules.push(json!({"name": format!("{zpipe}:{name}:{i}"), "cron": cron, "project": name.as_str(), "branch": opts.default_branch}));
         }
         for (f, pipeline, job, reason) in &pl.notes {
-            report.items.push(Item { fidelity: *f, project: Some(name.to_string()), pipeline: pipeline.clone(), job: job.clone(), projects: Vec::new(), reason: reason.clone() });
+            report.items.push(Item {
+                fidelity: *f,
+                project: Some(name.to_string()),
+                pipeline: pipeline.clone(),
+                job: job.clone(),
+                projects: Vec::new(),
+                reason: reason.clone(),
+            });
         }
         let mut counts = Counts::default();
         for (_, job, f) in &pl.carried {
             counts.add((*f).max(job_fidelity.get(job).copied().unwrap_or(Fidelity::Exact)));
         }
-        counts.not_mapped += pl.notes.iter().filter(|n| n.0 == Fidelity::NotMapped && n.2.is_some()).count();
+        counts.not_mapped += pl
+            .notes
+            .iter()
+            .filter(|n| n.0 == Fidelity::NotMapped && n.2.is_some())
+            .count();
         report.counts.exact += counts.exact;
         report.counts.approximate += counts.approximate;
         report.counts.not_mapped += counts.not_mapped;
@@ -488,7 +735,10 @@ pub fn import(layout: &zuul::Layout, jobs: &jjb::Jobs, deps: Option<&BTreeMap<St
     }
     report.items.sort();
     fixed_files(&mut files, layout, opts, window, floor, &report, schedules);
-    let bytes: BTreeMap<String, Vec<u8>> = files.iter().map(|(p, t)| (p.clone(), t.clone().into_bytes())).collect();
+    let bytes: BTreeMap<String, Vec<u8>> = files
+        .iter()
+        .map(|(p, t)| (p.clone(), t.clone().into_bytes()))
+        .collect();
     if let Err(errors) = crate::config::load(&bytes) {
         let shown: Vec<String> = errors.iter().take(50).map(ToString::to_string).collect();
         return Err(ImportError::Invalid(shown.join("\n")));
@@ -498,7 +748,15 @@ pub fn import(layout: &zuul::Layout, jobs: &jjb::Jobs, deps: Option<&BTreeMap<St
 
 /// `seakeeper.yaml`, `environments.yaml`, the policies that differ from the defaults,
 /// `schedules.yaml` and a README with the summary.
-fn fixed_files(files: &mut BTreeMap<String, String>, layout: &zuul::Layout, opts: &Options, window: u32, floor: u32, report: &Report, schedules: Vec<Json>) {
+fn fixed_files(
+    files: &mut BTreeMap<String, String>,
+    layout: &zuul::Layout,
+    opts: &Options,
+    window: u32,
+    floor: u32,
+    report: &Report,
+    schedules: Vec<Json>,
+) {
     let mut settings = json!({
         "public_url": opts.public_url,
         "registries": {"production": {"url": opts.registry_url}},
@@ -507,10 +765,26 @@ fn fixed_files(files: &mut BTreeMap<String, String>, layout: &zuul::Layout, opts
     if let Some(g) = &opts.gerrit_url {
         settings["gerrit"] = json!({"url": g});
     }
-    let from = format!("# Imported from {} by `seakeeper import zuul`.\n", layout.doc.file);
-    files.insert("seakeeper.yaml".into(), from.clone() + "# Set public_url, gerrit and registries for this deployment.\n" + &yaml(&settings));
-    files.insert("environments.yaml".into(), from.clone() + &yaml(&json!({"environments": [{"name": "production", "registry": "production"}]})));
-    let unpinned: Vec<Json> = report.unpinned_images.iter().map(|u| json!({"image": u.image, "reason": u.reason})).collect();
+    let from = format!(
+        "# Imported from {} by `seakeeper import zuul`.\n",
+        layout.doc.file
+    );
+    files.insert(
+        "seakeeper.yaml".into(),
+        from.clone()
+            + "# Set public_url, gerrit and registries for this deployment.\n"
+            + &yaml(&settings),
+    );
+    files.insert(
+        "environments.yaml".into(),
+        from.clone()
+            + &yaml(&json!({"environments": [{"name": "production", "registry": "production"}]})),
+    );
+    let unpinned: Vec<Json> = report
+        .unpinned_images
+        .iter()
+        .map(|u| json!({"image": u.image, "reason": u.reason}))
+        .collect();
     files.insert(
         "policies/images.yaml".into(),
         from.clone()
@@ -519,9 +793,15 @@ fn fixed_files(files: &mut BTreeMap<String, String>, layout: &zuul::Layout, opts
             + &yaml(&json!({"require_digest_in_trusted_pipelines": true, "unpinned": unpinned})),
     );
     if !schedules.is_empty() {
-        files.insert("schedules.yaml".into(), from.clone() + &yaml(&json!({"schedules": schedules})));
+        files.insert(
+            "schedules.yaml".into(),
+            from.clone() + &yaml(&json!({"schedules": schedules})),
+        );
     }
-    files.insert("IMPORTED.md".into(), format!("# Imported from Zuul\n\n```\n{}```\n", report.summary()));
+    files.insert(
+        "IMPORTED.md".into(),
+        format!("# Imported from Zuul\n\n```\n{}```\n", report.summary()),
+    );
 }
 
 #[cfg(test)]

@@ -98,9 +98,9 @@ pub fn format(s: &str, get: &dyn Fn(&str) -> Option<String>) -> Result<String, S
             rest = &tail[2..];
             continue;
         }
-        if tail.starts_with('}') {
+        if let Some(after) = tail.strip_prefix('}') {
             out.push('}');
-            rest = &tail[1..];
+            rest = after;
             continue;
         }
         let inner_end = tail[1..].find(['{', '}']).map(|j| j + 1);
@@ -144,7 +144,10 @@ mod tests {
             "php" => Some("php72".to_owned()),
             _ => None,
         };
-        assert_eq!(format("{name}-{php}-test", &get).unwrap(), "Cite-php72-test");
+        assert_eq!(
+            format("{name}-{php}-test", &get).unwrap(),
+            "Cite-php72-test"
+        );
         assert_eq!(format("${{HOME}} {name}", &get).unwrap(), "${HOME} Cite");
         assert_eq!(format("{db|mysql}", &get).unwrap(), "mysql");
         assert_eq!(format("f() { x; }", &get).unwrap(), "f() { x; }");

@@ -139,7 +139,13 @@ impl Report {
         );
         let _ = writeln!(s, "unpinned images: {}", self.unpinned_images.len());
         for u in &self.unpinned_images {
-            let _ = writeln!(s, "  UNPINNED {} ({}; {} job(s))", u.image, u.reason, u.jobs.len());
+            let _ = writeln!(
+                s,
+                "  UNPINNED {} ({}; {} job(s))",
+                u.image,
+                u.reason,
+                u.jobs.len()
+            );
         }
         for f in [Fidelity::Approximate, Fidelity::NotMapped] {
             let items: Vec<&Item> = self.items.iter().filter(|i| i.fidelity == f).collect();

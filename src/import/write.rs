@@ -23,7 +23,9 @@ fn temp_beside(target: &Path) -> Result<PathBuf, ImportError> {
     let name = target
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
-        .ok_or_else(|| ImportError::Output(format!("{}: not a directory name", target.display())))?;
+        .ok_or_else(|| {
+            ImportError::Output(format!("{}: not a directory name", target.display()))
+        })?;
     for i in 0..100 {
         let t = parent.join(format!(".{name}.import-{}-{i}", std::process::id()));
         if !t.exists() {
@@ -54,8 +56,13 @@ pub fn repo(out: &Path, files: &BTreeMap<String, String>) -> Result<(), ImportEr
     let tmp = temp_beside(out)?;
     let result = (|| {
         for (path, text) in files {
-            if path.split('/').any(|s| s.is_empty() || s == "." || s == "..") {
-                return Err(ImportError::Output(format!("refusing to write the path {path:?}")));
+            if path
+                .split('/')
+                .any(|s| s.is_empty() || s == "." || s == "..")
+            {
+                return Err(ImportError::Output(format!(
+                    "refusing to write the path {path:?}"
+                )));
             }
             let p = tmp.join(path);
             if let Some(dir) = p.parent() {

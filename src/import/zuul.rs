@@ -51,13 +51,16 @@ pub struct JobTree {
     pub children: Vec<JobTree>,
 }
 
+/// Templates used, each with the parameters passed to it.
+pub type Uses = Vec<(String, BTreeMap<String, String>)>;
+
 /// A project template: job lists per pipeline, and the templates it uses in turn.
 #[derive(Debug, Clone, Default)]
 pub struct Template {
     /// Job lists by pipeline.
     pub pipelines: BTreeMap<String, Vec<JobTree>>,
     /// Templates it uses, with their parameters.
-    pub uses: Vec<(String, BTreeMap<String, String>)>,
+    pub uses: Uses,
 }
 
 /// A rule of the layout's `jobs:` section.
@@ -75,7 +78,7 @@ pub struct Project {
     /// Its Gerrit name.
     pub name: String,
     /// Templates it uses, with their parameters.
-    pub uses: Vec<(String, BTreeMap<String, String>)>,
+    pub uses: Uses,
     /// Its own job lists by pipeline.
     pub pipelines: BTreeMap<String, Vec<JobTree>>,
 }
@@ -106,14 +109,14 @@ pub struct ProjectJob {
     pub template: Option<String>,
 }
 
-fn seq<'a>(v: Option<&'a Value>) -> &'a [Value] {
+fn seq(v: Option<&Value>) -> &[Value] {
     match v {
         Some(Value::Sequence(s)) => s,
         _ => &[],
     }
 }
 
-fn uses(doc: &Doc, v: Option<&Value>) -> Result<Vec<(String, BTreeMap<String, String>)>, ImportError> {
+fn uses(doc: &Doc, v: Option<&Value>) -> Result<Uses, ImportError> {
     let mut out = Vec::new();
     for t in seq(v) {
         match t {
@@ -138,7 +141,12 @@ fn uses(doc: &Doc, v: Option<&Value>) -> Result<Vec<(String, BTreeMap<String, St
 }
 
 fn trees(doc: &Doc, owner: &str, v: &Value) -> Result<Vec<JobTree>, ImportError> {
-    let bad = || doc.error(owner, format!("`{owner}`: a job list holds job names, or `job: [jobs after it]`"));
+    let bad = || {
+        doc.error(
+            owner,
+            format!("`{owner}`: a job list holds job names, or `job: [jobs after it]`"),
+        )
+    };
     let Value::Sequence(items) = v else {
         return match v {
             Value::Null => Ok(Vec::new()),
@@ -173,7 +181,10 @@ fn trees(doc: &Doc, owner: &str, v: &Value) -> Result<Vec<JobTree>, ImportError>
 /// Reads a layout.
 pub fn read(doc: Doc) -> Result<Layout, ImportError> {
     let Value::Mapping(top) = &doc.value else {
-        return Err(doc.error("", "a Zuul layout is a mapping (pipelines, project-templates, jobs, projects)"));
+        return Err(doc.error(
+            "",
+            "a Zuul layout is a mapping (pipelines, project-templates, jobs, projects)",
+        ));
     };
     let mut pipelines = Vec::new();
     for p in seq(top.get("pipelines")) {
@@ -191,9 +202,16 @@ pub fn read(doc: Doc) -> Result<Layout, ImportError> {
         let number = |key: &str| -> Result<Option<u32>, ImportError> {
             match m.get(key) {
                 None => Ok(None),
-                Some(v) => v.as_u64().and_then(|n| u32::try_from(n).ok()).map(Some).ok_or_else(|| {
-                    doc.error(&format!("{key}:"), format!("pipeline `{name}`: `{key}` is a whole number"))
-                }),
+                Some(v) => v
+                    .as_u64()
+                    .and_then(|n| u32::try_from(n).ok())
+                    .map(Some)
+                    .ok_or_else(|| {
+                        doc.error(
+                            &format!("{key}:"),
+                            format!("pipeline `{name}`: `{key}` is a whole number"),
+                        )
+                    }),
             }
         };
         let (window, window_floor) = (number("window")?, number("window-floor")?);
@@ -223,7 +241,10 @@ pub fn read(doc: Doc) -> Result<Layout, ImportError> {
         });
     }
     let names: BTreeSet<&str> = pipelines.iter().map(|p| p.name.as_str()).collect();
-    let job_lists = |m: &Mapping, what: &str, skip: &[&str]| -> Result<BTreeMap<String, Vec<JobTree>>, ImportError> {
+    let job_lists = |m: &Mapping,
+                     what: &str,
+                     skip: &[&str]|
+     -> Result<BTreeMap<String, Vec<JobTree>>, ImportError> {
         let mut out = BTreeMap::new();
         for (k, v) in m {
             let Some(k) = scalar(k) else { continue };
@@ -232,7 +253,13 @@ pub fn read(doc: Doc) -> Result<Layout, ImportError> {
             }
             if !names.contains(k.as_str()) {
                 let known: Vec<&str> = names.iter().copied().collect();
-                return Err(doc.error(&format!("{k}:"), format!("{what}: unknown pipeline `{k}` (the layout declares {})", known.join(", "))));
+                return Err(doc.error(
+                    &format!("{k}:"),
+                    format!(
+                        "{what}: unknown pipeline `{k}` (the layout declares {})",
+                        known.join(", ")
+                    ),
+                ));
             }
             out.insert(k.clone(), trees(&doc, &k, v)?);
         }
@@ -247,11 +274,18 @@ pub fn read(doc: Doc) -> Result<Layout, ImportError> {
             return Err(doc.error("project-templates:", "a project template has no `name`"));
         };
         let tpl = Template {
-            pipelines: job_lists(m, &format!("project template `{name}`"), &["name", "template"])?,
+            pipelines: job_lists(
+                m,
+                &format!("project template `{name}`"),
+                &["name", "template"],
+            )?,
             uses: uses(&doc, m.get("template"))?,
         };
         if templates.insert(name.clone(), tpl).is_some() {
-            return Err(doc.error(&format!("name: {name}"), format!("project template `{name}` is declared twice")));
+            return Err(doc.error(
+                &format!("name: {name}"),
+                format!("project template `{name}` is declared twice"),
+            ));
         }
     }
     let mut rules = Vec::new();
@@ -276,7 +310,10 @@ pub fn read(doc: Doc) -> Result<Layout, ImportError> {
             return Err(doc.error("projects:", "a project has no `name`"));
         };
         if !seen.insert(name.clone()) {
-            return Err(doc.error(&format!("name: {name}"), format!("project `{name}` is listed twice")));
+            return Err(doc.error(
+                &format!("name: {name}"),
+                format!("project `{name}` is listed twice"),
+            ));
         }
         let what = format!("project `{name}`");
         projects.push(Project {
@@ -313,9 +350,17 @@ impl Layout {
 
     /// Each pipeline's jobs for `project`: its templates' (in order, recursively), then its
     /// own; a job listed twice in a pipeline counts once.
-    pub fn project_jobs(&self, project: &Project) -> Result<BTreeMap<String, Vec<ProjectJob>>, ImportError> {
+    pub fn project_jobs(
+        &self,
+        project: &Project,
+    ) -> Result<BTreeMap<String, Vec<ProjectJob>>, ImportError> {
         let mut out: BTreeMap<String, Vec<ProjectJob>> = BTreeMap::new();
-        let short = project.name.rsplit('/').next().unwrap_or(&project.name).to_owned();
+        let short = project
+            .name
+            .rsplit('/')
+            .next()
+            .unwrap_or(&project.name)
+            .to_owned();
         let mut stack = Vec::new();
         for (t, params) in &project.uses {
             let mut params = params.clone();
@@ -338,10 +383,19 @@ impl Layout {
         out: &mut BTreeMap<String, Vec<ProjectJob>>,
     ) -> Result<(), ImportError> {
         if stack.iter().any(|s| s == name) {
-            return Err(self.doc.error(&format!("name: {name}"), format!("project templates use each other in a cycle: {} -> {name}", stack.join(" -> "))));
+            return Err(self.doc.error(
+                &format!("name: {name}"),
+                format!(
+                    "project templates use each other in a cycle: {} -> {name}",
+                    stack.join(" -> ")
+                ),
+            ));
         }
         if stack.len() > 32 {
-            return Err(self.doc.error(&format!("name: {name}"), "project templates nest deeper than 32"));
+            return Err(self.doc.error(
+                &format!("name: {name}"),
+                "project templates nest deeper than 32",
+            ));
         }
         let tpl = self.template(name, user)?;
         stack.push(name.to_owned());
@@ -384,7 +438,13 @@ impl Layout {
 
 type Fmt<'a> = dyn Fn(&str) -> Result<String, ImportError> + 'a;
 
-fn flatten(trees: &[JobTree], after: Option<&str>, template: Option<&str>, fmt: &Fmt<'_>, out: &mut Vec<ProjectJob>) -> Result<(), ImportError> {
+fn flatten(
+    trees: &[JobTree],
+    after: Option<&str>,
+    template: Option<&str>,
+    fmt: &Fmt<'_>,
+    out: &mut Vec<ProjectJob>,
+) -> Result<(), ImportError> {
     for t in trees {
         let name = fmt(&t.name)?;
         if !out.iter().any(|j| j.name == name) {
@@ -406,7 +466,10 @@ fn flatten(trees: &[JobTree], after: Option<&str>, template: Option<&str>, fmt: 
 /// or `{dependencies: [...], recurse: false}` for exactly the ones listed.
 pub fn dependencies(doc: &Doc) -> Result<BTreeMap<String, BTreeSet<String>>, ImportError> {
     let Value::Mapping(top) = &doc.value else {
-        return Err(doc.error("", "dependencies are a mapping of extension or skin to the ones it needs"));
+        return Err(doc.error(
+            "",
+            "dependencies are a mapping of extension or skin to the ones it needs",
+        ));
     };
     let mut direct: BTreeMap<String, (Vec<String>, bool)> = BTreeMap::new();
     for (k, v) in top {
@@ -414,21 +477,41 @@ pub fn dependencies(doc: &Doc) -> Result<BTreeMap<String, BTreeSet<String>>, Imp
             return Err(doc.error("", "a dependency key is a name"));
         };
         let entry = match v {
-            Value::Sequence(_) | Value::Null => (seq(Some(v)).iter().filter_map(scalar).collect(), true),
+            Value::Sequence(_) | Value::Null => {
+                (seq(Some(v)).iter().filter_map(scalar).collect(), true)
+            }
             Value::Mapping(m) => {
-                if let Some(bad) = m.keys().filter_map(scalar).find(|x| x != "dependencies" && x != "recurse") {
-                    return Err(doc.error(&format!("{bad}:"), format!("`{k}`: unknown key `{bad}` (expected `dependencies` and `recurse`)")));
+                if let Some(bad) = m
+                    .keys()
+                    .filter_map(scalar)
+                    .find(|x| x != "dependencies" && x != "recurse")
+                {
+                    return Err(doc.error(
+                        &format!("{bad}:"),
+                        format!(
+                            "`{k}`: unknown key `{bad}` (expected `dependencies` and `recurse`)"
+                        ),
+                    ));
                 }
                 let recurse = match m.get("recurse") {
                     None => true,
                     Some(Value::Bool(b)) => *b,
-                    Some(_) => return Err(doc.error("recurse:", format!("`{k}`: `recurse` is true or false"))),
+                    Some(_) => {
+                        return Err(
+                            doc.error("recurse:", format!("`{k}`: `recurse` is true or false"))
+                        );
+                    }
                 };
                 (strs_of(m, "dependencies"), recurse)
             }
-            _ => return Err(doc.error(&format!("{k}:"), format!("`{k}`: expected a list of names"))),
+            _ => {
+                return Err(doc.error(&format!("{k}:"), format!("`{k}`: expected a list of names")));
+            }
         };
-        direct.insert(gerrit_name(&k), (entry.0.iter().map(|d| gerrit_name(d)).collect(), entry.1));
+        direct.insert(
+            gerrit_name(&k),
+            (entry.0.iter().map(|d| gerrit_name(d)).collect(), entry.1),
+        );
     }
     let mut out = BTreeMap::new();
     for (name, (deps, recurse)) in &direct {

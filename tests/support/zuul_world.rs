@@ -66,7 +66,12 @@ pub fn write(dir: &Path, projects: usize) {
     std::fs::write(dir.join("zuul/layout.yaml"), layout).expect("write layout");
     std::fs::write(dir.join("zuul/dependencies.yaml"), deps).expect("write dependencies");
 
-    let image = |n: usize, name: &str| format!("docker-registry.wikimedia.org/releng/{name}@sha256:{}", digest(n));
+    let image = |n: usize, name: &str| {
+        format!(
+            "docker-registry.wikimedia.org/releng/{name}@sha256:{}",
+            digest(n)
+        )
+    };
     let mut jjb = format!(
         "- defaults:\n    name: global\n    wrappers:\n      - timeout:\n          timeout: 45\n\
          - builder:\n    name: quibble\n    builders:\n      - shell: |\n          docker run --rm -e QUIBBLE_DB={{database}} {{image}} quibble --packages-source {{source}} --db {{database}}\n\
