@@ -171,15 +171,7 @@ fn resolve(
     let repo = gix::discover(&a.repo)
         .with_context(|| format!("{}: not a git repository", a.repo.display()))?;
     let commit = files::resolve(&repo, &a.rev)?;
-    let text =
-        files::read_file(&repo, &commit, config::pipeline::PIPELINE_FILE)?.with_context(|| {
-            format!(
-                "{} has no {} at {commit}",
-                a.repo.display(),
-                config::pipeline::PIPELINE_FILE
-            )
-        })?;
-    let text = String::from_utf8(text).context("the pipeline file is not UTF-8")?;
+    let own = files::read_file(&repo, &commit, config::pipeline::PIPELINE_FILE)?;
     let project: ProjectName = match &a.project {
         Some(p) => p.parse()?,
         None => {
@@ -206,8 +198,30 @@ fn resolve(
             }
         },
     };
+    // A repository without a pipeline file runs its central one, as the daemon does.
+    let (file, text) = match own {
+        Some(t) => (
+            config::pipeline::PIPELINE_FILE.to_owned(),
+            String::from_utf8(t).context("the pipeline file is not UTF-8")?,
+        ),
+        None => {
+            let central = layout.as_ref().and_then(|l| l.central_pipeline(&project));
+            let text = central.with_context(|| {
+                format!(
+                    "{} has no {} at {commit}, and no config repo with a central one \
+                     (pipelines/{project}.yaml) was given",
+                    a.repo.display(),
+                    config::pipeline::PIPELINE_FILE
+                )
+            })?;
+            (
+                format!("{}{project}.yaml", config::central::DIR),
+                text.to_owned(),
+            )
+        }
+    };
     let resolved = config::pipeline::check(
-        config::pipeline::PIPELINE_FILE,
+        &file,
         &text,
         layout.as_ref().map(|_| &project),
         layout.as_ref(),
@@ -216,7 +230,7 @@ fn resolve(
         for e in &errors {
             eprintln!("{e}");
         }
-        anyhow::anyhow!("{} is invalid", config::pipeline::PIPELINE_FILE)
+        anyhow::anyhow!("{file} is invalid")
     })?;
     let wanted = a.pipeline.as_deref().map(pipeline_kind).transpose()?;
     let (kind, job) = resolved

@@ -87,3 +87,69 @@ impl Layout {
         self.central_pipelines.get(project).map(|t| &**t)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    const SETTINGS: &str = "public_url: https://ci.example.org\nregistries:\n  r: { url: \"https://r.example.org\" }\n";
+    const ENVS: &str = "environments:\n  - name: production\n    registry: r\n";
+    const TEMPLATE: &str = "image: registry.example.org/ci/tox:1.0\ncommands: [tox]\n";
+    const CENTRAL: &str =
+        "jobs:\n  tox:\n    use: tox\npipelines:\n  check: [tox]\n  gate: [tox]\n";
+
+    fn load(extra: &[(&str, &str)]) -> Result<super::Layout, Vec<super::ConfigError>> {
+        let mut files: BTreeMap<String, Vec<u8>> = [
+            ("seakeeper.yaml", SETTINGS),
+            ("environments.yaml", ENVS),
+            ("projects/tools/lint.yaml", "pipelines: [check, gate]\n"),
+            ("templates/tox.yaml", TEMPLATE),
+        ]
+        .iter()
+        .map(|(p, t)| (p.to_string(), t.as_bytes().to_vec()))
+        .collect();
+        for (p, t) in extra {
+            files.insert(p.to_string(), t.as_bytes().to_vec());
+        }
+        crate::config::load(&files)
+    }
+
+    #[test]
+    fn a_central_file_is_checked_like_a_projects_own() {
+        // The gate is trusted: an unpinned image is an error at its line...
+        let errors = load(&[("pipelines/tools/lint.yaml", CENTRAL)]).unwrap_err();
+        assert!(
+            errors.iter().any(|e| e.file == "pipelines/tools/lint.yaml"
+                && e.message.contains("pin the image by digest")),
+            "{errors:?}"
+        );
+        // ...unless policies/images.yaml marks it unpinned, which config check accepts and a
+        // trusted pipeline still refuses.
+        let images = "require_digest_in_trusted_pipelines: true\nunpinned:\n  - image: registry.example.org/ci/tox:1.0\n    reason: no registry answered\n";
+        let layout = load(&[
+            ("pipelines/tools/lint.yaml", CENTRAL),
+            ("policies/images.yaml", images),
+        ])
+        .expect("marked images pass config check");
+        let project = "tools/lint".parse().unwrap();
+        let central = layout.central_pipeline(&project).expect("kept");
+        let errors = crate::config::pipeline::check("p", central, Some(&project), Some(&layout))
+            .unwrap_err();
+        assert!(
+            errors[0]
+                .message
+                .contains("marked unpinned in policies/images.yaml: no registry answered"),
+            "{errors:?}"
+        );
+    }
+
+    #[test]
+    fn a_central_file_needs_a_declared_project() {
+        let errors = load(&[("pipelines/tools/lnit.yaml", "{}\n")]).unwrap_err();
+        assert!(
+            errors[0].message.contains("no projects/tools/lnit.yaml")
+                && errors[0].suggestion.as_deref() == Some("tools/lint"),
+            "{errors:?}"
+        );
+    }
+}
