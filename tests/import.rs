@@ -278,6 +278,83 @@ fn an_unreachable_registry_leaves_images_unpinned_and_listed() {
     assert!(config_check(&out).starts_with("ok: "));
 }
 
+#[test]
+fn a_tag_is_pinned_to_the_digest_its_registry_gives() {
+    let Some(registry) = support::registry::DockerRegistry::start() else {
+        return;
+    };
+    // An image with an empty config and no layers, tagged 1.0.
+    let client = seakeeper::registry::distribution::Registry::new(
+        &format!("http://{}", registry.host),
+        None,
+    )
+    .unwrap();
+    let config = b"{}".to_vec();
+    let config_digest = seakeeper::model::Digest::of(&config);
+    client
+        .push_blob(
+            "releng/lint",
+            &config_digest,
+            config.len() as u64,
+            Box::new(std::io::Cursor::new(config.clone())),
+        )
+        .unwrap();
+    let manifest = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config_digest.to_string(), "size": config.len()},
+        "layers": []
+    }))
+    .unwrap();
+    let digest = client
+        .put_manifest(
+            "releng/lint",
+            "1.0",
+            "application/vnd.oci.image.manifest.v1+json",
+            &manifest,
+        )
+        .unwrap();
+
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(tmp.path().join("jjb")).unwrap();
+    let image = format!("{}/releng/lint:1.0", registry.host);
+    std::fs::write(
+        tmp.path().join("jjb/jobs.yaml"),
+        format!(
+            "- job:\n    name: lint\n    builders:\n      - shell: docker run --rm {image} lint\n"
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        tmp.path().join("layout.yaml"),
+        "pipelines:\n  - name: gate\n    manager: DependentPipelineManager\nprojects:\n  - name: tools/lint\n    gate: [lint]\n",
+    )
+    .unwrap();
+    let out = tmp.path().join("config");
+    let report = tmp.path().join("report.json");
+    ok(seakeeper()
+        .args(["import", "zuul", "--layout"])
+        .arg(tmp.path().join("layout.yaml"))
+        .arg("--jjb")
+        .arg(tmp.path().join("jjb"))
+        .arg("--out")
+        .arg(&out)
+        .arg("--report")
+        .arg(&report));
+    let pinned = format!("{image}@{digest}");
+    assert!(read(&out.join("templates/lint.yaml")).contains(&pinned));
+    let r: serde_json::Value = serde_json::from_str(&read(&report)).unwrap();
+    assert_eq!(r["pinned_images"][&image], pinned.as_str());
+    assert!(r["unpinned_images"].as_array().unwrap().is_empty());
+    // Pinned, the gate runs it.
+    let files = seakeeper::import::check::read_tree(&out).unwrap();
+    let layout = seakeeper::config::load(&files).unwrap();
+    let project = "tools/lint".parse().unwrap();
+    let central = layout.central_pipeline(&project).unwrap();
+    seakeeper::config::pipeline::check("p", central, Some(&project), Some(&layout))
+        .expect("a pinned image passes");
+}
+
 /// Runs a malformed import; returns stderr after checking that it failed and wrote nothing.
 fn fails(layout: &Path, jjb: &Path) -> String {
     let tmp = tempfile::tempdir().unwrap();
