@@ -134,7 +134,10 @@ fn the_wikimedia_fixture_imports_into_a_valid_config_repo() {
         "{doxygen}"
     );
     let release = read(&out.join("templates/quibble-release.yaml"));
-    assert!(release.contains("${ZUUL_REF} of quibble"), "{release}");
+    assert!(
+        release.contains("${ZUUL_REF} of quibble") && release.contains("timeout: 20m"),
+        "{release}"
+    );
     // The unpinned marker.
     let images = read(&out.join("policies/images.yaml"));
     assert!(
@@ -166,6 +169,7 @@ fn the_wikimedia_fixture_imports_into_a_valid_config_repo() {
     assert!(has("not-mapped", "`MobileFrontend`") || has("not-mapped", "MobileFrontend"));
     assert!(has("not-mapped", "`publishers`"));
     assert!(has("not-mapped", "`parameters`"));
+    assert!(has("not-mapped", "python-file: parameter_functions.py"));
     assert!(has("approximate", "non-voting"));
     assert!(has("approximate", "ran on a Jenkins agent"));
     let c = &r["counts"];
@@ -388,6 +392,11 @@ fn malformed_layouts_name_file_and_line_and_write_nothing() {
     assert!(e.contains("missing-template/layout.yaml:14: `mediawiki/extensions/Cite` uses project template `extension-gaet`, which the layout does not declare (did you mean `extension-gate`?)"), "{e}");
     let e = fails(&fixture("malformed/yaml-error/layout.yaml"), &jjb);
     assert!(e.contains("yaml-error/layout.yaml:7: "), "{e}");
+    let e = fails(&fixture("malformed/unknown-key/layout.yaml"), &jjb);
+    assert!(
+        e.contains("unknown-key/layout.yaml:1: unknown top-level key `pipeline`"),
+        "{e}"
+    );
     let e = fails(&fixture("malformed/unknown-job/layout.yaml"), &jjb);
     assert!(e.contains("unknown-job/layout.yaml:11: project `mediawiki/extensions/Cite`, pipeline `test`: unknown job `mwext-phna`: no JJB file defines it (did you mean `mwext-phan`?)"), "{e}");
 }

@@ -389,6 +389,9 @@ pub fn import(
         });
     }
 
+    for inc in &layout.includes {
+        report.items.push(Item { fidelity: Fidelity::NotMapped, project: None, pipeline: None, job: None, projects: Vec::new(), reason: format!("`includes` {inc}: Python run by Zuul, no counterpart (its functions are listed where jobs use them)") });
+    }
     // Each project's plan, and every job a project runs.
     let mut plans: BTreeMap<ProjectName, (Plan, &zuul::Project)> = BTreeMap::new();
     let mut users: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();

@@ -96,6 +96,8 @@ pub struct Layout {
     pub rules: Vec<JobRule>,
     /// Projects in order.
     pub projects: Vec<Project>,
+    /// `includes:` (Python files of parameter functions), as `kind: path`.
+    pub includes: Vec<String>,
 }
 
 /// One job a project runs in one pipeline, once templates are expanded.
@@ -186,6 +188,34 @@ pub fn read(doc: Doc) -> Result<Layout, ImportError> {
             "a Zuul layout is a mapping (pipelines, project-templates, jobs, projects)",
         ));
     };
+    const KEYS: [&str; 5] = [
+        "includes",
+        "pipelines",
+        "project-templates",
+        "jobs",
+        "projects",
+    ];
+    if let Some(k) = top
+        .keys()
+        .filter_map(scalar)
+        .find(|k| !KEYS.contains(&k.as_str()))
+    {
+        return Err(doc.error(
+            &format!("{k}:"),
+            format!(
+                "unknown top-level key `{k}` (a Zuul v2 layout has {})",
+                KEYS.join(", ")
+            ),
+        ));
+    }
+    let includes = seq(top.get("includes"))
+        .iter()
+        .filter_map(Value::as_mapping)
+        .flat_map(|m| {
+            m.iter()
+                .filter_map(|(k, v)| Some(format!("{}: {}", scalar(k)?, scalar(v)?)))
+        })
+        .collect();
     let mut pipelines = Vec::new();
     for p in seq(top.get("pipelines")) {
         let Some(m) = p.as_mapping() else {
@@ -323,6 +353,7 @@ pub fn read(doc: Doc) -> Result<Layout, ImportError> {
         });
     }
     let layout = Layout {
+        includes,
         doc,
         pipelines,
         templates,

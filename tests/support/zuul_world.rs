@@ -25,10 +25,9 @@ pub fn write(dir: &Path, projects: usize) {
     std::fs::create_dir_all(dir.join("zuul")).expect("mkdir zuul");
     std::fs::create_dir_all(dir.join("jjb")).expect("mkdir jjb");
     let mut layout = String::from(
-        "reporting: &reporting\n  success:\n    gerrit:\n      verified: 1\n  failure:\n    gerrit:\n      verified: -1\n\
-         pipelines:\n\
-         - name: test\n  manager: IndependentPipelineManager\n  trigger:\n    gerrit:\n      - event: patchset-created\n  <<: *reporting\n\
-         - name: gate-and-submit\n  manager: DependentPipelineManager\n  window: 20\n  window-floor: 3\n  trigger:\n    gerrit:\n      - event: comment-added\n        approval:\n          - code-review: 2\n  <<: *reporting\n\
+        "pipelines:\n\
+         - name: test\n  manager: IndependentPipelineManager\n  trigger:\n    gerrit:\n      - event: patchset-created\n  success: &ok\n    gerrit:\n      verified: 1\n  failure: &fail\n    gerrit:\n      verified: -1\n\
+         - name: gate-and-submit\n  manager: DependentPipelineManager\n  window: 20\n  window-floor: 3\n  trigger:\n    gerrit:\n      - event: comment-added\n        approval:\n          - code-review: 2\n  success: *ok\n  failure: *fail\n\
          - name: postmerge\n  manager: IndependentPipelineManager\n  trigger:\n    gerrit:\n      - event: change-merged\n\
          - name: daily\n  manager: IndependentPipelineManager\n  trigger:\n    timer:\n      - time: '0 4 * * *'\n\
          project-templates:\n\
