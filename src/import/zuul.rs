@@ -68,6 +68,8 @@ pub struct Template {
 pub struct JobRule {
     /// A job name, or a regular expression when it starts with `^`.
     pub name: String,
+    /// The compiled expression (`Err` for one the engine cannot read, such as look-around).
+    pub pattern: Option<Result<regex::Regex, String>>,
     /// The keys it sets, besides `name`.
     pub keys: Mapping,
 }
@@ -328,7 +330,14 @@ pub fn read(doc: Doc) -> Result<Layout, ImportError> {
         };
         let mut keys = m.clone();
         keys.remove("name");
-        rules.push(JobRule { name, keys });
+        let pattern = name
+            .starts_with('^')
+            .then(|| regex::Regex::new(&name).map_err(|e| e.to_string()));
+        rules.push(JobRule {
+            name,
+            pattern,
+            keys,
+        });
     }
     let mut projects = Vec::new();
     let mut seen = BTreeSet::new();
@@ -453,15 +462,10 @@ impl Layout {
     pub fn rules_for(&self, job: &str) -> Vec<Result<&JobRule, &JobRule>> {
         self.rules
             .iter()
-            .filter_map(|r| {
-                if r.name.starts_with('^') {
-                    match regex::Regex::new(&r.name) {
-                        Ok(re) => re.is_match(job).then_some(Ok(r)),
-                        Err(_) => Some(Err(r)),
-                    }
-                } else {
-                    (r.name == job).then_some(Ok(r))
-                }
+            .filter_map(|r| match &r.pattern {
+                Some(Ok(re)) => re.is_match(job).then_some(Ok(r)),
+                Some(Err(_)) => Some(Err(r)),
+                None => (r.name == job).then_some(Ok(r)),
             })
             .collect()
     }
