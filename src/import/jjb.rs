@@ -670,3 +670,68 @@ fn expand_builder(
     stack.pop();
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn jobs(files: &[(&str, &str)]) -> Result<Jobs, ImportError> {
+        let dir = tempfile::tempdir().expect("temp dir");
+        for (p, t) in files {
+            let path = dir.path().join(p);
+            std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+            std::fs::write(path, t).expect("write");
+        }
+        read(dir.path())
+    }
+
+    #[test]
+    fn groups_of_groups_lists_and_nested_dicts() {
+        let j = jobs(&[(
+            "a.yaml",
+            "- job-template:\n    name: '{name}-{php}-{db}'\n    image: base\n    builders:\n      - shell: docker run --rm reg.example.org/{image}:1 run --db {db}\n\
+             - job-group:\n    name: inner\n    jobs: ['{name}-{php}-{db}']\n\
+             - job-group:\n    name: outer\n    db: mysql\n    jobs: [inner]\n\
+             - project:\n    name: ext\n    php:\n      - php74\n      - php81:\n          image: next\n    jobs: [outer]\n",
+        )])
+        .unwrap();
+        let names: Vec<&str> = j.jobs.keys().map(String::as_str).collect();
+        assert_eq!(names, ["ext-php74-mysql", "ext-php81-mysql"]);
+        assert_eq!(
+            j.jobs["ext-php74-mysql"].image.as_deref(),
+            Some("reg.example.org/base:1")
+        );
+        assert_eq!(
+            j.jobs["ext-php81-mysql"].image.as_deref(),
+            Some("reg.example.org/next:1")
+        );
+        assert_eq!(j.jobs["ext-php81-mysql"].commands, ["run --db mysql"]);
+    }
+
+    #[test]
+    fn macros_that_call_each_other_in_a_cycle_are_an_error() {
+        let e = jobs(&[(
+            "m.yaml",
+            "- builder:\n    name: a\n    builders: [b]\n- builder:\n    name: b\n    builders: [a]\n\
+             - job:\n    name: j\n    builders: [a]\n",
+        )])
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("m.yaml:") && e.contains("cycle: a -> b -> a"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_malformed_file_names_its_line() {
+        let e = jobs(&[("bad.yaml", "- job:\n    name: j\n  builders: [\n")])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("bad.yaml:"), "{e}");
+        let e = jobs(&[("k.yaml", "- jbo:\n    name: j\n")])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("k.yaml:1: unknown JJB definition `jbo`"), "{e}");
+    }
+}

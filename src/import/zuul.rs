@@ -401,11 +401,11 @@ impl Layout {
             .next()
             .unwrap_or(&project.name)
             .to_owned();
-        let mut stack = Vec::new();
+        let (mut stack, mut seen) = (Vec::new(), BTreeSet::new());
         for (t, params) in &project.uses {
             let mut params = params.clone();
             params.entry("name".into()).or_insert_with(|| short.clone());
-            self.expand_template(t, &project.name, &params, &mut stack, &mut out)?;
+            self.expand_template(t, &project.name, &params, &mut stack, &mut seen, &mut out)?;
         }
         for (pipeline, trees) in &project.pipelines {
             let list = out.entry(pipeline.clone()).or_default();
@@ -420,6 +420,7 @@ impl Layout {
         user: &str,
         params: &BTreeMap<String, String>,
         stack: &mut Vec<String>,
+        seen: &mut BTreeSet<String>,
         out: &mut BTreeMap<String, Vec<ProjectJob>>,
     ) -> Result<(), ImportError> {
         if stack.iter().any(|s| s == name) {
@@ -437,12 +438,17 @@ impl Layout {
                 "project templates nest deeper than 32",
             ));
         }
+        // A template used again with the same parameters adds nothing (and templates that
+        // use one another twice over would otherwise expand exponentially).
+        if !seen.insert(format!("{name}\u{0}{params:?}")) {
+            return Ok(());
+        }
         let tpl = self.template(name, user)?;
         stack.push(name.to_owned());
         for (inner, inner_params) in &tpl.uses {
             let mut p = params.clone();
             p.extend(inner_params.clone());
-            self.expand_template(inner, name, &p, stack, out)?;
+            self.expand_template(inner, name, &p, stack, seen, out)?;
         }
         stack.pop();
         let fmt = |s: &str| {
@@ -572,5 +578,84 @@ pub fn gerrit_name(n: &str) -> String {
         Some(("skins", rest)) if !rest.contains('/') => format!("mediawiki/skins/{rest}"),
         Some(("extensions", rest)) if !rest.contains('/') => format!("mediawiki/extensions/{rest}"),
         _ => n.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PIPELINES: &str = "pipelines:\n  - name: test\n    manager: IndependentPipelineManager\n";
+
+    fn layout(rest: &str) -> Result<Layout, ImportError> {
+        read(super::super::yaml::parse(
+            "layout.yaml",
+            format!("{PIPELINES}{rest}"),
+        )?)
+    }
+
+    fn jobs(l: &Layout, project: usize) -> Vec<String> {
+        l.project_jobs(&l.projects[project]).unwrap()["test"]
+            .iter()
+            .map(|j| j.name.clone())
+            .collect()
+    }
+
+    #[test]
+    fn templates_of_templates_with_parameters() {
+        let l = layout(
+            "project-templates:\n  - name: inner\n    test: ['{name}-{lang}-lint']\n\
+             \x20 - name: outer\n    template:\n      - name: inner\n        lang: php\n    test: ['{name}-unit', '{name}-unit']\n\
+             projects:\n  - name: mediawiki/extensions/Cite\n    template:\n      - name: outer\n      - name: inner\n        lang: php\n",
+        )
+        .unwrap();
+        assert_eq!(jobs(&l, 0), ["Cite-php-lint", "Cite-unit"]);
+    }
+
+    #[test]
+    fn a_template_cycle_is_an_error_at_its_line() {
+        let l = layout(
+            "project-templates:\n  - name: a\n    template: [b]\n  - name: b\n    template: [a]\n\
+             projects:\n  - name: x/y\n    template: [a]\n",
+        )
+        .unwrap();
+        let e = l.project_jobs(&l.projects[0]).unwrap_err().to_string();
+        assert!(
+            e.starts_with("layout.yaml:") && e.contains("cycle: a -> b -> a"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_missing_parameter_is_an_error() {
+        let l = layout(
+            "project-templates:\n  - name: t\n    test: ['{name}-{lang}']\nprojects:\n  - name: x/y\n    template: [t]\n",
+        )
+        .unwrap();
+        let e = l.project_jobs(&l.projects[0]).unwrap_err().to_string();
+        assert!(
+            e.contains("names parameter `lang`, which is not given"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn dependencies_recurse_unless_told_not_to() {
+        let d = super::super::yaml::parse(
+            "d.yaml",
+            "A: [B]\nB: [C]\nskins/S:\n  dependencies: [A]\n  recurse: false\n".into(),
+        )
+        .unwrap();
+        let deps = dependencies(&d).unwrap();
+        let a: Vec<&str> = deps["mediawiki/extensions/A"]
+            .iter()
+            .map(String::as_str)
+            .collect();
+        assert_eq!(a, ["mediawiki/extensions/B", "mediawiki/extensions/C"]);
+        let s: Vec<&str> = deps["mediawiki/skins/S"]
+            .iter()
+            .map(String::as_str)
+            .collect();
+        assert_eq!(s, ["mediawiki/extensions/A"]);
     }
 }
