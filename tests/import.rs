@@ -107,6 +107,10 @@ fn the_wikimedia_fixture_imports_into_a_valid_config_repo() {
         "{quibble}"
     );
     assert!(out.join("pipelines/pywikibot/core.yaml").exists());
+    // A gate that ran only Zuul's `noop` still gates, with no job.
+    let ping = read(&out.join("projects/test/gerrit-ping.yaml"));
+    assert!(ping.contains("- check\n- gate\n"), "{ping}");
+    assert!(read(&out.join("pipelines/test/gerrit-ping.yaml")).contains("gate: []"));
     assert!(
         out.join("templates/pywikibot-core-tox-docker.yaml")
             .exists()

@@ -178,7 +178,9 @@ fn plan(
             if let Some(t) = &j.template {
                 plan.templates.insert(t.clone());
             }
+            // Zuul's no-op job: the pipeline runs (a gate still gates), with nothing in it.
             if j.name == "noop" {
+                plan.kinds.entry(kind).or_default();
                 continue;
             }
             if !is_job_name(&j.name) {
@@ -691,7 +693,7 @@ pub fn import(
                 job_entries.insert(j.clone(), Json::Object(e));
             }
         }
-        if !job_entries.is_empty() {
+        if !pl.kinds.is_empty() {
             let text = format!(
                 "# The jobs Zuul ran for {name}, kept centrally as they were in Zuul's layout.\n\
                  # The project takes them over by committing this file as .pipeline/config.yaml.\n"
