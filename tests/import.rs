@@ -174,6 +174,11 @@ fn the_wikimedia_fixture_imports_into_a_valid_config_repo() {
     assert!(has("not-mapped", "`publishers`"));
     assert!(has("not-mapped", "`parameters`"));
     assert!(has("not-mapped", "python-file: parameter_functions.py"));
+    assert!(has(
+        "approximate",
+        "pipeline key `success`: Gerrit reporting is seakeeper's own"
+    ));
+    assert!(has("approximate", "pipeline key `precedence`"));
     assert!(has("approximate", "non-voting"));
     assert!(has("approximate", "ran on a Jenkins agent"));
     let c = &r["counts"];

@@ -391,6 +391,33 @@ pub fn import(
         });
     }
 
+    for p in &layout.pipelines {
+        for k in &p.other_keys {
+            let (fidelity, why) = match k.as_str() {
+                "start" | "success" | "failure" | "merge-failure" => (
+                    Fidelity::Approximate,
+                    "Gerrit reporting is seakeeper's own: a comment and a Verified vote per build",
+                ),
+                "precedence" => (
+                    Fidelity::Approximate,
+                    "the order pipelines are served in is `priorities` of policies/limits.yaml",
+                ),
+                "require" | "reject" => (
+                    Fidelity::Approximate,
+                    "the votes a change needs to enter the gate are `gate.require` of seakeeper.yaml (Code-Review+2)",
+                ),
+                _ => (Fidelity::NotMapped, "no counterpart"),
+            };
+            report.items.push(Item {
+                fidelity,
+                project: None,
+                pipeline: Some(p.name.clone()),
+                job: None,
+                projects: Vec::new(),
+                reason: format!("pipeline key `{k}`: {why}"),
+            });
+        }
+    }
     for inc in &layout.includes {
         report.items.push(Item { fidelity: Fidelity::NotMapped, project: None, pipeline: None, job: None, projects: Vec::new(), reason: format!("`includes` {inc}: Python run by Zuul, no counterpart (its functions are listed where jobs use them)") });
     }

@@ -40,6 +40,8 @@ pub struct Pipeline {
     pub branches: Vec<String>,
     /// Cron expressions of its timer triggers.
     pub timers: Vec<String>,
+    /// Its keys that the mapping does not read (reporters, precedence, requirements ...).
+    pub other_keys: Vec<String>,
 }
 
 /// A job in a pipeline's list, with the jobs that run after it succeeds.
@@ -262,7 +264,21 @@ pub fn read(doc: Doc) -> Result<Layout, ImportError> {
                 }
             }
         }
+        const READ: [&str; 6] = [
+            "name",
+            "manager",
+            "window",
+            "window-floor",
+            "trigger",
+            "description",
+        ];
+        let other_keys = m
+            .keys()
+            .filter_map(scalar)
+            .filter(|k| !READ.contains(&k.as_str()))
+            .collect();
         pipelines.push(Pipeline {
+            other_keys,
             name,
             manager,
             window,
