@@ -224,6 +224,38 @@ fn the_wikimedia_fixture_imports_into_a_valid_config_repo() {
     );
 }
 
+/// The summary people read (stdout, and IMPORTED.md in the new repo), pinned as a snapshot.
+#[test]
+fn the_summary_is_what_people_read() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("config");
+    let o = output(
+        seakeeper()
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .args(["import", "zuul", "--offline"])
+            .args(["--layout", "fixtures/import/wikimedia/zuul/layout.yaml"])
+            .args(["--jjb", "fixtures/import/wikimedia/jjb"])
+            .args([
+                "--dependencies",
+                "fixtures/import/wikimedia/zuul/dependencies.yaml",
+            ])
+            .arg("--out")
+            .arg(&out),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = stdout(&o).replace(&out.display().to_string(), "<out>");
+    let snapshot = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/snapshots/import-summary.txt");
+    if std::env::var_os("UPDATE_SNAPSHOTS").is_some() {
+        std::fs::write(&snapshot, &text).unwrap();
+    }
+    let want = std::fs::read_to_string(&snapshot).expect("run with UPDATE_SNAPSHOTS=1 once");
+    assert_eq!(
+        text, want,
+        "the import summary changed (UPDATE_SNAPSHOTS=1 to accept)"
+    );
+    assert!(read(&out.join("IMPORTED.md")).contains(text.lines().next().unwrap()));
+}
+
 #[test]
 fn an_unpinned_image_is_refused_by_trusted_pipelines_but_passes_config_check() {
     let tmp = tempfile::tempdir().unwrap();

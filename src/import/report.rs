@@ -177,6 +177,9 @@ impl Item {
         if !self.projects.is_empty() {
             at.push(format!("{} project(s)", self.projects.len()));
         }
+        if at.is_empty() {
+            at.push("layout".to_owned());
+        }
         format!("{}: {}", at.join(", "), self.reason)
     }
 }
