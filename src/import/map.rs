@@ -159,7 +159,12 @@ fn plan(
                 continue;
             }
         };
-        let mut pipeline_fidelity = Fidelity::Exact;
+        let mut pipeline_fidelity = if kind == PipelineKind::PostMerge && !pipeline.refs.is_empty()
+        {
+            Fidelity::Approximate
+        } else {
+            Fidelity::Exact
+        };
         for b in &pipeline.branches {
             pipeline_fidelity = Fidelity::Approximate;
             match branch_glob(b) {
@@ -360,6 +365,12 @@ pub fn import(
             Err(why) => (None, Fidelity::NotMapped, why),
             Ok(k) => {
                 let mut why = Vec::new();
+                if k == PipelineKind::PostMerge && !p.refs.is_empty() {
+                    why.push(format!(
+                        "it ran on refs {}; post-merge runs on every merge",
+                        p.refs.join(", ")
+                    ));
+                }
                 if !p.branches.is_empty() {
                     why.push(format!("branch filter {} becomes the `branches:` of its projects; its jobs run on all their branches", p.branches.join(", ")));
                 }

@@ -38,6 +38,8 @@ pub struct Pipeline {
     pub events: Vec<String>,
     /// Branch filters (regular expressions) of its Gerrit triggers.
     pub branches: Vec<String>,
+    /// Ref filters of its `ref-updated` triggers (`^refs/tags/.*$`).
+    pub refs: Vec<String>,
     /// Cron expressions of its timer triggers.
     pub timers: Vec<String>,
     /// Its keys that the mapping does not read (reporters, precedence, requirements ...).
@@ -250,12 +252,14 @@ pub fn read(doc: Doc) -> Result<Layout, ImportError> {
         };
         let (window, window_floor) = (number("window")?, number("window-floor")?);
         let trigger = m.get("trigger").and_then(Value::as_mapping);
-        let (mut events, mut branches, mut timers) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut events, mut branches, mut timers, mut refs) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         if let Some(t) = trigger {
             for g in seq(t.get("gerrit")) {
                 if let Some(g) = g.as_mapping() {
                     events.extend(strs_of(g, "event"));
                     branches.extend(strs_of(g, "branch"));
+                    refs.extend(strs_of(g, "ref"));
                 }
             }
             for tm in seq(t.get("timer")) {
@@ -279,6 +283,7 @@ pub fn read(doc: Doc) -> Result<Layout, ImportError> {
             .collect();
         pipelines.push(Pipeline {
             other_keys,
+            refs,
             name,
             manager,
             window,
