@@ -86,6 +86,20 @@ impl Layout {
     pub fn central_pipeline(&self, project: &ProjectName) -> Option<&str> {
         self.central_pipelines.get(project).map(|t| &**t)
     }
+
+    /// The pipeline file a project's build reads, with the name its errors give: the
+    /// repository's own (`own`), else its central one, else an empty one (enforced jobs only).
+    pub fn pipeline_file<'a>(
+        &'a self,
+        project: &ProjectName,
+        own: Option<&'a str>,
+    ) -> (String, &'a str) {
+        match (own, self.central_pipeline(project)) {
+            (Some(t), _) => (pipeline::PIPELINE_FILE.to_owned(), t),
+            (None, Some(t)) => (format!("{DIR}{project}.yaml"), t),
+            (None, None) => (pipeline::PIPELINE_FILE.to_owned(), "{}\n"),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -133,6 +147,15 @@ mod tests {
         .expect("marked images pass config check");
         let project = "tools/lint".parse().unwrap();
         let central = layout.central_pipeline(&project).expect("kept");
+        // The repository's own file wins; without one, the central one runs.
+        assert_eq!(
+            layout.pipeline_file(&project, Some("own")),
+            (".pipeline/config.yaml".to_owned(), "own")
+        );
+        assert_eq!(
+            layout.pipeline_file(&project, None),
+            ("pipelines/tools/lint.yaml".to_owned(), central)
+        );
         let errors = crate::config::pipeline::check("p", central, Some(&project), Some(&layout))
             .unwrap_err();
         assert!(

@@ -534,27 +534,17 @@ impl Daemon {
                     .ensure(&p, r.as_str(), &c)
                     .and_then(|_| sources.read_file(&p, &c, pipeline::PIPELINE_FILE))?;
                 let text = read.map(|b| String::from_utf8_lossy(&b).into_owned());
-                // A repository without a pipeline file of its own runs its central one
-                // (`pipelines/<project>.yaml` of the config repo), if there is one.
-                let central = layout_now.central_pipeline(&p).filter(|_| text.is_none());
-                Ok(pipeline::check(
-                    if central.is_some() {
-                        crate::config::central::DIR
-                    } else {
-                        pipeline::PIPELINE_FILE
-                    },
-                    text.as_deref().or(central).unwrap_or("{}\n"),
-                    Some(&p),
-                    Some(&layout_now),
-                )
-                .map(Arc::new)
-                .map_err(|errors| {
-                    errors
-                        .iter()
-                        .map(ToString::to_string)
-                        .collect::<Vec<_>>()
-                        .join("\n")
-                }))
+                // Without a pipeline file of its own, its central one (if any) runs.
+                let (file, text) = layout_now.pipeline_file(&p, text.as_deref());
+                Ok(pipeline::check(&file, text, Some(&p), Some(&layout_now))
+                    .map(Arc::new)
+                    .map_err(|errors| {
+                        errors
+                            .iter()
+                            .map(ToString::to_string)
+                            .collect::<Vec<_>>()
+                            .join("\n")
+                    }))
             }) else {
                 self.unfetched.insert(project.clone());
                 continue;
