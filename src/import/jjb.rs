@@ -599,6 +599,19 @@ fn job(
             // in a container only needed a host with Docker.
             "node" if job.image.is_some() => {}
             "node" => job.notes.push((Fidelity::Approximate, format!("node `{}`: Jenkins agent labels have no counterpart; the job runs on seakeeper's executor", scalar(v).unwrap_or_default()))),
+            // Zuul started the job: the pipeline mapping carries that over.
+            "triggers" => {
+                for t in v.as_sequence().map(Vec::as_slice).unwrap_or_default() {
+                    let name = match t {
+                        Value::Mapping(m) => m.keys().next().and_then(scalar).unwrap_or_default(),
+                        other => scalar(other).unwrap_or_default(),
+                    };
+                    if name != "zuul" {
+                        job.notes.push((Fidelity::NotMapped, format!("trigger `{name}`: Jenkins starts the job itself; seakeeper runs jobs from pipelines and schedules.yaml")));
+                    }
+                }
+            }
+            "scm" => job.notes.push((Fidelity::Approximate, "`scm`: seakeeper checks out the change under test itself".into())),
             "dsl" | "pipeline-scm" => job.notes.push((Fidelity::NotMapped, format!("`{k}`: a Jenkins Pipeline (Groovy) script has no counterpart"))),
             // A template's own keys that JJB does not know are its parameters' defaults.
             key if params.contains_key(key) => {}
@@ -692,11 +705,15 @@ mod tests {
             "- job-template:\n    name: '{name}-{php}-{db}'\n    image: base\n    builders:\n      - shell: docker run --rm reg.example.org/{image}:1 run --db {db}\n\
              - job-group:\n    name: inner\n    jobs: ['{name}-{php}-{db}']\n\
              - job-group:\n    name: outer\n    db: mysql\n    jobs: [inner]\n\
-             - project:\n    name: ext\n    php:\n      - php74\n      - php81:\n          image: next\n    jobs: [outer]\n",
+             - project:\n    name: ext\n    php:\n      - php74\n      - php81:\n          image: next\n    jobs: [outer]\n\
+             - job:\n    name: timed\n    triggers: [zuul, {timed: '@daily'}]\n    builders: [{shell: make}]\n",
         )])
         .unwrap();
+        let timed = &j.jobs["timed"];
+        assert_eq!(timed.notes.len(), 1, "{:?}", timed.notes);
+        assert!(timed.notes[0].1.contains("trigger `timed`"));
         let names: Vec<&str> = j.jobs.keys().map(String::as_str).collect();
-        assert_eq!(names, ["ext-php74-mysql", "ext-php81-mysql"]);
+        assert_eq!(names, ["ext-php74-mysql", "ext-php81-mysql", "timed"]);
         assert_eq!(
             j.jobs["ext-php74-mysql"].image.as_deref(),
             Some("reg.example.org/base:1")
