@@ -222,6 +222,20 @@ fn the_wikimedia_fixture_imports_into_a_valid_config_repo() {
         lines.contains("+ mediawiki/extensions/Cite check mwext-phan-new\n"),
         "{lines}"
     );
+    // A project that took its jobs over (no central file) is noted, not compared.
+    std::fs::remove_file(out.join("pipelines/integration/quibble.yaml")).unwrap();
+    let noted = stdout(&output(
+        seakeeper()
+            .args(["import", "zuul", "--check", "--layout"])
+            .arg(fixture("wikimedia/zuul/layout.yaml"))
+            .arg("--out")
+            .arg(&out),
+    ));
+    assert!(
+        noted.contains("note: integration/quibble has no central pipeline file"),
+        "{noted}"
+    );
+    assert!(!noted.contains("- integration/quibble"), "{noted}");
 }
 
 /// The summary people read (stdout, and IMPORTED.md in the new repo), pinned as a snapshot.

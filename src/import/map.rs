@@ -136,6 +136,7 @@ fn plan(
     with_deps: bool,
 ) -> Result<Plan, ImportError> {
     let mut plan = Plan::default();
+    plan.queue_names.extend(project.queue.clone());
     let jobs = layout.project_jobs(project)?;
     for (zp, list) in &jobs {
         plan.before
@@ -638,15 +639,15 @@ pub fn import(
     }
     let queue_name = |root: &str| -> Option<String> {
         let m = &members[root];
-        if m.len() < 2 {
-            return None;
-        }
         let named = m
             .iter()
             .filter_map(|p| plans.get(&p.parse::<ProjectName>().ok()?))
             .flat_map(|(pl, _)| pl.queue_names.iter())
             .next()
             .cloned();
+        if m.len() < 2 && named.is_none() {
+            return None;
+        }
         let raw = named.unwrap_or_else(|| root.to_owned());
         Some(
             raw.chars()

@@ -87,6 +87,8 @@ pub struct Project {
     pub uses: Uses,
     /// Its own job lists by pipeline.
     pub pipelines: BTreeMap<String, Vec<JobTree>>,
+    /// `queue-name`, when the project names its gate queue itself.
+    pub queue: Option<String>,
 }
 
 /// The layout.
@@ -377,6 +379,7 @@ pub fn read(doc: Doc) -> Result<Layout, ImportError> {
         }
         let what = format!("project `{name}`");
         projects.push(Project {
+            queue: str_of(m, "queue-name"),
             uses: uses(&doc, m.get("template"))?,
             pipelines: job_lists(m, &what, &["name", "template", "queue-name"])?,
             name,
