@@ -488,7 +488,10 @@ pub fn import(
     // Templates: one per job a project runs.
     let mut files: BTreeMap<String, String> = BTreeMap::new();
     let mut job_fidelity: BTreeMap<String, Fidelity> = BTreeMap::new();
-    let max_minutes = 180;
+    // The longest a job may run: the maximum of seakeeper's default timeouts policy (the one
+    // the imported repo has).
+    let max_minutes = crate::config::policies::resolve(&[], &mut Vec::new())
+        .map_or(180, |p| p.timeouts.maximum.as_secs() / 60);
     for (name, projects) in &users {
         let j = &jobs.jobs[name];
         let mut notes = j.notes.clone();
@@ -549,11 +552,7 @@ pub fn import(
                 json!(format!("{}m", m.clamp(1, max_minutes))),
             );
         }
-        let f = notes
-            .iter()
-            .map(|n| n.0)
-            .max()
-            .map_or(Fidelity::Exact, |f| f.max(Fidelity::Exact));
+        let f = notes.iter().map(|n| n.0).max().unwrap_or(Fidelity::Exact);
         job_fidelity.insert(
             name.clone(),
             if f == Fidelity::Exact {
