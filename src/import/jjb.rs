@@ -323,8 +323,15 @@ fn expand_project(
     let d = &defs.docs[p.doc];
     let pname = str_of(&p.body, "name").unwrap_or_default();
     let params = params_of(&p.body, &["jobs"]);
-    let Some(Value::Sequence(jobs)) = p.body.get("jobs") else {
-        return Ok(());
+    let jobs = match p.body.get("jobs") {
+        Some(Value::Sequence(jobs)) => jobs,
+        None | Some(Value::Null) => return Ok(()),
+        Some(_) => {
+            return Err(d.error(
+                &format!("name: {pname}"),
+                format!("project `{pname}`: `jobs` must be a list"),
+            ));
+        }
     };
     for j in jobs {
         let Some((name, entry_params)) = entry(j) else {
@@ -549,10 +556,14 @@ fn job(
         notes: Vec::new(),
     };
     let mut builders = Vec::new();
-    if let Some(Value::Sequence(bs)) = body.get("builders") {
-        for b in bs {
-            expand_builder(defs, doc, b, &mut Vec::new(), &mut builders)?;
+    match body.get("builders") {
+        Some(Value::Sequence(bs)) => {
+            for b in bs {
+                expand_builder(defs, doc, b, &mut Vec::new(), &mut builders)?;
+            }
         }
+        None | Some(Value::Null) => {}
+        Some(_) => return Err(d.error(name, format!("job `{name}`: `builders` must be a list"))),
     }
     // Where a job runs `docker run`, its other shell steps ran on the Jenkins host.
     let containerised = builders

@@ -119,6 +119,15 @@ pub struct ProjectJob {
     pub template: Option<String>,
 }
 
+/// `m[key]` as a list: missing or null is empty, anything but a list is an error at its line.
+fn list<'a>(doc: &Doc, m: &'a Mapping, key: &str) -> Result<&'a [Value], ImportError> {
+    match m.get(key) {
+        None | Some(Value::Null) => Ok(&[]),
+        Some(Value::Sequence(s)) => Ok(s),
+        Some(_) => Err(doc.error(&format!("{key}:"), format!("`{key}` must be a list"))),
+    }
+}
+
 fn seq(v: Option<&Value>) -> &[Value] {
     match v {
         Some(Value::Sequence(s)) => s,
@@ -216,7 +225,7 @@ pub fn read(doc: Doc) -> Result<Layout, ImportError> {
             ),
         ));
     }
-    let includes = seq(top.get("includes"))
+    let includes = list(&doc, top, "includes")?
         .iter()
         .filter_map(Value::as_mapping)
         .flat_map(|m| {
@@ -225,7 +234,7 @@ pub fn read(doc: Doc) -> Result<Layout, ImportError> {
         })
         .collect();
     let mut pipelines = Vec::new();
-    for p in seq(top.get("pipelines")) {
+    for p in list(&doc, top, "pipelines")? {
         let Some(m) = p.as_mapping() else {
             return Err(doc.error("pipelines:", "each pipeline is a mapping"));
         };
@@ -321,7 +330,7 @@ pub fn read(doc: Doc) -> Result<Layout, ImportError> {
         Ok(out)
     };
     let mut templates = BTreeMap::new();
-    for t in seq(top.get("project-templates")) {
+    for t in list(&doc, top, "project-templates")? {
         let Some(m) = t.as_mapping() else {
             return Err(doc.error("project-templates:", "each project template is a mapping"));
         };
@@ -344,7 +353,7 @@ pub fn read(doc: Doc) -> Result<Layout, ImportError> {
         }
     }
     let mut rules = Vec::new();
-    for j in seq(top.get("jobs")) {
+    for j in list(&doc, top, "jobs")? {
         let Some(m) = j.as_mapping() else {
             return Err(doc.error("jobs:", "each job rule is a mapping"));
         };
@@ -364,7 +373,7 @@ pub fn read(doc: Doc) -> Result<Layout, ImportError> {
     }
     let mut projects = Vec::new();
     let mut seen = BTreeSet::new();
-    for p in seq(top.get("projects")) {
+    for p in list(&doc, top, "projects")? {
         let Some(m) = p.as_mapping() else {
             return Err(doc.error("projects:", "each project is a mapping"));
         };
@@ -646,6 +655,15 @@ mod tests {
         let e = l.project_jobs(&l.projects[0]).unwrap_err().to_string();
         assert!(
             e.starts_with("layout.yaml:") && e.contains("cycle: a -> b -> a"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_section_that_is_not_a_list_is_an_error_not_nothing() {
+        let e = layout("projects:\n  name: x/y\n").unwrap_err().to_string();
+        assert!(
+            e.contains("layout.yaml:4: `projects` must be a list"),
             "{e}"
         );
     }
