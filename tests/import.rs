@@ -63,6 +63,13 @@ fn the_wikimedia_fixture_imports_into_a_valid_config_repo() {
         "{summary}"
     );
     assert!(config_check(&out).starts_with("ok: "));
+    let show = ok(seakeeper().args(["config", "show", "--repo"]).arg(&out));
+    assert!(
+        show.contains(
+            "  post-merge: central quibble-tox-docker, quibble-doc-publish, quibble-release\n"
+        ),
+        "{show}"
+    );
 
     // Pipelines: a dependent pipeline is the gate, with its window; timers are schedules.
     let settings = read(&out.join("seakeeper.yaml"));

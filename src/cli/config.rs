@@ -75,10 +75,17 @@ pub(super) fn run(cmd: ConfigCommand) -> anyhow::Result<ExitCode> {
                             .unwrap_or_default()
                     );
                     for (pipeline, enforced) in &p.pipelines {
-                        if enforced.is_empty() {
+                        let mut parts = Vec::new();
+                        if let Some(jobs) = p.central.get(pipeline).filter(|j| !j.is_empty()) {
+                            parts.push(format!("central {}", jobs.join(", ")));
+                        }
+                        if !enforced.is_empty() {
+                            parts.push(format!("enforced {}", enforced.join(", ")));
+                        }
+                        if parts.is_empty() {
                             println!("  {pipeline}");
                         } else {
-                            println!("  {pipeline}: enforced {}", enforced.join(", "));
+                            println!("  {pipeline}: {}", parts.join("; "));
                         }
                     }
                     if !p.depends_on.is_empty() {

@@ -170,6 +170,10 @@ pub struct ProjectView {
     pub queue: Option<String>,
     /// Each pipeline it takes part in, with the enforced jobs added to it.
     pub pipelines: BTreeMap<String, Vec<String>>,
+    /// The jobs of each pipeline its central pipeline file (`pipelines/<project>.yaml`) names,
+    /// when the config repo keeps one.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub central: BTreeMap<String, Vec<String>>,
     /// What it depends on.
     pub depends_on: Vec<String>,
     /// Images it produces.
@@ -335,9 +339,20 @@ pub fn show(layout: &Layout, now: crate::model::Timestamp) -> View {
                         (kind_name(k), enforced)
                     })
                     .collect();
+                let central = layout
+                    .central_pipeline(name)
+                    .and_then(|t| parse_yaml::<files::PipelineFile>("", t).ok())
+                    .map(|f| {
+                        f.pipelines
+                            .into_iter()
+                            .map(|(k, jobs)| (kind_name(&k), jobs))
+                            .collect()
+                    })
+                    .unwrap_or_default();
                 let view = ProjectView {
                     queue: p.queue.clone(),
                     pipelines,
+                    central,
                     depends_on: p.depends_on.iter().map(ToString::to_string).collect(),
                     images: p.images.iter().map(ToString::to_string).collect(),
                 };
