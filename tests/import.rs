@@ -544,3 +544,45 @@ fn a_generated_layout_of_2200_projects_imports_checks_and_round_trips() {
         format!("- {name} gate Tool0008-tox")
     );
 }
+
+/// The daemon runs a project's central pipeline file when its repository has none: a periodic
+/// job that only the config repo declares runs from a real reconcile pass.
+#[test]
+fn issue_20_a_repository_without_a_pipeline_file_runs_its_central_one() {
+    use support::site::{IMAGE, Site};
+    let site = Site::new("", "");
+    site.write_config(
+        "schedules.yaml",
+        "schedules:\n  - {name: every-minute, cron: \"* * * * *\", project: acme/api}\n",
+    );
+    site.write_config(
+        "projects/acme/api.yaml",
+        "pipelines: [check, post-merge, periodic]\nimages: [api]\n",
+    );
+    site.write_config(
+        "pipelines/acme/api.yaml",
+        &format!(
+            "jobs:\n  nightly:\n    image: {IMAGE}\n    commands: [\"true\"]\n    timeout: 1m\npipelines:\n  periodic: [nightly]\n"
+        ),
+    );
+    site.commit_config("Keep acme/api's jobs centrally");
+    let w = site.clone("acme/api");
+    std::fs::write(w.join("README"), "no pipeline file here\n").unwrap();
+    git(&w, &["add", "-A"]);
+    git(
+        &w,
+        &[
+            "commit",
+            "-q",
+            "-m",
+            "A repository without .pipeline/config.yaml",
+        ],
+    );
+    site.merge("acme/api");
+    let out = site.reconcile();
+    assert!(
+        out.contains("[periodic] acme/api refs/heads/main: build periodic-"),
+        "{out}"
+    );
+    assert!(out.contains("seakeeper periodic: SUCCESS"), "{out}");
+}
