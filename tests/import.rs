@@ -586,3 +586,54 @@ fn issue_20_a_repository_without_a_pipeline_file_runs_its_central_one() {
     );
     assert!(out.contains("seakeeper periodic: SUCCESS"), "{out}");
 }
+
+/// `job run` on a repository without a pipeline file runs its central one, as CI would.
+#[test]
+fn issue_20_job_run_uses_the_central_pipeline_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(tmp.path().join("jjb")).unwrap();
+    std::fs::write(
+        tmp.path().join("jjb/jobs.yaml"),
+        "- job:\n    name: lint\n    builders:\n      - shell: echo central-job-ran\n",
+    )
+    .unwrap();
+    std::fs::write(
+        tmp.path().join("layout.yaml"),
+        "pipelines:\n  - name: test\n    manager: IndependentPipelineManager\n    trigger:\n      gerrit:\n        - event: patchset-created\nprojects:\n  - name: acme/api\n    test: [lint]\n",
+    )
+    .unwrap();
+    let config = tmp.path().join("config");
+    ok(seakeeper()
+        .args(["import", "zuul", "--offline", "--layout"])
+        .arg(tmp.path().join("layout.yaml"))
+        .arg("--jjb")
+        .arg(tmp.path().join("jjb"))
+        .arg("--out")
+        .arg(&config));
+    config_check(&config);
+    let repo = tmp.path().join("api");
+    std::fs::create_dir_all(&repo).unwrap();
+    git(&repo, &["init", "--quiet", "-b", "main"]);
+    std::fs::write(repo.join("README"), "no pipeline file\n").unwrap();
+    git(&repo, &["add", "-A"]);
+    git_with(&repo, &["commit", "--quiet", "-m", "init"], &FIXED_DATES);
+    let out = output(
+        seakeeper()
+            .args([
+                "job",
+                "run",
+                "lint",
+                "--host-tools",
+                "--project",
+                "acme/api",
+                "--repo",
+            ])
+            .arg(&repo)
+            .arg("--state")
+            .arg(tmp.path().join("state"))
+            .arg("--config-repo")
+            .arg(&config),
+    );
+    assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
+    assert!(stdout(&out).contains("central-job-ran"), "{}", stdout(&out));
+}
