@@ -123,6 +123,8 @@ struct Plan {
     notes: Vec<(Fidelity, Option<String>, Option<String>, String)>,
     /// (zuul pipeline, job, fidelity of the pipeline) for each job carried over.
     carried: Vec<(String, String, Fidelity)>,
+    /// How many (Zuul pipeline, job) were not carried over at all.
+    dropped: usize,
     queue_names: BTreeSet<String>,
 }
 
@@ -156,6 +158,7 @@ fn plan(
                         Some(j.name.clone()),
                         format!("pipeline `{zp}` is not mapped: {why}"),
                     ));
+                    plan.dropped += 1;
                 }
                 continue;
             }
@@ -196,6 +199,7 @@ fn plan(
                     Some(j.name.clone()),
                     "not a name a seakeeper job may have (letters, digits, `-`, `_`, `.`)".into(),
                 ));
+                plan.dropped += 1;
                 continue;
             }
             let mut fidelity = pipeline_fidelity;
@@ -766,11 +770,7 @@ pub fn import(
         for (_, job, f) in &pl.carried {
             counts.add((*f).max(job_fidelity.get(job).copied().unwrap_or(Fidelity::Exact)));
         }
-        counts.not_mapped += pl
-            .notes
-            .iter()
-            .filter(|n| n.0 == Fidelity::NotMapped && n.2.is_some())
-            .count();
+        counts.not_mapped += pl.dropped;
         report.counts.exact += counts.exact;
         report.counts.approximate += counts.approximate;
         report.counts.not_mapped += counts.not_mapped;
