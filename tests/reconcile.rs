@@ -793,7 +793,13 @@ fn with_the_kubernetes_executor_a_restart_adopts_the_running_job() {
     let s = std::fs::read_to_string(site.config.join("seakeeper.yaml")).unwrap();
     site.write_config(
         "seakeeper.yaml",
-        &s.replace("executor:\n  kind: local", "executor:\n  kind: kubernetes"),
+        &s.replace(
+            "executor:\n  kind: local",
+            &format!(
+                "executor:\n  kind: kubernetes\n  seakeeper_image: {}",
+                support::SEAKEEPER_IMAGE
+            ),
+        ),
     );
     site.commit_config("Run jobs on Kubernetes");
     let kubeconfig = api.kubeconfig(site.w.dir.path());
@@ -1123,7 +1129,13 @@ fn issue_18_with_the_kubernetes_executor_a_stage_gets_its_inputs_and_built_image
     let s = std::fs::read_to_string(site.config.join("seakeeper.yaml")).unwrap();
     site.write_config(
         "seakeeper.yaml",
-        &s.replace("executor:\n  kind: local", "executor:\n  kind: kubernetes"),
+        &s.replace(
+            "executor:\n  kind: local",
+            &format!(
+                "executor:\n  kind: kubernetes\n  seakeeper_image: {}",
+                support::SEAKEEPER_IMAGE
+            ),
+        ),
     );
     site.commit_config("Run jobs on Kubernetes");
     let kubeconfig = api.kubeconfig(site.w.dir.path());

@@ -616,6 +616,21 @@ fn check_settings(s: &Settings, text: &str, errors: &mut Vec<ConfigError>) {
             );
         }
     }
+    let (image, kind) = (&s.executor.seakeeper_image, s.executor.kind);
+    let why = match image {
+        Some(i) if !crate::model::job::is_pinned_image(i) => Some((
+            "seakeeper_image",
+            "must be pinned by digest (name@sha256:<64 lowercase hex>); a tag is refused: every job's fetch and collect steps run it",
+        )),
+        None if kind == files::ExecutorKind::Kubernetes => Some((
+            "kind",
+            "required with `kind: kubernetes`: seakeeper's own image by digest, for the fetch and collect containers (`seakeeper image self` builds it)",
+        )),
+        _ => None,
+    };
+    if let Some((at, why)) = why {
+        errors.push(ConfigError::new(file, "executor.seakeeper_image", why).located(text, at));
+    }
     if s.executor.concurrency == 0 {
         errors.push(
             ConfigError::new(file, "executor.concurrency", "must be at least 1")

@@ -267,9 +267,7 @@ fn merge(template: &JobSpec, job: &JobSpec) -> JobSpec {
 }
 
 fn pinned(image: &str) -> bool {
-    image
-        .rsplit_once("@sha256:")
-        .is_some_and(|(_, hex)| hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()))
+    crate::model::job::is_pinned_image(image)
 }
 
 /// What [`is_job_name`] asks, in words.

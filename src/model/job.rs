@@ -99,6 +99,18 @@ impl JobInputs {
 /// Where the inputs of a job are placed, relative to its workspace.
 pub const INPUTS_DIR: &str = ".seakeeper/inputs";
 
+/// Whether an image reference is pinned by digest: `name@sha256:<64 hex>` (a tag beside the
+/// digest is ignored by registries, so `name:tag@sha256:...` is pinned too).
+pub fn is_pinned_image(image: &str) -> bool {
+    image.rsplit_once("@sha256:").is_some_and(|(name, hex)| {
+        !name.is_empty()
+            && hex.len() == 64
+            && hex
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    })
+}
+
 /// Whether a path an output file was recorded at may be written below an inputs directory:
 /// relative, `/`-separated, with no empty, `.` or `..` segment.
 pub fn is_safe_relative_path(path: &str) -> bool {
@@ -144,6 +156,37 @@ impl RequiredSource {
             })
             .collect();
         format!("SEAKEEPER_REQUIRED_{name}")
+    }
+}
+
+/// What a Kubernetes Job's fetch container (`seakeeper job fetch`) places in the workspace
+/// before the job's commands run: the job's commit, the projects it requires, the inputs from
+/// the jobs it needs. Handed to it as JSON in `SEAKEEPER_FETCH`, so no shell and no variable
+/// expansion stands between a name and its use.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FetchPlan {
+    /// Where the job's own commit comes from (a git URL).
+    pub source: String,
+    /// The commit.
+    pub commit: CommitId,
+    /// The projects it requires.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub required: Vec<RequiredSource>,
+    /// The output files of the jobs it needs.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub inputs: Vec<JobInputs>,
+}
+
+impl FetchPlan {
+    /// The plan for `spec`.
+    pub fn of(spec: &JobSpec) -> FetchPlan {
+        FetchPlan {
+            source: spec.source.clone(),
+            commit: spec.commit.clone(),
+            required: spec.required.clone(),
+            inputs: spec.inputs.clone(),
+        }
     }
 }
 

@@ -82,6 +82,14 @@ impl KubeExecutor {
         config: kube::Config,
         settings: KubeSettings,
     ) -> Result<KubeExecutor, ExecError> {
+        // Every Job's fetch and collect steps run this image: only ever by digest.
+        if !crate::model::job::is_pinned_image(&settings.seakeeper_image) {
+            return Err(ExecError::Backend(format!(
+                "seakeeper's image {:?} is not pinned by digest (name@sha256:<64 hex>); \
+                 a tag is refused (executor.seakeeper_image in seakeeper.yaml)",
+                settings.seakeeper_image
+            )));
+        }
         let runtime = runtime()?;
         let client = {
             let _guard = runtime.enter();
