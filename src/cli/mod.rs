@@ -7,6 +7,7 @@ mod config;
 mod demo;
 mod gerrit;
 mod image;
+mod image_self;
 mod init;
 mod job;
 mod key;

@@ -136,6 +136,43 @@ pub fn statement(p: &Provenance) -> Value {
     })
 }
 
+/// The build type of seakeeper's own image (`seakeeper image self`).
+pub const SELF_IMAGE_BUILD_TYPE: &str = "https://seakeeper.dev/image-self/v1";
+
+/// The SLSA provenance of seakeeper's own image: `name@digest` was assembled by seakeeper
+/// `version` from `inputs` (path in the image, where it comes from, SHA-256 hex), as the lock
+/// whose SHA-256 is `lock` pinned them. No time or host is recorded, so the statement is as
+/// reproducible as the image.
+pub fn self_image_statement(
+    name: &str,
+    digest: &Digest,
+    inputs: &[(String, String, String)],
+    lock: &str,
+    version: &str,
+) -> Value {
+    let deps: Vec<Value> = inputs
+        .iter()
+        .map(|(path, from, sha)| json!({"name": path, "uri": from, "digest": {"sha256": sha}}))
+        .collect();
+    json!({
+        "_type": "https://in-toto.io/Statement/v1",
+        "subject": [{"name": name, "digest": hex_of(digest)}],
+        "predicateType": SLSA_PROVENANCE_V1,
+        "predicate": {
+            "buildDefinition": {
+                "buildType": SELF_IMAGE_BUILD_TYPE,
+                "externalParameters": {"lock": {"sha256": lock}, "name": name},
+                "internalParameters": {"seakeeper": version},
+                "resolvedDependencies": deps,
+            },
+            "runDetails": {
+                "builder": {"id": builder_id(Trust::Trusted), "version": {"seakeeper": version}},
+                "metadata": {"invocationId": format!("image-self:{}", digest.hex())},
+            },
+        },
+    })
+}
+
 /// What a verified build attestation says.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VerifiedBuild {
