@@ -194,3 +194,84 @@ fn issue_19_bad_input_stops_bootstrap_with_nothing_installed() {
     assert!(!root.join("etc/seakeeper/settings.yaml").exists());
     assert!(!root.join("var").exists());
 }
+
+/// `--gerrit`, `--public-url` and `--executor` are checked against the config repo (which only
+/// review changes): each that differs is printed as the change to propose. `--executor
+/// kubernetes` needs the cluster's kubeconfig first, and the unit then names it.
+#[test]
+fn issue_19_flags_that_differ_from_the_config_repo_become_proposals() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = config_repo(dir.path());
+    let root = dir.path().join("root");
+    let out = bootstrap(
+        &root,
+        &config,
+        &[
+            "--gerrit",
+            "https://gerrit.example.org",
+            "--public-url",
+            "https://ci.wikimedia.example",
+            "--executor",
+            "kubernetes",
+        ],
+    );
+    assert!(!out.status.success());
+    let e = support::stderr(&out);
+    assert!(
+        e.contains("kubeconfig") && e.contains("nothing was installed"),
+        "{e}"
+    );
+    assert!(!root.join("etc/seakeeper/settings.yaml").exists());
+    assert!(!root.join("var").exists());
+
+    std::fs::create_dir_all(root.join("etc/seakeeper")).unwrap();
+    std::fs::write(root.join("etc/seakeeper/kubeconfig"), "apiVersion: v1\n").unwrap();
+    let out = bootstrap(
+        &root,
+        &config,
+        &[
+            "--gerrit",
+            "https://gerrit.example.org",
+            "--public-url",
+            "https://ci.wikimedia.example",
+            "--executor",
+            "kubernetes",
+        ],
+    );
+    assert!(out.status.success(), "{}", support::stderr(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    for want in [
+        "set gerrit.url to \"https://gerrit.example.org\"",
+        "set public_url to \"https://ci.wikimedia.example\"",
+        "set executor.kind to \"kubernetes\"",
+        "executor.seakeeper_image",
+        "the status page at https://ci.wikimedia.example",
+    ] {
+        assert!(stdout.contains(want), "{want}:\n{stdout}");
+    }
+    let unit = std::fs::read_to_string(root.join("etc/systemd/system/seakeeper.service")).unwrap();
+    assert!(
+        unit.contains(&format!(
+            "Environment=KUBECONFIG={}",
+            root.join("etc/seakeeper/kubeconfig").display()
+        )),
+        "{unit}"
+    );
+
+    // Flags that agree with the config repo propose nothing.
+    let settings = std::fs::read_to_string(config.join("seakeeper.yaml")).unwrap();
+    let public = settings
+        .lines()
+        .find_map(|l| l.strip_prefix("public_url: "))
+        .unwrap()
+        .trim()
+        .to_owned();
+    let out = bootstrap(
+        &root,
+        &config,
+        &["--public-url", &public, "--executor", "local"],
+    );
+    assert!(out.status.success(), "{}", support::stderr(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(!stdout.contains("propose to the config repo"), "{stdout}");
+}

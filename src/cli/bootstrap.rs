@@ -42,6 +42,93 @@ pub(super) struct BootstrapArgs {
     /// Do not enable and start the service.
     #[arg(long)]
     no_start: bool,
+    /// The Gerrit server this deployment uses: checked against the config repo's
+    /// `seakeeper.yaml` (`gerrit.url`), and the change to propose printed when it differs.
+    #[arg(long)]
+    gerrit: Option<String>,
+    /// Where seakeeper's pages are served: checked against `public_url` likewise.
+    #[arg(long)]
+    public_url: Option<String>,
+    /// The executor (`local` or `kubernetes`): checked against `executor.kind` likewise. With
+    /// `kubernetes`, the cluster's kubeconfig for seakeeper's ServiceAccount must be at
+    /// /etc/seakeeper/kubeconfig first; the unit points KUBECONFIG at it.
+    #[arg(long, value_parser = ["local", "kubernetes"])]
+    executor: Option<String>,
+}
+
+/// What the config repo's `seakeeper.yaml` says that the flags also say: each differing flag
+/// as the change to propose (the config repo changes only by review, never by bootstrap).
+fn config_proposals(a: &BootstrapArgs) -> anyhow::Result<Vec<String>> {
+    if a.gerrit.is_none() && a.public_url.is_none() && a.executor.is_none() {
+        return Ok(Vec::new());
+    }
+    let scratch = std::env::temp_dir().join(format!("seakeeper-bootstrap-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&scratch);
+    let cloned = crate::git::mirror::run_git_within(
+        &std::env::temp_dir(),
+        &[
+            "clone",
+            "-q",
+            "--depth",
+            "1",
+            "--branch",
+            &a.config_branch,
+            "--",
+            &a.config_repo,
+            &scratch.to_string_lossy(),
+        ],
+        None,
+        Duration::from_secs(120),
+    );
+    let text = cloned.and_then(|_| {
+        std::fs::read_to_string(scratch.join("seakeeper.yaml"))
+            .map_err(|e| format!("seakeeper.yaml: {e}"))
+    });
+    let _ = std::fs::remove_dir_all(&scratch);
+    let text = text.map_err(|e| anyhow::anyhow!("the config repo (--config-repo): {e}"))?;
+    let v: yaml_serde::Value = yaml_serde::from_str(&text)
+        .map_err(|e| anyhow::anyhow!("the config repo's seakeeper.yaml: {e}"))?;
+    let get = |path: &[&str]| -> Option<String> {
+        let mut at = &v;
+        for k in path {
+            at = at.get(*k)?;
+        }
+        at.as_str().map(str::to_owned)
+    };
+    let mut out = Vec::new();
+    for (flag, field, want, have) in [
+        ("--gerrit", "gerrit.url", &a.gerrit, get(&["gerrit", "url"])),
+        (
+            "--public-url",
+            "public_url",
+            &a.public_url,
+            get(&["public_url"]),
+        ),
+        (
+            "--executor",
+            "executor.kind",
+            &a.executor,
+            get(&["executor", "kind"]).or(Some("local".into())),
+        ),
+    ] {
+        if let Some(want) = want
+            && have.as_deref() != Some(want.as_str())
+        {
+            out.push(format!(
+                "seakeeper.yaml: set {field} to {want:?} ({flag}; the config repo has {})",
+                have.map(|h| format!("{h:?}"))
+                    .unwrap_or_else(|| "none".into())
+            ));
+        }
+    }
+    if a.executor.as_deref() == Some("kubernetes") {
+        out.push(
+            "seakeeper.yaml: executor.seakeeper_image must name seakeeper's image by digest \
+             (`seakeeper image self`, see bootstrap/README.md)"
+                .into(),
+        );
+    }
+    Ok(out)
 }
 
 /// The Debian packages a server needs at run time.
@@ -132,7 +219,10 @@ fn ls_remote(url: &str, refname: &str) -> anyhow::Result<bool> {
 }
 
 /// The systemd unit, hardened, for a binary and settings at these paths.
-fn unit(binary: &Path, settings: &Path, state: &Path) -> String {
+fn unit(binary: &Path, settings: &Path, state: &Path, kubeconfig: Option<&Path>) -> String {
+    let environment = kubeconfig
+        .map(|k| format!("Environment=KUBECONFIG={}\n", k.display()))
+        .unwrap_or_default();
     format!(
         "# Written by `seakeeper bootstrap`; run it again to repair this file.\n\
          [Unit]\n\
@@ -144,6 +234,7 @@ fn unit(binary: &Path, settings: &Path, state: &Path) -> String {
          User=seakeeper\n\
          Group=seakeeper\n\
          ExecStart={bin} serve --settings {settings}\n\
+         {environment}\
          # SIGTERM: the pass ends and the daemon exits; each job's supervisor outlives it and is\n\
          # adopted by the next start (KillMode=process), so a restart never repeats a job.\n\
          KillSignal=SIGTERM\n\
@@ -228,6 +319,15 @@ pub(super) fn run(a: BootstrapArgs) -> anyhow::Result<ExitCode> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
         Err(e) => bail!("{}: {e}", key_path.display()),
     };
+    let kubeconfig = etc.join("kubeconfig");
+    if a.executor.as_deref() == Some("kubernetes") && !kubeconfig.is_file() {
+        bail!(
+            "--executor kubernetes: put the cluster's kubeconfig for seakeeper's ServiceAccount \
+             (bootstrap/kubernetes/rbac.yaml) at {} (mode 0600) first; nothing was installed",
+            kubeconfig.display()
+        );
+    }
+    let proposals = config_proposals(&a)?;
     let remote_ledger = match &a.ledger_remote {
         Some(url) => ls_remote(url, crate::ledger::LEDGER_REF)
             .with_context(|| "the ledger remote (--ledger-remote)".to_owned())?,
@@ -383,7 +483,13 @@ pub(super) fn run(a: BootstrapArgs) -> anyhow::Result<ExitCode> {
     ensure_file(
         &mut r,
         &unit_path,
-        unit(&binary, &settings_path, &state).as_bytes(),
+        unit(
+            &binary,
+            &settings_path,
+            &state,
+            (a.executor.as_deref() == Some("kubernetes")).then_some(kubeconfig.as_path()),
+        )
+        .as_bytes(),
         0o644,
     )?;
     if !a.no_start && in_place {
@@ -419,16 +525,21 @@ pub(super) fn run(a: BootstrapArgs) -> anyhow::Result<ExitCode> {
             std::thread::sleep(Duration::from_millis(250));
         }
     }
+    let pages = a
+        .public_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{}/", a.listen));
+    println!("\n{} change(s). Next:", r.changed);
+    for p in &proposals {
+        println!("- propose to the config repo: {p}");
+    }
     println!(
-        "\n{} change(s). Next:\n\
-         - propose the server's certificate to the config repo: keys/ci.asc (from {}) and keys/ci.yaml \
+        "- propose the server's certificate to the config repo: keys/ci.asc (from {}) and keys/ci.yaml \
          with `roles: [ledger, builder, promoter]`\n\
-         - check it: seakeeper status --settings {}; the status page at http://{}/\n\
+         - check it: seakeeper status --settings {}; the status page at {pages}\n\
          - verify the ledger: GNUPGHOME=$(mktemp -d) sh -c 'gpg -q --import {} && git -C {} verify-commit HEAD'",
-        r.changed,
         cert_path.display(),
         settings_path.display(),
-        a.listen,
         cert_path.display(),
         ledger.display(),
     );

@@ -367,10 +367,9 @@ mod tests {
 
     #[test]
     fn the_committed_lock_is_valid_and_pins_git_and_its_http_helper() {
-        let lock = load_lock(
-            &Path::new(env!("CARGO_MANIFEST_DIR")).join("bootstrap/image/inputs.lock"),
-        )
-        .unwrap();
+        let lock =
+            load_lock(&Path::new(env!("CARGO_MANIFEST_DIR")).join("bootstrap/image/inputs.lock"))
+                .unwrap();
         for root in ROOTS {
             assert!(lock.files.iter().any(|f| f.path == *root), "{root}");
         }
