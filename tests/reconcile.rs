@@ -1193,14 +1193,24 @@ fn issue_18_with_the_kubernetes_executor_a_stage_gets_its_inputs_and_built_image
         .as_array()
         .unwrap()
         .iter()
-        .find(|c| c["image"].as_str().is_some_and(|i| i.contains("@sha256:")))
+        .find(|c| c["name"] == "job")
         .unwrap_or_else(|| panic!("{pod:#}"));
     assert_eq!(container["image"], format!("api@{digest}"), "{pod:#}");
     let fetch = &pod["initContainers"][0];
-    let env = fetch["env"].to_string();
+    // The fetch step's plan (`seakeeper job fetch`) names the input by job, path and digest.
+    let plan: serde_json::Value = fetch["env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["name"] == "SEAKEEPER_FETCH")
+        .and_then(|e| serde_json::from_str(e["value"].as_str()?).ok())
+        .unwrap_or_else(|| panic!("{fetch:#}"));
+    let input = &plan["inputs"][0];
+    assert_eq!(input["job"], "build", "{plan:#}");
+    assert_eq!(input["files"][0]["path"], "dist/msg.txt", "{plan:#}");
     assert!(
-        env.contains(".seakeeper/inputs/build/dist/msg.txt") && env.contains(hex),
-        "{env}"
+        input["files"][0]["digest"].as_str().unwrap().contains(hex),
+        "{plan:#}"
     );
     assert!(
         fetch["volumeMounts"]
