@@ -275,3 +275,65 @@ fn issue_19_flags_that_differ_from_the_config_repo_become_proposals() {
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(!stdout.contains("propose to the config repo"), "{stdout}");
 }
+
+/// With `--gerrit` and no account in the environment, bootstrap asks for it at the terminal
+/// (before writing anything) and writes it to the secrets file (0600).
+#[test]
+fn issue_19_the_gerrit_account_is_asked_at_the_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = config_repo(dir.path());
+    let root = dir.path().join("root");
+    // A pseudo-terminal, as SRE's shell is: Python's pty answers the two prompts.
+    let script = r#"
+import os, pty, sys, time
+pid, fd = pty.fork()
+if pid == 0:
+    os.execv(sys.argv[1], sys.argv[1:])
+out = b''
+def until(word):
+    global out
+    end = time.time() + 30
+    while word not in out and time.time() < end:
+        out += os.read(fd, 4096)
+until(b'later): '); os.write(fd, b'ci-bot\n')
+until(b'password: '); os.write(fd, b's3cret\n')
+try:
+    while True:
+        d = os.read(fd, 4096)
+        if not d: break
+        out += d
+except OSError:
+    pass
+_, status = os.waitpid(pid, 0)
+sys.stdout.write(out.decode(errors='replace'))
+sys.exit(os.waitstatus_to_exitcode(status))
+"#;
+    let out = support::output(
+        std::process::Command::new("python3")
+            .args(["-c", script, env!("CARGO_BIN_EXE_seakeeper")])
+            .args(["bootstrap", "--no-packages", "--no-start", "--root"])
+            .arg(&root)
+            .arg("--config-repo")
+            .arg(&config)
+            .args(["--gerrit", "https://gerrit.example.org"])
+            .env_remove("SEAKEEPER_GERRIT_USERNAME")
+            .env_remove("SEAKEEPER_GERRIT_PASSWORD"),
+    );
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{text}");
+    assert!(
+        !text.contains("s3cret"),
+        "the password is not echoed: {text}"
+    );
+    let secrets = root.join("etc/seakeeper/secrets.yaml");
+    let written = std::fs::read_to_string(&secrets).unwrap();
+    assert!(
+        written.contains("username: \"ci-bot\"") && written.contains("password: \"s3cret\""),
+        "{written}"
+    );
+    use std::os::unix::fs::PermissionsExt as _;
+    assert_eq!(
+        std::fs::metadata(&secrets).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+}

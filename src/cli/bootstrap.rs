@@ -56,6 +56,42 @@ pub(super) struct BootstrapArgs {
     executor: Option<String>,
 }
 
+/// Asks for seakeeper's Gerrit account at the terminal (the password without echo); `None`
+/// when standard input is not a terminal or the answer is empty.
+fn ask_account(gerrit: &str) -> Option<(String, String)> {
+    use std::io::{BufRead as _, IsTerminal as _, Write as _};
+    if !std::io::stdin().is_terminal() {
+        return None;
+    }
+    let line = |prompt: &str| -> Option<String> {
+        eprint!("{prompt}");
+        let _ = std::io::stderr().flush();
+        let mut s = String::new();
+        std::io::stdin().lock().read_line(&mut s).ok()?;
+        Some(s.trim_end_matches(['\r', '\n']).to_owned())
+    };
+    let user = line(&format!(
+        "seakeeper's Gerrit account on {gerrit} (empty: none, add it to the secrets file later): "
+    ))?;
+    if user.is_empty() {
+        return None;
+    }
+    // SAFETY: termios on standard input, restored below; a failure leaves echo as it was.
+    let mut term: libc::termios = unsafe { std::mem::zeroed() };
+    let saved = unsafe { libc::tcgetattr(0, &mut term) } == 0;
+    if saved {
+        let mut quiet = term;
+        quiet.c_lflag &= !libc::ECHO;
+        unsafe { libc::tcsetattr(0, libc::TCSANOW, &quiet) };
+    }
+    let password = line("its HTTP password: ");
+    if saved {
+        unsafe { libc::tcsetattr(0, libc::TCSANOW, &term) };
+    }
+    eprintln!();
+    Some((user, password?))
+}
+
 /// What the config repo's `seakeeper.yaml` says that the flags also say: each differing flag
 /// as the change to propose (the config repo changes only by review, never by bootstrap).
 fn config_proposals(a: &BootstrapArgs) -> anyhow::Result<Vec<String>> {
@@ -328,6 +364,15 @@ pub(super) fn run(a: BootstrapArgs) -> anyhow::Result<ExitCode> {
         );
     }
     let proposals = config_proposals(&a)?;
+    // Asked (when it is) before anything is written.
+    let account = match (
+        std::env::var("SEAKEEPER_GERRIT_USERNAME"),
+        std::env::var("SEAKEEPER_GERRIT_PASSWORD"),
+    ) {
+        _ if secrets_path.exists() => None,
+        (Ok(u), Ok(p)) => Some((u, p)),
+        _ => a.gerrit.as_deref().and_then(ask_account),
+    };
     let remote_ledger = match &a.ledger_remote {
         Some(url) => ls_remote(url, crate::ledger::LEDGER_REF)
             .with_context(|| "the ledger remote (--ledger-remote)".to_owned())?,
@@ -436,13 +481,10 @@ pub(super) fn run(a: BootstrapArgs) -> anyhow::Result<ExitCode> {
     if secrets_path.exists() {
         r.ok(format!("{} (kept)", secrets_path.display()));
     } else {
-        // Accounts from the environment, never from the command line.
+        // Accounts from the environment or asked at the terminal, never from the command line.
         let mut text =
             String::from("# seakeeper's own accounts (mode 0600); see docs/secrets.md.\n");
-        if let (Ok(u), Ok(p)) = (
-            std::env::var("SEAKEEPER_GERRIT_USERNAME"),
-            std::env::var("SEAKEEPER_GERRIT_PASSWORD"),
-        ) {
+        if let Some((u, p)) = account {
             text.push_str(&format!(
                 "gerrit:\n  username: {}\n  password: {}\n",
                 serde_json::to_string(&u)?,
