@@ -252,10 +252,26 @@ fn issue_19_flags_that_differ_from_the_config_repo_become_proposals() {
     let unit = std::fs::read_to_string(root.join("etc/systemd/system/seakeeper.service")).unwrap();
     assert!(
         unit.contains(&format!(
-            "Environment=KUBECONFIG={}",
+            "Environment=\"KUBECONFIG={}\"",
             root.join("etc/seakeeper/kubeconfig").display()
         )),
         "{unit}"
+    );
+    // The cluster's credentials are made seakeeper's alone.
+    use std::os::unix::fs::PermissionsExt as _;
+    let kubeconfig = root.join("etc/seakeeper/kubeconfig");
+    assert_eq!(
+        std::fs::metadata(&kubeconfig).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    // A repair run without the flag keeps the Kubernetes deployment as it is.
+    let out = bootstrap(&root, &config, &[]);
+    assert!(out.status.success(), "{}", support::stderr(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(stdout.contains("0 change(s)"), "{stdout}");
+    assert_eq!(
+        std::fs::read_to_string(root.join("etc/systemd/system/seakeeper.service")).unwrap(),
+        unit
     );
 
     // Flags that agree with the config repo propose nothing.

@@ -381,6 +381,24 @@ fn issue_19_job_fetch_places_required_projects_and_checked_inputs() {
     let w = dir.path().join("w");
     let out = fetch(&w, plan(&app, &app_commit));
     assert!(out.status.success(), "{}", support::stderr(&out));
+    // The same plan in pieces (as a pod gets one too large for one variable).
+    let whole = plan(&app, &app_commit);
+    let (a, b) = whole.split_at(whole.len() / 2);
+    let pieces = dir.path().join("w-pieces");
+    std::fs::create_dir_all(&pieces).unwrap();
+    let out = support::output(
+        support::seakeeper()
+            .args(["job", "fetch", "--workspace"])
+            .arg(&pieces)
+            .arg("--store")
+            .arg(&store)
+            .env("TMPDIR", dir.path())
+            .env_remove("SEAKEEPER_FETCH")
+            .env("SEAKEEPER_FETCH_0", a)
+            .env("SEAKEEPER_FETCH_1", b),
+    );
+    assert!(out.status.success(), "{}", support::stderr(&out));
+    assert_eq!(std::fs::read(pieces.join("main.txt")).unwrap(), b"app");
     assert_eq!(std::fs::read(w.join("main.txt")).unwrap(), b"app");
     assert_eq!(
         std::fs::read(w.join(".seakeeper/required/acme/lib/lib.txt")).unwrap(),
@@ -408,7 +426,7 @@ fn issue_19_job_fetch_places_required_projects_and_checked_inputs() {
     assert_eq!(std::fs::read_dir(&outside).unwrap().count(), 0);
 
     // A store blob that is not what its name says.
-    std::fs::write(store.join("sha256").join(&hex), b"tampered").unwrap();
+    std::fs::write(store.join("sha256").join(&hex), b"tamper").unwrap();
     let out = fetch(&dir.path().join("w3"), plan(&app, &app_commit));
     assert!(!out.status.success());
     assert!(

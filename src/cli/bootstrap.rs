@@ -99,6 +99,11 @@ fn config_proposals(a: &BootstrapArgs) -> anyhow::Result<Vec<String>> {
         return Ok(Vec::new());
     }
     let scratch = std::env::temp_dir().join(format!("seakeeper-bootstrap-{}", std::process::id()));
+    // A local path is cloned from wherever bootstrap was started.
+    let repo = match std::fs::canonicalize(&a.config_repo) {
+        Ok(p) if !a.config_repo.contains("://") => p.display().to_string(),
+        _ => a.config_repo.clone(),
+    };
     let _ = std::fs::remove_dir_all(&scratch);
     let cloned = crate::git::mirror::run_git_within(
         &std::env::temp_dir(),
@@ -110,7 +115,7 @@ fn config_proposals(a: &BootstrapArgs) -> anyhow::Result<Vec<String>> {
             "--branch",
             &a.config_branch,
             "--",
-            &a.config_repo,
+            &repo,
             &scratch.to_string_lossy(),
         ],
         None,
@@ -157,7 +162,9 @@ fn config_proposals(a: &BootstrapArgs) -> anyhow::Result<Vec<String>> {
             ));
         }
     }
-    if a.executor.as_deref() == Some("kubernetes") {
+    let pinned = get(&["executor", "seakeeper_image"])
+        .is_some_and(|i| crate::model::job::is_pinned_image(&i));
+    if a.executor.as_deref() == Some("kubernetes") && !pinned {
         out.push(
             "seakeeper.yaml: executor.seakeeper_image must name seakeeper's image by digest \
              (`seakeeper image self`, see bootstrap/README.md)"
@@ -257,7 +264,7 @@ fn ls_remote(url: &str, refname: &str) -> anyhow::Result<bool> {
 /// The systemd unit, hardened, for a binary and settings at these paths.
 fn unit(binary: &Path, settings: &Path, state: &Path, kubeconfig: Option<&Path>) -> String {
     let environment = kubeconfig
-        .map(|k| format!("Environment=KUBECONFIG={}\n", k.display()))
+        .map(|k| format!("Environment=\"KUBECONFIG={}\"\n", k.display()))
         .unwrap_or_default();
     format!(
         "# Written by `seakeeper bootstrap`; run it again to repair this file.\n\
@@ -356,7 +363,12 @@ pub(super) fn run(a: BootstrapArgs) -> anyhow::Result<ExitCode> {
         Err(e) => bail!("{}: {e}", key_path.display()),
     };
     let kubeconfig = etc.join("kubeconfig");
-    if a.executor.as_deref() == Some("kubernetes") && !kubeconfig.is_file() {
+    // Kubernetes when asked, or (a repair run without the flag) when a kubeconfig is there.
+    let kubernetes = match a.executor.as_deref() {
+        Some(e) => e == "kubernetes",
+        None => kubeconfig.is_file(),
+    };
+    if kubernetes && !kubeconfig.is_file() {
         bail!(
             "--executor kubernetes: put the cluster's kubeconfig for seakeeper's ServiceAccount \
              (bootstrap/kubernetes/rbac.yaml) at {} (mode 0600) first; nothing was installed",
@@ -473,11 +485,27 @@ pub(super) fn run(a: BootstrapArgs) -> anyhow::Result<ExitCode> {
         state = state.display(),
         key = key_path.display(),
         secrets = secrets_path.display(),
-        config = a.config_repo,
-        branch = a.config_branch,
-        listen = a.listen,
+        config = serde_json::to_string(&a.config_repo)?,
+        branch = serde_json::to_string(&a.config_branch)?,
+        listen = serde_json::to_string(&a.listen)?,
     );
     ensure_file(&mut r, &settings_path, settings.as_bytes(), 0o640)?;
+    if kubernetes {
+        // The cluster's credentials: readable by seakeeper alone.
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(&kubeconfig)
+            .with_context(|| kubeconfig.display().to_string())?
+            .permissions()
+            .mode()
+            & 0o777;
+        if mode == 0o600 {
+            r.ok(format!("{} (mode 600)", kubeconfig.display()));
+        } else {
+            std::fs::set_permissions(&kubeconfig, std::fs::Permissions::from_mode(0o600))
+                .with_context(|| kubeconfig.display().to_string())?;
+            r.changed(format!("{} mode {mode:o} -> 600", kubeconfig.display()));
+        }
+    }
     if secrets_path.exists() {
         r.ok(format!("{} (kept)", secrets_path.display()));
     } else {
@@ -529,7 +557,7 @@ pub(super) fn run(a: BootstrapArgs) -> anyhow::Result<ExitCode> {
             &binary,
             &settings_path,
             &state,
-            (a.executor.as_deref() == Some("kubernetes")).then_some(kubeconfig.as_path()),
+            kubernetes.then_some(kubeconfig.as_path()),
         )
         .as_bytes(),
         0o644,
@@ -570,7 +598,9 @@ pub(super) fn run(a: BootstrapArgs) -> anyhow::Result<ExitCode> {
     let pages = a
         .public_url
         .clone()
-        .unwrap_or_else(|| format!("http://{}/", a.listen));
+        .unwrap_or_else(|| format!("http://{}/", a.listen))
+        .escape_debug()
+        .to_string();
     println!("\n{} change(s). Next:", r.changed);
     for p in &proposals {
         println!("- propose to the config repo: {p}");

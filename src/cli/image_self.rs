@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::Context as _;
+use anyhow::{Context as _, bail};
 use clap::Args;
 
 use crate::registry::{self, OciLayout, selfimage};
@@ -85,14 +85,25 @@ pub(super) fn run(a: SelfArgs) -> anyhow::Result<ExitCode> {
             .map(str::to_owned)
             .unwrap_or_else(|| layout.to_string_lossy().into_owned()),
     );
-    let store = OciLayout::open_or_init(&dir)?;
-    let scratch = dir.join(format!(".image-self-{}", std::process::id()));
+    if a.tag.is_empty() || a.tag.len() > 128 || a.tag.contains(['/', ':', '@', ' ']) {
+        bail!("--tag {:?} is not a tag", a.tag);
+    }
+    if !crate::model::job::is_pinned_image(&format!("{}@sha256:{}", a.name, "0".repeat(64))) {
+        bail!(
+            "--name {:?} is not an image name (host[:port]/path, lowercase)",
+            a.name
+        );
+    }
+    // Every input is checked before the layout is touched.
+    let scratch = std::env::temp_dir().join(format!("seakeeper-image-self-{}", std::process::id()));
     let built = selfimage::image_spec(&lock, &binary, &a.sysroot, &scratch)
         .map_err(anyhow::Error::from)
-        .and_then(|(spec, inputs)| Ok((registry::assemble(&store, &spec)?, inputs)));
+        .and_then(|(spec, inputs)| {
+            let store = OciLayout::open_or_init(&dir)?;
+            Ok((registry::assemble(&store, &spec)?, inputs, store))
+        });
     let _ = std::fs::remove_dir_all(&scratch);
-    let (d, inputs) = built?;
-    store.tag(&a.tag, &d)?;
+    let (d, inputs, store) = built?;
     let statement = provenance::self_image_statement(
         &a.name,
         &d.digest,
@@ -107,6 +118,8 @@ pub(super) fn run(a: SelfArgs) -> anyhow::Result<ExitCode> {
     if let Some(p) = &a.provenance {
         write(p, &payload)?;
     }
+    // Tagged once its provenance is written: a tag always has one.
+    store.tag(&a.tag, &d)?;
     if let Some(key) = cosign_key.as_mut() {
         let env = key.sign_dsse(dsse::IN_TOTO, &payload)?;
         registry::cosign::attach_attestation(

@@ -321,6 +321,35 @@ fn resolve(
     Ok((specs, repo.into_sync(), registries))
 }
 
+/// The fetch plan from the environment: `SEAKEEPER_FETCH`, or its pieces `SEAKEEPER_FETCH_0`,
+/// `_1` ... joined (a plan over what one variable may hold; see the Kubernetes manifest).
+fn fetch_plan() -> anyhow::Result<crate::model::FetchPlan> {
+    let var = |name: &str| -> anyhow::Result<Option<String>> {
+        match std::env::var_os(name) {
+            None => Ok(None),
+            Some(v) => v
+                .into_string()
+                .map(Some)
+                .map_err(|_| anyhow::anyhow!("{name} is not UTF-8")),
+        }
+    };
+    let text = match var("SEAKEEPER_FETCH")? {
+        Some(t) => t,
+        None => {
+            let mut t = String::new();
+            for i in 0.. {
+                match var(&format!("SEAKEEPER_FETCH_{i}"))? {
+                    Some(piece) => t.push_str(&piece),
+                    None if i == 0 => bail!("SEAKEEPER_FETCH is not set"),
+                    None => break,
+                }
+            }
+            t
+        }
+    };
+    serde_json::from_str(&text).context("SEAKEEPER_FETCH")
+}
+
 pub(super) fn run(cmd: JobCommand) -> anyhow::Result<ExitCode> {
     match cmd {
         JobCommand::Run(a) => run_job(&a),
@@ -377,10 +406,18 @@ pub(super) fn run(cmd: JobCommand) -> anyhow::Result<ExitCode> {
             caches_dir,
             keys_out,
         } => {
-            let plan: crate::model::FetchPlan = serde_json::from_str(
-                &std::env::var("SEAKEEPER_FETCH").context("SEAKEEPER_FETCH is not set")?,
-            )
-            .context("SEAKEEPER_FETCH")?;
+            let plan = fetch_plan()?;
+            plan.validate()
+                .map_err(|e| anyhow::anyhow!("SEAKEEPER_FETCH: {e}"))?;
+            if !plan.inputs.is_empty() && store.is_none() {
+                bail!("the job has inputs but no --store was given");
+            }
+            // git reads no configuration but its command line's (HOME is shared with the job).
+            // SAFETY: no other thread runs yet in this short-lived process.
+            unsafe {
+                std::env::set_var("GIT_CONFIG_GLOBAL", "/dev/null");
+                std::env::set_var("GIT_CONFIG_NOSYSTEM", "1");
+            }
             let scratch = std::env::temp_dir();
             let stats =
                 crate::git::workspace::fetch_into(&plan.source, &plan.commit, &workspace, &scratch)
@@ -393,9 +430,8 @@ pub(super) fn run(cmd: JobCommand) -> anyhow::Result<ExitCode> {
                     .map_err(|e| anyhow::anyhow!("{}: {e}", r.project))?;
                 eprintln!("fetched {} at {}", r.project, r.commit);
             }
-            if !plan.inputs.is_empty() {
-                let store = store.context("the job has inputs but no --store was given")?;
-                crate::executor::local::place_inputs(&plan.inputs, &workspace, &store)
+            if let (false, Some(store)) = (plan.inputs.is_empty(), &store) {
+                crate::executor::local::place_inputs(&plan.inputs, &workspace, store)
                     .map_err(anyhow::Error::msg)?;
             }
             if let (Some(dir), Some(keys_out)) = (caches_dir, keys_out) {

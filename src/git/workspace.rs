@@ -22,7 +22,14 @@ pub fn fetch_into(
     scratch: &Path,
 ) -> Result<CheckoutStats, String> {
     // Never an option to git, and never a transport that runs a command.
-    if source.starts_with('-') || source.contains("::") || source.is_empty() {
+    // `<transport>::<address>` (git's remote helpers, `ext::` among them) is never taken; an
+    // IPv6 address (`git://[::1]/x`) is not one.
+    let helper = source.split_once("::").is_some_and(|(t, _)| {
+        t.bytes().next().is_some_and(|b| b.is_ascii_alphabetic())
+            && t.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"+.-".contains(&b))
+    });
+    if source.starts_with('-') || helper || source.is_empty() {
         return Err(format!("refusing to fetch from {source:?}: not a git URL"));
     }
     let oid = gix::ObjectId::from_hex(commit.as_str().as_bytes())

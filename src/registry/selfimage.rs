@@ -23,6 +23,8 @@ use super::ImageSpec;
 pub const ROOTS: &[&str] = &[
     "usr/bin/git",
     "usr/lib/git-core/git-remote-http",
+    // Debian's is a link to git-remote-http; git runs it by name for https:// sources.
+    "usr/lib/git-core/git-remote-https",
     "etc/ssl/certs/ca-certificates.crt",
 ];
 
@@ -84,10 +86,24 @@ pub enum SelfImageError {
     Io(String),
 }
 
+/// The files `image self` writes itself (never taken from the lock).
+const GENERATED: &[&str] = &["etc/passwd", "etc/group", "etc/nsswitch.conf"];
+
 fn sha256_file(path: &Path) -> Result<String, SelfImageError> {
     use std::io::Read as _;
-    let mut f = std::fs::File::open(path)
+    use std::os::unix::fs::OpenOptionsExt as _;
+    // Never blocks on a FIFO or reads a device: a regular file or an error naming it.
+    let mut f = std::fs::File::options()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
         .map_err(|e| SelfImageError::Io(format!("{}: {e}", path.display())))?;
+    if !f.metadata().is_ok_and(|m| m.is_file()) {
+        return Err(SelfImageError::Io(format!(
+            "{}: not a regular file",
+            path.display()
+        )));
+    }
     let mut h = sha2::Sha256::new();
     let mut buf = vec![0u8; 1 << 16];
     loop {
@@ -120,9 +136,16 @@ pub fn load_lock(path: &Path) -> Result<Lock, SelfImageError> {
         if !crate::model::job::is_safe_relative_path(&f.path) {
             return Err(err(format!("{:?} is not a plain relative path", f.path)));
         }
-        if f.path == BINARY_PATH {
+        if f.path == BINARY_PATH || BINARY_PATH.starts_with(&format!("{}/", f.path)) {
             return Err(err(format!(
-                "{BINARY_PATH} is the binary, given with --binary"
+                "{}: {BINARY_PATH} is the binary, given with --binary",
+                f.path
+            )));
+        }
+        if GENERATED.contains(&f.path.as_str()) {
+            return Err(err(format!(
+                "{}: written by `image self` itself, never taken from the system",
+                f.path
             )));
         }
         if f.sha256.len() != 64 || !f.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
@@ -288,7 +311,7 @@ pub fn image_spec(
     }
     inputs.push(Input {
         path: BINARY_PATH.into(),
-        package: format!("seakeeper {}", env!("CARGO_PKG_VERSION")),
+        package: format!("seakeeper {} (the binary given)", env!("CARGO_PKG_VERSION")),
         sha256: sha256_file(binary)?,
     });
     spec.files.insert(BINARY_PATH.into(), binary.to_owned());
@@ -296,7 +319,8 @@ pub fn image_spec(
         // The real file behind any link (the image holds the content under the locked name).
         let on_disk = std::fs::canonicalize(sysroot.join(&f.path))
             .map_err(|e| SelfImageError::Io(format!("{}: {e} (pinned by the lock)", f.path)))?;
-        let found = sha256_file(&on_disk)?;
+        let found = sha256_file(&on_disk)
+            .map_err(|e| SelfImageError::Io(format!("{e} (pinned by the lock as {})", f.path)))?;
         if found != f.sha256.to_ascii_lowercase() {
             return Err(SelfImageError::Mismatch {
                 path: f.path.clone(),
@@ -325,6 +349,7 @@ pub fn image_spec(
         .map_err(|e| SelfImageError::Io(format!("{}: {e}", scratch.display())))?;
     for (path, content) in generated {
         let file = scratch.join(path.replace('/', "_"));
+        debug_assert!(GENERATED.contains(&path));
         std::fs::write(&file, &content)
             .map_err(|e| SelfImageError::Io(format!("{}: {e}", file.display())))?;
         inputs.push(Input {

@@ -136,6 +136,23 @@ pub fn statement(p: &Provenance) -> Value {
     })
 }
 
+/// A Debian package as `name:arch version` (what `dpkg` says) as a package URL
+/// (`pkg:deb/debian/name@version?arch=arch`); `None` for anything else.
+fn purl(package: &str) -> Option<String> {
+    let (name, version) = package.split_once(' ')?;
+    let (name, arch) = name.split_once(':').unwrap_or((name, "all"));
+    let plain = |s: &str| {
+        !s.is_empty()
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"+-.~:".contains(&b))
+    };
+    if !plain(name) || !plain(version) || !plain(arch) || version.contains(' ') {
+        return None;
+    }
+    let version = version.replace(':', "%3A");
+    Some(format!("pkg:deb/debian/{name}@{version}?arch={arch}"))
+}
+
 /// The build type of seakeeper's own image (`seakeeper image self`).
 pub const SELF_IMAGE_BUILD_TYPE: &str = "https://seakeeper.dev/image-self/v1";
 
@@ -152,7 +169,13 @@ pub fn self_image_statement(
 ) -> Value {
     let deps: Vec<Value> = inputs
         .iter()
-        .map(|(path, from, sha)| json!({"name": path, "uri": from, "digest": {"sha256": sha}}))
+        .map(|(path, from, sha)| match purl(from) {
+            Some(uri) => json!({"name": path, "uri": uri, "digest": {"sha256": sha},
+                "annotations": {"source": from}}),
+            None => {
+                json!({"name": path, "digest": {"sha256": sha}, "annotations": {"source": from}})
+            }
+        })
         .collect();
     json!({
         "_type": "https://in-toto.io/Statement/v1",

@@ -68,13 +68,16 @@ pub fn create_new_dir_within(root: &Path, rel: &str) -> Result<PathBuf, String> 
 
 /// Copies the blob `digest` of the content-addressed store under `store` to `root/rel` (a new
 /// file, mode `mode`), checking its content against the digest as it copies: a store on a
-/// shared volume is not taken at its word. A file that exists at `rel` is refused.
+/// shared volume is not taken at its word. A file that exists at `rel` is refused; the blob
+/// must be a regular file (never followed through a link, never a FIFO or a device) of at most
+/// `size` bytes.
 pub fn copy_blob_within(
     store: &Path,
     digest: &Digest,
     root: &Path,
     rel: &str,
     mode: u32,
+    size: u64,
 ) -> Result<(), String> {
     let parent = match rel.rsplit_once('/') {
         Some((p, _)) => create_dirs_within(root, p)?,
@@ -86,7 +89,14 @@ pub fn copy_blob_within(
     let name = rel.rsplit('/').next().unwrap_or(rel);
     let dst = parent.join(name);
     let src = super::blob_path(store, digest);
-    let mut from = std::fs::File::open(&src).map_err(|e| format!("{}: {e}", src.display()))?;
+    let mut from = std::fs::File::options()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(&src)
+        .map_err(|e| format!("{}: {e}", src.display()))?;
+    if !from.metadata().is_ok_and(|m| m.is_file()) {
+        return Err(format!("{}: not a regular file", src.display()));
+    }
     let mut to = std::fs::File::options()
         .write(true)
         .create_new(true)
@@ -96,12 +106,22 @@ pub fn copy_blob_within(
         .map_err(|e| format!("{}: {e}", dst.display()))?;
     let mut h = sha2::Sha256::new();
     let mut buf = vec![0u8; 64 * 1024];
+    let mut copied: u64 = 0;
     loop {
         let n = from
             .read(&mut buf)
             .map_err(|e| format!("{}: {e}", src.display()))?;
         if n == 0 {
             break;
+        }
+        copied += n as u64;
+        if copied > size {
+            drop(to);
+            let _ = std::fs::remove_file(&dst);
+            return Err(format!(
+                "{}: longer than the {size} bytes recorded for it",
+                src.display()
+            ));
         }
         h.update(&buf[..n]);
         to.write_all(&buf[..n])
@@ -151,14 +171,31 @@ mod tests {
         std::fs::remove_file(root.join(".seakeeper")).unwrap();
         std::fs::create_dir_all(root.join("d")).unwrap();
         std::os::unix::fs::symlink(outside.join("x"), root.join("d/f")).unwrap();
-        assert!(copy_blob_within(&store, &digest, &root, "d/f", 0o644).is_err());
+        assert!(copy_blob_within(&store, &digest, &root, "d/f", 0o644, 5).is_err());
         assert!(!outside.join("x").exists());
-        copy_blob_within(&store, &digest, &root, "d/g", 0o755).unwrap();
+        copy_blob_within(&store, &digest, &root, "d/g", 0o755, 5).unwrap();
         assert_eq!(std::fs::read(root.join("d/g")).unwrap(), body);
+
+        // A FIFO or a link in the store's place: refused at once, never waited on or followed.
+        let other: Digest = format!("sha256:{}", "1".repeat(64)).parse().unwrap();
+        let fifo = store.join("sha256").join(other.hex());
+        let made = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: mkfifo(3) with a NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(made.as_ptr(), 0o600) }, 0);
+        let e = copy_blob_within(&store, &other, &root, "d/fifo", 0o644, 5).unwrap_err();
+        assert!(e.contains("not a regular file"), "{e}");
+        std::fs::remove_file(&fifo).unwrap();
+        std::os::unix::fs::symlink("/dev/zero", &fifo).unwrap();
+        assert!(copy_blob_within(&store, &other, &root, "d/zero", 0o644, 5).is_err());
+        assert!(!root.join("d/zero").exists());
+        // Longer than recorded: stopped there.
+        let e = copy_blob_within(&store, &digest, &root, "d/long", 0o644, 3).unwrap_err();
+        assert!(e.contains("longer than the 3 bytes"), "{e}");
+        assert!(!root.join("d/long").exists());
 
         // A blob whose content is not its name.
         std::fs::write(store.join("sha256").join(&hex), b"tampered").unwrap();
-        let e = copy_blob_within(&store, &digest, &root, "d/h", 0o644).unwrap_err();
+        let e = copy_blob_within(&store, &digest, &root, "d/h", 0o644, 100).unwrap_err();
         assert!(e.contains("not sha256:"), "{e}");
         assert!(!root.join("d/h").exists());
     }

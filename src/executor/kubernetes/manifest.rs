@@ -385,14 +385,14 @@ pub fn manifest(spec: &JobSpec, s: &KubeSettings) -> Job {
     }
     // seakeeper itself places the sources and inputs (no shell in its image; see
     // `seakeeper job fetch`), from a plan in one JSON variable.
-    let mut fetch_env: Vec<(String, String)> = vec![
-        (
-            "SEAKEEPER_FETCH".into(),
-            serde_json::to_string(&crate::model::FetchPlan::of(spec)).expect("plan serializes"),
-        ),
+    let mut fetch_env = fetch_plan_env(spec);
+    fetch_env.extend([
         ("HOME".into(), "/tmp".into()),
         ("TMPDIR".into(), "/tmp".into()),
-    ];
+        // git reads no configuration but its own command line's.
+        ("GIT_CONFIG_GLOBAL".into(), "/dev/null".into()),
+        ("GIT_CONFIG_NOSYSTEM".into(), "1".into()),
+    ]);
     let mut fetch_args: Vec<String> = ["job", "fetch", "--workspace", "/workspace"]
         .map(String::from)
         .to_vec();
@@ -424,11 +424,15 @@ pub fn manifest(spec: &JobSpec, s: &KubeSettings) -> Job {
         env: Some(env(fetch_env)),
         volume_mounts: Some(fetch_mounts),
         security_context: Some(locked_down()),
+        // Bounded by the job's own memory (an init container's requests count once, beside
+        // the job's, so this reserves nothing more): a patchset with a huge file cannot take
+        // the node's memory while it is checked out.
         resources: Some(ResourceRequirements {
             requests: Some(BTreeMap::from([
                 ("cpu".to_owned(), quantity("100m")),
-                ("memory".to_owned(), quantity("256Mi")),
+                ("memory".to_owned(), quantity(&memory)),
             ])),
+            limits: Some(BTreeMap::from([("memory".to_owned(), quantity(&memory))])),
             ..ResourceRequirements::default()
         }),
         ..Container::default()
@@ -697,6 +701,7 @@ pub fn manifest(spec: &JobSpec, s: &KubeSettings) -> Job {
 
 /// The manifests as YAML, for `seakeeper job render`: the NetworkPolicy, then the Job.
 pub fn render_yaml(spec: &JobSpec, s: &KubeSettings) -> Result<String, ExecError> {
+    check_fetch_plan(spec)?;
     let ordered = |value: serde_json::Value, api: &str, kind: &str| {
         let mut value = value;
         if let Some(o) = value.as_object_mut() {
@@ -759,6 +764,61 @@ pub fn job_state(job: &Job) -> JobState {
     } else {
         JobState::Pending
     }
+}
+
+/// Linux refuses one environment variable over 128 KiB: the fetch plan goes in pieces of at
+/// most this many bytes (`SEAKEEPER_FETCH` when it fits in one, else `SEAKEEPER_FETCH_0`, `_1`
+/// ..., joined in order by `seakeeper job fetch`).
+pub const FETCH_PLAN_PIECE: usize = 64 * 1024;
+
+/// The most a fetch plan may hold in all (the Job object must stay well inside the API
+/// server's 1.5 MiB, and the pod's whole environment inside the kernel's 2 MiB).
+pub const FETCH_PLAN_MAX: usize = 1024 * 1024;
+
+/// Refuses a job whose fetch plan is over [`FETCH_PLAN_MAX`], saying why.
+pub fn check_fetch_plan(spec: &JobSpec) -> Result<(), ExecError> {
+    let len = fetch_plan_len(spec);
+    if len > FETCH_PLAN_MAX {
+        let files: usize = spec.inputs.iter().map(|i| i.files.len()).sum();
+        return Err(ExecError::Invalid {
+            key: spec.key(),
+            message: format!(
+                "what its pod must fetch ({files} input files of the jobs it needs) takes {len} \
+                 bytes to describe, over the {FETCH_PLAN_MAX} a pod's environment can carry: \
+                 have the jobs it needs leave fewer files (an archive of a directory)"
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// The fetch plan's size in bytes, for [`FETCH_PLAN_MAX`].
+pub fn fetch_plan_len(spec: &JobSpec) -> usize {
+    serde_json::to_string(&crate::model::FetchPlan::of(spec))
+        .map(|s| s.len())
+        .unwrap_or(usize::MAX)
+}
+
+/// The fetch plan as environment variables (see [`FETCH_PLAN_PIECE`]).
+fn fetch_plan_env(spec: &JobSpec) -> Vec<(String, String)> {
+    let plan = serde_json::to_string(&crate::model::FetchPlan::of(spec)).expect("plan serializes");
+    if plan.len() <= FETCH_PLAN_PIECE {
+        return vec![("SEAKEEPER_FETCH".into(), plan)];
+    }
+    let mut out = Vec::new();
+    let mut rest = plan.as_str();
+    while !rest.is_empty() {
+        let mut cut = rest.len().min(FETCH_PLAN_PIECE);
+        while !rest.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        out.push((
+            format!("SEAKEEPER_FETCH_{}", out.len()),
+            rest[..cut].to_owned(),
+        ));
+        rest = &rest[cut..];
+    }
+    out
 }
 
 #[cfg(test)]

@@ -322,6 +322,7 @@ impl Executor for KubeExecutor {
                 message: format!("input {bad:?} is not a plain relative path"),
             });
         }
+        manifest::check_fetch_plan(spec)?;
         let job = manifest(spec, &self.settings);
         let ns = namespace(spec, &self.settings).to_owned();
         let name = job_name(&spec.key());

@@ -115,7 +115,7 @@ pub fn place_inputs(
                 ));
             }
             let mode = if f.executable { 0o755 } else { 0o644 };
-            crate::store::place::copy_blob_within(store, &f.digest, &root, &f.path, mode)
+            crate::store::place::copy_blob_within(store, &f.digest, &root, &f.path, mode, f.size)
                 .map_err(|e| format!("input {} of {} ({}): {e}", f.path, input.job, f.digest))?;
         }
     }
