@@ -181,10 +181,229 @@ fn kubectl_applies_the_bootstrap_manifests_twice_and_reads_them_back() {
         .api
         .object("NetworkPolicy", "seakeeper-untrusted", "default-deny")
         .expect("the untrusted namespace's policy");
-    assert_eq!(policy["spec"]["policyTypes"], serde_json::json!(["Ingress", "Egress"]));
+    assert_eq!(
+        policy["spec"]["policyTypes"],
+        serde_json::json!(["Ingress", "Egress"])
+    );
     let role = a
         .api
         .object("Role", "seakeeper-trusted", "seakeeper-jobs")
         .unwrap();
     assert_eq!(role["rules"].as_array().unwrap().len(), 5);
+}
+
+const IMAGE: &str = "registry.example.org/seakeeper/seakeeper@sha256:1111111111111111111111111111111111111111111111111111111111111111";
+
+/// `seakeeper doctor --kubernetes` against the stand-in, through its kubeconfig.
+fn doctor(a: &Applied, image: &str) -> Output {
+    support::output(
+        support::seakeeper()
+            .env("KUBECONFIG", &a.kubeconfig)
+            .env("HOME", a.dir.path())
+            .args([
+                "doctor",
+                "--kubernetes",
+                "--image",
+                image,
+                "--job-timeout",
+                "20",
+            ]),
+    )
+}
+
+/// The lines of the doctor's output that failed.
+fn failures(out: &Output) -> Vec<String> {
+    support::stdout(out)
+        .lines()
+        .filter(|l| l.starts_with("FAIL"))
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn the_doctor_passes_on_the_applied_manifests() {
+    if !kubectl_found() {
+        return;
+    }
+    let a = applied();
+    let out = doctor(&a, IMAGE);
+    let text = support::stdout(&out);
+    assert!(out.status.success(), "{text}{}", support::stderr(&out));
+    for line in [
+        "ok   namespace seakeeper-untrusted: label pod-security.kubernetes.io/enforce is \"restricted\"",
+        "ok   namespace seakeeper-trusted: label pod-security.kubernetes.io/enforce is \"restricted\"",
+        "ok   namespace seakeeper-untrusted: ServiceAccount default: automountServiceAccountToken is false",
+        "ok   namespace seakeeper-untrusted: ServiceAccount default: RBAC lets it read no Secret",
+        "ok   namespace seakeeper-untrusted: NetworkPolicy default-deny selects every pod and denies egress by default",
+        "ok   namespace seakeeper-untrusted: no NetworkPolicy allows egress to the API server (10.96.0.1:443, 127.0.0.1:",
+        "ok   namespace seakeeper-untrusted: pod of Job seakeeper-doctor-",
+        "every check passed",
+    ] {
+        assert!(text.contains(line), "{line:?} in:\n{text}");
+    }
+    // A Job in each namespace ran, as locked down as seakeeper's, and is gone.
+    let ran = text
+        .lines()
+        .filter(|l| l.starts_with("ok") && l.contains("ran to completion"))
+        .count();
+    assert_eq!(ran, 2, "{text}");
+    assert!(a.api.jobs().is_empty(), "the doctor deleted its Jobs");
+    let creates: Vec<String> = a
+        .api
+        .requests()
+        .into_iter()
+        .filter(|r| r.starts_with("POST") && r.contains("/jobs"))
+        .collect();
+    assert_eq!(creates.len(), 2, "{creates:?}");
+}
+
+#[test]
+fn the_doctor_fails_naming_a_namespace_without_its_pod_security_label() {
+    if !kubectl_found() {
+        return;
+    }
+    let a = applied();
+    a.kubectl_ok(&[
+        "label",
+        "namespace",
+        "seakeeper-untrusted",
+        "pod-security.kubernetes.io/enforce-",
+    ]);
+    let out = doctor(&a, IMAGE);
+    assert_eq!(out.status.code(), Some(1), "{}", support::stdout(&out));
+    assert_eq!(
+        failures(&out),
+        vec![
+            "FAIL namespace seakeeper-untrusted: label pod-security.kubernetes.io/enforce is missing (must be \"restricted\")"
+        ],
+        "{}",
+        support::stdout(&out)
+    );
+}
+
+#[test]
+fn the_doctor_fails_naming_an_account_whose_pods_could_mount_a_token() {
+    if !kubectl_found() {
+        return;
+    }
+    let a = applied();
+    a.kubectl_ok(&[
+        "patch",
+        "serviceaccount",
+        "default",
+        "-n",
+        "seakeeper-untrusted",
+        "-p",
+        r#"{"automountServiceAccountToken": true}"#,
+    ]);
+    let out = doctor(&a, IMAGE);
+    assert_eq!(out.status.code(), Some(1), "{}", support::stdout(&out));
+    assert_eq!(
+        failures(&out),
+        vec![
+            "FAIL namespace seakeeper-untrusted: ServiceAccount default: automountServiceAccountToken is true (must be false: a pod there that does not say otherwise mounts its token)"
+        ],
+        "{}",
+        support::stdout(&out)
+    );
+}
+
+#[test]
+fn the_doctor_fails_when_an_untrusted_account_may_read_secrets_or_reach_the_api_server() {
+    if !kubectl_found() {
+        return;
+    }
+    let a = applied();
+    // A binding that gives the untrusted jobs' account seakeeper's own Role (Secrets in the
+    // trusted namespace), and a policy that opens egress to everything.
+    let file = a.dir.path().join("holes.yaml");
+    std::fs::write(
+        &file,
+        r#"apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata:
+  name: oops
+  namespace: seakeeper-trusted
+roleRef:
+  apiGroup: rbac.authorization.k8s.io
+  kind: Role
+  name: seakeeper-jobs
+subjects:
+  - kind: ServiceAccount
+    name: default
+    namespace: seakeeper-untrusted
+---
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata:
+  name: open
+  namespace: seakeeper-untrusted
+spec:
+  podSelector: {}
+  policyTypes: [Egress]
+  egress:
+    - to:
+        - ipBlock: { cidr: 10.0.0.0/8 }
+"#,
+    )
+    .unwrap();
+    a.kubectl_ok(&["apply", "--validate=false", "-f", file.to_str().unwrap()]);
+    let out = doctor(&a, IMAGE);
+    assert_eq!(out.status.code(), Some(1), "{}", support::stdout(&out));
+    let failed = failures(&out);
+    assert_eq!(failed.len(), 2, "{}", support::stdout(&out));
+    assert!(
+        failed[0].starts_with(
+            "FAIL namespace seakeeper-untrusted: ServiceAccount default: RBAC lets it get secrets in seakeeper-trusted (RBAC: allowed by RoleBinding \"oops\""
+        ),
+        "{failed:?}"
+    );
+    assert_eq!(
+        failed[1],
+        "FAIL namespace seakeeper-untrusted: the API server is reachable: NetworkPolicy open: spec.egress[0] allows 10.96.0.1:443"
+    );
+}
+
+#[test]
+fn the_doctor_refuses_an_image_by_tag_before_calling_the_cluster() {
+    let api = KubeApi::start_bare();
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = api.kubeconfig(dir.path());
+    let out = support::output(support::seakeeper().env("KUBECONFIG", &kubeconfig).args([
+        "doctor",
+        "--kubernetes",
+        "--image",
+        "registry.example.org/seakeeper/seakeeper:latest",
+    ]));
+    assert!(!out.status.success());
+    let err = support::stderr(&out);
+    assert!(
+        err.contains("--image \"registry.example.org/seakeeper/seakeeper:latest\" is not pinned by digest: give NAME@sha256:<64 hex digits>"),
+        "{err}"
+    );
+    assert!(api.requests().is_empty(), "{:?}", api.requests());
+}
+
+#[test]
+fn the_probe_finds_no_token_here_and_fails_when_an_address_answers() {
+    // The probe as its Job runs it (here, outside a pod: no token file on this machine).
+    let out = support::output(support::seakeeper().args(["doctor", "probe"]));
+    assert!(out.status.success(), "{}", support::stdout(&out));
+    assert!(support::stdout(&out).contains(
+        "ok   /var/run/secrets/kubernetes.io/serviceaccount/token: no service-account token"
+    ));
+    // An address that answers (the stand-in, as if it were the API server) fails it.
+    let api = KubeApi::start_bare();
+    let addr = api.url.trim_start_matches("http://").to_owned();
+    let out = support::output(
+        support::seakeeper()
+            .env_remove("KUBERNETES_SERVICE_HOST")
+            .args(["doctor", "probe", "--unreachable", &addr]),
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", support::stdout(&out));
+    assert!(
+        support::stdout(&out).contains(&format!("FAIL {addr}: the API server answered at {addr}")),
+        "{}",
+        support::stdout(&out)
+    );
 }

@@ -75,7 +75,9 @@ pub(super) fn run(args: DoctorArgs) -> anyhow::Result<ExitCode> {
         });
     }
     if !args.kubernetes {
-        bail!("nothing to check: say what, e.g. `seakeeper doctor --kubernetes --image NAME@sha256:...`");
+        bail!(
+            "nothing to check: say what, e.g. `seakeeper doctor --kubernetes --image NAME@sha256:...`"
+        );
     }
     let Some(image) = args.image else {
         bail!(

@@ -135,7 +135,8 @@ pub fn run(settings: &DoctorSettings, report: &mut dyn FnMut(&Check)) -> Result<
             .await
             .map_err(|_| DoctorError::Config("timed out reading it".into()))?
             .map_err(|e| DoctorError::Config(e.to_string()))?;
-        let client = kube::Client::try_from(config).map_err(|e| DoctorError::Config(e.to_string()))?;
+        let client =
+            kube::Client::try_from(config).map_err(|e| DoctorError::Config(e.to_string()))?;
         let doctor = Doctor {
             client,
             s: settings.clone(),
@@ -199,7 +200,10 @@ impl Doctor {
 
     async fn namespace(&self, ns: &str) -> Check {
         let api: Api<Namespace> = Api::all(self.client.clone());
-        let found = match self.call(&format!("get namespace {ns}"), api.get_opt(ns)).await {
+        let found = match self
+            .call(&format!("get namespace {ns}"), api.get_opt(ns))
+            .await
+        {
             Err(e) => return Check::fail(format!("namespace {ns}: {e}")),
             Ok(None) => {
                 return Check::fail(format!(
@@ -268,7 +272,11 @@ impl Doctor {
             )
             .await
         {
-            Ok(l) => l.items.into_iter().filter_map(|a| a.metadata.name).collect(),
+            Ok(l) => l
+                .items
+                .into_iter()
+                .filter_map(|a| a.metadata.name)
+                .collect(),
             Err(e) => return vec![Check::fail(format!("namespace {ns}: {e}"))],
         };
         let api: Api<SubjectAccessReview> = Api::all(self.client.clone());
@@ -356,7 +364,12 @@ impl Doctor {
             .await?;
         let mut out = Vec::new();
         let spec = svc.spec.unwrap_or_default();
-        for ip in spec.cluster_ips.unwrap_or_default().iter().chain(&spec.cluster_ip) {
+        for ip in spec
+            .cluster_ips
+            .unwrap_or_default()
+            .iter()
+            .chain(&spec.cluster_ip)
+        {
             for p in spec.ports.iter().flatten() {
                 if let Ok(ip) = ip.parse() {
                     out.push((ip, p.port));
@@ -405,10 +418,12 @@ impl Doctor {
             .iter()
             .filter(|p| {
                 let spec = p.spec.as_ref();
-                let all_pods = spec.and_then(|s| s.pod_selector.as_ref()).is_none_or(|sel| {
-                    sel.match_labels.as_ref().is_none_or(BTreeMap::is_empty)
-                        && sel.match_expressions.as_ref().is_none_or(Vec::is_empty)
-                });
+                let all_pods = spec
+                    .and_then(|s| s.pod_selector.as_ref())
+                    .is_none_or(|sel| {
+                        sel.match_labels.as_ref().is_none_or(BTreeMap::is_empty)
+                            && sel.match_expressions.as_ref().is_none_or(Vec::is_empty)
+                    });
                 let egress = spec.is_some_and(|s| match &s.policy_types {
                     Some(t) => t.iter().any(|t| t == "Egress"),
                     None => s.egress.is_some(),
@@ -431,7 +446,8 @@ impl Doctor {
             Ok(a) if !a.is_empty() => a,
             Ok(_) => {
                 out.push(Check::fail(
-                    "service default/kubernetes: no address to check the policies against".to_owned(),
+                    "service default/kubernetes: no address to check the policies against"
+                        .to_owned(),
                 ));
                 return out;
             }
@@ -645,7 +661,9 @@ impl Doctor {
 /// running `seakeeper doctor probe`, and the doctor's labels instead of seakeeper's.
 fn doctor_job(s: &DoctorSettings, trust: Trust, ns: &str, name: &str, probe: Vec<String>) -> Job {
     let spec = JobSpec {
-        build_id: "doctor".parse().expect("a valid build id because it is fixed"),
+        build_id: "doctor"
+            .parse()
+            .expect("a valid build id because it is fixed"),
         job: "doctor".into(),
         pipeline: "doctor".into(),
         project: "seakeeper/doctor"
@@ -745,12 +763,7 @@ fn allows(rule: &NetworkPolicyEgressRule, ip: IpAddr, port: i32) -> bool {
         Some(peers) if peers.is_empty() => true,
         Some(peers) => peers.iter().any(|peer| {
             peer.ip_block.as_ref().is_some_and(|b| {
-                in_cidr(ip, &b.cidr)
-                    && !b
-                        .except
-                        .iter()
-                        .flatten()
-                        .any(|except| in_cidr(ip, except))
+                in_cidr(ip, &b.cidr) && !b.except.iter().flatten().any(|except| in_cidr(ip, except))
             })
         }),
     };
@@ -806,8 +819,7 @@ pub fn probe(unreachable: &[String], timeout: Duration) -> Vec<Check> {
     targets.sort();
     targets.dedup();
     for t in targets {
-        let addrs: Vec<std::net::SocketAddr> = match std::net::ToSocketAddrs::to_socket_addrs(&t)
-        {
+        let addrs: Vec<std::net::SocketAddr> = match std::net::ToSocketAddrs::to_socket_addrs(&t) {
             Ok(a) => a.collect(),
             Err(e) => {
                 out.push(Check::ok(format!("{t}: does not resolve ({e})")));

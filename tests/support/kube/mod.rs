@@ -271,7 +271,9 @@ impl KubeApi {
             "metadata":{"name":"kubernetes","labels":{"endpointslice.kubernetes.io/skip-mirror":"true"}},
             "subsets":[{"addresses":[{"ip":"127.0.0.1"}],"ports":[{"name":"https","port":port,"protocol":"TCP"}]}]});
         for (kind, obj) in [(Kind::Service, service), (Kind::Endpoints, endpoints)] {
-            let r = self.inner.create(kind, "default", obj.to_string().as_bytes());
+            let r = self
+                .inner
+                .create(kind, "default", obj.to_string().as_bytes());
             assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
         }
     }
@@ -633,7 +635,8 @@ impl Inner {
         // The service-account controller: every namespace gets its `default` account (which
         // mounts its token unless it says otherwise).
         if kind == Kind::Namespace {
-            let mut sa = json!({"apiVersion":"v1","kind":"ServiceAccount","metadata":{"name":"default"}});
+            let mut sa =
+                json!({"apiVersion":"v1","kind":"ServiceAccount","metadata":{"name":"default"}});
             Self::new_meta(&mut st, &mut sa, &name);
             self.put(&mut st, Kind::ServiceAccount, &name, "default", sa, "ADDED");
         }

@@ -307,7 +307,10 @@ pub(super) fn discovery(segs: &[&str]) -> Option<Response> {
                 if !i.short.is_empty() {
                     r["shortNames"] = json!(i.short);
                 }
-                if matches!(i.kind, Kind::Pod | Kind::Job | Kind::Service | Kind::StatefulSet) {
+                if matches!(
+                    i.kind,
+                    Kind::Pod | Kind::Job | Kind::Service | Kind::StatefulSet
+                ) {
                     r["categories"] = json!(["all"]);
                 }
                 r
@@ -424,7 +427,11 @@ impl Inner {
             _ => status(
                 405,
                 "MethodNotAllowed",
-                &format!("the server does not allow this method on the requested resource ({} {})", req.method, kind.resource()),
+                &format!(
+                    "the server does not allow this method on the requested resource ({} {})",
+                    req.method,
+                    kind.resource()
+                ),
             ),
         })
     }
@@ -434,7 +441,11 @@ impl Inner {
     /// real cluster's default ClusterRoles grant no Secrets to service accounts either).
     fn subject_access_review(&self, body: &[u8]) -> Response {
         let Ok(mut review) = serde_json::from_slice::<Value>(body) else {
-            return status(400, "BadRequest", "the body of the request was in an unknown format");
+            return status(
+                400,
+                "BadRequest",
+                "the body of the request was in an unknown format",
+            );
         };
         let spec = review["spec"].clone();
         let user = spec["user"].as_str().unwrap_or("");
@@ -462,7 +473,10 @@ impl Inner {
         let subject_matches = |s: &Value| match s["kind"].as_str() {
             Some("ServiceAccount") => {
                 let sa_ns = s["namespace"].as_str().unwrap_or("");
-                user == format!("system:serviceaccount:{sa_ns}:{}", s["name"].as_str().unwrap_or(""))
+                user == format!(
+                    "system:serviceaccount:{sa_ns}:{}",
+                    s["name"].as_str().unwrap_or("")
+                )
             }
             Some("User") => s["name"].as_str() == Some(user),
             Some("Group") => s["name"].as_str().is_some_and(|g| groups.contains(&g)),
@@ -496,7 +510,10 @@ impl Inner {
             let role_name = b["roleRef"]["name"].as_str().unwrap_or("").to_owned();
             let role = match b["roleRef"]["kind"].as_str() {
                 Some("Role") => st.objects.get(&(Kind::Role, bns.clone(), role_name)),
-                Some("ClusterRole") => st.objects.get(&(Kind::ClusterRole, String::new(), role_name)),
+                Some("ClusterRole") => {
+                    st.objects
+                        .get(&(Kind::ClusterRole, String::new(), role_name))
+                }
                 _ => None,
             };
             if role
