@@ -127,6 +127,48 @@ fn kubectl_applies_the_bootstrap_manifests_twice_and_reads_them_back() {
         "the second apply changes nothing:\n{second}"
     );
 
+    // A new image by digest (what SRE does with `kustomize edit set image`), applied again:
+    // only the StatefulSet changes, and only its images (kubectl sends a strategic merge
+    // patch naming each container by its merge key).
+    let copy = a.dir.path().join("kubernetes");
+    std::fs::create_dir(&copy).unwrap();
+    for e in std::fs::read_dir(bootstrap_dir()).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), copy.join(e.file_name())).unwrap();
+    }
+    let digest = format!("sha256:{}", "2".repeat(64));
+    let kustomization = std::fs::read_to_string(copy.join("kustomization.yaml")).unwrap();
+    let zero = format!("digest: sha256:{}", "0".repeat(64));
+    assert!(kustomization.contains(&zero));
+    std::fs::write(
+        copy.join("kustomization.yaml"),
+        kustomization.replace(&zero, &format!("digest: {digest}")),
+    )
+    .unwrap();
+    let before = a
+        .api
+        .object("StatefulSet", "seakeeper", "seakeeper")
+        .unwrap();
+    let third = a.kubectl_ok(&["apply", "--validate=false", "-k", copy.to_str().unwrap()]);
+    let changed: Vec<&str> = third
+        .lines()
+        .filter(|l| !l.ends_with(" unchanged"))
+        .collect();
+    assert_eq!(
+        changed,
+        ["statefulset.apps/seakeeper configured"],
+        "{third}"
+    );
+    let after = a
+        .api
+        .object("StatefulSet", "seakeeper", "seakeeper")
+        .unwrap();
+    let mut expected = before["spec"]["template"].clone();
+    let image = format!("registry.example.org/seakeeper/seakeeper@{digest}");
+    expected["spec"]["containers"][0]["image"] = serde_json::json!(image);
+    expected["spec"]["initContainers"][0]["image"] = serde_json::json!(image);
+    assert_eq!(after["spec"]["template"], expected);
+
     // Read back with kubectl, as applied.
     let ns: serde_json::Value = serde_json::from_str(&a.kubectl_ok(&[
         "get",
@@ -167,7 +209,7 @@ fn kubectl_applies_the_bootstrap_manifests_twice_and_reads_them_back() {
     .unwrap();
     assert_eq!(
         sts["spec"]["template"]["spec"]["containers"][0]["image"],
-        "registry.example.org/seakeeper/seakeeper@sha256:0000000000000000000000000000000000000000000000000000000000000000",
+        format!("registry.example.org/seakeeper/seakeeper@{digest}"),
         "kustomize set the image by digest"
     );
     let pcs = a.kubectl_ok(&["get", "priorityclasses", "-o", "name"]);
@@ -405,5 +447,63 @@ fn the_probe_finds_no_token_here_and_fails_when_an_address_answers() {
         support::stdout(&out).contains(&format!("FAIL {addr}: the API server answered at {addr}")),
         "{}",
         support::stdout(&out)
+    );
+}
+
+#[test]
+fn subject_access_reviews_answer_from_the_applied_rbac() {
+    if !kubectl_found() {
+        return;
+    }
+    let a = applied();
+    let review = |user: &str, verb: &str, resource: &str, group: &str, ns: &str| {
+        let file = a.dir.path().join("review.yaml");
+        std::fs::write(
+            &file,
+            format!(
+                "apiVersion: authorization.k8s.io/v1\nkind: SubjectAccessReview\nspec:\n  user: {user}\n  resourceAttributes:\n    namespace: {ns}\n    verb: {verb}\n    group: \"{group}\"\n    resource: {resource}\n"
+            ),
+        )
+        .unwrap();
+        a.kubectl_ok(&[
+            "create",
+            "--validate=false",
+            "-f",
+            file.to_str().unwrap(),
+            "-o",
+            "jsonpath={.status.allowed}",
+        ])
+    };
+    // seakeeper's account manages Jobs in the jobs namespaces and Secrets only in the trusted one.
+    let seakeeper = "system:serviceaccount:seakeeper:seakeeper";
+    assert_eq!(
+        review(seakeeper, "create", "jobs", "batch", "seakeeper-untrusted"),
+        "true"
+    );
+    assert_eq!(
+        review(seakeeper, "patch", "secrets", "", "seakeeper-trusted"),
+        "true"
+    );
+    assert_eq!(
+        review(seakeeper, "get", "secrets", "", "seakeeper-untrusted"),
+        "false"
+    );
+    assert_eq!(
+        review(seakeeper, "delete", "jobs", "batch", "default"),
+        "false"
+    );
+    assert_eq!(
+        review(seakeeper, "create", "jobs", "", "seakeeper-trusted"),
+        "false"
+    );
+    // The jobs' own accounts: nothing.
+    let untrusted = "system:serviceaccount:seakeeper-untrusted:default";
+    assert_eq!(
+        review(untrusted, "get", "secrets", "", "seakeeper-untrusted"),
+        "false"
+    );
+    assert_eq!(
+        review(untrusted, "list", "pods", "", "seakeeper-untrusted"),
+        "false"
     );
 }

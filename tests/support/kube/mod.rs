@@ -3,8 +3,8 @@
 //!
 //! - discovery (`/version`, `/api`, `/apis`, `/api/v1`, `/apis/<group>/v1`) of every kind in
 //!   `resources::KINDS`, and an OpenAPI v3 discovery document with no paths (see `openapi_v3`);
-//! - every kind there: create, get, list, watch, patch (merge patch, and a strategic merge
-//!   patch taken as one: `resources::strip_directives` says where that differs), delete; so
+//! - every kind there: create, get, list, watch, patch (merge patch, and strategic merge
+//!   patch: `resources::strategic_merge` says how faithfully), delete; so
 //!   `kubectl apply -k bootstrap/kubernetes` works, twice. A fresh stand-in is a fresh
 //!   cluster: `default` and `kube-*` namespaces, a `default` ServiceAccount made in every new
 //!   namespace, the `kubernetes` Service and Endpoints (this server's address), Services get
@@ -692,7 +692,7 @@ impl Inner {
         }
     }
 
-    /// A JSON merge patch (RFC 7386), or a strategic merge patch taken as one.
+    /// A JSON merge patch (RFC 7386), or a strategic merge patch.
     fn merge_patch(&self, kind: Kind, ns: &str, name: &str, req: &Request) -> Response {
         let content_type = req
             .headers
@@ -700,8 +700,7 @@ impl Inner {
             .find(|(k, _)| k.eq_ignore_ascii_case("content-type"))
             .map(|(_, v)| v.clone())
             .unwrap_or_default();
-        // A strategic merge patch is applied as a merge patch (see
-        // `resources::strip_directives` for where that differs).
+        // A strategic merge patch (see `resources::strategic_merge` for how faithfully).
         let strategic = content_type.starts_with("application/strategic-merge-patch+json");
         if !content_type.starts_with("application/merge-patch+json") && !strategic {
             return status(
@@ -712,7 +711,7 @@ impl Inner {
                 ),
             );
         }
-        let Ok(mut patch) = serde_json::from_slice::<Value>(&req.body) else {
+        let Ok(patch) = serde_json::from_slice::<Value>(&req.body) else {
             return status(
                 400,
                 "BadRequest",
@@ -759,9 +758,10 @@ impl Inner {
             );
         }
         if strategic {
-            resources::strip_directives(&mut patch);
+            resources::strategic_merge(&mut obj, &patch);
+        } else {
+            merge(&mut obj, &patch);
         }
-        merge(&mut obj, &patch);
         let stored = self.put(&mut st, kind, ns, name, obj, "MODIFIED");
         ok_json(200, &stored)
     }

@@ -323,10 +323,11 @@ pub(super) fn discovery(segs: &[&str]) -> Option<Response> {
             "batch" => v.push(
                 json!({"name":"jobs/status","singularName":"","namespaced":true,"kind":"Job","verbs":["get"]}),
             ),
-            "authorization.k8s.io" => v.extend([
+            // Not SelfSubjectAccessReview: `kubectl auth can-i` sends it as protobuf, which the
+            // stand-in does not read (and it checks no credentials to answer it from).
+            "authorization.k8s.io" => v.push(
                 json!({"name":"subjectaccessreviews","singularName":"subjectaccessreview","namespaced":false,"kind":"SubjectAccessReview","verbs":["create"]}),
-                json!({"name":"selfsubjectaccessreviews","singularName":"selfsubjectaccessreview","namespaced":false,"kind":"SelfSubjectAccessReview","verbs":["create"]}),
-            ]),
+            ),
             _ => {}
         }
         v
@@ -539,14 +540,113 @@ impl Inner {
     }
 }
 
-/// A strategic merge patch (what `kubectl apply` and `kubectl patch` send for built-in kinds)
-/// applied as a JSON merge patch: maps merge, `null` deletes, lists are replaced whole, and the
-/// `$`-directives (`$setElementOrder/...`, `$retainKeys`, `$patch`, `$deleteFromPrimitiveList/...`)
-/// are dropped. Not faithful for a patch that changes one element of a list with a merge key
-/// (e.g. one container of many: the real server merges it into the list by name); the
-/// bootstrap manifests and the tests here never send one.
-pub(super) fn strip_directives(patch: &mut Value) {
-    match patch {
+/// A strategic merge patch (what `kubectl apply` and `kubectl patch` send for built-in kinds):
+/// maps merge, `null` deletes, the lists the Kubernetes types give a `patchMergeKey` (see
+/// [`merge_key`]) merge element by element on that key (`$patch: delete` removes one,
+/// `$setElementOrder/<field>` orders them), every other list is replaced whole; `$patch:
+/// replace` and `$retainKeys` are honoured. Simplified from kube-apiserver: the merge keys are
+/// a table of the common fields rather than read from the types' schema, and
+/// `$deleteFromPrimitiveList` (only for the few primitive lists that merge, e.g. finalizers)
+/// is dropped.
+pub(super) fn strategic_merge(target: &mut Value, patch: &Value) {
+    let Value::Object(p) = patch else {
+        *target = patch.clone();
+        return;
+    };
+    if p.get("$patch").and_then(Value::as_str) == Some("replace") {
+        let mut whole = patch.clone();
+        strip_directives(&mut whole);
+        *target = whole;
+        return;
+    }
+    if !target.is_object() {
+        *target = json!({});
+    }
+    let t = target.as_object_mut().expect("just made an object");
+    if let Some(keep) = p.get("$retainKeys").and_then(Value::as_array) {
+        t.retain(|k, _| keep.iter().any(|x| x == k.as_str()));
+    }
+    for (k, v) in p {
+        if k.starts_with('$') {
+            continue;
+        }
+        match v {
+            Value::Null => {
+                t.remove(k);
+            }
+            Value::Array(items) => match merge_key(k, items) {
+                Some(key) => {
+                    let order = p.get(&format!("$setElementOrder/{k}"));
+                    merge_list(t.entry(k.clone()).or_insert(json!([])), items, key, order);
+                }
+                None => {
+                    let mut whole = v.clone();
+                    strip_directives(&mut whole);
+                    t.insert(k.clone(), whole);
+                }
+            },
+            Value::Object(_) => strategic_merge(t.entry(k.clone()).or_insert(json!({})), v),
+            _ => {
+                t.insert(k.clone(), v.clone());
+            }
+        }
+    }
+}
+
+/// The `patchMergeKey` of a list field in the Kubernetes types (the common ones).
+fn merge_key(field: &str, items: &[Value]) -> Option<&'static str> {
+    match field {
+        "containers"
+        | "initContainers"
+        | "ephemeralContainers"
+        | "volumes"
+        | "env"
+        | "imagePullSecrets" => Some("name"),
+        "volumeMounts" | "volumeDevices" => Some("mountPath"),
+        "hostAliases" => Some("ip"),
+        "ownerReferences" => Some("uid"),
+        "conditions" => Some("type"),
+        // A container's ports merge on containerPort, a Service's on port.
+        "ports" if items.iter().any(|i| i.get("containerPort").is_some()) => Some("containerPort"),
+        "ports" => Some("port"),
+        _ => None,
+    }
+}
+
+fn merge_list(target: &mut Value, items: &[Value], key: &str, order: Option<&Value>) {
+    let mut list: Vec<Value> = target.as_array().cloned().unwrap_or_default();
+    for item in items {
+        let at = list.iter().position(|e| e.get(key) == item.get(key));
+        if item.get("$patch").and_then(Value::as_str) == Some("delete") {
+            if let Some(i) = at {
+                list.remove(i);
+            }
+            continue;
+        }
+        match at {
+            Some(i) => strategic_merge(&mut list[i], item),
+            None => {
+                let mut new = item.clone();
+                strip_directives(&mut new);
+                list.push(new);
+            }
+        }
+    }
+    if let Some(order) = order.and_then(Value::as_array) {
+        // Those named in the order first, in it; the rest after, as they were.
+        list.sort_by_key(|e| {
+            order
+                .iter()
+                .position(|o| o.get(key) == e.get(key))
+                .unwrap_or(usize::MAX)
+        });
+    }
+    *target = Value::Array(list);
+}
+
+/// Drops the `$`-directives of a strategic merge patch from a value stored whole.
+fn strip_directives(v: &mut Value) {
+    match v {
         Value::Object(m) => {
             m.retain(|k, _| !k.starts_with('$'));
             m.values_mut().for_each(strip_directives);
