@@ -507,3 +507,54 @@ fn subject_access_reviews_answer_from_the_applied_rbac() {
         "false"
     );
 }
+
+#[test]
+fn the_doctor_fails_naming_the_pod_when_its_job_does_not_finish_and_still_deletes_it() {
+    if !kubectl_found() {
+        return;
+    }
+    let a = applied();
+    // An image that cannot be pulled: the pods stay Pending until the Jobs' deadline.
+    let out = support::output(
+        support::seakeeper()
+            .env("KUBECONFIG", &a.kubeconfig)
+            .env("HOME", a.dir.path())
+            .args([
+                "doctor",
+                "--kubernetes",
+                "--image",
+                &format!(
+                    "registry.example.invalid/seakeeper@sha256:{}",
+                    "3".repeat(64)
+                ),
+                "--job-timeout",
+                "1",
+            ]),
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", support::stdout(&out));
+    let failed = failures(&out);
+    assert_eq!(failed.len(), 2, "{}", support::stdout(&out));
+    for (f, ns) in failed
+        .iter()
+        .zip(["seakeeper-trusted", "seakeeper-untrusted"])
+    {
+        assert!(
+            f.starts_with(&format!("FAIL namespace {ns}: Job seakeeper-doctor-"))
+                && f.contains(": not finished after 1s (pod seakeeper-doctor-")
+                && f.contains(
+                    " Pending; probe: ImagePullBackOff Back-off pulling image \"registry.example.invalid/seakeeper@sha256:"
+                ),
+            "{f}"
+        );
+    }
+    assert!(
+        support::stdout(&out)
+            .lines()
+            .filter(|l| l.starts_with("ok") && l.ends_with(": deleted"))
+            .count()
+            == 2,
+        "{}",
+        support::stdout(&out)
+    );
+    assert!(a.api.jobs().is_empty(), "the doctor deleted its Jobs");
+}

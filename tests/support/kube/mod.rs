@@ -27,7 +27,8 @@
 //!   `STANDIN_OUTCOME` (`succeed`, `fail`, `hang`), `STANDIN_DURATION_MS`, `STANDIN_EXIT_CODE`,
 //!   and the collector's termination message from `STANDIN_OUTPUTS`. Variables from a
 //!   `secretKeyRef` are resolved as the kubelet does: a missing Secret or key keeps the pod
-//!   Pending (`CreateContainerConfigError`). A command `echo <text>` writes its text, with
+//!   Pending (`CreateContainerConfigError`), as does an image from a registry host under
+//!   `.invalid` (`ImagePullBackOff`). A command `echo <text>` writes its text, with
 //!   `$NAME` expanded from the container's environment, as its output line.
 
 #![allow(dead_code)]
@@ -1119,10 +1120,24 @@ impl Inner {
                         unresolved = Some(format!("secret \"{secret}\" not found"));
                     }
                 }
-                if let Some(message) = unresolved {
+                let mut waiting = unresolved.map(|m| ("CreateContainerConfigError", m));
+                // An image from a registry under `.invalid` (RFC 2606: never resolves) cannot
+                // be pulled: the pod stays Pending, backing off, as the kubelet leaves it.
+                let image = main["image"].as_str().unwrap_or("");
+                if image
+                    .split('/')
+                    .next()
+                    .is_some_and(|host| host.ends_with(".invalid"))
+                {
+                    waiting = Some((
+                        "ImagePullBackOff",
+                        format!("Back-off pulling image \"{image}\""),
+                    ));
+                }
+                if let Some((reason, message)) = waiting {
                     let mut p = st.objects[&(Kind::Pod, ns.clone(), pod_name.clone())].clone();
-                    p["status"]["containerStatuses"] = json!([{"name":"job","ready":false,"restartCount":0,
-                        "state":{"waiting":{"reason":"CreateContainerConfigError","message":message}}}]);
+                    p["status"]["containerStatuses"] = json!([{"name":main["name"],"ready":false,"restartCount":0,
+                        "state":{"waiting":{"reason":reason,"message":message}}}]);
                     self.put(&mut st, Kind::Pod, &ns, &pod_name, p, "MODIFIED");
                     let mut j = job.clone();
                     j["status"]["active"] = json!(1);
