@@ -272,6 +272,8 @@ fn the_doctor_passes_on_the_applied_manifests() {
     let text = support::stdout(&out);
     assert!(out.status.success(), "{text}{}", support::stderr(&out));
     for line in [
+        "ok   API server http://127.0.0.1:",
+        ": Kubernetes v1.32.0\n",
         "ok   namespace seakeeper-untrusted: label pod-security.kubernetes.io/enforce is \"restricted\"",
         "ok   namespace seakeeper-trusted: label pod-security.kubernetes.io/enforce is \"restricted\"",
         "ok   namespace seakeeper-untrusted: ServiceAccount default: automountServiceAccountToken is false",
@@ -557,4 +559,45 @@ fn the_doctor_fails_naming_the_pod_when_its_job_does_not_finish_and_still_delete
         support::stdout(&out)
     );
     assert!(a.api.jobs().is_empty(), "the doctor deleted its Jobs");
+}
+
+#[test]
+fn the_doctor_stops_with_one_error_when_the_api_server_does_not_answer() {
+    let dir = tempfile::tempdir().unwrap();
+    // A port nothing listens on (bound, then closed).
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let kubeconfig = dir.path().join("kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: gone\n  cluster:\n    server: http://127.0.0.1:{port}\ncontexts:\n- name: gone\n  context:\n    cluster: gone\n    user: u\ncurrent-context: gone\nusers:\n- name: u\n  user:\n    token: t\n"
+        ),
+    )
+    .unwrap();
+    let out = support::output(
+        support::seakeeper()
+            .env("KUBECONFIG", &kubeconfig)
+            .env("HOME", dir.path())
+            .args([
+                "doctor",
+                "--kubernetes",
+                "--image",
+                IMAGE,
+                "--call-timeout",
+                "5",
+            ]),
+    );
+    assert!(!out.status.success());
+    assert_eq!(support::stdout(&out), "");
+    let err = support::stderr(&out);
+    assert!(
+        err.contains(&format!(
+            "the API server at http://127.0.0.1:{port}/ does not answer: get /version:"
+        )),
+        "{err}"
+    );
 }

@@ -77,6 +77,9 @@ pub enum DoctorError {
     /// No kubeconfig or in-cluster account, or a client that cannot be made from it.
     #[error("kubernetes configuration: {0}")]
     Config(String),
+    /// The API server the configuration names does not answer.
+    #[error("the API server at {0} does not answer: {1}")]
+    Unreachable(String, String),
 }
 
 /// The result of one check: a line for people.
@@ -135,17 +138,28 @@ pub fn run(settings: &DoctorSettings, report: &mut dyn FnMut(&Check)) -> Result<
             .await
             .map_err(|_| DoctorError::Config("timed out reading it".into()))?
             .map_err(|e| DoctorError::Config(e.to_string()))?;
+        let config_url = config.cluster_url.to_string();
         let client =
             kube::Client::try_from(config).map_err(|e| DoctorError::Config(e.to_string()))?;
+        let cluster = config_url.clone();
         let doctor = Doctor {
             client,
             s: settings.clone(),
         };
+        // A cluster that does not answer at all is one error, not a FAIL per check.
+        let version = doctor
+            .call("get /version", doctor.client.apiserver_version())
+            .await
+            .map_err(|e| DoctorError::Unreachable(cluster.clone(), e))?;
         let mut all_ok = true;
         let mut say = |c: Check| {
             all_ok &= c.ok;
             report(&c);
         };
+        say(Check::ok(format!(
+            "API server {cluster}: Kubernetes {}",
+            version.git_version
+        )));
         let jobs_namespaces = [
             (Trust::Trusted, settings.trusted_namespace.as_str()),
             (Trust::Untrusted, settings.untrusted_namespace.as_str()),
@@ -175,8 +189,11 @@ pub fn run(settings: &DoctorSettings, report: &mut dyn FnMut(&Check)) -> Result<
     })
 }
 
+/// What every check needs.
 struct Doctor {
+    /// The client of the cluster the kubeconfig names.
     client: kube::Client,
+    /// The namespaces, the image and the deadlines.
     s: DoctorSettings,
 }
 
