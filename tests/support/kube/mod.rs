@@ -1220,6 +1220,12 @@ impl Inner {
             }
             let (pk, pod) = pods[0].clone();
             let simkey = (pk.1.clone(), pk.2.clone());
+            // The container that runs: seakeeper's `job`, else the first (the doctor's probe).
+            let main_name = pod["spec"]["containers"]
+                .as_array()
+                .and_then(|c| c.iter().find(|c| c["name"] == "job").or(c.first()))
+                .map(|c| c["name"].clone())
+                .unwrap_or(json!("job"));
             let Some(sim) = st.sims.get_mut(&simkey) else {
                 continue;
             };
@@ -1229,7 +1235,7 @@ impl Inner {
                     sim.running_at = Some(Instant::now());
                     let mut p = pod;
                     p["status"] = json!({"phase":"Running","startTime":now_rfc3339(),
-                        "containerStatuses":[{"name":"job","ready":true,"restartCount":0,"state":{"running":{"startedAt":now_rfc3339()}}}]});
+                        "containerStatuses":[{"name":main_name,"ready":true,"restartCount":0,"state":{"running":{"startedAt":now_rfc3339()}}}]});
                     self.put(&mut st, Kind::Pod, &pk.1, &pk.2, p, "MODIFIED");
                     let mut j = job.clone();
                     j["status"]["ready"] = json!(1);
@@ -1275,7 +1281,7 @@ impl Inner {
                         .unwrap_or("[]")
                         .to_owned()
                 });
-            let mut statuses = vec![json!({"name":"job","ready":false,"restartCount":0,
+            let mut statuses = vec![json!({"name":main_name,"ready":false,"restartCount":0,
                 "state":{"terminated":{"exitCode":code,"reason": if failed {"Error"} else {"Completed"},"startedAt":now_rfc3339(),"finishedAt":now_rfc3339()}}})];
             if let Some(msg) = outputs {
                 statuses.push(json!({"name":"collect","ready":false,"restartCount":0,
