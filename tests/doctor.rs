@@ -601,3 +601,26 @@ fn the_doctor_stops_with_one_error_when_the_api_server_does_not_answer() {
         "{err}"
     );
 }
+
+#[test]
+fn the_doctor_on_a_cluster_where_nothing_was_applied_names_the_missing_namespaces() {
+    let api = KubeApi::start_bare();
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = api.kubeconfig(dir.path());
+    let out = support::output(
+        support::seakeeper()
+            .env("KUBECONFIG", &kubeconfig)
+            .env("HOME", dir.path())
+            .args(["doctor", "--kubernetes", "--image", IMAGE]),
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", support::stderr(&out));
+    assert_eq!(
+        failures(&out),
+        ["seakeeper-trusted", "seakeeper-untrusted"].map(|ns| format!(
+            "FAIL namespace {ns}: not found (kubectl apply -k bootstrap/kubernetes makes it); nothing checked in it"
+        )),
+        "{}",
+        support::stdout(&out)
+    );
+    assert!(api.jobs().is_empty());
+}

@@ -164,23 +164,31 @@ pub fn run(settings: &DoctorSettings, report: &mut dyn FnMut(&Check)) -> Result<
             (Trust::Trusted, settings.trusted_namespace.as_str()),
             (Trust::Untrusted, settings.untrusted_namespace.as_str()),
         ];
-        for (_, ns) in jobs_namespaces {
-            say(doctor.namespace(ns).await);
+        // A namespace that is not there is one failure; nothing is checked in it.
+        let mut present = Vec::new();
+        for (trust, ns) in jobs_namespaces {
+            let (check, exists) = doctor.namespace(ns).await;
+            say(check);
+            if exists {
+                present.push((trust, ns));
+            }
         }
-        for (_, ns) in jobs_namespaces {
+        for (_, ns) in &present {
             for c in doctor.service_accounts(ns).await {
                 say(c);
             }
         }
-        for (_, ns) in jobs_namespaces {
+        for (_, ns) in &present {
             for c in doctor.secrets_unreadable(ns).await {
                 say(c);
             }
         }
-        for c in doctor.api_server_fenced().await {
-            say(c);
+        if present.iter().any(|(t, _)| *t == Trust::Untrusted) {
+            for c in doctor.api_server_fenced().await {
+                say(c);
+            }
         }
-        for (trust, ns) in jobs_namespaces {
+        for (trust, ns) in present {
             for c in doctor.trivial_job(trust, ns).await {
                 say(c);
             }
@@ -215,22 +223,25 @@ impl Doctor {
         }
     }
 
-    async fn namespace(&self, ns: &str) -> Check {
+    /// The namespace's Pod Security label, and whether it exists (or may: an error says
+    /// nothing either way).
+    async fn namespace(&self, ns: &str) -> (Check, bool) {
         let api: Api<Namespace> = Api::all(self.client.clone());
         let found = match self
             .call(&format!("get namespace {ns}"), api.get_opt(ns))
             .await
         {
-            Err(e) => return Check::fail(format!("namespace {ns}: {e}")),
+            Err(e) => return (Check::fail(format!("namespace {ns}: {e}")), true),
             Ok(None) => {
-                return Check::fail(format!(
-                    "namespace {ns}: not found (kubectl apply -k bootstrap/kubernetes makes it)"
+                let missing = Check::fail(format!(
+                    "namespace {ns}: not found (kubectl apply -k bootstrap/kubernetes makes it); nothing checked in it"
                 ));
+                return (missing, false);
             }
             Ok(Some(n)) => n,
         };
         let labels = found.metadata.labels.unwrap_or_default();
-        match labels.get(ENFORCE_LABEL).map(String::as_str) {
+        let check = match labels.get(ENFORCE_LABEL).map(String::as_str) {
             Some("restricted") => Check::ok(format!(
                 "namespace {ns}: label {ENFORCE_LABEL} is \"restricted\""
             )),
@@ -240,7 +251,8 @@ impl Doctor {
             None => Check::fail(format!(
                 "namespace {ns}: label {ENFORCE_LABEL} is missing (must be \"restricted\")"
             )),
-        }
+        };
+        (check, true)
     }
 
     /// Every account of the namespace: a pod there can name any of them.
