@@ -35,7 +35,7 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::api::{Api, DeleteParams, ListParams, PostParams, PropagationPolicy};
 
 use super::{KubeSettings, job_state, manifest};
-use crate::model::{Digest, JobSpec, JobState, Trust};
+use crate::model::{JobSpec, JobState, Trust};
 
 /// The label Pod Security admission enforces by.
 pub const ENFORCE_LABEL: &str = "pod-security.kubernetes.io/enforce";
@@ -113,12 +113,9 @@ impl std::fmt::Display for Check {
     }
 }
 
-/// Refuses an image that is not `NAME[:TAG]@sha256:<64 hex>`.
+/// Refuses an image that is not `NAME[:TAG]@sha256:<64 hex>` (as the executor does).
 pub fn check_image(image: &str) -> Result<(), DoctorError> {
-    let pinned = image.rsplit_once('@').is_some_and(|(name, digest)| {
-        !name.is_empty() && !name.contains(char::is_whitespace) && digest.parse::<Digest>().is_ok()
-    });
-    if pinned {
+    if crate::model::job::is_pinned_image(image) && !image.contains(char::is_whitespace) {
         Ok(())
     } else {
         Err(DoctorError::ImageNotPinned(image.to_owned()))
