@@ -169,6 +169,39 @@ fn kubectl_applies_the_bootstrap_manifests_twice_and_reads_them_back() {
     expected["spec"]["initContainers"][0]["image"] = serde_json::json!(image);
     assert_eq!(after["spec"]["template"], expected);
 
+    // `kubectl replace` (a PUT) of a ConfigMap read back: the new data, the same object.
+    let cm = a.kubectl_ok(&[
+        "get",
+        "configmap",
+        "seakeeper-settings",
+        "-n",
+        "seakeeper",
+        "-o",
+        "json",
+    ]);
+    let mut cm: serde_json::Value = serde_json::from_str(&cm).unwrap();
+    let uid = cm["metadata"]["uid"].clone();
+    cm["data"]["extra"] = serde_json::json!("1");
+    let file = a.dir.path().join("cm.json");
+    std::fs::write(&file, cm.to_string()).unwrap();
+    let out = a.kubectl_ok(&["replace", "--validate=false", "-f", file.to_str().unwrap()]);
+    assert_eq!(out.trim(), "configmap/seakeeper-settings replaced");
+    let stored = a
+        .api
+        .object("ConfigMap", "seakeeper", "seakeeper-settings")
+        .unwrap();
+    assert_eq!(
+        (&stored["data"]["extra"], &stored["metadata"]["uid"]),
+        (&serde_json::json!("1"), &uid)
+    );
+    // Replacing from the same (now stale) version again is a conflict.
+    let out = a.kubectl(&["replace", "--validate=false", "-f", file.to_str().unwrap()]);
+    assert!(
+        !out.status.success() && support::stderr(&out).contains("the object has been modified"),
+        "{}",
+        support::stderr(&out)
+    );
+
     // Read back with kubectl, as applied.
     let ns: serde_json::Value = serde_json::from_str(&a.kubectl_ok(&[
         "get",

@@ -4,7 +4,8 @@
 //! - discovery (`/version`, `/api`, `/apis`, `/api/v1`, `/apis/<group>/v1`) of every kind in
 //!   `resources::KINDS`, and an OpenAPI v3 discovery document with no paths (see `openapi_v3`);
 //! - every kind there: create, get, list, watch, patch (merge patch, and strategic merge
-//!   patch: `resources::strategic_merge` says how faithfully), delete; so
+//!   patch: `resources::strategic_merge` says how faithfully), replace (PUT, with
+//!   `resourceVersion` conflicts; not Jobs or Pods), delete; so
 //!   `kubectl apply -k bootstrap/kubernetes` works, twice. A fresh stand-in is a fresh
 //!   cluster: `default` and `kube-*` namespaces, a `default` ServiceAccount made in every new
 //!   namespace, the `kubernetes` Service and Endpoints (this server's address), Services get

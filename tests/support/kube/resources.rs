@@ -164,7 +164,7 @@ pub(super) const KINDS: &[Info] = &[
         plural: "jobs",
         singular: "job",
         namespaced: true,
-        verbs: ALL_VERBS,
+        verbs: &["create", "delete", "get", "list", "patch", "watch"],
         short: &[],
     },
     Info {
@@ -424,6 +424,9 @@ impl Inner {
             ("PATCH", Some(name), None) if kind != Kind::Pod => {
                 self.merge_patch(kind, ns, name, req)
             }
+            ("PUT", Some(name), None) if !matches!(kind, Kind::Pod | Kind::Job) => {
+                self.replace(kind, ns, name, &req.body)
+            }
             ("DELETE", Some(name), None) => self.delete_plain(kind, ns, name),
             _ => status(
                 405,
@@ -435,6 +438,61 @@ impl Inner {
                 ),
             ),
         })
+    }
+
+    /// PUT: the object replaced whole (what `kubectl replace` sends), keeping what the server
+    /// owns (uid, creation time); a stale `resourceVersion` is a 409 Conflict.
+    fn replace(&self, kind: Kind, ns: &str, name: &str, body: &[u8]) -> Response {
+        let mut obj: Value = match serde_json::from_slice(body) {
+            Ok(v @ Value::Object(_)) => v,
+            _ => {
+                return status(
+                    400,
+                    "BadRequest",
+                    "the body of the request was in an unknown format",
+                );
+            }
+        };
+        if obj["kind"].as_str() != Some(kind.name()) || obj["metadata"]["name"] != json!(name) {
+            return status(
+                400,
+                "BadRequest",
+                &format!(
+                    "the name of the object ({}) does not match the name on the URL ({name})",
+                    obj["metadata"]["name"]
+                ),
+            );
+        }
+        let mut st = self.state.lock().unwrap();
+        let Some(current) = st
+            .objects
+            .get(&(kind, ns.to_owned(), name.to_owned()))
+            .cloned()
+        else {
+            return status(
+                404,
+                "NotFound",
+                &format!("{} \"{name}\" not found", kind.resource()),
+            );
+        };
+        let given = obj["metadata"]["resourceVersion"].clone();
+        if !given.is_null() && given != current["metadata"]["resourceVersion"] {
+            return status(
+                409,
+                "Conflict",
+                &format!(
+                    "Operation cannot be fulfilled on {} \"{name}\": the object has been modified; please apply your changes to the latest version and try again",
+                    kind.resource()
+                ),
+            );
+        }
+        for owned in ["uid", "creationTimestamp", "generation", "namespace"] {
+            if !current["metadata"][owned].is_null() {
+                obj["metadata"][owned] = current["metadata"][owned].clone();
+            }
+        }
+        let stored = self.put(&mut st, kind, ns, name, obj, "MODIFIED");
+        ok_json(200, &stored)
     }
 
     /// `authorization.k8s.io/v1` SubjectAccessReview, answered by RBAC from the stored Roles,
