@@ -5,6 +5,7 @@ mod attest;
 mod bootstrap;
 mod config;
 mod demo;
+mod doctor;
 mod gerrit;
 mod image;
 mod image_self;
@@ -101,6 +102,10 @@ enum Command {
     /// systemd unit; then start it and wait for /healthz. Running it again changes nothing
     /// that is right.
     Bootstrap(bootstrap::BootstrapArgs),
+    /// Check that a cluster gives seakeeper's jobs what they rely on (`--kubernetes`): Pod
+    /// Security, no tokens, no Secrets, no API server for untrusted jobs, a Job that runs.
+    /// One line per check; exits 1 if any fails.
+    Doctor(doctor::DoctorArgs),
     /// Start something new: `init config DIR` writes a starter config repo.
     #[command(subcommand)]
     Init(init::InitCommand),
@@ -142,6 +147,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Attest(c) => attest::run(c),
         Command::Trace(a) => trace::run(a),
         Command::Demo(a) => demo::run(a),
+        Command::Doctor(a) => doctor::run(a),
         Command::Serve(a) => serve::serve(a),
         Command::Web(a) => web::run(a),
         Command::Reconcile(a) => serve::reconcile(a),

@@ -13,8 +13,10 @@
 //! adopts Jobs by label ([`Executor::list`]).
 //!
 //! - `manifest`: the Job and NetworkPolicy of a job, and a Job's state;
-//! - `watch`: the store of watched Jobs.
+//! - `watch`: the store of watched Jobs;
+//! - `doctor`: the conformance check of a cluster (`seakeeper doctor --kubernetes`).
 
+pub mod doctor;
 mod manifest;
 mod watch;
 
