@@ -223,7 +223,10 @@ impl Daemon {
                         .map(|_| ())
                         .map_err(|e| e.to_string())?;
                     // The projects it requires, each under `.seakeeper/required/<project>`.
-                    for r in &spec.required {
+                    // Parents first: a project whose path is inside another's goes after it.
+                    let mut required: Vec<_> = spec.required.iter().collect();
+                    required.sort_by_key(|r| r.path());
+                    for r in required {
                         let path = sources
                             .read()
                             .unwrap_or_else(|p| p.into_inner())
