@@ -194,3 +194,162 @@ fn issue_19_bad_input_stops_bootstrap_with_nothing_installed() {
     assert!(!root.join("etc/seakeeper/settings.yaml").exists());
     assert!(!root.join("var").exists());
 }
+
+/// `--gerrit`, `--public-url` and `--executor` are checked against the config repo (which only
+/// review changes): each that differs is printed as the change to propose. `--executor
+/// kubernetes` needs the cluster's kubeconfig first, and the unit then names it.
+#[test]
+fn issue_19_flags_that_differ_from_the_config_repo_become_proposals() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = config_repo(dir.path());
+    let root = dir.path().join("root");
+    let out = bootstrap(
+        &root,
+        &config,
+        &[
+            "--gerrit",
+            "https://gerrit.example.org",
+            "--public-url",
+            "https://ci.wikimedia.example",
+            "--executor",
+            "kubernetes",
+        ],
+    );
+    assert!(!out.status.success());
+    let e = support::stderr(&out);
+    assert!(
+        e.contains("kubeconfig") && e.contains("nothing was installed"),
+        "{e}"
+    );
+    assert!(!root.join("etc/seakeeper/settings.yaml").exists());
+    assert!(!root.join("var").exists());
+
+    std::fs::create_dir_all(root.join("etc/seakeeper")).unwrap();
+    std::fs::write(root.join("etc/seakeeper/kubeconfig"), "apiVersion: v1\n").unwrap();
+    let out = bootstrap(
+        &root,
+        &config,
+        &[
+            "--gerrit",
+            "https://gerrit.example.org",
+            "--public-url",
+            "https://ci.wikimedia.example",
+            "--executor",
+            "kubernetes",
+        ],
+    );
+    assert!(out.status.success(), "{}", support::stderr(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    for want in [
+        "set gerrit.url to \"https://gerrit.example.org\"",
+        "set public_url to \"https://ci.wikimedia.example\"",
+        "set executor.kind to \"kubernetes\"",
+        "executor.seakeeper_image",
+        "the status page at https://ci.wikimedia.example",
+    ] {
+        assert!(stdout.contains(want), "{want}:\n{stdout}");
+    }
+    let unit = std::fs::read_to_string(root.join("etc/systemd/system/seakeeper.service")).unwrap();
+    assert!(
+        unit.contains(&format!(
+            "Environment=\"KUBECONFIG={}\"",
+            root.join("etc/seakeeper/kubeconfig").display()
+        )),
+        "{unit}"
+    );
+    // The cluster's credentials are made seakeeper's alone.
+    use std::os::unix::fs::PermissionsExt as _;
+    let kubeconfig = root.join("etc/seakeeper/kubeconfig");
+    assert_eq!(
+        std::fs::metadata(&kubeconfig).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    // A repair run without the flag keeps the Kubernetes deployment as it is.
+    let out = bootstrap(&root, &config, &[]);
+    assert!(out.status.success(), "{}", support::stderr(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(stdout.contains("0 change(s)"), "{stdout}");
+    assert_eq!(
+        std::fs::read_to_string(root.join("etc/systemd/system/seakeeper.service")).unwrap(),
+        unit
+    );
+
+    // Flags that agree with the config repo propose nothing.
+    let settings = std::fs::read_to_string(config.join("seakeeper.yaml")).unwrap();
+    let public = settings
+        .lines()
+        .find_map(|l| l.strip_prefix("public_url: "))
+        .unwrap()
+        .trim()
+        .to_owned();
+    let out = bootstrap(
+        &root,
+        &config,
+        &["--public-url", &public, "--executor", "local"],
+    );
+    assert!(out.status.success(), "{}", support::stderr(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(!stdout.contains("propose to the config repo"), "{stdout}");
+}
+
+/// With `--gerrit` and no account in the environment, bootstrap asks for it at the terminal
+/// (before writing anything) and writes it to the secrets file (0600).
+#[test]
+fn issue_19_the_gerrit_account_is_asked_at_the_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = config_repo(dir.path());
+    let root = dir.path().join("root");
+    // A pseudo-terminal, as SRE's shell is: Python's pty answers the two prompts.
+    let script = r#"
+import os, pty, sys, time
+pid, fd = pty.fork()
+if pid == 0:
+    os.execv(sys.argv[1], sys.argv[1:])
+out = b''
+def until(word):
+    global out
+    end = time.time() + 30
+    while word not in out and time.time() < end:
+        out += os.read(fd, 4096)
+until(b'later): '); os.write(fd, b'ci-bot\n')
+until(b'password: '); os.write(fd, b's3cret\n')
+try:
+    while True:
+        d = os.read(fd, 4096)
+        if not d: break
+        out += d
+except OSError:
+    pass
+_, status = os.waitpid(pid, 0)
+sys.stdout.write(out.decode(errors='replace'))
+sys.exit(os.waitstatus_to_exitcode(status))
+"#;
+    let out = support::output(
+        std::process::Command::new("python3")
+            .args(["-c", script, env!("CARGO_BIN_EXE_seakeeper")])
+            .args(["bootstrap", "--no-packages", "--no-start", "--root"])
+            .arg(&root)
+            .arg("--config-repo")
+            .arg(&config)
+            .args(["--gerrit", "https://gerrit.example.org"])
+            .env_remove("SEAKEEPER_GERRIT_USERNAME")
+            .env_remove("SEAKEEPER_GERRIT_PASSWORD"),
+    );
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{text}");
+    assert!(
+        !text.contains("s3cret"),
+        "the password is not echoed: {text}"
+    );
+    let secrets = root.join("etc/seakeeper/secrets.yaml");
+    let written = std::fs::read_to_string(&secrets).unwrap();
+    assert!(
+        written.contains("username: \"ci-bot\"") && written.contains("password: \"s3cret\""),
+        "{written}"
+    );
+    use std::os::unix::fs::PermissionsExt as _;
+    assert_eq!(
+        std::fs::metadata(&secrets).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+}

@@ -207,11 +207,16 @@ fn issue_18_kubernetes_jobs_restore_in_fetch_and_save_in_the_collector() {
     let fetch = find("initContainers", "fetch");
     assert!(mounts(&fetch).contains(&("caches".into(), true)));
     assert!(mounts(&fetch).contains(&("cache-keys".into(), false)));
+    assert_eq!(fetch["command"], serde_json::json!(["seakeeper"]));
+    let args: Vec<&str> = fetch["args"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .collect();
     assert!(
-        fetch["args"][0]
-            .as_str()
-            .unwrap()
-            .contains("seakeeper job cache-restore")
+        args.windows(2).any(|w| w == ["--caches-dir", "/caches"]),
+        "{args:?}"
     );
     let collect = find("containers", "collect");
     assert!(mounts(&collect).contains(&("caches".into(), false)));
@@ -236,39 +241,55 @@ fn issue_18_kubernetes_jobs_restore_in_fetch_and_save_in_the_collector() {
     assert_eq!(job["metadata"]["namespace"], "seakeeper-untrusted");
 }
 
-/// The pod's two steps, run here as the containers would: restore and keys, then the
-/// collector saving after a success only.
+/// The pod's two steps, run here as the containers would: `job fetch` (the commit by git,
+/// no shell; the caches restored and their keys written), then the collector saving after a
+/// success only.
 #[test]
 fn issue_18_cache_restore_and_collect_work_as_the_pod_runs_them() {
     let dir = tempfile::tempdir().unwrap();
     let caches = dir.path().join("caches");
     std::fs::create_dir_all(&caches).unwrap();
+    let src = dir.path().join("src");
+    std::fs::create_dir_all(&src).unwrap();
+    support::git(&src, &["init", "-q", "-b", "main"]);
+    std::fs::write(src.join("composer.lock"), "v1").unwrap();
+    support::git(&src, &["add", "."]);
+    support::git(&src, &["commit", "-q", "-m", "lock"]);
+    let commit = support::git(&src, &["rev-parse", "HEAD"]);
+    let plan = serde_json::json!({
+        "source": format!("file://{}", src.display()),
+        "commit": commit.trim(),
+    })
+    .to_string();
     let env = [
         (
             "SEAKEEPER_CACHES",
-            r#"[{"path":"vendor","key":["composer.lock"]}]"#,
+            r#"[{"path":"vendor","key":["composer.lock"]}]"#.to_owned(),
         ),
-        ("SEAKEEPER_CACHE_IDENTITY", "id"),
+        ("SEAKEEPER_CACHE_IDENTITY", "id".to_owned()),
+        ("SEAKEEPER_FETCH", plan),
     ];
     let workspace = |n: &str| {
         let w = dir.path().join(n);
         std::fs::create_dir_all(&w).unwrap();
-        std::fs::write(w.join("composer.lock"), "v1").unwrap();
         w
     };
     let restore = |w: &Path| {
         let keys = w.with_extension("keys");
         let out = support::output(
             support::seakeeper()
-                .args(["job", "cache-restore", "--workspace"])
+                .args(["job", "fetch", "--workspace"])
                 .arg(w)
-                .arg("--dir")
+                .arg("--caches-dir")
                 .arg(&caches)
                 .arg("--keys-out")
                 .arg(&keys)
-                .envs(env),
+                .env("TMPDIR", dir.path())
+                .envs(env.clone()),
         );
         assert!(out.status.success(), "{}", support::stderr(&out));
+        assert_eq!(std::fs::read(w.join("composer.lock")).unwrap(), b"v1");
+        assert!(!w.join(".git").exists());
         (support::stderr(&out), keys)
     };
     let collect = |w: &Path, keys: &Path, status: &str| {
@@ -303,4 +324,114 @@ fn issue_18_cache_restore_and_collect_work_as_the_pod_runs_them() {
     let (log, _) = restore(&w2);
     assert!(log.contains("restored"), "{log}");
     assert_eq!(std::fs::read(w2.join("vendor/x")).unwrap(), b"dep");
+}
+
+/// Issue 19: `seakeeper job fetch` (the fetch container, no shell) places the projects a job
+/// requires and the inputs it needs, checking each input's digest; a tree that puts a link
+/// where seakeeper writes is refused, and nothing is written through it.
+#[test]
+fn issue_19_job_fetch_places_required_projects_and_checked_inputs() {
+    use sha2::Digest as _;
+    let dir = tempfile::tempdir().unwrap();
+    let repo = |name: &str, files: &[(&str, &str)], link: Option<(&str, &Path)>| {
+        let r = dir.path().join(name);
+        std::fs::create_dir_all(&r).unwrap();
+        support::git(&r, &["init", "-q", "-b", "main"]);
+        for (p, c) in files {
+            std::fs::write(r.join(p), c).unwrap();
+        }
+        if let Some((at, to)) = link {
+            std::os::unix::fs::symlink(to, r.join(at)).unwrap();
+        }
+        support::git(&r, &["add", "."]);
+        support::git(&r, &["commit", "-q", "-m", name]);
+        (
+            format!("file://{}", r.display()),
+            support::git(&r, &["rev-parse", "HEAD"]),
+        )
+    };
+    let (app, app_commit) = repo("app", &[("main.txt", "app")], None);
+    let (lib, lib_commit) = repo("lib", &[("lib.txt", "lib")], None);
+    let store = dir.path().join("store");
+    std::fs::create_dir_all(store.join("sha256")).unwrap();
+    let body = b"built\n";
+    let hex = hex::encode(sha2::Sha256::digest(body));
+    std::fs::write(store.join("sha256").join(&hex), body).unwrap();
+    let plan = |source: &str, commit: &str| {
+        serde_json::json!({
+            "source": source, "commit": commit,
+            "required": [{"project": "acme/lib", "source": lib, "commit": lib_commit}],
+            "inputs": [{"job": "build", "files": [
+                {"path": "dist/out.txt", "digest": format!("sha256:{hex}"), "size": 6, "executable": true}]}],
+        })
+        .to_string()
+    };
+    let fetch = |w: &Path, plan: String| {
+        std::fs::create_dir_all(w).unwrap();
+        support::output(
+            support::seakeeper()
+                .args(["job", "fetch", "--workspace"])
+                .arg(w)
+                .arg("--store")
+                .arg(&store)
+                .env("TMPDIR", dir.path())
+                .env("SEAKEEPER_FETCH", plan),
+        )
+    };
+    let w = dir.path().join("w");
+    let out = fetch(&w, plan(&app, &app_commit));
+    assert!(out.status.success(), "{}", support::stderr(&out));
+    // The same plan in pieces (as a pod gets one too large for one variable).
+    let whole = plan(&app, &app_commit);
+    let (a, b) = whole.split_at(whole.len() / 2);
+    let pieces = dir.path().join("w-pieces");
+    std::fs::create_dir_all(&pieces).unwrap();
+    let out = support::output(
+        support::seakeeper()
+            .args(["job", "fetch", "--workspace"])
+            .arg(&pieces)
+            .arg("--store")
+            .arg(&store)
+            .env("TMPDIR", dir.path())
+            .env_remove("SEAKEEPER_FETCH")
+            .env("SEAKEEPER_FETCH_0", a)
+            .env("SEAKEEPER_FETCH_1", b),
+    );
+    assert!(out.status.success(), "{}", support::stderr(&out));
+    assert_eq!(std::fs::read(pieces.join("main.txt")).unwrap(), b"app");
+    assert_eq!(std::fs::read(w.join("main.txt")).unwrap(), b"app");
+    assert_eq!(
+        std::fs::read(w.join(".seakeeper/required/acme/lib/lib.txt")).unwrap(),
+        b"lib"
+    );
+    let input = w.join(".seakeeper/inputs/build/dist/out.txt");
+    assert_eq!(std::fs::read(&input).unwrap(), body);
+    use std::os::unix::fs::PermissionsExt as _;
+    assert_eq!(
+        std::fs::metadata(&input).unwrap().permissions().mode() & 0o777,
+        0o755
+    );
+
+    // A tree whose `.seakeeper` is a link out of the workspace.
+    let outside = dir.path().join("outside");
+    std::fs::create_dir_all(&outside).unwrap();
+    let (evil, evil_commit) = repo("evil", &[("x", "x")], Some((".seakeeper", &outside)));
+    let out = fetch(&dir.path().join("w2"), plan(&evil, &evil_commit));
+    assert!(!out.status.success());
+    assert!(
+        support::stderr(&out).contains("is not a directory"),
+        "{}",
+        support::stderr(&out)
+    );
+    assert_eq!(std::fs::read_dir(&outside).unwrap().count(), 0);
+
+    // A store blob that is not what its name says.
+    std::fs::write(store.join("sha256").join(&hex), b"tamper").unwrap();
+    let out = fetch(&dir.path().join("w3"), plan(&app, &app_commit));
+    assert!(!out.status.success());
+    assert!(
+        support::stderr(&out).contains("not sha256:"),
+        "{}",
+        support::stderr(&out)
+    );
 }

@@ -890,7 +890,8 @@ fn job_render_prints_the_kubernetes_manifest() {
             .arg(&repo)
             .arg("--state")
             .arg(&state)
-            .args(["--build-id", "b-render"]),
+            .args(["--build-id", "b-render"])
+            .args(["--seakeeper-image", support::SEAKEEPER_IMAGE]),
     );
     assert!(out.status.success(), "{}", support::stderr(&out));
     let yaml = support::stdout(&out).replace(&repo.display().to_string(), "<repo>");
@@ -985,6 +986,7 @@ pipelines:
             support::seakeeper()
                 .args(["job", "render", "test", "--repo"])
                 .arg(&repo)
+                .args(["--seakeeper-image", support::SEAKEEPER_IMAGE])
                 .args(extra),
         )
     };

@@ -612,7 +612,13 @@ fn with_the_kubernetes_executor_the_tested_states_are_fetched_from_gerrit() {
     let s = std::fs::read_to_string(site.config.join("seakeeper.yaml")).unwrap();
     site.write_config(
         "seakeeper.yaml",
-        &s.replace("executor:\n  kind: local", "executor:\n  kind: kubernetes"),
+        &s.replace(
+            "executor:\n  kind: local",
+            &format!(
+                "executor:\n  kind: kubernetes\n  seakeeper_image: {}",
+                support::SEAKEEPER_IMAGE
+            ),
+        ),
     );
     site.commit_config("Run jobs on Kubernetes");
     let kubeconfig = api.kubeconfig(site.w.dir.path());

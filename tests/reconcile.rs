@@ -793,7 +793,13 @@ fn with_the_kubernetes_executor_a_restart_adopts_the_running_job() {
     let s = std::fs::read_to_string(site.config.join("seakeeper.yaml")).unwrap();
     site.write_config(
         "seakeeper.yaml",
-        &s.replace("executor:\n  kind: local", "executor:\n  kind: kubernetes"),
+        &s.replace(
+            "executor:\n  kind: local",
+            &format!(
+                "executor:\n  kind: kubernetes\n  seakeeper_image: {}",
+                support::SEAKEEPER_IMAGE
+            ),
+        ),
     );
     site.commit_config("Run jobs on Kubernetes");
     let kubeconfig = api.kubeconfig(site.w.dir.path());
@@ -1123,7 +1129,13 @@ fn issue_18_with_the_kubernetes_executor_a_stage_gets_its_inputs_and_built_image
     let s = std::fs::read_to_string(site.config.join("seakeeper.yaml")).unwrap();
     site.write_config(
         "seakeeper.yaml",
-        &s.replace("executor:\n  kind: local", "executor:\n  kind: kubernetes"),
+        &s.replace(
+            "executor:\n  kind: local",
+            &format!(
+                "executor:\n  kind: kubernetes\n  seakeeper_image: {}",
+                support::SEAKEEPER_IMAGE
+            ),
+        ),
     );
     site.commit_config("Run jobs on Kubernetes");
     let kubeconfig = api.kubeconfig(site.w.dir.path());
@@ -1181,14 +1193,24 @@ fn issue_18_with_the_kubernetes_executor_a_stage_gets_its_inputs_and_built_image
         .as_array()
         .unwrap()
         .iter()
-        .find(|c| c["image"].as_str().is_some_and(|i| i.contains("@sha256:")))
+        .find(|c| c["name"] == "job")
         .unwrap_or_else(|| panic!("{pod:#}"));
     assert_eq!(container["image"], format!("api@{digest}"), "{pod:#}");
     let fetch = &pod["initContainers"][0];
-    let env = fetch["env"].to_string();
+    // The fetch step's plan (`seakeeper job fetch`) names the input by job, path and digest.
+    let plan: serde_json::Value = fetch["env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["name"] == "SEAKEEPER_FETCH")
+        .and_then(|e| serde_json::from_str(e["value"].as_str()?).ok())
+        .unwrap_or_else(|| panic!("{fetch:#}"));
+    let input = &plan["inputs"][0];
+    assert_eq!(input["job"], "build", "{plan:#}");
+    assert_eq!(input["files"][0]["path"], "dist/msg.txt", "{plan:#}");
     assert!(
-        env.contains(".seakeeper/inputs/build/dist/msg.txt") && env.contains(hex),
-        "{env}"
+        input["files"][0]["digest"].as_str().unwrap().contains(hex),
+        "{plan:#}"
     );
     assert!(
         fetch["volumeMounts"]

@@ -484,7 +484,13 @@ fn a_live_console_streams_a_kubernetes_job_too() {
     let s = std::fs::read_to_string(site.config.join("seakeeper.yaml")).unwrap();
     site.write_config(
         "seakeeper.yaml",
-        &s.replace("executor:\n  kind: local", "executor:\n  kind: kubernetes"),
+        &s.replace(
+            "executor:\n  kind: local",
+            &format!(
+                "executor:\n  kind: kubernetes\n  seakeeper_image: {}",
+                support::SEAKEEPER_IMAGE
+            ),
+        ),
     );
     site.commit_config("Run jobs on Kubernetes");
     let w = site.clone("acme/api");

@@ -42,6 +42,136 @@ pub(super) struct BootstrapArgs {
     /// Do not enable and start the service.
     #[arg(long)]
     no_start: bool,
+    /// The Gerrit server this deployment uses: checked against the config repo's
+    /// `seakeeper.yaml` (`gerrit.url`), and the change to propose printed when it differs.
+    #[arg(long)]
+    gerrit: Option<String>,
+    /// Where seakeeper's pages are served: checked against `public_url` likewise.
+    #[arg(long)]
+    public_url: Option<String>,
+    /// The executor (`local` or `kubernetes`): checked against `executor.kind` likewise. With
+    /// `kubernetes`, the cluster's kubeconfig for seakeeper's ServiceAccount must be at
+    /// /etc/seakeeper/kubeconfig first; the unit points KUBECONFIG at it.
+    #[arg(long, value_parser = ["local", "kubernetes"])]
+    executor: Option<String>,
+}
+
+/// Asks for seakeeper's Gerrit account at the terminal (the password without echo); `None`
+/// when standard input is not a terminal or the answer is empty.
+fn ask_account(gerrit: &str) -> Option<(String, String)> {
+    use std::io::{BufRead as _, IsTerminal as _, Write as _};
+    if !std::io::stdin().is_terminal() {
+        return None;
+    }
+    let line = |prompt: &str| -> Option<String> {
+        eprint!("{prompt}");
+        let _ = std::io::stderr().flush();
+        let mut s = String::new();
+        std::io::stdin().lock().read_line(&mut s).ok()?;
+        Some(s.trim_end_matches(['\r', '\n']).to_owned())
+    };
+    let user = line(&format!(
+        "seakeeper's Gerrit account on {gerrit} (empty: none, add it to the secrets file later): "
+    ))?;
+    if user.is_empty() {
+        return None;
+    }
+    // SAFETY: termios on standard input, restored below; a failure leaves echo as it was.
+    let mut term: libc::termios = unsafe { std::mem::zeroed() };
+    let saved = unsafe { libc::tcgetattr(0, &mut term) } == 0;
+    if saved {
+        let mut quiet = term;
+        quiet.c_lflag &= !libc::ECHO;
+        unsafe { libc::tcsetattr(0, libc::TCSANOW, &quiet) };
+    }
+    let password = line("its HTTP password: ");
+    if saved {
+        unsafe { libc::tcsetattr(0, libc::TCSANOW, &term) };
+    }
+    eprintln!();
+    Some((user, password?))
+}
+
+/// What the config repo's `seakeeper.yaml` says that the flags also say: each differing flag
+/// as the change to propose (the config repo changes only by review, never by bootstrap).
+fn config_proposals(a: &BootstrapArgs) -> anyhow::Result<Vec<String>> {
+    if a.gerrit.is_none() && a.public_url.is_none() && a.executor.is_none() {
+        return Ok(Vec::new());
+    }
+    let scratch = std::env::temp_dir().join(format!("seakeeper-bootstrap-{}", std::process::id()));
+    // A local path is cloned from wherever bootstrap was started.
+    let repo = match std::fs::canonicalize(&a.config_repo) {
+        Ok(p) if !a.config_repo.contains("://") => p.display().to_string(),
+        _ => a.config_repo.clone(),
+    };
+    let _ = std::fs::remove_dir_all(&scratch);
+    let cloned = crate::git::mirror::run_git_within(
+        &std::env::temp_dir(),
+        &[
+            "clone",
+            "-q",
+            "--depth",
+            "1",
+            "--branch",
+            &a.config_branch,
+            "--",
+            &repo,
+            &scratch.to_string_lossy(),
+        ],
+        None,
+        Duration::from_secs(120),
+    );
+    let text = cloned.and_then(|_| {
+        std::fs::read_to_string(scratch.join("seakeeper.yaml"))
+            .map_err(|e| format!("seakeeper.yaml: {e}"))
+    });
+    let _ = std::fs::remove_dir_all(&scratch);
+    let text = text.map_err(|e| anyhow::anyhow!("the config repo (--config-repo): {e}"))?;
+    let v: yaml_serde::Value = yaml_serde::from_str(&text)
+        .map_err(|e| anyhow::anyhow!("the config repo's seakeeper.yaml: {e}"))?;
+    let get = |path: &[&str]| -> Option<String> {
+        let mut at = &v;
+        for k in path {
+            at = at.get(*k)?;
+        }
+        at.as_str().map(str::to_owned)
+    };
+    let mut out = Vec::new();
+    for (flag, field, want, have) in [
+        ("--gerrit", "gerrit.url", &a.gerrit, get(&["gerrit", "url"])),
+        (
+            "--public-url",
+            "public_url",
+            &a.public_url,
+            get(&["public_url"]),
+        ),
+        (
+            "--executor",
+            "executor.kind",
+            &a.executor,
+            get(&["executor", "kind"]).or(Some("local".into())),
+        ),
+    ] {
+        if let Some(want) = want
+            && have.as_deref() != Some(want.as_str())
+        {
+            out.push(format!(
+                "seakeeper.yaml: set {field} to {want:?} ({flag}; the config repo has {})",
+                have.map(|h| format!("{h:?}"))
+                    .unwrap_or_else(|| "none".into())
+            ));
+        }
+    }
+    let pinned = get(&["executor", "seakeeper_image"])
+        .is_some_and(|i| crate::model::job::is_pinned_image(&i));
+    if a.executor.as_deref() == Some("kubernetes") && !pinned {
+        out.push(
+            "seakeeper.yaml: executor.seakeeper_image must name seakeeper's image by digest \
+             (`seakeeper image self`, see bootstrap/README.md)"
+                .into(),
+        );
+    }
+    Ok(out)
 }
 
 /// The Debian packages a server needs at run time.
@@ -132,7 +262,10 @@ fn ls_remote(url: &str, refname: &str) -> anyhow::Result<bool> {
 }
 
 /// The systemd unit, hardened, for a binary and settings at these paths.
-fn unit(binary: &Path, settings: &Path, state: &Path) -> String {
+fn unit(binary: &Path, settings: &Path, state: &Path, kubeconfig: Option<&Path>) -> String {
+    let environment = kubeconfig
+        .map(|k| format!("Environment=\"KUBECONFIG={}\"\n", k.display()))
+        .unwrap_or_default();
     format!(
         "# Written by `seakeeper bootstrap`; run it again to repair this file.\n\
          [Unit]\n\
@@ -144,6 +277,7 @@ fn unit(binary: &Path, settings: &Path, state: &Path) -> String {
          User=seakeeper\n\
          Group=seakeeper\n\
          ExecStart={bin} serve --settings {settings}\n\
+         {environment}\
          # SIGTERM: the pass ends and the daemon exits; each job's supervisor outlives it and is\n\
          # adopted by the next start (KillMode=process), so a restart never repeats a job.\n\
          KillSignal=SIGTERM\n\
@@ -227,6 +361,29 @@ pub(super) fn run(a: BootstrapArgs) -> anyhow::Result<ExitCode> {
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
         Err(e) => bail!("{}: {e}", key_path.display()),
+    };
+    let kubeconfig = etc.join("kubeconfig");
+    // Kubernetes when asked, or (a repair run without the flag) when a kubeconfig is there.
+    let kubernetes = match a.executor.as_deref() {
+        Some(e) => e == "kubernetes",
+        None => kubeconfig.is_file(),
+    };
+    if kubernetes && !kubeconfig.is_file() {
+        bail!(
+            "--executor kubernetes: put the cluster's kubeconfig for seakeeper's ServiceAccount \
+             (bootstrap/kubernetes/rbac.yaml) at {} (mode 0600) first; nothing was installed",
+            kubeconfig.display()
+        );
+    }
+    let proposals = config_proposals(&a)?;
+    // Asked (when it is) before anything is written.
+    let account = match (
+        std::env::var("SEAKEEPER_GERRIT_USERNAME"),
+        std::env::var("SEAKEEPER_GERRIT_PASSWORD"),
+    ) {
+        _ if secrets_path.exists() => None,
+        (Ok(u), Ok(p)) => Some((u, p)),
+        _ => a.gerrit.as_deref().and_then(ask_account),
     };
     let remote_ledger = match &a.ledger_remote {
         Some(url) => ls_remote(url, crate::ledger::LEDGER_REF)
@@ -328,21 +485,34 @@ pub(super) fn run(a: BootstrapArgs) -> anyhow::Result<ExitCode> {
         state = state.display(),
         key = key_path.display(),
         secrets = secrets_path.display(),
-        config = a.config_repo,
-        branch = a.config_branch,
-        listen = a.listen,
+        config = serde_json::to_string(&a.config_repo)?,
+        branch = serde_json::to_string(&a.config_branch)?,
+        listen = serde_json::to_string(&a.listen)?,
     );
     ensure_file(&mut r, &settings_path, settings.as_bytes(), 0o640)?;
+    if kubernetes {
+        // The cluster's credentials: readable by seakeeper alone.
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(&kubeconfig)
+            .with_context(|| kubeconfig.display().to_string())?
+            .permissions()
+            .mode()
+            & 0o777;
+        if mode == 0o600 {
+            r.ok(format!("{} (mode 600)", kubeconfig.display()));
+        } else {
+            std::fs::set_permissions(&kubeconfig, std::fs::Permissions::from_mode(0o600))
+                .with_context(|| kubeconfig.display().to_string())?;
+            r.changed(format!("{} mode {mode:o} -> 600", kubeconfig.display()));
+        }
+    }
     if secrets_path.exists() {
         r.ok(format!("{} (kept)", secrets_path.display()));
     } else {
-        // Accounts from the environment, never from the command line.
+        // Accounts from the environment or asked at the terminal, never from the command line.
         let mut text =
             String::from("# seakeeper's own accounts (mode 0600); see docs/secrets.md.\n");
-        if let (Ok(u), Ok(p)) = (
-            std::env::var("SEAKEEPER_GERRIT_USERNAME"),
-            std::env::var("SEAKEEPER_GERRIT_PASSWORD"),
-        ) {
+        if let Some((u, p)) = account {
             text.push_str(&format!(
                 "gerrit:\n  username: {}\n  password: {}\n",
                 serde_json::to_string(&u)?,
@@ -383,7 +553,13 @@ pub(super) fn run(a: BootstrapArgs) -> anyhow::Result<ExitCode> {
     ensure_file(
         &mut r,
         &unit_path,
-        unit(&binary, &settings_path, &state).as_bytes(),
+        unit(
+            &binary,
+            &settings_path,
+            &state,
+            kubernetes.then_some(kubeconfig.as_path()),
+        )
+        .as_bytes(),
         0o644,
     )?;
     if !a.no_start && in_place {
@@ -419,16 +595,23 @@ pub(super) fn run(a: BootstrapArgs) -> anyhow::Result<ExitCode> {
             std::thread::sleep(Duration::from_millis(250));
         }
     }
+    let pages = a
+        .public_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{}/", a.listen))
+        .escape_debug()
+        .to_string();
+    println!("\n{} change(s). Next:", r.changed);
+    for p in &proposals {
+        println!("- propose to the config repo: {p}");
+    }
     println!(
-        "\n{} change(s). Next:\n\
-         - propose the server's certificate to the config repo: keys/ci.asc (from {}) and keys/ci.yaml \
+        "- propose the server's certificate to the config repo: keys/ci.asc (from {}) and keys/ci.yaml \
          with `roles: [ledger, builder, promoter]`\n\
-         - check it: seakeeper status --settings {}; the status page at http://{}/\n\
+         - check it: seakeeper status --settings {}; the status page at {pages}\n\
          - verify the ledger: GNUPGHOME=$(mktemp -d) sh -c 'gpg -q --import {} && git -C {} verify-commit HEAD'",
-        r.changed,
         cert_path.display(),
         settings_path.display(),
-        a.listen,
         cert_path.display(),
         ledger.display(),
     );

@@ -11,6 +11,13 @@ use crate::registry::{self, ImageSpec, OciLayout};
 
 #[derive(Debug, Subcommand)]
 pub(super) enum ImageCommand {
+    /// Build seakeeper's own runtime image (the binary, git, their libraries, CA certificates;
+    /// no shell) from the inputs `bootstrap/image/inputs.lock` pins: the same inputs give the
+    /// same digest on any machine. Its SLSA provenance is signed with --key and attached
+    /// (`sha256-<hex>.att`); `image copy` carries both to a registry. Prints NAME@DIGEST, the
+    /// value for `executor.seakeeper_image`.
+    #[command(name = "self")]
+    SelfImage(super::image_self::SelfArgs),
     /// Assemble an image from the files of a directory (and a base image in the same layout):
     /// the same inputs give the same digest on any machine. Prints the manifest digest.
     Build {
@@ -97,6 +104,9 @@ fn pairs(flag: &str, items: &[String]) -> anyhow::Result<BTreeMap<String, String
 }
 
 pub(super) fn run(cmd: ImageCommand) -> anyhow::Result<ExitCode> {
+    if let ImageCommand::SelfImage(a) = cmd {
+        return super::image_self::run(a);
+    }
     if let ImageCommand::Expire {
         image,
         name,

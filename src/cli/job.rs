@@ -35,8 +35,10 @@ pub(super) enum JobCommand {
         /// The namespace of trusted jobs.
         #[arg(long, default_value = "seakeeper-trusted")]
         trusted_namespace: String,
-        /// seakeeper's own image, for the fetch and collect containers.
-        #[arg(long, default_value = kubernetes::DEFAULT_SEAKEEPER_IMAGE)]
+        /// seakeeper's own image by digest (NAME@sha256:...; a tag is refused), for the fetch
+        /// and collect containers: what `seakeeper image self` built, as in
+        /// `executor.seakeeper_image`.
+        #[arg(long, value_name = "NAME@sha256:DIGEST")]
         seakeeper_image: String,
         /// The image to run in, for a job whose image a job it needs builds
         /// (`image: {from: <job>}`): the digest that job's run assembled.
@@ -74,20 +76,26 @@ pub(super) enum JobCommand {
         #[arg(long, default_value = "/dev/termination-log")]
         termination_log: PathBuf,
     },
-    /// (In a Kubernetes Job's fetch container.) Restore the job's dependency caches
-    /// (`SEAKEEPER_CACHES`, keyed with `SEAKEEPER_CACHE_IDENTITY`) from DIR into the workspace,
-    /// and write their keys for the collector.
+    /// (In a Kubernetes Job's fetch container.) Place in the workspace what `SEAKEEPER_FETCH`
+    /// names (JSON): the job's commit and the projects it requires, each fetched by git at
+    /// exactly that commit and checked out without its `.git`; the output files of the jobs
+    /// it needs, copied from the store and checked against their digests. Then restore the
+    /// job's dependency caches (`SEAKEEPER_CACHES`, keyed with `SEAKEEPER_CACHE_IDENTITY`) and
+    /// write their keys for the collector. No shell is involved.
     #[command(hide = true)]
-    CacheRestore {
-        /// The job's workspace, checked out.
+    Fetch {
+        /// The job's workspace (empty).
         #[arg(long)]
         workspace: PathBuf,
+        /// The content-addressed store the inputs come from.
+        #[arg(long)]
+        store: Option<PathBuf>,
         /// This trust level's caches.
+        #[arg(long, requires = "keys_out")]
+        caches_dir: Option<PathBuf>,
+        /// Where the caches' keys go (JSON).
         #[arg(long)]
-        dir: PathBuf,
-        /// Where the keys go (JSON).
-        #[arg(long)]
-        keys_out: PathBuf,
+        keys_out: Option<PathBuf>,
     },
     /// (Started by seakeeper.) Run the job prepared in DIR (its launch.json) detached from the
     /// seakeeper that started it, so a restarted seakeeper adopts it; record its end in
@@ -327,6 +335,35 @@ fn resolve(
     Ok((specs, repo.into_sync(), registries))
 }
 
+/// The fetch plan from the environment: `SEAKEEPER_FETCH`, or its pieces `SEAKEEPER_FETCH_0`,
+/// `_1` ... joined (a plan over what one variable may hold; see the Kubernetes manifest).
+fn fetch_plan() -> anyhow::Result<crate::model::FetchPlan> {
+    let var = |name: &str| -> anyhow::Result<Option<String>> {
+        match std::env::var_os(name) {
+            None => Ok(None),
+            Some(v) => v
+                .into_string()
+                .map(Some)
+                .map_err(|_| anyhow::anyhow!("{name} is not UTF-8")),
+        }
+    };
+    let text = match var("SEAKEEPER_FETCH")? {
+        Some(t) => t,
+        None => {
+            let mut t = String::new();
+            for i in 0.. {
+                match var(&format!("SEAKEEPER_FETCH_{i}"))? {
+                    Some(piece) => t.push_str(&piece),
+                    None if i == 0 => bail!("SEAKEEPER_FETCH is not set"),
+                    None => break,
+                }
+            }
+            t
+        }
+    };
+    serde_json::from_str(&text).context("SEAKEEPER_FETCH")
+}
+
 pub(super) fn run(cmd: JobCommand) -> anyhow::Result<ExitCode> {
     match cmd {
         JobCommand::Run(a) => run_job(&a),
@@ -337,6 +374,12 @@ pub(super) fn run(cmd: JobCommand) -> anyhow::Result<ExitCode> {
             seakeeper_image,
             image,
         } => {
+            if !crate::model::job::is_pinned_image(&seakeeper_image) {
+                bail!(
+                    "--seakeeper-image {seakeeper_image:?}: must be pinned by digest \
+                     (name@sha256:<64 lowercase hex>); a tag is refused"
+                );
+            }
             let (mut specs, _, _) = resolve(&job)?;
             let (mut spec, needs) = specs.pop().context("the job resolves to a spec")?;
             if let Some(image) = image {
@@ -371,26 +414,57 @@ pub(super) fn run(cmd: JobCommand) -> anyhow::Result<ExitCode> {
             crate::executor::local::supervise(&dir, lock_fd).map_err(|e| anyhow::anyhow!(e))?;
             Ok(ExitCode::SUCCESS)
         }
-        JobCommand::CacheRestore {
+        JobCommand::Fetch {
             workspace,
-            dir,
+            store,
+            caches_dir,
             keys_out,
         } => {
-            let caches: Vec<crate::model::CacheSpec> = serde_json::from_str(
-                &std::env::var("SEAKEEPER_CACHES").context("SEAKEEPER_CACHES is not set")?,
-            )
-            .context("SEAKEEPER_CACHES")?;
-            let identity = std::env::var("SEAKEEPER_CACHE_IDENTITY")
-                .context("SEAKEEPER_CACHE_IDENTITY is not set")?;
-            let keys = crate::executor::caches::restore_all(
-                &identity,
-                &dir,
-                &workspace,
-                &caches,
-                &mut |l| eprintln!("{l}"),
-            );
-            std::fs::write(&keys_out, serde_json::to_vec(&keys)?)
-                .with_context(|| keys_out.display().to_string())?;
+            let plan = fetch_plan()?;
+            plan.validate()
+                .map_err(|e| anyhow::anyhow!("SEAKEEPER_FETCH: {e}"))?;
+            if !plan.inputs.is_empty() && store.is_none() {
+                bail!("the job has inputs but no --store was given");
+            }
+            // git reads no configuration but its command line's (HOME is shared with the job).
+            // SAFETY: no other thread runs yet in this short-lived process.
+            unsafe {
+                std::env::set_var("GIT_CONFIG_GLOBAL", "/dev/null");
+                std::env::set_var("GIT_CONFIG_NOSYSTEM", "1");
+            }
+            let scratch = std::env::temp_dir();
+            let stats =
+                crate::git::workspace::fetch_into(&plan.source, &plan.commit, &workspace, &scratch)
+                    .map_err(anyhow::Error::msg)?;
+            eprintln!("fetched {} ({} files)", plan.commit, stats.files);
+            for r in &plan.required {
+                let into = crate::store::place::create_new_dir_within(&workspace, &r.path())
+                    .map_err(anyhow::Error::msg)?;
+                crate::git::workspace::fetch_into(&r.source, &r.commit, &into, &scratch)
+                    .map_err(|e| anyhow::anyhow!("{}: {e}", r.project))?;
+                eprintln!("fetched {} at {}", r.project, r.commit);
+            }
+            if let (false, Some(store)) = (plan.inputs.is_empty(), &store) {
+                crate::executor::local::place_inputs(&plan.inputs, &workspace, store)
+                    .map_err(anyhow::Error::msg)?;
+            }
+            if let (Some(dir), Some(keys_out)) = (caches_dir, keys_out) {
+                let caches: Vec<crate::model::CacheSpec> = serde_json::from_str(
+                    &std::env::var("SEAKEEPER_CACHES").context("SEAKEEPER_CACHES is not set")?,
+                )
+                .context("SEAKEEPER_CACHES")?;
+                let identity = std::env::var("SEAKEEPER_CACHE_IDENTITY")
+                    .context("SEAKEEPER_CACHE_IDENTITY is not set")?;
+                let keys = crate::executor::caches::restore_all(
+                    &identity,
+                    &dir,
+                    &workspace,
+                    &caches,
+                    &mut |l| eprintln!("{l}"),
+                );
+                std::fs::write(&keys_out, serde_json::to_vec(&keys)?)
+                    .with_context(|| keys_out.display().to_string())?;
+            }
             Ok(ExitCode::SUCCESS)
         }
         JobCommand::Collect {

@@ -5,8 +5,10 @@ mod attest;
 mod bootstrap;
 mod config;
 mod demo;
+mod doctor;
 mod gerrit;
 mod image;
+mod image_self;
 mod import;
 mod init;
 mod job;
@@ -105,6 +107,10 @@ enum Command {
     /// a config repo, or compares one with the layout (`--check`).
     #[command(subcommand)]
     Import(import::ImportCommand),
+    /// Check that a cluster gives seakeeper's jobs what they rely on (`--kubernetes`): Pod
+    /// Security, no tokens, no Secrets, no API server for untrusted jobs, a Job that runs.
+    /// One line per check; exits 1 if any fails.
+    Doctor(doctor::DoctorArgs),
     /// Start something new: `init config DIR` writes a starter config repo.
     #[command(subcommand)]
     Init(init::InitCommand),
@@ -147,6 +153,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Attest(c) => attest::run(c),
         Command::Trace(a) => trace::run(a),
         Command::Demo(a) => demo::run(a),
+        Command::Doctor(a) => doctor::run(a),
         Command::Serve(a) => serve::serve(a),
         Command::Web(a) => web::run(a),
         Command::Reconcile(a) => serve::reconcile(a),

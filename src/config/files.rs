@@ -179,6 +179,11 @@ pub struct ExecutorSettings {
     /// executors).
     #[serde(default)]
     pub priority_classes: BTreeMap<PipelineKind, String>,
+    /// seakeeper's own image (Kubernetes), by digest: the fetch and collect containers of every
+    /// Job run it (`seakeeper image self` builds it). Required with `kind: kubernetes`; a tag
+    /// is refused.
+    #[serde(default)]
+    pub seakeeper_image: Option<String>,
 }
 
 impl Default for ExecutorSettings {
@@ -188,6 +193,7 @@ impl Default for ExecutorSettings {
             concurrency: default_concurrency(),
             namespaces: Namespaces::default(),
             priority_classes: BTreeMap::new(),
+            seakeeper_image: None,
         }
     }
 }

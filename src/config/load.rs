@@ -576,10 +576,9 @@ pub fn load_with(
 fn list<'a>(names: impl Iterator<Item = &'a String>) -> String {
     let names: Vec<String> = names.map(|n| format!("`{n}`")).collect();
     if names.is_empty() {
-        "none".into()
-    } else {
-        names.join(", ")
+        return "none".into();
     }
+    names.join(", ")
 }
 
 fn check_settings(s: &Settings, text: &str, errors: &mut Vec<ConfigError>) {
@@ -619,6 +618,21 @@ fn check_settings(s: &Settings, text: &str, errors: &mut Vec<ConfigError>) {
                 .located(text, url),
             );
         }
+    }
+    let (image, kind) = (&s.executor.seakeeper_image, s.executor.kind);
+    let why = match image {
+        Some(i) if !crate::model::job::is_pinned_image(i) => Some((
+            "seakeeper_image",
+            "must be pinned by digest (name@sha256:<64 lowercase hex>); a tag is refused: every job's fetch and collect steps run it",
+        )),
+        None if kind == files::ExecutorKind::Kubernetes => Some((
+            "kind",
+            "required with `kind: kubernetes`: seakeeper's own image by digest, for the fetch and collect containers (`seakeeper image self` builds it)",
+        )),
+        _ => None,
+    };
+    if let Some((at, why)) = why {
+        errors.push(ConfigError::new(file, "executor.seakeeper_image", why).located(text, at));
     }
     if s.executor.concurrency == 0 {
         errors.push(

@@ -267,9 +267,7 @@ fn merge(template: &JobSpec, job: &JobSpec) -> JobSpec {
 }
 
 fn pinned(image: &str) -> bool {
-    image
-        .rsplit_once("@sha256:")
-        .is_some_and(|(_, hex)| hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()))
+    crate::model::job::is_pinned_image(image)
 }
 
 /// How an error about an image that `policies/images.yaml` marks unpinned says so.

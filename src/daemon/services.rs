@@ -223,7 +223,10 @@ impl Daemon {
                         .map(|_| ())
                         .map_err(|e| e.to_string())?;
                     // The projects it requires, each under `.seakeeper/required/<project>`.
-                    for r in &spec.required {
+                    // Parents first: a project whose path is inside another's goes after it.
+                    let mut required: Vec<_> = spec.required.iter().collect();
+                    required.sort_by_key(|r| r.path());
+                    for r in required {
                         let path = sources
                             .read()
                             .unwrap_or_else(|p| p.into_inner())
@@ -231,9 +234,9 @@ impl Daemon {
                         let repo = crate::git::mirror::REPOS.open(&path)?.into_sync();
                         let commit = gix::ObjectId::from_hex(r.commit.as_str().as_bytes())
                             .map_err(|e| e.to_string())?;
-                        let into = dir.join(r.path());
-                        std::fs::create_dir_all(&into)
-                            .map_err(|e| format!("{}: {e}", into.display()))?;
+                        // A new directory: none the checked-out tree placed (a link
+                        // out of the workspace) is written into.
+                        let into = crate::store::place::create_new_dir_within(dir, &r.path())?;
                         crate::git::checkout::checkout(&repo, &commit, &into, 2)
                             .map_err(|e| format!("{} at {}: {e}", r.project, r.commit))?;
                     }
@@ -262,6 +265,14 @@ impl Daemon {
                 let settings = crate::executor::kubernetes::KubeSettings {
                     trusted_namespace: ns.trusted.clone(),
                     untrusted_namespace: ns.untrusted.clone(),
+                    // `config check` makes it required with this executor; an empty one is
+                    // refused by the executor below.
+                    seakeeper_image: layout
+                        .settings
+                        .executor
+                        .seakeeper_image
+                        .clone()
+                        .unwrap_or_default(),
                     priority_classes: layout
                         .settings
                         .executor

@@ -12,6 +12,7 @@ pub mod mirror;
 pub mod pack;
 pub mod speculative;
 pub mod tree;
+pub mod workspace;
 
 use std::fs;
 use std::path::Path;

@@ -20,7 +20,8 @@ pub use ids::{
     RefName, Timestamp, Trust,
 };
 pub use job::{
-    CacheSpec, INPUTS_DIR, JobInputs, JobKey, JobSpec, JobState, OutputFile, RequiredSource,
+    CacheSpec, FetchPlan, INPUTS_DIR, JobInputs, JobKey, JobSpec, JobState, OutputFile,
+    RequiredSource,
 };
 pub use key::KeyRole;
 pub use record::{

@@ -9,6 +9,7 @@ pub mod distribution;
 mod layers;
 pub mod layout;
 pub mod pull;
+pub mod selfimage;
 pub mod unpack;
 
 pub use assemble::{AssembleError, ImageSpec, assemble};

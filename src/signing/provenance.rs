@@ -136,6 +136,66 @@ pub fn statement(p: &Provenance) -> Value {
     })
 }
 
+/// A Debian package as `name:arch version` (what `dpkg` says) as a package URL
+/// (`pkg:deb/debian/name@version?arch=arch`); `None` for anything else.
+fn purl(package: &str) -> Option<String> {
+    let (name, version) = package.split_once(' ')?;
+    let (name, arch) = name.split_once(':').unwrap_or((name, "all"));
+    let plain = |s: &str| {
+        !s.is_empty()
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"+-.~:".contains(&b))
+    };
+    if !plain(name) || !plain(version) || !plain(arch) || version.contains(' ') {
+        return None;
+    }
+    let version = version.replace(':', "%3A");
+    Some(format!("pkg:deb/debian/{name}@{version}?arch={arch}"))
+}
+
+/// The build type of seakeeper's own image (`seakeeper image self`).
+pub const SELF_IMAGE_BUILD_TYPE: &str = "https://seakeeper.dev/image-self/v1";
+
+/// The SLSA provenance of seakeeper's own image: `name@digest` was assembled by seakeeper
+/// `version` from `inputs` (path in the image, where it comes from, SHA-256 hex), as the lock
+/// whose SHA-256 is `lock` pinned them. No time or host is recorded, so the statement is as
+/// reproducible as the image.
+pub fn self_image_statement(
+    name: &str,
+    digest: &Digest,
+    inputs: &[(String, String, String)],
+    lock: &str,
+    version: &str,
+) -> Value {
+    let deps: Vec<Value> = inputs
+        .iter()
+        .map(|(path, from, sha)| match purl(from) {
+            Some(uri) => json!({"name": path, "uri": uri, "digest": {"sha256": sha},
+                "annotations": {"source": from}}),
+            None => {
+                json!({"name": path, "digest": {"sha256": sha}, "annotations": {"source": from}})
+            }
+        })
+        .collect();
+    json!({
+        "_type": "https://in-toto.io/Statement/v1",
+        "subject": [{"name": name, "digest": hex_of(digest)}],
+        "predicateType": SLSA_PROVENANCE_V1,
+        "predicate": {
+            "buildDefinition": {
+                "buildType": SELF_IMAGE_BUILD_TYPE,
+                "externalParameters": {"lock": {"sha256": lock}, "name": name},
+                "internalParameters": {"seakeeper": version},
+                "resolvedDependencies": deps,
+            },
+            "runDetails": {
+                "builder": {"id": builder_id(Trust::Trusted), "version": {"seakeeper": version}},
+                "metadata": {"invocationId": format!("image-self:{}", digest.hex())},
+            },
+        },
+    })
+}
+
 /// What a verified build attestation says.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VerifiedBuild {

@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 
 use crate::model::Digest;
 
+pub mod place;
+
 /// Replaces `path` with `bytes` durably (temporary file, fsync, rename, fsync of the directory).
 pub fn write_durably(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let name = path

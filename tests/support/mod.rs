@@ -13,6 +13,10 @@ pub mod web;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
+/// seakeeper's own image in tests' Kubernetes settings (the stand-in never pulls it).
+#[allow(dead_code)]
+pub const SEAKEEPER_IMAGE: &str = "registry.example.org/seakeeper/seakeeper@sha256:5eaf5eaf5eaf5eaf5eaf5eaf5eaf5eaf5eaf5eaf5eaf5eaf5eaf5eaf5eaf5eaf";
+
 /// Runs git in `dir` with a fixed identity (alice) and no user or system config; returns
 /// trimmed stdout, failing the test when git fails.
 pub fn git(dir: &Path, args: &[&str]) -> String {

@@ -21,8 +21,10 @@ use crate::model::{JobKey, JobSpec, JobState, Trust};
 /// Where a job finds its secrets as files (in the pod: a Secret volume, on a tmpfs).
 pub const SECRETS_DIR: &str = "/run/secrets";
 
-/// seakeeper's own image (fetch and collect containers).
-pub const DEFAULT_SEAKEEPER_IMAGE: &str = "registry.example.org/seakeeper/seakeeper:latest";
+/// seakeeper's own image (fetch and collect containers) in [`KubeSettings::default`]: a
+/// placeholder, pinned as every use of it must be. Deployments name theirs in
+/// `executor.seakeeper_image` (built by `seakeeper image self`).
+pub const DEFAULT_SEAKEEPER_IMAGE: &str = "registry.example.org/seakeeper/seakeeper@sha256:0000000000000000000000000000000000000000000000000000000000000000";
 
 pub(super) const MANAGED_BY: &str = "app.kubernetes.io/managed-by";
 pub(super) const BUILD_ID: &str = "seakeeper.dev/build-id";
@@ -381,8 +383,22 @@ pub fn manifest(spec: &JobSpec, s: &KubeSettings) -> Job {
             ..VolumeMount::default()
         });
     }
-    let mut fetch_env = fetch_env(spec);
-    let mut fetch_script = fetch_script(spec);
+    // seakeeper itself places the sources and inputs (no shell in its image; see
+    // `seakeeper job fetch`), from a plan in one JSON variable.
+    let mut fetch_env = fetch_plan_env(spec);
+    fetch_env.extend([
+        ("HOME".into(), "/tmp".into()),
+        ("TMPDIR".into(), "/tmp".into()),
+        // git reads no configuration but its own command line's.
+        ("GIT_CONFIG_GLOBAL".into(), "/dev/null".into()),
+        ("GIT_CONFIG_NOSYSTEM".into(), "1".into()),
+    ]);
+    let mut fetch_args: Vec<String> = ["job", "fetch", "--workspace", "/workspace"]
+        .map(String::from)
+        .to_vec();
+    if !spec.inputs.is_empty() {
+        fetch_args.extend(["--store".into(), "/store".into()]);
+    }
     if cached {
         fetch_mounts.extend([caches_mount(true), keys_mount(false)]);
         fetch_env.push((
@@ -393,23 +409,30 @@ pub fn manifest(spec: &JobSpec, s: &KubeSettings) -> Job {
             "SEAKEEPER_CACHE_IDENTITY".into(),
             crate::executor::caches::identity(spec),
         ));
-        fetch_script.push_str(&format!(
-            "seakeeper job cache-restore --workspace /workspace --dir /caches --keys-out {CACHE_KEYS}\n"
-        ));
+        fetch_args.extend([
+            "--caches-dir".into(),
+            "/caches".into(),
+            "--keys-out".into(),
+            CACHE_KEYS.into(),
+        ]);
     }
     let fetch = Container {
         name: "fetch".into(),
         image: Some(s.seakeeper_image.clone()),
-        command: Some(vec!["/bin/sh".into(), "-e".into(), "-c".into()]),
-        args: Some(vec![fetch_script]),
+        command: Some(vec!["seakeeper".into()]),
+        args: Some(fetch_args),
         env: Some(env(fetch_env)),
         volume_mounts: Some(fetch_mounts),
         security_context: Some(locked_down()),
+        // Bounded by the job's own memory (an init container's requests count once, beside
+        // the job's, so this reserves nothing more): a patchset with a huge file cannot take
+        // the node's memory while it is checked out.
         resources: Some(ResourceRequirements {
             requests: Some(BTreeMap::from([
                 ("cpu".to_owned(), quantity("100m")),
-                ("memory".to_owned(), quantity("256Mi")),
+                ("memory".to_owned(), quantity(&memory)),
             ])),
+            limits: Some(BTreeMap::from([("memory".to_owned(), quantity(&memory))])),
             ..ResourceRequirements::default()
         }),
         ..Container::default()
@@ -678,6 +701,7 @@ pub fn manifest(spec: &JobSpec, s: &KubeSettings) -> Job {
 
 /// The manifests as YAML, for `seakeeper job render`: the NetworkPolicy, then the Job.
 pub fn render_yaml(spec: &JobSpec, s: &KubeSettings) -> Result<String, ExecError> {
+    check_fetch_plan(spec)?;
     let ordered = |value: serde_json::Value, api: &str, kind: &str| {
         let mut value = value;
         if let Some(o) = value.as_object_mut() {
@@ -742,63 +766,59 @@ pub fn job_state(job: &Job) -> JobState {
     }
 }
 
-/// The fetch container's script: the job's commit into `/workspace`, then each project it
-/// requires into `/workspace/.seakeeper/required/<project>`, each checked to be exactly the
-/// commit asked for, then the output files of each job it needs from the store into
-/// `/workspace/.seakeeper/inputs/<job>/`, each checked against its digest (paths come from
-/// jobs' workspaces: they reach the shell only through variables).
-fn fetch_script(spec: &JobSpec) -> String {
-    let mut t = String::from(
-        "git config --global --add safe.directory '*'\ngit init -q /workspace\ncd /workspace\ngit fetch -q --depth 1 \"$SEAKEEPER_SOURCE\" \"$SEAKEEPER_COMMIT\"\ngit checkout -q FETCH_HEAD\ntest \"$(git rev-parse HEAD)\" = \"$SEAKEEPER_COMMIT\"\nrm -rf .git\n",
-    );
-    for (i, r) in spec.required.iter().enumerate() {
-        // Project names hold only letters, digits, `._+-` and `/`: safe in double quotes.
-        t.push_str(&format!(
-            "git init -q \"/workspace/{path}\"\ncd \"/workspace/{path}\"\ngit fetch -q --depth 1 \"$SEAKEEPER_REQUIRED_SOURCE_{i}\" \"$SEAKEEPER_REQUIRED_COMMIT_{i}\"\ngit checkout -q FETCH_HEAD\ntest \"$(git rev-parse HEAD)\" = \"$SEAKEEPER_REQUIRED_COMMIT_{i}\"\nrm -rf .git\ncd /workspace\n",
-            path = r.path()
-        ));
+/// Linux refuses one environment variable over 128 KiB: the fetch plan goes in pieces of at
+/// most this many bytes (`SEAKEEPER_FETCH` when it fits in one, else `SEAKEEPER_FETCH_0`, `_1`
+/// ..., joined in order by `seakeeper job fetch`).
+pub const FETCH_PLAN_PIECE: usize = 64 * 1024;
+
+/// The most a fetch plan may hold in all (the Job object must stay well inside the API
+/// server's 1.5 MiB, and the pod's whole environment inside the kernel's 2 MiB).
+pub const FETCH_PLAN_MAX: usize = 1024 * 1024;
+
+/// Refuses a job whose fetch plan is over [`FETCH_PLAN_MAX`], saying why.
+pub fn check_fetch_plan(spec: &JobSpec) -> Result<(), ExecError> {
+    let len = fetch_plan_len(spec);
+    if len > FETCH_PLAN_MAX {
+        let files: usize = spec.inputs.iter().map(|i| i.files.len()).sum();
+        return Err(ExecError::Invalid {
+            key: spec.key(),
+            message: format!(
+                "what its pod must fetch ({files} input files of the jobs it needs) takes {len} \
+                 bytes to describe, over the {FETCH_PLAN_MAX} a pod's environment can carry: \
+                 have the jobs it needs leave fewer files (an archive of a directory)"
+            ),
+        });
     }
-    for i in 0..input_files(spec).count() {
-        t.push_str(&format!(
-            "f=\"/workspace/$SEAKEEPER_INPUT_PATH_{i}\"\nmkdir -p \"$(dirname \"$f\")\"\ncp \"/store/sha256/$SEAKEEPER_INPUT_DIGEST_{i}\" \"$f\"\ntest \"$(sha256sum < \"$f\" | cut -d' ' -f1)\" = \"$SEAKEEPER_INPUT_DIGEST_{i}\"\nchmod \"$SEAKEEPER_INPUT_MODE_{i}\" \"$f\"\n"
-        ));
-    }
-    t
+    Ok(())
 }
 
-/// Every input file of the job: (path in the workspace, digest hex, mode).
-fn input_files(spec: &JobSpec) -> impl Iterator<Item = (String, String, &'static str)> + '_ {
-    spec.inputs.iter().flat_map(|input| {
-        input.files.iter().map(move |f| {
-            (
-                format!("{}/{}", input.path(), f.path),
-                f.digest.hex().to_owned(),
-                if f.executable { "755" } else { "644" },
-            )
-        })
-    })
+/// The fetch plan's size in bytes, for [`FETCH_PLAN_MAX`].
+pub fn fetch_plan_len(spec: &JobSpec) -> usize {
+    serde_json::to_string(&crate::model::FetchPlan::of(spec))
+        .map(|s| s.len())
+        .unwrap_or(usize::MAX)
 }
 
-/// The fetch container's environment: where each source comes from and at which commit.
-fn fetch_env(spec: &JobSpec) -> Vec<(String, String)> {
-    let mut v = vec![
-        ("SEAKEEPER_SOURCE".into(), spec.source.clone()),
-        ("SEAKEEPER_COMMIT".into(), spec.commit.to_string()),
-        ("HOME".into(), "/tmp".into()),
-    ];
-    for (i, r) in spec.required.iter().enumerate() {
-        v.push((format!("SEAKEEPER_REQUIRED_SOURCE_{i}"), r.source.clone()));
-        v.push((
-            format!("SEAKEEPER_REQUIRED_COMMIT_{i}"),
-            r.commit.to_string(),
+/// The fetch plan as environment variables (see [`FETCH_PLAN_PIECE`]).
+fn fetch_plan_env(spec: &JobSpec) -> Vec<(String, String)> {
+    let plan = serde_json::to_string(&crate::model::FetchPlan::of(spec)).expect("plan serializes");
+    if plan.len() <= FETCH_PLAN_PIECE {
+        return vec![("SEAKEEPER_FETCH".into(), plan)];
+    }
+    let mut out = Vec::new();
+    let mut rest = plan.as_str();
+    while !rest.is_empty() {
+        let mut cut = rest.len().min(FETCH_PLAN_PIECE);
+        while !rest.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        out.push((
+            format!("SEAKEEPER_FETCH_{}", out.len()),
+            rest[..cut].to_owned(),
         ));
+        rest = &rest[cut..];
     }
-    for (i, (path, hex, mode)) in input_files(spec).enumerate() {
-        v.push((format!("SEAKEEPER_INPUT_PATH_{i}"), path));
-        v.push((format!("SEAKEEPER_INPUT_DIGEST_{i}"), hex));
-        v.push((format!("SEAKEEPER_INPUT_MODE_{i}"), mode.to_owned()));
-    }
-    v
+    out
 }
 
 #[cfg(test)]

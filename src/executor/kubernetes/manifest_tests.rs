@@ -111,20 +111,80 @@ fn issue_18_inputs_are_fetched_from_the_store_and_checked() {
         .iter()
         .map(|e| (e.name.clone(), e.value.clone().unwrap_or_default()))
         .collect();
+    // seakeeper itself places them (it checks each digest as it copies): no shell.
+    let plan: crate::model::FetchPlan = serde_json::from_str(&env["SEAKEEPER_FETCH"]).unwrap();
+    assert_eq!(plan.inputs, spec.inputs);
+    assert_eq!(plan.commit, spec.commit);
     assert_eq!(
-        env["SEAKEEPER_INPUT_PATH_0"],
-        ".seakeeper/inputs/build/dist/it's here.txt"
+        fetch.command.as_deref(),
+        Some(&["seakeeper".to_owned()][..])
     );
-    assert_eq!(env["SEAKEEPER_INPUT_DIGEST_0"], digest.hex());
-    let script = &fetch.args.as_ref().unwrap()[0];
-    assert!(
-        script.contains("cp \"/store/sha256/$SEAKEEPER_INPUT_DIGEST_0\""),
-        "{script}"
-    );
-    assert!(script.contains("sha256sum"), "{script}");
-    assert!(
-        !script.contains("here.txt"),
-        "paths reach the shell only as variables"
-    );
+    let args = fetch.args.as_ref().unwrap().join(" ");
+    assert_eq!(args, "job fetch --workspace /workspace --store /store");
     assert!(pod.volumes.unwrap().iter().any(|v| v.name == "store"));
+}
+
+/// Issue 19: a plan over what one environment variable may hold goes in pieces; one over what
+/// a pod can carry is refused with the reason.
+#[test]
+fn issue_19_a_large_fetch_plan_goes_in_pieces_and_a_huge_one_is_refused() {
+    let digest = crate::model::Digest::of(b"x");
+    let many = |n: usize| crate::model::JobInputs {
+        job: "build".into(),
+        files: (0..n)
+            .map(|i| crate::model::OutputFile {
+                path: format!("dist/assets/some/deep/path/file-{i:06}.js"),
+                digest: digest.clone(),
+                size: 1,
+                executable: false,
+            })
+            .collect(),
+    };
+    let mut spec = JobSpec {
+        build_id: "b-1".parse().unwrap(),
+        job: "test".into(),
+        pipeline: "post-merge".into(),
+        project: "acme/api".parse().unwrap(),
+        change: None,
+        source: "https://gerrit.example.org/acme/api".into(),
+        commit: "1111111111111111111111111111111111111111".parse().unwrap(),
+        image: "debian:bookworm".into(),
+        commands: vec!["true".into()],
+        env: Default::default(),
+        timeout_seconds: 60,
+        cpu: None,
+        memory: None,
+        services: Default::default(),
+        secrets: vec![],
+        network: false,
+        outputs: vec![],
+        trust: crate::model::Trust::Trusted,
+        required: vec![],
+        caches: vec![],
+        inputs: vec![many(1_200)],
+    };
+    let job = manifest(&spec, &KubeSettings::default());
+    let pod = job.spec.unwrap().template.spec.unwrap();
+    let env = pod.init_containers.unwrap()[0].env.clone().unwrap();
+    let pieces: Vec<&String> = env
+        .iter()
+        .filter(|e| e.name.starts_with("SEAKEEPER_FETCH_"))
+        .map(|e| e.value.as_ref().unwrap())
+        .collect();
+    assert!(pieces.len() > 1, "in pieces");
+    assert!(pieces.iter().all(|p| p.len() <= FETCH_PLAN_PIECE));
+    assert!(!env.iter().any(|e| e.name == "SEAKEEPER_FETCH"));
+    let joined: String = pieces.iter().map(|p| p.as_str()).collect();
+    let plan: crate::model::FetchPlan = serde_json::from_str(&joined).unwrap();
+    assert_eq!(plan.inputs[0].files.len(), 1_200);
+    assert!(render_yaml(&spec, &KubeSettings::default()).is_ok());
+
+    spec.inputs = vec![many(20_000)];
+    let e = render_yaml(&spec, &KubeSettings::default())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("20000 input files") && e.contains("archive"),
+        "{e}"
+    );
 }

@@ -13,8 +13,10 @@
 //! adopts Jobs by label ([`Executor::list`]).
 //!
 //! - `manifest`: the Job and NetworkPolicy of a job, and a Job's state;
-//! - `watch`: the store of watched Jobs.
+//! - `watch`: the store of watched Jobs;
+//! - `doctor`: the conformance check of a cluster (`seakeeper doctor --kubernetes`).
 
+pub mod doctor;
 mod manifest;
 mod watch;
 
@@ -82,6 +84,14 @@ impl KubeExecutor {
         config: kube::Config,
         settings: KubeSettings,
     ) -> Result<KubeExecutor, ExecError> {
+        // Every Job's fetch and collect steps run this image: only ever by digest.
+        if !crate::model::job::is_pinned_image(&settings.seakeeper_image) {
+            return Err(ExecError::Backend(format!(
+                "seakeeper's image {:?} is not pinned by digest (name@sha256:<64 hex>); \
+                 a tag is refused (executor.seakeeper_image in seakeeper.yaml)",
+                settings.seakeeper_image
+            )));
+        }
         let runtime = runtime()?;
         let client = {
             let _guard = runtime.enter();
@@ -314,6 +324,7 @@ impl Executor for KubeExecutor {
                 message: format!("input {bad:?} is not a plain relative path"),
             });
         }
+        manifest::check_fetch_plan(spec)?;
         let job = manifest(spec, &self.settings);
         let ns = namespace(spec, &self.settings).to_owned();
         let name = job_name(&spec.key());

@@ -42,7 +42,7 @@ mod services;
 mod supervise;
 
 pub use image::{DEFAULT_PATH, Images, Rootfs};
-pub use outputs::collect_outputs;
+pub use outputs::{collect_outputs, place_inputs};
 use running::*;
 pub use sandbox::Launch;
 use sandbox::*;

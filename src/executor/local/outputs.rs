@@ -93,14 +93,20 @@ pub fn collect_outputs(
 /// under `.seakeeper/inputs/<job>/` at its path in that job's workspace, before any command
 /// runs (so nothing the job does can redirect these writes). A path that is not a plain
 /// relative path, or a blob the store does not hold, fails the job.
-pub(super) fn place_inputs(spec: &JobSpec, workspace: &Path, store: &Path) -> Result<(), String> {
-    use std::os::unix::fs::PermissionsExt as _;
-    for input in &spec.inputs {
+/// Each file's content is checked against its digest as it is copied (on Kubernetes the store
+/// is a shared volume).
+pub fn place_inputs(
+    inputs: &[crate::model::JobInputs],
+    workspace: &Path,
+    store: &Path,
+) -> Result<(), String> {
+    for input in inputs {
         if input.job.contains('/') || !crate::model::job::is_safe_relative_path(&input.job) {
             return Err(format!("inputs of {:?}: not a job name", input.job));
         }
-        let root = workspace.join(input.path());
-        std::fs::create_dir_all(&root).map_err(|e| format!("{}: {e}", root.display()))?;
+        // Made new (a directory the checked-out tree put there is refused), then each file
+        // created new below it: no link from the tree can redirect these writes.
+        let root = crate::store::place::create_new_dir_within(workspace, &input.path())?;
         for f in &input.files {
             if !crate::model::job::is_safe_relative_path(&f.path) {
                 return Err(format!(
@@ -108,17 +114,9 @@ pub(super) fn place_inputs(spec: &JobSpec, workspace: &Path, store: &Path) -> Re
                     f.path, input.job
                 ));
             }
-            let src = crate::store::blob_path(store, &f.digest);
-            let dst = root.join(&f.path);
-            if let Some(parent) = dst.parent() {
-                std::fs::create_dir_all(parent)
-                    .map_err(|e| format!("{}: {e}", parent.display()))?;
-            }
-            std::fs::copy(&src, &dst)
-                .map_err(|e| format!("input {} of {} ({}): {e}", f.path, input.job, f.digest))?;
             let mode = if f.executable { 0o755 } else { 0o644 };
-            std::fs::set_permissions(&dst, std::fs::Permissions::from_mode(mode))
-                .map_err(|e| format!("{}: {e}", dst.display()))?;
+            crate::store::place::copy_blob_within(store, &f.digest, &root, &f.path, mode, f.size)
+                .map_err(|e| format!("input {} of {} ({}): {e}", f.path, input.job, f.digest))?;
         }
     }
     Ok(())

@@ -210,7 +210,7 @@ impl Run {
         std::fs::create_dir_all(&workspace).map_err(|e| format!("creating the workspace: {e}"))?;
         (self.prepare)(&self.spec, &workspace)
             .map_err(|e| format!("checking out {}: {e}", self.spec.commit))?;
-        super::outputs::place_inputs(&self.spec, &workspace, &self.store)?;
+        super::outputs::place_inputs(&self.spec.inputs, &workspace, &self.store)?;
         let saves = self.restore_caches(&workspace);
         let script_path = dir.join("script.sh");
         std::fs::write(&script_path, script(&self.spec)).map_err(|e| format!("script: {e}"))?;

@@ -1,8 +1,17 @@
 //! A Kubernetes API stand-in (no kube-apiserver can run offline here), speaking the real wire
 //! protocol to seakeeper's `kube` client and to Debian's `kubectl`:
 //!
-//! - discovery (`/version`, `/api`, `/apis`, `/api/v1`, `/apis/batch/v1`);
-//! - namespaces; `batch/v1` Jobs: create (409 AlreadyExists), get, list and watch with label and
+//! - discovery (`/version`, `/api`, `/apis`, `/api/v1`, `/apis/<group>/v1`) of every kind in
+//!   `resources::KINDS`, and an OpenAPI v3 discovery document with no paths (see `openapi_v3`);
+//! - every kind there: create, get, list, watch, patch (merge patch, and strategic merge
+//!   patch: `resources::strategic_merge` says how faithfully), replace (PUT, with
+//!   `resourceVersion` conflicts; not Jobs or Pods), delete; so
+//!   `kubectl apply -k bootstrap/kubernetes` works, twice. A fresh stand-in is a fresh
+//!   cluster: `default` and `kube-*` namespaces, a `default` ServiceAccount made in every new
+//!   namespace, the `kubernetes` Service and Endpoints (this server's address), Services get
+//!   a cluster IP. Only Jobs have a controller here (StatefulSets stay without pods);
+//! - `SubjectAccessReview`, answered by RBAC from the stored Roles, ClusterRoles and bindings;
+//! - namespaces (deleting one deletes what is in it); `batch/v1` Jobs: create (409 AlreadyExists), get, list and watch with label and
 //!   field selectors, delete with `propagationPolicy` (Foreground: `deletionTimestamp` and the
 //!   `foregroundDeletion` finalizer until the pods are gone); `core/v1` pods: get, list, watch,
 //!   `log` with `follow`, `container` and `timestamps`; `core/v1` Secrets: create, get, list,
@@ -19,7 +28,8 @@
 //!   `STANDIN_OUTCOME` (`succeed`, `fail`, `hang`), `STANDIN_DURATION_MS`, `STANDIN_EXIT_CODE`,
 //!   and the collector's termination message from `STANDIN_OUTPUTS`. Variables from a
 //!   `secretKeyRef` are resolved as the kubelet does: a missing Secret or key keeps the pod
-//!   Pending (`CreateContainerConfigError`). A command `echo <text>` writes its text, with
+//!   Pending (`CreateContainerConfigError`), as does an image from a registry host under
+//!   `.invalid` (`ImagePullBackOff`). A command `echo <text>` writes its text, with
 //!   `$NAME` expanded from the container's environment, as its output line.
 
 #![allow(dead_code)]
@@ -34,43 +44,9 @@ use serde_json::{Value, json};
 
 use super::gerrit::http::{self, Request, Response};
 
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
-enum Kind {
-    Job,
-    Pod,
-    Namespace,
-    NetworkPolicy,
-    Secret,
-}
+mod resources;
 
-impl Kind {
-    fn api_version(self) -> &'static str {
-        match self {
-            Kind::Job => "batch/v1",
-            Kind::NetworkPolicy => "networking.k8s.io/v1",
-            _ => "v1",
-        }
-    }
-    fn name(self) -> &'static str {
-        match self {
-            Kind::Job => "Job",
-            Kind::Pod => "Pod",
-            Kind::Namespace => "Namespace",
-            Kind::NetworkPolicy => "NetworkPolicy",
-            Kind::Secret => "Secret",
-        }
-    }
-    /// The resource as named in errors (`jobs.batch`, `networkpolicies.networking.k8s.io`).
-    fn resource(self) -> &'static str {
-        match self {
-            Kind::Job => "jobs.batch",
-            Kind::Pod => "pods",
-            Kind::Namespace => "namespaces",
-            Kind::NetworkPolicy => "networkpolicies.networking.k8s.io",
-            Kind::Secret => "secrets",
-        }
-    }
-}
+use resources::Kind;
 
 type Key = (Kind, String, String); // kind, namespace, name
 
@@ -139,6 +115,26 @@ fn status(code: u16, reason: &str, message: &str) -> Response {
         "code": code,
     });
     Response::new(code, "application/json", body.to_string().into_bytes())
+}
+
+/// The port of `http://127.0.0.1:PORT`.
+fn server_port(url: &str) -> u16 {
+    url.rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .expect("the stand-in's URL ends with its port")
+}
+
+/// `/openapi/v3`: the OpenAPI v3 discovery document, listing no group-versions (and no
+/// `/openapi/v2`: 404). kubectl reads it before `apply`: with no paths it computes its strategic
+/// merge patches from its compiled-in types, which is all apply needs. With validation on,
+/// kubectl looks there for the `fieldValidation` parameter and, not finding it, falls back to
+/// client-side validation against `/openapi/v2`, which fails; so kubectl runs here with
+/// `--validate=false` (and sends `fieldValidation=Ignore`). Serving the real schemas (and
+/// validating strictly on the server) is kube-apiserver's job; the manifests are checked
+/// against Kubernetes 1.32's schemas by `kubernetes-validate` in tests/bootstrap_kubernetes.rs.
+fn openapi_v3() -> Response {
+    ok_json(200, &json!({"paths": {}}))
 }
 
 fn ok_json(code: u16, v: &Value) -> Response {
@@ -220,6 +216,20 @@ impl KubeApi {
 
     /// Keeps at most `history_limit` watch events; older versions get 410 Gone.
     pub fn start_with_history(history_limit: usize) -> KubeApi {
+        let api = KubeApi::launch(history_limit);
+        for ns in ["seakeeper-untrusted", "seakeeper-trusted"] {
+            api.create_namespace(ns);
+        }
+        api
+    }
+
+    /// A stand-in for a cluster where nothing of seakeeper's was applied yet (no
+    /// `seakeeper-*` namespaces: `kubectl apply -k bootstrap/kubernetes` makes them).
+    pub fn start_bare() -> KubeApi {
+        KubeApi::launch(10_000)
+    }
+
+    fn launch(history_limit: usize) -> KubeApi {
         let inner = Arc::new(Inner {
             state: Mutex::new(State::default()),
             changed: Condvar::new(),
@@ -244,17 +254,48 @@ impl KubeApi {
             inner,
             _server: server,
         };
-        for ns in ["default", "seakeeper-untrusted", "seakeeper-trusted"] {
-            api.create_namespace(ns);
-        }
+        api.fresh_cluster(server_port(&api.url));
         api
     }
 
+    /// What a new cluster has before anyone applies anything: the `default` and `kube-*`
+    /// namespaces (each with its `default` ServiceAccount) and the `kubernetes` Service in
+    /// `default`, whose Endpoints are this stand-in's own address.
+    fn fresh_cluster(&self, port: u16) {
+        for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
+            self.create_namespace(ns);
+        }
+        let service = json!({"apiVersion":"v1","kind":"Service",
+            "metadata":{"name":"kubernetes","labels":{"component":"apiserver","provider":"kubernetes"}},
+            "spec":{"clusterIP":"10.96.0.1","clusterIPs":["10.96.0.1"],"type":"ClusterIP",
+                "ports":[{"name":"https","port":443,"protocol":"TCP","targetPort":port}]}});
+        let endpoints = json!({"apiVersion":"v1","kind":"Endpoints",
+            "metadata":{"name":"kubernetes","labels":{"endpointslice.kubernetes.io/skip-mirror":"true"}},
+            "subsets":[{"addresses":[{"ip":"127.0.0.1"}],"ports":[{"name":"https","port":port,"protocol":"TCP"}]}]});
+        for (kind, obj) in [(Kind::Service, service), (Kind::Endpoints, endpoints)] {
+            let r = self
+                .inner
+                .create(kind, "default", obj.to_string().as_bytes());
+            assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
+        }
+    }
+
+    /// Creates a namespace (with its `default` ServiceAccount, as the controller does).
     pub fn create_namespace(&self, ns: &str) {
-        let mut st = self.inner.state.lock().unwrap();
-        let obj = json!({"apiVersion":"v1","kind":"Namespace","metadata":{"name":ns},"status":{"phase":"Active"}});
-        self.inner
-            .put(&mut st, Kind::Namespace, "", ns, obj, "ADDED");
+        let obj = json!({"apiVersion":"v1","kind":"Namespace","metadata":{"name":ns}});
+        let r = self
+            .inner
+            .create(Kind::Namespace, "", obj.to_string().as_bytes());
+        assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
+    }
+
+    /// A stored object, as JSON (`ns` is `""` for a cluster-scoped kind).
+    pub fn object(&self, kind: &str, ns: &str, name: &str) -> Option<Value> {
+        let kind = resources::KINDS.iter().find(|i| i.name == kind)?.kind;
+        let st = self.inner.state.lock().unwrap();
+        st.objects
+            .get(&(kind, ns.to_owned(), name.to_owned()))
+            .cloned()
     }
 
     /// Cuts every open watch and followed log connection.
@@ -397,33 +438,9 @@ impl Inner {
                 200,
                 &json!({"major":"1","minor":"32","gitVersion":"v1.32.0","gitCommit":"standin","gitTreeState":"clean","buildDate":"2026-01-01T00:00:00Z","goVersion":"go1.23","compiler":"gc","platform":"linux/amd64"}),
             ),
-            ("GET", ["api"]) => ok_json(
-                200,
-                &json!({"kind":"APIVersions","versions":["v1"],"serverAddressByClientCIDRs":[{"clientCIDR":"0.0.0.0/0","serverAddress":"127.0.0.1"}]}),
-            ),
-            ("GET", ["apis"]) => ok_json(
-                200,
-                &json!({"kind":"APIGroupList","apiVersion":"v1","groups":[{"name":"batch","versions":[{"groupVersion":"batch/v1","version":"v1"}],"preferredVersion":{"groupVersion":"batch/v1","version":"v1"}},{"name":"networking.k8s.io","versions":[{"groupVersion":"networking.k8s.io/v1","version":"v1"}],"preferredVersion":{"groupVersion":"networking.k8s.io/v1","version":"v1"}}]}),
-            ),
-            ("GET", ["api", "v1"]) => ok_json(
-                200,
-                &json!({"kind":"APIResourceList","groupVersion":"v1","resources":[
-                {"name":"namespaces","singularName":"namespace","namespaced":false,"kind":"Namespace","verbs":["create","delete","get","list","watch"],"shortNames":["ns"]},
-                {"name":"pods","singularName":"pod","namespaced":true,"kind":"Pod","verbs":["get","list","watch","delete"],"shortNames":["po"],"categories":["all"]},
-                {"name":"pods/log","singularName":"","namespaced":true,"kind":"Pod","verbs":["get"]},
-                {"name":"secrets","singularName":"secret","namespaced":true,"kind":"Secret","verbs":["create","delete","get","list","patch","watch"]}]}),
-            ),
-            ("GET", ["apis", "batch", "v1"]) => ok_json(
-                200,
-                &json!({"kind":"APIResourceList","apiVersion":"v1","groupVersion":"batch/v1","resources":[
-                {"name":"jobs","singularName":"job","namespaced":true,"kind":"Job","verbs":["create","delete","get","list","watch"],"categories":["all"]},
-                {"name":"jobs/status","singularName":"","namespaced":true,"kind":"Job","verbs":["get"]}]}),
-            ),
-            ("GET", ["apis", "networking.k8s.io", "v1"]) => ok_json(
-                200,
-                &json!({"kind":"APIResourceList","apiVersion":"v1","groupVersion":"networking.k8s.io/v1","resources":[
-                {"name":"networkpolicies","singularName":"networkpolicy","namespaced":true,"kind":"NetworkPolicy","verbs":["create","delete","get","list","patch","watch"],"shortNames":["netpol"]}]}),
-            ),
+            ("GET", _) if resources::discovery(&segs).is_some() => {
+                resources::discovery(&segs).expect("just matched")
+            }
             (
                 "POST",
                 [
@@ -518,14 +535,20 @@ impl Inner {
             ("DELETE", ["api", "v1", "namespaces", ns, "secrets", name]) => {
                 self.delete_plain(Kind::Secret, ns, name)
             }
-            _ => status(
-                404,
-                "NotFound",
-                &format!(
-                    "the server could not find the requested resource ({} {})",
-                    req.method, path
+            // kubectl's client-side validation and apply read the OpenAPI documents: see
+            // `openapi` for what is served.
+            ("GET", ["openapi", "v3"]) => openapi_v3(),
+            _ => match self.route_generic(&req, &segs, &q) {
+                Some(r) => r,
+                None => status(
+                    404,
+                    "NotFound",
+                    &format!(
+                        "the server could not find the requested resource ({} {})",
+                        req.method, path
+                    ),
                 ),
-            ),
+            },
         }
     }
 
@@ -536,7 +559,7 @@ impl Inner {
             None => status(
                 404,
                 "NotFound",
-                &format!("{}s \"{name}\" not found", kind.name().to_lowercase()),
+                &format!("{} \"{name}\" not found", kind.resource()),
             ),
         }
     }
@@ -565,24 +588,19 @@ impl Inner {
                 ),
             );
         };
-        let valid = name.len() <= 63
-            && name
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-            && !name.starts_with('-')
-            && !name.ends_with('-');
+        let valid = resources::valid_name(kind, &name);
         if !valid {
             return status(
                 422,
                 "Invalid",
                 &format!(
-                    "{} \"{name}\" is invalid: metadata.name: Invalid value: \"{name}\": a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-'",
+                    "{} \"{name}\" is invalid: metadata.name: Invalid value: \"{name}\": a lowercase RFC 1123 name must consist of lower case alphanumeric characters, '-' or '.'",
                     kind.name()
                 ),
             );
         }
         let mut st = self.state.lock().unwrap();
-        if kind != Kind::Namespace
+        if kind.namespaced()
             && !st
                 .objects
                 .contains_key(&(Kind::Namespace, String::new(), ns.to_owned()))
@@ -614,7 +632,16 @@ impl Inner {
             labels["controller-uid"] = uid;
             labels["job-name"] = json!(name);
         }
+        resources::defaults(kind, &mut obj, &name, st.uid);
         let stored = self.put(&mut st, kind, ns, &name, obj, "ADDED");
+        // The service-account controller: every namespace gets its `default` account (which
+        // mounts its token unless it says otherwise).
+        if kind == Kind::Namespace {
+            let mut sa =
+                json!({"apiVersion":"v1","kind":"ServiceAccount","metadata":{"name":"default"}});
+            Self::new_meta(&mut st, &mut sa, &name);
+            self.put(&mut st, Kind::ServiceAccount, &name, "default", sa, "ADDED");
+        }
         ok_json(201, &stored)
     }
 
@@ -633,6 +660,15 @@ impl Inner {
             );
         };
         let stored = self.put(&mut st, kind, ns, name, obj, "DELETED");
+        // A namespace takes everything in it along (at once: no `Terminating` phase here).
+        if kind == Kind::Namespace {
+            let inside: Vec<Key> = st.objects.keys().filter(|k| k.1 == name).cloned().collect();
+            for k in inside {
+                let o = st.objects[&k].clone();
+                st.sims.remove(&(k.1.clone(), k.2.clone()));
+                self.put(&mut st, k.0, &k.1, &k.2, o, "DELETED");
+            }
+        }
         ok_json(200, &stored)
     }
 
@@ -658,7 +694,7 @@ impl Inner {
         }
     }
 
-    /// A JSON merge patch (RFC 7386), the only patch kind the clients here send.
+    /// A JSON merge patch (RFC 7386), or a strategic merge patch.
     fn merge_patch(&self, kind: Kind, ns: &str, name: &str, req: &Request) -> Response {
         let content_type = req
             .headers
@@ -666,12 +702,14 @@ impl Inner {
             .find(|(k, _)| k.eq_ignore_ascii_case("content-type"))
             .map(|(_, v)| v.clone())
             .unwrap_or_default();
-        if !content_type.starts_with("application/merge-patch+json") {
+        // A strategic merge patch (see `resources::strategic_merge` for how faithfully).
+        let strategic = content_type.starts_with("application/strategic-merge-patch+json");
+        if !content_type.starts_with("application/merge-patch+json") && !strategic {
             return status(
                 415,
                 "UnsupportedMediaType",
                 &format!(
-                    "the body of the request was in an unknown format - accepted media types include: application/merge-patch+json (got {content_type})"
+                    "the body of the request was in an unknown format - accepted media types include: application/merge-patch+json, application/strategic-merge-patch+json (got {content_type})"
                 ),
             );
         }
@@ -721,7 +759,11 @@ impl Inner {
                 ),
             );
         }
-        merge(&mut obj, &patch);
+        if strategic {
+            resources::strategic_merge(&mut obj, &patch);
+        } else {
+            merge(&mut obj, &patch);
+        }
         let stored = self.put(&mut st, kind, ns, name, obj, "MODIFIED");
         ok_json(200, &stored)
     }
@@ -1079,10 +1121,24 @@ impl Inner {
                         unresolved = Some(format!("secret \"{secret}\" not found"));
                     }
                 }
-                if let Some(message) = unresolved {
+                let mut waiting = unresolved.map(|m| ("CreateContainerConfigError", m));
+                // An image from a registry under `.invalid` (RFC 2606: never resolves) cannot
+                // be pulled: the pod stays Pending, backing off, as the kubelet leaves it.
+                let image = main["image"].as_str().unwrap_or("");
+                if image
+                    .split('/')
+                    .next()
+                    .is_some_and(|host| host.ends_with(".invalid"))
+                {
+                    waiting = Some((
+                        "ImagePullBackOff",
+                        format!("Back-off pulling image \"{image}\""),
+                    ));
+                }
+                if let Some((reason, message)) = waiting {
                     let mut p = st.objects[&(Kind::Pod, ns.clone(), pod_name.clone())].clone();
-                    p["status"]["containerStatuses"] = json!([{"name":"job","ready":false,"restartCount":0,
-                        "state":{"waiting":{"reason":"CreateContainerConfigError","message":message}}}]);
+                    p["status"]["containerStatuses"] = json!([{"name":main["name"],"ready":false,"restartCount":0,
+                        "state":{"waiting":{"reason":reason,"message":message}}}]);
                     self.put(&mut st, Kind::Pod, &ns, &pod_name, p, "MODIFIED");
                     let mut j = job.clone();
                     j["status"]["active"] = json!(1);
@@ -1165,6 +1221,12 @@ impl Inner {
             }
             let (pk, pod) = pods[0].clone();
             let simkey = (pk.1.clone(), pk.2.clone());
+            // The container that runs: seakeeper's `job`, else the first (the doctor's probe).
+            let main_name = pod["spec"]["containers"]
+                .as_array()
+                .and_then(|c| c.iter().find(|c| c["name"] == "job").or(c.first()))
+                .map(|c| c["name"].clone())
+                .unwrap_or(json!("job"));
             let Some(sim) = st.sims.get_mut(&simkey) else {
                 continue;
             };
@@ -1174,7 +1236,7 @@ impl Inner {
                     sim.running_at = Some(Instant::now());
                     let mut p = pod;
                     p["status"] = json!({"phase":"Running","startTime":now_rfc3339(),
-                        "containerStatuses":[{"name":"job","ready":true,"restartCount":0,"state":{"running":{"startedAt":now_rfc3339()}}}]});
+                        "containerStatuses":[{"name":main_name,"ready":true,"restartCount":0,"state":{"running":{"startedAt":now_rfc3339()}}}]});
                     self.put(&mut st, Kind::Pod, &pk.1, &pk.2, p, "MODIFIED");
                     let mut j = job.clone();
                     j["status"]["ready"] = json!(1);
@@ -1220,7 +1282,7 @@ impl Inner {
                         .unwrap_or("[]")
                         .to_owned()
                 });
-            let mut statuses = vec![json!({"name":"job","ready":false,"restartCount":0,
+            let mut statuses = vec![json!({"name":main_name,"ready":false,"restartCount":0,
                 "state":{"terminated":{"exitCode":code,"reason": if failed {"Error"} else {"Completed"},"startedAt":now_rfc3339(),"finishedAt":now_rfc3339()}}})];
             if let Some(msg) = outputs {
                 statuses.push(json!({"name":"collect","ready":false,"restartCount":0,
