@@ -78,6 +78,8 @@ fn every_config_field_is_read_by_something() {
     fn renamed(f: &str) -> &str {
         match f {
             "use" => "template",
+            // `policies/images.yaml`'s list, read through `ImagesPolicy::marked_unpinned`.
+            "unpinned" => "marked_unpinned",
             other => other,
         }
     }
