@@ -489,12 +489,21 @@ fn an_out_directory_that_holds_files_is_refused() {
     std::fs::write(out.join("keep.txt"), "mine").unwrap();
     let o = import_fixture(&out, &["--offline"]);
     assert!(!o.status.success());
-    assert!(
-        stderr(&o).contains("exists and is not empty"),
-        "{}",
-        stderr(&o)
-    );
+    assert!(stderr(&o).contains("holds files"), "{}", stderr(&o));
     assert_eq!(read(&out.join("keep.txt")), "mine");
+
+    // A fresh `git init` (or clone) of the config repo is taken: the import is a change to it.
+    let repo = tmp.path().join("fresh");
+    std::fs::create_dir_all(&repo).unwrap();
+    support::git(&repo, &["init", "-q", "-b", "main"]);
+    let o = import_fixture(&repo, &["--offline"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(repo.join(".git/HEAD").exists() && repo.join("seakeeper.yaml").exists());
+    let imported = read(&repo.join("IMPORTED.md"));
+    assert!(
+        !imported.contains("more in"),
+        "IMPORTED.md lists everything: {imported}"
+    );
 }
 
 #[test]

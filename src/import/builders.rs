@@ -57,6 +57,10 @@ fn words(line: &str) -> Option<Vec<String>> {
                     match chars.next()? {
                         '"' => break,
                         '\\' => cur.push(chars.next()?),
+                        '$' => {
+                            cur.push(EXPANDS);
+                            cur.push('$');
+                        }
                         x => cur.push(x),
                     }
                 }
@@ -66,6 +70,11 @@ fn words(line: &str) -> Option<Vec<String>> {
                 if let Some(x) = chars.next() {
                     cur.push(x);
                 }
+            }
+            '$' => {
+                started = true;
+                cur.push(EXPANDS);
+                cur.push('$');
             }
             x => {
                 started = true;
@@ -79,8 +88,116 @@ fn words(line: &str) -> Option<Vec<String>> {
     Some(out)
 }
 
-/// A word quoted for a shell, when it needs to be.
+/// Marks, in a word [`words`] read, a `$` the shell expanded (outside single quotes): the
+/// command keeps it expanding; where a plain value is needed it is taken out ([`plain`]).
+const EXPANDS: char = '\u{2}';
+
+/// A word without its [`EXPANDS`] marks.
+fn plain(w: &str) -> String {
+    w.replace(EXPANDS, "")
+}
+
+/// Splits a command line at its first unquoted shell operator: the command before it, and the
+/// operator (`|`, `||`, `&&`, `;`, `&`, or `>` for any redirection such as `2>&1` or `> log`)
+/// with the rest of the line.
+fn split_command(line: &str) -> (&str, Option<(&'static str, &str)>) {
+    let b = line.as_bytes();
+    let (mut single, mut double, mut i) = (false, false, 0);
+    while i < b.len() {
+        let c = b[i];
+        match c {
+            b'\\' if !single => i += 1,
+            b'\'' if !double => single = !single,
+            b'"' if !single => double = !double,
+            b'|' | b';' | b'&' | b'<' | b'>' if !single && !double => {
+                let next = b.get(i + 1).copied();
+                let (op, len) = match (c, next) {
+                    (b'|', Some(b'|')) => ("||", 2),
+                    (b'&', Some(b'&')) => ("&&", 2),
+                    (b'|', _) => ("|", 1),
+                    (b';', _) => (";", 1),
+                    (b'&', _) => ("&", 1),
+                    _ => (">", 0),
+                };
+                // A redirection's file descriptor (`2>`) belongs to it.
+                let mut start = i;
+                if op == ">" {
+                    while start > 0 && b[start - 1].is_ascii_digit() {
+                        start -= 1;
+                    }
+                    if start > 0 && !b[start - 1].is_ascii_whitespace() {
+                        start = i;
+                    }
+                }
+                return (line[..start].trim_end(), Some((op, &line[start + len..])));
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    (line, None)
+}
+
+/// A script's simple commands, each with what was left out of its line after it (an operator
+/// whose meaning a job's command list cannot keep), as (command, note).
+fn commands(script: &str) -> Vec<(String, Option<String>)> {
+    let joined = script.replace("\\\n", " ");
+    let mut out = Vec::new();
+    for line in joined.lines() {
+        let mut rest = line;
+        loop {
+            let (cmd, next) = split_command(rest);
+            match next {
+                None => {
+                    out.push((cmd.to_owned(), None));
+                    break;
+                }
+                Some((";" | "&&", tail)) => {
+                    out.push((cmd.to_owned(), None));
+                    rest = tail;
+                }
+                Some(("||", tail)) => {
+                    out.push((cmd.to_owned(), Some(format!("`|| {}`: Jenkins tolerated the command's failure; here it fails the job", tail.trim()))));
+                    break;
+                }
+                Some((op, tail)) => {
+                    let what = if op == ">" {
+                        "a redirection"
+                    } else {
+                        "a pipe or background"
+                    };
+                    out.push((cmd.to_owned(), Some(format!("`{}` ({what}) ran on the Jenkins host with the command's output and is left out", format!("{op}{tail}").trim()))));
+                    break;
+                }
+            }
+        }
+    }
+    out
+}
+
+/// A word quoted for a shell, when it needs to be: in double quotes when a `$` in it expanded
+/// (so it still does), else in single quotes.
 fn quote(w: &str) -> String {
+    if w.contains(EXPANDS) {
+        let mut out = String::from('"');
+        let mut expands = false;
+        for c in w.chars() {
+            match c {
+                EXPANDS => expands = true,
+                '$' if expands => {
+                    out.push('$');
+                    expands = false;
+                }
+                '"' | '\\' | '`' | '$' => {
+                    out.push('\\');
+                    out.push(c);
+                }
+                c => out.push(c),
+            }
+        }
+        out.push('"');
+        return out;
+    }
     let plain = !w.is_empty()
         && w.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"-_./=:,+@%".contains(&b));
@@ -145,10 +262,11 @@ pub fn docker_run(line: &str) -> Option<DockerRun> {
     while i < w.len() {
         let word = &w[i];
         if !word.starts_with('-') {
-            run.image = word.clone();
+            run.image = plain(word);
             run.args = w[i + 1..].to_vec();
             return Some(run);
         }
+        let word = &plain(word);
         let (opt, inline) = match word.split_once('=') {
             Some((o, v)) if o.starts_with("--") => (o.to_owned(), Some(v.to_owned())),
             _ => (word.clone(), None),
@@ -159,7 +277,7 @@ pub fn docker_run(line: &str) -> Option<DockerRun> {
             inline
         } else {
             i += 1;
-            Some(w.get(i)?.clone())
+            Some(plain(w.get(i)?))
         };
         if let Some(v) = value {
             match opt.as_str() {
@@ -190,26 +308,31 @@ pub const ENTRYPOINT: &str = "\u{1}entrypoint\u{1}";
 
 /// Whether a script runs `docker run`.
 pub fn has_docker_run(script: &str) -> bool {
-    script
-        .replace("\\\n", " ")
-        .lines()
-        .any(|l| docker_run(l).is_some())
+    commands(script)
+        .iter()
+        .any(|(l, _)| docker_run(l).is_some())
 }
 
 /// Carries a `shell` builder's script into `job`.
 pub fn shell_builder(job: &mut Job, script: &str) {
-    let joined = script.replace("\\\n", " ");
-    let runs: Vec<(usize, DockerRun)> = joined
-        .lines()
+    let segments = commands(script);
+    let runs: Vec<(usize, DockerRun)> = segments
+        .iter()
         .enumerate()
-        .filter_map(|(i, l)| docker_run(l).map(|r| (i, r)))
+        .filter_map(|(i, (l, _))| docker_run(l).map(|r| (i, r)))
         .collect();
     if runs.is_empty() {
         job.commands.push(script.trim_end().to_owned());
         return;
     }
-    let host_lines: Vec<&str> = joined
-        .lines()
+    for (i, _) in &runs {
+        if let Some(note) = &segments[*i].1 {
+            job.notes.push((Fidelity::Approximate, note.clone()));
+        }
+    }
+    let host_lines: Vec<&str> = segments
+        .iter()
+        .map(|(l, _)| l.as_str())
         .enumerate()
         .filter(|(i, l)| {
             let t = l.trim();
@@ -264,9 +387,50 @@ pub fn shell_builder(job: &mut Job, script: &str) {
             .iter()
             .map(|(k, ours)| format!("{k}=\"${ours}\" "))
             .collect();
+        // Zuul's variables in the arguments become seakeeper's; any other the host's shell
+        // expanded is noted (seakeeper does not set it).
+        for w in &command {
+            for (at, _) in w.match_indices(EXPANDS) {
+                let rest = &w[at + EXPANDS.len_utf8()..];
+                let name: String = rest
+                    .trim_start_matches('$')
+                    .trim_start_matches('{')
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                    .collect();
+                if name.is_empty() || name.starts_with("SEAKEEPER_") {
+                    continue;
+                }
+                if zuul_variable(&format!("${name}")).is_none()
+                    && !["HOME", "PWD"].contains(&name.as_str())
+                {
+                    job.notes.push((
+                        Fidelity::Approximate,
+                        format!("`${name}` was expanded on the Jenkins host; seakeeper sets no such variable"),
+                    ));
+                }
+            }
+        }
         let words = command
             .iter()
-            .map(|w| quote(w))
+            .map(|w| {
+                let mut q = quote(w);
+                for zuul in [
+                    "ZUUL_PROJECT",
+                    "ZUUL_PIPELINE",
+                    "ZUUL_CHANGE",
+                    "ZUUL_PATCHSET",
+                    "ZUUL_COMMIT",
+                    "ZUUL_NEWREV",
+                    "ZUUL_UUID",
+                ] {
+                    if let Some(ours) = zuul_variable(&format!("${zuul}")) {
+                        q = q.replace(&format!("${{{zuul}}}"), &format!("${{{ours}}}"));
+                        q = q.replace(&format!("${zuul}"), &format!("${ours}"));
+                    }
+                }
+                q
+            })
             .collect::<Vec<_>>()
             .join(" ");
         if command.first().is_none_or(|w| w.starts_with('-')) {
@@ -305,6 +469,69 @@ mod tests {
         assert_eq!(r.args, vec!["-c".to_owned(), "tox -e py3".to_owned()]);
         assert!(docker_run("echo docker run x").is_none());
         assert!(docker_run("docker run --rm").is_none());
+    }
+
+    fn job() -> Job {
+        Job {
+            name: "j".into(),
+            file: "jjb/j.yaml".into(),
+            line: None,
+            image: None,
+            commands: vec![],
+            env: Default::default(),
+            timeout_minutes: None,
+            notes: vec![],
+        }
+    }
+
+    #[test]
+    fn shell_operators_end_the_containers_command_and_are_noted() {
+        let mut j = job();
+        shell_builder(
+            &mut j,
+            "docker run --rm r.example.org/npm-test:1.0 2>&1 | tee log/npm.log\n\
+             docker run --rm r.example.org/tox:0.4.0 -e lint || echo 'lint failed but ok'\n\
+             docker run --rm r.example.org/tox:0.4.0 -e py3; docker run --rm r.example.org/tox:0.4.0 -e pep8\n",
+        );
+        assert_eq!(
+            j.commands,
+            vec![
+                format!("{ENTRYPOINT}"),
+                format!("{ENTRYPOINT} -e lint"),
+                format!("{ENTRYPOINT} -e py3"),
+                format!("{ENTRYPOINT} -e pep8"),
+            ]
+        );
+        let notes: Vec<&str> = j.notes.iter().map(|n| n.1.as_str()).collect();
+        assert!(
+            notes.iter().any(|n| n.contains("tee log/npm.log")),
+            "{notes:?}"
+        );
+        assert!(notes.iter().any(|n| n.contains("tolerated")), "{notes:?}");
+    }
+
+    #[test]
+    fn variables_the_host_expanded_still_expand() {
+        let mut j = job();
+        shell_builder(
+            &mut j,
+            "docker run --rm r.example.org/ci:1 --branch \"$ZUUL_BRANCH\" --project $ZUUL_PROJECT --out $WORKSPACE/log --lit '$NOT'\n",
+        );
+        assert_eq!(
+            j.commands,
+            vec![format!(
+                "{ENTRYPOINT} --branch \"$ZUUL_BRANCH\" --project \"$SEAKEEPER_PROJECT\" --out \"$WORKSPACE/log\" --lit '$NOT'"
+            )]
+        );
+        let notes: Vec<&str> = j.notes.iter().map(|n| n.1.as_str()).collect();
+        assert!(
+            notes.iter().any(|n| n.contains("`$WORKSPACE`")),
+            "{notes:?}"
+        );
+        assert!(
+            notes.iter().any(|n| n.contains("`$ZUUL_BRANCH`")),
+            "{notes:?}"
+        );
     }
 
     #[test]

@@ -462,7 +462,9 @@ fn defaults_of(defs: &Defs, body: &Mapping) -> Params {
 /// Every combination of the list-valued parameters (a list item `{value: {k: v}}` is the
 /// value `value` with `k: v` added).
 fn combinations(params: &Params) -> Vec<Params> {
-    let mut out = vec![Params::new()];
+    // Each combination with the parameters its list entries add, which win over the
+    // project's own (JJB: `{php74: {tag: 0.0.7}}` gives that entry its tag).
+    let mut out: Vec<(Params, Params)> = vec![(Params::new(), Params::new())];
     for (k, v) in params {
         let choices: Vec<(Value, Params)> = match v {
             Value::Sequence(items) => items
@@ -484,22 +486,31 @@ fn combinations(params: &Params) -> Vec<Params> {
             other => vec![(other.clone(), Params::new())],
         };
         let mut next = Vec::with_capacity(out.len() * choices.len().max(1));
-        for base in &out {
+        for (base, added) in &out {
             for (val, extra) in &choices {
                 let mut p = base.clone();
                 p.insert(k.clone(), val.clone());
+                let mut a = added.clone();
                 for (ek, ev) in extra {
-                    p.insert(ek.clone(), ev.clone());
+                    a.insert(ek.clone(), ev.clone());
                 }
-                next.push(p);
+                next.push((p, a));
             }
             if next.len() > MAX_COMBINATIONS {
-                return next;
+                break;
             }
         }
         out = next;
+        if out.len() > MAX_COMBINATIONS {
+            break;
+        }
     }
-    out
+    out.into_iter()
+        .map(|(mut p, added)| {
+            p.extend(added);
+            p
+        })
+        .collect()
 }
 
 /// Keys JJB jobs carry that say nothing about what runs.
@@ -623,6 +634,12 @@ fn job(
                 }
             }
             "scm" => job.notes.push((Fidelity::Approximate, "`scm`: seakeeper checks out the change under test itself".into())),
+            // A disabled Jenkins job never ran: it must not pass here either.
+            "disabled" if v.as_bool() == Some(true) => {
+                job.commands.clear();
+                job.notes.push((Fidelity::NotMapped, "`disabled: true` in Jenkins: the job never ran there; here it fails until it is enabled by hand".into()));
+            }
+            "disabled" => {}
             "dsl" | "pipeline-scm" => job.notes.push((Fidelity::NotMapped, format!("`{k}`: a Jenkins Pipeline (Groovy) script has no counterpart"))),
             // A template's own keys that JJB does not know are its parameters' defaults.
             key if params.contains_key(key) => {}
@@ -650,6 +667,17 @@ fn expand_builder(
         other => (scalar(other).unwrap_or_default(), Value::Null),
     };
     let Some(m) = defs.macros.get(&kind) else {
+        // A name one typo away from a builder macro the files define is that macro misspelt
+        // (JJB fails on it too), not a plugin: an error, never a job that does nothing.
+        if !["shell", "system-groovy", "groovy"].contains(&kind.as_str())
+            && let Some(near) =
+                crate::config::closest(&kind, defs.macros.keys().map(String::as_str))
+        {
+            return Err(d.error(
+                &kind,
+                format!("builder `{kind}` is no macro these files define: did you mean `{near}`?"),
+            ));
+        }
         if defs.other_macros.contains_key(&kind) {
             out.push((format!("{} macro {kind}", defs.other_macros[&kind]), value));
         } else {
@@ -707,6 +735,35 @@ mod tests {
             std::fs::write(path, t).expect("write");
         }
         read(dir.path())
+    }
+
+    #[test]
+    fn a_list_entrys_own_parameters_win_and_a_misspelt_macro_is_an_error() {
+        let j = jobs(&[(
+            "jjb/php.yaml",
+            "- job-template:\n    name: 'composer-{phpver}'\n    builders:\n      - shell: 'docker run --rm r.example.org/composer-{phpver}:{tag}'\n\
+             - project:\n    name: p\n    tag: 0.1.0\n    phpver:\n      - php74: {tag: 0.0.7}\n      - php81\n    jobs: ['composer-{phpver}']\n",
+        )])
+        .unwrap();
+        assert_eq!(
+            j.jobs["composer-php74"].image.as_deref(),
+            Some("r.example.org/composer-php74:0.0.7")
+        );
+        assert_eq!(
+            j.jobs["composer-php81"].image.as_deref(),
+            Some("r.example.org/composer-php81:0.1.0")
+        );
+        let e = jobs(&[(
+            "jjb/m.yaml",
+            "- builder:\n    name: outer\n    builders:\n      - shell: make\n\
+             - job:\n    name: j\n    builders:\n      - outr\n",
+        )])
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("did you mean `outer`") && e.contains("m.yaml"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -362,8 +362,13 @@ pub fn import(
         .find(|p| p.branches.is_empty())
         .or(gates.first())
         .copied();
+    // Zuul's `window: 0` is no limit: seakeeper's window is at least 1, so a large one.
     let (window, floor) = primary.map_or((20, 3), |p| {
-        (p.window.unwrap_or(20), p.window_floor.unwrap_or(3))
+        let w = match p.window.unwrap_or(20) {
+            0 => UNLIMITED_WINDOW,
+            w => w,
+        };
+        (w, p.window_floor.unwrap_or(3).min(w).max(1))
     });
     for p in &layout.pipelines {
         let (seakeeper, fidelity, reason) = match classify(p) {
@@ -380,7 +385,13 @@ pub fn import(
                     why.push(format!("branch filter {} becomes the `branches:` of its projects; its jobs run on all their branches", p.branches.join(", ")));
                 }
                 if k == PipelineKind::Gate
-                    && (p.window.unwrap_or(20), p.window_floor.unwrap_or(3)) != (window, floor)
+                    && (
+                        match p.window.unwrap_or(20) {
+                            0 => UNLIMITED_WINDOW,
+                            w => w,
+                        },
+                        p.window_floor.unwrap_or(3).min(window).max(1),
+                    ) != (window, floor)
                 {
                     why.push(format!(
                         "its window {}/{} differs from the gate's {window}/{floor}",
@@ -533,11 +544,19 @@ pub fn import(
         let mut spec = serde_json::Map::new();
         spec.insert("image".into(), json!(image));
         if commands.is_empty() {
+            // Fail closed: a job none of whose builders could be carried over fails, saying
+            // so, rather than passing having done nothing.
             notes.push((
-                Fidelity::Approximate,
-                "no shell builder: nothing ran; the job runs `true`".into(),
+                Fidelity::NotMapped,
+                "no builder could be carried over: the job fails, saying so, until it is written by hand".into(),
             ));
-            spec.insert("commands".into(), json!(["true"]));
+            spec.insert(
+                "commands".into(),
+                json!([format!(
+                    "echo 'not imported: {} could not be carried over from Jenkins (see IMPORTED.md)' >&2; exit 1",
+                    name.replace('\'', "")
+                )]),
+            );
         } else {
             spec.insert("commands".into(), json!(commands));
         }
@@ -843,9 +862,12 @@ fn fixed_files(
     }
     files.insert(
         "IMPORTED.md".into(),
-        format!("# Imported from Zuul\n\n```\n{}```\n", report.summary()),
+        format!("# Imported from Zuul\n\n```\n{}```\n", report.full()),
     );
 }
+
+/// The gate's window for Zuul's `window: 0` (no limit).
+const UNLIMITED_WINDOW: u32 = 1000;
 
 #[cfg(test)]
 mod tests {

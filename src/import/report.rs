@@ -115,6 +115,16 @@ impl Report {
     /// A summary for people: totals, the pipeline mapping, the unpinned images, and the first
     /// approximations and omissions (the JSON report has them all).
     pub fn summary(&self) -> String {
+        self.summary_with(Some(20))
+    }
+
+    /// The summary with every item (the config repo's `IMPORTED.md`: nothing is left out).
+    pub fn full(&self) -> String {
+        self.summary_with(None)
+    }
+
+    fn summary_with(&self, limit: Option<usize>) -> String {
+        let limit = limit.unwrap_or(usize::MAX);
         let mut s = String::new();
         let _ = writeln!(
             s,
@@ -150,11 +160,15 @@ impl Report {
         for f in [Fidelity::Approximate, Fidelity::NotMapped] {
             let items: Vec<&Item> = self.items.iter().filter(|i| i.fidelity == f).collect();
             let _ = writeln!(s, "{f}: {}", items.len());
-            for i in items.iter().take(20) {
+            for i in items.iter().take(limit) {
                 let _ = writeln!(s, "  {}", i.describe());
             }
-            if items.len() > 20 {
-                let _ = writeln!(s, "  ... {} more in the JSON report", items.len() - 20);
+            if items.len() > limit {
+                let _ = writeln!(
+                    s,
+                    "  ... {} more in the imported repo's IMPORTED.md (and --report)",
+                    items.len() - limit
+                );
             }
         }
         s

@@ -40,17 +40,24 @@ fn temp_beside(target: &Path) -> Result<PathBuf, ImportError> {
 
 /// Writes `files` (path in the repo -> text) as the directory `out`.
 pub fn repo(out: &Path, files: &BTreeMap<String, String>) -> Result<(), ImportError> {
-    let replace_empty = match std::fs::read_dir(out) {
-        Ok(mut entries) => {
-            if entries.next().is_some() {
+    // A new directory, an empty one, or a fresh clone or `git init` holding only `.git` (so
+    // that the import is reviewed as a change of the config repo).
+    let (replace_empty, into_git) = match std::fs::read_dir(out) {
+        Ok(entries) => {
+            let names: Vec<String> = entries
+                .flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect();
+            if names.iter().any(|n| n != ".git") {
                 return Err(ImportError::Output(format!(
-                    "{} exists and is not empty: import into a new directory (nothing was written)",
+                    "{} holds files: import into a new directory, an empty one or one holding \
+                     only .git (nothing was written)",
                     out.display()
                 )));
             }
-            true
+            (names.is_empty(), !names.is_empty())
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => (false, false),
         Err(e) => return Err(io(out)(e)),
     };
     let tmp = temp_beside(out)?;
@@ -69,6 +76,14 @@ pub fn repo(out: &Path, files: &BTreeMap<String, String>) -> Result<(), ImportEr
                 std::fs::create_dir_all(dir).map_err(io(dir))?;
             }
             std::fs::write(&p, text).map_err(io(&p))?;
+        }
+        if into_git {
+            // Each top-level entry renamed in beside `.git`.
+            for e in std::fs::read_dir(&tmp).map_err(io(&tmp))?.flatten() {
+                let to = out.join(e.file_name());
+                std::fs::rename(e.path(), &to).map_err(io(&to))?;
+            }
+            return std::fs::remove_dir(&tmp).map_err(io(&tmp));
         }
         if replace_empty {
             std::fs::remove_dir(out).map_err(io(out))?;
