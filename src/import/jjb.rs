@@ -613,6 +613,7 @@ fn job(
                     let minutes = wval.as_mapping().and_then(|m| m.get("timeout")).and_then(|t| t.as_u64().or_else(|| scalar(t)?.parse().ok()));
                     match (wname.as_str(), minutes) {
                         ("timeout", Some(m)) => job.timeout_minutes = Some(m),
+                        _ if defs.other_macros.get(&wname).map(String::as_str) == Some("wrapper") => job.notes.push((Fidelity::NotMapped, format!("wrapper macro `{wname}` (defined in these files): wrapper macros are not expanded, so what it wraps (a timeout too) is not carried over"))),
                         _ => job.notes.push((Fidelity::NotMapped, format!("wrapper `{wname}`: a Jenkins plugin with no counterpart"))),
                     }
                 }
