@@ -97,14 +97,19 @@ pub fn read_tree(dir: &Path) -> Result<BTreeMap<String, Vec<u8>>, ImportError> {
 /// Compares the config repo at `repo` with `layout`.
 pub fn compare(layout: &zuul::Layout, repo: &Path) -> Result<Diff, ImportError> {
     let files = read_tree(repo)?;
+    // seakeeper would not adopt a config that fails its checks either (the last good one
+    // stays in use): the repo is fixed first, then compared.
     let config = crate::config::load(&files).map_err(|errors| {
-        ImportError::Invalid(
+        ImportError::Output(format!(
+            "{}: this config repo does not pass `config check`, so it is not compared with \
+             the layout; fix it first:\n{}",
+            repo.display(),
             errors
                 .iter()
                 .map(ToString::to_string)
                 .collect::<Vec<_>>()
-                .join("\n"),
-        )
+                .join("\n")
+        ))
     })?;
     let expected = map::expected(layout)?;
     let mut actual: BTreeSet<Triple> = BTreeSet::new();
