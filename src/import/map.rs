@@ -291,27 +291,13 @@ fn plan(
     }
     // Two Zuul pipelines that become one seakeeper pipeline may order the same jobs both
     // ways: each edge that closes a cycle is dropped, and said so.
-    let jobs: Vec<String> = plan.needs.keys().cloned().collect();
-    for job in jobs {
-        let mut seen = BTreeSet::new();
-        let mut at = job.clone();
-        while let Some(p) = plan.needs.get(&at).cloned() {
-            if p == job {
-                if let Some(parent) = plan.needs.remove(&job) {
-                    plan.notes.push((
-                        Fidelity::Approximate,
-                        None,
-                        Some(job.clone()),
-                        format!("Zuul's pipelines ran it after `{parent}` in one and before it in another; it runs without waiting"),
-                    ));
-                }
-                break;
-            }
-            if !seen.insert(p.clone()) {
-                break;
-            }
-            at = p;
-        }
+    for (job, parent) in super::drop_cycles(&mut plan.needs) {
+        plan.notes.push((
+            Fidelity::Approximate,
+            None,
+            Some(job),
+            format!("Zuul's pipelines ran it after `{parent}` in one and before it in another; it runs without waiting"),
+        ));
     }
     Ok(plan)
 }

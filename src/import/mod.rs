@@ -133,6 +133,32 @@ pub fn format(s: &str, get: &dyn Fn(&str) -> Option<String>) -> Result<String, S
     Ok(out)
 }
 
+/// Drops from `needs` (job -> the job it runs after) each edge that closes a cycle, returning
+/// the dropped (job, parent) pairs.
+pub(crate) fn drop_cycles(
+    needs: &mut std::collections::BTreeMap<String, String>,
+) -> Vec<(String, String)> {
+    let mut dropped = Vec::new();
+    let jobs: Vec<String> = needs.keys().cloned().collect();
+    for job in jobs {
+        let mut seen = std::collections::BTreeSet::new();
+        let mut at = job.clone();
+        while let Some(p) = needs.get(&at).cloned() {
+            if p == job {
+                if let Some(parent) = needs.remove(&job) {
+                    dropped.push((job.clone(), parent));
+                }
+                break;
+            }
+            if !seen.insert(p.clone()) {
+                break;
+            }
+            at = p;
+        }
+    }
+    dropped
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
