@@ -232,33 +232,14 @@ fn ensure_dir(r: &mut Report, path: &Path, mode: u32) -> anyhow::Result<()> {
 
 /// `git ls-remote` with a deadline: whether `url` answers, and whether it has `refname`.
 fn ls_remote(url: &str, refname: &str) -> anyhow::Result<bool> {
-    let mut child = Command::new("git")
-        .args(["ls-remote", "--", url, refname])
-        .env("GIT_TERMINAL_PROMPT", "0")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .context("running git")?;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Some(status) = child.try_wait()? {
-            let out = child.wait_with_output()?;
-            if !status.success() {
-                bail!(
-                    "{url} cannot be read: {}",
-                    String::from_utf8_lossy(&out.stderr).trim()
-                );
-            }
-            return Ok(!out.stdout.is_empty());
-        }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            bail!("{url} did not answer within 30 s");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    crate::git::mirror::run_git_within(
+        Path::new("."),
+        &["ls-remote", "--", url, refname],
+        None,
+        Duration::from_secs(30),
+    )
+    .map(|out| !out.is_empty())
+    .map_err(|e| anyhow::anyhow!("{url} cannot be read: {e}"))
 }
 
 /// The systemd unit, hardened, for a binary and settings at these paths.

@@ -147,14 +147,7 @@ pub(super) fn run(cmd: ImageCommand) -> anyhow::Result<ExitCode> {
     else {
         unreachable!("copy is handled above")
     };
-    let dir = PathBuf::from(
-        layout
-            .to_string_lossy()
-            .strip_prefix("oci:")
-            .map(str::to_owned)
-            .unwrap_or_else(|| layout.to_string_lossy().into_owned()),
-    );
-    let store = OciLayout::open_or_init(&dir)?;
+    let store = OciLayout::open_or_init(&layout_dir(&layout))?;
     let base = match base {
         Some(b) => Some(
             store
@@ -280,4 +273,10 @@ fn expire(
     let receipt = receipt?;
     println!("{} {}", receipt.path, receipt.commit);
     Ok(ExitCode::SUCCESS)
+}
+
+/// The directory of an `--layout` argument (`oci:DIR` or `DIR`).
+pub(super) fn layout_dir(layout: &std::path::Path) -> PathBuf {
+    let text = layout.to_string_lossy();
+    PathBuf::from(text.strip_prefix("oci:").unwrap_or(&text))
 }

@@ -77,15 +77,8 @@ pub(super) fn run(a: SelfArgs) -> anyhow::Result<ExitCode> {
     let lock_sha = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(
         std::fs::read(&a.lock).with_context(|| a.lock.display().to_string())?,
     ));
-    let layout = a.layout.expect("clap requires --layout");
-    let dir = PathBuf::from(
-        layout
-            .to_string_lossy()
-            .strip_prefix("oci:")
-            .map(str::to_owned)
-            .unwrap_or_else(|| layout.to_string_lossy().into_owned()),
-    );
-    if a.tag.is_empty() || a.tag.len() > 128 || a.tag.contains(['/', ':', '@', ' ']) {
+    let dir = super::image::layout_dir(&a.layout.expect("clap requires --layout"));
+    if !registry::layout::is_tag(&a.tag) {
         bail!("--tag {:?} is not a tag", a.tag);
     }
     if !crate::model::job::is_pinned_image(&format!("{}@sha256:{}", a.name, "0".repeat(64))) {

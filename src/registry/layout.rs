@@ -82,6 +82,11 @@ struct Index {
 }
 
 /// An OCI image layout on disk.
+/// Whether `tag` may name a manifest in a layout's `index.json`.
+pub fn is_tag(tag: &str) -> bool {
+    !tag.is_empty() && tag.len() <= 128 && !tag.contains(['/', ':', '@', ' '])
+}
+
 #[derive(Debug, Clone)]
 pub struct OciLayout {
     dir: PathBuf,
@@ -243,7 +248,7 @@ impl OciLayout {
 
     /// Names a manifest `tag` in `index.json` (replacing what the tag named before).
     pub fn tag(&self, tag: &str, manifest: &Descriptor) -> Result<(), StoreError> {
-        if tag.is_empty() || tag.len() > 128 || tag.contains(['/', ':', '@', ' ']) {
+        if !is_tag(tag) {
             return Err(StoreError::Invalid {
                 path: self.dir.join("index.json"),
                 message: format!("{tag:?} is not a tag"),

@@ -2,6 +2,33 @@
 
 use super::*;
 
+/// A trusted job of `acme/api` in `pipeline`, with `inputs`.
+fn spec(job: &str, pipeline: &str, inputs: Vec<crate::model::JobInputs>) -> JobSpec {
+    JobSpec {
+        build_id: "b-1".parse().unwrap(),
+        job: job.into(),
+        pipeline: pipeline.into(),
+        project: "acme/api".parse().unwrap(),
+        change: None,
+        source: "https://gerrit.example.org/acme/api".into(),
+        commit: "1111111111111111111111111111111111111111".parse().unwrap(),
+        image: "debian:bookworm".into(),
+        commands: vec!["true".into()],
+        env: Default::default(),
+        timeout_seconds: 60,
+        cpu: None,
+        memory: None,
+        services: Default::default(),
+        secrets: vec![],
+        network: false,
+        outputs: vec![],
+        trust: crate::model::Trust::Trusted,
+        required: vec![],
+        caches: vec![],
+        inputs,
+    }
+}
+
 #[test]
 fn names_and_labels_are_kubernetes_safe() {
     let key = JobKey {
@@ -21,29 +48,7 @@ fn names_and_labels_are_kubernetes_safe() {
 /// Issue 14, item 12: each pipeline's pods get the PriorityClass the settings name.
 #[test]
 fn pods_get_their_pipelines_priority_class() {
-    let spec = |pipeline: &str| JobSpec {
-        build_id: "b-1".parse().unwrap(),
-        job: "unit".into(),
-        pipeline: pipeline.into(),
-        project: "acme/api".parse().unwrap(),
-        change: None,
-        source: "https://gerrit.example.org/acme/api".into(),
-        commit: "1111111111111111111111111111111111111111".parse().unwrap(),
-        image: "debian:bookworm".into(),
-        commands: vec!["true".into()],
-        env: Default::default(),
-        timeout_seconds: 60,
-        cpu: None,
-        memory: None,
-        services: Default::default(),
-        secrets: vec![],
-        network: false,
-        outputs: vec![],
-        trust: crate::model::Trust::Trusted,
-        required: vec![],
-        caches: vec![],
-        inputs: vec![],
-    };
+    let spec = |pipeline: &str| spec("unit", pipeline, vec![]);
     let mut s = KubeSettings::default();
     s.priority_classes
         .insert("post-merge".into(), "seakeeper-high".into());
@@ -62,28 +67,10 @@ fn pods_get_their_pipelines_priority_class() {
 #[test]
 fn issue_18_inputs_are_fetched_from_the_store_and_checked() {
     let digest = crate::model::Digest::of(b"hello\n");
-    let spec = JobSpec {
-        build_id: "b-1".parse().unwrap(),
-        job: "test".into(),
-        pipeline: "post-merge".into(),
-        project: "acme/api".parse().unwrap(),
-        change: None,
-        source: "https://gerrit.example.org/acme/api".into(),
-        commit: "1111111111111111111111111111111111111111".parse().unwrap(),
-        image: "debian:bookworm".into(),
-        commands: vec!["true".into()],
-        env: Default::default(),
-        timeout_seconds: 60,
-        cpu: None,
-        memory: None,
-        services: Default::default(),
-        secrets: vec![],
-        network: false,
-        outputs: vec![],
-        trust: crate::model::Trust::Trusted,
-        required: vec![],
-        caches: vec![],
-        inputs: vec![crate::model::JobInputs {
+    let spec = spec(
+        "test",
+        "post-merge",
+        vec![crate::model::JobInputs {
             job: "build".into(),
             files: vec![crate::model::OutputFile {
                 path: "dist/it's here.txt".into(),
@@ -92,7 +79,7 @@ fn issue_18_inputs_are_fetched_from_the_store_and_checked() {
                 executable: false,
             }],
         }],
-    };
+    );
     let job = manifest(&spec, &KubeSettings::default());
     let pod = job.spec.unwrap().template.spec.unwrap();
     let fetch = &pod.init_containers.unwrap()[0];
@@ -140,29 +127,7 @@ fn issue_19_a_large_fetch_plan_goes_in_pieces_and_a_huge_one_is_refused() {
             })
             .collect(),
     };
-    let mut spec = JobSpec {
-        build_id: "b-1".parse().unwrap(),
-        job: "test".into(),
-        pipeline: "post-merge".into(),
-        project: "acme/api".parse().unwrap(),
-        change: None,
-        source: "https://gerrit.example.org/acme/api".into(),
-        commit: "1111111111111111111111111111111111111111".parse().unwrap(),
-        image: "debian:bookworm".into(),
-        commands: vec!["true".into()],
-        env: Default::default(),
-        timeout_seconds: 60,
-        cpu: None,
-        memory: None,
-        services: Default::default(),
-        secrets: vec![],
-        network: false,
-        outputs: vec![],
-        trust: crate::model::Trust::Trusted,
-        required: vec![],
-        caches: vec![],
-        inputs: vec![many(1_200)],
-    };
+    let mut spec = spec("test", "post-merge", vec![many(1_200)]);
     let job = manifest(&spec, &KubeSettings::default());
     let pod = job.spec.unwrap().template.spec.unwrap();
     let env = pod.init_containers.unwrap()[0].env.clone().unwrap();
